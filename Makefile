@@ -1,0 +1,110 @@
+# inferlab - one plain Makefile.
+#   make            build build/inferlab and build/libinferlab.a
+#   make test       install missing packages, build, run every test (conformance + CUnit)
+#   make demo       the whole pipeline on Fashion-MNIST, ending in a report
+#   make deps       install missing Debian/npm packages
+#   make help       this list
+# Switches: SANITIZE=1 (ASan+UBSan, objects in build/san), DEBUG=1 (-O0 -g), CUDA=0 (skip nvcc)
+
+CC      ?= gcc
+BUILD   ?= build
+NVCC    ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+PROTO   ?= /usr/include/onnx/onnx.proto
+
+ifeq ($(SANITIZE),1)
+BUILD   := $(BUILD)/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ifeq ($(DEBUG),1)
+OPT     := -O0 -g
+else
+OPT     := -O2 -g
+endif
+ifeq ($(CUDA),0)
+NVCC    :=
+endif
+
+GEN      := $(BUILD)/gen
+CPPFLAGS += -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
+CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -march=x86-64-v2 $(SANFLAGS)
+LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lm -lpthread -ldl
+LDFLAGS  += -fopenmp $(SANFLAGS)
+
+ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c)
+PASSES_SRC := $(wildcard passes/*.c)
+QUANT_SRC  := $(wildcard quantize/*.c)
+PRUNE_SRC  := $(wildcard prune/*.c)
+DISTILL_SRC:= $(wildcard distill/*.c)
+BENCH_SRC  := $(wildcard bench/*.c)
+REPORT_SRC := $(wildcard reports/*.c)
+LIB_SRC    := $(ENGINE_SRC) $(PASSES_SRC) $(QUANT_SRC) $(PRUNE_SRC) $(DISTILL_SRC) $(BENCH_SRC) $(REPORT_SRC)
+CLI_SRC    := $(wildcard cli/*.c)
+TEST_SRC   := $(wildcard tests/test_*.c)
+
+LIB_OBJ  := $(GEN)/onnx.pb-c.o $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+# CUDA parts are built when nvcc is found (CI has it at /usr/local/cuda, without a GPU).
+CUDA_SRC := $(wildcard engine/cuda/*.cu)
+ifneq ($(NVCC),)
+ifneq ($(CUDA_SRC),)
+CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
+LIB_OBJ  += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
+CPPFLAGS += -DIL_HAVE_CUDA
+LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+endif
+endif
+
+LIB := $(BUILD)/libinferlab.a
+BIN := $(BUILD)/inferlab
+TESTBIN := $(BUILD)/test_inferlab
+
+.PHONY: all test demo deps help clean check-conformance
+all: $(BIN) $(LIB)
+
+help:
+	@sed -n '2,8p' Makefile | sed 's/^# //'
+
+$(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h: $(PROTO)
+	@mkdir -p $(GEN)
+	protoc-c -I$(dir $(PROTO)) --c_out=$(GEN) $(PROTO)
+
+$(GEN)/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c $< -o $@
+
+# Every object may include the generated header.
+$(BUILD)/%.o: %.c | $(GEN)/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 -I. -DIL_HAVE_CUDA -arch=sm_90 -Xcompiler -fPIC -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB)
+	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB) $(LDLIBS) -lcunit -o $@
+
+# make test: conformance runs first (each ends with "N passed, N failed, N skipped"), then the
+# CUnit suites, whose summary closes the output.
+test: deps $(BIN) $(TESTBIN)
+	./tests/conformance.sh $(BIN)
+	$(TESTBIN)
+
+check-conformance: $(BIN)
+	./tests/conformance.sh $(BIN)
+
+deps:
+	@./tools/deps.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,409 @@
+/*
+ * engine.h - the public interface of inferlab's engine: status codes, tensors,
+ * the graph IR, the op registry, ONNX import/export and the executor (plan).
+ *
+ * Everything else in inferlab (passes, quantize, prune, distill, bench) works on
+ * the one graph IR declared here; no module keeps a private model format.
+ *
+ * Ownership, in one place:
+ *  - il_tensor_new/il_tensor_alloc return a tensor the caller frees with il_tensor_free.
+ *    A tensor owns its data unless it was made with il_tensor_wrap.
+ *  - An il_graph owns every value, node, attribute and constant tensor in it; strings
+ *    passed to il_graph_* functions are copied. Free with il_graph_free.
+ *  - An il_plan keeps a pointer to its graph (the graph must outlive the plan) and owns
+ *    its buffers; tensors returned by il_plan_output stay valid until the next run or
+ *    il_plan_free.
+ *
+ * Errors: every function that can fail returns il_status. The message (with context:
+ * file, node name, op) is kept per thread and read with il_errmsg().
+ */
+#ifndef IL_ENGINE_H
+#define IL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IL_VERSION "0.1.0"
+#define IL_MAX_RANK 8
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    IL_OK = 0,
+    IL_ERR_PARSE,       /* malformed file or field */
+    IL_ERR_UNSUPPORTED, /* op, dtype or attribute value we do not implement */
+    IL_ERR_SHAPE,       /* shapes do not agree */
+    IL_ERR_TYPE,        /* dtypes do not agree */
+    IL_ERR_GRAPH,       /* structural problem: cycle, missing producer, duplicate name */
+    IL_ERR_INVALID,     /* bad argument or attribute value */
+    IL_ERR_IO,          /* file could not be read or written */
+    IL_ERR_OOM,
+    IL_ERR_CUDA,
+    IL_ERR_INTERNAL
+} il_status;
+
+const char *il_status_str(il_status s);
+/* The message of the last error set on this thread ("" when none). */
+const char *il_errmsg(void);
+/* Set the error message (printf-style) and return s, so callers write
+ * `return il_error(IL_ERR_SHAPE, "...", ...);`. */
+il_status il_error(il_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with more context ("node 'x' (Conv): " + old). */
+il_status il_error_wrap(il_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void il_error_clear(void);
+
+/* ---------------------------------------------------------------- dtypes */
+
+/* Values match ONNX TensorProto.DataType so import/export is a plain copy. */
+typedef enum {
+    IL_UNDEFINED = 0,
+    IL_F32 = 1,
+    IL_U8 = 2,
+    IL_I8 = 3,
+    IL_U16 = 4,
+    IL_I16 = 5,
+    IL_I32 = 6,
+    IL_I64 = 7,
+    IL_STRING = 8,
+    IL_BOOL = 9,
+    IL_F16 = 10,
+    IL_F64 = 11,
+    IL_U32 = 12,
+    IL_U64 = 13,
+    IL_BF16 = 16
+} il_dtype;
+
+/* Bytes per element; 0 for dtypes we cannot hold (string, undefined). */
+size_t il_dtype_size(il_dtype t);
+const char *il_dtype_name(il_dtype t);  /* "float32", "int64", ... */
+int il_dtype_is_float(il_dtype t);      /* f16, bf16, f32, f64 */
+int il_dtype_is_supported(il_dtype t);  /* a dtype the engine stores */
+
+float il_f16_to_f32(uint16_t h);
+uint16_t il_f32_to_f16(float f);
+float il_bf16_to_f32(uint16_t h);
+uint16_t il_f32_to_bf16(float f);
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef struct il_tensor {
+    il_dtype dtype;
+    int rank;
+    int64_t dims[IL_MAX_RANK];
+    void *data;
+    int owns_data;
+    /* Quantization parameters (INT8 passes); NULL/0 when not quantized. */
+    float *q_scale;
+    int32_t *q_zero_point;
+    int q_axis; /* -1: per tensor */
+} il_tensor;
+
+int64_t il_shape_numel(int rank, const int64_t *dims);
+static inline int64_t il_tensor_numel(const il_tensor *t) { return il_shape_numel(t->rank, t->dims); }
+static inline size_t il_tensor_bytes(const il_tensor *t) { return (size_t)il_tensor_numel(t) * il_dtype_size(t->dtype); }
+
+/* A tensor with zeroed data of the given shape. NULL (and the error set) on failure. */
+il_tensor *il_tensor_new(il_dtype dt, int rank, const int64_t *dims);
+/* A tensor that points at caller memory; il_tensor_free will not free the data. */
+il_tensor *il_tensor_wrap(il_dtype dt, int rank, const int64_t *dims, void *data);
+il_tensor *il_tensor_clone(const il_tensor *t);
+void il_tensor_free(il_tensor *t);
+/* Read element i (flat index) as double / write it from double, any numeric dtype. */
+double il_tensor_get(const il_tensor *t, int64_t i);
+void il_tensor_set(il_tensor *t, int64_t i, double v);
+/* "float32[1,3,224,224]" into buf. */
+const char *il_shape_str(int rank, const int64_t *dims, char *buf, size_t n);
+/* Fill with uniform random numbers in [lo, hi) (ints: rounded), from a seeded generator. */
+void il_tensor_fill_random(il_tensor *t, uint64_t *rng, double lo, double hi);
+/* xorshift64*; rng must not be 0. */
+uint64_t il_rand_u64(uint64_t *rng);
+double il_rand_uniform(uint64_t *rng); /* [0,1) */
+
+/* Compare got against want element-wise with |got-want| <= atol + rtol*|want|.
+ * NaN matches NaN; infinities must match exactly. Returns 1 when they agree; otherwise 0 and
+ * fills *worst (flat index of the worst element) and a description in msg. */
+int il_tensor_allclose(const il_tensor *got, const il_tensor *want, double rtol, double atol,
+                       int64_t *worst, char *msg, size_t msgn);
+
+/* ---------------------------------------------------------------- graph IR */
+
+typedef enum {
+    IL_ATTR_UNDEFINED = 0,
+    IL_ATTR_FLOAT = 1,
+    IL_ATTR_INT = 2,
+    IL_ATTR_STRING = 3,
+    IL_ATTR_TENSOR = 4,
+    IL_ATTR_GRAPH = 5,
+    IL_ATTR_FLOATS = 6,
+    IL_ATTR_INTS = 7,
+    IL_ATTR_STRINGS = 8,
+    IL_ATTR_TENSORS = 9,
+    IL_ATTR_GRAPHS = 10,
+    IL_ATTR_SPARSE_TENSOR = 11,
+    IL_ATTR_SPARSE_TENSORS = 12,
+    IL_ATTR_TYPE_PROTO = 13,
+    IL_ATTR_TYPE_PROTOS = 14
+} il_attr_type; /* values match ONNX AttributeProto.AttributeType */
+
+typedef struct il_attr {
+    char *name;
+    il_attr_type type;
+    float f;
+    int64_t i;
+    char *s;        /* STRING: bytes, NUL-terminated for convenience; slen is the length */
+    size_t slen;
+    il_tensor *t;   /* TENSOR */
+    int n;          /* count for FLOATS / INTS / STRINGS / TENSORS */
+    float *floats;
+    int64_t *ints;
+    char **strings;
+    il_tensor **tensors;
+    void *raw;      /* GRAPH and other kinds we keep only as serialized bytes */
+    size_t raw_len;
+    char *ref_attr_name; /* function attribute reference, kept for export */
+} il_attr;
+
+/* A value: graph input, initializer, or node output. Shapes may be partial: rank -1 means
+ * unknown rank, a dim of -1 is unknown, and dim_param names a symbolic dim ("batch"). */
+typedef struct il_value {
+    char *name;
+    il_dtype dtype;
+    int rank;
+    int64_t dims[IL_MAX_RANK];
+    char *dim_param[IL_MAX_RANK];
+    il_tensor *constant; /* initializer data, owned; NULL for computed values */
+    int producer;        /* node index, -1 for graph inputs and initializers */
+    int is_input;        /* listed in graph.input (and not only an initializer) */
+    int is_output;
+    char *doc;
+} il_value;
+
+typedef struct il_node {
+    char *name;
+    char *op_type;
+    char *domain;   /* "" for the default ONNX domain */
+    int n_inputs;
+    int *inputs;    /* value indices; -1 for an omitted optional input */
+    int n_outputs;
+    int *outputs;   /* value indices; -1 for an omitted optional output */
+    int n_attrs;
+    il_attr *attrs;
+    char *doc;
+    int dead;       /* removed; il_graph_compact drops it */
+} il_node;
+
+typedef struct il_opset_import {
+    char *domain;
+    int64_t version;
+} il_opset_import;
+
+typedef struct il_graph {
+    char *name;
+    il_value *values;
+    int n_values, cap_values;
+    il_node *nodes;
+    int n_nodes, cap_nodes;
+    int *inputs, n_inputs;   /* graph inputs (value indices) in order, initializers excluded */
+    int *outputs, n_outputs; /* graph outputs in order */
+    il_opset_import *opsets;
+    int n_opsets;
+    int64_t ir_version;
+    char *producer_name, *producer_version, *domain, *doc;
+    int64_t model_version;
+    int n_meta;
+    char **meta_keys, **meta_values;
+    char *base_dir; /* directory of the file it came from (external data), may be NULL */
+    int *name_index;   /* open-addressing hash of value names; internal */
+    int name_index_cap;
+} il_graph;
+
+il_graph *il_graph_new(const char *name);
+void il_graph_free(il_graph *g);
+il_graph *il_graph_clone(const il_graph *g);
+
+/* Value lookup and creation. il_graph_value returns the index of the value with that name,
+ * creating an empty one (dtype undefined, rank -1) when missing. */
+int il_graph_find_value(const il_graph *g, const char *name);
+int il_graph_value(il_graph *g, const char *name);
+/* A new value with a name derived from base that no other value has. */
+int il_graph_new_value(il_graph *g, const char *base);
+int il_graph_add_constant(il_graph *g, const char *name, il_tensor *t); /* takes ownership of t */
+void il_graph_add_input(il_graph *g, int v);
+void il_graph_add_output(il_graph *g, int v);
+
+/* Append a node; inputs/outputs are value indices (-1 for omitted). Returns the node index.
+ * The producer of each output is set. */
+int il_graph_add_node(il_graph *g, const char *op_type, const char *domain, const char *name,
+                      int n_in, const int *in, int n_out, const int *out);
+/* Add attributes to node k (names copied). */
+void il_node_set_int(il_graph *g, int k, const char *name, int64_t v);
+void il_node_set_float(il_graph *g, int k, const char *name, float v);
+void il_node_set_string(il_graph *g, int k, const char *name, const char *v);
+void il_node_set_ints(il_graph *g, int k, const char *name, int n, const int64_t *v);
+void il_node_set_floats(il_graph *g, int k, const char *name, int n, const float *v);
+void il_node_set_tensor(il_graph *g, int k, const char *name, il_tensor *t); /* takes t */
+il_attr *il_node_add_attr(il_graph *g, int k, const char *name, il_attr_type type);
+
+/* Attribute access with defaults. */
+const il_attr *il_node_attr(const il_node *n, const char *name);
+int64_t il_attr_int(const il_node *n, const char *name, int64_t dflt);
+float il_attr_float(const il_node *n, const char *name, float dflt);
+const char *il_attr_string(const il_node *n, const char *name, const char *dflt);
+/* INTS/FLOATS: returns the count (0 when absent) and sets *out to the array (not copied). */
+int il_attr_ints(const il_node *n, const char *name, const int64_t **out);
+int il_attr_floats(const il_node *n, const char *name, const float **out);
+
+/* Rewriting. */
+void il_graph_remove_node(il_graph *g, int k);            /* marks dead */
+void il_graph_replace_uses(il_graph *g, int from, int to); /* every node input and graph output */
+void il_graph_compact(il_graph *g);   /* drop dead nodes and unused non-IO values; renumbers */
+/* Consumers of value v: the number of (node, input slot) uses; fills up to max entries. */
+int il_graph_consumers(const il_graph *g, int v, int *nodes, int max);
+/* Topological order of live nodes into order[] (size n_nodes); IL_ERR_GRAPH on a cycle. */
+il_status il_graph_topo_order(const il_graph *g, int *order, int *n_order);
+/* Reorder g->nodes topologically in place. */
+il_status il_graph_sort(il_graph *g);
+/* Structural checks: every input has a producer, initializer or graph input; one producer per
+ * value; no cycle; known ops. IL_OK or an error naming the first problem. */
+il_status il_graph_verify(const il_graph *g);
+/* The opset version of a domain ("" / "ai.onnx" the default), 0 when not imported. */
+int64_t il_graph_opset(const il_graph *g, const char *domain);
+void il_graph_set_opset(il_graph *g, const char *domain, int64_t version);
+void il_graph_set_meta(il_graph *g, const char *key, const char *value);
+const char *il_graph_get_meta(const il_graph *g, const char *key);
+/* Write a readable text form of the graph. */
+void il_graph_dump(const il_graph *g, FILE *f);
+
+/* ---------------------------------------------------------------- ONNX files */
+
+il_status il_onnx_load(const char *path, il_graph **out);
+il_status il_onnx_load_buffer(const void *buf, size_t len, const char *base_dir, il_graph **out);
+/* Write the graph as an ONNX model. */
+il_status il_onnx_save(const il_graph *g, const char *path);
+il_status il_onnx_save_buffer(const il_graph *g, void **buf, size_t *len); /* caller frees *buf */
+/* TensorProto files (the ONNX backend-test .pb format) and NumPy .npy files. */
+il_status il_tensor_load_pb(const char *path, il_tensor **out, char **name /* may be NULL */);
+il_status il_tensor_save_pb(const il_tensor *t, const char *name, const char *path);
+il_status il_tensor_load_npy(const char *path, il_tensor **out);
+il_status il_tensor_save_npy(const il_tensor *t, const char *path);
+/* Load by extension (.pb or .npy). */
+il_status il_tensor_load(const char *path, il_tensor **out);
+
+/* ---------------------------------------------------------------- op registry */
+
+/* The context a kernel and its shape inference see.
+ * In shape inference, in[i]->data may be NULL (not known before running) and dims may be -1;
+ * infer sets out[i]->dtype, rank and dims (-1 where it cannot tell). in[i] is NULL for an
+ * omitted optional input; out[i] is NULL for an omitted optional output.
+ * In a kernel, every input has data and every output has its shape set by infer and data
+ * allocated, except for ops flagged IL_OPF_DYNAMIC_OUT, whose kernel sets the shape itself and
+ * allocates with il_kctx_alloc_output. */
+typedef struct il_kctx {
+    const il_node *node;
+    int64_t opset;         /* opset version in force for the node's domain */
+    int n_in, n_out;
+    il_tensor **in;
+    il_tensor **out;
+    int threads;
+    int infer_only;        /* set during shape inference */
+} il_kctx;
+
+typedef il_status (*il_infer_fn)(il_kctx *c);
+typedef il_status (*il_kernel_fn)(il_kctx *c);
+
+enum {
+    IL_OPF_ANY_DTYPE = 1,   /* moves bytes: runs on f16/bf16 directly (Reshape, Gather, Cast...) */
+    IL_OPF_DYNAMIC_OUT = 2, /* output shape depends on input data in ways infer may not see */
+};
+
+typedef struct il_op {
+    const char *domain;     /* "" for ai.onnx */
+    const char *name;
+    int since_version;      /* lowest opset handled (1 if all) */
+    il_infer_fn infer;
+    il_kernel_fn ref;       /* readable reference kernel: the oracle */
+    il_kernel_fn fast;      /* optimized CPU kernel, NULL when ref is the only one */
+    int flags;
+} il_op;
+
+/* Find an op by domain and name ("" and "ai.onnx" are the same domain). NULL if unknown. */
+const il_op *il_op_find(const char *domain, const char *name);
+/* All registered ops, for listing; count in *n. */
+const il_op *const *il_op_all(int *n);
+/* Register an extra op (plugins); returns IL_ERR_INVALID if it exists. */
+il_status il_op_register(const il_op *op);
+/* Allocate output i of a dynamic-output kernel with the given shape. */
+il_status il_kctx_alloc_output(il_kctx *c, int i, il_dtype dt, int rank, const int64_t *dims);
+
+/* ---------------------------------------------------------------- shape inference */
+
+/* Inference results for one graph: per value, a shape, and data when it could be computed
+ * at plan time (shape arithmetic, constants). */
+typedef struct il_shapes {
+    int n_values;
+    il_tensor *info;   /* per value: dtype/rank/dims (-1 unknown), data NULL */
+    il_tensor **known; /* per value: a tensor with data known before running, or NULL */
+} il_shapes;
+
+typedef struct il_bind {
+    const char *name; /* a symbolic dim name, or NULL */
+    int64_t value;
+} il_bind;
+
+/* Infer shapes and dtypes of every value. Symbolic input dims are bound by name from
+ * binds, then by `batch` for the first dim of each input, otherwise left unknown (-1).
+ * Small computations whose inputs are all known are run (up to fold_limit elements).
+ * The result is freed with il_shapes_free. */
+il_status il_infer_shapes(const il_graph *g, int64_t batch, const il_bind *binds, int n_binds,
+                          il_shapes **out);
+void il_shapes_free(il_shapes *s);
+/* Write the inferred dtype/shape back into g->values (for export and passes). */
+void il_shapes_apply(const il_shapes *s, il_graph *g);
+/* Multiply-accumulates of node k under these shapes (0 for data-movement ops). */
+int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k);
+
+/* ---------------------------------------------------------------- plan / executor */
+
+typedef enum { IL_BACKEND_CPU = 0, IL_BACKEND_CUDA = 1 } il_backend;
+
+typedef struct il_plan_opts {
+    il_backend backend;
+    int threads;          /* 0: all cores */
+    int64_t batch;        /* binds the first symbolic dim of inputs; 0: 1 */
+    const il_bind *binds; /* other symbolic dims by name */
+    int n_binds;
+    int reference;        /* use reference kernels only (slow, for checking) */
+    int profile;          /* record time per node */
+} il_plan_opts;
+
+typedef struct il_plan il_plan;
+
+il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out);
+void il_plan_free(il_plan *p);
+/* Run with inputs in graph-input order (each checked against the graph's dtype and shape). */
+il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs);
+int il_plan_n_outputs(const il_plan *p);
+/* Output i of the last run; owned by the plan. */
+const il_tensor *il_plan_output(const il_plan *p, int i);
+/* The peak of activation bytes held at once, as the memory planner laid them out. */
+int64_t il_plan_peak_bytes(const il_plan *p);
+/* The sum of all activation bytes (what a planner-less executor would hold). */
+int64_t il_plan_total_bytes(const il_plan *p);
+const il_shapes *il_plan_shapes(const il_plan *p);
+/* Per-node time of the last run in seconds (profile on), indexed like g->nodes; NULL if off. */
+const double *il_plan_node_times(const il_plan *p);
+/* Arena offsets for tests: offset and size of value v, -1 when not in the arena. */
+int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size);
+
+/* Convenience: load, run once on given inputs, return outputs (caller frees each and the array). */
+il_status il_run_model(const il_graph *g, il_tensor *const *inputs, int n_inputs,
+                       const il_plan_opts *o, il_tensor ***outputs, int *n_outputs);
+
+/* Number of cores, for the default thread count. */
+int il_num_cores(void);
+/* Set the threads used by BLAS and our own parallel loops. */
+void il_set_threads(int n);
+double il_now(void); /* monotonic seconds */
+
+#endif

@@ -1,0 +1,6 @@
+/* index.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_index[] = {
+    {0},
+};

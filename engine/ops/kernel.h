@@ -1,0 +1,84 @@
+/*
+ * kernel.h - internal helpers shared by op files (engine/ops/*.c, engine/cpu/*.c):
+ * error context, axis handling, broadcasting, dtype dispatch and parallel loops.
+ * Not a public header: only the engine includes it.
+ *
+ * How an op file looks (see engine/ops/README.md):
+ *   static il_status relu_infer(il_kctx *c)  -- set c->out[0] dtype/rank/dims from inputs
+ *   static il_status relu_ref(il_kctx *c)    -- readable loops, the oracle
+ *   static il_status relu_fast(il_kctx *c)   -- optional optimized version, same contract
+ *   const il_op il_ops_xxx[] = { {"", "Relu", 1, relu_infer, relu_ref, NULL, 0}, ..., {0} };
+ */
+#ifndef IL_KERNEL_H
+#define IL_KERNEL_H
+
+#include "../engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The op tables, one per group file; each ends with an entry whose name is NULL. */
+extern const il_op il_ops_unary[];     /* engine/ops/unary.c: math and activations */
+extern const il_op il_ops_binary[];    /* engine/ops/binary.c: arithmetic, compare, logic, Where, variadic */
+extern const il_op il_ops_conv[];      /* engine/ops/conv.c: Conv, ConvTranspose */
+extern const il_op il_ops_pool[];      /* engine/ops/pool.c */
+extern const il_op il_ops_norm[];      /* engine/ops/norm.c: BatchNorm, InstanceNorm, LayerNorm */
+extern const il_op il_ops_linalg[];    /* engine/ops/linalg.c: Gemm, MatMul, Einsum */
+extern const il_op il_ops_shape[];     /* engine/ops/shape.c: Reshape..Identity */
+extern const il_op il_ops_index[];     /* engine/ops/index.c: Gather*, Scatter*, Slice, ... */
+extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax, TopK, CumSum, Softmax */
+extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample, Pad, DepthToSpace.. */
+extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, NonZero.. */
+
+/* Error with node context: "node 'conv1' (Conv): <message>". */
+il_status il_kerr(const il_kctx *c, il_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Input i, or NULL when omitted or past the end. */
+static inline il_tensor *il_in(const il_kctx *c, int i) { return i < c->n_in ? c->in[i] : NULL; }
+static inline il_tensor *il_out(const il_kctx *c, int i) { return i < c->n_out ? c->out[i] : NULL; }
+
+/* Set output i's dtype and shape (infer functions). */
+static inline void il_set_out(il_kctx *c, int i, il_dtype dt, int rank, const int64_t *dims) {
+    il_tensor *o = il_out(c, i);
+    if (!o) return;
+    o->dtype = dt;
+    o->rank = rank;
+    for (int k = 0; k < rank && k < IL_MAX_RANK; k++) o->dims[k] = dims[k];
+}
+/* Output i takes input j's dtype and shape. */
+static inline void il_same_as(il_kctx *c, int i, int j) {
+    il_tensor *x = il_in(c, j);
+    if (x) il_set_out(c, i, x->dtype, x->rank, x->dims);
+}
+
+/* Shapes known in full (no -1 and rank >= 0). */
+static inline int il_shape_known(const il_tensor *t) {
+    if (!t || t->rank < 0) return 0;
+    for (int i = 0; i < t->rank; i++)
+        if (t->dims[i] < 0) return 0;
+    return 1;
+}
+
+/* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
+il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);
+
+/* Numpy broadcasting of two shapes. Unknown dims (-1) give -1 unless the other side fixes it. */
+il_status il_broadcast_shape(const il_kctx *c, int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
+                             int64_t *out);
+/* Strides of t seen as broadcast to out shape (rank rout): 0 along broadcast dims. */
+void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int64_t *strides);
+
+/* Read an int64/int32 tensor as int64 values (for shape/axes/pads inputs); n elements. */
+int64_t il_int_at(const il_tensor *t, int64_t i);
+
+/* Parallel loop over [0, n) with OpenMP when the work is big enough to pay for threads. */
+#define IL_PAR_FOR(c, var, n) \
+    _Pragma("omp parallel for num_threads((c)->threads > 0 ? (c)->threads : 1) if ((n) > 1 && (c)->threads > 1) schedule(static)") \
+    for (int64_t var = 0; var < (n); var++)
+
+/* BLAS sgemm row-major: C = alpha*op(A)*op(B) + beta*C. */
+void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+              const float *b, int64_t ldb, float beta, float *cm, int64_t ldc);
+
+#endif

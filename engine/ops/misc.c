@@ -1,0 +1,6 @@
+/* misc.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_misc[] = {
+    {0},
+};

@@ -1,0 +1,6 @@
+/* pool.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_pool[] = {
+    {0},
+};

@@ -1,0 +1,6 @@
+/* reduce.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_reduce[] = {
+    {0},
+};

@@ -1,0 +1,6 @@
+/* resize.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_resize[] = {
+    {0},
+};

@@ -1,0 +1,6 @@
+/* unary.c - (being written) */
+#include "kernel.h"
+
+const il_op il_ops_unary[] = {
+    {0},
+};

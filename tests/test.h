@@ -1,0 +1,41 @@
+/*
+ * test.h - CUnit glue: each tests/test_*.c registers its suite from a constructor, so adding a
+ * test file needs no edit elsewhere. tests/test_main.c runs every suite registered.
+ *
+ *   static void test_foo(void) { CU_ASSERT_EQUAL(1, 1); }
+ *   IL_SUITE("graph", {"foo", test_foo}, {"bar", test_bar})
+ */
+#ifndef IL_TEST_H
+#define IL_TEST_H
+
+#include <CUnit/CUnit.h>
+
+#include "../engine/engine.h"
+
+typedef struct il_test_case {
+    const char *name;
+    void (*fn)(void);
+} il_test_case;
+
+void il_test_add_suite(const char *name, const il_test_case *cases, int n);
+
+#define IL_SUITE(NAME, ...)                                                        \
+    static const il_test_case il_suite_cases_[] = {__VA_ARGS__};                  \
+    __attribute__((constructor)) static void il_suite_register_(void) {           \
+        il_test_add_suite(NAME, il_suite_cases_, (int)(sizeof il_suite_cases_ /   \
+                                                       sizeof il_suite_cases_[0])); \
+    }
+
+/* Assert a status is IL_OK, printing the engine's message when it is not. */
+#define IL_ASSERT_OK(expr)                                                          \
+    do {                                                                            \
+        il_status st_ = (expr);                                                     \
+        if (st_ != IL_OK) fprintf(stderr, "\n  %s: %s\n", #expr, il_errmsg());      \
+        CU_ASSERT_EQUAL_FATAL(st_, IL_OK);                                          \
+    } while (0)
+
+/* Path of a file under tests/data, or of the ONNX test data. */
+#define IL_TESTDATA "tests/data"
+#define IL_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"
+
+#endif
