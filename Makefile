@@ -27,7 +27,7 @@ endif
 GEN      := $(BUILD)/gen
 CPPFLAGS += -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -march=x86-64-v2 $(SANFLAGS)
-LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lm -lpthread -ldl
+LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
 LDFLAGS  += -fopenmp $(SANFLAGS)
 
 ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c)

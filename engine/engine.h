@@ -344,6 +344,8 @@ typedef struct il_shapes {
     int n_values;
     il_tensor *info;   /* per value: dtype/rank/dims (-1 unknown), data NULL */
     il_tensor **known; /* per value: a tensor with data known before running, or NULL */
+    unsigned char *owned; /* per value: known[v] was computed here (freed with the shapes) */
+    unsigned char *folded; /* per node: every output known at plan time */
 } il_shapes;
 
 typedef struct il_bind {
@@ -357,6 +359,8 @@ typedef struct il_bind {
  * The result is freed with il_shapes_free. */
 il_status il_infer_shapes(const il_graph *g, int64_t batch, const il_bind *binds, int n_binds,
                           il_shapes **out);
+/* The same, with input shapes taken from actual tensors (one per graph input, in order). */
+il_status il_infer_shapes_for(const il_graph *g, il_tensor *const *inputs, il_shapes **out);
 void il_shapes_free(il_shapes *s);
 /* Write the inferred dtype/shape back into g->values (for export and passes). */
 void il_shapes_apply(const il_shapes *s, il_graph *g);

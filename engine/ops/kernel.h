@@ -1,5 +1,5 @@
 /*
- * kernel.h - internal helpers shared by op files (engine/ops/*.c, engine/cpu/*.c):
+ * kernel.h - internal helpers shared by op files (engine/ops and engine/cpu):
  * error context, axis handling, broadcasting, dtype dispatch and parallel loops.
  * Not a public header: only the engine includes it.
  *
@@ -30,6 +30,7 @@ extern const il_op il_ops_index[];     /* engine/ops/index.c: Gather*, Scatter*,
 extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax, TopK, CumSum, Softmax */
 extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample, Pad, DepthToSpace.. */
 extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, NonZero.. */
+extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 
 /* Error with node context: "node 'conv1' (Conv): <message>". */
 il_status il_kerr(const il_kctx *c, il_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -72,9 +73,12 @@ void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int6
 /* Read an int64/int32 tensor as int64 values (for shape/axes/pads inputs); n elements. */
 int64_t il_int_at(const il_tensor *t, int64_t i);
 
-/* Parallel loop over [0, n) with OpenMP when the work is big enough to pay for threads. */
-#define IL_PAR_FOR(c, var, n) \
-    _Pragma("omp parallel for num_threads((c)->threads > 0 ? (c)->threads : 1) if ((n) > 1 && (c)->threads > 1) schedule(static)") \
+/* Parallel loop over [0, n) with OpenMP when the work is big enough to pay for threads.
+ * (IL_PRAGMA_ stringizes after the arguments are substituted, so c and n may be any expression.) */
+#define IL_PRAGMA_(x) _Pragma(#x)
+#define IL_PAR_FOR(c, var, n)                                                                          \
+    IL_PRAGMA_(omp parallel for num_threads((c)->threads > 0 ? (c)->threads : 1)                       \
+                   if ((n) > 1 && (c)->threads > 1) schedule(static))                                  \
     for (int64_t var = 0; var < (n); var++)
 
 /* BLAS sgemm row-major: C = alpha*op(A)*op(B) + beta*C. */

@@ -1,0 +1,38 @@
+/*
+ * cli.h - the command-line front end: one function per subcommand, argument helpers.
+ * The CLI holds no logic of its own: it parses flags, calls the library, prints.
+ */
+#ifndef IL_CLI_H
+#define IL_CLI_H
+
+#include "engine/engine.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+/* Commands defined in their own cli/*.c files as their modules land; weak so that the front
+ * end links (and simply does not list them) before a module exists. */
+#define IL_WEAK __attribute__((weak))
+IL_WEAK int cmd_opt(int argc, char **argv);     /* cli/opt.c (passes/) */
+IL_WEAK int cmd_passes(int argc, char **argv);  /* cli/opt.c */
+IL_WEAK int cmd_bench(int argc, char **argv);   /* cli/bench.c (bench/) */
+IL_WEAK int cmd_db(int argc, char **argv);      /* cli/db.c */
+IL_WEAK int cmd_report(int argc, char **argv);  /* cli/report.c (reports/) */
+IL_WEAK int cmd_zoo(int argc, char **argv);     /* cli/train.c (distill/) */
+IL_WEAK int cmd_train(int argc, char **argv);   /* cli/train.c */
+IL_WEAK int cmd_distill(int argc, char **argv); /* cli/train.c */
+IL_WEAK int cmd_eval(int argc, char **argv);    /* cli/train.c */
+
+/* Print "inferlab: <message>" for a failed status and return the exit code 1. */
+int cli_fail(il_status st, const char *what);
+/* Parse an integer/float flag value or fail with a message naming the flag. */
+int cli_int(const char *flag, const char *s, long long *out);
+int cli_double(const char *flag, const char *s, double *out);
+/* Load and verify a model, printing the error on failure. */
+il_graph *cli_load(const char *path);
+/* Parse "name=value" dim bindings (--dim) into binds (static storage, up to 16). */
+int cli_add_bind(const char *s, il_bind *binds, int *nb);
+/* Make a random input tensor for graph input i, with symbolic dims bound. */
+il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bind *b, int nb, uint64_t *rng);
+
+#endif

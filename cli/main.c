@@ -1,0 +1,137 @@
+/*
+ * main.c - `inferlab SUBCOMMAND ...`: dispatch, help, version, shared argument helpers.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "inputs, outputs, ops, parameters, per-node shapes and FLOPs, peak activation memory"},
+    {"run", cmd_run, "run a model on given or random inputs; summarize and save outputs"},
+    {"check", cmd_check, "run ONNX backend-test folders and compare outputs"},
+    {"passes", cmd_passes, "list the optimization passes"},
+    {"opt", cmd_opt, "optimize a model with a pass pipeline"},
+    {"zoo", cmd_zoo, "build a model from the zoo (mlp, lenet5, resnet, mobilenet_v2, vit...)"},
+    {"train", cmd_train, "train a model (Fashion-MNIST by default), optionally federated"},
+    {"distill", cmd_distill, "train a student from a teacher with knowledge distillation"},
+    {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a labelled set"},
+    {"bench", cmd_bench, "benchmark variants (scenarios, peers) into a SQLite database"},
+    {"db", cmd_db, "list, show, export and merge benchmark databases"},
+    {"report", cmd_report, "HTML and PDF report with plots from a results database"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "inferlab %s - an inference optimization workbench\n\nusage: inferlab COMMAND [ARGS]\n\ncommands:\n", IL_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (commands[i].fn) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-8s %s\n", "help", "this text");
+    fprintf(f, "\n`inferlab COMMAND --help` tells a command's options.\n");
+}
+
+int cli_fail(il_status st, const char *what) {
+    const char *m = il_errmsg();
+    if (what) fprintf(stderr, "inferlab: %s: %s\n", what, m[0] ? m : il_status_str(st));
+    else fprintf(stderr, "inferlab: %s\n", m[0] ? m : il_status_str(st));
+    return 1;
+}
+
+int cli_int(const char *flag, const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    if (!s) { fprintf(stderr, "inferlab: %s needs a value\n", flag); return 0; }
+    *out = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "inferlab: %s expects an integer, got '%s'\n", flag, s);
+        return 0;
+    }
+    return 1;
+}
+
+int cli_double(const char *flag, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    if (!s) { fprintf(stderr, "inferlab: %s needs a value\n", flag); return 0; }
+    *out = strtod(s, &end);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "inferlab: %s expects a number, got '%s'\n", flag, s);
+        return 0;
+    }
+    return 1;
+}
+
+il_graph *cli_load(const char *path) {
+    il_graph *g;
+    il_status st = il_onnx_load(path, &g);
+    if (st) { cli_fail(st, NULL); return NULL; }
+    st = il_graph_verify(g);
+    if (st) {
+        cli_fail(st, path);
+        il_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+int cli_add_bind(const char *s, il_bind *binds, int *nb) {
+    static char names[16][64];
+    const char *eq = s ? strchr(s, '=') : NULL;
+    long long v;
+    if (!eq || eq == s || (size_t)(eq - s) >= sizeof names[0] || *nb >= 16) {
+        fprintf(stderr, "inferlab: --dim expects NAME=VALUE, got '%s'\n", s ? s : "");
+        return 0;
+    }
+    if (!cli_int("--dim", eq + 1, &v) || v < 0) return 0;
+    memcpy(names[*nb], s, (size_t)(eq - s));
+    names[*nb][eq - s] = 0;
+    binds[*nb].name = names[*nb];
+    binds[*nb].value = v;
+    (*nb)++;
+    return 1;
+}
+
+il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bind *b, int nb, uint64_t *rng) {
+    const il_value *x = &g->values[g->inputs[i]];
+    int64_t dims[IL_MAX_RANK];
+    if (x->rank < 0) {
+        il_error(IL_ERR_SHAPE, "input '%s' has no shape in the model: give it with --input", x->name);
+        return NULL;
+    }
+    for (int d = 0; d < x->rank; d++) {
+        dims[d] = x->dims[d];
+        if (dims[d] >= 0) continue;
+        for (int j = 0; j < nb; j++)
+            if (x->dim_param[d] && !strcmp(b[j].name, x->dim_param[d])) dims[d] = b[j].value;
+        if (dims[d] < 0) dims[d] = (d == 0 && batch > 0) ? batch : 1;
+    }
+    il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
+    if (!t) return NULL;
+    if (il_dtype_is_float(x->dtype)) il_tensor_fill_random(t, rng, -1, 1);
+    else if (x->dtype == IL_BOOL) il_tensor_fill_random(t, rng, 0, 2);
+    else il_tensor_fill_random(t, rng, 0, 10);
+    return t;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *c = argv[1];
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("inferlab %s\n", IL_VERSION);
+        return 0;
+    }
+    if (!strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (commands[i].fn && !strcmp(c, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "inferlab: unknown command '%s' (see `inferlab help`)\n", c);
+    return 2;
+}

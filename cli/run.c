@@ -1,0 +1,146 @@
+/*
+ * run.c - `inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]
+ *          [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]`
+ * Inputs come from .pb/.npy files or are random (seeded); outputs are summarized and saved.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void summarize(const char *name, const il_tensor *t, int topk) {
+    char b[256];
+    int64_t n = il_tensor_numel(t);
+    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = il_tensor_get(t, i);
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+        sum += x;
+    }
+    printf("output %s: %s%s", name, il_dtype_name(t->dtype), il_shape_str(t->rank, t->dims, b, sizeof b));
+    if (n) printf("  min %.6g  max %.6g  mean %.6g", mn, mx, sum / (double)n);
+    printf("\n");
+    /* class scores: [N, C] (or [C]) floats; show the top k of the first rows */
+    if (topk <= 0 || !il_dtype_is_float(t->dtype) || t->rank < 1 || t->rank > 2) return;
+    int64_t rows = t->rank == 2 ? t->dims[0] : 1, cls = t->dims[t->rank - 1];
+    if (cls < 2) return;
+    int k = topk < cls ? topk : (int)cls;
+    for (int64_t r = 0; r < rows && r < 4; r++) {
+        printf("  row %lld top-%d:", (long long)r, k);
+        int *used = calloc((size_t)cls, sizeof(int));
+        for (int j = 0; j < k; j++) {
+            int64_t best = -1;
+            for (int64_t c = 0; c < cls; c++)
+                if (!used[c] && (best < 0 || il_tensor_get(t, r * cls + c) > il_tensor_get(t, r * cls + best))) best = c;
+            used[best] = 1;
+            printf(" %lld (%.4g)", (long long)best, il_tensor_get(t, r * cls + best));
+        }
+        free(used);
+        printf("\n");
+    }
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *path = NULL, *outdir = NULL, *format = "npy";
+    long long batch = 1, seed = 1, threads = 0, topk = 5, repeat = 1;
+    int nb = 0, reference = 0, nspec = 0;
+    il_bind binds[16];
+    const char *spec[64];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--batch")) { if (!cli_int(a, val, &batch) || batch < 1) return 2; i++; }
+        else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &seed)) return 2; i++; }
+        else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
+        else if (!strcmp(a, "--topk")) { if (!cli_int(a, val, &topk)) return 2; i++; }
+        else if (!strcmp(a, "--repeat")) { if (!cli_int(a, val, &repeat) || repeat < 1) return 2; i++; }
+        else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
+        else if (!strcmp(a, "--out")) { if (!val) return 2; outdir = val; i++; }
+        else if (!strcmp(a, "--format")) {
+            if (!val || (strcmp(val, "npy") && strcmp(val, "pb"))) { fprintf(stderr, "inferlab run: --format npy|pb\n"); return 2; }
+            format = val;
+            i++;
+        } else if (!strcmp(a, "--input")) {
+            if (!val || !strchr(val, '=') || nspec >= 64) { fprintf(stderr, "inferlab run: --input expects NAME=FILE\n"); return 2; }
+            spec[nspec++] = val;
+            i++;
+        } else if (!strcmp(a, "--reference")) reference = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
+                   "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]\n"
+                   "  inputs not given are random (seeded); FILE is .npy or .pb (ONNX TensorProto)\n");
+            return 0;
+        } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
+        else if (path) { fprintf(stderr, "inferlab run: one model at a time\n"); return 2; }
+        else path = a;
+    }
+    if (!path) { fprintf(stderr, "usage: inferlab run MODEL.onnx [options] (see --help)\n"); return 2; }
+    il_graph *g = cli_load(path);
+    if (!g) return 1;
+    int rc = 1;
+    il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
+    il_plan *p = NULL;
+    il_status st = IL_OK;
+    for (int s = 0; s < nspec && !st; s++) {
+        const char *eq = strchr(spec[s], '=');
+        int found = -1;
+        for (int i = 0; i < g->n_inputs; i++)
+            if (strlen(g->values[g->inputs[i]].name) == (size_t)(eq - spec[s]) &&
+                !strncmp(g->values[g->inputs[i]].name, spec[s], (size_t)(eq - spec[s])))
+                found = i;
+        if (found < 0) {
+            st = il_error(IL_ERR_INVALID, "--input %s: the model has no input named '%.*s'", spec[s], (int)(eq - spec[s]), spec[s]);
+            break;
+        }
+        il_tensor_free(in[found]);
+        st = il_tensor_load(eq + 1, &in[found]);
+    }
+    uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int i = 0; i < g->n_inputs && !st; i++) {
+        if (in[i]) continue;
+        in[i] = cli_random_input(g, i, batch, binds, nb, &rng);
+        if (!in[i]) st = IL_ERR_INVALID;
+    }
+    il_plan_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .threads = (int)threads, .reference = reference};
+    if (!st) st = il_plan_create(g, &po, &p);
+    double best = INFINITY, total = 0;
+    for (long long r = 0; r < repeat && !st; r++) {
+        double t0 = il_now();
+        st = il_plan_run(p, in, g->n_inputs);
+        double dt = il_now() - t0;
+        total += dt;
+        if (dt < best) best = dt;
+    }
+    if (st) {
+        cli_fail(st, path);
+        goto done;
+    }
+    for (int i = 0; i < il_plan_n_outputs(p); i++) summarize(g->values[g->outputs[i]].name, il_plan_output(p, i), (int)topk);
+    printf("time: %.3f ms per run (best of %lld), %.3f ms mean; peak activations %.3f MB\n", best * 1e3, repeat,
+           total / (double)repeat * 1e3, (double)il_plan_peak_bytes(p) / 1e6);
+    if (outdir) {
+        if (mkdir(outdir, 0755) && errno != EEXIST) {
+            fprintf(stderr, "inferlab: cannot create %s: %s\n", outdir, strerror(errno));
+            goto done;
+        }
+        for (int i = 0; i < il_plan_n_outputs(p); i++) {
+            char fn[4096];
+            snprintf(fn, sizeof fn, "%s/output_%d.%s", outdir, i, format);
+            const il_tensor *t = il_plan_output(p, i);
+            st = !strcmp(format, "pb") ? il_tensor_save_pb(t, g->values[g->outputs[i]].name, fn) : il_tensor_save_npy(t, fn);
+            if (st) { cli_fail(st, fn); goto done; }
+            printf("wrote %s\n", fn);
+        }
+    }
+    rc = 0;
+done:
+    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
+    free(in);
+    il_plan_free(p);
+    il_graph_free(g);
+    return rc;
+}

@@ -1,0 +1,73 @@
+/*
+ * compute.h - internal declarations shared by the compute-heavy op files (engine/ops/conv.c,
+ * pool.c, norm.c, linalg.c, einsum.c) and their fast CPU kernels (engine/cpu/conv_fast.c,
+ * engine/cpu/pool_fast.c). Not a public header.
+ *
+ * The split: engine/ops/X.c validates attributes, infers shapes and holds the reference
+ * kernel; engine/cpu/X_fast.c holds the float32 kernel built on il_sgemm and IL_PAR_FOR.
+ * Both read the same geometry struct so they cannot disagree about pads or output sizes.
+ */
+#ifndef IL_CPU_COMPUTE_H
+#define IL_CPU_COMPUTE_H
+
+#include "../ops/kernel.h"
+
+#define IL_MAX_SPATIAL (IL_MAX_RANK - 2)
+
+/* OpenBLAS runs a gemm on the calling thread alone below m*n*k = 65536*4
+ * (GEMM_MULTITHREAD_THRESHOLD), so gemms this small may run from several OpenMP threads at
+ * once without fighting over its thread pool. Above it we call BLAS from one thread and let it
+ * spread the work itself. */
+#define IL_SMALL_GEMM ((int64_t)65536 * 4)
+
+/* Sliding-window geometry of Conv, ConvTranspose and the pools. Dims may be -1 while
+ * inferring at plan time; the kernels see them all known. */
+typedef struct il_conv_geom {
+    int nsp;                            /* spatial dims */
+    int64_t n, c, m, group;             /* batch, input channels, output channels, groups */
+    int64_t in[IL_MAX_SPATIAL];         /* input spatial size */
+    int64_t out[IL_MAX_SPATIAL];        /* output spatial size */
+    int64_t k[IL_MAX_SPATIAL];          /* kernel size */
+    int64_t stride[IL_MAX_SPATIAL], dil[IL_MAX_SPATIAL];
+    int64_t pad[IL_MAX_SPATIAL];        /* pad at the start of each dim (may be < 0 for ConvTranspose) */
+    int64_t pad_end[IL_MAX_SPATIAL];
+    int64_t in_sp, out_sp, k_sp;        /* products of in, out, k (-1 when unknown) */
+} il_conv_geom;
+
+/* Output length of one sliding-window dim, resolving auto_pad ("NOTSET", "SAME_UPPER",
+ * "SAME_LOWER", "VALID") into *pb / *pe. in == -1 gives -1. Returns -2 when the (dilated)
+ * window does not fit the padded input. */
+int64_t il_window_out(int64_t in, int64_t k, int64_t s, int64_t d, const char *auto_pad, int ceil_mode,
+                      int64_t *pb, int64_t *pe);
+
+/* Read the window attributes (kernel_shape, strides, dilations, pads, auto_pad) for the
+ * spatial dims of input x (rank >= 3) into g: nsp, n, c, in, k, stride, dil, pad, pad_end.
+ * kernel (nsp entries, -1 unknown) is the kernel size taken from a weight; NULL when there is
+ * none and kernel_shape is required. With with_out, also the output size (Conv and the pools;
+ * ConvTranspose computes its own). */
+il_status il_window_geom(const il_kctx *c, const il_tensor *x, const int64_t *kernel, int ceil_mode, int with_out,
+                         il_conv_geom *g);
+
+/* Fast float32 kernels; the geometry was checked by the caller. */
+il_status il_conv_fast_f32(il_kctx *c, const il_conv_geom *g);
+il_status il_conv_transpose_fast_f32(il_kctx *c, const il_conv_geom *g);
+/* 2-D (and 1-D seen as 2-D) pools over float32; kind 0 max, 1 average. */
+il_status il_pool_fast_f32(il_kctx *c, const il_conv_geom *g, int kind, int count_include_pad,
+                           int storage_order);
+
+/* Einsum lives in its own file; linalg.c puts it in the table. */
+il_status il_einsum_infer(il_kctx *c);
+il_status il_einsum_ref(il_kctx *c);
+il_status il_einsum_fast(il_kctx *c);
+
+/* Float element access for kernels that serve float32 and float64 with one loop. */
+static inline double il_ldf(const il_tensor *t, int64_t i) {
+    return t->dtype == IL_F64 ? ((const double *)t->data)[i] : (double)((const float *)t->data)[i];
+}
+static inline void il_stf(il_tensor *t, int64_t i, double v) {
+    if (t->dtype == IL_F64) ((double *)t->data)[i] = v;
+    else ((float *)t->data)[i] = (float)v;
+}
+static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64; }
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * conv_fast.c - float32 Conv and ConvTranspose on the CPU.
+ *
+ * Conv: for each image and group, im2col lays the input windows out as a [Cg*k, out] matrix
+ * so the convolution is one sgemm W_g[Mg, Cg*k] x col. A 1x1 conv with stride 1 and no pads
+ * needs no im2col (the input already is that matrix); a depthwise conv (one input channel per
+ * group) is a direct loop per channel, since a gemm with K = k would waste BLAS.
+ * ConvTranspose: col = W_g^T x X_g, then col2im scatters each column into the output.
+ *
+ * Threads: when one image's gemm is big, BLAS spreads it over its threads and im2col runs in
+ * parallel over rows; when it is small (below IL_SMALL_GEMM, where OpenBLAS stays on the calling
+ * thread), the images themselves run in parallel, each thread with its own column buffer.
+ * The geometry (pads, output sizes) comes checked from engine/ops/conv.c.
+ */
+#include "compute.h"
+
+#include <omp.h>
+
+/* Output indices j in [0, n) with 0 <= j*s + off < limit form one run [*lo, *hi): the taps of
+ * the last spatial dim that land inside the input (im2col) or the output (col2im). */
+static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+    if (*hi < *lo) *hi = *lo;
+}
+
+static void unflat(int64_t i, int nsp, const int64_t *dims, int64_t *idx) {
+    for (int d = nsp - 1; d >= 0; d--) {
+        idx[d] = i % dims[d];
+        i /= dims[d];
+    }
+}
+
+/* Offset of the input row that outer output position o (all dims but the last) meets through
+ * tap kk, or -1 in the padding. a and b are the outer index spaces (conv: out -> in). */
+static int64_t outer_offset(const il_conv_geom *g, const int64_t *o, const int64_t *kk, const int64_t *dst_dims) {
+    int64_t flat = 0;
+    for (int d = 0; d < g->nsp - 1; d++) {
+        int64_t p = o[d] * g->stride[d] + kk[d] * g->dil[d] - g->pad[d];
+        if (p < 0 || p >= dst_dims[d]) return -1;
+        flat = flat * dst_dims[d] + p;
+    }
+    return flat * dst_dims[g->nsp - 1];
+}
+
+/* col[r, o] = x[ci, o*s + kk*d - pad] (0 in the padding), r = ci*k_sp + kk. */
+static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col, int threads) {
+    int L = g->nsp - 1;
+    int64_t rows = cg * g->k_sp, ow = g->out[L], outer = g->out_sp / ow;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && rows > 1) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t kk[IL_MAX_SPATIAL], o[IL_MAX_SPATIAL], lo, hi;
+        unflat(r % g->k_sp, g->nsp, g->k, kk);
+        const float *xc = x + (r / g->k_sp) * g->in_sp;
+        float *dst = col + r * g->out_sp;
+        int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
+        tap_range(ow, s, off, g->in[L], &lo, &hi);
+        for (int64_t q = 0; q < outer; q++, dst += ow) {
+            unflat(q, L, g->out, o);
+            int64_t base = outer_offset(g, o, kk, g->in);
+            if (base < 0) {
+                memset(dst, 0, (size_t)ow * sizeof(float));
+                continue;
+            }
+            const float *src = xc + base + off;
+            for (int64_t j = 0; j < lo; j++) dst[j] = 0;
+            if (s == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+            else
+                for (int64_t j = lo; j < hi; j++) dst[j] = src[j * s];
+            for (int64_t j = hi; j < ow; j++) dst[j] = 0;
+        }
+    }
+}
+
+/* One input channel per group (depthwise, with any channel multiplier), 1-D or 2-D: a direct
+ * loop per output channel, the inner loop running along a row so it vectorizes when s == 1. */
+static void depthwise(il_kctx *c, const il_conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+    int two = g->nsp == 2;
+    int64_t H = two ? g->in[0] : 1, W = g->in[g->nsp - 1], OH = two ? g->out[0] : 1, OW = g->out[g->nsp - 1];
+    int64_t KH = two ? g->k[0] : 1, KW = g->k[g->nsp - 1], SH = two ? g->stride[0] : 1, SW = g->stride[g->nsp - 1];
+    int64_t DH = two ? g->dil[0] : 1, DW = g->dil[g->nsp - 1], PH = two ? g->pad[0] : 0, PW = g->pad[g->nsp - 1];
+    int64_t mg = g->m / g->group, nch = g->n * g->m;
+    IL_PAR_FOR(c, nm, nch) {
+        int64_t m = nm % g->m, n = nm / g->m;
+        const float *xc = x + (n * g->c + m / mg) * H * W, *wc = w + m * KH * KW;
+        float *yc = y + nm * OH * OW;
+        for (int64_t i = 0; i < OH * OW; i++) yc[i] = b ? b[m] : 0;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            float *yr = yc + oh * OW;
+            for (int64_t kh = 0; kh < KH; kh++) {
+                int64_t ih = oh * SH + kh * DH - PH;
+                if (ih < 0 || ih >= H) continue;
+                const float *xr = xc + ih * W;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t off = kw * DW - PW, lo, hi;
+                    float wv = wc[kh * KW + kw];
+                    tap_range(OW, SW, off, W, &lo, &hi);
+                    if (SW == 1)
+                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j + off];
+                    else
+                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j * SW + off];
+                }
+            }
+        }
+    }
+}
+
+/* One image: per group, Y_g[Mg, out] = W_g[Mg, K] x col[K, out], then the bias. */
+static void conv_image(const il_conv_geom *g, const float *x, const float *w, const float *b, float *y, float *col,
+                       int pointwise, int threads) {
+    int64_t cg = g->c / g->group, mg = g->m / g->group, K = cg * g->k_sp;
+    for (int64_t grp = 0; grp < g->group; grp++) {
+        const float *xg = x + grp * cg * g->in_sp;
+        if (!pointwise) im2col(g, xg, cg, col, threads);
+        il_sgemm(0, 0, mg, g->out_sp, K, 1.0f, w + grp * mg * K, K, pointwise ? xg : col, g->out_sp, 0.0f,
+                 y + grp * mg * g->out_sp, g->out_sp);
+    }
+    if (b)
+        for (int64_t m = 0; m < g->m; m++)
+            for (int64_t i = 0; i < g->out_sp; i++) y[m * g->out_sp + i] += b[m];
+}
+
+il_status il_conv_fast_f32(il_kctx *c, const il_conv_geom *g) {
+    const float *x = c->in[0]->data, *w = c->in[1]->data, *b = il_in(c, 2) ? il_in(c, 2)->data : NULL;
+    float *y = c->out[0]->data;
+    int64_t cg = g->c / g->group, mg = g->m / g->group, K = cg * g->k_sp;
+    if (g->n * g->m * g->out_sp == 0) return IL_OK;
+    if (K == 0) { /* no input channels: the output is the bias */
+        for (int64_t i = 0; i < g->n * g->m * g->out_sp; i++) y[i] = b ? b[(i / g->out_sp) % g->m] : 0;
+        return IL_OK;
+    }
+    if (cg == 1 && g->nsp <= 2) {
+        depthwise(c, g, x, w, b, y);
+        return IL_OK;
+    }
+    int pointwise = 1;
+    for (int d = 0; d < g->nsp; d++)
+        pointwise &= g->k[d] == 1 && g->stride[d] == 1 && g->pad[d] == 0 && g->pad_end[d] == 0;
+    int threads = c->threads > 0 ? c->threads : 1;
+    size_t colsz = pointwise ? 1 : (size_t)(K * g->out_sp);
+    int per_image = g->n > 1 && threads > 1 && mg * g->out_sp * K < IL_SMALL_GEMM;
+    int nbuf = per_image ? threads : 1;
+    float *col = malloc(colsz * (size_t)nbuf * sizeof(float));
+    if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the im2col buffer (%zu floats)", colsz * (size_t)nbuf);
+    int64_t xs = g->c * g->in_sp, ys = g->m * g->out_sp;
+    if (per_image) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t n = 0; n < g->n; n++)
+            conv_image(g, x + n * xs, w, b, y + n * ys, col + (size_t)omp_get_thread_num() * colsz, pointwise, 1);
+    } else {
+        for (int64_t n = 0; n < g->n; n++) conv_image(g, x + n * xs, w, b, y + n * ys, col, pointwise, threads);
+    }
+    free(col);
+    return IL_OK;
+}
+
+/* y[mi, i*s + kk*d - pad] += col[mi*k_sp + kk, i] for each output channel mi of the group:
+ * the adjoint of im2col. Rows of one channel never touch another's output, so channels run in
+ * parallel. */
+static void col2im(const il_conv_geom *g, const float *col, int64_t mg, float *y, int threads) {
+    int L = g->nsp - 1;
+    int64_t iw = g->in[L], outer = g->in_sp / iw;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && mg > 1) schedule(static)
+    for (int64_t mi = 0; mi < mg; mi++) {
+        float *yc = y + mi * g->out_sp;
+        for (int64_t kp = 0; kp < g->k_sp; kp++) {
+            int64_t kk[IL_MAX_SPATIAL], i[IL_MAX_SPATIAL], lo, hi;
+            unflat(kp, g->nsp, g->k, kk);
+            const float *src = col + (mi * g->k_sp + kp) * g->in_sp;
+            int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
+            tap_range(iw, s, off, g->out[L], &lo, &hi);
+            for (int64_t q = 0; q < outer; q++, src += iw) {
+                unflat(q, L, g->in, i);
+                int64_t base = outer_offset(g, i, kk, g->out);
+                if (base < 0) continue;
+                float *dst = yc + base + off;
+                for (int64_t j = lo; j < hi; j++) dst[j * s] += src[j];
+            }
+        }
+    }
+}
+
+il_status il_conv_transpose_fast_f32(il_kctx *c, const il_conv_geom *g) {
+    const float *x = c->in[0]->data, *w = c->in[1]->data, *b = il_in(c, 2) ? il_in(c, 2)->data : NULL;
+    float *y = c->out[0]->data;
+    int64_t cg = g->c / g->group, mg = g->m / g->group, rows = mg * g->k_sp;
+    int threads = c->threads > 0 ? c->threads : 1;
+    int64_t ys = g->m * g->out_sp;
+    for (int64_t i = 0; i < g->n * ys; i++) y[i] = b ? b[(i / g->out_sp) % g->m] : 0;
+    if (g->n * ys == 0 || g->in_sp == 0 || cg == 0) return IL_OK;
+    float *col = malloc((size_t)(rows * g->in_sp) * sizeof(float));
+    if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the col2im buffer");
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t grp = 0; grp < g->group; grp++) {
+            /* W is [C, Mg*k]: its rows of this group, transposed, times the group's input */
+            il_sgemm(1, 0, rows, g->in_sp, cg, 1.0f, w + grp * cg * rows, rows, x + (n * g->c + grp * cg) * g->in_sp,
+                     g->in_sp, 0.0f, col, g->in_sp);
+            col2im(g, col, mg, y + n * ys + grp * mg * g->out_sp, threads);
+        }
+    free(col);
+    return IL_OK;
+}

@@ -1,0 +1,351 @@
+/*
+ * plan.c - the executor: a graph compiled for the CPU at one set of input shapes.
+ *
+ * Creating a plan infers every shape (folding shape arithmetic), fixes the node order, and lays
+ * every activation of known size into one arena with the liveness planner (memplan.c). Running
+ * it walks the nodes: infer with the real inputs (cheap, and exact even where the plan could
+ * not know a shape), take the output buffer from the arena when the planned size fits or from
+ * the heap when it does not (data-dependent shapes), run the kernel, and free heap buffers at
+ * their last use. If a run's input shapes differ from the plan's, the plan is laid out again.
+ */
+#include "memplan.h"
+#include "ops/kernel.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+
+struct il_plan {
+    const il_graph *g;
+    il_plan_opts o;
+    il_shapes *s;
+    int *order, n_order;
+    const il_op **ops;  /* per node */
+    int64_t *offset;    /* per value: arena offset or -1 */
+    int64_t *size;      /* per value: planned bytes */
+    int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
+    char *arena;
+    int64_t arena_bytes, total_bytes;
+    il_tensor *vals;    /* per value: the tensor of the current run (data borrowed) */
+    void **heap;        /* per value: heap buffer owned by the run, or NULL */
+    double *times;
+};
+
+static int is_half(il_dtype t) { return t == IL_F16 || t == IL_BF16; }
+
+void il_set_threads(int n) {
+    if (n <= 0) n = il_num_cores();
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
+
+static void release_heap(il_plan *p) {
+    for (int v = 0; v < p->g->n_values; v++) {
+        free(p->heap[v]);
+        p->heap[v] = NULL;
+    }
+}
+
+static il_status layout(il_plan *p) {
+    const il_graph *g = p->g;
+    int nv = g->n_values;
+    int64_t *first = malloc((size_t)(nv + 1) * sizeof(int64_t));
+    for (int v = 0; v < nv; v++) {
+        p->offset[v] = -1;
+        p->size[v] = 0;
+        first[v] = -1;
+        p->last[v] = -1;
+    }
+    for (int j = 0; j < p->n_order; j++) {
+        const il_node *n = &g->nodes[p->order[j]];
+        if (p->s->folded[p->order[j]]) continue;
+        for (int i = 0; i < n->n_inputs; i++)
+            if (n->inputs[i] >= 0) p->last[n->inputs[i]] = j;
+        for (int i = 0; i < n->n_outputs; i++) {
+            int v = n->outputs[i];
+            if (v < 0) continue;
+            first[v] = j;
+            if (p->last[v] < j) p->last[v] = j;
+            const il_tensor *t = &p->s->info[v];
+            if (il_shape_known(t) && il_dtype_size(t->dtype) && !(p->ops[p->order[j]]->flags & IL_OPF_DYNAMIC_OUT))
+                p->size[v] = (int64_t)il_tensor_bytes(t);
+        }
+    }
+    for (int i = 0; i < g->n_outputs; i++) p->last[g->outputs[i]] = p->n_order;
+    p->total_bytes = 0;
+    for (int v = 0; v < nv; v++) {
+        if (first[v] < 0) p->size[v] = 0;
+        p->total_bytes += p->size[v];
+    }
+    p->arena_bytes = il_memplan(nv, p->size, first, p->last, p->offset);
+    free(first);
+    free(p->arena);
+    p->arena = aligned_alloc(64, (size_t)((p->arena_bytes + 63) / 64 * 64 + 64));
+    if (!p->arena) return il_error(IL_ERR_OOM, "out of memory for a %lld-byte activation arena", (long long)p->arena_bytes);
+    return IL_OK;
+}
+
+il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out) {
+    *out = NULL;
+    il_status st = il_graph_verify(g);
+    if (st) return st;
+    il_plan *p = calloc(1, sizeof *p);
+    p->g = g;
+    if (o) p->o = *o;
+    if (p->o.threads <= 0) p->o.threads = il_num_cores();
+    if (p->o.backend != IL_BACKEND_CPU) {
+        int b = (int)p->o.backend;
+        free(p);
+        return il_error(IL_ERR_UNSUPPORTED, "backend %d is not built into this binary", b);
+    }
+    int nv = g->n_values;
+    p->order = malloc((size_t)(g->n_nodes + 1) * sizeof(int));
+    p->ops = calloc((size_t)g->n_nodes + 1, sizeof *p->ops);
+    p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
+    p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
+    p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
+    p->vals = calloc((size_t)nv + 1, sizeof(il_tensor));
+    p->heap = calloc((size_t)nv + 1, sizeof(void *));
+    p->times = calloc((size_t)g->n_nodes + 1, sizeof(double));
+    st = il_graph_topo_order(g, p->order, &p->n_order);
+    for (int k = 0; k < g->n_nodes && !st; k++)
+        if (!g->nodes[k].dead) p->ops[k] = il_op_find(g->nodes[k].domain, g->nodes[k].op_type);
+    if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, p->o.binds, p->o.n_binds, &p->s);
+    if (!st) st = layout(p);
+    if (st) { il_plan_free(p); return st; }
+    *out = p;
+    return IL_OK;
+}
+
+void il_plan_free(il_plan *p) {
+    if (!p) return;
+    release_heap(p);
+    il_shapes_free(p->s);
+    free(p->order);
+    free(p->ops);
+    free(p->offset);
+    free(p->size);
+    free(p->last);
+    free(p->arena);
+    free(p->vals);
+    free(p->heap);
+    free(p->times);
+    free(p);
+}
+
+static il_status check_inputs(il_plan *p, il_tensor *const *inputs, int n, int *replan) {
+    const il_graph *g = p->g;
+    char a[128], b[128];
+    if (n != g->n_inputs)
+        return il_error(IL_ERR_INVALID, "the model has %d input%s, %d given", g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
+    *replan = 0;
+    for (int i = 0; i < n; i++) {
+        const il_value *x = &g->values[g->inputs[i]];
+        const il_tensor *t = inputs[i];
+        if (!t || !t->data) return il_error(IL_ERR_INVALID, "input '%s' has no data", x->name);
+        if (x->dtype != IL_UNDEFINED && t->dtype != x->dtype)
+            return il_error(IL_ERR_TYPE, "input '%s': dtype %s given, the model expects %s", x->name,
+                            il_dtype_name(t->dtype), il_dtype_name(x->dtype));
+        int bad = x->rank >= 0 && t->rank != x->rank;
+        for (int d = 0; !bad && x->rank >= 0 && d < x->rank; d++) bad = x->dims[d] >= 0 && x->dims[d] != t->dims[d];
+        if (bad)
+            return il_error(IL_ERR_SHAPE, "input '%s': shape %s given, the model expects %s", x->name,
+                            il_shape_str(t->rank, t->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
+        const il_tensor *planned = &p->s->info[g->inputs[i]];
+        if (planned->rank != t->rank || memcmp(planned->dims, t->dims, (size_t)t->rank * sizeof(int64_t))) *replan = 1;
+    }
+    return IL_OK;
+}
+
+/* Convert a half tensor to a new float32 one, or back into dst's half buffer. */
+static il_tensor *half_to_f32(const il_tensor *t) {
+    il_tensor *f = il_tensor_new(IL_F32, t->rank, t->dims);
+    if (!f) return NULL;
+    int64_t n = il_tensor_numel(t);
+    const uint16_t *h = t->data;
+    float *d = f->data;
+    for (int64_t i = 0; i < n; i++) d[i] = t->dtype == IL_F16 ? il_f16_to_f32(h[i]) : il_bf16_to_f32(h[i]);
+    return f;
+}
+
+static void f32_to_half(const il_tensor *f, il_tensor *dst) {
+    int64_t n = il_tensor_numel(f);
+    const float *s = f->data;
+    uint16_t *h = dst->data;
+    for (int64_t i = 0; i < n; i++) h[i] = dst->dtype == IL_F16 ? il_f32_to_f16(s[i]) : il_f32_to_bf16(s[i]);
+}
+
+/* Give value v a buffer of its current shape: the arena slot when it fits, else the heap. */
+static il_status bind_output(il_plan *p, int v, il_tensor *t) {
+    size_t bytes = il_tensor_bytes(t);
+    free(p->heap[v]);
+    p->heap[v] = NULL;
+    if (p->offset[v] >= 0 && (int64_t)bytes <= p->size[v]) {
+        t->data = p->arena + p->offset[v];
+    } else {
+        p->heap[v] = malloc(bytes ? bytes : 1);
+        if (!p->heap[v]) return il_error(IL_ERR_OOM, "out of memory for %zu bytes of '%s'", bytes, p->g->values[v].name);
+        t->data = p->heap[v];
+    }
+    t->owns_data = 0;
+    return IL_OK;
+}
+
+static il_status run_node(il_plan *p, int k) {
+    const il_graph *g = p->g;
+    const il_node *n = &g->nodes[k];
+    const il_op *op = p->ops[k];
+    il_tensor *in[64], *out[16], outb[16];
+    il_tensor *conv_in[64] = {0};
+    int half = 0;
+    il_status st = IL_OK;
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        in[i] = v >= 0 ? &p->vals[v] : NULL;
+        if (in[i] && is_half(in[i]->dtype) && !(op->flags & IL_OPF_ANY_DTYPE)) {
+            conv_in[i] = half_to_f32(in[i]);
+            if (!conv_in[i]) { st = IL_ERR_OOM; goto done; }
+            in[i] = conv_in[i];
+            half = 1;
+        }
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        if (n->outputs[i] < 0) { out[i] = NULL; continue; }
+        memset(&outb[i], 0, sizeof outb[i]);
+        outb[i].rank = -1;
+        outb[i].q_axis = -1;
+        out[i] = &outb[i];
+    }
+    il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
+                 .in = in, .out = out, .threads = p->o.threads, .infer_only = 0};
+    if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    st = op->infer(&c);
+    if (st) goto done;
+    int dyn = (op->flags & IL_OPF_DYNAMIC_OUT) != 0;
+    for (int i = 0; i < n->n_outputs && !dyn; i++) {
+        if (!out[i]) continue;
+        if (!il_shape_known(out[i]) || !il_dtype_size(out[i]->dtype)) {
+            st = il_kerr(&c, IL_ERR_INTERNAL, "output %d shape unknown after inference", i);
+            goto done;
+        }
+        if (half && out[i]->dtype == IL_F32) {
+            out[i]->data = malloc(il_tensor_bytes(out[i]) + 1); /* computed in f32, stored half below */
+            out[i]->owns_data = 1;
+        } else if ((st = bind_output(p, n->outputs[i], out[i]))) {
+            goto done;
+        }
+    }
+    il_kernel_fn fn = (!p->o.reference && op->fast) ? op->fast : op->ref;
+    double t0 = p->o.profile ? il_now() : 0;
+    st = fn(&c);
+    if (p->o.profile) p->times[k] = il_now() - t0;
+    if (st) goto done;
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        if (!out[i] || v < 0) continue;
+        il_tensor *dst = &p->vals[v];
+        *dst = *out[i];
+        dst->owns_data = 0;
+        if (dyn) { /* kernel-allocated: the plan takes the buffer */
+            free(p->heap[v]);
+            p->heap[v] = out[i]->data;
+        } else if (half && out[i]->dtype == IL_F32) {
+            dst->dtype = IL_F16;
+            for (int j = 0; j < n->n_inputs; j++)
+                if (n->inputs[j] >= 0 && is_half(p->vals[n->inputs[j]].dtype)) { dst->dtype = p->vals[n->inputs[j]].dtype; break; }
+            if ((st = bind_output(p, v, dst))) { free(out[i]->data); goto done; }
+            f32_to_half(out[i], dst);
+            free(out[i]->data);
+        }
+    }
+done:
+    for (int i = 0; i < n->n_inputs; i++) il_tensor_free(conv_in[i]);
+    if (st && st != IL_OK && !strstr(il_errmsg(), n->name))
+        il_error_wrap(st, "node '%s' (%s): ", n->name, n->op_type);
+    return st;
+}
+
+il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
+    const il_graph *g = p->g;
+    int replan;
+    il_status st = check_inputs(p, inputs, n_inputs, &replan);
+    if (st) return st;
+    if (replan) {
+        il_shapes *s;
+        if ((st = il_infer_shapes_for(g, inputs, &s))) return st;
+        il_shapes_free(p->s);
+        p->s = s;
+        if ((st = layout(p))) return st;
+    }
+    il_set_threads(p->o.threads);
+    release_heap(p);
+    for (int v = 0; v < g->n_values; v++) {
+        if (g->values[v].constant) p->vals[v] = *g->values[v].constant;
+        else if (p->s->known[v]) p->vals[v] = *p->s->known[v];
+        else continue;
+        p->vals[v].owns_data = 0;
+    }
+    for (int i = 0; i < n_inputs; i++) {
+        p->vals[g->inputs[i]] = *inputs[i];
+        p->vals[g->inputs[i]].owns_data = 0;
+    }
+    for (int j = 0; j < p->n_order && !st; j++) {
+        int k = p->order[j];
+        if (p->s->folded[k]) continue;
+        st = run_node(p, k);
+        /* values read for the last time here give their heap buffers back */
+        const il_node *n = &g->nodes[k];
+        for (int i = 0; i < n->n_inputs; i++) {
+            int v = n->inputs[i];
+            if (v >= 0 && p->last[v] == j && p->heap[v]) {
+                free(p->heap[v]);
+                p->heap[v] = NULL;
+            }
+        }
+    }
+    return st;
+}
+
+int il_plan_n_outputs(const il_plan *p) { return p->g->n_outputs; }
+
+const il_tensor *il_plan_output(const il_plan *p, int i) {
+    if (i < 0 || i >= p->g->n_outputs) return NULL;
+    return &p->vals[p->g->outputs[i]];
+}
+
+int64_t il_plan_peak_bytes(const il_plan *p) { return p->arena_bytes; }
+int64_t il_plan_total_bytes(const il_plan *p) { return p->total_bytes; }
+const il_shapes *il_plan_shapes(const il_plan *p) { return p->s; }
+const double *il_plan_node_times(const il_plan *p) { return p->o.profile ? p->times : NULL; }
+
+int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size) {
+    if (size) *size = p->size[v];
+    return p->offset[v];
+}
+
+il_status il_run_model(const il_graph *g, il_tensor *const *inputs, int n_inputs, const il_plan_opts *o,
+                       il_tensor ***outputs, int *n_outputs) {
+    il_plan *p;
+    *outputs = NULL;
+    *n_outputs = 0;
+    il_status st = il_plan_create(g, o, &p);
+    if (st) return st;
+    st = il_plan_run(p, inputs, n_inputs);
+    if (!st) {
+        int n = il_plan_n_outputs(p);
+        il_tensor **outs = calloc((size_t)n + 1, sizeof *outs);
+        for (int i = 0; i < n && !st; i++) {
+            outs[i] = il_tensor_clone(il_plan_output(p, i));
+            if (!outs[i]) st = IL_ERR_OOM;
+        }
+        if (st) {
+            for (int i = 0; i < n; i++) il_tensor_free(outs[i]);
+            free(outs);
+        } else {
+            *outputs = outs;
+            *n_outputs = n;
+        }
+    }
+    il_plan_free(p);
+    return st;
+}

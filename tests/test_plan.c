@@ -1,0 +1,169 @@
+/*
+ * test_plan.c - the executor: shapes inferred and folded, outputs right, buffers shared by the
+ * planner without clobbering live values, float16 through float32 kernels, input checks.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+
+static int input(il_graph *g, const char *name, il_dtype dt, int rank, const int64_t *dims) {
+    int v = il_graph_value(g, name);
+    g->values[v].dtype = dt;
+    g->values[v].rank = rank;
+    memcpy(g->values[v].dims, dims, (size_t)rank * sizeof(int64_t));
+    il_graph_add_input(g, v);
+    return v;
+}
+
+/* y = Relu(x) + Neg(Relu(x)) * 2 ... as a chain long enough for buffer reuse */
+static il_graph *chain(int len, il_dtype dt) {
+    il_graph *g = il_graph_new("chain");
+    il_graph_set_opset(g, "", 17);
+    int64_t d[2] = {-1, 8};
+    int x = input(g, "x", dt, 2, d);
+    g->values[x].dim_param[0] = strdup("N");
+    int cur = x;
+    for (int i = 0; i < len; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "h%d", i);
+        int h = il_graph_value(g, nm);
+        il_graph_add_node(g, i % 2 ? "Neg" : "Relu", "", NULL, 1, &cur, 1, &h);
+        cur = h;
+    }
+    int y = il_graph_value(g, "y"), xy[2] = {cur, x};
+    il_graph_add_node(g, "Add", "", "final_add", 2, xy, 1, &y);
+    il_graph_add_output(g, y);
+    return g;
+}
+
+static void test_chain_outputs_and_reuse(void) {
+    il_graph *g = chain(9, IL_F32);
+    il_plan_opts o = {.batch = 4, .threads = 2};
+    il_plan *p;
+    IL_ASSERT_OK(il_plan_create(g, &o, &p));
+    int64_t d[2] = {4, 8};
+    il_tensor *x = il_tensor_new(IL_F32, 2, d);
+    uint64_t rng = 7;
+    il_tensor_fill_random(x, &rng, -1, 1);
+    IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    const il_tensor *y = il_plan_output(p, 0);
+    CU_ASSERT_EQUAL(y->rank, 2);
+    CU_ASSERT_EQUAL(y->dims[0], 4);
+    /* 9 alternating ops starting with Relu end on Relu of a non-positive value: 0; then + x */
+    for (int i = 0; i < 32; i++) {
+        float xi = ((float *)x->data)[i];
+        CU_ASSERT_DOUBLE_EQUAL(((float *)y->data)[i], xi, 1e-6);
+    }
+    /* 10 activations of 128 bytes each; the chain needs far fewer at once */
+    CU_ASSERT_TRUE(il_plan_peak_bytes(p) < il_plan_total_bytes(p));
+    CU_ASSERT_TRUE(il_plan_peak_bytes(p) <= 3 * 128);
+    /* a different batch at run time re-plans */
+    int64_t d2[2] = {3, 8};
+    il_tensor *x2 = il_tensor_new(IL_F32, 2, d2);
+    IL_ASSERT_OK(il_plan_run(p, &x2, 1));
+    CU_ASSERT_EQUAL(il_plan_output(p, 0)->dims[0], 3);
+    il_tensor_free(x);
+    il_tensor_free(x2);
+    il_plan_free(p);
+    il_graph_free(g);
+}
+
+static void test_input_checks(void) {
+    il_graph *g = chain(2, IL_F32);
+    il_plan *p;
+    IL_ASSERT_OK(il_plan_create(g, NULL, &p));
+    int64_t bad[2] = {2, 5};
+    il_tensor *x = il_tensor_new(IL_F32, 2, bad);
+    CU_ASSERT_EQUAL(il_plan_run(p, &x, 1), IL_ERR_SHAPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "'x'"));
+    il_tensor_free(x);
+    int64_t ok[2] = {2, 8};
+    x = il_tensor_new(IL_I32, 2, ok);
+    CU_ASSERT_EQUAL(il_plan_run(p, &x, 1), IL_ERR_TYPE);
+    CU_ASSERT_EQUAL(il_plan_run(p, &x, 0), IL_ERR_INVALID);
+    il_tensor_free(x);
+    il_plan_free(p);
+    il_graph_free(g);
+}
+
+static void test_float16_path(void) {
+    il_graph *g = chain(3, IL_F16);
+    int64_t d[2] = {2, 8};
+    il_tensor *x = il_tensor_new(IL_F16, 2, d);
+    for (int i = 0; i < 16; i++) ((uint16_t *)x->data)[i] = il_f32_to_f16((float)(i - 8) * 0.25f);
+    il_tensor **out;
+    int n;
+    IL_ASSERT_OK(il_run_model(g, &x, 1, NULL, &out, &n));
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(out[0]->dtype, IL_F16);
+    /* Relu, Neg, Relu: relu(-relu(x)) = 0, so y = x */
+    for (int i = 0; i < 16; i++)
+        CU_ASSERT_DOUBLE_EQUAL(il_f16_to_f32(((uint16_t *)out[0]->data)[i]), (float)(i - 8) * 0.25f, 1e-3);
+    il_tensor_free(out[0]);
+    free(out);
+    il_tensor_free(x);
+    il_graph_free(g);
+}
+
+/* Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as exporters write a flatten: the shape
+ * arithmetic folds at plan time, and the Reshape's output shape is static. */
+static void test_shape_arithmetic_folds(void) {
+    il_graph *g = il_graph_new("flatten");
+    il_graph_set_opset(g, "", 13);
+    int64_t d[4] = {-1, 3, 4, 5};
+    int x = input(g, "x", IL_F32, 4, d);
+    int s = il_graph_value(g, "s"), n0 = il_graph_value(g, "n0"), u = il_graph_value(g, "u"), cat = il_graph_value(g, "cat");
+    int y = il_graph_value(g, "y");
+    int64_t one = 1;
+    il_tensor *idx = il_tensor_new(IL_I64, 0, NULL);
+    il_tensor *axes = il_tensor_new(IL_I64, 1, &one);
+    il_tensor *minus1 = il_tensor_new(IL_I64, 1, &one);
+    ((int64_t *)minus1->data)[0] = -1;
+    int vi = il_graph_add_constant(g, "idx", idx), va = il_graph_add_constant(g, "axes", axes);
+    int vm = il_graph_add_constant(g, "m1", minus1);
+    il_graph_add_node(g, "Shape", "", NULL, 1, &x, 1, &s);
+    int gi[2] = {s, vi};
+    il_graph_add_node(g, "Gather", "", NULL, 2, gi, 1, &n0);
+    int ua[2] = {n0, va};
+    il_graph_add_node(g, "Unsqueeze", "", NULL, 2, ua, 1, &u);
+    int ci[2] = {u, vm};
+    int kc = il_graph_add_node(g, "Concat", "", NULL, 2, ci, 1, &cat);
+    il_node_set_int(g, kc, "axis", 0);
+    int ri[2] = {x, cat};
+    il_graph_add_node(g, "Reshape", "", NULL, 2, ri, 1, &y);
+    il_graph_add_output(g, y);
+    il_shapes *sh;
+    IL_ASSERT_OK(il_infer_shapes(g, 2, NULL, 0, &sh));
+    CU_ASSERT_EQUAL(sh->info[y].rank, 2);
+    CU_ASSERT_EQUAL(sh->info[y].dims[0], 2);
+    CU_ASSERT_EQUAL(sh->info[y].dims[1], 60);
+    CU_ASSERT_TRUE(sh->folded[0] && sh->folded[3]);
+    CU_ASSERT_FALSE(sh->folded[4]);
+    il_shapes_free(sh);
+    /* unbound batch: the Reshape's first dim stays unknown, the rest is still inferred */
+    IL_ASSERT_OK(il_infer_shapes(g, 0, NULL, 0, &sh));
+    CU_ASSERT_EQUAL(sh->info[y].rank, 2);
+    il_shapes_free(sh);
+    il_graph_free(g);
+}
+
+static void test_kernel_error_has_context(void) {
+    /* Add of [2,3] and [4] cannot broadcast: the plan fails naming the node */
+    il_graph *g = il_graph_new("bad");
+    il_graph_set_opset(g, "", 17);
+    int64_t a[2] = {2, 3}, b[1] = {4};
+    int x = input(g, "a", IL_F32, 2, a), z = input(g, "b", IL_F32, 1, b), y = il_graph_value(g, "y");
+    int in[2] = {x, z};
+    il_graph_add_node(g, "Add", "", "the_add", 2, in, 1, &y);
+    il_graph_add_output(g, y);
+    il_plan *p;
+    CU_ASSERT_EQUAL(il_plan_create(g, NULL, &p), IL_ERR_SHAPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "the_add"));
+    il_graph_free(g);
+}
+
+IL_SUITE("plan", {"chain outputs and buffer reuse", test_chain_outputs_and_reuse}, {"input checks", test_input_checks},
+         {"float16 through float32 kernels", test_float16_path}, {"shape arithmetic folds", test_shape_arithmetic_folds},
+         {"kernel errors carry the node name", test_kernel_error_has_context})
