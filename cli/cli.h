@@ -10,7 +10,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
-/* Commands defined in their own cli/*.c files as their modules land; weak so that the front
+/* Commands defined in their own files under cli/ as their modules land; weak so that the front
  * end links (and simply does not list them) before a module exists. */
 #define IL_WEAK __attribute__((weak))
 IL_WEAK int cmd_opt(int argc, char **argv);     /* cli/opt.c (passes/) */

@@ -379,6 +379,8 @@ typedef struct il_plan_opts {
     int n_binds;
     int reference;        /* use reference kernels only (slow, for checking) */
     int profile;          /* record time per node */
+    int loose_shapes;     /* accept inputs whose fixed dims differ from the model's declaration
+                             (ONNX's own test data has such cases); the plan re-infers */
 } il_plan_opts;
 
 typedef struct il_plan il_plan;

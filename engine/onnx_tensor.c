@@ -231,12 +231,12 @@ il_status il_onnx_read_file(const char *path, uint8_t **buf, size_t *len) {
         if (!nb) { free(b); b = NULL; }
         else b = nb;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? errno : 0;
     fclose(f);
     if (!b) return il_error(IL_ERR_OOM, "%s: out of memory reading the file", path);
     if (err) {
         free(b);
-        return il_error(IL_ERR_IO, "%s: read error", path);
+        return il_error(IL_ERR_IO, "%s: %s", path, strerror(err));
     }
     *buf = b;
     *len = n;

@@ -148,7 +148,7 @@ static il_status check_inputs(il_plan *p, il_tensor *const *inputs, int n, int *
                             il_dtype_name(t->dtype), il_dtype_name(x->dtype));
         int bad = x->rank >= 0 && t->rank != x->rank;
         for (int d = 0; !bad && x->rank >= 0 && d < x->rank; d++) bad = x->dims[d] >= 0 && x->dims[d] != t->dims[d];
-        if (bad)
+        if (bad && !p->o.loose_shapes)
             return il_error(IL_ERR_SHAPE, "input '%s': shape %s given, the model expects %s", x->name,
                             il_shape_str(t->rank, t->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
         const il_tensor *planned = &p->s->info[g->inputs[i]];

@@ -18,6 +18,20 @@
 
 /* ---------------------------------------------------------------- .pb */
 
+/* Whether the decoded fields could be a tensor: a known data_type and exactly as much data
+ * as dims ask for. A SequenceProto read as a TensorProto turns its name into dims, its
+ * elem_type into data_type and its elements into a "segment", and fails this. */
+static int looks_like_tensor(const Onnx__TensorProto *p) {
+    if (p->segment || !p->has_data_type || p->data_type <= 0 || p->data_type > 22) return 0;
+    uint64_t numel = 1;
+    for (size_t i = 0; i < p->n_dims; i++)
+        if (p->dims[i] < 0 || __builtin_mul_overflow(numel, (uint64_t)p->dims[i], &numel)) return 0;
+    if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) return p->n_external_data > 0;
+    size_t esize = il_dtype_size((il_dtype)p->data_type);
+    if (p->has_raw_data) return !esize || p->raw_data.len == numel * esize;
+    return p->n_float_data + p->n_int32_data + p->n_int64_data + p->n_double_data + p->n_uint64_data + p->n_string_data == numel;
+}
+
 il_status il_tensor_load_pb(const char *path, il_tensor **out, char **name) {
     *out = NULL;
     if (name) *name = NULL;
@@ -28,11 +42,14 @@ il_status il_tensor_load_pb(const char *path, il_tensor **out, char **name) {
     Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, len, buf);
     free(buf);
     if (!p) return il_error(IL_ERR_UNSUPPORTED, "%s: not a tensor (sequence/optional?): does not decode as a TensorProto", path);
+    if (!looks_like_tensor(p)) {
+        onnx__tensor_proto__free_unpacked(p, NULL);
+        return il_error(IL_ERR_UNSUPPORTED, "%s: not a tensor (sequence/optional?): its fields do not form a TensorProto", path);
+    }
     char *dir = il_onnx_dirname(path);
     st = il_onnx_tensor_from_proto(p, dir, "TensorProto", out);
     free(dir);
-    if (st == IL_ERR_PARSE) il_error_wrap(st = IL_ERR_UNSUPPORTED, "%s: not a tensor (sequence/optional?): ", path);
-    else if (st) il_error_wrap(st, "%s: ", path);
+    if (st) il_error_wrap(st, "%s: ", path);
     if (!st && name && !(*name = strdup(p->name ? p->name : ""))) {
         il_tensor_free(*out);
         *out = NULL;
@@ -107,9 +124,9 @@ static int word(cur *c, const char *w) {
 
 static il_dtype npy_dtype(const char *d) {
     /* '=' (native) and '|' / '<' for one-byte types are all little-endian here */
-    char norm[8];
+    char norm[4];
     if (strlen(d) != 3) return IL_UNDEFINED;
-    snprintf(norm, sizeof norm, "%s", d);
+    memcpy(norm, d, 4);
     if (norm[0] == '=') norm[0] = '<';
     if (norm[2] == '1' && norm[0] == '<') norm[0] = '|';
     for (size_t i = 0; i < N_NPY_TYPES; i++)

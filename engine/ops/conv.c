@@ -104,14 +104,17 @@ il_status il_window_geom(const il_kctx *c, const il_tensor *x, const int64_t *ke
     return IL_OK;
 }
 
-/* Checks shared by Conv and ConvTranspose: dtypes, ranks, group, bias. */
-static il_status conv_inputs(const il_kctx *c, int64_t *group) {
-    const il_tensor *x = il_in(c, 0), *w = il_in(c, 1);
+/* Checks shared by Conv, ConvTranspose and the quantized convs: ranks and group. The float
+ * ops also want matching float32/float64 dtypes (quant: 0). */
+static il_status conv_inputs(const il_kctx *c, const il_tensor *x, const il_tensor *w, int quant, int64_t *group) {
     char sx[96], sw[96];
     if (!x || !w) return il_kerr(c, IL_ERR_INVALID, "needs inputs X and W");
-    if (!il_is_f32_f64(x->dtype)) return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
-    if (w->dtype != x->dtype)
+    if (!quant && !il_is_f32_f64(x->dtype))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
+    if (!quant && w->dtype != x->dtype)
         return il_kerr(c, IL_ERR_TYPE, "weight is %s, input is %s", il_dtype_name(w->dtype), il_dtype_name(x->dtype));
+    if (quant && ((x->dtype != IL_U8 && x->dtype != IL_I8) || (w->dtype != IL_U8 && w->dtype != IL_I8)))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s x %s", il_dtype_name(x->dtype), il_dtype_name(w->dtype));
     if (x->rank >= 0 && w->rank >= 0 && w->rank != x->rank)
         return il_kerr(c, IL_ERR_SHAPE, "weight %s must have the rank of input %s",
                        il_shape_str(w->rank, w->dims, sw, sizeof sw), il_shape_str(x->rank, x->dims, sx, sizeof sx));
@@ -121,10 +124,10 @@ static il_status conv_inputs(const il_kctx *c, int64_t *group) {
 }
 
 /* Conv: X [N, C, D...], W [M, C/group, k...], B [M] -> Y [N, M, out...]. */
-static il_status conv_geom(const il_kctx *c, il_conv_geom *g) {
-    const il_tensor *x = il_in(c, 0), *w = il_in(c, 1), *b = il_in(c, 2);
+static il_status conv_geom_of(const il_kctx *c, const il_tensor *x, const il_tensor *w, const il_tensor *b, int quant,
+                              il_conv_geom *g) {
     int64_t group, kernel[IL_MAX_SPATIAL];
-    il_status st = conv_inputs(c, &group);
+    il_status st = conv_inputs(c, x, w, quant, &group);
     if (st) return st;
     int nsp = x->rank - 2, wk = w->rank == x->rank;
     for (int i = 0; i < nsp && i < IL_MAX_SPATIAL; i++) kernel[i] = wk ? w->dims[2 + i] : -1;
@@ -146,13 +149,17 @@ static il_status conv_geom(const il_kctx *c, il_conv_geom *g) {
     return IL_OK;
 }
 
+static il_status conv_geom(const il_kctx *c, il_conv_geom *g) {
+    return conv_geom_of(c, il_in(c, 0), il_in(c, 1), il_in(c, 2), 0, g);
+}
+
 /* ConvTranspose: X [N, C, D...], W [C, M/group, k...], B [M] -> Y [N, M, out...] where
  * out = stride*(in-1) + output_padding + (k-1)*dilation + 1 - pads, unless output_shape or
  * SAME auto_pad fix out and the pads follow from it. */
 static il_status convt_geom(const il_kctx *c, il_conv_geom *g) {
     const il_tensor *x = il_in(c, 0), *w = il_in(c, 1), *b = il_in(c, 2);
     int64_t group, kernel[IL_MAX_SPATIAL], opad[IL_MAX_SPATIAL];
-    il_status st = conv_inputs(c, &group);
+    il_status st = conv_inputs(c, x, w, 0, &group);
     if (st) return st;
     int nsp = x->rank - 2, wk = w->rank == x->rank;
     for (int i = 0; i < nsp && i < IL_MAX_SPATIAL; i++) kernel[i] = wk ? w->dims[2 + i] : -1;
@@ -256,29 +263,37 @@ static int64_t convt_dst(const il_conv_geom *g, const int64_t *i, const int64_t 
     return flat;
 }
 
-/* Y[n, m, o] = B[m] + sum over ci < C/group, taps kk of X[n, grp*C/group + ci, o*s + kk*d - pad]
- *                                                  * W[m, ci, kk],   grp = m / (M/group) */
+/* The sum over ci < C/group and taps kk of (X[n, grp*C/group + ci, o*s + kk*d - pad] - x_zp)
+ * * (W[m, ci, kk] - w_zp), grp = m / (M/group): one Conv output before bias. Taps in the
+ * padding add nothing (the quantized convs pad with x_zp, which also adds nothing). */
+static double conv_at(const il_conv_geom *g, const il_tensor *x, const il_tensor *w, double xzp, double wzp, int64_t n,
+                      int64_t m, const int64_t *o) {
+    int64_t cg = g->c / g->group, grp = m / (g->m / g->group), kk[IL_MAX_SPATIAL];
+    double acc = 0;
+    for (int64_t ci = 0; ci < cg; ci++)
+        for (int64_t kp = 0; kp < g->k_sp; kp++) {
+            unflat(kp, g->nsp, g->k, kk);
+            int64_t src = conv_src(g, o, kk);
+            if (src < 0) continue;
+            acc += (il_tensor_get(x, (n * g->c + grp * cg + ci) * g->in_sp + src) - xzp) *
+                   (il_tensor_get(w, (m * cg + ci) * g->k_sp + kp) - wzp);
+        }
+    return acc;
+}
+
+/* Y[n, m, o] = B[m] + conv_at(n, m, o) */
 static il_status conv_ref(il_kctx *c) {
     il_conv_geom g;
     il_status st = conv_geom(c, &g);
     if (st) return st;
     const il_tensor *x = c->in[0], *w = c->in[1], *b = il_in(c, 2);
     il_tensor *y = c->out[0];
-    int64_t cg = g.c / g.group, mg = g.m / g.group, o[IL_MAX_SPATIAL], kk[IL_MAX_SPATIAL];
+    int64_t o[IL_MAX_SPATIAL];
     for (int64_t n = 0; n < g.n; n++)
         for (int64_t m = 0; m < g.m; m++)
             for (int64_t op = 0; op < g.out_sp; op++) {
                 unflat(op, g.nsp, g.out, o);
-                int64_t grp = m / mg;
-                double acc = b ? il_ldf(b, m) : 0;
-                for (int64_t ci = 0; ci < cg; ci++)
-                    for (int64_t kp = 0; kp < g.k_sp; kp++) {
-                        unflat(kp, g.nsp, g.k, kk);
-                        int64_t src = conv_src(&g, o, kk);
-                        if (src < 0) continue;
-                        acc += il_ldf(x, (n * g.c + grp * cg + ci) * g.in_sp + src) * il_ldf(w, (m * cg + ci) * g.k_sp + kp);
-                    }
-                il_stf(y, (n * g.m + m) * g.out_sp + op, acc);
+                il_stf(y, (n * g.m + m) * g.out_sp + op, (b ? il_ldf(b, m) : 0) + conv_at(&g, x, w, 0, 0, n, m, o));
             }
     return IL_OK;
 }
@@ -327,8 +342,77 @@ static il_status convt_fast(il_kctx *c) {
     return st ? st : il_conv_transpose_fast_f32(c, &g);
 }
 
+/* ConvInteger: int32 Y = conv(X - x_zero_point, W - w_zero_point) over 8-bit X and W.
+ * QLinearConv: the same sum plus an int32 bias B, rescaled by x_scale*w_scale[m]/y_scale,
+ * rounded half to even, shifted by y_zero_point and saturated to y's 8-bit type. w's zero point
+ * and scale are per tensor or per output channel. Reference kernels only. */
+static il_status qconv_geom(const il_kctx *c, int qlinear, il_conv_geom *g) {
+    if (qlinear && (!il_in(c, 1) || !il_in(c, 2) || !il_in(c, 4) || !il_in(c, 5) || !il_in(c, 6) || !il_in(c, 7)))
+        return il_kerr(c, IL_ERR_INVALID, "needs x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point");
+    const il_tensor *b = qlinear ? il_in(c, 8) : NULL;
+    return conv_geom_of(c, il_in(c, 0), il_in(c, qlinear ? 3 : 1), b, 1, g);
+}
+
+static il_status qconv_infer_common(il_kctx *c, int qlinear) {
+    const il_tensor *x = il_in(c, 0);
+    il_dtype dt = qlinear && il_in(c, 7) ? c->in[7]->dtype : IL_I32;
+    il_conv_geom g;
+    if (x && x->rank < 0) {
+        il_set_out(c, 0, dt, 0, NULL);
+        c->out[0]->rank = -1;
+        return IL_OK;
+    }
+    il_status st = qconv_geom(c, qlinear, &g);
+    if (st) return st;
+    int64_t dims[IL_MAX_RANK] = {g.n, g.m};
+    for (int i = 0; i < g.nsp; i++) dims[2 + i] = g.out[i];
+    il_set_out(c, 0, dt, g.nsp + 2, dims);
+    return IL_OK;
+}
+
+static il_status convint_infer(il_kctx *c) { return qconv_infer_common(c, 0); }
+static il_status qlconv_infer(il_kctx *c) { return qconv_infer_common(c, 1); }
+
+/* Element i of a per-tensor (one element) or per-channel parameter; 0 when absent. */
+static double per_channel(const il_tensor *t, int64_t i) {
+    if (!t) return 0;
+    return il_tensor_get(t, il_tensor_numel(t) == 1 ? 0 : i);
+}
+
+static il_status qconv_ref_common(il_kctx *c, int qlinear) {
+    il_conv_geom g;
+    il_status st = qconv_geom(c, qlinear, &g);
+    if (st) return st;
+    const il_tensor *x = c->in[0], *w = c->in[qlinear ? 3 : 1], *b = qlinear ? il_in(c, 8) : NULL;
+    const il_tensor *xzp = il_in(c, 2), *wzp = il_in(c, qlinear ? 5 : 3);
+    il_tensor *y = c->out[0];
+    double lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
+    int64_t o[IL_MAX_SPATIAL];
+    for (int64_t n = 0; n < g.n; n++)
+        for (int64_t m = 0; m < g.m; m++)
+            for (int64_t op = 0; op < g.out_sp; op++) {
+                unflat(op, g.nsp, g.out, o);
+                double acc = conv_at(&g, x, w, per_channel(xzp, 0), per_channel(wzp, m), n, m, o);
+                int64_t yi = (n * g.m + m) * g.out_sp + op;
+                if (!qlinear) {
+                    ((int32_t *)y->data)[yi] = (int32_t)acc;
+                    continue;
+                }
+                acc += per_channel(b, m);
+                double scale = il_tensor_get(c->in[1], 0) * per_channel(c->in[4], m) / il_tensor_get(c->in[6], 0);
+                double v = nearbyint(acc * scale) + il_tensor_get(c->in[7], 0);
+                il_tensor_set(y, yi, v < lo ? lo : v > hi ? hi : v);
+            }
+    return IL_OK;
+}
+
+static il_status convint_ref(il_kctx *c) { return qconv_ref_common(c, 0); }
+static il_status qlconv_ref(il_kctx *c) { return qconv_ref_common(c, 1); }
+
 const il_op il_ops_conv[] = {
     {"", "Conv", 1, conv_infer, conv_ref, conv_fast, 0},
     {"", "ConvTranspose", 1, convt_infer, convt_ref, convt_fast, 0},
+    {"", "ConvInteger", 10, convint_infer, convint_ref, NULL, 0},
+    {"", "QLinearConv", 10, qlconv_infer, qlconv_ref, NULL, 0},
     {0},
 };

@@ -512,7 +512,7 @@ static int is_nonzero(const il_tensor *t, int64_t i) {
 
 static il_status nonzero_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
-    int64_t out[2] = {x->rank > 0 ? x->rank : 1, -1};
+    int64_t out[2] = {x->rank < 0 ? -1 : x->rank > 0 ? x->rank : 1, -1};
     if (x->data) {
         out[1] = 0;
         for (int64_t i = 0, n = il_tensor_numel(x); i < n; i++) out[1] += is_nonzero(x, i);

@@ -31,6 +31,8 @@ extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax, 
 extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample, Pad, DepthToSpace.. */
 extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, NonZero.. */
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
+extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
+extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
 
 /* Error with node context: "node 'conv1' (Conv): <message>". */
 il_status il_kerr(const il_kctx *c, il_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -178,6 +178,14 @@ static il_status reduce_infer(il_kctx *c, red_kind kind, int axes_input_since) {
 
 /* ---------------------------------------------------------------- reference kernel */
 
+/* The last step of a sum-like kind over n elements. */
+static double finish(red_kind k, double acc, int64_t n) {
+    if (k == RED_MEAN) return acc / (double)n; /* empty: 0/0 = NaN, as numpy */
+    if (k == RED_L2) return sqrt(acc);
+    if (k == RED_LOGSUM) return log(acc);
+    return acc;
+}
+
 /* Combine the n elements x[base + off[j]] in double; get reads an element. */
 static double combine_real(red_kind k, const il_tensor *x, double (*get)(const il_tensor *, int64_t), int64_t base,
                            const int64_t *off, int64_t n) {
@@ -205,10 +213,7 @@ static double combine_real(red_kind k, const il_tensor *x, double (*get)(const i
         default: acc += v; break; /* SUM, MEAN, LOGSUM */
         }
     }
-    if (k == RED_MEAN) return acc / (double)n; /* empty: 0/0 = NaN, as numpy */
-    if (k == RED_L2) return sqrt(acc);
-    if (k == RED_LOGSUM) return log(acc);
-    return acc;
+    return finish(k, acc, n);
 }
 
 /* Combine integer elements exactly; unsigned arithmetic so overflow wraps instead of being
@@ -287,3 +292,290 @@ static il_status reduce_ref(il_kctx *c, red_kind k, int axes_input_since) {
     free(off);
     return IL_OK;
 }
+
+/* ---------------------------------------------------------------- fast float32 kernel */
+
+/* View x as [outer, red, inner] with the middle reduced, when the reduced axes (ignoring
+ * size-1 axes, which may count either way) are one contiguous run. 0 when they are not. */
+static int reduce_block(const il_tensor *x, const int *reduced, int64_t *outer, int64_t *red, int64_t *inner) {
+    int first = -1, last = -1;
+    for (int i = 0; i < x->rank; i++)
+        if (reduced[i] && x->dims[i] != 1) {
+            if (first < 0) first = i;
+            last = i;
+        }
+    *outer = *red = *inner = 1;
+    if (first < 0) {
+        *outer = il_tensor_numel(x);
+        return 1;
+    }
+    for (int i = first; i <= last; i++)
+        if (!reduced[i] && x->dims[i] != 1) return 0;
+    for (int i = 0; i < x->rank; i++) {
+        if (i < first) *outer *= x->dims[i];
+        else if (i <= last) *red *= x->dims[i];
+        else *inner *= x->dims[i];
+    }
+    return 1;
+}
+
+/* One contiguous row: four partial sums let the loop vectorize and pipeline. */
+static double row_reduce(red_kind k, const float *p, int64_t n) {
+    if (k == RED_MAX || k == RED_MIN) {
+        float m = k == RED_MAX ? -INFINITY : INFINITY;
+        for (int64_t j = 0; j < n; j++)
+            if (k == RED_MAX ? (p[j] > m || isnan(p[j])) : (p[j] < m || isnan(p[j]))) m = p[j];
+        return m;
+    }
+    if (k == RED_PROD) {
+        double a = 1;
+        for (int64_t j = 0; j < n; j++) a *= p[j];
+        return a;
+    }
+    float m = 0;
+    if (k == RED_LOGSUMEXP) {
+        m = (float)row_reduce(RED_MAX, p, n);
+        if (isinf(m) || isnan(m)) return m;
+    }
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t j = 0;
+#define ROW_LOOP(F)                                                                       \
+    for (; j + 4 <= n; j += 4) {                                                          \
+        s0 += F(p[j]); s1 += F(p[j + 1]); s2 += F(p[j + 2]); s3 += F(p[j + 3]);           \
+    }                                                                                     \
+    for (; j < n; j++) s0 += F(p[j]);
+#define F_ID(v) (double)(v)
+#define F_ABS(v) fabs((double)(v))
+#define F_SQ(v) ((double)(v) * (double)(v))
+#define F_EXP(v) (double)expf((v) - m)
+    switch (k) {
+    case RED_L1: ROW_LOOP(F_ABS) break;
+    case RED_L2: case RED_SUMSQ: ROW_LOOP(F_SQ) break;
+    case RED_LOGSUMEXP: ROW_LOOP(F_EXP) break;
+    default: ROW_LOOP(F_ID) break;
+    }
+    double acc = (s0 + s1) + (s2 + s3);
+    if (k == RED_LOGSUMEXP) return m + log(acc);
+    return finish(k, acc, n);
+}
+
+enum { COL_CHUNK = 256 };
+
+/* Columns [i0, i0+w) of a [red, inner] block: accumulate whole rows at a time so the reads
+ * stay contiguous, in double like the reference. */
+static void col_reduce(red_kind k, const float *p, int64_t red, int64_t inner, int64_t i0, int64_t w, float *y) {
+    double acc[COL_CHUNK];
+    float m[COL_CHUNK];
+    int isext = k == RED_MAX || k == RED_MIN;
+    for (int64_t i = 0; i < w; i++) {
+        acc[i] = k == RED_PROD ? 1 : k == RED_MAX ? -INFINITY : k == RED_MIN ? INFINITY : 0;
+        m[i] = 0;
+    }
+    if (k == RED_LOGSUMEXP) {
+        col_reduce(RED_MAX, p, red, inner, i0, w, m);
+        for (int64_t r = 0; r < red; r++) {
+            const float *q = p + r * inner + i0;
+            for (int64_t i = 0; i < w; i++) acc[i] += expf(q[i] - m[i]);
+        }
+        for (int64_t i = 0; i < w; i++) y[i] = isinf(m[i]) || isnan(m[i]) ? m[i] : (float)(m[i] + log(acc[i]));
+        return;
+    }
+    for (int64_t r = 0; r < red; r++) {
+        const float *q = p + r * inner + i0;
+        switch (k) {
+        case RED_MAX: for (int64_t i = 0; i < w; i++) if (q[i] > acc[i] || isnan(q[i])) acc[i] = q[i]; break;
+        case RED_MIN: for (int64_t i = 0; i < w; i++) if (q[i] < acc[i] || isnan(q[i])) acc[i] = q[i]; break;
+        case RED_PROD: for (int64_t i = 0; i < w; i++) acc[i] *= q[i]; break;
+        case RED_L1: for (int64_t i = 0; i < w; i++) acc[i] += fabs((double)q[i]); break;
+        case RED_L2: case RED_SUMSQ: for (int64_t i = 0; i < w; i++) acc[i] += (double)q[i] * q[i]; break;
+        default: for (int64_t i = 0; i < w; i++) acc[i] += q[i]; break;
+        }
+    }
+    for (int64_t i = 0; i < w; i++) y[i] = (float)(isext ? acc[i] : finish(k, acc[i], red));
+}
+
+static il_status reduce_fast(il_kctx *c, red_kind k, int axes_input_since) {
+    const il_tensor *x = c->in[0];
+    if (x->dtype != IL_F32) return reduce_ref(c, k, axes_input_since);
+    int reduced[IL_MAX_RANK], known, n_axes;
+    il_status s = reduce_axes(c, axes_input_since, reduced, &known, &n_axes);
+    if (s) return s;
+    int64_t outer, red, inner;
+    if (!reduce_block(x, reduced, &outer, &red, &inner)) return reduce_ref(c, k, axes_input_since);
+    const float *xp = x->data;
+    float *yp = c->out[0]->data;
+    if (inner == 1) {
+        IL_PAR_FOR(c, o, outer) yp[o] = (float)row_reduce(k, xp + o * red, red);
+    } else {
+        /* tasks over (outer, column chunk) so a single outer block still spreads over threads */
+        int64_t nch = (inner + COL_CHUNK - 1) / COL_CHUNK, ntask = outer * nch;
+        IL_PAR_FOR(c, t, ntask) {
+            int64_t o = t / nch, i0 = (t % nch) * COL_CHUNK;
+            int64_t w = inner - i0 < COL_CHUNK ? inner - i0 : COL_CHUNK;
+            col_reduce(k, xp + o * red * inner, red, inner, i0, w, yp + o * inner + i0);
+        }
+    }
+    return IL_OK;
+}
+
+#define REDUCE_OP(NAME, KIND, SINCE)                                                             \
+    static il_status NAME##_infer(il_kctx *c) { return reduce_infer(c, KIND, SINCE); }           \
+    static il_status NAME##_ref(il_kctx *c) { return reduce_ref(c, KIND, SINCE); }               \
+    static il_status NAME##_fast(il_kctx *c) { return reduce_fast(c, KIND, SINCE); }
+
+REDUCE_OP(rsum, RED_SUM, 13)
+REDUCE_OP(rmean, RED_MEAN, 18)
+REDUCE_OP(rmax, RED_MAX, 18)
+REDUCE_OP(rmin, RED_MIN, 18)
+REDUCE_OP(rprod, RED_PROD, 18)
+REDUCE_OP(rl1, RED_L1, 18)
+REDUCE_OP(rl2, RED_L2, 18)
+REDUCE_OP(rlogsum, RED_LOGSUM, 18)
+REDUCE_OP(rlogsumexp, RED_LOGSUMEXP, 18)
+REDUCE_OP(rsumsq, RED_SUMSQ, 18)
+
+/* ---------------------------------------------------------------- ArgMax, ArgMin */
+
+/* Sign of x[i] - x[j] in x's own type (int64 exact); NaN counts as larger than any number
+ * when nan_high, smaller otherwise, so numpy's "NaN wins" holds for both ArgMax and ArgMin. */
+static int cmp_at(const il_tensor *x, int64_t i, int64_t j, int nan_high) {
+    if (is_int_dtype(x->dtype)) {
+        int64_t a = int_get(x, i), b = int_get(x, j);
+        return int_less(x->dtype, a, b) ? -1 : int_less(x->dtype, b, a) ? 1 : 0;
+    }
+    double a = il_tensor_get(x, i), b = il_tensor_get(x, j);
+    if (isnan(a) || isnan(b)) {
+        if (isnan(a) && isnan(b)) return 0;
+        return (isnan(a) ? 1 : -1) * (nan_high ? 1 : -1);
+    }
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+static il_status arg_infer(il_kctx *c) {
+    il_tensor *x = il_in(c, 0);
+    if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
+    if (x->dtype != IL_F32 && x->dtype != IL_F64 && !is_int_dtype(x->dtype))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
+    int keep = il_attr_int(c->node, "keepdims", 1) != 0;
+    if (x->rank < 0) {
+        il_set_out(c, 0, IL_I64, -1, NULL);
+        return IL_OK;
+    }
+    int64_t axis = il_attr_int(c->node, "axis", 0), dims[IL_MAX_RANK];
+    int a, r = 0;
+    if (x->rank == 0) return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank 0", (long long)axis);
+    il_status s = il_norm_axis(c, axis, x->rank, &a);
+    if (s) return s;
+    for (int i = 0; i < x->rank; i++) {
+        if (i != a) dims[r++] = x->dims[i];
+        else if (keep) dims[r++] = 1;
+    }
+    if (x->dims[a] == 0 && il_shape_numel(r, dims) != 0)
+        return il_kerr(c, IL_ERR_INVALID, "cannot take %s over axis %d of size 0", c->node->op_type, a);
+    il_set_out(c, 0, IL_I64, r, dims);
+    return IL_OK;
+}
+
+static il_status arg_ref(il_kctx *c, int is_max) {
+    const il_tensor *x = c->in[0];
+    int a;
+    il_status s = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &a);
+    if (s) return s;
+    int last = il_attr_int(c->node, "select_last_index", 0) != 0;
+    int64_t outer = il_shape_numel(a, x->dims), n = x->dims[a], inner = il_shape_numel(x->rank - a - 1, x->dims + a + 1);
+    int64_t *y = c->out[0]->data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            int64_t base = o * n * inner + i, best = 0;
+            for (int64_t j = 1; j < n; j++) {
+                /* d > 0: element j beats the best so far */
+                int d = is_max ? cmp_at(x, base + j * inner, base + best * inner, 1)
+                               : -cmp_at(x, base + j * inner, base + best * inner, 0);
+                if (d > 0 || (d == 0 && last)) best = j;
+            }
+            y[o * inner + i] = best;
+        }
+    return IL_OK;
+}
+
+static il_status argmax_ref(il_kctx *c) { return arg_ref(c, 1); }
+static il_status argmin_ref(il_kctx *c) { return arg_ref(c, 0); }
+
+/* ---------------------------------------------------------------- CumSum */
+
+/* The axis input: a scalar or one-element int tensor. */
+static il_status cumsum_axis(const il_kctx *c, int *axis) {
+    const il_tensor *x = c->in[0], *ax = il_in(c, 1);
+    if (!ax) return il_kerr(c, IL_ERR_INVALID, "CumSum needs the axis input");
+    if (ax->dtype != IL_I32 && ax->dtype != IL_I64)
+        return il_kerr(c, IL_ERR_TYPE, "axis must be int32 or int64, got %s", il_dtype_name(ax->dtype));
+    if (ax->rank > 1 || (ax->rank == 1 && ax->dims[0] != 1 && ax->dims[0] >= 0))
+        return il_kerr(c, IL_ERR_INVALID, "axis must be a scalar");
+    if (!ax->data) return il_kerr(c, IL_ERR_INVALID, "the axis input has no data");
+    int64_t v = il_int_at(ax, 0);
+    if (x->rank == 0) return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank 0", (long long)v);
+    return il_norm_axis(c, v, x->rank, axis);
+}
+
+static il_status cumsum_infer(il_kctx *c) {
+    il_tensor *x = il_in(c, 0), *ax = il_in(c, 1);
+    if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
+    if (x->dtype != IL_F32 && x->dtype != IL_F64 && !is_int_dtype(x->dtype))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
+    if (!ax) return il_kerr(c, IL_ERR_INVALID, "CumSum needs the axis input");
+    if (ax->data && x->rank >= 0) {
+        int a;
+        il_status s = cumsum_axis(c, &a);
+        if (s) return s;
+    }
+    il_same_as(c, 0, 0);
+    return IL_OK;
+}
+
+static il_status cumsum_ref(il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    il_tensor *y = c->out[0];
+    int a;
+    il_status s = cumsum_axis(c, &a);
+    if (s) return s;
+    int excl = il_attr_int(c->node, "exclusive", 0) != 0, rev = il_attr_int(c->node, "reverse", 0) != 0;
+    int isint = is_int_dtype(x->dtype);
+    int64_t outer = il_shape_numel(a, x->dims), n = x->dims[a], inner = il_shape_numel(x->rank - a - 1, x->dims + a + 1);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            double acc = 0;
+            uint64_t iacc = 0; /* wraps on overflow instead of being undefined */
+            for (int64_t step = 0; step < n; step++) {
+                int64_t j = rev ? n - 1 - step : step, at = (o * n + j) * inner + i;
+                /* exclusive: write the sum of the elements before this one, then add it */
+                if (!excl) {
+                    if (isint) iacc += (uint64_t)int_get(x, at);
+                    else acc += il_tensor_get(x, at);
+                }
+                if (isint) int_put(y, at, (int64_t)iacc);
+                else il_tensor_set(y, at, acc);
+                if (excl) {
+                    if (isint) iacc += (uint64_t)int_get(x, at);
+                    else acc += il_tensor_get(x, at);
+                }
+            }
+        }
+    return IL_OK;
+}
+
+const il_op il_ops_reduce[] = {
+    {"", "ReduceSum", 1, rsum_infer, rsum_ref, rsum_fast, 0},
+    {"", "ReduceMean", 1, rmean_infer, rmean_ref, rmean_fast, 0},
+    {"", "ReduceMax", 1, rmax_infer, rmax_ref, rmax_fast, 0},
+    {"", "ReduceMin", 1, rmin_infer, rmin_ref, rmin_fast, 0},
+    {"", "ReduceProd", 1, rprod_infer, rprod_ref, rprod_fast, 0},
+    {"", "ReduceL1", 1, rl1_infer, rl1_ref, rl1_fast, 0},
+    {"", "ReduceL2", 1, rl2_infer, rl2_ref, rl2_fast, 0},
+    {"", "ReduceLogSum", 1, rlogsum_infer, rlogsum_ref, rlogsum_fast, 0},
+    {"", "ReduceLogSumExp", 1, rlogsumexp_infer, rlogsumexp_ref, rlogsumexp_fast, 0},
+    {"", "ReduceSumSquare", 1, rsumsq_infer, rsumsq_ref, rsumsq_fast, 0},
+    {"", "ArgMax", 1, arg_infer, argmax_ref, NULL, 0},
+    {"", "ArgMin", 1, arg_infer, argmin_ref, NULL, 0},
+    {"", "CumSum", 11, cumsum_infer, cumsum_ref, NULL, 0},
+    {0},
+};

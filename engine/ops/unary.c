@@ -84,6 +84,26 @@ static il_status infer_gelu(il_kctx *c) {
 /* Clamp that keeps NaN (fmin/fmax would drop it). */
 #define CLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
 
+/* tanh in float through expm1f: tanh|x| = -e / (2 + e) with e = expm1(-2|x|), as accurate as
+ * tanhf (expm1 keeps small |x| exact) and about twice as fast in glibc. TANH picks it for
+ * float and libm's tanh for double. */
+static inline float tanh_s(float x) {
+    float e = expm1f(-2 * fabsf(x));
+    return copysignf(-e / (2 + e), x);
+}
+#define TANH(x) _Generic((x), float: tanh_s, default: tanh)(x)
+
+/* 1 / (1 + exp(-x)) with one exp that cannot overflow: e = exp(-|x|). */
+static inline double sigmoid_d(double x) {
+    double e = exp(-fabs(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+static inline float sigmoid_s(float x) {
+    float e = expf(-fabsf(x));
+    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+}
+#define SIGMOID(x) _Generic((x), float: sigmoid_s, default: sigmoid_d)(x)
+
 /* FLOAT_OP(Name, defaults, expr): see the file comment. In expr, x is the element, p the
  * attributes and T the type the formula is instantiated in (double or float). */
 #define FLOAT_OP(NAME, D, EXPR)                                                          \
@@ -146,7 +166,7 @@ FLOAT_OP(Asinh, NOPRM, asinh(x))
 FLOAT_OP(Acosh, NOPRM, acosh(x))
 FLOAT_OP(Atanh, NOPRM, atanh(x))
 FLOAT_OP(Erf, NOPRM, erf(x))
-FLOAT_OP(Tanh, NOPRM, tanh(x))
+FLOAT_OP(Tanh, NOPRM, TANH(x))
 
 /* Activations. Formulas follow the ONNX operator docs; expm1/log1p forms avoid cancellation. */
 FLOAT_OP(LeakyRelu, DFLT(.alpha = 0.01f), x < 0 ? p->alpha * x : x)
@@ -154,17 +174,17 @@ FLOAT_OP(Elu, DFLT(.alpha = 1.0f), x < 0 ? p->alpha * expm1(x) : x)
 FLOAT_OP(Selu, DFLT(.alpha = 1.67326319217681884765625f, .gamma = 1.05070102519989013671875f),
          x > 0 ? p->gamma * x : p->gamma * p->alpha * expm1(x))
 FLOAT_OP(Celu, DFLT(.alpha = 1.0f), x > 0 ? x : p->alpha * expm1(x / p->alpha))
-FLOAT_OP(Sigmoid, NOPRM, x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)))
+FLOAT_OP(Sigmoid, NOPRM, SIGMOID(x))
 FLOAT_OP(HardSigmoid, DFLT(.alpha = 0.2f, .beta = 0.5f), CLAMP(p->alpha * x + p->beta, 0, 1))
 FLOAT_OP(HardSwish, NOPRM, x * CLAMP(x / 6 + (T)0.5, 0, 1))
-FLOAT_OP(Softplus, NOPRM, x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)))
-FLOAT_OP(Mish, NOPRM, x * tanh(x > 0 ? x + log1p(exp(-x)) : log1p(exp(x))))
+FLOAT_OP(Softplus, NOPRM, (x > 0 ? x : 0) + log1p(exp(-fabs(x))))
+FLOAT_OP(Mish, NOPRM, x * TANH((x > 0 ? x : 0) + log1p(exp(-fabs(x)))))
 FLOAT_OP(Softsign, NOPRM, x / (1 + fabs(x)))
 FLOAT_OP(ThresholdedRelu, DFLT(.alpha = 1.0f), x > p->alpha ? x : 0)
 FLOAT_OP(Shrink, DFLT(.lambd = 0.5f), x < -p->lambd ? x + p->bias : x > p->lambd ? x - p->bias : 0)
 /* approximate="none": x * Phi(x); "tanh": the tanh approximation with sqrt(2/pi). */
 FLOAT_OP(Gelu, NOPRM,
-         p->tanh_approx ? (T)0.5 * x * (1 + tanh((T)0.7978845608028654 * (x + (T)0.044715 * x * x * x)))
+         p->tanh_approx ? (T)0.5 * x * (1 + TANH((T)0.7978845608028654 * (x + (T)0.044715 * x * x * x)))
                         : (T)0.5 * x * (1 + erf(x * (T)0.7071067811865476)))
 
 /* ---------------------------------------------------------------- ops on floats and ints */

@@ -1,0 +1,251 @@
+/*
+ * bench.h - the benchmark harness: latency statistics, scenarios after MLPerf LoadGen, variants
+ * (model x pipeline x engine x backend x batch x threads x scenario) from comma lists or YAML
+ * experiment files, provenance, peers (ONNX Runtime, PyTorch), and the SQLite results store.
+ *
+ * How a run flows: the CLI builds a list of il_variant (il_sweep_expand / il_experiment_load),
+ * keeps its shard (il_variants_shard) and calls il_bench_run. Each variant is measured in a
+ * forked child process so that its host memory high-water mark is its own, and the child writes
+ * the whole run (summary, trials, raw per-query latencies, per-node times, provenance) into the
+ * database in one transaction: a crash or kill leaves either the whole run or nothing.
+ *
+ * Ownership:
+ *  - il_trial.lat_ms is allocated by il_scenario_run; free with il_trial_free.
+ *  - il_sweep_expand / il_experiment_load return an array the caller frees with free().
+ *  - il_store_open returns a handle closed with il_store_close; il_run_record is caller-owned
+ *    (il_record_free frees what the harness allocated inside it).
+ *
+ * Errors: il_status and il_errmsg(), as in the engine.
+ */
+#ifndef IL_BENCH_H
+#define IL_BENCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../engine/engine.h"
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct il_lat_summary {
+    int64_t n;
+    double mean, stddev, min, p50, p90, p95, p99, max; /* same unit as the input */
+} il_lat_summary;
+
+/* Percentile q in [0,100] of n sorted values, linear interpolation between closest ranks
+ * (NumPy's default "linear" method): rank = q/100*(n-1). NaN when n == 0. */
+double il_percentile(const double *sorted, int64_t n, double q);
+/* Summary of n values (not modified; sorted in a copy). stddev is the sample stddev (n-1). */
+void il_lat_summarize(const double *x, int64_t n, il_lat_summary *s);
+
+/* Spread of one figure over repeated trials. */
+typedef struct il_spread {
+    int n;
+    double mean, stddev, min, max;
+} il_spread;
+void il_spread_of(const double *x, int n, il_spread *s);
+
+/* ---------------------------------------------------------------- scenarios */
+
+typedef enum {
+    IL_SC_SINGLE_STREAM = 0, /* one query at a time, the next when the last completes */
+    IL_SC_OFFLINE,           /* all samples at once: back-to-back batches, throughput */
+    IL_SC_SERVER,            /* Poisson arrivals at target_qps; latency includes queueing */
+    IL_SC_MULTI_STREAM,      /* one query = samples_per_query samples, back to back */
+    IL_SC_COUNT
+} il_scenario_kind;
+
+const char *il_scenario_name(il_scenario_kind k);
+/* "single-stream" ... ; IL_ERR_INVALID naming the choices otherwise. */
+il_status il_scenario_parse(const char *s, il_scenario_kind *k);
+
+/* Time source for schedulers. Tests pass a virtual clock so that a fake model of known latency
+ * gives exact figures; NULL means the monotonic clock and nanosleep. */
+typedef struct il_clock {
+    double (*now)(void *ctx);                  /* seconds */
+    void (*sleep_until)(void *ctx, double t);  /* returns at or after t */
+    void *ctx;
+} il_clock;
+
+/* Runs one query of `samples` samples (the callee splits it into batches). */
+typedef il_status (*il_query_fn)(void *ctx, int samples);
+
+typedef struct il_scenario {
+    il_scenario_kind kind;
+    int batch;              /* samples per engine call (>= 1) */
+    int samples_per_query;  /* multi-stream group size (0: 8) */
+    int warmup;             /* queries run first and not recorded (also at least 0.1 s) */
+    double min_seconds;     /* measure at least this long ... */
+    int64_t min_queries;    /* ... and at least this many queries */
+    int64_t max_queries;    /* 0: no cap (the min_* limits end a measurement) */
+    double target_qps;      /* server: mean arrival rate, queries/s */
+    double latency_bound_ms;/* server: the p99 bound (0: none) */
+    uint64_t seed;          /* server arrivals */
+    const il_clock *clock;  /* NULL: real time */
+} il_scenario;
+
+/* Fill sensible defaults: warm-up 5, 1 s, 64 queries, server 50 QPS, bound 10 ms. */
+void il_scenario_defaults(il_scenario *sc, il_scenario_kind k);
+
+/* One measurement. Latencies are per query in milliseconds, in issue order. */
+typedef struct il_trial {
+    double *lat_ms;
+    int64_t n;              /* queries measured */
+    int64_t samples;        /* samples processed in the measured window */
+    double seconds;         /* measured window, first issue to last completion */
+    double throughput;      /* samples per second */
+    double qps;             /* queries completed per second */
+    il_lat_summary lat;
+    int bound_met;          /* server: p99 <= latency_bound_ms (1 when no bound) */
+} il_trial;
+
+il_status il_scenario_run(const il_scenario *sc, il_query_fn fn, void *ctx, il_trial *out);
+void il_trial_free(il_trial *t);
+
+/* Server scenario: bisect the highest target QPS in [lo, hi] whose p99 meets the bound, in
+ * `steps` measurements. *best is 0 when even lo fails; *at (may be NULL) gets the trial of the
+ * best passing QPS. The measure callback lets peers run each probe out of process. */
+typedef il_status (*il_measure_fn)(void *ctx, const il_scenario *sc, il_trial *out);
+il_status il_find_max_qps(const il_scenario *sc, il_measure_fn measure, void *ctx, double lo, double hi,
+                          int steps, double *best, il_trial *at);
+/* The in-process measure callback over an il_query_fn: ctx is an il_query_binding. */
+typedef struct il_query_binding {
+    il_query_fn fn;
+    void *ctx;
+} il_query_binding;
+il_status il_measure_query(void *binding, const il_scenario *sc, il_trial *out);
+
+/* ---------------------------------------------------------------- variants */
+
+#define IL_PATH_MAX 1024
+
+typedef struct il_variant {
+    char model[IL_PATH_MAX];    /* model file as given */
+    char pipeline[256];         /* "O0" (as is), "O1".."O3", or passes joined with '+' or ',' */
+    char engine[16];            /* "inferlab", "onnxruntime", "pytorch" */
+    char backend[16];           /* "cpu", "cuda" */
+    int batch, threads;         /* threads 0: all cores */
+    il_scenario_kind scenario;
+    char parent[IL_PATH_MAX];   /* FP32 parent for agreement ("" : the model itself when the
+                                   pipeline derives from it) */
+    char dataset[256];          /* labelled set spec (distill.h), "" : guessed from the model's
+                                   metadata/shape, "none": no accuracy */
+    char label[128];            /* variant name in tables; "" : derived */
+} il_variant;
+
+/* Comma lists of each dimension (NULL: the default). */
+typedef struct il_sweep {
+    const char *models, *pipelines, *engines, *backends, *batches, *threads, *scenarios;
+    const char *parent, *dataset, *label;
+} il_sweep;
+
+/* Expand the cross product. IL_ERR_INVALID on a bad item (a message names it). */
+il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n);
+/* Keep the variants whose index i satisfies i % of == shard (shard in [0, of)). */
+void il_variants_shard(il_variant *v, int *n, int shard, int of);
+/* The label shown in tables: "model-stem O2" (+ engine when not inferlab). */
+void il_variant_label(const il_variant *v, char *buf, size_t n);
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct il_bench_opts {
+    const char *db;          /* results database path */
+    il_scenario sc;          /* timing parameters (kind and batch come from each variant) */
+    int trials;              /* repeated measurements per run (>= 1) */
+    int find_max_qps;        /* server: search the highest QPS meeting the bound */
+    int profile;             /* per-node times into the database (a separate profiled pass) */
+    int64_t accuracy_samples;/* samples used for accuracy and agreement (0: the whole set) */
+    uint64_t seed;
+    const char *cache_dir;   /* derived models (pipelines) are written here */
+    const char *peers_dir;   /* where ort_bench.js / torch_bench.py live */
+    const char *experiment;  /* name recorded with each run ("" : none) */
+    int progress;            /* progress bar on stderr */
+    int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int verbose;
+} il_bench_opts;
+
+void il_bench_defaults(il_bench_opts *o);
+
+/* Read an experiment file (YAML). Top-level keys set options and defaults; `variants:` is a
+ * list of groups, each expanded as a cross product of its lists. See docs/bench.md. */
+il_status il_experiment_load(const char *path, il_bench_opts *o, il_variant **out, int *n);
+
+/* ---------------------------------------------------------------- provenance */
+
+/* Key/value facts about the machine and build (git commit, flags, compiler, CPU, cores, GPU,
+ * driver, CUDA libraries, date); appended to kv as "key\tvalue\n" lines. */
+void il_provenance_collect(char *kv, size_t n);
+/* SHA-256 of a file as 64 hex digits. */
+il_status il_sha256_file(const char *path, char hex[65]);
+void il_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* ---------------------------------------------------------------- the run record */
+
+typedef struct il_node_time {
+    char name[96], op_type[48];
+    double ms;      /* mean per engine call */
+    int64_t macs;   /* per engine call */
+} il_node_time;
+
+/* Everything stored for one run. Unknown figures are NaN (doubles) or -1 (integers). */
+typedef struct il_run_record {
+    il_variant v;
+    char uuid[40], created_at[40], experiment[128];
+    char model_name[256], variant[160], precision[16], engine_version[64];
+    char model_sha256[65], parent_sha256[65], parent_variant[160];
+    int64_t model_bytes, params, flops; /* flops: per sample, 2 x MACs */
+    double sparsity;                    /* zero fraction of float weights of rank >= 2 */
+    int samples_per_query;
+    int n_trials;
+    il_trial *trials;
+    il_lat_summary lat;                 /* over every measured query of every trial */
+    double throughput, throughput_stddev; /* mean and stddev over trials */
+    double target_qps, latency_bound_ms, max_qps;
+    int bound_met;                      /* -1: not a server run */
+    int64_t peak_host_bytes, peak_device_bytes, peak_activation_bytes;
+    char dataset[64];
+    int64_t accuracy_samples;
+    double top1, top5, agree_top1, max_abs_err, cosine;
+    uint64_t seed;
+    int n_nodes;
+    il_node_time *nodes;
+    char provenance[8192];              /* "key\tvalue\n" lines */
+    char note[256];
+} il_run_record;
+
+void il_record_init(il_run_record *r);
+void il_record_free(il_run_record *r);
+
+/* ---------------------------------------------------------------- the store */
+
+typedef struct il_store il_store;
+
+#define IL_STORE_VERSION 2
+
+/* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
+ * timeout so that concurrent writers wait instead of failing). */
+il_status il_store_open(const char *path, il_store **out);
+/* The same, stopping at schema version `version` (tests of migrations). */
+il_status il_store_open_version(const char *path, int version, il_store **out);
+void il_store_close(il_store *s);
+int il_store_version(il_store *s);
+/* Insert a whole run in one transaction; *id (may be NULL) gets its run id. */
+il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id);
+/* Copy every run of other (migrated first) that this database lacks (by uuid). */
+il_status il_store_merge(il_store *s, const char *other, int *added, int *skipped);
+/* `db list`, `db show RUN` (id or uuid prefix), `db export --csv` (the results view). */
+il_status il_store_list(il_store *s, FILE *f);
+il_status il_store_show(il_store *s, const char *run, FILE *f);
+il_status il_store_export_csv(il_store *s, const char *table, FILE *f);
+/* The underlying sqlite3* for reports and tests. */
+void *il_store_sqlite(il_store *s);
+
+/* ---------------------------------------------------------------- running */
+
+/* Measure every variant and store one run per variant (per found QPS for --find-max-qps).
+ * Failed variants are reported on stderr and counted in *failed; the rest go on. */
+il_status il_bench_run(const il_bench_opts *o, const il_variant *v, int n, int *failed);
+/* Measure one variant in this process into r (no store). */
+il_status il_bench_measure(const il_bench_opts *o, const il_variant *v, il_run_record *r);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * bench_int.h - shared between the harness's own files (not a public interface).
+ */
+#ifndef IL_BENCH_INT_H
+#define IL_BENCH_INT_H
+
+#include "bench.h"
+
+/* The evaluation set of a run: inputs (one float input, [n, sample...]) and, when the set is
+ * labelled, the labels. Built from the model's data set (distill/) or seeded random inputs. */
+typedef struct il_evalset {
+    il_tensor *x;       /* [n, ...] float32, the model's input 0 with the batch dim = n */
+    int32_t *y;         /* n labels, or NULL (random inputs: agreement only) */
+    int64_t n;
+    char name[64];      /* "fashion-mnist:test", "random" */
+} il_evalset;
+
+/* Apply v->pipeline to the model and save the result under cache_dir; path gets the file to
+ * measure (v->model itself for O0). */
+il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n);
+/* Model file facts: size, sha256, parameters, sparsity, precision, FLOPs per sample. */
+il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_record *r);
+/* Inputs for timing: one tensor per graph input with batch b, from the evaluation set's first
+ * samples when there is one, else seeded random values. Caller frees each. */
+il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_t seed, il_tensor **in);
+/* The evaluation set for g: dataset spec (v->dataset, metadata, or guessed by shape) or random. */
+il_status il_bench_evalset(const il_graph *g, const il_variant *v, int64_t limit, uint64_t seed, il_evalset *e);
+void il_evalset_free(il_evalset *e);
+/* Run g on e's inputs in batches of b on the given backend; *out [n, ...] output 0. */
+il_status il_bench_outputs(const il_graph *g, const il_evalset *e, int b, il_backend bk, int threads, il_tensor **out);
+/* Accuracy (top-1/top-5 when labels exist) and agreement with the parent's outputs. */
+void il_bench_accuracy(const il_tensor *out, const il_evalset *e, il_run_record *r);
+void il_bench_agreement(const il_tensor *out, const il_tensor *parent, il_run_record *r);
+/* A peer engine (bench/peers/): one process per measurement, driven through the same trial
+ * and QPS-search code as inferlab. inputs is "name=file.npy" lines, one per graph input. */
+typedef struct il_peer {
+    const il_bench_opts *o;
+    const il_variant *v;
+    const char *model, *inputs;
+    int64_t peak_host_bytes, peak_device_bytes; /* the largest any measurement reported */
+    char version[64];
+} il_peer;
+il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out);
+/* Run the peer on in_npy ([n, ...]) and write its output 0 to out_npy. */
+il_status il_peer_eval(il_peer *p, const char *in_npy, const char *out_npy);
+
+/* "2024-05-01T12:00:00.123Z" */
+void il_bench_timestamp(char *buf, size_t n);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * model.c - what the harness needs to know about a model besides its speed: the derived file a
+ * pipeline produces, file and graph facts (size, hash, parameters, sparsity, precision, FLOPs),
+ * the evaluation set and its inputs, and accuracy / agreement with the FP32 parent.
+ */
+#include "bench_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../distill/distill.h"
+#include "../passes/passes.h"
+
+void il_bench_timestamp(char *buf, size_t n) {
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    char s[32];
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, n, "%s.%03dZ", s, (int)(tv.tv_usec / 1000));
+}
+
+static il_status mkdirs(const char *dir) {
+    char b[IL_PATH_MAX];
+    snprintf(b, sizeof b, "%s", dir);
+    for (char *p = b + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(b, 0755) && errno != EEXIST) return il_error(IL_ERR_IO, "cannot create %s: %s", b, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(b, 0755) && errno != EEXIST) return il_error(IL_ERR_IO, "cannot create %s: %s", b, strerror(errno));
+    return IL_OK;
+}
+
+il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n) {
+    char pipeline[256];
+    if (!v->pipeline[0] || !strcmp(v->pipeline, "O0")) {
+        snprintf(path, n, "%s", v->model);
+        return IL_OK;
+    }
+    if (v->pipeline[0] == 'O' && v->pipeline[1] >= '0' && v->pipeline[1] <= '9' && !v->pipeline[2]) {
+        const char *p = il_pass_preset(v->pipeline[1] - '0');
+        if (!p) return il_error(IL_ERR_INVALID, "unknown pipeline preset '%s'", v->pipeline);
+        snprintf(pipeline, sizeof pipeline, "%s", p);
+    } else {
+        snprintf(pipeline, sizeof pipeline, "%s", v->pipeline);
+        for (char *c = pipeline; *c; c++)
+            if (*c == '+') *c = ',';
+    }
+    il_graph *g;
+    il_status st = il_onnx_load(v->model, &g);
+    if (st) return st;
+    if (pipeline[0] && (st = il_pipeline_run(g, pipeline, NULL, NULL, 0, NULL))) {
+        il_graph_free(g);
+        return il_error_wrap(st, "%s: pipeline %s: ", v->model, v->pipeline);
+    }
+    /* The derived file sits beside the database (cache_dir), named after model and pipeline;
+     * written to a temporary name and renamed, so shards deriving the same file do not see a
+     * half-written one. */
+    const char *base = strrchr(v->model, '/');
+    base = base ? base + 1 : v->model;
+    char stem[256], tmp[IL_PATH_MAX + 32], tag[64];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot) *dot = 0;
+    snprintf(tag, sizeof tag, "%s", v->pipeline);
+    for (char *c = tag; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '-';
+    const char *dir = o->cache_dir ? o->cache_dir : "bench-cache";
+    if ((st = mkdirs(dir))) {
+        il_graph_free(g);
+        return st;
+    }
+    snprintf(path, n, "%s/%s.%s.onnx", dir, stem, tag);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    il_graph_set_meta(g, "inferlab.pipeline", v->pipeline);
+    il_graph_set_meta(g, "inferlab.parent", v->model);
+    st = il_onnx_save(g, tmp);
+    il_graph_free(g);
+    if (!st && rename(tmp, path)) st = il_error(IL_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (st) unlink(tmp);
+    return st;
+}
+
+static int is_int8_op(const il_node *n) {
+    static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                                      "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", NULL};
+    for (int i = 0; ops[i]; i++)
+        if (!strcmp(n->op_type, ops[i])) return 1;
+    return strstr(n->op_type, "Int8") != NULL || strstr(n->op_type, "QLinear") != NULL;
+}
+
+il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_record *r) {
+    struct stat sb;
+    il_status st;
+    if (stat(path, &sb)) return il_error(IL_ERR_IO, "%s: %s", path, strerror(errno));
+    r->model_bytes = (int64_t)sb.st_size;
+    /* External weights count towards the size on disk: add model.onnx.data when present. */
+    char data[IL_PATH_MAX + 8];
+    snprintf(data, sizeof data, "%s.data", path);
+    if (!stat(data, &sb)) r->model_bytes += (int64_t)sb.st_size;
+    if ((st = il_sha256_file(path, r->model_sha256))) return st;
+    int64_t params = 0, wz = 0, wn = 0, f32 = 0, f16 = 0;
+    for (int i = 0; i < g->n_values; i++) {
+        const il_tensor *t = g->values[i].constant;
+        if (!t) continue;
+        int64_t n = il_tensor_numel(t);
+        params += n;
+        if (t->dtype == IL_F32) f32 += n;
+        if (t->dtype == IL_F16 || t->dtype == IL_BF16) f16 += n;
+        if (t->rank >= 2 && il_dtype_is_float(t->dtype)) {
+            for (int64_t k = 0; k < n; k++) wz += il_tensor_get(t, k) == 0.0;
+            wn += n;
+        }
+    }
+    r->params = params;
+    r->sparsity = wn ? (double)wz / (double)wn : NAN;
+    int int8 = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && is_int8_op(&g->nodes[k])) int8 = 1;
+    snprintf(r->precision, sizeof r->precision, "%s", int8 ? "int8" : f16 > f32 ? "fp16" : "fp32");
+    il_shapes *s;
+    if (!il_infer_shapes(g, 1, NULL, 0, &s)) {
+        int64_t macs = 0;
+        for (int k = 0; k < g->n_nodes; k++)
+            if (!g->nodes[k].dead) macs += il_node_macs(g, s, k);
+        r->flops = 2 * macs;
+        il_shapes_free(s);
+    }
+    il_error_clear();
+    const char *b = strrchr(path, '/');
+    snprintf(r->model_name, sizeof r->model_name, "%s", b ? b + 1 : path);
+    return IL_OK;
+}
+
+void il_evalset_free(il_evalset *e) {
+    il_tensor_free(e->x);
+    free(e->y);
+    memset(e, 0, sizeof *e);
+}
+
+/* The data set a model was made for: its metadata says, or its shape does (Fashion-MNIST is
+ * the embedded default: 1x28x28 or 784 inputs, 10 classes). */
+static const char *guess_dataset(const il_graph *g) {
+    const char *m = il_graph_get_meta(g, "inferlab.dataset");
+    if (m && m[0]) return m;
+    if (g->n_inputs != 1 || g->n_outputs < 1) return NULL;
+    const il_value *x = &g->values[g->inputs[0]], *y = &g->values[g->outputs[0]];
+    int64_t per = 1;
+    for (int d = 1; d < x->rank; d++) per *= x->dims[d];
+    if (x->dtype == IL_F32 && per == 784 && y->rank == 2 && y->dims[1] == 10) return "fashion-mnist";
+    return NULL;
+}
+
+il_status il_bench_evalset(const il_graph *g, const il_variant *v, int64_t limit, uint64_t seed, il_evalset *e) {
+    memset(e, 0, sizeof *e);
+    if (g->n_inputs != 1) return IL_OK; /* accuracy and agreement are for single-input models */
+    const il_value *x = &g->values[g->inputs[0]];
+    if (x->dtype != IL_F32 || x->rank < 1) return IL_OK;
+    int64_t dims[IL_MAX_RANK], per = 1;
+    for (int d = 1; d < x->rank; d++) {
+        if (x->dims[d] < 0) return IL_OK;
+        dims[d] = x->dims[d];
+        per *= x->dims[d];
+    }
+    const char *spec = v->dataset[0] ? v->dataset : guess_dataset(g);
+    il_status st;
+    if (spec && strcmp(spec, "none")) {
+        char full[300];
+        il_dataset *d;
+        il_preproc p;
+        snprintf(full, sizeof full, "%s%s", spec, strchr(spec, ':') ? "" : ":test");
+        if ((st = il_data_load(full, IL_SPLIT_TEST, &d))) return il_error_wrap(st, "data set %s: ", full);
+        if ((st = il_preproc_from_meta(g, &p)) || (st = il_preproc_geometry(&p, d))) {
+            il_data_free(d);
+            return st;
+        }
+        if ((int64_t)d->c * d->h * d->w != per) {
+            il_data_free(d);
+            return il_error(IL_ERR_SHAPE, "data set %s has %dx%dx%d samples; the model's input takes %lld values",
+                            full, d->c, d->h, d->w, (long long)per);
+        }
+        int64_t n = limit > 0 && limit < d->n ? limit : d->n;
+        dims[0] = n;
+        e->x = il_tensor_new(IL_F32, x->rank, dims);
+        e->y = malloc((size_t)n * sizeof *e->y);
+        int64_t *idx = malloc((size_t)n * sizeof *idx);
+        if (!e->x || !e->y || !idx) {
+            free(idx);
+            il_data_free(d);
+            il_evalset_free(e);
+            return il_error(IL_ERR_OOM, "out of memory for %lld evaluation samples", (long long)n);
+        }
+        for (int64_t i = 0; i < n; i++) idx[i] = i, e->y[i] = d->y[i];
+        il_preproc_batch(&p, d, idx, (int)n, 0, NULL, e->x->data);
+        free(idx);
+        e->n = n;
+        snprintf(e->name, sizeof e->name, "%s", full);
+        il_data_free(d);
+        return IL_OK;
+    }
+    /* No labelled set: seeded random inputs still measure agreement with the parent. */
+    int64_t n = limit > 0 && limit < 256 ? limit : 256;
+    dims[0] = n;
+    if (!(e->x = il_tensor_new(IL_F32, x->rank, dims))) return IL_ERR_OOM;
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 3;
+    il_tensor_fill_random(e->x, &rng, -1, 1);
+    e->n = n;
+    snprintf(e->name, sizeof e->name, "random");
+    return IL_OK;
+}
+
+il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_t seed, il_tensor **in) {
+    uint64_t rng = seed * 0x9E3779B97F4A7C15ULL + 11;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const il_value *x = &g->values[g->inputs[i]];
+        int64_t dims[IL_MAX_RANK];
+        if (x->rank < 0) return il_error(IL_ERR_SHAPE, "input '%s' has no shape in the model", x->name);
+        for (int d = 0; d < x->rank; d++) {
+            dims[d] = x->dims[d];
+            if (d == 0 && (dims[d] < 0 || x->dim_param[d])) dims[d] = b;
+            else if (dims[d] < 0)
+                return il_error(IL_ERR_SHAPE, "input '%s': dim %d ('%s') is symbolic; bench binds only the batch dim",
+                                x->name, d, x->dim_param[d] ? x->dim_param[d] : "?");
+        }
+        if (!(in[i] = il_tensor_new(x->dtype, x->rank, dims))) return il_error_wrap(IL_ERR_OOM, "input '%s': ", x->name);
+        if (e && e->x && i == 0 && in[i]->dtype == IL_F32) {
+            /* the evaluation set's first samples, repeated when the batch is larger than it */
+            int64_t per = il_tensor_numel(in[i]) / (dims[0] ? dims[0] : 1);
+            for (int64_t s = 0; s < dims[0]; s++)
+                memcpy((float *)in[i]->data + s * per, (float *)e->x->data + (s % e->n) * per, (size_t)per * 4);
+        } else if (il_dtype_is_float(x->dtype)) {
+            il_tensor_fill_random(in[i], &rng, -1, 1);
+        } else {
+            il_tensor_fill_random(in[i], &rng, 0, x->dtype == IL_BOOL ? 2 : 10);
+        }
+    }
+    return IL_OK;
+}
+
+il_status il_bench_outputs(const il_graph *g, const il_evalset *e, int b, il_backend bk, int threads, il_tensor **out) {
+    il_plan_opts po = {.backend = bk, .threads = threads, .batch = b};
+    il_plan *p;
+    il_status st = il_plan_create(g, &po, &p);
+    if (st) return st;
+    int64_t per_in = il_tensor_numel(e->x) / e->n;
+    int64_t dims[IL_MAX_RANK];
+    memcpy(dims, e->x->dims, sizeof dims);
+    dims[0] = b;
+    il_tensor *x = il_tensor_new(IL_F32, e->x->rank, dims);
+    *out = NULL;
+    if (!x) st = IL_ERR_OOM;
+    int64_t per_out = 0;
+    for (int64_t s = 0; s < e->n && !st; s += b) {
+        /* The last batch is padded with copies of the last sample; their outputs are dropped. */
+        for (int64_t j = 0; j < b; j++) {
+            int64_t src = s + j < e->n ? s + j : e->n - 1;
+            memcpy((float *)x->data + j * per_in, (float *)e->x->data + src * per_in, (size_t)per_in * 4);
+        }
+        if ((st = il_plan_run(p, &x, 1))) break;
+        const il_tensor *y = il_plan_output(p, 0);
+        if (!*out) {
+            int64_t od[IL_MAX_RANK];
+            memcpy(od, y->dims, sizeof od);
+            if (y->rank < 1 || y->dims[0] != b) {
+                st = il_error(IL_ERR_SHAPE, "output 0 does not have the batch as its first dim");
+                break;
+            }
+            od[0] = e->n;
+            per_out = il_tensor_numel(y) / b;
+            if (!(*out = il_tensor_new(IL_F32, y->rank, od))) { st = IL_ERR_OOM; break; }
+        }
+        for (int64_t j = 0; j < b && s + j < e->n; j++)
+            for (int64_t k = 0; k < per_out; k++)
+                ((float *)(*out)->data)[(s + j) * per_out + k] = (float)il_tensor_get(y, j * per_out + k);
+    }
+    il_tensor_free(x);
+    il_plan_free(p);
+    if (st) {
+        il_tensor_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+static int64_t argmax(const float *v, int64_t k) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < k; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+void il_bench_accuracy(const il_tensor *out, const il_evalset *e, il_run_record *r) {
+    if (!out || !e->y || out->dtype != IL_F32) return;
+    int64_t n = e->n, k = il_tensor_numel(out) / n, c1 = 0, c5 = 0;
+    const float *o = out->data;
+    for (int64_t i = 0; i < n; i++) {
+        const float *v = o + i * k;
+        float want = v[e->y[i]];
+        int64_t above = 0; /* classes scored strictly higher than the true one */
+        for (int64_t j = 0; j < k; j++) above += v[j] > want;
+        c1 += above == 0;
+        c5 += above < 5;
+    }
+    r->top1 = (double)c1 / (double)n;
+    r->top5 = k >= 5 ? (double)c5 / (double)n : NAN;
+    r->accuracy_samples = n;
+    snprintf(r->dataset, sizeof r->dataset, "%s", e->name);
+}
+
+void il_bench_agreement(const il_tensor *out, const il_tensor *parent, il_run_record *r) {
+    if (!out || !parent || il_tensor_numel(out) != il_tensor_numel(parent) || out->rank < 1) return;
+    int64_t n = out->dims[0], k = il_tensor_numel(out) / n, agree = 0;
+    const float *a = out->data, *b = parent->data;
+    double cos_sum = 0, mx = 0;
+    int64_t cos_n = 0;
+    for (int64_t i = 0; i < n; i++) {
+        agree += argmax(a + i * k, k) == argmax(b + i * k, k);
+        double dot = 0, na = 0, nb = 0;
+        for (int64_t j = 0; j < k; j++) {
+            double x = a[i * k + j], y = b[i * k + j];
+            dot += x * y, na += x * x, nb += y * y;
+            if (fabs(x - y) > mx || isnan(x - y)) mx = fabs(x - y);
+        }
+        /* cosine per sample, averaged: one bad sample is not hidden by many large ones */
+        if (na > 0 && nb > 0) cos_sum += dot / sqrt(na * nb), cos_n++;
+    }
+    r->agree_top1 = (double)agree / (double)n;
+    r->max_abs_err = mx;
+    r->cosine = cos_n ? cos_sum / (double)cos_n : NAN;
+}

@@ -1,0 +1,323 @@
+/*
+ * variant.c - what to measure: cross products of comma lists, shards of a sweep, and
+ * experiment files (YAML, read with libyaml) that declare a sweep and its options.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+void il_bench_defaults(il_bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->db = "results.db";
+    il_scenario_defaults(&o->sc, IL_SC_SINGLE_STREAM);
+    o->trials = 3;
+    o->accuracy_samples = 0;
+    o->seed = 1;
+    o->cache_dir = NULL;
+    o->experiment = "";
+}
+
+/* ---- comma lists */
+
+#define MAX_ITEMS 64
+
+static int split(const char *s, const char *dflt, char items[][IL_PATH_MAX], int max) {
+    const char *p = s && s[0] ? s : dflt;
+    int n = 0;
+    while (p && *p && n < max) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        while (len && (*p == ' ')) p++, len--;
+        while (len && p[len - 1] == ' ') len--;
+        if (len) snprintf(items[n++], IL_PATH_MAX, "%.*s", (int)len, p);
+        p = c ? c + 1 : NULL;
+    }
+    return n;
+}
+
+static il_status parse_int(const char *what, const char *s, int lo, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > 1 << 20)
+        return il_error(IL_ERR_INVALID, "%s: expected an integer >= %d, got '%s'", what, lo, s);
+    *out = (int)v;
+    return IL_OK;
+}
+
+static int known(const char *s, const char *const *set) {
+    for (; *set; set++)
+        if (!strcmp(s, *set)) return 1;
+    return 0;
+}
+
+void il_variant_label(const il_variant *v, char *buf, size_t n) {
+    if (v->label[0]) {
+        snprintf(buf, n, "%s", v->label);
+        return;
+    }
+    const char *base = strrchr(v->model, '/');
+    base = base ? base + 1 : v->model;
+    char stem[128];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && !strcmp(dot, ".onnx")) *dot = 0;
+    /* model.onnx inside a folder named after the model (the ONNX test layout): use the folder */
+    if (!strcmp(stem, "model") && base != v->model) {
+        const char *p = base - 1, *q = p;
+        while (q > v->model && q[-1] != '/') q--;
+        snprintf(stem, sizeof stem, "%.*s", (int)(p - q), q);
+    }
+    if (strcmp(v->engine, "inferlab")) snprintf(buf, n, "%s %s [%s]", stem, v->pipeline, v->engine);
+    else snprintf(buf, n, "%s %s", stem, v->pipeline);
+}
+
+il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
+    static const char *const engines[] = {"inferlab", "onnxruntime", "pytorch", NULL};
+    static const char *const backends[] = {"cpu", "cuda", NULL};
+    static char m[MAX_ITEMS][IL_PATH_MAX], pl[MAX_ITEMS][IL_PATH_MAX], en[8][IL_PATH_MAX], bk[4][IL_PATH_MAX];
+    static char ba[MAX_ITEMS][IL_PATH_MAX], th[16][IL_PATH_MAX], sc[8][IL_PATH_MAX];
+    int nm = split(s->models, NULL, m, MAX_ITEMS), np = split(s->pipelines, "O0", pl, MAX_ITEMS);
+    int ne = split(s->engines, "inferlab", en, 8), nk = split(s->backends, "cpu", bk, 4);
+    int nb = split(s->batches, "1", ba, MAX_ITEMS), nt = split(s->threads, "0", th, 16);
+    int ns = split(s->scenarios, "single-stream", sc, 8);
+    il_status st;
+    *out = NULL;
+    *n = 0;
+    if (nm == 0) return il_error(IL_ERR_INVALID, "no model given (--model a.onnx[,b.onnx])");
+    for (int i = 0; i < ne; i++)
+        if (!known(en[i], engines))
+            return il_error(IL_ERR_INVALID, "unknown engine '%s' (inferlab, onnxruntime, pytorch)", en[i]);
+    for (int i = 0; i < nk; i++)
+        if (!known(bk[i], backends)) return il_error(IL_ERR_INVALID, "unknown backend '%s' (cpu, cuda)", bk[i]);
+    int bv[MAX_ITEMS], tv[16];
+    il_scenario_kind sv[8];
+    for (int i = 0; i < nb; i++)
+        if ((st = parse_int("batch", ba[i], 1, &bv[i]))) return st;
+    for (int i = 0; i < nt; i++) {
+        if ((st = parse_int("threads", th[i], 0, &tv[i]))) return st;
+        if (tv[i] == 0) tv[i] = il_num_cores(); /* record the real count, not "default" */
+    }
+    for (int i = 0; i < ns; i++)
+        if ((st = il_scenario_parse(sc[i], &sv[i]))) return st;
+    size_t total = (size_t)nm * np * ne * nk * nb * nt * ns;
+    il_variant *v = calloc(total ? total : 1, sizeof *v);
+    if (!v) return il_error(IL_ERR_OOM, "out of memory for %zu variants", total);
+    int k = 0;
+    for (int a = 0; a < nm; a++)
+        for (int b = 0; b < np; b++)
+            for (int c = 0; c < ne; c++)
+                for (int d = 0; d < nk; d++)
+                    for (int e = 0; e < nb; e++)
+                        for (int f = 0; f < nt; f++)
+                            for (int g = 0; g < ns; g++, k++) {
+                                snprintf(v[k].model, sizeof v[k].model, "%s", m[a]);
+                                snprintf(v[k].pipeline, sizeof v[k].pipeline, "%s", pl[b]);
+                                snprintf(v[k].engine, sizeof v[k].engine, "%s", en[c]);
+                                snprintf(v[k].backend, sizeof v[k].backend, "%s", bk[d]);
+                                v[k].batch = bv[e];
+                                v[k].threads = tv[f];
+                                v[k].scenario = sv[g];
+                                if (s->parent) snprintf(v[k].parent, sizeof v[k].parent, "%s", s->parent);
+                                if (s->dataset) snprintf(v[k].dataset, sizeof v[k].dataset, "%s", s->dataset);
+                                if (s->label) snprintf(v[k].label, sizeof v[k].label, "%s", s->label);
+                            }
+    *out = v;
+    *n = k;
+    return IL_OK;
+}
+
+void il_variants_shard(il_variant *v, int *n, int shard, int of) {
+    int k = 0;
+    for (int i = 0; i < *n; i++)
+        if (i % of == shard) v[k++] = v[i];
+    *n = k;
+}
+
+/* ---- experiment files */
+
+/* Strings from the file that options point at; they live until the next load. */
+static char arena[1 << 16];
+static size_t arena_used;
+
+static const char *keep(const char *s) {
+    size_t len = strlen(s) + 1;
+    if (arena_used + len > sizeof arena) return NULL;
+    char *p = arena + arena_used;
+    memcpy(p, s, len);
+    arena_used += len;
+    return p;
+}
+
+/* A scalar, or a sequence of scalars joined with commas (commas inside an item - an explicit
+ * pipeline - become '+', which the harness reads as the same separator). */
+static il_status value_text(yaml_document_t *d, yaml_node_t *v, const char *key, const char **out) {
+    char buf[8192];
+    buf[0] = 0;
+    if (v->type == YAML_SCALAR_NODE) {
+        snprintf(buf, sizeof buf, "%.*s", (int)v->data.scalar.length, (const char *)v->data.scalar.value);
+    } else if (v->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *x = yaml_document_get_node(d, *it);
+            if (!x || x->type != YAML_SCALAR_NODE)
+                return il_error(IL_ERR_PARSE, "line %zu: '%s' must be a scalar or a list of scalars",
+                                v->start_mark.line + 1, key);
+            size_t used = strlen(buf);
+            snprintf(buf + used, sizeof buf - used, "%s%.*s", used ? "," : "", (int)x->data.scalar.length,
+                     (const char *)x->data.scalar.value);
+            for (char *p = buf + used + (used ? 1 : 0); *p; p++)
+                if (*p == ',') *p = '+';
+        }
+    } else {
+        return il_error(IL_ERR_PARSE, "line %zu: '%s' must be a scalar or a list", v->start_mark.line + 1, key);
+    }
+    if (!(*out = keep(buf))) return il_error(IL_ERR_OOM, "experiment file too large");
+    return IL_OK;
+}
+
+static il_status num(const char *key, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    if (errno || end == s || *end) return il_error(IL_ERR_PARSE, "'%s' expects a number, got '%s'", key, s);
+    return IL_OK;
+}
+
+/* Dimension keys of a sweep (top level: defaults; in a group: that group's values). */
+static const char **sweep_field(il_sweep *s, const char *key) {
+    if (!strcmp(key, "model") || !strcmp(key, "models")) return &s->models;
+    if (!strcmp(key, "pipeline") || !strcmp(key, "pipelines")) return &s->pipelines;
+    if (!strcmp(key, "engine") || !strcmp(key, "engines")) return &s->engines;
+    if (!strcmp(key, "backend") || !strcmp(key, "backends")) return &s->backends;
+    if (!strcmp(key, "batch") || !strcmp(key, "batches")) return &s->batches;
+    if (!strcmp(key, "threads")) return &s->threads;
+    if (!strcmp(key, "scenario") || !strcmp(key, "scenarios")) return &s->scenarios;
+    if (!strcmp(key, "parent")) return &s->parent;
+    if (!strcmp(key, "dataset")) return &s->dataset;
+    if (!strcmp(key, "label")) return &s->label;
+    return NULL;
+}
+
+static il_status option(il_bench_opts *o, const char *key, const char *val) {
+    double x;
+    il_status st = IL_OK;
+    if (!strcmp(key, "name")) o->experiment = val;
+    else if (!strcmp(key, "db")) o->db = val;
+    else if (!strcmp(key, "cache")) o->cache_dir = val;
+    else if (!strcmp(key, "profile")) o->profile = !strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes");
+    else if (!strcmp(key, "find_max_qps"))
+        o->find_max_qps = !strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes");
+    else if ((st = num(key, val, &x))) return il_error_wrap(st, "experiment option: ");
+    else if (!strcmp(key, "trials")) o->trials = (int)x;
+    else if (!strcmp(key, "warmup")) o->sc.warmup = (int)x;
+    else if (!strcmp(key, "min_seconds")) o->sc.min_seconds = x;
+    else if (!strcmp(key, "min_queries")) o->sc.min_queries = (int64_t)x;
+    else if (!strcmp(key, "max_queries")) o->sc.max_queries = (int64_t)x;
+    else if (!strcmp(key, "target_qps")) o->sc.target_qps = x;
+    else if (!strcmp(key, "latency_bound_ms")) o->sc.latency_bound_ms = x;
+    else if (!strcmp(key, "samples_per_query")) o->sc.samples_per_query = (int)x;
+    else if (!strcmp(key, "accuracy_samples")) o->accuracy_samples = (int64_t)x;
+    else if (!strcmp(key, "seed")) o->seed = (uint64_t)x;
+    else return il_error(IL_ERR_PARSE, "unknown key '%s'", key);
+    if (o->trials < 1) return il_error(IL_ERR_PARSE, "trials must be >= 1");
+    return IL_OK;
+}
+
+/* Append the cross product of group g (over defaults top) to *out. */
+static il_status add_group(const il_sweep *top, const il_sweep *g, il_variant **out, int *n) {
+    il_sweep s = *top;
+    const char *const *src = (const char *const *)g;
+    const char **dst = (const char **)&s;
+    for (size_t i = 0; i < sizeof s / sizeof(char *); i++)
+        if (src[i]) dst[i] = src[i];
+    il_variant *v;
+    int k;
+    il_status st = il_sweep_expand(&s, &v, &k);
+    if (st) return st;
+    il_variant *all = realloc(*out, (size_t)(*n + k) * sizeof *all);
+    if (!all) {
+        free(v);
+        return il_error(IL_ERR_OOM, "out of memory");
+    }
+    memcpy(all + *n, v, (size_t)k * sizeof *v);
+    free(v);
+    *out = all;
+    *n += k;
+    return IL_OK;
+}
+
+static il_status load_doc(yaml_document_t *d, il_bench_opts *o, il_variant **out, int *n) {
+    yaml_node_t *root = yaml_document_get_root_node(d);
+    il_sweep top;
+    memset(&top, 0, sizeof top);
+    yaml_node_t *groups = NULL;
+    il_status st;
+    if (!root || root->type != YAML_MAPPING_NODE) return il_error(IL_ERR_PARSE, "the top level must be a mapping");
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key), *v = yaml_document_get_node(d, p->value);
+        if (!k || k->type != YAML_SCALAR_NODE) return il_error(IL_ERR_PARSE, "keys must be scalars");
+        const char *key = (const char *)k->data.scalar.value;
+        const char **field = sweep_field(&top, key), *val;
+        if (!strcmp(key, "variants")) {
+            if (v->type != YAML_SEQUENCE_NODE)
+                return il_error(IL_ERR_PARSE, "line %zu: 'variants' must be a list of groups", v->start_mark.line + 1);
+            groups = v;
+            continue;
+        }
+        if ((st = value_text(d, v, key, &val))) return st;
+        if (field) *field = val;
+        else if ((st = option(o, key, val))) return il_error_wrap(st, "line %zu: ", k->start_mark.line + 1);
+    }
+    if (!groups) return add_group(&top, &(il_sweep){0}, out, n);
+    for (yaml_node_item_t *it = groups->data.sequence.items.start; it < groups->data.sequence.items.top; it++) {
+        yaml_node_t *gn = yaml_document_get_node(d, *it);
+        il_sweep g;
+        memset(&g, 0, sizeof g);
+        if (!gn || gn->type != YAML_MAPPING_NODE)
+            return il_error(IL_ERR_PARSE, "line %zu: each variants entry must be a mapping",
+                            gn ? gn->start_mark.line + 1 : 0);
+        for (yaml_node_pair_t *p = gn->data.mapping.pairs.start; p < gn->data.mapping.pairs.top; p++) {
+            yaml_node_t *k = yaml_document_get_node(d, p->key), *v = yaml_document_get_node(d, p->value);
+            const char *key = (const char *)k->data.scalar.value;
+            const char **field = sweep_field(&g, key);
+            if (!field)
+                return il_error(IL_ERR_PARSE, "line %zu: unknown variant key '%s' (model, pipeline, engine, backend,"
+                                " batch, threads, scenario, parent, dataset, label)", k->start_mark.line + 1, key);
+            if ((st = value_text(d, v, key, field))) return st;
+        }
+        if ((st = add_group(&top, &g, out, n))) return il_error_wrap(st, "group at line %zu: ", gn->start_mark.line + 1);
+    }
+    return IL_OK;
+}
+
+il_status il_experiment_load(const char *path, il_bench_opts *o, il_variant **out, int *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return il_error(IL_ERR_IO, "%s: cannot open experiment file: %s", path, strerror(errno));
+    yaml_parser_t p;
+    yaml_document_t d;
+    il_status st = IL_OK;
+    *out = NULL;
+    *n = 0;
+    arena_used = 0;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    if (!yaml_parser_load(&p, &d)) {
+        st = il_error(IL_ERR_PARSE, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
+                      p.problem ? p.problem : "YAML syntax error");
+    } else {
+        st = load_doc(&d, o, out, n);
+        if (st) il_error_wrap(st, "%s: ", path);
+        yaml_document_delete(&d);
+    }
+    yaml_parser_delete(&p);
+    fclose(f);
+    if (st) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return st;
+}

@@ -1,0 +1,213 @@
+/*
+ * fused_conv.c - ai.inferlab FusedConv: Y = act(Conv(X, W) + B + Z), the convolution with its
+ * bias, an optional residual input Z (same shape as Y) and an optional activation, as
+ * passes/fuse_act.c and passes/fuse_residual.c make it. Attributes: Conv's, plus `activation`
+ * and `activation_params` (see fused.h).
+ *
+ * The reference kernel is Conv's reference followed by the epilogue written as a loop: the
+ * oracle. The fast kernel makes one pass over the output: for 2-D (and 1-D) convolutions it
+ * runs im2col + sgemm over column tiles of the output small enough to stay in cache and applies
+ * bias, residual and activation to each tile right after sgemm wrote it; depthwise convolutions
+ * apply the epilogue to each output plane as soon as it is accumulated. Unfused, the same work
+ * is Conv, Add and an activation, each reading and writing the whole tensor.
+ */
+#include "../cpu/compute.h"
+#include "fused.h"
+
+#include <omp.h>
+
+static il_status fconv_infer(il_kctx *c) {
+    const il_tensor *z = il_in(c, 3);
+    il_act act;
+    il_status st = il_act_parse(c, &act);
+    if (st) return st;
+    for (int i = 0; i < c->n_in; i++)
+        if (c->in[i] && c->in[i]->dtype != IL_F32)
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "input %d: unsupported dtype %s (FusedConv takes float32)", i,
+                           il_dtype_name(c->in[i]->dtype));
+    if ((st = il_op_find("", "Conv")->infer(c))) return st;
+    const il_tensor *y = c->out[0];
+    if (z && z->rank >= 0 && y->rank >= 0) {
+        int bad = z->rank != y->rank;
+        for (int d = 0; !bad && d < y->rank; d++) bad = z->dims[d] >= 0 && y->dims[d] >= 0 && z->dims[d] != y->dims[d];
+        if (bad) {
+            char a[96], b[96];
+            return il_kerr(c, IL_ERR_SHAPE, "residual input Z has shape %s, the output %s",
+                           il_shape_str(z->rank, z->dims, a, sizeof a), il_shape_str(y->rank, y->dims, b, sizeof b));
+        }
+    }
+    return IL_OK;
+}
+
+/* Conv's reference kernel, then y = act(y + z) element by element. */
+static il_status fconv_ref(il_kctx *c) {
+    il_act act;
+    il_status st = il_act_parse(c, &act);
+    if (!st) st = il_op_find("", "Conv")->ref(c);
+    if (st) return st;
+    const il_tensor *z = il_in(c, 3);
+    float *y = c->out[0]->data;
+    int64_t n = il_tensor_numel(c->out[0]);
+    for (int64_t i = 0; i < n; i++) {
+        double v = (double)y[i] + (z ? ((const float *)z->data)[i] : 0.0);
+        y[i] = (float)il_act_d(&act, v);
+    }
+    return IL_OK;
+}
+
+/* 2-D geometry; a 1-D convolution is a 2-D one of height 1. */
+typedef struct {
+    int64_t H, W, OH, OW, KH, KW, SH, SW, DH, DW, PH, PW;
+} geom2;
+
+static geom2 to2d(const il_conv_geom *g) {
+    int two = g->nsp == 2, L = g->nsp - 1;
+    return (geom2){two ? g->in[0] : 1, g->in[L], two ? g->out[0] : 1, g->out[L], two ? g->k[0] : 1, g->k[L],
+                   two ? g->stride[0] : 1, g->stride[L], two ? g->dil[0] : 1, g->dil[L], two ? g->pad[0] : 0,
+                   g->pad[L]};
+}
+
+/* Output columns j in [0, n) whose tap j*s + off lands in [0, limit): the run [*lo, *hi). */
+static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* col[(ci*KH + kh)*KW + kw, oh*OW + ow] = x[ci, oh*SH + kh*DH - PH, ow*SW + kw*DW - PW], 0 in the pads. */
+static void im2col(const geom2 *g, const float *x, int64_t cg, float *col, int threads) {
+    int64_t rows = cg * g->KH * g->KW, osp = g->OH * g->OW;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && rows > 1) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ci = r / (g->KH * g->KW), kh = (r / g->KW) % g->KH, kw = r % g->KW, lo, hi;
+        int64_t off = kw * g->DW - g->PW;
+        tap_range(g->OW, g->SW, off, g->W, &lo, &hi);
+        const float *xc = x + ci * g->H * g->W;
+        float *dst = col + r * osp;
+        for (int64_t oh = 0; oh < g->OH; oh++, dst += g->OW) {
+            int64_t ih = oh * g->SH + kh * g->DH - g->PH;
+            if (ih < 0 || ih >= g->H) {
+                memset(dst, 0, (size_t)g->OW * sizeof(float));
+                continue;
+            }
+            const float *src = xc + ih * g->W + off;
+            for (int64_t j = 0; j < lo; j++) dst[j] = 0;
+            if (g->SW == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+            else
+                for (int64_t j = lo; j < hi; j++) dst[j] = src[j * g->SW];
+            for (int64_t j = hi; j < g->OW; j++) dst[j] = 0;
+        }
+    }
+}
+
+/* One input channel per group: a direct loop per output plane, whose epilogue runs while the
+ * plane (at most a few tens of KB) is still in cache. */
+static void depthwise(il_kctx *c, const il_conv_geom *cg, const geom2 *g, const il_act *act, const float *x,
+                      const float *w, const float *b, const float *z, float *y) {
+    int64_t mg = cg->m / cg->group, nch = cg->n * cg->m, osp = g->OH * g->OW;
+    IL_PAR_FOR(c, nm, nch) {
+        int64_t m = nm % cg->m, n = nm / cg->m;
+        const float *xc = x + (n * cg->c + m / mg) * g->H * g->W, *wc = w + m * g->KH * g->KW;
+        float *yc = y + nm * osp;
+        for (int64_t i = 0; i < osp; i++) yc[i] = 0;
+        for (int64_t oh = 0; oh < g->OH; oh++) {
+            float *yr = yc + oh * g->OW;
+            for (int64_t kh = 0; kh < g->KH; kh++) {
+                int64_t ih = oh * g->SH + kh * g->DH - g->PH;
+                if (ih < 0 || ih >= g->H) continue;
+                const float *xr = xc + ih * g->W;
+                for (int64_t kw = 0; kw < g->KW; kw++) {
+                    int64_t off = kw * g->DW - g->PW, lo, hi;
+                    float wv = wc[kh * g->KW + kw];
+                    tap_range(g->OW, g->SW, off, g->W, &lo, &hi);
+                    if (g->SW == 1)
+                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j + off];
+                    else
+                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j * g->SW + off];
+                }
+            }
+        }
+        il_act_row(act, yc, osp, b ? b[m] : 0.0f, z ? z + nm * osp : NULL);
+    }
+}
+
+/* One image: per group, Y_g = W_g x col over column tiles, each tile finished by the epilogue. */
+static void conv_image(const il_kctx *c, const il_conv_geom *cg, const geom2 *g, const il_act *act, const float *x,
+                       const float *w, const float *b, const float *z, float *y, float *col, int pointwise,
+                       int threads) {
+    int64_t cgc = cg->c / cg->group, mg = cg->m / cg->group, K = cgc * g->KH * g->KW, osp = g->OH * g->OW;
+    int64_t tile = il_tile_rows(mg); /* columns per tile: mg x tile floats stay in cache */
+    if (tile < 64) tile = 64;
+    for (int64_t grp = 0; grp < cg->group; grp++) {
+        const float *xg = x + grp * cgc * g->H * g->W;
+        if (!pointwise) im2col(g, xg, cgc, col, threads);
+        const float *src = pointwise ? xg : col;
+        float *yg = y + grp * mg * osp;
+        const float *zg = z ? z + grp * mg * osp : NULL;
+        for (int64_t j0 = 0; j0 < osp; j0 += tile) {
+            int64_t jt = osp - j0 < tile ? osp - j0 : tile;
+            il_sgemm(0, 0, mg, jt, K, 1.0f, w + grp * mg * K, K, src + j0, osp, 0.0f, yg + j0, osp);
+#pragma omp parallel for num_threads(threads) if (threads > 1 && mg * jt > 16384) schedule(static)
+            for (int64_t mi = 0; mi < mg; mi++)
+                il_act_row(act, yg + mi * osp + j0, jt, b ? b[grp * mg + mi] : 0.0f, zg ? zg + mi * osp + j0 : NULL);
+        }
+    }
+}
+
+static il_status fconv_fast(il_kctx *c) {
+    const il_tensor *X = c->in[0], *Wt = c->in[1], *Bt = il_in(c, 2), *Z = il_in(c, 3);
+    il_act act;
+    il_status st = il_act_parse(c, &act);
+    if (st) return st;
+    int64_t kernel[IL_MAX_SPATIAL];
+    for (int i = 0; i + 2 < Wt->rank; i++) kernel[i] = Wt->dims[2 + i];
+    il_conv_geom cg;
+    if ((st = il_window_geom(c, X, kernel, 0, 1, &cg))) return st;
+    cg.group = il_attr_int(c->node, "group", 1);
+    cg.m = Wt->dims[0];
+    float *y = c->out[0]->data;
+    const float *x = X->data, *w = Wt->data, *b = Bt ? Bt->data : NULL, *z = Z ? Z->data : NULL;
+    int64_t cgc = cg.c / cg.group, mg = cg.m / cg.group, K = cgc * cg.k_sp;
+    if (cg.n * cg.m * cg.out_sp == 0) return IL_OK;
+    if (cg.nsp > 2 || K == 0) {
+        /* 3-D and channel-less convolutions are rare: Conv's fast kernel, then the epilogue */
+        if ((st = il_op_find("", "Conv")->fast(c))) return st;
+        int64_t planes = cg.n * cg.m;
+        IL_PAR_FOR(c, p, planes) il_act_row(&act, y + p * cg.out_sp, cg.out_sp, 0.0f, z ? z + p * cg.out_sp : NULL);
+        return IL_OK;
+    }
+    geom2 g = to2d(&cg);
+    if (cgc == 1) {
+        depthwise(c, &cg, &g, &act, x, w, b, z, y);
+        return IL_OK;
+    }
+    int pointwise = 1;
+    for (int d = 0; d < cg.nsp; d++)
+        pointwise &= cg.k[d] == 1 && cg.stride[d] == 1 && cg.pad[d] == 0 && cg.pad_end[d] == 0;
+    int threads = c->threads > 0 ? c->threads : 1;
+    size_t colsz = pointwise ? 1 : (size_t)(K * cg.out_sp);
+    /* small gemms (OpenBLAS keeps them on the calling thread): run the images in parallel */
+    int per_image = cg.n > 1 && threads > 1 && mg * cg.out_sp * K < IL_SMALL_GEMM;
+    int nbuf = per_image ? threads : 1;
+    float *col = malloc(colsz * (size_t)nbuf * sizeof(float));
+    if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the im2col buffer (%zu floats)", colsz * (size_t)nbuf);
+    int64_t xs = cg.c * cg.in_sp, ys = cg.m * cg.out_sp;
+    if (per_image) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t n = 0; n < cg.n; n++)
+            conv_image(c, &cg, &g, &act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys,
+                       col + (size_t)omp_get_thread_num() * colsz, pointwise, 1);
+    } else {
+        for (int64_t n = 0; n < cg.n; n++)
+            conv_image(c, &cg, &g, &act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys, col, pointwise, threads);
+    }
+    free(col);
+    return IL_OK;
+}
+
+const il_op il_ops_fused_conv[] = {
+    {"ai.inferlab", "FusedConv", 1, fconv_infer, fconv_ref, fconv_fast, 0},
+    {0},
+};

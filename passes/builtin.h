@@ -1,0 +1,25 @@
+/*
+ * builtin.h - the built-in passes, one per file in passes/, listed for the registry in
+ * manager.c. Internal to passes/.
+ */
+#ifndef IL_PASSES_BUILTIN_H
+#define IL_PASSES_BUILTIN_H
+
+#include "passes.h"
+
+extern const il_pass il_pass_fold_constants;   /* fold_constants.c */
+extern const il_pass il_pass_eliminate;        /* eliminate.c */
+extern const il_pass il_pass_dead_nodes;       /* dead_nodes.c */
+extern const il_pass il_pass_cse;              /* cse.c */
+extern const il_pass il_pass_merge_chains;     /* merge_chains.c */
+extern const il_pass il_pass_matmul_add_gemm;  /* matmul_add_gemm.c */
+extern const il_pass il_pass_fold_bn;          /* fold_bn.c */
+extern const il_pass il_pass_fuse_elementwise; /* fuse_elementwise.c */
+extern const il_pass il_pass_fuse_gelu;        /* fuse_gelu.c */
+extern const il_pass il_pass_fuse_layernorm;   /* fuse_layernorm.c */
+extern const il_pass il_pass_fuse_attention;   /* fuse_attention.c */
+extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
+extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
+extern const il_pass il_pass_lower_fused;      /* lower_fused.c */
+
+#endif

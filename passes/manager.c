@@ -1,0 +1,277 @@
+/*
+ * manager.c - the pass registry, pipelines and presets, and the pass manager: run passes in
+ * order, compact and re-sort the graph after each, and optionally check each result (the
+ * verifier, then outputs against the unoptimized graph on fresh random inputs), print
+ * statistics and dump the IR.
+ */
+#include "builtin.h"
+#include "pass_util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------- statistics */
+
+void il_pass_count(il_pass_stats *st, const char *what, int n) {
+    if (!st || n == 0) return;
+    for (int i = 0; i < st->n_counters; i++)
+        if (!strcmp(st->counters[i].what, what)) {
+            st->counters[i].count += n;
+            return;
+        }
+    /* more kinds of rewrite than slots: fold the rest into the last one rather than lose them */
+    if (st->n_counters == IL_PASS_MAX_COUNTERS) {
+        st->counters[IL_PASS_MAX_COUNTERS - 1].count += n;
+        return;
+    }
+    st->counters[st->n_counters].what = what;
+    st->counters[st->n_counters].count = n;
+    st->n_counters++;
+}
+
+int il_pass_changes(const il_pass_stats *st) {
+    int n = 0;
+    for (int i = 0; i < st->n_counters; i++) n += st->counters[i].count;
+    return n;
+}
+
+const char *il_pass_stats_str(const il_pass_stats *st, char *buf, size_t n) {
+    size_t len = (size_t)snprintf(buf, n, "%s:", st->pass ? st->pass : "?");
+    for (int i = 0; i < st->n_counters && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s %d %s", i ? "," : "", st->counters[i].count, st->counters[i].what);
+    if (!st->n_counters && len < n) len += (size_t)snprintf(buf + len, n - len, " nothing to do");
+    if (len < n)
+        snprintf(buf + len, n - len, " (nodes %d -> %d, %.1f ms)", st->nodes_before, st->nodes_after, st->seconds * 1e3);
+    return buf;
+}
+
+int il_graph_live_nodes(const il_graph *g) {
+    int n = 0;
+    for (int k = 0; k < g->n_nodes; k++) n += !g->nodes[k].dead;
+    return n;
+}
+
+/* ---------------------------------------------------------------- registry */
+
+/* Built-ins in the order -O2 runs them; plugins are appended. */
+static const il_pass *builtins[] = {
+    &il_pass_fold_constants, &il_pass_eliminate,   &il_pass_dead_nodes,      &il_pass_cse,
+    &il_pass_merge_chains,   &il_pass_matmul_add_gemm, &il_pass_fold_bn,     &il_pass_fuse_elementwise,
+    &il_pass_fuse_gelu,      &il_pass_fuse_layernorm, &il_pass_fuse_attention, &il_pass_fuse_residual,
+    &il_pass_fuse_conv_act,  &il_pass_lower_fused,
+};
+
+static const il_pass **reg;
+static int n_reg, cap_reg;
+
+static void reg_add(const il_pass *p) {
+    if (n_reg == cap_reg) {
+        cap_reg = cap_reg ? 2 * cap_reg : 32;
+        const il_pass **r = realloc(reg, (size_t)cap_reg * sizeof *r);
+        if (!r) abort(); /* a few pointers: nothing sensible to do without them */
+        reg = r;
+    }
+    reg[n_reg++] = p;
+}
+
+static void reg_init(void) {
+    if (reg) return;
+    for (size_t i = 0; i < sizeof builtins / sizeof *builtins; i++) reg_add(builtins[i]);
+}
+
+const il_pass *il_pass_find(const char *name) {
+    reg_init();
+    for (int i = 0; i < n_reg; i++)
+        if (!strcmp(reg[i]->name, name)) return reg[i];
+    return NULL;
+}
+
+const il_pass *const *il_pass_all(int *n) {
+    reg_init();
+    *n = n_reg;
+    return reg;
+}
+
+il_status il_pass_register(const il_pass *p) {
+    reg_init();
+    if (!p || !p->name || !p->name[0] || !p->run)
+        return il_error(IL_ERR_INVALID, "a pass needs a name and a run function");
+    for (const char *c = p->name; *c; c++)
+        if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '-')
+            return il_error(IL_ERR_INVALID, "pass name '%s': use lower-case letters, digits and dashes", p->name);
+    if (il_pass_find(p->name)) return il_error(IL_ERR_INVALID, "a pass named '%s' is already registered", p->name);
+    reg_add(p);
+    return IL_OK;
+}
+
+/* ---------------------------------------------------------------- pipelines */
+
+#define O1 "fold-constants,eliminate,dead-nodes,cse"
+#define O2                                                                                         \
+    O1 ",merge-chains,matmul-add-gemm,fold-bn,fuse-elementwise,fuse-gelu,fuse-layernorm,"          \
+       "fuse-attention,fuse-residual,fuse-conv-act,dead-nodes"
+
+const char *il_pass_preset(int level) {
+    switch (level) {
+    case 0: return "";
+    case 1: return O1;
+    case 2: return O2;
+    case 3: return O2; /* layout and backend-specific rewrites join here as they come */
+    default: return NULL;
+    }
+}
+
+/* Split a pipeline into names: at most max, each trimmed, written into buf. */
+static int split(const char *pipeline, char *buf, size_t bufn, const char **names, int max) {
+    int n = 0;
+    snprintf(buf, bufn, "%s", pipeline ? pipeline : "");
+    for (char *s = buf; *s && n < max;) {
+        char *e = strchr(s, ',');
+        if (e) *e = 0;
+        while (isspace((unsigned char)*s)) s++;
+        char *t = s + strlen(s);
+        while (t > s && isspace((unsigned char)t[-1])) *--t = 0;
+        if (*s) names[n++] = s;
+        if (!e) break;
+        s = e + 1;
+    }
+    return n;
+}
+
+il_status il_pipeline_check(const char *pipeline) {
+    char buf[4096];
+    const char *names[256];
+    int n = split(pipeline, buf, sizeof buf, names, 256);
+    for (int i = 0; i < n; i++)
+        if (!il_pass_find(names[i]))
+            return il_error(IL_ERR_INVALID, "unknown pass '%s' in the pipeline (see `inferlab passes`)", names[i]);
+    return IL_OK;
+}
+
+il_status il_pass_run(il_graph *g, const char *name, il_pass_stats *out) {
+    const il_pass *p = il_pass_find(name);
+    if (!p) return il_error(IL_ERR_INVALID, "unknown pass '%s' (see `inferlab passes`)", name);
+    il_pass_stats st;
+    memset(&st, 0, sizeof st);
+    st.pass = p->name;
+    st.nodes_before = il_graph_live_nodes(g);
+    double t0 = il_now();
+    il_status s = p->run(g, &st);
+    if (!s) {
+        s = il_graph_sort(g); /* compacts: drops dead nodes and values nothing uses */
+        if (s) il_error_wrap(s, "after pass '%s': ", p->name);
+    } else if (!strstr(il_errmsg(), p->name)) {
+        il_error_wrap(s, "pass '%s': ", p->name);
+    }
+    st.seconds = il_now() - t0;
+    st.nodes_after = il_graph_live_nodes(g);
+    if (out) *out = st;
+    return s;
+}
+
+/* ---------------------------------------------------------------- equivalence */
+
+static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, uint64_t *rng) {
+    const il_value *x = &g->values[g->inputs[i]];
+    int64_t dims[IL_MAX_RANK];
+    if (x->rank < 0) {
+        il_error(IL_ERR_SHAPE, "input '%s' has no shape in the model, so no random input can be made for it", x->name);
+        return NULL;
+    }
+    for (int d = 0; d < x->rank; d++) {
+        dims[d] = x->dims[d];
+        for (int j = 0; dims[d] < 0 && j < o->n_binds; j++)
+            if (x->dim_param[d] && !strcmp(o->binds[j].name, x->dim_param[d])) dims[d] = o->binds[j].value;
+        if (dims[d] < 0) dims[d] = d == 0 ? (o->batch > 0 ? o->batch : 2) : 3;
+    }
+    il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
+    if (!t) return NULL;
+    /* integers in [0, 2): valid as token ids, token types, masks and indices alike */
+    if (il_dtype_is_float(x->dtype)) il_tensor_fill_random(t, rng, -1, 1);
+    else il_tensor_fill_random(t, rng, 0, 2);
+    return t;
+}
+
+il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const il_pass_opts *o, uint64_t *rng) {
+    il_pass_opts dflt = {0};
+    if (!o) o = &dflt;
+    double rtol = o->rtol > 0 ? o->rtol : 1e-3, atol = o->atol > 0 ? o->atol : 1e-4;
+    if (want->n_inputs != got->n_inputs || want->n_outputs != got->n_outputs)
+        return il_error(IL_ERR_INVALID, "the graphs differ in inputs or outputs (%d/%d inputs, %d/%d outputs)",
+                        got->n_inputs, want->n_inputs, got->n_outputs, want->n_outputs);
+    il_tensor **in = calloc((size_t)want->n_inputs + 1, sizeof *in);
+    il_tensor **wo = NULL, **go = NULL;
+    int nw = 0, ng = 0;
+    il_status st = IL_OK;
+    for (int i = 0; i < want->n_inputs && !st; i++)
+        if (!(in[i] = random_input(want, i, o, rng))) st = IL_ERR_INVALID;
+    il_plan_opts po = {.batch = o->batch > 0 ? o->batch : 2, .binds = o->binds, .n_binds = o->n_binds};
+    if (!st && (st = il_run_model(want, in, want->n_inputs, &po, &wo, &nw)))
+        il_error_wrap(st, "the original graph does not run on random inputs (give sizes with --batch/--dim): ");
+    if (!st && (st = il_run_model(got, in, got->n_inputs, &po, &go, &ng))) il_error_wrap(st, "the rewritten graph fails: ");
+    for (int i = 0; i < nw && i < ng && !st; i++) {
+        double r = rtol, a = atol;
+        il_dtype dt = wo[i]->dtype;
+        if (dt == IL_F16 || dt == IL_BF16) r = a = 1e-2;
+        char msg[256];
+        int64_t worst;
+        if (!il_tensor_allclose(go[i], wo[i], r, a, &worst, msg, sizeof msg))
+            st = il_error(IL_ERR_INVALID, "output %d '%s' differs beyond rtol %g, atol %g: %s", i,
+                          want->values[want->outputs[i]].name, r, a, msg);
+    }
+    for (int i = 0; i < want->n_inputs; i++) il_tensor_free(in[i]);
+    for (int i = 0; i < nw; i++) il_tensor_free(wo[i]);
+    for (int i = 0; i < ng; i++) il_tensor_free(go[i]);
+    free(in);
+    free(wo);
+    free(go);
+    return st;
+}
+
+/* ---------------------------------------------------------------- the pass manager */
+
+il_status il_pipeline_run(il_graph *g, const char *pipeline, const il_pass_opts *o, il_pass_stats *stats,
+                          int max_stats, int *n_stats) {
+    il_pass_opts dflt = {0};
+    if (!o) o = &dflt;
+    if (n_stats) *n_stats = 0;
+    il_status s = il_pipeline_check(pipeline);
+    if (s) return s;
+    if (o->dump_after && strcmp(o->dump_after, "all") && !il_pass_find(o->dump_after))
+        return il_error(IL_ERR_INVALID, "--dump-after: unknown pass '%s'", o->dump_after);
+    char buf[4096];
+    const char *names[256];
+    int n = split(pipeline, buf, sizeof buf, names, 256);
+    il_graph *orig = NULL;
+    uint64_t rng = o->seed ? o->seed * 0x9E3779B97F4A7C15ULL + 1 : 0x5DEECE66DULL;
+    if (o->verify) {
+        if ((s = il_graph_verify(g))) return il_error_wrap(s, "the input graph fails the verifier: ");
+        orig = il_graph_clone(g);
+    }
+    FILE *log = o->log ? o->log : stderr, *dump = o->dump ? o->dump : stdout;
+    for (int i = 0; i < n && !s; i++) {
+        il_pass_stats st;
+        s = il_pass_run(g, names[i], &st);
+        if (s) break;
+        if (stats && i < max_stats) stats[i] = st;
+        if (n_stats) *n_stats = i + 1;
+        if (o->stats) {
+            char line[512];
+            fprintf(log, "%s\n", il_pass_stats_str(&st, line, sizeof line));
+        }
+        if (o->dump_after && (!strcmp(o->dump_after, "all") || !strcmp(o->dump_after, names[i]))) {
+            fprintf(dump, "# IR after %s\n", names[i]);
+            il_graph_dump(g, dump);
+        }
+        if (!o->verify) continue;
+        if ((s = il_graph_verify(g))) {
+            il_error_wrap(s, "pass '%s' left an invalid graph: ", names[i]);
+        } else if ((s = il_graph_equivalent(orig, g, o, &rng))) {
+            il_error_wrap(s, "pass '%s' broke equivalence: ", names[i]);
+        } else if (o->stats) {
+            fprintf(log, "  verified: outputs match the original within tolerance\n");
+        }
+    }
+    il_graph_free(orig);
+    return s;
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""export_models.py - export PyTorch networks to ONNX test folders (for the GPU machine).
+
+Each model is exported twice, with the legacy TorchScript exporter (opset 17) and with the
+dynamo exporter (opset 18, weights as external data), into the ONNX backend-test layout:
+
+    OUT/<name>_<exporter>/model.onnx  (+ model.onnx.data)
+    OUT/<name>_<exporter>/test_data_set_0/input_K.pb, output_K.pb   (outputs from ONNX Runtime)
+
+so `inferlab check OUT` compares the engine with ONNX Runtime on every one. Weights are
+random (seeded): no network access there, and correctness does not need trained weights.
+
+usage: python3 tools/export_models.py OUT [--only a,b] [--small] [--exporters legacy,dynamo]
+  --small: only the small variants meant for tests/data (a few MB in all)
+"""
+import argparse
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+
+
+def torchvision_model(name, **kw):
+    import torchvision
+    return getattr(torchvision.models, name)(weights=None, **kw)
+
+
+def bert(layers, hidden, heads, inter, vocab=1000):
+    from transformers import BertConfig, BertModel
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=inter, max_position_embeddings=128, attn_implementation="eager")
+    m = BertModel(cfg)
+
+    class Wrap(torch.nn.Module):  # plain tensors in and out, as a deployed encoder has
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            o = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return o.last_hidden_state, o.pooler_output
+    return Wrap(m)
+
+
+def bert_inputs(batch=2, seq=16, vocab=1000):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (batch, seq), generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    mask[1, seq // 2:] = 0  # padding in the second row: the mask must matter
+    tt = torch.zeros(batch, seq, dtype=torch.int64)
+    return (ids, mask, tt), ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "pooler_output"]
+
+
+def image_inputs(batch=1, size=224, ch=3):
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(batch, ch, size, size, generator=g),), ["input"], ["logits"]
+
+
+def tiny_vit():
+    from torchvision.models.vision_transformer import VisionTransformer
+    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128,
+                             num_classes=10)
+
+
+# name -> (builder, inputs builder, small?)
+MODELS = {
+    "resnet18": (lambda: torchvision_model("resnet18"), image_inputs, False),
+    "resnet50": (lambda: torchvision_model("resnet50"), image_inputs, False),
+    "mobilenet_v2": (lambda: torchvision_model("mobilenet_v2"), image_inputs, False),
+    "mobilenet_v3_small": (lambda: torchvision_model("mobilenet_v3_small"), image_inputs, False),
+    "efficientnet_b0": (lambda: torchvision_model("efficientnet_b0"), image_inputs, False),
+    "shufflenet_v2_x1_0": (lambda: torchvision_model("shufflenet_v2_x1_0"), image_inputs, False),
+    "squeezenet1_1": (lambda: torchvision_model("squeezenet1_1"), image_inputs, False),
+    "densenet121": (lambda: torchvision_model("densenet121"), image_inputs, False),
+    "regnet_y_400mf": (lambda: torchvision_model("regnet_y_400mf"), image_inputs, False),
+    "mnasnet0_5": (lambda: torchvision_model("mnasnet0_5"), image_inputs, False),
+    "vit_b_16": (lambda: torchvision_model("vit_b_16"), image_inputs, False),
+    "bert_base": (lambda: bert(12, 768, 12, 3072), bert_inputs, False),
+    # small ones, kept under tests/data
+    "tiny_mobilenet_v2": (lambda: torchvision_model("mobilenet_v2", width_mult=0.25, num_classes=10),
+                          lambda: image_inputs(1, 64), True),
+    "tiny_resnet": (lambda: _tiny_resnet(), lambda: image_inputs(1, 32), True),
+    "tiny_bert": (lambda: bert(2, 64, 4, 128), bert_inputs, True),
+    "tiny_vit": (tiny_vit, lambda: image_inputs(2, 32), True),
+}
+
+
+def _tiny_resnet():
+    """torchvision's BasicBlock at 1/8 width: the ops of a ResNet (conv-bn-relu, strided
+    downsample shortcut, maxpool, global pool, fc) in 0.2 M parameters."""
+    from torchvision.models.resnet import BasicBlock
+    nn = torch.nn
+
+    def stage(cin, cout, stride):
+        down = None
+        if stride != 1 or cin != cout:
+            down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        return BasicBlock(cin, cout, stride, down)
+    return nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+                         stage(8, 8, 1), stage(8, 16, 2), stage(16, 32, 2), stage(32, 64, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def save_case(folder, model_path, inputs, in_names):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    feeds = {}
+    names = [i.name for i in sess.get_inputs()]
+    for n, t in zip(names, inputs):
+        feeds[n] = t.numpy()
+    outs = sess.run(None, feeds)
+    ds = os.path.join(folder, "test_data_set_0")
+    os.makedirs(ds, exist_ok=True)
+    for k, n in enumerate(names):
+        with open(os.path.join(ds, "input_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(feeds[n], n).SerializeToString())
+    for k, (o, meta) in enumerate(zip(outs, sess.get_outputs())):
+        with open(os.path.join(ds, "output_%d.pb" % k), "wb") as f:
+            f.write(numpy_helper.from_array(np.asarray(o), meta.name).SerializeToString())
+    return outs
+
+
+def export(name, exporter, out):
+    build, mk_inputs, _ = MODELS[name]
+    torch.manual_seed(0)
+    m = build().eval()
+    inputs, in_names, out_names = mk_inputs()
+    folder = os.path.join(out, "%s_%s" % (name, exporter))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "model.onnx")
+    dyn = {n: {0: "batch"} for n in in_names}
+    with torch.no_grad():
+        ref = m(*inputs)
+    if exporter == "legacy":
+        torch.onnx.export(m, inputs, path, input_names=in_names, output_names=out_names[:len(ref) if isinstance(ref, tuple) else 1],
+                          opset_version=17, dynamic_axes=dyn, dynamo=False)
+    else:
+        torch.onnx.export(m, inputs, path, input_names=in_names, opset_version=18, dynamo=True, external_data=True)
+    onnx.checker.check_model(path)  # a path: works for external data too
+    outs = save_case(folder, path, inputs, in_names)
+    # ORT against PyTorch, so a bad export is not blamed on inferlab
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    err = max(float(np.max(np.abs(o - r.numpy()))) for o, r in zip(outs, ref))
+    return folder, err
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--exporters", default="legacy,dynamo")
+    a = ap.parse_args()
+    names = [n for n in MODELS if (not a.only or n in a.only.split(",")) and (not a.small or MODELS[n][2])]
+    ok = 0
+    for n in names:
+        for e in a.exporters.split(","):
+            t0 = time.time()
+            try:
+                folder, err = export(n, e, a.out)
+                print("exported %-28s %-7s ORT vs torch max|d|=%.2e  %.1fs" % (n, e, err, time.time() - t0), flush=True)
+                ok += 1
+            except Exception as ex:  # report and go on: one exporter failing must not hide the rest
+                print("FAILED   %-28s %-7s %s: %s" % (n, e, type(ex).__name__, str(ex).splitlines()[0][:300]), flush=True)
+                traceback.print_exc(limit=2, file=sys.stderr)
+    print("%d exported" % ok)
+
+
+if __name__ == "__main__":
+    main()
