@@ -96,7 +96,7 @@ $(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB)
 # CUnit suites, whose summary closes the output.
 test: deps $(BIN) $(TESTBIN)
 	./tests/conformance.sh $(BIN)
-	$(TESTBIN)
+	IL_BIN=$(BIN) $(TESTBIN)
 
 check-conformance: $(BIN)
 	./tests/conformance.sh $(BIN)

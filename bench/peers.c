@@ -155,6 +155,7 @@ static il_status parse_reply(const char *text, peer_reply *r) {
 static il_status run_peer(il_peer *p, char **extra, int n_extra, peer_reply *rep) {
     char script[IL_PATH_MAX + 64], thr[16], bat[16];
     const char *interp;
+    memset(rep, 0, sizeof *rep);
     il_status st = find_script(p->o, p->v->engine, script, sizeof script, &interp);
     if (st) return st;
     char *argv[96];

@@ -14,7 +14,7 @@
  *
  * A few ops compute differently in training (BatchNormalization with batch statistics,
  * Dropout with a random mask): they have a train_forward that replaces the engine kernel and
- * leaves what backward needs in *c->saved (freed by the trainer with free()).
+ * leaves what backward needs in *c->saved (freed by the trainer with gr_saved_free).
  */
 #ifndef IL_GRAD_H
 #define IL_GRAD_H
@@ -23,6 +23,7 @@
 #include "engine/cpu/compute.h"
 
 #include <cblas.h>
+#include <string.h>
 
 typedef struct gr_ctx {
     const il_node *node;
@@ -74,6 +75,8 @@ static inline void gr_gemm_d(int ta, int tb, int64_t m, int64_t n, int64_t k, do
 }
 #define gr_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc) \
     _Generic((cm), float *: gr_gemm_f, double *: gr_gemm_d)(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+
+void gr_saved_free(const char *op, void *p);
 
 /* din += dout reduced (summed) over the dims where din's shape broadcasts to dout's. */
 void gr_reduce_add(il_tensor *din, const il_tensor *dout, double scale);

@@ -100,6 +100,10 @@ static il_status run(il_graph *g, il_pass_stats *st) {
         for (int i = 0; i < j; i++) {
             int e = order[i];
             if (h[e] != h[k] || g->nodes[e].dead || !same_node(&g->nodes[e], n)) continue;
+            int missing = 0; /* an output the earlier node omits but this one's readers need */
+            for (int o = 0; o < n->n_outputs; o++)
+                missing |= n->outputs[o] >= 0 && g->nodes[e].outputs[o] < 0 && pu_uses(g, n->outputs[o]);
+            if (missing) continue;
             for (int o = 0; o < n->n_outputs; o++)
                 if (n->outputs[o] >= 0 && g->nodes[e].outputs[o] >= 0)
                     il_graph_replace_uses(g, n->outputs[o], g->nodes[e].outputs[o]);

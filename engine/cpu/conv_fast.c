@@ -19,7 +19,7 @@
 /* Output indices j in [0, n) with 0 <= j*s + off < limit form one run [*lo, *hi): the taps of
  * the last spatial dim that land inside the input (im2col) or the output (col2im). */
 static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo, int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t a = off >= 0 ? 0 : (-off) / s;
     int64_t b = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
     *lo = a < n ? a : n;
     *hi = b < n ? b : n;

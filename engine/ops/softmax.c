@@ -93,7 +93,7 @@ static void sm_row(const float *x, float *y, int64_t n, int is_log) {
             sum += e;
         }
         float inv = (float)(1.0 / sum);
-        for (int64_t j = 1; j < n; j++) y[j] *= inv;
+        for (int64_t j = 0; j < n; j++) y[j] *= inv;
     } else {
         for (int64_t j = 0; j < n; j++) sum += expf(x[j] - m);
         /* (x - m) - log(sum): both terms <= 0, so no cancellation */

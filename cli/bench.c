@@ -1,0 +1,165 @@
+/*
+ * bench.c - `inferlab bench`: parse the sweep (flags or an experiment file), keep this shard's
+ * variants, and hand them to the harness (bench/).
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../bench/bench.h"
+
+static void help(void) {
+    printf("usage: inferlab bench --model A.onnx[,B.onnx] [options]    or    inferlab bench --experiment FILE.yaml\n"
+           "what to measure (comma lists expand to their cross product):\n"
+           "  --model LIST          model files\n"
+           "  --pipeline LIST       O0 (as is), O1, O2, O3, or passes joined with '+' (default O0)\n"
+           "  --engine LIST         inferlab, onnxruntime, pytorch (default inferlab)\n"
+           "  --backend LIST        cpu, cuda (default cpu)\n"
+           "  --batch LIST          samples per engine call (default 1)\n"
+           "  --threads LIST        threads (default: all cores)\n"
+           "  --scenario LIST       single-stream, offline, server, multi-stream (default single-stream)\n"
+           "  --parent PATH         FP32 parent for agreement (default: the model a pipeline derives from)\n"
+           "  --dataset SPEC        labelled set (fashion-mnist, mnist:DIR, folder:DIR ...; none: skip)\n"
+           "  --label NAME          variant name in tables\n"
+           "  --experiment FILE     YAML sweep and options (docs/bench.md)\n"
+           "how to measure:\n"
+           "  --trials N            repeated measurements per run (default 3)\n"
+           "  --warmup N            queries before measuring (default 5)\n"
+           "  --min-seconds S       minimum duration per trial (default 1)\n"
+           "  --min-queries N       minimum queries per trial (default 64)\n"
+           "  --max-queries N       cap per trial (default none)\n"
+           "  --qps Q               server: target queries per second (default 50)\n"
+           "  --latency-bound MS    server: p99 bound (default 10)\n"
+           "  --find-max-qps        server: search the highest QPS meeting the bound\n"
+           "  --spq K               multi-stream: samples per query (default 8)\n"
+           "  --profile             per-node times into the database (separate profiled pass)\n"
+           "  --accuracy-samples N  evaluation samples (default: the whole test set)\n"
+           "  --seed S              inputs and arrivals (default 1)\n"
+           "where:\n"
+           "  --db PATH             results database (default results.db)\n"
+           "  --shard I/N           measure only variants with index %% N == I (I from 0)\n"
+           "  --cache DIR           derived models (default: variants/ beside the database)\n"
+           "  --peers DIR           folder of ort_bench.js / torch_bench.py\n"
+           "  --name NAME           experiment name stored with each run\n"
+           "  --dry-run             list the variants and stop\n"
+           "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n");
+}
+
+int cmd_bench(int argc, char **argv) {
+    il_bench_opts o;
+    il_sweep sw;
+    il_bench_defaults(&o);
+    memset(&sw, 0, sizeof sw);
+    const char *experiment = NULL;
+    long long shard = 0, shards = 1;
+    int dry = 0, dims = 0;
+    static char cache[IL_PATH_MAX];
+    /* The experiment file first, so that flags given with it override its options. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--experiment")) experiment = argv[i + 1];
+    il_variant *v = NULL;
+    int n = 0;
+    if (experiment) {
+        il_status st = il_experiment_load(experiment, &o, &v, &n);
+        if (st) return cli_fail(st, NULL);
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        long long x;
+        double d;
+        const char **dim = !strcmp(a, "--model") || !strcmp(a, "-m") ? &sw.models
+                           : !strcmp(a, "--pipeline")                 ? &sw.pipelines
+                           : !strcmp(a, "--engine")                   ? &sw.engines
+                           : !strcmp(a, "--backend")                  ? &sw.backends
+                           : !strcmp(a, "--batch")                    ? &sw.batches
+                           : !strcmp(a, "--threads")                  ? &sw.threads
+                           : !strcmp(a, "--scenario")                 ? &sw.scenarios
+                           : !strcmp(a, "--parent")                   ? &sw.parent
+                           : !strcmp(a, "--dataset")                  ? &sw.dataset
+                           : !strcmp(a, "--label")                    ? &sw.label
+                                                                      : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help();
+            free(v);
+            return 0;
+        }
+        if (dim) {
+            if (!val) { fprintf(stderr, "inferlab bench: %s needs a value\n", a); return 2; }
+            *dim = val, dims = 1, i++;
+        } else if (!strcmp(a, "--experiment")) i++;
+        else if (!strcmp(a, "--db")) { if (!val) return 2; o.db = val; i++; }
+        else if (!strcmp(a, "--cache")) { if (!val) return 2; o.cache_dir = val; i++; }
+        else if (!strcmp(a, "--peers")) { if (!val) return 2; o.peers_dir = val; i++; }
+        else if (!strcmp(a, "--name")) { if (!val) return 2; o.experiment = val; i++; }
+        else if (!strcmp(a, "--trials")) { if (!cli_int(a, val, &x) || x < 1) return 2; o.trials = (int)x; i++; }
+        else if (!strcmp(a, "--warmup")) { if (!cli_int(a, val, &x) || x < 0) return 2; o.sc.warmup = (int)x; i++; }
+        else if (!strcmp(a, "--min-seconds")) { if (!cli_double(a, val, &d) || d < 0) return 2; o.sc.min_seconds = d; i++; }
+        else if (!strcmp(a, "--min-queries")) { if (!cli_int(a, val, &x) || x < 1) return 2; o.sc.min_queries = x; i++; }
+        else if (!strcmp(a, "--max-queries")) { if (!cli_int(a, val, &x) || x < 0) return 2; o.sc.max_queries = x; i++; }
+        else if (!strcmp(a, "--qps")) { if (!cli_double(a, val, &d) || !(d > 0)) return 2; o.sc.target_qps = d; i++; }
+        else if (!strcmp(a, "--latency-bound")) { if (!cli_double(a, val, &d) || !(d > 0)) return 2; o.sc.latency_bound_ms = d; i++; }
+        else if (!strcmp(a, "--spq")) { if (!cli_int(a, val, &x) || x < 1) return 2; o.sc.samples_per_query = (int)x; i++; }
+        else if (!strcmp(a, "--accuracy-samples")) { if (!cli_int(a, val, &x) || x < 0) return 2; o.accuracy_samples = x; i++; }
+        else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &x)) return 2; o.seed = (uint64_t)x; i++; }
+        else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
+        else if (!strcmp(a, "--profile")) o.profile = 1;
+        else if (!strcmp(a, "--dry-run")) dry = 1;
+        else if (!strcmp(a, "--no-fork")) o.no_fork = 1;
+        else if (!strcmp(a, "--shard")) {
+            if (!val || sscanf(val, "%lld/%lld", &shard, &shards) != 2 || shards < 1 || shard < 0 || shard >= shards) {
+                fprintf(stderr, "inferlab bench: --shard expects I/N with 0 <= I < N, got '%s'\n", val ? val : "");
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "inferlab bench: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (experiment && dims) {
+        fprintf(stderr, "inferlab bench: give the sweep in the experiment file or as flags, not both\n");
+        free(v);
+        return 2;
+    }
+    if (!experiment) {
+        if (!sw.models) {
+            fprintf(stderr, "usage: inferlab bench --model A.onnx[,B.onnx] [options] (see --help)\n");
+            return 2;
+        }
+        il_status st = il_sweep_expand(&sw, &v, &n);
+        if (st) return cli_fail(st, NULL);
+    }
+    if (!o.cache_dir) {
+        const char *slash = strrchr(o.db, '/');
+        snprintf(cache, sizeof cache, "%.*svariants", slash ? (int)(slash - o.db + 1) : 0, o.db);
+        o.cache_dir = cache;
+    }
+    int total = n;
+    il_variants_shard(v, &n, (int)shard, (int)shards);
+    if (dry || shards > 1)
+        printf("%d variant%s%s", n, n == 1 ? "" : "s", shards > 1 ? "" : "\n");
+    if (shards > 1) printf(" (shard %lld/%lld of %d)\n", shard, shards, total);
+    if (dry) {
+        for (int i = 0; i < n; i++) {
+            char lab[200];
+            il_variant_label(&v[i], lab, sizeof lab);
+            printf("  %-30s %-11s %-4s batch %-4d threads %-3d %s\n", lab, v[i].engine, v[i].backend, v[i].batch,
+                   v[i].threads, il_scenario_name(v[i].scenario));
+        }
+        free(v);
+        return 0;
+    }
+    o.progress = isatty(2);
+    int failed = 0;
+    il_status st = il_bench_run(&o, v, n, &failed);
+    free(v);
+    if (st) return cli_fail(st, NULL);
+    if (failed) {
+        fprintf(stderr, "inferlab bench: %d of %d variant%s failed (messages above); the rest are in %s\n", failed, n,
+                n == 1 ? "" : "s", o.db);
+        return 1;
+    }
+    return 0;
+}
