@@ -68,10 +68,10 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
     const char *base = strrchr(v->model, '/');
     base = base ? base + 1 : v->model;
     char stem[256], tmp[IL_PATH_MAX + 32], tag[64];
-    snprintf(stem, sizeof stem, "%s", base);
+    snprintf(stem, sizeof stem, "%.*s", (int)sizeof stem - 1, base);
     char *dot = strrchr(stem, '.');
     if (dot) *dot = 0;
-    snprintf(tag, sizeof tag, "%s", v->pipeline);
+    snprintf(tag, sizeof tag, "%.*s", (int)sizeof tag - 1, v->pipeline);
     for (char *c = tag; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '-';
     const char *dir = o->cache_dir ? o->cache_dir : "bench-cache";
@@ -203,7 +203,7 @@ il_status il_bench_evalset(const il_graph *g, const il_variant *v, int64_t limit
         il_preproc_batch(&p, d, idx, (int)n, 0, NULL, e->x->data);
         free(idx);
         e->n = n;
-        snprintf(e->name, sizeof e->name, "%s", full);
+        snprintf(e->name, sizeof e->name, "%.*s", (int)sizeof e->name - 1, full);
         il_data_free(d);
         return IL_OK;
     }

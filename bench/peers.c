@@ -39,7 +39,7 @@ static il_status find_script(const il_bench_opts *o, const char *engine, char *p
     snprintf(cand[nc++], sizeof cand[0], "bench/peers/%s", file);
     for (int i = 0; i < nc; i++)
         if (!access(cand[i], R_OK)) {
-            snprintf(path, n, "%s", cand[i]);
+            snprintf(path, n, "%.*s", (int)n - 1, cand[i]);
             return IL_OK;
         }
     return il_error(IL_ERR_IO, "engine %s: cannot find bench/peers/%s (give --peers DIR)", engine, file);
@@ -181,7 +181,7 @@ static il_status run_peer(il_peer *p, char **extra, int n_extra, peer_reply *rep
     }
     free(out);
     if (st) return il_error_wrap(st, "engine %s: ", p->v->engine);
-    if (rep->version[0]) snprintf(p->version, sizeof p->version, "%s %s", p->v->engine, rep->version);
+    if (rep->version[0]) snprintf(p->version, sizeof p->version, "%.15s %.40s", p->v->engine, rep->version);
     return IL_OK;
 }
 

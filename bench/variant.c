@@ -62,7 +62,7 @@ void il_variant_label(const il_variant *v, char *buf, size_t n) {
     const char *base = strrchr(v->model, '/');
     base = base ? base + 1 : v->model;
     char stem[128];
-    snprintf(stem, sizeof stem, "%s", base);
+    snprintf(stem, sizeof stem, "%.*s", (int)sizeof stem - 1, base);
     char *dot = strrchr(stem, '.');
     if (dot && !strcmp(dot, ".onnx")) *dot = 0;
     /* model.onnx inside a folder named after the model (the ONNX test layout): use the folder */
@@ -95,6 +95,8 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
         if (!known(bk[i], backends)) return il_error(IL_ERR_INVALID, "unknown backend '%s' (cpu, cuda)", bk[i]);
     int bv[MAX_ITEMS], tv[16];
     il_scenario_kind sv[8];
+    for (int i = 0; i < np; i++)
+        if (strlen(pl[i]) > 255) return il_error(IL_ERR_INVALID, "pipeline '%.40s...' is longer than 255 characters", pl[i]);
     for (int i = 0; i < nb; i++)
         if ((st = parse_int("batch", ba[i], 1, &bv[i]))) return st;
     for (int i = 0; i < nt; i++) {
@@ -114,10 +116,10 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
                     for (int e = 0; e < nb; e++)
                         for (int f = 0; f < nt; f++)
                             for (int g = 0; g < ns; g++, k++) {
-                                snprintf(v[k].model, sizeof v[k].model, "%s", m[a]);
-                                snprintf(v[k].pipeline, sizeof v[k].pipeline, "%s", pl[b]);
-                                snprintf(v[k].engine, sizeof v[k].engine, "%s", en[c]);
-                                snprintf(v[k].backend, sizeof v[k].backend, "%s", bk[d]);
+                                snprintf(v[k].model, sizeof v[k].model, "%.*s", IL_PATH_MAX - 1, m[a]);
+                                snprintf(v[k].pipeline, sizeof v[k].pipeline, "%.255s", pl[b]);
+                                snprintf(v[k].engine, sizeof v[k].engine, "%.15s", en[c]);
+                                snprintf(v[k].backend, sizeof v[k].backend, "%.15s", bk[d]);
                                 v[k].batch = bv[e];
                                 v[k].threads = tv[f];
                                 v[k].scenario = sv[g];

@@ -531,7 +531,8 @@ static void test_shape_size(void) {
 
 /* ---------------------------------------------------------------- index.c */
 
-static op_case *slice10(il_tensor *x, int n, const int64_t *st, const int64_t *en, const int64_t *ax, const int64_t *sp) {
+static op_case *slice10(il_tensor *x, int n, const int64_t *st, const int64_t *en, const int64_t *ax,
+                        const int64_t *sp) {
     op_case *o = op_new("Slice", 13, 5, 1);
     o->in[0] = x;
     o->in[1] = vec64(n, st);
@@ -655,7 +656,8 @@ static void test_gather_elements_nd(void) {
     op_free(o);
 }
 
-static op_case *scatter(const char *type, int64_t opset, il_tensor *x, il_tensor *ind, il_tensor *upd, const char *red) {
+static op_case *scatter(const char *type, int64_t opset, il_tensor *x, il_tensor *ind, il_tensor *upd,
+                        const char *red) {
     op_case *o = op_new(type, opset, 3, 1);
     o->in[0] = x;
     o->in[1] = ind;
@@ -677,7 +679,8 @@ static void test_scatter_nd(void) {
         expect(o, 0, IL_F16, 1, D(4), w);
         op_free(o);
     }
-    op_case *o = scatter("ScatterND", 16, iota(IL_I64, 2, D(2, 2)), mk64(2, D(1, 1), D(1)), mk64(2, D(1, 2), D(10, 20)), "add");
+    op_case *o =
+        scatter("ScatterND", 16, iota(IL_I64, 2, D(2, 2)), mk64(2, D(1, 1), D(1)), mk64(2, D(1, 2), D(10, 20)), "add");
     IL_ASSERT_OK(run_op(o));
     expect(o, 0, IL_I64, 2, D(2, 2), V(0, 1, 12, 23));
     op_free(o);
@@ -704,11 +707,13 @@ static void test_scatter_elements(void) {
     IL_ASSERT_OK(run_op(o)); /* row 1 col 0 gets 10 and 30 */
     expect(o, 0, IL_I32, 2, D(3, 2), V(0, 21, 42, 3, 4, 45));
     op_free(o);
-    o = scatter("ScatterElements", 18, mk(IL_BOOL, 1, D(3), V(1, 0, 1)), mk64(1, D(2), D(0, 1)), mk(IL_BOOL, 1, D(2), V(0, 1)), "min");
+    o = scatter("ScatterElements", 18, mk(IL_BOOL, 1, D(3), V(1, 0, 1)), mk64(1, D(2), D(0, 1)),
+                mk(IL_BOOL, 1, D(2), V(0, 1)), "min");
     IL_ASSERT_OK(run_op(o));
     expect(o, 0, IL_BOOL, 1, D(3), V(0, 0, 1));
     op_free(o);
-    o = scatter("Scatter", 10, iota(IL_F32, 2, D(2, 2)), mk64(2, D(1, 2), D(1, 1)), mk(IL_F32, 2, D(1, 2), V(8, 9)), NULL);
+    o = scatter("Scatter", 10, iota(IL_F32, 2, D(2, 2)), mk64(2, D(1, 2), D(1, 1)), mk(IL_F32, 2, D(1, 2), V(8, 9)),
+                NULL);
     IL_ASSERT_OK(run_op(o)); /* the deprecated name */
     expect(o, 0, IL_F32, 2, D(2, 2), V(0, 1, 8, 9));
     op_free(o);
@@ -856,7 +861,8 @@ static void test_cast_opsets_and_errors(void) {
 /* Every pair of stored dtypes: fast (where it has its own loop) against ref, and a round trip
  * of small integers, which every dtype holds exactly. */
 static void test_cast_all_pairs(void) {
-    static const il_dtype dts[] = {IL_F32, IL_U8, IL_I8, IL_U16, IL_I16, IL_I32, IL_I64, IL_BOOL, IL_F16, IL_F64, IL_U32, IL_U64, IL_BF16};
+    static const il_dtype dts[] = {IL_F32,  IL_U8,  IL_I8,  IL_U16, IL_I16, IL_I32, IL_I64,
+                                   IL_BOOL, IL_F16, IL_F64, IL_U32, IL_U64, IL_BF16};
     int n = (int)(sizeof dts / sizeof *dts);
     for (int a = 0; a < n; a++)
         for (int b = 0; b < n; b++) {
@@ -1052,10 +1058,11 @@ static void test_half_bits_pass_through(void) {
 }
 
 static void test_registry_flags(void) {
-    static const char *moving[] = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Expand",
-                                   "Tile", "Identity", "Dropout", "Shape", "Size", "Slice", "Gather", "GatherElements",
-                                   "GatherND", "ScatterND", "ScatterElements", "Trilu", "NonZero", "Cast", "CastLike",
-                                   "ConstantOfShape", "OneHot"};
+    static const char *moving[] = {
+        "Reshape", "Flatten",        "Transpose",       "Squeeze",   "Unsqueeze",       "Concat", "Split",
+        "Expand",  "Tile",           "Identity",        "Dropout",   "Shape",           "Size",   "Slice",
+        "Gather",  "GatherElements", "GatherND",        "ScatterND", "ScatterElements", "Trilu",  "NonZero",
+        "Cast",    "CastLike",       "ConstantOfShape", "OneHot"};
     for (size_t i = 0; i < sizeof moving / sizeof *moving; i++) {
         const il_op *op = il_op_find("ai.onnx", moving[i]);
         CU_ASSERT_PTR_NOT_NULL_FATAL(op);
@@ -1072,9 +1079,9 @@ IL_SUITE("shape_ops", {"reshape", test_reshape}, {"reshape_plan_time", test_resh
          {"identity_dropout", test_identity_dropout}, {"shape_size", test_shape_size}, {"slice", test_slice},
          {"slice_fast_vs_ref", test_slice_fast_vs_ref}, {"gather", test_gather},
          {"gather_elements_nd", test_gather_elements_nd}, {"scatter_nd", test_scatter_nd},
-         {"scatter_elements", test_scatter_elements}, {"trilu", test_trilu}, {"nonzero_compress", test_nonzero_compress},
-         {"cast_values", test_cast_values}, {"cast_opsets_and_errors", test_cast_opsets_and_errors},
-         {"cast_all_pairs", test_cast_all_pairs}, {"constant", test_constant},
-         {"constant_of_shape", test_constant_of_shape}, {"range", test_range}, {"onehot", test_onehot},
-         {"eyelike", test_eyelike}, {"half_bits_pass_through", test_half_bits_pass_through},
+         {"scatter_elements", test_scatter_elements}, {"trilu", test_trilu},
+         {"nonzero_compress", test_nonzero_compress}, {"cast_values", test_cast_values},
+         {"cast_opsets_and_errors", test_cast_opsets_and_errors}, {"cast_all_pairs", test_cast_all_pairs},
+         {"constant", test_constant}, {"constant_of_shape", test_constant_of_shape}, {"range", test_range},
+         {"onehot", test_onehot}, {"eyelike", test_eyelike}, {"half_bits_pass_through", test_half_bits_pass_through},
          {"registry_flags", test_registry_flags})

@@ -19,7 +19,7 @@
 /* Output indices j in [0, n) with 0 <= j*s + off < limit form one run [*lo, *hi): the taps of
  * the last spatial dim that land inside the input (im2col) or the output (col2im). */
 static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo, int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off) / s;
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
     int64_t b = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
     *lo = a < n ? a : n;
     *hi = b < n ? b : n;
@@ -169,7 +169,7 @@ static void col2im(const il_conv_geom *g, const float *col, int64_t mg, float *y
             int64_t kk[IL_MAX_SPATIAL], i[IL_MAX_SPATIAL], lo, hi;
             unflat(kp, g->nsp, g->k, kk);
             const float *src = col + (mi * g->k_sp + kp) * g->in_sp;
-            int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
+            int64_t off = kk[L] * g->dil[L] - g->pad_end[L], s = g->stride[L];
             tap_range(iw, s, off, g->out[L], &lo, &hi);
             for (int64_t q = 0; q < outer; q++, src += iw) {
                 unflat(q, L, g->in, i);

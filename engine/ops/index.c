@@ -41,7 +41,8 @@ static void copy_elem(void *dst, int64_t i, const void *src, int64_t j, size_t e
 static int64_t norm_index(const il_kctx *c, int64_t v, int64_t n, int axis) {
     int64_t i = v < 0 ? v + n : v;
     if (i < 0 || i >= n) {
-        il_kerr(c, IL_ERR_INVALID, "index %lld is out of range for axis %d of size %lld", (long long)v, axis, (long long)n);
+        il_kerr(c, IL_ERR_INVALID, "index %lld is out of range for axis %d of size %lld", (long long)v, axis,
+                (long long)n);
         return -1;
     }
     return i;
@@ -98,7 +99,8 @@ static il_status slice_make(const il_kctx *c, const il_tensor *x, slice_plan *p)
         return IL_OK;
     }
     if (ns != ne || ns != na || (has_st && nst != ns))
-        return il_kerr(c, IL_ERR_INVALID, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne, na, has_st ? nst : ns);
+        return il_kerr(c, IL_ERR_INVALID, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne, na,
+                       has_st ? nst : ns);
     int seen[IL_MAX_RANK] = {0};
     for (int i = 0; i < ns; i++) {
         int a;
@@ -188,7 +190,8 @@ static il_status slice_fast(il_kctx *c) {
 
 static il_status gather_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
-    if (!is_index_dtype(ind->dtype)) return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    if (!is_index_dtype(ind->dtype))
+        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
     if (x->rank < 0 || ind->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
     int axis, r = x->rank + ind->rank - 1;
     int64_t out[IL_MAX_RANK];
@@ -221,14 +224,16 @@ static il_status gather_run(il_kctx *c, int fast) {
         for (int64_t o = 0; o < outer; o++)
             for (int64_t j = 0; j < ni; j++) {
                 int64_t k = norm_index(c, il_int_at(ind, j), d, axis);
-                for (int64_t i = 0; i < inner; i++) copy_elem(y->data, (o * ni + j) * inner + i, x->data, (o * d + k) * inner + i, (size_t)es);
+                for (int64_t i = 0; i < inner; i++)
+                    copy_elem(y->data, (o * ni + j) * inner + i, x->data, (o * d + k) * inner + i, (size_t)es);
             }
         return IL_OK;
     }
     IL_PAR_FOR(c, t, outer * ni) {
         int64_t o = t / ni, j = t % ni, k = il_int_at(ind, j);
         if (k < 0) k += d;
-        memcpy((char *)y->data + t * inner * es, (const char *)x->data + (o * d + k) * inner * es, (size_t)(inner * es));
+        memcpy((char *)y->data + t * inner * es, (const char *)x->data + (o * d + k) * inner * es,
+               (size_t)(inner * es));
     }
     return IL_OK;
 }
@@ -238,15 +243,18 @@ static il_status gather_fast(il_kctx *c) { return gather_run(c, 1); }
 
 static il_status gather_elements_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
-    if (!is_index_dtype(ind->dtype)) return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    if (!is_index_dtype(ind->dtype))
+        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
     if (x->rank >= 0 && ind->rank >= 0) {
         int axis;
         il_status st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);
         if (st) return st;
-        if (ind->rank != x->rank) return il_kerr(c, IL_ERR_SHAPE, "indices have rank %d, data rank %d", ind->rank, x->rank);
+        if (ind->rank != x->rank)
+            return il_kerr(c, IL_ERR_SHAPE, "indices have rank %d, data rank %d", ind->rank, x->rank);
         for (int i = 0; i < x->rank; i++)
             if (i != axis && x->dims[i] >= 0 && ind->dims[i] > x->dims[i])
-                return il_kerr(c, IL_ERR_SHAPE, "indices dim %d (%lld) exceeds the data's (%lld)", i, (long long)ind->dims[i], (long long)x->dims[i]);
+                return il_kerr(c, IL_ERR_SHAPE, "indices dim %d (%lld) exceeds the data's (%lld)", i,
+                               (long long)ind->dims[i], (long long)x->dims[i]);
     }
     il_set_out(c, 0, x->dtype, ind->rank, ind->dims);
     return IL_OK;
@@ -272,12 +280,15 @@ static il_status gather_elements_ref(il_kctx *c) {
 
 /* GatherND/ScatterND geometry: b batch dims, m = indices.shape[-1] coordinates per tuple. */
 static il_status nd_check(il_kctx *c, const il_tensor *x, const il_tensor *ind, int b, int *m) {
-    if (!is_index_dtype(ind->dtype)) return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    if (!is_index_dtype(ind->dtype))
+        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
     if (ind->rank < 1 || b < 0 || b >= ind->rank || b >= x->rank)
-        return il_kerr(c, IL_ERR_INVALID, "batch_dims %d does not fit data rank %d and indices rank %d", b, x->rank, ind->rank);
+        return il_kerr(c, IL_ERR_INVALID, "batch_dims %d does not fit data rank %d and indices rank %d", b, x->rank,
+                       ind->rank);
     for (int i = 0; i < b; i++)
         if (x->dims[i] >= 0 && ind->dims[i] >= 0 && x->dims[i] != ind->dims[i])
-            return il_kerr(c, IL_ERR_SHAPE, "batch dim %d is %lld in data, %lld in indices", i, (long long)x->dims[i], (long long)ind->dims[i]);
+            return il_kerr(c, IL_ERR_SHAPE, "batch dim %d is %lld in data, %lld in indices", i, (long long)x->dims[i],
+                           (long long)ind->dims[i]);
     *m = (int)ind->dims[ind->rank - 1];
     if (ind->dims[ind->rank - 1] >= 0 && (*m < 1 || *m > x->rank - b))
         return il_kerr(c, IL_ERR_INVALID, "indices' last dim %d must be in [1, %d]", *m, x->rank - b);
@@ -287,12 +298,16 @@ static il_status nd_check(il_kctx *c, const il_tensor *x, const il_tensor *ind, 
 static il_status gather_nd_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
     int b = (int)il_attr_int(c->node, "batch_dims", 0), m;
-    if (x->rank < 0 || ind->rank < 0 || (ind->rank > 0 && ind->dims[ind->rank - 1] < 0)) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0 || ind->rank < 0 || (ind->rank > 0 && ind->dims[ind->rank - 1] < 0)) {
+        unknown_rank(c, 0, x->dtype);
+        return IL_OK;
+    }
     il_status st = nd_check(c, x, ind, b, &m);
     if (st) return st;
     int64_t out[IL_MAX_RANK];
     int r = 0;
-    if (ind->rank - 1 + x->rank - b - m > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank is above %d", IL_MAX_RANK);
+    if (ind->rank - 1 + x->rank - b - m > IL_MAX_RANK)
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank is above %d", IL_MAX_RANK);
     for (int i = 0; i < ind->rank - 1; i++) out[r++] = ind->dims[i];
     for (int i = b + m; i < x->rank; i++) out[r++] = x->dims[i];
     il_set_out(c, 0, x->dtype, r, out);
@@ -321,7 +336,8 @@ static il_status gather_nd_ref(il_kctx *c) {
         for (int64_t j = 0; j < per; j++) {
             int64_t t = bt * per + j, off = nd_offset(c, x, ind, b, m, t);
             if (off < 0) return IL_ERR_INVALID;
-            memcpy((char *)y->data + t * slice * (int64_t)es, (const char *)x->data + (bt * bstride + off) * (int64_t)es, (size_t)slice * es);
+            memcpy((char *)y->data + t * slice * (int64_t)es,
+                   (const char *)x->data + (bt * bstride + off) * (int64_t)es, (size_t)slice * es);
         }
     return IL_OK;
 }
@@ -390,14 +406,16 @@ static il_status scatter_nd_infer(il_kctx *c) {
     int m, red;
     il_status st = reduction_of(c, &red);
     if (st) return st;
-    if (upd->dtype != x->dtype) return il_kerr(c, IL_ERR_TYPE, "updates are %s, data %s", il_dtype_name(upd->dtype), il_dtype_name(x->dtype));
+    if (upd->dtype != x->dtype)
+        return il_kerr(c, IL_ERR_TYPE, "updates are %s, data %s", il_dtype_name(upd->dtype), il_dtype_name(x->dtype));
     if (il_shape_known(x) && il_shape_known(ind) && il_shape_known(upd)) {
         if ((st = nd_check(c, x, ind, 0, &m))) return st;
         /* updates.shape must be indices.shape[:-1] + data.shape[m:] */
         int ok = upd->rank == ind->rank - 1 + x->rank - m;
         for (int i = 0; ok && i < upd->rank; i++)
             ok = upd->dims[i] == (i < ind->rank - 1 ? ind->dims[i] : x->dims[m + i - (ind->rank - 1)]);
-        if (!ok) return il_kerr(c, IL_ERR_SHAPE, "updates' shape does not match indices.shape[:-1] + data.shape[%d:]", m);
+        if (!ok)
+            return il_kerr(c, IL_ERR_SHAPE, "updates' shape does not match indices.shape[:-1] + data.shape[%d:]", m);
     }
     il_same_as(c, 0, 0);
     return IL_OK;
@@ -416,7 +434,8 @@ static il_status scatter_nd_ref(il_kctx *c) {
     for (int64_t t = 0; t < n; t++) {
         int64_t off = nd_offset(c, x, ind, 0, m, t);
         for (int64_t e = 0; e < slice; e++)
-            reduce_elem(x->dtype, (char *)y->data + (off + e) * (int64_t)es, (const char *)upd->data + (t * slice + e) * (int64_t)es, red);
+            reduce_elem(x->dtype, (char *)y->data + (off + e) * (int64_t)es,
+                        (const char *)upd->data + (t * slice + e) * (int64_t)es, red);
     }
     return IL_OK;
 }
@@ -426,17 +445,21 @@ static il_status scatter_elements_infer(il_kctx *c) {
     int red, axis;
     il_status st = reduction_of(c, &red);
     if (st) return st;
-    if (!is_index_dtype(ind->dtype)) return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
-    if (upd->dtype != x->dtype) return il_kerr(c, IL_ERR_TYPE, "updates are %s, data %s", il_dtype_name(upd->dtype), il_dtype_name(x->dtype));
+    if (!is_index_dtype(ind->dtype))
+        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    if (upd->dtype != x->dtype)
+        return il_kerr(c, IL_ERR_TYPE, "updates are %s, data %s", il_dtype_name(upd->dtype), il_dtype_name(x->dtype));
     if (x->rank >= 0 && ind->rank >= 0 && upd->rank >= 0) {
         if ((st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis))) return st;
         if (ind->rank != x->rank || upd->rank != ind->rank)
-            return il_kerr(c, IL_ERR_SHAPE, "data, indices and updates need one rank (%d, %d, %d)", x->rank, ind->rank, upd->rank);
+            return il_kerr(c, IL_ERR_SHAPE, "data, indices and updates need one rank (%d, %d, %d)", x->rank, ind->rank,
+                           upd->rank);
         for (int i = 0; i < x->rank; i++) {
             if (ind->dims[i] >= 0 && upd->dims[i] >= 0 && ind->dims[i] != upd->dims[i])
                 return il_kerr(c, IL_ERR_SHAPE, "updates and indices differ in dim %d", i);
             if (i != axis && x->dims[i] >= 0 && ind->dims[i] > x->dims[i])
-                return il_kerr(c, IL_ERR_SHAPE, "indices dim %d (%lld) exceeds the data's (%lld)", i, (long long)ind->dims[i], (long long)x->dims[i]);
+                return il_kerr(c, IL_ERR_SHAPE, "indices dim %d (%lld) exceeds the data's (%lld)", i,
+                               (long long)ind->dims[i], (long long)x->dims[i]);
         }
     }
     il_same_as(c, 0, 0);
@@ -470,7 +493,8 @@ static il_status scatter_elements_ref(il_kctx *c) {
 static il_status trilu_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *k = il_in(c, 1);
     if (x->rank >= 0 && x->rank < 2) return il_kerr(c, IL_ERR_INVALID, "input needs rank >= 2, has %d", x->rank);
-    if (k && k->rank >= 0 && il_shape_known(k) && il_tensor_numel(k) != 1) return il_kerr(c, IL_ERR_INVALID, "k must be a scalar");
+    if (k && k->rank >= 0 && il_shape_known(k) && il_tensor_numel(k) != 1)
+        return il_kerr(c, IL_ERR_INVALID, "k must be a scalar");
     il_same_as(c, 0, 0);
     return IL_OK;
 }
@@ -547,7 +571,8 @@ static il_status nonzero_ref(il_kctx *c) {
 static il_status compress_geom(il_kctx *c, const il_tensor *x, const il_tensor *cond, int *axis, int64_t *out) {
     const il_attr *a = il_node_attr(c->node, "axis");
     int64_t len = il_shape_known(x) ? il_tensor_numel(x) : -1;
-    if (cond->rank >= 0 && cond->rank != 1) return il_kerr(c, IL_ERR_INVALID, "condition must be 1-D, has rank %d", cond->rank);
+    if (cond->rank >= 0 && cond->rank != 1)
+        return il_kerr(c, IL_ERR_INVALID, "condition must be 1-D, has rank %d", cond->rank);
     *axis = -1;
     if (a) {
         if (x->rank == 0) return il_kerr(c, IL_ERR_INVALID, "a scalar has no axis %lld", (long long)a->i);
@@ -560,7 +585,9 @@ static il_status compress_geom(il_kctx *c, const il_tensor *x, const il_tensor *
         kept = 0;
         for (int64_t i = 0, n = il_tensor_numel(cond); i < n; i++) {
             if (!is_nonzero(cond, i)) continue;
-            if (len >= 0 && i >= len) return il_kerr(c, IL_ERR_INVALID, "condition %lld is true past the axis size %lld", (long long)i, (long long)len);
+            if (len >= 0 && i >= len)
+                return il_kerr(c, IL_ERR_INVALID, "condition %lld is true past the axis size %lld", (long long)i,
+                               (long long)len);
             kept++;
         }
     }
@@ -595,7 +622,8 @@ static il_status compress_ref(il_kctx *c) {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < d && i < nc; i++)
             if (is_nonzero(cond, i)) {
-                memcpy((char *)y->data + pos * inner * es, (const char *)x->data + (o * d + i) * inner * es, (size_t)(inner * es));
+                memcpy((char *)y->data + pos * inner * es, (const char *)x->data + (o * d + i) * inner * es,
+                       (size_t)(inner * es));
                 pos++;
             }
     return IL_OK;

@@ -27,8 +27,10 @@ extern const il_op il_ops_norm[];      /* engine/ops/norm.c: BatchNorm, Instance
 extern const il_op il_ops_linalg[];    /* engine/ops/linalg.c: Gemm, MatMul, Einsum */
 extern const il_op il_ops_shape[];     /* engine/ops/shape.c: Reshape..Identity */
 extern const il_op il_ops_index[];     /* engine/ops/index.c: Gather*, Scatter*, Slice, ... */
-extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax, TopK, CumSum, Softmax */
-extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample, Pad, DepthToSpace.. */
+extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax/ArgMin, CumSum */
+extern const il_op il_ops_softmax[];   /* engine/ops/softmax.c: Softmax, LogSoftmax, Hardmax, TopK */
+extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample */
+extern const il_op il_ops_pad[];       /* engine/ops/pad.c: Pad, DepthToSpace, SpaceToDepth */
 extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, NonZero.. */
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */

@@ -63,8 +63,16 @@ static void store(il_dtype t, void *base, int64_t k, num v) {
         ((float *)base)[k] = v.kind == K_FLOAT ? (float)v.f : v.kind == K_INT ? (float)v.i : (float)v.u;
         break;
     case IL_F64: ((double *)base)[k] = as_double(v); break;
-    case IL_F16: ((uint16_t *)base)[k] = il_f32_to_f16(v.kind == K_FLOAT ? (float)v.f : v.kind == K_INT ? (float)v.i : (float)v.u); break;
-    case IL_BF16: ((uint16_t *)base)[k] = il_f32_to_bf16(v.kind == K_FLOAT ? (float)v.f : v.kind == K_INT ? (float)v.i : (float)v.u); break;
+    case IL_F16:
+        ((uint16_t *)base)[k] = il_f32_to_f16(v.kind == K_FLOAT ? (float)v.f
+                                              : v.kind == K_INT ? (float)v.i
+                                                                : (float)v.u);
+        break;
+    case IL_BF16:
+        ((uint16_t *)base)[k] = il_f32_to_bf16(v.kind == K_FLOAT ? (float)v.f
+                                               : v.kind == K_INT ? (float)v.i
+                                                                 : (float)v.u);
+        break;
     case IL_BOOL: ((uint8_t *)base)[k] = v.kind == K_FLOAT ? v.f != 0 : v.kind == K_INT ? v.i != 0 : v.u != 0; break;
     case IL_I8: ((int8_t *)base)[k] = (int8_t)as_bits(v); break;
     case IL_I16: ((int16_t *)base)[k] = (int16_t)as_bits(v); break;
@@ -89,8 +97,9 @@ static il_status check_dtype(const il_kctx *c, il_dtype t) {
 
 /* Cast's target: an int from opset 6, a name ("FLOAT") in opset 1. */
 static il_status cast_to(const il_kctx *c, il_dtype *to) {
-    static const char *names[] = {"UNDEFINED", "FLOAT", "UINT8", "INT8", "UINT16", "INT16", "INT32", "INT64", "STRING",
-                                  "BOOL", "FLOAT16", "DOUBLE", "UINT32", "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
+    static const char *names[] = {"UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",  "INT16",
+                                  "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16", "DOUBLE",
+                                  "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
     if (!strcmp(c->node->op_type, "CastLike")) {
         *to = il_in(c, 1) ? il_in(c, 1)->dtype : IL_UNDEFINED;
         return check_dtype(c, *to);
@@ -224,7 +233,8 @@ static il_status constant_of_shape_infer(il_kctx *c) {
     if (r > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", r, IL_MAX_RANK);
     for (int i = 0; i < r; i++) {
         dims[i] = s->data ? il_int_at(s, i) : -1;
-        if (s->data && dims[i] < 0) return il_kerr(c, IL_ERR_INVALID, "shape has a negative dim %lld", (long long)dims[i]);
+        if (s->data && dims[i] < 0)
+            return il_kerr(c, IL_ERR_INVALID, "shape has a negative dim %lld", (long long)dims[i]);
         if (dims[i] > 0 && n > MAX_NUMEL / dims[i]) return il_kerr(c, IL_ERR_INVALID, "shape is too large");
         if (dims[i] >= 0) n *= dims[i];
     }
@@ -272,12 +282,14 @@ static il_status range_infer(il_kctx *c) {
         return il_kerr(c, IL_ERR_TYPE, "start, limit and delta differ in dtype (%s, %s, %s)", il_dtype_name(s->dtype),
                        il_dtype_name(l->dtype), il_dtype_name(d->dtype));
     for (int i = 0; i < 3; i++)
-        if (il_shape_known(c->in[i]) && il_tensor_numel(c->in[i]) != 1) return il_kerr(c, IL_ERR_INVALID, "input %d must be a scalar", i);
+        if (il_shape_known(c->in[i]) && il_tensor_numel(c->in[i]) != 1)
+            return il_kerr(c, IL_ERR_INVALID, "input %d must be a scalar", i);
     if (s->dtype == IL_U64 || !il_dtype_is_supported(s->dtype) || s->dtype == IL_BOOL)
         return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(s->dtype));
     int64_t n = -1;
     if (s->data && l->data && d->data) {
-        il_status st = range_count(c, load(s->dtype, s->data, 0), load(l->dtype, l->data, 0), load(d->dtype, d->data, 0), &n);
+        il_status st =
+            range_count(c, load(s->dtype, s->data, 0), load(l->dtype, l->data, 0), load(d->dtype, d->data, 0), &n);
         if (st) return st;
     }
     il_set_out(c, 0, s->dtype, 1, &n);
@@ -313,12 +325,14 @@ static int64_t int_of(const il_tensor *t, int64_t k, int *ok) {
 static il_status onehot_geom(il_kctx *c, int *axis, int64_t *depth) {
     const il_tensor *ind = il_in(c, 0), *dep = il_in(c, 1), *val = il_in(c, 2);
     if (!ind || !dep || !val) return il_kerr(c, IL_ERR_INVALID, "needs indices, depth and values");
-    if (il_shape_known(val) && il_tensor_numel(val) != 2) return il_kerr(c, IL_ERR_INVALID, "values must hold [off, on]");
+    if (il_shape_known(val) && il_tensor_numel(val) != 2)
+        return il_kerr(c, IL_ERR_INVALID, "values must hold [off, on]");
     if (il_shape_known(dep) && il_tensor_numel(dep) != 1) return il_kerr(c, IL_ERR_INVALID, "depth must be a scalar");
     int64_t a = il_attr_int(c->node, "axis", -1);
     int r = ind->rank + 1, ok = 1;
     if (ind->rank >= 0) {
-        if (a < -r || a >= r) return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)a, r);
+        if (a < -r || a >= r)
+            return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)a, r);
         if (r > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", r, IL_MAX_RANK);
         *axis = (int)(a < 0 ? a + r : a);
     }
@@ -357,7 +371,8 @@ static il_status onehot_ref(il_kctx *c) {
             if (ok && k < 0) k += depth;
             for (int64_t d = 0; d < depth; d++) {
                 int on = ok && k == d;
-                memcpy((char *)y->data + ((o * depth + d) * inner + i) * (int64_t)es, (const char *)val->data + on * es, es);
+                memcpy((char *)y->data + ((o * depth + d) * inner + i) * (int64_t)es, (const char *)val->data + on * es,
+                       es);
             }
         }
     return IL_OK;

@@ -33,7 +33,8 @@ static il_status check_numel(const il_kctx *c, int rank, const int64_t *dims) {
 /* "[4,-1,0]": shape values as the user wrote them (il_shape_str would print -1 as "?"). */
 static const char *ints_str(int n, const int64_t *v, char *buf, size_t size) {
     size_t k = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < n && k < size; i++) k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", (long long)v[i]);
+    for (int i = 0; i < n && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", (long long)v[i]);
     if (k < size) snprintf(buf + k, size - k, "]");
     return buf;
 }
@@ -77,7 +78,9 @@ static il_status int_list(const il_kctx *c, const char *attr, int slot, int64_t 
     if (!t) { *n = 0; *present = 0; return IL_OK; }
     if (t->rank > 1) return il_kerr(c, IL_ERR_INVALID, "input %d ('%s') must be 1-D, has rank %d", slot, attr, t->rank);
     int64_t len = t->rank < 0 ? -1 : il_tensor_numel(t);
-    if (len > max) return il_kerr(c, IL_ERR_UNSUPPORTED, "input '%s' has %lld values, at most %d supported", attr, (long long)len, max);
+    if (len > max)
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "input '%s' has %lld values, at most %d supported", attr, (long long)len,
+                       max);
     *n = (int)len;
     if (!t->data) { *known = 0; return IL_OK; }
     for (int i = 0; i < *n; i++) v[i] = il_int_at(t, i);
@@ -118,14 +121,16 @@ static il_status reshape_infer(il_kctx *c) {
     char a[160], b[160];
     for (int i = 0; i < n; i++) {
         if (shape[i] == -1) {
-            if (infer_at >= 0) return il_kerr(c, IL_ERR_INVALID, "shape %s has more than one -1", ints_str(n, shape, b, sizeof b));
+            if (infer_at >= 0)
+                return il_kerr(c, IL_ERR_INVALID, "shape %s has more than one -1", ints_str(n, shape, b, sizeof b));
             infer_at = i;
             out[i] = -1;
         } else if (shape[i] < -1) {
             return il_kerr(c, IL_ERR_INVALID, "shape %s has a negative dim", ints_str(n, shape, b, sizeof b));
         } else if (shape[i] == 0 && !allowzero) { /* 0 copies the input's dim */
             if (x->rank >= 0 && i >= x->rank)
-                return il_kerr(c, IL_ERR_SHAPE, "shape %s copies dim %d of a rank-%d input", ints_str(n, shape, b, sizeof b), i, x->rank);
+                return il_kerr(c, IL_ERR_SHAPE, "shape %s copies dim %d of a rank-%d input",
+                               ints_str(n, shape, b, sizeof b), i, x->rank);
             out[i] = x->rank < 0 ? -1 : x->dims[i];
         } else {
             out[i] = shape[i];
@@ -133,7 +138,9 @@ static il_status reshape_infer(il_kctx *c) {
     }
     if (allowzero && infer_at >= 0)
         for (int i = 0; i < n; i++)
-            if (shape[i] == 0) return il_kerr(c, IL_ERR_INVALID, "allowzero shape %s has both 0 and -1", ints_str(n, shape, b, sizeof b));
+            if (shape[i] == 0)
+                return il_kerr(c, IL_ERR_INVALID, "allowzero shape %s has both 0 and -1",
+                               ints_str(n, shape, b, sizeof b));
     if ((st = check_numel(c, n, out))) return st;
     int64_t total = il_shape_known(x) ? il_tensor_numel(x) : -1;
     int64_t rest = 1; /* product of the output dims other than the inferred one */
@@ -142,8 +149,9 @@ static il_status reshape_infer(il_kctx *c) {
     if (total >= 0 && rest >= 0) {
         if (infer_at >= 0 && rest > 0 && total % rest == 0) out[infer_at] = total / rest;
         else if (infer_at >= 0 || rest != total)
-            return il_kerr(c, IL_ERR_SHAPE, "cannot reshape %s (%lld elements) to %s", il_shape_str(x->rank, x->dims, a, sizeof a),
-                           (long long)total, ints_str(n, shape, b, sizeof b));
+            return il_kerr(c, IL_ERR_SHAPE, "cannot reshape %s (%lld elements) to %s",
+                           il_shape_str(x->rank, x->dims, a, sizeof a), (long long)total,
+                           ints_str(n, shape, b, sizeof b));
     }
     il_set_out(c, 0, x->dtype, n, out);
     return IL_OK;
@@ -178,7 +186,8 @@ static il_status transpose_perm(const il_kctx *c, int rank, int *perm) {
     int seen[IL_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
         int64_t a = p[i] < 0 ? p[i] + rank : p[i];
-        if (a < 0 || a >= rank || seen[a]) return il_kerr(c, IL_ERR_INVALID, "perm is not a permutation of 0..%d", rank - 1);
+        if (a < 0 || a >= rank || seen[a])
+            return il_kerr(c, IL_ERR_INVALID, "perm is not a permutation of 0..%d", rank - 1);
         seen[a] = 1;
         perm[i] = (int)a;
     }
@@ -363,7 +372,8 @@ static il_status concat_infer(il_kctx *c) {
         const il_tensor *t = il_in(c, k);
         if (!t) continue;
         if (first && t->dtype != first->dtype)
-            return il_kerr(c, IL_ERR_TYPE, "input %d is %s, input 0 is %s", k, il_dtype_name(t->dtype), il_dtype_name(first->dtype));
+            return il_kerr(c, IL_ERR_TYPE, "input %d is %s, input 0 is %s", k, il_dtype_name(t->dtype),
+                           il_dtype_name(first->dtype));
         if (!first || first->rank < 0) first = t;
     }
     if (!first) return il_kerr(c, IL_ERR_INVALID, "needs at least one input");
@@ -386,7 +396,8 @@ static il_status concat_infer(il_kctx *c) {
             } else if (t->dims[i] >= 0) {
                 if (out[i] >= 0 && out[i] != t->dims[i])
                     return il_kerr(c, IL_ERR_SHAPE, "input %d has shape %s, which does not fit %s on axis %d", k,
-                                   il_shape_str(t->rank, t->dims, a, sizeof a), il_shape_str(first->rank, first->dims, b, sizeof b), axis);
+                                   il_shape_str(t->rank, t->dims, a, sizeof a),
+                                   il_shape_str(first->rank, first->dims, b, sizeof b), axis);
                 out[i] = t->dims[i];
             }
         }
@@ -445,22 +456,28 @@ static il_status split_sizes(il_kctx *c, const il_tensor *x, int axis, int64_t *
         int64_t sum = 0;
         for (int i = 0; i < nout; i++) {
             sizes[i] = known && n >= 0 ? given[i] : -1;
-            if (known && given[i] < 0) return il_kerr(c, IL_ERR_INVALID, "split size %lld is negative", (long long)given[i]);
+            if (known && given[i] < 0)
+                return il_kerr(c, IL_ERR_INVALID, "split size %lld is negative", (long long)given[i]);
             sum += sizes[i];
         }
         if (known && dim >= 0 && sum != dim)
-            return il_kerr(c, IL_ERR_SHAPE, "split sizes add up to %lld, axis %d has %lld", (long long)sum, axis, (long long)dim);
+            return il_kerr(c, IL_ERR_SHAPE, "split sizes add up to %lld, axis %d has %lld", (long long)sum, axis,
+                           (long long)dim);
         return IL_OK;
     }
     const il_attr *num = c->opset >= 18 ? il_node_attr(c->node, "num_outputs") : NULL;
-    if (num && num->i != nout) return il_kerr(c, IL_ERR_INVALID, "num_outputs is %lld, the node has %d outputs", (long long)num->i, nout);
+    if (num && num->i != nout)
+        return il_kerr(c, IL_ERR_INVALID, "num_outputs is %lld, the node has %d outputs", (long long)num->i, nout);
     for (int i = 0; i < nout; i++) sizes[i] = -1;
     if (dim < 0) return IL_OK;
     /* equal parts; from opset 18 the last part may be smaller */
     int64_t part = (dim + nout - 1) / nout;
-    if (!num && dim % nout) return il_kerr(c, IL_ERR_SHAPE, "axis %d of size %lld does not split into %d equal parts", axis, (long long)dim, nout);
+    if (!num && dim % nout)
+        return il_kerr(c, IL_ERR_SHAPE, "axis %d of size %lld does not split into %d equal parts", axis, (long long)dim,
+                       nout);
     if (part * (nout - 1) > dim)
-        return il_kerr(c, IL_ERR_SHAPE, "axis %d of size %lld does not split into %d parts", axis, (long long)dim, nout);
+        return il_kerr(c, IL_ERR_SHAPE, "axis %d of size %lld does not split into %d parts", axis, (long long)dim,
+                       nout);
     for (int i = 0; i < nout; i++) sizes[i] = i < nout - 1 ? part : dim - part * (nout - 1);
     return IL_OK;
 }
@@ -592,7 +609,8 @@ static il_status dropout_infer(il_kctx *c) {
 
 static il_status dropout_ref(il_kctx *c) {
     const il_tensor *ratio = il_in(c, 1), *train = il_in(c, 2);
-    if (c->opset >= 12 && train && train->data && il_tensor_get(train, 0) != 0 && (!ratio || il_tensor_get(ratio, 0) != 0))
+    if (c->opset >= 12 && train && train->data && il_tensor_get(train, 0) != 0 &&
+        (!ratio || il_tensor_get(ratio, 0) != 0))
         return il_kerr(c, IL_ERR_UNSUPPORTED, "training_mode (random dropping) is not supported");
     copy_ref(c);
     il_tensor *mask = il_out(c, 1);

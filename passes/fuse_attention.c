@@ -1,0 +1,80 @@
+/*
+ * fuse_attention.c - pass "fuse-attention": scaled dot-product attention as transformer exports
+ * spell it,
+ *
+ *     scores = MatMul(Q, Kt)  [/ c  or  * c]  [+ mask]
+ *     Y      = MatMul(Softmax(scores, axis=-1), V)
+ *
+ * becomes ai.inferlab.Attention(Q, Kt, V, mask) {scale}, whose kernel keeps each row of scores
+ * in a small buffer instead of writing the [.., S, S] score and probability tensors to memory
+ * (engine/ops/fused_attention.c). Q, Kt and V must have one rank (>= 2) and be float32; the
+ * scores and probabilities must have no other reader.
+ */
+#include "pass_util.h"
+
+/* Softmax node k normalizes the last axis (for opset < 13, where Softmax flattens from axis,
+ * only when that axis is the last one). */
+static int softmax_last(const il_graph *g, const pu_shapes *s, int k) {
+    int r = pu_rank(s, g->nodes[k].inputs[0]);
+    int64_t axis = il_attr_int(&g->nodes[k], "axis", pu_opset(g) >= 13 ? -1 : 1);
+    return r >= 2 && (axis == -1 || axis == r - 1);
+}
+
+/* v = [scale *] MatMul(Q, Kt) with single-use intermediates: returns the MatMul node. */
+static int scaled_scores(const il_graph *g, int v, float *scale) {
+    int k = pu_producer(g, v);
+    double c;
+    *scale = 1.0f;
+    if (pu_sole_consumer(g, v) < 0) return -1;
+    if (pu_is(g, k, "Div") && pu_scalar(g, g->nodes[k].inputs[1], &c) && c != 0) {
+        *scale = (float)(1.0 / c);
+        v = g->nodes[k].inputs[0];
+    } else if (pu_is(g, k, "Mul")) {
+        int found = 0;
+        for (int i = 0; i < 2 && !found; i++)
+            if (pu_scalar(g, g->nodes[k].inputs[1 - i], &c)) {
+                *scale = (float)c;
+                v = g->nodes[k].inputs[i];
+                found = 1;
+            }
+        if (!found) return -1;
+        if (pu_sole_consumer(g, v) < 0) return -1;
+    } else if (!pu_is(g, k, "MatMul")) {
+        return -1;
+    }
+    k = pu_producer(g, v);
+    return pu_is(g, k, "MatMul") && pu_sole_consumer(g, v) >= 0 ? k : -1;
+}
+
+static il_status run(il_graph *g, il_pass_stats *st) {
+    pu_shapes s;
+    pu_shapes_init(&s, g);
+    int n_nodes = g->n_nodes;
+    for (int k = 0; k < n_nodes; k++) {
+        if (!pu_is(g, k, "Softmax") || !softmax_last(g, &s, k)) continue;
+        int p = g->nodes[k].outputs[0], mm2 = pu_sole_consumer(g, p);
+        if (!pu_is(g, mm2, "MatMul") || g->nodes[mm2].inputs[0] != p) continue;
+        int sc = g->nodes[k].inputs[0], add = pu_producer(g, sc), mask = -1, qk = -1;
+        float scale = 1.0f;
+        if (pu_is(g, add, "Add") && pu_sole_consumer(g, sc) == k) {
+            for (int i = 0; i < 2 && qk < 0; i++)
+                if ((qk = scaled_scores(g, g->nodes[add].inputs[i], &scale)) >= 0) mask = g->nodes[add].inputs[1 - i];
+        }
+        if (qk < 0) qk = scaled_scores(g, sc, &scale);
+        if (qk < 0) continue;
+        int q = g->nodes[qk].inputs[0], kt = g->nodes[qk].inputs[1], v = g->nodes[mm2].inputs[1];
+        int r = pu_rank(&s, q);
+        if (r < 2 || pu_rank(&s, kt) != r || pu_rank(&s, v) != r || pu_dtype(&s, q) != IL_F32) continue;
+        if (mask >= 0 && (pu_dtype(&s, mask) != IL_F32 || pu_rank(&s, mask) < 0 || pu_rank(&s, mask) > r)) continue;
+        int in[4] = {q, kt, v, mask}, y = g->nodes[mm2].outputs[0];
+        int j = pu_add_node(g, "Attention", IL_DOMAIN, k, "_attention", mask >= 0 ? 4 : 3, in, 1, &y);
+        il_node_set_float(g, j, "scale", scale);
+        pu_use_fused_domain(g);
+        pu_kill(g, mm2);
+        il_pass_count(st, "attention blocks fused", 1);
+    }
+    pu_shapes_free(&s);
+    return IL_OK;
+}
+
+const il_pass il_pass_fuse_attention = {"fuse-attention", "MatMul -> scale -> mask Add -> Softmax -> MatMul -> one Attention op", run};

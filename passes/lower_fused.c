@@ -1,0 +1,183 @@
+/*
+ * lower_fused.c - pass "lower-fused": rewrite every ai.inferlab op back into standard ONNX ops
+ * of the model's opset, so that other runtimes can load the result (`inferlab opt --portable`
+ * runs it last). The inverse of the fusion passes:
+ *
+ *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
+ *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
+ *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
+ *   Gelu, LayerNormalization, HardSwish -> the standard op when the opset has it, else its formula
+ *
+ * What the fusion passes folded into weights (BatchNormalization, biases) stays folded: that
+ * part of the optimization is portable.
+ */
+#include "pass_util.h"
+
+#include <stdio.h>
+
+/* A float32 scalar constant. */
+static int scalar(il_graph *g, float x) {
+    il_tensor *t = il_tensor_new(IL_F32, 0, NULL);
+    ((float *)t->data)[0] = x;
+    return pu_add_const(g, "lowered_const", t);
+}
+
+/* Add node op(a[, b]) named after node like; writes out, or a new value when out < 0. */
+static int emit(il_graph *g, int like, const char *op, int a, int b, int out) {
+    if (out < 0) out = pu_new_value(g, g->nodes[like].name, a);
+    int in[2] = {a, b};
+    pu_add_node(g, op, "", like, "_lowered", b >= 0 ? 2 : 1, in, 1, &out);
+    return out;
+}
+
+/* GELU as its formula: x * 0.5 * (1 + erf(x / sqrt 2)), or the tanh approximation. */
+static void gelu(il_graph *g, int k, int x, int y, int tanh_form) {
+    int core;
+    if (tanh_form) {
+        int x3 = emit(g, k, "Mul", emit(g, k, "Mul", x, x, -1), x, -1);
+        int inner = emit(g, k, "Add", x, emit(g, k, "Mul", x3, scalar(g, 0.044715f), -1), -1);
+        core = emit(g, k, "Tanh", emit(g, k, "Mul", inner, scalar(g, 0.7978845608f), -1), -1, -1);
+    } else {
+        core = emit(g, k, "Erf", emit(g, k, "Div", x, scalar(g, 1.4142135624f), -1), -1, -1);
+    }
+    int t = emit(g, k, "Add", core, scalar(g, 1.0f), -1);
+    emit(g, k, "Mul", emit(g, k, "Mul", x, t, -1), scalar(g, 0.5f), y);
+}
+
+/* Activation `name` (params p) from x into y, as standard ops. */
+static void activation(il_graph *g, int k, const char *name, const float *p, int np, int x, int y) {
+    int64_t opset = pu_opset(g);
+    if (!strcmp(name, "Relu") || !strcmp(name, "Sigmoid") || !strcmp(name, "Tanh")) {
+        emit(g, k, name, x, -1, y);
+    } else if (!strcmp(name, "LeakyRelu") || !strcmp(name, "HardSigmoid")) {
+        int j = pu_add_node(g, name, "", k, "_lowered", 1, &x, 1, &y);
+        il_node_set_float(g, j, "alpha", p[0]);
+        if (np > 1) il_node_set_float(g, j, "beta", p[1]);
+    } else if (!strcmp(name, "Clip")) {
+        if (opset >= 11) {
+            int in[3] = {x, isinf(p[0]) ? -1 : scalar(g, p[0]), isinf(p[1]) ? -1 : scalar(g, p[1])};
+            pu_add_node(g, "Clip", "", k, "_lowered", in[2] >= 0 ? 3 : in[1] >= 0 ? 2 : 1, in, 1, &y);
+        } else {
+            int j = pu_add_node(g, "Clip", "", k, "_lowered", 1, &x, 1, &y);
+            if (!isinf(p[0])) il_node_set_float(g, j, "min", p[0]);
+            if (!isinf(p[1])) il_node_set_float(g, j, "max", p[1]);
+        }
+    } else if (!strcmp(name, "HardSwish") && opset >= 14) {
+        emit(g, k, "HardSwish", x, -1, y);
+    } else if (!strcmp(name, "HardSwish")) {
+        int h = pu_new_value(g, g->nodes[k].name, x);
+        int j = pu_add_node(g, "HardSigmoid", "", k, "_lowered", 1, &x, 1, &h);
+        il_node_set_float(g, j, "alpha", 1.0f / 6);
+        il_node_set_float(g, j, "beta", 0.5f);
+        emit(g, k, "Mul", x, h, y);
+    } else if (!strcmp(name, "SiLU")) {
+        emit(g, k, "Mul", x, emit(g, k, "Sigmoid", x, -1, -1), y);
+    } else if (opset >= 20) { /* Gelu, GeluTanh */
+        int j = pu_add_node(g, "Gelu", "", k, "_lowered", 1, &x, 1, &y);
+        if (!strcmp(name, "GeluTanh")) il_node_set_string(g, j, "approximate", "tanh");
+    } else {
+        gelu(g, k, x, y, !strcmp(name, "GeluTanh"));
+    }
+}
+
+/* The base op of a Fused* node k with attributes but the activation's, writing into a new
+ * value (or y when there is nothing after it); returns the value. */
+static int base_op(il_graph *g, int k, const char *op, int n_in, int y) {
+    static const char *const skip[] = {"activation", "activation_params", NULL};
+    int in[4];
+    memcpy(in, g->nodes[k].inputs, (size_t)n_in * sizeof(int));
+    int out = y >= 0 ? y : pu_new_value(g, g->nodes[k].name, in[0]);
+    int j = pu_add_node(g, op, "", k, "_lowered", n_in, in, 1, &out);
+    pu_copy_attrs(g, j, k, skip);
+    return out;
+}
+
+static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
+    /* g->nodes moves when nodes are added: keep copies, not a pointer to node k (its attribute
+     * arrays do not move, so act and p stay valid) */
+    const il_node *n = &g->nodes[k];
+    char op[64];
+    int in[8] = {-1, -1, -1, -1, -1, -1, -1, -1}, n_in = n->n_inputs < 8 ? n->n_inputs : 8;
+    snprintf(op, sizeof op, "%s", n->op_type);
+    memcpy(in, n->inputs, (size_t)n_in * sizeof(int));
+    const char *act = il_attr_string(n, "activation", NULL);
+    const float *p;
+    int np = il_attr_floats(n, "activation_params", &p);
+    int y = n->outputs[0], x = in[0];
+    const char *approx = il_attr_string(n, "approximate", "none");
+    float scale = il_attr_float(n, "scale", 1), eps = il_attr_float(n, "epsilon", 1e-5f);
+    n = NULL;
+    float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
+    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul")) {
+        int conv = !strcmp(op, "FusedConv");
+        int extra = conv ? in[3] : in[2]; /* Z or bias */
+        int v = base_op(g, k, conv ? "Conv" : "MatMul", conv && in[2] >= 0 ? 3 : 2, extra < 0 && !act ? y : -1);
+        if (extra >= 0) v = emit(g, k, "Add", v, extra, act ? -1 : y);
+        if (act) activation(g, k, act, prm, np, v, y);
+    } else if (!strcmp(op, "FusedGemm")) {
+        int v = base_op(g, k, "Gemm", n_in, act ? -1 : y);
+        if (act) activation(g, k, act, prm, np, v, y);
+    } else if (!strcmp(op, "SiLU") || !strcmp(op, "HardSwish")) {
+        activation(g, k, op, prm, 0, x, y);
+    } else if (!strcmp(op, "Gelu")) {
+        activation(g, k, !strcmp(approx, "tanh") ? "GeluTanh" : "Gelu", prm, 0, x, y);
+    } else if (!strcmp(op, "Attention")) {
+        int r = pu_rank(s, x);
+        int sc = emit(g, k, "Mul", emit(g, k, "MatMul", x, in[1], -1), scalar(g, scale), -1);
+        if (in[3] >= 0) sc = emit(g, k, "Add", sc, in[3], -1);
+        int prob = emit(g, k, "Softmax", sc, -1, -1);
+        /* Softmax before opset 13 flattens from `axis`: the last axis then needs the rank */
+        il_node_set_int(g, g->values[prob].producer, "axis", pu_opset(g) >= 13 || r < 0 ? -1 : r - 1);
+        emit(g, k, "MatMul", prob, in[2], y);
+    } else if (!strcmp(op, "LayerNormalization") && pu_opset(g) >= 17) {
+        base_op(g, k, "LayerNormalization", n_in, y);
+    } else if (!strcmp(op, "LayerNormalization")) { /* opset < 17: the formula, last axis */
+        int64_t axes[1] = {-1};
+        int mean = emit(g, k, "ReduceMean", x, -1, -1);
+        il_node_set_ints(g, g->values[mean].producer, "axes", 1, axes);
+        int d = emit(g, k, "Sub", x, mean, -1);
+        int var = emit(g, k, "ReduceMean", emit(g, k, "Mul", d, d, -1), -1, -1);
+        il_node_set_ints(g, g->values[var].producer, "axes", 1, axes);
+        int sd = emit(g, k, "Sqrt", emit(g, k, "Add", var, scalar(g, eps), -1), -1, -1);
+        int has_b = in[2] >= 0;
+        int v = emit(g, k, "Mul", emit(g, k, "Div", d, sd, -1), in[1], has_b ? -1 : y);
+        if (has_b) emit(g, k, "Add", v, in[2], y);
+    }
+}
+
+static int lowerable(const il_node *n) {
+    static const char *const ops[] = {"FusedConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
+                                      "Gelu", "Attention", "LayerNormalization", NULL};
+    for (int i = 0; ops[i]; i++)
+        if (!strcmp(n->op_type, ops[i])) return 1;
+    return 0;
+}
+
+static il_status run(il_graph *g, il_pass_stats *st) {
+    pu_shapes s;
+    pu_shapes_init(&s, g);
+    int n_nodes = g->n_nodes, left = 0;
+    for (int k = 0; k < n_nodes; k++) {
+        il_node *n = &g->nodes[k];
+        if (n->dead || strcmp(n->domain, IL_DOMAIN)) continue;
+        if (!lowerable(n) || n->n_outputs != 1) {
+            left++;
+            continue;
+        }
+        il_graph_remove_node(g, k); /* first, so the lowered nodes can write its output */
+        lower_fused_op(g, k, &s);
+        il_pass_count(st, "fused ops lowered to standard ONNX", 1);
+    }
+    pu_shapes_free(&s);
+    if (left) return il_error(IL_ERR_UNSUPPORTED, "%d ai.inferlab op%s cannot be written as standard ONNX ops", left, left > 1 ? "s" : "");
+    /* nothing uses the domain any more: drop its opset import so checkers see plain ONNX */
+    for (int i = 0; i < g->n_opsets; i++)
+        if (!strcmp(g->opsets[i].domain, IL_DOMAIN)) {
+            free(g->opsets[i].domain);
+            g->opsets[i] = g->opsets[--g->n_opsets];
+            break;
+        }
+    return IL_OK;
+}
+
+const il_pass il_pass_lower_fused = {"lower-fused", "rewrite ai.inferlab fused ops as standard ONNX ops (for --portable)", run};
