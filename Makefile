@@ -86,11 +86,23 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+# Pass plugins (passes/passes.h) resolve il_* functions from the program that loads them: the
+# binaries export every symbol (-rdynamic) of the whole library (--whole-archive), not only the
+# objects the program itself happens to use.
+EXPORT_LIB = -rdynamic -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive
+PLUGINS := $(patsubst %.c,$(BUILD)/%.so,$(wildcard passes/examples/*.c))
 
-$(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB)
-	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB) $(LDLIBS) -lcunit -o $@
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(EXPORT_LIB) $(LDLIBS) -o $@
+
+$(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(LIB) | $(PLUGINS)
+	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/tests/main.o $(EXPORT_LIB) $(LDLIBS) -lcunit -o $@
+
+# Example pass plugins (passes/examples/*.c -> $(BUILD)/passes/examples/*.so), built with the
+# one command docs/passes.md gives researchers; tests/test_passes.c loads them from there.
+$(BUILD)/passes/examples/%.so: passes/examples/%.c passes/passes.h engine/engine.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -fPIC -shared -I. $< -o $@
 
 # make test: conformance runs first (each ends with "N passed, N failed, N skipped"), then the
 # CUnit suites, whose summary closes the output.

@@ -178,6 +178,8 @@ void il_provenance_collect(char *kv, size_t n);
 /* SHA-256 of a file as 64 hex digits. */
 il_status il_sha256_file(const char *path, char hex[65]);
 void il_sha256(const void *data, size_t len, unsigned char out[32]);
+/* The current UTC time as "2024-05-01T12:00:00.123Z". */
+void il_bench_timestamp(char *buf, size_t n);
 
 /* ---------------------------------------------------------------- the run record */
 

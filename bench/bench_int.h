@@ -44,7 +44,5 @@ il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out);
 /* Run the peer on in_npy ([n, ...]) and write its output 0 to out_npy. */
 il_status il_peer_eval(il_peer *p, const char *in_npy, const char *out_npy);
 
-/* "2024-05-01T12:00:00.123Z" */
-void il_bench_timestamp(char *buf, size_t n);
 
 #endif

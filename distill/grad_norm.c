@@ -30,7 +30,7 @@ static void bn_saved_free(bn_saved *s) {
 static il_status bn_train_forward(gr_ctx *c) {
     il_tensor *x = c->in[0], *sc = c->in[1], *bi = c->in[2], *rm = c->in[3], *rv = c->in[4], *y = c->out[0];
     double eps = il_attr_float(c->node, "epsilon", 1e-5f), mom = il_attr_float(c->node, "momentum", 0.9f);
-    int64_t N = x->dims[0], C = x->dims[1], sp = il_tensor_numel(x) / (N * C ? N * C : 1), m = N * sp;
+    int64_t N = x->dims[0], C = x->dims[1], sp = il_tensor_numel(x) / (N > 0 && C > 0 ? N * C : 1), m = N * sp;
     if (m < 2) return gr_err(c, IL_ERR_INVALID, "batch statistics need more than one value per channel (batch 1, 1x1)");
     bn_saved *s = *c->saved;
     if (!s || s->c != C) {

@@ -92,8 +92,9 @@ il_status il_trainer_create(const il_graph *g0, const il_trainer_opts *o, il_tra
     t->input_grad = o ? o->input_grad : 0;
     t->rng = o && o->seed ? o->seed * 0x9E3779B97F4A7C15ull : 0x2545F4914F6CDD1Dull;
     if (t->dt != IL_F32 && t->dt != IL_F64) {
+        il_dtype bad = t->dt;
         free(t);
-        return il_error(IL_ERR_UNSUPPORTED, "the trainer runs in float32 or float64, not %s", il_dtype_name(t->dt));
+        return il_error(IL_ERR_UNSUPPORTED, "the trainer runs in float32 or float64, not %s", il_dtype_name(bad));
     }
     il_graph *g = t->g = il_graph_clone(g0);
     if (!g) { free(t); return IL_ERR_OOM; }

@@ -15,8 +15,8 @@
 
 enum { DEPTH = 4, HEADS = 4 };
 
-static int reshape(zb *b, const char *name, int x, int n, const int64_t *shape) {
-    char nm[192];
+static int reshape(zb *b, const char name[static 1], int x, int n, const int64_t *shape) {
+    char nm[256];
     snprintf(nm, sizeof nm, "%s.shape", name);
     int in[2] = {x, zb_ints(b, nm, n, shape)};
     return zb_node(b, "Reshape", name, 2, in);

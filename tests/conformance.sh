@@ -9,9 +9,12 @@ LOG=${CONFORMANCE_LOG:-build/conformance.log}
 mkdir -p "$(dirname "$LOG")"
 : > "$LOG"
 tp=0; tf=0; ts=0; rc=0
-for suite in node pytorch-converted pytorch-operator; do
-    [ -d "$DATA/$suite" ] || { echo "conformance: $DATA/$suite is missing (make deps installs libonnx-testdata)"; exit 1; }
-    out=$("$BIN" check "$DATA/$suite")
+# tests/data: small torchvision/transformers exports with ONNX Runtime's outputs (tools/export_models.py)
+for suite in node pytorch-converted pytorch-operator tests/data; do
+    dir="$DATA/$suite"
+    [ "$suite" = tests/data ] && dir=tests/data
+    [ -d "$dir" ] || { echo "conformance: $dir is missing (make deps installs libonnx-testdata)"; exit 1; }
+    out=$("$BIN" check "$dir")
     st=$?
     echo "$out" >> "$LOG"
     echo "$out" | grep -E '^FAIL' | head -50

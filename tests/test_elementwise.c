@@ -326,8 +326,14 @@ static void test_prelu_where(void) {
     bin("PRelu", IL_F32, 2, D(2, 3), V(-1, 2, -3, 4, -5, 6), 1, D(3), V(0.1, 0.2, 0.3), IL_F32, 2, D(2, 3),
         V(-0.1, 2, -0.9, 4, -1, 6));
     bin("PRelu", IL_I32, 1, D(3), V(-1, 2, -3), 0, NULL, V(2), IL_I32, 1, D(3), V(-2, 2, -6));
-    onenode t = node_new("Where", 3);
-    il_tensor *in[3] = {tens(IL_BOOL, 2, D(2, 1), V(1, 0)), tens(IL_I64, 1, D(3), V(1, 2, 3)), tens(IL_I64, 0, NULL, V(-1))};
+    /* opset 6: a [C] slope applies per channel (dim 1) */
+    onenode t = node_new("PRelu", 2);
+    t.opset = 6;
+    il_tensor *in[3] = {tens(IL_F32, 3, D(1, 2, 2), V(-1, -2, -3, 4)), tens(IL_F32, 1, D(2), V(0.5, 2))};
+    multi_case(&t, in, 2, IL_F32, 3, D(1, 2, 2), V(-0.5, -1, -6, 4), "PRelu-6 per channel");
+    t = node_new("Where", 3);
+    in[0] = tens(IL_BOOL, 2, D(2, 1), V(1, 0)), in[1] = tens(IL_I64, 1, D(3), V(1, 2, 3));
+    in[2] = tens(IL_I64, 0, NULL, V(-1));
     multi_case(&t, in, 3, IL_I64, 2, D(2, 3), V(1, 2, 3, -1, -1, -1), "Where");
     /* Where moves float16 bits untouched */
     t = node_new("Where", 3);

@@ -7,9 +7,12 @@
  * group) is a direct loop per channel, since a gemm with K = k would waste BLAS.
  * ConvTranspose: col = W_g^T x X_g, then col2im scatters each column into the output.
  *
- * Threads: when one image's gemm is big, BLAS spreads it over its threads and im2col runs in
- * parallel over rows; when it is small (below IL_SMALL_GEMM, where OpenBLAS stays on the calling
- * thread), the images themselves run in parallel, each thread with its own column buffer.
+ * Threads: when one image's gemm is big, BLAS spreads it over its threads; when it is small
+ * (below IL_SMALL_GEMM, where OpenBLAS stays on the calling thread) the images themselves run in
+ * parallel, each thread with its own column buffer. im2col and col2im stay on one thread
+ * between BLAS calls: alternating OpenMP regions with OpenBLAS's own pthreads makes the two
+ * pools spin against each other (several times slower on a loaded machine, measured).
+ * OMP_WAIT_POLICY=passive softens that for the remaining cases.
  * The geometry (pads, output sizes) comes checked from engine/ops/conv.c.
  */
 #include "compute.h"
@@ -46,10 +49,9 @@ static int64_t outer_offset(const il_conv_geom *g, const int64_t *o, const int64
 }
 
 /* col[r, o] = x[ci, o*s + kk*d - pad] (0 in the padding), r = ci*k_sp + kk. */
-static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col, int threads) {
+static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col) {
     int L = g->nsp - 1;
     int64_t rows = cg * g->k_sp, ow = g->out[L], outer = g->out_sp / ow;
-#pragma omp parallel for num_threads(threads) if (threads > 1 && rows > 1) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t kk[IL_MAX_SPATIAL], o[IL_MAX_SPATIAL], lo, hi;
         unflat(r % g->k_sp, g->nsp, g->k, kk);
@@ -109,11 +111,11 @@ static void depthwise(il_kctx *c, const il_conv_geom *g, const float *x, const f
 
 /* One image: per group, Y_g[Mg, out] = W_g[Mg, K] x col[K, out], then the bias. */
 static void conv_image(const il_conv_geom *g, const float *x, const float *w, const float *b, float *y, float *col,
-                       int pointwise, int threads) {
+                       int pointwise) {
     int64_t cg = g->c / g->group, mg = g->m / g->group, K = cg * g->k_sp;
     for (int64_t grp = 0; grp < g->group; grp++) {
         const float *xg = x + grp * cg * g->in_sp;
-        if (!pointwise) im2col(g, xg, cg, col, threads);
+        if (!pointwise) im2col(g, xg, cg, col);
         il_sgemm(0, 0, mg, g->out_sp, K, 1.0f, w + grp * mg * K, K, pointwise ? xg : col, g->out_sp, 0.0f,
                  y + grp * mg * g->out_sp, g->out_sp);
     }
@@ -148,28 +150,26 @@ il_status il_conv_fast_f32(il_kctx *c, const il_conv_geom *g) {
     if (per_image) {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t n = 0; n < g->n; n++)
-            conv_image(g, x + n * xs, w, b, y + n * ys, col + (size_t)omp_get_thread_num() * colsz, pointwise, 1);
+            conv_image(g, x + n * xs, w, b, y + n * ys, col + (size_t)omp_get_thread_num() * colsz, pointwise);
     } else {
-        for (int64_t n = 0; n < g->n; n++) conv_image(g, x + n * xs, w, b, y + n * ys, col, pointwise, threads);
+        for (int64_t n = 0; n < g->n; n++) conv_image(g, x + n * xs, w, b, y + n * ys, col, pointwise);
     }
     free(col);
     return IL_OK;
 }
 
 /* y[mi, i*s + kk*d - pad] += col[mi*k_sp + kk, i] for each output channel mi of the group:
- * the adjoint of im2col. Rows of one channel never touch another's output, so channels run in
- * parallel. */
-static void col2im(const il_conv_geom *g, const float *col, int64_t mg, float *y, int threads) {
+ * the adjoint of im2col. */
+static void col2im(const il_conv_geom *g, const float *col, int64_t mg, float *y) {
     int L = g->nsp - 1;
     int64_t iw = g->in[L], outer = g->in_sp / iw;
-#pragma omp parallel for num_threads(threads) if (threads > 1 && mg > 1) schedule(static)
     for (int64_t mi = 0; mi < mg; mi++) {
         float *yc = y + mi * g->out_sp;
         for (int64_t kp = 0; kp < g->k_sp; kp++) {
             int64_t kk[IL_MAX_SPATIAL], i[IL_MAX_SPATIAL], lo, hi;
             unflat(kp, g->nsp, g->k, kk);
             const float *src = col + (mi * g->k_sp + kp) * g->in_sp;
-            int64_t off = kk[L] * g->dil[L] - g->pad_end[L], s = g->stride[L];
+            int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
             tap_range(iw, s, off, g->out[L], &lo, &hi);
             for (int64_t q = 0; q < outer; q++, src += iw) {
                 unflat(q, L, g->in, i);
@@ -186,7 +186,6 @@ il_status il_conv_transpose_fast_f32(il_kctx *c, const il_conv_geom *g) {
     const float *x = c->in[0]->data, *w = c->in[1]->data, *b = il_in(c, 2) ? il_in(c, 2)->data : NULL;
     float *y = c->out[0]->data;
     int64_t cg = g->c / g->group, mg = g->m / g->group, rows = mg * g->k_sp;
-    int threads = c->threads > 0 ? c->threads : 1;
     int64_t ys = g->m * g->out_sp;
     for (int64_t i = 0; i < g->n * ys; i++) y[i] = b ? b[(i / g->out_sp) % g->m] : 0;
     if (g->n * ys == 0 || g->in_sp == 0 || cg == 0) return IL_OK;
@@ -197,7 +196,7 @@ il_status il_conv_transpose_fast_f32(il_kctx *c, const il_conv_geom *g) {
             /* W is [C, Mg*k]: its rows of this group, transposed, times the group's input */
             il_sgemm(1, 0, rows, g->in_sp, cg, 1.0f, w + grp * cg * rows, rows, x + (n * g->c + grp * cg) * g->in_sp,
                      g->in_sp, 0.0f, col, g->in_sp);
-            col2im(g, col, mg, y + n * ys + grp * mg * g->out_sp, threads);
+            col2im(g, col, mg, y + n * ys + grp * mg * g->out_sp);
         }
     free(col);
     return IL_OK;

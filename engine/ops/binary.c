@@ -12,9 +12,10 @@
  * Integer semantics: Add/Sub/Mul wrap (two's complement, as ORT); Div truncates toward zero;
  * integer division or Mod by zero gives 0 instead of trapping; INT_MIN / -1 wraps.
  *
- * The fast kernels (float32 Add, Sub, Mul, Div, PRelu, Pow by a scalar) merge dims the inputs
- * walk alike, then run rows of the innermost dim, where each input is either contiguous or a
- * single value, threaded over c->threads.
+ * The fast kernels for float32 Add, Sub, Mul, Div and PRelu merge dims the inputs walk alike,
+ * then run rows of the innermost dim, where each input is either contiguous or a single value,
+ * threaded over c->threads; float32 Pow by one exponent is a threaded loop. Other dtypes and
+ * shapes fall back to the reference.
  */
 #include "elementwise.h"
 
@@ -47,15 +48,25 @@ static inline void bc_next(bcast *it) {
     }
 }
 
-/* The two operands as views. Before opset 7, broadcast=1 with an axis aligned B's dims with A's
- * starting at axis (B [3] against A [2,3,4] at axis 1 reads as [3,1]); padding B with trailing
- * 1s turns that into numpy broadcasting. */
+/* The two operands as views, with the broadcasting of opsets before 7 turned into numpy's:
+ *  - broadcast=1 with an axis aligned B's dims with A's starting at axis (B [3] against
+ *    A [2,3,4] at axis 1 reads as [3,1]);
+ *  - PRelu took a [C] slope per channel, dim 1 of X (slope [3] against X [2,3,4,5] reads as
+ *    [3,1,1]).
+ * Padding B with trailing 1s does both. */
 static void operands(const il_kctx *c, il_tensor *a, il_tensor *b) {
     *a = *c->in[0];
     *b = *c->in[1];
-    const il_attr *ax = il_node_attr(c->node, "axis");
-    if (c->opset >= 7 || !ax || !il_attr_int(c->node, "broadcast", 0) || a->rank < 0 || b->rank < 0) return;
-    int64_t axis = ax->i < 0 ? ax->i + a->rank : ax->i;
+    if (c->opset >= 7 || a->rank < 0 || b->rank < 0) return;
+    int64_t axis;
+    if (!strcmp(c->node->op_type, "PRelu")) {
+        if (b->rank != 1 || b->dims[0] == 1 || a->rank < 2) return;
+        axis = 1;
+    } else {
+        const il_attr *ax = il_node_attr(c->node, "axis");
+        if (!ax || !il_attr_int(c->node, "broadcast", 0)) return;
+        axis = ax->i < 0 ? ax->i + a->rank : ax->i;
+    }
     while (axis >= 0 && b->rank < a->rank - axis && b->rank < IL_MAX_RANK) b->dims[b->rank++] = 1;
 }
 

@@ -273,7 +273,9 @@ static int is_8bit(il_dtype t) { return t == IL_U8 || t == IL_I8; }
 
 static il_status qmm_infer_common(il_kctx *c, int qlinear) {
     const il_tensor *a = il_in(c, 0), *b = il_in(c, qlinear ? 3 : 1);
-    if (!a || !b || (qlinear && c->n_in < 8)) return il_kerr(c, IL_ERR_INVALID, "missing inputs");
+    if (!a || !b || (qlinear && (!il_in(c, 1) || !il_in(c, 2) || !il_in(c, 4) || !il_in(c, 5) || !il_in(c, 6) ||
+                                 !il_in(c, 7))))
+        return il_kerr(c, IL_ERR_INVALID, "missing inputs (QLinearMatMul needs all 8)");
     if (!is_8bit(a->dtype) || !is_8bit(b->dtype))
         return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s x %s", il_dtype_name(a->dtype), il_dtype_name(b->dtype));
     il_dtype out = qlinear ? c->in[7]->dtype : IL_I32;
@@ -299,7 +301,7 @@ static int64_t zp_at(const il_tensor *zp, int64_t i) {
 
 static il_status qmm_ref_common(il_kctx *c, int qlinear) {
     const il_tensor *a = c->in[0], *b = c->in[qlinear ? 3 : 1];
-    const il_tensor *azp = il_in(c, qlinear ? 2 : 2), *bzp = il_in(c, qlinear ? 5 : 3);
+    const il_tensor *azp = il_in(c, 2), *bzp = il_in(c, qlinear ? 5 : 3);
     il_tensor *y = c->out[0];
     mm_geom g;
     il_status st = mm_shapes(c, a, b, &g);

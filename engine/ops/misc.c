@@ -7,6 +7,10 @@
  * holds it exactly) and written from there. Float to integer truncates toward zero like C;
  * NaN and values past int64 saturate rather than invoke undefined behaviour, and narrower
  * integer types then wrap as numpy's astype does. Strings are not stored: IL_ERR_UNSUPPORTED.
+ *
+ * To bfloat16, Cast truncates the float32 value (drops its low 16 bits) where the executor's
+ * own conversions round to nearest: the ONNX backend tests of every opset expect truncation
+ * (test_cast_FLOAT_to_BFLOAT16), so that is what the op means in practice.
  */
 #include "kernel.h"
 
@@ -57,22 +61,23 @@ static uint64_t as_bits(num v) {
 
 static double as_double(num v) { return v.kind == K_FLOAT ? v.f : v.kind == K_INT ? (double)v.i : (double)v.u; }
 
+/* From integers directly: one rounding, not two through double. */
+static float as_float(num v) { return v.kind == K_FLOAT ? (float)v.f : v.kind == K_INT ? (float)v.i : (float)v.u; }
+
+/* The high half of the float32 bits; a NaN keeps a mantissa bit so it does not become inf. */
+static uint16_t f32_to_bf16_trunc(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)(x >> 16);
+}
+
 static void store(il_dtype t, void *base, int64_t k, num v) {
     switch (t) {
-    case IL_F32: /* from integers directly: one rounding, not two through double */
-        ((float *)base)[k] = v.kind == K_FLOAT ? (float)v.f : v.kind == K_INT ? (float)v.i : (float)v.u;
-        break;
+    case IL_F32: ((float *)base)[k] = as_float(v); break;
     case IL_F64: ((double *)base)[k] = as_double(v); break;
-    case IL_F16:
-        ((uint16_t *)base)[k] = il_f32_to_f16(v.kind == K_FLOAT ? (float)v.f
-                                              : v.kind == K_INT ? (float)v.i
-                                                                : (float)v.u);
-        break;
-    case IL_BF16:
-        ((uint16_t *)base)[k] = il_f32_to_bf16(v.kind == K_FLOAT ? (float)v.f
-                                               : v.kind == K_INT ? (float)v.i
-                                                                 : (float)v.u);
-        break;
+    case IL_F16: ((uint16_t *)base)[k] = il_f32_to_f16(as_float(v)); break;
+    case IL_BF16: ((uint16_t *)base)[k] = f32_to_bf16_trunc(as_float(v)); break;
     case IL_BOOL: ((uint8_t *)base)[k] = v.kind == K_FLOAT ? v.f != 0 : v.kind == K_INT ? v.i != 0 : v.u != 0; break;
     case IL_I8: ((int8_t *)base)[k] = (int8_t)as_bits(v); break;
     case IL_I16: ((int16_t *)base)[k] = (int16_t)as_bits(v); break;
@@ -145,7 +150,7 @@ static il_status cast_fast(il_kctx *c) {
     } else if (a == IL_F16 && b == IL_F32) {
         IL_PAR_FOR(c, i, n) ((float *)y->data)[i] = il_f16_to_f32(((const uint16_t *)x->data)[i]);
     } else if (a == IL_F32 && b == IL_BF16) {
-        IL_PAR_FOR(c, i, n) ((uint16_t *)y->data)[i] = il_f32_to_bf16(((const float *)x->data)[i]);
+        IL_PAR_FOR(c, i, n) ((uint16_t *)y->data)[i] = f32_to_bf16_trunc(((const float *)x->data)[i]);
     } else if (a == IL_BF16 && b == IL_F32) {
         IL_PAR_FOR(c, i, n) ((float *)y->data)[i] = il_bf16_to_f32(((const uint16_t *)x->data)[i]);
     } else {
@@ -339,6 +344,9 @@ static il_status onehot_geom(il_kctx *c, int *axis, int64_t *depth) {
     *depth = dep->data ? int_of(dep, 0, &ok) : -1;
     if (!ok || (dep->data && (*depth < 0 || *depth > MAX_NUMEL)))
         return il_kerr(c, IL_ERR_INVALID, "depth %g is not a valid size", il_tensor_get(dep, 0));
+    if (il_shape_known(ind) && *depth > 0 && il_tensor_numel(ind) > MAX_NUMEL / *depth)
+        return il_kerr(c, IL_ERR_INVALID, "output of %lld x %lld elements is too large", (long long)il_tensor_numel(ind),
+                       (long long)*depth);
     return IL_OK;
 }
 

@@ -264,6 +264,16 @@ static double cubic_w(double t, double A) {
     return 0;
 }
 
+/* First input index of the n-tap window around x: n/2 taps on each side, the left side taking
+ * x itself when x is an integer. Placed the way the ONNX reference places it, from x + n/2 in
+ * floating point, so a coordinate within rounding of an integer (3.0000000000000004) picks the
+ * same taps as the reference outputs were made with. */
+static int64_t window_start(double x, int64_t n) {
+    int64_t pad = (n + 1) / 2;
+    double xp = x + (double)pad, pf = floor(xp);
+    return (int64_t)pf - n / 2 + (xp == pf ? 0 : 1) - pad;
+}
+
 /* Taps for every output index of axis ax (input length in, output length out). */
 static il_status rs_axis_build(const rs_args *a, int ax, int64_t in, int64_t out, rs_axis *t) {
     memset(t, 0, sizeof *t);
@@ -288,28 +298,29 @@ static il_status rs_axis_build(const rs_args *a, int ax, int64_t in, int64_t out
         double x = rs_coord(a, ax, y, in);
         if (a->coord == CT_TF_CROP && (x < 0 || x > (double)(in - 1))) t->outside[y] = 1;
         if (!isfinite(x)) x = 0;
-        double fl = floor(x);
+        /* xi + ratio = x with ratio in (0, 1]: an integer x leans on its left neighbour */
+        double fl = floor(x), xi = x == fl ? fl - 1 : fl, ratio = x - xi, sum = 0;
+        int64_t first = window_start(x, a->mode == RS_NEAREST ? 2 : t->n);
         if (a->mode == RS_NEAREST) {
-            double fr = x - fl, pickv;
-            if (fr == 0) pickv = x;
-            else if (a->nearest == NM_SIMPLE) pickv = a->scale[ax] < 1 ? fl + 1 : fl;
-            else if (a->nearest == NM_FLOOR) pickv = fl;
-            else if (a->nearest == NM_CEIL) pickv = fl + 1;
-            else if (a->nearest == NM_PREFER_CEIL) pickv = fr < 0.5 ? fl : fl + 1;
-            else pickv = fr <= 0.5 ? fl : fl + 1;
-            int64_t i = (int64_t)pickv;
+            /* the left or right tap of a two-tap window */
+            int right;
+            if (ratio == 1) right = 1;
+            else if (a->nearest == NM_SIMPLE) right = a->scale[ax] < 1;
+            else if (a->nearest == NM_FLOOR) right = 0;
+            else if (a->nearest == NM_CEIL) right = 1;
+            else if (a->nearest == NM_PREFER_CEIL) right = ratio >= 0.5;
+            else right = ratio > 0.5;
+            int64_t i = first + right;
             idx[0] = i < 0 ? 0 : i >= in ? in - 1 : i;
             w[0] = 1;
             continue;
         }
-        /* xi + ratio = x with ratio in (0, 1]: an integer x leans on its left neighbour */
-        double xi = x == fl ? fl - 1 : fl, ratio = x - xi, sum = 0;
         int64_t start = 1 - t->n / 2;
         for (int64_t k = 0; k < t->n; k++) {
             double d = (double)(start + k) - ratio; /* signed distance from x, in input pixels */
             if (a->mode == RS_LINEAR) w[k] = a->antialias ? fmax(0, 1 - fabs(d * s)) : (k == 0 ? 1 - ratio : ratio);
             else w[k] = cubic_w(d * s, a->cubic_a);
-            int64_t i = (int64_t)xi + start + k;
+            int64_t i = first + k;
             if (a->exclude_outside && (i < 0 || i >= in)) w[k] = 0;
             idx[k] = i < 0 ? 0 : i >= in ? in - 1 : i;
             sum += w[k];
@@ -363,7 +374,19 @@ static void rs_store(il_tensor *y, int64_t i, double v) {
     il_tensor_set(y, i, v);
 }
 
-/* Readable version: each output element sums the product of its axes' taps. */
+/* The weighted sum over the taps of axes 0..a for output coordinates yc, with `at` the offset
+ * the axes above a already chose. Axis 0's sum is the innermost, as in the reference, which
+ * resizes axis 0 first: the same order of additions makes integer outputs round the same way. */
+static double rs_taps(const rs_axis *t, const il_tensor *x, const int64_t *xs, const int64_t *yc, int a, int64_t at) {
+    if (a < 0) return il_tensor_get(x, at);
+    const int64_t *idx = t[a].idx + yc[a] * t[a].n;
+    const double *w = t[a].w + yc[a] * t[a].n;
+    double s = 0;
+    for (int64_t k = 0; k < t[a].n; k++) s += w[k] * rs_taps(t, x, xs, yc, a - 1, at + idx[k] * xs[a]);
+    return s;
+}
+
+/* Readable version: each output element sums its axes' taps. */
 static il_status rs_ref(il_kctx *c) {
     const il_tensor *x = c->in[0];
     il_tensor *y = c->out[0];
@@ -375,7 +398,7 @@ static il_status rs_ref(il_kctx *c) {
     int64_t xs[IL_MAX_RANK], n = il_tensor_numel(y);
     for (int i = r - 1; i >= 0; i--) xs[i] = i == r - 1 ? 1 : xs[i + 1] * x->dims[i + 1];
     for (int64_t o = 0; o < n; o++) {
-        int64_t yc[IL_MAX_RANK], rem = o, k[IL_MAX_RANK] = {0};
+        int64_t yc[IL_MAX_RANK], rem = o;
         int outside = 0;
         for (int i = r - 1; i >= 0; i--) {
             yc[i] = rem % y->dims[i];
@@ -386,20 +409,7 @@ static il_status rs_ref(il_kctx *c) {
             rs_store(y, o, a.extrapolation);
             continue;
         }
-        /* odometer over the taps k[0..r-1] */
-        double sum = 0;
-        for (;;) {
-            double w = 1;
-            int64_t at = 0;
-            for (int i = 0; i < r; i++) {
-                w *= t[i].w[yc[i] * t[i].n + k[i]];
-                at += t[i].idx[yc[i] * t[i].n + k[i]] * xs[i];
-            }
-            sum += w * il_tensor_get(x, at);
-            int i = r - 1;
-            while (i >= 0 && ++k[i] == t[i].n) k[i--] = 0;
-            if (i < 0) break;
-        }
+        double sum = rs_taps(t, x, xs, yc, r - 1, 0);
         rs_store(y, o, sum);
     }
     rs_axes_free(t, r);
@@ -443,11 +453,10 @@ static il_status rs_fast(il_kctx *c) {
             const int64_t *iw = tw->idx + ox * tw->n;
             const double *ww = tw->w + ox * tw->n;
             double sum = 0;
-            for (int64_t i = 0; i < th->n; i++) {
-                const float *row = src + ih[i] * W;
-                double rs = 0;
-                for (int64_t j = 0; j < tw->n; j++) rs += ww[j] * row[iw[j]];
-                sum += wh[i] * rs;
+            for (int64_t j = 0; j < tw->n; j++) {
+                double col = 0;
+                for (int64_t i = 0; i < th->n; i++) col += wh[i] * src[ih[i] * W + iw[j]];
+                sum += ww[j] * col;
             }
             dst[ox] = (float)sum;
         }

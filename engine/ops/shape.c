@@ -448,7 +448,7 @@ static il_status concat_fast(il_kctx *c) {
 static il_status split_sizes(il_kctx *c, const il_tensor *x, int axis, int64_t *sizes) {
     int64_t given[16], dim = x->dims[axis];
     int n, known, present, nout = c->n_out;
-    if (nout > 16) return il_kerr(c, IL_ERR_UNSUPPORTED, "%d outputs, at most 16 supported", nout);
+    if (nout < 1 || nout > 16) return il_kerr(c, IL_ERR_UNSUPPORTED, "%d outputs, 1 to 16 supported", nout);
     il_status st = int_list(c, "split", 1, 13, given, 16, &n, &known, &present);
     if (st) return st;
     if (present && n != 0) {
@@ -567,8 +567,9 @@ static il_status tile_infer(il_kctx *c) {
     for (int i = 0; i < x->rank; i++) {
         int64_t t = rep->data ? il_int_at(rep, i) : -1;
         if (rep->data && t < 0) return il_kerr(c, IL_ERR_INVALID, "repeat %lld is negative", (long long)t);
+        if (t > MAX_NUMEL || (x->dims[i] > 0 && t > MAX_NUMEL / x->dims[i]))
+            return il_kerr(c, IL_ERR_INVALID, "repeat %lld is too large", (long long)t);
         out[i] = (t < 0 || x->dims[i] < 0) ? -1 : x->dims[i] * t;
-        if (t > MAX_NUMEL) return il_kerr(c, IL_ERR_INVALID, "repeat %lld is too large", (long long)t);
     }
     il_status st = check_numel(c, x->rank, out);
     if (st) return st;
@@ -609,7 +610,8 @@ static il_status dropout_infer(il_kctx *c) {
 
 static il_status dropout_ref(il_kctx *c) {
     const il_tensor *ratio = il_in(c, 1), *train = il_in(c, 2);
-    if (c->opset >= 12 && train && train->data && il_tensor_get(train, 0) != 0 &&
+    if (ratio && !il_tensor_numel(ratio)) ratio = NULL;
+    if (c->opset >= 12 && train && il_tensor_numel(train) && il_tensor_get(train, 0) != 0 &&
         (!ratio || il_tensor_get(ratio, 0) != 0))
         return il_kerr(c, IL_ERR_UNSUPPORTED, "training_mode (random dropping) is not supported");
     copy_ref(c);

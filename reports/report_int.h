@@ -1,0 +1,28 @@
+/*
+ * report_int.h - shared between reports/plots.c and reports/html.c (not a public interface).
+ */
+#ifndef IL_REPORT_INT_H
+#define IL_REPORT_INT_H
+
+#include <sqlite3.h>
+
+#include "reports.h"
+
+#define RP_MAX_PLOTS 8
+
+typedef struct rp_plot {
+    char name[32];      /* file stem: latency_accuracy, ... */
+    char title[128];
+    char caption[512];
+    char svg[1100];     /* path of the SVG drawn, "" when skipped */
+    char why[256];      /* why it was skipped */
+} rp_plot;
+
+/* Draw every plot the database has data for. work: folder for data files and scripts;
+ * plots_dir (may be NULL): PNG, SVG and PDF copies. */
+il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp_plot *plots, int *n);
+
+/* The series name of a run in plots and tables. */
+#define RP_SERIES "(variant || CASE WHEN backend <> 'cpu' THEN ' (' || backend || ')' ELSE '' END)"
+
+#endif
