@@ -115,7 +115,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     if (!b) return st;
     fprintf(b, "%sset xlabel 'p50 latency per query (ms), single-stream'\nset ylabel 'top-1 accuracy'\n"
                "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
-               "plot '%s/%s.dat' using 2:($4 ? $3 : 1/0) with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
+               "plot '%s/%s.dat' using 2:($4 > 0 ? $3 : 1/0) with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
                "  '' using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
                "  '' using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
             common, work, p->name);

@@ -34,6 +34,15 @@ void il_test_add_suite(const char *name, const il_test_case *cases, int n);
         CU_ASSERT_EQUAL_FATAL(st_, IL_OK);                                          \
     } while (0)
 
+/* Helpers from tests/util.c. il_test_tmp: a path in a scratch directory removed at exit
+ * (the last eight returned stay valid). */
+#define IL_PY "/usr/bin/python3"
+const char *il_test_tmp(const char *name);
+void il_test_write_bytes(const char *path, const void *b, size_t n);
+int il_test_have_python(const char *modules); /* prints "skipped: ..." when missing */
+void il_test_write_msg(const char *path, const void *protobuf_c_message); /* pack and write */
+int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same dtype, shape, bytes */
+
 /* Path of a file under tests/data, or of the ONNX test data. */
 #define IL_TESTDATA "tests/data"
 #define IL_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"

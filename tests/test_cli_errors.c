@@ -10,8 +10,6 @@
 
 #include "test.h"
 
-static char tmpdir[256];
-
 static const char *bin(void) {
     const char *b = getenv("IL_BIN");
     return b ? b : "build/inferlab";
@@ -29,23 +27,8 @@ static int cli(const char *args, char *out, size_t n) {
     return WEXITSTATUS(st);
 }
 
-static const char *tmp(const char *name) {
-    static char p[8][512];
-    static int i;
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/il_cli_XXXXXX");
-        if (!mkdtemp(tmpdir)) return "/tmp/il_cli_fallback";
-    }
-    i = (i + 1) % 8;
-    snprintf(p[i], sizeof p[i], "%s/%s", tmpdir, name);
-    return p[i];
-}
-
-static void write_bytes(const char *path, const void *d, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (n) fwrite(d, 1, n, f);
-    fclose(f);
-}
+#define tmp il_test_tmp
+#define write_bytes il_test_write_bytes
 
 /* The process must exit with code 1 or 2 (not crash, not 124 = timeout) and say `want`. */
 static void expect_error(const char *args, const char *want) {

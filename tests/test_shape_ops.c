@@ -242,6 +242,15 @@ static void test_reshape_plan_time(void) {
     CU_ASSERT_EQUAL(outs[0].rank, 3);
     CU_ASSERT_EQUAL(outs[0].dims[0], -1);
     op_free(o);
+    /* an unknown batch copied by 0 still lets the -1 be inferred: [?,3,4] -> [0,-1] is [?,12] */
+    o = op2("Reshape", 13, iota(IL_F32, 3, D(2, 3, 4)), vec64(2, D(0, -1)));
+    o->in[0]->dims[0] = -1;
+    IL_ASSERT_OK(infer_with(o, ins, 0, outs));
+    CU_ASSERT_EQUAL(outs[0].rank, 2);
+    CU_ASSERT_EQUAL(outs[0].dims[0], -1);
+    CU_ASSERT_EQUAL(outs[0].dims[1], 12);
+    o->in[0]->dims[0] = 2;
+    op_free(o);
 }
 
 static void test_reshape_errors(void) {

@@ -142,16 +142,19 @@ static il_status reshape_infer(il_kctx *c) {
                 return il_kerr(c, IL_ERR_INVALID, "allowzero shape %s has both 0 and -1",
                                ints_str(n, shape, b, sizeof b));
     if ((st = check_numel(c, n, out))) return st;
-    int64_t total = il_shape_known(x) ? il_tensor_numel(x) : -1;
-    int64_t rest = 1; /* product of the output dims other than the inferred one */
+    /* Dims a 0 copies are equal on both sides, so they drop out of the element count: the
+     * input's other dims decide the -1 even while a copied one (the batch) is unknown. */
+    int64_t have = x->rank < 0 ? -1 : 1, want = 1;
+    for (int i = 0; i < x->rank; i++)
+        if (!(i < n && shape[i] == 0 && !allowzero)) have = (have < 0 || x->dims[i] < 0) ? -1 : have * x->dims[i];
     for (int i = 0; i < n; i++)
-        if (i != infer_at) rest = (out[i] < 0 || rest < 0) ? -1 : rest * out[i];
-    if (total >= 0 && rest >= 0) {
-        if (infer_at >= 0 && rest > 0 && total % rest == 0) out[infer_at] = total / rest;
-        else if (infer_at >= 0 || rest != total)
+        if (i != infer_at && !(shape[i] == 0 && !allowzero)) want *= out[i];
+    if (have >= 0) {
+        if (infer_at >= 0 && want > 0 && have % want == 0) out[infer_at] = have / want;
+        else if (infer_at >= 0 || want != have)
             return il_kerr(c, IL_ERR_SHAPE, "cannot reshape %s (%lld elements) to %s",
-                           il_shape_str(x->rank, x->dims, a, sizeof a), (long long)total,
-                           ints_str(n, shape, b, sizeof b));
+                           il_shape_str(x->rank, x->dims, a, sizeof a),
+                           (long long)(il_shape_known(x) ? il_tensor_numel(x) : -1), ints_str(n, shape, b, sizeof b));
     }
     il_set_out(c, 0, x->dtype, n, out);
     return IL_OK;

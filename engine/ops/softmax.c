@@ -81,21 +81,57 @@ static il_status sm_ref(il_kctx *c, int kind) {
     return IL_OK;
 }
 
-/* One contiguous slice (the usual last-axis case). */
+/* e^x for x <= 0 (softmax takes exp of x - max), within about 2 ulp of expf: Cephes' expf
+ * polynomial as straight-line code, so the loops that call it vectorize. 0 below -88. */
+static inline float exp_le0(float x) {
+    x = x < -88.0f ? -88.0f : x;
+    float k = floorf(x * 1.44269504088896341f + 0.5f); /* x = k ln2 + r, |r| <= ln2/2 */
+    float r = x - k * 0.693359375f - k * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)k + 127) << 23; /* 2^k; k = -127 gives 0 */
+    float two_k;
+    memcpy(&two_k, &bits, sizeof two_k);
+    return p * two_k;
+}
+
+/* One contiguous slice (the usual last-axis case). Rows holding NaN or infinities take the
+ * plain expf loop so they come out as the reference's (NaN where it gives NaN). */
 static void sm_row(const float *x, float *y, int64_t n, int is_log) {
     float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    int bad = 0;
+#pragma omp simd reduction(max : m) reduction(| : bad)
+    for (int64_t j = 0; j < n; j++) {
+        m = x[j] > m ? x[j] : m;
+        bad |= x[j] != x[j];
+    }
+    bad |= isinf(m);
     double sum = 0;
     if (!is_log) {
-        for (int64_t j = 0; j < n; j++) {
-            float e = expf(x[j] - m);
-            y[j] = e;
-            sum += e;
+        if (bad) {
+            for (int64_t j = 0; j < n; j++) sum += y[j] = expf(x[j] - m);
+        } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < n; j++) {
+                float e = exp_le0(x[j] - m);
+                y[j] = e;
+                sum += e;
+            }
         }
         float inv = (float)(1.0 / sum);
         for (int64_t j = 0; j < n; j++) y[j] *= inv;
     } else {
-        for (int64_t j = 0; j < n; j++) sum += expf(x[j] - m);
+        if (bad) {
+            for (int64_t j = 0; j < n; j++) sum += expf(x[j] - m);
+        } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < n; j++) sum += exp_le0(x[j] - m);
+        }
         /* (x - m) - log(sum): both terms <= 0, so no cancellation */
         float ls = (float)log(sum);
         for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - ls;
@@ -109,15 +145,29 @@ enum { SM_CHUNK = 256 };
 static void sm_cols(const float *x, float *y, int64_t n, int64_t inner, int64_t w, int is_log) {
     float m[SM_CHUNK];
     double sum[SM_CHUNK];
+    int bad = 0;
     for (int64_t i = 0; i < w; i++) m[i] = -INFINITY, sum[i] = 0;
     for (int64_t j = 0; j < n; j++)
-        for (int64_t i = 0; i < w; i++) m[i] = x[j * inner + i] > m[i] ? x[j * inner + i] : m[i];
-    for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < w; i++) {
-            float e = expf(x[j * inner + i] - m[i]);
-            if (!is_log) y[j * inner + i] = e;
+            float v = x[j * inner + i];
+            m[i] = v > m[i] ? v : m[i];
+            bad |= v != v;
+        }
+    for (int64_t i = 0; i < w; i++) bad |= isinf(m[i]);
+    for (int64_t j = 0; j < n; j++) {
+        const float *xr = x + j * inner;
+        float *yr = y + j * inner;
+        if (bad) {
+            for (int64_t i = 0; i < w; i++) sum[i] += is_log ? expf(xr[i] - m[i]) : (yr[i] = expf(xr[i] - m[i]));
+            continue;
+        }
+#pragma omp simd
+        for (int64_t i = 0; i < w; i++) {
+            float e = exp_le0(xr[i] - m[i]);
+            if (!is_log) yr[i] = e;
             sum[i] += e;
         }
+    }
     for (int64_t i = 0; i < w; i++) sum[i] = is_log ? log(sum[i]) : 1.0 / sum[i];
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < w; i++) {
