@@ -12,7 +12,7 @@ NVCC    ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v n
 PROTO   ?= /usr/include/onnx/onnx.proto
 
 ifeq ($(SANITIZE),1)
-BUILD   := $(BUILD)/san
+override BUILD := $(BUILD)/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 ifeq ($(DEBUG),1)

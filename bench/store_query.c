@@ -95,7 +95,12 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
                        " WHERE run_id = ?1", id, 0, f)))
         return st;
     fprintf(f, "provenance:\n");
-    if ((st = dump(db, "SELECT key, value FROM provenance WHERE run_id = ?1 ORDER BY key", id, 0, f))) return st;
+    if (sqlite3_prepare_v2(db, "SELECT key, value FROM provenance WHERE run_id = ?1 ORDER BY key", -1, &q, NULL))
+        return qerr(db, "db show");
+    sqlite3_bind_int64(q, 1, id);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        fprintf(f, "  %-22s %s\n", (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1));
+    sqlite3_finalize(q);
     fprintf(f, "slowest nodes (--profile):\n");
     return dump(db, "SELECT name, op_type, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10", id, 0,
                 f);

@@ -126,7 +126,7 @@ static il_status load_idx_pair(const char *dir, const char *prefix, const char *
     il_tensor *im, *lb;
     il_status st = il_idx_load(ip, 3, &im);
     if (st) {
-        if (!strcmp(dir, FMNIST_DIR) && st == IL_ERR_IO)
+        if (!strcmp(name, "fashion-mnist") && st == IL_ERR_IO)
             il_error_wrap(st, "Fashion-MNIST is missing (install Debian's dataset-fashion-mnist, or run `make deps`): ");
         return st;
     }
@@ -312,7 +312,9 @@ il_status il_data_load(const char *spec, il_split split, il_dataset **out) {
     const char *arg = colon ? colon + 1 : NULL;
     if (colon) *colon = 0;
     if (!strcmp(buf, "fashion-mnist") && !arg) {
-        st = load_idx_pair(FMNIST_DIR, split == IL_SPLIT_TRAIN ? "train" : "t10k", "fashion-mnist", &d);
+        /* INFERLAB_FASHION_MNIST relocates the files (machines without the Debian package) */
+        const char *dir = getenv("INFERLAB_FASHION_MNIST");
+        st = load_idx_pair(dir && *dir ? dir : FMNIST_DIR, split == IL_SPLIT_TRAIN ? "train" : "t10k", "fashion-mnist", &d);
         if (!st) snprintf(d->labels, sizeof d->labels, "%s", fmnist_labels);
     } else if (!strcmp(buf, "mnist") && arg) {
         st = load_idx_pair(arg, split == IL_SPLIT_TRAIN ? "train" : "t10k", "mnist", &d);

@@ -56,6 +56,7 @@ typedef struct il_dataset {
 
 /* Load a labelled set. spec is SOURCE[:train|:test][:N]:
  *   fashion-mnist          the Debian package's files under /usr/share/datasets/fashion-mnist
+ *                          (or the folder in the environment variable INFERLAB_FASHION_MNIST)
  *   mnist:DIR              {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in DIR
  *   cifar10:DIR            data_batch_{1..5}.bin / test_batch.bin in DIR
  *   folder:DIR             DIR/NAME.npy or NAME.pb (one sample each, [C,H,W], [H,W] or [1,C,H,W]),

@@ -17,7 +17,7 @@ enum { U_RELU, U_LEAKY, U_CLIP, U_HSWISH, U_SIGMOID, U_TANH, U_GELU, U_GELU_TANH
 
 /* d(out)/d(in) at input x with output y; the activation's parameters in p0, p1. */
 #define UNARY_DERIV(k, x, y, p0, p1)                                                                       \
-    ((k) == U_RELU      ? ((x) > 0 ? 1.001 : 0.0)                                                            \
+    ((k) == U_RELU      ? ((x) > 0 ? 1.0 : 0.0)                                                            \
      : (k) == U_LEAKY   ? ((x) > 0 ? 1.0 : (p0))                                                           \
      : (k) == U_CLIP    ? ((x) > (p0) && (x) < (p1) ? 1.0 : 0.0)                                           \
      : (k) == U_HSWISH  ? ((x) < -3 ? 0.0 : (x) > 3 ? 1.0 : (2.0 * (x) + 3.0) / 6.0)                      \

@@ -148,6 +148,26 @@ il_status il_pipeline_check(const char *pipeline) {
     return IL_OK;
 }
 
+/* Give values a pass created (dtype undefined or rank unknown) the dtype and shape inference
+ * finds, so later passes can match on them and the export declares their types. Symbolic dims
+ * stay unknown (batch 0); values with a type keep theirs. */
+static void fill_types(il_graph *g) {
+    il_shapes *s;
+    if (il_infer_shapes(g, 0, NULL, 0, &s)) { /* a graph inference cannot follow: leave it */
+        il_error_clear();
+        return;
+    }
+    for (int v = 0; v < g->n_values && v < s->n_values; v++) {
+        il_value *x = &g->values[v];
+        const il_tensor *t = &s->info[v];
+        if (x->constant || x->is_input || t->dtype == IL_UNDEFINED || (x->dtype != IL_UNDEFINED && x->rank >= 0)) continue;
+        x->dtype = t->dtype;
+        x->rank = t->rank;
+        for (int i = 0; i < t->rank && i < IL_MAX_RANK; i++) x->dims[i] = t->dims[i];
+    }
+    il_shapes_free(s);
+}
+
 il_status il_pass_run(il_graph *g, const char *name, il_pass_stats *out) {
     const il_pass *p = il_pass_find(name);
     if (!p) return il_error(IL_ERR_INVALID, "unknown pass '%s' (see `inferlab passes`)", name);
@@ -160,6 +180,7 @@ il_status il_pass_run(il_graph *g, const char *name, il_pass_stats *out) {
     if (!s) {
         s = il_graph_sort(g); /* compacts: drops dead nodes and values nothing uses */
         if (s) il_error_wrap(s, "after pass '%s': ", p->name);
+        else fill_types(g);
     } else if (!strstr(il_errmsg(), p->name)) {
         il_error_wrap(s, "pass '%s': ", p->name);
     }

@@ -40,10 +40,11 @@ static void td(FILE *f, sqlite3_stmt *q, int i, const char *fmt) {
     }
     if (fmt) {
         fputs("<td class=num>", f);
-        if (!strcmp(fmt, "bytes")) fprintf(f, "%.1f MB", sqlite3_column_double(q, i) / 1e6);
+        double v = sqlite3_column_double(q, i);
+        if (!strcmp(fmt, "bytes")) fprintf(f, v >= 1e6 ? "%.1f MB" : "%.1f kB", v >= 1e6 ? v / 1e6 : v / 1e3);
         else if (!strcmp(fmt, "int")) fprintf(f, "%lld", (long long)sqlite3_column_int64(q, i));
         else if (!strcmp(fmt, "bool")) fputs(sqlite3_column_int(q, i) ? "yes" : "no", f);
-        else fprintf(f, fmt, sqlite3_column_double(q, i));
+        else fprintf(f, fmt, v);
         fputs("</td>", f);
         return;
     }
@@ -57,7 +58,7 @@ static int table(FILE *f, sqlite3 *db, const char *sql, const char *const *heads
                  const char *cls) {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
-        il_error(IL_ERR_IO, "report: %s", sqlite3_errmsg(db));
+        il_error(IL_ERR_IO, "%s", sqlite3_errmsg(db));
         return -1;
     }
     int rows = 0;

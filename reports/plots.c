@@ -16,7 +16,7 @@
 #define MAX_SERIES 12
 
 static il_status db_err(sqlite3 *db, const char *what) {
-    return il_error(IL_ERR_IO, "report: %s: %s", what, sqlite3_errmsg(db));
+    return il_error(IL_ERR_IO, "%s: %s", what, sqlite3_errmsg(db));
 }
 
 /* A label safe inside a gnuplot double-quoted string. */
@@ -94,7 +94,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     int n = 0;
-    double best = -INFINITY;
+    double best = -INFINITY, lo = INFINITY, hi = 0;
     fprintf(d, "# series p50_ms top1 on_front\n");
     while (sqlite3_step(q) == SQLITE_ROW) {
         double acc = sqlite3_column_double(q, 2);
@@ -103,6 +103,8 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
         if (front) best = acc;
         gp_str(d, (const char *)sqlite3_column_text(q, 0));
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), acc, front);
+        lo = fmin(lo, sqlite3_column_double(q, 1));
+        hi = fmax(hi, sqlite3_column_double(q, 1));
         n++;
     }
     sqlite3_finalize(q);
@@ -113,12 +115,13 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     }
     FILE *b = open_file(work, p->name, "body.gp", &st);
     if (!b) return st;
-    fprintf(b, "%sset xlabel 'p50 latency per query (ms), single-stream'\nset ylabel 'top-1 accuracy'\n"
+    /* latencies often span decades (an MLP beside a ResNet): a log axis keeps both readable */
+    fprintf(b, "%sset xlabel 'p50 latency per query (ms), single-stream%s'\nset ylabel 'top-1 accuracy'\n%s"
                "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
                "plot '%s/%s.dat' using 2:($4 > 0 ? $3 : 1/0) with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
                "  '' using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
                "  '' using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
-            common, work, p->name);
+            common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "", work, p->name);
     fclose(b);
     snprintf(p->caption, sizeof p->caption,
              "%d variant%s; the red steps join the Pareto-optimal ones (no faster variant is as accurate). "
@@ -185,9 +188,9 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT id, s FROM (SELECT id, " RP_SERIES " s, row_number() OVER (PARTITION BY variant, backend"
-                      " ORDER BY batch, id DESC) rn FROM runs WHERE scenario = 'single-stream') WHERE rn = 1"
-                      " ORDER BY lat_p50_ms LIMIT 12";
+    const char *sql = "SELECT id, s FROM (SELECT id, " RP_SERIES " s, lat_p50_ms p50, row_number() OVER (PARTITION BY"
+                      " variant, backend ORDER BY batch, id DESC) rn FROM runs WHERE scenario = 'single-stream')"
+                      " WHERE rn = 1 ORDER BY p50 LIMIT 12";
     sqlite3_stmt *q, *l;
     il_status st = IL_OK;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "latency CDF");

@@ -416,8 +416,53 @@ static il_status rs_ref(il_kctx *c) {
     return IL_OK;
 }
 
-/* float32 when only the last two axes change (NCHW images): per output row, taps of H times
- * taps of W over one input plane. */
+static int any_set(const unsigned char *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (v[i]) return 1;
+    return 0;
+}
+
+/* float32 when only the last two axes change (NCHW images). One output row at a time: its few
+ * source rows, and per output column the W taps, with weights as floats; nearest (one tap)
+ * and linear (two) get loops of their own. */
+static void rs_row(const float *src, int64_t W, const rs_axis *th, int64_t oy, const float *whf, const rs_axis *tw,
+                   const float *wwf, int64_t OW, float ext, float *dst) {
+    const int64_t *ih = th->idx + oy * th->n, *iw = tw->idx;
+    int64_t nh = th->n, nw = tw->n;
+    if (th->outside[oy]) {
+        for (int64_t ox = 0; ox < OW; ox++) dst[ox] = ext;
+        return;
+    }
+    if (nh == 1 && nw == 1) {
+        const float *row = src + ih[0] * W;
+        for (int64_t ox = 0; ox < OW; ox++) dst[ox] = row[iw[ox]];
+    } else if (nw == 2) {
+        for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t i0 = iw[2 * ox], i1 = iw[2 * ox + 1];
+            float a = wwf[2 * ox], b = wwf[2 * ox + 1], acc = 0;
+            for (int64_t i = 0; i < nh; i++) {
+                const float *row = src + ih[i] * W;
+                acc += whf[i] * (a * row[i0] + b * row[i1]);
+            }
+            dst[ox] = acc;
+        }
+    } else {
+        for (int64_t ox = 0; ox < OW; ox++) {
+            float acc = 0;
+            for (int64_t i = 0; i < nh; i++) {
+                const float *row = src + ih[i] * W;
+                float part = 0;
+                for (int64_t j = 0; j < nw; j++) part += wwf[ox * nw + j] * row[iw[ox * nw + j]];
+                acc += whf[i] * part;
+            }
+            dst[ox] = acc;
+        }
+    }
+    if (any_set(tw->outside, OW))
+        for (int64_t ox = 0; ox < OW; ox++)
+            if (tw->outside[ox]) dst[ox] = ext;
+}
+
 static il_status rs_fast(il_kctx *c) {
     const il_tensor *x = c->in[0];
     il_tensor *y = c->out[0];
@@ -429,38 +474,27 @@ static il_status rs_fast(il_kctx *c) {
     if (s) return s;
     int plain = 1;
     for (int i = 0; i < r - 2; i++) plain &= t[i].identity;
-    if (!plain) {
-        rs_axes_free(t, r);
-        return rs_ref(c);
-    }
     const rs_axis *th = &t[r - 2], *tw = &t[r - 1];
     int64_t H = x->dims[r - 2], W = x->dims[r - 1], OH = y->dims[r - 2], OW = y->dims[r - 1];
+    float *whf = malloc((size_t)(OH * th->n + 1) * sizeof *whf), *wwf = malloc((size_t)(OW * tw->n + 1) * sizeof *wwf);
+    if (!plain || !whf || !wwf) {
+        free(whf);
+        free(wwf);
+        rs_axes_free(t, r);
+        return plain ? il_kerr(c, IL_ERR_OOM, "out of memory") : rs_ref(c);
+    }
+    for (int64_t i = 0; i < OH * th->n; i++) whf[i] = (float)th->w[i];
+    for (int64_t i = 0; i < OW * tw->n; i++) wwf[i] = (float)tw->w[i];
     int64_t planes = il_shape_numel(r - 2, x->dims);
     const float *xp = x->data;
     float *yp = y->data;
     float ext = (float)a.extrapolation;
     IL_PAR_FOR(c, task, planes * OH) {
-        int64_t p = task / OH, oy = task % OH;
-        const float *src = xp + p * H * W;
-        float *dst = yp + task * OW;
-        const int64_t *ih = th->idx + oy * th->n;
-        const double *wh = th->w + oy * th->n;
-        for (int64_t ox = 0; ox < OW; ox++) {
-            if (th->outside[oy] || tw->outside[ox]) {
-                dst[ox] = ext;
-                continue;
-            }
-            const int64_t *iw = tw->idx + ox * tw->n;
-            const double *ww = tw->w + ox * tw->n;
-            double sum = 0;
-            for (int64_t j = 0; j < tw->n; j++) {
-                double col = 0;
-                for (int64_t i = 0; i < th->n; i++) col += wh[i] * src[ih[i] * W + iw[j]];
-                sum += ww[j] * col;
-            }
-            dst[ox] = (float)sum;
-        }
+        int64_t oy = task % OH;
+        rs_row(xp + task / OH * H * W, W, th, oy, whf + oy * th->n, tw, wwf, OW, ext, yp + task * OW);
     }
+    free(whf);
+    free(wwf);
     rs_axes_free(t, r);
     return IL_OK;
 }

@@ -82,11 +82,15 @@ static il_status sm_ref(il_kctx *c, int kind) {
 }
 
 /* e^x for x <= 0 (softmax takes exp of x - max), within about 2 ulp of expf: Cephes' expf
- * polynomial as straight-line code, so the loops that call it vectorize. 0 below -88. */
+ * polynomial as straight-line code, so the loops that call it vectorize (the clamp below -88,
+ * where the result is 0, is a bit select because a float ?: is a branch GCC keeps). */
 static inline float exp_le0(float x) {
-    x = x < -88.0f ? -88.0f : x;
-    float k = floorf(x * 1.44269504088896341f + 0.5f); /* x = k ln2 + r, |r| <= ln2/2 */
-    float r = x - k * 0.693359375f - k * -2.12194440e-4f;
+    union { float f; int32_t i; } u = {x}, lo = {-88.0f};
+    int32_t keep = -(int32_t)(x >= -88.0f);
+    u.i = (u.i & keep) | (lo.i & ~keep);
+    x = u.f;
+    float k = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln2), x <= 0 */
+    float r = x - k * 0.693359375f - k * -2.12194440e-4f;           /* x = k ln2 + r */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -94,10 +98,8 @@ static inline float exp_le0(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23; /* 2^k; k = -127 gives 0 */
-    float two_k;
-    memcpy(&two_k, &bits, sizeof two_k);
-    return p * two_k;
+    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23}; /* k = -127 gives 0 */
+    return p * two_k.f;
 }
 
 /* One contiguous slice (the usual last-axis case). Rows holding NaN or infinities take the
@@ -124,6 +126,7 @@ static void sm_row(const float *x, float *y, int64_t n, int is_log) {
             }
         }
         float inv = (float)(1.0 / sum);
+#pragma omp simd
         for (int64_t j = 0; j < n; j++) y[j] *= inv;
     } else {
         if (bad) {
@@ -134,11 +137,20 @@ static void sm_row(const float *x, float *y, int64_t n, int is_log) {
         }
         /* (x - m) - log(sum): both terms <= 0, so no cancellation */
         float ls = (float)log(sum);
+#pragma omp simd
         for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - ls;
     }
 }
 
 enum { SM_CHUNK = 256 };
+
+/* max(a, b) for numbers, as a bit select so the loop around it vectorizes. */
+static inline float max_sel(float a, float b) {
+    union { float f; int32_t i; } ua = {a}, ub = {b};
+    int32_t take_a = -(int32_t)(a > b);
+    ua.i = (ua.i & take_a) | (ub.i & ~take_a);
+    return ua.f;
+}
 
 /* Columns [0, w) of a strided [n, inner] slice block (softmax over the channel axis of NCHW):
  * walk whole rows so the reads stay contiguous. */
@@ -147,33 +159,41 @@ static void sm_cols(const float *x, float *y, int64_t n, int64_t inner, int64_t 
     double sum[SM_CHUNK];
     int bad = 0;
     for (int64_t i = 0; i < w; i++) m[i] = -INFINITY, sum[i] = 0;
-    for (int64_t j = 0; j < n; j++)
+    for (int64_t j = 0; j < n; j++) {
+        const float *xr = x + j * inner;
+#pragma omp simd reduction(| : bad)
         for (int64_t i = 0; i < w; i++) {
-            float v = x[j * inner + i];
-            m[i] = v > m[i] ? v : m[i];
-            bad |= v != v;
+            m[i] = max_sel(xr[i], m[i]);
+            bad |= xr[i] != xr[i];
         }
+    }
     for (int64_t i = 0; i < w; i++) bad |= isinf(m[i]);
     for (int64_t j = 0; j < n; j++) {
         const float *xr = x + j * inner;
         float *yr = y + j * inner;
         if (bad) {
             for (int64_t i = 0; i < w; i++) sum[i] += is_log ? expf(xr[i] - m[i]) : (yr[i] = expf(xr[i] - m[i]));
-            continue;
-        }
+        } else if (is_log) {
 #pragma omp simd
-        for (int64_t i = 0; i < w; i++) {
-            float e = exp_le0(xr[i] - m[i]);
-            if (!is_log) yr[i] = e;
-            sum[i] += e;
+            for (int64_t i = 0; i < w; i++) sum[i] += exp_le0(xr[i] - m[i]);
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < w; i++) sum[i] += yr[i] = exp_le0(xr[i] - m[i]);
         }
     }
-    for (int64_t i = 0; i < w; i++) sum[i] = is_log ? log(sum[i]) : 1.0 / sum[i];
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t i = 0; i < w; i++) {
-            if (is_log) y[j * inner + i] = (x[j * inner + i] - m[i]) - (float)sum[i];
-            else y[j * inner + i] *= (float)sum[i];
+    float f[SM_CHUNK]; /* 1/sum, or log(sum) */
+    for (int64_t i = 0; i < w; i++) f[i] = (float)(is_log ? log(sum[i]) : 1.0 / sum[i]);
+    for (int64_t j = 0; j < n; j++) {
+        const float *xr = x + j * inner;
+        float *yr = y + j * inner;
+        if (is_log) {
+#pragma omp simd
+            for (int64_t i = 0; i < w; i++) yr[i] = (xr[i] - m[i]) - f[i];
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < w; i++) yr[i] *= f[i];
         }
+    }
 }
 
 static il_status sm_fast(il_kctx *c, int is_log) {
