@@ -72,7 +72,7 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
                    "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]\n"
-                   "  inputs not given are random (seeded); FILE is .npy or .pb (ONNX TensorProto)\n");
+                   "  inputs not given are random (seeded): floats in [-1,1), integers 0 or 1; FILE is .npy or .pb (ONNX TensorProto)\n");
             return 0;
         } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
         else if (path) { fprintf(stderr, "inferlab run: one model at a time\n"); return 2; }
