@@ -113,6 +113,19 @@ test: deps $(BIN) $(TESTBIN)
 check-conformance: $(BIN)
 	./tests/conformance.sh $(BIN)
 
+# ---- make demo (bench/ and reports/, issue 4): installs deps, builds, then tools/demo.sh runs the
+# whole pipeline on the Fashion-MNIST default and writes demo/results.db and
+# demo/report/{index.html,report.pdf}.
+demo: deps $(BIN)
+	./tools/demo.sh $(BIN)
+
+# Provenance recorded with every benchmark run: the commit (with -dirty for local changes) and the
+# flags this binary was built with, baked into bench/provenance.o only; that object is rebuilt
+# when the git index or HEAD moves, so the figure cannot go stale.
+IL_GIT_DESC := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+$(BUILD)/bench/provenance.o: CPPFLAGS += -DIL_GIT_COMMIT='"$(IL_GIT_DESC)"' -DIL_BUILD_FLAGS='"$(CC) $(CFLAGS)"'
+$(BUILD)/bench/provenance.o: $(wildcard .git/HEAD .git/index)
+
 deps:
 	@./tools/deps.sh
 

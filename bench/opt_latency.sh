@@ -34,8 +34,11 @@ RUN_ARGS="$*"
 latency() {
     model=$1 batch=$2
     shift 2
-    "$BIN" run "$model" --batch "$batch" --repeat "$REPEAT" --threads "$THREADS" --topk 0 "$@" >"$TMP/run.log" 2>&1 ||
-        { echo "$0: inferlab run $model failed:" >&2; cat "$TMP/run.log" >&2; exit 1; }
+    if ! "$BIN" run "$model" --batch "$batch" --repeat "$REPEAT" --threads "$THREADS" --topk 0 "$@" >"$TMP/run.log" 2>&1; then
+        echo "$0: inferlab run $model --batch $batch failed: $(tail -1 "$TMP/run.log")" >&2
+        echo nan
+        return
+    fi
     sed -n 's/^time: \([0-9.]*\) ms per run.*/\1/p' "$TMP/run.log"
 }
 
@@ -55,7 +58,10 @@ for m in $MODELS; do
         b0=$(latency "$m" $b $RUN_ARGS); b2=$(latency "$out" $b $RUN_ARGS)
         t0=$(echo "$a0 $b0" | awk '{print ($1 < $2) ? $1 : $2}')
         t2=$(echo "$a2 $b2" | awk '{print ($1 < $2) ? $1 : $2}')
-        row="$row | $t0 | $t2 | $(echo "$t0 $t2" | awk '{printf "%.2fx", $1 / $2}')"
+        case "$t0$t2" in
+        *nan*) row="$row | $t0 | $t2 | -" ;;
+        *) row="$row | $t0 | $t2 | $(echo "$t0 $t2" | awk '{printf "%.2fx", $1 / $2}')" ;;
+        esac
     done
     echo "$row |"
 done

@@ -40,7 +40,7 @@ static void help(void) {
            "where:\n"
            "  --db PATH             results database (default results.db)\n"
            "  --shard I/N           measure only variants with index %% N == I (I from 0)\n"
-           "  --cache DIR           derived models (default: variants/ beside the database)\n"
+           "  --cache DIR           derived models (default: DB.variants/ beside the database)\n"
            "  --peers DIR           folder of ort_bench.js / torch_bench.py\n"
            "  --name NAME           experiment name stored with each run\n"
            "  --dry-run             list the variants and stop\n"
@@ -132,8 +132,8 @@ int cmd_bench(int argc, char **argv) {
         if (st) return cli_fail(st, NULL);
     }
     if (!o.cache_dir) {
-        const char *slash = strrchr(o.db, '/');
-        snprintf(cache, sizeof cache, "%.*svariants", slash ? (int)(slash - o.db + 1) : 0, o.db);
+        /* beside the database and named after it, so results.db* patterns cover it too */
+        snprintf(cache, sizeof cache, "%.*s.variants", IL_PATH_MAX - 16, o.db);
         o.cache_dir = cache;
     }
     int total = n;

@@ -242,8 +242,7 @@ static il_status dropout_backward(gr_ctx *c) {
     return IL_OK;
 }
 
-/* BatchNormalization's saved state is a struct with arrays; the trainer frees it with free(),
- * so BN keeps its state in one block instead (see gr_saved_free). */
+/* Saved state is one malloc block, freed with free(), except BatchNormalization's struct. */
 void gr_saved_free(const char *op, void *p) {
     if (p && !strcmp(op, "BatchNormalization")) bn_saved_free(p);
     else free(p);

@@ -94,7 +94,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     int n = 0;
-    double best = -INFINITY, lo = INFINITY, hi = 0;
+    double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY;
     fprintf(d, "# series p50_ms top1 on_front\n");
     while (sqlite3_step(q) == SQLITE_ROW) {
         double acc = sqlite3_column_double(q, 2);
@@ -104,6 +104,8 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
         gp_str(d, (const char *)sqlite3_column_text(q, 0));
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), acc, front);
         lo = fmin(lo, sqlite3_column_double(q, 1));
+        amin = fmin(amin, acc);
+        amax = fmax(amax, acc);
         hi = fmax(hi, sqlite3_column_double(q, 1));
         n++;
     }
@@ -115,6 +117,8 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     }
     FILE *b = open_file(work, p->name, "body.gp", &st);
     if (!b) return st;
+    /* one accuracy for all (an untrained or single model): give the axis a range of its own */
+    if (amax - amin < 1e-9) fprintf(b, "set yrange [%.6g:%.6g]\n", amin - 0.05, amax + 0.05);
     /* latencies often span decades (an MLP beside a ResNet): a log axis keeps both readable */
     fprintf(b, "%sset xlabel 'p50 latency per query (ms), single-stream%s'\nset ylabel 'top-1 accuracy'\n%s"
                "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
@@ -122,6 +126,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
                "  '' using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
                "  '' using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
             common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "", work, p->name);
+
     fclose(b);
     snprintf(p->caption, sizeof p->caption,
              "%d variant%s; the red steps join the Pareto-optimal ones (no faster variant is as accurate). "

@@ -74,11 +74,15 @@ static inline float il_act_f(const il_act *a, float x) {
 
 /* y[i] = act(y[i] + bias) over n floats: the epilogue of one output row segment. The switch is
  * hoisted out of the loop for the cheap activations so the loop vectorizes. */
-static inline void il_act_row(const il_act *a, float *y, int64_t n, float bias, const float *z) {
+static inline void il_act_row(const il_act *a, float *restrict y, int64_t n, float bias, const float *restrict z) {
+    /* parameters in locals: stores to y could alias *a as far as the compiler knows, which
+     * would reload them every element and keep the loop from vectorizing */
+    const il_act act = *a;
+    const float lo = act.a, hi = act.b;
     if (z) {
         for (int64_t i = 0; i < n; i++) y[i] += z[i];
     }
-    switch (a->kind) {
+    switch (act.kind) {
     case IL_ACT_NONE:
         for (int64_t i = 0; i < n; i++) y[i] += bias;
         return;
@@ -86,10 +90,10 @@ static inline void il_act_row(const il_act *a, float *y, int64_t n, float bias, 
         for (int64_t i = 0; i < n; i++) { float v = y[i] + bias; y[i] = v > 0 ? v : 0; }
         return;
     case IL_ACT_CLIP:
-        for (int64_t i = 0; i < n; i++) { float v = y[i] + bias; y[i] = v < a->a ? a->a : v > a->b ? a->b : v; }
+        for (int64_t i = 0; i < n; i++) { float v = y[i] + bias; v = v < lo ? lo : v; y[i] = v > hi ? hi : v; }
         return;
     default:
-        for (int64_t i = 0; i < n; i++) y[i] = il_act_f(a, y[i] + bias);
+        for (int64_t i = 0; i < n; i++) y[i] = il_act_f(&act, y[i] + bias);
         return;
     }
 }

@@ -79,6 +79,9 @@ static il_status pad_args_get(const il_kctx *c, int r, pad_args *p) {
     }
     if (n_pads != 2 * n_axes)
         return il_kerr(c, IL_ERR_INVALID, "%lld pads for %d axes: need 2 per axis", (long long)n_pads, n_axes);
+    for (int i = 0; i < 2 * n_axes; i++)
+        if (pads[i] > ((int64_t)1 << 40) || pads[i] < -((int64_t)1 << 40))
+            return il_kerr(c, IL_ERR_INVALID, "pad %lld is out of range", (long long)pads[i]);
     for (int i = 0; i < n_axes; i++) {
         p->begin[axes[i]] = pads[i];
         p->end[axes[i]] = pads[n_axes + i];
@@ -235,7 +238,8 @@ static il_status d2s_common(il_kctx *c, int to_space, int64_t *b, int *crd) {
     if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
     if (!il_dtype_size(x->dtype)) return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
     *b = il_attr_int(c->node, "blocksize", 0);
-    if (*b <= 0) return il_kerr(c, IL_ERR_INVALID, "blocksize must be positive, got %lld", (long long)*b);
+    if (*b <= 0 || *b > 65536)
+        return il_kerr(c, IL_ERR_INVALID, "blocksize must be in [1, 65536], got %lld", (long long)*b);
     const char *mode = il_attr_string(c->node, "mode", "DCR");
     *crd = to_space && !strcmp(mode, "CRD"); /* SpaceToDepth has no mode */
     if (to_space && !*crd && strcmp(mode, "DCR"))

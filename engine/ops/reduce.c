@@ -99,7 +99,7 @@ static int is_int_dtype(il_dtype dt) {
 static il_status reduce_axes(const il_kctx *c, int axes_input_since, int *reduced, int *known, int *n_axes) {
     const il_tensor *x = il_in(c, 0);
     int r = x->rank;
-    int64_t axes[64];
+    int64_t axes[IL_MAX_RANK];
     int n = 0;
     *known = 1;
     *n_axes = 0;
@@ -110,19 +110,19 @@ static il_status reduce_axes(const il_kctx *c, int axes_input_since, int *reduce
             if (a->dtype != IL_I64 && a->dtype != IL_I32)
                 return il_kerr(c, IL_ERR_TYPE, "axes must be int64, got %s", il_dtype_name(a->dtype));
             int64_t len = a->rank == 0 ? 1 : a->dims[0];
+            if (len > (r > 0 ? r : 1))
+                return il_kerr(c, IL_ERR_INVALID, "%lld axes for an input of rank %d", (long long)len, r);
             if (!a->data && len != 0) {
                 *known = 0;
                 *n_axes = len < 0 ? -1 : (int)len;
                 return IL_OK;
             }
-            if (len > 64 || len > (r > 0 ? r : 1))
-                return il_kerr(c, IL_ERR_INVALID, "%lld axes for an input of rank %d", (long long)len, r);
             for (int64_t i = 0; i < len; i++) axes[n++] = il_int_at(a, i);
         }
     } else {
         const int64_t *attr;
         int na = il_attr_ints(c->node, "axes", &attr);
-        if (na > 64 || na > (r > 0 ? r : 1))
+        if (na > (r > 0 ? r : 1))
             return il_kerr(c, IL_ERR_INVALID, "%d axes for an input of rank %d", na, r);
         for (int i = 0; i < na; i++) axes[n++] = attr[i];
     }
@@ -145,7 +145,7 @@ static il_status reduce_axes(const il_kctx *c, int axes_input_since, int *reduce
     return IL_OK;
 }
 
-static il_status reduce_infer(il_kctx *c, red_kind kind, int axes_input_since) {
+static il_status reduce_infer(il_kctx *c, int axes_input_since) {
     il_tensor *x = il_in(c, 0);
     if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
     if (x->dtype != IL_F32 && x->dtype != IL_F64 && !is_int_dtype(x->dtype))
@@ -171,7 +171,6 @@ static il_status reduce_infer(il_kctx *c, red_kind kind, int axes_input_since) {
             else if (keep) dims[r++] = 1;
         }
     }
-    (void)kind;
     il_set_out(c, 0, x->dtype, r, dims);
     return IL_OK;
 }
@@ -186,24 +185,55 @@ static double finish(red_kind k, double acc, int64_t n) {
     return acc;
 }
 
-/* Combine the n elements x[base + off[j]] in double; get reads an element. */
+/* Some axes of x, walked in row-major order: element j of the walk sits at offset
+ * walk_at(w, j) from the walk's first element. */
+typedef struct {
+    int n;
+    int64_t dims[IL_MAX_RANK], stride[IL_MAX_RANK];
+} axis_walk;
+
+static int64_t walk_at(const axis_walk *w, int64_t j) {
+    int64_t off = 0;
+    for (int i = w->n - 1; i >= 0; i--) {
+        off += (j % w->dims[i]) * w->stride[i];
+        j /= w->dims[i];
+    }
+    return off;
+}
+
+/* The walks over the reduced axes and over the kept axes of x. */
+static void make_walks(const il_tensor *x, const int *reduced, axis_walk *red, axis_walk *kept) {
+    int64_t stride = 1, st[IL_MAX_RANK];
+    for (int i = x->rank - 1; i >= 0; i--) {
+        st[i] = stride;
+        stride *= x->dims[i];
+    }
+    red->n = kept->n = 0;
+    for (int i = 0; i < x->rank; i++) {
+        axis_walk *w = reduced[i] ? red : kept;
+        w->dims[w->n] = x->dims[i];
+        w->stride[w->n++] = st[i];
+    }
+}
+
+/* Combine the n elements x[base + walk_at(w, j)] in double; get reads an element. */
 static double combine_real(red_kind k, const il_tensor *x, double (*get)(const il_tensor *, int64_t), int64_t base,
-                           const int64_t *off, int64_t n) {
+                           const axis_walk *w, int64_t n) {
     if (k == RED_LOGSUMEXP) {
         /* subtract the max so exp cannot overflow */
         double m = -INFINITY;
         for (int64_t j = 0; j < n; j++) {
-            double v = get(x, base + off[j]);
+            double v = get(x, base + walk_at(w, j));
             if (v > m || isnan(v)) m = v;
         }
         if (isinf(m) || isnan(m)) return m;
         double s = 0;
-        for (int64_t j = 0; j < n; j++) s += exp(get(x, base + off[j]) - m);
+        for (int64_t j = 0; j < n; j++) s += exp(get(x, base + walk_at(w, j)) - m);
         return m + log(s);
     }
     double acc = k == RED_PROD ? 1 : k == RED_MAX ? -INFINITY : k == RED_MIN ? INFINITY : 0;
     for (int64_t j = 0; j < n; j++) {
-        double v = get(x, base + off[j]);
+        double v = get(x, base + walk_at(w, j));
         switch (k) {
         case RED_MAX: if (v > acc || isnan(v)) acc = v; break; /* NaN sticks, like numpy */
         case RED_MIN: if (v < acc || isnan(v)) acc = v; break;
@@ -218,20 +248,20 @@ static double combine_real(red_kind k, const il_tensor *x, double (*get)(const i
 
 /* Combine integer elements exactly; unsigned arithmetic so overflow wraps instead of being
  * undefined. */
-static int64_t combine_int(red_kind k, const il_tensor *x, int64_t base, const int64_t *off, int64_t n) {
+static int64_t combine_int(red_kind k, const il_tensor *x, int64_t base, const axis_walk *w, int64_t n) {
     int64_t lo, hi;
     int_limits(x->dtype, &lo, &hi);
     if (k == RED_MAX || k == RED_MIN) {
         int64_t best = k == RED_MAX ? lo : hi;
         for (int64_t j = 0; j < n; j++) {
-            int64_t v = int_get(x, base + off[j]);
+            int64_t v = int_get(x, base + walk_at(w, j));
             if (k == RED_MAX ? int_less(x->dtype, best, v) : int_less(x->dtype, v, best)) best = v;
         }
         return best;
     }
     uint64_t acc = k == RED_PROD ? 1 : 0;
     for (int64_t j = 0; j < n; j++) {
-        int64_t v = int_get(x, base + off[j]);
+        int64_t v = int_get(x, base + walk_at(w, j));
         switch (k) {
         case RED_PROD: acc *= (uint64_t)v; break;
         case RED_L1: acc += (uint64_t)(v < 0 && x->dtype != IL_U64 ? -(uint64_t)v : (uint64_t)v); break;
@@ -255,41 +285,21 @@ static double int_as_double(const il_tensor *t, int64_t i) {
 static il_status reduce_ref(il_kctx *c, red_kind k, int axes_input_since) {
     const il_tensor *x = c->in[0];
     il_tensor *y = c->out[0];
-    int reduced[IL_MAX_RANK], known, n_axes, r = x->rank;
+    int reduced[IL_MAX_RANK], known, n_axes;
     il_status s = reduce_axes(c, axes_input_since, reduced, &known, &n_axes);
     if (s) return s;
-    int64_t stride[IL_MAX_RANK], nred = 1;
-    for (int i = r - 1; i >= 0; i--) stride[i] = i == r - 1 ? 1 : stride[i + 1] * x->dims[i + 1];
-    for (int i = 0; i < r; i++)
-        if (reduced[i]) nred *= x->dims[i];
-    /* offsets of every element of one reduced block, relative to its first element */
-    int64_t *off = malloc((size_t)(nred ? nred : 1) * sizeof(int64_t));
-    if (!off) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    for (int64_t j = 0; j < nred; j++) {
-        int64_t rem = j, o = 0;
-        for (int i = r - 1; i >= 0; i--)
-            if (reduced[i]) {
-                o += (rem % x->dims[i]) * stride[i];
-                rem /= x->dims[i];
-            }
-        off[j] = o;
-    }
-    int64_t nout = il_tensor_numel(y);
+    axis_walk red, kept;
+    make_walks(x, reduced, &red, &kept);
+    int64_t nred = il_shape_numel(red.n, red.dims), nout = il_tensor_numel(y);
     int isint = is_int_dtype(x->dtype);
     for (int64_t o = 0; o < nout; o++) {
         /* the output's flat index walks the kept axes in order */
-        int64_t rem = o, base = 0;
-        for (int i = r - 1; i >= 0; i--)
-            if (!reduced[i]) {
-                base += (rem % x->dims[i]) * stride[i];
-                rem /= x->dims[i];
-            }
-        if (!isint) il_tensor_set(y, o, combine_real(k, x, il_tensor_get, base, off, nred));
+        int64_t base = walk_at(&kept, o);
+        if (!isint) il_tensor_set(y, o, combine_real(k, x, il_tensor_get, base, &red, nred));
         else if (k == RED_L2 || k == RED_LOGSUM || k == RED_LOGSUMEXP)
-            int_put_double(y, o, combine_real(k, x, int_as_double, base, off, nred));
-        else int_put(y, o, combine_int(k, x, base, off, nred));
+            int_put_double(y, o, combine_real(k, x, int_as_double, base, &red, nred));
+        else int_put(y, o, combine_int(k, x, base, &red, nred));
     }
-    free(off);
     return IL_OK;
 }
 
@@ -419,7 +429,7 @@ static il_status reduce_fast(il_kctx *c, red_kind k, int axes_input_since) {
 }
 
 #define REDUCE_OP(NAME, KIND, SINCE)                                                             \
-    static il_status NAME##_infer(il_kctx *c) { return reduce_infer(c, KIND, SINCE); }           \
+    static il_status NAME##_infer(il_kctx *c) { return reduce_infer(c, SINCE); }                 \
     static il_status NAME##_ref(il_kctx *c) { return reduce_ref(c, KIND, SINCE); }               \
     static il_status NAME##_fast(il_kctx *c) { return reduce_fast(c, KIND, SINCE); }
 

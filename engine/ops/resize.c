@@ -123,7 +123,7 @@ static il_status rs_args_get(const il_kctx *c, const il_tensor *x, rs_args *a) {
         const float *f;
         int n = il_attr_floats(c->node, "scales", &f);
         if (n != r) return il_kerr(c, IL_ERR_INVALID, "%d scales for an input of rank %d", n, r);
-        memcpy(attr_scales_buf, f, (size_t)n * sizeof(float));
+        if (n) memcpy(attr_scales_buf, f, (size_t)n * sizeof(float));
         attr_scales.dtype = IL_F32;
         attr_scales.rank = 1;
         attr_scales.dims[0] = n;
@@ -162,7 +162,8 @@ static il_status rs_args_get(const il_kctx *c, const il_tensor *x, rs_args *a) {
         double common = policy == 1 ? INFINITY : -INFINITY;
         for (int i = 0; i < na; i++) {
             int64_t v = il_int_at(sz, i), d = x->dims[axes[i]];
-            if (v < 0) return il_kerr(c, IL_ERR_INVALID, "size %lld for axis %d is negative", (long long)v, axes[i]);
+            if (v < 0 || v > ((int64_t)1 << 50))
+                return il_kerr(c, IL_ERR_INVALID, "size %lld for axis %d is out of range", (long long)v, axes[i]);
             a->out[axes[i]] = v;
             a->out_len[axes[i]] = (double)v;
             a->scale[axes[i]] = d > 0 ? (double)v / (double)d : 1;
@@ -183,6 +184,8 @@ static il_status rs_args_get(const il_kctx *c, const il_tensor *x, rs_args *a) {
             double v = il_tensor_get(sc, i);
             int64_t d = x->dims[axes[i]];
             if (!(v > 0) || isinf(v)) return il_kerr(c, IL_ERR_INVALID, "scale %g for axis %d is not positive", v, axes[i]);
+            if (d > 0 && (double)d * v > 1e15)
+                return il_kerr(c, IL_ERR_INVALID, "scale %g makes axis %d too large", v, axes[i]);
             a->scale[axes[i]] = v;
             /* computed in double as the reference does: floor(input * scale) */
             a->out[axes[i]] = d < 0 ? -1 : (int64_t)floor((double)d * v);
@@ -281,9 +284,9 @@ static il_status rs_axis_build(const rs_args *a, int ax, int64_t in, int64_t out
                   (a->coord != CT_TF_CROP || (fabs(a->roi0[ax]) <= 1e-9 && fabs(a->roi1[ax] - 1) <= 1e-9));
     /* kernel support: antialias stretches it by 1/scale when shrinking */
     double s = a->antialias && a->scale[ax] < 1 ? a->scale[ax] : 1;
-    if (t->identity || a->mode == RS_NEAREST) t->n = 1;
-    else if (a->mode == RS_LINEAR) t->n = 2 - 2 * (int64_t)(floor(-1 / s) + 1);
-    else t->n = 2 - 2 * (int64_t)(floor(-2 / s) + 1);
+    double taps = a->mode == RS_LINEAR ? 2 - 2 * (floor(-1 / s) + 1) : 2 - 2 * (floor(-2 / s) + 1);
+    if (taps > 65536) return IL_ERR_UNSUPPORTED;
+    t->n = t->identity || a->mode == RS_NEAREST ? 1 : (int64_t)taps;
     t->idx = malloc((size_t)(out * t->n + 1) * sizeof *t->idx);
     t->w = malloc((size_t)(out * t->n + 1) * sizeof *t->w);
     t->outside = calloc((size_t)out + 1, 1);
@@ -297,7 +300,7 @@ static il_status rs_axis_build(const rs_args *a, int ax, int64_t in, int64_t out
         }
         double x = rs_coord(a, ax, y, in);
         if (a->coord == CT_TF_CROP && (x < 0 || x > (double)(in - 1))) t->outside[y] = 1;
-        if (!isfinite(x)) x = 0;
+        if (!(fabs(x) < 1e15)) x = x > 0 ? 1e15 : -1e15; /* a far-off roi: clamp before int casts */
         /* xi + ratio = x with ratio in (0, 1]: an integer x leans on its left neighbour */
         double fl = floor(x), xi = x == fl ? fl - 1 : fl, ratio = x - xi, sum = 0;
         int64_t first = window_start(x, a->mode == RS_NEAREST ? 2 : t->n);
@@ -346,8 +349,11 @@ static il_status rs_prepare(il_kctx *c, rs_args *a, rs_axis *t) {
     il_status s = rs_args_get(c, x, a);
     if (s) return s;
     for (int i = 0; i < x->rank; i++) {
-        if (rs_axis_build(a, i, x->dims[i], c->out[0]->dims[i], &t[i]) != IL_OK) {
+        s = rs_axis_build(a, i, x->dims[i], c->out[0]->dims[i], &t[i]);
+        if (s) {
             rs_axes_free(t, i + 1);
+            if (s == IL_ERR_UNSUPPORTED)
+                return il_kerr(c, s, "antialias at scale %g needs too wide a kernel on axis %d", a->scale[i], i);
             return il_kerr(c, IL_ERR_OOM, "out of memory");
         }
     }

@@ -1,0 +1,236 @@
+/*
+ * test_bench_report.c - the harness end to end: a zoo model (and its -O2 variant) benchmarked in
+ * forked children into a real database, with ONNX Runtime beside it when installed; the report
+ * written from that database; then the page opened in headless Chromium and the PDF's pages
+ * rendered with pdftoppm, checking what actually rendered. Tools that are missing (gnuplot,
+ * chromium, poppler-utils, onnxruntime-node) skip their part with a message saying so.
+ */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../bench/bench.h"
+#include "../distill/distill.h"
+#include "../reports/reports.h"
+#include "test.h"
+
+static char dir[128];
+
+static int have(const char *cmd) {
+    char b[256];
+    snprintf(b, sizeof b, "command -v %s >/dev/null 2>&1", cmd);
+    return system(b) == 0;
+}
+
+static void skip(const char *what) { fprintf(stderr, "\n    SKIP: %s ", what); }
+
+static int64_t scalar(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *q;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return v;
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) len = 0;
+    if (b) b[len] = 0;
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return b;
+}
+
+static int count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+static int runs_expected;
+
+/* Bench the zoo MLP: O0 and O2, batch 1 and 4, single-stream and offline, profiled; plus ONNX
+ * Runtime on O0 when it is installed. */
+static void test_bench_end_to_end(void) {
+    snprintf(dir, sizeof dir, "/tmp/il_report_%d", (int)getpid());
+    mkdir(dir, 0755);
+    char model[256], db[256], cache[256];
+    snprintf(model, sizeof model, "%s/mlp.onnx", dir);
+    snprintf(db, sizeof db, "%s/results.db", dir);
+    snprintf(cache, sizeof cache, "%s/variants", dir);
+    il_zoo_opts zo;
+    il_zoo_defaults(&zo);
+    zo.width = 64;
+    il_graph *g;
+    IL_ASSERT_OK(il_zoo_build("mlp", &zo, &g));
+    IL_ASSERT_OK(il_onnx_save(g, model));
+    il_graph_free(g);
+
+    il_bench_opts o;
+    il_bench_defaults(&o);
+    o.db = db;
+    o.cache_dir = cache;
+    o.trials = 2;
+    o.sc.min_seconds = 0.05;
+    o.sc.min_queries = 20;
+    o.sc.warmup = 2;
+    o.accuracy_samples = 200;
+    o.profile = 1;
+    o.experiment = "test";
+    il_sweep s = {.models = model, .pipelines = "O0,O2", .batches = "1,4", .threads = "1",
+                  .scenarios = "single-stream,offline"};
+    il_variant *v;
+    int n, failed;
+    IL_ASSERT_OK(il_sweep_expand(&s, &v, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 8);
+    IL_ASSERT_OK(il_bench_run(&o, v, n, &failed));
+    CU_ASSERT_EQUAL(failed, 0);
+    free(v);
+    runs_expected = 8;
+    if (system("node -e \"require('onnxruntime-node')\" >/dev/null 2>&1") == 0) {
+        il_sweep p = {.models = model, .engines = "onnxruntime", .batches = "1", .threads = "1"};
+        IL_ASSERT_OK(il_sweep_expand(&p, &v, &n));
+        IL_ASSERT_OK(il_bench_run(&o, v, n, &failed));
+        CU_ASSERT_EQUAL(failed, 0);
+        free(v);
+        runs_expected++;
+    } else {
+        skip("onnxruntime-node not installed (make deps): no ONNX Runtime peer row");
+    }
+
+    il_store *st;
+    IL_ASSERT_OK(il_store_open(db, &st));
+    sqlite3 *d = il_store_sqlite(st);
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(*) FROM results"), runs_expected);
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(*) FROM results WHERE accuracy_top1 IS NULL OR latency_p50_ms IS NULL"
+                              " OR peak_host_bytes <= 0 OR throughput_per_s <= 0"), 0);
+    /* -O2 computes the same function: its agreement with the O0 parent is (near) perfect */
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(*) FROM results WHERE pipeline = 'O2' AND agreement_top1 >= 0.99"), 4);
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(*) FROM results WHERE engine = 'onnxruntime' AND agreement_top1 >= 0.99"),
+                    runs_expected - 8);
+    CU_ASSERT(scalar(d, "SELECT count(DISTINCT run_id) FROM node_times") >= 8);
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(*) FROM runs r WHERE queries <> (SELECT count(*) FROM latencies l"
+                              " WHERE l.run_id = r.id)"), 0);
+    CU_ASSERT_EQUAL(scalar(d, "SELECT count(DISTINCT model_sha256) FROM runs WHERE engine = 'inferlab'"), 2);
+    CU_ASSERT(scalar(d, "SELECT count(*) FROM provenance WHERE key IN ('cpu', 'cores', 'compiler', 'date')") >=
+              4 * runs_expected);
+    il_store_close(st);
+}
+
+static void test_report_files(void) {
+    if (!runs_expected) { skip("no database (the end-to-end bench failed)"); return; }
+    if (!have("gnuplot")) { skip("gnuplot not installed (make deps): report not drawn"); return; }
+    char db[256], out[256], plots[256], f[400];
+    snprintf(db, sizeof db, "%s/results.db", dir);
+    snprintf(out, sizeof out, "%s/report", dir);
+    snprintf(plots, sizeof plots, "%s/plots", dir);
+    il_report_opts o = {.db = db, .out_dir = out, .plots_dir = plots, .quiet = 1, .no_pdf = !have("chromium")};
+    if (o.no_pdf) skip("chromium not installed (make deps): no report.pdf");
+    IL_ASSERT_OK(il_report_write(&o));
+    snprintf(f, sizeof f, "%s/index.html", out);
+    char *html = slurp(f, NULL);
+    CU_ASSERT_FATAL(html != NULL);
+    /* self-contained: plots inline, nothing fetched */
+    CU_ASSERT(count(html, "<svg") >= 5);
+    CU_ASSERT(strstr(html, "src=\"http") == NULL && strstr(html, "<link") == NULL);
+    CU_ASSERT(strstr(html, "Latency vs accuracy") && strstr(html, "Provenance") && strstr(html, "mlp O2"));
+    free(html);
+    static const char *const names[] = {"latency_accuracy", "throughput_batch", "latency_cdf", "layer_breakdown",
+                                        "speedup"};
+    static const char *const exts[] = {"png", "svg", "pdf"};
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 3; k++) {
+            struct stat sb;
+            snprintf(f, sizeof f, "%s/%s.%s", plots, names[i], exts[k]);
+            CU_ASSERT(stat(f, &sb) == 0 && sb.st_size > 500);
+        }
+    /* a missing database is a clear error, not an empty report */
+    il_report_opts bad = {.db = "/nonexistent/x.db", .out_dir = out, .quiet = 1, .no_pdf = 1};
+    CU_ASSERT_EQUAL(il_report_write(&bad), IL_ERR_IO);
+}
+
+/* Chromium loads the page and we read back the DOM it built: the tables and the SVG plots. */
+static void test_browser(void) {
+    if (!runs_expected || !have("gnuplot")) { skip("no report to open"); return; }
+    if (!have("chromium")) { skip("chromium not installed (make deps): browser check not run"); return; }
+    char cmd[1200], dom[300], shot[300];
+    snprintf(dom, sizeof dom, "%s/dom.html", dir);
+    snprintf(shot, sizeof shot, "%s/screenshot.png", dir);
+    const char *flags = "--headless --no-sandbox --disable-gpu --disable-background-networking "
+                        "--disable-component-update --disable-sync --no-first-run";
+    snprintf(cmd, sizeof cmd, "%s %s --user-data-dir=%s/chrome --dump-dom file://%s/report/index.html > %s 2>/dev/null",
+             il_report_chromium(), flags, dir, dir, dom);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    char *d = slurp(dom, NULL);
+    CU_ASSERT_FATAL(d != NULL);
+    char want[64];
+    snprintf(want, sizeof want, "%d runs", runs_expected);
+    CU_ASSERT(strstr(d, "id=\"runcount\"") && strstr(d, want));
+    CU_ASSERT(count(d, "<svg") >= 5);
+    CU_ASSERT(count(d, "<path") >= 20); /* gnuplot's curves and axes became SVG elements */
+    CU_ASSERT(count(d, "<tr>") >= runs_expected + 1);
+    free(d);
+    snprintf(cmd, sizeof cmd, "%s %s --user-data-dir=%s/chrome --window-size=1200,3000 --screenshot=%s "
+                              "file://%s/report/index.html >/dev/null 2>&1",
+             il_report_chromium(), flags, dir, shot, dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+    struct stat sb;
+    CU_ASSERT(stat(shot, &sb) == 0 && sb.st_size > 20000);
+}
+
+/* Render the PDF's pages and look at the pixels: not blank, and in colour (the plots). */
+static void test_pdf_pages(void) {
+    char pdf[300], cmd[800], page[320];
+    snprintf(pdf, sizeof pdf, "%s/report/report.pdf", dir);
+    if (access(pdf, R_OK)) { skip("no report.pdf (chromium missing)"); return; }
+    if (!have("pdftoppm")) { skip("pdftoppm not installed (make deps installs poppler-utils)"); return; }
+    snprintf(cmd, sizeof cmd, "pdftoppm -r 30 %s %s/page", pdf, dir);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    int pages = 0, coloured = 0;
+    for (int i = 1; i < 40; i++) {
+        size_t n;
+        snprintf(page, sizeof page, "%s/page-%d.ppm", dir, i);
+        char *b = slurp(page, &n);
+        if (!b) {
+            snprintf(page, sizeof page, "%s/page-%02d.ppm", dir, i);
+            if (!(b = slurp(page, &n))) break;
+        }
+        int w, h, mx, off = 0;
+        CU_ASSERT_FATAL(sscanf(b, "P6 %d %d %d%n", &w, &h, &mx, &off) == 3);
+        const unsigned char *px = (const unsigned char *)b + off + 1;
+        long ink = 0, colour = 0;
+        for (long k = 0; k < (long)w * h && off + 1 + 3 * k + 2 < (long)n; k++) {
+            int r = px[3 * k], g = px[3 * k + 1], bl = px[3 * k + 2];
+            ink += r + g + bl < 600;
+            colour += abs(r - g) > 60 || abs(g - bl) > 60 || abs(r - bl) > 60;
+        }
+        CU_ASSERT(ink > (long)w * h / 200); /* every page has content */
+        coloured += colour > 50;
+        pages++;
+        free(b);
+    }
+    CU_ASSERT(pages >= 2);
+    CU_ASSERT(coloured >= 1);
+    if (have("pdftotext")) {
+        snprintf(cmd, sizeof cmd, "pdftotext %s %s/report.txt", pdf, dir);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+        snprintf(page, sizeof page, "%s/report.txt", dir);
+        char *t = slurp(page, NULL);
+        CU_ASSERT(t && strstr(t, "Latency vs accuracy") && strstr(t, "Provenance") && strstr(t, "mlp O2"));
+        free(t);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (getenv("IL_KEEP_TEST_REPORT")) printf("\n    report kept in %s ", dir);
+    else if (system(cmd)) {}
+}
+
+IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files},
+         {"browser check", test_browser}, {"pdf pages", test_pdf_pages})

@@ -1,0 +1,103 @@
+#!/bin/sh
+# demo.sh - `make demo`: the whole pipeline on the embedded Fashion-MNIST default, ending in
+# demo/results.db and demo/report/index.html + report.pdf (+ screenshot.png).
+#
+#   1. the model: trained by `inferlab train` when that command exists, else an (untrained) zoo
+#      model, else a test model - the note printed says which, and the accuracy shows it;
+#   2. every variant whose tool exists: baseline (O0), -O2 (`inferlab opt` passes), a distilled
+#      student (`inferlab distill`), INT8 and pruned when those commands land; a variant whose
+#      tool is missing is left out with a note, never faked;
+#   3. benchmarks on every backend present (cpu; cuda when a probe run succeeds) and ONNX Runtime
+#      (when onnxruntime-node is installed), in the single-stream, offline and server scenarios;
+#   4. the report.
+# Meant to finish in well under 10 minutes on 2 cores. Usage: tools/demo.sh [build/inferlab]
+set -eu
+cd "$(dirname "$0")/.."
+BIN=${1:-build/inferlab}
+OUT=demo
+DB=$OUT/results.db
+T0=$(date +%s)
+note() { echo "demo: $*"; }
+has() { "$BIN" help | grep -q "^  $1 "; }
+
+[ -x "$BIN" ] || { echo "demo: $BIN not built (run make)" >&2; exit 1; }
+rm -rf "$OUT"
+mkdir -p "$OUT/models"
+THREADS=$(nproc)
+
+# ---- 1. the model
+MODEL=$OUT/models/fmnist_mlp.onnx
+if has train; then
+    note "training the default Fashion-MNIST MLP (inferlab train, 3 epochs)"
+    "$BIN" train --model zoo:mlp --epochs 3 --batch 128 --seed 1 --quiet -o "$MODEL"
+elif has zoo; then
+    note "inferlab train is not available yet: using an untrained zoo MLP (accuracy will be chance level)"
+    "$BIN" zoo mlp -o "$MODEL"
+else
+    MODEL=$(ls tests/data/*/model.onnx 2>/dev/null | head -1)
+    [ -n "$MODEL" ] || { echo "demo: no train, no zoo and no tests/data model to benchmark" >&2; exit 1; }
+    note "neither train nor zoo is available: benchmarking the test model $MODEL"
+fi
+
+# ---- 2. variants
+PIPELINES=O0
+if has opt; then PIPELINES=O0,O2; else note "inferlab opt is not available yet: no -O2 variant"; fi
+MODELS=$MODEL
+if has distill && has train; then
+    STUDENT=$OUT/models/fmnist_mlp_student.onnx
+    note "distilling a half-width student from the trained MLP (inferlab distill, 2 epochs)"
+    "$BIN" distill --teacher "$MODEL" --student zoo:mlp --width 64 --epochs 2 --seed 1 --quiet -o "$STUDENT"
+else
+    STUDENT=
+    note "inferlab distill (or train) is not available yet: no distilled variant"
+fi
+has quantize || note "inferlab quantize is not available yet: no INT8 variant"
+has prune || note "inferlab prune is not available yet: no pruned variant"
+
+# ---- 3. engines and backends
+BACKENDS=cpu
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    if "$BIN" bench --model "$MODEL" --backend cuda --db "$OUT/probe.db" --trials 1 --min-seconds 0 \
+        --min-queries 1 --warmup 0 --accuracy-samples 10 >/dev/null 2>&1; then
+        BACKENDS=cpu,cuda
+    else
+        note "a GPU is present but this build cannot run the CUDA backend: CPU only"
+    fi
+    rm -rf "$OUT/probe.db"* "$OUT/variants"
+fi
+ORT=0
+if node -e "require('onnxruntime-node')" >/dev/null 2>&1; then ORT=1; else
+    note "onnxruntime-node is not installed (make deps): no ONNX Runtime rows"; fi
+
+COMMON="--db $DB --threads $THREADS --trials 3 --min-seconds 0.3 --min-queries 50 --accuracy-samples 2000 --name demo"
+note "benchmarking: models $(echo $MODEL $STUDENT | wc -w), pipelines $PIPELINES, backends $BACKENDS, ONNX Runtime $ORT"
+for M in $MODEL $STUDENT; do
+    PARENT=
+    [ "$M" = "$STUDENT" ] && PARENT="--parent $MODEL"
+    # latency (profiled, for the per-layer breakdown) and throughput across batch sizes
+    "$BIN" bench $COMMON $PARENT --model "$M" --pipeline "$PIPELINES" --backend "$BACKENDS" \
+        --scenario single-stream --batch 1 --profile
+    "$BIN" bench $COMMON $PARENT --model "$M" --pipeline "$PIPELINES" --backend "$BACKENDS" \
+        --scenario offline --batch 1,8,32
+done
+# the server scenario: the highest Poisson QPS whose p99 stays under 5 ms
+"$BIN" bench $COMMON --model "$MODEL" --pipeline "$PIPELINES" --scenario server --find-max-qps --latency-bound 5 \
+    --trials 2
+if [ $ORT = 1 ]; then
+    "$BIN" bench $COMMON --model "$MODEL" --engine onnxruntime --scenario single-stream --batch 1
+    "$BIN" bench $COMMON --model "$MODEL" --engine onnxruntime --scenario offline --batch 1,8,32
+    "$BIN" bench $COMMON --model "$MODEL" --engine onnxruntime --scenario server --find-max-qps --latency-bound 5 \
+        --trials 2
+fi
+
+# ---- 4. the report
+"$BIN" report --db "$DB" -o "$OUT/report" --plots "$OUT/report/plots" --title "inferlab demo: Fashion-MNIST"
+if command -v chromium >/dev/null 2>&1; then
+    PROFILE=$(mktemp -d)
+    chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+        --disable-sync --no-first-run --user-data-dir="$PROFILE" --window-size=1280,2200 \
+        --screenshot="$OUT/report/screenshot.png" "file://$(pwd)/$OUT/report/index.html" >/dev/null 2>&1 || true
+    rm -rf "$PROFILE"
+fi
+"$BIN" db --db "$DB" list
+note "done in $(( $(date +%s) - T0 )) s: $DB, $OUT/report/index.html, $OUT/report/report.pdf"
