@@ -93,14 +93,15 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "latency vs accuracy");
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
-    int n = 0;
-    double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY;
+    int n = 0, nf = 0;
+    double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY, fx[64], fy[64];
     fprintf(d, "# series p50_ms top1 on_front\n");
     while (sqlite3_step(q) == SQLITE_ROW) {
         double acc = sqlite3_column_double(q, 2);
         /* sorted by latency: a point is on the front when no faster point is as accurate */
         int front = acc > best;
         if (front) best = acc;
+        if (front && nf < 64) fx[nf] = sqlite3_column_double(q, 1), fy[nf++] = acc;
         gp_str(d, (const char *)sqlite3_column_text(q, 0));
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), acc, front);
         lo = fmin(lo, sqlite3_column_double(q, 1));
@@ -110,6 +111,9 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
         n++;
     }
     sqlite3_finalize(q);
+    /* the front as its own block (index 1), so its steps join only front points */
+    fprintf(d, "\n\n");
+    for (int i = 0; i < nf; i++) fprintf(d, "\"front\" %.6g %.6g 1\n", fx[i], fy[i]);
     fclose(d);
     if (!n) {
         snprintf(p->why, sizeof p->why, "no single-stream run with accuracy (bench a model that has a labelled set)");
@@ -122,9 +126,9 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     /* latencies often span decades (an MLP beside a ResNet): a log axis keeps both readable */
     fprintf(b, "%sset xlabel 'p50 latency per query (ms), single-stream%s'\nset ylabel 'top-1 accuracy'\n%s"
                "set offsets graph 0.05, graph 0.25, graph 0.08, graph 0.08\n"
-               "plot '%s/%s.dat' using 2:($4 > 0 ? $3 : 1/0) with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
-               "  '' using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
-               "  '' using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
+               "plot '%s/%s.dat' index 1 using 2:3 with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
+               "  '' index 0 using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
+               "  '' index 0 using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
             common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "", work, p->name);
 
     fclose(b);
