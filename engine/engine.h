@@ -244,6 +244,8 @@ void il_node_set_ints(il_graph *g, int k, const char *name, int n, const int64_t
 void il_node_set_floats(il_graph *g, int k, const char *name, int n, const float *v);
 void il_node_set_tensor(il_graph *g, int k, const char *name, il_tensor *t); /* takes t */
 il_attr *il_node_add_attr(il_graph *g, int k, const char *name, il_attr_type type);
+/* Deep copy of src into dst, name included; dst's old contents are not freed. */
+void il_attr_copy(il_attr *dst, const il_attr *src);
 
 /* Attribute access with defaults. */
 const il_attr *il_node_attr(const il_node *n, const char *name);

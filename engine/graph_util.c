@@ -8,7 +8,7 @@
 
 static char *dup(const char *s) { return s ? strdup(s) : NULL; }
 
-static void copy_attr(il_attr *d, const il_attr *s) {
+void il_attr_copy(il_attr *d, const il_attr *s) {
     *d = *s;
     d->name = dup(s->name);
     d->s = NULL;
@@ -68,7 +68,7 @@ il_graph *il_graph_clone(const il_graph *s) {
         m->doc = dup(n->doc);
         m->n_attrs = n->n_attrs;
         m->attrs = calloc((size_t)n->n_attrs + 1, sizeof(il_attr));
-        for (int i = 0; i < n->n_attrs; i++) copy_attr(&m->attrs[i], &n->attrs[i]);
+        for (int i = 0; i < n->n_attrs; i++) il_attr_copy(&m->attrs[i], &n->attrs[i]);
     }
     for (int v = 0; v < s->n_values; v++) g->values[v].producer = s->values[v].producer;
     for (int i = 0; i < s->n_inputs; i++) il_graph_add_input(g, s->inputs[i]);

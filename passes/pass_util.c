@@ -101,41 +101,6 @@ int pu_new_value(il_graph *g, const char *base, int like) {
     return v;
 }
 
-/* A deep copy of attribute s into d (d zeroed by the caller except name/type). */
-static void copy_attr(il_attr *d, const il_attr *s) {
-    d->f = s->f;
-    d->i = s->i;
-    d->n = s->n;
-    if (s->s) {
-        d->s = malloc(s->slen + 1);
-        memcpy(d->s, s->s, s->slen + 1);
-        d->slen = s->slen;
-    }
-    if (s->t) d->t = il_tensor_clone(s->t);
-    if (s->floats) {
-        d->floats = malloc((size_t)(s->n ? s->n : 1) * sizeof(float));
-        memcpy(d->floats, s->floats, (size_t)s->n * sizeof(float));
-    }
-    if (s->ints) {
-        d->ints = malloc((size_t)(s->n ? s->n : 1) * sizeof(int64_t));
-        memcpy(d->ints, s->ints, (size_t)s->n * sizeof(int64_t));
-    }
-    if (s->strings) {
-        d->strings = calloc((size_t)s->n + 1, sizeof(char *));
-        for (int i = 0; i < s->n; i++) d->strings[i] = s->strings[i] ? strdup(s->strings[i]) : NULL;
-    }
-    if (s->tensors) {
-        d->tensors = calloc((size_t)s->n + 1, sizeof(il_tensor *));
-        for (int i = 0; i < s->n; i++) d->tensors[i] = s->tensors[i] ? il_tensor_clone(s->tensors[i]) : NULL;
-    }
-    if (s->raw) {
-        d->raw = malloc(s->raw_len + 1);
-        memcpy(d->raw, s->raw, s->raw_len);
-        d->raw_len = s->raw_len;
-    }
-    if (s->ref_attr_name) d->ref_attr_name = strdup(s->ref_attr_name);
-}
-
 void pu_copy_attrs_from(il_graph *g, int dst, const il_node *src, const char *const *skip) {
     for (int i = 0; i < src->n_attrs; i++) {
         const char *name = src->attrs[i].name;
@@ -144,7 +109,8 @@ void pu_copy_attrs_from(il_graph *g, int dst, const il_node *src, const char *co
         if (skipped) continue;
         /* il_node_add_attr reallocates dst's attribute array, never src's (src is another node) */
         il_attr *d = il_node_add_attr(g, dst, name, src->attrs[i].type);
-        copy_attr(d, &src->attrs[i]);
+        free(d->name); /* il_attr_copy copies the name too */
+        il_attr_copy(d, &src->attrs[i]);
     }
 }
 
