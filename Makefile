@@ -95,8 +95,8 @@ PLUGINS := $(patsubst %.c,$(BUILD)/%.so,$(wildcard passes/examples/*.c))
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $(CLI_OBJ) $(EXPORT_LIB) $(LDLIBS) -o $@
 
-$(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(BUILD)/tests/util.o $(LIB) | $(PLUGINS)
-	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/tests/main.o $(BUILD)/tests/util.o $(EXPORT_LIB) $(LDLIBS) -lcunit -o $@
+$(TESTBIN): $(TEST_OBJ) $(BUILD)/tests/main.o $(BUILD)/tests/util.o $(BUILD)/tests/op_harness.o $(LIB) | $(PLUGINS)
+	$(CC) $(LDFLAGS) $(TEST_OBJ) $(BUILD)/tests/main.o $(BUILD)/tests/util.o $(BUILD)/tests/op_harness.o $(EXPORT_LIB) $(LDLIBS) -lcunit -o $@
 
 # Example pass plugins (passes/examples/*.c -> $(BUILD)/passes/examples/*.so), built with the
 # one command docs/passes.md gives researchers; tests/test_passes.c loads them from there.

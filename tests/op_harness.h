@@ -1,11 +1,32 @@
 /*
- * op_harness.h - running one op by hand for the op tests (test_reduce.c, test_resize.c).
+ * op_harness.h - the one-node harness every op test uses (test_elementwise.c, test_compute.c,
+ * test_compute_fast.c, test_shape_ops.c, test_index_ops.c, test_misc_ops.c, test_reduce.c,
+ * test_resize.c): build a graph with one node, give it inputs, and run it the way the executor
+ * would, checking the kernel contract of engine/ops/README.md on the way.
  *
- * Each case builds a one-node graph, sets c->opset, calls the op's infer, allocates the outputs
- * it asked for (filled with garbage, so an element a kernel forgets to write shows up) and runs
- * ref or fast; CHECK compares with hand-computed values, FAST_VS_REF compares the fast kernel on
- * 4 threads with the reference on fresh random input, FAILS checks a status and its message.
- * Everything is static inline: each test file takes what it uses.
+ * op_run(o) does, in order:
+ *  1. infer as at run time (every input's data and dims known);
+ *  2. infer as at plan time, four ways: the inputs as given, then with their data hidden, then
+ *     with every dim unknown (-1) too, then with the rank unknown too. None of these may fail
+ *     where the run-time infer passed, and whatever they do tell (dtype, rank, dims that are not
+ *     -1) must agree with the run-time shape;
+ *  3. allocate the outputs with the inferred shapes (ops flagged IL_OPF_DYNAMIC_OUT allocate
+ *     their own), pre-filled so that an element a kernel forgets to write shows: NaN in float
+ *     outputs and 0xA5 bytes in the others for the reference run, 0x7F bytes for the second run;
+ *  4. run the reference kernel on one thread into o->out, then the fast kernel on o->threads
+ *     into o->fast (when the op has none, the reference again), and compare the two: bit for
+ *     bit when o->rtol and o->atol are 0, otherwise within |fast - ref| <= atol + rtol * |ref|
+ *     (integer and bool outputs always exactly; NaN matches NaN).
+ * op_expect then checks both runs' outputs against hand-computed values with the same
+ * tolerance, and op_fails checks an error: its status, that the message names the node, and
+ * that it says what was wrong.
+ *
+ * Random inputs come from one generator seeded from the clock (printed once per run); set
+ * IL_TEST_SEED to repeat a run. A failure prints the seed.
+ *
+ * Ownership: op_new returns a case that op_free frees together with its graph, its inputs
+ * (o->in[i]: set them directly or with op_in, which frees what was there) and its outputs. The
+ * tensor helpers below return new tensors the caller owns (or hands to a case).
  */
 #ifndef IL_OP_HARNESS_H
 #define IL_OP_HARNESS_H
@@ -13,72 +34,151 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../engine/ops/kernel.h"
 #include "test.h"
 
-/* ---------------------------------------------------------------- harness */
+#define OP_MAX_IN 10
+#define OP_MAX_OUT 8
 
-typedef struct {
+typedef struct op_case {
     il_graph *g;
-    int k;
-    int64_t opset;
+    int k;                        /* the node, named "node_<Op>" */
+    int64_t opset;                /* handed to the kernels; set freely between runs */
     int n_in, n_out;
-    il_tensor *in[6];
-    il_tensor *out[3];
+    int threads;                  /* for the fast kernel (3: an odd count splits work unevenly) */
+    double rtol, atol;            /* 0, 0: exact (the default); see op_run */
     const il_op *op;
-} tnode;
+    il_tensor *in[OP_MAX_IN];     /* owned; NULL for an omitted input */
+    il_tensor *out[OP_MAX_OUT];   /* the reference kernel's outputs from the last op_run */
+    il_tensor *fast[OP_MAX_OUT];  /* the fast kernel's (or the second reference run's) */
+    char label[128];              /* printed with a failure: what the case is */
+} op_case;
 
-/* A node `op` with n_in inputs (set later with t.in[i] = ...) and n_out outputs. */
-static inline tnode mk(const char *op, int64_t opset, int n_in, int n_out) {
-    tnode t;
-    memset(&t, 0, sizeof t);
-    t.g = il_graph_new("t");
-    int in[6], out[3];
-    char name[16];
-    for (int i = 0; i < n_in; i++) {
-        snprintf(name, sizeof name, "x%d", i);
-        in[i] = il_graph_value(t.g, name);
-    }
-    for (int i = 0; i < n_out; i++) {
-        snprintf(name, sizeof name, "y%d", i);
-        out[i] = il_graph_value(t.g, name);
-    }
-    t.k = il_graph_add_node(t.g, op, "", "n", n_in, in, n_out, out);
-    t.opset = opset;
-    t.n_in = n_in;
-    t.n_out = n_out;
-    t.op = il_op_find("", op);
-    if (!t.op) fprintf(stderr, "\n  op %s is not registered\n", op);
-    return t;
+/* How op_infer shows the inputs to infer. */
+typedef enum {
+    OP_RUN,     /* as at run time: infer_only 0 */
+    OP_PLAN,    /* plan time, inputs as they are (shape_only tensors have no data) */
+    OP_NO_DATA, /* plan time, no input data */
+    OP_NO_DIMS, /* ... and every dim -1 */
+    OP_NO_RANK  /* ... and rank -1 */
+} op_mode;
+
+/* A case for op `op` with n_in inputs (all omitted until set) and n_out outputs. */
+op_case *op_new(const char *op, int64_t opset, int n_in, int n_out);
+void op_free(op_case *o);
+/* Input i is t (owned by the case from now on); what was there is freed. */
+void op_in(op_case *o, int i, il_tensor *t);
+
+/* Infer with the inputs shown as mode says; outs (n_out of them) get dtype/rank/dims. */
+il_status op_infer(op_case *o, op_mode mode, il_tensor *outs);
+/* Steps 1-4 above. IL_OK, or the status of the infer or kernel that failed (the message is in
+ * il_errmsg()); contract violations are CUnit failures. */
+il_status op_run(op_case *o);
+
+/* Output i of both runs has dtype dt, this shape and (unless want is NULL) these values. */
+void op_expect_(op_case *o, int i, il_dtype dt, int rank, const int64_t *dims, const double *want, int line);
+/* The same with the wanted values in a tensor, which is freed. */
+void op_expect_tensor_(op_case *o, int i, il_tensor *want, int line);
+/* op_run fails with status st, a message naming the node and containing text (when not NULL). */
+void op_fails_(op_case *o, il_status st, const char *text, int line);
+/* Input 0 becomes fresh random float32 in [-3, 3) of the given shape; the fast kernel (which
+ * the op must have) on 4 threads matches the reference within rtol 1e-5 and atol. */
+void op_fast_vs_ref_(op_case *o, int rank, const int64_t *dims, double atol, const char *what, int line);
+
+/* The generator random inputs and random test configurations draw from, and its seed. */
+uint64_t *op_rng(void);
+uint64_t op_seed(void);
+
+/* Uniform in [0, n) from op_rng(), for random test configurations. */
+static inline int64_t op_randint(int64_t n) { return (int64_t)(il_rand_u64(op_rng()) % (uint64_t)n); }
+
+/* A tensor of dtype dt from values (NULL: zeros). */
+il_tensor *op_tensor(il_dtype dt, int rank, const int64_t *dims, const double *v);
+
+/* ---------------------------------------------------------------- shorthands for tests */
+
+#define D(...) ((int64_t[]){__VA_ARGS__})
+#define V(...) ((double[]){__VA_ARGS__})
+/* rank, dims of a shape written out: SHAPE(2, 3) is 2, D(2, 3). Scalars: 0, NULL. */
+#define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), D(__VA_ARGS__)
+
+#define SETI(o, name, v) il_node_set_int((o)->g, (o)->k, name, v)
+#define SETF(o, name, v) il_node_set_float((o)->g, (o)->k, name, v)
+#define SETS(o, name, v) il_node_set_string((o)->g, (o)->k, name, v)
+#define SETIS(o, name, ...) \
+    il_node_set_ints((o)->g, (o)->k, name, (int)(sizeof(D(__VA_ARGS__)) / sizeof(int64_t)), D(__VA_ARGS__))
+
+#define RUN_OK(o) IL_ASSERT_OK(op_run(o))
+#define EXPECT(o, i, dt, rank, dims, want) op_expect_(o, i, dt, rank, dims, want, __LINE__)
+#define FAILS(o, st, text) op_fails_(o, st, text, __LINE__)
+/* Run, then output 0 (and 1) equal the wanted tensors (freed). */
+#define CHECK(o, want)                          \
+    do {                                        \
+        RUN_OK(o);                              \
+        op_expect_tensor_(o, 0, want, __LINE__); \
+    } while (0)
+#define CHECK2(o, want0, want1)                  \
+    do {                                         \
+        RUN_OK(o);                               \
+        op_expect_tensor_(o, 0, want0, __LINE__); \
+        op_expect_tensor_(o, 1, want1, __LINE__); \
+    } while (0)
+#define FAST_VS_REF(o, shape, atol, what) op_fast_vs_ref_(o, shape, atol, what, __LINE__)
+
+/* o with float outputs compared within rtol and atol; returns o. */
+static inline op_case *op_tol(op_case *o, double rtol, double atol) {
+    o->rtol = rtol;
+    o->atol = atol;
+    return o;
 }
 
-static inline void done(tnode *t) {
-    for (int i = 0; i < t->n_in; i++) il_tensor_free(t->in[i]);
-    for (int i = 0; i < t->n_out; i++) il_tensor_free(t->out[i]);
-    il_graph_free(t->g);
+/* A case whose inputs are given: op1 takes x as its one input, op2 x and y. */
+static inline op_case *op1(const char *op, int64_t opset, il_tensor *x, int n_out) {
+    op_case *o = op_new(op, opset, 1, n_out);
+    o->in[0] = x;
+    return o;
+}
+static inline op_case *op2(const char *op, int64_t opset, il_tensor *x, il_tensor *y) {
+    op_case *o = op_new(op, opset, 2, 1);
+    o->in[0] = x;
+    o->in[1] = y;
+    return o;
 }
 
-#define SETI(t, name, v) il_node_set_int((t).g, (t).k, name, v)
-#define SETF(t, name, v) il_node_set_float((t).g, (t).k, name, v)
-#define SETS(t, name, v) il_node_set_string((t).g, (t).k, name, v)
-#define SETIS(t, name, ...) \
-    il_node_set_ints((t).g, (t).k, name, (int)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]){__VA_ARGS__})
-#define SHAPE(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / 8), (int64_t[]) { __VA_ARGS__ }
-#define VALS(...) ((const double[]){__VA_ARGS__})
-
-/* A tensor from values (NULL: zeros). */
 static inline il_tensor *tens(il_dtype dt, int rank, const int64_t *dims, const double *v) {
-    il_tensor *t = il_tensor_new(dt, rank, dims);
-    if (v)
-        for (int64_t i = 0; i < il_tensor_numel(t); i++) il_tensor_set(t, i, v[i]);
+    return op_tensor(dt, rank, dims, v);
+}
+static inline il_tensor *f32(int rank, const int64_t *dims, const double *v) {
+    return op_tensor(IL_F32, rank, dims, v);
+}
+static inline il_tensor *i64(int rank, const int64_t *dims, const double *v) {
+    return op_tensor(IL_I64, rank, dims, v);
+}
+
+/* int64 straight from int64 values (values past 2^53 survive). */
+static inline il_tensor *i64s(int rank, const int64_t *dims, const int64_t *v) {
+    il_tensor *t = il_tensor_new(IL_I64, rank, dims);
+    if (v) memcpy(t->data, v, il_tensor_bytes(t));
     return t;
 }
-static inline il_tensor *f32(int rank, const int64_t *dims, const double *v) { return tens(IL_F32, rank, dims, v); }
-static inline il_tensor *i64(int rank, const int64_t *dims, const double *v) { return tens(IL_I64, rank, dims, v); }
+static inline il_tensor *vec64(int n, const int64_t *v) { return i64s(1, D(n), v); }
 
-/* A shape-only tensor as plan-time inference sees it: no data, dims may be -1. */
+/* start, start + 1, ... */
+static inline il_tensor *iota(il_dtype dt, int rank, const int64_t *dims, double start) {
+    il_tensor *t = il_tensor_new(dt, rank, dims);
+    for (int64_t i = 0, n = il_tensor_numel(t); i < n; i++) il_tensor_set(t, i, start + (double)i);
+    return t;
+}
+
+/* Uniform random in [lo, hi) (integers rounded) from op_rng(). */
+static inline il_tensor *rnd(il_dtype dt, int rank, const int64_t *dims, double lo, double hi) {
+    il_tensor *t = il_tensor_new(dt, rank, dims);
+    il_tensor_fill_random(t, op_rng(), lo, hi);
+    return t;
+}
+
+/* A tensor as plan-time inference sees it: no data; dims may be -1, rank may be -1. */
 static inline il_tensor *shape_only(il_dtype dt, int rank, const int64_t *dims) {
     il_tensor *t = calloc(1, sizeof *t);
     t->dtype = dt;
@@ -87,100 +187,5 @@ static inline il_tensor *shape_only(il_dtype dt, int rank, const int64_t *dims) 
     t->q_axis = -1;
     return t;
 }
-
-static inline il_kctx ctx(tnode *t, il_tensor **outs, int threads) {
-    il_kctx c = {&t->g->nodes[t->k], t->opset, t->n_in, t->n_out, t->in, outs, threads, 0};
-    return c;
-}
-
-/* infer, allocate, run ref (fast = 0) or fast (1). */
-static inline il_status run(tnode *t, int fast, int threads) {
-    il_tensor shell[3], *outs[3];
-    memset(shell, 0, sizeof shell);
-    for (int i = 0; i < t->n_out; i++) outs[i] = &shell[i];
-    il_kctx c = ctx(t, outs, threads);
-    if (!t->op) return IL_ERR_UNSUPPORTED;
-    il_status s = t->op->infer(&c);
-    if (s) return s;
-    for (int i = 0; i < t->n_out; i++) {
-        il_tensor_free(t->out[i]);
-        t->out[i] = il_tensor_new(shell[i].dtype, shell[i].rank, shell[i].dims);
-        if (!t->out[i]) return IL_ERR_SHAPE;
-        memset(t->out[i]->data, 0x7f, il_tensor_bytes(t->out[i])); /* catch unwritten elements */
-    }
-    c.out = t->out;
-    return (fast && t->op->fast ? t->op->fast : t->op->ref)(&c);
-}
-
-/* Plan-time inference with input data absent; the inferred outputs land in shell[]. */
-static inline il_status infer_only(tnode *t, il_tensor *shell) {
-    il_tensor *outs[3];
-    for (int i = 0; i < t->n_out; i++) outs[i] = &shell[i], memset(&shell[i], 0, sizeof shell[i]);
-    il_kctx c = ctx(t, outs, 1);
-    c.infer_only = 1;
-    return t->op ? t->op->infer(&c) : IL_ERR_UNSUPPORTED;
-}
-
-static inline int same(const il_tensor *got, const il_tensor *want, double rtol, double atol, int line, const char *what) {
-    char msg[256];
-    int64_t worst;
-    int ok = got && il_tensor_allclose(got, want, rtol, atol, &worst, msg, sizeof msg);
-    if (!ok) fprintf(stderr, "\n  line %d (%s): %s\n", line, what, got ? msg : "no output");
-    return ok;
-}
-
-/* Run ref, then fast when the op has one, and compare output 0 (and 1 when want1) with the
- * wanted tensors, which are freed. */
-static inline void check_(tnode *t, il_tensor *want0, il_tensor *want1, int line) {
-    for (int fast = 0; fast < 2 && t->op; fast++) {
-        if (fast && !t->op->fast) break;
-        il_status s = run(t, fast, 2);
-        if (s) fprintf(stderr, "\n  line %d: %s\n", line, il_errmsg());
-        CU_ASSERT_EQUAL(s, IL_OK);
-        if (s) break;
-        CU_ASSERT(same(t->out[0], want0, 1e-6, 1e-6, line, fast ? "fast" : "ref"));
-        if (want1) CU_ASSERT(same(t->out[1], want1, 0, 0, line, fast ? "fast out 1" : "ref out 1"));
-    }
-    CU_ASSERT_PTR_NOT_NULL(t->op);
-    il_tensor_free(want0);
-    il_tensor_free(want1);
-}
-#define CHECK(t, want) check_(&(t), want, NULL, __LINE__)
-#define CHECK2(t, want0, want1) check_(&(t), want0, want1, __LINE__)
-
-/* The op must fail with status st and a message containing `has` (when not NULL). */
-static inline void fails_(tnode *t, il_status st, const char *has, int line) {
-    il_status s = run(t, 0, 1);
-    int ok = s == st && (!has || strstr(il_errmsg(), has));
-    if (!ok) fprintf(stderr, "\n  line %d: got %s '%s', want %s with '%s'\n", line, il_status_str(s), il_errmsg(),
-                     il_status_str(st), has ? has : "");
-    CU_ASSERT(ok);
-}
-#define FAILS(t, st, has) fails_(&(t), st, has, __LINE__)
-
-static inline uint64_t fresh_seed(void) {
-    static uint64_t n;
-    return ((uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull) ^ (++n * 0xBF58476D1CE4E5B9ull) ^ ((uint64_t)clock() | 1);
-}
-
-/* Fast on 4 threads against ref on fresh random input 0 of the given shape. */
-static inline void fast_vs_ref_(tnode *t, int rank, const int64_t *dims, double atol, const char *what, int line) {
-    uint64_t seed = fresh_seed(), rng = seed;
-    il_tensor_free(t->in[0]);
-    t->in[0] = il_tensor_new(IL_F32, rank, dims);
-    il_tensor_fill_random(t->in[0], &rng, -3, 3);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t->op);
-    CU_ASSERT_PTR_NOT_NULL(t->op->fast);
-    il_status s = run(t, 0, 1);
-    CU_ASSERT_EQUAL_FATAL(s, IL_OK);
-    il_tensor *want = il_tensor_clone(t->out[0]);
-    s = run(t, 1, 4);
-    CU_ASSERT_EQUAL(s, IL_OK);
-    int ok = !s && same(t->out[0], want, 1e-5, atol, line, what);
-    if (!ok) fprintf(stderr, "  (seed %llu)\n", (unsigned long long)seed);
-    CU_ASSERT(ok);
-    il_tensor_free(want);
-}
-#define FAST_VS_REF(t, shape, atol, what) fast_vs_ref_(&(t), shape, atol, what, __LINE__)
 
 #endif

@@ -2,152 +2,173 @@
  * test_compute_fast.c - every fast compute kernel against its reference on fresh random inputs,
  * over many random configurations (shapes, strides, pads, dilations, groups, auto_pad,
  * ceil_mode, transposes, broadcasting, einsum patterns); float64 against float32; empty
- * batches. Tolerance rtol 1e-4, atol 1e-5 (float32 BLAS against double accumulation).
+ * batches. Tolerance rtol 1e-4, atol 1e-5 (float32 BLAS against double accumulation). The
+ * configurations and the inputs come from the harness's generator (tests/op_harness.h), whose
+ * seed is printed; IL_TEST_SEED repeats a run.
  */
-#include <stdlib.h>
-#include <string.h>
+#include "op_harness.h"
 
-#include "compute_rig.h"
+/* Opset 17; float outputs within rtol 1e-4 and atol 1e-5 (float32 BLAS against double sums). */
+static op_case *node(const char *op, int n_in, int n_out) { return op_tol(op_new(op, 17, n_in, n_out), 1e-4, 1e-5); }
+
+static op_case *einsum(const char *eq, il_tensor *a, il_tensor *b) {
+    op_case *r = node("Einsum", b ? 2 : 1, 1);
+    r->in[0] = a, r->in[1] = b;
+    SETS(r, "equation", eq);
+    return r;
+}
+
+/* op_run on the case's inputs, label naming the configuration; 1 when nothing failed. */
+static int matches(op_case *r, const char *label) {
+    unsigned before = CU_get_number_of_failures();
+    snprintf(r->label, sizeof r->label, "%s", label);
+    il_status st = op_run(r);
+    if (st) fprintf(stderr, "\n  %s: %s\n", label, il_errmsg());
+    CU_ASSERT_EQUAL(st, IL_OK);
+    return CU_get_number_of_failures() == before;
+}
 
 static void test_conv_fast_random(void) {
     int fails = 0;
     for (int it = 0; it < 150 && fails < 3; it++) {
-        int nsp = 1 + (int)(il_rand_u64(&cr_rng) % 3), kind = (int)(il_rand_u64(&cr_rng) % 4);
-        int64_t group = kind == 1 ? 1 + (int64_t)(il_rand_u64(&cr_rng) % 3) : 1;
-        int64_t cg = kind == 2 ? 1 : 1 + (int64_t)(il_rand_u64(&cr_rng) % 4), mg = 1 + (int64_t)(il_rand_u64(&cr_rng) % 4);
-        int64_t n = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3), xd[8] = {n, cg * group}, wd[8] = {mg * group, cg};
+        int nsp = 1 + (int)op_randint(3), kind = (int)op_randint(4);
+        int64_t group = kind == 1 ? 1 + op_randint(3) : 1;
+        int64_t cg = kind == 2 ? 1 : 1 + op_randint(4), mg = 1 + op_randint(4);
+        int64_t n = 1 + op_randint(3), xd[8] = {n, cg * group}, wd[8] = {mg * group, cg};
         int64_t st[6], dl[6], pd[12], kk;
         for (int d = 0; d < nsp; d++) {
-            kk = kind == 3 ? 1 : 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-            st[d] = kind == 3 ? 1 : 1 + (int64_t)(il_rand_u64(&cr_rng) % 2);
-            dl[d] = kind == 3 ? 1 : 1 + (int64_t)(il_rand_u64(&cr_rng) % 2);
-            pd[d] = kind == 3 ? 0 : (int64_t)(il_rand_u64(&cr_rng) % 2);
-            pd[nsp + d] = kind == 3 ? 0 : (int64_t)(il_rand_u64(&cr_rng) % 3);
-            xd[2 + d] = 5 + (int64_t)(il_rand_u64(&cr_rng) % (nsp == 3 ? 3 : 6));
+            kk = kind == 3 ? 1 : 1 + op_randint(3);
+            st[d] = kind == 3 ? 1 : 1 + op_randint(2);
+            dl[d] = kind == 3 ? 1 : 1 + op_randint(2);
+            pd[d] = kind == 3 ? 0 : op_randint(2);
+            pd[nsp + d] = kind == 3 ? 0 : op_randint(3);
+            xd[2 + d] = 5 + op_randint(nsp == 3 ? 3 : 6);
             wd[2 + d] = kk;
         }
-        int depthwise = kind == 2, has_b = (int)(il_rand_u64(&cr_rng) % 2);
-        if (depthwise) group = xd[1] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 5), wd[0] = mg * group;
-        cr_rig *r = cr_new("Conv", 2 + has_b, 1);
-        cr_in(r, 0, cr_rand(IL_F32, nsp + 2, xd));
-        cr_in(r, 1, cr_rand(IL_F32, nsp + 2, wd));
-        if (has_b) cr_in(r, 2, cr_rand(IL_F32, 1, wd));
-        il_node_set_int(r->g, 0, "group", group);
-        il_node_set_ints(r->g, 0, "strides", nsp, st);
-        il_node_set_ints(r->g, 0, "dilations", nsp, dl);
-        if (it % 5 == 4) il_node_set_string(r->g, 0, "auto_pad", it % 10 == 4 ? "SAME_LOWER" : "SAME_UPPER");
-        else il_node_set_ints(r->g, 0, "pads", 2 * nsp, pd);
+        int depthwise = kind == 2, has_b = (int)op_randint(2);
+        if (depthwise) group = xd[1] = 1 + op_randint(5), wd[0] = mg * group;
+        op_case *r = node("Conv", 2 + has_b, 1);
+        op_in(r, 0, rnd(IL_F32, nsp + 2, xd, -1, 1));
+        op_in(r, 1, rnd(IL_F32, nsp + 2, wd, -1, 1));
+        if (has_b) op_in(r, 2, rnd(IL_F32, 1, wd, -1, 1));
+        il_node_set_int(r->g, r->k, "group", group);
+        il_node_set_ints(r->g, r->k, "strides", nsp, st);
+        il_node_set_ints(r->g, r->k, "dilations", nsp, dl);
+        if (it % 5 == 4) il_node_set_string(r->g, r->k, "auto_pad", it % 10 == 4 ? "SAME_LOWER" : "SAME_UPPER");
+        else il_node_set_ints(r->g, r->k, "pads", 2 * nsp, pd);
         char label[96];
         snprintf(label, sizeof label, "Conv it %d nsp %d kind %d group %lld", it, nsp, kind, (long long)group);
-        fails += !cr_fast_matches_ref(r, label);
-        cr_free(r);
+        fails += !matches(r, label);
+        op_free(r);
     }
 }
 
 static void test_convtranspose_fast_random(void) {
     int fails = 0;
     for (int it = 0; it < 80 && fails < 3; it++) {
-        int nsp = 1 + (int)(il_rand_u64(&cr_rng) % 3);
-        int64_t group = 1 + (int64_t)(il_rand_u64(&cr_rng) % 2), cg = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-        int64_t mg = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-        int64_t xd[8] = {1 + (int64_t)(il_rand_u64(&cr_rng) % 2), cg * group}, wd[8] = {cg * group, mg};
+        int nsp = 1 + (int)op_randint(3);
+        int64_t group = 1 + op_randint(2), cg = 1 + op_randint(3);
+        int64_t mg = 1 + op_randint(3);
+        int64_t xd[8] = {1 + op_randint(2), cg * group}, wd[8] = {cg * group, mg};
         int64_t st[6], dl[6], pd[12], op[6], os[6];
         for (int d = 0; d < nsp; d++) {
-            wd[2 + d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-            st[d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-            dl[d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 2);
-            pd[d] = (int64_t)(il_rand_u64(&cr_rng) % 2);
-            pd[nsp + d] = (int64_t)(il_rand_u64(&cr_rng) % 2);
-            op[d] = (int64_t)(il_rand_u64(&cr_rng) % st[d]);
-            xd[2 + d] = 2 + (int64_t)(il_rand_u64(&cr_rng) % 4);
-            os[d] = xd[2 + d] * st[d] + (int64_t)(il_rand_u64(&cr_rng) % 3) - 1;
+            wd[2 + d] = 1 + op_randint(3);
+            st[d] = 1 + op_randint(3);
+            dl[d] = 1 + op_randint(2);
+            pd[d] = op_randint(2);
+            pd[nsp + d] = op_randint(2);
+            op[d] = op_randint(st[d]);
+            xd[2 + d] = 2 + op_randint(4);
+            os[d] = xd[2 + d] * st[d] + op_randint(3) - 1;
+            if (st[d] * (xd[2 + d] - 1) + op[d] + (wd[2 + d] - 1) * dl[d] + 1 - pd[d] - pd[nsp + d] < 1)
+                pd[d] = pd[nsp + d] = 0; /* pads that would leave no output */
         }
-        cr_rig *r = cr_new("ConvTranspose", 3, 1);
-        cr_in(r, 0, cr_rand(IL_F32, nsp + 2, xd));
-        cr_in(r, 1, cr_rand(IL_F32, nsp + 2, wd));
-        cr_in(r, 2, cr_rand(IL_F32, 1, D(mg * group)));
-        il_node_set_int(r->g, 0, "group", group);
-        il_node_set_ints(r->g, 0, "strides", nsp, st);
-        il_node_set_ints(r->g, 0, "dilations", nsp, dl);
-        if (it % 4 == 3) il_node_set_ints(r->g, 0, "output_shape", nsp, os);
-        else if (it % 4 == 2) il_node_set_string(r->g, 0, "auto_pad", "SAME_UPPER");
-        else il_node_set_ints(r->g, 0, "pads", 2 * nsp, pd), il_node_set_ints(r->g, 0, "output_padding", nsp, op);
+        op_case *r = node("ConvTranspose", 3, 1);
+        op_in(r, 0, rnd(IL_F32, nsp + 2, xd, -1, 1));
+        op_in(r, 1, rnd(IL_F32, nsp + 2, wd, -1, 1));
+        op_in(r, 2, rnd(IL_F32, 1, D(mg * group), -1, 1));
+        il_node_set_int(r->g, r->k, "group", group);
+        il_node_set_ints(r->g, r->k, "strides", nsp, st);
+        il_node_set_ints(r->g, r->k, "dilations", nsp, dl);
+        if (it % 4 == 3) il_node_set_ints(r->g, r->k, "output_shape", nsp, os);
+        else if (it % 4 == 2) il_node_set_string(r->g, r->k, "auto_pad", "SAME_UPPER");
+        else il_node_set_ints(r->g, r->k, "pads", 2 * nsp, pd), il_node_set_ints(r->g, r->k, "output_padding", nsp, op);
         char label[96];
         snprintf(label, sizeof label, "ConvTranspose it %d nsp %d group %lld", it, nsp, (long long)group);
-        fails += !cr_fast_matches_ref(r, label);
-        cr_free(r);
+        fails += !matches(r, label);
+        op_free(r);
     }
 }
 
 static void test_pool_fast_random(void) {
     int fails = 0;
     for (int it = 0; it < 120 && fails < 3; it++) {
-        int nsp = 1 + (int)(il_rand_u64(&cr_rng) % 2), avg = it % 2;
-        int64_t xd[4] = {1 + (int64_t)(il_rand_u64(&cr_rng) % 2), 1 + (int64_t)(il_rand_u64(&cr_rng) % 3)};
+        int nsp = 1 + (int)op_randint(2), avg = it % 2;
+        int64_t xd[4] = {1 + op_randint(2), 1 + op_randint(3)};
         int64_t k[2], st[2], dl[2], pd[4];
         for (int d = 0; d < nsp; d++) {
-            k[d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-            st[d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 3);
-            dl[d] = 1 + (int64_t)(il_rand_u64(&cr_rng) % 2);
-            pd[d] = (int64_t)(il_rand_u64(&cr_rng) % (uint64_t)k[d]); /* pads below the kernel size */
-            pd[nsp + d] = (int64_t)(il_rand_u64(&cr_rng) % (uint64_t)k[d]);
-            xd[2 + d] = 5 + (int64_t)(il_rand_u64(&cr_rng) % 6);
+            k[d] = 1 + op_randint(3);
+            st[d] = 1 + op_randint(3);
+            dl[d] = 1 + op_randint(2);
+            pd[d] = op_randint(k[d]); /* pads below the kernel size */
+            pd[nsp + d] = op_randint(k[d]);
+            xd[2 + d] = 5 + op_randint(6);
         }
-        cr_rig *r = cr_new(avg ? "AveragePool" : "MaxPool", 1, avg ? 1 : 2);
-        cr_in(r, 0, cr_rand(IL_F32, nsp + 2, xd));
-        il_node_set_ints(r->g, 0, "kernel_shape", nsp, k);
-        il_node_set_ints(r->g, 0, "strides", nsp, st);
-        if (!avg) il_node_set_ints(r->g, 0, "dilations", nsp, dl);
-        if (it % 6 == 5) il_node_set_string(r->g, 0, "auto_pad", "SAME_UPPER");
-        else il_node_set_ints(r->g, 0, "pads", 2 * nsp, pd);
-        il_node_set_int(r->g, 0, "ceil_mode", (it / 2) % 2);
-        if (avg) il_node_set_int(r->g, 0, "count_include_pad", (it / 4) % 2);
-        else il_node_set_int(r->g, 0, "storage_order", (it / 4) % 2);
+        op_case *r = node(avg ? "AveragePool" : "MaxPool", 1, avg ? 1 : 2);
+        op_in(r, 0, rnd(IL_F32, nsp + 2, xd, -1, 1));
+        il_node_set_ints(r->g, r->k, "kernel_shape", nsp, k);
+        il_node_set_ints(r->g, r->k, "strides", nsp, st);
+        if (!avg) il_node_set_ints(r->g, r->k, "dilations", nsp, dl);
+        if (it % 6 == 5) il_node_set_string(r->g, r->k, "auto_pad", "SAME_UPPER");
+        else il_node_set_ints(r->g, r->k, "pads", 2 * nsp, pd);
+        il_node_set_int(r->g, r->k, "ceil_mode", (it / 2) % 2);
+        if (avg) il_node_set_int(r->g, r->k, "count_include_pad", (it / 4) % 2);
+        else il_node_set_int(r->g, r->k, "storage_order", (it / 4) % 2);
         char label[96];
         snprintf(label, sizeof label, "%s it %d nsp %d", avg ? "AveragePool" : "MaxPool", it, nsp);
-        fails += !cr_fast_matches_ref(r, label);
-        cr_free(r);
+        fails += !matches(r, label);
+        op_free(r);
     }
     const char *glob[2] = {"GlobalAveragePool", "GlobalMaxPool"};
     for (int i = 0; i < 2; i++) {
-        cr_rig *r = cr_new(glob[i], 1, 1);
-        cr_in(r, 0, cr_rand(IL_F32, 4, D(3, 5, 7, 9)));
-        cr_fast_matches_ref(r, glob[i]);
-        cr_free(r);
+        op_case *r = node(glob[i], 1, 1);
+        op_in(r, 0, rnd(IL_F32, 4, D(3, 5, 7, 9), -1, 1));
+        matches(r, glob[i]);
+        op_free(r);
     }
 }
 
 static void test_norm_fast_random(void) {
     for (int it = 0; it < 12; it++) {
         int64_t n = 1 + it % 3, ch = 1 + it % 4, xd[4] = {n, ch * 2, 3 + it % 5, 4};
-        cr_rig *r = cr_new("BatchNormalization", 5, 1);
-        cr_in(r, 0, cr_rand(IL_F32, 4, xd));
-        for (int i = 1; i < 5; i++) cr_in(r, i, cr_rand(IL_F32, 1, D(ch * 2)));
+        op_case *r = node("BatchNormalization", 5, 1);
+        op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+        for (int i = 1; i < 5; i++) op_in(r, i, rnd(IL_F32, 1, D(ch * 2), -1, 1));
         for (int64_t i = 0; i < ch * 2; i++) ((float *)r->in[4]->data)[i] += 1.5f; /* positive variance */
-        cr_fast_matches_ref(r, "BatchNormalization");
-        cr_free(r);
+        matches(r, "BatchNormalization");
+        op_free(r);
 
-        r = cr_new("InstanceNormalization", 3, 1);
-        cr_in(r, 0, cr_rand(IL_F32, 4, xd));
-        for (int i = 1; i < 3; i++) cr_in(r, i, cr_rand(IL_F32, 1, D(ch * 2)));
-        cr_fast_matches_ref(r, "InstanceNormalization");
-        cr_free(r);
+        r = node("InstanceNormalization", 3, 1);
+        op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+        for (int i = 1; i < 3; i++) op_in(r, i, rnd(IL_F32, 1, D(ch * 2), -1, 1));
+        matches(r, "InstanceNormalization");
+        op_free(r);
 
-        r = cr_new("GroupNormalization", 3, 1);
-        cr_in(r, 0, cr_rand(IL_F32, 4, xd));
-        for (int i = 1; i < 3; i++) cr_in(r, i, cr_rand(IL_F32, 1, D(it % 2 ? ch * 2 : 2)));
-        il_node_set_int(r->g, 0, "num_groups", 2);
-        cr_fast_matches_ref(r, "GroupNormalization");
-        cr_free(r);
+        r = node("GroupNormalization", 3, 1);
+        op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+        for (int i = 1; i < 3; i++) op_in(r, i, rnd(IL_F32, 1, D(it % 2 ? ch * 2 : 2), -1, 1));
+        il_node_set_int(r->g, r->k, "num_groups", 2);
+        matches(r, "GroupNormalization");
+        op_free(r);
 
         int axis = (int)(it % 4) - 2;
-        r = cr_new("LayerNormalization", 2 + it % 2, 3);
-        cr_in(r, 0, cr_rand(IL_F32, 4, xd));
-        cr_in(r, 1, cr_rand(IL_F32, 1, D(4)));
-        if (it % 2) cr_in(r, 2, axis == -2 ? cr_rand(IL_F32, 2, D(xd[2], 4)) : cr_rand(IL_F32, 1, D(4)));
-        il_node_set_int(r->g, 0, "axis", axis);
-        cr_fast_matches_ref(r, "LayerNormalization");
-        cr_free(r);
+        r = node("LayerNormalization", 2 + it % 2, 3);
+        op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+        op_in(r, 1, rnd(IL_F32, 1, D(4), -1, 1));
+        if (it % 2) op_in(r, 2, axis == -2 ? rnd(IL_F32, 2, D(xd[2], 4), -1, 1) : rnd(IL_F32, 1, D(4), -1, 1));
+        il_node_set_int(r->g, r->k, "axis", axis);
+        matches(r, "LayerNormalization");
+        op_free(r);
     }
 }
 
@@ -159,27 +180,27 @@ static void test_matmul_fast_random(void) {
         {{2, 130, 70}, {2, 70, 90}}, {{4, 1, 2, 8, 16}, {4, 3, 1, 16, 8}},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        cr_rig *r = cr_new("MatMul", 2, 1);
-        cr_in(r, 0, cr_rand(IL_F32, (int)shapes[i][0][0], shapes[i][0] + 1));
-        cr_in(r, 1, cr_rand(IL_F32, (int)shapes[i][1][0], shapes[i][1] + 1));
-        cr_fast_matches_ref(r, "MatMul");
-        cr_free(r);
+        op_case *r = node("MatMul", 2, 1);
+        op_in(r, 0, rnd(IL_F32, (int)shapes[i][0][0], shapes[i][0] + 1, -1, 1));
+        op_in(r, 1, rnd(IL_F32, (int)shapes[i][1][0], shapes[i][1] + 1, -1, 1));
+        matches(r, "MatMul");
+        op_free(r);
     }
     for (int it = 0; it < 16; it++) {
         int64_t m = 1 + it * 3 % 11, n = 2 + it * 5 % 13, k = 1 + it * 7 % 9;
         int ta = it % 2, tb = it / 2 % 2;
-        cr_rig *r = cr_new("Gemm", 2 + (it % 4 != 0), 1);
-        cr_in(r, 0, cr_rand(IL_F32, 2, ta ? D(k, m) : D(m, k)));
-        cr_in(r, 1, cr_rand(IL_F32, 2, tb ? D(n, k) : D(k, n)));
-        if (it % 4 == 1) cr_in(r, 2, cr_rand(IL_F32, 1, D(n)));
-        if (it % 4 == 2) cr_in(r, 2, cr_rand(IL_F32, 2, D(m, 1)));
-        if (it % 4 == 3) cr_in(r, 2, cr_rand(IL_F32, 2, D(m, n)));
-        il_node_set_int(r->g, 0, "transA", ta);
-        il_node_set_int(r->g, 0, "transB", tb);
-        il_node_set_float(r->g, 0, "alpha", 0.5f + (float)it);
-        il_node_set_float(r->g, 0, "beta", it % 3 ? 1.5f : 0);
-        cr_fast_matches_ref(r, "Gemm");
-        cr_free(r);
+        op_case *r = node("Gemm", 2 + (it % 4 != 0), 1);
+        op_in(r, 0, rnd(IL_F32, 2, ta ? D(k, m) : D(m, k), -1, 1));
+        op_in(r, 1, rnd(IL_F32, 2, tb ? D(n, k) : D(k, n), -1, 1));
+        if (it % 4 == 1) op_in(r, 2, rnd(IL_F32, 1, D(n), -1, 1));
+        if (it % 4 == 2) op_in(r, 2, rnd(IL_F32, 2, D(m, 1), -1, 1));
+        if (it % 4 == 3) op_in(r, 2, rnd(IL_F32, 2, D(m, n), -1, 1));
+        il_node_set_int(r->g, r->k, "transA", ta);
+        il_node_set_int(r->g, r->k, "transB", tb);
+        il_node_set_float(r->g, r->k, "alpha", 0.5f + (float)it);
+        il_node_set_float(r->g, r->k, "beta", it % 3 ? 1.5f : 0);
+        matches(r, "Gemm");
+        op_free(r);
     }
 }
 
@@ -208,9 +229,10 @@ static void test_einsum_fast_random(void) {
         {"abk,kcd->acbd", 3, {2, 3, 4}, 3, {4, 5, 2}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        cr_rig *r = cr_einsum(cases[i].eq, cr_rand(IL_F32, cases[i].ra, cases[i].a), cr_rand(IL_F32, cases[i].rb, cases[i].b));
-        cr_fast_matches_ref(r, cases[i].eq);
-        cr_free(r);
+        op_case *r = einsum(cases[i].eq, rnd(IL_F32, cases[i].ra, cases[i].a, -1, 1),
+                            rnd(IL_F32, cases[i].rb, cases[i].b, -1, 1));
+        matches(r, cases[i].eq);
+        op_free(r);
     }
 }
 
@@ -235,58 +257,55 @@ static void test_dtypes_and_empty(void) {
         {"GlobalAveragePool", 1, 4, {{2, 3, 4, 4}}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        cr_rig *r = cr_new(cases[i].op, cases[i].n_in, 1);
-        if (strstr(cases[i].op, "Pool") && cases[i].op[0] != 'G') il_node_set_ints(r->g, 0, "kernel_shape", 2, D(2, 3));
-        if (!strcmp(cases[i].op, "Conv")) il_node_set_int(r->g, 0, "group", 2);
+        op_case *r = node(cases[i].op, cases[i].n_in, 1);
+        if (strstr(cases[i].op, "Pool") && cases[i].op[0] != 'G') il_node_set_ints(r->g, r->k, "kernel_shape", 2, D(2, 3));
+        if (!strcmp(cases[i].op, "Conv")) il_node_set_int(r->g, r->k, "group", 2);
         for (int k = 0; k < cases[i].n_in; k++) {
             const int64_t *d = cases[i].dims[k];
             int rank = k == 2 || (k == 1 && cases[i].op[0] == 'L') ? 1 : cases[i].rank;
-            cr_in(r, k, cr_rand(IL_F32, rank, d));
+            op_in(r, k, rnd(IL_F32, rank, d, -1, 1));
         }
-        IL_ASSERT_OK(cr_run(r, 1));
-        il_tensor *f32 = r->out[1][0];
-        r->out[1][0] = NULL;
-        for (int k = 0; k < cases[i].n_in; k++) cr_in(r, k, to_f64(r->in[k]));
-        IL_ASSERT_OK(cr_run(r, 1));
-        il_tensor *want = to_f64(f32);
+        RUN_OK(r);
+        il_tensor *want = to_f64(r->fast[0]);
+        for (int k = 0; k < cases[i].n_in; k++) op_in(r, k, to_f64(r->in[k]));
+        RUN_OK(r);
         char msg[256];
         int64_t worst;
-        int ok = il_tensor_allclose(r->out[1][0], want, 1e-4, 1e-5, &worst, msg, sizeof msg);
+        int ok = il_tensor_allclose(r->fast[0], want, 1e-4, 1e-5, &worst, msg, sizeof msg);
         if (!ok) fprintf(stderr, "\n  %s float64: %s\n", cases[i].op, msg);
         CU_ASSERT(ok);
         /* the same op on an empty batch (MatMul: no rows, as its batch must broadcast) */
         int64_t d0[5];
         memcpy(d0, cases[i].dims[0], sizeof d0);
         d0[strcmp(cases[i].op, "MatMul") ? 0 : 1] = 0;
-        cr_in(r, 0, cr_rand(IL_F64, cases[i].rank, d0));
-        for (int fast = 0; fast < 2; fast++) {
-            il_status st = cr_run(r, fast);
-            if (st) fprintf(stderr, "\n  %s empty batch: %s\n", cases[i].op, il_errmsg());
-            CU_ASSERT_EQUAL(st, IL_OK);
-            CU_ASSERT(!st && il_tensor_numel(r->out[fast][0]) == 0);
-        }
-        il_tensor_free(f32);
+        op_in(r, 0, rnd(IL_F64, cases[i].rank, d0, -1, 1));
+        il_status st = op_run(r);
+        if (st) fprintf(stderr, "\n  %s empty batch: %s\n", cases[i].op, il_errmsg());
+        CU_ASSERT_EQUAL(st, IL_OK);
+        CU_ASSERT(!st && il_tensor_numel(r->out[0]) == 0 && il_tensor_numel(r->fast[0]) == 0);
         il_tensor_free(want);
-        cr_free(r);
+        op_free(r);
     }
 
-    cr_rig *r = cr_new("MatMul", 2, 1);
+    op_case *r = node("MatMul", 2, 1);
     il_tensor *a = il_tensor_new(IL_I64, 2, D(2, 2)), *b = il_tensor_new(IL_I64, 2, D(2, 1));
     int64_t av[] = {1, 2, 3, 4}, bv[] = {5, -6};
     memcpy(a->data, av, sizeof av), memcpy(b->data, bv, sizeof bv);
-    cr_in(r, 0, a), cr_in(r, 1, b);
-    cr_expect(r, 0, 2, D(2, 1), F(-7, -9));
-    cr_free(r);
+    op_in(r, 0, a), op_in(r, 1, b);
+    RUN_OK(r);
+    EXPECT(r, 0, IL_I64, 2, D(2, 1), V(-7, -9));
+    op_free(r);
 
     /* (A - 1) x (B - 2) over uint8 */
-    r = cr_new("MatMulInteger", 4, 1);
+    r = node("MatMulInteger", 4, 1);
     a = il_tensor_new(IL_U8, 2, D(1, 2)), b = il_tensor_new(IL_U8, 2, D(2, 1));
     ((uint8_t *)a->data)[0] = 3, ((uint8_t *)a->data)[1] = 5, ((uint8_t *)b->data)[0] = 4, ((uint8_t *)b->data)[1] = 0;
-    cr_in(r, 0, a), cr_in(r, 1, b);
-    cr_in(r, 2, il_tensor_new(IL_U8, 0, NULL)), cr_in(r, 3, il_tensor_new(IL_U8, 0, NULL));
+    op_in(r, 0, a), op_in(r, 1, b);
+    op_in(r, 2, il_tensor_new(IL_U8, 0, NULL)), op_in(r, 3, il_tensor_new(IL_U8, 0, NULL));
     ((uint8_t *)r->in[2]->data)[0] = 1, ((uint8_t *)r->in[3]->data)[0] = 2;
-    cr_expect(r, 0, 2, D(1, 1), F(-4));
-    cr_free(r);
+    RUN_OK(r);
+    EXPECT(r, 0, IL_I32, 2, D(1, 1), V(-4));
+    op_free(r);
 }
 
 IL_SUITE("compute_fast", {"conv", test_conv_fast_random}, {"convtranspose", test_convtranspose_fast_random},

@@ -4,110 +4,26 @@
  * dtypes, Clip with omitted bounds), the error paths, shape inference on unknown shapes, and
  * fast kernels against the reference on fresh random inputs (|fast-ref| <= 1e-6 + 1e-5*|ref|).
  *
- * Each case builds a one-node graph, fills an il_kctx by hand, runs op->infer, allocates the
- * output with the shape infer wrote, and runs op->ref or op->fast (onenode/node_run below).
+ * Each case is a one-node graph run through tests/op_harness.h, which also checks plan-time
+ * inference against the run and that the kernels write every output element.
  */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "op_harness.h"
 
-#include "../engine/ops/kernel.h"
-#include "test.h"
-
-/* ---------------------------------------------------------------- a one-node graph */
-
-typedef struct {
-    il_graph *g;
-    int k;         /* the node */
-    int64_t opset; /* 18 unless a test sets it */
-} onenode;
-
-static onenode node_new(const char *op, int n_in) {
-    onenode t = {il_graph_new("t"), 0, 18};
-    int in[8], out = il_graph_value(t.g, "y");
-    char name[64];
-    for (int i = 0; i < n_in; i++) {
-        snprintf(name, sizeof name, "x%d", i);
-        in[i] = il_graph_value(t.g, name);
-    }
-    snprintf(name, sizeof name, "node_%s", op);
-    t.k = il_graph_add_node(t.g, op, "", name, n_in, in, 1, &out);
-    return t;
-}
-
-/* Infer, allocate the output, run the ref (fast=0) or fast kernel; *y is the output (caller
- * frees; NULL on error). */
-static il_status node_run(const onenode *t, il_tensor **in, int n_in, int fast, int threads, il_tensor **y) {
-    const il_node *nd = &t->g->nodes[t->k];
-    const il_op *op = il_op_find("", nd->op_type);
-    *y = NULL;
-    if (!op) return il_error(IL_ERR_UNSUPPORTED, "no op %s", nd->op_type);
-    il_tensor shape = {0};
-    il_tensor *outs[1] = {&shape};
-    il_kctx c = {.node = nd, .opset = t->opset, .n_in = n_in, .n_out = 1, .in = in, .out = outs, .threads = threads};
-    il_status s = op->infer(&c);
-    if (s) return s;
-    *y = il_tensor_new(shape.dtype, shape.rank, shape.dims);
-    if (!*y) return il_error(IL_ERR_OOM, "output");
-    memset((*y)->data, 0xA5, il_tensor_bytes(*y)); /* kernels must write every element */
-    outs[0] = *y;
-    s = (fast && op->fast ? op->fast : op->ref)(&c);
-    if (s) {
-        il_tensor_free(*y);
-        *y = NULL;
-    }
-    return s;
-}
-
-static void node_free(onenode *t) { il_graph_free(t->g); }
-
-/* A tensor from values given as doubles. */
-static il_tensor *tens(il_dtype dt, int rank, const int64_t *dims, const double *v) {
-    il_tensor *t = il_tensor_new(dt, rank, dims);
-    for (int64_t i = 0; v && i < il_tensor_numel(t); i++) il_tensor_set(t, i, v[i]);
-    return t;
-}
-
-#define D(...) (int64_t[]){__VA_ARGS__}
-#define V(...) (double[]){__VA_ARGS__}
 #define N_OF(...) (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double))
 
-/* Check y's dtype, shape and values (NaN matches NaN; floats within 1e-5 relative + 1e-6). */
-static void expect(const il_tensor *y, il_dtype dt, int rank, const int64_t *dims, const double *want, const char *what) {
-    CU_ASSERT_PTR_NOT_NULL_FATAL(y);
-    int ok = y->dtype == dt && y->rank == rank && (!rank || !memcmp(y->dims, dims, (size_t)rank * sizeof(int64_t)));
-    for (int64_t i = 0; ok && i < il_tensor_numel(y); i++) {
-        double g = il_tensor_get(y, i), w = want[i];
-        int same = (isnan(g) && isnan(w)) || g == w || fabs(g - w) <= 1e-6 + 1e-5 * fabs(w);
-        if (!same) {
-            fprintf(stderr, "\n  %s: element %lld is %.9g, want %.9g\n", what, (long long)i, g, w);
-            ok = 0;
-        }
-    }
-    if (!ok && (y->dtype != dt || y->rank != rank)) {
-        char a[128], b[128];
-        fprintf(stderr, "\n  %s: got %s %s, want %s %s\n", what, il_dtype_name(y->dtype), il_shape_str(y->rank, y->dims, a, sizeof a),
-                il_dtype_name(dt), il_shape_str(rank, dims, b, sizeof b));
-    }
-    CU_ASSERT(ok);
-}
+/* A node at opset 18 whose float outputs must be within 1e-6 + 1e-5 * |want|. */
+static op_case *node_new(const char *op, int n_in) { return op_tol(op_new(op, 18, n_in, 1), 1e-5, 1e-6); }
 
-/* Run a one-input op on float32 x (n values, shape [n]) and compare with want. */
+/* Run a one-input op on x (n values of dtype dt, shape [n]) and compare with want. */
 static void unary_case(const char *op, il_dtype dt, int n, const double *x, const double *want, const char *attr,
                        double aval) {
-    onenode t = node_new(op, 1);
-    if (attr) il_node_set_float(t.g, t.k, attr, (float)aval);
-    il_tensor *in[1] = {tens(dt, 1, D(n), x)}, *y;
-    for (int fast = 0; fast < 2; fast++) {
-        IL_ASSERT_OK(node_run(&t, in, 1, fast, 2, &y));
-        char what[96];
-        snprintf(what, sizeof what, "%s %s %s", op, il_dtype_name(dt), fast ? "fast" : "ref");
-        expect(y, dt, 1, D(n), want, what);
-        il_tensor_free(y);
-    }
-    il_tensor_free(in[0]);
-    node_free(&t);
+    op_case *t = node_new(op, 1);
+    if (attr) SETF(t, attr, (float)aval);
+    t->in[0] = tens(dt, 1, D(n), x);
+    snprintf(t->label, sizeof t->label, "%s %s", op, il_dtype_name(dt));
+    RUN_OK(t);
+    EXPECT(t, 0, dt, 1, D(n), want);
+    op_free(t);
 }
 
 /* UNARY("Sqrt", IL_F32, (x values), (wanted values)) */
@@ -115,17 +31,14 @@ static void unary_case(const char *op, il_dtype dt, int n, const double *x, cons
 #define UNARY(op, dt, X, W) unary_case(op, dt, N_OF X, (double[]){UNPAREN X}, (double[]){UNPAREN W}, NULL, 0)
 #define UNARY_A(op, attr, a, X, W) unary_case(op, IL_F32, N_OF X, (double[]){UNPAREN X}, (double[]){UNPAREN W}, attr, a)
 
-/* Run a two-or-more-input op on tensors (freed here) and compare. */
-static void multi_case(onenode *t, il_tensor **in, int n_in, il_dtype dt, int rank, const int64_t *dims,
+/* Run t on the inputs in[] (which t takes) and compare output 0 with want; frees t. */
+static void multi_case(op_case *t, il_tensor **in, int n_in, il_dtype dt, int rank, const int64_t *dims,
                        const double *want, const char *what) {
-    for (int fast = 0; fast < 2; fast++) {
-        il_tensor *y;
-        IL_ASSERT_OK(node_run(t, in, n_in, fast, 2, &y));
-        expect(y, dt, rank, dims, want, what);
-        il_tensor_free(y);
-    }
-    for (int i = 0; i < n_in; i++) il_tensor_free(in[i]);
-    node_free(t);
+    for (int i = 0; i < n_in; i++) t->in[i] = in[i];
+    snprintf(t->label, sizeof t->label, "%s", what);
+    RUN_OK(t);
+    EXPECT(t, 0, dt, rank, dims, want);
+    op_free(t);
 }
 
 /* ---------------------------------------------------------------- unary */
@@ -177,10 +90,10 @@ static void test_activations(void) {
     UNARY("Shrink", IL_F32, (-1, -0.2, 0.3, 2), (-1, 0, 0, 2));
     UNARY_A("Shrink", "bias", 0.5, (-1, -0.2, 0.3, 2), (-0.5, 0, 0, 1.5));
     UNARY("Gelu", IL_F32, (0, 1, -1), (0, 0.8413447461, -0.1586552539));
-    onenode t = node_new("Gelu", 1);
-    il_node_set_string(t.g, t.k, "approximate", "tanh");
+    op_case *t = node_new("Gelu", 1);
+    SETS(t, "approximate", "tanh");
     il_tensor *in[1] = {tens(IL_F32, 1, D(3), V(0, 1, -1))};
-    multi_case(&t, in, 1, IL_F32, 1, D(3), V(0, 0.8411919906, -0.1588080094), "Gelu tanh");
+    multi_case(t, in, 1, IL_F32, 1, D(3), V(0, 0.8411919906, -0.1588080094), "Gelu tanh");
 }
 
 static void test_unary_ints(void) {
@@ -192,49 +105,49 @@ static void test_unary_ints(void) {
     UNARY("Not", IL_BOOL, (0, 1), (1, 0));
     UNARY("BitwiseNot", IL_U8, (0, 5), (255, 250));
     UNARY("BitwiseNot", IL_I32, (0, 5), (-1, -6));
-    onenode t = node_new("IsNaN", 1);
+    op_case *t = node_new("IsNaN", 1);
     il_tensor *in[1] = {tens(IL_F32, 1, D(3), V(NAN, 1, INFINITY))};
-    multi_case(&t, in, 1, IL_BOOL, 1, D(3), V(1, 0, 0), "IsNaN");
+    multi_case(t, in, 1, IL_BOOL, 1, D(3), V(1, 0, 0), "IsNaN");
     t = node_new("IsInf", 1);
     in[0] = tens(IL_F64, 1, D(4), V(NAN, 1, INFINITY, -INFINITY));
-    multi_case(&t, in, 1, IL_BOOL, 1, D(4), V(0, 0, 1, 1), "IsInf");
+    multi_case(t, in, 1, IL_BOOL, 1, D(4), V(0, 0, 1, 1), "IsInf");
     t = node_new("IsInf", 1);
-    il_node_set_int(t.g, t.k, "detect_positive", 0);
+    SETI(t, "detect_positive", 0);
     in[0] = tens(IL_F32, 1, D(4), V(NAN, 1, INFINITY, -INFINITY));
-    multi_case(&t, in, 1, IL_BOOL, 1, D(4), V(0, 0, 0, 1), "IsInf detect_positive=0");
+    multi_case(t, in, 1, IL_BOOL, 1, D(4), V(0, 0, 0, 1), "IsInf detect_positive=0");
 }
 
 static void test_clip(void) {
     /* opset 6: min/max attributes */
-    onenode t = node_new("Clip", 1);
-    t.opset = 6;
-    il_node_set_float(t.g, t.k, "min", -1);
-    il_node_set_float(t.g, t.k, "max", 1);
+    op_case *t = node_new("Clip", 1);
+    t->opset = 6;
+    SETF(t, "min", -1);
+    SETF(t, "max", 1);
     il_tensor *in[3] = {tens(IL_F32, 1, D(4), V(-3, -0.5, 0.5, 3))};
-    multi_case(&t, in, 1, IL_F32, 1, D(4), V(-1, -0.5, 0.5, 1), "Clip-6");
+    multi_case(t, in, 1, IL_F32, 1, D(4), V(-1, -0.5, 0.5, 1), "Clip-6");
     /* opset 13: inputs; max omitted (NULL), then min omitted; ints; NaN passes */
     t = node_new("Clip", 3);
     in[0] = tens(IL_F32, 2, D(1, 4), V(-3, -0.5, NAN, 3));
     in[1] = tens(IL_F32, 0, NULL, V(0));
     in[2] = NULL;
-    multi_case(&t, in, 3, IL_F32, 2, D(1, 4), V(0, 0, NAN, 3), "Clip max omitted");
+    multi_case(t, in, 3, IL_F32, 2, D(1, 4), V(0, 0, NAN, 3), "Clip max omitted");
     t = node_new("Clip", 3);
     in[0] = tens(IL_I64, 1, D(4), V(-3, 0, 5, 9));
     in[1] = NULL;
     in[2] = tens(IL_I64, 0, NULL, V(5));
-    multi_case(&t, in, 3, IL_I64, 1, D(4), V(-3, 0, 5, 5), "Clip int64 min omitted");
+    multi_case(t, in, 3, IL_I64, 1, D(4), V(-3, 0, 5, 5), "Clip int64 min omitted");
     t = node_new("Clip", 1);
     in[0] = tens(IL_U8, 1, D(2), V(0, 255));
-    multi_case(&t, in, 1, IL_U8, 1, D(2), V(0, 255), "Clip no bounds");
+    multi_case(t, in, 1, IL_U8, 1, D(2), V(0, 255), "Clip no bounds");
 }
 
 /* ---------------------------------------------------------------- binary */
 
 static void bin(const char *op, il_dtype dt, int ra, const int64_t *da, const double *a, int rb, const int64_t *db,
                 const double *b, il_dtype dy, int ry, const int64_t *dims, const double *want) {
-    onenode t = node_new(op, 2);
+    op_case *t = node_new(op, 2);
     il_tensor *in[2] = {tens(dt, ra, da, a), tens(dt, rb, db, b)};
-    multi_case(&t, in, 2, dy, ry, dims, want, op);
+    multi_case(t, in, 2, dy, ry, dims, want, op);
 }
 
 static void test_broadcast(void) {
@@ -248,12 +161,12 @@ static void test_broadcast(void) {
     bin("Mul", IL_I32, 3, D(2, 1, 2), V(1, 2, 3, 4), 2, D(2, 1), V(10, 100), IL_I32, 3, D(2, 2, 2),
         V(10, 20, 100, 200, 30, 40, 300, 400));
     /* opset 6 legacy broadcast: B [3] aligned to A [2,3,2] at axis 1 */
-    onenode t = node_new("Add", 2);
-    t.opset = 6;
-    il_node_set_int(t.g, t.k, "broadcast", 1);
-    il_node_set_int(t.g, t.k, "axis", 1);
+    op_case *t = node_new("Add", 2);
+    t->opset = 6;
+    SETI(t, "broadcast", 1);
+    SETI(t, "axis", 1);
     il_tensor *in[2] = {tens(IL_F32, 3, D(2, 3, 2), V(0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1)), tens(IL_F32, 1, D(3), V(1, 2, 3))};
-    multi_case(&t, in, 2, IL_F32, 3, D(2, 3, 2), V(1, 1, 2, 2, 3, 3, 2, 2, 3, 3, 4, 4), "Add-6 axis");
+    multi_case(t, in, 2, IL_F32, 3, D(2, 3, 2), V(1, 1, 2, 2, 3, 3, 2, 2, 3, 3, 4, 4), "Add-6 axis");
 }
 
 static void test_int_arith(void) {
@@ -271,15 +184,15 @@ static void test_mod(void) {
         V(0, -2, 5, 0, 2, 3));
     bin("Mod", IL_U32, 1, D(2), V(7, 9), 1, D(2), V(3, 0), IL_U32, 1, D(2), V(1, 0));
     bin("Mod", IL_F32, 1, D(3), V(-4.3, 7.2, 5.0), 1, D(3), V(2.1, -3.4, 8.0), IL_F32, 1, D(3), V(2.0, -3.0, 5.0));
-    onenode t = node_new("Mod", 2);
-    il_node_set_int(t.g, t.k, "fmod", 1);
+    op_case *t = node_new("Mod", 2);
+    SETI(t, "fmod", 1);
     il_tensor *in[2] = {tens(IL_I32, 1, D(6), V(-4, 7, 5, 4, -7, 8)), tens(IL_I32, 1, D(6), V(2, -3, 8, -2, 3, 5))};
-    multi_case(&t, in, 2, IL_I32, 1, D(6), V(0, 1, 5, 0, -1, 3), "Mod fmod=1 int");
+    multi_case(t, in, 2, IL_I32, 1, D(6), V(0, 1, 5, 0, -1, 3), "Mod fmod=1 int");
     t = node_new("Mod", 2);
-    il_node_set_int(t.g, t.k, "fmod", 1);
+    SETI(t, "fmod", 1);
     in[0] = tens(IL_F64, 1, D(3), V(-4.5, 7.5, 5));
     in[1] = tens(IL_F64, 1, D(3), V(2, -3, 8));
-    multi_case(&t, in, 2, IL_F64, 1, D(3), V(-0.5, 1.5, 5), "Mod fmod=1 float");
+    multi_case(t, in, 2, IL_F64, 1, D(3), V(-0.5, 1.5, 5), "Mod fmod=1 float");
 }
 
 static void test_pow(void) {
@@ -292,9 +205,9 @@ static void test_pow(void) {
         {IL_F64, IL_I32, IL_F64, {1, 32, 729}},  {IL_U8, IL_I64, IL_U8, {1, 32, 729 % 256}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        onenode t = node_new("Pow", 2);
+        op_case *t = node_new("Pow", 2);
         il_tensor *in[2] = {tens(cases[i].a, 1, D(3), V(1, 2, 3)), tens(cases[i].b, 1, D(3), V(4, 5, 6))};
-        multi_case(&t, in, 2, cases[i].y, 1, D(3), cases[i].want, "Pow mixed dtypes");
+        multi_case(t, in, 2, cases[i].y, 1, D(3), cases[i].want, "Pow mixed dtypes");
     }
     bin("Pow", IL_F32, 1, D(3), V(2, 4, -3), 0, NULL, V(0.5), IL_F32, 1, D(3), V(1.4142135624, 2, NAN));
     bin("Pow", IL_F32, 1, D(3), V(2, 4, -3), 0, NULL, V(2), IL_F32, 1, D(3), V(4, 16, 9));
@@ -315,10 +228,10 @@ static void test_compare_logic(void) {
     bin("BitwiseOr", IL_U8, 1, D(2), V(12, 1), 1, D(2), V(10, 2), IL_U8, 1, D(2), V(14, 3));
     bin("BitwiseXor", IL_U64, 1, D(2), V(12, 1), 1, D(2), V(10, 1), IL_U64, 1, D(2), V(6, 0));
     for (int left = 0; left < 2; left++) {
-        onenode t = node_new("BitShift", 2);
-        il_node_set_string(t.g, t.k, "direction", left ? "LEFT" : "RIGHT");
+        op_case *t = node_new("BitShift", 2);
+        SETS(t, "direction", left ? "LEFT" : "RIGHT");
         il_tensor *in[2] = {tens(IL_U8, 1, D(3), V(16, 4, 1)), tens(IL_U8, 1, D(3), V(1, 2, 8))};
-        multi_case(&t, in, 2, IL_U8, 1, D(3), left ? V(32, 16, 0) : V(8, 1, 0), "BitShift");
+        multi_case(t, in, 2, IL_U8, 1, D(3), left ? V(32, 16, 0) : V(8, 1, 0), "BitShift");
     }
 }
 
@@ -327,14 +240,14 @@ static void test_prelu_where(void) {
         V(-0.1, 2, -0.9, 4, -1, 6));
     bin("PRelu", IL_I32, 1, D(3), V(-1, 2, -3), 0, NULL, V(2), IL_I32, 1, D(3), V(-2, 2, -6));
     /* opset 6: a [C] slope applies per channel (dim 1) */
-    onenode t = node_new("PRelu", 2);
-    t.opset = 6;
+    op_case *t = node_new("PRelu", 2);
+    t->opset = 6;
     il_tensor *in[3] = {tens(IL_F32, 3, D(1, 2, 2), V(-1, -2, -3, 4)), tens(IL_F32, 1, D(2), V(0.5, 2))};
-    multi_case(&t, in, 2, IL_F32, 3, D(1, 2, 2), V(-0.5, -1, -6, 4), "PRelu-6 per channel");
+    multi_case(t, in, 2, IL_F32, 3, D(1, 2, 2), V(-0.5, -1, -6, 4), "PRelu-6 per channel");
     t = node_new("Where", 3);
     in[0] = tens(IL_BOOL, 2, D(2, 1), V(1, 0)), in[1] = tens(IL_I64, 1, D(3), V(1, 2, 3));
     in[2] = tens(IL_I64, 0, NULL, V(-1));
-    multi_case(&t, in, 3, IL_I64, 2, D(2, 3), V(1, 2, 3, -1, -1, -1), "Where");
+    multi_case(t, in, 3, IL_I64, 2, D(2, 3), V(1, 2, 3, -1, -1, -1), "Where");
     /* Where moves float16 bits untouched */
     t = node_new("Where", 3);
     in[0] = tens(IL_BOOL, 1, D(2), V(0, 1));
@@ -342,157 +255,141 @@ static void test_prelu_where(void) {
     in[2] = il_tensor_new(IL_F16, 1, D(2));
     ((uint16_t *)in[1]->data)[0] = ((uint16_t *)in[1]->data)[1] = il_f32_to_f16(1.5f);
     ((uint16_t *)in[2]->data)[0] = ((uint16_t *)in[2]->data)[1] = il_f32_to_f16(-2.0f);
-    multi_case(&t, in, 3, IL_F16, 1, D(2), V(-2, 1.5), "Where float16");
+    multi_case(t, in, 3, IL_F16, 1, D(2), V(-2, 1.5), "Where float16");
 }
 
 static void test_variadic(void) {
-    onenode t = node_new("Sum", 3);
+    op_case *t = node_new("Sum", 3);
     il_tensor *in[3] = {tens(IL_F32, 1, D(3), V(1, 2, 3)), tens(IL_F32, 2, D(2, 3), V(10, 20, 30, 40, 50, 60)),
                         tens(IL_F32, 0, NULL, V(100))};
-    multi_case(&t, in, 3, IL_F32, 2, D(2, 3), V(111, 122, 133, 141, 152, 163), "Sum");
+    multi_case(t, in, 3, IL_F32, 2, D(2, 3), V(111, 122, 133, 141, 152, 163), "Sum");
     t = node_new("Mean", 2);
     in[0] = tens(IL_F64, 1, D(2), V(1, 2));
     in[1] = tens(IL_F64, 2, D(2, 1), V(3, 5));
-    multi_case(&t, in, 2, IL_F64, 2, D(2, 2), V(2, 2.5, 3, 3.5), "Mean");
+    multi_case(t, in, 2, IL_F64, 2, D(2, 2), V(2, 2.5, 3, 3.5), "Mean");
     t = node_new("Max", 3);
     in[0] = tens(IL_F32, 1, D(3), V(1, NAN, 3));
     in[1] = tens(IL_F32, 1, D(3), V(NAN, 2, 1));
     in[2] = tens(IL_F32, 1, D(3), V(0, 0, 4));
-    multi_case(&t, in, 3, IL_F32, 1, D(3), V(NAN, NAN, 4), "Max NaN");
+    multi_case(t, in, 3, IL_F32, 1, D(3), V(NAN, NAN, 4), "Max NaN");
     t = node_new("Min", 2);
     in[0] = tens(IL_I32, 1, D(3), V(1, -5, 3));
     in[1] = tens(IL_I32, 0, NULL, V(2));
-    multi_case(&t, in, 2, IL_I32, 1, D(3), V(1, -5, 2), "Min int");
+    multi_case(t, in, 2, IL_I32, 1, D(3), V(1, -5, 2), "Min int");
     t = node_new("Max", 1);
     in[0] = tens(IL_U8, 1, D(2), V(7, 9));
-    multi_case(&t, in, 1, IL_U8, 1, D(2), V(7, 9), "Max one input");
+    multi_case(t, in, 1, IL_U8, 1, D(2), V(7, 9), "Max one input");
 }
 
 /* ---------------------------------------------------------------- errors and inference */
 
-static void expect_error(onenode *t, il_tensor **in, int n_in, il_status want, const char *text) {
-    il_tensor *y;
-    il_status s = node_run(t, in, n_in, 0, 1, &y);
-    CU_ASSERT_EQUAL(s, want);
-    CU_ASSERT_PTR_NULL(y);
-    const char *name = t->g->nodes[t->k].name;
-    if (s != want || !strstr(il_errmsg(), name) || (text && !strstr(il_errmsg(), text)))
-        fprintf(stderr, "\n  got status %d \"%s\", want %d with \"%s\"\n", s, il_errmsg(), want, text ? text : "");
-    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), name));
-    if (text) CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), text));
-    for (int i = 0; i < n_in; i++) il_tensor_free(in[i]);
-    node_free(t);
+/* t on the inputs in[] (which t takes) fails with status want and a message naming the node and
+ * containing text; frees t. */
+static void expect_error(op_case *t, il_tensor **in, int n_in, il_status want, const char *text) {
+    for (int i = 0; i < n_in; i++) t->in[i] = in[i];
+    FAILS(t, want, text);
+    op_free(t);
 }
 
 static void test_errors(void) {
-    onenode t = node_new("Add", 2);
+    op_case *t = node_new("Add", 2);
     il_tensor *in[3] = {tens(IL_F32, 2, D(2, 3), NULL), tens(IL_F32, 1, D(4), NULL)};
-    expect_error(&t, in, 2, IL_ERR_SHAPE, "shapes [2,3] and [4] cannot be broadcast");
+    expect_error(t, in, 2, IL_ERR_SHAPE, "shapes [2,3] and [4] cannot be broadcast");
     t = node_new("Mul", 2);
     in[0] = tens(IL_F32, 1, D(2), NULL), in[1] = tens(IL_I64, 1, D(2), NULL);
-    expect_error(&t, in, 2, IL_ERR_TYPE, "float32 and int64");
+    expect_error(t, in, 2, IL_ERR_TYPE, "float32 and int64");
     t = node_new("Add", 1);
     in[0] = tens(IL_F32, 1, D(2), NULL);
-    expect_error(&t, in, 1, IL_ERR_INVALID, "input 1 is missing");
+    expect_error(t, in, 1, IL_ERR_INVALID, "input 1 is missing");
     t = node_new("Sqrt", 1);
     in[0] = tens(IL_I32, 1, D(2), NULL);
-    expect_error(&t, in, 1, IL_ERR_UNSUPPORTED, "unsupported dtype int32");
+    expect_error(t, in, 1, IL_ERR_UNSUPPORTED, "unsupported dtype int32");
     t = node_new("Neg", 1);
     in[0] = tens(IL_U8, 1, D(2), NULL);
-    expect_error(&t, in, 1, IL_ERR_UNSUPPORTED, "uint8");
+    expect_error(t, in, 1, IL_ERR_UNSUPPORTED, "uint8");
     t = node_new("Gelu", 1);
-    il_node_set_string(t.g, t.k, "approximate", "erf");
+    SETS(t, "approximate", "erf");
     in[0] = tens(IL_F32, 1, D(2), NULL);
-    expect_error(&t, in, 1, IL_ERR_INVALID, "approximate");
+    expect_error(t, in, 1, IL_ERR_INVALID, "approximate");
     t = node_new("Mod", 2);
-    il_node_set_int(t.g, t.k, "fmod", 2);
+    SETI(t, "fmod", 2);
     in[0] = tens(IL_I32, 1, D(2), NULL), in[1] = tens(IL_I32, 1, D(2), NULL);
-    expect_error(&t, in, 2, IL_ERR_INVALID, "fmod");
+    expect_error(t, in, 2, IL_ERR_INVALID, "fmod");
     t = node_new("BitShift", 2);
     in[0] = tens(IL_U8, 1, D(2), NULL), in[1] = tens(IL_U8, 1, D(2), NULL);
-    expect_error(&t, in, 2, IL_ERR_INVALID, "direction");
+    expect_error(t, in, 2, IL_ERR_INVALID, "direction");
     t = node_new("Where", 3);
     in[0] = tens(IL_F32, 1, D(2), NULL), in[1] = tens(IL_F32, 1, D(2), NULL), in[2] = tens(IL_F32, 1, D(2), NULL);
-    expect_error(&t, in, 3, IL_ERR_TYPE, "condition must be bool");
+    expect_error(t, in, 3, IL_ERR_TYPE, "condition must be bool");
     t = node_new("Where", 3);
     in[0] = tens(IL_BOOL, 1, D(2), NULL), in[1] = tens(IL_F32, 1, D(3), NULL), in[2] = tens(IL_F32, 1, D(2), NULL);
-    expect_error(&t, in, 3, IL_ERR_SHAPE, "cannot be broadcast");
+    expect_error(t, in, 3, IL_ERR_SHAPE, "cannot be broadcast");
     t = node_new("Clip", 2);
     in[0] = tens(IL_F32, 1, D(2), NULL), in[1] = tens(IL_F32, 1, D(2), NULL);
-    expect_error(&t, in, 2, IL_ERR_SHAPE, "min must be a scalar");
+    expect_error(t, in, 2, IL_ERR_SHAPE, "min must be a scalar");
     t = node_new("Clip", 2);
     in[0] = tens(IL_F32, 1, D(2), NULL), in[1] = tens(IL_F64, 0, NULL, NULL);
-    expect_error(&t, in, 2, IL_ERR_TYPE, "min is float64");
+    expect_error(t, in, 2, IL_ERR_TYPE, "min is float64");
     t = node_new("PRelu", 2);
     in[0] = tens(IL_F32, 1, D(3), NULL), in[1] = tens(IL_F32, 2, D(2, 3), NULL);
-    expect_error(&t, in, 2, IL_ERR_SHAPE, "does not broadcast to input shape [3]");
+    expect_error(t, in, 2, IL_ERR_SHAPE, "does not broadcast to input shape [3]");
     t = node_new("Sum", 3);
     in[0] = tens(IL_F32, 1, D(2), NULL), in[1] = tens(IL_F32, 1, D(2), NULL), in[2] = tens(IL_F64, 1, D(2), NULL);
-    expect_error(&t, in, 3, IL_ERR_TYPE, "differ");
+    expect_error(t, in, 3, IL_ERR_TYPE, "differ");
     t = node_new("Max", 0);
-    expect_error(&t, in, 0, IL_ERR_INVALID, "at least 1 input");
+    expect_error(t, in, 0, IL_ERR_INVALID, "at least 1 input");
     t = node_new("And", 2);
     in[0] = tens(IL_I32, 1, D(2), NULL), in[1] = tens(IL_I32, 1, D(2), NULL);
-    expect_error(&t, in, 2, IL_ERR_UNSUPPORTED, "int32");
+    expect_error(t, in, 2, IL_ERR_UNSUPPORTED, "int32");
 }
 
 /* Plan-time inference: no data, unknown dims (-1) and unknown rank. */
 static void test_infer_unknown(void) {
-    il_tensor a = {.dtype = IL_F32, .rank = 3, .dims = {-1, 1, 3}}, b = {.dtype = IL_F32, .rank = 2, .dims = {4, 3}};
-    il_tensor u = {.dtype = IL_F32, .rank = -1}, cond = {.dtype = IL_BOOL, .rank = 1, .dims = {-1}};
+    enum { A, B, U, COND }; /* [?,1,3], [4,3], unknown rank, bool [?] */
     struct {
         const char *op;
-        il_tensor *in[3];
+        int in[3];
         int n;
         il_dtype dt;
         int rank;
         int64_t dims[3];
     } cases[] = {
-        {"Add", {&a, &b}, 2, IL_F32, 3, {-1, 4, 3}},   {"Less", {&b, &a}, 2, IL_BOOL, 3, {-1, 4, 3}},
-        {"Relu", {&a}, 1, IL_F32, 3, {-1, 1, 3}},      {"Mul", {&a, &u}, 2, IL_F32, -1, {0}},
-        {"Sigmoid", {&u}, 1, IL_F32, -1, {0}},         {"Where", {&cond, &b, &a}, 3, IL_F32, 3, {-1, 4, 3}},
-        {"Sum", {&a, &b, &b}, 3, IL_F32, 3, {-1, 4, 3}}, {"IsNaN", {&a}, 1, IL_BOOL, 3, {-1, 1, 3}},
-        {"Clip", {&a, &u}, 2, IL_F32, 3, {-1, 1, 3}},
+        {"Add", {A, B}, 2, IL_F32, 3, {-1, 4, 3}},    {"Less", {B, A}, 2, IL_BOOL, 3, {-1, 4, 3}},
+        {"Relu", {A}, 1, IL_F32, 3, {-1, 1, 3}},      {"Mul", {A, U}, 2, IL_F32, -1, {0}},
+        {"Sigmoid", {U}, 1, IL_F32, -1, {0}},         {"Where", {COND, B, A}, 3, IL_F32, 3, {-1, 4, 3}},
+        {"Sum", {A, B, B}, 3, IL_F32, 3, {-1, 4, 3}}, {"IsNaN", {A}, 1, IL_BOOL, 3, {-1, 1, 3}},
+        {"Clip", {A, U}, 2, IL_F32, 3, {-1, 1, 3}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        onenode t = node_new(cases[i].op, cases[i].n);
-        il_tensor y = {0}, *outs[1] = {&y};
-        il_kctx c = {.node = &t.g->nodes[t.k], .opset = 18, .n_in = cases[i].n, .n_out = 1, .in = cases[i].in,
-                     .out = outs, .threads = 1, .infer_only = 1};
-        IL_ASSERT_OK(il_op_find("", cases[i].op)->infer(&c));
+        op_case *t = node_new(cases[i].op, cases[i].n);
+        for (int k = 0; k < cases[i].n; k++) {
+            int w = cases[i].in[k];
+            t->in[k] = w == A ? shape_only(IL_F32, SHAPE(-1, 1, 3))
+                       : w == B ? shape_only(IL_F32, SHAPE(4, 3))
+                       : w == U ? shape_only(IL_F32, -1, NULL)
+                                : shape_only(IL_BOOL, SHAPE(-1));
+        }
+        il_tensor y;
+        IL_ASSERT_OK(op_infer(t, OP_PLAN, &y));
         CU_ASSERT_EQUAL(y.dtype, cases[i].dt);
         CU_ASSERT_EQUAL(y.rank, cases[i].rank);
         for (int d = 0; d < y.rank && d < 3; d++) CU_ASSERT_EQUAL(y.dims[d], cases[i].dims[d]);
-        node_free(&t);
+        op_free(t);
     }
 }
 
 /* ---------------------------------------------------------------- fast against ref */
 
-static uint64_t rng_seed(void) {
-    static uint64_t s;
-    if (!s) {
-        s = (uint64_t)(il_now() * 1e9) | 1;
-        fprintf(stderr, "\n  [elementwise random seed %llu]\n", (unsigned long long)s);
-    }
-    return s;
-}
-
-/* Run op with ref and fast (4 threads) on the given inputs and compare. */
-static void compare_fast(onenode *t, il_tensor **in, int n_in) {
-    il_tensor *r, *f;
-    IL_ASSERT_OK(node_run(t, in, n_in, 0, 1, &r));
-    IL_ASSERT_OK(node_run(t, in, n_in, 1, 4, &f));
-    char msg[256], sa[64], sb[64];
-    int64_t worst;
-    int ok = il_tensor_allclose(f, r, 1e-5, 1e-6, &worst, msg, sizeof msg);
-    if (!ok)
-        fprintf(stderr, "\n  %s %s %s fast vs ref: %s\n", t->g->nodes[t->k].op_type,
-                il_shape_str(in[0]->rank, in[0]->dims, sa, sizeof sa),
-                n_in > 1 && in[1] ? il_shape_str(in[1]->rank, in[1]->dims, sb, sizeof sb) : "", msg);
-    CU_ASSERT(ok);
-    il_tensor_free(r);
-    il_tensor_free(f);
+/* The fast kernel on 4 threads against the reference on t's inputs (op_run compares them
+ * within 1e-6 + 1e-5 * |ref|); frees t. */
+static void compare_fast(op_case *t) {
+    char sa[64], sb[64];
+    snprintf(t->label, sizeof t->label, "%s %s %s", t->g->nodes[t->k].op_type,
+             il_shape_str(t->in[0]->rank, t->in[0]->dims, sa, sizeof sa),
+             t->n_in > 1 && t->in[1] ? il_shape_str(t->in[1]->rank, t->in[1]->dims, sb, sizeof sb) : "");
+    t->threads = 4;
+    RUN_OK(t);
+    op_free(t);
 }
 
 static void test_fast_unary(void) {
@@ -510,26 +407,19 @@ static void test_fast_unary(void) {
         {"Neg", -3, 3},    {"Sign", -3, 3},    {"Clip", -3, 3},
     };
     static const int64_t shapes[][3] = {{1000, 1, 1}, {3, 17, 33}, {0, 5, 1}, {300, 300, 1}};
-    uint64_t rng = rng_seed();
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
             for (int dt = 0; dt < 2; dt++) {
-                onenode t = node_new(ops[o].op, 1);
-                il_tensor *in[1] = {il_tensor_new(dt ? IL_F64 : IL_F32, 3, shapes[s])};
-                il_tensor_fill_random(in[0], &rng, ops[o].lo, ops[o].hi);
-                compare_fast(&t, in, 1);
-                il_tensor_free(in[0]);
-                node_free(&t);
+                op_case *t = node_new(ops[o].op, 1);
+                t->in[0] = rnd(dt ? IL_F64 : IL_F32, 3, shapes[s], ops[o].lo, ops[o].hi);
+                compare_fast(t);
             }
     /* integer paths of Abs, Neg, Sign, Relu, Clip */
     const char *iops[] = {"Abs", "Neg", "Sign", "Relu", "Clip"};
     for (size_t o = 0; o < 5; o++) {
-        onenode t = node_new(iops[o], 1);
-        il_tensor *in[1] = {il_tensor_new(IL_I32, 2, D(200, 300))};
-        il_tensor_fill_random(in[0], &rng, -1000, 1000);
-        compare_fast(&t, in, 1);
-        il_tensor_free(in[0]);
-        node_free(&t);
+        op_case *t = node_new(iops[o], 1);
+        t->in[0] = rnd(IL_I32, 2, D(200, 300), -1000, 1000);
+        compare_fast(t);
     }
 }
 
@@ -545,30 +435,20 @@ static void test_fast_binary(void) {
         {3, 3, 1, {1, 1, 1}, {1, 1, 1}},         {2, 2, 1, {256, 512}, {256, 512}},
     };
     const char *ops[] = {"Add", "Sub", "Mul", "Div", "PRelu", "Pow"};
-    uint64_t rng = rng_seed();
     for (size_t o = 0; o < sizeof ops / sizeof *ops; o++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             int pw = !strcmp(ops[o], "Pow");
             if (!strcmp(ops[o], "PRelu") && !shapes[s].one_way) continue;
-            onenode t = node_new(ops[o], 2);
-            il_tensor *in[2] = {il_tensor_new(IL_F32, shapes[s].ra, shapes[s].a),
-                                il_tensor_new(IL_F32, shapes[s].rb, shapes[s].b)};
-            il_tensor_fill_random(in[0], &rng, pw ? 0.1 : -5, 5);
-            il_tensor_fill_random(in[1], &rng, 0.5, 3); /* divisors away from 0 */
-            compare_fast(&t, in, 2);
-            il_tensor_free(in[0]);
-            il_tensor_free(in[1]);
-            node_free(&t);
+            op_case *t = node_new(ops[o], 2);
+            t->in[0] = rnd(IL_F32, shapes[s].ra, shapes[s].a, pw ? 0.1 : -5, 5);
+            t->in[1] = rnd(IL_F32, shapes[s].rb, shapes[s].b, 0.5, 3); /* divisors away from 0 */
+            compare_fast(t);
         }
     /* int and float64 inputs take the reference path through the fast entry */
-    onenode t = node_new("Add", 2);
-    il_tensor *in[2] = {il_tensor_new(IL_I64, 2, D(64, 64)), il_tensor_new(IL_I64, 1, D(64))};
-    il_tensor_fill_random(in[0], &rng, -1e6, 1e6);
-    il_tensor_fill_random(in[1], &rng, -1e6, 1e6);
-    compare_fast(&t, in, 2);
-    il_tensor_free(in[0]);
-    il_tensor_free(in[1]);
-    node_free(&t);
+    op_case *t = node_new("Add", 2);
+    t->in[0] = rnd(IL_I64, 2, D(64, 64), -1e6, 1e6);
+    t->in[1] = rnd(IL_I64, 1, D(64), -1e6, 1e6);
+    compare_fast(t);
 }
 
 IL_SUITE("elementwise", {"math", test_math}, {"activations", test_activations}, {"unary_ints", test_unary_ints},

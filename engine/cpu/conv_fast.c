@@ -29,13 +29,6 @@ static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t 
     if (*hi < *lo) *hi = *lo;
 }
 
-static void unflat(int64_t i, int nsp, const int64_t *dims, int64_t *idx) {
-    for (int d = nsp - 1; d >= 0; d--) {
-        idx[d] = i % dims[d];
-        i /= dims[d];
-    }
-}
-
 /* Offset of the input row that outer output position o (all dims but the last) meets through
  * tap kk, or -1 in the padding. a and b are the outer index spaces (conv: out -> in). */
 static int64_t outer_offset(const il_conv_geom *g, const int64_t *o, const int64_t *kk, const int64_t *dst_dims) {
@@ -54,13 +47,13 @@ static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col
     int64_t rows = cg * g->k_sp, ow = g->out[L], outer = g->out_sp / ow;
     for (int64_t r = 0; r < rows; r++) {
         int64_t kk[IL_MAX_SPATIAL], o[IL_MAX_SPATIAL], lo, hi;
-        unflat(r % g->k_sp, g->nsp, g->k, kk);
+        il_unravel(r % g->k_sp, g->nsp, g->k, kk);
         const float *xc = x + (r / g->k_sp) * g->in_sp;
         float *dst = col + r * g->out_sp;
         int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
         tap_range(ow, s, off, g->in[L], &lo, &hi);
         for (int64_t q = 0; q < outer; q++, dst += ow) {
-            unflat(q, L, g->out, o);
+            il_unravel(q, L, g->out, o);
             int64_t base = outer_offset(g, o, kk, g->in);
             if (base < 0) {
                 memset(dst, 0, (size_t)ow * sizeof(float));
@@ -167,12 +160,12 @@ static void col2im(const il_conv_geom *g, const float *col, int64_t mg, float *y
         float *yc = y + mi * g->out_sp;
         for (int64_t kp = 0; kp < g->k_sp; kp++) {
             int64_t kk[IL_MAX_SPATIAL], i[IL_MAX_SPATIAL], lo, hi;
-            unflat(kp, g->nsp, g->k, kk);
+            il_unravel(kp, g->nsp, g->k, kk);
             const float *src = col + (mi * g->k_sp + kp) * g->in_sp;
             int64_t off = kk[L] * g->dil[L] - g->pad[L], s = g->stride[L];
             tap_range(iw, s, off, g->out[L], &lo, &hi);
             for (int64_t q = 0; q < outer; q++, src += iw) {
-                unflat(q, L, g->in, i);
+                il_unravel(q, L, g->in, i);
                 int64_t base = outer_offset(g, i, kk, g->out);
                 if (base < 0) continue;
                 float *dst = yc + base + off;

@@ -194,14 +194,17 @@ static inline double fmod_py(double a, double b, int fm) {
     return r;
 }
 
-#define ARITH(NAME, FEXPR, IEXPR)                     \
-    static il_status NAME##_ref(il_kctx *c) {         \
-        il_tensor A, B;                               \
-        operands(c, &A, &B);                          \
-        EW_FLOATS(A.dtype, BIN_LOOP(T, T, T, FEXPR))  \
-        EW_INTS(A.dtype, BIN_LOOP(T, T, T, IEXPR))    \
-        return IL_OK;                                 \
+/* NAME_ref: broadcast the operands A and B, then run LOOPS (BIN_LOOPs in dtype switches). */
+#define BINARY_REF(NAME, LOOPS)                 \
+    static il_status NAME##_ref(il_kctx *c) {   \
+        il_tensor A, B;                         \
+        operands(c, &A, &B);                    \
+        LOOPS;                                  \
+        return IL_OK;                           \
     }
+
+#define ARITH(NAME, FEXPR, IEXPR) \
+    BINARY_REF(NAME, EW_FLOATS(A.dtype, BIN_LOOP(T, T, T, FEXPR)) EW_INTS(A.dtype, BIN_LOOP(T, T, T, IEXPR)))
 
 ARITH(Add, a + b, WRAP(T, a, +, b))
 ARITH(Sub, a - b, WRAP(T, a, -, b))
@@ -209,13 +212,7 @@ ARITH(Mul, a * b, WRAP(T, a, *, b))
 ARITH(Div, a / b, EW_IS_SIGNED(T) ? (T)idiv_s(a, b) : (T)(b ? a / b : 0))
 ARITH(PRelu, a < 0 ? a * b : a, a < 0 ? WRAP(T, a, *, b) : a)
 
-#define INT_OP(NAME, EXPR)                            \
-    static il_status NAME##_ref(il_kctx *c) {         \
-        il_tensor A, B;                               \
-        operands(c, &A, &B);                          \
-        EW_INTS(A.dtype, BIN_LOOP(T, T, T, EXPR))     \
-        return IL_OK;                                 \
-    }
+#define INT_OP(NAME, EXPR) BINARY_REF(NAME, EW_INTS(A.dtype, BIN_LOOP(T, T, T, EXPR)))
 
 INT_OP(BitwiseAnd, a & b)
 INT_OP(BitwiseOr, a | b)
@@ -280,13 +277,7 @@ static il_status Pow_ref(il_kctx *c) {
 
 /* ---------------------------------------------------------------- comparisons and logic */
 
-#define COMPARE(NAME, EXPR)                                   \
-    static il_status NAME##_ref(il_kctx *c) {                 \
-        il_tensor A, B;                                       \
-        operands(c, &A, &B);                                  \
-        EW_ALL(A.dtype, BIN_LOOP(T, T, uint8_t, EXPR))        \
-        return IL_OK;                                         \
-    }
+#define COMPARE(NAME, EXPR) BINARY_REF(NAME, EW_ALL(A.dtype, BIN_LOOP(T, T, uint8_t, EXPR)))
 
 COMPARE(Equal, a == b)
 COMPARE(Less, a < b)
@@ -294,13 +285,7 @@ COMPARE(Greater, a > b)
 COMPARE(LessOrEqual, a <= b)
 COMPARE(GreaterOrEqual, a >= b)
 
-#define LOGIC(NAME, EXPR)                                         \
-    static il_status NAME##_ref(il_kctx *c) {                     \
-        il_tensor A, B;                                           \
-        operands(c, &A, &B);                                      \
-        BIN_LOOP(uint8_t, uint8_t, uint8_t, EXPR);                \
-        return IL_OK;                                             \
-    }
+#define LOGIC(NAME, EXPR) BINARY_REF(NAME, BIN_LOOP(uint8_t, uint8_t, uint8_t, EXPR))
 
 LOGIC(And, a && b)
 LOGIC(Or, a || b)

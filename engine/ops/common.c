@@ -55,14 +55,6 @@ void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int6
     }
 }
 
-int64_t il_int_at(const il_tensor *t, int64_t i) {
-    switch (t->dtype) {
-    case IL_I64: return ((const int64_t *)t->data)[i];
-    case IL_I32: return ((const int32_t *)t->data)[i];
-    default: return (int64_t)il_tensor_get(t, i);
-    }
-}
-
 void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *cm, int64_t ldc) {
     cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans, (blasint)m,

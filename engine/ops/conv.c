@@ -216,8 +216,7 @@ static il_status conv_infer_common(il_kctx *c, int transpose) {
     const il_tensor *x = il_in(c, 0);
     il_conv_geom g;
     if (x && x->rank < 0) { /* nothing to go on before the input's rank is known */
-        il_set_out(c, 0, x->dtype, 0, NULL);
-        if (c->out[0]) c->out[0]->rank = -1;
+        il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
     }
     il_status st = transpose ? convt_geom(c, &g) : conv_geom(c, &g);
@@ -230,14 +229,6 @@ static il_status conv_infer_common(il_kctx *c, int transpose) {
 
 static il_status conv_infer(il_kctx *c) { return conv_infer_common(c, 0); }
 static il_status convt_infer(il_kctx *c) { return conv_infer_common(c, 1); }
-
-/* Multi-index of flat position i over nsp dims. */
-static void unflat(int64_t i, int nsp, const int64_t *dims, int64_t *idx) {
-    for (int d = nsp - 1; d >= 0; d--) {
-        idx[d] = i % dims[d];
-        i /= dims[d];
-    }
-}
 
 /* Conv: the flat input position that output position o meets through kernel tap kk, or -1
  * in the padding: p = o*stride + kk*dilation - pad in each dim. */
@@ -272,7 +263,7 @@ static double conv_at(const il_conv_geom *g, const il_tensor *x, const il_tensor
     double acc = 0;
     for (int64_t ci = 0; ci < cg; ci++)
         for (int64_t kp = 0; kp < g->k_sp; kp++) {
-            unflat(kp, g->nsp, g->k, kk);
+            il_unravel(kp, g->nsp, g->k, kk);
             int64_t src = conv_src(g, o, kk);
             if (src < 0) continue;
             acc += (il_tensor_get(x, (n * g->c + grp * cg + ci) * g->in_sp + src) - xzp) *
@@ -292,7 +283,7 @@ static il_status conv_ref(il_kctx *c) {
     for (int64_t n = 0; n < g.n; n++)
         for (int64_t m = 0; m < g.m; m++)
             for (int64_t op = 0; op < g.out_sp; op++) {
-                unflat(op, g.nsp, g.out, o);
+                il_unravel(op, g.nsp, g.out, o);
                 il_stf(y, (n * g.m + m) * g.out_sp + op, (b ? il_ldf(b, m) : 0) + conv_at(&g, x, w, 0, 0, n, m, o));
             }
     return IL_OK;
@@ -313,12 +304,12 @@ static il_status convt_ref(il_kctx *c) {
     for (int64_t n = 0; n < g.n; n++)
         for (int64_t ch = 0; ch < g.c; ch++)
             for (int64_t ip = 0; ip < g.in_sp; ip++) {
-                unflat(ip, g.nsp, g.in, i);
+                il_unravel(ip, g.nsp, g.in, i);
                 double xv = il_ldf(x, (n * g.c + ch) * g.in_sp + ip);
                 int64_t grp = ch / cg;
                 for (int64_t mi = 0; mi < mg; mi++)
                     for (int64_t kp = 0; kp < g.k_sp; kp++) {
-                        unflat(kp, g.nsp, g.k, kk);
+                        il_unravel(kp, g.nsp, g.k, kk);
                         int64_t dst = convt_dst(&g, i, kk);
                         if (dst < 0) continue;
                         int64_t yi = (n * g.m + grp * mg + mi) * g.out_sp + dst;
@@ -358,8 +349,7 @@ static il_status qconv_infer_common(il_kctx *c, int qlinear) {
     il_dtype dt = qlinear && il_in(c, 7) ? c->in[7]->dtype : IL_I32;
     il_conv_geom g;
     if (x && x->rank < 0) {
-        il_set_out(c, 0, dt, 0, NULL);
-        c->out[0]->rank = -1;
+        il_set_out(c, 0, dt, -1, NULL);
         return IL_OK;
     }
     il_status st = qconv_geom(c, qlinear, &g);
@@ -391,7 +381,7 @@ static il_status qconv_ref_common(il_kctx *c, int qlinear) {
     for (int64_t n = 0; n < g.n; n++)
         for (int64_t m = 0; m < g.m; m++)
             for (int64_t op = 0; op < g.out_sp; op++) {
-                unflat(op, g.nsp, g.out, o);
+                il_unravel(op, g.nsp, g.out, o);
                 double acc = conv_at(&g, x, w, per_channel(xzp, 0), per_channel(wzp, m), n, m, o);
                 int64_t yi = (n * g.m + m) * g.out_sp + op;
                 if (!qlinear) {

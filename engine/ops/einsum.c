@@ -180,8 +180,7 @@ il_status il_einsum_infer(il_kctx *c) {
     if (st) return st;
     for (int i = 0; i < c->n_in; i++)
         if (c->in[i]->rank < 0) {
-            il_set_out(c, 0, c->in[0]->dtype, 0, NULL);
-            c->out[0]->rank = -1;
+            il_set_out(c, 0, c->in[0]->dtype, -1, NULL);
             return IL_OK;
         }
     es_eq q;

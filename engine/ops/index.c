@@ -1,6 +1,7 @@
 /*
- * index.c - ops that pick or place elements by index: Slice, Gather, GatherElements,
- * GatherND, ScatterND, ScatterElements (and its old name Scatter), Trilu, NonZero, Compress.
+ * index.c - ops that pick or place elements by index: Gather, GatherElements, GatherND,
+ * ScatterND, ScatterElements (and its old name Scatter); and those that keep elements by
+ * position or condition: Trilu, NonZero, Compress. Slice is in slice.c.
  *
  * All are flagged IL_OPF_ANY_DTYPE: values move as il_dtype_size bytes, except where a
  * scatter reduction (add/mul/max/min) has to compute, which goes through a small dtype
@@ -8,30 +9,6 @@
  * range is the user's error: IL_ERR_INVALID naming it, never a read out of bounds.
  */
 #include "kernel.h"
-
-/* Row-major strides in elements. */
-static void strides_of(int rank, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int i = rank - 1; i >= 0; i--) { st[i] = s; s *= dims[i]; }
-}
-
-static void next_index(int rank, const int64_t *dims, int64_t *idx) {
-    for (int i = rank - 1; i >= 0; i--) {
-        if (++idx[i] < dims[i]) return;
-        idx[i] = 0;
-    }
-}
-
-static int64_t prod(const int64_t *d, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p = (d[i] < 0 || p < 0) ? -1 : p * d[i];
-    return p;
-}
-
-static void unknown_rank(il_kctx *c, int i, il_dtype dt) {
-    il_tensor *o = il_out(c, i);
-    if (o) { o->dtype = dt; o->rank = -1; }
-}
 
 static void copy_elem(void *dst, int64_t i, const void *src, int64_t j, size_t es) {
     memcpy((char *)dst + i * (int64_t)es, (const char *)src + j * (int64_t)es, es);
@@ -48,155 +25,22 @@ static int64_t norm_index(const il_kctx *c, int64_t v, int64_t n, int axis) {
     return i;
 }
 
-static int is_index_dtype(il_dtype t) { return t == IL_I64 || t == IL_I32; }
-
-/* ---------------------------------------------------------------- Slice */
-
-/* Per input axis: first element, step and output length (-1: not known before running). */
-typedef struct {
-    int64_t start[IL_MAX_RANK], step[IL_MAX_RANK], len[IL_MAX_RANK];
-} slice_plan;
-
-/* Slice's int lists: attributes in opset 1, inputs from opset 10. *n = -1 when not known. */
-static il_status slice_list(const il_kctx *c, const char *name, int slot, int64_t *v, int *n, int *present) {
-    const il_tensor *t = il_in(c, slot);
-    *present = 1;
-    if (c->opset < 10) {
-        const int64_t *a;
-        *n = il_attr_ints(c->node, name, &a);
-        *present = a != NULL;
-        if (*n > IL_MAX_RANK) return il_kerr(c, IL_ERR_INVALID, "%s has %d values, more than the rank", name, *n);
-        for (int i = 0; i < *n; i++) v[i] = a[i];
-        return IL_OK;
-    }
-    if (!t) { *present = 0; *n = 0; return IL_OK; }
-    if (!t->data) { *n = -1; return IL_OK; }
-    if (t->rank != 1 || t->dims[0] > IL_MAX_RANK)
-        return il_kerr(c, IL_ERR_INVALID, "%s must be 1-D with at most %d values", name, IL_MAX_RANK);
-    *n = (int)t->dims[0];
-    for (int i = 0; i < *n; i++) v[i] = il_int_at(t, i);
-    return IL_OK;
-}
-
-static il_status slice_make(const il_kctx *c, const il_tensor *x, slice_plan *p) {
-    int64_t starts[IL_MAX_RANK], ends[IL_MAX_RANK], axes[IL_MAX_RANK], steps[IL_MAX_RANK];
-    int ns, ne, na, nst, has_s, has_e, has_a, has_st, r = x->rank;
-    il_status st;
-    if ((st = slice_list(c, "starts", 1, starts, &ns, &has_s)) || (st = slice_list(c, "ends", 2, ends, &ne, &has_e)) ||
-        (st = slice_list(c, "axes", 3, axes, &na, &has_a)) || (st = slice_list(c, "steps", 4, steps, &nst, &has_st)))
-        return st;
-    if (!has_s || !has_e) return il_kerr(c, IL_ERR_INVALID, "needs starts and ends");
-    for (int a = 0; a < r; a++) { p->start[a] = 0; p->step[a] = 1; p->len[a] = x->dims[a]; }
-    if (!has_a) { /* default: the first len(starts) axes */
-        na = ns;
-        for (int i = 0; i < ns; i++) axes[i] = i;
-    }
-    if (ns < 0 || ne < 0 || na < 0 || nst < 0) { /* values not known yet: the axes they touch are unknown */
-        for (int a = 0; a < r; a++)
-            if (na < 0) p->len[a] = -1;
-        for (int i = 0; i < na; i++)
-            if (axes[i] >= -r && axes[i] < r) p->len[axes[i] < 0 ? axes[i] + r : axes[i]] = -1;
-        return IL_OK;
-    }
-    if (ns != ne || ns != na || (has_st && nst != ns))
-        return il_kerr(c, IL_ERR_INVALID, "starts, ends, axes and steps differ in length (%d, %d, %d, %d)", ns, ne, na,
-                       has_st ? nst : ns);
-    int seen[IL_MAX_RANK] = {0};
-    for (int i = 0; i < ns; i++) {
-        int a;
-        if ((st = il_norm_axis(c, axes[i], r, &a))) return st;
-        if (seen[a]) return il_kerr(c, IL_ERR_INVALID, "axis %d is sliced twice", a);
-        seen[a] = 1;
-        int64_t step = has_st ? steps[i] : 1, d = x->dims[a], s = starts[i], e = ends[i];
-        if (step == 0) return il_kerr(c, IL_ERR_INVALID, "step on axis %d is 0", a);
-        p->step[a] = step;
-        if (d < 0) { p->len[a] = -1; continue; }
-        /* the ONNX rule: negative counts from the end, then clamp; a negative step walks back
-         * from at most d-1 to at least -1 (one before the first element) */
-        if (s < 0) s += d;
-        if (e < 0) e += d;
-        if (step > 0) {
-            s = s < 0 ? 0 : s > d ? d : s;
-            e = e < 0 ? 0 : e > d ? d : e;
-            p->len[a] = e > s ? (e - s - 1) / step + 1 : 0;
-        } else {
-            s = s < 0 ? 0 : s > d - 1 ? d - 1 : s;
-            e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
-            p->len[a] = s > e ? (e - s + 1) / step + 1 : 0; /* both negative: no -step overflow */
-        }
-        p->start[a] = s;
-    }
-    return IL_OK;
-}
-
-static il_status slice_infer(il_kctx *c) {
-    const il_tensor *x = il_in(c, 0);
-    slice_plan p;
-    if (x->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
-    il_status st = slice_make(c, x, &p);
-    if (st) return st;
-    il_set_out(c, 0, x->dtype, x->rank, p.len);
-    return IL_OK;
-}
-
-/* Output element i (multi-index) reads input element start + i*step on every axis. */
-static il_status slice_ref(il_kctx *c) {
-    const il_tensor *x = il_in(c, 0);
-    il_tensor *y = il_out(c, 0);
-    slice_plan p;
-    int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(y);
-    size_t es = il_dtype_size(x->dtype);
-    il_status st = slice_make(c, x, &p);
-    if (st) return st;
-    strides_of(x->rank, x->dims, xs);
-    for (int64_t k = 0; k < n; k++) {
-        int64_t off = 0;
-        for (int a = 0; a < x->rank; a++) off += (p.start[a] + idx[a] * p.step[a]) * xs[a];
-        copy_elem(y->data, k, x->data, off, es);
-        next_index(y->rank, y->dims, idx);
-    }
-    return IL_OK;
-}
-
-/* Rows along the last axis: one memcpy each when its step is 1; threads split the rows. */
-static il_status slice_fast(il_kctx *c) {
-    const il_tensor *x = il_in(c, 0);
-    il_tensor *y = il_out(c, 0);
-    slice_plan p;
-    int64_t xs[IL_MAX_RANK], n = il_tensor_numel(y), es = (int64_t)il_dtype_size(x->dtype);
-    il_status st = slice_make(c, x, &p);
-    if (st) return st;
-    if (n == 0) return IL_OK;
-    if (x->rank == 0) { memcpy(y->data, x->data, (size_t)es); return IL_OK; }
-    strides_of(x->rank, x->dims, xs);
-    int r = x->rank;
-    int64_t run = y->dims[r - 1], rows = n / run;
-    IL_PAR_FOR(c, row, rows) {
-        int64_t rem = row, off = p.start[r - 1] * xs[r - 1];
-        for (int a = r - 2; a >= 0; a--) {
-            off += (p.start[a] + rem % y->dims[a] * p.step[a]) * xs[a];
-            rem /= y->dims[a];
-        }
-        char *dst = (char *)y->data + row * run * es;
-        const char *src = (const char *)x->data + off * es;
-        if (p.step[r - 1] == 1) memcpy(dst, src, (size_t)(run * es));
-        else
-            for (int64_t j = 0; j < run; j++) memcpy(dst + j * es, src + j * p.step[r - 1] * es, (size_t)es);
-    }
-    return IL_OK;
+/* Indices are int32 or int64. */
+static il_status check_indices(const il_kctx *c, const il_tensor *ind) {
+    if (ind->dtype == IL_I64 || ind->dtype == IL_I32) return IL_OK;
+    return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
 }
 
 /* ---------------------------------------------------------------- Gather family */
 
 static il_status gather_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
-    if (!is_index_dtype(ind->dtype))
-        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
-    if (x->rank < 0 || ind->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    il_status st = check_indices(c, ind);
+    if (st) return st;
+    if (x->rank < 0 || ind->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     int axis, r = x->rank + ind->rank - 1;
     int64_t out[IL_MAX_RANK];
-    il_status st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);
-    if (st) return st;
+    if ((st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis))) return st;
     if (x->rank == 0) return il_kerr(c, IL_ERR_INVALID, "cannot gather from a scalar");
     if (r > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", r, IL_MAX_RANK);
     if (ind->data && x->dims[axis] >= 0) /* known indices (constants, or at run time): check now */
@@ -216,7 +60,7 @@ static il_status gather_run(il_kctx *c, int fast) {
     il_tensor *y = il_out(c, 0);
     int axis;
     il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);
-    int64_t outer = prod(x->dims, 0, axis), inner = prod(x->dims, axis + 1, x->rank), d = x->dims[axis];
+    int64_t outer = il_dims_prod(x->dims, 0, axis), inner = il_dims_prod(x->dims, axis + 1, x->rank), d = x->dims[axis];
     int64_t ni = il_tensor_numel(ind), es = (int64_t)il_dtype_size(x->dtype);
     for (int64_t j = 0; j < ni; j++) /* check them all first: an error leaves no half-written output */
         if (norm_index(c, il_int_at(ind, j), d, axis) < 0) return IL_ERR_INVALID;
@@ -243,12 +87,11 @@ static il_status gather_fast(il_kctx *c) { return gather_run(c, 1); }
 
 static il_status gather_elements_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
-    if (!is_index_dtype(ind->dtype))
-        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    il_status st = check_indices(c, ind);
+    if (st) return st;
     if (x->rank >= 0 && ind->rank >= 0) {
         int axis;
-        il_status st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);
-        if (st) return st;
+        if ((st = il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis))) return st;
         if (ind->rank != x->rank)
             return il_kerr(c, IL_ERR_SHAPE, "indices have rank %d, data rank %d", ind->rank, x->rank);
         for (int i = 0; i < x->rank; i++)
@@ -267,21 +110,21 @@ static il_status gather_elements_ref(il_kctx *c) {
     int axis;
     int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(ind);
     il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);
-    strides_of(x->rank, x->dims, xs);
+    il_strides(x->rank, x->dims, xs);
     for (int64_t k = 0; k < n; k++) {
         int64_t j = norm_index(c, il_int_at(ind, k), x->dims[axis], axis), off = 0;
         if (j < 0) return IL_ERR_INVALID;
         for (int i = 0; i < x->rank; i++) off += (i == axis ? j : idx[i]) * xs[i];
         copy_elem(y->data, k, x->data, off, il_dtype_size(x->dtype));
-        next_index(ind->rank, ind->dims, idx);
+        il_next_index(ind->rank, ind->dims, idx);
     }
     return IL_OK;
 }
 
 /* GatherND/ScatterND geometry: b batch dims, m = indices.shape[-1] coordinates per tuple. */
 static il_status nd_check(il_kctx *c, const il_tensor *x, const il_tensor *ind, int b, int *m) {
-    if (!is_index_dtype(ind->dtype))
-        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    il_status st = check_indices(c, ind);
+    if (st) return st;
     if (ind->rank < 1 || b < 0 || b >= ind->rank || b >= x->rank)
         return il_kerr(c, IL_ERR_INVALID, "batch_dims %d does not fit data rank %d and indices rank %d", b, x->rank,
                        ind->rank);
@@ -299,7 +142,7 @@ static il_status gather_nd_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
     int b = (int)il_attr_int(c->node, "batch_dims", 0), m;
     if (x->rank < 0 || ind->rank < 0 || (ind->rank > 0 && ind->dims[ind->rank - 1] < 0)) {
-        unknown_rank(c, 0, x->dtype);
+        il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
     }
     il_status st = nd_check(c, x, ind, b, &m);
@@ -322,15 +165,15 @@ static int64_t nd_offset(const il_kctx *c, const il_tensor *x, const il_tensor *
         if (j < 0) return -1;
         off = off * x->dims[b + k] + j;
     }
-    return off * prod(x->dims, b + m, x->rank);
+    return off * il_dims_prod(x->dims, b + m, x->rank);
 }
 
 static il_status gather_nd_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
     il_tensor *y = il_out(c, 0);
     int b = (int)il_attr_int(c->node, "batch_dims", 0), m = (int)ind->dims[ind->rank - 1];
-    int64_t batches = prod(x->dims, 0, b), per = prod(ind->dims, b, ind->rank - 1);
-    int64_t slice = prod(x->dims, b + m, x->rank), bstride = prod(x->dims, b, x->rank);
+    int64_t batches = il_dims_prod(x->dims, 0, b), per = il_dims_prod(ind->dims, b, ind->rank - 1);
+    int64_t slice = il_dims_prod(x->dims, b + m, x->rank), bstride = il_dims_prod(x->dims, b, x->rank);
     size_t es = il_dtype_size(x->dtype);
     for (int64_t bt = 0; bt < batches; bt++)
         for (int64_t j = 0; j < per; j++) {
@@ -425,7 +268,7 @@ static il_status scatter_nd_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
     il_tensor *y = il_out(c, 0);
     int red, m = (int)ind->dims[ind->rank - 1];
-    int64_t n = prod(ind->dims, 0, ind->rank - 1), slice = prod(x->dims, m, x->rank);
+    int64_t n = il_dims_prod(ind->dims, 0, ind->rank - 1), slice = il_dims_prod(x->dims, m, x->rank);
     size_t es = il_dtype_size(x->dtype);
     reduction_of(c, &red);
     for (int64_t t = 0; t < n; t++) /* check every index before writing anything */
@@ -444,9 +287,7 @@ static il_status scatter_elements_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
     int red, axis;
     il_status st = reduction_of(c, &red);
-    if (st) return st;
-    if (!is_index_dtype(ind->dtype))
-        return il_kerr(c, IL_ERR_TYPE, "indices must be int32 or int64, not %s", il_dtype_name(ind->dtype));
+    if (st || (st = check_indices(c, ind))) return st;
     if (upd->dtype != x->dtype)
         return il_kerr(c, IL_ERR_TYPE, "updates are %s, data %s", il_dtype_name(upd->dtype), il_dtype_name(x->dtype));
     if (x->rank >= 0 && ind->rank >= 0 && upd->rank >= 0) {
@@ -477,13 +318,13 @@ static il_status scatter_elements_ref(il_kctx *c) {
     reduction_of(c, &red);
     for (int64_t k = 0; k < n; k++)
         if (norm_index(c, il_int_at(ind, k), x->dims[axis], axis) < 0) return IL_ERR_INVALID;
-    strides_of(x->rank, x->dims, xs);
+    il_strides(x->rank, x->dims, xs);
     if (y->data != x->data) memcpy(y->data, x->data, il_tensor_bytes(y));
     for (int64_t k = 0; k < n; k++) {
         int64_t j = norm_index(c, il_int_at(ind, k), x->dims[axis], axis), off = 0;
         for (int i = 0; i < x->rank; i++) off += (i == axis ? j : idx[i]) * xs[i];
         reduce_elem(x->dtype, (char *)y->data + off * (int64_t)es, (const char *)upd->data + k * (int64_t)es, red);
-        next_index(ind->rank, ind->dims, idx);
+        il_next_index(ind->rank, ind->dims, idx);
     }
     return IL_OK;
 }
@@ -505,7 +346,7 @@ static il_status trilu_ref(il_kctx *c) {
     il_tensor *y = il_out(c, 0);
     int upper = il_attr_int(c->node, "upper", 1) != 0;
     int64_t k = kt ? il_int_at(kt, 0) : 0, rows = x->dims[x->rank - 2], cols = x->dims[x->rank - 1];
-    int64_t mats = prod(x->dims, 0, x->rank - 2);
+    int64_t mats = il_dims_prod(x->dims, 0, x->rank - 2);
     size_t es = il_dtype_size(x->dtype);
     for (int64_t mt = 0; mt < mats; mt++)
         for (int64_t i = 0; i < rows; i++)
@@ -561,7 +402,7 @@ static il_status nonzero_ref(il_kctx *c) {
             if (x->rank == 0) y[j] = 0;
             j++;
         }
-        next_index(x->rank, x->dims, idx);
+        il_next_index(x->rank, x->dims, idx);
     }
     return IL_OK;
 }
@@ -601,7 +442,7 @@ static il_status compress_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     int axis = -1;
     int64_t out[IL_MAX_RANK];
-    if (x->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     il_status st = compress_geom(c, x, il_in(c, 1), &axis, out);
     if (st) return st;
     il_set_out(c, 0, x->dtype, axis < 0 ? 1 : x->rank, out);
@@ -616,8 +457,8 @@ static il_status compress_ref(il_kctx *c) {
     if (st || (st = il_kctx_alloc_output(c, 0, x->dtype, axis < 0 ? 1 : x->rank, out))) return st;
     il_tensor *y = il_out(c, 0);
     /* rows: dims before the axis; each kept slice along it is `inner` contiguous elements */
-    int64_t outer = axis < 0 ? 1 : prod(x->dims, 0, axis), d = axis < 0 ? il_tensor_numel(x) : x->dims[axis];
-    int64_t inner = axis < 0 ? 1 : prod(x->dims, axis + 1, x->rank), nc = il_tensor_numel(cond), pos = 0;
+    int64_t outer = axis < 0 ? 1 : il_dims_prod(x->dims, 0, axis), d = axis < 0 ? il_tensor_numel(x) : x->dims[axis];
+    int64_t inner = axis < 0 ? 1 : il_dims_prod(x->dims, axis + 1, x->rank), nc = il_tensor_numel(cond), pos = 0;
     int64_t es = (int64_t)il_dtype_size(x->dtype);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < d && i < nc; i++)
@@ -631,7 +472,6 @@ static il_status compress_ref(il_kctx *c) {
 
 #define ANY IL_OPF_ANY_DTYPE
 const il_op il_ops_index[] = {
-    {"", "Slice", 1, slice_infer, slice_ref, slice_fast, ANY},
     {"", "Gather", 1, gather_infer, gather_ref, gather_fast, ANY},
     {"", "GatherElements", 11, gather_elements_infer, gather_elements_ref, NULL, ANY},
     {"", "GatherND", 11, gather_nd_infer, gather_nd_ref, NULL, ANY},

@@ -26,12 +26,13 @@ extern const il_op il_ops_pool[];      /* engine/ops/pool.c */
 extern const il_op il_ops_norm[];      /* engine/ops/norm.c: BatchNorm, InstanceNorm, LayerNorm */
 extern const il_op il_ops_linalg[];    /* engine/ops/linalg.c: Gemm, MatMul, Einsum */
 extern const il_op il_ops_shape[];     /* engine/ops/shape.c: Reshape..Identity */
-extern const il_op il_ops_index[];     /* engine/ops/index.c: Gather*, Scatter*, Slice, ... */
+extern const il_op il_ops_index[];     /* engine/ops/index.c: Gather*, Scatter*, Trilu, NonZero, Compress */
+extern const il_op il_ops_slice[];     /* engine/ops/slice.c: Slice */
 extern const il_op il_ops_reduce[];    /* engine/ops/reduce.c: Reduce*, ArgMax/ArgMin, CumSum */
 extern const il_op il_ops_softmax[];   /* engine/ops/softmax.c: Softmax, LogSoftmax, Hardmax, TopK */
 extern const il_op il_ops_resize[];    /* engine/ops/resize.c: Resize, Upsample */
 extern const il_op il_ops_pad[];       /* engine/ops/pad.c: Pad, DepthToSpace, SpaceToDepth */
-extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, NonZero.. */
+extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Range, OneHot, EyeLike */
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
 extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
@@ -43,7 +44,8 @@ il_status il_kerr(const il_kctx *c, il_status s, const char *fmt, ...) __attribu
 static inline il_tensor *il_in(const il_kctx *c, int i) { return i < c->n_in ? c->in[i] : NULL; }
 static inline il_tensor *il_out(const il_kctx *c, int i) { return i < c->n_out ? c->out[i] : NULL; }
 
-/* Set output i's dtype and shape (infer functions). */
+/* Set output i's dtype and shape (infer functions). rank -1 says the rank is not known yet
+ * (plan time); dims are then not read and may be NULL. */
 static inline void il_set_out(il_kctx *c, int i, il_dtype dt, int rank, const int64_t *dims) {
     il_tensor *o = il_out(c, i);
     if (!o) return;
@@ -65,6 +67,42 @@ static inline int il_shape_known(const il_tensor *t) {
     return 1;
 }
 
+/* Largest element count a tensor may have (il_tensor_new refuses more); checking a shape
+ * against it keeps products of user-given dims from overflowing int64. */
+#define IL_MAX_NUMEL ((int64_t)1 << 40)
+
+/* Product of dims[from..to), -1 when one of them is unknown (-1). */
+static inline int64_t il_dims_prod(const int64_t *dims, int from, int to) {
+    int64_t p = 1;
+    for (int i = from; i < to; i++) p = (dims[i] < 0 || p < 0) ? -1 : p * dims[i];
+    return p;
+}
+
+/* Row-major strides, in elements, of a shape. */
+static inline void il_strides(int rank, const int64_t *dims, int64_t *strides) {
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= dims[i];
+    }
+}
+
+/* Step a multi-index to the next element of a shape, the last axis fastest. */
+static inline void il_next_index(int rank, const int64_t *dims, int64_t *idx) {
+    for (int i = rank - 1; i >= 0; i--) {
+        if (++idx[i] < dims[i]) return;
+        idx[i] = 0;
+    }
+}
+
+/* The multi-index of flat (row-major) position i in a shape. */
+static inline void il_unravel(int64_t i, int rank, const int64_t *dims, int64_t *idx) {
+    for (int d = rank - 1; d >= 0; d--) {
+        idx[d] = i % dims[d];
+        i /= dims[d];
+    }
+}
+
 /* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
 il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);
 
@@ -74,8 +112,23 @@ il_status il_broadcast_shape(const il_kctx *c, int ra, const int64_t *a, int rb,
 /* Strides of t seen as broadcast to out shape (rank rout): 0 along broadcast dims. */
 void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int64_t *strides);
 
-/* Read an int64/int32 tensor as int64 values (for shape/axes/pads inputs); n elements. */
-int64_t il_int_at(const il_tensor *t, int64_t i);
+/* Element i of a tensor as int64: integer dtypes exactly (uint64 keeps its bit pattern, so
+ * wrapping arithmetic on it stays right), others truncated from il_tensor_get. For shape, axes
+ * and pads inputs (int64 or int32) and for integer kernels. */
+static inline int64_t il_int_at(const il_tensor *t, int64_t i) {
+    const void *d = t->data;
+    switch (t->dtype) {
+    case IL_I64: return ((const int64_t *)d)[i];
+    case IL_I32: return ((const int32_t *)d)[i];
+    case IL_I8: return ((const int8_t *)d)[i];
+    case IL_U8: return ((const uint8_t *)d)[i];
+    case IL_I16: return ((const int16_t *)d)[i];
+    case IL_U16: return ((const uint16_t *)d)[i];
+    case IL_U32: return ((const uint32_t *)d)[i];
+    case IL_U64: return (int64_t)((const uint64_t *)d)[i];
+    default: return (int64_t)il_tensor_get(t, i);
+    }
+}
 
 /* Parallel loop over [0, n) with OpenMP when the work is big enough to pay for threads.
  * (IL_PRAGMA_ stringizes after the arguments are substituted, so c and n may be any expression.) */
@@ -84,6 +137,10 @@ int64_t il_int_at(const il_tensor *t, int64_t i);
     IL_PRAGMA_(omp parallel for num_threads((c)->threads > 0 ? (c)->threads : 1)                       \
                    if ((n) > 1 && (c)->threads > 1) schedule(static))                                  \
     for (int64_t var = 0; var < (n); var++)
+
+/* engine/cpu/transpose.c: output 0 = input 0 with its axes permuted (output axis i is input axis
+ * perm[i]; perm checked by the caller), any dtype. */
+il_status il_transpose_fast(il_kctx *c, const int *perm);
 
 /* BLAS sgemm row-major: C = alpha*op(A)*op(B) + beta*C. */
 void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

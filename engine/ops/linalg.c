@@ -55,8 +55,16 @@ static il_status mm_shapes(const il_kctx *c, const il_tensor *a, const il_tensor
     return IL_OK;
 }
 
-/* Element offsets of the A and B matrices for each batch index (0 along broadcast dims). */
-static void mm_offsets(const mm_geom *g, const il_tensor *a, const il_tensor *b, int64_t *ao, int64_t *bo) {
+/* The geometry of A x B, and the element offsets of the A and B matrices for each batch index
+ * (0 along broadcast dims) in *ao and *bo: one allocation, which the caller frees with
+ * free(*ao). */
+static il_status mm_batches(const il_kctx *c, const il_tensor *a, const il_tensor *b, mm_geom *g, int64_t **ao,
+                            int64_t **bo) {
+    il_status st = mm_shapes(c, a, b, g);
+    if (st) return st;
+    *ao = malloc((size_t)(g->nb + 1) * 2 * sizeof(int64_t));
+    if (!*ao) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    *bo = *ao + g->nb + 1;
     int64_t sa[IL_MAX_RANK], sb[IL_MAX_RANK], idx[IL_MAX_RANK];
     il_tensor ta = {.rank = a->rank > 2 ? a->rank - 2 : 0}, tb = {.rank = b->rank > 2 ? b->rank - 2 : 0};
     memcpy(ta.dims, a->dims, (size_t)ta.rank * sizeof(int64_t));
@@ -71,9 +79,10 @@ static void mm_offsets(const mm_geom *g, const il_tensor *a, const il_tensor *b,
             oa += idx[d] * sa[d];
             ob += idx[d] * sb[d];
         }
-        ao[i] = oa * g->m * g->k;
-        bo[i] = ob * g->k * g->n;
+        (*ao)[i] = oa * g->m * g->k;
+        (*bo)[i] = ob * g->k * g->n;
     }
+    return IL_OK;
 }
 
 static il_status mm_infer(il_kctx *c) {
@@ -84,8 +93,7 @@ static il_status mm_infer(il_kctx *c) {
     if (!il_is_f32_f64(a->dtype) && !int_dtype(a->dtype))
         return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(a->dtype));
     if (a->rank < 0 || b->rank < 0) {
-        il_set_out(c, 0, a->dtype, 0, NULL);
-        c->out[0]->rank = -1;
+        il_set_out(c, 0, a->dtype, -1, NULL);
         return IL_OK;
     }
     mm_geom g;
@@ -94,28 +102,14 @@ static il_status mm_infer(il_kctx *c) {
     return st;
 }
 
-/* Integer elements as int64 (wrapping like the C types do). */
-static int64_t ld_int(const il_tensor *t, int64_t i) {
-    switch (t->dtype) {
-    case IL_I32: return ((const int32_t *)t->data)[i];
-    case IL_U32: return ((const uint32_t *)t->data)[i];
-    case IL_U64: return (int64_t)((const uint64_t *)t->data)[i];
-    case IL_U8: return ((const uint8_t *)t->data)[i];
-    case IL_I8: return ((const int8_t *)t->data)[i];
-    default: return ((const int64_t *)t->data)[i];
-    }
-}
-
-/* Y[b, i, j] = sum_k A[b, i, k] * B[b, k, j], for the batches given by mm_offsets. */
+/* Y[b, i, j] = sum_k A[b, i, k] * B[b, k, j], for the batches given by mm_batches. */
 static il_status mm_ref(il_kctx *c) {
     const il_tensor *a = c->in[0], *b = c->in[1];
     il_tensor *y = c->out[0];
     mm_geom g;
-    il_status st = mm_shapes(c, a, b, &g);
+    int64_t *ao, *bo;
+    il_status st = mm_batches(c, a, b, &g, &ao, &bo);
     if (st) return st;
-    int64_t *ao = malloc((size_t)(g.nb + 1) * 2 * sizeof(int64_t)), *bo = ao + g.nb + 1;
-    if (!ao) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    mm_offsets(&g, a, b, ao, bo);
     int isint = int_dtype(a->dtype);
     for (int64_t bi = 0; bi < g.nb; bi++)
         for (int64_t i = 0; i < g.m; i++)
@@ -124,7 +118,8 @@ static il_status mm_ref(il_kctx *c) {
                 if (isint) {
                     uint64_t acc = 0; /* unsigned: overflow wraps instead of being undefined */
                     for (int64_t k = 0; k < g.k; k++)
-                        acc += (uint64_t)ld_int(a, ao[bi] + i * g.k + k) * (uint64_t)ld_int(b, bo[bi] + k * g.n + j);
+                        acc += (uint64_t)il_int_at(a, ao[bi] + i * g.k + k) *
+                               (uint64_t)il_int_at(b, bo[bi] + k * g.n + j);
                     switch (y->dtype) {
                     case IL_I32: ((int32_t *)y->data)[yi] = (int32_t)(uint32_t)acc; break;
                     case IL_U32: ((uint32_t *)y->data)[yi] = (uint32_t)acc; break;
@@ -146,11 +141,9 @@ static il_status mm_fast(il_kctx *c) {
     const il_tensor *a = c->in[0], *b = c->in[1];
     if (a->dtype != IL_F32) return mm_ref(c);
     mm_geom g;
-    il_status st = mm_shapes(c, a, b, &g);
+    int64_t *ao, *bo;
+    il_status st = mm_batches(c, a, b, &g, &ao, &bo);
     if (st) return st;
-    int64_t *ao = malloc((size_t)(g.nb + 1) * 2 * sizeof(int64_t)), *bo = ao + g.nb + 1;
-    if (!ao) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    mm_offsets(&g, a, b, ao, bo);
     const float *ad = a->data, *bd = b->data;
     float *yd = c->out[0]->data;
     if (g.k == 0) memset(yd, 0, (size_t)(g.nb * g.m * g.n) * sizeof(float));
@@ -280,8 +273,7 @@ static il_status qmm_infer_common(il_kctx *c, int qlinear) {
         return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s x %s", il_dtype_name(a->dtype), il_dtype_name(b->dtype));
     il_dtype out = qlinear ? c->in[7]->dtype : IL_I32;
     if (a->rank < 0 || b->rank < 0) {
-        il_set_out(c, 0, out, 0, NULL);
-        c->out[0]->rank = -1;
+        il_set_out(c, 0, out, -1, NULL);
         return IL_OK;
     }
     mm_geom g;
@@ -296,7 +288,7 @@ static il_status qlmm_infer(il_kctx *c) { return qmm_infer_common(c, 1); }
 /* Zero point of row i (A) / column j (B): a per-tensor scalar or one per row / column. */
 static int64_t zp_at(const il_tensor *zp, int64_t i) {
     if (!zp) return 0;
-    return ld_int(zp, il_tensor_numel(zp) == 1 ? 0 : i);
+    return il_int_at(zp, il_tensor_numel(zp) == 1 ? 0 : i);
 }
 
 static il_status qmm_ref_common(il_kctx *c, int qlinear) {
@@ -304,21 +296,19 @@ static il_status qmm_ref_common(il_kctx *c, int qlinear) {
     const il_tensor *azp = il_in(c, 2), *bzp = il_in(c, qlinear ? 5 : 3);
     il_tensor *y = c->out[0];
     mm_geom g;
-    il_status st = mm_shapes(c, a, b, &g);
+    int64_t *ao, *bo;
+    il_status st = mm_batches(c, a, b, &g, &ao, &bo);
     if (st) return st;
-    int64_t *ao = malloc((size_t)(g.nb + 1) * 2 * sizeof(int64_t)), *bo = ao + g.nb + 1;
-    if (!ao) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    mm_offsets(&g, a, b, ao, bo);
     double scale = qlinear ? il_tensor_get(c->in[1], 0) * il_tensor_get(c->in[4], 0) / il_tensor_get(c->in[6], 0) : 1;
-    int64_t yzp = qlinear ? ld_int(c->in[7], 0) : 0;
+    int64_t yzp = qlinear ? il_int_at(c->in[7], 0) : 0;
     int64_t lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
     for (int64_t bi = 0; bi < g.nb; bi++)
         for (int64_t i = 0; i < g.m; i++)
             for (int64_t j = 0; j < g.n; j++) {
                 int64_t acc = 0;
                 for (int64_t k = 0; k < g.k; k++)
-                    acc += (ld_int(a, ao[bi] + i * g.k + k) - zp_at(azp, i)) *
-                           (ld_int(b, bo[bi] + k * g.n + j) - zp_at(bzp, j));
+                    acc += (il_int_at(a, ao[bi] + i * g.k + k) - zp_at(azp, i)) *
+                           (il_int_at(b, bo[bi] + k * g.n + j) - zp_at(bzp, j));
                 int64_t yi = (bi * g.m + i) * g.n + j;
                 if (!qlinear) {
                     ((int32_t *)y->data)[yi] = (int32_t)acc;

@@ -14,8 +14,6 @@
  */
 #include "kernel.h"
 
-#define MAX_NUMEL ((int64_t)1 << 40)
-
 /* ---------------------------------------------------------------- element load / store */
 
 enum { K_FLOAT, K_INT, K_UINT };
@@ -240,12 +238,10 @@ static il_status constant_of_shape_infer(il_kctx *c) {
         dims[i] = s->data ? il_int_at(s, i) : -1;
         if (s->data && dims[i] < 0)
             return il_kerr(c, IL_ERR_INVALID, "shape has a negative dim %lld", (long long)dims[i]);
-        if (dims[i] > 0 && n > MAX_NUMEL / dims[i]) return il_kerr(c, IL_ERR_INVALID, "shape is too large");
+        if (dims[i] > 0 && n > IL_MAX_NUMEL / dims[i]) return il_kerr(c, IL_ERR_INVALID, "shape is too large");
         if (dims[i] >= 0) n *= dims[i];
     }
-    il_tensor *o = il_out(c, 0);
-    il_set_out(c, 0, dt, r < 0 ? 0 : r, dims);
-    if (r < 0) o->rank = -1;
+    il_set_out(c, 0, dt, r, dims);
     return IL_OK;
 }
 
@@ -266,7 +262,7 @@ static il_status range_count(il_kctx *c, num s, num l, num d, int64_t *n) {
     if (s.kind == K_FLOAT) {
         if (d.f == 0) return il_kerr(c, IL_ERR_INVALID, "delta is 0");
         double k = ceil((l.f - s.f) / d.f);
-        if (!(k < (double)MAX_NUMEL)) return il_kerr(c, IL_ERR_INVALID, "range of %g elements is too large", k);
+        if (!(k < (double)IL_MAX_NUMEL)) return il_kerr(c, IL_ERR_INVALID, "range of %g elements is too large", k);
         *n = k > 0 ? (int64_t)k : 0;
         return IL_OK;
     }
@@ -276,7 +272,7 @@ static il_status range_count(il_kctx *c, num s, num l, num d, int64_t *n) {
     if ((span > 0) != (d.i > 0) || span == 0) { *n = 0; return IL_OK; }
     /* same signs: ceil division without overflow */
     *n = span / d.i + (span % d.i != 0);
-    if (*n > MAX_NUMEL) return il_kerr(c, IL_ERR_INVALID, "range of %lld elements is too large", (long long)*n);
+    if (*n > IL_MAX_NUMEL) return il_kerr(c, IL_ERR_INVALID, "range of %lld elements is too large", (long long)*n);
     return IL_OK;
 }
 
@@ -342,9 +338,9 @@ static il_status onehot_geom(il_kctx *c, int *axis, int64_t *depth) {
         *axis = (int)(a < 0 ? a + r : a);
     }
     *depth = dep->data ? int_of(dep, 0, &ok) : -1;
-    if (!ok || (dep->data && (*depth < 0 || *depth > MAX_NUMEL)))
+    if (!ok || (dep->data && (*depth < 0 || *depth > IL_MAX_NUMEL)))
         return il_kerr(c, IL_ERR_INVALID, "depth %g is not a valid size", il_tensor_get(dep, 0));
-    if (il_shape_known(ind) && *depth > 0 && il_tensor_numel(ind) > MAX_NUMEL / *depth)
+    if (il_shape_known(ind) && *depth > 0 && il_tensor_numel(ind) > IL_MAX_NUMEL / *depth)
         return il_kerr(c, IL_ERR_INVALID, "output of %lld x %lld elements is too large", (long long)il_tensor_numel(ind),
                        (long long)*depth);
     return IL_OK;
@@ -356,7 +352,7 @@ static il_status onehot_infer(il_kctx *c) {
     int64_t depth, dims[IL_MAX_RANK];
     il_status st = onehot_geom(c, &axis, &depth);
     if (st) return st;
-    if (ind->rank < 0) { il_tensor *o = il_out(c, 0); o->dtype = val->dtype; o->rank = -1; return IL_OK; }
+    if (ind->rank < 0) { il_set_out(c, 0, val->dtype, -1, NULL); return IL_OK; }
     for (int i = 0, j = 0; i <= ind->rank; i++) dims[i] = i == axis ? depth : ind->dims[j++];
     il_set_out(c, 0, val->dtype, ind->rank + 1, dims);
     return IL_OK;

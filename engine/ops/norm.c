@@ -32,12 +32,6 @@ static il_status param_size(const il_kctx *c, int i, const char *what, int64_t n
     return IL_OK;
 }
 
-static void set_unknown_rank(il_kctx *c, int i, il_dtype dt) {
-    if (!il_out(c, i)) return;
-    il_set_out(c, i, dt, 0, NULL);
-    c->out[i]->rank = -1;
-}
-
 /* ---------------------------------------------------------------- BatchNormalization */
 
 /* Training mode: opset 14 has the attribute; before, asking for the extra outputs meant it. */
@@ -59,7 +53,7 @@ static il_status bn_infer(il_kctx *c) {
     for (int i = 1; i < 5; i++)
         if (!il_in(c, i)) return il_kerr(c, IL_ERR_INVALID, "needs 5 inputs (X, scale, B, mean, var)");
     if (x->rank < 0) {
-        for (int i = 0; i < c->n_out; i++) set_unknown_rank(c, i, x->dtype);
+        for (int i = 0; i < c->n_out; i++) il_set_out(c, i, x->dtype, -1, NULL);
         return IL_OK;
     }
     char sx[96];
@@ -295,7 +289,7 @@ static il_status ln_infer(il_kctx *c) {
     il_status st = ln_geom(c, &axis);
     if (st) return st;
     if (x->rank < 0) {
-        for (int i = 0; i < c->n_out; i++) set_unknown_rank(c, i, x->dtype);
+        for (int i = 0; i < c->n_out; i++) il_set_out(c, i, x->dtype, -1, NULL);
         return IL_OK;
     }
     il_same_as(c, 0, 0);

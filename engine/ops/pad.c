@@ -158,6 +158,22 @@ static il_status pad_value(const il_kctx *c, unsigned char *v) {
     return IL_OK;
 }
 
+/* The input offset that output position pos (flat over y's axes 0..last) comes from, axis by
+ * axis from `last` (whose input stride is `stride`) down; *outside when it is in a constant pad. */
+static int64_t pad_source(const pad_args *p, const il_tensor *x, const il_tensor *y, int last, int64_t pos,
+                          int64_t stride, int *outside) {
+    int64_t src = 0;
+    *outside = 0;
+    for (int a = last; a >= 0; a--) {
+        int64_t j = pad_src(p->mode, pos % y->dims[a], x->dims[a], p->begin[a], p->end[a]);
+        pos /= y->dims[a];
+        if (j < 0) *outside = 1;
+        src += j * stride;
+        stride *= x->dims[a];
+    }
+    return src;
+}
+
 /* Readable version: every output element finds its source element axis by axis. */
 static il_status pad_ref(il_kctx *c) {
     const il_tensor *x = c->in[0];
@@ -170,15 +186,8 @@ static il_status pad_ref(il_kctx *c) {
     size_t es = il_dtype_size(x->dtype);
     int64_t n = il_tensor_numel(y);
     for (int64_t o = 0; o < n; o++) {
-        int64_t rem = o, src = 0, stride = 1;
-        int outside = 0;
-        for (int a = r - 1; a >= 0; a--) {
-            int64_t j = pad_src(p.mode, rem % y->dims[a], x->dims[a], p.begin[a], p.end[a]);
-            rem /= y->dims[a];
-            if (j < 0) outside = 1;
-            src += j * stride;
-            stride *= x->dims[a];
-        }
+        int outside;
+        int64_t src = pad_source(&p, x, y, r - 1, o, 1, &outside);
         memcpy((char *)y->data + o * es, outside ? (const void *)val : (const char *)x->data + src * es, es);
     }
     return IL_OK;
@@ -200,15 +209,8 @@ static il_status pad_fast(il_kctx *c) {
     int64_t rows = il_tensor_numel(y) / w, b = p.begin[r - 1], e = p.end[r - 1];
     int64_t lo = b < 0 ? -b : 0, kept = dw - lo - (e < 0 ? -e : 0), pb = b > 0 ? b : 0;
     IL_PAR_FOR(c, row, rows) {
-        int64_t rem = row, src = 0, stride = dw;
-        int outside = 0;
-        for (int a = r - 2; a >= 0; a--) {
-            int64_t j = pad_src(p.mode, rem % y->dims[a], x->dims[a], p.begin[a], p.end[a]);
-            rem /= y->dims[a];
-            if (j < 0) outside = 1;
-            src += j * stride;
-            stride *= x->dims[a];
-        }
+        int outside;
+        int64_t src = pad_source(&p, x, y, r - 2, row, dw, &outside);
         char *out = (char *)y->data + row * w * es;
         const char *in = (const char *)x->data + src * es;
         if (outside) {

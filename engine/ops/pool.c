@@ -33,12 +33,8 @@ static il_status pool_infer_kind(il_kctx *c, int kind) {
     const il_tensor *x = il_in(c, 0);
     il_conv_geom g;
     if (x && x->rank < 0) {
-        il_set_out(c, 0, x->dtype, 0, NULL);
-        c->out[0]->rank = -1;
-        if (il_out(c, 1)) {
-            il_set_out(c, 1, IL_I64, 0, NULL);
-            c->out[1]->rank = -1;
-        }
+        il_set_out(c, 0, x->dtype, -1, NULL);
+        il_set_out(c, 1, IL_I64, -1, NULL); /* MaxPool's Indices */
         return IL_OK;
     }
     il_status st = pool_geom(c, kind, &g);
@@ -58,13 +54,6 @@ static il_status maxpool_infer(il_kctx *c) {
 static il_status avgpool_infer(il_kctx *c) { return pool_infer_kind(c, POOL_AVG); }
 static il_status lppool_infer(il_kctx *c) { return pool_infer_kind(c, POOL_LP); }
 
-static void unflat(int64_t i, int nsp, const int64_t *dims, int64_t *idx) {
-    for (int d = nsp - 1; d >= 0; d--) {
-        idx[d] = i % dims[d];
-        i /= dims[d];
-    }
-}
-
 /* One pooling kernel for the three kinds: for each output position, walk the window's taps
  * p = o*stride + kk*dilation - pad. */
 static il_status pool_ref_kind(il_kctx *c, int kind) {
@@ -79,11 +68,11 @@ static il_status pool_ref_kind(il_kctx *c, int kind) {
     int64_t o[IL_MAX_SPATIAL], kk[IL_MAX_SPATIAL];
     for (int64_t nc = 0; nc < g.n * g.c; nc++)
         for (int64_t op = 0; op < g.out_sp; op++) {
-            unflat(op, g.nsp, g.out, o);
+            il_unravel(op, g.nsp, g.out, o);
             double best = -INFINITY, sum = 0;
             int64_t best_at = -1, taps_in = 0, taps_padded = 0;
             for (int64_t kp = 0; kp < g.k_sp; kp++) {
-                unflat(kp, g.nsp, g.k, kk);
+                il_unravel(kp, g.nsp, g.k, kk);
                 int inside = 1, in_padded = 1;
                 int64_t flat = 0, flat_cm = 0, scale = 1;
                 for (int d = 0; d < g.nsp; d++) {
@@ -140,8 +129,7 @@ static il_status global_infer_kind(il_kctx *c, int kind) {
     il_status st = pool_dtype(c, x, kind);
     if (st) return st;
     if (x->rank < 0) {
-        il_set_out(c, 0, x->dtype, 0, NULL);
-        c->out[0]->rank = -1;
+        il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
     }
     char sx[96];

@@ -22,22 +22,6 @@ typedef enum {
 
 /* ---------------------------------------------------------------- integer helpers */
 
-/* Element i of an integer tensor widened to int64; uint64 keeps its bit pattern. */
-static int64_t int_get(const il_tensor *t, int64_t i) {
-    const void *d = t->data;
-    switch (t->dtype) {
-    case IL_I8: return ((const int8_t *)d)[i];
-    case IL_U8: return ((const uint8_t *)d)[i];
-    case IL_I16: return ((const int16_t *)d)[i];
-    case IL_U16: return ((const uint16_t *)d)[i];
-    case IL_I32: return ((const int32_t *)d)[i];
-    case IL_U32: return ((const uint32_t *)d)[i];
-    case IL_I64: return ((const int64_t *)d)[i];
-    case IL_U64: return (int64_t)((const uint64_t *)d)[i];
-    default: return 0;
-    }
-}
-
 /* Store v truncated to t's integer type (two's complement wrap, like a C cast). */
 static void int_put(il_tensor *t, int64_t i, int64_t v) {
     void *d = t->data;
@@ -57,7 +41,7 @@ static void int_put(il_tensor *t, int64_t i, int64_t v) {
 /* a < b in t's integer type (uint64 needs an unsigned compare). */
 static int int_less(il_dtype dt, int64_t a, int64_t b) { return dt == IL_U64 ? (uint64_t)a < (uint64_t)b : a < b; }
 
-/* The smallest and largest value of an integer type, as int_get would return them. */
+/* The smallest and largest value of an integer type, as il_int_at would return them. */
 static void int_limits(il_dtype dt, int64_t *lo, int64_t *hi) {
     switch (dt) {
     case IL_I8: *lo = INT8_MIN; *hi = INT8_MAX; break;
@@ -145,19 +129,26 @@ static il_status reduce_axes(const il_kctx *c, int axes_input_since, int *reduce
     return IL_OK;
 }
 
+/* Input 0 of a reduction or ArgMax/ArgMin: there, and float32, float64 or an integer type. */
+static il_status reduce_input(const il_kctx *c, const il_tensor **x) {
+    *x = il_in(c, 0);
+    if (!*x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
+    if ((*x)->dtype != IL_F32 && (*x)->dtype != IL_F64 && !is_int_dtype((*x)->dtype))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name((*x)->dtype));
+    return IL_OK;
+}
+
 static il_status reduce_infer(il_kctx *c, int axes_input_since) {
-    il_tensor *x = il_in(c, 0);
-    if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
-    if (x->dtype != IL_F32 && x->dtype != IL_F64 && !is_int_dtype(x->dtype))
-        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
+    const il_tensor *x;
+    il_status s = reduce_input(c, &x);
+    if (s) return s;
     int keep = il_attr_int(c->node, "keepdims", 1) != 0;
     if (x->rank < 0) {
         il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
     }
     int reduced[IL_MAX_RANK], known, n_axes;
-    il_status s = reduce_axes(c, axes_input_since, reduced, &known, &n_axes);
-    if (s) return s;
+    if ((s = reduce_axes(c, axes_input_since, reduced, &known, &n_axes))) return s;
     int64_t dims[IL_MAX_RANK];
     int r = 0;
     if (!known) {
@@ -254,14 +245,14 @@ static int64_t combine_int(red_kind k, const il_tensor *x, int64_t base, const a
     if (k == RED_MAX || k == RED_MIN) {
         int64_t best = k == RED_MAX ? lo : hi;
         for (int64_t j = 0; j < n; j++) {
-            int64_t v = int_get(x, base + walk_at(w, j));
+            int64_t v = il_int_at(x, base + walk_at(w, j));
             if (k == RED_MAX ? int_less(x->dtype, best, v) : int_less(x->dtype, v, best)) best = v;
         }
         return best;
     }
     uint64_t acc = k == RED_PROD ? 1 : 0;
     for (int64_t j = 0; j < n; j++) {
-        int64_t v = int_get(x, base + walk_at(w, j));
+        int64_t v = il_int_at(x, base + walk_at(w, j));
         switch (k) {
         case RED_PROD: acc *= (uint64_t)v; break;
         case RED_L1: acc += (uint64_t)(v < 0 && x->dtype != IL_U64 ? -(uint64_t)v : (uint64_t)v); break;
@@ -278,7 +269,7 @@ static int64_t combine_int(red_kind k, const il_tensor *x, int64_t base, const a
 
 /* An integer element as a double, for the kinds that need real math (L2, log-sums). */
 static double int_as_double(const il_tensor *t, int64_t i) {
-    int64_t v = int_get(t, i);
+    int64_t v = il_int_at(t, i);
     return t->dtype == IL_U64 ? (double)(uint64_t)v : (double)v;
 }
 
@@ -450,7 +441,7 @@ REDUCE_OP(rsumsq, RED_SUMSQ, 18)
  * when nan_high, smaller otherwise, so numpy's "NaN wins" holds for both ArgMax and ArgMin. */
 static int cmp_at(const il_tensor *x, int64_t i, int64_t j, int nan_high) {
     if (is_int_dtype(x->dtype)) {
-        int64_t a = int_get(x, i), b = int_get(x, j);
+        int64_t a = il_int_at(x, i), b = il_int_at(x, j);
         return int_less(x->dtype, a, b) ? -1 : int_less(x->dtype, b, a) ? 1 : 0;
     }
     double a = il_tensor_get(x, i), b = il_tensor_get(x, j);
@@ -462,10 +453,9 @@ static int cmp_at(const il_tensor *x, int64_t i, int64_t j, int nan_high) {
 }
 
 static il_status arg_infer(il_kctx *c) {
-    il_tensor *x = il_in(c, 0);
-    if (!x) return il_kerr(c, IL_ERR_INVALID, "missing input 0");
-    if (x->dtype != IL_F32 && x->dtype != IL_F64 && !is_int_dtype(x->dtype))
-        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
+    const il_tensor *x;
+    il_status s = reduce_input(c, &x);
+    if (s) return s;
     int keep = il_attr_int(c->node, "keepdims", 1) != 0;
     if (x->rank < 0) {
         il_set_out(c, 0, IL_I64, -1, NULL);
@@ -474,8 +464,7 @@ static il_status arg_infer(il_kctx *c) {
     int64_t axis = il_attr_int(c->node, "axis", 0), dims[IL_MAX_RANK];
     int a, r = 0;
     if (x->rank == 0) return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank 0", (long long)axis);
-    il_status s = il_norm_axis(c, axis, x->rank, &a);
-    if (s) return s;
+    if ((s = il_norm_axis(c, axis, x->rank, &a))) return s;
     for (int i = 0; i < x->rank; i++) {
         if (i != a) dims[r++] = x->dims[i];
         else if (keep) dims[r++] = 1;
@@ -559,13 +548,13 @@ static il_status cumsum_ref(il_kctx *c) {
                 int64_t j = rev ? n - 1 - step : step, at = (o * n + j) * inner + i;
                 /* exclusive: write the sum of the elements before this one, then add it */
                 if (!excl) {
-                    if (isint) iacc += (uint64_t)int_get(x, at);
+                    if (isint) iacc += (uint64_t)il_int_at(x, at);
                     else acc += il_tensor_get(x, at);
                 }
                 if (isint) int_put(y, at, (int64_t)iacc);
                 else il_tensor_set(y, at, acc);
                 if (excl) {
-                    if (isint) iacc += (uint64_t)int_get(x, at);
+                    if (isint) iacc += (uint64_t)il_int_at(x, at);
                     else acc += il_tensor_get(x, at);
                 }
             }

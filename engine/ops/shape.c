@@ -7,22 +7,19 @@
  * float16 and bfloat16 pass through unconverted. Inference runs with unknown data and dims
  * (-1) at plan time; where a shape input's data is not known yet, the dims it decides are -1.
  * Shape and Size read only their input's dims, never its data (the engine folds them before
- * the input is computed).
+ * the input is computed). Transpose's fast kernel is in engine/cpu/transpose.c.
  */
 #include "kernel.h"
 
 #include <stdio.h>
 
-/* Largest element count an output may have: il_tensor_new refuses more, and checking here
- * keeps products of user-given dims from overflowing int64. */
-#define MAX_NUMEL ((int64_t)1 << 40)
-
+/* An output shape stays within IL_MAX_RANK and IL_MAX_NUMEL (unknown dims are skipped). */
 static il_status check_numel(const il_kctx *c, int rank, const int64_t *dims) {
     if (rank > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", rank, IL_MAX_RANK);
     int64_t n = 1;
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0) continue; /* unknown at plan time */
-        if (dims[i] && n > MAX_NUMEL / dims[i])
+        if (dims[i] && n > IL_MAX_NUMEL / dims[i])
             return il_kerr(c, IL_ERR_INVALID, "output dim %d (%lld) makes the tensor too large", i,
                            (long long)dims[i]);
         n *= dims[i];
@@ -37,26 +34,6 @@ static const char *ints_str(int n, const int64_t *v, char *buf, size_t size) {
         k += (size_t)snprintf(buf + k, size - k, "%s%lld", i ? "," : "", (long long)v[i]);
     if (k < size) snprintf(buf + k, size - k, "]");
     return buf;
-}
-
-/* Row-major strides in elements. */
-static void strides_of(int rank, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int i = rank - 1; i >= 0; i--) { st[i] = s; s *= dims[i]; }
-}
-
-/* Advance a multi-index over dims (the last axis fastest). */
-static void next_index(int rank, const int64_t *dims, int64_t *idx) {
-    for (int i = rank - 1; i >= 0; i--) {
-        if (++idx[i] < dims[i]) return;
-        idx[i] = 0;
-    }
-}
-
-static int64_t prod(const int64_t *d, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p = (d[i] < 0 || p < 0) ? -1 : p * d[i];
-    return p;
 }
 
 /* An int list given as an attribute (opset < from) or as input `slot` (opset >= from).
@@ -87,12 +64,6 @@ static il_status int_list(const il_kctx *c, const char *attr, int slot, int64_t 
     return IL_OK;
 }
 
-/* Output i gets dtype dt and unknown rank. */
-static void unknown_rank(il_kctx *c, int i, il_dtype dt) {
-    il_tensor *o = il_out(c, i);
-    if (o) { o->dtype = dt; o->rank = -1; }
-}
-
 /* Kernels of ops whose output holds the input's bytes in the same order. */
 static il_status copy_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
@@ -110,7 +81,7 @@ static il_status reshape_infer(il_kctx *c) {
     il_status st = int_list(c, "shape", 1, 5, shape, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
     if (!present) return il_kerr(c, IL_ERR_INVALID, "needs a shape");
-    if (n < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (n < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     if (!known) { /* the rank is the shape's length; the dims wait for its data */
         for (int i = 0; i < n; i++) out[i] = -1;
         il_set_out(c, 0, x->dtype, n, out);
@@ -169,8 +140,8 @@ static il_status flatten_infer(il_kctx *c) {
         if (axis < -x->rank || axis > x->rank)
             return il_kerr(c, IL_ERR_INVALID, "axis %lld is out of range for rank %d", (long long)axis, x->rank);
         if (axis < 0) axis += x->rank;
-        out[0] = prod(x->dims, 0, (int)axis);
-        out[1] = prod(x->dims, (int)axis, x->rank);
+        out[0] = il_dims_prod(x->dims, 0, (int)axis);
+        out[1] = il_dims_prod(x->dims, (int)axis, x->rank);
     }
     il_set_out(c, 0, x->dtype, 2, out);
     return IL_OK;
@@ -199,7 +170,7 @@ static il_status transpose_perm(const il_kctx *c, int rank, int *perm) {
 
 static il_status transpose_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
-    if (x->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     int perm[IL_MAX_RANK];
     int64_t out[IL_MAX_RANK];
     il_status st = transpose_perm(c, x->rank, perm);
@@ -217,87 +188,21 @@ static il_status transpose_ref(il_kctx *c) {
     int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(y);
     size_t es = il_dtype_size(x->dtype);
     transpose_perm(c, r, perm);
-    strides_of(r, x->dims, xs);
+    il_strides(r, x->dims, xs);
     for (int64_t k = 0; k < n; k++) {
         int64_t off = 0;
         for (int i = 0; i < r; i++) off += idx[i] * xs[perm[i]];
         memcpy((char *)y->data + k * es, (const char *)x->data + off * es, es);
-        next_index(r, y->dims, idx);
+        il_next_index(r, y->dims, idx);
     }
     return IL_OK;
 }
 
-/* Copy a tile of a 2-D transpose: out[i*os + j] = in[i + j*is] for i < ni, j < nj. */
-#define TILE_COPY(T)                                                                 \
-    for (int64_t i = 0; i < ni; i++)                                                 \
-        for (int64_t j = 0; j < nj; j++) ((T *)dst)[i * os + j] = ((const T *)src)[i + j * is];
-
-static void copy_tile(char *dst, const char *src, int64_t ni, int64_t nj, int64_t os, int64_t is, size_t es) {
-    switch (es) {
-    case 1: TILE_COPY(uint8_t); break;
-    case 2: TILE_COPY(uint16_t); break;
-    case 4: TILE_COPY(uint32_t); break;
-    case 8: TILE_COPY(uint64_t); break;
-    default:
-        for (int64_t i = 0; i < ni; i++)
-            for (int64_t j = 0; j < nj; j++) memcpy(dst + (i * os + j) * es, src + (i + j * is) * es, es);
-    }
-}
-
-/* Fast Transpose: merge axes that stay neighbours, then either copy contiguous runs (the
- * input's last axis stays last) or transpose 32x32 tiles between the input's last axis and
- * the output's last axis, so both reads and writes stay in cache. Threads split the tiles. */
+/* The fast kernel (axis merging, cache tiles, threads) is in engine/cpu/transpose.c. */
 static il_status transpose_fast(il_kctx *c) {
-    const il_tensor *x = il_in(c, 0);
-    il_tensor *y = il_out(c, 0);
-    int perm[IL_MAX_RANK], r = 0;
-    int64_t xs[IL_MAX_RANK], d[IL_MAX_RANK], s[IL_MAX_RANK]; /* per merged output axis: size, input stride */
-    size_t es = il_dtype_size(x->dtype);
-    int64_t n = il_tensor_numel(y);
-    if (n == 0) return IL_OK;
-    transpose_perm(c, x->rank, perm);
-    strides_of(x->rank, x->dims, xs);
-    for (int i = 0; i < x->rank; i++) {
-        if (x->dims[perm[i]] == 1) continue;
-        if (r > 0 && s[r - 1] == xs[perm[i]] * x->dims[perm[i]]) { /* follows the previous axis in the input too */
-            d[r - 1] *= x->dims[perm[i]];
-            s[r - 1] = xs[perm[i]];
-        } else {
-            d[r] = x->dims[perm[i]];
-            s[r++] = xs[perm[i]];
-        }
-    }
-    const char *src = x->data;
-    char *dst = y->data;
-    if (r == 0 || (r == 1 && s[0] == 1)) { memcpy(dst, src, (size_t)n * es); return IL_OK; }
-    int64_t ys[IL_MAX_RANK];
-    strides_of(r, d, ys);
-    if (s[r - 1] == 1) { /* contiguous runs of d[r-1] elements */
-        int64_t run = d[r - 1], rows = n / run;
-        IL_PAR_FOR(c, row, rows) {
-            int64_t rem = row, off = 0;
-            for (int i = r - 2; i >= 0; i--) { off += (rem % d[i]) * s[i]; rem /= d[i]; }
-            memcpy(dst + row * run * es, src + off * es, (size_t)run * es);
-        }
-        return IL_OK;
-    }
-    int a = 0; /* the output axis that is the input's last (stride 1) */
-    while (s[a] != 1) a++;
-    const int64_t B = 32;
-    int64_t ta = (d[a] + B - 1) / B, tl = (d[r - 1] + B - 1) / B, outer = n / (d[a] * d[r - 1]);
-    IL_PAR_FOR(c, t, outer * ta * tl) {
-        int64_t o = t / (ta * tl), ia = (t / tl) % ta * B, il = t % tl * B, rem = o, xo = 0, yo = 0;
-        for (int i = r - 2; i >= 0; i--) { /* the other axes, from the outer index */
-            if (i == a) continue;
-            xo += (rem % d[i]) * s[i];
-            yo += (rem % d[i]) * ys[i];
-            rem /= d[i];
-        }
-        int64_t ni = d[a] - ia < B ? d[a] - ia : B, nj = d[r - 1] - il < B ? d[r - 1] - il : B;
-        copy_tile(dst + (yo + ia * ys[a] + il) * (int64_t)es, src + (xo + ia + il * s[r - 1]) * (int64_t)es, ni, nj,
-                  ys[a], s[r - 1], es);
-    }
-    return IL_OK;
+    int perm[IL_MAX_RANK];
+    il_status st = transpose_perm(c, il_in(c, 0)->rank, perm);
+    return st ? st : il_transpose_fast(c, perm);
 }
 
 /* ---------------------------------------------------------------- Squeeze / Unsqueeze */
@@ -308,7 +213,7 @@ static il_status squeeze_infer(il_kctx *c) {
     int n, known, present, r = 0, drop[IL_MAX_RANK] = {0};
     il_status st = int_list(c, "axes", 1, 13, axes, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
-    if (x->rank < 0 || n < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0 || n < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     if (!known) { /* how many go is known, not which */
         if (x->rank - n < 0) return il_kerr(c, IL_ERR_INVALID, "%d axes for a rank-%d input", n, x->rank);
         for (int i = 0; i < x->rank - n; i++) out[i] = -1;
@@ -317,7 +222,7 @@ static il_status squeeze_infer(il_kctx *c) {
     }
     if (!present || n == 0) { /* every dim of size 1 */
         for (int i = 0; i < x->rank; i++) {
-            if (x->dims[i] < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+            if (x->dims[i] < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
             drop[i] = x->dims[i] == 1;
         }
     }
@@ -342,7 +247,7 @@ static il_status unsqueeze_infer(il_kctx *c) {
     il_status st = int_list(c, "axes", 1, 13, axes, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
     if (!present) return il_kerr(c, IL_ERR_INVALID, "needs axes");
-    if (x->rank < 0 || n < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0 || n < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     int r = x->rank + n;
     if (r > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", r, IL_MAX_RANK);
     if (!known) {
@@ -380,7 +285,7 @@ static il_status concat_infer(il_kctx *c) {
         if (!first || first->rank < 0) first = t;
     }
     if (!first) return il_kerr(c, IL_ERR_INVALID, "needs at least one input");
-    if (first->rank < 0) { unknown_rank(c, 0, first->dtype); return IL_OK; }
+    if (first->rank < 0) { il_set_out(c, 0, first->dtype, -1, NULL); return IL_OK; }
     int axis, r = first->rank;
     il_status st = concat_axis(c, r, &axis);
     if (st) return st;
@@ -415,7 +320,7 @@ static il_status concat_ref(il_kctx *c) {
     int axis;
     concat_axis(c, y->rank, &axis);
     size_t es = il_dtype_size(y->dtype);
-    int64_t outer = prod(y->dims, 0, axis), inner = prod(y->dims, axis + 1, y->rank), pos = 0;
+    int64_t outer = il_dims_prod(y->dims, 0, axis), inner = il_dims_prod(y->dims, axis + 1, y->rank), pos = 0;
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < c->n_in; k++) {
             const il_tensor *t = il_in(c, k);
@@ -433,7 +338,7 @@ static il_status concat_fast(il_kctx *c) {
     int axis;
     concat_axis(c, y->rank, &axis);
     int64_t es = (int64_t)il_dtype_size(y->dtype);
-    int64_t outer = prod(y->dims, 0, axis), inner = prod(y->dims, axis + 1, y->rank) * es;
+    int64_t outer = il_dims_prod(y->dims, 0, axis), inner = il_dims_prod(y->dims, axis + 1, y->rank) * es;
     IL_PAR_FOR(c, o, outer) {
         char *dst = (char *)y->data + o * y->dims[axis] * inner;
         for (int k = 0; k < c->n_in; k++) {
@@ -488,7 +393,7 @@ static il_status split_sizes(il_kctx *c, const il_tensor *x, int axis, int64_t *
 static il_status split_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     if (x->rank < 0) {
-        for (int i = 0; i < c->n_out; i++) unknown_rank(c, i, x->dtype);
+        for (int i = 0; i < c->n_out; i++) il_set_out(c, i, x->dtype, -1, NULL);
         return IL_OK;
     }
     int axis;
@@ -512,7 +417,7 @@ static il_status split_ref(il_kctx *c) {
     il_status st = split_sizes(c, x, axis, sizes);
     if (st) return st;
     int64_t es = (int64_t)il_dtype_size(x->dtype);
-    int64_t outer = prod(x->dims, 0, axis), inner = prod(x->dims, axis + 1, x->rank), pos = 0;
+    int64_t outer = il_dims_prod(x->dims, 0, axis), inner = il_dims_prod(x->dims, axis + 1, x->rank), pos = 0;
     for (int64_t o = 0; o < outer; o++)
         for (int k = 0; k < c->n_out; k++) {
             il_tensor *t = il_out(c, k);
@@ -532,7 +437,7 @@ static il_status expand_infer(il_kctx *c) {
     il_status st = int_list(c, "shape", 1, 8, shape, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
     if (!present) return il_kerr(c, IL_ERR_INVALID, "needs a shape input");
-    if (n < 0 || x->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (n < 0 || x->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     for (int i = 0; i < n; i++) {
         if (!known) shape[i] = -1;
         else if (shape[i] < 0) return il_kerr(c, IL_ERR_INVALID, "shape has a negative dim %lld", (long long)shape[i]);
@@ -545,32 +450,17 @@ static il_status expand_infer(il_kctx *c) {
     return IL_OK;
 }
 
-static il_status expand_ref(il_kctx *c) {
-    const il_tensor *x = il_in(c, 0);
-    il_tensor *y = il_out(c, 0);
-    int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(y);
-    size_t es = il_dtype_size(x->dtype);
-    il_broadcast_strides(x, y->rank, y->dims, xs);
-    for (int64_t k = 0; k < n; k++) {
-        int64_t off = 0;
-        for (int i = 0; i < y->rank; i++) off += idx[i] * xs[i];
-        memcpy((char *)y->data + k * (int64_t)es, (const char *)x->data + off * (int64_t)es, es);
-        next_index(y->rank, y->dims, idx);
-    }
-    return IL_OK;
-}
-
 static il_status tile_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *rep = il_in(c, 1);
     int64_t out[IL_MAX_RANK];
     if (!rep) return il_kerr(c, IL_ERR_INVALID, "needs a repeats input");
-    if (x->rank < 0) { unknown_rank(c, 0, x->dtype); return IL_OK; }
+    if (x->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
     if (rep->rank >= 0 && (rep->rank != 1 || (rep->dims[0] >= 0 && rep->dims[0] != x->rank)))
         return il_kerr(c, IL_ERR_INVALID, "repeats must be 1-D with %d values", x->rank);
     for (int i = 0; i < x->rank; i++) {
         int64_t t = rep->data ? il_int_at(rep, i) : -1;
         if (rep->data && t < 0) return il_kerr(c, IL_ERR_INVALID, "repeat %lld is negative", (long long)t);
-        if (t > MAX_NUMEL || (x->dims[i] > 0 && t > MAX_NUMEL / x->dims[i]))
+        if (t > IL_MAX_NUMEL || (x->dims[i] > 0 && t > IL_MAX_NUMEL / x->dims[i]))
             return il_kerr(c, IL_ERR_INVALID, "repeat %lld is too large", (long long)t);
         out[i] = (t < 0 || x->dims[i] < 0) ? -1 : x->dims[i] * t;
     }
@@ -580,17 +470,20 @@ static il_status tile_infer(il_kctx *c) {
     return IL_OK;
 }
 
-static il_status tile_ref(il_kctx *c) {
+/* Expand and Tile are one copy: y[i] = x[i mod x's dims], x's shape aligned to the right of
+ * y's. Tile repeats the whole input; Expand repeats only its size-1 dims (and adds leading ones). */
+static il_status repeat_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     il_tensor *y = il_out(c, 0);
+    int lead = y->rank - x->rank;
     int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(y);
     size_t es = il_dtype_size(x->dtype);
-    strides_of(x->rank, x->dims, xs);
+    il_strides(x->rank, x->dims, xs);
     for (int64_t k = 0; k < n; k++) {
         int64_t off = 0;
-        for (int i = 0; i < y->rank; i++) off += idx[i] % x->dims[i] * xs[i];
+        for (int i = 0; i < x->rank; i++) off += idx[lead + i] % x->dims[i] * xs[i];
         memcpy((char *)y->data + k * (int64_t)es, (const char *)x->data + off * (int64_t)es, es);
-        next_index(y->rank, y->dims, idx);
+        il_next_index(y->rank, y->dims, idx);
     }
     return IL_OK;
 }
@@ -672,8 +565,8 @@ const il_op il_ops_shape[] = {
     {"", "Unsqueeze", 1, unsqueeze_infer, copy_ref, NULL, ANY},
     {"", "Concat", 1, concat_infer, concat_ref, concat_fast, ANY},
     {"", "Split", 1, split_infer, split_ref, NULL, ANY},
-    {"", "Expand", 8, expand_infer, expand_ref, NULL, ANY},
-    {"", "Tile", 6, tile_infer, tile_ref, NULL, ANY},
+    {"", "Expand", 8, expand_infer, repeat_ref, NULL, ANY},
+    {"", "Tile", 6, tile_infer, repeat_ref, NULL, ANY},
     {"", "Identity", 1, identity_infer, copy_ref, NULL, ANY},
     {"", "Dropout", 1, dropout_infer, dropout_ref, NULL, ANY},
     {"", "Shape", 1, shape_infer, shape_ref, NULL, ANY},
