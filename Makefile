@@ -24,9 +24,16 @@ ifeq ($(CUDA),0)
 NVCC    :=
 endif
 
+comma    := ,
 GEN      := $(BUILD)/gen
 CPPFLAGS += -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
 CFLAGS   += -std=c11 $(OPT) -Wall -Wextra -Wno-unused-parameter -fopenmp -march=x86-64-v2 $(SANFLAGS)
+# OpenBLAS's OpenMP build shares our OpenMP threads instead of spinning its own pthreads
+# against them (measured 1.5-2.7x faster on ResNet-18/MobileNet v2 at 2 threads); use it when
+# installed (make deps installs it), else whatever libopenblas.so the system selects. Expanded
+# when linking, so a first `make test` links it after deps installed it.
+OPENBLAS_DIR = $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp)
+LDLIBS   += $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR))
 LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
 LDFLAGS  += -fopenmp $(SANFLAGS)
 
