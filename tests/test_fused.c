@@ -4,6 +4,7 @@
  * (the same node lowered by passes/lower_fused.c), for each activation and the geometries the
  * fast paths treat differently (im2col, 1x1, depthwise, groups, 1-D, 3-D, tiles, broadcasting).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,6 +180,121 @@ static void test_attention_silu(void) {
     check_three(g, "SiLU");
 }
 
+/* Attention's fast kernel (sgemm over blocks of query rows, softmax in between) against the
+ * reference at 1, 2 and 3 threads, which split the rows into blocks differently; g is freed.
+ * The inputs are random in [-2, 2); constant masks keep their values. */
+static void check_attention(il_graph *g, const char *what) {
+    il_tensor *in[4] = {0};
+    for (int i = 0; i < g->n_inputs; i++) {
+        const il_value *x = &g->values[g->inputs[i]];
+        in[i] = il_tensor_new(IL_F32, x->rank, x->dims);
+        il_tensor_fill_random(in[i], &rng, -2, 2);
+    }
+    il_plan_opts ro = {.reference = 1, .threads = 1};
+    il_tensor **ref;
+    int n;
+    IL_ASSERT_OK(il_run_model(g, in, g->n_inputs, &ro, &ref, &n));
+    for (int threads = 1; threads <= 3; threads++) {
+        il_plan_opts o = {.threads = threads};
+        il_tensor **fast;
+        IL_ASSERT_OK(il_run_model(g, in, g->n_inputs, &o, &fast, &n));
+        char msg[256];
+        int64_t w;
+        int ok = il_tensor_allclose(fast[0], ref[0], 1e-4, 1e-5, &w, msg, sizeof msg);
+        if (!ok) fprintf(stderr, "\n  Attention %s, %d threads, fast vs ref: %s\n", what, threads, msg);
+        CU_ASSERT_TRUE(ok);
+        il_tensor_free(fast[0]);
+        free(fast);
+    }
+    il_tensor_free(ref[0]);
+    free(ref);
+    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
+    il_graph_free(g);
+}
+
+/* Attention(Q [.., sq, d], Kt [.., d, sk], V [.., sk, dv], mask) with the leading dims of each
+ * given separately (rank r - 2 of them), mask of rank mr with dims md (mr < 0: none). */
+static il_graph *attention_graph(int r, const int64_t *ql, const int64_t *kl, const int64_t *vl, int64_t sq,
+                                 int64_t sk, int64_t d, int64_t dv, int mr, const int64_t *md) {
+    il_graph *g = new_graph(17);
+    int64_t qd[IL_MAX_RANK], kd[IL_MAX_RANK], vd[IL_MAX_RANK];
+    for (int i = 0; i < r - 2; i++) qd[i] = ql[i], kd[i] = kl[i], vd[i] = vl[i];
+    qd[r - 2] = sq, qd[r - 1] = d;
+    kd[r - 2] = d, kd[r - 1] = sk;
+    vd[r - 2] = sk, vd[r - 1] = dv;
+    int in[4] = {input(g, "q", r, qd), input(g, "kt", r, kd), input(g, "v", r, vd), mr >= 0 ? input(g, "mask", mr, md) : -1};
+    int y = il_graph_value(g, "y");
+    int j = il_graph_add_node(g, "Attention", "ai.inferlab", "att", mr >= 0 ? 4 : 3, in, 1, &y);
+    il_node_set_float(g, j, "scale", 1.0f / sqrtf((float)(d > 0 ? d : 1)));
+    il_graph_add_output(g, y);
+    return g;
+}
+
+static void test_attention_shapes(void) {
+    /* (B, H, S, D) shapes: tiny (below the parallel threshold), ViT/BERT-like, S not a multiple
+     * of any block, more rows than one cache block (Sk 300: 218 rows), Sq != Sk, D != Dv */
+    static const int64_t shapes[][6] = {
+        /* B  H   Sq   Sk   D   Dv */
+        {1, 1, 1, 1, 1, 1},      {1, 2, 5, 5, 4, 4},     {2, 4, 17, 17, 16, 16},  {3, 4, 16, 16, 16, 16},
+        {2, 2, 128, 128, 32, 32}, {1, 3, 67, 67, 64, 64}, {1, 1, 300, 300, 8, 8}, {2, 3, 37, 53, 24, 40},
+        {1, 1, 250, 7, 16, 5},   {4, 1, 1, 90, 32, 32},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int64_t *s = shapes[i];
+        int64_t lead[2] = {s[0], s[1]}, sq = s[2], sk = s[3];
+        char what[96];
+        snprintf(what, sizeof what, "B=%lld H=%lld Sq=%lld Sk=%lld D=%lld Dv=%lld", (long long)s[0], (long long)s[1],
+                 (long long)sq, (long long)sk, (long long)s[4], (long long)s[5]);
+        /* masks: none, per batch [B,1,1,Sk] (BERT's), per head [1,H,Sq,Sk], full [B,H,Sq,Sk],
+         * [Sq,Sk], [Sq,1] (one value per row), [Sk] */
+        const int64_t mb[4] = {s[0], 1, 1, sk}, mh[4] = {1, s[1], sq, sk}, mf[4] = {s[0], s[1], sq, sk},
+                      m2[2] = {sq, sk}, mcol[2] = {sq, 1}, m1[1] = {sk};
+        check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], -1, NULL), what);
+        check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 4, mb), what);
+        check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 4, mh), what);
+        if (i % 3 == 0) check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 4, mf), what);
+        if (i % 3 == 1) check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 2, m2), what);
+        if (i % 3 == 2) check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 2, mcol), what);
+        check_attention(attention_graph(4, lead, lead, lead, sq, sk, s[4], s[5], 1, m1), what);
+    }
+    /* broadcast leading dims: keys and values shared by the batch, queries shared by the heads */
+    int64_t bh[2] = {3, 4}, b1[2] = {1, 4}, q1[2] = {3, 1}, mb[4] = {3, 1, 1, 29};
+    check_attention(attention_graph(4, bh, b1, b1, 21, 29, 16, 8, 4, mb), "K, V broadcast over the batch");
+    check_attention(attention_graph(4, q1, bh, bh, 21, 29, 16, 8, -1, NULL), "Q broadcast over the heads");
+    /* rank 3 ([B*H, S, D], as some exports reshape) and plain matrices */
+    int64_t l3[1] = {6}, m3[3] = {6, 1, 40};
+    check_attention(attention_graph(3, l3, l3, l3, 40, 40, 16, 16, 3, m3), "rank 3");
+    check_attention(attention_graph(2, NULL, NULL, NULL, 70, 70, 32, 32, -1, NULL), "rank 2");
+    /* more keys than one block row holds (il_tile_rows gives 1 row per block) */
+    int64_t one[2] = {1, 2};
+    check_attention(attention_graph(4, one, one, one, 3, 70001, 2, 2, -1, NULL), "Sk 70001");
+    /* empty: no keys (zeros, as the reference's empty sums), no queries, no features */
+    check_attention(attention_graph(4, one, one, one, 5, 0, 4, 4, -1, NULL), "Sk 0");
+    check_attention(attention_graph(4, one, one, one, 0, 5, 4, 4, -1, NULL), "Sq 0");
+    check_attention(attention_graph(4, one, one, one, 5, 6, 0, 4, -1, NULL), "D 0");
+}
+
+/* Masks with -inf: causal (the upper triangle); one row masked whole, which gives NaN in that
+ * row (exp(-inf - -inf)) in both kernels and in the unfused Softmax; and a NaN in one element,
+ * which makes its whole row NaN (the softmax sum), not just one probability. */
+static void test_attention_inf_mask(void) {
+    for (int kind = 0; kind < 3; kind++) {
+        il_graph *g = new_graph(17);
+        int64_t qd[4] = {2, 3, 19, 16}, kd[4] = {2, 3, 16, 19}, md[2] = {19, 19};
+        il_tensor *m = il_tensor_new(IL_F32, 2, md);
+        float *mp = m->data;
+        for (int64_t i = 0; i < 19; i++)
+            for (int64_t j = 0; j < 19; j++) mp[i * 19 + j] = j > i || (kind == 1 && i == 7) ? -INFINITY : 0.0f;
+        if (kind == 2) mp[3 * 19 + 1] = NAN;
+        int in[4] = {input(g, "q", 4, qd), input(g, "kt", 4, kd), input(g, "v", 4, qd), il_graph_add_constant(g, "mask", m)};
+        int y = il_graph_value(g, "y");
+        int j = il_graph_add_node(g, "Attention", "ai.inferlab", "att", 4, in, 1, &y);
+        il_node_set_float(g, j, "scale", 0.25f);
+        il_graph_add_output(g, y);
+        check_attention(g, kind == 0 ? "causal -inf mask" : kind == 1 ? "row masked whole" : "NaN in the mask");
+    }
+}
+
 /* Bad attributes and shapes give a message naming the node, not a crash. */
 static void test_fused_errors(void) {
     il_graph *g = conv_graph(2, 1, 4, 6, 4, 3, 1, 1, 1, 1, 0, "Swish");
@@ -195,4 +311,6 @@ static void test_fused_errors(void) {
 
 IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv},
          {"FusedGemm/FusedMatMul fast = ref = unfused", test_fused_gemm_matmul},
-         {"Attention and SiLU fast = ref = unfused", test_attention_silu}, {"fused op errors", test_fused_errors})
+         {"Attention and SiLU fast = ref = unfused", test_attention_silu},
+         {"Attention fast = ref: shapes, masks, broadcasting, threads", test_attention_shapes},
+         {"Attention with -inf masks", test_attention_inf_mask}, {"fused op errors", test_fused_errors})

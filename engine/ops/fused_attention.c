@@ -11,12 +11,15 @@
  *   Y    [..., Sq, Dv]
  *
  * Leading dims of Q, Kt and V broadcast like MatMul's. The fast kernel never writes the
- * [Sq, Sk] score matrix to memory: each thread computes one query row's scores into a buffer of
- * Sk floats, applies scale, mask and the softmax there and accumulates the output row from it.
+ * [Sq, Sk] score matrix to memory: each thread takes a block of query rows of one (batch, head),
+ * computes their scores with sgemm into a block that stays in its cache, applies scale, mask and
+ * the softmax there in one pass per row, and multiplies the block by V with sgemm straight into Y.
  * Unfused, scores and probabilities are four full tensors written and read again.
  */
+#include "../cpu/compute.h"
 #include "fused.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 typedef struct {
@@ -166,8 +169,100 @@ static il_status att_ref(il_kctx *c) {
     return IL_OK;
 }
 
-/* One query row at a time per thread; the inner loops run along contiguous rows of Kt and V so
- * they vectorize. */
+/* ---------------------------------------------------------------- fast kernel
+ *
+ * Per task, a block of query rows of one (batch, head) matrix:
+ *
+ *     S = scale * Q_blk @ Kt          one sgemm into a per-thread block of rb x Sk floats
+ *     S = exp(S + mask - rowmax)      one pass per row, in cache (row sums kept aside)
+ *     Y_blk = S @ V / rowsum          one sgemm straight into Y, then a scale per row
+ *
+ * so the scores never leave the thread's cache and the products run at BLAS speed. The blocks
+ * are small enough for the score block to stay in L2 (il_tile_rows) and, when the (batch, head)
+ * matrices are fewer than the threads or do not divide evenly among them, split further so that
+ * every thread gets about the same number of rows. Tasks run in parallel; BLAS then runs on the
+ * calling thread (see att_fast). */
+
+/* e^x for x <= 0 within about 2 ulp of expf, as straight-line code so the softmax loop
+ * vectorizes: the same Cephes polynomial as engine/ops/softmax.c's exp_le0 (the unfused path),
+ * so fused and unfused agree to the last bits. Below -88 the result is 0 (a bit select, not a
+ * branch, so the loop stays vector code). */
+static inline float att_exp_le0(float x) {
+    union { float f; int32_t i; } u = {x}, lo = {-88.0f};
+    int32_t keep = -(int32_t)(x >= -88.0f);
+    u.i = (u.i & keep) | (lo.i & ~keep);
+    x = u.f;
+    float k = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln2), x <= 0 */
+    float r = x - k * 0.693359375f - k * -2.12194440e-4f;           /* x = k ln2 + r */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23}; /* k = -127 gives 0 */
+    return p * two_k.f;
+}
+
+/* One row of scaled scores s[0..sk): add the mask row m (element j at m[j * mstride]; NULL for
+ * none), then s = exp(s - max). Returns 1 / sum(s) (the caller scales the output row by it).
+ * A row holding NaN or an infinite maximum (every key masked with -inf) takes the plain expf loop
+ * and comes out NaN like the reference's. */
+static float softmax_row(float *restrict s, int64_t sk, const float *restrict m, int64_t mstride) {
+    float mx = -INFINITY;
+    int bad = 0;
+    if (m && mstride == 1) {
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+        for (int64_t j = 0; j < sk; j++) {
+            float v = s[j] + m[j];
+            s[j] = v;
+            mx = v > mx ? v : mx;
+            bad |= v != v;
+        }
+    } else {
+        if (m)
+            for (int64_t j = 0; j < sk; j++) s[j] += m[j * mstride];
+#pragma omp simd reduction(max : mx) reduction(| : bad)
+        for (int64_t j = 0; j < sk; j++) {
+            mx = s[j] > mx ? s[j] : mx;
+            bad |= s[j] != s[j];
+        }
+    }
+    bad |= isinf(mx);
+    double sum = 0;
+    if (bad) {
+        for (int64_t j = 0; j < sk; j++) sum += s[j] = expf(s[j] - mx);
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < sk; j++) {
+            float e = att_exp_le0(s[j] - mx);
+            s[j] = e;
+            sum += e;
+        }
+    }
+    return (float)(1.0 / sum);
+}
+
+/* Query rows per task for `batches` matrices of sq rows over `threads` threads: at most what keeps
+ * a block's sk scores per row within il_tile_rows, and, among the splittings into blocks of at
+ * least ATT_MIN_ROWS rows, the one whose busiest thread has the fewest rows to do, counting
+ * ATT_BLOCK_COST rows' worth of fixed cost per block (two sgemm calls, packing Kt and V again). */
+#define ATT_MIN_ROWS 16
+#define ATT_BLOCK_COST 4
+static int64_t att_block_rows(int64_t batches, int64_t sq, int64_t sk, int threads) {
+    int64_t cap = il_tile_rows(sk), nb0 = (sq + cap - 1) / cap;
+    int64_t best_rb = (sq + nb0 - 1) / nb0, best_cost = -1;
+    if (threads <= 1) return best_rb;
+    for (int64_t nb = nb0; nb == nb0 || (sq + nb - 1) / nb >= ATT_MIN_ROWS; nb++) {
+        int64_t rb = (sq + nb - 1) / nb, blocks = (sq + rb - 1) / rb;
+        int64_t rounds = (batches * blocks + threads - 1) / threads, cost = rounds * (rb + ATT_BLOCK_COST);
+        if (best_cost < 0 || cost < best_cost) best_cost = cost, best_rb = rb;
+    }
+    return best_rb;
+}
+
+/* Tasks of rb query rows in parallel, each as above. */
 static il_status att_fast(il_kctx *c) {
     att_geom g;
     att_args a;
@@ -175,40 +270,47 @@ static il_status att_fast(il_kctx *c) {
     if (st) return st;
     att_args_init(c, &g, &a);
     float *y = c->out[0]->data;
-    int64_t rows = g.batches * g.sq, sk = g.sk, dv = g.dv, d = g.d;
+    int64_t sq = g.sq, sk = g.sk, d = g.d, dv = g.dv;
+    if (g.batches * sq * dv == 0) return IL_OK;
+    if (sk == 0) { /* softmax over no keys: the reference's empty sums */
+        memset(y, 0, (size_t)(g.batches * sq * dv) * sizeof(float));
+        return IL_OK;
+    }
     int threads = c->threads > 0 ? c->threads : 1;
-    float *buf = malloc((size_t)(sk + 1) * (size_t)threads * sizeof(float));
-    if (!buf) return il_kerr(c, IL_ERR_OOM, "out of memory for the score buffers");
+    int64_t rb = att_block_rows(g.batches, sq, sk, threads), blocks = (sq + rb - 1) / rb, tasks = g.batches * blocks;
+    int par = threads > 1 && tasks > 1 && g.batches * sq * sk * (d + dv) > 32768;
+    size_t per_thread = (size_t)(rb * sk + rb); /* scores, then 1/sum per row */
+    float *buf = malloc(per_thread * (size_t)(par ? threads : 1) * sizeof(float));
+    if (!buf) return il_kerr(c, IL_ERR_OOM, "out of memory for the score blocks (%lld x %lld floats per thread)",
+                             (long long)rb, (long long)sk);
+    /* Inside the parallel loop each sgemm must stay on its thread. OpenBLAS (pthreads build) does
+     * so by itself below IL_SMALL_GEMM; above it, it would queue every thread's call on its one
+     * thread pool, so it is told to use one thread until the loop ends. */
+    int blas_threads = openblas_get_num_threads();
+    int64_t biggest = rb * sk * (d > dv ? d : dv);
+    int solo = par && blas_threads > 1 && biggest >= IL_SMALL_GEMM;
+    if (solo) openblas_set_num_threads(1);
     const il_tensor *Q = c->in[0], *K = c->in[1], *V = c->in[2];
-#pragma omp parallel for num_threads(threads) if (threads > 1 && rows * sk * (d + dv) > 32768) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t bi = r / g.sq, i = r % g.sq;
-        float *s = buf + (size_t)omp_get_thread_num() * (size_t)(sk + 1);
-        const float *q = a.q + batch_off(Q, &g, bi) + i * d, *k = a.k + batch_off(K, &g, bi),
+    int64_t mcol = a.ms[g.lead + 1];
+#pragma omp parallel for num_threads(threads) if (par) schedule(static)
+    for (int64_t t = 0; t < tasks; t++) {
+        int64_t bi = t / blocks, i0 = (t % blocks) * rb, n = sq - i0 < rb ? sq - i0 : rb;
+        float *s = buf + (size_t)omp_get_thread_num() * per_thread, *inv = s + rb * sk;
+        const float *q = a.q + batch_off(Q, &g, bi) + i0 * d, *kt = a.k + batch_off(K, &g, bi),
                     *v = a.v + batch_off(V, &g, bi);
-        float *yr = y + r * dv;
-        for (int64_t j = 0; j < sk; j++) s[j] = 0;
-        for (int64_t e = 0; e < d; e++) {
-            float qe = q[e] * a.scale;
-            const float *kr = k + e * sk;
-            for (int64_t j = 0; j < sk; j++) s[j] += qe * kr[j];
-        }
-        if (a.mask) {
-            const float *m = a.mask + mask_off(&g, &a, bi, i);
-            int64_t mj = a.ms[g.lead + 1];
-            for (int64_t j = 0; j < sk; j++) s[j] += m[j * mj];
-        }
-        float mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < sk; j++) mx = s[j] > mx ? s[j] : mx;
-        for (int64_t j = 0; j < sk; j++) sum += (s[j] = expf(s[j] - mx));
-        float inv = 1.0f / sum;
-        for (int64_t e = 0; e < dv; e++) yr[e] = 0;
-        for (int64_t j = 0; j < sk; j++) {
-            float p = s[j] * inv;
-            const float *vr = v + j * dv;
-            for (int64_t e = 0; e < dv; e++) yr[e] += p * vr[e];
+        float *yb = y + (bi * sq + i0) * dv;
+        if (d > 0) il_sgemm(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
+        else memset(s, 0, (size_t)(n * sk) * sizeof(float));
+        for (int64_t i = 0; i < n; i++)
+            inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
+        il_sgemm(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
+        for (int64_t i = 0; i < n; i++) {
+            float f = inv[i], *yr = yb + i * dv;
+#pragma omp simd
+            for (int64_t e = 0; e < dv; e++) yr[e] *= f;
         }
     }
+    if (solo) openblas_set_num_threads(blas_threads);
     free(buf);
     return IL_OK;
 }
