@@ -232,6 +232,11 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         int ta = (int)il_attr_int(n, "transA", 0);
         return il_tensor_numel(y) * x->dims[ta ? 0 : 1];
     }
+    if (!strcmp(op, "Attention")) { /* Q[..,Sq,D] K^T[..,D,Sk] and P[..,Sq,Sk] V[..,Sk,Dv] */
+        if (!x || !il_shape_known(x) || !w || !il_shape_known(w) || x->rank < 2 || w->rank < 1) return 0;
+        int64_t d = x->dims[x->rank - 1], sk = w->dims[w->rank - 1], dv = y->dims[y->rank - 1];
+        return il_tensor_numel(y) / (dv ? dv : 1) * sk * (d + dv);
+    }
     if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul")) {
         if (!x || !il_shape_known(x) || x->rank < 1) return 0;
         return il_tensor_numel(y) * x->dims[x->rank - 1];

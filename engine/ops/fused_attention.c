@@ -183,28 +183,6 @@ static il_status att_ref(il_kctx *c) {
  * every thread gets about the same number of rows. Tasks run in parallel; BLAS then runs on the
  * calling thread (see att_fast). */
 
-/* e^x for x <= 0 within about 2 ulp of expf, as straight-line code so the softmax loop
- * vectorizes: the same Cephes polynomial as engine/ops/softmax.c's exp_le0 (the unfused path),
- * so fused and unfused agree to the last bits. Below -88 the result is 0 (a bit select, not a
- * branch, so the loop stays vector code). */
-static inline float att_exp_le0(float x) {
-    union { float f; int32_t i; } u = {x}, lo = {-88.0f};
-    int32_t keep = -(int32_t)(x >= -88.0f);
-    u.i = (u.i & keep) | (lo.i & ~keep);
-    x = u.f;
-    float k = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln2), x <= 0 */
-    float r = x - k * 0.693359375f - k * -2.12194440e-4f;           /* x = k ln2 + r */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23}; /* k = -127 gives 0 */
-    return p * two_k.f;
-}
-
 /* One row of scaled scores s[0..sk): add the mask row m (element j at m[j * mstride]; NULL for
  * none), then s = exp(s - max). Returns 1 / sum(s) (the caller scales the output row by it).
  * A row holding NaN or an infinite maximum (every key masked with -inf) takes the plain expf loop
@@ -236,7 +214,7 @@ static float softmax_row(float *restrict s, int64_t sk, const float *restrict m,
     } else {
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < sk; j++) {
-            float e = att_exp_le0(s[j] - mx);
+            float e = il_exp_le0(s[j] - mx);
             s[j] = e;
             sum += e;
         }

@@ -142,6 +142,27 @@ static inline int64_t il_int_at(const il_tensor *t, int64_t i) {
  * perm[i]; perm checked by the caller), any dtype. */
 il_status il_transpose_fast(il_kctx *c, const int *perm);
 
+/* e^x for x <= 0 (softmax takes exp of x - max), within about 2 ulp of expf: Cephes' expf
+ * polynomial as straight-line code, so the loops that call it vectorize (the clamp below -88,
+ * where the result is 0, is a bit select because a float ?: is a branch GCC keeps). */
+static inline float il_exp_le0(float x) {
+    union { float f; int32_t i; } u = {x}, lo = {-88.0f};
+    int32_t keep = -(int32_t)(x >= -88.0f);
+    u.i = (u.i & keep) | (lo.i & ~keep);
+    x = u.f;
+    float k = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln2), x <= 0 */
+    float r = x - k * 0.693359375f - k * -2.12194440e-4f;           /* x = k ln2 + r */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23}; /* k = -127 gives 0 */
+    return p * two_k.f;
+}
+
 /* BLAS sgemm row-major: C = alpha*op(A)*op(B) + beta*C. */
 void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *cm, int64_t ldc);

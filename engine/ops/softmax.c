@@ -81,27 +81,6 @@ static il_status sm_ref(il_kctx *c, int kind) {
     return IL_OK;
 }
 
-/* e^x for x <= 0 (softmax takes exp of x - max), within about 2 ulp of expf: Cephes' expf
- * polynomial as straight-line code, so the loops that call it vectorize (the clamp below -88,
- * where the result is 0, is a bit select because a float ?: is a branch GCC keeps). */
-static inline float exp_le0(float x) {
-    union { float f; int32_t i; } u = {x}, lo = {-88.0f};
-    int32_t keep = -(int32_t)(x >= -88.0f);
-    u.i = (u.i & keep) | (lo.i & ~keep);
-    x = u.f;
-    float k = (float)(int32_t)(x * 1.44269504088896341f - 0.5f); /* round(x / ln2), x <= 0 */
-    float r = x - k * 0.693359375f - k * -2.12194440e-4f;           /* x = k ln2 + r */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int32_t i; float f; } two_k = {((int32_t)k + 127) << 23}; /* k = -127 gives 0 */
-    return p * two_k.f;
-}
-
 /* One contiguous slice (the usual last-axis case). Rows holding NaN or infinities take the
  * plain expf loop so they come out as the reference's (NaN where it gives NaN). */
 static void sm_row(const float *x, float *y, int64_t n, int is_log) {
@@ -120,7 +99,7 @@ static void sm_row(const float *x, float *y, int64_t n, int is_log) {
         } else {
 #pragma omp simd reduction(+ : sum)
             for (int64_t j = 0; j < n; j++) {
-                float e = exp_le0(x[j] - m);
+                float e = il_exp_le0(x[j] - m);
                 y[j] = e;
                 sum += e;
             }
@@ -133,7 +112,7 @@ static void sm_row(const float *x, float *y, int64_t n, int is_log) {
             for (int64_t j = 0; j < n; j++) sum += expf(x[j] - m);
         } else {
 #pragma omp simd reduction(+ : sum)
-            for (int64_t j = 0; j < n; j++) sum += exp_le0(x[j] - m);
+            for (int64_t j = 0; j < n; j++) sum += il_exp_le0(x[j] - m);
         }
         /* (x - m) - log(sum): both terms <= 0, so no cancellation */
         float ls = (float)log(sum);
@@ -175,10 +154,10 @@ static void sm_cols(const float *x, float *y, int64_t n, int64_t inner, int64_t 
             for (int64_t i = 0; i < w; i++) sum[i] += is_log ? expf(xr[i] - m[i]) : (yr[i] = expf(xr[i] - m[i]));
         } else if (is_log) {
 #pragma omp simd
-            for (int64_t i = 0; i < w; i++) sum[i] += exp_le0(xr[i] - m[i]);
+            for (int64_t i = 0; i < w; i++) sum[i] += il_exp_le0(xr[i] - m[i]);
         } else {
 #pragma omp simd
-            for (int64_t i = 0; i < w; i++) sum[i] += yr[i] = exp_le0(xr[i] - m[i]);
+            for (int64_t i = 0; i < w; i++) sum[i] += yr[i] = il_exp_le0(xr[i] - m[i]);
         }
     }
     float f[SM_CHUNK]; /* 1/sum, or log(sum) */
