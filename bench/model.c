@@ -237,10 +237,8 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
             int64_t per = il_tensor_numel(in[i]) / (dims[0] ? dims[0] : 1);
             for (int64_t s = 0; s < dims[0]; s++)
                 memcpy((float *)in[i]->data + s * per, (float *)e->x->data + (s % e->n) * per, (size_t)per * 4);
-        } else if (il_dtype_is_float(x->dtype)) {
-            il_tensor_fill_random(in[i], &rng, -1, 1);
         } else {
-            il_tensor_fill_random(in[i], &rng, 0, x->dtype == IL_BOOL ? 2 : 10);
+            il_tensor_fill_input(in[i], &rng);
         }
     }
     return IL_OK;

@@ -1,6 +1,7 @@
 /*
  * peers.c - other engines in the same run: ONNX Runtime (bench/peers/ort_bench.js on Node with
- * the npm package onnxruntime-node) and PyTorch (bench/peers/torch_bench.py, GPU machine).
+ * the npm package onnxruntime-node, or bench/peers/ort_bench.py on Python's onnxruntime where
+ * Node's is missing) and PyTorch (bench/peers/torch_bench.py, GPU machine).
  *
  * Protocol (docs/bench.md): the harness spawns the script once per measurement with the model,
  * threads, batch, inputs as .npy files and the scenario's parameters; the script schedules the
@@ -20,12 +21,26 @@
 #include <unistd.h>
 #include <yaml.h>
 
-/* The script for this engine: --peers DIR, $INFERLAB_PEERS, or bench/peers beside the binary's
- * source tree (build/inferlab and build/X/inferlab both work), or under the current folder. */
-static il_status find_script(const il_bench_opts *o, const char *engine, char *path, size_t n, const char **interp) {
-    const char *file = !strcmp(engine, "pytorch") ? "torch_bench.py" : "ort_bench.js";
-    *interp = !strcmp(engine, "pytorch") ? (getenv("INFERLAB_PYTHON") ? getenv("INFERLAB_PYTHON") : "python3")
-                                         : (getenv("INFERLAB_NODE") ? getenv("INFERLAB_NODE") : "node");
+/* An executable on $PATH (or a path given with a '/'). */
+static int on_path(const char *prog) {
+    if (strchr(prog, '/')) return !access(prog, X_OK);
+    const char *path = getenv("PATH");
+    char cand[IL_PATH_MAX];
+    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+        const char *e = strchr(p, ':');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        snprintf(cand, sizeof cand, "%.*s/%s", (int)len, len ? p : ".", prog);
+        if (!access(cand, X_OK)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* The script file for this engine: --peers DIR, $INFERLAB_PEERS, or bench/peers beside the
+ * binary's source tree (build/inferlab and build/X/inferlab both work), or under the current
+ * folder. */
+static int find_file(const il_bench_opts *o, const char *file, char *path, size_t n) {
     char exe[IL_PATH_MAX] = "", cand[5][IL_PATH_MAX + 64];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k > 0) exe[k] = 0;
@@ -40,9 +55,47 @@ static il_status find_script(const il_bench_opts *o, const char *engine, char *p
     for (int i = 0; i < nc; i++)
         if (!access(cand[i], R_OK)) {
             snprintf(path, n, "%.*s", (int)n - 1, cand[i]);
-            return IL_OK;
+            return 1;
         }
-    return il_error(IL_ERR_IO, "engine %s: cannot find bench/peers/%s (give --peers DIR)", engine, file);
+    return 0;
+}
+
+/* onnxruntime-node installed by `make deps`: node_modules/ of the repository holding the script,
+ * or of the current folder. */
+static int have_ort_node(const char *js) {
+    char dir[IL_PATH_MAX], cand[IL_PATH_MAX + 64];
+    snprintf(dir, sizeof dir, "%s", js);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    snprintf(cand, sizeof cand, "%s/../../node_modules/onnxruntime-node/package.json", dir);
+    return !access(cand, R_OK) || !access("node_modules/onnxruntime-node/package.json", R_OK);
+}
+
+/* The script and interpreter for this engine. pytorch: torch_bench.py on $INFERLAB_PYTHON
+ * (python3). onnxruntime: ort_bench.js on Node with onnxruntime-node when both are there, else
+ * ort_bench.py on Python's onnxruntime (the GPU machine has no Node); $INFERLAB_ORT_PEER=js|py
+ * forces one. */
+static il_status find_script(const il_bench_opts *o, const char *engine, char *path, size_t n, const char **interp) {
+    const char *python = getenv("INFERLAB_PYTHON") ? getenv("INFERLAB_PYTHON") : "python3";
+    const char *node = getenv("INFERLAB_NODE") ? getenv("INFERLAB_NODE") : "node";
+    *interp = python;
+    if (!strcmp(engine, "pytorch")) {
+        if (find_file(o, "torch_bench.py", path, n)) return IL_OK;
+        return il_error(IL_ERR_IO, "engine %s: cannot find bench/peers/torch_bench.py (give --peers DIR)", engine);
+    }
+    const char *force = getenv("INFERLAB_ORT_PEER");
+    char js[IL_PATH_MAX], py[IL_PATH_MAX];
+    int have_js = find_file(o, "ort_bench.js", js, sizeof js), have_py = find_file(o, "ort_bench.py", py, sizeof py);
+    int use_py;
+    if (force && *force) use_py = !strcmp(force, "py") || !strcmp(force, "python");
+    else use_py = have_py && !(have_js && on_path(node) && have_ort_node(js)) && on_path(python);
+    if (use_py ? !have_py : !have_js)
+        return il_error(IL_ERR_IO, "engine %s: cannot find bench/peers/%s (give --peers DIR)", engine,
+                        use_py ? "ort_bench.py" : "ort_bench.js");
+    *interp = use_py ? python : node;
+    snprintf(path, n, "%.*s", (int)n - 1, use_py ? py : js);
+    return IL_OK;
 }
 
 /* Run argv, collecting stdout (stderr passes through to ours). */

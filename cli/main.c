@@ -113,10 +113,7 @@ il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bi
     }
     il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
     if (!t) return NULL;
-    /* integers are 0 or 1: valid token ids, token types, masks and indices of any real model,
-     * where a wider range would index past a small embedding table */
-    if (il_dtype_is_float(x->dtype)) il_tensor_fill_random(t, rng, -1, 1);
-    else il_tensor_fill_random(t, rng, 0, 2);
+    il_tensor_fill_input(t, rng);
     return t;
 }
 

@@ -116,6 +116,10 @@ void il_tensor_set(il_tensor *t, int64_t i, double v);
 const char *il_shape_str(int rank, const int64_t *dims, char *buf, size_t n);
 /* Fill with uniform random numbers in [lo, hi) (ints: rounded), from a seeded generator. */
 void il_tensor_fill_random(il_tensor *t, uint64_t *rng, double lo, double hi);
+/* Random values for a model input: floats uniform in [-1,1), integers and bools 0 or 1 (valid
+ * token ids, token types, masks and indices of any real model, where a wider range would index
+ * past a small embedding table). */
+void il_tensor_fill_input(il_tensor *t, uint64_t *rng);
 /* xorshift64*; rng must not be 0. */
 uint64_t il_rand_u64(uint64_t *rng);
 double il_rand_uniform(uint64_t *rng); /* [0,1) */

@@ -251,6 +251,11 @@ void il_tensor_fill_random(il_tensor *t, uint64_t *rng, double lo, double hi) {
     }
 }
 
+void il_tensor_fill_input(il_tensor *t, uint64_t *rng) {
+    if (il_dtype_is_float(t->dtype)) il_tensor_fill_random(t, rng, -1, 1);
+    else il_tensor_fill_random(t, rng, 0, 2);
+}
+
 int il_tensor_allclose(const il_tensor *got, const il_tensor *want, double rtol, double atol,
                        int64_t *worst, char *msg, size_t msgn) {
     char a[96], b[96];

@@ -211,9 +211,7 @@ static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, 
     }
     il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
     if (!t) return NULL;
-    /* integers in [0, 2): valid as token ids, token types, masks and indices alike */
-    if (il_dtype_is_float(x->dtype)) il_tensor_fill_random(t, rng, -1, 1);
-    else il_tensor_fill_random(t, rng, 0, 2);
+    il_tensor_fill_input(t, rng);
     return t;
 }
 

@@ -459,8 +459,64 @@ static void test_store_merge_export(void) {
     unlink(b);
 }
 
+/* ---- the Python peers: bench/peers/ort_bench.py (ONNX Runtime where Node's is missing) and
+ * torch_bench.py (PyTorch, GPU machine). What runs here without onnxruntime or torch: the weight
+ * mapping of torch_bench.py (--self-test, needs onnx), the harness picking ort_bench.py and
+ * passing a peer's {"error": ...} on; with the packages, a real measured row. */
+static void test_python_peers(void) {
+    if (access(IL_PY, X_OK)) {
+        printf("\n  skipped: no " IL_PY "\n");
+        return;
+    }
+    if (il_test_have_python("onnx"))
+        CU_ASSERT_EQUAL(system(IL_PY " bench/peers/torch_bench.py --self-test " IL_TESTDATA " >/dev/null"), 0);
+    il_bench_opts o;
+    il_bench_defaults(&o);
+    o.trials = 1;
+    o.sc.min_seconds = 0.02;
+    o.sc.min_queries = 4;
+    o.sc.warmup = 1;
+    o.accuracy_samples = 8;
+    o.progress = 0;
+    setenv("INFERLAB_PYTHON", IL_PY, 1);
+    setenv("INFERLAB_ORT_PEER", "py", 1);
+    il_sweep sw = {.models = IL_TESTDATA "/tiny_resnet_legacy/model.onnx", .engines = "onnxruntime,pytorch",
+                   .batches = "2", .threads = "1"};
+    il_variant *v;
+    int n;
+    IL_ASSERT_OK(il_sweep_expand(&sw, &v, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 2);
+    il_run_record r;
+    il_status st = il_bench_measure(&o, &v[0], &r);
+    if (system(IL_PY " -c 'import onnxruntime, numpy' 2>/dev/null") == 0) {
+        IL_ASSERT_OK(st);
+        CU_ASSERT(r.n_trials == 1 && r.trials[0].n >= 4 && r.lat.p50 > 0);
+        CU_ASSERT(r.peak_host_bytes > 0);
+        CU_ASSERT(strstr(r.engine_version, "onnxruntime") != NULL);
+        CU_ASSERT(r.agree_top1 >= 0.99 && r.max_abs_err < 1e-3); /* against inferlab on the CPU */
+    } else {
+        CU_ASSERT_NOT_EQUAL(st, IL_OK); /* the peer's own message comes through */
+        CU_ASSERT(strstr(il_errmsg(), "engine onnxruntime") && strstr(il_errmsg(), "needs the onnxruntime"));
+        printf("\n  skipped: no onnxruntime in " IL_PY " (ort_bench.py's error path checked only)\n");
+    }
+    il_record_free(&r);
+    st = il_bench_measure(&o, &v[1], &r);
+    if (system(IL_PY " -c 'import torch' 2>/dev/null") != 0) {
+        CU_ASSERT_NOT_EQUAL(st, IL_OK);
+        CU_ASSERT(strstr(il_errmsg(), "engine pytorch") && strstr(il_errmsg(), "needs torch"));
+        printf("\n  skipped: no torch in " IL_PY " (torch_bench.py's error path checked only)\n");
+    } else if (st) { /* tests/data has no torch_source.json: only onnx2torch can convert it */
+        CU_ASSERT(strstr(il_errmsg(), "torch_source.json") || strstr(il_errmsg(), "onnx2torch"));
+    }
+    il_record_free(&r);
+    unsetenv("INFERLAB_ORT_PEER");
+    unsetenv("INFERLAB_PYTHON");
+    free(v);
+}
+
 IL_SUITE("bench", {"percentiles", test_percentiles}, {"sha256", test_sha256},
          {"single-stream, offline, multi-stream", test_single_stream_offline}, {"server and max QPS", test_server},
          {"real clock", test_real_clock}, {"sweep", test_sweep}, {"experiment file", test_experiment},
          {"store migration", test_store_migration}, {"store crash safety", test_store_crash},
-         {"store concurrent writers", test_store_concurrent}, {"store merge and export", test_store_merge_export})
+         {"store concurrent writers", test_store_concurrent}, {"store merge and export", test_store_merge_export},
+         {"python peers", test_python_peers})

@@ -7,13 +7,18 @@ dynamo exporter (opset 18, weights as external data), into the ONNX backend-test
     OUT/<name>_<exporter>/model.onnx  (+ model.onnx.data)
     OUT/<name>_<exporter>/test_data_set_0/input_K.pb, output_K.pb   (outputs from ONNX Runtime)
 
-so `inferlab check OUT` compares the engine with ONNX Runtime on every one. Weights are
-random (seeded): no network access there, and correctness does not need trained weights.
+    OUT/<name>_<exporter>/torch_source.json  (builder + kwargs that rebuild the module)
+
+so `inferlab check OUT` compares the engine with ONNX Runtime on every one, and the PyTorch peer
+of `inferlab bench` (bench/peers/torch_bench.py) can rebuild the module from torch_source.json and
+load its weights from model.onnx without onnx2torch. Weights are random (seeded): no network
+access there, and correctness does not need trained weights.
 
 usage: python3 tools/export_models.py OUT [--only a,b] [--small] [--exporters legacy,dynamo]
   --small: only the small variants meant for tests/data (a few MB in all)
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -68,26 +73,29 @@ def tiny_vit():
                              num_classes=10)
 
 
-# name -> (builder, inputs builder, small?)
+# How to rebuild each network: a builder of BUILDERS and its keyword arguments. The same pair is
+# written next to every export as torch_source.json, so the PyTorch peer of `inferlab bench`
+# (bench/peers/torch_bench.py) can rebuild the module and load its weights from the ONNX file.
+# name -> ((builder, kwargs), inputs builder, small?)
 MODELS = {
-    "resnet18": (lambda: torchvision_model("resnet18"), image_inputs, False),
-    "resnet50": (lambda: torchvision_model("resnet50"), image_inputs, False),
-    "mobilenet_v2": (lambda: torchvision_model("mobilenet_v2"), image_inputs, False),
-    "mobilenet_v3_small": (lambda: torchvision_model("mobilenet_v3_small"), image_inputs, False),
-    "efficientnet_b0": (lambda: torchvision_model("efficientnet_b0"), image_inputs, False),
-    "shufflenet_v2_x1_0": (lambda: torchvision_model("shufflenet_v2_x1_0"), image_inputs, False),
-    "squeezenet1_1": (lambda: torchvision_model("squeezenet1_1"), image_inputs, False),
-    "densenet121": (lambda: torchvision_model("densenet121"), image_inputs, False),
-    "regnet_y_400mf": (lambda: torchvision_model("regnet_y_400mf"), image_inputs, False),
-    "mnasnet0_5": (lambda: torchvision_model("mnasnet0_5"), image_inputs, False),
-    "vit_b_16": (lambda: torchvision_model("vit_b_16"), image_inputs, False),
-    "bert_base": (lambda: bert(12, 768, 12, 3072), bert_inputs, False),
+    "resnet18": (("torchvision", {"name": "resnet18"}), image_inputs, False),
+    "resnet50": (("torchvision", {"name": "resnet50"}), image_inputs, False),
+    "mobilenet_v2": (("torchvision", {"name": "mobilenet_v2"}), image_inputs, False),
+    "mobilenet_v3_small": (("torchvision", {"name": "mobilenet_v3_small"}), image_inputs, False),
+    "efficientnet_b0": (("torchvision", {"name": "efficientnet_b0"}), image_inputs, False),
+    "shufflenet_v2_x1_0": (("torchvision", {"name": "shufflenet_v2_x1_0"}), image_inputs, False),
+    "squeezenet1_1": (("torchvision", {"name": "squeezenet1_1"}), image_inputs, False),
+    "densenet121": (("torchvision", {"name": "densenet121"}), image_inputs, False),
+    "regnet_y_400mf": (("torchvision", {"name": "regnet_y_400mf"}), image_inputs, False),
+    "mnasnet0_5": (("torchvision", {"name": "mnasnet0_5"}), image_inputs, False),
+    "vit_b_16": (("torchvision", {"name": "vit_b_16"}), image_inputs, False),
+    "bert_base": (("bert", {"layers": 12, "hidden": 768, "heads": 12, "inter": 3072}), bert_inputs, False),
     # small ones, kept under tests/data
-    "tiny_mobilenet_v2": (lambda: torchvision_model("mobilenet_v2", width_mult=0.25, num_classes=10),
+    "tiny_mobilenet_v2": (("torchvision", {"name": "mobilenet_v2", "width_mult": 0.25, "num_classes": 10}),
                           lambda: image_inputs(1, 64), True),
-    "tiny_resnet": (lambda: _tiny_resnet(), lambda: image_inputs(1, 32), True),
-    "tiny_bert": (lambda: bert(2, 64, 4, 128), bert_inputs, True),
-    "tiny_vit": (tiny_vit, lambda: image_inputs(2, 32), True),
+    "tiny_resnet": (("tiny_resnet", {}), lambda: image_inputs(1, 32), True),
+    "tiny_bert": (("bert", {"layers": 2, "hidden": 64, "heads": 4, "inter": 128}), bert_inputs, True),
+    "tiny_vit": (("tiny_vit", {}), lambda: image_inputs(2, 32), True),
 }
 
 
@@ -105,6 +113,46 @@ def _tiny_resnet():
     return nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
                          stage(8, 8, 1), stage(8, 16, 2), stage(16, 32, 2), stage(32, 64, 2),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+BUILDERS = {"torchvision": torchvision_model, "bert": bert, "tiny_vit": tiny_vit, "tiny_resnet": _tiny_resnet}
+
+
+def build(builder, kwargs):
+    """The module a torch_source.json names (random weights; make_nondegenerate() is separate)."""
+    if builder not in BUILDERS:
+        raise KeyError("unknown builder '%s' (known: %s)" % (builder, ", ".join(sorted(BUILDERS))))
+    return BUILDERS[builder](**kwargs)
+
+
+def _version(mod):
+    try:
+        return __import__(mod).__version__
+    except Exception:  # not installed: not needed by this builder
+        return None
+
+
+def write_torch_source(folder, name, exporter, builder, kwargs, in_names, out_names):
+    """OUT/<name>_<exporter>/torch_source.json: how to rebuild the module that was exported.
+    The weights are NOT in it: the PyTorch peer loads them from model.onnx's initializers."""
+    src = {
+        "format": "inferlab-torch-source/1",
+        "model": name,
+        "exporter": exporter,
+        "opset": 17 if exporter == "legacy" else 18,
+        "builder": builder,
+        "kwargs": kwargs,
+        "builders": "tools/export_models.py",
+        "inputs": list(in_names),
+        "outputs": list(out_names),
+        "versions": {m: _version(m) for m in ("torch", "torchvision", "transformers", "onnx")},
+        "weights": "model.onnx initializers",
+    }
+    path = os.path.join(folder, "torch_source.json")
+    with open(path, "w") as f:
+        json.dump(src, f, indent=1)
+        f.write("\n")
+    return path
 
 
 def save_case(folder, model_path, inputs, in_names):
@@ -149,9 +197,9 @@ def make_nondegenerate(m, mk_inputs):
 
 
 def export(name, exporter, out):
-    build, mk_inputs, _ = MODELS[name]
+    (builder, kwargs), mk_inputs, _ = MODELS[name]
     torch.manual_seed(0)
-    m = make_nondegenerate(build(), mk_inputs)
+    m = make_nondegenerate(build(builder, kwargs), mk_inputs)
     inputs, in_names, out_names = mk_inputs()
     folder = os.path.join(out, "%s_%s" % (name, exporter))
     os.makedirs(folder, exist_ok=True)
@@ -170,6 +218,7 @@ def export(name, exporter, out):
     ref = ref if isinstance(ref, tuple) else (ref,)
     err = max(float(np.max(np.abs(o - r.numpy()))) for o, r in zip(outs, ref))
     scale = max(float(np.max(np.abs(o))) for o in outs)
+    write_torch_source(folder, name, exporter, builder, kwargs, in_names, out_names[:len(ref)])
     return folder, err, scale
 
 

@@ -1,24 +1,47 @@
 #!/usr/bin/env python3
 """torch_bench.py - the PyTorch peer of `inferlab bench` (the GPU machine).
 
-Same protocol as ort_bench.js (see bench/peers.c and docs/bench.md): one invocation is one
-measurement, one JSON object on stdout, engine='pytorch'. The ONNX model is converted to a
-torch module with onnx2torch when that package is present; otherwise the run fails with a clear
-message (nothing is faked). On --device cuda the inputs live on the GPU, every query ends with
-torch.cuda.synchronize() so the latency covers the work, and peak_device_bytes is
-torch.cuda.max_memory_allocated().
+Same protocol as ort_bench.js / ort_bench.py (see bench/peers.c and docs/bench.md): one
+invocation is one measurement, one JSON object on stdout, engine='pytorch'.
+
+Where the torch module comes from, in this order:
+  1. --torch-source FILE: rebuild the module that file names (builder + kwargs, written by
+     tools/export_models.py next to each export) and load its weights FROM THE ONNX FILE;
+  2. onnx2torch, when that package is installed: convert the ONNX graph;
+  3. a torch_source.json next to the model: as 1.
+otherwise the run fails with a message saying so (nothing is faked).
+
+Loading the weights maps the ONNX initializers to the rebuilt module's state_dict keys: by name
+(the legacy TorchScript exporter keeps 'fc.weight'; the dynamo exporter keeps fully qualified
+names for most), then by the module each consuming node belongs to (legacy node names such as
+'/layer1/layer1.0/conv1/Conv', or the dynamo exporter's pkg.torch.onnx.name_scopes metadata):
+Conv weights whose BatchNorm the exporter folded in (BatchNorm then set to identity, its shift
+taken from the Conv bias), MatMul weights stored transposed, Gemm, LayerNormalization, Gather on
+an Embedding, Identity aliases of de-duplicated initializers. A key left unmatched is an error.
+Before timing, the rebuilt (or converted) module and ONNX Runtime run the same inputs and must
+agree within 1e-3 (max abs difference); otherwise the run fails. FP32 is kept exact on the GPU
+(TF32 off), as the file's other engines compute.
+
+On --device cuda the inputs live on the GPU, every query ends with torch.cuda.synchronize() so
+the latency covers the work, and peak_device_bytes is torch.cuda.max_memory_allocated().
 
   python3 torch_bench.py --model M.onnx --threads T --batch B --device cpu|cuda --input NAME=X.npy ...
          --scenario S --warmup N --min-seconds S --min-queries N --max-queries N --qps Q --spq K --seed S
+         [--torch-source torch_source.json]
   python3 torch_bench.py ... --eval-in X.npy --eval-out Y.npy
+  python3 torch_bench.py --self-test [tests/data]   (the weight mapping, without torch)
 """
 import argparse
+import ast
 import json
 import math
+import os
 import random
 import resource
 import sys
 import time
+
+TOLERANCE = 1e-3  # max abs difference allowed between the torch module and ONNX Runtime
 
 
 def fail(msg):
@@ -26,7 +49,483 @@ def fail(msg):
     sys.exit(1)
 
 
+def note(msg):
+    print("torch_bench: " + msg, file=sys.stderr)
+
+
+# ---------------------------------------------------------------- weight mapping (no torch here)
+
+class Mod:
+    """What the weight planner needs of one submodule: kind, child names in registration order,
+    parameter (and BatchNorm running-stat) shapes, eps, whether it has a bias."""
+
+    def __init__(self, kind, children=(), params=None, eps=1e-5, has_bias=False):
+        self.kind, self.children, self.params = kind, list(children), dict(params or {})
+        self.eps, self.has_bias = eps, has_bias
+
+
+def _join(a, b):
+    return a + "." + b if a else b
+
+
+def describe_torch(module, torch):
+    """{qualified name: Mod} of a torch module."""
+    nn = torch.nn
+    mods = {}
+    for name, m in module.named_modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            kind = "conv"
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            kind = "bn"
+        elif isinstance(m, nn.Linear):
+            kind = "linear"
+        elif isinstance(m, nn.LayerNorm):
+            kind = "layernorm"
+        elif isinstance(m, nn.Embedding):
+            kind = "embedding"
+        else:
+            kind = "other"
+        params = {k: tuple(v.shape) for k, v in m.named_parameters(recurse=False)}
+        if kind == "bn" and m.running_mean is not None:
+            params["running_mean"] = tuple(m.running_mean.shape)
+            params["running_var"] = tuple(m.running_var.shape)
+        mods[name] = Mod(kind, [n for n, _ in m.named_children()], params, float(getattr(m, "eps", 1e-5)),
+                         getattr(m, "bias", None) is not None)
+    return mods
+
+
+def describe_onnx(model):
+    """Initializer shapes, Identity aliases (the legacy exporter de-duplicates equal initializers
+    and re-creates the others through Identity nodes named after the parameter), and the nodes
+    with their module scope hints."""
+    g = model.graph
+    shapes = {i.name: tuple(i.dims) for i in g.initializer}
+    alias = {}
+    for n in g.node:
+        if n.op_type == "Identity" and n.input and n.input[0] in shapes:
+            root = alias.get(n.input[0], n.input[0])
+            alias[n.output[0]] = root
+            shapes[n.output[0]] = shapes[root]
+    nodes = []
+    for n in g.node:
+        scopes = None
+        for p in getattr(n, "metadata_props", ()):  # onnx >= 1.16; the dynamo exporter writes it
+            if p.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    scopes = list(ast.literal_eval(p.value))
+                except (ValueError, SyntaxError):
+                    scopes = None
+        attrs = {a.name: a.i for a in n.attribute if a.name in ("transA", "transB")}
+        nodes.append({"op": n.op_type, "name": n.name, "inputs": list(n.input), "scopes": scopes, "attrs": attrs})
+    return {"shapes": shapes, "alias": alias, "nodes": nodes}
+
+
+def scope_module(node, mods):
+    """The qualified name of the module a node was exported from, or None."""
+    if node.get("scopes"):
+        for s in reversed(node["scopes"][:-1]):  # the last entry names the op itself
+            if s in mods:
+                return s
+    name = node.get("name") or ""
+    if not name.startswith("/"):
+        return None
+    # legacy: '/features/features.0/features.0.0/Conv'. Each scope is the module's name from its
+    # last non-numeric atom on ('layer1.0', 'conv1', 'layer.0'), and containers that are never
+    # called (ModuleList) have no scope of their own: resolve each relative to the last one,
+    # longest suffix first.
+    cur = ""
+    for comp in name.split("/")[1:-1]:
+        atoms = comp.split(".")
+        for i in range(len(atoms)):
+            cand = _join(cur, ".".join(atoms[i:]))
+            if cand in mods:
+                cur = cand
+                break
+        else:
+            return None
+    return cur
+
+
+def _next_bn(mn, mods):
+    """The BatchNorm registered right after a conv in the same parent (conv1 -> bn1,
+    downsample.0 -> downsample.1, Conv2dNormActivation's 0 -> 1), or None."""
+    parent, _, child = mn.rpartition(".")
+    sib = mods[parent].children if parent in mods else []
+    if child in sib:
+        k = sib.index(child)
+        if k + 1 < len(sib) and mods[_join(parent, sib[k + 1])].kind == "bn":
+            return _join(parent, sib[k + 1])
+    return None
+
+
+def _numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def plan_weights(graph, mods):
+    """Map state_dict keys to initializers: {key: (how, arg)} with how in copy (arg: initializer),
+    T (transposed), reshape, zeros, ones, sqrt1eps (arg: eps); and the keys left unmatched."""
+    shapes, alias, nodes = graph["shapes"], graph["alias"], graph["nodes"]
+    src = lambda x: alias.get(x, x)
+    required = {}
+    for mn, m in mods.items():
+        for p, shp in m.params.items():
+            required[_join(mn, p)] = tuple(shp)
+    plan = {}
+
+    def put(key, how, arg, shape, force=False):
+        if key not in required or (key in plan and not force):
+            return False
+        want = required[key]
+        if how == "T":
+            ok = len(shape) == 2 and tuple(reversed(shape)) == want
+        elif how == "reshape":
+            ok = _numel(shape) == _numel(want)
+        elif how in ("copy",):
+            ok = tuple(shape) == want
+        else:
+            ok = True
+        if ok:
+            plan[key] = (how, arg)
+        return ok
+
+    # 1. names the exporter kept (legacy: 'fc.weight', 'm.encoder.layer.0.attention.self.query.bias'
+    #    through Identity aliases; dynamo: fully qualified names)
+    for name, shp in shapes.items():
+        put(name, "copy", src(name), shp)
+    # 2. by the module each consuming node belongs to
+    bn_nodes = set()
+    for nd in nodes:
+        if nd["op"] == "BatchNormalization":
+            mn = scope_module(nd, mods)
+            if mn is not None:
+                bn_nodes.add(mn)
+    for nd in nodes:
+        op, ins = nd["op"], nd["inputs"]
+        if not any(x in shapes for x in ins):
+            continue
+        mn = scope_module(nd, mods)
+        kind = mods[mn].kind if mn in mods else None
+        if op == "Conv" and len(ins) > 1 and ins[1] in shapes:
+            if kind != "conv":  # no scope (dynamo without metadata): the weight's own name
+                w = src(ins[1])
+                mn = w[:-len(".weight")] if w.endswith(".weight") else None
+                if mn not in mods or mods[mn].kind != "conv":
+                    continue
+            put(_join(mn, "weight"), "copy", src(ins[1]), shapes[ins[1]], force=True)
+            b = ins[2] if len(ins) > 2 and ins[2] in shapes else None
+            bn = _next_bn(mn, mods)
+            fused = (bn is not None and bn not in bn_nodes
+                     and _join(bn, "running_mean") not in plan and _join(bn, "running_var") not in plan)
+            if fused:  # the exporter folded the BatchNorm into this conv: BN becomes identity + shift
+                if mods[mn].has_bias:
+                    put(_join(mn, "bias"), "zeros", None, ())
+                put(_join(bn, "weight"), "sqrt1eps", mods[bn].eps, ())
+                if b is not None:
+                    put(_join(bn, "bias"), "copy", src(b), shapes[b], force=True)
+                else:
+                    put(_join(bn, "bias"), "zeros", None, ())
+                put(_join(bn, "running_mean"), "zeros", None, ())
+                put(_join(bn, "running_var"), "ones", None, ())
+            elif b is not None:
+                put(_join(mn, "bias"), "copy", src(b), shapes[b])
+        elif op == "BatchNormalization" and kind == "bn":
+            for k, p in ((1, "weight"), (2, "bias"), (3, "running_mean"), (4, "running_var")):
+                if len(ins) > k and ins[k] in shapes:
+                    put(_join(mn, p), "copy", src(ins[k]), shapes[ins[k]])
+        elif op == "Gemm" and kind == "linear":
+            if len(ins) > 1 and ins[1] in shapes:
+                put(_join(mn, "weight"), "copy" if nd["attrs"].get("transB", 0) else "T", src(ins[1]), shapes[ins[1]])
+            if len(ins) > 2 and ins[2] in shapes:
+                put(_join(mn, "bias"), "reshape", src(ins[2]), shapes[ins[2]])
+        elif op == "MatMul" and kind == "linear" and len(ins) > 1 and ins[1] in shapes:
+            put(_join(mn, "weight"), "T", src(ins[1]), shapes[ins[1]])  # x @ W^T, stored as W^T
+        elif op == "Add" and kind == "linear":
+            for x in ins:
+                if x in shapes:
+                    put(_join(mn, "bias"), "reshape", src(x), shapes[x])
+        elif op == "LayerNormalization" and kind == "layernorm":
+            for k, p in ((1, "weight"), (2, "bias")):
+                if len(ins) > k and ins[k] in shapes:
+                    put(_join(mn, p), "copy", src(ins[k]), shapes[ins[k]])
+        elif op == "Gather" and kind == "embedding" and ins[0] in shapes:
+            put(_join(mn, "weight"), "copy", src(ins[0]), shapes[ins[0]])
+    missing = [k for k in required if k not in plan]
+    return plan, missing
+
+
+def load_onnx_weights(module, model_path, torch, np):
+    """Load the module's weights from the ONNX file's initializers (see plan_weights)."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(model_path)  # external data (dynamo exports) is read from beside the file
+    plan, missing = plan_weights(describe_onnx(model), describe_torch(module, torch))
+    if missing:
+        fail("cannot map the initializers of %s to the rebuilt module's state_dict: %d of %d keys unmatched "
+             "(%s%s). Initializer names or node scopes of this exporter are not understood (the legacy "
+             "TorchScript exporter's are); nothing is faked"
+             % (model_path, len(missing), len(missing) + len(plan), ", ".join(missing[:6]),
+                ", ..." if len(missing) > 6 else ""))
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    sd = module.state_dict()
+    counts = {}
+    for key, (how, arg) in plan.items():
+        shape = tuple(sd[key].shape)
+        if how == "copy":
+            a = arrays[arg]
+        elif how == "T":
+            a = arrays[arg].T
+        elif how == "reshape":
+            a = arrays[arg].reshape(shape)
+        elif how == "zeros":
+            a = np.zeros(shape)
+        elif how == "ones":
+            a = np.ones(shape)
+        else:  # sqrt1eps: BatchNorm weight that cancels its own 1/sqrt(var + eps) with var = 1
+            a = np.full(shape, math.sqrt(1.0 + arg))
+        sd[key] = torch.from_numpy(np.array(a, dtype=np.float32)).to(sd[key].dtype)  # a writable copy
+        counts[how] = counts.get(how, 0) + 1
+    module.load_state_dict(sd, strict=True)
+    return counts
+
+
+def rebuild(source, torch):
+    """The module a torch_source.json names, built with tools/export_models.py's builders."""
+    import importlib.util
+    try:
+        with open(source) as f:
+            src = json.load(f)
+        builder, kwargs = src["builder"], src.get("kwargs", {})
+    except (OSError, ValueError, KeyError) as e:
+        fail(f"{source}: not a torch_source.json: {e}")
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.environ.get("INFERLAB_TORCH_BUILDERS") or os.path.join(here, "..", "..", "tools", "export_models.py")
+    if not os.path.exists(path):
+        fail(f"{source} names builder '{builder}' of tools/export_models.py, which is not at {path} "
+             "(set INFERLAB_TORCH_BUILDERS)")
+    spec = importlib.util.spec_from_file_location("inferlab_export_models", path)
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+        torch.manual_seed(0)
+        m = mod.build(builder, kwargs)
+    except Exception as e:
+        fail(f"cannot rebuild {builder}({kwargs}) from {source}: {type(e).__name__}: {e}")
+    want = (src.get("versions") or {}).get("torch")
+    if want and want != torch.__version__:
+        note(f"{source} was written with torch {want}, this is {torch.__version__} (the check against "
+             "ONNX Runtime decides)")
+    return m.eval()
+
+
+# ---------------------------------------------------------------- the check against ONNX Runtime
+
+def _flatten(y):
+    if isinstance(y, (tuple, list)):
+        return [t for v in y for t in _flatten(v)]
+    if isinstance(y, dict):
+        return [t for v in y.values() for t in _flatten(v)]
+    if hasattr(y, "to_tuple"):  # transformers' ModelOutput
+        return _flatten(y.to_tuple())
+    return [y]
+
+
+def verify(model, model_path, names, arrays, dev, threads, torch, np, required=True):
+    """Run the same inputs through the module and ONNX Runtime (CPU, full FP32); return the max
+    abs difference over every output, or fail when it exceeds TOLERANCE. (None: not checked,
+    allowed only for onnx2torch's conversion when onnxruntime is missing.)"""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        if not required:
+            note(f"onnxruntime is not installed: the converted module is not checked against it ({e})")
+            return None
+        fail(f"the check against ONNX Runtime needs the onnxruntime Python package: {e}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, threads)
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, dict(zip(names, arrays)))
+    with torch.inference_mode():
+        outs = _flatten(model(*[torch.from_numpy(x).to(dev) for x in arrays]))
+    if len(outs) < len(ref):
+        fail(f"the torch module returns {len(outs)} outputs, the ONNX model {len(ref)}")
+    worst = 0.0
+    for k, (r, o) in enumerate(zip(ref, outs)):
+        o = o.float().cpu().numpy() if hasattr(o, "cpu") else np.asarray(o, dtype=np.float32)
+        r = np.asarray(r, dtype=np.float32)
+        if o.shape != r.shape:
+            fail(f"output {k}: torch gives shape {list(o.shape)}, ONNX Runtime {list(r.shape)}")
+        fin = np.isfinite(r) & np.isfinite(o)
+        same_nonfinite = np.array_equal(np.isnan(r), np.isnan(o)) and np.array_equal(r[np.isinf(r)], o[np.isinf(r)])
+        if not same_nonfinite:
+            fail(f"output {k}: torch and ONNX Runtime disagree on NaN/inf positions")
+        d = float(np.max(np.abs(r[fin] - o[fin]))) if fin.any() else 0.0
+        worst = max(worst, d)
+        if not d <= TOLERANCE:
+            fail(f"output {k}: the torch module differs from ONNX Runtime by {d:.3g} (max abs; allowed "
+                 f"{TOLERANCE:g}) on the same inputs: it is not the network in {model_path}; nothing is faked")
+    del sess, ref, outs
+    return worst
+
+
+def reset_peak_rss():
+    """Forget the host memory high-water mark so far (the ONNX file, the ONNX Runtime session of
+    the check): Linux resets VmHWM on writing 5 to clear_refs. False where that is refused."""
+    try:
+        import gc
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def exact_fp32(torch):
+    """No TF32 on the GPU: the other engines compute in full FP32."""
+    try:
+        if hasattr(torch.backends, "fp32_precision"):
+            torch.backends.fp32_precision = "ieee"
+            torch.backends.cuda.matmul.fp32_precision = "ieee"
+            torch.backends.cudnn.fp32_precision = "ieee"
+            torch.backends.cudnn.conv.fp32_precision = "ieee"
+        else:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+    except Exception as e:  # the check against ONNX Runtime still guards the figures
+        note(f"could not turn TF32 off: {e}")
+
+
+# ---------------------------------------------------------------- self-test (no torch needed)
+
+def _mods(entries):
+    """{name: Mod} from (qualified name, kind, params, has_bias) in registration order."""
+    mods = {}
+    for name, kind, params, has_bias in entries:
+        mods[name] = Mod(kind, (), params, 1e-5, has_bias)
+        if name:
+            parent = name.rpartition(".")[0]
+            mods[parent].children.append(name.rpartition(".")[2])
+    return mods
+
+
+def _tiny_resnet_mods():
+    bn = lambda c: {"weight": (c,), "bias": (c,), "running_mean": (c,), "running_var": (c,)}
+    e = [("", "other", {}, False), ("0", "conv", {"weight": (8, 3, 7, 7)}, False), ("1", "bn", bn(8), True),
+         ("2", "other", {}, False), ("3", "other", {}, False)]
+    for i, (cin, cout, stride) in zip((4, 5, 6, 7), ((8, 8, 1), (8, 16, 2), (16, 32, 2), (32, 64, 2))):
+        p = str(i)
+        e += [(p, "other", {}, False), (p + ".conv1", "conv", {"weight": (cout, cin, 3, 3)}, False),
+              (p + ".bn1", "bn", bn(cout), True), (p + ".relu", "other", {}, False),
+              (p + ".conv2", "conv", {"weight": (cout, cout, 3, 3)}, False), (p + ".bn2", "bn", bn(cout), True)]
+        if stride != 1 or cin != cout:
+            e += [(p + ".downsample", "other", {}, False),
+                  (p + ".downsample.0", "conv", {"weight": (cout, cin, 1, 1)}, False),
+                  (p + ".downsample.1", "bn", bn(cout), True)]
+    e += [("8", "other", {}, False), ("9", "other", {}, False),
+          ("10", "linear", {"weight": (10, 64), "bias": (10,)}, True)]
+    return _mods(e)
+
+
+def _tiny_bert_mods(layers=2, h=64, inter=128):
+    lin = lambda i, o: {"weight": (o, i), "bias": (o,)}
+    ln = {"weight": (h,), "bias": (h,)}
+    e = [("", "other", {}, False), ("m", "other", {}, False), ("m.embeddings", "other", {}, False),
+         ("m.embeddings.word_embeddings", "embedding", {"weight": (1000, h)}, False),
+         ("m.embeddings.position_embeddings", "embedding", {"weight": (128, h)}, False),
+         ("m.embeddings.token_type_embeddings", "embedding", {"weight": (2, h)}, False),
+         ("m.embeddings.LayerNorm", "layernorm", ln, True), ("m.embeddings.dropout", "other", {}, False),
+         ("m.encoder", "other", {}, False), ("m.encoder.layer", "other", {}, False)]
+    for i in range(layers):
+        p = "m.encoder.layer.%d" % i
+        e += [(p, "other", {}, False), (p + ".attention", "other", {}, False),
+              (p + ".attention.self", "other", {}, False)]
+        e += [(p + ".attention.self." + q, "linear", lin(h, h), True) for q in ("query", "key", "value")]
+        e += [(p + ".attention.self.dropout", "other", {}, False), (p + ".attention.output", "other", {}, False),
+              (p + ".attention.output.dense", "linear", lin(h, h), True),
+              (p + ".attention.output.LayerNorm", "layernorm", ln, True),
+              (p + ".attention.output.dropout", "other", {}, False), (p + ".intermediate", "other", {}, False),
+              (p + ".intermediate.dense", "linear", lin(h, inter), True),
+              (p + ".intermediate.intermediate_act_fn", "other", {}, False), (p + ".output", "other", {}, False),
+              (p + ".output.dense", "linear", lin(inter, h), True), (p + ".output.LayerNorm", "layernorm", ln, True),
+              (p + ".output.dropout", "other", {}, False)]
+    e += [("m.pooler", "other", {}, False), ("m.pooler.dense", "linear", lin(h, h), True),
+          ("m.pooler.activation", "other", {}, False)]
+    return _mods(e)
+
+
+def self_test(data_dir):
+    """Plan the weights of tests/data's tiny models against hand-written module trees: the
+    legacy exports (and tiny_resnet's dynamo export) must map every key; fused conv-bn, Identity
+    aliases and transposed MatMul weights must be recognised. Prints one JSON object."""
+    fails = []
+
+    def check(cond, what):
+        if not cond:
+            fails.append(what)
+
+    # synthetic graph: scope resolution and the planner's rules, no files needed
+    mods = _tiny_resnet_mods()
+    check(scope_module({"name": "/5/downsample/downsample.0/Conv"}, mods) == "5.downsample.0", "scope 5.downsample.0")
+    check(scope_module({"name": "/10/Gemm"}, mods) == "10", "scope 10")
+    check(scope_module({"name": "/nosuch/Conv"}, mods) is None, "unknown scope")
+    check(scope_module({"name": "x", "scopes": ["", "4", "4.conv1", "conv2d"]}, mods) == "4.conv1", "dynamo scopes")
+    check(_next_bn("4.conv2", mods) == "4.bn2" and _next_bn("10", mods) is None, "next bn")
+    bmods = _tiny_bert_mods()
+    check(scope_module({"name": "/m/encoder/layer.1/attention/self/query/MatMul"}, bmods)
+          == "m.encoder.layer.1.attention.self.query", "scope through a ModuleList")
+    results = {}
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+        note("onnx not installed: the tests/data part of the self-test is skipped")
+    cases = [("tiny_resnet_legacy", _tiny_resnet_mods, True), ("tiny_resnet_dynamo", _tiny_resnet_mods, True),
+             ("tiny_bert_legacy", _tiny_bert_mods, True), ("tiny_bert_dynamo", _tiny_bert_mods, False)]
+    for name, mk, must in cases if onnx else []:
+        path = os.path.join(data_dir, name, "model.onnx")
+        if not os.path.exists(path):
+            fails.append(f"{path} missing")
+            continue
+        plan, missing = plan_weights(describe_onnx(onnx.load(path, load_external_data=False)), mk())
+        hows = {}
+        for how, _ in plan.values():
+            hows[how] = hows.get(how, 0) + 1
+        results[name] = {"mapped": len(plan), "missing": missing[:4], "how": hows}
+        if must:
+            check(not missing, f"{name}: unmatched {missing[:4]}")
+    r = results.get("tiny_resnet_legacy")
+    if r:  # 12 convs, all with their BatchNorm folded in by the exporter
+        check(r["how"].get("sqrt1eps") == 12 and r["how"].get("ones") == 12, "tiny_resnet_legacy: 12 fused conv-bn")
+    r = results.get("tiny_bert_legacy")
+    if r:  # 2 layers x 6 Linear weights stored transposed for MatMul
+        check(r["how"].get("T") == 12, "tiny_bert_legacy: 12 transposed MatMul weights")
+    print(json.dumps({"self_test": "fail" if fails else "ok", "failures": fails, "models": results}))
+    return 0 if not fails else 1
+
+
+# ---------------------------------------------------------------- the measurement
+
 def main():
+    if "--self-test" in sys.argv:
+        k = sys.argv.index("--self-test")
+        here = os.path.dirname(os.path.abspath(__file__))
+        data = sys.argv[k + 1] if k + 1 < len(sys.argv) else os.path.join(here, "..", "..", "tests", "data")
+        sys.exit(self_test(data))
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--threads", type=int, default=1)
@@ -43,47 +542,89 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--eval-in")
     ap.add_argument("--eval-out")
+    ap.add_argument("--torch-source", help="torch_source.json: rebuild the module, weights from the ONNX file")
     a = ap.parse_args()
     try:
         import numpy as np
         import torch
     except ImportError as e:
         fail(f"PyTorch peer needs torch and numpy: {e}")
-    try:
-        import onnx
-        from onnx2torch import convert
-    except ImportError as e:
-        fail(f"PyTorch peer needs onnx and onnx2torch to load ONNX models: {e}")
+    if a.device not in ("cpu", "cuda"):
+        fail(f"--device {a.device}: cpu or cuda")
     if a.device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda but torch sees no GPU")
     torch.set_num_threads(max(1, a.threads))
+    exact_fp32(torch)
     dev = torch.device(a.device)
-    try:
-        model = convert(onnx.load(a.model)).eval().to(dev)
-    except Exception as e:  # an op onnx2torch does not convert: say which, do not fake a row
-        fail(f"onnx2torch cannot convert {a.model}: {e}")
+
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(a.model)), "torch_source.json")
+    source = a.torch_source
+    how = None
+    if not source:
+        try:
+            import onnx
+            from onnx2torch import convert
+            how = "onnx2torch"
+        except ImportError as e:
+            if os.path.exists(sidecar):
+                source = sidecar
+            else:
+                fail(f"PyTorch peer: onnx2torch is not installed ({e}) and there is no torch_source.json beside "
+                     f"{a.model} (tools/export_models.py writes one; or give --torch-source FILE)")
+    if how == "onnx2torch":
+        try:
+            model = convert(onnx.load(a.model))
+        except Exception as e:  # an op onnx2torch does not convert: say which, do not fake a row
+            fail(f"onnx2torch cannot convert {a.model}: {e}")
+        version = torch.__version__ + " onnx2torch"
+    else:
+        model = rebuild(source, torch)
+        counts = load_onnx_weights(model, a.model, torch, np)
+        note(f"rebuilt from {source}; weights from {a.model}: " +
+             ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        version = torch.__version__ + " rebuilt"
+    model = model.eval().to(dev)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+
+    import onnx as _onnx
+    g = _onnx.load(a.model, load_external_data=False).graph
+    inits = set(i.name for i in g.initializer)
+    graph_inputs = [i.name for i in g.input if i.name not in inits]
+    del g
+    must_check = how != "onnx2torch"
 
     if a.eval_in:
         x = np.load(a.eval_in).astype(np.float32)
         n, outs = x.shape[0], []
+        first = x[:a.batch]
+        if first.shape[0] < a.batch:
+            first = np.concatenate([first, np.repeat(first[-1:], a.batch - first.shape[0], axis=0)])
+        diff = verify(model, a.model, graph_inputs[:1], [first], dev, a.threads, torch, np, must_check)
         with torch.inference_mode():
             for s in range(0, n, a.batch):
                 chunk = x[s:s + a.batch]
                 pad = a.batch - chunk.shape[0]  # pad the last batch like the C harness; drop its outputs
                 if pad:
                     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-                y = model(torch.from_numpy(chunk).to(dev))
-                y = y[0] if isinstance(y, (tuple, list)) else y
+                y = _flatten(model(torch.from_numpy(chunk).to(dev)))[0]
                 outs.append(y.float().cpu().numpy()[:a.batch - pad])
         np.save(a.eval_out, np.concatenate(outs).astype(np.float32))
-        print(json.dumps({"engine": "pytorch", "version": torch.__version__}))
+        print(json.dumps({"engine": "pytorch", "version": version, "verified_max_abs_diff": diff}))
         return
 
-    feeds = []
+    given = {}
     for spec in a.input:
-        name, _, path = spec.partition("=")
-        feeds.append(torch.from_numpy(np.load(path)).to(dev))
+        name, eq, path = spec.partition("=")
+        if not eq:
+            fail(f"--input expects NAME=FILE, got {spec}")
+        given[name] = np.load(path)
+    names = [n for n in graph_inputs if n in given] if all(n in given for n in graph_inputs) else list(given)
+    arrays = [given[n] for n in names]
+    diff = verify(model, a.model, names, arrays, dev, a.threads, torch, np, must_check)
+    if diff is not None:
+        note(f"{a.model} on {a.device}: torch vs ONNX Runtime max|d| = {diff:.3g} on the bench inputs")
+    reset_peak_rss()  # the host peak is running the model, not the check before it
+    feeds = [torch.from_numpy(x).to(dev) for x in arrays]
     spq = a.spq if a.scenario == "multi-stream" else a.batch
     runs = math.ceil(spq / a.batch)
 
@@ -131,11 +672,11 @@ def main():
                     break
                 if end > give_up:
                     break
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     dev_peak = torch.cuda.max_memory_allocated() if a.device == "cuda" else None
-    print(json.dumps({"engine": "pytorch", "version": torch.__version__, "latencies_ms": lat,
+    print(json.dumps({"engine": "pytorch", "version": version, "latencies_ms": lat,
                       "seconds": end - start, "samples": len(lat) * spq, "peak_host_bytes": peak,
-                      "peak_device_bytes": dev_peak}))
+                      "peak_device_bytes": dev_peak, "verified_max_abs_diff": diff}))
 
 
 if __name__ == "__main__":
