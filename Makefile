@@ -18,7 +18,7 @@ endif
 ifeq ($(DEBUG),1)
 OPT     := -O0 -g
 else
-OPT     := -O2 -g
+OPT     := -O3 -g
 endif
 ifeq ($(CUDA),0)
 NVCC    :=

@@ -44,10 +44,54 @@ static void summarize(const char *name, const il_tensor *t, int topk) {
     }
 }
 
+/* Time per op type in the last run, largest first (--profile). */
+static void print_profile(const il_graph *g, const il_plan *p) {
+    const double *t = il_plan_node_times(p);
+    const char **op = calloc((size_t)g->n_nodes + 1, sizeof *op);
+    double *sum = calloc((size_t)g->n_nodes + 1, sizeof *sum), total = 0;
+    int *cnt = calloc((size_t)g->n_nodes + 1, sizeof *cnt), n = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        int j = 0;
+        while (j < n && strcmp(op[j], g->nodes[k].op_type)) j++;
+        if (j == n) op[n++] = g->nodes[k].op_type;
+        sum[j] += t[k];
+        cnt[j]++;
+        total += t[k];
+    }
+    printf("profile (last run): %-20s %5s %10s %6s\n", "op", "nodes", "ms", "share");
+    for (int r = 0; r < n; r++) {
+        int best = -1;
+        for (int j = 0; j < n; j++)
+            if (cnt[j] && (best < 0 || sum[j] > sum[best])) best = j;
+        printf("                    %-20s %5d %10.3f %5.1f%%\n", op[best], cnt[best], sum[best] * 1e3,
+               total > 0 ? 100 * sum[best] / total : 0);
+        cnt[best] = 0;
+    }
+    /* and the slowest nodes, with their output shapes */
+    char b[128];
+    const il_shapes *sh = il_plan_shapes(p);
+    unsigned char *shown = calloc((size_t)g->n_nodes + 1, 1);
+    printf("slowest nodes:\n");
+    for (int r = 0; r < 8 && r < g->n_nodes; r++) {
+        int best = -1;
+        for (int k = 0; k < g->n_nodes; k++)
+            if (!shown[k] && (best < 0 || t[k] > t[best])) best = k;
+        shown[best] = 1;
+        const il_node *nd = &g->nodes[best];
+        const il_tensor *o = nd->n_outputs && nd->outputs[0] >= 0 ? &sh->info[nd->outputs[0]] : NULL;
+        printf("  %8.3f ms  %-16s %-24s %s\n", t[best] * 1e3, nd->op_type, o ? il_shape_str(o->rank, o->dims, b, sizeof b) : "",
+               nd->name);
+    }
+    free(shown);
+    free(op);
+    free(sum);
+    free(cnt);
+}
+
 int cmd_run(int argc, char **argv) {
     const char *path = NULL, *outdir = NULL, *format = "npy";
     long long batch = 1, seed = 1, threads = 0, topk = 5, repeat = 1;
-    int nb = 0, reference = 0, nspec = 0;
+    int nb = 0, reference = 0, nspec = 0, profile = 0;
     il_bind binds[16];
     const char *spec[64];
     for (int i = 1; i < argc; i++) {
@@ -69,9 +113,11 @@ int cmd_run(int argc, char **argv) {
             spec[nspec++] = val;
             i++;
         } else if (!strcmp(a, "--reference")) reference = 1;
+        else if (!strcmp(a, "--profile")) profile = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
                    "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]\n"
+                   "                    [--profile]\n"
                    "  inputs not given are random (seeded): floats in [-1,1), integers 0 or 1; FILE is .npy or .pb (ONNX TensorProto)\n");
             return 0;
         } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
@@ -105,7 +151,8 @@ int cmd_run(int argc, char **argv) {
         in[i] = cli_random_input(g, i, batch, binds, nb, &rng);
         if (!in[i]) st = IL_ERR_INVALID;
     }
-    il_plan_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .threads = (int)threads, .reference = reference};
+    il_plan_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .threads = (int)threads, .reference = reference,
+                       .profile = profile};
     if (!st) st = il_plan_create(g, &po, &p);
     double best = INFINITY, total = 0;
     for (long long r = 0; r < repeat && !st; r++) {
@@ -122,6 +169,7 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < il_plan_n_outputs(p); i++) summarize(g->values[g->outputs[i]].name, il_plan_output(p, i), (int)topk);
     printf("time: %.3f ms per run (best of %lld), %.3f ms mean; peak activations %.3f MB\n", best * 1e3, repeat,
            total / (double)repeat * 1e3, (double)il_plan_peak_bytes(p) / 1e6);
+    if (profile) print_profile(g, p);
     if (outdir) {
         if (mkdir(outdir, 0755) && errno != EEXIST) {
             fprintf(stderr, "inferlab: cannot create %s: %s\n", outdir, strerror(errno));

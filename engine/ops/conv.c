@@ -126,7 +126,7 @@ static il_status conv_inputs(const il_kctx *c, const il_tensor *x, const il_tens
 /* Conv: X [N, C, D...], W [M, C/group, k...], B [M] -> Y [N, M, out...]. */
 static il_status conv_geom_of(const il_kctx *c, const il_tensor *x, const il_tensor *w, const il_tensor *b, int quant,
                               il_conv_geom *g) {
-    int64_t group, kernel[IL_MAX_SPATIAL];
+    int64_t group = 1, kernel[IL_MAX_SPATIAL] = {0};
     il_status st = conv_inputs(c, x, w, quant, &group);
     if (st) return st;
     int nsp = x->rank - 2, wk = w->rank == x->rank;

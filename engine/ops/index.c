@@ -140,7 +140,7 @@ static il_status nd_check(il_kctx *c, const il_tensor *x, const il_tensor *ind, 
 
 static il_status gather_nd_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1);
-    int b = (int)il_attr_int(c->node, "batch_dims", 0), m;
+    int b = (int)il_attr_int(c->node, "batch_dims", 0), m = 0;
     if (x->rank < 0 || ind->rank < 0 || (ind->rank > 0 && ind->dims[ind->rank - 1] < 0)) {
         il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
@@ -246,7 +246,7 @@ static void reduce_elem(il_dtype dt, void *dst, const void *src, int red) {
 
 static il_status scatter_nd_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
-    int m, red;
+    int m = 0, red = 0;
     il_status st = reduction_of(c, &red);
     if (st) return st;
     if (upd->dtype != x->dtype)
@@ -267,7 +267,7 @@ static il_status scatter_nd_infer(il_kctx *c) {
 static il_status scatter_nd_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
     il_tensor *y = il_out(c, 0);
-    int red, m = (int)ind->dims[ind->rank - 1];
+    int red = 0, m = (int)ind->dims[ind->rank - 1];
     int64_t n = il_dims_prod(ind->dims, 0, ind->rank - 1), slice = il_dims_prod(x->dims, m, x->rank);
     size_t es = il_dtype_size(x->dtype);
     reduction_of(c, &red);
@@ -285,7 +285,7 @@ static il_status scatter_nd_ref(il_kctx *c) {
 
 static il_status scatter_elements_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
-    int red, axis;
+    int red = 0, axis = 0;
     il_status st = reduction_of(c, &red);
     if (st || (st = check_indices(c, ind))) return st;
     if (upd->dtype != x->dtype)
@@ -311,7 +311,7 @@ static il_status scatter_elements_infer(il_kctx *c) {
 static il_status scatter_elements_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0), *ind = il_in(c, 1), *upd = il_in(c, 2);
     il_tensor *y = il_out(c, 0);
-    int axis, red;
+    int axis = 0, red = 0;
     int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(ind);
     size_t es = il_dtype_size(x->dtype);
     il_norm_axis(c, il_attr_int(c->node, "axis", 0), x->rank, &axis);

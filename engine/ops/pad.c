@@ -251,8 +251,8 @@ static il_status d2s_common(il_kctx *c, int to_space, int64_t *b, int *crd) {
 }
 
 static il_status d2s_infer_dir(il_kctx *c, int to_space) {
-    int64_t b, d[4];
-    int crd;
+    int64_t b = 1, d[4];
+    int crd = 0;
     il_status s = d2s_common(c, to_space, &b, &crd);
     if (s) return s;
     il_tensor *x = c->in[0];

@@ -243,7 +243,7 @@ static il_status squeeze_infer(il_kctx *c) {
 static il_status unsqueeze_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     int64_t axes[IL_MAX_RANK + 1], out[IL_MAX_RANK];
-    int n, known, present, add[IL_MAX_RANK] = {0};
+    int n = 0, known = 0, present = 0, add[IL_MAX_RANK] = {0};
     il_status st = int_list(c, "axes", 1, 13, axes, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
     if (!present) return il_kerr(c, IL_ERR_INVALID, "needs axes");
@@ -433,7 +433,7 @@ static il_status split_ref(il_kctx *c) {
 static il_status expand_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     int64_t shape[IL_MAX_RANK], out[IL_MAX_RANK];
-    int n, known, present, r;
+    int n = 0, known = 0, present = 0, r;
     il_status st = int_list(c, "shape", 1, 8, shape, IL_MAX_RANK, &n, &known, &present);
     if (st) return st;
     if (!present) return il_kerr(c, IL_ERR_INVALID, "needs a shape input");

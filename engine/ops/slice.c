@@ -36,7 +36,7 @@ static il_status slice_list(const il_kctx *c, const char *name, int slot, int64_
 
 static il_status slice_make(const il_kctx *c, const il_tensor *x, slice_plan *p) {
     int64_t starts[IL_MAX_RANK], ends[IL_MAX_RANK], axes[IL_MAX_RANK], steps[IL_MAX_RANK];
-    int ns, ne, na, nst, has_s, has_e, has_a, has_st, r = x->rank;
+    int ns = 0, ne = 0, na = 0, nst = 0, has_s = 0, has_e = 0, has_a = 0, has_st = 0, r = x->rank;
     il_status st;
     if ((st = slice_list(c, "starts", 1, starts, &ns, &has_s)) || (st = slice_list(c, "ends", 2, ends, &ne, &has_e)) ||
         (st = slice_list(c, "axes", 3, axes, &na, &has_a)) || (st = slice_list(c, "steps", 4, steps, &nst, &has_st)))
