@@ -50,6 +50,8 @@ il_status il_window_geom(const il_kctx *c, const il_tensor *x, const int64_t *ke
 
 /* Fast float32 kernels; the geometry was checked by the caller. */
 il_status il_conv_fast_f32(il_kctx *c, const il_conv_geom *g);
+/* One output plane (image n, channel m) of a depthwise conv, no bias (1-D or 2-D). */
+void il_depthwise_plane(const il_conv_geom *g, const float *x, const float *w, int64_t n, int64_t m, float *yc);
 il_status il_conv_transpose_fast_f32(il_kctx *c, const il_conv_geom *g);
 /* 2-D (and 1-D seen as 2-D) pools over float32; kind 0 max, 1 average. */
 il_status il_pool_fast_f32(il_kctx *c, const il_conv_geom *g, int kind, int count_include_pad,

@@ -69,36 +69,44 @@ static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col
     }
 }
 
-/* One input channel per group (depthwise, with any channel multiplier), 1-D or 2-D: a direct
- * loop per output channel, the inner loop running along a row so it vectorizes when s == 1. */
-static void depthwise(il_kctx *c, const il_conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+/* One output plane of a depthwise conv (one input channel per group, any channel multiplier),
+ * 1-D or 2-D: channel m of image n into yc, without bias. A direct loop whose inner loop runs
+ * along a row, so it vectorizes when the stride is 1. FusedConv shares it (its epilogue runs
+ * on the plane while it is still in cache). */
+void il_depthwise_plane(const il_conv_geom *g, const float *x, const float *w, int64_t n, int64_t m, float *yc) {
     int two = g->nsp == 2;
     int64_t H = two ? g->in[0] : 1, W = g->in[g->nsp - 1], OH = two ? g->out[0] : 1, OW = g->out[g->nsp - 1];
     int64_t KH = two ? g->k[0] : 1, KW = g->k[g->nsp - 1], SH = two ? g->stride[0] : 1, SW = g->stride[g->nsp - 1];
     int64_t DH = two ? g->dil[0] : 1, DW = g->dil[g->nsp - 1], PH = two ? g->pad[0] : 0, PW = g->pad[g->nsp - 1];
-    int64_t mg = g->m / g->group, nch = g->n * g->m;
-    IL_PAR_FOR(c, nm, nch) {
-        int64_t m = nm % g->m, n = nm / g->m;
-        const float *xc = x + (n * g->c + m / mg) * H * W, *wc = w + m * KH * KW;
-        float *yc = y + nm * OH * OW;
-        for (int64_t i = 0; i < OH * OW; i++) yc[i] = b ? b[m] : 0;
-        for (int64_t oh = 0; oh < OH; oh++) {
-            float *yr = yc + oh * OW;
-            for (int64_t kh = 0; kh < KH; kh++) {
-                int64_t ih = oh * SH + kh * DH - PH;
-                if (ih < 0 || ih >= H) continue;
-                const float *xr = xc + ih * W;
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    int64_t off = kw * DW - PW, lo, hi;
-                    float wv = wc[kh * KW + kw];
-                    tap_range(OW, SW, off, W, &lo, &hi);
-                    if (SW == 1)
-                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j + off];
-                    else
-                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j * SW + off];
-                }
+    int64_t mg = g->m / g->group;
+    const float *xc = x + (n * g->c + m / mg) * H * W, *wc = w + m * KH * KW;
+    for (int64_t i = 0; i < OH * OW; i++) yc[i] = 0;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        float *yr = yc + oh * OW;
+        for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t ih = oh * SH + kh * DH - PH;
+            if (ih < 0 || ih >= H) continue;
+            const float *xr = xc + ih * W;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                int64_t off = kw * DW - PW, lo, hi;
+                float wv = wc[kh * KW + kw];
+                tap_range(OW, SW, off, W, &lo, &hi);
+                if (SW == 1)
+                    for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j + off];
+                else
+                    for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j * SW + off];
             }
         }
+    }
+}
+
+static void depthwise(il_kctx *c, const il_conv_geom *g, const float *x, const float *w, const float *b, float *y) {
+    int64_t nch = g->n * g->m;
+    IL_PAR_FOR(c, nm, nch) {
+        float *yc = y + nm * g->out_sp;
+        il_depthwise_plane(g, x, w, nm / g->m, nm % g->m, yc);
+        if (b)
+            for (int64_t i = 0; i < g->out_sp; i++) yc[i] += b[nm % g->m];
     }
 }
 

@@ -102,34 +102,15 @@ static void im2col(const geom2 *g, const float *x, int64_t cg, float *col, int t
     }
 }
 
-/* One input channel per group: a direct loop per output plane, whose epilogue runs while the
- * plane (at most a few tens of KB) is still in cache. */
+/* One input channel per group: the shared direct loop per output plane (engine/cpu/conv_fast.c),
+ * then the epilogue while the plane (at most a few tens of KB) is still in cache. */
 static void depthwise(il_kctx *c, const il_conv_geom *cg, const geom2 *g, const il_act *act, const float *x,
                       const float *w, const float *b, const float *z, float *y) {
-    int64_t mg = cg->m / cg->group, nch = cg->n * cg->m, osp = g->OH * g->OW;
+    int64_t nch = cg->n * cg->m, osp = g->OH * g->OW;
     IL_PAR_FOR(c, nm, nch) {
-        int64_t m = nm % cg->m, n = nm / cg->m;
-        const float *xc = x + (n * cg->c + m / mg) * g->H * g->W, *wc = w + m * g->KH * g->KW;
         float *yc = y + nm * osp;
-        for (int64_t i = 0; i < osp; i++) yc[i] = 0;
-        for (int64_t oh = 0; oh < g->OH; oh++) {
-            float *yr = yc + oh * g->OW;
-            for (int64_t kh = 0; kh < g->KH; kh++) {
-                int64_t ih = oh * g->SH + kh * g->DH - g->PH;
-                if (ih < 0 || ih >= g->H) continue;
-                const float *xr = xc + ih * g->W;
-                for (int64_t kw = 0; kw < g->KW; kw++) {
-                    int64_t off = kw * g->DW - g->PW, lo, hi;
-                    float wv = wc[kh * g->KW + kw];
-                    tap_range(g->OW, g->SW, off, g->W, &lo, &hi);
-                    if (g->SW == 1)
-                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j + off];
-                    else
-                        for (int64_t j = lo; j < hi; j++) yr[j] += wv * xr[j * g->SW + off];
-                }
-            }
-        }
-        il_act_row(act, yc, osp, b ? b[m] : 0.0f, z ? z + nm * osp : NULL);
+        il_depthwise_plane(cg, x, w, nm / cg->m, nm % cg->m, yc);
+        il_act_row(act, yc, osp, b ? b[nm % cg->m] : 0.0f, z ? z + nm * osp : NULL);
     }
 }
 
