@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 typedef struct targs {
-    const char *model, *data, *test, *out, *teacher, *augment, *normalize, *sched;
+    const char *model, *data, *test, *out, *teacher, *augment, *normalize, *sched, *resize, *crop;
     int width, threads, federated, rounds, local_epochs, quiet, warmup;
     double dirichlet, step_epochs;
     il_fit_opts fit;
@@ -27,6 +27,7 @@ static void train_usage(FILE *f, const char *cmd) {
             "  --smoothing EPS    label smoothing (0)\n"
             "  --augment none|crop|flip|crop+flip  (crop: random crop, padding 2 at 28x28, 4 at 32x32)\n"
             "  --normalize fit|none|M1,..:S1,..   per-channel mean/std (fit: computed on the training set)\n"
+            "  --resize HxW  --crop HxW          bilinear resize, then center crop (train and test alike)\n"
             "  --width W  --seed S (1)  --threads N (all cores)  --quiet\n",
             cmd, strcmp(cmd, "distill") ? "--model zoo:NAME|FILE.onnx" : "--teacher T.onnx --student zoo:NAME|FILE.onnx");
     if (!strcmp(cmd, "distill"))
@@ -60,7 +61,8 @@ static int parse_flag(targs *a, const char *f, const char *v) {
     }
     STR_FLAG("--model", a->model) STR_FLAG("--student", a->model) STR_FLAG("--teacher", a->teacher)
     STR_FLAG("--data", a->data) STR_FLAG("--test", a->test) STR_FLAG("-o", a->out) STR_FLAG("--augment", a->augment)
-    STR_FLAG("--normalize", a->normalize) STR_FLAG("--sched", a->sched)
+    STR_FLAG("--normalize", a->normalize) STR_FLAG("--sched", a->sched) STR_FLAG("--resize", a->resize)
+    STR_FLAG("--crop", a->crop)
     STR_FLAG("--hint-teacher", a->fit.hint_teacher) STR_FLAG("--hint-student", a->fit.hint_student)
     INT_FLAG("--epochs", a->fit.epochs, 1) INT_FLAG("--batch", a->fit.batch, 2) INT_FLAG("--width", a->width, 1)
     INT_FLAG("--threads", a->threads, 1) INT_FLAG("--federated", a->federated, 1) INT_FLAG("--rounds", a->rounds, 1)
@@ -162,9 +164,23 @@ static void test_spec(const char *spec, char *out, size_t n) {
     strncat(out, ":test", n - strlen(out) - 1);
 }
 
-static il_status set_preproc(const targs *a, il_dataset *train, il_preproc *p) {
+static il_status parse_hw(const char *flag, const char *s, int *h, int *w) {
+    if (!s) return IL_OK;
+    if (sscanf(s, "%dx%d", h, w) != 2 || *h < 1 || *w < 1)
+        return il_error(IL_ERR_INVALID, "%s expects HxW (for example 32x32), got '%s'", flag, s);
+    return IL_OK;
+}
+
+/* Preprocessing from the flags: geometry first (applied to both sets), then the statistics
+ * of the training set as the model will see it. */
+static il_status set_preproc(const targs *a, il_dataset *train, il_dataset *test, il_preproc *p) {
     il_preproc_init(p, train->c);
     p->scale = train->scale;
+    il_status st;
+    if ((st = parse_hw("--resize", a->resize, &p->resize_h, &p->resize_w)) ||
+        (st = parse_hw("--crop", a->crop, &p->crop_h, &p->crop_w)) || (st = il_preproc_geometry(p, train)) ||
+        (st = il_preproc_geometry(p, test)))
+        return st;
     const char *au = a->augment;
     if (!strcmp(au, "crop") || !strcmp(au, "crop+flip")) p->pad = train->h >= 32 ? 4 : 2;
     if (!strcmp(au, "flip") || !strcmp(au, "crop+flip")) p->hflip = 1;
@@ -222,6 +238,7 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
     il_graph *g = NULL, *teacher = NULL, *outg = NULL;
     il_trainer *t = NULL;
     il_preproc p;
+    double *round_acc = NULL;
     char ts[1024];
     int rc = 1;
     il_status st;
@@ -230,7 +247,7 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
         cli_fail(st, NULL);
         goto done;
     }
-    if ((st = set_preproc(&a, train, &p))) { cli_fail(st, NULL); goto done; }
+    if ((st = set_preproc(&a, train, test, &p))) { cli_fail(st, NULL); goto done; }
     if (!(g = load_model(&a, train))) goto done;
     if (a.teacher && !(teacher = cli_load(a.teacher))) goto done;
     a.fit.threads = a.threads ? a.threads : il_num_cores();
@@ -248,7 +265,8 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
         il_fed_opts fo = {.clients = a.federated, .rounds = a.rounds, .local_epochs = a.local_epochs,
                           .dirichlet = a.dirichlet, .fit = a.fit, .verbose = !a.quiet};
         fo.fit.verbose = 0;
-        if ((st = il_fedavg(t, train, test, &p, &fo, NULL))) { cli_fail(st, "federated"); goto done; }
+        if (!(round_acc = calloc((size_t)a.rounds, sizeof(double)))) goto done;
+        if ((st = il_fedavg(t, train, test, &p, &fo, round_acc))) { cli_fail(st, "federated"); goto done; }
     } else {
         il_fit_result fr;
         if ((st = il_fit(t, train, &p, &a.fit, &fr))) { cli_fail(st, cmd); goto done; }
@@ -263,10 +281,26 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
            100 * er.top5, (long long)er.n);
     free(er.confusion);
     record(outg, &a, a.federated ? "train --federated" : cmd, er.top1);
+    if (round_acc) { /* the per-round global accuracy, as FedAvg reported it */
+        char *buf = malloc((size_t)a.rounds * 12 + 1);
+        int k = 0;
+        for (int i = 0; i < a.rounds; i++) k += sprintf(buf + k, "%s%.4f", i ? "," : "", round_acc[i]);
+        il_graph_set_meta(outg, "inferlab.federated.round_top1", buf);
+        snprintf(ts, sizeof ts, "clients=%d,dirichlet=%g,rounds=%d,local_epochs=%d", a.federated, a.dirichlet,
+                 a.rounds, a.local_epochs);
+        il_graph_set_meta(outg, "inferlab.federated", ts);
+        free(buf);
+    }
+    if (teacher) {
+        snprintf(ts, sizeof ts, "teacher=%s,temperature=%g,alpha=%g%s%s", a.teacher, a.fit.temperature, a.fit.alpha,
+                 a.fit.hint_teacher ? ",hint=" : "", a.fit.hint_teacher ? a.fit.hint_teacher : "");
+        il_graph_set_meta(outg, "inferlab.distill", ts);
+    }
     if ((st = il_onnx_save(outg, a.out))) { cli_fail(st, a.out); goto done; }
     printf("wrote %s\n", a.out);
     rc = 0;
 done:
+    free(round_acc);
     il_trainer_free(t);
     il_graph_free(g), il_graph_free(teacher), il_graph_free(outg);
     il_data_free(train), il_data_free(test);

@@ -42,6 +42,36 @@ static void to_dtype(const float *src, il_tensor *x) {
         for (int64_t i = 0; i < n; i++) ((double *)x->data)[i] = src[i];
 }
 
+/* Teacher logits for every sample, in data set order: with no augmentation the teacher sees
+ * each image identically every epoch, so it runs once per sample instead of once per step. */
+static il_status teacher_cache(kd_teacher *kd, const il_preproc *tp, const il_dataset *d, int B, float **out,
+                               int64_t *k_out) {
+    int64_t dims[4] = {B, d->c, d->h, d->w}, k = 0;
+    il_tensor *x = il_tensor_new(IL_F32, 4, dims);
+    int64_t *idx = malloc((size_t)B * sizeof(int64_t));
+    float *cache = NULL;
+    il_status st = x && idx ? IL_OK : IL_ERR_OOM;
+    for (int64_t b0 = 0; b0 < d->n && !st; b0 += B) {
+        int nb = (int)(d->n - b0 < B ? d->n - b0 : B);
+        for (int i = 0; i < nb; i++) idx[i] = b0 + i;
+        il_preproc_batch(tp, d, idx, nb, 0, NULL, x->data);
+        x->dims[0] = nb;
+        const il_tensor *tl;
+        if ((st = kd_run(kd, x, &tl))) break;
+        if (!cache) {
+            k = il_tensor_numel(tl) / nb;
+            if (!(cache = malloc((size_t)(d->n * k) * sizeof(float)))) st = IL_ERR_OOM;
+        }
+        for (int64_t i = 0; i < nb * k && !st; i++) cache[b0 * k + i] = (float)il_tensor_get(tl, i);
+    }
+    il_tensor_free(x);
+    free(idx);
+    if (st) free(cache), cache = NULL;
+    *out = cache;
+    *k_out = k;
+    return st;
+}
+
 il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const il_fit_opts *o, il_fit_result *r) {
     memset(r, 0, sizeof *r);
     if (o->batch < 2 || o->epochs < 1) return il_error(IL_ERR_INVALID, "need batch >= 2 and epochs >= 1");
@@ -77,6 +107,14 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
     }
     double t0 = il_now(), last_print = 0;
     int64_t images = 0, step = 0;
+    float *tcache = NULL;
+    int64_t tk = 0;
+    il_tensor *tlc = NULL;
+    if (kd && !p->pad && !p->hflip && !o->hint_teacher) {
+        if ((st = teacher_cache(kd, &tp, d, B, &tcache, &tk))) goto out;
+        int64_t ld[2] = {B, tk};
+        tlc = il_tensor_new(IL_F32, 2, ld);
+    }
     for (int ep = 0; ep < o->epochs && !st; ep++) {
         for (int64_t i = d->n - 1; i > 0; i--) {
             int64_t j = (int64_t)(il_rand_u64(&shuf) % (uint64_t)(i + 1)), tmp = order[i];
@@ -100,11 +138,18 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
             }
             int ok;
             double loss;
-            if (kd) {
+            if (kd && tcache) {
+                tlc->dims[0] = nb;
+                for (int i = 0; i < nb; i++)
+                    memcpy((float *)tlc->data + i * tk, tcache + order[b0 + i] * tk, (size_t)tk * sizeof(float));
+                tl = tlc;
+            } else if (kd) {
                 il_preproc_batch(&tp, d, order + b0, nb, 1, &aug_copy, tbuf);
                 tx->dims[0] = nb;
                 memcpy(tx->data, tbuf, (size_t)(nb * sz) * sizeof(float));
                 if ((st = kd_run(kd, tx, &tl))) break;
+            }
+            if (kd) {
                 if (il_tensor_numel(tl) != il_tensor_numel(logits)) {
                     st = il_error(IL_ERR_SHAPE, "teacher gives %lld logits per batch, the student %lld",
                                   (long long)il_tensor_numel(tl), (long long)il_tensor_numel(logits));
@@ -143,6 +188,9 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
         fflush(stdout);
         if (o->max_steps && step >= o->max_steps) break;
     }
+out:
+    free(tcache);
+    il_tensor_free(tlc);
     r->seconds = il_now() - t0;
     r->steps = step;
     r->images_per_s = r->seconds > 0 ? images / r->seconds : 0;

@@ -117,8 +117,7 @@ int zb_act(zb *b, const char *name, int x, const char *act) {
     if (!strcmp(act, "none")) return x;
     if (!strcmp(act, "relu")) return zb_node(b, "Relu", name, 1, &x);
     if (!strcmp(act, "hardswish")) return zb_node(b, "HardSwish", name, 1, &x);
-    char nm[160];
-    snprintf(nm, sizeof nm, "%s.min", name);
+    /* relu6: Clip between two shared scalar constants */
     int lo = il_graph_find_value(b->g, "relu6.min");
     if (lo < 0) lo = zb_scalar(b, "relu6.min", 0.0f);
     int hi = il_graph_find_value(b->g, "relu6.max");
