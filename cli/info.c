@@ -25,6 +25,19 @@ static void json_shape(FILE *f, const il_tensor *t) {
     fputc(']', f);
 }
 
+/* [{"name":..,"dtype":..,"shape":[..]}, ...] for the values vs[0..n). */
+static void json_values(FILE *f, const il_graph *g, const il_shapes *s, const int *vs, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%s{\"name\":", i ? "," : "");
+        json_str(f, g->values[vs[i]].name);
+        fprintf(f, ",\"dtype\":\"%s\",\"shape\":", il_dtype_name(s->info[vs[i]].dtype));
+        json_shape(f, &s->info[vs[i]]);
+        fputc('}', f);
+    }
+    fputc(']', f);
+}
+
 typedef struct {
     const char *op;
     int count;
@@ -86,25 +99,11 @@ int cmd_info(int argc, char **argv) {
             json_str(f, g->opsets[i].domain[0] ? g->opsets[i].domain : "ai.onnx");
             fprintf(f, ":%lld", (long long)g->opsets[i].version);
         }
-        fprintf(f, "},\"batch\":%lld,\"inputs\":[", batch);
-        for (int i = 0; i < g->n_inputs; i++) {
-            int v = g->inputs[i];
-            fprintf(f, "%s{\"name\":", i ? "," : "");
-            json_str(f, g->values[v].name);
-            fprintf(f, ",\"dtype\":\"%s\",\"shape\":", il_dtype_name(s->info[v].dtype));
-            json_shape(f, &s->info[v]);
-            fprintf(f, "}");
-        }
-        fprintf(f, "],\"outputs\":[");
-        for (int i = 0; i < g->n_outputs; i++) {
-            int v = g->outputs[i];
-            fprintf(f, "%s{\"name\":", i ? "," : "");
-            json_str(f, g->values[v].name);
-            fprintf(f, ",\"dtype\":\"%s\",\"shape\":", il_dtype_name(s->info[v].dtype));
-            json_shape(f, &s->info[v]);
-            fprintf(f, "}");
-        }
-        fprintf(f, "],\"ops\":{");
+        fprintf(f, "},\"batch\":%lld,\"inputs\":", batch);
+        json_values(f, g, s, g->inputs, g->n_inputs);
+        fprintf(f, ",\"outputs\":");
+        json_values(f, g, s, g->outputs, g->n_outputs);
+        fprintf(f, ",\"ops\":{");
         for (int j = 0; j < nh; j++) {
             fprintf(f, "%s", j ? "," : "");
             json_str(f, h[j].op);

@@ -65,6 +65,22 @@ int zoo_vgg(zb *b, int x, int c, int h, int w, int width) {
     return zb_linear(b, "fc", "logits", x, cin, b->k, 1.0);
 }
 
+/* The end of a residual block: the shortcut (1x1 conv + BN when the shape changes), the add and
+ * the ReLU named NAME.RELU; value names follow torchvision's module names. */
+static int residual_join(zb *b, const char *name, int y, int x, int cin, int cout, int stride, const char *relu) {
+    char nm[192];
+    if (stride != 1 || cin != cout) {
+        snprintf(nm, sizeof nm, "%s.downsample.0", name);
+        x = zb_conv(b, nm, x, cin, cout, 1, stride, 0, 1, 0);
+        snprintf(nm, sizeof nm, "%s.downsample.1", name);
+        x = zb_bn(b, nm, x, cout, 1.0f);
+    }
+    snprintf(nm, sizeof nm, "%s.add", name);
+    y = zb_add(b, nm, y, x);
+    snprintf(nm, sizeof nm, "%s.%s", name, relu);
+    return zb_act(b, nm, y, "relu");
+}
+
 /* The basic block of ResNet-18/20: two 3x3 convs, projection shortcut when the shape changes. */
 static int basic_block(zb *b, const char *name, int x, int cin, int cout, int stride) {
     char nm[192];
@@ -78,16 +94,7 @@ static int basic_block(zb *b, const char *name, int x, int cin, int cout, int st
     y = zb_conv(b, nm, y, cout, cout, 3, 1, 1, 1, 0);
     snprintf(nm, sizeof nm, "%s.bn2", name);
     y = zb_bn(b, nm, y, cout, 0.0f);
-    if (stride != 1 || cin != cout) {
-        snprintf(nm, sizeof nm, "%s.downsample.0", name);
-        x = zb_conv(b, nm, x, cin, cout, 1, stride, 0, 1, 0);
-        snprintf(nm, sizeof nm, "%s.downsample.1", name);
-        x = zb_bn(b, nm, x, cout, 1.0f);
-    }
-    snprintf(nm, sizeof nm, "%s.add", name);
-    y = zb_add(b, nm, y, x);
-    snprintf(nm, sizeof nm, "%s.relu2", name);
-    return zb_act(b, nm, y, "relu");
+    return residual_join(b, name, y, x, cin, cout, stride, "relu2");
 }
 
 /* The bottleneck of ResNet-50: 1x1 down, 3x3 (stride here, as torchvision's v1.5), 1x1 up x4. */
@@ -102,16 +109,7 @@ static int bottleneck(zb *b, const char *name, int x, int cin, int planes, int s
     y = zb_conv(b, nm, y, planes, cout, 1, 1, 0, 1, 0);
     snprintf(nm, sizeof nm, "%s.bn3", name);
     y = zb_bn(b, nm, y, cout, 0.0f);
-    if (stride != 1 || cin != cout) {
-        snprintf(nm, sizeof nm, "%s.downsample.0", name);
-        x = zb_conv(b, nm, x, cin, cout, 1, stride, 0, 1, 0);
-        snprintf(nm, sizeof nm, "%s.downsample.1", name);
-        x = zb_bn(b, nm, x, cout, 1.0f);
-    }
-    snprintf(nm, sizeof nm, "%s.add", name);
-    y = zb_add(b, nm, y, x);
-    snprintf(nm, sizeof nm, "%s.relu", name);
-    return zb_act(b, nm, y, "relu");
+    return residual_join(b, name, y, x, cin, cout, stride, "relu");
 }
 
 int zoo_resnet_cifar(zb *b, int x, int c, int h, int w, int width, int depth) {
