@@ -96,6 +96,19 @@ static int read_version(il_store *s) {
 
 int il_store_version(il_store *s) { return read_version(s); }
 
+/* Switching a fresh file to WAL needs an exclusive lock, and SQLite may return SQLITE_BUSY at
+ * once, without calling the busy handler, where waiting could deadlock (two processes opening a
+ * new database together, as tests/test_bench.c's concurrent writers do). So retry here. */
+static il_status enable_wal(il_store *s) {
+    for (int attempt = 0;; attempt++) {
+        int rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) return IL_OK;
+        if ((rc & 0xff) != SQLITE_BUSY || attempt == 1000) return sq_err(s, "enable WAL");
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Bring the schema to `target`; each step in its own immediate transaction with the version
  * re-read inside it, so two processes opening a fresh file at once migrate it once. */
 static il_status migrate(il_store *s, int target) {
@@ -131,7 +144,7 @@ il_status il_store_open_version(const char *path, int version, il_store **out) {
         return st;
     }
     sqlite3_busy_timeout(s->db, 60000);
-    il_status st = exec(s, "PRAGMA journal_mode=WAL", "enable WAL");
+    il_status st = enable_wal(s);
     if (!st) st = exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas");
     if (!st) st = migrate(s, version);
     if (st) {

@@ -378,11 +378,17 @@ static void test_store_concurrent(void) {
         if (kids[k] == 0) {
             /* both open a fresh file at once (racing the migration too), then interleave runs */
             il_store *s;
-            if (il_store_open(path, &s)) _exit(1);
+            if (il_store_open(path, &s)) {
+                fprintf(stderr, "\n  writer %d: open: %s\n", k, il_errmsg());
+                _exit(1);
+            }
             for (int i = 0; i < 15; i++) {
                 il_run_record r;
                 record(&r, k ? "writer B" : "writer A", 2000);
-                if (il_store_insert(s, &r, NULL)) _exit(2);
+                if (il_store_insert(s, &r, NULL)) {
+                    fprintf(stderr, "\n  writer %d: insert %d: %s\n", k, i, il_errmsg());
+                    _exit(2);
+                }
                 il_record_free(&r);
             }
             il_store_close(s);
