@@ -16,17 +16,13 @@ INFERLAB_ORT_PEER=py. One invocation is one measurement; one JSON object on stdo
 --device cuda uses the CUDA execution provider when this onnxruntime build has it (the plain
 onnxruntime package does not: the run then fails, it is not measured on the CPU instead).
 """
-import argparse
 import json
 import math
 import resource
 import sys
 import time
 
-
-def fail(msg):
-    print(json.dumps({"error": str(msg)}))
-    sys.exit(1)
+from peer_common import fail, peer_parser
 
 
 def rng(seed):
@@ -98,22 +94,7 @@ def measure(a, run):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--input", action="append", default=[])
-    ap.add_argument("--scenario", default=None)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--min-seconds", type=float, default=1.0)
-    ap.add_argument("--min-queries", type=int, default=64)
-    ap.add_argument("--max-queries", type=int, default=0)
-    ap.add_argument("--qps", type=float, default=50.0)
-    ap.add_argument("--spq", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--eval-in")
-    ap.add_argument("--eval-out")
+    ap = peer_parser()
     a = ap.parse_args()
     try:
         import numpy as np

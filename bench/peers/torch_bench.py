@@ -31,7 +31,6 @@ the latency covers the work, and peak_device_bytes is torch.cuda.max_memory_allo
   python3 torch_bench.py ... --eval-in X.npy --eval-out Y.npy
   python3 torch_bench.py --self-test [tests/data]   (the weight mapping, without torch)
 """
-import argparse
 import ast
 import json
 import math
@@ -41,12 +40,9 @@ import resource
 import sys
 import time
 
+from peer_common import fail, peer_parser
+
 TOLERANCE = 1e-3  # max abs difference allowed between the torch module and ONNX Runtime
-
-
-def fail(msg):
-    print(json.dumps({"error": str(msg)}))
-    sys.exit(1)
 
 
 def note(msg):
@@ -526,22 +522,7 @@ def main():
         here = os.path.dirname(os.path.abspath(__file__))
         data = sys.argv[k + 1] if k + 1 < len(sys.argv) else os.path.join(here, "..", "..", "tests", "data")
         sys.exit(self_test(data))
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--input", action="append", default=[])
-    ap.add_argument("--scenario", default=None)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--min-seconds", type=float, default=1.0)
-    ap.add_argument("--min-queries", type=int, default=64)
-    ap.add_argument("--max-queries", type=int, default=0)
-    ap.add_argument("--qps", type=float, default=50.0)
-    ap.add_argument("--spq", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--eval-in")
-    ap.add_argument("--eval-out")
+    ap = peer_parser()
     ap.add_argument("--torch-source", help="torch_source.json: rebuild the module, weights from the ONNX file")
     a = ap.parse_args()
     try:
