@@ -59,7 +59,8 @@ ifneq ($(CUDA_SRC),)
 CUDA_HOME := $(patsubst %/bin/nvcc,%,$(NVCC))
 LIB_OBJ  += $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
 CPPFLAGS += -DIL_HAVE_CUDA
-LDLIBS   += -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+# cudart linked statically; cuBLAS opened with dlopen on first GPU use (engine/cuda/runtime.cu)
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lstdc++ -lrt
 endif
 endif
 

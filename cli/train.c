@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 typedef struct targs {
-    const char *model, *data, *test, *out, *teacher, *augment, *normalize, *sched, *resize, *crop;
+    const char *model, *data, *test, *out, *teacher, *augment, *normalize, *sched, *resize, *crop, *device;
     int width, threads, federated, rounds, local_epochs, quiet, warmup;
     double dirichlet, step_epochs;
     il_fit_opts fit;
@@ -28,7 +28,8 @@ static void train_usage(FILE *f, const char *cmd) {
             "  --augment none|crop|flip|crop+flip  (crop: random crop, padding 2 at 28x28, 4 at 32x32)\n"
             "  --normalize fit|none|M1,..:S1,..   per-channel mean/std (fit: computed on the training set)\n"
             "  --resize HxW  --crop HxW          bilinear resize, then center crop (train and test alike)\n"
-            "  --width W  --seed S (1)  --threads N (all cores)  --quiet\n",
+            "  --width W  --seed S (1)  --threads N (all cores)  --quiet\n"
+            "  --device cpu|cuda  where the training step runs (cpu); cuda: activations on the GPU, float32\n",
             cmd, strcmp(cmd, "distill") ? "--model zoo:NAME|FILE.onnx" : "--teacher T.onnx --student zoo:NAME|FILE.onnx");
     if (!strcmp(cmd, "distill"))
         fprintf(f, "  --temperature T (4)  --alpha A (0.9)\n"
@@ -62,7 +63,7 @@ static int parse_flag(targs *a, const char *f, const char *v) {
     STR_FLAG("--model", a->model) STR_FLAG("--student", a->model) STR_FLAG("--teacher", a->teacher)
     STR_FLAG("--data", a->data) STR_FLAG("--test", a->test) STR_FLAG("-o", a->out) STR_FLAG("--augment", a->augment)
     STR_FLAG("--normalize", a->normalize) STR_FLAG("--sched", a->sched) STR_FLAG("--resize", a->resize)
-    STR_FLAG("--crop", a->crop)
+    STR_FLAG("--crop", a->crop) STR_FLAG("--device", a->device)
     STR_FLAG("--hint-teacher", a->fit.hint_teacher) STR_FLAG("--hint-student", a->fit.hint_student)
     INT_FLAG("--epochs", a->fit.epochs, 1) INT_FLAG("--batch", a->fit.batch, 2) INT_FLAG("--width", a->width, 1)
     INT_FLAG("--threads", a->threads, 1) INT_FLAG("--federated", a->federated, 1) INT_FLAG("--rounds", a->rounds, 1)
@@ -257,10 +258,19 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
     if (a.warmup) a.fit.optim.warmup_steps = (int64_t)a.warmup * (train->n / a.fit.batch);
     if (a.step_epochs > 0) a.fit.optim.step_size = (int64_t)(a.step_epochs * (double)(train->n / a.fit.batch));
     il_trainer_opts to = {.dtype = IL_F32, .threads = a.fit.threads, .seed = a.fit.seed};
+    if (a.device && strcmp(a.device, "cpu") && strcmp(a.device, "cuda")) {
+        fprintf(stderr, "inferlab: --device expects cpu or cuda, got '%s'\n", a.device);
+        rc = 2;
+        goto done;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "%d threads", a.fit.threads);
+    if (a.device && !strcmp(a.device, "cuda")) to.backend = a.fit.backend = IL_BACKEND_CUDA;
     if ((st = il_trainer_create(g, &to, &t))) { cli_fail(st, a.model); goto done; }
-    printf("%s: %s, %lld parameters, %lld training / %lld test samples of %dx%dx%d, %d threads\n", cmd, a.model,
+    if (to.backend == IL_BACKEND_CUDA) snprintf(where, sizeof where, "cuda: %s", il_train_device_name());
+    printf("%s: %s, %lld parameters, %lld training / %lld test samples of %dx%dx%d, %s\n", cmd, a.model,
            (long long)il_trainer_param_count(t), (long long)train->n, (long long)test->n, train->c, train->h, train->w,
-           a.fit.threads);
+           where);
     if (a.federated) {
         il_fed_opts fo = {.clients = a.federated, .rounds = a.rounds, .local_epochs = a.local_epochs,
                           .dirichlet = a.dirichlet, .fit = a.fit, .verbose = !a.quiet};
@@ -270,8 +280,8 @@ static int train_or_distill(int argc, char **argv, const char *cmd) {
     } else {
         il_fit_result fr;
         if ((st = il_fit(t, train, &p, &a.fit, &fr))) { cli_fail(st, cmd); goto done; }
-        printf("trained %lld steps in %.1f s: %.1f images/s (%d threads)\n", (long long)fr.steps, fr.seconds,
-               fr.images_per_s, a.fit.threads);
+        printf("trained %lld steps in %.1f s: %.1f images/s (%s)\n", (long long)fr.steps, fr.seconds, fr.images_per_s,
+               where);
     }
     if ((st = il_trainer_export(t, &outg))) { cli_fail(st, "export"); goto done; }
     il_preproc_to_meta(&p, train, outg);

@@ -13,6 +13,7 @@
 struct kd_teacher {
     il_graph *g;          /* the teacher, with the hint tensor as an extra output */
     il_plan *plan;
+    il_trainer *gpu;      /* the teacher on the GPU (inference forward), NULL: the plan runs it */
     il_preproc pp;
     int hint_out;         /* plan output index of the teacher's hint tensor, -1: none */
     char *hint_student;
@@ -23,7 +24,7 @@ struct kd_teacher {
 };
 
 il_status kd_create(const il_graph *teacher, const char *hint_teacher, const char *hint_student, double hint_weight,
-                    int batch, int threads, uint64_t seed, kd_teacher **out) {
+                    int batch, int threads, uint64_t seed, il_backend backend, kd_teacher **out) {
     *out = NULL;
     if (!hint_teacher != !hint_student)
         return il_error(IL_ERR_INVALID, "feature distillation needs both a teacher and a student tensor name");
@@ -44,6 +45,14 @@ il_status kd_create(const il_graph *teacher, const char *hint_teacher, const cha
         il_graph_add_output(k->g, v);
         k->hint_student = strdup(hint_student);
     }
+    if (backend == IL_BACKEND_CUDA && !hint_teacher) {
+        il_trainer_opts to = {.dtype = IL_F32, .threads = threads, .seed = seed, .backend = IL_BACKEND_CUDA};
+        if (!il_trainer_create(k->g, &to, &k->gpu)) {
+            *out = k;
+            return IL_OK;
+        }
+        k->gpu = NULL; /* an op without a CUDA kernel: the CPU engine teaches */
+    }
     il_plan_opts po = {.backend = IL_BACKEND_CPU, .threads = threads, .batch = batch};
     if ((st = il_plan_create(k->g, &po, &k->plan))) {
         il_error_wrap(st, "teacher: ");
@@ -59,6 +68,7 @@ fail:
 void kd_free(kd_teacher *k) {
     if (!k) return;
     il_plan_free(k->plan);
+    il_trainer_free(k->gpu);
     il_graph_free(k->g);
     free(k->hint_student);
     free(k->A), free(k->mA), free(k->dA);
@@ -68,6 +78,10 @@ void kd_free(kd_teacher *k) {
 const il_preproc *kd_preproc(const kd_teacher *k) { return &k->pp; }
 
 il_status kd_run(kd_teacher *k, const il_tensor *x, const il_tensor **logits) {
+    if (k->gpu) {
+        il_status st = il_trainer_forward(k->gpu, x, 0, logits);
+        return st ? il_error_wrap(st, "teacher: ") : IL_OK;
+    }
     il_tensor *in = (il_tensor *)x;
     il_status st = il_plan_run(k->plan, &in, 1);
     if (st) return il_error_wrap(st, "teacher: ");

@@ -130,6 +130,7 @@ typedef struct il_trainer_opts {
     int threads;         /* 0: all cores */
     int input_grad;      /* also compute the gradient of the loss w.r.t. the graph inputs */
     uint64_t seed;       /* dropout masks */
+    il_backend backend;  /* IL_BACKEND_CPU, or IL_BACKEND_CUDA: activations on the GPU (float32) */
 } il_trainer_opts;
 
 /* A trainer for g (cloned). Trainable parameters are the float initializers consumed as
@@ -137,6 +138,8 @@ typedef struct il_trainer_opts {
  * scale/bias, and non-scalar operands of Add/Mul/Sub (position embeddings). Scalars,
  * running statistics and integer constants stay fixed. */
 il_status il_trainer_create(const il_graph *g, const il_trainer_opts *o, il_trainer **out);
+/* The GPU the CUDA trainer uses ("" when none or built without CUDA). */
+const char *il_train_device_name(void);
 void il_trainer_free(il_trainer *t);
 /* Forward pass on input x (graph input 0; dtype of the trainer). training selects batch
  * statistics for BatchNormalization and active Dropout, and keeps the activations for
@@ -219,6 +222,7 @@ typedef struct il_fit_opts {
     const char *hint_teacher, *hint_student; /* feature distillation (both or neither) */
     double hint_weight;
     int64_t max_steps;      /* stop after this many steps (0: no limit; tests) */
+    il_backend backend;     /* where the teacher runs: CUDA runs it through a GPU trainer's forward when it can */
 } il_fit_opts;
 
 typedef struct il_fit_result {

@@ -89,7 +89,8 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
     il_status st = il_optim_create(t, &oo, &opt);
     if (st) return st;
     if (o->teacher &&
-        (st = kd_create(o->teacher, o->hint_teacher, o->hint_student, o->hint_weight, B, o->threads, o->seed, &kd))) {
+        (st = kd_create(o->teacher, o->hint_teacher, o->hint_student, o->hint_weight, B, o->threads, o->seed, o->backend,
+                    &kd))) {
         il_optim_free(opt);
         return st;
     }

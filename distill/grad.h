@@ -78,6 +78,11 @@ static inline void gr_gemm_d(int ta, int tb, int64_t m, int64_t n, int64_t k, do
 
 void gr_saved_free(const char *op, void *p);
 
+/* The window geometry of a Conv or pool node as 2-D (1-D seen as height 1), with in_sp,
+ * out_sp, k_sp filled; gr_conv_geom adds group and output channels from the weight. */
+il_status gr_geom2d(const gr_ctx *c, const int64_t *kernel, int ceil_mode, il_conv_geom *g);
+il_status gr_conv_geom(const gr_ctx *c, il_conv_geom *g);
+
 /* din += dout reduced (summed) over the dims where din's shape broadcasts to dout's. */
 void gr_reduce_add(il_tensor *din, const il_tensor *dout, double scale);
 

@@ -61,7 +61,7 @@ static inline void ow_range(int64_t ow_n, int64_t s, int64_t off, int64_t w, int
     }
 
 /* The geometry as 2-D: 1-D convs and pools are seen as height 1. */
-static il_status geom2d(const gr_ctx *c, const int64_t *kernel, int ceil_mode, il_conv_geom *g) {
+il_status gr_geom2d(const gr_ctx *c, const int64_t *kernel, int ceil_mode, il_conv_geom *g) {
     il_kctx k = gr_kctx(c);
     il_status st = il_window_geom(&k, c->in[0], kernel, ceil_mode, 1, g);
     if (st) return st;
@@ -90,10 +90,10 @@ static void *scratch(void **saved, size_t bytes) {
 }
 
 /* Conv geometry for the training kernels, with groups and output channels. */
-static il_status conv_geom(const gr_ctx *c, il_conv_geom *g) {
+il_status gr_conv_geom(const gr_ctx *c, il_conv_geom *g) {
     il_tensor *w = c->in[1];
     int64_t kernel[2] = {w->dims[2], w->rank > 3 ? w->dims[3] : -1};
-    il_status st = geom2d(c, kernel, 0, g);
+    il_status st = gr_geom2d(c, kernel, 0, g);
     if (st) return st;
     g->group = il_attr_int(c->node, "group", 1);
     g->m = w->dims[0];
@@ -110,7 +110,7 @@ static int img_threads(const gr_ctx *c, int64_t n) { return (int)(c->threads < n
 static il_status conv_train_forward(gr_ctx *c) {
     il_tensor *x = c->in[0], *w = c->in[1], *b = gr_in(c, 2), *y = c->out[0];
     il_conv_geom g;
-    il_status st = conv_geom(c, &g);
+    il_status st = gr_conv_geom(c, &g);
     if (st) return st;
     int64_t cg = g.c / g.group, mg = g.m / g.group, K = cg * g.k_sp, OS = g.out_sp;
     int nt = img_threads(c, g.n);
@@ -145,7 +145,7 @@ static il_status conv_backward(gr_ctx *c) {
     il_tensor *x = c->in[0], *w = c->in[1], *dy = c->dout[0];
     il_tensor *dx = gr_din(c, 0), *dw = gr_din(c, 1), *db = gr_din(c, 2);
     il_conv_geom g;
-    il_status st = conv_geom(c, &g);
+    il_status st = gr_conv_geom(c, &g);
     if (st) return st;
     int64_t cg = g.c / g.group, mg = g.m / g.group, K = cg * g.k_sp, OS = g.out_sp, WN = g.m * K;
     int nt = img_threads(c, g.n);
@@ -205,7 +205,7 @@ static il_status pool_backward_kind(gr_ctx *c, int is_max) {
     if (!dx) return IL_OK;
     if (c->n_out > 1 && c->out[1]) return gr_err(c, IL_ERR_UNSUPPORTED, "training does not support the Indices output");
     il_conv_geom g;
-    il_status st = geom2d(c, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), &g);
+    il_status st = gr_geom2d(c, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), &g);
     if (st) return st;
     int include_pad = (int)il_attr_int(c->node, "count_include_pad", 0);
     int64_t planes = g.n * g.c;

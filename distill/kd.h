@@ -14,9 +14,11 @@
 
 typedef struct kd_teacher kd_teacher;
 
-/* A teacher for batches of up to `batch` images; hint names may both be NULL. */
+/* With backend CUDA and no hint, the teacher runs as the forward of a GPU trainer (its
+ * inference mode) when all its ops have CUDA kernels, and through the CPU engine otherwise.
+ * A teacher for batches of up to `batch` images; hint names may both be NULL. */
 il_status kd_create(const il_graph *teacher, const char *hint_teacher, const char *hint_student, double hint_weight,
-                    int batch, int threads, uint64_t seed, kd_teacher **out);
+                    int batch, int threads, uint64_t seed, il_backend backend, kd_teacher **out);
 void kd_free(kd_teacher *k);
 /* The teacher's preprocessing (from its metadata). */
 const il_preproc *kd_preproc(const kd_teacher *k);

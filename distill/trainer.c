@@ -13,28 +13,11 @@
  * train, float64 for gradient checks); il_trainer_export writes float32 back into a clone of
  * the original graph, which stays a plain inference model.
  */
-#include "grad.h"
+#include "trainer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct il_trainer {
-    il_graph *g;
-    il_dtype dt;
-    int threads;
-    int *order, n_order;
-    il_tensor **val, **grad; /* per value */
-    size_t *cap, *gcap;      /* allocated bytes of val/grad data (activations only) */
-    unsigned char *needs;    /* per value: the loss's gradient w.r.t. it is wanted */
-    unsigned char *fixed;    /* per value: constant data owned by the trainer (params, consts) */
-    unsigned char *pending;  /* per value: gradient added by il_trainer_add_grad */
-    int *params, n_params, *buffers, n_buffers;
-    const il_op **ops;
-    const gr_op **gops;
-    void **saved;            /* per node */
-    uint64_t rng;
-    int input_grad;
-};
 
 /* Which input slots of an op are trainable weights (a bit per slot; ~0: any float constant
  * that is not a scalar), and which are state buffers. */
@@ -49,7 +32,7 @@ static unsigned weight_slots(const char *op) {
     return 0;
 }
 
-static il_tensor *tensor_struct(void) {
+il_tensor *tr_tensor_struct(void) {
     il_tensor *t = calloc(1, sizeof *t);
     t->rank = -1;
     t->q_axis = -1;
@@ -57,7 +40,7 @@ static il_tensor *tensor_struct(void) {
 }
 
 /* Make t hold a tensor of dtype/shape, reusing its buffer when it is big enough. */
-static il_status ensure(il_tensor *t, size_t *cap, il_dtype dt, int rank, const int64_t *dims) {
+il_status tr_ensure(il_tensor *t, size_t *cap, il_dtype dt, int rank, const int64_t *dims) {
     t->dtype = dt;
     t->rank = rank;
     memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
@@ -171,8 +154,15 @@ il_status il_trainer_create(const il_graph *g0, const il_trainer_opts *o, il_tra
             if (n->outputs[i] >= 0) t->needs[n->outputs[i]] = 1;
     }
     for (int v = 0; v < V; v++)
-        if (!t->val[v]) t->val[v] = tensor_struct();
+        if (!t->val[v]) t->val[v] = tr_tensor_struct();
     il_set_threads(t->threads);
+    if (o && o->backend == IL_BACKEND_CUDA) {
+        if (t->dt != IL_F32) {
+            st = il_error(IL_ERR_UNSUPPORTED, "the CUDA trainer runs in float32 only");
+            goto fail;
+        }
+        if ((st = tc_create(t))) goto fail;
+    }
     *out = t;
     return IL_OK;
 fail:
@@ -182,6 +172,7 @@ fail:
 
 void il_trainer_free(il_trainer *t) {
     if (!t) return;
+    tc_free(t);
     il_graph *g = t->g;
     for (int v = 0; g && v < g->n_values; v++) {
         if (t->val[v]) {
@@ -222,7 +213,7 @@ static il_status run_node(il_trainer *t, int k, int training) {
         if (!out[i]) continue;
         if (!il_shape_known(out[i]))
             return il_error(IL_ERR_SHAPE, "node '%s' (%s): output %d has no known shape", n->name, n->op_type, i);
-        st = ensure(out[i], &t->cap[n->outputs[i]], out[i]->dtype, out[i]->rank, out[i]->dims);
+        st = tr_ensure(out[i], &t->cap[n->outputs[i]], out[i]->dtype, out[i]->rank, out[i]->dims);
     }
     if (st) return st;
     const gr_op *gop = t->gops[k];
@@ -252,7 +243,8 @@ il_status il_trainer_forward(il_trainer *t, const il_tensor *x, int training, co
                             il_shape_str(xv->rank, xv->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
         }
     }
-    il_status st = ensure(t->val[xi], &t->cap[xi], x->dtype, x->rank, x->dims);
+    if (t->gpu) return tc_forward(t, x, training, logits);
+    il_status st = tr_ensure(t->val[xi], &t->cap[xi], x->dtype, x->rank, x->dims);
     if (st) return st;
     memcpy(t->val[xi]->data, x->data, il_tensor_bytes(x));
     for (int j = 0; j < t->n_order; j++)
@@ -264,10 +256,10 @@ il_status il_trainer_forward(il_trainer *t, const il_tensor *x, int training, co
 /* Gradient buffer of activation v shaped like its value; zeroed unless keep. */
 static il_status act_grad(il_trainer *t, int v, int keep) {
     il_tensor *a = t->val[v];
-    if (!t->grad[v]) t->grad[v] = tensor_struct(), t->grad[v]->owns_data = 1;
+    if (!t->grad[v]) t->grad[v] = tr_tensor_struct(), t->grad[v]->owns_data = 1;
     il_tensor *gt = t->grad[v];
     int same = gt->rank == a->rank && gt->dtype == a->dtype && !memcmp(gt->dims, a->dims, (size_t)a->rank * 8);
-    il_status st = ensure(gt, &t->gcap[v], a->dtype, a->rank, a->dims);
+    il_status st = tr_ensure(gt, &t->gcap[v], a->dtype, a->rank, a->dims);
     if (st) return st;
     if (!keep || !same) memset(gt->data, 0, il_tensor_bytes(gt));
     return IL_OK;
@@ -280,6 +272,7 @@ il_status il_trainer_backward(il_trainer *t, const il_tensor *dout) {
     il_status st;
     int yo = g->outputs[0];
     if (!t->needs[yo]) return il_error(IL_ERR_GRAPH, "the output does not depend on any trainable parameter");
+    if (t->gpu) return tc_backward(t, dout);
     for (int v = 0; v < g->n_values; v++)
         if (t->needs[v] && !is_param(t, v) && (st = act_grad(t, v, t->pending[v]))) return st;
     il_tensor *gy = t->grad[yo];
@@ -331,6 +324,7 @@ void il_trainer_zero_grad(il_trainer *t) {
 
 const il_tensor *il_trainer_value(const il_trainer *t, const char *name) {
     int v = il_graph_find_value(t->g, name);
+    if (v >= 0 && t->gpu && !t->fixed[v] && tc_value((il_trainer *)t, v)) return NULL;
     return v >= 0 && t->val[v]->data && t->val[v]->rank >= 0 ? t->val[v] : NULL;
 }
 

@@ -1,0 +1,509 @@
+/*
+ * trainer_cuda.c - the training executor on the GPU (il_trainer_opts.backend = CUDA).
+ *
+ * The same graph walk as trainer.c, with activations and their gradients in device memory
+ * and the kernels of engine/cuda (cuda.h): Conv as im2col + one cuBLAS gemm over a chunk of
+ * images (the columns of all its images side by side, so the weight gradient is one product
+ * with K = images x pixels rather than a sum of small ones), BatchNormalization, Relu/Clip,
+ * MaxPool, GlobalAveragePool, Gemm, same-shape Add, and the reshaping ops as copies.
+ * Shapes come from the engine's own inference functions, run on the host structs.
+ *
+ * The host stays the authority for parameters and buffers (see trainer_impl.h): uploaded
+ * before each forward, buffers downloaded after a training forward, parameter gradients
+ * downloaded after backward and added to the host's. For the zoo's models that traffic is
+ * small next to the step (288k parameters: 1.2 MB each way).
+ */
+#include "trainer_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef IL_HAVE_CUDA
+
+il_status tc_create(il_trainer *t) {
+    return il_error(IL_ERR_CUDA, "this inferlab was built without CUDA (nvcc was not found): train with the CPU");
+}
+void tc_free(il_trainer *t) {}
+il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_tensor **logits) {
+    return IL_ERR_CUDA;
+}
+il_status tc_backward(il_trainer *t, const il_tensor *dout) { return IL_ERR_CUDA; }
+il_status tc_value(il_trainer *t, int v) { return IL_ERR_CUDA; }
+
+#else
+#include "engine/cuda/cuda.h"
+
+#include <math.h>
+
+enum { K_NONE, K_CONV, K_BN, K_CLIP, K_MAXPOOL, K_GAP, K_COPY, K_GEMM, K_ADD };
+
+static const struct {
+    const char *op;
+    int kind;
+} kinds[] = {
+    {"Conv", K_CONV},       {"BatchNormalization", K_BN}, {"Relu", K_CLIP},      {"Clip", K_CLIP},
+    {"MaxPool", K_MAXPOOL}, {"GlobalAveragePool", K_GAP}, {"Flatten", K_COPY},   {"Reshape", K_COPY},
+    {"Identity", K_COPY},   {"Squeeze", K_COPY},          {"Unsqueeze", K_COPY}, {"Gemm", K_GEMM},
+    {"Add", K_ADD},
+};
+
+typedef struct tc_gpu {
+    float **dv, **dg;        /* per value: device data, device gradient */
+    size_t *dcap, *dgcap;    /* their allocated bytes */
+    int *kind;               /* per node */
+    void **nsave;            /* per node: BN batch statistics, MaxPool winners */
+    size_t *ncap;
+    unsigned char *trained;  /* per node: the last forward was a training one (BN) */
+    float *ws;               /* Conv columns */
+    size_t wscap;
+    float *stage;            /* host staging for gradients coming back */
+    size_t stagecap;
+} tc_gpu;
+
+/* Device buffer *p of at least bytes (contents not kept when it grows). */
+static il_status dbuf(void **p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap && *p) return IL_OK;
+    il_cuda_free(*p);
+    *p = il_cuda_malloc(bytes ? bytes : 4);
+    *cap = *p ? bytes : 0;
+    return *p ? IL_OK : IL_ERR_OOM;
+}
+
+static size_t fbytes(const il_tensor *t) { return (size_t)il_tensor_numel(t) * sizeof(float); }
+
+il_status tc_create(il_trainer *t) {
+    il_status st = il_cuda_init();
+    if (st) return st;
+    il_graph *g = t->g;
+    int V = g->n_values, N = g->n_nodes;
+    tc_gpu *c = t->gpu = calloc(1, sizeof *c);
+    c->dv = calloc((size_t)V, sizeof *c->dv), c->dg = calloc((size_t)V, sizeof *c->dg);
+    c->dcap = calloc((size_t)V, sizeof *c->dcap), c->dgcap = calloc((size_t)V, sizeof *c->dgcap);
+    c->kind = calloc((size_t)N + 1, sizeof *c->kind);
+    c->nsave = calloc((size_t)N + 1, sizeof *c->nsave), c->ncap = calloc((size_t)N + 1, sizeof *c->ncap);
+    c->trained = calloc((size_t)N + 1, 1);
+    for (int j = 0; j < t->n_order; j++) {
+        const il_node *n = &g->nodes[t->order[j]];
+        for (size_t i = 0; i < sizeof kinds / sizeof *kinds && !n->domain[0]; i++)
+            if (!strcmp(n->op_type, kinds[i].op)) c->kind[t->order[j]] = kinds[i].kind;
+        if (!c->kind[t->order[j]])
+            return il_error(IL_ERR_UNSUPPORTED,
+                            "node '%s': the CUDA trainer has no kernel for %s (it runs Conv, BatchNormalization, "
+                            "Relu, Clip, MaxPool, GlobalAveragePool, Gemm, Add and reshapes); train on the CPU",
+                            n->name, n->op_type);
+        if (c->kind[t->order[j]] == K_MAXPOOL && n->n_outputs > 1 && n->outputs[1] >= 0)
+            return il_error(IL_ERR_UNSUPPORTED, "node '%s': the CUDA trainer does not produce MaxPool's Indices", n->name);
+    }
+    /* float constants once; parameters and buffers again before every forward */
+    for (int v = 0; v < V; v++) {
+        il_tensor *k = t->val[v];
+        if (!t->fixed[v] || k->dtype != IL_F32) continue;
+        if ((st = dbuf((void **)&c->dv[v], &c->dcap[v], fbytes(k))) || (st = il_cuda_upload(c->dv[v], k->data, fbytes(k))))
+            return st;
+        if (t->needs[v] && (st = dbuf((void **)&c->dg[v], &c->dgcap[v], fbytes(k)))) return st;
+    }
+    return IL_OK;
+}
+
+void tc_free(il_trainer *t) {
+    tc_gpu *c = t->gpu;
+    if (!c) return;
+    for (int v = 0; v < t->g->n_values; v++) il_cuda_free(c->dv[v]), il_cuda_free(c->dg[v]);
+    for (int k = 0; k < t->g->n_nodes; k++) il_cuda_free(c->nsave[k]);
+    il_cuda_free(c->ws);
+    free(c->dv), free(c->dg), free(c->dcap), free(c->dgcap), free(c->kind), free(c->nsave), free(c->ncap);
+    free(c->trained), free(c->stage);
+    free(c);
+    t->gpu = NULL;
+}
+
+static il_status upload_state(il_trainer *t) {
+    tc_gpu *c = t->gpu;
+    il_status st = IL_OK;
+    for (int i = 0; i < t->n_params && !st; i++) {
+        il_tensor *w = t->val[t->params[i]];
+        st = il_cuda_upload(c->dv[t->params[i]], w->data, fbytes(w));
+    }
+    for (int i = 0; i < t->n_buffers && !st; i++) {
+        il_tensor *b = t->val[t->buffers[i]];
+        st = il_cuda_upload(c->dv[t->buffers[i]], b->data, fbytes(b));
+    }
+    return st;
+}
+
+/* The node's tensors as the kernels' contract sees them (host structs: shapes, host constants). */
+typedef struct node_io {
+    const il_node *n;
+    gr_ctx gc;
+    il_tensor *in[64], *out[16];
+    float *x[64], *y[16], *dx[64], *dy[16]; /* device data and gradients, NULL when absent */
+} node_io;
+
+static void node_bind(il_trainer *t, int k, node_io *io) {
+    tc_gpu *c = t->gpu;
+    const il_node *n = io->n = &t->g->nodes[k];
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        io->in[i] = v >= 0 ? t->val[v] : NULL;
+        io->x[i] = v >= 0 ? c->dv[v] : NULL;
+        io->dx[i] = v >= 0 && t->needs[v] ? c->dg[v] : NULL;
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        io->out[i] = v >= 0 ? t->val[v] : NULL;
+        io->y[i] = v >= 0 ? c->dv[v] : NULL;
+        io->dy[i] = v >= 0 && t->needs[v] ? c->dg[v] : NULL;
+    }
+    gr_ctx gc = {n, il_graph_opset(t->g, n->domain), n->n_inputs, n->n_outputs, io->in, io->out, NULL, NULL,
+                 &t->saved[k], t->threads, &t->rng};
+    if (!gc.opset) gc.opset = 1;
+    io->gc = gc;
+}
+
+static il_cuda_win win_of(const il_conv_geom *g, int64_t c) {
+    il_cuda_win w = {c, g->in[0], g->in[1], g->out[0], g->out[1], g->k[0], g->k[1],
+                     g->stride[0], g->stride[1], g->dil[0], g->dil[1], g->pad[0], g->pad[1]};
+    return w;
+}
+
+/* Images per chunk so that `per_image` floats of columns stay under 256 MB. */
+static int64_t chunk_of(int64_t n, int64_t per_image) {
+    int64_t nb = ((int64_t)64 << 20) / (per_image > 0 ? per_image : 1);
+    return nb < 1 ? 1 : nb > n ? n : nb;
+}
+
+static il_status conv_forward(tc_gpu *c, node_io *io) {
+    il_conv_geom g;
+    il_status st = gr_conv_geom(&io->gc, &g);
+    if (st) return st;
+    int64_t cg = g.c / g.group, mg = g.m / g.group, K = cg * g.k_sp, OS = g.out_sp;
+    int64_t nb = chunk_of(g.n, (K + mg) * OS);
+    if ((st = dbuf((void **)&c->ws, &c->wscap, (size_t)((K + mg) * nb * OS) * sizeof(float)))) return st;
+    il_cuda_win w = win_of(&g, g.c);
+    const float *X = io->x[0], *W = io->x[1], *Bv = io->n->n_inputs > 2 ? io->x[2] : NULL;
+    for (int64_t b0 = 0; b0 < g.n && !st; b0 += nb) {
+        int64_t m = g.n - b0 < nb ? g.n - b0 : nb, L = m * OS;
+        float *col = c->ws, *yt = col + K * L;
+        for (int64_t grp = 0; grp < g.group && !st; grp++) {
+            il_cuda_im2col(X + b0 * g.c * g.in_sp, m, &w, grp * cg, cg, col);
+            st = il_cuda_sgemm(0, 0, mg, L, K, 1.0f, W + grp * mg * K, K, col, L, 0.0f, yt, L);
+            il_cuda_cm_to_nchw(yt, mg, m, OS, g.m, grp * mg, Bv, io->y[0] + b0 * g.m * OS);
+        }
+    }
+    return st;
+}
+
+static il_status conv_backward(tc_gpu *c, node_io *io) {
+    il_conv_geom g;
+    il_status st = gr_conv_geom(&io->gc, &g);
+    if (st) return st;
+    int64_t cg = g.c / g.group, mg = g.m / g.group, K = cg * g.k_sp, OS = g.out_sp;
+    float *dX = io->dx[0], *dW = io->dx[1], *dB = io->n->n_inputs > 2 ? io->dx[2] : NULL;
+    const float *X = io->x[0], *W = io->x[1], *DY = io->dy[0];
+    if (dB) il_cuda_channel_sum(DY, g.n, g.m, OS, dB);
+    if (!dX && !dW) return IL_OK;
+    int64_t nb = chunk_of(g.n, (2 * K + mg) * OS);
+    if ((st = dbuf((void **)&c->ws, &c->wscap, (size_t)((2 * K + mg) * nb * OS) * sizeof(float)))) return st;
+    il_cuda_win w = win_of(&g, g.c);
+    for (int64_t b0 = 0; b0 < g.n && !st; b0 += nb) {
+        int64_t m = g.n - b0 < nb ? g.n - b0 : nb, L = m * OS;
+        float *col = c->ws, *dcol = col + K * L, *dyt = dcol + K * L;
+        for (int64_t grp = 0; grp < g.group && !st; grp++) {
+            il_cuda_nchw_to_cm(DY + b0 * g.m * OS, mg, m, OS, g.m, grp * mg, dyt);
+            if (dW) {
+                il_cuda_im2col(X + b0 * g.c * g.in_sp, m, &w, grp * cg, cg, col);
+                st = il_cuda_sgemm(0, 1, mg, K, L, 1.0f, dyt, L, col, L, 1.0f, dW + grp * mg * K, K);
+            }
+            if (dX && !st) {
+                st = il_cuda_sgemm(1, 0, K, L, mg, 1.0f, W + grp * mg * K, K, dyt, L, 0.0f, dcol, L);
+                il_cuda_col2im(dcol, m, &w, grp * cg, cg, dX + b0 * g.c * g.in_sp);
+            }
+        }
+    }
+    return st;
+}
+
+/* Clip's bounds as the CPU kernels read them (attributes before opset 11, inputs after). */
+static void clip_bounds(node_io *io, float *lo, float *hi) {
+    if (strcmp(io->n->op_type, "Clip")) {
+        *lo = 0, *hi = INFINITY;
+        return;
+    }
+    il_tensor *a = gr_in(&io->gc, 1), *b = gr_in(&io->gc, 2);
+    if (io->gc.opset < 11) {
+        *lo = il_attr_float(io->n, "min", -3.4028235e38f), *hi = il_attr_float(io->n, "max", 3.4028235e38f);
+    } else {
+        *lo = a && a->data ? (float)il_tensor_get(a, 0) : -INFINITY;
+        *hi = b && b->data ? (float)il_tensor_get(b, 0) : INFINITY;
+    }
+}
+
+static il_status pool_geom(node_io *io, il_conv_geom *g) {
+    return gr_geom2d(&io->gc, NULL, (int)il_attr_int(io->n, "ceil_mode", 0), g);
+}
+
+/* Gemm's operand sizes: Y[M,N] = alpha A'[M,K] B'[K,N] + beta C. */
+typedef struct { int ta, tb; int64_t M, K, N, lda, ldb, cm, cn; float alpha, beta; } gemm_dims;
+
+static il_status gemm_of(node_io *io, gemm_dims *d) {
+    il_tensor *a = io->in[0], *b = io->in[1], *cc = gr_in(&io->gc, 2);
+    d->ta = (int)il_attr_int(io->n, "transA", 0), d->tb = (int)il_attr_int(io->n, "transB", 0);
+    d->alpha = il_attr_float(io->n, "alpha", 1.0f), d->beta = il_attr_float(io->n, "beta", 1.0f);
+    d->M = d->ta ? a->dims[1] : a->dims[0], d->K = d->ta ? a->dims[0] : a->dims[1];
+    d->N = d->tb ? b->dims[0] : b->dims[1], d->lda = a->dims[1], d->ldb = b->dims[1];
+    d->cm = d->cn = 0;
+    if (cc) {
+        d->cm = cc->rank == 2 ? cc->dims[0] : 1;
+        d->cn = cc->rank >= 1 ? cc->dims[cc->rank - 1] : 1;
+        if (cc->rank > 2 || (d->cm != 1 && d->cm != d->M) || (d->cn != 1 && d->cn != d->N))
+            return gr_err(&io->gc, IL_ERR_UNSUPPORTED, "the CUDA trainer's Gemm takes C of [N], [1,N], [M,N] or a scalar");
+    }
+    return IL_OK;
+}
+
+static il_status node_forward(il_trainer *t, int k, int training) {
+    tc_gpu *c = t->gpu;
+    node_io io;
+    node_bind(t, k, &io);
+    const il_node *n = io.n;
+    il_kctx kc = {.node = n, .opset = io.gc.opset, .n_in = n->n_inputs, .n_out = n->n_outputs, .in = io.in,
+                  .out = io.out, .threads = 1, .infer_only = 1};
+    for (int i = 0; i < n->n_outputs; i++)
+        if (io.out[i]) io.out[i]->rank = -1;
+    il_status st = t->ops[k]->infer(&kc);
+    for (int i = 0; i < n->n_inputs && !st; i++)
+        if (io.in[i] && io.in[i]->dtype == IL_F32 && !io.x[i])
+            st = il_error(IL_ERR_INTERNAL, "input %d has no device data", i);
+    for (int i = 0; i < n->n_outputs && !st; i++) {
+        int v = n->outputs[i];
+        if (v < 0) continue;
+        if (!il_shape_known(io.out[i]))
+            return il_error(IL_ERR_SHAPE, "node '%s' (%s): output %d has no known shape", n->name, n->op_type, i);
+        if (io.out[i]->dtype != IL_F32)
+            return il_error(IL_ERR_UNSUPPORTED, "node '%s': the CUDA trainer computes float32 only", n->name);
+        if ((st = dbuf((void **)&c->dv[v], &c->dcap[v], fbytes(io.out[i])))) break;
+        io.y[i] = c->dv[v];
+    }
+    if (st) return st;
+    il_tensor *x = io.in[0], *y = io.out[0];
+    int64_t nx = il_tensor_numel(x), ny = il_tensor_numel(y);
+    switch (c->kind[k]) {
+    case K_CONV:
+        st = conv_forward(c, &io);
+        break;
+    case K_BN: {
+        int64_t N = x->dims[0], C = x->dims[1], S = nx / (N * C > 0 ? N * C : 1);
+        float eps = il_attr_float(n, "epsilon", 1e-5f), mom = il_attr_float(n, "momentum", 0.9f);
+        c->trained[k] = (unsigned char)training;
+        if (!training) {
+            il_cuda_bn_infer(io.x[0], N, C, S, io.x[1], io.x[2], io.x[3], io.x[4], eps, io.y[0]);
+            break;
+        }
+        if (N * S < 2) return gr_err(&io.gc, IL_ERR_INVALID, "batch statistics need more than one value per channel");
+        if ((st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)(2 * C) * sizeof(float)))) break;
+        float *ms = c->nsave[k];
+        il_cuda_bn_train(io.x[0], N, C, S, io.x[1], io.x[2], eps, mom, io.x[3], io.x[4], ms, ms + C, io.y[0]);
+        break;
+    }
+    case K_CLIP: {
+        float lo, hi;
+        clip_bounds(&io, &lo, &hi);
+        il_cuda_clip(io.x[0], nx, lo, hi, io.y[0]);
+        break;
+    }
+    case K_MAXPOOL: {
+        il_conv_geom g;
+        if ((st = pool_geom(&io, &g))) break;
+        if ((st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)ny * sizeof(int32_t)))) break;
+        il_cuda_win w = win_of(&g, g.c);
+        il_cuda_maxpool(io.x[0], g.n * g.c, &w, io.y[0], c->nsave[k]);
+        break;
+    }
+    case K_GAP:
+        il_cuda_gap(io.x[0], ny, nx / (ny ? ny : 1), io.y[0]);
+        break;
+    case K_COPY:
+        st = il_cuda_copy(io.y[0], io.x[0], fbytes(y));
+        break;
+    case K_ADD:
+        if (il_tensor_numel(io.in[1]) != ny || nx != ny)
+            return gr_err(&io.gc, IL_ERR_UNSUPPORTED, "the CUDA trainer adds tensors of the same shape only");
+        il_cuda_add(io.x[0], io.x[1], ny, io.y[0]);
+        break;
+    case K_GEMM: {
+        gemm_dims d;
+        if ((st = gemm_of(&io, &d))) break;
+        float beta = 0.0f;
+        if (d.cm) il_cuda_broadcast_rows(io.x[2], d.cm, d.cn, d.beta, d.M, d.N, io.y[0]), beta = 1.0f;
+        st = il_cuda_sgemm(d.ta, d.tb, d.M, d.N, d.K, d.alpha, io.x[0], d.lda, io.x[1], d.ldb, beta, io.y[0], d.N);
+        break;
+    }
+    }
+    if (st && !strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s): ", n->name, n->op_type);
+    return st;
+}
+
+static il_status node_backward(il_trainer *t, int k) {
+    tc_gpu *c = t->gpu;
+    node_io io;
+    node_bind(t, k, &io);
+    const il_node *n = io.n;
+    il_tensor *x = io.in[0], *y = io.out[0];
+    int64_t nx = il_tensor_numel(x), ny = il_tensor_numel(y);
+    il_status st = IL_OK;
+    switch (c->kind[k]) {
+    case K_CONV:
+        st = conv_backward(c, &io);
+        break;
+    case K_BN: {
+        if (!c->trained[k] || !c->nsave[k]) return gr_err(&io.gc, IL_ERR_INTERNAL, "backward without a training forward");
+        int64_t N = x->dims[0], C = x->dims[1], S = nx / (N * C);
+        float *ms = c->nsave[k];
+        il_cuda_bn_backward(io.x[0], io.dy[0], N, C, S, io.x[1], ms, ms + C, io.dx[0], io.dx[1], io.dx[2]);
+        break;
+    }
+    case K_CLIP: {
+        float lo, hi;
+        clip_bounds(&io, &lo, &hi);
+        if (io.dx[0]) il_cuda_clip_backward(io.x[0], io.dy[0], nx, lo, hi, io.dx[0]);
+        break;
+    }
+    case K_MAXPOOL: {
+        il_conv_geom g;
+        if ((st = pool_geom(&io, &g)) || !io.dx[0]) break;
+        il_cuda_win w = win_of(&g, g.c);
+        il_cuda_maxpool_backward(io.dy[0], c->nsave[k], g.n * g.c, &w, io.dx[0]);
+        break;
+    }
+    case K_GAP:
+        if (io.dx[0]) il_cuda_gap_backward(io.dy[0], ny, nx / (ny ? ny : 1), io.dx[0]);
+        break;
+    case K_COPY:
+        if (io.dx[0]) il_cuda_axpy(io.dy[0], ny, 1.0f, io.dx[0]);
+        break;
+    case K_ADD:
+        for (int i = 0; i < 2; i++)
+            if (io.dx[i]) il_cuda_axpy(io.dy[0], ny, 1.0f, io.dx[i]);
+        break;
+    case K_GEMM: {
+        gemm_dims d;
+        if ((st = gemm_of(&io, &d))) break;
+        const float *A = io.x[0], *B = io.x[1], *DY = io.dy[0];
+        int64_t M = d.M, K = d.K, N = d.N;
+        if (io.dx[0] && !st) {
+            if (!d.ta) st = il_cuda_sgemm(0, d.tb ? 0 : 1, M, K, N, d.alpha, DY, N, B, d.ldb, 1.0f, io.dx[0], K);
+            else st = il_cuda_sgemm(d.tb ? 1 : 0, 1, K, M, N, d.alpha, B, d.ldb, DY, N, 1.0f, io.dx[0], M);
+        }
+        if (io.dx[1] && !st) {
+            if (!d.tb) st = il_cuda_sgemm(d.ta ? 0 : 1, 0, K, N, M, d.alpha, A, d.lda, DY, N, 1.0f, io.dx[1], N);
+            else st = il_cuda_sgemm(1, d.ta ? 1 : 0, N, K, M, d.alpha, DY, N, A, d.lda, 1.0f, io.dx[1], K);
+        }
+        if (d.cm && io.n->n_inputs > 2 && io.dx[2]) {
+            if (d.cm == M && d.cn == N) il_cuda_axpy(DY, M * N, d.beta, io.dx[2]);
+            else if (d.cm == 1 && d.cn == N) il_cuda_col_sum(DY, M, N, d.beta, io.dx[2]);
+            else st = gr_err(&io.gc, IL_ERR_UNSUPPORTED, "the CUDA trainer trains Gemm's C of [N] or [M,N] only");
+        }
+        break;
+    }
+    }
+    if (st && !strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s) backward: ", n->name, n->op_type);
+    return st;
+}
+
+il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_tensor **logits) {
+    tc_gpu *c = t->gpu;
+    il_graph *g = t->g;
+    int xi = g->inputs[0], yo = g->outputs[0];
+    il_tensor *xv = t->val[xi];
+    xv->dtype = x->dtype, xv->rank = x->rank;
+    memcpy(xv->dims, x->dims, sizeof xv->dims);
+    il_status st = upload_state(t);
+    if (!st) st = dbuf((void **)&c->dv[xi], &c->dcap[xi], fbytes(x));
+    if (!st) st = il_cuda_upload(c->dv[xi], x->data, fbytes(x));
+    for (int j = 0; j < t->n_order && !st; j++) st = node_forward(t, t->order[j], training);
+    if (!st) st = il_cuda_sync();
+    for (int i = 0; training && i < t->n_buffers && !st; i++) {
+        il_tensor *b = t->val[t->buffers[i]];
+        st = il_cuda_download(b->data, c->dv[t->buffers[i]], fbytes(b));
+    }
+    if (!st) st = tc_value(t, yo);
+    if (!st) *logits = t->val[yo];
+    return st;
+}
+
+/* Device gradient of v (sized like its value) into host tensor h, added when add. */
+static il_status grad_home(il_trainer *t, int v, il_tensor *h, int add) {
+    tc_gpu *c = t->gpu;
+    size_t bytes = fbytes(h);
+    if (!add) return il_cuda_download(h->data, c->dg[v], bytes);
+    if (bytes > c->stagecap) {
+        free(c->stage);
+        if (!(c->stage = malloc(bytes))) return c->stagecap = 0, IL_ERR_OOM;
+        c->stagecap = bytes;
+    }
+    il_status st = il_cuda_download(c->stage, c->dg[v], bytes);
+    float *H = h->data;
+    for (int64_t i = 0; i < il_tensor_numel(h) && !st; i++) H[i] += c->stage[i];
+    return st;
+}
+
+il_status tc_backward(il_trainer *t, const il_tensor *dout) {
+    tc_gpu *c = t->gpu;
+    il_graph *g = t->g;
+    int yo = g->outputs[0];
+    il_status st = IL_OK;
+    for (int v = 0; v < g->n_values && !st; v++) {
+        if (!t->needs[v]) continue;
+        il_tensor *a = t->val[v];
+        if (a->rank < 0 || a->dtype != IL_F32) continue;
+        if ((st = dbuf((void **)&c->dg[v], &c->dgcap[v], fbytes(a)))) break;
+        if (t->pending[v] && t->grad[v] && !t->fixed[v]) st = il_cuda_upload(c->dg[v], t->grad[v]->data, fbytes(a));
+        else st = il_cuda_zero(c->dg[v], fbytes(a));
+    }
+    if (st) return st;
+    il_tensor *gy = t->val[yo];
+    if (il_tensor_numel(dout) != il_tensor_numel(gy) || dout->dtype != IL_F32)
+        return il_error(IL_ERR_SHAPE, "output gradient has %lld %s values, the output %lld float32",
+                        (long long)il_tensor_numel(dout), il_dtype_name(dout->dtype), (long long)il_tensor_numel(gy));
+    /* dout joins whatever a hint added to the output's gradient */
+    size_t ob = fbytes(gy);
+    if ((st = dbuf((void **)&c->ws, &c->wscap, ob)) || (st = il_cuda_upload(c->ws, dout->data, ob))) return st;
+    il_cuda_axpy(c->ws, il_tensor_numel(gy), 1.0f, c->dg[yo]);
+    for (int j = t->n_order - 1; j >= 0 && !st; j--) {
+        int k = t->order[j];
+        const il_node *n = &g->nodes[k];
+        if (n->n_outputs < 1 || n->outputs[0] < 0 || !t->needs[n->outputs[0]]) continue;
+        int any = 0;
+        for (int i = 0; i < n->n_inputs; i++) any |= n->inputs[i] >= 0 && t->needs[n->inputs[i]];
+        if (any) st = node_backward(t, k);
+    }
+    if (!st) st = il_cuda_sync();
+    for (int i = 0; i < t->n_params && !st; i++) st = grad_home(t, t->params[i], t->grad[t->params[i]], 1);
+    if (t->input_grad)
+        for (int i = 0; i < g->n_inputs && !st; i++) {
+            int v = g->inputs[i];
+            il_tensor *a = t->val[v];
+            if (!t->grad[v]) t->grad[v] = tr_tensor_struct(), t->grad[v]->owns_data = 1;
+            if (!(st = tr_ensure(t->grad[v], &t->gcap[v], IL_F32, a->rank, a->dims))) st = grad_home(t, v, t->grad[v], 0);
+        }
+    memset(t->pending, 0, (size_t)g->n_values);
+    return st;
+}
+
+/* Bring value v's device data into its host tensor. */
+il_status tc_value(il_trainer *t, int v) {
+    il_tensor *h = t->val[v];
+    if (h->rank < 0 || !t->gpu->dv[v]) return IL_ERR_INVALID;
+    il_status st = tr_ensure(h, &t->cap[v], h->dtype, h->rank, h->dims);
+    return st ? st : il_cuda_download(h->data, t->gpu->dv[v], il_tensor_bytes(h));
+}
+
+#endif
+
+const char *il_train_device_name(void) {
+#ifdef IL_HAVE_CUDA
+    return il_cuda_device_name();
+#else
+    return "";
+#endif
+}
