@@ -34,6 +34,7 @@ il_status tc_value(il_trainer *t, int v) { return IL_ERR_CUDA; }
 #include "engine/cuda/cuda.h"
 
 #include <math.h>
+#include <stdio.h>
 
 enum { K_NONE, K_CONV, K_BN, K_CLIP, K_MAXPOOL, K_GAP, K_COPY, K_GEMM, K_ADD };
 
@@ -58,7 +59,13 @@ typedef struct tc_gpu {
     size_t wscap;
     float *stage;            /* host staging for gradients coming back */
     size_t stagecap;
+    int profile;             /* INFERLAB_CUDA_PROFILE set: time each node (synchronizing) */
+    double op_ms[2][16];     /* [forward, backward][kind] */
+    int64_t steps;
 } tc_gpu;
+
+static const char *kind_name[] = {"", "Conv", "BatchNormalization", "Relu/Clip", "MaxPool", "GlobalAveragePool",
+                                  "reshape", "Gemm", "Add"};
 
 /* Device buffer *p of at least bytes (contents not kept when it grows). */
 static il_status dbuf(void **p, size_t *cap, size_t bytes) {
@@ -82,6 +89,7 @@ il_status tc_create(il_trainer *t) {
     c->kind = calloc((size_t)N + 1, sizeof *c->kind);
     c->nsave = calloc((size_t)N + 1, sizeof *c->nsave), c->ncap = calloc((size_t)N + 1, sizeof *c->ncap);
     c->trained = calloc((size_t)N + 1, 1);
+    c->profile = getenv("INFERLAB_CUDA_PROFILE") != NULL;
     for (int j = 0; j < t->n_order; j++) {
         const il_node *n = &g->nodes[t->order[j]];
         for (size_t i = 0; i < sizeof kinds / sizeof *kinds && !n->domain[0]; i++)
@@ -108,6 +116,16 @@ il_status tc_create(il_trainer *t) {
 void tc_free(il_trainer *t) {
     tc_gpu *c = t->gpu;
     if (!c) return;
+    if (c->profile && c->steps) {
+        double tot = 0;
+        for (int d = 0; d < 2; d++)
+            for (int k = 1; k <= K_ADD; k++) tot += c->op_ms[d][k];
+        fprintf(stderr, "cuda trainer, %lld steps, ms per step by op (forward / backward), %.3f ms in all:\n",
+                (long long)c->steps, tot / c->steps);
+        for (int k = 1; k <= K_ADD; k++)
+            if (c->op_ms[0][k] + c->op_ms[1][k] > 0)
+                fprintf(stderr, "  %-20s %8.3f %8.3f\n", kind_name[k], c->op_ms[0][k] / c->steps, c->op_ms[1][k] / c->steps);
+    }
     for (int v = 0; v < t->g->n_values; v++) il_cuda_free(c->dv[v]), il_cuda_free(c->dg[v]);
     for (int k = 0; k < t->g->n_nodes; k++) il_cuda_free(c->nsave[k]);
     il_cuda_free(c->ws);
@@ -420,7 +438,11 @@ il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_t
     il_status st = upload_state(t);
     if (!st) st = dbuf((void **)&c->dv[xi], &c->dcap[xi], fbytes(x));
     if (!st) st = il_cuda_upload(c->dv[xi], x->data, fbytes(x));
-    for (int j = 0; j < t->n_order && !st; j++) st = node_forward(t, t->order[j], training);
+    for (int j = 0; j < t->n_order && !st; j++) {
+        double t0 = c->profile ? (il_cuda_sync(), il_now()) : 0;
+        st = node_forward(t, t->order[j], training);
+        if (c->profile && training && !st) st = il_cuda_sync(), c->op_ms[0][c->kind[t->order[j]]] += 1e3 * (il_now() - t0);
+    }
     if (!st) st = il_cuda_sync();
     for (int i = 0; training && i < t->n_buffers && !st; i++) {
         il_tensor *b = t->val[t->buffers[i]];
@@ -475,9 +497,12 @@ il_status tc_backward(il_trainer *t, const il_tensor *dout) {
         if (n->n_outputs < 1 || n->outputs[0] < 0 || !t->needs[n->outputs[0]]) continue;
         int any = 0;
         for (int i = 0; i < n->n_inputs; i++) any |= n->inputs[i] >= 0 && t->needs[n->inputs[i]];
+        double t0 = c->profile ? (il_cuda_sync(), il_now()) : 0;
         if (any) st = node_backward(t, k);
+        if (c->profile && !st) st = il_cuda_sync(), c->op_ms[1][c->kind[k]] += 1e3 * (il_now() - t0);
     }
     if (!st) st = il_cuda_sync();
+    c->steps++;
     for (int i = 0; i < t->n_params && !st; i++) st = grad_home(t, t->params[i], t->grad[t->params[i]], 1);
     if (t->input_grad)
         for (int i = 0; i < g->n_inputs && !st; i++) {

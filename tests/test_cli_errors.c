@@ -163,6 +163,13 @@ static void test_bad_inputs(void) {
     expect_error("frobnicate", "unknown command");
     snprintf(args, sizeof args, "check %s", tmp("no_such_dir"));
     expect_error(args, "0 passed, 1 failed");
+    snprintf(args, sizeof args, "train --model zoo:mlp --data fashion-mnist:train:64 --epochs 1 --device gpu -o %s",
+             tmp("m.onnx"));
+    expect_error(args, "--device expects cpu or cuda");
+    /* the ViT has ops the CUDA trainer does not run; without a GPU the message says that instead */
+    snprintf(args, sizeof args, "train --model zoo:vit --data fashion-mnist:train:64 --epochs 1 --device cuda -o %s",
+             tmp("m.onnx"));
+    expect_error(args, "CUDA");
 }
 
 static void test_good_run(void) {

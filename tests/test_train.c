@@ -535,7 +535,7 @@ static void test_preproc_meta(void) {
 }
 
 /* The trained teacher kept for the demo: its metadata gives the preprocessing, and through the
- * engine it still classifies the test set (92.73% on all 10000 when it was trained). */
+ * engine it still classifies the test set (94.51% on all 10000 when it was trained). */
 static void test_teacher_file(void) {
     il_graph *g;
     IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/fmnist_teacher.onnx", &g));
@@ -546,7 +546,7 @@ static void test_teacher_file(void) {
     IL_ASSERT_OK(il_data_load("fashion-mnist:test:1000", IL_SPLIT_TRAIN, &d));
     il_eval_result r;
     IL_ASSERT_OK(il_evaluate(g, d, &p, 250, 2, &r));
-    CU_ASSERT(r.top1 > 0.9);
+    CU_ASSERT(r.top1 > 0.92);
     free(r.confusion);
     il_data_free(d);
     il_graph_free(g);

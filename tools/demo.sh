@@ -25,7 +25,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/models"
 THREADS=$(nproc)
 
-# ---- 1. the model: the Fashion-MNIST teacher inferlab trained itself (92.7% top-1; the command
+# ---- 1. the model: the Fashion-MNIST teacher inferlab trained itself (94.5% top-1; the command
 # is in distill/README.md), shipped in tests/data so the demo needs no 8-minute training run
 MODEL=$OUT/models/fmnist_vgg.onnx
 if [ -f tests/data/fmnist_teacher.onnx ]; then

@@ -94,6 +94,9 @@ extern "C" void il_cuda_nchw_to_cm(const float *y, int64_t mg, int64_t nb, int64
 
 /* ---------------------------------------------------------------- reductions */
 
+/* Threads of the one-block-per-channel kernels: channels are few (8-512), so each block is wide. */
+#define CH_THREADS 1024
+
 /* Block-wide sum of per-thread doubles, in a fixed tree; every thread gets the result. */
 __device__ double block_sum(double v, double *sh) {
     sh[threadIdx.x] = v;
@@ -109,7 +112,7 @@ __device__ double block_sum(double v, double *sh) {
 
 /* One block per channel c of [N, C, S]. */
 __global__ void k_channel_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
-    __shared__ double sh[THREADS];
+    __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x;
     double s = 0;
     for (int64_t i = threadIdx.x; i < N * S; i += blockDim.x) s += x[((i / S) * C + c) * S + i % S];
@@ -118,7 +121,7 @@ __global__ void k_channel_sum(const float *x, int64_t N, int64_t C, int64_t S, f
 }
 
 extern "C" void il_cuda_channel_sum(const float *x, int64_t N, int64_t C, int64_t S, float *out) {
-    if (C > 0) k_channel_sum<<<(unsigned)C, THREADS, 0, il_cuda_stream()>>>(x, N, C, S, out);
+    if (C > 0) k_channel_sum<<<(unsigned)C, CH_THREADS, 0, il_cuda_stream()>>>(x, N, C, S, out);
 }
 
 __global__ void k_col_sum(const float *x, int64_t rows, int64_t cols, float scale, float *out) {
@@ -147,7 +150,7 @@ extern "C" void il_cuda_broadcast_rows(const float *c, int64_t cm, int64_t cn, f
 
 __global__ void k_bn_train(const float *x, int64_t N, int64_t C, int64_t S, const float *gamma, const float *beta,
                            float eps, float mom, float *rm, float *rv, float *mean, float *rstd, float *y) {
-    __shared__ double sh[THREADS];
+    __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x, m = N * S;
     double s = 0;
     for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += x[((i / S) * C + c) * S + i % S];
@@ -174,7 +177,7 @@ extern "C" void il_cuda_bn_train(const float *x, int64_t N, int64_t C, int64_t S
                                  const float *beta, float eps, float momentum, float *run_mean, float *run_var,
                                  float *mean, float *rstd, float *y) {
     if (C > 0)
-        k_bn_train<<<(unsigned)C, THREADS, 0, il_cuda_stream()>>>(x, N, C, S, gamma, beta, eps, momentum, run_mean,
+        k_bn_train<<<(unsigned)C, CH_THREADS, 0, il_cuda_stream()>>>(x, N, C, S, gamma, beta, eps, momentum, run_mean,
                                                                   run_var, mean, rstd, y);
 }
 
@@ -193,7 +196,7 @@ extern "C" void il_cuda_bn_infer(const float *x, int64_t N, int64_t C, int64_t S
 
 __global__ void k_bn_backward(const float *x, const float *dy, int64_t N, int64_t C, int64_t S, const float *gamma,
                               const float *mean, const float *rstd, float *dx, float *dg, float *db) {
-    __shared__ double sh[THREADS];
+    __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x, m = N * S;
     double mu = mean[c], r = rstd[c], sg = 0, sgx = 0;
     for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
@@ -219,7 +222,7 @@ extern "C" void il_cuda_bn_backward(const float *x, const float *dy, int64_t N, 
                                     const float *gamma, const float *mean, const float *rstd, float *dx, float *dgamma,
                                     float *dbeta) {
     if (C > 0)
-        k_bn_backward<<<(unsigned)C, THREADS, 0, il_cuda_stream()>>>(x, dy, N, C, S, gamma, mean, rstd, dx, dgamma,
+        k_bn_backward<<<(unsigned)C, CH_THREADS, 0, il_cuda_stream()>>>(x, dy, N, C, S, gamma, mean, rstd, dx, dgamma,
                                                                      dbeta);
 }
 
