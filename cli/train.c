@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "distill/distill.h"
+#include "reports/reports.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -321,13 +322,17 @@ int cmd_train(int argc, char **argv) { return train_or_distill(argc, argv, "trai
 int cmd_distill(int argc, char **argv) { return train_or_distill(argc, argv, "distill"); }
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *data = "fashion-mnist:test";
+    const char *model = NULL, *data = "fashion-mnist:test", *plot = NULL;
     long long batch = 256, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: inferlab eval MODEL.onnx [--data SPEC (fashion-mnist:test)] [--batch B] [--threads N]\n");
+            printf("usage: inferlab eval MODEL.onnx [--data SPEC (fashion-mnist:test)] [--batch B] [--threads N]\n"
+                   "                     [--plot FILE.svg|.png|.pdf]   the confusion matrix as a heat map (gnuplot)\n");
             return 0;
+        } else if (!strcmp(argv[i], "--plot")) {
+            if (!v) { fprintf(stderr, "inferlab: --plot needs a file name\n"); return 2; }
+            plot = v, i++;
         } else if (!strcmp(argv[i], "--data")) {
             if (!v) { fprintf(stderr, "inferlab: --data needs a value\n"); return 2; }
             data = v, i++;
@@ -345,7 +350,12 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (!model) {
-        fprintf(stderr, "usage: inferlab eval MODEL.onnx [--data SPEC]\n");
+        fprintf(stderr, "usage: inferlab eval MODEL.onnx [--data SPEC] [--plot FILE.svg]\n");
+        return 2;
+    }
+    const char *ext = plot ? strrchr(plot, '.') : NULL;
+    if (plot && (!ext || (strcmp(ext, ".svg") && strcmp(ext, ".png") && strcmp(ext, ".pdf")))) {
+        fprintf(stderr, "inferlab: --plot %s: the file name must end in .svg, .png or .pdf\n", plot);
         return 2;
     }
     il_graph *g = cli_load(model);
@@ -368,6 +378,12 @@ int cmd_eval(int argc, char **argv) {
         const char *lab = il_graph_get_meta(g, "inferlab.labels");
         printf("%s on %s\n", model, data);
         il_eval_print(&r, lab ? lab : d->labels, stdout);
+        if (plot) {
+            char title[512];
+            snprintf(title, sizeof title, "%s on %s: top-1 %.2f%%", model, data, 100 * r.top1);
+            if ((st = il_plot_confusion(r.confusion, r.k, lab ? lab : d->labels, title, plot))) rc = cli_fail(st, plot);
+            else printf("\nwrote %s\n", plot);
+        }
     }
     free(r.confusion);
     il_data_free(d);

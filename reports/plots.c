@@ -20,13 +20,13 @@ static il_status db_err(sqlite3 *db, const char *what) {
 }
 
 /* A label safe inside a gnuplot double-quoted string. */
-static void gp_str(FILE *f, const char *s) {
+void rp_gp_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; s && *s; s++) fputc(*s == '"' || *s == '\\' ? '\'' : *s, f);
     fputc('"', f);
 }
 
-static il_status run_gnuplot(const char *script) {
+il_status rp_run_gnuplot(const char *script) {
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -64,7 +64,7 @@ static il_status draw(const char *work, const char *plots_dir, rp_plot *p) {
                 plots_dir, p->name, work, p->name, plots_dir, p->name, work, p->name, plots_dir, p->name, work,
                 p->name);
     if (fclose(f)) return il_error(IL_ERR_IO, "%s: write error", script);
-    il_status st = run_gnuplot(script);
+    il_status st = rp_run_gnuplot(script);
     if (!st) snprintf(p->svg, sizeof p->svg, "%s/%s.svg", work, p->name);
     return st;
 }
@@ -102,7 +102,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
         int front = acc > best;
         if (front) best = acc;
         if (front && nf < 64) fx[nf] = sqlite3_column_double(q, 1), fy[nf++] = acc;
-        gp_str(d, (const char *)sqlite3_column_text(q, 0));
+        rp_gp_str(d, (const char *)sqlite3_column_text(q, 0));
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), acc, front);
         lo = fmin(lo, sqlite3_column_double(q, 1));
         amin = fmin(amin, acc);
@@ -180,7 +180,7 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
     for (int i = 0; i < ns; i++) {
         fprintf(b, "%s'%s/%s.dat' index %d using 1:2:3 with yerrorlines lw 2 pt 7 title ", i ? ", \\\n  " : "", work,
                 p->name, i);
-        gp_str(b, series[i]);
+        rp_gp_str(b, series[i]);
     }
     fprintf(b, "\n");
     fclose(b);
@@ -253,7 +253,7 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
             common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
     for (int i = 0; i < ns; i++) {
         fprintf(b, "%s'%s/%s.dat' index %d using 1:2 with steps lw 2 title ", i ? ", \\\n  " : "", work, p->name, i);
-        gp_str(b, series[i]);
+        rp_gp_str(b, series[i]);
     }
     fprintf(b, "\n");
     fclose(b);
@@ -310,7 +310,7 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
             v[k < nops ? k : 7] += sqlite3_column_double(q, 1);
         }
         sqlite3_reset(q);
-        gp_str(d, series[i]);
+        rp_gp_str(d, series[i]);
         for (int k = 0; k < nops; k++) fprintf(d, " %.6g", v[k]);
         if (more_ops) fprintf(d, " %.6g", v[7]);
         fprintf(d, "\n");
@@ -366,7 +366,7 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
         for (int i = 0; i < nx; i++) sp[i] = base / x[i], m += sp[i];
         m /= nx;
         for (int i = 0; i < nx; i++) ss += (sp[i] - m) * (sp[i] - m);
-        gp_str(d, (const char *)sqlite3_column_text(q, 0));
+        rp_gp_str(d, (const char *)sqlite3_column_text(q, 0));
         fprintf(d, " %.6g %.6g\n", m, nx > 1 ? sqrt(ss / (nx - 1)) : 0);
         n++;
     }
@@ -409,7 +409,7 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
         char lab[240];
         snprintf(lab, sizeof lab, "%s [%s]", (const char *)sqlite3_column_text(q, 0),
                  (const char *)sqlite3_column_text(q, 3));
-        gp_str(d, lab);
+        rp_gp_str(d, lab);
         const char *prec = (const char *)sqlite3_column_text(q, 3);
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), sqlite3_column_double(q, 2),
                 !strcmp(prec, "int8") ? 2 : !strcmp(prec, "fp16") ? 1 : 0);

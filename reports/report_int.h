@@ -5,6 +5,7 @@
 #define IL_REPORT_INT_H
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 #include "reports.h"
 
@@ -21,6 +22,11 @@ typedef struct rp_plot {
 /* Draw every plot the database has data for. work: folder for data files and scripts;
  * plots_dir (may be NULL): PNG, SVG and PDF copies. */
 il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp_plot *plots, int *n);
+
+/* gnuplot on a script file (a child process; its messages go to stderr). */
+il_status rp_run_gnuplot(const char *script);
+/* s as a gnuplot double-quoted string (quotes and backslashes replaced). */
+void rp_gp_str(FILE *f, const char *s);
 
 /* The series name of a run in plots and tables. */
 #define RP_SERIES "(variant || CASE WHEN backend <> 'cpu' THEN ' (' || backend || ')' ELSE '' END)"

@@ -1,7 +1,7 @@
 /*
  * reports.h - reports from a results database: gnuplot plots (latency vs accuracy with the
  * Pareto front, throughput vs batch, latency CDFs, per-layer time, speedup over the baseline,
- * sparsity/precision vs accuracy), a self-contained HTML page (inline SVG, tables, provenance)
+ * sparsity/precision vs accuracy, and a confusion matrix for `inferlab eval`), a self-contained HTML page (inline SVG, tables, provenance)
  * and the same page as PDF (headless Chromium's print-to-pdf).
  *
  * Every figure drawn is read from the database; a plot whose data is absent is left out with a
@@ -25,6 +25,11 @@ typedef struct il_report_opts {
 } il_report_opts;
 
 il_status il_report_write(const il_report_opts *o);
+
+/* The confusion matrix conf[k*k] (rows: true class, columns: predicted) as a heat map, colour
+ * the fraction of the true class, each cell labelled with its count. labels: "a,b,c" class
+ * names (NULL or short: "class i"). out's extension picks the format: .svg, .png or .pdf. */
+il_status il_plot_confusion(const int64_t *conf, int k, const char *labels, const char *title, const char *out);
 
 /* The headless Chromium command line used for the PDF (and by the tests to check the page). */
 const char *il_report_chromium(void);

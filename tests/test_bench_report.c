@@ -232,5 +232,28 @@ static void test_pdf_pages(void) {
     else if (system(cmd)) {}
 }
 
-IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files},
+/* The confusion matrix plot: each format written, the class names and counts in the SVG, a
+ * bad extension refused before gnuplot runs. */
+static void test_confusion_plot(void) {
+    int64_t conf[9] = {50, 2, 0, 3, 40, 7, 0, 1, 61};
+    const char *svg = il_test_tmp("cm.svg");
+    IL_ASSERT_OK(il_plot_confusion(conf, 3, "cat,dog,Bird \"x\"", "three classes", svg));
+    FILE *f = fopen(svg, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "<svg"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "dog"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, ">61<"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "three classes"));
+    struct stat sb;
+    IL_ASSERT_OK(il_plot_confusion(conf, 3, NULL, NULL, il_test_tmp("cm.pdf")));
+    CU_ASSERT(stat(il_test_tmp("cm.pdf"), &sb) == 0 && sb.st_size > 1000);
+    CU_ASSERT_NOT_EQUAL(il_plot_confusion(conf, 3, NULL, NULL, il_test_tmp("cm.gif")), IL_OK);
+    CU_ASSERT_NOT_EQUAL(il_plot_confusion(conf, 0, NULL, NULL, svg), IL_OK);
+}
+
+IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files}, {"confusion matrix plot", test_confusion_plot},
          {"browser check", test_browser}, {"pdf pages", test_pdf_pages})

@@ -166,6 +166,9 @@ static void test_bad_inputs(void) {
     snprintf(args, sizeof args, "train --model zoo:mlp --data fashion-mnist:train:64 --epochs 1 --device gpu -o %s",
              tmp("m.onnx"));
     expect_error(args, "--device expects cpu or cuda");
+    snprintf(args, sizeof args, "eval %s --data fashion-mnist:test:10 --plot %s", IL_TESTDATA "/fmnist_teacher.onnx",
+             tmp("cm.jpg"));
+    expect_error(args, "must end in .svg, .png or .pdf");
     /* the ViT has ops the CUDA trainer does not run; without a GPU the message says that instead */
     snprintf(args, sizeof args, "train --model zoo:vit --data fashion-mnist:train:64 --epochs 1 --device cuda -o %s",
              tmp("m.onnx"));
