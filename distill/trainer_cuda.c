@@ -10,8 +10,8 @@
  *
  * The host stays the authority for parameters and buffers (see trainer_impl.h): uploaded
  * before each forward, buffers downloaded after a training forward, parameter gradients
- * downloaded after backward and added to the host's. For the zoo's models that traffic is
- * small next to the step (288k parameters: 1.2 MB each way).
+ * downloaded after backward and added to the host's, each as one copy of a contiguous block.
+ * For the zoo's models that traffic is small next to the step (288k parameters: 1.2 MB).
  */
 #include "trainer_impl.h"
 
@@ -34,6 +34,7 @@ il_status tc_value(il_trainer *t, int v) { return IL_ERR_CUDA; }
 #include "engine/cuda/cuda.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum { K_NONE, K_CONV, K_BN, K_CLIP, K_MAXPOOL, K_GAP, K_COPY, K_GEMM, K_ADD };
@@ -57,8 +58,11 @@ typedef struct tc_gpu {
     unsigned char *trained;  /* per node: the last forward was a training one (BN) */
     float *ws;               /* Conv columns */
     size_t wscap;
-    float *stage;            /* host staging for gradients coming back */
-    size_t stagecap;
+    /* Parameters then buffers side by side in one device block (and their host image in
+     * `state`), parameter gradients in another: one copy each way per step, not one per tensor. */
+    float *arena, *garena, *state;
+    int64_t n_param_f, n_buf_f;
+    unsigned char *in_arena; /* per value: dv (and dg) point into the blocks, not freed alone */
     int profile;             /* INFERLAB_CUDA_PROFILE set: time each node (synchronizing) */
     double op_ms[2][16];     /* [forward, backward][kind] */
     int64_t steps;
@@ -102,10 +106,26 @@ il_status tc_create(il_trainer *t) {
         if (c->kind[t->order[j]] == K_MAXPOOL && n->n_outputs > 1 && n->outputs[1] >= 0)
             return il_error(IL_ERR_UNSUPPORTED, "node '%s': the CUDA trainer does not produce MaxPool's Indices", n->name);
     }
-    /* float constants once; parameters and buffers again before every forward */
+    c->in_arena = calloc((size_t)V, 1);
+    for (int i = 0; i < t->n_params; i++) c->n_param_f += il_tensor_numel(t->val[t->params[i]]);
+    for (int i = 0; i < t->n_buffers; i++) c->n_buf_f += il_tensor_numel(t->val[t->buffers[i]]);
+    size_t ab = (size_t)(c->n_param_f + c->n_buf_f) * sizeof(float);
+    if (!(c->arena = il_cuda_malloc(ab)) || !(c->garena = il_cuda_malloc((size_t)c->n_param_f * sizeof(float) + 4)) ||
+        !(c->state = malloc(ab + 4)))
+        return IL_ERR_OOM;
+    for (int64_t i = 0, off = 0, goff = 0; i < t->n_params + t->n_buffers; i++) {
+        int param = i < t->n_params, v = param ? t->params[i] : t->buffers[i - t->n_params];
+        il_tensor *k = t->val[v];
+        if (k->dtype != IL_F32)
+            return il_error(IL_ERR_UNSUPPORTED, "'%s': the CUDA trainer keeps float32 parameters only", t->g->values[v].name);
+        c->dv[v] = c->arena + off, c->dcap[v] = fbytes(k), c->in_arena[v] = 1;
+        if (param) c->dg[v] = c->garena + goff, c->dgcap[v] = fbytes(k), goff += il_tensor_numel(k);
+        off += il_tensor_numel(k);
+    }
+    /* other float constants once; parameters and buffers again before every forward */
     for (int v = 0; v < V; v++) {
         il_tensor *k = t->val[v];
-        if (!t->fixed[v] || k->dtype != IL_F32) continue;
+        if (!t->fixed[v] || k->dtype != IL_F32 || c->in_arena[v]) continue;
         if ((st = dbuf((void **)&c->dv[v], &c->dcap[v], fbytes(k))) || (st = il_cuda_upload(c->dv[v], k->data, fbytes(k))))
             return st;
         if (t->needs[v] && (st = dbuf((void **)&c->dg[v], &c->dgcap[v], fbytes(k)))) return st;
@@ -126,25 +146,38 @@ void tc_free(il_trainer *t) {
             if (c->op_ms[0][k] + c->op_ms[1][k] > 0)
                 fprintf(stderr, "  %-20s %8.3f %8.3f\n", kind_name[k], c->op_ms[0][k] / c->steps, c->op_ms[1][k] / c->steps);
     }
-    for (int v = 0; v < t->g->n_values; v++) il_cuda_free(c->dv[v]), il_cuda_free(c->dg[v]);
+    for (int v = 0; v < t->g->n_values; v++)
+        if (!c->in_arena || !c->in_arena[v]) il_cuda_free(c->dv[v]), il_cuda_free(c->dg[v]);
+    il_cuda_free(c->arena), il_cuda_free(c->garena);
+    free(c->state), free(c->in_arena);
     for (int k = 0; k < t->g->n_nodes; k++) il_cuda_free(c->nsave[k]);
     il_cuda_free(c->ws);
     free(c->dv), free(c->dg), free(c->dcap), free(c->dgcap), free(c->kind), free(c->nsave), free(c->ncap);
-    free(c->trained), free(c->stage);
+    free(c->trained);
     free(c);
     t->gpu = NULL;
 }
 
+/* The host's parameters and buffers to the device in one copy, through the host image. */
 static il_status upload_state(il_trainer *t) {
     tc_gpu *c = t->gpu;
-    il_status st = IL_OK;
-    for (int i = 0; i < t->n_params && !st; i++) {
-        il_tensor *w = t->val[t->params[i]];
-        st = il_cuda_upload(c->dv[t->params[i]], w->data, fbytes(w));
+    float *s = c->state;
+    for (int i = 0; i < t->n_params + t->n_buffers; i++) {
+        il_tensor *w = t->val[i < t->n_params ? t->params[i] : t->buffers[i - t->n_params]];
+        memcpy(s, w->data, fbytes(w));
+        s += il_tensor_numel(w);
     }
+    return il_cuda_upload(c->arena, c->state, (size_t)(c->n_param_f + c->n_buf_f) * sizeof(float));
+}
+
+static il_status download_buffers(il_trainer *t) {
+    tc_gpu *c = t->gpu;
+    il_status st = il_cuda_download(c->state, c->arena + c->n_param_f, (size_t)c->n_buf_f * sizeof(float));
+    const float *s = c->state;
     for (int i = 0; i < t->n_buffers && !st; i++) {
         il_tensor *b = t->val[t->buffers[i]];
-        st = il_cuda_upload(c->dv[t->buffers[i]], b->data, fbytes(b));
+        memcpy(b->data, s, fbytes(b));
+        s += il_tensor_numel(b);
     }
     return st;
 }
@@ -299,6 +332,9 @@ static il_status node_forward(il_trainer *t, int k, int training) {
             return il_error(IL_ERR_SHAPE, "node '%s' (%s): output %d has no known shape", n->name, n->op_type, i);
         if (io.out[i]->dtype != IL_F32)
             return il_error(IL_ERR_UNSUPPORTED, "node '%s': the CUDA trainer computes float32 only", n->name);
+        if (il_tensor_numel(io.out[i]) >= INT32_MAX) /* the kernels index in 32 bits */
+            return il_error(IL_ERR_UNSUPPORTED, "node '%s': a tensor of 2^31 or more elements (use a smaller batch)",
+                            n->name);
         if ((st = dbuf((void **)&c->dv[v], &c->dcap[v], fbytes(io.out[i])))) break;
         io.y[i] = c->dv[v];
     }
@@ -444,28 +480,23 @@ il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_t
         if (c->profile && training && !st) st = il_cuda_sync(), c->op_ms[0][c->kind[t->order[j]]] += 1e3 * (il_now() - t0);
     }
     if (!st) st = il_cuda_sync();
-    for (int i = 0; training && i < t->n_buffers && !st; i++) {
-        il_tensor *b = t->val[t->buffers[i]];
-        st = il_cuda_download(b->data, c->dv[t->buffers[i]], fbytes(b));
-    }
+    if (training && !st) st = download_buffers(t);
     if (!st) st = tc_value(t, yo);
     if (!st) *logits = t->val[yo];
     return st;
 }
 
-/* Device gradient of v (sized like its value) into host tensor h, added when add. */
-static il_status grad_home(il_trainer *t, int v, il_tensor *h, int add) {
+/* The parameter gradients, in one copy, added to the host's. */
+static il_status grads_home(il_trainer *t) {
     tc_gpu *c = t->gpu;
-    size_t bytes = fbytes(h);
-    if (!add) return il_cuda_download(h->data, c->dg[v], bytes);
-    if (bytes > c->stagecap) {
-        free(c->stage);
-        if (!(c->stage = malloc(bytes))) return c->stagecap = 0, IL_ERR_OOM;
-        c->stagecap = bytes;
+    il_status st = il_cuda_download(c->state, c->garena, (size_t)c->n_param_f * sizeof(float));
+    const float *s = c->state;
+    for (int i = 0; i < t->n_params && !st; i++) {
+        il_tensor *h = t->grad[t->params[i]];
+        float *H = h->data;
+        for (int64_t j = 0; j < il_tensor_numel(h); j++) H[j] += s[j];
+        s += il_tensor_numel(h);
     }
-    il_status st = il_cuda_download(c->stage, c->dg[v], bytes);
-    float *H = h->data;
-    for (int64_t i = 0; i < il_tensor_numel(h) && !st; i++) H[i] += c->stage[i];
     return st;
 }
 
@@ -473,9 +504,9 @@ il_status tc_backward(il_trainer *t, const il_tensor *dout) {
     tc_gpu *c = t->gpu;
     il_graph *g = t->g;
     int yo = g->outputs[0];
-    il_status st = IL_OK;
+    il_status st = il_cuda_zero(c->garena, (size_t)c->n_param_f * sizeof(float));
     for (int v = 0; v < g->n_values && !st; v++) {
-        if (!t->needs[v]) continue;
+        if (!t->needs[v] || c->in_arena[v]) continue;
         il_tensor *a = t->val[v];
         if (a->rank < 0 || a->dtype != IL_F32) continue;
         if ((st = dbuf((void **)&c->dg[v], &c->dgcap[v], fbytes(a)))) break;
@@ -503,13 +534,14 @@ il_status tc_backward(il_trainer *t, const il_tensor *dout) {
     }
     if (!st) st = il_cuda_sync();
     c->steps++;
-    for (int i = 0; i < t->n_params && !st; i++) st = grad_home(t, t->params[i], t->grad[t->params[i]], 1);
+    if (!st) st = grads_home(t);
     if (t->input_grad)
         for (int i = 0; i < g->n_inputs && !st; i++) {
             int v = g->inputs[i];
             il_tensor *a = t->val[v];
             if (!t->grad[v]) t->grad[v] = tr_tensor_struct(), t->grad[v]->owns_data = 1;
-            if (!(st = tr_ensure(t->grad[v], &t->gcap[v], IL_F32, a->rank, a->dims))) st = grad_home(t, v, t->grad[v], 0);
+            if (!(st = tr_ensure(t->grad[v], &t->gcap[v], IL_F32, a->rank, a->dims)))
+                st = il_cuda_download(t->grad[v]->data, c->dg[v], fbytes(a));
         }
     memset(t->pending, 0, (size_t)g->n_values);
     return st;

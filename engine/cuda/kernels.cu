@@ -2,7 +2,9 @@
  * kernels.cu - float32 kernels for GPU training (cuda.h): im2col / col2im, layout changes
  * around the gemms, BatchNormalization, clip/ReLU, add, pools, reductions.
  *
- * Every reduction has a fixed shape (one block per channel, a fixed tree, or one thread per
+ * Index arithmetic is 32-bit (a 64-bit division costs the GPU tens of instructions, and these
+ * kernels do several per element); the callers keep every tensor and column block below 2^31
+ * elements (trainer_cuda.c checks). Every reduction has a fixed shape (one block per channel, a fixed tree, or one thread per
  * output walking its inputs in order) and nothing uses atomics, so a training step gives the
  * same bits every run, as the CPU trainer does. Sums over a channel accumulate in double.
  */
@@ -22,12 +24,22 @@ static inline unsigned blocks_for(int64_t n) {
 
 /* ---------------------------------------------------------------- im2col / col2im */
 
-__global__ void k_im2col(const float *x, int64_t nb, il_cuda_win g, int64_t c0, int64_t cg, float *col) {
-    int64_t S = g.oh * g.ow, ks = g.kh * g.kw, L = nb * S, total = cg * ks * L;
-    GRID_LOOP(i, total) {
-        int64_t r = i / L, j = i % L, b = j / S, o = j % S;
-        int64_t ci = r / ks, kh = (r % ks) / g.kw, kw = r % g.kw;
-        int64_t ih = (o / g.ow) * g.sh + kh * g.dh - g.ph, iw = (o % g.ow) * g.sw + kw * g.dw - g.pw;
+/* The window as 32-bit ints, for the kernels' index arithmetic. */
+struct win32 {
+    int c, h, w, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw;
+};
+static win32 w32(const il_cuda_win *g) {
+    win32 r = {(int)g->c,  (int)g->h,  (int)g->w,  (int)g->oh, (int)g->ow, (int)g->kh, (int)g->kw,
+               (int)g->sh, (int)g->sw, (int)g->dh, (int)g->dw, (int)g->ph, (int)g->pw};
+    return r;
+}
+
+__global__ void k_im2col(const float *x, int nb, win32 g, int c0, int cg, float *col) {
+    int S = g.oh * g.ow, ks = g.kh * g.kw, L = nb * S, total = cg * ks * L;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        int r = i / L, j = i - r * L, b = j / S, o = j - b * S;
+        int ci = r / ks, kk = r - ci * ks, kh = kk / g.kw, kw = kk - kh * g.kw, oh = o / g.ow, ow = o - oh * g.ow;
+        int ih = oh * g.sh + kh * g.dh - g.ph, iw = ow * g.sw + kw * g.dw - g.pw;
         float v = 0.0f;
         if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = x[((b * g.c + c0 + ci) * g.h + ih) * g.w + iw];
         col[i] = v;
@@ -35,22 +47,22 @@ __global__ void k_im2col(const float *x, int64_t nb, il_cuda_win g, int64_t c0, 
 }
 
 /* One thread per input element sums the column entries that came from it, in (kh, kw) order. */
-__global__ void k_col2im(const float *col, int64_t nb, il_cuda_win g, int64_t c0, int64_t cg, float *dx) {
-    int64_t S = g.oh * g.ow, ks = g.kh * g.kw, L = nb * S, total = nb * cg * g.h * g.w;
-    GRID_LOOP(i, total) {
-        int64_t iw = i % g.w, ih = (i / g.w) % g.h, ci = (i / (g.w * g.h)) % cg, b = i / (g.w * g.h * cg);
+__global__ void k_col2im(const float *col, int nb, win32 g, int c0, int cg, float *dx) {
+    int S = g.oh * g.ow, ks = g.kh * g.kw, L = nb * S, HW = g.h * g.w, total = nb * cg * HW;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        int q = i / HW, p = i - q * HW, b = q / cg, ci = q - b * cg, ih = p / g.w, iw = p - ih * g.w;
         float s = 0.0f;
-        for (int64_t kh = 0; kh < g.kh; kh++) {
-            int64_t t = ih + g.ph - kh * g.dh;
+        for (int kh = 0; kh < g.kh; kh++) {
+            int t = ih + g.ph - kh * g.dh;
             if (t < 0 || t % g.sh) continue;
-            int64_t oh = t / g.sh;
+            int oh = t / g.sh;
             if (oh >= g.oh) continue;
-            for (int64_t kw = 0; kw < g.kw; kw++) {
-                int64_t u = iw + g.pw - kw * g.dw;
+            for (int kw = 0; kw < g.kw; kw++) {
+                int u = iw + g.pw - kw * g.dw;
                 if (u < 0 || u % g.sw) continue;
-                int64_t ow = u / g.sw;
+                int ow = u / g.sw;
                 if (ow >= g.ow) continue;
-                s += col[((ci * ks) + kh * g.kw + kw) * L + b * S + oh * g.ow + ow];
+                s += col[(ci * ks + kh * g.kw + kw) * L + b * S + oh * g.ow + ow];
             }
         }
         dx[((b * g.c + c0 + ci) * g.h + ih) * g.w + iw] += s;
@@ -58,38 +70,39 @@ __global__ void k_col2im(const float *col, int64_t nb, il_cuda_win g, int64_t c0
 }
 
 extern "C" void il_cuda_im2col(const float *x, int64_t nb, const il_cuda_win *g, int64_t c0, int64_t cg, float *col) {
-    LAUNCH(k_im2col, cg * g->kh * g->kw * nb * g->oh * g->ow, x, nb, *g, c0, cg, col);
+    LAUNCH(k_im2col, cg * g->kh * g->kw * nb * g->oh * g->ow, x, (int)nb, w32(g), (int)c0, (int)cg, col);
 }
 
 extern "C" void il_cuda_col2im(const float *col, int64_t nb, const il_cuda_win *g, int64_t c0, int64_t cg, float *dx) {
-    LAUNCH(k_col2im, nb * cg * g->h * g->w, col, nb, *g, c0, cg, dx);
+    LAUNCH(k_col2im, nb * cg * g->h * g->w, col, (int)nb, w32(g), (int)c0, (int)cg, dx);
 }
 
 /* ---------------------------------------------------------------- layouts */
 
-__global__ void k_cm_to_nchw(const float *src, int64_t mg, int64_t nb, int64_t S, int64_t M, int64_t m0,
-                             const float *bias, float *y) {
-    GRID_LOOP(i, mg * nb * S) {
-        int64_t m = i / (nb * S), j = i % (nb * S), b = j / S, o = j % S;
+__global__ void k_cm_to_nchw(const float *src, int mg, int nb, int S, int M, int m0, const float *bias, float *y) {
+    int L = nb * S, total = mg * L;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        int m = i / L, j = i - m * L, b = j / S, o = j - b * S;
         y[(b * M + m0 + m) * S + o] = src[i] + (bias ? bias[m0 + m] : 0.0f);
     }
 }
 
-__global__ void k_nchw_to_cm(const float *y, int64_t mg, int64_t nb, int64_t S, int64_t M, int64_t m0, float *dst) {
-    GRID_LOOP(i, mg * nb * S) {
-        int64_t m = i / (nb * S), j = i % (nb * S), b = j / S, o = j % S;
+__global__ void k_nchw_to_cm(const float *y, int mg, int nb, int S, int M, int m0, float *dst) {
+    int L = nb * S, total = mg * L;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
+        int m = i / L, j = i - m * L, b = j / S, o = j - b * S;
         dst[i] = y[(b * M + m0 + m) * S + o];
     }
 }
 
 extern "C" void il_cuda_cm_to_nchw(const float *src, int64_t mg, int64_t nb, int64_t S, int64_t M, int64_t m0,
                                    const float *bias, float *y) {
-    LAUNCH(k_cm_to_nchw, mg * nb * S, src, mg, nb, S, M, m0, bias, y);
+    LAUNCH(k_cm_to_nchw, mg * nb * S, src, (int)mg, (int)nb, (int)S, (int)M, (int)m0, bias, y);
 }
 
 extern "C" void il_cuda_nchw_to_cm(const float *y, int64_t mg, int64_t nb, int64_t S, int64_t M, int64_t m0,
                                    float *dst) {
-    LAUNCH(k_nchw_to_cm, mg * nb * S, y, mg, nb, S, M, m0, dst);
+    LAUNCH(k_nchw_to_cm, mg * nb * S, y, (int)mg, (int)nb, (int)S, (int)M, (int)m0, dst);
 }
 
 /* ---------------------------------------------------------------- reductions */
@@ -115,7 +128,10 @@ __global__ void k_channel_sum(const float *x, int64_t N, int64_t C, int64_t S, f
     __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x;
     double s = 0;
-    for (int64_t i = threadIdx.x; i < N * S; i += blockDim.x) s += x[((i / S) * C + c) * S + i % S];
+    for (int i = threadIdx.x; i < (int)(N * S); i += blockDim.x) {
+        int n = i / (int)S;
+        s += x[((int64_t)n * C + c) * S + (i - n * (int)S)];
+    }
     s = block_sum(s, sh);
     if (threadIdx.x == 0) out[c] += (float)s;
 }
@@ -148,22 +164,25 @@ extern "C" void il_cuda_broadcast_rows(const float *c, int64_t cm, int64_t cn, f
 
 /* ---------------------------------------------------------------- BatchNormalization */
 
+/* Element i of channel c's N*S values in [N, C, S] (32-bit division). */
+#define CH_AT(i) (((int64_t)((i) / (int)S) * C + c) * S + ((i) % (int)S))
+
 __global__ void k_bn_train(const float *x, int64_t N, int64_t C, int64_t S, const float *gamma, const float *beta,
                            float eps, float mom, float *rm, float *rv, float *mean, float *rstd, float *y) {
     __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x, m = N * S;
     double s = 0;
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) s += x[((i / S) * C + c) * S + i % S];
+    for (int i = threadIdx.x; i < (int)m; i += blockDim.x) s += x[CH_AT(i)];
     double mu = block_sum(s, sh) / (double)m, q = 0;
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-        double d = x[((i / S) * C + c) * S + i % S] - mu;
+    for (int i = threadIdx.x; i < (int)m; i += blockDim.x) {
+        double d = x[CH_AT(i)] - mu;
         q += d * d;
     }
     q = block_sum(q, sh);
     double r = 1.0 / sqrt(q / (double)m + (double)eps);
     float a = (float)(r * gamma[c]), b = (float)(beta[c] - mu * r * gamma[c]);
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-        int64_t k = ((i / S) * C + c) * S + i % S;
+    for (int i = threadIdx.x; i < (int)m; i += blockDim.x) {
+        int64_t k = CH_AT(i);
         y[k] = x[k] * a + b;
     }
     if (threadIdx.x == 0) {
@@ -184,7 +203,7 @@ extern "C" void il_cuda_bn_train(const float *x, int64_t N, int64_t C, int64_t S
 __global__ void k_bn_infer(const float *x, int64_t N, int64_t C, int64_t S, const float *gamma, const float *beta,
                            const float *rm, const float *rv, float eps, float *y) {
     GRID_LOOP(i, N * C * S) {
-        int64_t c = (i / S) % C;
+        int c = (int)(((unsigned)i / (unsigned)S) % (unsigned)C);
         y[i] = (x[i] - rm[c]) / sqrtf(rv[c] + eps) * gamma[c] + beta[c];
     }
 }
@@ -199,8 +218,8 @@ __global__ void k_bn_backward(const float *x, const float *dy, int64_t N, int64_
     __shared__ double sh[CH_THREADS];
     int64_t c = blockIdx.x, m = N * S;
     double mu = mean[c], r = rstd[c], sg = 0, sgx = 0;
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-        int64_t k = ((i / S) * C + c) * S + i % S;
+    for (int i = threadIdx.x; i < (int)m; i += blockDim.x) {
+        int64_t k = CH_AT(i);
         sg += dy[k];
         sgx += dy[k] * (x[k] - mu) * r;
     }
@@ -212,8 +231,8 @@ __global__ void k_bn_backward(const float *x, const float *dy, int64_t N, int64_
     }
     if (!dx) return;
     double f = gamma[c] * r / (double)m;
-    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
-        int64_t k = ((i / S) * C + c) * S + i % S;
+    for (int i = threadIdx.x; i < (int)m; i += blockDim.x) {
+        int64_t k = CH_AT(i);
         dx[k] += (float)(f * ((double)m * dy[k] - sg - (x[k] - mu) * r * sgx));
     }
 }
