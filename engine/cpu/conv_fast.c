@@ -143,7 +143,7 @@ il_status il_conv_fast_f32(il_kctx *c, const il_conv_geom *g) {
         pointwise &= g->k[d] == 1 && g->stride[d] == 1 && g->pad[d] == 0 && g->pad_end[d] == 0;
     int threads = c->threads > 0 ? c->threads : 1;
     size_t colsz = pointwise ? 1 : (size_t)(K * g->out_sp);
-    int per_image = g->n > 1 && threads > 1 && mg * g->out_sp * K < IL_SMALL_GEMM;
+    int per_image = il_conv_per_image(g->n, threads, mg * g->out_sp * K);
     int nbuf = per_image ? threads : 1;
     float *col = malloc(colsz * (size_t)nbuf * sizeof(float));
     if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the im2col buffer (%zu floats)", colsz * (size_t)nbuf);

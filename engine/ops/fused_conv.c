@@ -169,8 +169,7 @@ static il_status fconv_fast(il_kctx *c) {
         pointwise &= cg.k[d] == 1 && cg.stride[d] == 1 && cg.pad[d] == 0 && cg.pad_end[d] == 0;
     int threads = c->threads > 0 ? c->threads : 1;
     size_t colsz = pointwise ? 1 : (size_t)(K * cg.out_sp);
-    /* small gemms (OpenBLAS keeps them on the calling thread): run the images in parallel */
-    int per_image = cg.n > 1 && threads > 1 && mg * cg.out_sp * K < IL_SMALL_GEMM;
+    int per_image = il_conv_per_image(cg.n, threads, mg * cg.out_sp * K);
     int nbuf = per_image ? threads : 1;
     float *col = malloc(colsz * (size_t)nbuf * sizeof(float));
     if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the im2col buffer (%zu floats)", colsz * (size_t)nbuf);
