@@ -138,6 +138,63 @@ static void test_cuda_repeatable(void) {
     il_graph_free(g);
 }
 
+/* A few optimizer steps of il_fit -- plain, distilled, and distilled with a feature hint (the
+ * student's activation read back from the GPU, the hint gradient sent to it) -- on the CPU
+ * and on the GPU from the same start: the weights and BN statistics stay together. */
+static void fit_both(const char *hint, int kd) {
+    il_dataset *d = NULL;
+    IL_ASSERT_OK(il_data_load("fashion-mnist:train:192", IL_SPLIT_TRAIN, &d));
+    il_zoo_opts zo;
+    il_zoo_defaults(&zo);
+    zo.width = 4, zo.seed = 3;
+    il_graph *g, *teacher = NULL;
+    IL_ASSERT_OK(il_zoo_build("vgg", &zo, &g));
+    zo.width = 6, zo.seed = 4;
+    if (kd) IL_ASSERT_OK(il_zoo_build("vgg", &zo, &teacher));
+    il_preproc p;
+    il_preproc_init(&p, 1);
+    il_preproc_fit(&p, d);
+    if (teacher) il_preproc_to_meta(&p, d, teacher);
+    il_trainer *t[2];
+    for (int dev = 0; dev < 2; dev++) {
+        il_trainer_opts to = {.dtype = IL_F32, .threads = 2, .seed = 1, .backend = dev ? IL_BACKEND_CUDA : IL_BACKEND_CPU};
+        IL_ASSERT_OK(il_trainer_create(g, &to, &t[dev]));
+        il_fit_opts fo;
+        il_fit_defaults(&fo);
+        fo.epochs = 1, fo.batch = 32, fo.threads = 2, fo.max_steps = 5, fo.teacher = teacher;
+        fo.hint_teacher = fo.hint_student = hint;
+        fo.backend = to.backend;
+        fo.optim.lr = 0.05;
+        il_fit_result fr;
+        IL_ASSERT_OK(il_fit(t[dev], d, &p, &fo, &fr));
+        CU_ASSERT_EQUAL(fr.steps, 5);
+    }
+    char what[160];
+    int bad = 0;
+    for (int i = 0; i < il_trainer_n_params(t[0]); i++) {
+        il_tensor *a, *b;
+        const char *name = il_trainer_param(t[0], i, &a, NULL);
+        il_trainer_param(t[1], i, &b, NULL);
+        snprintf(what, sizeof what, "fit%s%s %s", kd ? " kd" : "", hint ? " hint" : "", name);
+        bad += close_enough(what, a, b);
+    }
+    for (int i = 0; i < il_trainer_n_buffers(t[0]); i++) {
+        snprintf(what, sizeof what, "fit buffer %d", i);
+        bad += close_enough(what, il_trainer_buffer(t[0], i), il_trainer_buffer(t[1], i));
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    il_trainer_free(t[0]), il_trainer_free(t[1]);
+    il_graph_free(g), il_graph_free(teacher);
+    il_data_free(d);
+}
+
+static void test_cuda_fit(void) {
+    if (!have_gpu()) return;
+    fit_both(NULL, 0);
+    fit_both(NULL, 1);
+    fit_both("block2.2.act", 1);
+}
+
 /* The ViT has LayerNormalization and MatMul, which the CUDA trainer does not run: a clear
  * error naming the op (also what a machine without a GPU says, in its own words). */
 static void test_cuda_refuses(void) {
@@ -158,4 +215,5 @@ static void test_cuda_refuses(void) {
 
 IL_SUITE("train-cuda", {"cuda trainer matches the cpu trainer", test_cuda_matches_cpu},
          {"cuda training step repeats bit for bit", test_cuda_repeatable},
+         {"cuda fit, distill and hint match the cpu", test_cuda_fit},
          {"cuda trainer refuses what it cannot run", test_cuda_refuses})
