@@ -16,7 +16,7 @@ struct kd_teacher {
     il_trainer *gpu;      /* the teacher on the GPU (inference forward), NULL: the plan runs it */
     il_preproc pp;
     int hint_out;         /* plan output index of the teacher's hint tensor, -1: none */
-    char *hint_student;
+    char *hint_teacher, *hint_student;
     double hint_weight;
     float *A, *mA, *dA;   /* adapter [ct, cs], its momentum and gradient */
     int64_t ct, cs;
@@ -43,9 +43,10 @@ il_status kd_create(const il_graph *teacher, const char *hint_teacher, const cha
         }
         k->hint_out = k->g->n_outputs;
         il_graph_add_output(k->g, v);
+        k->hint_teacher = strdup(hint_teacher);
         k->hint_student = strdup(hint_student);
     }
-    if (backend == IL_BACKEND_CUDA && !hint_teacher) {
+    if (backend == IL_BACKEND_CUDA) {
         il_trainer_opts to = {.dtype = IL_F32, .threads = threads, .seed = seed, .backend = IL_BACKEND_CUDA};
         if (!il_trainer_create(k->g, &to, &k->gpu)) {
             *out = k;
@@ -70,7 +71,7 @@ void kd_free(kd_teacher *k) {
     il_plan_free(k->plan);
     il_trainer_free(k->gpu);
     il_graph_free(k->g);
-    free(k->hint_student);
+    free(k->hint_teacher), free(k->hint_student);
     free(k->A), free(k->mA), free(k->dA);
     free(k);
 }
@@ -97,7 +98,9 @@ static double randn(uint64_t *rng) {
 il_status kd_hint(kd_teacher *k, il_trainer *student, double lr, double *loss) {
     *loss = 0;
     if (k->hint_out < 0) return IL_OK;
-    const il_tensor *t = il_plan_output(k->plan, k->hint_out), *s = il_trainer_value(student, k->hint_student);
+    const il_tensor *t = k->gpu ? il_trainer_value(k->gpu, k->hint_teacher) : il_plan_output(k->plan, k->hint_out);
+    const il_tensor *s = il_trainer_value(student, k->hint_student);
+    if (!t) return il_error(IL_ERR_INVALID, "the teacher's tensor '%s' did not come back from the GPU", k->hint_teacher);
     if (!s) return il_error(IL_ERR_INVALID, "the student has no tensor named '%s'", k->hint_student);
     char a[96], b[96];
     int ok = s->dtype == IL_F32 && t->dtype == IL_F32 && s->rank == t->rank && s->rank >= 2 && s->dims[0] == t->dims[0];

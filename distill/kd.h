@@ -14,8 +14,8 @@
 
 typedef struct kd_teacher kd_teacher;
 
-/* With backend CUDA and no hint, the teacher runs as the forward of a GPU trainer (its
- * inference mode) when all its ops have CUDA kernels, and through the CPU engine otherwise.
+/* With backend CUDA the teacher runs as the forward of a GPU trainer (its inference mode) when
+ * all its ops have CUDA kernels, the hint tensor read back from it; else through the CPU engine.
  * A teacher for batches of up to `batch` images; hint names may both be NULL. */
 il_status kd_create(const il_graph *teacher, const char *hint_teacher, const char *hint_student, double hint_weight,
                     int batch, int threads, uint64_t seed, il_backend backend, kd_teacher **out);
