@@ -96,6 +96,9 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
     if (p->o.backend != IL_BACKEND_CPU) {
         int b = (int)p->o.backend;
         free(p);
+        if (b == IL_BACKEND_CUDA) /* engine/cuda/ has the device layer; only training uses it so far */
+            return il_error(IL_ERR_UNSUPPORTED, "inference on the cuda backend is not implemented yet (the GPU trains: "
+                                                "inferlab train --device cuda); run with the cpu backend");
         return il_error(IL_ERR_UNSUPPORTED, "backend %d is not built into this binary", b);
     }
     int nv = g->n_values;
