@@ -138,10 +138,11 @@ static void test_cuda_repeatable(void) {
     il_graph_free(g);
 }
 
-/* A few optimizer steps of il_fit -- plain, distilled, and distilled with a feature hint (the
- * student's activation read back from the GPU, the hint gradient sent to it) -- on the CPU
- * and on the GPU from the same start: the weights and BN statistics stay together. */
-static void fit_both(const char *hint, int kd) {
+/* A few optimizer steps of il_fit -- plain, distilled, distilled with a feature hint (the
+ * student's activation read back from the GPU, the hint gradient sent to it), and FedAvg
+ * rounds -- on the CPU and on the GPU from the same start: the weights and BN statistics stay
+ * together. */
+static void fit_both(const char *hint, int kd, int fed) {
     il_dataset *d = NULL;
     IL_ASSERT_OK(il_data_load("fashion-mnist:train:192", IL_SPLIT_TRAIN, &d));
     il_zoo_opts zo;
@@ -165,6 +166,13 @@ static void fit_both(const char *hint, int kd) {
         fo.hint_teacher = fo.hint_student = hint;
         fo.backend = to.backend;
         fo.optim.lr = 0.05;
+        if (fed) { /* two clients, two rounds: weights leave and return through the host */
+            fo.max_steps = 2;
+            il_fed_opts fe = {.clients = 2, .rounds = 2, .local_epochs = 1, .dirichlet = 0.5, .fit = fo};
+            double acc[2];
+            IL_ASSERT_OK(il_fedavg(t[dev], d, d, &p, &fe, acc));
+            continue;
+        }
         il_fit_result fr;
         IL_ASSERT_OK(il_fit(t[dev], d, &p, &fo, &fr));
         CU_ASSERT_EQUAL(fr.steps, 5);
@@ -175,7 +183,7 @@ static void fit_both(const char *hint, int kd) {
         il_tensor *a, *b;
         const char *name = il_trainer_param(t[0], i, &a, NULL);
         il_trainer_param(t[1], i, &b, NULL);
-        snprintf(what, sizeof what, "fit%s%s %s", kd ? " kd" : "", hint ? " hint" : "", name);
+        snprintf(what, sizeof what, "fit%s%s%s %s", kd ? " kd" : "", hint ? " hint" : "", fed ? " fedavg" : "", name);
         bad += close_enough(what, a, b);
     }
     for (int i = 0; i < il_trainer_n_buffers(t[0]); i++) {
@@ -190,9 +198,10 @@ static void fit_both(const char *hint, int kd) {
 
 static void test_cuda_fit(void) {
     if (!have_gpu()) return;
-    fit_both(NULL, 0);
-    fit_both(NULL, 1);
-    fit_both("block2.2.act", 1);
+    fit_both(NULL, 0, 0);
+    fit_both(NULL, 1, 0);
+    fit_both("block2.2.act", 1, 0);
+    fit_both(NULL, 0, 1);
 }
 
 /* The ViT has LayerNormalization and MatMul, which the CUDA trainer does not run: a clear
@@ -215,5 +224,5 @@ static void test_cuda_refuses(void) {
 
 IL_SUITE("train-cuda", {"cuda trainer matches the cpu trainer", test_cuda_matches_cpu},
          {"cuda training step repeats bit for bit", test_cuda_repeatable},
-         {"cuda fit, distill and hint match the cpu", test_cuda_fit},
+         {"cuda fit, distill, hint and fedavg match the cpu", test_cuda_fit},
          {"cuda trainer refuses what it cannot run", test_cuda_refuses})
