@@ -69,6 +69,66 @@ static void im2col(const il_conv_geom *g, const float *x, int64_t cg, float *col
     }
 }
 
+/* One output of a depthwise plane with every bound checked: the taps in (kh, kw) order. */
+static float dw_at(const float *xc, const float *wc, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t ih0,
+                   int64_t iw0) {
+    float s = 0;
+    for (int64_t kh = 0; kh < KH; kh++) {
+        int64_t ih = ih0 + kh;
+        if (ih < 0 || ih >= H) continue;
+        for (int64_t kw = 0; kw < KW; kw++) {
+            int64_t iw = iw0 + kw;
+            if (iw >= 0 && iw < W) s += wc[kh * KW + kw] * xc[ih * W + iw];
+        }
+    }
+    return s;
+}
+
+/* Outputs [jl, jh) of a row whose 3x3 windows lie inside the input (rows a, b, c, column
+ * j*S - P onwards): all nine taps in one pass, so the row is written once instead of being
+ * read and written back per tap. Built twice (AVX2+FMA and baseline), the CPU picks at load. */
+__attribute__((target_clones("arch=x86-64-v3", "default"))) static void
+dw3_interior(float *restrict yr, const float *restrict a, const float *restrict b, const float *restrict c,
+             const float *restrict w, int64_t jl, int64_t jh, int64_t S, int64_t P) {
+    float a0 = w[0], a1 = w[1], a2 = w[2], b0 = w[3], b1 = w[4], b2 = w[5], c0 = w[6], c1 = w[7], c2 = w[8];
+    if (S == 1) {
+        for (int64_t j = jl; j < jh; j++) {
+            int64_t k = j - P;
+            yr[j] = a0 * a[k] + a1 * a[k + 1] + a2 * a[k + 2] + b0 * b[k] + b1 * b[k + 1] + b2 * b[k + 2] + c0 * c[k] +
+                    c1 * c[k + 1] + c2 * c[k + 2];
+        }
+    } else {
+        for (int64_t j = jl; j < jh; j++) {
+            int64_t k = j * S - P;
+            yr[j] = a0 * a[k] + a1 * a[k + 1] + a2 * a[k + 2] + b0 * b[k] + b1 * b[k + 1] + b2 * b[k + 2] + c0 * c[k] +
+                    c1 * c[k + 1] + c2 * c[k + 2];
+        }
+    }
+}
+
+/* The 3x3 depthwise plane (dilation 1, any stride and pads): the interior rows and columns
+ * through dw3_interior, the border through dw_at. MobileNet v2 at 224x224 spent 38% of its
+ * time in the general loop below. */
+static void dw3_plane(const float *xc, const float *wc, float *yc, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                      int64_t SH, int64_t SW, int64_t PH, int64_t PW) {
+    int64_t jl = (PW + SW - 1) / SW, jh = W - 3 + PW >= 0 ? (W - 3 + PW) / SW + 1 : 0;
+    if (jl > OW) jl = OW;
+    if (jh > OW) jh = OW;
+    if (jh < jl) jh = jl;
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t ih0 = oh * SH - PH;
+        float *yr = yc + oh * OW;
+        int64_t from = 0;
+        if (ih0 >= 0 && ih0 + 2 < H) {
+            const float *a = xc + ih0 * W;
+            dw3_interior(yr, a, a + W, a + 2 * W, wc, jl, jh, SW, PW);
+            for (int64_t j = 0; j < jl; j++) yr[j] = dw_at(xc, wc, H, W, 3, 3, ih0, j * SW - PW);
+            from = jh;
+        }
+        for (int64_t j = from; j < OW; j++) yr[j] = dw_at(xc, wc, H, W, 3, 3, ih0, j * SW - PW);
+    }
+}
+
 /* One output plane of a depthwise conv (one input channel per group, any channel multiplier),
  * 1-D or 2-D: channel m of image n into yc, without bias. A direct loop whose inner loop runs
  * along a row, so it vectorizes when the stride is 1. FusedConv shares it (its epilogue runs
@@ -80,6 +140,10 @@ void il_depthwise_plane(const il_conv_geom *g, const float *x, const float *w, i
     int64_t DH = two ? g->dil[0] : 1, DW = g->dil[g->nsp - 1], PH = two ? g->pad[0] : 0, PW = g->pad[g->nsp - 1];
     int64_t mg = g->m / g->group;
     const float *xc = x + (n * g->c + m / mg) * H * W, *wc = w + m * KH * KW;
+    if (KH == 3 && KW == 3 && DH == 1 && DW == 1) {
+        dw3_plane(xc, wc, yc, H, W, OH, OW, SH, SW, PH, PW);
+        return;
+    }
     for (int64_t i = 0; i < OH * OW; i++) yc[i] = 0;
     for (int64_t oh = 0; oh < OH; oh++) {
         float *yr = yc + oh * OW;
