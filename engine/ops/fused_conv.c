@@ -129,10 +129,18 @@ static void conv_image(const il_kctx *c, const il_conv_geom *cg, const geom2 *g,
         const float *zg = z ? z + grp * mg * osp : NULL;
         for (int64_t j0 = 0; j0 < osp; j0 += tile) {
             int64_t jt = osp - j0 < tile ? osp - j0 : tile;
-            il_sgemm(0, 0, mg, jt, K, 1.0f, w + grp * mg * K, K, src + j0, osp, 0.0f, yg + j0, osp);
+            /* With a bias the tile starts as the bias and the product is added to it (beta 1):
+             * OpenBLAS then skips its separate pass that clears C for beta 0 (9% of MobileNet
+             * v2's time, measured), and the epilogue has no bias left to add. */
+            if (b)
+                for (int64_t mi = 0; mi < mg; mi++) {
+                    float *yr = yg + mi * osp + j0, bv = b[grp * mg + mi];
+                    for (int64_t j = 0; j < jt; j++) yr[j] = bv;
+                }
+            il_sgemm(0, 0, mg, jt, K, 1.0f, w + grp * mg * K, K, src + j0, osp, b ? 1.0f : 0.0f, yg + j0, osp);
 #pragma omp parallel for num_threads(threads) if (threads > 1 && mg * jt > 16384) schedule(static)
             for (int64_t mi = 0; mi < mg; mi++)
-                il_act_row(act, yg + mi * osp + j0, jt, b ? b[grp * mg + mi] : 0.0f, zg ? zg + mi * osp + j0 : NULL);
+                il_act_row(act, yg + mi * osp + j0, jt, 0.0f, zg ? zg + mi * osp + j0 : NULL);
         }
     }
 }
