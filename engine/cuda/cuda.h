@@ -30,8 +30,6 @@ il_status il_cuda_download(void *dst, const void *src, size_t bytes);
 il_status il_cuda_copy(void *dst, const void *src, size_t bytes);
 il_status il_cuda_zero(void *dst, size_t bytes);
 il_status il_cuda_sync(void);
-/* Bytes of device memory in use by this process's allocations through il_cuda_malloc, and the peak. */
-void il_cuda_mem(size_t *now, size_t *peak);
 
 /* Row-major C = alpha op(A) op(B) + beta C, op = transpose when ta/tb (as il_sgemm). */
 il_status il_cuda_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

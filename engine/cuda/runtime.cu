@@ -38,7 +38,6 @@ static cudaStream_t g_stream;
 static cublasHandle_t g_blas;
 static int g_state; /* 0 not tried, 1 ready, -1 no device */
 static char g_name[256], g_why[256];
-static size_t g_now, g_peak;
 
 extern "C" cudaStream_t il_cuda_stream(void) { return g_stream; }
 
@@ -85,37 +84,23 @@ static il_status cuda_err(cudaError_t e, const char *what) {
     return il_error(IL_ERR_CUDA, "%s: %s", what, cudaGetErrorString(e));
 }
 
-/* Each block carries its size in front, so il_cuda_mem can count without a table. */
 extern "C" void *il_cuda_malloc(size_t bytes) {
     if (probe() != 1) {
         il_error(IL_ERR_CUDA, "%s", g_why);
         return NULL;
     }
     void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, bytes + 256);
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
     if (e != cudaSuccess) {
         cudaGetLastError();
         il_error(IL_ERR_OOM, "cudaMalloc of %zu bytes: %s", bytes, cudaGetErrorString(e));
         return NULL;
     }
-    cudaMemcpy(p, &bytes, sizeof bytes, cudaMemcpyHostToDevice);
-    g_now += bytes;
-    if (g_now > g_peak) g_peak = g_now;
-    return (char *)p + 256;
+    return p;
 }
 
 extern "C" void il_cuda_free(void *p) {
-    if (!p) return;
-    char *base = (char *)p - 256;
-    size_t bytes = 0;
-    cudaMemcpy(&bytes, base, sizeof bytes, cudaMemcpyDeviceToHost);
-    g_now -= bytes;
-    cudaFree(base);
-}
-
-extern "C" void il_cuda_mem(size_t *now, size_t *peak) {
-    if (now) *now = g_now;
-    if (peak) *peak = g_peak;
+    if (p) cudaFree(p);
 }
 
 extern "C" il_status il_cuda_upload(void *dst, const void *src, size_t bytes) {
