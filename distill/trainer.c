@@ -12,12 +12,12 @@
  * The graph is cloned and its float constants converted to the trainer's dtype (float32 to
  * train, float64 for gradient checks); il_trainer_export writes float32 back into a clone of
  * the original graph, which stays a plain inference model.
+ * With il_trainer_opts.backend = CUDA, forward and backward go to trainer_cuda.c instead.
  */
 #include "trainer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
-
 
 /* Which input slots of an op are trainable weights (a bit per slot; ~0: any float constant
  * that is not a scalar), and which are state buffers. */
