@@ -63,13 +63,14 @@ static void test_conv_fast_random(void) {
     }
 }
 
-/* The 3x3 depthwise kernel (MobileNet's): strides 1-2, pads 0-2 each side, planes from 3x3
- * up, channel multipliers 1-2, with and without bias. */
+/* The 3x3 and 5x5 depthwise kernels (MobileNet's, EfficientNet's): strides 1-2, pads 0-2 each
+ * side, planes from 3x3 up, channel multipliers 1-2, with and without bias. */
 static void test_depthwise3x3_random(void) {
     int fails = 0;
-    for (int it = 0; it < 80 && fails < 3; it++) {
+    for (int it = 0; it < 120 && fails < 3; it++) {
         int64_t C = 1 + op_randint(4), mult = 1 + op_randint(2), n = 1 + op_randint(2);
-        int64_t xd[4] = {n, C, 3 + op_randint(10), 3 + op_randint(10)}, wd[4] = {C * mult, 1, 3, 3};
+        int64_t k = it % 3 ? 3 : 5;
+        int64_t xd[4] = {n, C, k + op_randint(10), k + op_randint(10)}, wd[4] = {C * mult, 1, k, k};
         int64_t st[2] = {1 + op_randint(2), 1 + op_randint(2)};
         int64_t pd[4] = {op_randint(3), op_randint(3), op_randint(3), op_randint(3)};
         int has_b = it % 2;
@@ -81,7 +82,7 @@ static void test_depthwise3x3_random(void) {
         il_node_set_ints(r->g, r->k, "strides", 2, st);
         il_node_set_ints(r->g, r->k, "pads", 4, pd);
         char label[96];
-        snprintf(label, sizeof label, "depthwise 3x3 it %d", it);
+        snprintf(label, sizeof label, "depthwise %lldx%lld it %d", (long long)k, (long long)k, it);
         fails += !matches(r, label);
         op_free(r);
     }
@@ -334,5 +335,5 @@ static void test_dtypes_and_empty(void) {
 }
 
 IL_SUITE("compute_fast", {"conv", test_conv_fast_random}, {"convtranspose", test_convtranspose_fast_random},
-         {"depthwise 3x3", test_depthwise3x3_random}, {"pool", test_pool_fast_random}, {"norm", test_norm_fast_random}, {"matmul_gemm", test_matmul_fast_random},
+         {"depthwise 3x3 and 5x5", test_depthwise3x3_random}, {"pool", test_pool_fast_random}, {"norm", test_norm_fast_random}, {"matmul_gemm", test_matmul_fast_random},
          {"einsum", test_einsum_fast_random}, {"dtypes_and_empty", test_dtypes_and_empty})
