@@ -46,7 +46,7 @@ if has opt; then PIPELINES=O0,O2; else note "inferlab opt is not available yet: 
 MODELS=$MODEL
 if has distill; then
     STUDENT=$OUT/models/fmnist_vgg_student.onnx
-    note "distilling a student with 1/9 of the teacher's parameters (inferlab distill, 1 epoch)"
+    note "distilling a student with 1/16 of the teacher's parameters (inferlab distill, 1 epoch)"
     "$BIN" distill --teacher "$MODEL" --student zoo:vgg --width 8 --epochs 1 --seed 1 --quiet -o "$STUDENT"
 else
     STUDENT=
