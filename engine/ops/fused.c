@@ -59,45 +59,50 @@ static il_status fgemm_infer(il_kctx *c) {
     return st ? st : std_op("Gemm")->infer(c);
 }
 
-static void gemm_dims(const il_kctx *c, int64_t *m, int64_t *n, int64_t *k) {
-    int ta = il_attr_int(c->node, "transA", 0) != 0;
-    *m = c->out[0]->dims[0];
-    *n = c->out[0]->dims[1];
-    *k = c->in[0]->dims[ta ? 0 : 1];
+/* What both FusedGemm kernels read first: the epilogue, sizes, transposes, scales and C's
+ * broadcast strides (cs, zero when C is absent). */
+typedef struct {
+    il_act act;
+    int64_t m, n, k, cs[2];
+    int ta, tb;
+    double alpha, beta;
+} fgemm_setup;
+
+static il_status fgemm_prepare(const il_kctx *c, fgemm_setup *f) {
+    il_status st = il_act_parse(c, &f->act);
+    if (st) return st;
+    f->ta = il_attr_int(c->node, "transA", 0) != 0, f->tb = il_attr_int(c->node, "transB", 0) != 0;
+    f->m = c->out[0]->dims[0], f->n = c->out[0]->dims[1], f->k = c->in[0]->dims[f->ta ? 0 : 1];
+    f->alpha = il_attr_float(c->node, "alpha", 1.0f), f->beta = il_attr_float(c->node, "beta", 1.0f);
+    f->cs[0] = f->cs[1] = 0;
+    if (il_in(c, 2)) il_broadcast_strides(il_in(c, 2), 2, c->out[0]->dims, f->cs);
+    return IL_OK;
 }
 
 static il_status fgemm_ref(il_kctx *c) {
     const il_tensor *A = c->in[0], *B = c->in[1], *C = il_in(c, 2);
-    il_act act;
-    il_status st = il_act_parse(c, &act);
+    fgemm_setup f;
+    il_status st = fgemm_prepare(c, &f);
     if (st) return st;
-    int64_t m, n, k, cs[2] = {0, 0};
-    gemm_dims(c, &m, &n, &k);
-    int ta = il_attr_int(c->node, "transA", 0) != 0, tb = il_attr_int(c->node, "transB", 0) != 0;
-    double alpha = il_attr_float(c->node, "alpha", 1.0f), beta = il_attr_float(c->node, "beta", 1.0f);
-    if (C) il_broadcast_strides(C, 2, c->out[0]->dims, cs);
     const float *a = A->data, *b = B->data;
     float *y = c->out[0]->data;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
+    for (int64_t i = 0; i < f.m; i++)
+        for (int64_t j = 0; j < f.n; j++) {
             double acc = 0;
-            for (int64_t p = 0; p < k; p++) acc += (double)a[ta ? p * m + i : i * k + p] * b[tb ? j * k + p : p * n + j];
-            double v = alpha * acc + (C ? beta * ((const float *)C->data)[i * cs[0] + j * cs[1]] : 0);
-            y[i * n + j] = (float)il_act_d(&act, v);
+            for (int64_t p = 0; p < f.k; p++)
+                acc += (double)a[f.ta ? p * f.m + i : i * f.k + p] * b[f.tb ? j * f.k + p : p * f.n + j];
+            double v = f.alpha * acc + (C ? f.beta * ((const float *)C->data)[i * f.cs[0] + j * f.cs[1]] : 0);
+            y[i * f.n + j] = (float)il_act_d(&f.act, v);
         }
     return IL_OK;
 }
 
 static il_status fgemm_fast(il_kctx *c) {
     const il_tensor *A = c->in[0], *B = c->in[1], *C = il_in(c, 2);
-    il_act act;
-    il_status st = il_act_parse(c, &act);
+    fgemm_setup f;
+    il_status st = fgemm_prepare(c, &f);
     if (st) return st;
-    int64_t m, n, k, cs[2] = {0, 0};
-    gemm_dims(c, &m, &n, &k);
-    int ta = il_attr_int(c->node, "transA", 0) != 0, tb = il_attr_int(c->node, "transB", 0) != 0;
-    float alpha = il_attr_float(c->node, "alpha", 1.0f), beta = il_attr_float(c->node, "beta", 1.0f);
-    if (C) il_broadcast_strides(C, 2, c->out[0]->dims, cs);
+    int64_t m = f.m, n = f.n, k = f.k;
     const float *a = A->data, *b = B->data, *cd = C ? C->data : NULL;
     float *y = c->out[0]->data;
     int64_t tile = il_tile_rows(n);
@@ -106,13 +111,13 @@ static il_status fgemm_fast(il_kctx *c) {
         float *yt = y + i0 * n;
         if (cd) /* C scaled by beta first, so sgemm accumulates into it */
             for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < n; j++) yt[i * n + j] = beta * cd[(i0 + i) * cs[0] + j * cs[1]];
+                for (int64_t j = 0; j < n; j++) yt[i * n + j] = (float)f.beta * cd[(i0 + i) * f.cs[0] + j * f.cs[1]];
         if (k > 0)
-            il_sgemm(ta, tb, rows, n, k, alpha, ta ? a + i0 : a + i0 * k, ta ? m : k, b, tb ? k : n, cd ? 1.0f : 0.0f,
-                     yt, n);
+            il_sgemm(f.ta, f.tb, rows, n, k, (float)f.alpha, f.ta ? a + i0 : a + i0 * k, f.ta ? m : k, b, f.tb ? k : n,
+                     cd ? 1.0f : 0.0f, yt, n);
         else if (!cd)
             memset(yt, 0, (size_t)(rows * n) * sizeof(float));
-        IL_PAR_FOR(c, i, rows) il_act_row(&act, yt + i * n, n, 0.0f, NULL);
+        IL_PAR_FOR(c, i, rows) il_act_row(&f.act, yt + i * n, n, 0.0f, NULL);
     }
     return IL_OK;
 }
