@@ -82,6 +82,8 @@ void gr_saved_free(const char *op, void *p);
  * out_sp, k_sp filled; gr_conv_geom adds group and output channels from the weight. */
 il_status gr_geom2d(const gr_ctx *c, const int64_t *kernel, int ceil_mode, il_conv_geom *g);
 il_status gr_conv_geom(const gr_ctx *c, il_conv_geom *g);
+/* Clip's bounds: attributes before opset 11, the optional inputs after (absent: unbounded). */
+void gr_clip_bounds(const gr_ctx *c, double *lo, double *hi);
 
 /* din += dout reduced (summed) over the dims where din's shape broadcasts to dout's. */
 void gr_reduce_add(il_tensor *din, const il_tensor *dout, double scale);

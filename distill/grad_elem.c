@@ -35,16 +35,18 @@ static double gelu_tanh_deriv(double x) {
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * a * (1 + 3 * b * x * x);
 }
 
+void gr_clip_bounds(const gr_ctx *c, double *lo, double *hi) {
+    il_tensor *a = gr_in(c, 1), *b = gr_in(c, 2);
+    *lo = c->opset < 11 ? il_attr_float(c->node, "min", -3.4028235e38f) : a && a->data ? il_tensor_get(a, 0) : -INFINITY;
+    *hi = c->opset < 11 ? il_attr_float(c->node, "max", 3.4028235e38f) : b && b->data ? il_tensor_get(b, 0) : INFINITY;
+}
+
 static il_status unary_backward(gr_ctx *c, int kind) {
     il_tensor *x = c->in[0], *y = c->out[0], *dy = c->dout[0], *dx = gr_din(c, 0);
     if (!dx) return IL_OK;
     double p0 = 0, p1 = 0;
     if (kind == U_LEAKY) p0 = il_attr_float(c->node, "alpha", 0.01f);
-    if (kind == U_CLIP) {
-        il_tensor *lo = gr_in(c, 1), *hi = gr_in(c, 2);
-        p0 = c->opset < 11 ? il_attr_float(c->node, "min", -3.4028235e38f) : lo ? il_tensor_get(lo, 0) : -INFINITY;
-        p1 = c->opset < 11 ? il_attr_float(c->node, "max", 3.4028235e38f) : hi ? il_tensor_get(hi, 0) : INFINITY;
-    }
+    if (kind == U_CLIP) gr_clip_bounds(c, &p0, &p1);
     int64_t n = il_tensor_numel(x);
     GR_FLOATS(x->dtype, {
         const T *X = x->data, *Y = y->data, *DY = dy->data;

@@ -274,19 +274,15 @@ static il_status conv_backward(tc_gpu *c, node_io *io) {
     return st;
 }
 
-/* Clip's bounds as the CPU kernels read them (attributes before opset 11, inputs after). */
+/* Clip's bounds as the CPU kernels read them; Relu is Clip to [0, inf). */
 static void clip_bounds(node_io *io, float *lo, float *hi) {
     if (strcmp(io->n->op_type, "Clip")) {
         *lo = 0, *hi = INFINITY;
         return;
     }
-    il_tensor *a = gr_in(&io->gc, 1), *b = gr_in(&io->gc, 2);
-    if (io->gc.opset < 11) {
-        *lo = il_attr_float(io->n, "min", -3.4028235e38f), *hi = il_attr_float(io->n, "max", 3.4028235e38f);
-    } else {
-        *lo = a && a->data ? (float)il_tensor_get(a, 0) : -INFINITY;
-        *hi = b && b->data ? (float)il_tensor_get(b, 0) : INFINITY;
-    }
+    double l, h;
+    gr_clip_bounds(&io->gc, &l, &h);
+    *lo = (float)l, *hi = (float)h;
 }
 
 static il_status pool_geom(node_io *io, il_conv_geom *g) {
