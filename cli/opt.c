@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int load_plugins(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--plugin")) {
-            if (i + 1 >= argc) { fprintf(stderr, "inferlab: --plugin needs the path of a .so file\n"); return 0; }
-            il_status st = il_pass_load_plugin(argv[i + 1]);
-            if (st) { cli_fail(st, NULL); return 0; }
-        }
-    return 1;
-}
-
 int cmd_passes(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -29,7 +19,7 @@ int cmd_passes(int argc, char **argv) {
         if (strcmp(argv[i], "--plugin")) { fprintf(stderr, "inferlab passes: unknown option '%s'\n", argv[i]); return 2; }
         i++;
     }
-    if (!load_plugins(argc, argv)) return 1;
+    if (!cli_load_plugins(argc, argv)) return 1;
     int n;
     const il_pass *const *all = il_pass_all(&n);
     printf("passes:\n");
@@ -96,7 +86,7 @@ int cmd_opt(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!load_plugins(argc, argv)) return 1;
+    if (!cli_load_plugins(argc, argv)) return 1;
     /* --portable: the requested passes, then the lowering of whatever they fused */
     char full[8192];
     snprintf(full, sizeof full, "%s%s%s", pipeline, portable && pipeline[0] ? "," : "", portable ? IL_PASS_LOWER : "");

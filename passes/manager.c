@@ -211,7 +211,7 @@ static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, 
     }
     il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
     if (!t) return NULL;
-    il_tensor_fill_input(t, rng);
+    il_graph_fill_input(g, i, t, rng);
     return t;
 }
 

@@ -128,4 +128,14 @@ il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const i
 /* Live nodes of g (not marked dead). */
 int il_graph_live_nodes(const il_graph *g);
 
+/* Random values for graph input i (passes/inputs.c): floats in [-1, 1); integer ids below the
+ * size of the table a Gather looks them up in; inputs named like a mask all ones; other
+ * integers 0/1. t has the input's dtype and the shape to fill. */
+void il_graph_fill_input(const il_graph *g, int i, il_tensor *t, uint64_t *rng);
+/* The fixed batch of a model whose input 0 has a fixed first dim (rank >= 2), else 0. */
+int64_t il_graph_fixed_batch(const il_graph *g);
+/* The one batch rule: *batch = asked (> 0) or the model's fixed batch or 1; IL_ERR_SHAPE when
+ * the model's batch is fixed and asked is another. */
+il_status il_graph_batch(const il_graph *g, int64_t asked, int64_t *batch);
+
 #endif

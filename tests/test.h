@@ -42,6 +42,9 @@ void il_test_write_bytes(const char *path, const void *b, size_t n);
 int il_test_have_python(const char *modules); /* prints "skipped: ..." when missing */
 void il_test_write_msg(const char *path, const void *protobuf_c_message); /* pack and write */
 int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same dtype, shape, bytes */
+/* Run `$IL_BIN ARGS` (default build/inferlab) under a 120 s timeout, stdout and stderr into out;
+ * the exit code, or -1 when it died of a signal. */
+int il_test_cli(const char *args, char *out, size_t n);
 
 /* Path of a file under tests/data, or of the ONNX test data. */
 #define IL_TESTDATA "tests/data"

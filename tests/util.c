@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "onnx.pb-c.h"
@@ -60,4 +61,16 @@ int il_test_tensors_equal(const il_tensor *a, const il_tensor *b) {
     if (!a || !b) return a == b;
     return a->dtype == b->dtype && a->rank == b->rank &&
            !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof(int64_t)) && !memcmp(a->data, b->data, il_tensor_bytes(a));
+}
+
+int il_test_cli(const char *args, char *out, size_t n) {
+    char cmd[4096];
+    const char *bin = getenv("IL_BIN") ? getenv("IL_BIN") : "build/inferlab";
+    snprintf(cmd, sizeof cmd, "timeout 120 %s %s 2>&1", bin, args);
+    FILE *f = popen(cmd, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    int st = f ? pclose(f) : -1;
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
 }
