@@ -79,8 +79,9 @@ static void print_profile(const il_graph *g, const il_plan *p) {
         shown[best] = 1;
         const il_node *nd = &g->nodes[best];
         const il_tensor *o = nd->n_outputs && nd->outputs[0] >= 0 ? &sh->info[nd->outputs[0]] : NULL;
-        printf("  %8.3f ms  %-16s %-24s %s\n", t[best] * 1e3, nd->op_type, o ? il_shape_str(o->rank, o->dims, b, sizeof b) : "",
-               nd->name);
+        const il_kernel *kn = il_plan_kernel(p, best);
+        printf("  %8.3f ms  %-16s %-14s %-24s %s\n", t[best] * 1e3, nd->op_type, kn ? kn->name : "(folded)",
+               o ? il_shape_str(o->rank, o->dims, b, sizeof b) : "", nd->name);
     }
     free(shown);
     free(op);
@@ -94,9 +95,13 @@ int cmd_run(int argc, char **argv) {
     int nb = 0, reference = 0, nspec = 0, profile = 0;
     il_bind binds[16];
     const char *spec[64];
+    cli_engine e = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int er = cli_engine_arg(argc, argv, &i, &e);
+        if (er < 0) return 2;
+        if (er) continue;
         if (!strcmp(a, "--batch")) { if (!cli_int(a, val, &batch) || batch < 1) return 2; i++; }
         else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &seed)) return 2; i++; }
         else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
@@ -117,19 +122,33 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
                    "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]\n"
-                   "                    [--profile]\n"
-                   "  inputs not given are random (seeded): floats in [-1,1), integers 0 or 1; FILE is .npy or .pb (ONNX TensorProto)\n");
+                   "                    [--profile] [--kernel OP=NAME,...] [--tactics timed|heuristic] [--plugin P.so]\n"
+                   "  MODEL may be a plan file from `inferlab build` (loaded as built: its kernels, no passes)\n"
+                   "  inputs not given are random (seeded): floats in [-1,1), integers 0 or 1; FILE is .npy or .pb (ONNX TensorProto)\n%s",
+                   cli_engine_help);
             return 0;
         } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
         else if (path) { fprintf(stderr, "inferlab run: one model at a time\n"); return 2; }
         else path = a;
     }
     if (!path) { fprintf(stderr, "usage: inferlab run MODEL.onnx [options] (see --help)\n"); return 2; }
-    il_graph *g = cli_load(path);
-    if (!g) return 1;
+    if (!cli_engine_check(&e)) return 2;
+    il_plan *p = NULL;
+    il_graph *own = NULL;
+    const il_graph *g;
+    if (il_plan_file_is(path)) { /* built already: no passes, no kernel choice, no layout */
+        double t0 = il_now();
+        il_plan_opts lo = {.threads = (int)threads, .profile = profile};
+        il_status ls = il_plan_load(path, &lo, &p);
+        if (ls) return cli_fail(ls, NULL);
+        printf("loaded plan %s in %.3f ms\n", path, (il_now() - t0) * 1e3);
+        g = il_plan_graph(p);
+    } else {
+        g = own = cli_load(path);
+        if (!g) return 1;
+    }
     int rc = 1;
     il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    il_plan *p = NULL;
     il_status st = IL_OK;
     for (int s = 0; s < nspec && !st; s++) {
         const char *eq = strchr(spec[s], '=');
@@ -153,7 +172,8 @@ int cmd_run(int argc, char **argv) {
     }
     il_plan_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .threads = (int)threads, .reference = reference,
                        .profile = profile};
-    if (!st) st = il_plan_create(g, &po, &p);
+    cli_engine_apply(&e, &po);
+    if (!st && !p) st = il_plan_create(g, &po, &p);
     double best = INFINITY, total = 0;
     for (long long r = 0; r < repeat && !st; r++) {
         double t0 = il_now();
@@ -189,6 +209,6 @@ done:
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
     il_plan_free(p);
-    il_graph_free(g);
+    il_graph_free(own);
     return rc;
 }

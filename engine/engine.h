@@ -485,6 +485,16 @@ const double *il_plan_node_times(const il_plan *p);
 const il_kernel *il_plan_kernel(const il_plan *p, int k);
 /* Tactic statistics of the build: nodes whose kernel was chosen by timing, and by the cache. */
 void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
+/* Plan files (engine/plan_file.c): the graph after passes, the kernel of every node, their
+ * prepared state where a kernel can save it, the memory plan, and a header (format, inferlab
+ * version, backend, machine, options). il_plan_load refuses a plan of another version, format,
+ * backend or CPU and a truncated or corrupt file with a message saying what differs; the loaded
+ * plan owns its graph (il_plan_graph). opts may set threads and profile; the rest comes from
+ * the file. */
+il_status il_plan_save(const il_plan *p, const char *path);
+il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
+int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
+const il_graph *il_plan_graph(const il_plan *p);
 /* Arena offsets for tests: offset and size of value v, -1 when not in the arena. */
 int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size);
 

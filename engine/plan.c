@@ -64,8 +64,15 @@ static il_status layout(il_plan *p) {
         if (first[v] < 0) p->size[v] = 0;
         p->total_bytes += p->size[v];
     }
-    p->arena_bytes = il_memplan(nv, p->size, first, p->last, p->offset);
+    il_status st = IL_OK;
+    if (p->memplan) { /* a loaded plan's layout, checked against the sizes just computed */
+        st = il_plan_apply_memplan(p, p->memplan, p->memplan_len);
+        p->memplan = NULL;
+    } else {
+        p->arena_bytes = il_memplan(nv, p->size, first, p->last, p->offset);
+    }
     free(first);
+    if (st) return st;
     free(p->arena);
     p->arena = aligned_alloc(64, (size_t)((p->arena_bytes + 63) / 64 * 64 + 64));
     if (!p->arena) return il_error(IL_ERR_OOM, "out of memory for a %lld-byte activation arena", (long long)p->arena_bytes);
@@ -162,6 +169,11 @@ static il_status prepare_known(il_plan *p) {
 }
 
 il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out) {
+    return il_plan_create_named(g, o, NULL, NULL, 0, out);
+}
+
+il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const char *const *names, const void *mp,
+                               size_t mp_len, il_plan **out) {
     *out = NULL;
     il_status st = il_graph_verify(g);
     if (st) return st;
@@ -177,10 +189,22 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
                                                 "inferlab train --device cuda); run with the cpu backend");
         return il_error(IL_ERR_UNSUPPORTED, "backend %d is not built into this binary", b);
     }
+    p->names = names;
+    p->memplan = mp;
+    p->memplan_len = mp_len;
     p->kernels_spec = p->o.kernels ? strdup(p->o.kernels) : NULL;
     p->o.kernels = p->kernels_spec;
     p->cache_path = p->o.timing_cache ? strdup(p->o.timing_cache) : NULL;
     p->o.timing_cache = p->cache_path;
+    if (o && o->n_binds > 0) {
+        size_t cap = 16;
+        for (int b = 0; b < o->n_binds; b++) cap += (o->binds[b].name ? strlen(o->binds[b].name) : 0) + 24;
+        p->dims_spec = calloc(cap, 1);
+        for (int b = 0; b < o->n_binds; b++)
+            if (o->binds[b].name)
+                snprintf(p->dims_spec + strlen(p->dims_spec), cap - strlen(p->dims_spec), "%s%s=%lld",
+                         p->dims_spec[0] ? "," : "", o->binds[b].name, (long long)o->binds[b].value);
+    }
     p->o.binds = NULL; /* read during create only: the caller's array need not outlive the plan */
     p->o.n_binds = 0;
     int nv = g->n_values, nn = g->n_nodes;
@@ -203,6 +227,8 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
     if (!st) st = il_plan_choose_kernels(p);
     if (!st) st = prepare_known(p);
     if (!st) st = layout(p);
+    p->names = NULL; /* borrowed for create only */
+    p->memplan = NULL;
     if (st) { il_plan_free(p); return st; }
     *out = p;
     return IL_OK;
@@ -229,6 +255,7 @@ void il_plan_free(il_plan *p) {
     free(p->times);
     free(p->kernels_spec);
     free(p->cache_path);
+    free(p->dims_spec);
     il_graph_free(p->own_graph);
     free(p);
 }
@@ -422,6 +449,8 @@ int64_t il_plan_peak_bytes(const il_plan *p) { return p->arena_bytes; }
 int64_t il_plan_total_bytes(const il_plan *p) { return p->total_bytes; }
 const il_shapes *il_plan_shapes(const il_plan *p) { return p->s; }
 const double *il_plan_node_times(const il_plan *p) { return p->o.profile ? p->times : NULL; }
+
+const il_graph *il_plan_graph(const il_plan *p) { return p->g; }
 
 const il_kernel *il_plan_kernel(const il_plan *p, int k) {
     return k >= 0 && k < p->g->n_nodes ? p->kern[k] : NULL;

@@ -13,6 +13,7 @@ struct il_plan {
     il_plan_opts o;
     char *kernels_spec;   /* our copy of o.kernels */
     char *cache_path;     /* our copy of o.timing_cache */
+    char *dims_spec;      /* the symbolic dims bound at create, "name=v,...", for plan files */
     il_shapes *s;
     int *order, n_order;
     const il_op **ops;        /* per node */
@@ -31,7 +32,18 @@ struct il_plan {
     void **heap;        /* per value: heap buffer owned by the run, or NULL */
     double *times;
     int n_timed, n_cached; /* tactic statistics */
+    /* plan files, during create only: kernel names per node and the stored memory plan */
+    const char *const *names;
+    const void *memplan;
+    size_t memplan_len;
 };
+
+/* il_plan_create with each node's kernel given by name (names[k]; "" for folded nodes) and the
+ * memory plan a plan file stored (plan_file.c's MEMP section); either may be NULL. */
+il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const char *const *names, const void *mp,
+                               size_t mp_len, il_plan **out);
+/* Lay the stored memory plan over p (sizes already computed): plan_file.c. */
+il_status il_plan_apply_memplan(il_plan *p, const void *mp, size_t len);
 
 /* The view of node k at plan time: inputs with their inferred dtype/shape and data where
  * known before running (constants, folded values), outputs with their inferred shapes and no

@@ -289,6 +289,14 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
     int nc = il_kernels_of(n->domain, n->op_type, backend, c.opset, cand, MAX_CAND), nok = 0;
     for (int i = 0; i < nc; i++)
         if (il_kernel_accepts(cand[i], &c)) ok[nok++] = cand[i];
+    if (p->names && p->names[k] && p->names[k][0]) { /* a plan file's choice */
+        const il_kernel *kn = il_kernel_find(n->domain, n->op_type, backend, p->names[k]);
+        if (!kn)
+            return il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s) runs kernel '%s', which this build does not have",
+                            n->name, n->op_type, p->names[k]);
+        p->kern[k] = kn;
+        return IL_OK;
+    }
     char buf[128];
     int wild = 0;
     const char *want = p->o.reference ? "ref" : forced_name(p->o.kernels, n->op_type, buf, sizeof buf, &wild);
