@@ -225,15 +225,21 @@ typedef struct il_store il_store;
 #define IL_STORE_VERSION 2
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
- * timeout so that concurrent writers wait instead of failing). */
+ * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or
+ * newer schema is refused before anything is written. */
 il_status il_store_open(const char *path, il_store **out);
+/* Open an existing database for reading only (db list/show/export, report): never created,
+ * migrated or switched to WAL; refused when missing, foreign, newer, empty or damaged (SQLite's
+ * quick_check); an older schema is read through a migrated in-memory copy. */
+il_status il_store_open_readonly(const char *path, il_store **out);
 /* The same, stopping at schema version `version` (tests of migrations). */
 il_status il_store_open_version(const char *path, int version, il_store **out);
 void il_store_close(il_store *s);
 int il_store_version(il_store *s);
 /* Insert a whole run in one transaction; *id (may be NULL) gets its run id. */
 il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id);
-/* Copy every run of other (migrated first) that this database lacks (by uuid). */
+/* Copy every run of other that this database lacks (by uuid). other is only read (the columns
+ * both schemas have are copied); it must exist, be inferlab's and not be this same file. */
 il_status il_store_merge(il_store *s, const char *other, int *added, int *skipped);
 /* `db list`, `db show RUN` (id or uuid prefix), `db export --csv` (the results view). */
 il_status il_store_list(il_store *s, FILE *f);

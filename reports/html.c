@@ -249,10 +249,8 @@ static il_status mkdir_p(const char *d) {
 }
 
 il_status il_report_write(const il_report_opts *o) {
-    struct stat sb;
-    if (stat(o->db, &sb)) return il_error(IL_ERR_IO, "%s: no such database", o->db);
     il_store *s;
-    il_status st = il_store_open(o->db, &s);
+    il_status st = il_store_open_readonly(o->db, &s);
     if (st) return st;
     sqlite3 *db = il_store_sqlite(s);
     char work[PATH_MAX], html[PATH_MAX], pdf[PATH_MAX];
