@@ -143,8 +143,12 @@ typedef struct il_sweep {
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n);
 /* Keep the variants whose index i satisfies i % of == shard (shard in [0, of)). */
 void il_variants_shard(il_variant *v, int *n, int shard, int of);
-/* The label shown in tables: "model-stem O2" (+ engine when not inferlab). */
+/* The label shown in tables: "model-name O2" (+ engine when not inferlab), the model named
+ * after its folder when the file is model.onnx; cut to n-1 with il_label_short. */
 void il_variant_label(const il_variant *v, char *buf, size_t n);
+/* label itself when it has at most width characters, else its first width-9 and "~" and 8 hex
+ * digits of its SHA-256: cut labels stay distinct. */
+void il_label_short(const char *label, size_t width, char *out, size_t n);
 
 /* ---------------------------------------------------------------- options */
 

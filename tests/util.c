@@ -103,9 +103,11 @@ void il_test_record(il_run_record *r, const char *model, const char *pipeline, i
     r->v.threads = 1;
     il_scenario_parse(scenario, &r->v.scenario);
     il_variant_label(&r->v, r->variant, sizeof r->variant);
-    snprintf(r->model_name, sizeof r->model_name, "%s", model);
+    snprintf(r->model_name, sizeof r->model_name, "%.*s", (int)strcspn(r->variant, " "), r->variant);
     snprintf(r->precision, sizeof r->precision, "fp32");
-    snprintf(r->model_sha256, sizeof r->model_sha256, "%064x", (unsigned)strlen(model));
+    unsigned char h[32];
+    il_sha256(model, strlen(model), h);
+    for (int i = 0; i < 32; i++) snprintf(r->model_sha256 + 2 * i, 3, "%02x", h[i]);
     il_bench_timestamp(r->created_at, sizeof r->created_at);
     r->n_trials = 2;
     r->trials = calloc(2, sizeof *r->trials);
