@@ -75,6 +75,21 @@ static int legend_below(FILE *b, const names *l) {
     return 400 + 90 + rows * 19;
 }
 
+/* The plot command of a line plot, one data block (index i) per series drawn `how`, each in
+ * its own style, the legend below; closes b. */
+static void plot_series(FILE *b, const char *work, rp_plot *p, const names *l, const char *how) {
+    p->height = legend_below(b, l);
+    fprintf(b, "plot ");
+    for (int i = 0; i < l->n; i++) {
+        fprintf(b, "%s'%s/%s.dat' index %d %s ", i ? ", \\\n  " : "", work, p->name, i, how);
+        style(b, i);
+        fprintf(b, " title ");
+        gp_label(b, l->s[i], 90);
+    }
+    fprintf(b, "\n");
+    fclose(b);
+}
+
 /* "3 variants not drawn (a, b, c): why" into a caption. */
 static void not_drawn(char *cap, size_t n, const names *l, const char *why) {
     if (!l->n) return;
@@ -252,17 +267,7 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
         fprintf(b, "%sset xlabel 'batch size'\nset ylabel 'samples per second (%s)'\nset logscale x 2\n"
                    "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.05\nset yrange [0:*]\n",
                 common, scen);
-        p->height = legend_below(b, &drawn);
-        fprintf(b, "plot ");
-        for (int i = 0; i < drawn.n; i++) {
-            fprintf(b, "%s'%s/%s.dat' index %d using 1:2:3 with yerrorlines lw 2 pt 7 ", i ? ", \\\n  " : "", work,
-                    p->name, i);
-            style(b, i);
-            fprintf(b, " title ");
-            gp_label(b, drawn.s[i], 90);
-        }
-        fprintf(b, "\n");
-        fclose(b);
+        plot_series(b, work, p, &drawn, "using 1:2:3 with yerrorlines lw 2 pt 7");
         snprintf(p->caption, sizeof p->caption,
                  "%s scenario; error bars are the standard deviation over repeated trials.", scen);
         not_drawn(p->caption, sizeof p->caption, &single, "measured at one batch size");
@@ -344,16 +349,7 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
     if (b) {
         fprintf(b, "%sset xlabel 'latency per query (ms)%s'\nset ylabel 'fraction of queries'\nset yrange [0:1.02]\n%s",
                 common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
-        p->height = legend_below(b, &drawn);
-        fprintf(b, "plot ");
-        for (int i = 0; i < drawn.n; i++) {
-            fprintf(b, "%s'%s/%s.dat' index %d using 1:2 with steps lw 2 ", i ? ", \\\n  " : "", work, p->name, i);
-            style(b, i);
-            fprintf(b, " title ");
-            gp_label(b, drawn.s[i], 90);
-        }
-        fprintf(b, "\n");
-        fclose(b);
+        plot_series(b, work, p, &drawn, "using 1:2 with steps lw 2");
         snprintf(p->caption, sizeof p->caption,
                  "Every measured query of every trial (warm-up excluded), single-stream, lowest batch per variant.");
         not_drawn(p->caption, sizeof p->caption, &other, "no single-stream run");
