@@ -148,8 +148,12 @@ typedef struct il_sweep {
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n);
 /* Keep the variants whose index i satisfies i % of == shard (shard in [0, of)). */
 void il_variants_shard(il_variant *v, int *n, int shard, int of);
-/* The label shown in tables: "model-stem O2" (+ engine when not inferlab). */
+/* The label shown in tables: "model-name O2" (+ engine when not inferlab), the model named
+ * after its folder when the file is model.onnx; cut to n-1 with il_label_short. */
 void il_variant_label(const il_variant *v, char *buf, size_t n);
+/* label itself when it has at most width characters, else its first width-9 and "~" and 8 hex
+ * digits of its SHA-256: cut labels stay distinct. */
+void il_label_short(const char *label, size_t width, char *out, size_t n);
 
 /* ---------------------------------------------------------------- options */
 
@@ -272,15 +276,21 @@ typedef struct il_store il_store;
 #define IL_STORE_VERSION 3
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
- * timeout so that concurrent writers wait instead of failing). */
+ * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or
+ * newer schema is refused before anything is written. */
 il_status il_store_open(const char *path, il_store **out);
+/* Open an existing database for reading only (db list/show/export, report): never created,
+ * migrated or switched to WAL; refused when missing, foreign, newer, empty or damaged (SQLite's
+ * quick_check); an older schema is read through a migrated in-memory copy. */
+il_status il_store_open_readonly(const char *path, il_store **out);
 /* The same, stopping at schema version `version` (tests of migrations). */
 il_status il_store_open_version(const char *path, int version, il_store **out);
 void il_store_close(il_store *s);
 int il_store_version(il_store *s);
 /* Insert a whole run in one transaction; *id (may be NULL) gets its run id. */
 il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id);
-/* Copy every run of other (migrated first) that this database lacks (by uuid). */
+/* Copy every run of other that this database lacks (by uuid). other is only read (the columns
+ * both schemas have are copied); it must exist, be inferlab's and not be this same file. */
 il_status il_store_merge(il_store *s, const char *other, int *added, int *skipped);
 /* `db list`, `db show RUN` (id or uuid prefix), `db export --csv` (the results view). */
 il_status il_store_list(il_store *s, FILE *f);

@@ -22,6 +22,8 @@ static const command commands[] = {
     {"check", cmd_check, "run ONNX backend-test folders and compare outputs"},
     {"passes", cmd_passes, "list the optimization passes"},
     {"opt", cmd_opt, "optimize a model with a pass pipeline"},
+    {"build", cmd_build, "build a model into a plan file (passes, kernels chosen, memory laid out)"},
+    {"ops", cmd_ops, "list the ops and their kernels per backend"},
     {"zoo", cmd_zoo, "build a model from the zoo (mlp, lenet5, resnet, mobilenet_v2, vit...)"},
     {"train", cmd_train, "train a model (Fashion-MNIST by default), optionally federated"},
     {"distill", cmd_distill, "train a student from a teacher with knowledge distillation"},

@@ -101,8 +101,9 @@ static void print_profile(const il_graph *g, const il_plan *p) {
         shown[best] = 1;
         const il_node *nd = &g->nodes[best];
         const il_tensor *o = nd->n_outputs && nd->outputs[0] >= 0 ? &sh->info[nd->outputs[0]] : NULL;
-        printf("  %8.3f ms  %-16s %-24s %s\n", t[best] * 1e3, nd->op_type, o ? il_shape_str(o->rank, o->dims, b, sizeof b) : "",
-               nd->name);
+        const il_kernel *kn = il_plan_kernel(p, best);
+        printf("  %8.3f ms  %-16s %-14s %-24s %s\n", t[best] * 1e3, nd->op_type, kn ? kn->name : "(folded)",
+               o ? il_shape_str(o->rank, o->dims, b, sizeof b) : "", nd->name);
     }
     free(shown);
     free(op);
@@ -122,9 +123,13 @@ int cmd_run(int argc, char **argv) {
     int nb = 0, reference = 0, nspec = 0, profile = 0, json = 0, quiet = 0;
     il_bind binds[16];
     const char *spec[64];
+    cli_engine e = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int er = cli_engine_arg(argc, argv, &i, &e);
+        if (er < 0) return 2;
+        if (er) continue;
         if (!strcmp(a, "--batch")) { if (!cli_int(a, val, &batch) || batch < 1) return 2; i++; }
         else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &seed)) return 2; i++; }
         else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
@@ -150,25 +155,39 @@ int cmd_run(int argc, char **argv) {
             printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
                    "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--warmup N]\n"
                    "                    [--dim NAME=V] [--reference] [--profile] [--wait auto|spin|passive]\n"
-                   "                    [--json] [--quiet]\n"
+                   "                    [--json] [--quiet] [--kernel OP=NAME,...] [--tactics timed|heuristic] [--plugin P.so]\n"
+                   "  MODEL may be a plan file from `inferlab build` (loaded as built: its kernels, no passes)\n"
                    "  inputs not given are random (seeded): floats in [-1,1); integer ids below the size of the\n"
                    "  table a Gather looks them up in, masks of ones; FILE is .npy or .pb (ONNX TensorProto)\n"
                    "  --repeat N  time N runs after a warm-up of at least --warmup N (default 5) runs that goes on\n"
                    "              until the run time settles (as bench does); prints p50, min and max\n"
                    "  --batch N   for a model with a symbolic batch dim; a fixed batch is used as it is\n"
-                   "  --json      one JSON object on stdout; --quiet: nothing but errors\n");
+                   "  --json      one JSON object on stdout; --quiet: nothing but errors\n%s",
+                   cli_engine_help);
             return 0;
         } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
         else if (path) { fprintf(stderr, "inferlab run: one model at a time\n"); return 2; }
         else path = a;
     }
     if (!path) { fprintf(stderr, "usage: inferlab run MODEL.onnx [options] (see --help)\n"); return 2; }
+    if (!cli_engine_check(&e)) return 2;
     cli_wait_policy(wait, 1);
-    il_graph *g = cli_load(path);
-    if (!g) return 1;
+    il_plan *p = NULL;
+    il_graph *own = NULL;
+    const il_graph *g;
+    if (il_plan_file_is(path)) { /* built already: no passes, no kernel choice, no layout */
+        double t0 = il_now();
+        il_plan_opts lo = {.threads = (int)threads, .profile = profile};
+        il_status ls = il_plan_load(path, &lo, &p);
+        if (ls) return cli_fail(ls, NULL);
+        if (!json && !quiet) printf("loaded plan %s in %.3f ms\n", path, (il_now() - t0) * 1e3);
+        g = il_plan_graph(p);
+    } else {
+        g = own = cli_load(path);
+        if (!g) return 1;
+    }
     int rc = 1;
     il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    il_plan *p = NULL;
     int64_t use_batch = 1;
     il_status st = il_graph_batch(g, batch, &use_batch);
     if (!st && !batch && il_graph_fixed_batch(g) > 1 && !json && !quiet)
@@ -196,7 +215,8 @@ int cmd_run(int argc, char **argv) {
     }
     il_plan_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .threads = (int)threads, .reference = reference,
                        .profile = profile};
-    if (!st) st = il_plan_create(g, &po, &p);
+    cli_engine_apply(&e, &po);
+    if (!st && !p) st = il_plan_create(g, &po, &p);
     il_trial t;
     memset(&t, 0, sizeof t);
     if (!st) {
@@ -252,6 +272,6 @@ done:
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
     il_plan_free(p);
-    il_graph_free(g);
+    il_graph_free(own);
     return rc;
 }
