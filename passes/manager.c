@@ -122,10 +122,26 @@ const char *il_pass_preset(int level) {
     }
 }
 
-/* Split a pipeline into names: at most max, each trimmed, written into buf. */
+/* Split a pipeline into names: at most max, each trimmed, written into buf. A preset name
+ * (O0..O3) in the list stands for its passes ("O2,lower-fused", bench's "O2+lower-fused"). */
 static int split(const char *pipeline, char *buf, size_t bufn, const char **names, int max) {
     int n = 0;
-    snprintf(buf, bufn, "%s", pipeline ? pipeline : "");
+    size_t len = 0;
+    buf[0] = 0;
+    for (const char *s = pipeline ? pipeline : ""; *s;) {
+        const char *e = strchr(s, ',');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        const char *t = s;
+        size_t tl = l;
+        while (tl && isspace((unsigned char)*t)) t++, tl--;
+        while (tl && isspace((unsigned char)t[tl - 1])) tl--;
+        const char *preset = tl == 2 && t[0] == 'O' && t[1] >= '0' && t[1] <= '3' ? il_pass_preset(t[1] - '0') : NULL;
+        if (len < bufn)
+            len += (size_t)snprintf(buf + len, bufn - len, "%s%.*s", len ? "," : "", preset ? (int)strlen(preset) : (int)l,
+                                    preset ? preset : s);
+        if (!e) break;
+        s = e + 1;
+    }
     for (char *s = buf; *s && n < max;) {
         char *e = strchr(s, ',');
         if (e) *e = 0;
