@@ -164,6 +164,9 @@ static il_status classify(il_store *s, int *version, int *rc) {
     if (uv < 0 || uv > IL_STORE_VERSION)
         return il_error(IL_ERR_INVALID, "%s: schema version %d is not one inferlab writes: not an inferlab results "
                         "database (the file was not changed)", s->path, uv);
+    if (uv == 0)
+        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d schema object%s but no "
+                        "inferlab schema version; the file was not changed)", s->path, objects, objects == 1 ? "" : "s");
     if (ours != 2)
         return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d other schema object%s "
                         "and no runs/provenance tables; the file was not changed)", s->path, objects,
