@@ -40,6 +40,35 @@ static il_status mkdirs(const char *dir) {
     return IL_OK;
 }
 
+/* The derived file's name, MODEL-PATHHASH.PIPELINE.onnx: the model's name, a hash of its real
+ * path (two folders named resnet50/ hold two models, and every ONNX zoo file is model.onnx)
+ * and the pipeline, spelled as given when it is short and plain, else cut with a hash of it. */
+static void hex8(const char *s, char out[9]) {
+    unsigned char h[32];
+    il_sha256(s, strlen(s), h);
+    snprintf(out, 9, "%02x%02x%02x%02x", h[0], h[1], h[2], h[3]);
+}
+
+static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, size_t nt) {
+    char real[IL_PATH_MAX], name[96], h[9];
+    il_bench_model_name(v->model, name, sizeof name);
+    for (char *c = name; *c; c++)
+        if (*c == ' ' || *c == '\'') *c = '_';
+    if (!realpath(v->model, real)) snprintf(real, sizeof real, "%s", v->model);
+    hex8(real, h);
+    snprintf(stem, ns, "%s-%s", name, h);
+    int plain = strlen(v->pipeline) <= 40;
+    snprintf(tag, nt, "%.40s", v->pipeline);
+    for (char *c = tag; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+              *c == '+' || *c == '_'))
+            *c = '+', plain = 0;
+    if (!plain) {
+        hex8(v->pipeline, h);
+        snprintf(tag + strlen(tag), nt - strlen(tag), "-%s", h);
+    }
+}
+
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n) {
     char pipeline[256];
     if (!v->pipeline[0] || !strcmp(v->pipeline, "O0")) {
@@ -65,15 +94,8 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
     /* The derived file sits beside the database (cache_dir), named after model and pipeline;
      * written to a temporary name and renamed, so shards deriving the same file do not see a
      * half-written one. */
-    const char *base = strrchr(v->model, '/');
-    base = base ? base + 1 : v->model;
-    char stem[256], tmp[IL_PATH_MAX + 32], tag[64];
-    snprintf(stem, sizeof stem, "%.*s", (int)sizeof stem - 1, base);
-    char *dot = strrchr(stem, '.');
-    if (dot) *dot = 0;
-    snprintf(tag, sizeof tag, "%.*s", (int)sizeof tag - 1, v->pipeline);
-    for (char *c = tag; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) *c = '-';
+    char stem[128], tmp[IL_PATH_MAX + 32], tag[64];
+    cache_stem(v, stem, sizeof stem, tag, sizeof tag);
     const char *dir = o->cache_dir ? o->cache_dir : "bench-cache";
     if ((st = mkdirs(dir))) {
         il_graph_free(g);
@@ -136,8 +158,10 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
         il_shapes_free(s);
     }
     il_error_clear();
-    const char *b = strrchr(path, '/');
-    snprintf(r->model_name, sizeof r->model_name, "%s", b ? b + 1 : path);
+    /* named after the model given, not the derived file measured (DB.variants/...) */
+    il_bench_model_name(r->v.model[0] ? r->v.model : path, r->model_name, sizeof r->model_name);
+    if (!r->model_name[0] || !strcmp(r->model_name, "model"))
+        snprintf(r->model_name, sizeof r->model_name, "%s", g->name && g->name[0] ? g->name : "model");
     return IL_OK;
 }
 
@@ -238,7 +262,7 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
             for (int64_t s = 0; s < dims[0]; s++)
                 memcpy((float *)in[i]->data + s * per, (float *)e->x->data + (s % e->n) * per, (size_t)per * 4);
         } else {
-            il_tensor_fill_input(in[i], &rng);
+            il_graph_fill_input(g, i, in[i], &rng);
         }
     }
     return IL_OK;

@@ -9,6 +9,12 @@
  *
  * The `results` view is the documented interface for scripts (docs/bench.md lists its
  * columns); the tables behind it may grow in later versions.
+ *
+ * Before anything can write, an open looks at what the file is - fresh (no schema at all),
+ * inferlab's at some version, or something else - because switching to WAL already rewrites
+ * the header: a foreign file, a newer schema or an invalid version is refused untouched.
+ * Readers (db list/show/export, report, merge's source) open read-only and never migrate: an
+ * older schema is read through a copy in memory migrated there.
  */
 #include "bench.h"
 
@@ -16,12 +22,16 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct il_store {
     sqlite3 *db;
-    char path[IL_PATH_MAX];
+    char path[IL_PATH_MAX]; /* the file, for messages (an in-memory copy keeps its file's name) */
 };
+
+/* quick_check reads every page (about 1 s per GB): done on read-only opens below this size. */
+#define QUICK_CHECK_MAX_BYTES (1LL << 30)
 
 /* Version 1: the first schema - runs with latency/throughput/accuracy, trials, raw latencies,
  * provenance. */
@@ -71,7 +81,35 @@ static const char *const schema_v2 =
     " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid"
     " FROM runs;";
 
-static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2};
+/* Version 3: how far a run's figures can be trusted - MLPerf-style validity with its reason,
+ * the spread of the trials' p50s, the warm-up, the machine's load and the OpenMP wait policy -
+ * and the view says whether each run is valid. */
+static const char *const schema_v3 =
+    "ALTER TABLE runs ADD COLUMN valid INTEGER;"
+    "ALTER TABLE runs ADD COLUMN invalid_reason TEXT;"
+    "ALTER TABLE runs ADD COLUMN lat_p50_trial_min_ms REAL;"
+    "ALTER TABLE runs ADD COLUMN lat_p50_trial_max_ms REAL;"
+    "ALTER TABLE runs ADD COLUMN max_spread REAL;"
+    "ALTER TABLE runs ADD COLUMN warmup_queries INTEGER;"
+    "ALTER TABLE runs ADD COLUMN load_avg1 REAL;"
+    "ALTER TABLE runs ADD COLUMN cpu_busy_pct REAL;"
+    "ALTER TABLE runs ADD COLUMN steal_pct REAL;"
+    "ALTER TABLE runs ADD COLUMN others_running INTEGER;"
+    "ALTER TABLE runs ADD COLUMN wait_policy TEXT;"
+    "ALTER TABLE trials ADD COLUMN warmup_queries INTEGER;"
+    "ALTER TABLE trials ADD COLUMN steady INTEGER;"
+    "DROP VIEW results;"
+    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
+    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
+    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
+    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
+    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
+    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
+    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
+    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running"
+    " FROM runs;";
+
+static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 static il_status sq_err(il_store *s, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -96,6 +134,46 @@ static int read_version(il_store *s) {
 
 int il_store_version(il_store *s) { return read_version(s); }
 
+/* What the file holds, read before anything writes: *version 0 for a fresh file (no schema
+ * objects, no version), else its inferlab schema version. A file that is not SQLite, not
+ * inferlab's, of an invalid version or newer than this build is refused. *rc gets SQLite's code
+ * of a failed read (a WAL file on a read-only filesystem fails here with SQLITE_CANTOPEN). */
+static il_status classify(il_store *s, int *version, int *rc) {
+    sqlite3_stmt *q;
+    int objects = 0, ours = 0, uv = 0;
+    *rc = sqlite3_prepare_v2(s->db,
+                             "SELECT count(*), coalesce(sum(type = 'table' AND name IN ('runs', 'provenance')), 0),"
+                             " (SELECT user_version FROM pragma_user_version) FROM sqlite_master",
+                             -1, &q, NULL);
+    if (*rc == SQLITE_OK) {
+        *rc = sqlite3_step(q);
+        if (*rc == SQLITE_ROW) {
+            objects = sqlite3_column_int(q, 0), ours = sqlite3_column_int(q, 1), uv = sqlite3_column_int(q, 2);
+            *rc = SQLITE_OK;
+        }
+        sqlite3_finalize(q);
+    }
+    if ((*rc & 0xff) == SQLITE_NOTADB)
+        return il_error(IL_ERR_PARSE, "%s: not an SQLite database, so not an inferlab results database", s->path);
+    if (*rc != SQLITE_OK) return sq_err(s, "read the schema");
+    *version = uv;
+    if (objects == 0 && uv == 0) return IL_OK;
+    if (uv > IL_STORE_VERSION && ours == 2)
+        return il_error(IL_ERR_UNSUPPORTED, "%s: schema version %d is newer than this inferlab's %d; upgrade inferlab "
+                        "to read it (the file was not changed)", s->path, uv, IL_STORE_VERSION);
+    if (uv < 0 || uv > IL_STORE_VERSION)
+        return il_error(IL_ERR_INVALID, "%s: schema version %d is not one inferlab writes: not an inferlab results "
+                        "database (the file was not changed)", s->path, uv);
+    if (uv == 0)
+        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d schema object%s but no "
+                        "inferlab schema version; the file was not changed)", s->path, objects, objects == 1 ? "" : "s");
+    if (ours != 2)
+        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d other schema object%s "
+                        "and no runs/provenance tables; the file was not changed)", s->path, objects,
+                        objects == 1 ? "" : "s");
+    return IL_OK;
+}
+
 /* Switching a fresh file to WAL needs an exclusive lock, and SQLite may return SQLITE_BUSY at
  * once, without calling the busy handler, where waiting could deadlock (two processes opening a
  * new database together, as tests/test_bench.c's concurrent writers do). So retry here. */
@@ -118,8 +196,8 @@ static il_status migrate(il_store *s, int target) {
         int v = read_version(s);
         if (v < 0 || v > IL_STORE_VERSION) {
             exec(s, "ROLLBACK", "rollback");
-            return il_error(IL_ERR_UNSUPPORTED, "%s: schema version %d is newer than this inferlab's %d", s->path,
-                            v, IL_STORE_VERSION);
+            return il_error(IL_ERR_UNSUPPORTED, "%s: schema version %d is not one this inferlab (%d) can migrate",
+                            s->path, v, IL_STORE_VERSION);
         }
         if (v >= target) return exec(s, "COMMIT", "commit");
         char bump[64];
@@ -132,11 +210,23 @@ static il_status migrate(il_store *s, int target) {
     }
 }
 
-il_status il_store_open_version(const char *path, int version, il_store **out) {
+/* A path an existing database may have: a regular file (a FIFO would block the open). */
+static il_status regular_file(const char *path, int must_exist) {
+    struct stat sb;
+    if (stat(path, &sb)) {
+        if (!must_exist) return IL_OK;
+        return il_error(IL_ERR_IO, "%s: no such database (check the path; `inferlab bench --db %s` creates one)", path,
+                        path);
+    }
+    if (!S_ISREG(sb.st_mode)) return il_error(IL_ERR_IO, "%s: not a regular file, so not a results database", path);
+    return IL_OK;
+}
+
+static il_status open_handle(const char *path, const char *name, int flags, il_store **out) {
     il_store *s = calloc(1, sizeof *s);
     if (!s) return il_error(IL_ERR_OOM, "out of memory");
     snprintf(s->path, sizeof s->path, "%s", path);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(name, &s->db, flags, NULL) != SQLITE_OK) {
         il_status st = il_error(IL_ERR_IO, "%s: cannot open database: %s", path,
                                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_close(s->db);
@@ -144,7 +234,18 @@ il_status il_store_open_version(const char *path, int version, il_store **out) {
         return st;
     }
     sqlite3_busy_timeout(s->db, 60000);
-    il_status st = enable_wal(s);
+    *out = s;
+    return IL_OK;
+}
+
+il_status il_store_open_version(const char *path, int version, il_store **out) {
+    il_store *s;
+    int v, rc;
+    il_status st = regular_file(path, 0);
+    if (!st) st = open_handle(path, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s);
+    if (st) return st;
+    st = classify(s, &v, &rc);
+    if (!st) st = enable_wal(s);
     if (!st) st = exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas");
     if (!st) st = migrate(s, version);
     if (st) {
@@ -156,6 +257,91 @@ il_status il_store_open_version(const char *path, int version, il_store **out) {
 }
 
 il_status il_store_open(const char *path, il_store **out) { return il_store_open_version(path, IL_STORE_VERSION, out); }
+
+/* "file:PATH?immutable=1" with PATH percent-encoded (SQLite's URI rules). */
+static void immutable_uri(const char *path, char *uri, size_t n) {
+    size_t k = (size_t)snprintf(uri, n, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < n; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/._-~", *p))
+            uri[k++] = (char)*p;
+        else k += (size_t)snprintf(uri + k, n - k, "%%%02X", *p);
+    }
+    snprintf(uri + k, n - k, "?immutable=1");
+}
+
+/* SQLite's quick_check (page structure, record formats, NOT NULL) where the file is small
+ * enough for it to be quick, so damaged pages are reported instead of silently missing rows. */
+static il_status check_pages(il_store *s) {
+    struct stat sb;
+    if (!stat(s->path, &sb) && sb.st_size > QUICK_CHECK_MAX_BYTES) return IL_OK;
+    sqlite3_stmt *q;
+    char what[256] = "";
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(q);
+        if (rc == SQLITE_ROW) {
+            /* one line: "*** in database main ***\nPage 3: ..." -> "Page 3: ..." */
+            const char *t = (const char *)sqlite3_column_text(q, 0), *nl = strchr(t, '\n');
+            snprintf(what, sizeof what, "%s", !strncmp(t, "***", 3) && nl ? nl + 1 : t);
+            for (char *c = what; *c; c++)
+                if (*c == '\n') *c = ' ';
+        }
+        sqlite3_finalize(q);
+    }
+    if (rc == SQLITE_ROW && !strcmp(what, "ok")) return IL_OK;
+    return il_error(IL_ERR_PARSE, "%s: the database is damaged (SQLite quick_check: %s); restore it from a copy or "
+                    "bench again into a new file", s->path, rc == SQLITE_ROW ? what : sqlite3_errmsg(s->db));
+}
+
+/* Replace s's connection by an in-memory copy migrated to the current schema. */
+static il_status migrate_in_memory(il_store *s) {
+    sqlite3 *mem;
+    if (sqlite3_open(":memory:", &mem) != SQLITE_OK) {
+        sqlite3_close(mem);
+        return il_error(IL_ERR_OOM, "%s: cannot open an in-memory copy", s->path);
+    }
+    sqlite3_backup *b = sqlite3_backup_init(mem, "main", s->db, "main");
+    int rc = b ? sqlite3_backup_step(b, -1) : sqlite3_errcode(mem);
+    if (b) sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        il_status st = il_error(IL_ERR_IO, "%s: copying into memory to read an older schema: %s", s->path,
+                                sqlite3_errmsg(mem));
+        sqlite3_close(mem);
+        return st;
+    }
+    sqlite3_close(s->db);
+    s->db = mem;
+    return migrate(s, IL_STORE_VERSION);
+}
+
+il_status il_store_open_readonly(const char *path, il_store **out) {
+    il_store *s;
+    int v = 0, rc = SQLITE_OK;
+    il_status st = regular_file(path, 1);
+    if (!st) st = open_handle(path, path, SQLITE_OPEN_READONLY, &s);
+    if (st) return st;
+    st = classify(s, &v, &rc);
+    /* A WAL file whose folder cannot be written (a read-only filesystem, another user's folder)
+     * has no -shm to share; nobody can be writing it, so read it as an immutable file. */
+    if (st && ((rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY)) {
+        char uri[3 * IL_PATH_MAX + 32];
+        il_store_close(s);
+        immutable_uri(path, uri, sizeof uri);
+        if ((st = open_handle(path, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s))) return st;
+        st = classify(s, &v, &rc);
+    }
+    if (!st && v == 0)
+        st = il_error(IL_ERR_INVALID, "%s: an empty database, not yet an inferlab results database (nothing was "
+                      "benchmarked into it)", path);
+    if (!st) st = check_pages(s);
+    if (!st && v < IL_STORE_VERSION) st = migrate_in_memory(s);
+    if (st) {
+        il_store_close(s);
+        return st;
+    }
+    *out = s;
+    return IL_OK;
+}
 
 void il_store_close(il_store *s) {
     if (!s) return;
@@ -269,7 +455,8 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     int64_t rid = sqlite3_last_insert_rowid(s->db);
     if (id) *id = rid;
 
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO trials VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &q, NULL))
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO trials(run_id, trial, queries, samples, seconds, throughput_per_s, lat_p50_ms, lat_p99_ms,"
+                           " lat_mean_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &q, NULL))
         return sq_err(s, "prepare trials");
     for (int t = 0; t < r->n_trials; t++) {
         const il_trial *tr = &r->trials[t];
@@ -332,95 +519,55 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     return IL_OK;
 }
 
-il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {
-    il_status st = exec(s, "BEGIN IMMEDIATE", "begin run");
-    if (st) return st;
-    if ((st = insert_body(s, r, id))) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", il_errmsg());
-        exec(s, "ROLLBACK", "rollback");
-        return il_error(st, "%s", keep);
-    }
-    return exec(s, "COMMIT", "commit run");
-}
-
-/* ---- merging another database */
-
-/* The runs columns except id, comma-joined, from the schema itself so merge follows
- * migrations without a second list to keep in step. */
-static il_status run_columns(il_store *s, char *cols, size_t n) {
-    sqlite3_stmt *q;
-    cols[0] = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT name FROM pragma_table_info('runs') WHERE name <> 'id'", -1, &q, NULL))
-        return sq_err(s, "read columns");
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        size_t used = strlen(cols);
-        snprintf(cols + used, n - used, "%s\"%s\"", used ? "," : "", (const char *)sqlite3_column_text(q, 0));
+/* The version-3 figures of run rid (schema_v3), kept apart from the long INSERT above. */
+static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) {
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE runs SET valid=?2, invalid_reason=?3, lat_p50_trial_min_ms=?4,"
+                           " lat_p50_trial_max_ms=?5, max_spread=?6, warmup_queries=?7, load_avg1=?8, cpu_busy_pct=?9,"
+                           " steal_pct=?10, others_running=?11, wait_policy=?12 WHERE id=?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sq_err(s, "prepare run validity");
+    sqlite3_bind_int64(q, 1, rid);
+    bind_i(q, 2, r->valid);
+    bind_t(q, 3, r->invalid_reason);
+    bind_d(q, 4, r->p50_lo);
+    bind_d(q, 5, r->p50_hi);
+    bind_d(q, 6, r->max_spread);
+    bind_i(q, 7, r->warmup_queries);
+    bind_d(q, 8, r->load.load1);
+    bind_d(q, 9, r->load.busy_pct);
+    bind_d(q, 10, r->load.steal_pct);
+    bind_i(q, 11, r->load.others_running);
+    bind_t(q, 12, r->wait_policy);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return sq_err(s, "store run validity");
+    if (sqlite3_prepare_v2(s->db, "UPDATE trials SET warmup_queries=?3, steady=?4 WHERE run_id=?1 AND trial=?2", -1, &q,
+                           NULL) != SQLITE_OK)
+        return sq_err(s, "prepare trial warm-up");
+    for (int t = 0; t < r->n_trials; t++) {
+        sqlite3_bind_int64(q, 1, rid);
+        sqlite3_bind_int(q, 2, t);
+        bind_i(q, 3, r->trials[t].warmup_n);
+        sqlite3_bind_int(q, 4, r->trials[t].steady);
+        if (sqlite3_step(q) != SQLITE_DONE) return sqlite3_finalize(q), sq_err(s, "store trial warm-up");
+        sqlite3_reset(q);
     }
     sqlite3_finalize(q);
     return IL_OK;
 }
 
-il_status il_store_merge(il_store *s, const char *other, int *added, int *skipped) {
-    il_store *o;
-    char cols[4096], sql[8192];
-    *added = *skipped = 0;
-    /* Opening it migrates it, so both sides have the same columns. */
-    il_status st = il_store_open(other, &o);
-    if (st) return il_error_wrap(st, "merge: ");
-    il_store_close(o);
-    if ((st = run_columns(s, cols, sizeof cols))) return st;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, "ATTACH DATABASE ?1 AS other", -1, &q, NULL) != SQLITE_OK)
-        return sq_err(s, "attach");
-    sqlite3_bind_text(q, 1, other, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(q);
-    sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return sq_err(s, "attach");
-    if ((st = exec(s, "BEGIN IMMEDIATE", "begin merge"))) goto detach;
-    snprintf(sql, sizeof sql, "SELECT id, uuid IN (SELECT uuid FROM main.runs) FROM other.runs ORDER BY id");
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        st = sq_err(s, "read other runs");
-        goto rollback;
+il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {
+    int64_t rid = 0;
+    il_status st = exec(s, "BEGIN IMMEDIATE", "begin run");
+    if (st) return st;
+    if ((st = insert_body(s, r, &rid)) || (st = insert_trust(s, r, rid))) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", il_errmsg());
+        exec(s, "ROLLBACK", "rollback");
+        return il_error(st, "%s", keep);
     }
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        int64_t oid = sqlite3_column_int64(q, 0);
-        if (sqlite3_column_int(q, 1)) {
-            (*skipped)++;
-            continue;
-        }
-        char *ins = sqlite3_mprintf("INSERT INTO main.runs(%s) SELECT %s FROM other.runs WHERE id=%lld", cols, cols,
-                                    (long long)oid);
-        st = exec(s, ins, "copy run");
-        sqlite3_free(ins);
-        if (st) break;
-        int64_t nid = sqlite3_last_insert_rowid(s->db);
-        char *kids = sqlite3_mprintf(
-            "INSERT INTO main.trials SELECT %lld, trial, queries, samples, seconds, throughput_per_s, lat_p50_ms,"
-            " lat_p99_ms, lat_mean_ms FROM other.trials WHERE run_id=%lld;"
-            "INSERT INTO main.latencies SELECT %lld, trial, seq, ms FROM other.latencies WHERE run_id=%lld;"
-            "INSERT INTO main.node_times SELECT %lld, node, name, op_type, ms, macs FROM other.node_times"
-            " WHERE run_id=%lld;"
-            "INSERT INTO main.provenance SELECT %lld, key, value FROM other.provenance WHERE run_id=%lld;",
-            (long long)nid, (long long)oid, (long long)nid, (long long)oid, (long long)nid, (long long)oid,
-            (long long)nid, (long long)oid);
-        st = exec(s, kids, "copy run details");
-        sqlite3_free(kids);
-        if (st) break;
-        (*added)++;
-    }
-    sqlite3_finalize(q);
-    if (!st && rc != SQLITE_DONE) st = sq_err(s, "read other runs");
-    if (st) goto rollback;
-    st = exec(s, "COMMIT", "commit merge");
-    goto detach;
-rollback : {
-    char keep[1024];
-    snprintf(keep, sizeof keep, "%s", il_errmsg());
-    exec(s, "ROLLBACK", "rollback");
-    il_error(st, "%s", keep);
-}
-detach:
-    sqlite3_exec(s->db, "DETACH DATABASE other", NULL, NULL, NULL);
-    return st;
+    if (id) *id = rid;
+    return exec(s, "COMMIT", "commit run");
 }

@@ -31,8 +31,12 @@ il_status il_store_list(il_store *s, FILE *f) {
             "engine", "bk", "scenario", "batch", "thr", "p50 ms", "p99 ms", "samples/s", "top1");
     int rows = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        char b[12][128];
+        char b[12][192];
         for (int i = 0; i < 12; i++) cell(q, i, b[i], sizeof b[i]);
+        /* a label too long for its column keeps a hash of the whole, so rows stay distinct */
+        char full[192];
+        snprintf(full, sizeof full, "%s", b[2]);
+        il_label_short(full, 28, b[2], sizeof b[2]);
         fprintf(f, "%5s  %-20.20s %-28.28s %-11s %-4s %-13s %5s %3s %9s %9s %10s %6s\n", b[0], b[1], b[2], b[3], b[4],
                 b[5], b[6], b[7], b[8], b[9], b[10], b[11]);
         rows++;
@@ -98,9 +102,12 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
     if (sqlite3_prepare_v2(db, "SELECT key, value FROM provenance WHERE run_id = ?1 ORDER BY key", -1, &q, NULL))
         return qerr(db, "db show");
     sqlite3_bind_int64(q, 1, id);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        fprintf(f, "  %-22s %s\n", (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1));
+    int rc;
+    char k[256], v[256];
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        fprintf(f, "  %-22s %s\n", cell(q, 0, k, sizeof k), cell(q, 1, v, sizeof v));
     sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return qerr(db, "db show");
     fprintf(f, "slowest nodes (--profile):\n");
     return dump(db, "SELECT name, op_type, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10", id, 0,
                 f);

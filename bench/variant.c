@@ -2,9 +2,10 @@
  * variant.c - what to measure: cross products of comma lists, shards of a sweep, and
  * experiment files (YAML, read with libyaml) that declare a sweep and its options.
  */
-#include "bench.h"
+#include "bench_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -54,25 +55,60 @@ static int known(const char *s, const char *const *set) {
     return 0;
 }
 
+/* Folders that say how a model was stored, not what it is (transformers' exports put
+ * model.onnx in onnx/): the name is taken one level up. */
+static int generic_folder(const char *s, size_t len) {
+    return !len || (len == 1 && s[0] == '.') || (len == 4 && !strncmp(s, "onnx", 4));
+}
+
+void il_bench_model_name(const char *path, char *buf, size_t n) {
+    char full[IL_PATH_MAX];
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t len = strlen(base);
+    if (len > 5 && !strcmp(base + len - 5, ".onnx")) len -= 5;
+    if (!(len == 5 && !strncmp(base, "model", 5))) {
+        snprintf(buf, n, "%.*s", (int)len, base);
+        return;
+    }
+    /* model.onnx (the ONNX zoo and export layout): the folder names the model */
+    if (!realpath(path, full)) snprintf(full, sizeof full, "%s", path);
+    char *end = strrchr(full, '/');
+    while (end && end > full) {
+        *end = 0;
+        char *start = strrchr(full, '/');
+        start = start ? start + 1 : full;
+        if (!generic_folder(start, strlen(start))) {
+            snprintf(buf, n, "%s", start);
+            return;
+        }
+        end = start - 1;
+    }
+    snprintf(buf, n, "model");
+}
+
+void il_label_short(const char *label, size_t width, char *out, size_t n) {
+    unsigned char h[32];
+    if (strlen(label) <= width || width < 10) {
+        snprintf(out, n, "%s", label);
+        return;
+    }
+    il_sha256(label, strlen(label), h);
+    snprintf(out, n, "%.*s~%02x%02x%02x%02x", (int)(width - 9), label, h[0], h[1], h[2], h[3]);
+}
+
 void il_variant_label(const il_variant *v, char *buf, size_t n) {
     if (v->label[0]) {
         snprintf(buf, n, "%s", v->label);
         return;
     }
-    const char *base = strrchr(v->model, '/');
-    base = base ? base + 1 : v->model;
-    char stem[128];
-    snprintf(stem, sizeof stem, "%.*s", (int)sizeof stem - 1, base);
-    char *dot = strrchr(stem, '.');
-    if (dot && !strcmp(dot, ".onnx")) *dot = 0;
-    /* model.onnx inside a folder named after the model (the ONNX test layout): use the folder */
-    if (!strcmp(stem, "model") && base != v->model) {
-        const char *p = base - 1, *q = p;
-        while (q > v->model && q[-1] != '/') q--;
-        snprintf(stem, sizeof stem, "%.*s", (int)(p - q), q);
-    }
-    if (strcmp(v->engine, "inferlab")) snprintf(buf, n, "%s %s [%s]", stem, v->pipeline, v->engine);
-    else snprintf(buf, n, "%s %s", stem, v->pipeline);
+    char name[128], full[IL_PATH_MAX + 300];
+    il_bench_model_name(v->model, name, sizeof name);
+    if (strcmp(v->engine, "inferlab")) snprintf(full, sizeof full, "%s %s [%s]", name, v->pipeline, v->engine);
+    else snprintf(full, sizeof full, "%s %s", name, v->pipeline);
+    /* Too long for the table (a long pass list): cut, keeping it unique with a hash of the whole
+     * label, so two pipelines sharing a prefix never share a row name. */
+    il_label_short(full, n - 1, buf, n);
 }
 
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {

@@ -23,6 +23,23 @@ IL_WEAK int cmd_train(int argc, char **argv);   /* cli/train.c */
 IL_WEAK int cmd_distill(int argc, char **argv); /* cli/train.c */
 IL_WEAK int cmd_eval(int argc, char **argv);    /* cli/train.c */
 
+int cmd_build(int argc, char **argv);  /* cli/build.c: MODEL.onnx -> model.plan */
+int cmd_ops(int argc, char **argv);    /* cli/ops.c: ops and their kernels per backend */
+
+/* cli/engine_opts.c: the flags of every command that builds a plan. */
+typedef struct cli_engine {
+    const char *kernels;      /* --kernel, joined with commas */
+    int tactics;              /* --tactics */
+    const char *timing_cache; /* --timing-cache */
+    char kernels_buf[1024];
+} cli_engine;
+/* argv[*i] is one of the engine flags: 1 (consumed, *i past its value), 0 (not one), -1 (bad,
+ * message printed). --plugin loads the plugin right away. */
+int cli_engine_arg(int argc, char **argv, int *i, cli_engine *e);
+int cli_engine_check(const cli_engine *e); /* 0 (message printed) when --kernel names nothing real */
+void cli_engine_apply(const cli_engine *e, il_plan_opts *o);
+extern const char *cli_engine_help;
+
 /* Print "inferlab: <message>" for a failed status and return the exit code 1. */
 int cli_fail(il_status st, const char *what);
 /* Parse an integer/float flag value or fail with a message naming the flag. */
@@ -34,5 +51,16 @@ il_graph *cli_load(const char *path);
 int cli_add_bind(const char *s, il_bind *binds, int *nb);
 /* Make a random input tensor for graph input i, with symbolic dims bound. */
 il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bind *b, int nb, uint64_t *rng);
+
+/* Run the program again with OpenMP wait policy `want` (spin, passive, or auto: chosen from the
+ * machine's load and spin_helps, see bench/load.c) unless the environment already sets one.
+ * Returns when no re-run happens. */
+void cli_wait_policy(const char *want, int spin_helps);
+/* Check a --wait value (auto, spin, passive) into *out, or print why not and return 0. */
+int cli_wait_flag(const char *val, const char **out);
+/* Write s as a JSON string (quoted, escaped). */
+void cli_json_str(FILE *f, const char *s);
+/* Load every `--plugin P.so` of argv (pass plugins); 0 after printing the error. */
+int cli_load_plugins(int argc, char **argv);
 
 #endif

@@ -12,7 +12,9 @@ static void help(void) {
            "       inferlab db [--db PATH] show RUN          (a run id, or a prefix of its uuid)\n"
            "       inferlab db [--db PATH] export --csv [--table results|runs|trials|latencies|node_times|provenance]\n"
            "       inferlab db [--db PATH] merge OTHER.db... (runs already present, by uuid, are skipped)\n"
-           "  --db PATH   the results database (default results.db)\n");
+           "  --db PATH   the results database (default results.db)\n"
+           "list, show and export only read: the file is never created, migrated or changed; merge checks\n"
+           "every OTHER.db first and creates --db only when they all are inferlab databases.\n");
 }
 
 int cmd_db(int argc, char **argv) {
@@ -37,7 +39,14 @@ int cmd_db(int argc, char **argv) {
     if (!strcmp(sub, "merge") && nargs < 1) { fprintf(stderr, "inferlab db merge: give OTHER.db\n"); return 2; }
     if (!strcmp(sub, "export") && !csv) { fprintf(stderr, "inferlab db export: only --csv is supported\n"); return 2; }
     il_store *s;
-    il_status st = il_store_open(db, &s);
+    il_status st = IL_OK;
+    /* Only merge writes, into --db (created when absent, but only once every source checked
+     * out, so a typo creates nothing); the other commands read and never create or migrate. */
+    for (int i = 0; !strcmp(sub, "merge") && i < nargs && !st; i++) {
+        if (!(st = il_store_open_readonly(args[i], &s))) il_store_close(s);
+        else il_error_wrap(st, "merge: ");
+    }
+    if (!st) st = !strcmp(sub, "merge") ? il_store_open(db, &s) : il_store_open_readonly(db, &s);
     if (st) return cli_fail(st, NULL);
     if (!strcmp(sub, "list")) st = il_store_list(s, stdout);
     else if (!strcmp(sub, "show")) st = il_store_show(s, args[0], stdout);

@@ -52,7 +52,8 @@ const gr_op *gr_find(const char *op_type);
 il_status gr_err(const gr_ctx *c, il_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An il_kctx over the same tensors, for the engine's geometry helpers. */
 static inline il_kctx gr_kctx(const gr_ctx *c) {
-    il_kctx k = {c->node, c->opset, c->n_in, c->n_out, c->in, c->out, c->threads, 0};
+    il_kctx k = {.node = c->node, .opset = c->opset, .n_in = c->n_in, .n_out = c->n_out, .in = c->in, .out = c->out,
+                 .threads = c->threads};
     return k;
 }
 static inline il_tensor *gr_in(const gr_ctx *c, int i) { return i < c->n_in ? c->in[i] : NULL; }

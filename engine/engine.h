@@ -329,6 +329,16 @@ typedef struct il_kctx {
     il_tensor **out;
     int threads;
     int infer_only;        /* set during shape inference */
+    /* Kernel-time only (zero elsewhere): the node's state from its kernel's prepare, and a
+     * scratch buffer of the size prepare asked for (shared by all nodes of a plan, so its
+     * contents do not survive between runs). */
+    void *state;
+    void *workspace;
+    size_t workspace_bytes;
+    /* Bit i set: input i is a constant of the graph (an initializer or folded at plan time), so
+     * prepare may keep a packed copy of its data; other inputs' data change from run to run
+     * (and are NULL in supports/prepare at plan time). */
+    uint64_t const_mask;
 } il_kctx;
 
 typedef il_status (*il_infer_fn)(il_kctx *c);
@@ -348,6 +358,66 @@ typedef struct il_op {
     il_kernel_fn fast;      /* optimized CPU kernel, NULL when ref is the only one */
     int flags;
 } il_op;
+
+/* ---------------------------------------------------------------- kernels
+ *
+ * An op (above) is a schema: shape and dtype inference plus the readable reference kernel, the
+ * oracle. Kernels are separate entries, many per op: each says which op (and opset range) and
+ * backend it serves, under a name ("ref", "fast", "im2col-blas", "dnnl", a student's), which
+ * dtypes of input 0 it takes, whether it supports a node at the shapes it has (`supports`),
+ * and may keep per-node state prepared once when a plan is built (`prepare`: packed weights,
+ * parsed attributes, library descriptors; plus the scratch bytes its run needs). The planner
+ * picks one kernel per node (a forced name, a fixed preference, or by timing the candidates:
+ * engine/tactics.c). Every op's `ref` is registered as the kernel "ref" of the cpu backend,
+ * and an op table's `fast` as the stateless cpu kernel "fast"; stateful and library kernels
+ * register themselves (engine/cpu/kernels.c) and plugins may add more (il_kernel_register).
+ *
+ * Contract of the functions (all may be NULL but run):
+ *  supports(c)          c->in[i] carry dtype and shape (dims -1 where unknown) and data only for
+ *                       constant inputs (c->const_mask); 1 when the kernel can run the node.
+ *  prepare(c, &st, &ws) same view of the node; sets *st (owned by the kernel, freed by release)
+ *                       and *ws, the scratch bytes run wants in c->workspace. Runs again when the
+ *                       plan's shapes change.
+ *  run(c)               c->state and c->workspace as prepared; inputs and outputs as for any
+ *                       kernel (il_kctx above).
+ *  save/load            the prepared state as bytes for plan files (a pointer-free image); NULL
+ *                       means prepare runs again when a plan is loaded.
+ */
+#define IL_DT(t) ((uint32_t)1 << (t))
+
+typedef struct il_kernel {
+    const char *domain, *op;   /* the op it implements ("" for ai.onnx) */
+    int since_version;         /* lowest opset handled (0 or 1: all) */
+    int until_version;         /* highest opset handled (0: no bound) */
+    const char *backend;       /* "cpu", "cuda" */
+    const char *name;
+    uint32_t dtypes;           /* IL_DT(IL_F32) | ...: dtypes of input 0 it takes; 0: any */
+    int priority;              /* the heuristic tactic: the supported kernel with the highest wins */
+    int (*supports)(const il_kctx *c);
+    il_status (*prepare)(il_kctx *c, void **state, size_t *workspace);
+    il_kernel_fn run;
+    void (*release)(void *state);
+    il_status (*save)(const void *state, void **buf, size_t *len);     /* *buf malloc'd */
+    il_status (*load)(il_kctx *c, const void *buf, size_t len, void **state);
+    const char *doc;           /* one line for `inferlab ops` */
+} il_kernel;
+
+/* Register a kernel (built-ins at first use; plugins from their il_plugin_init). The op must be
+ * registered; (op, backend, name) must be new. The struct is not copied: it must outlive the
+ * process (a static). */
+il_status il_kernel_register(const il_kernel *k);
+/* The kernels of an op on a backend (NULL: every backend), in registration order, that serve
+ * opset `opset` (0: any). Fills up to max, returns the count. */
+int il_kernels_of(const char *domain, const char *op, const char *backend, int64_t opset, const il_kernel **out,
+                  int max);
+/* One kernel by name, NULL when there is none. */
+const il_kernel *il_kernel_find(const char *domain, const char *op, const char *backend, const char *name);
+/* Every registered kernel, for listing and for the test that walks the registry. */
+const il_kernel *const *il_kernel_all(int *n);
+/* Check a --kernel spec ("Conv=ref,FusedConv=im2col-blas", "*=ref"): every op and name exists. */
+il_status il_kernel_spec_check(const char *spec);
+/* Whether a kernel takes input 0's dtype and its supports() accepts the node. */
+int il_kernel_accepts(const il_kernel *k, const il_kctx *c);
 
 /* Find an op by domain and name ("" and "ai.onnx" are the same domain). NULL if unknown. */
 const il_op *il_op_find(const char *domain, const char *name);
@@ -403,7 +473,13 @@ typedef struct il_plan_opts {
     int profile;          /* record time per node */
     int loose_shapes;     /* accept inputs whose fixed dims differ from the model's declaration
                              (ONNX's own test data has such cases); the plan re-infers */
+    const char *kernels;  /* force kernels: "Conv=ref,FusedConv=im2col-blas" by op type, or
+                             "*=ref" for every node; NULL: the tactic chooses */
+    int tactics;          /* IL_TACTICS_HEURISTIC (priority) or IL_TACTICS_TIMED */
+    const char *timing_cache; /* timed tactics: a file read first and updated (NULL: none) */
 } il_plan_opts;
+
+enum { IL_TACTICS_HEURISTIC = 0, IL_TACTICS_TIMED = 1 };
 
 typedef struct il_plan il_plan;
 
@@ -421,6 +497,20 @@ int64_t il_plan_total_bytes(const il_plan *p);
 const il_shapes *il_plan_shapes(const il_plan *p);
 /* Per-node time of the last run in seconds (profile on), indexed like g->nodes; NULL if off. */
 const double *il_plan_node_times(const il_plan *p);
+/* The kernel chosen for node k ("ref", "im2col-blas", ...), NULL for dead and folded nodes. */
+const il_kernel *il_plan_kernel(const il_plan *p, int k);
+/* Tactic statistics of the build: nodes whose kernel was chosen by timing, and by the cache. */
+void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
+/* Plan files (engine/plan_file.c): the graph after passes, the kernel of every node, their
+ * prepared state where a kernel can save it, the memory plan, and a header (format, inferlab
+ * version, backend, machine, options). il_plan_load refuses a plan of another version, format,
+ * backend or CPU and a truncated or corrupt file with a message saying what differs; the loaded
+ * plan owns its graph (il_plan_graph). opts may set threads and profile; the rest comes from
+ * the file. */
+il_status il_plan_save(const il_plan *p, const char *path);
+il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
+int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
+const il_graph *il_plan_graph(const il_plan *p);
 /* Arena offsets for tests: offset and size of value v, -1 when not in the arena. */
 int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size);
 

@@ -1,35 +1,22 @@
 /*
  * plan.c - the executor: a graph compiled for the CPU at one set of input shapes.
  *
- * Creating a plan infers every shape (folding shape arithmetic), fixes the node order, and lays
- * every activation of known size into one arena with the liveness planner (memplan.c). Running
- * it walks the nodes: infer with the real inputs (cheap, and exact even where the plan could
- * not know a shape), take the output buffer from the arena when the planned size fits or from
- * the heap when it does not (data-dependent shapes), run the kernel, and free heap buffers at
- * their last use. If a run's input shapes differ from the plan's, the plan is laid out again.
+ * Creating a plan infers every shape (folding shape arithmetic), fixes the node order, picks a
+ * kernel per node from the kernel registry (tactics.c: a forced name, a fixed preference, or
+ * the fastest by timing) and runs its prepare once (packed weights, parsed attributes, the
+ * scratch bytes it needs), and lays every activation of known size into one arena with the
+ * liveness planner (memplan.c). Running it walks the nodes: infer with the real inputs (cheap,
+ * and exact even where the plan could not know a shape), take the output buffer from the arena
+ * when the planned size fits or from the heap when it does not (data-dependent shapes), run the
+ * kernel with its state and the shared workspace, and free heap buffers at their last use. If
+ * a run's input shapes differ from the plan's, the plan is laid out and prepared again.
  */
 #include "memplan.h"
-#include "ops/kernel.h"
+#include "plan_int.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
-
-struct il_plan {
-    const il_graph *g;
-    il_plan_opts o;
-    il_shapes *s;
-    int *order, n_order;
-    const il_op **ops;  /* per node */
-    int64_t *offset;    /* per value: arena offset or -1 */
-    int64_t *size;      /* per value: planned bytes */
-    int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
-    char *arena;
-    int64_t arena_bytes, total_bytes;
-    il_tensor *vals;    /* per value: the tensor of the current run (data borrowed) */
-    void **heap;        /* per value: heap buffer owned by the run, or NULL */
-    double *times;
-};
 
 static int is_half(il_dtype t) { return t == IL_F16 || t == IL_BF16; }
 
@@ -77,15 +64,116 @@ static il_status layout(il_plan *p) {
         if (first[v] < 0) p->size[v] = 0;
         p->total_bytes += p->size[v];
     }
-    p->arena_bytes = il_memplan(nv, p->size, first, p->last, p->offset);
+    il_status st = IL_OK;
+    if (p->memplan) { /* a loaded plan's layout, checked against the sizes just computed */
+        st = il_plan_apply_memplan(p, p->memplan, p->memplan_len);
+        p->memplan = NULL;
+    } else {
+        p->arena_bytes = il_memplan(nv, p->size, first, p->last, p->offset);
+    }
     free(first);
+    if (st) return st;
     free(p->arena);
     p->arena = aligned_alloc(64, (size_t)((p->arena_bytes + 63) / 64 * 64 + 64));
     if (!p->arena) return il_error(IL_ERR_OOM, "out of memory for a %lld-byte activation arena", (long long)p->arena_bytes);
     return IL_OK;
 }
 
+/* Release every node's prepared state (shapes changed, or the plan goes). */
+static void release_states(il_plan *p) {
+    for (int k = 0; k < p->g->n_nodes; k++) {
+        if (p->state[k] && p->kern[k] && p->kern[k]->release) p->kern[k]->release(p->state[k]);
+        p->state[k] = NULL;
+        p->prepared[k] = 0;
+    }
+}
+
+uint64_t il_plan_const_mask(const il_plan *p, int k) {
+    const il_node *n = &p->g->nodes[k];
+    uint64_t m = 0;
+    for (int i = 0; i < n->n_inputs && i < 64; i++) {
+        int v = n->inputs[i];
+        if (v >= 0 && (p->g->values[v].constant || p->s->known[v])) m |= (uint64_t)1 << i;
+    }
+    return m;
+}
+
+void il_plan_node_view(const il_plan *p, int k, il_tensor *inb, il_tensor **in, il_tensor *outb, il_tensor **out,
+                       il_kctx *c) {
+    const il_graph *g = p->g;
+    const il_node *n = &g->nodes[k];
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        in[i] = NULL;
+        if (v < 0) continue;
+        inb[i] = p->s->info[v];
+        const il_tensor *known = g->values[v].constant ? g->values[v].constant : p->s->known[v];
+        inb[i].data = known ? known->data : NULL;
+        inb[i].owns_data = 0;
+        in[i] = &inb[i];
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        out[i] = NULL;
+        if (v < 0) continue;
+        outb[i] = p->s->info[v];
+        outb[i].data = NULL;
+        outb[i].owns_data = 0;
+        out[i] = &outb[i];
+    }
+    *c = (il_kctx){.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
+                   .in = in, .out = out, .threads = p->o.threads, .const_mask = il_plan_const_mask(p, k)};
+    if (c->opset == 0 && !n->domain[0]) c->opset = 1;
+}
+
+il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c) {
+    const il_kernel *kn = p->kern[k];
+    if (p->state[k] && kn->release) kn->release(p->state[k]);
+    p->state[k] = NULL;
+    p->ws[k] = 0;
+    p->prepared[k] = 1;
+    if (!kn->prepare) return IL_OK;
+    il_status st = kn->prepare(c, &p->state[k], &p->ws[k]);
+    if (st) {
+        p->prepared[k] = 0;
+        if (!strstr(il_errmsg(), p->g->nodes[k].name))
+            il_error_wrap(st, "node '%s' (%s), kernel %s: ", p->g->nodes[k].name, p->g->nodes[k].op_type, kn->name);
+        return st;
+    }
+    if (p->ws[k] > p->workspace_bytes) {
+        free(p->workspace);
+        p->workspace_bytes = 0;
+        p->workspace = aligned_alloc(64, (p->ws[k] + 63) / 64 * 64);
+        if (!p->workspace) return il_error(IL_ERR_OOM, "out of memory for a %zu-byte kernel workspace", p->ws[k]);
+        p->workspace_bytes = p->ws[k];
+    }
+    return IL_OK;
+}
+
+/* Prepare every node whose input shapes are all known now; the rest prepare at their first run. */
+static il_status prepare_known(il_plan *p) {
+    il_tensor inb[64], *in[64], outb[16], *out[16];
+    for (int j = 0; j < p->n_order; j++) {
+        int k = p->order[j];
+        const il_node *n = &p->g->nodes[k];
+        if (!p->kern[k] || p->prepared[k] || !p->kern[k]->prepare || n->n_inputs > 64 || n->n_outputs > 16) continue;
+        il_kctx c;
+        il_plan_node_view(p, k, inb, in, outb, out, &c);
+        int known = 1;
+        for (int i = 0; i < n->n_inputs; i++) known &= !in[i] || il_shape_known(in[i]);
+        if (!known) continue;
+        il_status st = il_plan_prepare_node(p, k, &c);
+        if (st) return st;
+    }
+    return IL_OK;
+}
+
 il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out) {
+    return il_plan_create_named(g, o, NULL, NULL, 0, out);
+}
+
+il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const char *const *names, const void *mp,
+                               size_t mp_len, il_plan **out) {
     *out = NULL;
     il_status st = il_graph_verify(g);
     if (st) return st;
@@ -101,20 +189,46 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
                                                 "inferlab train --device cuda); run with the cpu backend");
         return il_error(IL_ERR_UNSUPPORTED, "backend %d is not built into this binary", b);
     }
-    int nv = g->n_values;
-    p->order = malloc((size_t)(g->n_nodes + 1) * sizeof(int));
-    p->ops = calloc((size_t)g->n_nodes + 1, sizeof *p->ops);
+    p->names = names;
+    p->memplan = mp;
+    p->memplan_len = mp_len;
+    p->kernels_spec = p->o.kernels ? strdup(p->o.kernels) : NULL;
+    p->o.kernels = p->kernels_spec;
+    p->cache_path = p->o.timing_cache ? strdup(p->o.timing_cache) : NULL;
+    p->o.timing_cache = p->cache_path;
+    if (o && o->n_binds > 0) {
+        size_t cap = 16;
+        for (int b = 0; b < o->n_binds; b++) cap += (o->binds[b].name ? strlen(o->binds[b].name) : 0) + 24;
+        p->dims_spec = calloc(cap, 1);
+        for (int b = 0; b < o->n_binds; b++)
+            if (o->binds[b].name)
+                snprintf(p->dims_spec + strlen(p->dims_spec), cap - strlen(p->dims_spec), "%s%s=%lld",
+                         p->dims_spec[0] ? "," : "", o->binds[b].name, (long long)o->binds[b].value);
+    }
+    p->o.binds = NULL; /* read during create only: the caller's array need not outlive the plan */
+    p->o.n_binds = 0;
+    int nv = g->n_values, nn = g->n_nodes;
+    p->order = malloc((size_t)(nn + 1) * sizeof(int));
+    p->ops = calloc((size_t)nn + 1, sizeof *p->ops);
+    p->kern = calloc((size_t)nn + 1, sizeof *p->kern);
+    p->state = calloc((size_t)nn + 1, sizeof *p->state);
+    p->ws = calloc((size_t)nn + 1, sizeof *p->ws);
+    p->prepared = calloc((size_t)nn + 1, 1);
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->vals = calloc((size_t)nv + 1, sizeof(il_tensor));
     p->heap = calloc((size_t)nv + 1, sizeof(void *));
-    p->times = calloc((size_t)g->n_nodes + 1, sizeof(double));
+    p->times = calloc((size_t)nn + 1, sizeof(double));
     st = il_graph_topo_order(g, p->order, &p->n_order);
-    for (int k = 0; k < g->n_nodes && !st; k++)
+    for (int k = 0; k < nn && !st; k++)
         if (!g->nodes[k].dead) p->ops[k] = il_op_find(g->nodes[k].domain, g->nodes[k].op_type);
-    if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, p->o.binds, p->o.n_binds, &p->s);
+    if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
+    if (!st) st = il_plan_choose_kernels(p);
+    if (!st) st = prepare_known(p);
     if (!st) st = layout(p);
+    p->names = NULL; /* borrowed for create only */
+    p->memplan = NULL;
     if (st) { il_plan_free(p); return st; }
     *out = p;
     return IL_OK;
@@ -123,9 +237,15 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
 void il_plan_free(il_plan *p) {
     if (!p) return;
     release_heap(p);
+    if (p->state) release_states(p);
     il_shapes_free(p->s);
     free(p->order);
     free(p->ops);
+    free(p->kern);
+    free(p->state);
+    free(p->ws);
+    free(p->prepared);
+    free(p->workspace);
     free(p->offset);
     free(p->size);
     free(p->last);
@@ -133,6 +253,10 @@ void il_plan_free(il_plan *p) {
     free(p->vals);
     free(p->heap);
     free(p->times);
+    free(p->kernels_spec);
+    free(p->cache_path);
+    free(p->dims_spec);
+    il_graph_free(p->own_graph);
     free(p);
 }
 
@@ -220,8 +344,9 @@ static il_status run_node(il_plan *p, int k) {
         out[i] = &outb[i];
     }
     il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
-                 .in = in, .out = out, .threads = p->o.threads, .infer_only = 0};
+                 .in = in, .out = out, .threads = p->o.threads, .infer_only = 0, .const_mask = il_plan_const_mask(p, k)};
     if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    const il_kernel *kn = p->kern[k];
     st = op->infer(&c);
     if (st) goto done;
     int dyn = (op->flags & IL_OPF_DYNAMIC_OUT) != 0;
@@ -238,9 +363,12 @@ static il_status run_node(il_plan *p, int k) {
             goto done;
         }
     }
-    il_kernel_fn fn = (!p->o.reference && op->fast) ? op->fast : op->ref;
+    if (!p->prepared[k] && (st = il_plan_prepare_node(p, k, &c))) goto done; /* shapes unknown at plan time */
+    c.state = p->state[k];
+    c.workspace = p->workspace;
+    c.workspace_bytes = p->ws[k];
     double t0 = p->o.profile ? il_now() : 0;
-    st = fn(&c);
+    st = kn->run(&c);
     if (p->o.profile) p->times[k] = il_now() - t0;
     if (st) goto done;
     for (int i = 0; i < n->n_outputs; i++) {
@@ -278,6 +406,7 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
         if ((st = il_infer_shapes_for(g, inputs, &s))) return st;
         il_shapes_free(p->s);
         p->s = s;
+        release_states(p);
         if ((st = layout(p))) return st;
     }
     il_set_threads(p->o.threads);
@@ -320,6 +449,17 @@ int64_t il_plan_peak_bytes(const il_plan *p) { return p->arena_bytes; }
 int64_t il_plan_total_bytes(const il_plan *p) { return p->total_bytes; }
 const il_shapes *il_plan_shapes(const il_plan *p) { return p->s; }
 const double *il_plan_node_times(const il_plan *p) { return p->o.profile ? p->times : NULL; }
+
+const il_graph *il_plan_graph(const il_plan *p) { return p->g; }
+
+const il_kernel *il_plan_kernel(const il_plan *p, int k) {
+    return k >= 0 && k < p->g->n_nodes ? p->kern[k] : NULL;
+}
+
+void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached) {
+    if (timed) *timed = p->n_timed;
+    if (cached) *cached = p->n_cached;
+}
 
 int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size) {
     if (size) *size = p->size[v];

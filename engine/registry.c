@@ -56,6 +56,7 @@ il_status il_op_register(const il_op *op) {
     for (int i = 0; i < n_all; i++)
         if (all[i] == op) return IL_OK;
     add(op);
+    il_kernels_add_op(op);
     return IL_OK;
 }
 

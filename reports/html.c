@@ -48,8 +48,10 @@ static void td(FILE *f, sqlite3_stmt *q, int i, const char *fmt) {
         fputs("</td>", f);
         return;
     }
-    fputs("<td>", f);
-    esc(f, (const char *)sqlite3_column_text(q, i));
+    /* long text (pass lists, paths) may break anywhere; short words keep whole */
+    const char *t = (const char *)sqlite3_column_text(q, i);
+    fputs(strlen(t) > 24 ? "<td class=long>" : "<td>", f);
+    esc(f, t);
     fputs("</td>", f);
 }
 
@@ -61,18 +63,22 @@ static int table(FILE *f, sqlite3 *db, const char *sql, const char *const *heads
         il_error(IL_ERR_IO, "%s", sqlite3_errmsg(db));
         return -1;
     }
-    int rows = 0;
-    fprintf(f, "<table class=\"%s\"><thead><tr>", cls);
+    int rows = 0, rc;
+    fprintf(f, "<div class=wide><table class=\"%s\"><thead><tr>", cls);
     for (int i = 0; i < nc; i++) fprintf(f, "<th>%s</th>", heads[i]);
     fputs("</tr></thead><tbody>\n", f);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         fputs("<tr>", f);
         for (int i = 0; i < nc; i++) td(f, q, i, fmts[i]);
         fputs("</tr>\n", f);
         rows++;
     }
-    fputs("</tbody></table>\n", f);
+    fputs("</tbody></table></div>\n", f);
     sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        il_error(IL_ERR_IO, "reading the database: %s", sqlite3_errmsg(db));
+        return -1;
+    }
     return rows;
 }
 
@@ -101,16 +107,76 @@ static il_status inline_svg(FILE *f, const char *path) {
     return IL_OK;
 }
 
+/* Tables fit the page: text cells wrap anywhere (long variant labels, paths), numbers stay whole,
+ * and a table still too wide scrolls inside its own box on screen. The PDF is landscape A4, the
+ * same width as a 1100 px screen column. */
 static const char *css =
     "body{font-family:Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}"
     "h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}"
-    "table{border-collapse:collapse;font-size:.82em;margin:.6em 0;width:100%}"
-    "th,td{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}"
-    "th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}td.na{color:#aaa;"
-    "text-align:center}.plot{page-break-inside:avoid;break-inside:avoid;margin:1em 0}.plot svg{width:100%;"
-    "height:auto}.caption{font-size:.85em;color:#555}.skipped{color:#777;font-style:italic}"
-    ".meta{color:#555;font-size:.9em}code{font-size:.9em}@media print{body{margin:0;max-width:none}"
+    "h3{font-size:1.05em}.wide{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;font-size:.78em;margin:.6em 0;width:100%}"
+    "th,td{border:1px solid #ddd;padding:3px 5px;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere}"
+    "th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    "td.na{color:#aaa;text-align:center}.plot{page-break-inside:avoid;break-inside:avoid;margin:1em 0}"
+    ".plot svg{width:100%;height:auto}.caption{font-size:.85em;color:#555}.skipped{color:#777;font-style:italic}"
+    ".meta{color:#555;font-size:.9em}code{font-size:.9em;overflow-wrap:anywhere}"
+    "@page{size:A4 landscape;margin:12mm}"
+    "@media print{body{margin:0;max-width:none;padding:0}.wide{overflow:visible}table{font-size:.7em}"
+    ".plot svg{max-height:150mm}"
     "h2{page-break-after:avoid}table{page-break-inside:auto}tr{page-break-inside:avoid}}";
+
+/* Rows in reading order: by model, then its pipelines in the order of the presets (O0, O1, ...)
+ * and then custom ones in the order they were first measured, then how they were run. */
+#define RP_ORDER                                                                                          \
+    " ORDER BY r.model, CASE WHEN r.pipeline IS NULL THEN 0 WHEN r.pipeline GLOB 'O[0-9]' THEN"           \
+    " CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100 END, (SELECT min(x.id) FROM runs x WHERE x.model IS" \
+    " r.model AND x.pipeline IS r.pipeline), r.engine, r.backend, r.scenario, r.batch, r.threads, r.id"
+
+/* Provenance once per distinct build and machine: runs are grouped by all their facts except
+ * the ones that change with every run (the date; machine load is a column of runs), and each
+ * group is listed once with its runs and dates. */
+#define RP_PER_RUN_KEYS "key <> 'date' AND key NOT LIKE 'load%'"
+
+static il_status provenance(FILE *f, sqlite3 *db) {
+    static const char *const hk[] = {"key", "value"};
+    static const char *const fk[] = {NULL, NULL};
+    const char *groups =
+        "WITH fp AS (SELECT run_id, group_concat(key || '=' || coalesce(value, ''), char(10)) f FROM (SELECT * FROM"
+        " provenance WHERE " RP_PER_RUN_KEYS " ORDER BY run_id, key) GROUP BY run_id)"
+        " SELECT min(fp.run_id), count(*), group_concat(fp.run_id, ', '), min(substr(r.created_at, 1, 10)),"
+        " max(substr(r.created_at, 1, 10)) FROM fp JOIN runs r ON r.id = fp.run_id GROUP BY fp.f ORDER BY"
+        " min(fp.run_id)";
+    sqlite3_stmt *q;
+    fputs("<h2 id=provenance>Provenance</h2>\n<p class=meta>The build, machine and libraries behind the runs, "
+          "listed once for each distinct combination.</p>\n", f);
+    if (sqlite3_prepare_v2(db, groups, -1, &q, NULL) != SQLITE_OK)
+        return il_error(IL_ERR_IO, "provenance: %s", sqlite3_errmsg(db));
+    int k = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        char sql[512];
+        int n = sqlite3_column_int(q, 1);
+        fprintf(f, "<h3 class=prov>Build and machine %d: %d run%s", ++k, n, n == 1 ? "" : "s");
+        const char *from = (const char *)sqlite3_column_text(q, 3), *to = (const char *)sqlite3_column_text(q, 4);
+        if (from && to) fprintf(f, ", %s%s%s", from, strcmp(from, to) ? " to " : "", strcmp(from, to) ? to : "");
+        char ids[200];
+        const char *all = (const char *)sqlite3_column_text(q, 2);
+        snprintf(ids, sizeof ids, "%s", all);
+        if (strlen(all) >= sizeof ids) snprintf(strrchr(ids, ',') ? strrchr(ids, ',') : ids, 8, ", ...");
+        fputs("</h3>\n<p class=meta>Runs ", f);
+        esc(f, ids);
+        fputs("</p>\n", f);
+        snprintf(sql, sizeof sql, "SELECT key, value FROM provenance WHERE run_id = %lld AND %s ORDER BY key",
+                 (long long)sqlite3_column_int64(q, 0), RP_PER_RUN_KEYS);
+        if (table(f, db, sql, hk, fk, 2, "provenance") < 0) {
+            sqlite3_finalize(q);
+            return IL_ERR_IO;
+        }
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return il_error(IL_ERR_IO, "provenance: %s", sqlite3_errmsg(db));
+    if (!k) fputs("<p class=skipped>No provenance recorded.</p>\n", f);
+    return IL_OK;
+}
 
 static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *path, rp_plot *plots, int np) {
     FILE *f = fopen(path, "w");
@@ -127,40 +193,51 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     fprintf(f, "</code>, report written %s. Every figure below was measured and stored by "
                "<code>inferlab bench</code>; nothing is estimated.</p>\n", now);
 
-    static const char *const h1[] = {"run", "variant", "engine", "backend", "precision", "scenario", "batch",
-                                     "threads", "p50 ms", "p99 ms", "samples/s", "host peak", "activations",
-                                     "top-1", "agree top-1", "max |err|", "created (UTC)"};
-    static const char *const f1[] = {"int", NULL, NULL, NULL, NULL, NULL, "int", "int", "%.4g", "%.4g", "%.1f",
-                                     "bytes", "bytes", "%.4f", "%.4f", "%.2g", NULL};
+    static const char *const h1[] = {"run", "model", "variant", "engine", "backend", "precision", "scenario",
+                                     "batch", "threads", "p50 ms", "p99 ms", "samples/s", "host peak",
+                                     "activations", "top-1", "agree top-1", "max |err|", "created (UTC)"};
+    static const char *const f1[] = {"int", NULL, NULL, NULL, NULL, NULL, NULL, "int", "int", "%.4g", "%.4g",
+                                     "%.1f", "bytes", "bytes", "%.4f", "%.4f", "%.2g", NULL};
     fputs("<h2 id=results>Results</h2>\n", f);
     int rows = table(f, db,
-                     "SELECT run_id, variant, engine, backend, precision, scenario, batch, threads, latency_p50_ms,"
-                     " latency_p99_ms, throughput_per_s, peak_host_bytes, peak_activation_bytes, accuracy_top1,"
-                     " agreement_top1, max_abs_error, created_at FROM results ORDER BY model, scenario, batch, variant,"
-                     " run_id",
-                     h1, f1, 17, "results");
+                     "SELECT r.id, r.model, r.variant, r.engine, r.backend, r.precision, r.scenario, r.batch,"
+                     " r.threads, r.lat_p50_ms, r.lat_p99_ms, r.throughput_per_s, r.peak_host_bytes,"
+                     " r.peak_activation_bytes, r.accuracy_top1, r.agreement_top1, r.max_abs_error,"
+                     " replace(substr(r.created_at, 1, 16), 'T', ' ') FROM runs r" RP_ORDER,
+                     h1, f1, 18, "results");
     if (rows < 0) return fclose(f), IL_ERR_IO;
     fprintf(f, "<p class=meta id=runcount>%d run%s. Latencies are per query (one engine call of the batch; a "
                "multi-stream query is a group of samples); host peak is the measuring process's RSS high-water "
                "mark; agreement is with the FP32 parent on the same inputs.</p>\n", rows, rows == 1 ? "" : "s");
 
+    /* the plots drawn, then one list of those left out and why (a plot appears only when it
+     * can say something) */
     fputs("<h2 id=plots>Plots</h2>\n", f);
+    int skipped = 0;
     for (int i = 0; i < np; i++) {
+        if (!plots[i].svg[0]) {
+            skipped++;
+            continue;
+        }
         fprintf(f, "<div class=plot id=\"plot-%s\"><h3>", plots[i].name);
         esc(f, plots[i].title);
         fputs("</h3>\n", f);
-        if (plots[i].svg[0]) {
-            il_status st = inline_svg(f, plots[i].svg);
-            if (st) return fclose(f), st;
-            fputs("\n<p class=caption>", f);
-            esc(f, plots[i].caption);
-        } else {
-            fputs("<p class=skipped>Not drawn: ", f);
-            esc(f, plots[i].why);
-            fputs(".", f);
-        }
+        il_status st = inline_svg(f, plots[i].svg);
+        if (st) return fclose(f), st;
+        fputs("\n<p class=caption>", f);
+        esc(f, plots[i].caption);
         fputs("</p></div>\n", f);
     }
+    if (skipped) fputs("<h3>Not drawn</h3>\n<ul class=skipped>\n", f);
+    for (int i = 0; i < np; i++) {
+        if (plots[i].svg[0]) continue;
+        fprintf(f, "<li id=\"plot-%s\">", plots[i].name);
+        esc(f, plots[i].title);
+        fputs(": ", f);
+        esc(f, plots[i].why);
+        fputs(".</li>\n", f);
+    }
+    if (skipped) fputs("</ul>\n", f);
 
     static const char *const h2[] = {"run", "variant", "engine", "target QPS", "p99 ms", "bound ms", "bound met",
                                      "max QPS found"};
@@ -173,28 +250,25 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     sqlite3_finalize(q);
     if (servers) {
         fputs("<h2 id=server>Server scenario</h2>\n", f);
-        if (table(f, db, "SELECT id, variant, engine, target_qps, lat_p99_ms, latency_bound_ms, bound_met, max_qps"
-                         " FROM runs WHERE scenario = 'server' ORDER BY id", h2, f2, 8, "server") < 0)
+        if (table(f, db, "SELECT r.id, r.variant, r.engine, r.target_qps, r.lat_p99_ms, r.latency_bound_ms,"
+                         " r.bound_met, r.max_qps FROM runs r WHERE r.scenario = 'server'" RP_ORDER, h2, f2, 8,
+                  "server") < 0)
             return fclose(f), IL_ERR_IO;
     }
 
-    static const char *const h3[] = {"run", "variant", "model file", "sha256", "size", "params", "FLOPs/sample",
-                                     "sparsity", "parent", "engine version", "trials", "queries", "seed"};
-    static const char *const f3[] = {"int", NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL, NULL, "int",
+    static const char *const h3[] = {"run", "model", "variant", "model file", "sha256", "size", "params",
+                                     "FLOPs/sample", "sparsity", "parent", "engine version", "trials", "queries",
+                                     "seed"};
+    static const char *const f3[] = {"int", NULL, NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL, NULL, "int",
                                      "int", "int"};
     fputs("<h2 id=models>Models and runs</h2>\n", f);
-    if (table(f, db, "SELECT id, variant, model, substr(model_sha256, 1, 16), model_bytes, params, flops, sparsity,"
-                     " parent_variant, engine_version, trials, queries, seed FROM runs ORDER BY id",
-              h3, f3, 13, "models") < 0)
+    if (table(f, db, "SELECT r.id, r.model, r.variant, r.model_path, substr(r.model_sha256, 1, 16), r.model_bytes,"
+                     " r.params, r.flops, r.sparsity, r.parent_variant, r.engine_version, r.trials, r.queries, r.seed"
+                     " FROM runs r" RP_ORDER,
+              h3, f3, 14, "models") < 0)
         return fclose(f), IL_ERR_IO;
-
-    static const char *const h4[] = {"key", "value", "runs"};
-    static const char *const f4[] = {NULL, NULL, "int"};
-    fputs("<h2 id=provenance>Provenance</h2>\n<p class=meta>Facts recorded with each run (build, machine, "
-          "libraries); a key with several values lists each with its number of runs.</p>\n", f);
-    if (table(f, db, "SELECT key, value, count(*) FROM provenance GROUP BY key, value ORDER BY key, value", h4, f4, 3,
-              "provenance") < 0)
-        return fclose(f), IL_ERR_IO;
+    il_status pst = provenance(f, db);
+    if (pst) return fclose(f), pst;
     fputs("</body></html>\n", f);
     if (fclose(f)) return il_error(IL_ERR_IO, "%s: write error", path);
     return IL_OK;
@@ -249,10 +323,8 @@ static il_status mkdir_p(const char *d) {
 }
 
 il_status il_report_write(const il_report_opts *o) {
-    struct stat sb;
-    if (stat(o->db, &sb)) return il_error(IL_ERR_IO, "%s: no such database", o->db);
     il_store *s;
-    il_status st = il_store_open(o->db, &s);
+    il_status st = il_store_open_readonly(o->db, &s);
     if (st) return st;
     sqlite3 *db = il_store_sqlite(s);
     char work[PATH_MAX], html[PATH_MAX], pdf[PATH_MAX];

@@ -6,6 +6,8 @@
  */
 #include "report_int.h"
 
+#include "../bench/bench.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,10 +15,90 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_SERIES 12
-
 static il_status db_err(sqlite3 *db, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s", what, sqlite3_errmsg(db));
+}
+
+/* A series name as a gnuplot string, cut to width (keeping it distinct: il_label_short). Point
+ * and tic labels get 28 characters, legend entries 90: a 150-character pipeline would crowd
+ * the plot out. */
+static void gp_label(FILE *f, const char *s, size_t width) {
+    char b[200];
+    il_label_short(s ? s : "", width, b, sizeof b);
+    rp_gp_str(f, b);
+}
+
+/* Series names of one plot, as many as the database has (no silent cap). */
+typedef struct names {
+    char (*s)[160];
+    int n, cap;
+} names;
+
+static int names_add(names *l, const char *s) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char(*ns)[160] = realloc(l->s, (size_t)cap * sizeof *ns);
+        if (!ns) return 0;
+        l->s = ns, l->cap = cap;
+    }
+    snprintf(l->s[l->n++], sizeof l->s[0], "%s", s ? s : "");
+    return 1;
+}
+
+/* Colour and dash of series i: 20 distinct colours (Tableau's 10 and their light twins), then
+ * hues stepped by the golden angle with a dash pattern, so no two series look alike. */
+static void style(FILE *b, int i) {
+    static const char *const c[20] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                                      "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+                                      "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"};
+    if (i < 20) {
+        fprintf(b, "lc rgb '%s' dt %d", c[i], i < 10 ? 1 : 2);
+        return;
+    }
+    double h = fmod(i * 0.618033988749895, 1.0) * 6, f = h - floor(h), v = 0.75, lo = v * 0.35;
+    double r[6] = {v, v - (v - lo) * f, lo, lo, lo + (v - lo) * f, v};
+    int k = (int)h;
+    double R = r[k], G = r[(k + 4) % 6], B = r[(k + 2) % 6];
+    fprintf(b, "lc rgb '#%02x%02x%02x' dt %d", (int)(R * 255), (int)(G * 255), (int)(B * 255), 3 + i % 3);
+}
+
+/* A legend of n entries below the plot (never squeezing it), and the height that leaves the
+ * plot its 400 px: entries of the longest name's width, as many per row as fit 860 px. */
+static int legend_below(FILE *b, const names *l) {
+    size_t longest = 8;
+    for (int i = 0; i < l->n; i++) longest = strlen(l->s[i]) > longest ? strlen(l->s[i]) : longest;
+    longest = longest > 90 ? 90 : longest;
+    int per_row = (int)(800 / (longest * 7 + 70));
+    per_row = per_row < 1 ? 1 : per_row;
+    int rows = (l->n + per_row - 1) / per_row;
+    fprintf(b, "set key outside below left Left reverse maxcols %d samplen 3\n", per_row);
+    return 400 + 90 + rows * 19;
+}
+
+/* The plot command of a line plot, one data block (index i) per series drawn `how`, each in
+ * its own style, the legend below; closes b. */
+static void plot_series(FILE *b, const char *work, rp_plot *p, const names *l, const char *how) {
+    p->height = legend_below(b, l);
+    fprintf(b, "plot ");
+    for (int i = 0; i < l->n; i++) {
+        fprintf(b, "%s'%s/%s.dat' index %d %s ", i ? ", \\\n  " : "", work, p->name, i, how);
+        style(b, i);
+        fprintf(b, " title ");
+        gp_label(b, l->s[i], 90);
+    }
+    fprintf(b, "\n");
+    fclose(b);
+}
+
+/* "3 variants not drawn (a, b, c): why" into a caption. */
+static void not_drawn(char *cap, size_t n, const names *l, const char *why) {
+    if (!l->n) return;
+    size_t used = strlen(cap);
+    used += (size_t)snprintf(cap + used, used < n ? n - used : 0, " %d variant%s not drawn (", l->n,
+                             l->n == 1 ? "" : "s");
+    for (int i = 0; i < l->n && used < n; i++)
+        used += (size_t)snprintf(cap + used, n - used, "%s%s", i ? ", " : "", i < 6 ? l->s[i] : "...");
+    if (used < n) snprintf(cap + used, n - used, "): %s.", why);
 }
 
 /* A label safe inside a gnuplot double-quoted string. */
@@ -52,17 +134,18 @@ static il_status draw(const char *work, const char *plots_dir, rp_plot *p) {
         return il_error(IL_ERR_INVALID, "report: folder names with a single quote are not supported");
     FILE *f = fopen(script, "w");
     if (!f) return il_error(IL_ERR_IO, "%s: %s", script, strerror(errno));
-    fprintf(f, "set terminal svg size 860,480 dynamic font 'Helvetica,12' background rgb 'white'\n"
-               "set output '%s/%s.svg'\nload '%s/%s.body.gp'\nunset output\n", work, p->name, work, p->name);
+    int h = p->height ? p->height : 480;
+    fprintf(f, "set terminal svg size 860,%d dynamic font 'Helvetica,12' background rgb 'white'\n"
+               "set output '%s/%s.svg'\nload '%s/%s.body.gp'\nunset output\n", h, work, p->name, work, p->name);
     if (plots_dir)
-        fprintf(f, "set terminal pngcairo size 1290,720 font 'Helvetica,16'\nset output '%s/%s.png'\n"
+        fprintf(f, "set terminal pngcairo size 1290,%d font 'Helvetica,16'\nset output '%s/%s.png'\n"
                    "load '%s/%s.body.gp'\nunset output\n"
-                   "set terminal svg size 860,480 font 'Helvetica,12' background rgb 'white'\nset output '%s/%s.svg'\n"
+                   "set terminal svg size 860,%d font 'Helvetica,12' background rgb 'white'\nset output '%s/%s.svg'\n"
                    "load '%s/%s.body.gp'\nunset output\n"
-                   "set terminal pdfcairo size 6.5in,3.6in font 'Helvetica,9'\nset output '%s/%s.pdf'\n"
+                   "set terminal pdfcairo size 6.5in,%.2fin font 'Helvetica,9'\nset output '%s/%s.pdf'\n"
                    "load '%s/%s.body.gp'\nunset output\n",
-                plots_dir, p->name, work, p->name, plots_dir, p->name, work, p->name, plots_dir, p->name, work,
-                p->name);
+                h * 3 / 2, plots_dir, p->name, work, p->name, h, plots_dir, p->name, work, p->name, 3.6 * h / 480,
+                plots_dir, p->name, work, p->name);
     if (fclose(f)) return il_error(IL_ERR_IO, "%s: write error", script);
     il_status st = rp_run_gnuplot(script);
     if (!st) snprintf(p->svg, sizeof p->svg, "%s/%s.svg", work, p->name);
@@ -96,13 +179,14 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     int n = 0, nf = 0;
     double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY, fx[64], fy[64];
     fprintf(d, "# series p50_ms top1 on_front\n");
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         double acc = sqlite3_column_double(q, 2);
         /* sorted by latency: a point is on the front when no faster point is as accurate */
         int front = acc > best;
         if (front) best = acc;
         if (front && nf < 64) fx[nf] = sqlite3_column_double(q, 1), fy[nf++] = acc;
-        rp_gp_str(d, (const char *)sqlite3_column_text(q, 0));
+        gp_label(d, (const char *)sqlite3_column_text(q, 0), 28);
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), acc, front);
         lo = fmin(lo, sqlite3_column_double(q, 1));
         amin = fmin(amin, acc);
@@ -115,8 +199,11 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     fprintf(d, "\n\n");
     for (int i = 0; i < nf; i++) fprintf(d, "\"front\" %.6g %.6g 1\n", fx[i], fy[i]);
     fclose(d);
-    if (!n) {
-        snprintf(p->why, sizeof p->why, "no single-stream run with accuracy (bench a model that has a labelled set)");
+    if (rc != SQLITE_DONE) return db_err(db, "latency vs accuracy");
+    if (n < 2) {
+        snprintf(p->why, sizeof p->why, "%s", n ? "one variant with accuracy: a trade-off needs two or more"
+                                                 : "no single-stream run with accuracy (bench a model that has a "
+                                                   "labelled set)");
         return IL_OK;
     }
     FILE *b = open_file(work, p->name, "body.gp", &st);
@@ -140,53 +227,57 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
 
 /* ---- throughput vs batch */
 
+/* Only variants measured at two or more batch sizes make a line; the others are named in the
+ * caption, and with none the plot is not drawn (a column of batch-1 dots says nothing). */
 static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT s, batch, tp, sd, sc FROM (SELECT " RP_SERIES " s, batch, throughput_per_s tp,"
-                      " throughput_stddev sd, scenario sc, row_number() OVER (PARTITION BY variant, backend, batch"
-                      " ORDER BY id DESC) rn FROM runs WHERE throughput_per_s IS NOT NULL AND scenario ="
-                      " (CASE WHEN EXISTS (SELECT 1 FROM runs WHERE scenario = 'offline') THEN 'offline'"
-                      " ELSE 'single-stream' END)) WHERE rn = 1 ORDER BY s, batch";
+    const char *sql = "SELECT s, batch, tp, sd, sc, count(*) OVER (PARTITION BY s) nb FROM (SELECT " RP_SERIES " s,"
+                      " batch, throughput_per_s tp, throughput_stddev sd, scenario sc, row_number() OVER (PARTITION BY"
+                      " variant, backend, batch ORDER BY id DESC) rn FROM runs WHERE throughput_per_s IS NOT NULL AND"
+                      " scenario = (CASE WHEN EXISTS (SELECT 1 FROM runs WHERE scenario = 'offline') THEN 'offline'"
+                      " ELSE 'single-stream' END)) WHERE rn = 1 ORDER BY min(batch) OVER (PARTITION BY s), s, batch";
     sqlite3_stmt *q;
     il_status st = IL_OK;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "throughput vs batch");
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
-    char series[MAX_SERIES][160], last[160] = "", scen[32] = "";
-    int ns = 0, rows = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    names drawn = {0}, single = {0};
+    char scen[32] = "";
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(q, 0);
-        if (strcmp(s, last)) {
-            if (ns == MAX_SERIES) break;
-            if (ns) fprintf(d, "\n\n");
-            snprintf(series[ns++], sizeof series[0], "%s", s);
-            snprintf(last, sizeof last, "%s", s);
-        }
         snprintf(scen, sizeof scen, "%s", (const char *)sqlite3_column_text(q, 4));
+        if (sqlite3_column_int(q, 5) < 2) {
+            names_add(&single, s);
+            continue;
+        }
+        if (!drawn.n || strcmp(s, drawn.s[drawn.n - 1])) {
+            if (drawn.n) fprintf(d, "\n\n");
+            names_add(&drawn, s);
+        }
         double sd = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 3);
         fprintf(d, "%d %.6g %.6g\n", sqlite3_column_int(q, 1), sqlite3_column_double(q, 2), sd);
-        rows++;
     }
     sqlite3_finalize(q);
     fclose(d);
-    if (!rows) {
-        snprintf(p->why, sizeof p->why, "no run with a throughput figure");
-        return IL_OK;
+    if (rc != SQLITE_DONE) st = db_err(db, "throughput vs batch");
+    else if (!drawn.n)
+        snprintf(p->why, sizeof p->why, "%s", single.n ? "every variant was measured at one batch size only (bench "
+                                                         "with --batch 1,4,16 to see how throughput scales)"
+                                                       : "no run with a throughput figure");
+    FILE *b = !st && drawn.n ? open_file(work, p->name, "body.gp", &st) : NULL;
+    if (b) {
+        fprintf(b, "%sset xlabel 'batch size'\nset ylabel 'samples per second (%s)'\nset logscale x 2\n"
+                   "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.05\nset yrange [0:*]\n",
+                common, scen);
+        plot_series(b, work, p, &drawn, "using 1:2:3 with yerrorlines lw 2 pt 7");
+        snprintf(p->caption, sizeof p->caption,
+                 "%s scenario; error bars are the standard deviation over repeated trials.", scen);
+        not_drawn(p->caption, sizeof p->caption, &single, "measured at one batch size");
+        st = draw(work, NULL, p);
     }
-    FILE *b = open_file(work, p->name, "body.gp", &st);
-    if (!b) return st;
-    fprintf(b, "%sset xlabel 'batch size'\nset ylabel 'samples per second (%s)'\nset logscale x 2\n"
-               "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.05\nset yrange [0:*]\nplot ",
-            common, scen);
-    for (int i = 0; i < ns; i++) {
-        fprintf(b, "%s'%s/%s.dat' index %d using 1:2:3 with yerrorlines lw 2 pt 7 title ", i ? ", \\\n  " : "", work,
-                p->name, i);
-        rp_gp_str(b, series[i]);
-    }
-    fprintf(b, "\n");
-    fclose(b);
-    snprintf(p->caption, sizeof p->caption,
-             "%s scenario; error bars are the standard deviation over repeated trials.", scen);
-    return draw(work, NULL, p);
+    free(drawn.s);
+    free(single.s);
+    return st;
 }
 
 /* ---- latency CDF per variant, from the raw per-query latencies */
@@ -196,10 +287,29 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The sorted latencies of run id into *v (caller frees); 0 when it kept none. */
+static size_t run_latencies(sqlite3_stmt *l, int64_t id, double **v) {
+    size_t cap = 1024, n = 0;
+    *v = malloc(cap * sizeof **v);
+    sqlite3_bind_int64(l, 1, id);
+    while (*v && sqlite3_step(l) == SQLITE_ROW) {
+        if (n == cap) {
+            double *nv = realloc(*v, (cap *= 2) * sizeof **v);
+            if (!nv) free(*v);
+            *v = nv;
+            if (!nv) break;
+        }
+        (*v)[n++] = sqlite3_column_double(l, 0);
+    }
+    sqlite3_reset(l);
+    if (*v && n) qsort(*v, n, sizeof **v, cmp_d);
+    return *v ? n : 0;
+}
+
 static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT id, s FROM (SELECT id, " RP_SERIES " s, lat_p50_ms p50, row_number() OVER (PARTITION BY"
-                      " variant, backend ORDER BY batch, id DESC) rn FROM runs WHERE scenario = 'single-stream')"
-                      " WHERE rn = 1 ORDER BY p50 LIMIT 12";
+    const char *sql = "SELECT id, s, scenario = 'single-stream' FROM (SELECT id, " RP_SERIES " s, scenario, lat_p50_ms"
+                      " p50, row_number() OVER (PARTITION BY variant, backend ORDER BY scenario <> 'single-stream',"
+                      " batch, id DESC) rn FROM runs) WHERE rn = 1 ORDER BY p50";
     sqlite3_stmt *q, *l;
     il_status st = IL_OK;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "latency CDF");
@@ -209,57 +319,49 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
     }
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), sqlite3_finalize(l), st;
-    char series[MAX_SERIES][160];
-    int ns = 0;
+    names drawn = {0}, other = {0}, empty = {0};
     double lo = INFINITY, hi = 0;
-    while (ns < MAX_SERIES && sqlite3_step(q) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(q, 0);
-        size_t cap = 1024, n = 0;
-        double *v = malloc(cap * sizeof *v);
-        sqlite3_bind_int64(l, 1, id);
-        while (v && sqlite3_step(l) == SQLITE_ROW) {
-            if (n == cap) {
-                double *nv = realloc(v, (cap *= 2) * sizeof *v);
-                if (!nv) free(v);
-                v = nv;
-                if (!v) break;
-            }
-            v[n++] = sqlite3_column_double(l, 0);
-        }
-        sqlite3_reset(l);
-        if (!v || !n) {
-            free(v);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(q, 1);
+        if (!sqlite3_column_int(q, 2)) {
+            names_add(&other, s);
             continue;
         }
-        qsort(v, n, sizeof *v, cmp_d);
-        if (ns) fprintf(d, "\n\n");
+        double *v;
+        size_t n = run_latencies(l, sqlite3_column_int64(q, 0), &v);
+        if (!n) {
+            free(v);
+            names_add(&empty, s);
+            continue;
+        }
+        if (drawn.n) fprintf(d, "\n\n");
         for (size_t i = 0; i < n; i++) fprintf(d, "%.6g %.6g\n", v[i], (double)(i + 1) / (double)n);
         lo = fmin(lo, v[0]);
         hi = fmax(hi, v[n - 1]);
         free(v);
-        snprintf(series[ns++], sizeof series[0], "%s", (const char *)sqlite3_column_text(q, 1));
+        names_add(&drawn, s);
     }
     sqlite3_finalize(q);
     sqlite3_finalize(l);
     fclose(d);
-    if (!ns) {
-        snprintf(p->why, sizeof p->why, "no single-stream run with raw latencies");
-        return IL_OK;
+    if (rc != SQLITE_DONE) st = db_err(db, "latency CDF");
+    else if (!drawn.n) snprintf(p->why, sizeof p->why, "no single-stream run with raw latencies");
+    FILE *b = !st && drawn.n ? open_file(work, p->name, "body.gp", &st) : NULL;
+    if (b) {
+        fprintf(b, "%sset xlabel 'latency per query (ms)%s'\nset ylabel 'fraction of queries'\nset yrange [0:1.02]\n%s",
+                common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
+        plot_series(b, work, p, &drawn, "using 1:2 with steps lw 2");
+        snprintf(p->caption, sizeof p->caption,
+                 "Every measured query of every trial (warm-up excluded), single-stream, lowest batch per variant.");
+        not_drawn(p->caption, sizeof p->caption, &other, "no single-stream run");
+        not_drawn(p->caption, sizeof p->caption, &empty, "no raw latencies kept");
+        st = draw(work, NULL, p);
     }
-    FILE *b = open_file(work, p->name, "body.gp", &st);
-    if (!b) return st;
-    fprintf(b, "%sset xlabel 'latency per query (ms)%s'\nset ylabel 'fraction of queries'\nset yrange [0:1.02]\n%s"
-               "plot ",
-            common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
-    for (int i = 0; i < ns; i++) {
-        fprintf(b, "%s'%s/%s.dat' index %d using 1:2 with steps lw 2 title ", i ? ", \\\n  " : "", work, p->name, i);
-        rp_gp_str(b, series[i]);
-    }
-    fprintf(b, "\n");
-    fclose(b);
-    snprintf(p->caption, sizeof p->caption,
-             "Every measured query of every trial (warm-up excluded), single-stream, lowest batch per variant.");
-    return draw(work, NULL, p);
+    free(drawn.s);
+    free(other.s);
+    free(empty.s);
+    return st;
 }
 
 /* ---- per-layer time breakdown (runs with --profile), by operator type */
@@ -267,68 +369,85 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
 static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
     const char *runs_sql = "SELECT id, s FROM (SELECT id, " RP_SERIES " s, row_number() OVER (PARTITION BY variant,"
                            " backend ORDER BY batch, id DESC) rn FROM runs WHERE id IN (SELECT run_id FROM node_times))"
-                           " WHERE rn = 1 ORDER BY s LIMIT 12";
-    const char *ops_sql = "SELECT op_type FROM node_times GROUP BY op_type ORDER BY sum(ms) DESC";
+                           " WHERE rn = 1 ORDER BY s";
+    const char *ops_sql = "SELECT coalesce(op_type, '?') o FROM node_times GROUP BY o ORDER BY sum(ms) DESC";
     sqlite3_stmt *q;
     il_status st = IL_OK;
-    int64_t ids[MAX_SERIES];
-    char series[MAX_SERIES][160], ops[8][48];
-    int ns = 0, nops = 0, more_ops = 0;
+    int64_t *ids = NULL;
+    names series = {0};
+    char ops[8][48];
+    int nops = 0, more_ops = 0;
     if (sqlite3_prepare_v2(db, runs_sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "layer breakdown");
-    while (ns < MAX_SERIES && sqlite3_step(q) == SQLITE_ROW) {
-        ids[ns] = sqlite3_column_int64(q, 0);
-        snprintf(series[ns++], sizeof series[0], "%s", (const char *)sqlite3_column_text(q, 1));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        int64_t *ni = realloc(ids, (size_t)(series.n + 1) * sizeof *ids);
+        if (!ni || !names_add(&series, (const char *)sqlite3_column_text(q, 1))) {
+            free(ni ? ni : ids);
+            free(series.s);
+            sqlite3_finalize(q);
+            return il_error(IL_ERR_OOM, "layer breakdown: out of memory");
+        }
+        ids = ni;
+        ids[series.n - 1] = sqlite3_column_int64(q, 0);
     }
     sqlite3_finalize(q);
-    if (!ns) {
+    if (!series.n) {
         snprintf(p->why, sizeof p->why, "no profiled run (bench with --profile)");
         return IL_OK;
     }
-    if (sqlite3_prepare_v2(db, ops_sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "layer breakdown");
+    if (sqlite3_prepare_v2(db, ops_sql, -1, &q, NULL) != SQLITE_OK) {
+        free(ids), free(series.s);
+        return db_err(db, "layer breakdown");
+    }
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (nops < 7) snprintf(ops[nops++], sizeof ops[0], "%s", (const char *)sqlite3_column_text(q, 0));
         else more_ops = 1;
     }
     sqlite3_finalize(q);
     FILE *d = open_file(work, p->name, "dat", &st);
-    if (!d) return st;
-    fprintf(d, "variant");
-    for (int k = 0; k < nops; k++) fprintf(d, " \"%s\"", ops[k]);
-    if (more_ops) fprintf(d, " other");
-    fprintf(d, "\n");
-    if (sqlite3_prepare_v2(db, "SELECT op_type, sum(ms) FROM node_times WHERE run_id = ?1 GROUP BY op_type", -1, &q,
-                           NULL) != SQLITE_OK) {
+    if (d && sqlite3_prepare_v2(db, "SELECT coalesce(op_type, '?') o, sum(ms) FROM node_times WHERE run_id = ?1 GROUP BY o", -1,
+                                &q, NULL) != SQLITE_OK) {
         fclose(d);
-        return db_err(db, "layer breakdown");
+        d = NULL;
+        st = db_err(db, "layer breakdown");
     }
-    for (int i = 0; i < ns; i++) {
-        double v[8] = {0};
-        sqlite3_bind_int64(q, 1, ids[i]);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            int k = 0;
-            while (k < nops && strcmp(ops[k], (const char *)sqlite3_column_text(q, 0))) k++;
-            v[k < nops ? k : 7] += sqlite3_column_double(q, 1);
-        }
-        sqlite3_reset(q);
-        rp_gp_str(d, series[i]);
-        for (int k = 0; k < nops; k++) fprintf(d, " %.6g", v[k]);
-        if (more_ops) fprintf(d, " %.6g", v[7]);
+    if (d) {
+        fprintf(d, "variant");
+        for (int k = 0; k < nops; k++) fprintf(d, " \"%s\"", ops[k]);
+        if (more_ops) fprintf(d, " other");
         fprintf(d, "\n");
+        for (int i = 0; i < series.n; i++) {
+            double v[8] = {0};
+            sqlite3_bind_int64(q, 1, ids[i]);
+            while (sqlite3_step(q) == SQLITE_ROW) {
+                int k = 0;
+                while (k < nops && strcmp(ops[k], (const char *)sqlite3_column_text(q, 0))) k++;
+                v[k < nops ? k : 7] += sqlite3_column_double(q, 1);
+            }
+            sqlite3_reset(q);
+            gp_label(d, series.s[i], 28);
+            for (int k = 0; k < nops; k++) fprintf(d, " %.6g", v[k]);
+            if (more_ops) fprintf(d, " %.6g", v[7]);
+            fprintf(d, "\n");
+        }
+        sqlite3_finalize(q);
+        fclose(d);
     }
-    sqlite3_finalize(q);
-    fclose(d);
-    FILE *b = open_file(work, p->name, "body.gp", &st);
-    if (!b) return st;
-    fprintf(b, "%sset ylabel 'time per engine call (ms)'\nset style data histograms\n"
-               "set style histogram rowstacked\nset style fill solid 0.85 border -1\nset boxwidth 0.6\n"
-               "set xtics rotate by -25 font ',9'\nset yrange [0:*]\n"
-               "plot for [i=2:%d] '%s/%s.dat' using i:xtic(1) title columnheader(i)\n",
-            common, nops + 1 + more_ops, work, p->name);
-    fclose(b);
-    snprintf(p->caption, sizeof p->caption,
-             "Time per operator type from a separate profiled pass (--profile), so profiling does not perturb the "
-             "latency figures.");
-    return draw(work, NULL, p);
+    FILE *b = d ? open_file(work, p->name, "body.gp", &st) : NULL;
+    if (b) {
+        fprintf(b, "%sset ylabel 'time per engine call (ms)'\nset style data histograms\n"
+                   "set style histogram rowstacked\nset style fill solid 0.85 border -1\nset boxwidth 0.6\n"
+                   "set xtics rotate by -25 font ',9'\nset yrange [0:*]\nplot for [i=2:%d] '%s/%s.dat' using "
+                   "i:xtic(1) title columnheader(i)\n",
+                common, nops + 1 + more_ops, work, p->name);
+        fclose(b);
+        snprintf(p->caption, sizeof p->caption,
+                 "Time per operator type from a separate profiled pass (--profile), so profiling does not perturb "
+                 "the latency figures.");
+        st = draw(work, NULL, p);
+    }
+    free(ids);
+    free(series.s);
+    return st;
 }
 
 /* ---- speedup over the baseline (inferlab, CPU, O0 of the same parent model), with spread */
@@ -339,7 +458,7 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
         " 'inferlab' AND b.backend = 'cpu' AND (b.pipeline = 'O0' OR b.pipeline IS NULL) AND b.scenario = r.scenario"
         " AND b.batch = r.batch AND b.threads = r.threads AND b.model_sha256 = coalesce(r.parent_sha256,"
         " r.model_sha256)) base, row_number() OVER (PARTITION BY variant, backend ORDER BY batch, id DESC) rn"
-        " FROM runs r WHERE scenario = 'single-stream') WHERE rn = 1 AND base IS NOT NULL ORDER BY s LIMIT 12";
+        " FROM runs r WHERE scenario = 'single-stream') WHERE rn = 1 ORDER BY s";
     sqlite3_stmt *q, *t;
     il_status st = IL_OK;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "speedup");
@@ -349,47 +468,69 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
     }
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), sqlite3_finalize(t), st;
-    int n = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        double base = 0, x[256], sp[256];
+    int n = 0, compared = 0, rc;
+    names nobase = {0};
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        double base = 0, m = 0, ss = 0, x;
         int nb = 0, nx = 0;
+        const char *s = (const char *)sqlite3_column_text(q, 0);
+        if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
+            names_add(&nobase, s);
+            continue;
+        }
         sqlite3_bind_int64(t, 1, sqlite3_column_int64(q, 2));
         while (sqlite3_step(t) == SQLITE_ROW) base += sqlite3_column_double(t, 0), nb++;
         sqlite3_reset(t);
-        sqlite3_bind_int64(t, 1, sqlite3_column_int64(q, 1));
-        while (nx < 256 && sqlite3_step(t) == SQLITE_ROW) x[nx++] = sqlite3_column_double(t, 0);
-        sqlite3_reset(t);
-        if (!nb || !nx) continue;
+        if (!nb) {
+            names_add(&nobase, s);
+            continue;
+        }
         base /= nb;
-        /* per-trial speedups against the baseline's mean p50: their spread is the run's */
-        double m = 0, ss = 0;
-        for (int i = 0; i < nx; i++) sp[i] = base / x[i], m += sp[i];
-        m /= nx;
-        for (int i = 0; i < nx; i++) ss += (sp[i] - m) * (sp[i] - m);
-        rp_gp_str(d, (const char *)sqlite3_column_text(q, 0));
+        /* per-trial speedups against the baseline's mean p50: their spread is the run's
+         * (Welford's running mean and sum of squares, any number of trials) */
+        sqlite3_bind_int64(t, 1, sqlite3_column_int64(q, 1));
+        while (sqlite3_step(t) == SQLITE_ROW) {
+            x = base / sqlite3_column_double(t, 0);
+            double dm = x - m;
+            m += dm / ++nx;
+            ss += dm * (x - m);
+        }
+        sqlite3_reset(t);
+        if (!nx) {
+            names_add(&nobase, s);
+            continue;
+        }
+        compared += sqlite3_column_int64(q, 1) != sqlite3_column_int64(q, 2);
+        gp_label(d, s, 28);
         fprintf(d, " %.6g %.6g\n", m, nx > 1 ? sqrt(ss / (nx - 1)) : 0);
         n++;
     }
     sqlite3_finalize(q);
     sqlite3_finalize(t);
     fclose(d);
-    if (!n) {
-        snprintf(p->why, sizeof p->why, "no single-stream run with an O0 inferlab CPU baseline of the same model");
-        return IL_OK;
+    if (rc != SQLITE_DONE) st = db_err(db, "speedup");
+    else if (!compared)
+        snprintf(p->why, sizeof p->why, "%s", n ? "only baselines were measured (bench another pipeline, engine or "
+                                                  "backend beside O0 to compare)"
+                                                : "no single-stream run with an O0 inferlab CPU baseline of the same "
+                                                  "model");
+    FILE *b = !st && compared ? open_file(work, p->name, "body.gp", &st) : NULL;
+    if (b) {
+        fprintf(b, "%sset ylabel 'speedup over baseline (p50)'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
+                   "set xtics rotate by -30 font ',9'\nset yrange [0:*]\nset xrange [-0.6:%d.6]\nunset key\n"
+                   "set arrow from -0.6,1 to %d.6,1 nohead dt 2 lc rgb '#888888'\n"
+                   "plot '%s/%s.dat' using 0:2:xtic(1) with boxes lc rgb '#2ca02c', '' using 0:2:3 with yerrorbars "
+                   "pt 0 lc rgb 'black'\n",
+                common, n - 1, n - 1, work, p->name);
+        fclose(b);
+        snprintf(p->caption, sizeof p->caption,
+                 "Baseline: inferlab, CPU, pipeline O0 of the same parent model at the same batch and threads. "
+                 "Error bars: standard deviation of the per-trial speedups.");
+        not_drawn(p->caption, sizeof p->caption, &nobase, "no O0 inferlab CPU baseline at the same batch and threads");
+        st = draw(work, NULL, p);
     }
-    FILE *b = open_file(work, p->name, "body.gp", &st);
-    if (!b) return st;
-    fprintf(b, "%sset ylabel 'speedup over baseline (p50)'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
-               "set xtics rotate by -25 font ',9'\nset yrange [0:*]\nset xrange [-0.6:%d.6]\nunset key\n"
-               "set arrow from -0.6,1 to %d.6,1 nohead dt 2 lc rgb '#888888'\n"
-               "plot '%s/%s.dat' using 0:2:xtic(1) with boxes lc rgb '#2ca02c', '' using 0:2:3 with yerrorbars "
-               "pt 0 lc rgb 'black'\n",
-            common, n - 1, n - 1, work, p->name);
-    fclose(b);
-    snprintf(p->caption, sizeof p->caption,
-             "Baseline: inferlab, CPU, pipeline O0 of the same parent model at the same batch and threads. "
-             "Error bars: standard deviation of the per-trial speedups.");
-    return draw(work, NULL, p);
+    free(nobase.s);
+    return st;
 }
 
 /* ---- sparsity / precision vs accuracy */
@@ -404,19 +545,20 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "sparsity vs accuracy");
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
-    int n = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         char lab[240];
-        snprintf(lab, sizeof lab, "%s [%s]", (const char *)sqlite3_column_text(q, 0),
-                 (const char *)sqlite3_column_text(q, 3));
-        rp_gp_str(d, lab);
-        const char *prec = (const char *)sqlite3_column_text(q, 3);
+        const char *s = (const char *)sqlite3_column_text(q, 0), *prec = (const char *)sqlite3_column_text(q, 3);
+        prec = prec ? prec : "?";
+        snprintf(lab, sizeof lab, "%s [%s]", s ? s : "?", prec);
+        gp_label(d, lab, 34);
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), sqlite3_column_double(q, 2),
                 !strcmp(prec, "int8") ? 2 : !strcmp(prec, "fp16") ? 1 : 0);
         n++;
     }
     sqlite3_finalize(q);
     fclose(d);
+    if (rc != SQLITE_DONE) return db_err(db, "sparsity vs accuracy");
     if (!n) {
         snprintf(p->why, sizeof p->why, "no pruned or reduced-precision run with accuracy in this database yet");
         return IL_OK;

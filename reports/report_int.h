@@ -14,9 +14,10 @@
 typedef struct rp_plot {
     char name[32];      /* file stem: latency_accuracy, ... */
     char title[128];
-    char caption[512];
+    char caption[1024];
     char svg[1100];     /* path of the SVG drawn, "" when skipped */
-    char why[256];      /* why it was skipped */
+    char why[512];      /* why it was skipped */
+    int height;         /* SVG height in px (0: 480); taller to hold a long legend below */
 } rp_plot;
 
 /* Draw every plot the database has data for. work: folder for data files and scripts;

@@ -161,6 +161,52 @@ static il_status run_kernel(op_case *o, il_kernel_fn fn, int threads, il_tensor 
     return fn(&c);
 }
 
+/* A registered kernel as the executor runs it: supports, prepare on the node's view (inputs but
+ * the first taken as constant weights, the way a model holds them), run with its state and a
+ * workspace of the size it asked for, release. */
+static il_kctx kernel_ctx(op_case *o, il_tensor **outs) {
+    return (il_kctx){.node = &o->g->nodes[o->k], .opset = o->opset, .n_in = o->n_in, .n_out = o->n_out, .in = o->in,
+                     .out = outs, .threads = o->threads, .const_mask = ~(uint64_t)1};
+}
+
+static int kernel_takes(op_case *o, const il_kernel *kn) {
+    il_kctx c = kernel_ctx(o, o->fast);
+    return il_kernel_accepts(kn, &c);
+}
+
+static il_status run_registered(op_case *o, const il_kernel *kn, il_tensor **outs) {
+    il_kctx c = kernel_ctx(o, outs);
+    void *state = NULL, *ws = NULL;
+    size_t wsb = 0;
+    il_status st = kn->prepare ? kn->prepare(&c, &state, &wsb) : IL_OK;
+    if (!st && wsb && !(ws = malloc(wsb))) st = IL_ERR_OOM;
+    if (!st) {
+        memset(ws, 0xA5, wsb); /* scratch carries nothing from before */
+        c.state = state, c.workspace = ws, c.workspace_bytes = wsb;
+        st = kn->run(&c);
+    }
+    if (state && kn->release) kn->release(state);
+    free(ws);
+    return st;
+}
+
+/* ---------------------------------------------------------------- coverage */
+
+static const il_kernel *covered[1024];
+static int n_covered;
+
+void op_covered(const il_kernel *k) {
+    for (int i = 0; i < n_covered; i++)
+        if (covered[i] == k) return;
+    if (n_covered < 1024) covered[n_covered++] = k;
+}
+
+int op_is_covered(const il_kernel *k) {
+    for (int i = 0; i < n_covered; i++)
+        if (covered[i] == k) return 1;
+    return 0;
+}
+
 /* got matches want: bit for bit when exact, else within rtol and atol. */
 static int same_output(const il_tensor *got, const il_tensor *want, int exact, double rtol, double atol, char *msg,
                        size_t n) {
@@ -193,19 +239,32 @@ il_status op_run(op_case *o) {
         CU_ASSERT_FATAL(ok);
     }
     if ((st = alloc_outputs(o, shape, o->out, 0)) || (st = run_kernel(o, o->op->ref, 1, o->out))) return st;
-    /* the fast kernel, or the reference again on differently filled outputs */
-    if ((st = alloc_outputs(o, shape, o->fast, 1))) return st;
-    st = run_kernel(o, o->op->fast ? o->op->fast : o->op->ref, o->op->fast ? o->threads : 1, o->fast);
-    if (st) fprintf(stderr, "\n  %s: the fast kernel failed where the reference passed: %s\n", what(o), il_errmsg());
-    CU_ASSERT_EQUAL(st, IL_OK);
-    for (int i = 0; i < o->n_out && !st; i++) {
-        char msg[256];
-        int exact = !o->op->fast || (o->rtol == 0 && o->atol == 0);
-        int ok = same_output(o->fast[i], o->out[i], exact, o->rtol, o->atol, msg, sizeof msg);
-        if (!ok)
-            fprintf(stderr, "\n  %s output %d: %s against the reference: %s (seed %" PRIu64 ")\n", what(o), i,
-                    o->op->fast ? "fast kernel" : "a second run", msg, op_seed());
-        CU_ASSERT(ok);
+    /* every other cpu kernel of the registry that takes this node, each against the reference
+     * (o->fast keeps the last one's outputs); with none, the reference again on differently
+     * filled outputs */
+    const il_kernel *ks[32];
+    const il_node *n = &o->g->nodes[o->k];
+    int nk = il_kernels_of(n->domain, n->op_type, "cpu", o->opset, ks, 32), ran = 0;
+    for (int j = 0; j <= nk && !st; j++) {
+        const il_kernel *kn = j < nk ? ks[j] : NULL;
+        if (kn && !strcmp(kn->name, "ref")) continue;
+        if (!kn && ran) break;
+        if ((st = alloc_outputs(o, shape, o->fast, 1))) return st;
+        if (kn && !kernel_takes(o, kn)) continue;
+        st = kn ? run_registered(o, kn, o->fast) : run_kernel(o, o->op->ref, 1, o->fast);
+        const char *who = kn ? kn->name : "a second run";
+        if (st) fprintf(stderr, "\n  %s: kernel %s failed where the reference passed: %s\n", what(o), who, il_errmsg());
+        CU_ASSERT_EQUAL(st, IL_OK);
+        if (kn) ran++, op_covered(kn);
+        for (int i = 0; i < o->n_out && !st; i++) {
+            char msg[256];
+            int exact = !kn || (o->rtol == 0 && o->atol == 0);
+            int ok = same_output(o->fast[i], o->out[i], exact, o->rtol, o->atol, msg, sizeof msg);
+            if (!ok)
+                fprintf(stderr, "\n  %s output %d: kernel %s against the reference: %s (seed %" PRIu64 ")\n", what(o),
+                        i, who, msg, op_seed());
+            CU_ASSERT(ok);
+        }
     }
     return st;
 }
@@ -243,7 +302,7 @@ static void expect_one(const op_case *o, const il_tensor *t, const char *run, in
 
 void op_expect_(op_case *o, int i, il_dtype dt, int rank, const int64_t *dims, const double *want, int line) {
     expect_one(o, o->out[i], "reference", i, dt, rank, dims, want, line);
-    expect_one(o, o->fast[i], o->op->fast ? "fast kernel" : "second run", i, dt, rank, dims, want, line);
+    expect_one(o, o->fast[i], "other kernel or second run", i, dt, rank, dims, want, line);
 }
 
 void op_expect_tensor_(op_case *o, int i, il_tensor *want, int line) {
@@ -274,7 +333,9 @@ void op_fast_vs_ref_(op_case *o, int rank, const int64_t *dims, double atol, con
     double rtol0 = o->rtol, atol0 = o->atol;
     int threads0 = o->threads;
     op_in(o, 0, rnd(IL_F32, rank, dims, -3, 3));
-    CU_ASSERT_PTR_NOT_NULL(o->op->fast);
+    const il_kernel *ks[32];
+    const il_node *n = &o->g->nodes[o->k];
+    CU_ASSERT(il_kernels_of(n->domain, n->op_type, "cpu", o->opset, ks, 32) > 1); /* more than "ref" */
     o->rtol = 1e-5, o->atol = atol, o->threads = 4;
     snprintf(o->label, sizeof o->label, "%s %s (line %d)", o->g->nodes[o->k].op_type, label, line);
     il_status st = op_run(o);

@@ -13,8 +13,9 @@
  *  3. allocate the outputs with the inferred shapes (ops flagged IL_OPF_DYNAMIC_OUT allocate
  *     their own), pre-filled so that an element a kernel forgets to write shows: NaN in float
  *     outputs and 0xA5 bytes in the others for the reference run, 0x7F bytes for the second run;
- *  4. run the reference kernel on one thread into o->out, then the fast kernel on o->threads
- *     into o->fast (when the op has none, the reference again), and compare the two: bit for
+ *  4. run the reference kernel on one thread into o->out, then every other cpu kernel the
+ *     registry has for the op that takes the node (supports, prepare, run, release; o->threads)
+ *     into o->fast (when there is none, the reference again), and compare each: bit for
  *     bit when o->rtol and o->atol are 0, otherwise within |fast - ref| <= atol + rtol * |ref|
  *     (integer and bool outputs always exactly; NaN matches NaN).
  * op_expect then checks both runs' outputs against hand-computed values with the same
@@ -75,6 +76,11 @@ il_status op_infer(op_case *o, op_mode mode, il_tensor *outs);
 /* Steps 1-4 above. IL_OK, or the status of the infer or kernel that failed (the message is in
  * il_errmsg()); contract violations are CUnit failures. */
 il_status op_run(op_case *o);
+
+/* The registry walk: op_run marks each non-reference kernel it compared with the reference; the
+ * suite "zz-registry" (run last) fails for a registered kernel that no case covered. */
+void op_covered(const il_kernel *k);
+int op_is_covered(const il_kernel *k);
 
 /* Output i of both runs has dtype dt, this shape and (unless want is NULL) these values. */
 void op_expect_(op_case *o, int i, il_dtype dt, int rank, const int64_t *dims, const double *want, int line);

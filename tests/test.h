@@ -43,6 +43,17 @@ int il_test_have_python(const char *modules); /* prints "skipped: ..." when miss
 void il_test_write_msg(const char *path, const void *protobuf_c_message); /* pack and write */
 int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same dtype, shape, bytes */
 
+/* `$IL_BIN ARGS` (default build/inferlab) under a 60 s timeout; stdout+stderr into out. Returns
+ * the exit code, -1 when it died of a signal (124: it timed out). */
+int il_test_cli(const char *args, char *out, size_t n);
+/* The first column of the first row of sql on the database file at path (-1 when none). */
+long long il_test_db_scalar(const char *path, const char *sql);
+/* A run record for store and report tests - made-up figures, never a measurement: q queries
+ * around base_ms per trial (2 trials), provenance of one machine. Free with il_record_free. */
+struct il_run_record;
+void il_test_record(struct il_run_record *r, const char *model, const char *pipeline, int batch,
+                    const char *scenario, double base_ms, int q);
+
 /* Path of a file under tests/data, or of the ONNX test data. */
 #define IL_TESTDATA "tests/data"
 #define IL_ONNX_NODE_DIR "/usr/share/libonnx-testdata/data/node"

@@ -255,5 +255,219 @@ static void test_confusion_plot(void) {
     CU_ASSERT_NOT_EQUAL(il_plot_confusion(conf, 0, NULL, NULL, svg), IL_OK);
 }
 
+/* ---- names, cache files and order (issue 14, items 7 and 8), through the real binary */
+
+static void zoo_save(const char *path, int width, uint64_t seed) {
+    il_zoo_opts zo;
+    il_zoo_defaults(&zo);
+    zo.width = width;
+    zo.seed = seed;
+    il_graph *g;
+    IL_ASSERT_OK(il_zoo_build("mlp", &zo, &g));
+    IL_ASSERT_OK(il_onnx_save(g, path));
+    il_graph_free(g);
+}
+
+/* The i-th <td> text of each row of the first table after `anchor`, in page order, into
+ * cells (one per row); returns the row count. */
+static int column(const char *html, const char *anchor, int i, char cells[][200], int max) {
+    const char *p = strstr(html, anchor), *end = p ? strstr(p, "</table>") : NULL;
+    int n = 0;
+    while (p && end && n < max && (p = strstr(p, "<tr><td")) && p < end) {
+        const char *c = p;
+        for (int k = 0; k <= i && c; k++) c = strstr(c + 1, "<td");
+        const char *gt = c ? strchr(c, '>') : NULL, *lt = gt ? strchr(gt, '<') : NULL;
+        if (!lt) break;
+        snprintf(cells[n++], 200, "%.*s", (int)(lt - gt - 1), gt + 1);
+        p++;
+    }
+    return n;
+}
+
+static void test_names_and_cache(void) {
+    char d[300], args[4096], out[16384], db[400], p1[300], p2[300];
+    snprintf(d, sizeof d, "%s", il_test_tmp("names"));
+    snprintf(args, sizeof args, "mkdir -p %s/alpha %s/beta/onnx", d, d);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    snprintf(args, sizeof args, "%s/alpha/model.onnx", d);
+    zoo_save(args, 16, 1);
+    snprintf(args, sizeof args, "%s/beta/onnx/model.onnx", d);
+    zoo_save(args, 24, 2);
+    snprintf(args, sizeof args, "%s/gamma.onnx", d);
+    zoo_save(args, 20, 3);
+    snprintf(db, sizeof db, "%s/r.db", d);
+    /* two pipelines that agree on their first 165 characters */
+    p1[0] = 0;
+    for (int i = 0; i < 11; i++) strcat(p1, "fold-constants+");
+    snprintf(p2, sizeof p2, "%scse", p1);
+    strcat(p1, "eliminate");
+    const char *how = "--trials 1 --min-seconds 0.01 --min-queries 5 --warmup 1 --accuracy-samples 20 --threads 1";
+    snprintf(args, sizeof args, "bench --model %s/alpha/model.onnx,%s/beta/onnx/model.onnx,%s/gamma.onnx "
+             "--pipeline O2,O0 --db %s %s", d, d, d, db, how);
+    int rc = il_test_cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n%s\n", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(args, sizeof args, "bench --model %s/alpha/model.onnx --pipeline %s,%s --db %s %s", d, p1, p2, db, how);
+    rc = il_test_cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n%s\n", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+
+    /* the model column names the model, not the file */
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs"), 8);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE model = 'alpha'"), 4);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE model = 'beta'"), 2);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE model = 'gamma'"), 2);
+    /* labels unique, within the column's 159 characters */
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(DISTINCT variant) FROM runs"), 8);
+    CU_ASSERT(il_test_db_scalar(db, "SELECT max(length(variant)) FROM runs") <= 159);
+    /* one derived file per model and pipeline, none overwritten: each is what a run measured */
+    char list[400], line[1200];
+    snprintf(list, sizeof list, "ls %s/r.db.variants/*.onnx", d);
+    FILE *ls = popen(list, "r");
+    int files = 0;
+    while (ls && fgets(line, sizeof line, ls)) {
+        char hex[65], sql[200];
+        line[strcspn(line, "\n")] = 0;
+        IL_ASSERT_OK(il_sha256_file(line, hex));
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE model_sha256 = '%s'", hex);
+        if (il_test_db_scalar(db, sql) != 1) fprintf(stderr, "\n  %s: measured by no run\n", line);
+        CU_ASSERT_EQUAL(il_test_db_scalar(db, sql), 1);
+        files++;
+    }
+    if (ls) pclose(ls);
+    CU_ASSERT_EQUAL(files, 5);
+    /* CSV */
+    snprintf(args, sizeof args, "db --db %s export --csv", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT(strstr(out, ",alpha,") && strstr(out, ",beta,") && strstr(out, ",gamma,"));
+    CU_ASSERT_PTR_NULL(strstr(out, ",model.onnx,"));
+    /* db list cuts labels to its column, keeping them apart */
+    snprintf(args, sizeof args, "db --db %s list", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    char *a1 = strstr(out, "alpha fold-"), *a2 = a1 ? strstr(a1 + 1, "alpha fold-") : NULL;
+    CU_ASSERT_FATAL(a1 && a2);
+    CU_ASSERT(strncmp(a1, a2, 28) != 0);
+    /* the report's tables: grouped by model, presets in order, then custom pipelines as run */
+    if (!have("gnuplot")) { skip("gnuplot not installed: report order not checked"); return; }
+    snprintf(args, sizeof args, "report --db %s -o %s/rep --no-pdf", db, d);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "%s/rep/index.html", d);
+    char *html = slurp(args, NULL), cells[16][200];
+    CU_ASSERT_FATAL(html != NULL);
+    static const char *const want[] = {"alpha O0", "alpha O2", "alpha fold", "alpha fold", "beta O0", "beta O2",
+                                       "gamma O0", "gamma O2"};
+    for (int t = 0; t < 2; t++) {
+        int n = column(html, t ? "id=models" : "id=results", 2, cells, 16);
+        CU_ASSERT_EQUAL(n, 8);
+        for (int i = 0; i < n && i < 8; i++) {
+            if (strncmp(cells[i], want[i], strlen(want[i])))
+                fprintf(stderr, "\n  %s row %d: '%s', want '%s...'\n", t ? "models" : "results", i, cells[i], want[i]);
+            CU_ASSERT_EQUAL(strncmp(cells[i], want[i], strlen(want[i])), 0);
+        }
+        /* the pipeline run first comes first: p1 (its label is cut, so by run id) */
+        char ids[16][200], sql[600];
+        snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE pipeline = '%s'", p1);
+        if (column(html, t ? "id=models" : "id=results", 0, ids, 16) == 8)
+            CU_ASSERT_EQUAL(atoll(ids[2]), il_test_db_scalar(db, sql));
+    }
+    free(html);
+}
+
+/* ---- a report of many variants (issue 14, item 9): made-up runs, never measured - the test is
+ * of the page and plots, which must show every variant, tell the series apart, leave out what
+ * says nothing, fit the page, and list a build/machine once. */
+static void test_report_many(void) {
+    if (!have("gnuplot")) { skip("gnuplot not installed (make deps): report not drawn"); return; }
+    char d[300], db[400], args[2048], out[8192], f[500];
+    snprintf(d, sizeof d, "%s", il_test_tmp("many"));
+    mkdir(d, 0755);
+    snprintf(db, sizeof db, "%s/r.db", d);
+    il_store *s;
+    IL_ASSERT_OK(il_store_open(db, &s));
+    static const char *const pipes[] = {"O0", "O2", "fold-constants+cse"};
+    for (int m = 0; m < 5; m++)
+        for (int k = 0; k < 3; k++) {
+            il_run_record r;
+            char model[64];
+            snprintf(model, sizeof model, "zoo/net%d/model.onnx", m);
+            il_test_record(&r, model, pipes[k], 1, "single-stream", 1.0 + m - 0.2 * k, 200);
+            IL_ASSERT_OK(il_store_insert(s, &r, NULL));
+            il_record_free(&r);
+        }
+    il_store_close(s);
+    snprintf(args, sizeof args, "report --db %s -o %s/rep%s", db, d, have("chromium") ? "" : " --no-pdf");
+    int rc = il_test_cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n%s\n", out);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "arning")); /* gnuplot had room for everything */
+    /* every variant in the CDF, each in its own colour, the legend below a full-height plot */
+    snprintf(f, sizeof f, "%s/rep/gnuplot/latency_cdf.body.gp", d);
+    char *gp = slurp(f, NULL);
+    CU_ASSERT_FATAL(gp != NULL);
+    CU_ASSERT_EQUAL(count(gp, " index "), 15);
+    CU_ASSERT_PTR_NOT_NULL(strstr(gp, "set key outside below"));
+    char colours[32][8];
+    int nc = 0;
+    for (const char *p = strstr(gp, "\nplot "); p && (p = strstr(p, "lc rgb '#")); p += 9) {
+        char c[8];
+        snprintf(c, sizeof c, "%.7s", p + 8);
+        int k = 0;
+        while (k < nc && strcmp(colours[k], c)) k++;
+        if (k == nc && nc < 32) snprintf(colours[nc++], 8, "%s", c);
+    }
+    CU_ASSERT_EQUAL(nc, 15);
+    free(gp);
+    snprintf(f, sizeof f, "%s/rep/gnuplot/speedup.dat", d);
+    char *sp = slurp(f, NULL);
+    CU_ASSERT(sp && count(sp, "\n") == 15);
+    free(sp);
+    snprintf(f, sizeof f, "%s/rep/index.html", d);
+    char *html = slurp(f, NULL);
+    CU_ASSERT_FATAL(html != NULL);
+    /* one batch size per variant: no throughput-vs-batch plot, and the page says why */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "one batch size only"));
+    CU_ASSERT_PTR_NULL(strstr(html, "<svg id=\"throughput"));
+    /* 15 runs on 15 dates-to-the-millisecond, one build and machine: listed once */
+    CU_ASSERT_EQUAL(count(html, "Build and machine"), 1);
+    free(html);
+    /* the table fits a 1280 px window and a landscape page: the page measured by Chromium */
+    if (!have("chromium")) { skip("chromium not installed (make deps): layout not measured"); return; }
+    snprintf(args, sizeof args, "cp %s/rep/index.html %s/rep/fit.html && printf '%%s' \"<script>document.title="
+             "'overflow='+(document.documentElement.scrollWidth-document.documentElement.clientWidth)+"
+             "' table='+Math.max(...[...document.querySelectorAll('.wide')].map(w=>w.scrollWidth-w.clientWidth))"
+             "</script>\" >> %s/rep/fit.html", d, d, d);
+    CU_ASSERT_EQUAL_FATAL(system(args), 0);
+    for (int w = 0; w < 2; w++) {
+        char dom[500];
+        snprintf(dom, sizeof dom, "%s/dom%d.html", d, w);
+        snprintf(args, sizeof args, "%s --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=%s/chr "
+                 "--window-size=%d,1000 --dump-dom file://%s/rep/fit.html > %s 2>/dev/null",
+                 il_report_chromium(), d, w ? 1047 : 1280, d, dom);
+        CU_ASSERT_EQUAL(system(args), 0);
+        char *t = slurp(dom, NULL);
+        CU_ASSERT(t && strstr(t, "<title>overflow=0 table=0</title>"));
+        if (t && !strstr(t, "<title>overflow=0 table=0</title>")) {
+            char *ti = strstr(t, "<title>");
+            fprintf(stderr, "\n  at %d px: %.60s\n", w ? 1047 : 1280, ti ? ti : "no title");
+        }
+        free(t);
+    }
+    /* a second build: provenance lists two */
+    IL_ASSERT_OK(il_store_open(db, &s));
+    il_run_record r;
+    il_test_record(&r, "zoo/net0/model.onnx", "O3", 1, "single-stream", 0.5, 100);
+    snprintf(r.provenance, sizeof r.provenance, "cpu\ttest cpu\ncores\t2\ngit_commit\tdef\ndate\tx\n");
+    IL_ASSERT_OK(il_store_insert(s, &r, NULL));
+    il_record_free(&r);
+    il_store_close(s);
+    snprintf(args, sizeof args, "report --db %s -o %s/rep2 --no-pdf", db, d);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    snprintf(f, sizeof f, "%s/rep2/index.html", d);
+    html = slurp(f, NULL);
+    CU_ASSERT(html && count(html, "Build and machine") == 2);
+    free(html);
+}
+
 IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files}, {"confusion matrix plot", test_confusion_plot},
-         {"browser check", test_browser}, {"pdf pages", test_pdf_pages})
+         {"browser check", test_browser}, {"pdf pages", test_pdf_pages}, {"names, cache files, order", test_names_and_cache},
+         {"report of many variants", test_report_many})

@@ -13,22 +13,8 @@
 #include "onnx.pb-c.h"
 #include "test.h"
 
-static const char *bin(void) {
-    const char *b = getenv("IL_BIN");
-    return b ? b : "build/inferlab";
-}
-
 /* Run `inferlab ARGS`, capture stdout+stderr into out; return the exit code (-1 on a signal). */
-static int cli(const char *args, char *out, size_t n) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "timeout 60 %s %s 2>&1", bin(), args);
-    FILE *f = popen(cmd, "r");
-    size_t k = f ? fread(out, 1, n - 1, f) : 0;
-    out[k] = 0;
-    int st = f ? pclose(f) : -1;
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
+static int cli(const char *args, char *out, size_t n) { return il_test_cli(args, out, n); }
 
 #define tmp il_test_tmp
 #define write_bytes il_test_write_bytes

@@ -12,7 +12,10 @@
 #define N_OF(...) (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double))
 
 /* A node at opset 18 whose float outputs must be within 1e-6 + 1e-5 * |want|. */
-static op_case *node_new(const char *op, int n_in) { return op_tol(op_new(op, 18, n_in, 1), 1e-5, 1e-6); }
+/* Opset 18, except Gelu's (it came in 20: the registry lists no kernel for it before). */
+static op_case *node_new(const char *op, int n_in) {
+    return op_tol(op_new(op, strcmp(op, "Gelu") ? 18 : 20, n_in, 1), 1e-5, 1e-6);
+}
 
 /* Run a one-input op on x (n values of dtype dt, shape [n]) and compare with want. */
 static void unary_case(const char *op, il_dtype dt, int n, const double *x, const double *want, const char *attr,

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../passes/passes.h"
-#include "test.h"
+#include "op_harness.h"
 
 static uint64_t rng = 12345;
 
@@ -29,20 +29,26 @@ static int weight(il_graph *g, const char *name, int rank, const int64_t *dims) 
 }
 
 /* Run g on inputs with reference or fast kernels; outputs returned (caller frees). */
-static il_tensor *run1(const il_graph *g, il_tensor **in, int reference) {
-    il_plan_opts o = {.reference = reference, .threads = 2};
-    il_tensor **outs;
-    int n;
-    il_status st = il_run_model(g, in, g->n_inputs, &o, &outs, &n);
+/* The kernels a non-reference run chose count as compared with the reference for the registry
+ * walk (tests/test_registry.c): every caller checks the two runs' outputs against each other. */
+static il_tensor *run_t(const il_graph *g, il_tensor **in, int reference, int threads) {
+    il_plan_opts o = {.reference = reference, .threads = threads};
+    il_plan *p;
+    il_status st = il_plan_create(g, &o, &p);
+    if (!st) st = il_plan_run(p, in, g->n_inputs);
     if (st) {
         fprintf(stderr, "\n  run (%s): %s\n", reference ? "ref" : "fast", il_errmsg());
+        il_plan_free(p);
         return NULL;
     }
-    il_tensor *y = outs[0];
-    for (int i = 1; i < n; i++) il_tensor_free(outs[i]);
-    free(outs);
+    for (int k = 0; k < g->n_nodes && !reference; k++)
+        if (il_plan_kernel(p, k)) op_covered(il_plan_kernel(p, k));
+    il_tensor *y = il_tensor_clone(il_plan_output(p, 0));
+    il_plan_free(p);
     return y;
 }
+
+static il_tensor *run1(const il_graph *g, il_tensor **in, int reference) { return run_t(g, in, reference, 2); }
 
 /* fast vs ref vs lowered (unfused) on random inputs; g is freed. */
 static void check_three(il_graph *g, const char *what) {
@@ -195,16 +201,14 @@ static void check_attention(il_graph *g, const char *what) {
     int n;
     IL_ASSERT_OK(il_run_model(g, in, g->n_inputs, &ro, &ref, &n));
     for (int threads = 1; threads <= 3; threads++) {
-        il_plan_opts o = {.threads = threads};
-        il_tensor **fast;
-        IL_ASSERT_OK(il_run_model(g, in, g->n_inputs, &o, &fast, &n));
+        il_tensor *fast = run_t(g, in, 0, threads);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fast);
         char msg[256];
         int64_t w;
-        int ok = il_tensor_allclose(fast[0], ref[0], 1e-4, 1e-5, &w, msg, sizeof msg);
+        int ok = il_tensor_allclose(fast, ref[0], 1e-4, 1e-5, &w, msg, sizeof msg);
         if (!ok) fprintf(stderr, "\n  Attention %s, %d threads, fast vs ref: %s\n", what, threads, msg);
         CU_ASSERT_TRUE(ok);
-        il_tensor_free(fast[0]);
-        free(fast);
+        il_tensor_free(fast);
     }
     il_tensor_free(ref[0]);
     free(ref);
@@ -309,7 +313,33 @@ static void test_fused_errors(void) {
     il_graph_free(g);
 }
 
-IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv},
+/* Gelu, LayerNormalization and HardSwish of ai.inferlab (the standard ops for older opsets):
+ * the plan's kernel against the reference on random inputs of a shape that splits over threads. */
+static void test_forwarded_ops(void) {
+    static const char *ops[] = {"Gelu", "HardSwish", "LayerNormalization"};
+    for (int i = 0; i < 3; i++) {
+        il_graph *g = new_graph(13);
+        int64_t xd[3] = {3, 37, 65}, sd[1] = {65};
+        int in[3] = {input(g, "x", 3, xd), -1, -1}, n_in = 1, y = il_graph_value(g, "y");
+        if (i == 2) in[1] = weight(g, "scale", 1, sd), in[2] = weight(g, "bias", 1, sd), n_in = 3;
+        il_graph_add_node(g, ops[i], "ai.inferlab", "node", n_in, in, 1, &y);
+        il_graph_add_output(g, y);
+        il_tensor *x = il_tensor_new(IL_F32, 3, xd);
+        il_tensor_fill_random(x, &rng, -4, 4);
+        il_tensor *ref = run1(g, &x, 1), *fast = run_t(g, &x, 0, 3);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fast);
+        char msg[256];
+        int64_t w;
+        int ok = il_tensor_allclose(fast, ref, 1e-5, 1e-5, &w, msg, sizeof msg);
+        if (!ok) fprintf(stderr, "\n  ai.inferlab %s fast vs ref: %s\n", ops[i], msg);
+        CU_ASSERT_TRUE(ok);
+        il_tensor_free(ref), il_tensor_free(fast), il_tensor_free(x);
+        il_graph_free(g);
+    }
+}
+
+IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv}, {"Gelu, HardSwish, LayerNorm", test_forwarded_ops},
          {"FusedGemm/FusedMatMul fast = ref = unfused", test_fused_gemm_matmul},
          {"Attention and SiLU fast = ref = unfused", test_attention_silu},
          {"Attention fast = ref: shapes, masks, broadcasting, threads", test_attention_shapes},

@@ -1,12 +1,16 @@
 /*
  * util.c - helpers every test file may use: a scratch directory (removed when the test
- * binary exits), writing raw bytes, and whether /usr/bin/python3 has some modules.
+ * binary exits), writing raw bytes, whether /usr/bin/python3 has some modules, running the real
+ * binary, and made-up run records for the store and report tests.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "../bench/bench.h"
 #include "onnx.pb-c.h"
 #include "test.h"
 
@@ -60,4 +64,66 @@ int il_test_tensors_equal(const il_tensor *a, const il_tensor *b) {
     if (!a || !b) return a == b;
     return a->dtype == b->dtype && a->rank == b->rank &&
            !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof(int64_t)) && !memcmp(a->data, b->data, il_tensor_bytes(a));
+}
+
+int il_test_cli(const char *args, char *out, size_t n) {
+    char cmd[8192];
+    const char *bin = getenv("IL_BIN") ? getenv("IL_BIN") : "build/inferlab";
+    snprintf(cmd, sizeof cmd, "timeout 60 %s %s 2>&1", bin, args);
+    fflush(stdout);
+    FILE *f = popen(cmd, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    int st = f ? pclose(f) : -1;
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+long long il_test_db_scalar(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    long long v = -1;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) v = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return v;
+}
+
+void il_test_record(il_run_record *r, const char *model, const char *pipeline, int batch, const char *scenario,
+                    double base_ms, int q) {
+    il_record_init(r);
+    snprintf(r->v.model, sizeof r->v.model, "%s", model);
+    snprintf(r->v.pipeline, sizeof r->v.pipeline, "%s", pipeline);
+    snprintf(r->v.engine, sizeof r->v.engine, "inferlab");
+    snprintf(r->v.backend, sizeof r->v.backend, "cpu");
+    r->v.batch = batch;
+    r->v.threads = 1;
+    il_scenario_parse(scenario, &r->v.scenario);
+    il_variant_label(&r->v, r->variant, sizeof r->variant);
+    snprintf(r->model_name, sizeof r->model_name, "%.*s", (int)strcspn(r->variant, " "), r->variant);
+    snprintf(r->precision, sizeof r->precision, "fp32");
+    unsigned char h[32];
+    il_sha256(model, strlen(model), h);
+    for (int i = 0; i < 32; i++) snprintf(r->model_sha256 + 2 * i, 3, "%02x", h[i]);
+    il_bench_timestamp(r->created_at, sizeof r->created_at);
+    r->n_trials = 2;
+    r->trials = calloc(2, sizeof *r->trials);
+    uint64_t rng = (uint64_t)(base_ms * 1e6) + 1;
+    for (int t = 0; t < 2; t++) {
+        il_trial *tr = &r->trials[t];
+        tr->lat_ms = malloc((size_t)q * sizeof(double));
+        for (int i = 0; i < q; i++) tr->lat_ms[i] = base_ms * (1.0 + 0.2 * (double)(il_rand_u64(&rng) >> 11) / 0x1p53);
+        tr->n = tr->samples = q;
+        il_lat_summarize(tr->lat_ms, q, &tr->lat);
+        tr->seconds = tr->lat.mean * q / 1e3;
+        tr->throughput = batch * 1e3 / tr->lat.mean;
+    }
+    r->lat = r->trials[0].lat;
+    r->throughput = r->trials[0].throughput;
+    r->throughput_stddev = 0;
+    snprintf(r->provenance, sizeof r->provenance, "cpu\ttest cpu\ncores\t2\ngit_commit\tabc\ndate\t%s\n",
+             r->created_at);
 }

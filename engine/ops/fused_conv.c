@@ -145,57 +145,97 @@ static void conv_image(const il_kctx *c, const il_conv_geom *cg, const geom2 *g,
     }
 }
 
-static il_status fconv_fast(il_kctx *c) {
-    const il_tensor *X = c->in[0], *Wt = c->in[1], *Bt = il_in(c, 2), *Z = il_in(c, 3);
+/* What prepare works out once per node and shape: the geometry, the activation, and how the
+ * work is split; run only computes. */
+typedef struct {
+    il_conv_geom cg;
+    geom2 g;
     il_act act;
-    il_status st = il_act_parse(c, &act);
-    if (st) return st;
+    int mode;        /* 0: nothing to do, 1: 3-D / channel-less (Conv's kernel + epilogue), 2: depthwise, 3: gemm */
+    int pointwise, per_image;
+    size_t colsz;    /* floats of one im2col buffer */
+} fconv_state;
+
+static int fconv_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0], *w = il_in(c, 1);
+    return x && w && x->dtype == IL_F32 && x->rank >= 3 && w->rank == x->rank && il_shape_known(x) &&
+           il_shape_known(w);
+}
+
+static il_status fconv_prepare(il_kctx *c, void **state, size_t *workspace) {
+    const il_tensor *X = c->in[0], *Wt = c->in[1];
+    fconv_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    il_status st = il_act_parse(c, &s->act);
     int64_t kernel[IL_MAX_SPATIAL];
     for (int i = 0; i + 2 < Wt->rank; i++) kernel[i] = Wt->dims[2 + i];
-    il_conv_geom cg;
-    if ((st = il_window_geom(c, X, kernel, 0, 1, &cg))) return st;
-    cg.group = il_attr_int(c->node, "group", 1);
-    cg.m = Wt->dims[0];
-    float *y = c->out[0]->data;
-    const float *x = X->data, *w = Wt->data, *b = Bt ? Bt->data : NULL, *z = Z ? Z->data : NULL;
-    int64_t cgc = cg.c / cg.group, mg = cg.m / cg.group, K = cgc * cg.k_sp;
-    if (cg.n * cg.m * cg.out_sp == 0) return IL_OK;
-    if (cg.nsp > 2 || K == 0) {
-        /* 3-D and channel-less convolutions are rare: Conv's fast kernel, then the epilogue */
-        if ((st = il_op_find("", "Conv")->fast(c))) return st;
-        int64_t planes = cg.n * cg.m;
-        IL_PAR_FOR(c, p, planes) il_act_row(&act, y + p * cg.out_sp, cg.out_sp, 0.0f, z ? z + p * cg.out_sp : NULL);
-        return IL_OK;
-    }
-    geom2 g = to2d(&cg);
-    if (cgc == 1) {
-        depthwise(c, &cg, &g, &act, x, w, b, z, y);
-        return IL_OK;
-    }
-    int pointwise = 1;
-    for (int d = 0; d < cg.nsp; d++)
-        pointwise &= cg.k[d] == 1 && cg.stride[d] == 1 && cg.pad[d] == 0 && cg.pad_end[d] == 0;
+    if (!st) st = il_window_geom(c, X, kernel, 0, 1, &s->cg);
+    if (st) { free(s); return st; }
+    il_conv_geom *cg = &s->cg;
+    cg->group = il_attr_int(c->node, "group", 1);
+    cg->m = Wt->dims[0];
+    int64_t cgc = cg->c / cg->group, mg = cg->m / cg->group, K = cgc * cg->k_sp;
     int threads = c->threads > 0 ? c->threads : 1;
-    size_t colsz = pointwise ? 1 : (size_t)(K * cg.out_sp);
-    int per_image = il_conv_per_image(cg.n, threads, mg * cg.out_sp * K);
-    int nbuf = per_image ? threads : 1;
-    float *col = malloc(colsz * (size_t)nbuf * sizeof(float));
-    if (!col) return il_kerr(c, IL_ERR_OOM, "out of memory for the im2col buffer (%zu floats)", colsz * (size_t)nbuf);
-    int64_t xs = cg.c * cg.in_sp, ys = cg.m * cg.out_sp;
-    if (per_image) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t n = 0; n < cg.n; n++)
-            conv_image(c, &cg, &g, &act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys,
-                       col + (size_t)omp_get_thread_num() * colsz, pointwise, 1);
-    } else {
-        for (int64_t n = 0; n < cg.n; n++)
-            conv_image(c, &cg, &g, &act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys, col, pointwise, threads);
+    *workspace = 0;
+    if (cg->n * cg->m * cg->out_sp == 0) s->mode = 0;
+    else if (cg->nsp > 2 || K == 0) s->mode = 1;
+    else if (cgc == 1) s->mode = 2;
+    else {
+        s->mode = 3;
+        s->pointwise = 1;
+        for (int d = 0; d < cg->nsp; d++)
+            s->pointwise &= cg->k[d] == 1 && cg->stride[d] == 1 && cg->pad[d] == 0 && cg->pad_end[d] == 0;
+        s->colsz = s->pointwise ? 1 : (size_t)(K * cg->out_sp);
+        s->per_image = il_conv_per_image(cg->n, threads, mg * cg->out_sp * K);
+        *workspace = s->colsz * (size_t)(s->per_image ? threads : 1) * sizeof(float);
     }
-    free(col);
+    if (s->mode >= 2) s->g = to2d(cg);
+    *state = s;
+    return IL_OK;
+}
+
+static il_status fconv_run(il_kctx *c) {
+    const fconv_state *s = c->state;
+    const il_conv_geom *cg = &s->cg;
+    const il_tensor *Bt = il_in(c, 2), *Z = il_in(c, 3);
+    float *y = c->out[0]->data;
+    const float *x = c->in[0]->data, *w = c->in[1]->data, *b = Bt ? Bt->data : NULL, *z = Z ? Z->data : NULL;
+    int threads = c->threads > 0 ? c->threads : 1;
+    switch (s->mode) {
+    case 0: return IL_OK;
+    case 1: {
+        il_status st = il_op_find("", "Conv")->fast(c);
+        if (st) return st;
+        int64_t planes = cg->n * cg->m;
+        IL_PAR_FOR(c, p, planes) il_act_row(&s->act, y + p * cg->out_sp, cg->out_sp, 0.0f, z ? z + p * cg->out_sp : NULL);
+        return IL_OK;
+    }
+    case 2: depthwise(c, cg, &s->g, &s->act, x, w, b, z, y); return IL_OK;
+    }
+    float *col = c->workspace;
+    int64_t xs = cg->c * cg->in_sp, ys = cg->m * cg->out_sp;
+    if (s->per_image) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t n = 0; n < cg->n; n++)
+            conv_image(c, cg, &s->g, &s->act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys,
+                       col + (size_t)omp_get_thread_num() * s->colsz, s->pointwise, 1);
+    } else {
+        for (int64_t n = 0; n < cg->n; n++)
+            conv_image(c, cg, &s->g, &s->act, x + n * xs, w, b, z ? z + n * ys : NULL, y + n * ys, col, s->pointwise,
+                       threads);
+    }
     return IL_OK;
 }
 
 const il_op il_ops_fused_conv[] = {
-    {"ai.inferlab", "FusedConv", 1, fconv_infer, fconv_ref, fconv_fast, 0},
+    {"ai.inferlab", "FusedConv", 1, fconv_infer, fconv_ref, NULL, 0},
+    {0},
+};
+
+const il_kernel il_kernels_fused_conv[] = {
+    {.domain = "ai.inferlab", .op = "FusedConv", .backend = "cpu", .name = "im2col-blas", .dtypes = IL_DT(IL_F32),
+     .priority = 10, .supports = fconv_supports, .prepare = fconv_prepare, .run = fconv_run, .release = free,
+     .doc = "im2col + OpenBLAS sgemm over cache-sized column tiles, epilogue per tile; direct loop for depthwise; "
+            "geometry and split prepared once"},
     {0},
 };

@@ -37,6 +37,13 @@ extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused 
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
 extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
 
+/* Explicit kernel tables (stateful and library kernels), each ending with an entry whose op is
+ * NULL; kernels.c lists them in il_kernel_tables (NULL-terminated). */
+extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
+extern const il_kernel *const il_kernel_tables[];
+/* registry.c tells kernels.c about ops registered after start-up (plugins). */
+void il_kernels_add_op(const il_op *op);
+
 /* Error with node context: "node 'conv1' (Conv): <message>". */
 il_status il_kerr(const il_kctx *c, il_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -1,0 +1,62 @@
+/*
+ * plan_int.h - internal to engine/: the plan's struct, shared by the executor (plan.c), the
+ * kernel choice (tactics.c) and plan files (plan_file.c).
+ */
+#ifndef IL_PLAN_INT_H
+#define IL_PLAN_INT_H
+
+#include "ops/kernel.h"
+
+struct il_plan {
+    const il_graph *g;
+    il_graph *own_graph;  /* a loaded plan owns its graph; NULL otherwise */
+    il_plan_opts o;
+    char *kernels_spec;   /* our copy of o.kernels */
+    char *cache_path;     /* our copy of o.timing_cache */
+    char *dims_spec;      /* the symbolic dims bound at create, "name=v,...", for plan files */
+    il_shapes *s;
+    int *order, n_order;
+    const il_op **ops;        /* per node */
+    const il_kernel **kern;   /* per node: the chosen kernel (NULL: dead or folded) */
+    void **state;             /* per node: prepared state */
+    size_t *ws;               /* per node: workspace bytes prepare asked for */
+    unsigned char *prepared;  /* per node: prepare ran for the current shapes */
+    void *workspace;
+    size_t workspace_bytes;
+    int64_t *offset;    /* per value: arena offset or -1 */
+    int64_t *size;      /* per value: planned bytes */
+    int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
+    char *arena;
+    int64_t arena_bytes, total_bytes;
+    il_tensor *vals;    /* per value: the tensor of the current run (data borrowed) */
+    void **heap;        /* per value: heap buffer owned by the run, or NULL */
+    double *times;
+    int n_timed, n_cached; /* tactic statistics */
+    /* plan files, during create only: kernel names per node and the stored memory plan */
+    const char *const *names;
+    const void *memplan;
+    size_t memplan_len;
+};
+
+/* il_plan_create with each node's kernel given by name (names[k]; "" for folded nodes) and the
+ * memory plan a plan file stored (plan_file.c's MEMP section); either may be NULL. */
+il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const char *const *names, const void *mp,
+                               size_t mp_len, il_plan **out);
+/* Lay the stored memory plan over p (sizes already computed): plan_file.c. */
+il_status il_plan_apply_memplan(il_plan *p, const void *mp, size_t len);
+
+/* The view of node k at plan time: inputs with their inferred dtype/shape and data where
+ * known before running (constants, folded values), outputs with their inferred shapes and no
+ * data. inb/outb are caller storage (n_inputs / n_outputs entries). */
+void il_plan_node_view(const il_plan *p, int k, il_tensor *inb, il_tensor **in, il_tensor *outb, il_tensor **out,
+                       il_kctx *c);
+/* Choose a kernel for every live node (forced names, then the tactic): tactics.c. */
+il_status il_plan_choose_kernels(il_plan *p);
+/* Run kernel kern's prepare for node k on the context c (releasing a previous state). */
+il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c);
+/* The constant-input mask of node k (bit i: input i is an initializer or known at plan time). */
+uint64_t il_plan_const_mask(const il_plan *p, int k);
+/* The machine a plan or a timing is valid for: "cpu:<model>|<isa flags>" (no newline). */
+const char *il_cpu_signature(void);
+
+#endif

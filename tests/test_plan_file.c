@@ -1,0 +1,244 @@
+/*
+ * test_plan_file.c - plan files (engine/plan_file.c, `inferlab build`): build -> save -> load
+ * gives the same outputs, bit for bit, as the plan built from the model with the same kernels;
+ * a truncated, corrupt, foreign (other version, format or machine) or non-plan file is refused
+ * with a message saying what is wrong, through the API and through the real binary ($IL_BIN).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include "../passes/passes.h"
+#include "test.h"
+
+static const char *bin(void) {
+    const char *b = getenv("IL_BIN");
+    return b ? b : "build/inferlab";
+}
+
+static int cli(const char *args, char *out, size_t n) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "timeout 120 %s %s 2>&1", bin(), args);
+    FILE *f = popen(cmd, "r");
+    size_t k = f ? fread(out, 1, n - 1, f) : 0;
+    out[k] = 0;
+    int st = f ? pclose(f) : -1;
+    if (st == -1 || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)len + 1);
+    *n = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+
+/* The demo teacher after -O2: FusedConv (stateful kernel), pools, Gemm. */
+static il_graph *teacher_o2(void) {
+    il_graph *g;
+    IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/fmnist_teacher.onnx", &g));
+    il_pass_opts po = {.seed = 1};
+    IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+    il_graph_compact(g);
+    return g;
+}
+
+static il_tensor *input(int64_t batch, uint64_t seed) {
+    int64_t d[4] = {batch, 1, 28, 28};
+    il_tensor *x = il_tensor_new(IL_F32, 4, d);
+    uint64_t rng = seed;
+    il_tensor_fill_random(x, &rng, -1, 1);
+    return x;
+}
+
+static void test_round_trip(void) {
+    il_graph *g = teacher_o2();
+    const char *path = il_test_tmp("teacher.plan");
+    for (int timed = 0; timed < 2; timed++) {
+        il_plan_opts o = {.batch = 3, .threads = 2, .tactics = timed ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC};
+        il_plan *p, *q;
+        IL_ASSERT_OK(il_plan_create(g, &o, &p));
+        IL_ASSERT_OK(il_plan_save(p, path));
+        CU_ASSERT_TRUE(il_plan_file_is(path));
+        il_plan_opts lo = {.threads = 2};
+        IL_ASSERT_OK(il_plan_load(path, &lo, &q));
+        const il_graph *gq = il_plan_graph(q);
+        CU_ASSERT_EQUAL(gq->n_nodes, g->n_nodes);
+        for (int k = 0; k < g->n_nodes; k++) {
+            const il_kernel *a = il_plan_kernel(p, k), *b = il_plan_kernel(q, k);
+            CU_ASSERT_TRUE((!a && !b) || (a && b && a == b));
+        }
+        CU_ASSERT_EQUAL(il_plan_peak_bytes(p), il_plan_peak_bytes(q));
+        for (int r = 0; r < 2; r++) {
+            il_tensor *x = input(3, 11 + (uint64_t)r);
+            IL_ASSERT_OK(il_plan_run(p, &x, 1));
+            IL_ASSERT_OK(il_plan_run(q, &x, 1));
+            CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, 0), il_plan_output(q, 0)));
+            il_tensor_free(x);
+        }
+        /* another batch: the loaded plan lays itself out again like any plan */
+        il_tensor *x = input(5, 5);
+        IL_ASSERT_OK(il_plan_run(p, &x, 1));
+        IL_ASSERT_OK(il_plan_run(q, &x, 1));
+        CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, 0), il_plan_output(q, 0)));
+        il_tensor_free(x);
+        il_plan_free(p);
+        il_plan_free(q);
+    }
+    il_graph_free(g);
+}
+
+/* Rewrite a plan's header text (a NUL-free replacement of the same or any length is fine:
+ * sections carry lengths) and fix the checksum, so only the header's meaning is wrong. */
+static void rewrite_header(const char *src, const char *dst, const char *from, const char *to) {
+    size_t n = 0;
+    unsigned char *b = slurp(src, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    /* HEAD is the first section: magic(8) fmt(4) tag(4) len(8) text */
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)b[16 + i] << (8 * i);
+    char *head = malloc(hl + 1);
+    memcpy(head, b + 24, hl);
+    head[hl] = 0;
+    char *at = strstr(head, from);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    size_t nl = hl - strlen(from) + strlen(to);
+    unsigned char *o = malloc(n + strlen(to) + 16);
+    memcpy(o, b, 16);
+    for (int i = 0; i < 8; i++) o[16 + i] = (unsigned char)(nl >> (8 * i));
+    size_t p = 24;
+    memcpy(o + p, head, (size_t)(at - head)), p += (size_t)(at - head);
+    memcpy(o + p, to, strlen(to)), p += strlen(to);
+    size_t rest = hl - (size_t)(at - head) - strlen(from);
+    memcpy(o + p, at + strlen(from), rest), p += rest;
+    memcpy(o + p, b + 24 + hl, n - 24 - hl - 4), p += n - 24 - hl - 4;
+    uint32_t crc = (uint32_t)crc32(0, o, (uInt)p);
+    for (int i = 0; i < 4; i++) o[p++] = (unsigned char)(crc >> (8 * i));
+    il_test_write_bytes(dst, o, p);
+    free(o), free(head), free(b);
+}
+
+static void expect_refused(const char *path, il_status want, const char *text) {
+    il_plan *p = NULL;
+    il_status st = il_plan_load(path, NULL, &p);
+    if (st != want || !strstr(il_errmsg(), text))
+        fprintf(stderr, "\n  load %s: got %s '%s', want %s with '%s'\n", path, il_status_str(st), il_errmsg(),
+                il_status_str(want), text);
+    CU_ASSERT_EQUAL(st, want);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), text));
+    CU_ASSERT_PTR_NULL(p);
+}
+
+static void test_refusals(void) {
+    il_graph *g = teacher_o2();
+    const char *path = il_test_tmp("good.plan"), *bad = il_test_tmp("bad.plan");
+    il_plan *p;
+    il_plan_opts o = {.threads = 1};
+    IL_ASSERT_OK(il_plan_create(g, &o, &p));
+    IL_ASSERT_OK(il_plan_save(p, path));
+    il_plan_free(p);
+    size_t n = 0;
+    unsigned char *b = slurp(path, &n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    /* every truncation: refused, never a crash (ASan runs watch the reads) */
+    for (size_t len = 0; len < n; len += len < 64 ? 1 : n / 97 + 1) {
+        il_test_write_bytes(bad, b, len);
+        il_plan *q = NULL;
+        CU_ASSERT_NOT_EQUAL(il_plan_load(bad, NULL, &q), IL_OK);
+        CU_ASSERT_PTR_NULL(q);
+    }
+    il_test_write_bytes(bad, b, n - 1);
+    expect_refused(bad, IL_ERR_PARSE, "truncated or corrupt");
+    /* one flipped bit anywhere after the magic */
+    uint64_t rng = 99;
+    for (int t = 0; t < 40; t++) {
+        size_t at = 12 + (size_t)(il_rand_u64(&rng) % (n - 12));
+        b[at] ^= (unsigned char)(1u << (il_rand_u64(&rng) % 8));
+        il_test_write_bytes(bad, b, n);
+        expect_refused(bad, IL_ERR_PARSE, "truncated or corrupt");
+        b[at] ^= (unsigned char)(1u << 0), b[at] ^= (unsigned char)(1u << 0); /* restore below */
+        free(b);
+        b = slurp(path, &n);
+    }
+    /* not a plan; another format */
+    il_test_write_bytes(bad, "hello, world", 12);
+    expect_refused(bad, IL_ERR_PARSE, "not an inferlab plan");
+    b[8] = 2;
+    il_test_write_bytes(bad, b, n);
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "format 2");
+    free(b);
+    /* another version; another machine */
+    char from[64];
+    snprintf(from, sizeof from, "inferlab=%s\n", IL_VERSION);
+    rewrite_header(path, bad, from, "inferlab=0.0.1\n");
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "built by inferlab 0.0.1");
+    rewrite_header(path, bad, "machine=cpu:", "machine=cpu:Another CPU|avx2,");
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "another machine");
+    expect_refused("/nonexistent/x.plan", IL_ERR_IO, "cannot open plan");
+    il_graph_free(g);
+}
+
+/* `inferlab build` then `inferlab run` on the plan, and the refusals through the binary. */
+static void test_cli(void) {
+    char out[16384], args[2048];
+    const char *plan = il_test_tmp("cli.plan"), *npy_a = il_test_tmp("out_a"), *npy_b = il_test_tmp("out_b");
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --batch 2 --verbose --tactics timed", IL_TESTDATA, plan);
+    int rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "built "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "FusedConv"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "nodes timed"));
+    snprintf(args, sizeof args, "run %s --batch 2 --seed 4 --out %s", plan, npy_a);
+    rc = cli(args, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "loaded plan"));
+    /* the same model optimized and run directly with the plan's kernels (the heuristic agrees
+     * on FusedConv here, so force it to be sure): same bytes */
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s.2 --batch 2 --kernel FusedConv=ref", IL_TESTDATA, plan);
+    CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "run %s.2 --batch 2 --seed 4 --out %s", plan, npy_b);
+    CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+    char a[4096], b2[4096];
+    snprintf(a, sizeof a, "%s/output_0.npy", npy_a);
+    snprintf(b2, sizeof b2, "%s/output_0.npy", npy_b);
+    il_tensor *ta = NULL, *tb = NULL;
+    IL_ASSERT_OK(il_tensor_load(a, &ta));
+    IL_ASSERT_OK(il_tensor_load(b2, &tb));
+    int64_t w;
+    char msg[256];
+    CU_ASSERT_TRUE(il_tensor_allclose(ta, tb, 1e-4, 1e-5, &w, msg, sizeof msg));
+    il_tensor_free(ta), il_tensor_free(tb);
+    /* refusals */
+    size_t n = 0;
+    unsigned char *bytes = slurp(plan, &n);
+    const char *bad = il_test_tmp("cli_bad.plan");
+    il_test_write_bytes(bad, bytes, n / 2);
+    free(bytes);
+    snprintf(args, sizeof args, "run %s", bad);
+    rc = cli(args, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "truncated or corrupt"));
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --kernel FusedConv=nope", IL_TESTDATA, plan);
+    rc = cli(args, out, sizeof out);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "FusedConv=nope"));
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --backend cuda", IL_TESTDATA, plan);
+    CU_ASSERT_EQUAL(cli(args, out, sizeof out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "not implemented"));
+    char *big = malloc(1 << 20);
+    rc = cli("ops --json", big, 1 << 20);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(big, "\"name\": \"im2col-blas\""));
+    free(big);
+}
+
+IL_SUITE("plan-file", {"build, save, load: same outputs", test_round_trip},
+         {"truncated, corrupt and foreign plans are refused", test_refusals}, {"build and run through the binary", test_cli})
