@@ -160,7 +160,42 @@ static il_status open_inferlab(il_meas *m) {
     return IL_OK;
 }
 
+/* Other engines know only standard ONNX: a variant with ai.inferlab fused ops is measured in its
+ * portable form (lower-fused: the same graph, the fusions written back as standard ops, the
+ * folding kept), saved beside the derived file; when some op cannot be lowered the variant is
+ * refused with that reason. */
+static il_status portable_form(il_meas *m) {
+    int fused = 0;
+    for (int k = 0; k < m->g->n_nodes; k++) fused += !m->g->nodes[k].dead && !strcmp(m->g->nodes[k].domain, "ai.inferlab");
+    if (!fused) return IL_OK;
+    il_graph *p = il_graph_clone(m->g);
+    if (!p) return il_error(IL_ERR_OOM, "out of memory");
+    il_status st = il_pass_run(p, "lower-fused", NULL);
+    if (st) {
+        il_graph_free(p);
+        return il_error_wrap(st, "engine %s runs standard ONNX only, and this variant's %d fused op%s cannot all be "
+                             "lowered: ", m->v.engine, fused, fused == 1 ? "" : "s");
+    }
+    char path[IL_PATH_MAX + 16], tmp[IL_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%.*s.portable.onnx", (int)(strlen(m->path) > 5 ? strlen(m->path) - 5 : strlen(m->path)),
+             m->path);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    st = il_onnx_save(p, tmp);
+    il_graph_free(p);
+    if (!st && rename(tmp, path)) st = il_error(IL_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (st) {
+        unlink(tmp);
+        return st;
+    }
+    snprintf(m->path, sizeof m->path, "%.*s", (int)sizeof m->path - 1, path);
+    snprintf(m->r->note, sizeof m->r->note, "%s measured the portable form (%d fused ops lowered to standard ONNX)",
+             m->v.engine, fused);
+    return IL_OK;
+}
+
 static il_status open_peer(il_meas *m) {
+    il_status pst = portable_form(m);
+    if (pst) return pst;
     const il_graph *g = m->g;
     snprintf(m->dir, sizeof m->dir, "/tmp/inferlab-peer-XXXXXX");
     if (!mkdtemp(m->dir)) {

@@ -35,8 +35,11 @@ static void usage(FILE *f) {
                "                    [--batch N] [--dim NAME=V] [--seed S] [--rtol R] [--atol A]\n"
                "  -p             comma-separated pass names (`inferlab passes` lists them)\n"
                "  --verify       after each pass: the IR verifier, then outputs against the original model\n"
-               "                 on fresh random inputs (float32: rtol 1e-3, atol 1e-4); stops at the first\n"
-               "                 pass that breaks equivalence\n"
+               "                 on fresh random inputs (ids within their tables, masks of ones): float32\n"
+               "                 |got - want| <= atol x scale + rtol x |want| with scale = max |want| (rtol 1e-3,\n"
+               "                 atol 1e-4), cosine >= 1 - 10 rtol, and each row's top-1 unchanged; stops at the\n"
+               "                 first pass that breaks equivalence. Outputs that are constant or zero (inputs\n"
+               "                 scaled up to x100 first) cannot verify anything: that is an error, not a pass\n"
                "  --stats        per pass: nodes before/after, what it rewrote, time\n"
                "  --portable     write only standard ONNX ops (fused ops are lowered back)\n");
 }

@@ -120,9 +120,13 @@ il_status il_pipeline_run(il_graph *g, const char *pipeline, const il_pass_opts 
                           int max_stats, int *n_stats);
 
 /* Compare the outputs of two graphs with the same inputs on fresh random inputs (drawn from
- * *rng). IL_OK when every output is within tolerance (rtol/atol for float32; 1e-2/1e-2 for
- * float16/bfloat16; exact for integers and bool); otherwise IL_ERR_INVALID with a message
- * naming the output and its worst element. The check --verify runs after each pass. */
+ * *rng, il_graph_fill_input). Float outputs are compared relative to the reference output's
+ * scale s = max |want|: |got - want| <= atol*s + rtol*|want| (rtol/atol for float32; 1e-2/1e-2
+ * for float16/bfloat16), cosine similarity >= 1 - 10 rtol, and each row's top-1 the same
+ * (ties excepted); integers and bool exactly. IL_ERR_INVALID with a message naming the output
+ * and its worst element otherwise. When a reference output is constant or zero even on inputs
+ * scaled up to x100, IL_ERR_UNSUPPORTED "cannot verify: ...": such outputs cannot tell a wrong
+ * rewrite from a right one. The check --verify runs after each pass. */
 il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const il_pass_opts *o, uint64_t *rng);
 
 /* Live nodes of g (not marked dead). */

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -141,6 +142,49 @@ static void test_bench_cli(void) {
     unsetenv("INFERLAB_NODE");
 }
 
+/* Issue 14 item 3: `opt -O2 --portable` writes models ONNX Runtime loads (unique node names), and
+ * the ORT peer measures a fused variant's portable form by itself. */
+static void test_portable_for_ort(void) {
+    static const char *const models[] = {"tiny_bert_legacy", "tiny_bert_dynamo", "tiny_vit_legacy", "tiny_vit_dynamo",
+                                         "tiny_mobilenet_v2_legacy", "tiny_mobilenet_v2_dynamo", "tiny_resnet_legacy",
+                                         "tiny_resnet_dynamo"};
+    int have_ort = system("command -v node >/dev/null 2>&1") == 0 &&
+                   access("node_modules/onnxruntime-node/package.json", R_OK) == 0;
+    if (!have_ort) printf("\n  skipped the ONNX Runtime half: no node or node_modules/onnxruntime-node (make deps)\n");
+    char args[1024];
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) {
+        const char *p = il_test_tmp("portable.onnx"), *db = il_test_tmp("ort.db");
+        snprintf(args, sizeof args, "opt " IL_TESTDATA "/%s/model.onnx -O2 --portable -o %s", models[i], p);
+        CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+        il_graph *g;
+        IL_ASSERT_OK(il_onnx_load(p, &g));
+        int dup = 0;
+        for (int a = 0; a < g->n_nodes; a++)
+            for (int b = a + 1; b < g->n_nodes && g->nodes[a].name && g->nodes[a].name[0]; b++)
+                dup += g->nodes[b].name && !strcmp(g->nodes[a].name, g->nodes[b].name);
+        if (dup) fprintf(stderr, "\n  %s: %d duplicate node names after -O2 --portable\n", models[i], dup);
+        CU_ASSERT_EQUAL(dup, 0);
+        for (int k = 0; k < g->n_nodes; k++) CU_ASSERT_STRING_EQUAL(g->nodes[k].domain, "");
+        il_graph_free(g);
+        if (!have_ort) continue;
+        snprintf(args, sizeof args, "bench --model %s --engine onnxruntime --db %s " FAST " --quiet", p, db);
+        int rc = il_test_cli(args, out, sizeof out);
+        if (rc) fprintf(stderr, "\n  %s in ONNX Runtime:\n%s\n", models[i], out);
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+    if (!have_ort) return;
+    /* the peer measures a fused variant's portable form, and says so; a preset inside a list
+     * ("O2+lower-fused") is accepted by the dry run and by the measurement alike */
+    const char *db = il_test_tmp("ort2.db");
+    snprintf(args, sizeof args,
+             "bench --model " RESNET " --pipeline O2,O2+lower-fused --engine onnxruntime --db %s " FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT count(*) FROM runs"), 2);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT count(*) FROM runs WHERE pipeline = 'O2' AND note LIKE "
+                               "'onnxruntime measured the portable form (% fused ops lowered%'"), 1);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT min(agreement_top1) FROM runs"), 1);
+}
+
 IL_SUITE("cli_bench", {"INVALID and the load record", test_invalid_and_load}, {"fixed batch", test_fixed_batch},
          {"evaluation only when useful", test_eval_only_when_useful}, {"run: warm-up, json, quiet", test_run_cli},
-         {"bench: plugin, failure wording", test_bench_cli})
+         {"bench: plugin, failure wording", test_bench_cli}, {"portable models for ONNX Runtime", test_portable_for_ort})
