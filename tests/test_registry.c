@@ -150,7 +150,7 @@ static void test_timing_cache(void) {
     CU_ASSERT_EQUAL(timed, 2);
     CU_ASSERT_EQUAL(cached, 0);
     const char *k0 = il_plan_kernel(p, 0)->name;
-    CU_ASSERT(!strcmp(k0, "ref") || !strcmp(k0, "im2col-blas"));
+    CU_ASSERT_PTR_EQUAL(il_kernel_find("ai.inferlab", "FusedConv", "cpu", k0), il_plan_kernel(p, 0)); /* one of its kernels */
     il_plan_free(p);
     IL_ASSERT_OK(il_plan_create(g, &o, &p));
     il_plan_tactic_stats(p, &timed, &cached);
