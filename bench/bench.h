@@ -74,7 +74,9 @@ typedef struct il_scenario {
     il_scenario_kind kind;
     int batch;              /* samples per engine call (>= 1) */
     int samples_per_query;  /* multi-stream group size (0: 8) */
-    int warmup;             /* queries run first and not recorded (also at least 0.1 s) */
+    int warmup;             /* at least this many unrecorded queries first (and 0.1 s), then more
+                               until the latencies settle (see il_scenario_run) */
+    double warmup_max_seconds; /* bound on the settling warm-up (0: 2 s) */
     double min_seconds;     /* measure at least this long ... */
     int64_t min_queries;    /* ... and at least this many queries */
     int64_t max_queries;    /* 0: no cap (the min_* limits end a measurement) */
@@ -84,7 +86,8 @@ typedef struct il_scenario {
     const il_clock *clock;  /* NULL: real time */
 } il_scenario;
 
-/* Fill sensible defaults: warm-up 5, 1 s, 64 queries, server 50 QPS, bound 10 ms. */
+/* Fill sensible defaults: warm-up 5 (then until steady), 1 s, 64 queries, server 50 QPS,
+ * bound 10 ms. */
 void il_scenario_defaults(il_scenario *sc, il_scenario_kind k);
 
 /* One measurement. Latencies are per query in milliseconds, in issue order. */
@@ -97,6 +100,8 @@ typedef struct il_trial {
     double qps;             /* queries completed per second */
     il_lat_summary lat;
     int bound_met;          /* server: p99 <= latency_bound_ms (1 when no bound) */
+    int64_t warmup_n;       /* warm-up queries run before this trial */
+    int steady;             /* the warm-up ended because latencies settled (0: hit its bound) */
 } il_trial;
 
 il_status il_scenario_run(const il_scenario *sc, il_query_fn fn, void *ctx, il_trial *out);
@@ -164,6 +169,11 @@ typedef struct il_bench_opts {
     const char *peers_dir;   /* where ort_bench.js / torch_bench.py live */
     const char *experiment;  /* name recorded with each run ("" : none) */
     int progress;            /* progress bar on stderr */
+    double max_spread;       /* trials whose p50s differ by more than this fraction of their
+                                median make the run INVALID (0: 0.10) */
+    int interleave;          /* variants measured in turn, trial by trial (A B A B), in groups
+                                of this many (0: 8; 1: one variant at a time) */
+    int quiet;               /* no per-run lines on stdout */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
     int verbose;
 } il_bench_opts;
@@ -184,6 +194,31 @@ il_status il_sha256_file(const char *path, char hex[65]);
 void il_sha256(const void *data, size_t len, unsigned char out[32]);
 /* The current UTC time as "2024-05-01T12:00:00.123Z". */
 void il_bench_timestamp(char *buf, size_t n);
+
+/* ---------------------------------------------------------------- machine load */
+
+/* What else the machine was doing: read from /proc before and after the trials. A figure
+ * measured beside other busy processes is recorded with them, never silently. */
+typedef struct il_machine_load {
+    double load1;           /* 1-minute load average at the end */
+    double steal_pct;       /* % of CPU time stolen by a hypervisor during the trials */
+    double busy_pct;        /* % of all CPU time busy during the trials (ours included) */
+    int others_running;     /* runnable processes besides this one, before the trials */
+    int cores;
+} il_machine_load;
+
+/* Snapshot of /proc/stat and /proc/loadavg. */
+typedef struct il_load_mark {
+    unsigned long long busy, steal, total;
+    int running;
+} il_load_mark;
+void il_load_mark_now(il_load_mark *m);
+/* The load between two marks (before: taken when this process's threads were idle). */
+void il_load_between(const il_load_mark *before, const il_load_mark *after, il_machine_load *l);
+/* "spin" when the machine is idle (no other runnable process, load average below half the
+ * cores) and spinning helps the scenario (single-stream, server: idle gaps between queries);
+ * "passive" otherwise. why gets a short reason. */
+const char *il_bench_choose_wait(int spin_helps, char *why, size_t n);
 
 /* ---------------------------------------------------------------- the run record */
 
@@ -217,16 +252,28 @@ typedef struct il_run_record {
     il_node_time *nodes;
     char provenance[8192];              /* "key\tvalue\n" lines */
     char note[256];
+    /* Trust in the figures (MLPerf LoadGen's VALID/INVALID): valid is 0 when a trial missed the
+     * minimum duration or query count, or the trials' p50s disagree beyond the stated bound;
+     * invalid_reason says which. p50_lo/p50_hi: the lowest and highest trial p50. */
+    int valid;
+    char invalid_reason[192];
+    double p50_lo, p50_hi, max_spread;
+    int64_t warmup_queries;             /* warm-up queries of the first trial */
+    il_machine_load load;               /* the machine while the trials ran */
+    char wait_policy[96];               /* OpenMP wait policy of the measuring process, and why */
 } il_run_record;
 
 void il_record_init(il_run_record *r);
 void il_record_free(il_run_record *r);
+/* Set r->valid / invalid_reason / p50_lo / p50_hi from its trials against sc's minimums and
+ * the spread bound (0: 0.10). */
+void il_run_validate(il_run_record *r, const il_scenario *sc, double max_spread);
 
 /* ---------------------------------------------------------------- the store */
 
 typedef struct il_store il_store;
 
-#define IL_STORE_VERSION 2
+#define IL_STORE_VERSION 3
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
  * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or

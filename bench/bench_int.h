@@ -46,5 +46,18 @@ il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out);
 /* Run the peer on in_npy ([n, ...]) and write its output 0 to out_npy. */
 il_status il_peer_eval(il_peer *p, const char *in_npy, const char *out_npy);
 
+/* One variant being measured (runner.c), in phases so that sweep.c can interleave the trials
+ * of several variants (A B A B) instead of measuring all of A, then all of B:
+ *   il_meas_open   derive and load the model, plan it (or ready the peer's inputs); r is
+ *                  initialized and stays the caller's;
+ *   il_meas_trial  trial t (0, 1, ... in order; the first runs the QPS search when asked);
+ *   il_meas_finish machine load, aggregate figures, validity, peak memory, profile, accuracy
+ *                  and agreement;
+ *   il_meas_free   releases m (not r). */
+typedef struct il_meas il_meas;
+il_status il_meas_open(const il_bench_opts *o, const il_variant *v, il_run_record *r, il_meas **m);
+il_status il_meas_trial(il_meas *m, int t);
+il_status il_meas_finish(il_meas *m);
+void il_meas_free(il_meas *m);
 
 #endif

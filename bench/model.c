@@ -262,7 +262,7 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
             for (int64_t s = 0; s < dims[0]; s++)
                 memcpy((float *)in[i]->data + s * per, (float *)e->x->data + (s % e->n) * per, (size_t)per * 4);
         } else {
-            il_tensor_fill_input(in[i], &rng);
+            il_graph_fill_input(g, i, in[i], &rng);
         }
     }
     return IL_OK;

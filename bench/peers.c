@@ -111,8 +111,8 @@ static il_status spawn(char *const argv[], char **out) {
         dup2(fd[1], 1);
         close(fd[0]);
         close(fd[1]);
-        /* the spin count cli/main.c set for inferlab's own OpenMP is not the peer's default */
-        if (getenv("INFERLAB_SET_GOMP")) unsetenv("GOMP_SPINCOUNT");
+        /* the wait policy cli/main.c set for inferlab's own OpenMP is not the peer's default */
+        if (getenv("INFERLAB_SET_GOMP")) unsetenv("GOMP_SPINCOUNT"), unsetenv("OMP_WAIT_POLICY");
         execvp(argv[0], argv);
         fprintf(stderr, "inferlab bench: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);

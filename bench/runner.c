@@ -1,13 +1,15 @@
 /*
- * runner.c - measuring variants: one forked child per variant (so its memory high-water mark is
- * its own and a crash costs one variant), timed trials through the scenario schedulers, an
- * optional profiled pass, accuracy and agreement, and one store transaction per run.
+ * runner.c - measuring one variant in phases: open (derive the model, plan, inputs), trials
+ * through the scenario schedulers (one call each, so sweep.c can interleave variants trial by
+ * trial), finish (machine load, validity, peak memory, an optional profiled pass, accuracy and
+ * agreement).
  *
  * Order inside a measurement matters for honest figures: the timed trials run first on seeded
  * random inputs, the host peak RSS is read right after them (model, plan, buffers and inputs,
  * not the evaluation set), then profiling (which perturbs timing) and evaluation follow.
  */
 #include "bench_int.h"
+#include "../passes/passes.h"
 
 #include <errno.h>
 #include <math.h>
@@ -83,30 +85,6 @@ static il_status find_qps(const il_bench_opts *o, il_scenario *sc, il_measure_fn
     return IL_OK;
 }
 
-/* The trials of one run; m/ctx measure one trial (in process or through a peer). */
-static il_status trials(const il_bench_opts *o, const il_variant *v, il_measure_fn m, void *ctx, il_run_record *r) {
-    il_scenario sc = o->sc;
-    il_status st;
-    sc.kind = v->scenario;
-    sc.batch = v->batch;
-    r->samples_per_query = v->scenario == IL_SC_MULTI_STREAM ? (sc.samples_per_query > 0 ? sc.samples_per_query : 8)
-                                                             : v->batch;
-    if (v->scenario == IL_SC_SERVER && o->find_max_qps && (st = find_qps(o, &sc, m, ctx, r))) return st;
-    if (v->scenario == IL_SC_SERVER) {
-        r->target_qps = sc.target_qps;
-        r->latency_bound_ms = sc.latency_bound_ms;
-    }
-    r->trials = calloc((size_t)o->trials, sizeof *r->trials);
-    if (!r->trials) return il_error(IL_ERR_OOM, "out of memory");
-    for (int t = 0; t < o->trials; t++) {
-        sc.seed = o->seed + (uint64_t)t;
-        if ((st = m(ctx, &sc, &r->trials[t]))) return st;
-        r->n_trials = t + 1;
-    }
-    aggregate(r, v->scenario == IL_SC_SERVER);
-    return IL_OK;
-}
-
 /* Per-node times from a separate profiled plan, averaged over enough runs to be stable. */
 static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor **in, il_run_record *r) {
     il_plan_opts po = *po0;
@@ -140,197 +118,262 @@ static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor *
     return st;
 }
 
-static il_status measure_inferlab(const il_bench_opts *o, const il_variant *v, const il_graph *g, il_run_record *r) {
-    il_plan_opts po = {.backend = strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
-                       .threads = v->threads, .batch = v->batch};
-    il_plan *p = NULL;
-    il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    if (!in) return il_error(IL_ERR_OOM, "out of memory");
-    il_status st = il_bench_inputs(g, NULL, v->batch, o->seed, in);
-    if (!st) st = il_plan_create(g, &po, &p);
-    if (!st) {
-        r->peak_activation_bytes = il_plan_peak_bytes(p);
-        query_ctx q = {p, in, g->n_inputs, v->batch};
-        il_query_binding b = {run_query, &q};
-        st = trials(o, v, il_measure_query, &b, r);
-    }
-    /* The memory high-water mark of running the model (see the file comment). */
-    r->peak_host_bytes = o->no_fork ? -1 : peak_rss_bytes();
-    snprintf(r->engine_version, sizeof r->engine_version, "inferlab %s", IL_VERSION);
-    if (!st && o->profile) st = profile(g, &po, in, r);
-    il_plan_free(p);
-    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
-    free(in);
-    return st;
+/* One variant being measured: everything from opening its model to its last trial, so that
+ * the sweep can run the trials of several variants in turn (sweep.c). */
+struct il_meas {
+    const il_bench_opts *o;
+    il_variant v;
+    il_run_record *r;
+    char path[IL_PATH_MAX], parent[IL_PATH_MAX];
+    il_graph *g;
+    il_scenario sc;
+    il_measure_fn m;
+    void *mctx;
+    /* inferlab */
+    il_plan_opts po;
+    il_plan *p;
+    il_tensor **in;
+    query_ctx q;
+    il_query_binding b;
+    /* a peer: inputs as .npy files in dir, "name=path" lines in spec */
+    il_peer peer;
+    char dir[64];
+    char *spec;
+    il_load_mark mark0;
+};
+
+static il_status open_inferlab(il_meas *m) {
+    const il_variant *v = &m->v;
+    m->po = (il_plan_opts){.backend = strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
+                           .threads = v->threads, .batch = v->batch};
+    m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
+    if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
+    il_status st = il_bench_inputs(m->g, NULL, v->batch, m->o->seed, m->in);
+    if (!st) st = il_plan_create(m->g, &m->po, &m->p);
+    if (st) return st;
+    m->r->peak_activation_bytes = il_plan_peak_bytes(m->p);
+    m->q = (query_ctx){m->p, m->in, m->g->n_inputs, v->batch};
+    m->b = (il_query_binding){run_query, &m->q};
+    m->m = il_measure_query;
+    m->mctx = &m->b;
+    snprintf(m->r->engine_version, sizeof m->r->engine_version, "inferlab %s", IL_VERSION);
+    return IL_OK;
 }
 
-static il_status measure_peer(const il_bench_opts *o, const il_variant *v, const char *path, const il_graph *g,
-                              const il_evalset *e, il_run_record *r, il_tensor **out) {
-    char dir[] = "/tmp/inferlab-peer-XXXXXX", ev_in[64], ev_out[64];
-    if (!mkdtemp(dir)) return il_error(IL_ERR_IO, "cannot create a temporary folder: %s", strerror(errno));
-    il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    il_status st = in ? il_bench_inputs(g, NULL, v->batch, o->seed, in) : IL_ERR_OOM;
+/* Other engines know only standard ONNX: a variant with ai.inferlab fused ops is measured in its
+ * portable form (lower-fused: the same graph, the fusions written back as standard ops, the
+ * folding kept), saved beside the derived file; when some op cannot be lowered the variant is
+ * refused with that reason. */
+static il_status portable_form(il_meas *m) {
+    int fused = 0;
+    for (int k = 0; k < m->g->n_nodes; k++) fused += !m->g->nodes[k].dead && !strcmp(m->g->nodes[k].domain, "ai.inferlab");
+    if (!fused) return IL_OK;
+    il_graph *p = il_graph_clone(m->g);
+    if (!p) return il_error(IL_ERR_OOM, "out of memory");
+    il_status st = il_pass_run(p, "lower-fused", NULL);
+    if (st) {
+        il_graph_free(p);
+        return il_error_wrap(st, "engine %s runs standard ONNX only, and this variant's %d fused op%s cannot all be "
+                             "lowered: ", m->v.engine, fused, fused == 1 ? "" : "s");
+    }
+    char path[IL_PATH_MAX + 16], tmp[IL_PATH_MAX + 48];
+    snprintf(path, sizeof path, "%.*s.portable.onnx", (int)(strlen(m->path) > 5 ? strlen(m->path) - 5 : strlen(m->path)),
+             m->path);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    st = il_onnx_save(p, tmp);
+    il_graph_free(p);
+    if (!st && rename(tmp, path)) st = il_error(IL_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (st) {
+        unlink(tmp);
+        return st;
+    }
+    snprintf(m->path, sizeof m->path, "%.*s", (int)sizeof m->path - 1, path);
+    snprintf(m->r->note, sizeof m->r->note, "%s measured the portable form (%d fused ops lowered to standard ONNX)",
+             m->v.engine, fused);
+    return IL_OK;
+}
+
+static il_status open_peer(il_meas *m) {
+    il_status pst = portable_form(m);
+    if (pst) return pst;
+    const il_graph *g = m->g;
+    snprintf(m->dir, sizeof m->dir, "/tmp/inferlab-peer-XXXXXX");
+    if (!mkdtemp(m->dir)) {
+        m->dir[0] = 0;
+        return il_error(IL_ERR_IO, "cannot create a temporary folder: %s", strerror(errno));
+    }
+    m->in = calloc((size_t)g->n_inputs + 1, sizeof *m->in);
+    m->spec = calloc((size_t)g->n_inputs + 1, IL_PATH_MAX);
+    il_status st = m->in && m->spec ? il_bench_inputs(g, NULL, m->v.batch, m->o->seed, m->in) : IL_ERR_OOM;
     /* Inputs go as .npy files, one per graph input, "name=path" joined by '\n'. */
-    char *spec = calloc((size_t)g->n_inputs + 1, IL_PATH_MAX);
-    for (int i = 0; !st && spec && i < g->n_inputs; i++) {
+    for (int i = 0; !st && i < g->n_inputs; i++) {
         char f[96];
-        snprintf(f, sizeof f, "%s/input_%d.npy", dir, i);
-        st = il_tensor_save_npy(in[i], f);
-        size_t used = strlen(spec);
-        snprintf(spec + used, (size_t)(g->n_inputs + 1) * IL_PATH_MAX - used, "%s%s=%s", i ? "\n" : "",
+        snprintf(f, sizeof f, "%s/input_%d.npy", m->dir, i);
+        st = il_tensor_save_npy(m->in[i], f);
+        size_t used = strlen(m->spec);
+        snprintf(m->spec + used, (size_t)(g->n_inputs + 1) * IL_PATH_MAX - used, "%s%s=%s", i ? "\n" : "",
                  g->values[g->inputs[i]].name, f);
     }
-    snprintf(ev_in, sizeof ev_in, "%s/eval_in.npy", dir);
-    snprintf(ev_out, sizeof ev_out, "%s/eval_out.npy", dir);
-    if (!st && e->x) st = il_tensor_save_npy(e->x, ev_in);
-    il_peer peer = {.o = o, .v = v, .model = path, .inputs = spec, .peak_host_bytes = -1, .peak_device_bytes = -1};
-    if (!st) st = trials(o, v, il_peer_trial, &peer, r);
-    if (!st && e->x) st = il_peer_eval(&peer, ev_in, ev_out);
-    if (!st && e->x) st = il_tensor_load_npy(ev_out, out);
-    r->peak_host_bytes = peer.peak_host_bytes;
-    r->peak_device_bytes = peer.peak_device_bytes;
-    snprintf(r->engine_version, sizeof r->engine_version, "%s", peer.version);
-    for (int i = 0; in && i < g->n_inputs; i++) {
-        char f[96];
-        snprintf(f, sizeof f, "%s/input_%d.npy", dir, i);
-        unlink(f);
-        il_tensor_free(in[i]);
-    }
-    free(in);
-    free(spec);
-    unlink(ev_in);
-    unlink(ev_out);
-    rmdir(dir);
+    m->peer = (il_peer){.o = m->o, .v = &m->v, .model = m->path, .inputs = m->spec, .peak_host_bytes = -1,
+                        .peak_device_bytes = -1};
+    m->m = il_peer_trial;
+    m->mctx = &m->peer;
     return st;
 }
 
-il_status il_bench_measure(const il_bench_opts *o, const il_variant *v, il_run_record *r) {
-    char path[IL_PATH_MAX], parent[IL_PATH_MAX] = "";
-    il_graph *g = NULL, *pg = NULL;
-    il_evalset e;
-    il_tensor *out = NULL, *pout = NULL;
-    memset(&e, 0, sizeof e);
+void il_meas_free(il_meas *m) {
+    if (!m) return;
+    il_plan_free(m->p);
+    for (int i = 0; m->in && m->g && i < m->g->n_inputs; i++) il_tensor_free(m->in[i]);
+    free(m->in);
+    free(m->spec);
+    if (m->dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", m->dir);
+        if (system(cmd)) {} /* a left-over temporary folder is harmless */
+    }
+    il_graph_free(m->g);
+    free(m);
+}
+
+il_status il_meas_open(const il_bench_opts *o, const il_variant *v, il_run_record *r, il_meas **out) {
+    il_meas *m = calloc(1, sizeof *m);
+    *out = NULL;
     il_record_init(r);
+    if (!m) return il_error(IL_ERR_OOM, "out of memory");
+    m->o = o;
+    m->v = *v;
+    m->r = r;
     r->v = *v;
     r->seed = o->seed;
     il_bench_timestamp(r->created_at, sizeof r->created_at);
     snprintf(r->experiment, sizeof r->experiment, "%s", o->experiment ? o->experiment : "");
     il_variant_label(v, r->variant, sizeof r->variant);
     il_provenance_collect(r->provenance, sizeof r->provenance);
-    il_status st = il_bench_derive(o, v, path, sizeof path);
-    if (!st) st = il_onnx_load(path, &g);
-    if (!st) st = il_graph_verify(g);
-    if (!st) st = il_bench_model_facts(path, g, r);
-    if (st) goto done;
+    il_status st = il_bench_derive(o, v, m->path, sizeof m->path);
+    if (!st) st = il_onnx_load(m->path, &m->g);
+    if (!st) st = il_graph_verify(m->g);
+    if (!st) st = il_bench_model_facts(m->path, m->g, r);
+    int64_t fixed = m->g ? il_graph_fixed_batch(m->g) : 0, use;
+    if (!st && fixed > 1 && r->flops > 0) r->flops /= fixed; /* inferred at the model's batch: per sample */
+    if (!st) st = il_graph_batch(m->g, v->batch, &use);
     /* The FP32 parent: given, or the model a pipeline derived from, or - for another engine or
      * backend - the same file run by inferlab on the CPU. */
-    if (v->parent[0]) snprintf(parent, sizeof parent, "%s", v->parent);
-    else if (strcmp(path, v->model) || strcmp(v->engine, "inferlab") || strcmp(v->backend, "cpu"))
-        snprintf(parent, sizeof parent, "%s", v->model);
-    if (!strcmp(v->engine, "inferlab")) {
-        if ((st = measure_inferlab(o, v, g, r))) goto done;
-        if ((st = il_bench_evalset(g, v, o->accuracy_samples, o->seed, &e))) goto done;
-        if (e.x && (st = il_bench_outputs(g, &e, v->batch, strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
-                                          v->threads, &out)))
-            goto done;
-    } else {
-        if ((st = il_bench_evalset(g, v, o->accuracy_samples, o->seed, &e))) goto done;
-        if ((st = measure_peer(o, v, path, g, &e, r, &out))) goto done;
+    if (v->parent[0]) snprintf(m->parent, sizeof m->parent, "%s", v->parent);
+    else if (strcmp(m->path, v->model) || strcmp(v->engine, "inferlab") || strcmp(v->backend, "cpu"))
+        snprintf(m->parent, sizeof m->parent, "%s", v->model);
+    m->sc = o->sc;
+    m->sc.kind = v->scenario;
+    m->sc.batch = v->batch;
+    r->samples_per_query = v->scenario == IL_SC_MULTI_STREAM
+                               ? (m->sc.samples_per_query > 0 ? m->sc.samples_per_query : 8)
+                               : v->batch;
+    if (!st) st = !strcmp(v->engine, "inferlab") ? open_inferlab(m) : open_peer(m);
+    if (!st) {
+        r->trials = calloc((size_t)(o->trials > 0 ? o->trials : 1), sizeof *r->trials);
+        if (!r->trials) st = il_error(IL_ERR_OOM, "out of memory");
     }
-    il_bench_accuracy(out, &e, r);
-    if (parent[0] && e.x) {
+    if (st) {
+        il_error_wrap(st, "%s: ", r->variant);
+        il_meas_free(m);
+        return st;
+    }
+    *out = m;
+    return IL_OK;
+}
+
+il_status il_meas_trial(il_meas *m, int t) {
+    il_status st = IL_OK;
+    if (t == 0) {
+        il_load_mark_now(&m->mark0);
+        if (m->v.scenario == IL_SC_SERVER && m->o->find_max_qps) st = find_qps(m->o, &m->sc, m->m, m->mctx, m->r);
+        if (m->v.scenario == IL_SC_SERVER) {
+            m->r->target_qps = m->sc.target_qps;
+            m->r->latency_bound_ms = m->sc.latency_bound_ms;
+        }
+    }
+    il_scenario sc = m->sc;
+    sc.seed = m->o->seed + (uint64_t)t;
+    if (!st) st = m->m(m->mctx, &sc, &m->r->trials[t]);
+    if (st) return il_error_wrap(st, "%s: ", m->r->variant);
+    m->r->n_trials = t + 1;
+    return IL_OK;
+}
+
+/* The OpenMP wait policy this process runs with: cli/main.c says why it chose it. */
+static void wait_policy(char *buf, size_t n) {
+    const char *why = getenv("INFERLAB_WAIT"), *spin = getenv("GOMP_SPINCOUNT"), *pol = getenv("OMP_WAIT_POLICY");
+    if (why && why[0]) snprintf(buf, n, "%s", why);
+    else if (pol && pol[0]) snprintf(buf, n, "OMP_WAIT_POLICY=%s (environment)", pol);
+    else if (spin && spin[0]) snprintf(buf, n, "GOMP_SPINCOUNT=%s (environment)", spin);
+    else snprintf(buf, n, "libgomp default");
+}
+
+il_status il_meas_finish(il_meas *m) {
+    const il_bench_opts *o = m->o;
+    const il_variant *v = &m->v;
+    il_run_record *r = m->r;
+    il_load_mark mark1;
+    il_evalset e;
+    il_graph *pg = NULL;
+    il_tensor *out = NULL, *pout = NULL;
+    il_status st = IL_OK;
+    memset(&e, 0, sizeof e);
+    il_load_mark_now(&mark1);
+    il_load_between(&m->mark0, &mark1, &r->load);
+    aggregate(r, v->scenario == IL_SC_SERVER);
+    il_run_validate(r, &m->sc, o->max_spread);
+    r->warmup_queries = r->n_trials ? r->trials[0].warmup_n : -1;
+    wait_policy(r->wait_policy, sizeof r->wait_policy);
+    /* The memory high-water mark of running the model (see the file comment). */
+    if (!strcmp(v->engine, "inferlab")) r->peak_host_bytes = o->no_fork ? -1 : peak_rss_bytes();
+    else {
+        r->peak_host_bytes = m->peer.peak_host_bytes;
+        r->peak_device_bytes = m->peer.peak_device_bytes;
+        snprintf(r->engine_version, sizeof r->engine_version, "%s", m->peer.version);
+    }
+    if (m->p && o->profile) st = profile(m->g, &m->po, m->in, r);
+    if (!st) st = il_bench_evalset(m->g, v, o->accuracy_samples, o->seed, &e);
+    /* Random inputs only serve agreement with a parent: without one they would cost the time of
+     * a whole evaluation and say nothing. */
+    if (!st && !e.y && !m->parent[0]) il_evalset_free(&e);
+    if (!st && e.x && m->p) {
+        st = il_bench_outputs(m->g, &e, v->batch, m->po.backend, v->threads, &out);
+    } else if (!st && e.x) {
+        char ev_in[96], ev_out[96];
+        snprintf(ev_in, sizeof ev_in, "%s/eval_in.npy", m->dir);
+        snprintf(ev_out, sizeof ev_out, "%s/eval_out.npy", m->dir);
+        st = il_tensor_save_npy(e.x, ev_in);
+        if (!st) st = il_peer_eval(&m->peer, ev_in, ev_out);
+        if (!st) st = il_tensor_load_npy(ev_out, &out);
+    }
+    if (!st) il_bench_accuracy(out, &e, r);
+    if (!st && m->parent[0] && e.x) {
         il_variant pv = *v;
-        snprintf(pv.model, sizeof pv.model, "%s", parent);
+        snprintf(pv.model, sizeof pv.model, "%s", m->parent);
         snprintf(pv.pipeline, sizeof pv.pipeline, "O0");
         snprintf(pv.engine, sizeof pv.engine, "inferlab");
         pv.label[0] = 0;
         il_variant_label(&pv, r->parent_variant, sizeof r->parent_variant);
-        if ((st = il_sha256_file(parent, r->parent_sha256))) goto done;
-        if ((st = il_onnx_load(parent, &pg))) goto done;
-        if ((st = il_bench_outputs(pg, &e, v->batch, IL_BACKEND_CPU, v->threads, &pout)))
-            goto done;
-        il_bench_agreement(out, pout, r);
+        st = il_sha256_file(m->parent, r->parent_sha256);
+        if (!st) st = il_onnx_load(m->parent, &pg);
+        if (!st) st = il_bench_outputs(pg, &e, v->batch, IL_BACKEND_CPU, v->threads, &pout);
+        if (!st) il_bench_agreement(out, pout, r);
     }
-done:
     if (st) il_error_wrap(st, "%s: ", r->variant);
     il_tensor_free(out);
     il_tensor_free(pout);
     il_evalset_free(&e);
-    il_graph_free(g);
     il_graph_free(pg);
     return st;
 }
 
-/* ---- the sweep */
-
-static void progress(const il_bench_opts *o, int done, int n, const char *what) {
-    if (!o->progress) return;
-    int w = 30, fill = n ? done * w / n : w;
-    fprintf(stderr, "\r[");
-    for (int i = 0; i < w; i++) fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %d/%d %-40.40s", done, n, what);
-    if (done == n) fputc('\n', stderr);
-    fflush(stderr);
+il_status il_bench_measure(const il_bench_opts *o, const il_variant *v, il_run_record *r) {
+    il_meas *m;
+    il_status st = il_meas_open(o, v, r, &m);
+    for (int t = 0; !st && t < (o->trials > 0 ? o->trials : 1); t++) st = il_meas_trial(m, t);
+    if (!st) st = il_meas_finish(m);
+    il_meas_free(m);
+    return st;
 }
 
-static void print_run(const il_run_record *r, int64_t id) {
-    printf("run %lld: %-28s %-8s %-4s b%-3d %-13s p50 %8.3f ms  p99 %8.3f ms  %10.1f samples/s", (long long)id,
-           r->variant, r->v.engine, r->v.backend, r->v.batch, il_scenario_name(r->v.scenario), r->lat.p50, r->lat.p99,
-           r->throughput);
-    if (isfinite(r->top1)) printf("  top1 %.4f", r->top1);
-    if (isfinite(r->agree_top1)) printf("  agree %.4f", r->agree_top1);
-    if (isfinite(r->max_qps)) printf("  max QPS %.1f", r->max_qps);
-    printf("\n");
-    fflush(stdout);
-}
-
-/* Measure and store one variant (in the child). Returns the exit status. */
-static int measure_and_store(const il_bench_opts *o, const il_variant *v) {
-    il_run_record r;
-    il_store *s = NULL;
-    int64_t id = 0;
-    il_status st = il_bench_measure(o, v, &r);
-    if (!st) st = il_store_open(o->db, &s);
-    if (!st) st = il_store_insert(s, &r, &id);
-    il_store_close(s);
-    if (st) fprintf(stderr, "inferlab bench: %s\n", il_errmsg()[0] ? il_errmsg() : il_status_str(st));
-    else print_run(&r, id);
-    il_record_free(&r);
-    return st ? 1 : 0;
-}
-
-il_status il_bench_run(const il_bench_opts *o, const il_variant *v, int n, int *failed) {
-    *failed = 0;
-    /* Create and migrate the database up front, so a bad path fails once, not per variant. */
-    il_store *s;
-    il_status st = il_store_open(o->db, &s);
-    if (st) return st;
-    il_store_close(s);
-    for (int i = 0; i < n; i++) {
-        char what[200];
-        il_variant_label(&v[i], what, sizeof what);
-        snprintf(what + strlen(what), sizeof what - strlen(what), " %s b%d %s", v[i].backend, v[i].batch,
-                 il_scenario_name(v[i].scenario));
-        progress(o, i, n, what);
-        if (o->no_fork) {
-            *failed += measure_and_store(o, &v[i]) != 0;
-            continue;
-        }
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        if (pid < 0) return il_error(IL_ERR_INTERNAL, "fork: %s", strerror(errno));
-        if (pid == 0) _exit(measure_and_store(o, &v[i]));
-        int ws;
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-        if (WIFSIGNALED(ws)) {
-            fprintf(stderr, "\ninferlab bench: %s: the measuring process died of signal %d (%s); nothing was stored\n",
-                    what, WTERMSIG(ws), strsignal(WTERMSIG(ws)));
-            (*failed)++;
-        } else if (WEXITSTATUS(ws)) {
-            (*failed)++;
-        }
-    }
-    progress(o, n, n, "done");
-    return IL_OK;
-}

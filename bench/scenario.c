@@ -63,6 +63,9 @@ static void real_sleep_until(void *ctx, double t) {
 
 static const il_clock real_clock = {real_now, real_sleep_until, NULL};
 
+#define WARM_K 8        /* latencies per window of the steady-state test */
+#define WARM_TOL 0.05   /* two windows' medians this close: steady */
+
 void il_trial_free(il_trial *t) {
     free(t->lat_ms);
     memset(t, 0, sizeof *t);
@@ -86,6 +89,53 @@ static il_status push(il_trial *t, int64_t *cap, double ms) {
     return IL_OK;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(const double *x, int n) {
+    double c[WARM_K];
+    memcpy(c, x, (size_t)n * sizeof *c);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    return n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+}
+
+/* Warm-up until steady state: caches, page faults of the first runs, lazily created thread
+ * pools and the CPU's clock all settle at different speeds, so a fixed count is either wasted
+ * or too short. After the minimum (sc->warmup queries and 0.1 s) it goes on until the median of
+ * the last WARM_K latencies is within WARM_TOL of the median of the WARM_K before them, bounded
+ * by warmup_max_seconds (default 2 s): a machine that never settles is recorded as such
+ * (out->steady = 0), not waited for forever. warmup 0 turns the warm-up off. */
+static il_status warm_up(const il_scenario *sc, const il_clock *ck, il_query_fn fn, void *ctx, int spq, il_trial *out) {
+    double ring[2 * WARM_K];
+    double w0 = ck->now(ck->ctx), limit = sc->warmup_max_seconds > 0 ? sc->warmup_max_seconds : 2.0;
+    int64_t i = 0;
+    out->warmup_n = 0;
+    out->steady = 0;
+    if (sc->warmup <= 0) return IL_OK;
+    for (;; i++) {
+        double t0 = ck->now(ck->ctx);
+        il_status st = fn(ctx, spq);
+        if (st) return st;
+        double t1 = ck->now(ck->ctx);
+        ring[i % (2 * WARM_K)] = t1 - t0;
+        out->warmup_n = i + 1;
+        if (i + 1 < sc->warmup || t1 - w0 < 0.1 || i + 1 < 2 * WARM_K) continue;
+        double older[WARM_K], newer[WARM_K];
+        for (int j = 0; j < WARM_K; j++) {
+            older[j] = ring[(i + 1 + j) % (2 * WARM_K)];
+            newer[j] = ring[(i + 1 + WARM_K + j) % (2 * WARM_K)];
+        }
+        double a = median_of(older, WARM_K), b = median_of(newer, WARM_K);
+        if (fabs(a - b) <= WARM_TOL * b) {
+            out->steady = 1;
+            return IL_OK;
+        }
+        if (t1 - w0 >= limit) return IL_OK;
+    }
+}
+
 il_status il_scenario_run(const il_scenario *sc, il_query_fn fn, void *ctx, il_trial *out) {
     const il_clock *ck = sc->clock ? sc->clock : &real_clock;
     int spq = samples_per_query(sc);
@@ -94,10 +144,7 @@ il_status il_scenario_run(const il_scenario *sc, il_query_fn fn, void *ctx, il_t
     if (sc->kind == IL_SC_SERVER && !(sc->target_qps > 0))
         return il_error(IL_ERR_INVALID, "server scenario: target QPS must be > 0");
 
-    /* Warm-up: caches, page faults and thread pools settle before anything is recorded. */
-    double w0 = ck->now(ck->ctx);
-    for (int i = 0; i < sc->warmup || (sc->warmup > 0 && ck->now(ck->ctx) - w0 < 0.1); i++)
-        if ((st = fn(ctx, spq))) return st;
+    if ((st = warm_up(sc, ck, fn, ctx, spq, out))) return st;
 
     int64_t cap = 0;
     double start = ck->now(ck->ctx), end = start;

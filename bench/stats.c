@@ -88,6 +88,51 @@ void il_record_init(il_run_record *r) {
     r->top1 = r->top5 = r->agree_top1 = r->max_abs_err = r->cosine = NAN;
     r->bound_met = -1;
     il_lat_summarize(NULL, 0, &r->lat);
+    r->valid = 1;
+    r->p50_lo = r->p50_hi = r->max_spread = NAN;
+    r->warmup_queries = -1;
+    r->load.load1 = r->load.steal_pct = r->load.busy_pct = NAN;
+    r->load.others_running = r->load.cores = -1;
+}
+
+/* MLPerf LoadGen marks a result INVALID when the run was too short to mean anything; we add
+ * the test that repeated trials agree, since a figure that moves between trials of one run
+ * says more about the machine than about the variant. */
+void il_run_validate(il_run_record *r, const il_scenario *sc, double max_spread) {
+    double p50[256];
+    int n = r->n_trials < 256 ? r->n_trials : 256;
+    size_t len = 0;
+    r->valid = 1;
+    r->invalid_reason[0] = 0;
+    r->max_spread = max_spread > 0 ? max_spread : 0.10;
+    for (int t = 0; t < n; t++) {
+        const il_trial *tr = &r->trials[t];
+        p50[t] = tr->lat.p50;
+        const char *why = tr->n < sc->min_queries           ? "queries"
+                          : tr->seconds < sc->min_seconds * 0.999 ? "duration"
+                                                                  : NULL;
+        if (!why || len) continue;
+        r->valid = 0;
+        len += (size_t)snprintf(r->invalid_reason, sizeof r->invalid_reason,
+                                "trial %d: %lld queries in %.3g s, below the minimum %lld queries and %.3g s", t + 1,
+                                (long long)tr->n, tr->seconds, (long long)sc->min_queries, sc->min_seconds);
+    }
+    if (n == 0) {
+        r->valid = 0;
+        snprintf(r->invalid_reason, sizeof r->invalid_reason, "no trial was measured");
+        return;
+    }
+    qsort(p50, (size_t)n, sizeof *p50, cmp_double);
+    r->p50_lo = p50[0];
+    r->p50_hi = p50[n - 1];
+    double mid = il_percentile(p50, n, 50), spread = mid > 0 ? (r->p50_hi - r->p50_lo) / mid : 0;
+    if (n >= 2 && spread > r->max_spread) {
+        r->valid = 0;
+        if (len < sizeof r->invalid_reason)
+            snprintf(r->invalid_reason + len, sizeof r->invalid_reason - len,
+                     "%strial p50s %.4g..%.4g ms differ by %.0f%% of their median, beyond the bound %.0f%%",
+                     len ? "; " : "", r->p50_lo, r->p50_hi, 100 * spread, 100 * r->max_spread);
+    }
 }
 
 void il_record_free(il_run_record *r) {

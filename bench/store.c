@@ -81,7 +81,35 @@ static const char *const schema_v2 =
     " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid"
     " FROM runs;";
 
-static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2};
+/* Version 3: how far a run's figures can be trusted - MLPerf-style validity with its reason,
+ * the spread of the trials' p50s, the warm-up, the machine's load and the OpenMP wait policy -
+ * and the view says whether each run is valid. */
+static const char *const schema_v3 =
+    "ALTER TABLE runs ADD COLUMN valid INTEGER;"
+    "ALTER TABLE runs ADD COLUMN invalid_reason TEXT;"
+    "ALTER TABLE runs ADD COLUMN lat_p50_trial_min_ms REAL;"
+    "ALTER TABLE runs ADD COLUMN lat_p50_trial_max_ms REAL;"
+    "ALTER TABLE runs ADD COLUMN max_spread REAL;"
+    "ALTER TABLE runs ADD COLUMN warmup_queries INTEGER;"
+    "ALTER TABLE runs ADD COLUMN load_avg1 REAL;"
+    "ALTER TABLE runs ADD COLUMN cpu_busy_pct REAL;"
+    "ALTER TABLE runs ADD COLUMN steal_pct REAL;"
+    "ALTER TABLE runs ADD COLUMN others_running INTEGER;"
+    "ALTER TABLE runs ADD COLUMN wait_policy TEXT;"
+    "ALTER TABLE trials ADD COLUMN warmup_queries INTEGER;"
+    "ALTER TABLE trials ADD COLUMN steady INTEGER;"
+    "DROP VIEW results;"
+    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
+    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
+    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
+    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
+    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
+    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
+    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
+    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running"
+    " FROM runs;";
+
+static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3};
 
 static il_status sq_err(il_store *s, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -136,6 +164,9 @@ static il_status classify(il_store *s, int *version, int *rc) {
     if (uv < 0 || uv > IL_STORE_VERSION)
         return il_error(IL_ERR_INVALID, "%s: schema version %d is not one inferlab writes: not an inferlab results "
                         "database (the file was not changed)", s->path, uv);
+    if (uv == 0)
+        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d schema object%s but no "
+                        "inferlab schema version; the file was not changed)", s->path, objects, objects == 1 ? "" : "s");
     if (ours != 2)
         return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d other schema object%s "
                         "and no runs/provenance tables; the file was not changed)", s->path, objects,
@@ -424,7 +455,8 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     int64_t rid = sqlite3_last_insert_rowid(s->db);
     if (id) *id = rid;
 
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO trials VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &q, NULL))
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO trials(run_id, trial, queries, samples, seconds, throughput_per_s, lat_p50_ms, lat_p99_ms,"
+                           " lat_mean_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &q, NULL))
         return sq_err(s, "prepare trials");
     for (int t = 0; t < r->n_trials; t++) {
         const il_trial *tr = &r->trials[t];
@@ -487,14 +519,55 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     return IL_OK;
 }
 
+/* The version-3 figures of run rid (schema_v3), kept apart from the long INSERT above. */
+static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) {
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE runs SET valid=?2, invalid_reason=?3, lat_p50_trial_min_ms=?4,"
+                           " lat_p50_trial_max_ms=?5, max_spread=?6, warmup_queries=?7, load_avg1=?8, cpu_busy_pct=?9,"
+                           " steal_pct=?10, others_running=?11, wait_policy=?12 WHERE id=?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sq_err(s, "prepare run validity");
+    sqlite3_bind_int64(q, 1, rid);
+    bind_i(q, 2, r->valid);
+    bind_t(q, 3, r->invalid_reason);
+    bind_d(q, 4, r->p50_lo);
+    bind_d(q, 5, r->p50_hi);
+    bind_d(q, 6, r->max_spread);
+    bind_i(q, 7, r->warmup_queries);
+    bind_d(q, 8, r->load.load1);
+    bind_d(q, 9, r->load.busy_pct);
+    bind_d(q, 10, r->load.steal_pct);
+    bind_i(q, 11, r->load.others_running);
+    bind_t(q, 12, r->wait_policy);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return sq_err(s, "store run validity");
+    if (sqlite3_prepare_v2(s->db, "UPDATE trials SET warmup_queries=?3, steady=?4 WHERE run_id=?1 AND trial=?2", -1, &q,
+                           NULL) != SQLITE_OK)
+        return sq_err(s, "prepare trial warm-up");
+    for (int t = 0; t < r->n_trials; t++) {
+        sqlite3_bind_int64(q, 1, rid);
+        sqlite3_bind_int(q, 2, t);
+        bind_i(q, 3, r->trials[t].warmup_n);
+        sqlite3_bind_int(q, 4, r->trials[t].steady);
+        if (sqlite3_step(q) != SQLITE_DONE) return sqlite3_finalize(q), sq_err(s, "store trial warm-up");
+        sqlite3_reset(q);
+    }
+    sqlite3_finalize(q);
+    return IL_OK;
+}
+
 il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {
+    int64_t rid = 0;
     il_status st = exec(s, "BEGIN IMMEDIATE", "begin run");
     if (st) return st;
-    if ((st = insert_body(s, r, id))) {
+    if ((st = insert_body(s, r, &rid)) || (st = insert_trust(s, r, rid))) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", il_errmsg());
         exec(s, "ROLLBACK", "rollback");
         return il_error(st, "%s", keep);
     }
+    if (id) *id = rid;
     return exec(s, "COMMIT", "commit run");
 }

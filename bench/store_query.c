@@ -102,9 +102,12 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
     if (sqlite3_prepare_v2(db, "SELECT key, value FROM provenance WHERE run_id = ?1 ORDER BY key", -1, &q, NULL))
         return qerr(db, "db show");
     sqlite3_bind_int64(q, 1, id);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        fprintf(f, "  %-22s %s\n", (const char *)sqlite3_column_text(q, 0), (const char *)sqlite3_column_text(q, 1));
+    int rc;
+    char k[256], v[256];
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        fprintf(f, "  %-22s %s\n", cell(q, 0, k, sizeof k), cell(q, 1, v, sizeof v));
     sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return qerr(db, "db show");
     fprintf(f, "slowest nodes (--profile):\n");
     return dump(db, "SELECT name, op_type, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10", id, 0,
                 f);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../bench/bench.h"
+#include "../passes/passes.h"
 
 static void help(void) {
     printf("usage: inferlab bench --model A.onnx[,B.onnx] [options]    or    inferlab bench --experiment FILE.yaml\n"
@@ -37,13 +38,22 @@ static void help(void) {
            "  --profile             per-node times into the database (separate profiled pass)\n"
            "  --accuracy-samples N  evaluation samples (default: the whole test set)\n"
            "  --seed S              inputs and arrivals (default 1)\n"
+           "  --max-spread F        a run whose trials' p50s differ by more than F of their median is\n"
+           "                        INVALID (default 0.10); so is one whose trials miss --min-seconds or\n"
+           "                        --min-queries\n"
+           "  --interleave N        run the trials of N variants in turn, A B A B (default 8; 1: one after\n"
+           "                        the other)\n"
+           "  --wait auto|spin|passive  OpenMP wait policy (default auto: spin only for single-stream and\n"
+           "                        server on an idle machine; recorded with each run)\n"
            "where:\n"
            "  --db PATH             results database (default results.db)\n"
            "  --shard I/N           measure only variants with index %% N == I (I from 0)\n"
            "  --cache DIR           derived models (default: DB.variants/ beside the database)\n"
            "  --peers DIR           folder of ort_bench.js / torch_bench.py\n"
            "  --name NAME           experiment name stored with each run\n"
-           "  --dry-run             list the variants and stop\n"
+           "  --plugin P.so         load a pass plugin (its passes may appear in --pipeline)\n"
+           "  --quiet               no per-run lines (errors still go to stderr)\n"
+           "  --dry-run             list the variants (and check their pipelines) and stop\n"
            "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n");
 }
 
@@ -55,6 +65,7 @@ int cmd_bench(int argc, char **argv) {
     const char *experiment = NULL;
     long long shard = 0, shards = 1;
     int dry = 0, dims = 0;
+    const char *wait = "auto";
     static char cache[IL_PATH_MAX];
     /* The experiment file first, so that flags given with it override its options. */
     for (int i = 1; i + 1 < argc; i++)
@@ -103,6 +114,11 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--spq")) { if (!cli_int(a, val, &x) || x < 1) return 2; o.sc.samples_per_query = (int)x; i++; }
         else if (!strcmp(a, "--accuracy-samples")) { if (!cli_int(a, val, &x) || x < 0) return 2; o.accuracy_samples = x; i++; }
         else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &x)) return 2; o.seed = (uint64_t)x; i++; }
+        else if (!strcmp(a, "--max-spread")) { if (!cli_double(a, val, &d) || !(d > 0)) return 2; o.max_spread = d; i++; }
+        else if (!strcmp(a, "--interleave")) { if (!cli_int(a, val, &x) || x < 1) return 2; o.interleave = (int)x; i++; }
+        else if (!strcmp(a, "--wait")) { if (!cli_wait_flag(val, &wait)) return 2; i++; }
+        else if (!strcmp(a, "--plugin")) { if (!val) return 2; i++; } /* loaded below */
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o.quiet = 1;
         else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
@@ -136,6 +152,57 @@ int cmd_bench(int argc, char **argv) {
         snprintf(cache, sizeof cache, "%.*s.variants", IL_PATH_MAX - 16, o.db);
         o.cache_dir = cache;
     }
+    /* the OpenMP wait policy first: choosing it may run the program again */
+    int spin_helps = 1;
+    for (int i = 0; i < n; i++)
+        spin_helps &= v[i].scenario == IL_SC_SINGLE_STREAM || v[i].scenario == IL_SC_SERVER;
+    if (!dry) cli_wait_policy(wait, spin_helps);
+    if (!cli_load_plugins(argc, argv)) {
+        free(v);
+        return 1;
+    }
+    /* one batch rule: a model with a fixed batch is measured at it (and says so) unless a batch
+     * was asked for, which is then an error - found now, not in a measuring child */
+    for (int i = 0; i < n; i++) {
+        int64_t fixed = 0, use;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            if (!strcmp(v[j].model, v[i].model)) seen = 1, fixed = v[j].batch;
+        if (!seen) {
+            il_graph *g = cli_load(v[i].model);
+            if (!g) {
+                free(v);
+                return 1;
+            }
+            fixed = il_graph_fixed_batch(g);
+            il_status st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
+            il_graph_free(g);
+            if (st) {
+                cli_fail(st, v[i].model);
+                free(v);
+                return 1;
+            }
+            if (fixed > 0 && !sw.batches && !experiment && !o.quiet)
+                fprintf(stderr, "inferlab bench: %s has a fixed batch of %lld: measured at it\n", v[i].model,
+                        (long long)fixed);
+        }
+        if (fixed > 0) v[i].batch = (int)fixed;
+    }
+    /* every pipeline's passes must exist now, not fail later in a measuring child */
+    for (int i = 0; i < n; i++) {
+        const char *p = v[i].pipeline;
+        if (p[0] == 'O' && p[1] >= '0' && p[1] <= '9' && !p[2]) continue;
+        char list[256];
+        snprintf(list, sizeof list, "%s", p);
+        for (char *c = list; *c; c++)
+            if (*c == '+') *c = ',';
+        il_status st = il_pipeline_check(list);
+        if (st) {
+            cli_fail(st, p);
+            free(v);
+            return 1;
+        }
+    }
     int total = n;
     il_variants_shard(v, &n, (int)shard, (int)shards);
     if (dry || shards > 1)
@@ -151,14 +218,19 @@ int cmd_bench(int argc, char **argv) {
         free(v);
         return 0;
     }
-    o.progress = isatty(2);
+    o.progress = isatty(2) && !o.quiet;
     int failed = 0;
     il_status st = il_bench_run(&o, v, n, &failed);
     free(v);
     if (st) return cli_fail(st, NULL);
+    if (failed == n) {
+        fprintf(stderr, "inferlab bench: %s failed (messages above); nothing was stored in %s\n",
+                n == 1 ? "the variant" : "every variant", o.db);
+        return 1;
+    }
     if (failed) {
-        fprintf(stderr, "inferlab bench: %d of %d variant%s failed (messages above); the rest are in %s\n", failed, n,
-                n == 1 ? "" : "s", o.db);
+        fprintf(stderr, "inferlab bench: %d of %d variants failed (messages above); the other %d are in %s\n", failed,
+                n, n - failed, o.db);
         return 1;
     }
     return 0;

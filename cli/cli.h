@@ -52,4 +52,15 @@ int cli_add_bind(const char *s, il_bind *binds, int *nb);
 /* Make a random input tensor for graph input i, with symbolic dims bound. */
 il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bind *b, int nb, uint64_t *rng);
 
+/* Run the program again with OpenMP wait policy `want` (spin, passive, or auto: chosen from the
+ * machine's load and spin_helps, see bench/load.c) unless the environment already sets one.
+ * Returns when no re-run happens. */
+void cli_wait_policy(const char *want, int spin_helps);
+/* Check a --wait value (auto, spin, passive) into *out, or print why not and return 0. */
+int cli_wait_flag(const char *val, const char **out);
+/* Write s as a JSON string (quoted, escaped). */
+void cli_json_str(FILE *f, const char *s);
+/* Load every `--plugin P.so` of argv (pass plugins); 0 after printing the error. */
+int cli_load_plugins(int argc, char **argv);
+
 #endif

@@ -12,7 +12,9 @@ static void help(void) {
            "       inferlab db [--db PATH] show RUN          (a run id, or a prefix of its uuid)\n"
            "       inferlab db [--db PATH] export --csv [--table results|runs|trials|latencies|node_times|provenance]\n"
            "       inferlab db [--db PATH] merge OTHER.db... (runs already present, by uuid, are skipped)\n"
-           "  --db PATH   the results database (default results.db)\n");
+           "  --db PATH   the results database (default results.db)\n"
+           "list, show and export only read: the file is never created, migrated or changed; merge checks\n"
+           "every OTHER.db first and creates --db only when they all are inferlab databases.\n");
 }
 
 int cmd_db(int argc, char **argv) {

@@ -2,6 +2,8 @@
  * main.c - `inferlab SUBCOMMAND ...`: dispatch, help, version, shared argument helpers.
  */
 #include "cli.h"
+#include "bench/bench.h"
+#include "passes/passes.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -116,27 +118,66 @@ il_tensor *cli_random_input(const il_graph *g, int i, int64_t batch, const il_bi
     }
     il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
     if (!t) return NULL;
-    il_tensor_fill_input(t, rng);
+    il_graph_fill_input(g, i, t, rng);
     return t;
 }
 
-/* libgomp reads its spin-wait settings from the environment when it is loaded, before main.
- * Left alone it often picks its throttled spin (about 1000 iterations), so after any pause
- * between runs -- every query of the server scenario -- each parallel region waits for its
- * threads to wake from the kernel: measured on the demo's teacher at 100 QPS, p50 2.05 ms
- * against 1.08 ms with GOMP_SPINCOUNT=3000000 (single-stream: 0.71 ms). So when the user set
- * neither variable, the program runs itself again once with the spin count set. */
-static void tune_openmp(char **argv) {
-    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY") || getenv("INFERLAB_NO_REEXEC")) return;
-    setenv("GOMP_SPINCOUNT", "3000000", 1);
-    setenv("INFERLAB_NO_REEXEC", "1", 1);
-    setenv("INFERLAB_SET_GOMP", "1", 1); /* bench/peers.c takes it away from the peers */
-    execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
+/* libgomp reads its wait policy from the environment when it is loaded, before main, so a
+ * policy is set by running the program again. Spinning (GOMP_SPINCOUNT=3000000) saves a futex
+ * wake-up per parallel region on an idle machine (the server scenario's idle gaps: p50 2.05 ms
+ * passive against 1.08 ms spinning, demo teacher at 100 QPS) but starves the working thread when
+ * another process is busy (bench/load.c has the figures), so `run` and `bench` choose by the
+ * scenario and the machine's load (il_bench_choose_wait) and record the choice. A policy the
+ * user set in the environment is kept. */
+static char **main_argv;
+
+void cli_wait_policy(const char *want, int spin_helps) {
+    char why[160];
+    if (getenv("INFERLAB_WAIT")) return; /* chosen already: this is the second run */
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return;
+    const char *pol = want && strcmp(want, "auto") ? want : il_bench_choose_wait(spin_helps, why, sizeof why);
+    if (want && strcmp(want, "auto")) snprintf(why, sizeof why, "%s: --wait %s", want, want);
+    if (!strcmp(pol, "spin")) setenv("GOMP_SPINCOUNT", "3000000", 1);
+    else setenv("OMP_WAIT_POLICY", "passive", 1);
+    setenv("INFERLAB_WAIT", why, 1);
+    setenv("INFERLAB_SET_GOMP", "1", 1); /* bench/peers.c gives the peers their own defaults */
+    fflush(stdout);
+    execv("/proc/self/exe", main_argv); /* returns only on failure: then run as we are */
+}
+
+int cli_wait_flag(const char *val, const char **out) {
+    if (!val || (strcmp(val, "auto") && strcmp(val, "spin") && strcmp(val, "passive"))) {
+        fprintf(stderr, "inferlab: --wait expects auto, spin or passive, got '%s'\n", val ? val : "");
+        return 0;
+    }
+    *out = val;
+    return 1;
+}
+
+void cli_json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int cli_load_plugins(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--plugin")) {
+            if (i + 1 >= argc) { fprintf(stderr, "inferlab: --plugin needs the path of a .so file\n"); return 0; }
+            il_status st = il_pass_load_plugin(argv[i + 1]);
+            if (st) { cli_fail(st, NULL); return 0; }
+        }
+    return 1;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
-    tune_openmp(argv);
+    main_argv = argv;
     const char *c = argv[1];
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
         printf("inferlab %s\n", IL_VERSION);

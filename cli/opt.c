@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int load_plugins(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--plugin")) {
-            if (i + 1 >= argc) { fprintf(stderr, "inferlab: --plugin needs the path of a .so file\n"); return 0; }
-            il_status st = il_pass_load_plugin(argv[i + 1]);
-            if (st) { cli_fail(st, NULL); return 0; }
-        }
-    return 1;
-}
-
 int cmd_passes(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -29,7 +19,7 @@ int cmd_passes(int argc, char **argv) {
         if (strcmp(argv[i], "--plugin")) { fprintf(stderr, "inferlab passes: unknown option '%s'\n", argv[i]); return 2; }
         i++;
     }
-    if (!load_plugins(argc, argv)) return 1;
+    if (!cli_load_plugins(argc, argv)) return 1;
     int n;
     const il_pass *const *all = il_pass_all(&n);
     printf("passes:\n");
@@ -45,8 +35,11 @@ static void usage(FILE *f) {
                "                    [--batch N] [--dim NAME=V] [--seed S] [--rtol R] [--atol A]\n"
                "  -p             comma-separated pass names (`inferlab passes` lists them)\n"
                "  --verify       after each pass: the IR verifier, then outputs against the original model\n"
-               "                 on fresh random inputs (float32: rtol 1e-3, atol 1e-4); stops at the first\n"
-               "                 pass that breaks equivalence\n"
+               "                 on fresh random inputs (ids within their tables, masks of ones): float32\n"
+               "                 |got - want| <= atol x scale + rtol x |want| with scale = max |want| (rtol 1e-3,\n"
+               "                 atol 1e-4), cosine >= 1 - 10 rtol, and each row's top-1 unchanged; stops at the\n"
+               "                 first pass that breaks equivalence. Outputs that are constant or zero (inputs\n"
+               "                 scaled up to x100 first) cannot verify anything: that is an error, not a pass\n"
                "  --stats        per pass: nodes before/after, what it rewrote, time\n"
                "  --portable     write only standard ONNX ops (fused ops are lowered back)\n");
 }
@@ -96,7 +89,7 @@ int cmd_opt(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!load_plugins(argc, argv)) return 1;
+    if (!cli_load_plugins(argc, argv)) return 1;
     /* --portable: the requested passes, then the lowering of whatever they fused */
     char full[8192];
     snprintf(full, sizeof full, "%s%s%s", pipeline, portable && pipeline[0] ? "," : "", portable ? IL_PASS_LOWER : "");

@@ -1,15 +1,37 @@
 /*
  * run.c - `inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]
- *          [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]`
+ *          [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--warmup N] [--dim NAME=V]
+ *          [--reference] [--json] [--quiet]`
  * Inputs come from .pb/.npy files or are random (seeded); outputs are summarized and saved.
+ * Timing goes through the harness's single-stream scheduler (bench/scenario.c) with its
+ * steady-state warm-up, so `run --repeat N` and `bench` measure the same way.
  */
 #include "cli.h"
+#include "bench/bench.h"
+#include "passes/passes.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+static void json_output(const char *name, const il_tensor *t, int first) {
+    double mn = INFINITY, mx = -INFINITY, sum = 0;
+    int64_t n = il_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+        double x = il_tensor_get(t, i);
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+        sum += x;
+    }
+    printf("%s{\"name\":", first ? "" : ",");
+    cli_json_str(stdout, name);
+    printf(",\"dtype\":\"%s\",\"shape\":[", il_dtype_name(t->dtype));
+    for (int d = 0; d < t->rank; d++) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
+    if (n) printf("],\"min\":%.9g,\"max\":%.9g,\"mean\":%.9g}", mn, mx, sum / (double)n);
+    else printf("]}");
+}
 
 static void summarize(const char *name, const il_tensor *t, int topk) {
     char b[256];
@@ -89,10 +111,16 @@ static void print_profile(const il_graph *g, const il_plan *p) {
     free(cnt);
 }
 
+static il_status run_once(void *ctx, int samples) {
+    void **c = ctx;
+    (void)samples;
+    return il_plan_run(c[0], c[1], *(int *)c[2]);
+}
+
 int cmd_run(int argc, char **argv) {
-    const char *path = NULL, *outdir = NULL, *format = "npy";
-    long long batch = 1, seed = 1, threads = 0, topk = 5, repeat = 1;
-    int nb = 0, reference = 0, nspec = 0, profile = 0;
+    const char *path = NULL, *outdir = NULL, *format = "npy", *wait = "auto";
+    long long batch = 0, seed = 1, threads = 0, topk = 5, repeat = 1, warmup = 5;
+    int nb = 0, reference = 0, nspec = 0, profile = 0, json = 0, quiet = 0;
     il_bind binds[16];
     const char *spec[64];
     cli_engine e = {0};
@@ -107,6 +135,8 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
         else if (!strcmp(a, "--topk")) { if (!cli_int(a, val, &topk)) return 2; i++; }
         else if (!strcmp(a, "--repeat")) { if (!cli_int(a, val, &repeat) || repeat < 1) return 2; i++; }
+        else if (!strcmp(a, "--warmup")) { if (!cli_int(a, val, &warmup) || warmup < 0) return 2; i++; }
+        else if (!strcmp(a, "--wait")) { if (!cli_wait_flag(val, &wait)) return 2; i++; }
         else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
         else if (!strcmp(a, "--out")) { if (!val) return 2; outdir = val; i++; }
         else if (!strcmp(a, "--format")) {
@@ -119,12 +149,20 @@ int cmd_run(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--reference")) reference = 1;
         else if (!strcmp(a, "--profile")) profile = 1;
+        else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) quiet = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: inferlab run MODEL.onnx [--input NAME=FILE]... [--batch N] [--seed S] [--threads T]\n"
-                   "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--dim NAME=V] [--reference]\n"
-                   "                    [--profile] [--kernel OP=NAME,...] [--tactics timed|heuristic] [--plugin P.so]\n"
+                   "                    [--out DIR] [--format npy|pb] [--topk K] [--repeat N] [--warmup N]\n"
+                   "                    [--dim NAME=V] [--reference] [--profile] [--wait auto|spin|passive]\n"
+                   "                    [--json] [--quiet] [--kernel OP=NAME,...] [--tactics timed|heuristic] [--plugin P.so]\n"
                    "  MODEL may be a plan file from `inferlab build` (loaded as built: its kernels, no passes)\n"
-                   "  inputs not given are random (seeded): floats in [-1,1), integers 0 or 1; FILE is .npy or .pb (ONNX TensorProto)\n%s",
+                   "  inputs not given are random (seeded): floats in [-1,1); integer ids below the size of the\n"
+                   "  table a Gather looks them up in, masks of ones; FILE is .npy or .pb (ONNX TensorProto)\n"
+                   "  --repeat N  time N runs after a warm-up of at least --warmup N (default 5) runs that goes on\n"
+                   "              until the run time settles (as bench does); prints p50, min and max\n"
+                   "  --batch N   for a model with a symbolic batch dim; a fixed batch is used as it is\n"
+                   "  --json      one JSON object on stdout; --quiet: nothing but errors\n%s",
                    cli_engine_help);
             return 0;
         } else if (a[0] == '-') { fprintf(stderr, "inferlab run: unknown option '%s'\n", a); return 2; }
@@ -133,6 +171,7 @@ int cmd_run(int argc, char **argv) {
     }
     if (!path) { fprintf(stderr, "usage: inferlab run MODEL.onnx [options] (see --help)\n"); return 2; }
     if (!cli_engine_check(&e)) return 2;
+    cli_wait_policy(wait, 1);
     il_plan *p = NULL;
     il_graph *own = NULL;
     const il_graph *g;
@@ -141,7 +180,7 @@ int cmd_run(int argc, char **argv) {
         il_plan_opts lo = {.threads = (int)threads, .profile = profile};
         il_status ls = il_plan_load(path, &lo, &p);
         if (ls) return cli_fail(ls, NULL);
-        printf("loaded plan %s in %.3f ms\n", path, (il_now() - t0) * 1e3);
+        if (!json && !quiet) printf("loaded plan %s in %.3f ms\n", path, (il_now() - t0) * 1e3);
         g = il_plan_graph(p);
     } else {
         g = own = cli_load(path);
@@ -149,7 +188,11 @@ int cmd_run(int argc, char **argv) {
     }
     int rc = 1;
     il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    il_status st = IL_OK;
+    int64_t use_batch = 1;
+    il_status st = il_graph_batch(g, batch, &use_batch);
+    if (!st && !batch && il_graph_fixed_batch(g) > 1 && !json && !quiet)
+        printf("batch %lld (fixed by the model)\n", (long long)use_batch);
+    batch = use_batch;
     for (int s = 0; s < nspec && !st; s++) {
         const char *eq = strchr(spec[s], '=');
         int found = -1;
@@ -174,22 +217,41 @@ int cmd_run(int argc, char **argv) {
                        .profile = profile};
     cli_engine_apply(&e, &po);
     if (!st && !p) st = il_plan_create(g, &po, &p);
-    double best = INFINITY, total = 0;
-    for (long long r = 0; r < repeat && !st; r++) {
-        double t0 = il_now();
-        st = il_plan_run(p, in, g->n_inputs);
-        double dt = il_now() - t0;
-        total += dt;
-        if (dt < best) best = dt;
+    il_trial t;
+    memset(&t, 0, sizeof t);
+    if (!st) {
+        il_scenario sc;
+        il_scenario_defaults(&sc, IL_SC_SINGLE_STREAM);
+        sc.warmup = (int)warmup;
+        sc.min_seconds = 0;
+        sc.min_queries = sc.max_queries = repeat;
+        int n_in = g->n_inputs;
+        void *ctx[3] = {p, in, &n_in};
+        st = il_scenario_run(&sc, run_once, ctx, &t);
     }
     if (st) {
         cli_fail(st, path);
         goto done;
     }
-    for (int i = 0; i < il_plan_n_outputs(p); i++) summarize(g->values[g->outputs[i]].name, il_plan_output(p, i), (int)topk);
-    printf("time: %.3f ms per run (best of %lld), %.3f ms mean; peak activations %.3f MB\n", best * 1e3, repeat,
-           total / (double)repeat * 1e3, (double)il_plan_peak_bytes(p) / 1e6);
-    if (profile) print_profile(g, p);
+    if (json) {
+        printf("{\"model\":");
+        cli_json_str(stdout, path);
+        printf(",\"outputs\":[");
+        for (int i = 0; i < il_plan_n_outputs(p); i++) json_output(g->values[g->outputs[i]].name, il_plan_output(p, i), !i);
+        printf("],\"time_ms\":{\"runs\":%lld,\"warmup_runs\":%lld,\"steady\":%s,\"p50\":%.6g,\"min\":%.6g,\"max\":%.6g,"
+               "\"mean\":%.6g},\"peak_activation_bytes\":%lld,\"wait_policy\":",
+               (long long)t.n, (long long)t.warmup_n, t.steady ? "true" : "false", t.lat.p50, t.lat.min, t.lat.max,
+               t.lat.mean, (long long)il_plan_peak_bytes(p));
+        cli_json_str(stdout, getenv("INFERLAB_WAIT") ? getenv("INFERLAB_WAIT") : "environment");
+        printf("}\n");
+    } else if (!quiet) {
+        for (int i = 0; i < il_plan_n_outputs(p); i++) summarize(g->values[g->outputs[i]].name, il_plan_output(p, i), (int)topk);
+        printf("time: p50 %.3f ms over %lld run%s (min %.3f, max %.3f, mean %.3f) after %lld warm-up runs%s; "
+               "peak activations %.3f MB\n",
+               t.lat.p50, (long long)t.n, t.n == 1 ? "" : "s", t.lat.min, t.lat.max, t.lat.mean, (long long)t.warmup_n,
+               warmup == 0 ? " (cold)" : t.steady ? "" : " (not settled)", (double)il_plan_peak_bytes(p) / 1e6);
+        if (profile) print_profile(g, p);
+    }
     if (outdir) {
         if (mkdir(outdir, 0755) && errno != EEXIST) {
             fprintf(stderr, "inferlab: cannot create %s: %s\n", outdir, strerror(errno));
@@ -198,14 +260,15 @@ int cmd_run(int argc, char **argv) {
         for (int i = 0; i < il_plan_n_outputs(p); i++) {
             char fn[4096];
             snprintf(fn, sizeof fn, "%s/output_%d.%s", outdir, i, format);
-            const il_tensor *t = il_plan_output(p, i);
-            st = !strcmp(format, "pb") ? il_tensor_save_pb(t, g->values[g->outputs[i]].name, fn) : il_tensor_save_npy(t, fn);
+            const il_tensor *o = il_plan_output(p, i);
+            st = !strcmp(format, "pb") ? il_tensor_save_pb(o, g->values[g->outputs[i]].name, fn) : il_tensor_save_npy(o, fn);
             if (st) { cli_fail(st, fn); goto done; }
-            printf("wrote %s\n", fn);
+            if (!json && !quiet) printf("wrote %s\n", fn);
         }
     }
     rc = 0;
 done:
+    il_trial_free(&t);
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
     il_plan_free(p);

@@ -22,11 +22,28 @@ static int scalar(il_graph *g, float x) {
     return pu_add_const(g, "lowered_const", t);
 }
 
+/* A node named after the fused node `like` with a suffix no other node has: one fused node
+ * lowers to several, and ONNX Runtime refuses a model with two nodes of one name. */
+static int add_lowered(il_graph *g, const char *op, int like, int n_in, const int *in, int n_out, const int *out) {
+    char suffix[32];
+    for (int k = 1;; k++) {
+        snprintf(suffix, sizeof suffix, k == 1 ? "_lowered" : "_lowered_%d", k);
+        size_t bl = strlen(g->nodes[like].name ? g->nodes[like].name : ""), sl = strlen(suffix);
+        int taken = 0;
+        for (int j = 0; j < g->n_nodes && !taken; j++) {
+            const char *nm = g->nodes[j].name;
+            taken = !g->nodes[j].dead && nm && strlen(nm) == bl + sl && !strncmp(nm, g->nodes[like].name, bl) &&
+                    !strcmp(nm + bl, suffix);
+        }
+        if (!taken) return pu_add_node(g, op, "", like, suffix, n_in, in, n_out, out);
+    }
+}
+
 /* Add node op(a[, b]) named after node like; writes out, or a new value when out < 0. */
 static int emit(il_graph *g, int like, const char *op, int a, int b, int out) {
     if (out < 0) out = pu_new_value(g, g->nodes[like].name, a);
     int in[2] = {a, b};
-    pu_add_node(g, op, "", like, "_lowered", b >= 0 ? 2 : 1, in, 1, &out);
+    add_lowered(g, op, like, b >= 0 ? 2 : 1, in, 1, &out);
     return out;
 }
 
@@ -50,15 +67,15 @@ static void activation(il_graph *g, int k, const char *name, const float *p, int
     if (!strcmp(name, "Relu") || !strcmp(name, "Sigmoid") || !strcmp(name, "Tanh")) {
         emit(g, k, name, x, -1, y);
     } else if (!strcmp(name, "LeakyRelu") || !strcmp(name, "HardSigmoid")) {
-        int j = pu_add_node(g, name, "", k, "_lowered", 1, &x, 1, &y);
+        int j = add_lowered(g, name, k, 1, &x, 1, &y);
         il_node_set_float(g, j, "alpha", p[0]);
         if (np > 1) il_node_set_float(g, j, "beta", p[1]);
     } else if (!strcmp(name, "Clip")) {
         if (opset >= 11) {
             int in[3] = {x, isinf(p[0]) ? -1 : scalar(g, p[0]), isinf(p[1]) ? -1 : scalar(g, p[1])};
-            pu_add_node(g, "Clip", "", k, "_lowered", in[2] >= 0 ? 3 : in[1] >= 0 ? 2 : 1, in, 1, &y);
+            add_lowered(g, "Clip", k, in[2] >= 0 ? 3 : in[1] >= 0 ? 2 : 1, in, 1, &y);
         } else {
-            int j = pu_add_node(g, "Clip", "", k, "_lowered", 1, &x, 1, &y);
+            int j = add_lowered(g, "Clip", k, 1, &x, 1, &y);
             if (!isinf(p[0])) il_node_set_float(g, j, "min", p[0]);
             if (!isinf(p[1])) il_node_set_float(g, j, "max", p[1]);
         }
@@ -66,14 +83,14 @@ static void activation(il_graph *g, int k, const char *name, const float *p, int
         emit(g, k, "HardSwish", x, -1, y);
     } else if (!strcmp(name, "HardSwish")) {
         int h = pu_new_value(g, g->nodes[k].name, x);
-        int j = pu_add_node(g, "HardSigmoid", "", k, "_lowered", 1, &x, 1, &h);
+        int j = add_lowered(g, "HardSigmoid", k, 1, &x, 1, &h);
         il_node_set_float(g, j, "alpha", 1.0f / 6);
         il_node_set_float(g, j, "beta", 0.5f);
         emit(g, k, "Mul", x, h, y);
     } else if (!strcmp(name, "SiLU")) {
         emit(g, k, "Mul", x, emit(g, k, "Sigmoid", x, -1, -1), y);
     } else if (opset >= 20) { /* Gelu, GeluTanh */
-        int j = pu_add_node(g, "Gelu", "", k, "_lowered", 1, &x, 1, &y);
+        int j = add_lowered(g, "Gelu", k, 1, &x, 1, &y);
         if (!strcmp(name, "GeluTanh")) il_node_set_string(g, j, "approximate", "tanh");
     } else {
         gelu(g, k, x, y, !strcmp(name, "GeluTanh"));
@@ -87,7 +104,7 @@ static int base_op(il_graph *g, int k, const char *op, int n_in, int y) {
     int in[4];
     memcpy(in, g->nodes[k].inputs, (size_t)n_in * sizeof(int));
     int out = y >= 0 ? y : pu_new_value(g, g->nodes[k].name, in[0]);
-    int j = pu_add_node(g, op, "", k, "_lowered", n_in, in, 1, &out);
+    int j = add_lowered(g, op, k, n_in, in, 1, &out);
     pu_copy_attrs(g, j, k, skip);
     return out;
 }

@@ -8,6 +8,7 @@
 #include "pass_util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 
 /* ---------------------------------------------------------------- statistics */
@@ -121,10 +122,26 @@ const char *il_pass_preset(int level) {
     }
 }
 
-/* Split a pipeline into names: at most max, each trimmed, written into buf. */
+/* Split a pipeline into names: at most max, each trimmed, written into buf. A preset name
+ * (O0..O3) in the list stands for its passes ("O2,lower-fused", bench's "O2+lower-fused"). */
 static int split(const char *pipeline, char *buf, size_t bufn, const char **names, int max) {
     int n = 0;
-    snprintf(buf, bufn, "%s", pipeline ? pipeline : "");
+    size_t len = 0;
+    buf[0] = 0;
+    for (const char *s = pipeline ? pipeline : ""; *s;) {
+        const char *e = strchr(s, ',');
+        size_t l = e ? (size_t)(e - s) : strlen(s);
+        const char *t = s;
+        size_t tl = l;
+        while (tl && isspace((unsigned char)*t)) t++, tl--;
+        while (tl && isspace((unsigned char)t[tl - 1])) tl--;
+        const char *preset = tl == 2 && t[0] == 'O' && t[1] >= '0' && t[1] <= '3' ? il_pass_preset(t[1] - '0') : NULL;
+        if (len < bufn)
+            len += (size_t)snprintf(buf + len, bufn - len, "%s%.*s", len ? "," : "", preset ? (int)strlen(preset) : (int)l,
+                                    preset ? preset : s);
+        if (!e) break;
+        s = e + 1;
+    }
     for (char *s = buf; *s && n < max;) {
         char *e = strchr(s, ',');
         if (e) *e = 0;
@@ -196,7 +213,7 @@ il_status il_pass_run(il_graph *g, const char *name, il_pass_stats *out) {
  * run or make inputs for, so the pipeline words its error accordingly. */
 static _Thread_local int eq_setup_failed;
 
-static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, uint64_t *rng) {
+static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, double scale, uint64_t *rng) {
     const il_value *x = &g->values[g->inputs[i]];
     int64_t dims[IL_MAX_RANK];
     if (x->rank < 0) {
@@ -211,8 +228,100 @@ static il_tensor *random_input(const il_graph *g, int i, const il_pass_opts *o, 
     }
     il_tensor *t = il_tensor_new(x->dtype, x->rank, dims);
     if (!t) return NULL;
-    il_tensor_fill_input(t, rng);
+    il_graph_fill_input(g, i, t, rng);
+    if (scale != 1 && t->dtype == IL_F32)
+        for (int64_t k = 0; k < il_tensor_numel(t); k++) ((float *)t->data)[k] *= (float)scale;
     return t;
+}
+
+/* How a float output compares with the reference, relative to the reference's own scale: an
+ * absolute tolerance swamps outputs of 1e-9 (real exports of untrained or BN-heavy nets), so a
+ * wrong pass "agreed". Besides the elementwise test, the cosine similarity of the whole output
+ * and, for outputs with a class axis, agreement of each row's top-1 (rows whose best two
+ * classes are closer than the tolerance are ties and not counted). */
+typedef struct {
+    double scale;       /* max |want| */
+    double range;       /* max want - min want */
+    double worst;       /* max |got - want| / scale */
+    int64_t worst_i;
+    double cosine;
+    int64_t rows, agree;
+} cmp_stats;
+
+static void compare_float(const il_tensor *got, const il_tensor *want, double rtol, cmp_stats *c) {
+    int64_t n = il_tensor_numel(want);
+    double mn = INFINITY, mx = -INFINITY, dot = 0, ng = 0, nw = 0;
+    memset(c, 0, sizeof *c);
+    c->worst_i = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double w = il_tensor_get(want, i);
+        if (fabs(w) > c->scale) c->scale = fabs(w);
+        mn = w < mn ? w : mn;
+        mx = w > mx ? w : mx;
+    }
+    c->range = n ? mx - mn : 0;
+    for (int64_t i = 0; i < n; i++) {
+        double w = il_tensor_get(want, i), g = il_tensor_get(got, i);
+        double d = isnan(w) && isnan(g) ? 0 : fabs(g - w) / (c->scale > 0 ? c->scale : 1);
+        if (!(d <= c->worst)) c->worst = isnan(d) ? INFINITY : d, c->worst_i = i;
+        dot += g * w, ng += g * g, nw += w * w;
+    }
+    c->cosine = ng > 0 && nw > 0 ? dot / sqrt(ng * nw) : (ng == nw ? 1 : 0);
+    int64_t k = want->rank >= 1 ? want->dims[want->rank - 1] : 0;
+    if (k < 2 || n % k) return;
+    for (int64_t r = 0; r < n / k; r++) {
+        int64_t bw = 0, bg = 0;
+        double second = -INFINITY;
+        for (int64_t j = 1; j < k; j++) {
+            if (il_tensor_get(want, r * k + j) > il_tensor_get(want, r * k + bw)) bw = j;
+            if (il_tensor_get(got, r * k + j) > il_tensor_get(got, r * k + bg)) bg = j;
+        }
+        for (int64_t j = 0; j < k; j++)
+            if (j != bw && il_tensor_get(want, r * k + j) > second) second = il_tensor_get(want, r * k + j);
+        if (il_tensor_get(want, r * k + bw) - second <= rtol * c->scale) continue; /* a tie */
+        c->rows++;
+        c->agree += bw == bg;
+    }
+}
+
+/* Inputs are drawn at growing scales until every float output of the reference varies: an
+ * output that is constant (all zeros, a saturated activation) cannot tell a wrong pass from a
+ * right one. */
+static const double input_scales[] = {1, 10, 100};
+
+static il_status run_both(const il_graph *want, const il_graph *got, const il_pass_opts *o, uint64_t *rng,
+                          double scale, il_tensor ***wo, int *nw, il_tensor ***go, int *ng) {
+    il_tensor **in = calloc((size_t)want->n_inputs + 1, sizeof *in);
+    il_status st = in ? IL_OK : IL_ERR_OOM;
+    *nw = *ng = 0;
+    *wo = *go = NULL;
+    eq_setup_failed = 1;
+    for (int i = 0; i < want->n_inputs && !st; i++)
+        if (!(in[i] = random_input(want, i, o, scale, rng))) st = IL_ERR_SHAPE;
+    il_plan_opts po = {.batch = o->batch > 0 ? o->batch : 2, .binds = o->binds, .n_binds = o->n_binds};
+    if (!st && (st = il_run_model(want, in, want->n_inputs, &po, wo, nw)))
+        il_error_wrap(st, "the original graph does not run on random inputs (give sizes with --batch/--dim): ");
+    if (!st) eq_setup_failed = 0;
+    if (!st && (st = il_run_model(got, in, got->n_inputs, &po, go, ng))) il_error_wrap(st, "the rewritten graph fails: ");
+    for (int i = 0; in && i < want->n_inputs; i++) il_tensor_free(in[i]);
+    free(in);
+    return st;
+}
+
+static void free_outputs(il_tensor **t, int n) {
+    for (int i = 0; i < n; i++) il_tensor_free(t[i]);
+    free(t);
+}
+
+/* The first float output of wo that is constant (or all zero), or -1. */
+static int uninformative(il_tensor **wo, int n) {
+    for (int i = 0; i < n; i++) {
+        if (!il_dtype_is_float(wo[i]->dtype) || il_tensor_numel(wo[i]) == 0) continue;
+        cmp_stats c;
+        compare_float(wo[i], wo[i], 0, &c);
+        if (!(c.scale > 1e-30) || !(c.range > 1e-6 * c.scale)) return i;
+    }
+    return -1;
 }
 
 il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const il_pass_opts *o, uint64_t *rng) {
@@ -222,34 +331,68 @@ il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const i
     if (want->n_inputs != got->n_inputs || want->n_outputs != got->n_outputs)
         return il_error(IL_ERR_INVALID, "the graphs differ in inputs or outputs (%d/%d inputs, %d/%d outputs)",
                         got->n_inputs, want->n_inputs, got->n_outputs, want->n_outputs);
-    il_tensor **in = calloc((size_t)want->n_inputs + 1, sizeof *in);
     il_tensor **wo = NULL, **go = NULL;
-    int nw = 0, ng = 0;
+    int nw = 0, ng = 0, flat = -1;
     il_status st = IL_OK;
-    eq_setup_failed = 1;
-    for (int i = 0; i < want->n_inputs && !st; i++)
-        if (!(in[i] = random_input(want, i, o, rng))) st = IL_ERR_SHAPE;
-    il_plan_opts po = {.batch = o->batch > 0 ? o->batch : 2, .binds = o->binds, .n_binds = o->n_binds};
-    if (!st && (st = il_run_model(want, in, want->n_inputs, &po, &wo, &nw)))
-        il_error_wrap(st, "the original graph does not run on random inputs (give sizes with --batch/--dim): ");
-    if (!st) eq_setup_failed = 0;
-    if (!st && (st = il_run_model(got, in, got->n_inputs, &po, &go, &ng))) il_error_wrap(st, "the rewritten graph fails: ");
+    double scale = 1;
+    for (size_t a = 0; a < sizeof input_scales / sizeof *input_scales; a++) {
+        free_outputs(wo, nw);
+        free_outputs(go, ng);
+        scale = input_scales[a];
+        if ((st = run_both(want, got, o, rng, scale, &wo, &nw, &go, &ng))) break;
+        if ((flat = uninformative(wo, nw)) < 0) break;
+    }
+    if (!st && flat >= 0) {
+        cmp_stats c;
+        compare_float(wo[flat], wo[flat], 0, &c);
+        eq_setup_failed = 1;
+        st = il_error(IL_ERR_UNSUPPORTED,
+                      "cannot verify: output %d '%s' is %s on random inputs (scaled up to x%g), so it cannot tell a "
+                      "wrong rewrite from a right one", flat, want->values[want->outputs[flat]].name,
+                      c.scale > 1e-30 ? "constant" : "zero or too small (max |y| below 1e-30)", scale);
+    }
     for (int i = 0; i < nw && i < ng && !st; i++) {
-        double r = rtol, a = atol;
         il_dtype dt = wo[i]->dtype;
-        if (dt == IL_F16 || dt == IL_BF16) r = a = 1e-2;
+        const char *name = want->values[want->outputs[i]].name;
         char msg[256];
         int64_t worst;
-        if (!il_tensor_allclose(go[i], wo[i], r, a, &worst, msg, sizeof msg))
-            st = il_error(IL_ERR_INVALID, "output %d '%s' differs beyond rtol %g, atol %g: %s", i,
-                          want->values[want->outputs[i]].name, r, a, msg);
+        if (!il_dtype_is_float(dt)) {
+            if (!il_tensor_allclose(go[i], wo[i], 0, 0, &worst, msg, sizeof msg))
+                st = il_error(IL_ERR_INVALID, "output %d '%s' differs: %s", i, name, msg);
+            continue;
+        }
+        double r = rtol, a = atol;
+        if (dt == IL_F16 || dt == IL_BF16) r = a = 1e-2;
+        if (go[i]->dtype != dt || go[i]->rank != wo[i]->rank ||
+            memcmp(go[i]->dims, wo[i]->dims, (size_t)wo[i]->rank * sizeof(int64_t))) {
+            il_tensor_allclose(go[i], wo[i], r, a, &worst, msg, sizeof msg);
+            st = il_error(IL_ERR_INVALID, "output %d '%s' differs: %s", i, name, msg);
+            continue;
+        }
+        cmp_stats c;
+        compare_float(go[i], wo[i], r, &c);
+        /* |got - want| <= atol * scale + rtol * |want| elementwise, with atol relative to the
+         * output's largest magnitude; plus the cosine and the rows' top-1 */
+        int64_t bad = -1;
+        for (int64_t k = 0; k < il_tensor_numel(wo[i]) && bad < 0; k++) {
+            double w = il_tensor_get(wo[i], k), g = il_tensor_get(go[i], k);
+            if (!(fabs(g - w) <= a * c.scale + r * fabs(w)) && !(isnan(g) && isnan(w))) bad = k;
+        }
+        if (bad >= 0)
+            st = il_error(IL_ERR_INVALID,
+                          "output %d '%s' differs beyond rtol %g, atol %g x its scale %.3g: element %lld is %.9g, want "
+                          "%.9g (worst element %lld: %.3g of the scale; cosine %.6f)",
+                          i, name, r, a, c.scale, (long long)bad, il_tensor_get(go[i], bad), il_tensor_get(wo[i], bad),
+                          (long long)c.worst_i, c.worst, c.cosine);
+        else if (c.cosine < 1 - 10 * r)
+            st = il_error(IL_ERR_INVALID, "output %d '%s': cosine similarity %.6f with the original, below %.6f", i,
+                          name, c.cosine, 1 - 10 * r);
+        else if (c.rows && c.agree < c.rows)
+            st = il_error(IL_ERR_INVALID, "output %d '%s': top-1 of %lld of %lld rows differs from the original", i,
+                          name, (long long)(c.rows - c.agree), (long long)c.rows);
     }
-    for (int i = 0; i < want->n_inputs; i++) il_tensor_free(in[i]);
-    for (int i = 0; i < nw; i++) il_tensor_free(wo[i]);
-    for (int i = 0; i < ng; i++) il_tensor_free(go[i]);
-    free(in);
-    free(wo);
-    free(go);
+    free_outputs(wo, nw);
+    free_outputs(go, ng);
     return st;
 }
 

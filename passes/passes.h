@@ -120,12 +120,26 @@ il_status il_pipeline_run(il_graph *g, const char *pipeline, const il_pass_opts 
                           int max_stats, int *n_stats);
 
 /* Compare the outputs of two graphs with the same inputs on fresh random inputs (drawn from
- * *rng). IL_OK when every output is within tolerance (rtol/atol for float32; 1e-2/1e-2 for
- * float16/bfloat16; exact for integers and bool); otherwise IL_ERR_INVALID with a message
- * naming the output and its worst element. The check --verify runs after each pass. */
+ * *rng, il_graph_fill_input). Float outputs are compared relative to the reference output's
+ * scale s = max |want|: |got - want| <= atol*s + rtol*|want| (rtol/atol for float32; 1e-2/1e-2
+ * for float16/bfloat16), cosine similarity >= 1 - 10 rtol, and each row's top-1 the same
+ * (ties excepted); integers and bool exactly. IL_ERR_INVALID with a message naming the output
+ * and its worst element otherwise. When a reference output is constant or zero even on inputs
+ * scaled up to x100, IL_ERR_UNSUPPORTED "cannot verify: ...": such outputs cannot tell a wrong
+ * rewrite from a right one. The check --verify runs after each pass. */
 il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const il_pass_opts *o, uint64_t *rng);
 
 /* Live nodes of g (not marked dead). */
 int il_graph_live_nodes(const il_graph *g);
+
+/* Random values for graph input i (passes/inputs.c): floats in [-1, 1); integer ids below the
+ * size of the table a Gather looks them up in; inputs named like a mask all ones; other
+ * integers 0/1. t has the input's dtype and the shape to fill. */
+void il_graph_fill_input(const il_graph *g, int i, il_tensor *t, uint64_t *rng);
+/* The fixed batch of a model whose input 0 has a fixed first dim (rank >= 2), else 0. */
+int64_t il_graph_fixed_batch(const il_graph *g);
+/* The one batch rule: *batch = asked (> 0) or the model's fixed batch or 1; IL_ERR_SHAPE when
+ * the model's batch is fixed and asked is another. */
+il_status il_graph_batch(const il_graph *g, int64_t asked, int64_t *batch);
 
 #endif

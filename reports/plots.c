@@ -179,7 +179,8 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     int n = 0, nf = 0;
     double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY, fx[64], fy[64];
     fprintf(d, "# series p50_ms top1 on_front\n");
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         double acc = sqlite3_column_double(q, 2);
         /* sorted by latency: a point is on the front when no faster point is as accurate */
         int front = acc > best;
@@ -198,6 +199,7 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     fprintf(d, "\n\n");
     for (int i = 0; i < nf; i++) fprintf(d, "\"front\" %.6g %.6g 1\n", fx[i], fy[i]);
     fclose(d);
+    if (rc != SQLITE_DONE) return db_err(db, "latency vs accuracy");
     if (n < 2) {
         snprintf(p->why, sizeof p->why, "%s", n ? "one variant with accuracy: a trade-off needs two or more"
                                                  : "no single-stream run with accuracy (bench a model that has a "
@@ -368,7 +370,7 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
     const char *runs_sql = "SELECT id, s FROM (SELECT id, " RP_SERIES " s, row_number() OVER (PARTITION BY variant,"
                            " backend ORDER BY batch, id DESC) rn FROM runs WHERE id IN (SELECT run_id FROM node_times))"
                            " WHERE rn = 1 ORDER BY s";
-    const char *ops_sql = "SELECT op_type FROM node_times GROUP BY op_type ORDER BY sum(ms) DESC";
+    const char *ops_sql = "SELECT coalesce(op_type, '?') o FROM node_times GROUP BY o ORDER BY sum(ms) DESC";
     sqlite3_stmt *q;
     il_status st = IL_OK;
     int64_t *ids = NULL;
@@ -402,7 +404,7 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
     }
     sqlite3_finalize(q);
     FILE *d = open_file(work, p->name, "dat", &st);
-    if (d && sqlite3_prepare_v2(db, "SELECT op_type, sum(ms) FROM node_times WHERE run_id = ?1 GROUP BY op_type", -1,
+    if (d && sqlite3_prepare_v2(db, "SELECT coalesce(op_type, '?') o, sum(ms) FROM node_times WHERE run_id = ?1 GROUP BY o", -1,
                                 &q, NULL) != SQLITE_OK) {
         fclose(d);
         d = NULL;
@@ -543,19 +545,20 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "sparsity vs accuracy");
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
-    int n = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         char lab[240];
-        snprintf(lab, sizeof lab, "%s [%s]", (const char *)sqlite3_column_text(q, 0),
-                 (const char *)sqlite3_column_text(q, 3));
+        const char *s = (const char *)sqlite3_column_text(q, 0), *prec = (const char *)sqlite3_column_text(q, 3);
+        prec = prec ? prec : "?";
+        snprintf(lab, sizeof lab, "%s [%s]", s ? s : "?", prec);
         gp_label(d, lab, 34);
-        const char *prec = (const char *)sqlite3_column_text(q, 3);
         fprintf(d, " %.6g %.6g %d\n", sqlite3_column_double(q, 1), sqlite3_column_double(q, 2),
                 !strcmp(prec, "int8") ? 2 : !strcmp(prec, "fp16") ? 1 : 0);
         n++;
     }
     sqlite3_finalize(q);
     fclose(d);
+    if (rc != SQLITE_DONE) return db_err(db, "sparsity vs accuracy");
     if (!n) {
         snprintf(p->why, sizeof p->why, "no pruned or reduced-precision run with accuracy in this database yet");
         return IL_OK;

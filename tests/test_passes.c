@@ -484,10 +484,89 @@ static void test_example_plugin(void) {
     il_graph_free(g3);
 }
 
+/* Issue 14 item 2: outputs of 1e-9 (real exports) swamped by an absolute tolerance let a wrong
+ * pass through; all-zero outputs "agreed". The wrong pass is the example plugin residual-sub,
+ * run through the real binary. */
+static il_graph *tiny_output_graph(float out_scale) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 2, DIMS(-1, 8));
+    int h = OP(g, "MatMul", x, W(g, 2, DIMS(8, 8), -1, 1));
+    int r = OP(g, "Add", h, OP(g, "Relu", x)); /* a residual Add of two computed values */
+    OUT(g, OP(g, "Mul", r, S(g, out_scale)));
+    return g;
+}
+
+static void test_verify_relative(void) {
+    char so[PATH_MAX + 64], args[4 * PATH_MAX], out[8192];
+    snprintf(so, sizeof so, "%s/passes/examples/residual_sub.so", build_dir());
+    CU_ASSERT_EQUAL_FATAL(access(so, R_OK), 0);
+    const char *tiny = il_test_tmp("tiny_out.onnx"), *zero = il_test_tmp("zero_out.onnx"), *o = il_test_tmp("o.onnx");
+    IL_ASSERT_OK(il_onnx_save(tiny_output_graph(1e-9f), tiny));
+    IL_ASSERT_OK(il_onnx_save(tiny_output_graph(0.0f), zero));
+    snprintf(args, sizeof args, "opt %s -p residual-sub --plugin %s --verify -o %s", tiny, so, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    if (!strstr(out, "pass 'residual-sub' broke equivalence")) fprintf(stderr, "\n%s\n", out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "pass 'residual-sub' broke equivalence"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "of the scale"));
+    snprintf(args, sizeof args, "opt %s -p residual-sub --plugin %s --verify -o %s", zero, so, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    if (!strstr(out, "cannot verify")) fprintf(stderr, "\n%s\n", out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cannot verify after pass 'residual-sub': cannot verify: output 0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "zero or too small"));
+    /* a right pass on the tiny outputs still verifies */
+    snprintf(args, sizeof args, "opt %s -O2 --verify -o %s", tiny, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    /* an output that is zero on inputs in [-1, 1) becomes informative on larger ones */
+    il_graph *g = G(13);
+    int x = IN(g, "x", 2, DIMS(-1, 4));
+    OUT(g, OP(g, "Relu", OP(g, "Sub", x, S(g, 5))));
+    IL_ASSERT_OK(il_graph_equivalent(g, g, NULL, &rng));
+    il_graph *c = G(13);
+    x = IN(c, "x", 2, DIMS(-1, 4));
+    OUT(c, OP(c, "Add", OP(c, "Mul", x, S(c, 0)), S(c, 3))); /* constant 3 */
+    CU_ASSERT_EQUAL(il_graph_equivalent(c, c, NULL, &rng), IL_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "is constant on random inputs"));
+    il_graph_free(g);
+    il_graph_free(c);
+}
+
+/* Issue 14 item 4: integer inputs within their valid range - BERT's ids below the embedding
+ * table's size, its mask all ones. */
+static void test_informative_inputs(void) {
+    il_graph *g;
+    IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/tiny_bert_legacy/model.onnx", &g));
+    CU_ASSERT_EQUAL_FATAL(g->n_inputs, 3);
+    int64_t dims[2] = {4, 16};
+    double mx[3] = {0, 0, 0}, mn[3] = {1e9, 1e9, 1e9};
+    for (int i = 0; i < 3; i++) {
+        il_tensor *t = il_tensor_new(IL_I64, 2, dims);
+        il_graph_fill_input(g, i, t, &rng);
+        for (int64_t k = 0; k < 64; k++) {
+            double v = il_tensor_get(t, k);
+            mx[i] = v > mx[i] ? v : mx[i];
+            mn[i] = v < mn[i] ? v : mn[i];
+        }
+        il_tensor_free(t);
+    }
+    CU_ASSERT_STRING_EQUAL(g->values[g->inputs[0]].name, "input_ids");
+    CU_ASSERT(mx[0] > 1 && mn[0] >= 0); /* ids spread over the vocabulary, not 0/1 */
+    int64_t vocab = 0;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].constant && g->values[v].constant->rank == 2 && g->values[v].constant->dims[1] == 64 &&
+            g->values[v].constant->dims[0] > vocab)
+            vocab = g->values[v].constant->dims[0];
+    CU_ASSERT(mx[0] < vocab);
+    CU_ASSERT(mn[1] == 1 && mx[1] == 1); /* attention_mask: ones */
+    CU_ASSERT(mx[2] <= 1);               /* token_type_ids: a table of 2 */
+    il_graph_free(g);
+}
+
 IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_eliminate},
          {"dead-nodes and cse", test_dead_nodes_and_cse}, {"merge-chains", test_merge_chains},
          {"matmul-add-gemm", test_matmul_add_gemm}, {"fold-bn", test_fold_bn}, {"fuse-conv-act", test_fuse_conv_act},
          {"fuse-residual", test_fuse_residual}, {"fuse-elementwise", test_fuse_elementwise},
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
          {"-O2 pipeline, lowering, export, onnx.checker", test_pipeline_and_lowering},
-         {"--verify catches a wrong pass; errors", test_verify_and_errors}, {"example plugin", test_example_plugin})
+         {"--verify catches a wrong pass; errors", test_verify_and_errors}, {"example plugin", test_example_plugin},
+         {"--verify relative to the output's scale", test_verify_relative},
+         {"informative integer inputs", test_informative_inputs})

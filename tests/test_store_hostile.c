@@ -119,6 +119,11 @@ static void test_versions(void) {
     CU_ASSERT_PTR_NULL(strstr(out, "newer"));
     CU_ASSERT_EQUAL(il_store_open(neg, &s), IL_ERR_INVALID);
     CU_ASSERT_EQUAL(header_mode(neg), 1);
+    /* inferlab's tables without its version: not migrated over (CREATE TABLE runs would clash) */
+    raw_sql(neg, "PRAGMA user_version = 0");
+    refused(args, "no inferlab schema version");
+    CU_ASSERT_EQUAL(il_store_open(neg, &s), IL_ERR_INVALID);
+    CU_ASSERT_EQUAL(header_mode(neg), 1);
 }
 
 static void test_missing(void) {
@@ -306,7 +311,29 @@ static void test_garbage(void) {
     free(b);
 }
 
+/* Rows with holes (NULL labels, precisions, operator types - what a hand-edited or merged
+ * database may hold): the report is written, db show prints them. */
+static void test_null_fields(void) {
+    char db[600], args[2048], out[16384];
+    snprintf(db, sizeof db, "%s", tmp("holes.db"));
+    make_db(db, IL_STORE_VERSION, 2);
+    raw_sql(db, "INSERT INTO runs(uuid, created_at, scenario, batch, lat_p50_ms, accuracy_top1) VALUES"
+                " ('h1', '2024-01-01', 'single-stream', 1, 2.0, 0.5), ('h2', '2024-01-02', 'single-stream', 1, 1.0, 0.4);"
+                "UPDATE runs SET precision = 'int8', accuracy_top1 = 0.6 WHERE id = 1;"
+                "INSERT INTO node_times VALUES (3, 0, NULL, NULL, 0.5, NULL), (3, 1, 'n', 'Gemm', 0.2, 10);"
+                "INSERT INTO provenance VALUES (3, 'cpu', NULL)");
+    if (access("/usr/bin/gnuplot", X_OK) == 0) {
+        snprintf(args, sizeof args, "report --db %s -o %s.out --no-pdf", db, db);
+        works(args, out, sizeof out);
+    }
+    snprintf(args, sizeof args, "db --db %s show 3", db);
+    works(args, out, sizeof out);
+    snprintf(args, sizeof args, "db --db %s list", db);
+    works(args, out, sizeof out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "4 runs"));
+}
+
 IL_SUITE("store-hostile", {"foreign file", test_foreign}, {"newer and invalid versions", test_versions},
          {"missing files", test_missing}, {"older schema read only", test_older_read_only},
          {"read-only filesystem", test_read_only_fs}, {"merge into itself", test_merge_self},
-         {"damaged pages", test_damaged}, {"garbage", test_garbage})
+         {"damaged pages", test_damaged}, {"garbage", test_garbage}, {"rows with holes", test_null_fields})
