@@ -175,6 +175,8 @@ typedef struct il_bench_opts {
                                 of this many (0: 8; 1: one variant at a time) */
     int quiet;               /* no per-run lines on stdout */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
+    const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
 } il_bench_opts;
 

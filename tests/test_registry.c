@@ -116,7 +116,11 @@ static void test_forced_kernels(void) {
     il_plan *p;
     il_plan_opts heur = {.threads = 2};
     il_tensor *y_fast = run_with(g, x, &heur, &p);
+#ifdef IL_HAVE_DNNL
+    CU_ASSERT_STRING_EQUAL(il_plan_kernel(p, 0)->name, "dnnl"); /* priority 20 (engine/cpu/dnnl_conv.c) */
+#else
     CU_ASSERT_STRING_EQUAL(il_plan_kernel(p, 0)->name, "im2col-blas");
+#endif
     il_plan_free(p);
     il_plan_opts forced = {.threads = 2, .kernels = "FusedConv=ref"};
     il_tensor *y_ref = run_with(g, x, &forced, &p);
