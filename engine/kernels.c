@@ -11,7 +11,7 @@
 
 const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv,
 #ifdef IL_HAVE_DNNL
-                                             il_kernels_dnnl_conv, il_kernels_dnnl_pool,
+                                             il_kernels_dnnl_conv, il_kernels_dnnl_pool, il_kernels_dnnl_matmul,
 #endif
                                              NULL};
 
