@@ -37,7 +37,7 @@ LDLIBS   += $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OP
 LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
 LDFLAGS  += -fopenmp $(SANFLAGS)
 
-ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c engine/cuda/*.c)
 PASSES_SRC := $(wildcard passes/*.c)
 QUANT_SRC  := $(wildcard quantize/*.c)
 PRUNE_SRC  := $(wildcard prune/*.c)

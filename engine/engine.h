@@ -447,6 +447,25 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k);
 
 typedef enum { IL_BACKEND_CPU = 0, IL_BACKEND_CUDA = 1 } il_backend;
 
+/* A backend (engine/backend.c): what kernels register under (il_kernel.backend), whether this
+ * machine can use it (else why), the device, arena memory, copies and synchronization. Copies
+ * may be asynchronous on the backend's stream; download waits for its data. */
+typedef struct il_backend_iface {
+    const char *name;                /* "cpu", "cuda" */
+    int (*available)(const char **why);
+    const char *(*device)(void);     /* CPU model and ISA, or the GPU's name */
+    void *(*alloc)(size_t bytes);    /* NULL (and the error set) on failure */
+    void (*free)(void *p);
+    il_status (*upload)(void *dst, const void *host, size_t bytes);
+    il_status (*download)(void *host, const void *src, size_t bytes);
+    il_status (*sync)(void);
+    int host_memory;                 /* 1: its memory is the host's (the cpu) */
+} il_backend_iface;
+
+const il_backend_iface *il_backend_find(const char *name); /* NULL when not built in */
+il_status il_backend_register(const il_backend_iface *b);
+const char *il_backend_name(il_backend b);
+
 typedef struct il_plan_opts {
     il_backend backend;
     int threads;          /* 0: all cores */
@@ -483,6 +502,11 @@ const il_shapes *il_plan_shapes(const il_plan *p);
 const double *il_plan_node_times(const il_plan *p);
 /* The kernel chosen for node k ("ref", "im2col-blas", ...), NULL for dead and folded nodes. */
 const il_kernel *il_plan_kernel(const il_plan *p, int k);
+/* Placement on a plan's accelerator (backend cuda): nodes it runs, nodes that fell back to the
+ * cpu, and the copies of the last run (uploads to it, downloads from it). */
+void il_plan_copies(const il_plan *p, int *acc_nodes, int *fallback, int64_t *uploads, int64_t *downloads);
+/* Whether node k of the plan runs on its accelerator (0: the cpu). */
+int il_plan_on_acc(const il_plan *p, int k);
 /* Tactic statistics of the build: nodes whose kernel was chosen by timing, and by the cache. */
 void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
 /* Plan files (engine/plan_file.c): the graph after passes, the kernel of every node, their

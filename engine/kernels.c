@@ -9,7 +9,7 @@
  */
 #include "ops/kernel.h"
 
-const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, NULL};
+const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_cuda, NULL};
 
 static const il_kernel **all;
 static int n_all, cap_all, ready;

@@ -40,6 +40,7 @@ extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: At
 /* Explicit kernel tables (stateful and library kernels), each ending with an entry whose op is
  * NULL; kernels.c lists them in il_kernel_tables (NULL-terminated). */
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
+extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
 void il_kernels_add_op(const il_op *op);
