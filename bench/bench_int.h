@@ -15,8 +15,6 @@ typedef struct il_evalset {
     char name[64];      /* "fashion-mnist:test", "random" */
 } il_evalset;
 
-/* The model's name in tables: the file stem, or the folder's name for model.onnx. */
-void il_bench_model_name(const char *path, char *buf, size_t n);
 /* Apply v->pipeline to the model and save the result under cache_dir; path gets the file to
  * measure (v->model itself for O0). */
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n);

@@ -51,7 +51,7 @@ static void hex8(const char *s, char out[9]) {
 
 static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, size_t nt) {
     char real[IL_PATH_MAX], name[96], h[9];
-    il_bench_model_name(v->model, name, sizeof name);
+    il_model_name(v->model, name, sizeof name);
     for (char *c = name; *c; c++)
         if (*c == ' ' || *c == '\'') *c = '_';
     if (!realpath(v->model, real)) snprintf(real, sizeof real, "%s", v->model);
@@ -159,7 +159,7 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
     }
     il_error_clear();
     /* named after the model given, not the derived file measured (DB.variants/...) */
-    il_bench_model_name(r->v.model[0] ? r->v.model : path, r->model_name, sizeof r->model_name);
+    il_model_name(r->v.model[0] ? r->v.model : path, r->model_name, sizeof r->model_name);
     if (!r->model_name[0] || !strcmp(r->model_name, "model"))
         snprintf(r->model_name, sizeof r->model_name, "%s", g->name && g->name[0] ? g->name : "model");
     return IL_OK;
