@@ -48,7 +48,7 @@ LDLIBS   += -ldnnl
 endif
 endif
 
-ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c)
+ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c engine/cuda/*.c)
 PASSES_SRC := $(wildcard passes/*.c)
 QUANT_SRC  := $(wildcard quantize/*.c)
 PRUNE_SRC  := $(wildcard prune/*.c)

@@ -74,9 +74,11 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
     sqlite3 *db = il_store_sqlite(s);
     sqlite3_stmt *q;
     int64_t id = -1;
-    /* RUN is a run id or a prefix of its uuid (ids differ between merged databases). */
-    if (sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE CAST(id AS TEXT) = ?1 OR uuid LIKE ?1 || '%'", -1, &q,
-                           NULL) != SQLITE_OK)
+    /* RUN is a run id or a prefix of its uuid (ids differ between merged databases); an id wins,
+     * since uuids are hex and "7" also begins one run's uuid in sixteen. */
+    if (sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE CAST(id AS TEXT) = ?1 UNION ALL SELECT id FROM runs WHERE"
+                           " uuid LIKE ?1 || '%' AND NOT EXISTS (SELECT 1 FROM runs WHERE CAST(id AS TEXT) = ?1)",
+                           -1, &q, NULL) != SQLITE_OK)
         return qerr(db, "db show");
     sqlite3_bind_text(q, 1, run, -1, SQLITE_TRANSIENT);
     int matches = 0;

@@ -42,13 +42,6 @@ int cmd_build(int argc, char **argv) {
             if (!val) { fprintf(stderr, "inferlab build: -o needs a file name\n"); return 2; }
             out = val;
             i++;
-        } else if (!strcmp(a, "--backend")) {
-            if (!val || strcmp(val, "cpu")) {
-                fprintf(stderr, "inferlab build: --backend %s: plans are built for the cpu backend only; cuda inference "
-                                "is not implemented yet\n", val ? val : "(none)");
-                return 2;
-            }
-            i++;
         } else if (!strcmp(a, "--batch")) { if (!cli_int(a, val, &batch) || batch < 1) return 2; i++; }
         else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
         else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
@@ -61,6 +54,11 @@ int cmd_build(int argc, char **argv) {
     if (!path || !out) {
         fprintf(stderr, "inferlab build: %s\n", !path ? "no model given" : "no output file (-o OUT.plan)");
         usage(stderr);
+        return 2;
+    }
+    if (e.backend != IL_BACKEND_CPU) {
+        fprintf(stderr, "inferlab build: --backend cuda: plan files are built for the cpu backend only so far (run and "
+                        "bench take --backend cuda directly)\n");
         return 2;
     }
     if (!pipeline) pipeline = il_pass_preset(2);

@@ -31,6 +31,7 @@ typedef struct cli_engine {
     const char *kernels;      /* --kernel, joined with commas */
     int tactics;              /* --tactics */
     const char *timing_cache; /* --timing-cache */
+    il_backend backend;       /* --backend cpu|cuda */
     char kernels_buf[1024];
 } cli_engine;
 /* argv[*i] is one of the engine flags: 1 (consumed, *i past its value), 0 (not one), -1 (bad,

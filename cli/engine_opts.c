@@ -23,6 +23,9 @@ int cli_engine_arg(int argc, char **argv, int *i, cli_engine *e) {
             return -1;
         }
         e->tactics = !strcmp(val, "timed") ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC;
+    } else if (!strcmp(a, "--backend")) {
+        if (!val || (strcmp(val, "cpu") && strcmp(val, "cuda"))) { fprintf(stderr, "inferlab: --backend cpu|cuda\n"); return -1; }
+        e->backend = strcmp(val, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA;
     } else if (!strcmp(a, "--timing-cache")) {
         if (!val) { fprintf(stderr, "inferlab: --timing-cache needs a file name\n"); return -1; }
         e->timing_cache = val;
@@ -47,6 +50,7 @@ void cli_engine_apply(const cli_engine *e, il_plan_opts *o) {
     o->kernels = e->kernels;
     o->tactics = e->tactics;
     o->timing_cache = e->timing_cache;
+    o->backend = e->backend;
 }
 
 const char *cli_engine_help =
@@ -54,4 +58,6 @@ const char *cli_engine_help =
     "  --tactics timed|heuristic  choose each node's kernel by timing the candidates on its shapes, or by a\n"
     "                           fixed preference (default heuristic)\n"
     "  --timing-cache FILE      timed tactics: remember choices per op/shape for this machine\n"
-    "  --plugin P.so            load a plugin that registers passes or kernels (repeatable)\n";
+    "  --plugin P.so            load a plugin that registers passes or kernels (repeatable)\n"
+    "  --backend cpu|cuda       where nodes run: cuda places each node its kernels support on the GPU and\n"
+    "                           the rest on the cpu, copying values across (default cpu)\n";

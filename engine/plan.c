@@ -140,6 +140,10 @@ il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c) {
             il_error_wrap(st, "node '%s' (%s), kernel %s: ", p->g->nodes[k].name, p->g->nodes[k].op_type, kn->name);
         return st;
     }
+    if (p->on_acc[k]) { /* device scratch: plan_device.c allocates the largest */
+        if (p->ws[k] > p->dws_need) p->dws_need = p->ws[k];
+        return IL_OK;
+    }
     if (p->ws[k] > p->workspace_bytes) {
         free(p->workspace);
         p->workspace_bytes = 0;
@@ -182,12 +186,17 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     if (o) p->o = *o;
     if (p->o.threads <= 0) p->o.threads = il_num_cores();
     if (p->o.backend != IL_BACKEND_CPU) {
-        int b = (int)p->o.backend;
-        free(p);
-        if (b == IL_BACKEND_CUDA) /* engine/cuda/ has the device layer; only training uses it so far */
-            return il_error(IL_ERR_UNSUPPORTED, "inference on the cuda backend is not implemented yet (the GPU trains: "
-                                                "inferlab train --device cuda); run with the cpu backend");
-        return il_error(IL_ERR_UNSUPPORTED, "backend %d is not built into this binary", b);
+        const char *name = il_backend_name(p->o.backend), *why = "unknown";
+        p->acc = il_backend_find(name);
+        if (!p->acc) {
+            free(p);
+            return il_error(IL_ERR_UNSUPPORTED, "backend %s is not built into this binary (nvcc was not found when "
+                                                "it was built)", name);
+        }
+        if (!p->acc->available(&why)) {
+            free(p);
+            return il_error(IL_ERR_UNSUPPORTED, "backend %s: no usable device (%s)", name, why ? why : "unknown");
+        }
     }
     p->names = names;
     p->memplan = mp;
@@ -214,6 +223,11 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     p->state = calloc((size_t)nn + 1, sizeof *p->state);
     p->ws = calloc((size_t)nn + 1, sizeof *p->ws);
     p->prepared = calloc((size_t)nn + 1, 1);
+    p->on_acc = calloc((size_t)nn + 1, 1);
+    p->dptr = calloc((size_t)nv + 1, sizeof *p->dptr);
+    p->downed = calloc((size_t)nv + 1, 1);
+    p->dvalid = calloc((size_t)nv + 1, 1);
+    p->hvalid = calloc((size_t)nv + 1, 1);
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
@@ -227,6 +241,7 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     if (!st) st = il_plan_choose_kernels(p);
     if (!st) st = prepare_known(p);
     if (!st) st = layout(p);
+    if (!st && p->acc) st = il_plan_device_setup(p);
     p->names = NULL; /* borrowed for create only */
     p->memplan = NULL;
     if (st) { il_plan_free(p); return st; }
@@ -238,6 +253,12 @@ void il_plan_free(il_plan *p) {
     if (!p) return;
     release_heap(p);
     if (p->state) release_states(p);
+    if (p->dptr) il_plan_device_release(p);
+    free(p->on_acc);
+    free(p->dptr);
+    free(p->downed);
+    free(p->dvalid);
+    free(p->hvalid);
     il_shapes_free(p->s);
     free(p->order);
     free(p->ops);
@@ -303,7 +324,7 @@ static void f32_to_half(const il_tensor *f, il_tensor *dst) {
 }
 
 /* Give value v a buffer of its current shape: the arena slot when it fits, else the heap. */
-static il_status bind_output(il_plan *p, int v, il_tensor *t) {
+il_status il_plan_bind_host(il_plan *p, int v, il_tensor *t) {
     size_t bytes = il_tensor_bytes(t);
     free(p->heap[v]);
     p->heap[v] = NULL;
@@ -359,7 +380,7 @@ static il_status run_node(il_plan *p, int k) {
         if (half && out[i]->dtype == IL_F32) {
             out[i]->data = malloc(il_tensor_bytes(out[i]) + 1); /* computed in f32, stored half below */
             out[i]->owns_data = 1;
-        } else if ((st = bind_output(p, n->outputs[i], out[i]))) {
+        } else if ((st = il_plan_bind_host(p, n->outputs[i], out[i]))) {
             goto done;
         }
     }
@@ -384,7 +405,7 @@ static il_status run_node(il_plan *p, int k) {
             dst->dtype = IL_F16;
             for (int j = 0; j < n->n_inputs; j++)
                 if (n->inputs[j] >= 0 && is_half(p->vals[n->inputs[j]].dtype)) { dst->dtype = p->vals[n->inputs[j]].dtype; break; }
-            if ((st = bind_output(p, v, dst))) { free(out[i]->data); goto done; }
+            if ((st = il_plan_bind_host(p, v, dst))) { free(out[i]->data); goto done; }
             f32_to_half(out[i], dst);
             free(out[i]->data);
         }
@@ -408,6 +429,7 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
         p->s = s;
         release_states(p);
         if ((st = layout(p))) return st;
+        if (p->acc && ((st = prepare_known(p)) || (st = il_plan_device_setup(p)))) return st;
     }
     il_set_threads(p->o.threads);
     release_heap(p);
@@ -421,10 +443,26 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
         p->vals[g->inputs[i]] = *inputs[i];
         p->vals[g->inputs[i]].owns_data = 0;
     }
+    if (p->acc) { /* what is current where: host data as bound above, device constants as uploaded */
+        p->n_uploads = p->n_downloads = 0;
+        for (int v = 0; v < g->n_values; v++) {
+            p->hvalid[v] = p->vals[v].data != NULL;
+            p->dvalid[v] = p->downed[v] && (g->values[v].constant || p->s->known[v]);
+        }
+    }
     for (int j = 0; j < p->n_order && !st; j++) {
         int k = p->order[j];
         if (p->s->folded[k]) continue;
-        st = run_node(p, k);
+        if (p->on_acc[k]) {
+            st = il_plan_run_acc_node(p, k);
+        } else {
+            const il_node *n = &g->nodes[k];
+            for (int i = 0; i < n->n_inputs && !st && p->acc; i++)
+                if (n->inputs[i] >= 0) st = il_plan_ensure_host(p, n->inputs[i]);
+            if (!st) st = run_node(p, k);
+            for (int i = 0; i < n->n_outputs && !st && p->acc; i++)
+                if (n->outputs[i] >= 0) p->hvalid[n->outputs[i]] = 1, p->dvalid[n->outputs[i]] = 0;
+        }
         /* values read for the last time here give their heap buffers back */
         const il_node *n = &g->nodes[k];
         for (int i = 0; i < n->n_inputs; i++) {
@@ -435,6 +473,8 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
             }
         }
     }
+    for (int i = 0; i < g->n_outputs && !st && p->acc; i++) st = il_plan_ensure_host(p, g->outputs[i]);
+    if (!st && p->acc) st = p->acc->sync();
     return st;
 }
 
@@ -451,6 +491,8 @@ const il_shapes *il_plan_shapes(const il_plan *p) { return p->s; }
 const double *il_plan_node_times(const il_plan *p) { return p->o.profile ? p->times : NULL; }
 
 const il_graph *il_plan_graph(const il_plan *p) { return p->g; }
+
+int il_plan_on_acc(const il_plan *p, int k) { return k >= 0 && k < p->g->n_nodes && p->on_acc[k]; }
 
 const il_kernel *il_plan_kernel(const il_plan *p, int k) {
     return k >= 0 && k < p->g->n_nodes ? p->kern[k] : NULL;

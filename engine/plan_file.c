@@ -80,6 +80,9 @@ static int *live_positions(const il_graph *g, int *n_live) {
 
 il_status il_plan_save(const il_plan *p, const char *path) {
     const il_graph *g = p->g;
+    if (p->acc)
+        return il_error(IL_ERR_UNSUPPORTED, "plan files for the %s backend are not implemented yet (cpu plans are)",
+                        p->acc->name);
     buf w = {0}, head = {0}, kern = {0}, memp = {0}, stat = {0};
     void *onnx = NULL;
     size_t onnx_len = 0;

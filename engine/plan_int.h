@@ -32,6 +32,18 @@ struct il_plan {
     void **heap;        /* per value: heap buffer owned by the run, or NULL */
     double *times;
     int n_timed, n_cached; /* tactic statistics */
+    /* an accelerator backend (plan_device.c); all NULL/0 for cpu-only plans */
+    const il_backend_iface *acc;
+    unsigned char *on_acc;          /* per node: runs on acc */
+    void **dptr;                    /* per value: its device memory */
+    unsigned char *downed;          /* per value: dptr is an allocation of its own (constant, staging) */
+    unsigned char *dvalid, *hvalid; /* per value, this run: current data on the device / on the host */
+    char *darena;
+    int64_t darena_bytes;
+    void *dworkspace;
+    size_t dworkspace_bytes, dws_need;
+    int n_acc_nodes, n_fallback;
+    int64_t n_uploads, n_downloads; /* copies of the last run */
     /* plan files, during create only: kernel names per node and the stored memory plan */
     const char *const *names;
     const void *memplan;
@@ -56,6 +68,15 @@ il_status il_plan_choose_kernels(il_plan *p);
 il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c);
 /* The constant-input mask of node k (bit i: input i is an initializer or known at plan time). */
 uint64_t il_plan_const_mask(const il_plan *p, int k);
+/* plan_device.c: lay out the accelerator's arena, upload constants, allocate its workspace
+ * (after layout); free all of it; run node k on the accelerator; make value v's current data
+ * available on the host (downloading it when only the device has it). */
+il_status il_plan_device_setup(il_plan *p);
+void il_plan_device_release(il_plan *p);
+il_status il_plan_run_acc_node(il_plan *p, int k);
+il_status il_plan_ensure_host(il_plan *p, int v);
+/* Give value v a host buffer of t's shape (plan.c's arena slot or the heap). */
+il_status il_plan_bind_host(il_plan *p, int v, il_tensor *t);
 /* The machine a plan or a timing is valid for: "cpu:<model>|<isa flags>" (no newline). */
 const char *il_cpu_signature(void);
 

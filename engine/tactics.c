@@ -284,11 +284,22 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
         return il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): more than 64 inputs or 16 outputs", n->name, n->op_type);
     il_kctx c;
     il_plan_node_view(p, k, inb, in, outb, out, &c);
+    /* the plan's accelerator first (when it has one); the cpu takes what it cannot */
     const char *backend = "cpu";
     const il_kernel *cand[MAX_CAND], *ok[MAX_CAND];
-    int nc = il_kernels_of(n->domain, n->op_type, backend, c.opset, cand, MAX_CAND), nok = 0;
-    for (int i = 0; i < nc; i++)
-        if (il_kernel_accepts(cand[i], &c)) ok[nok++] = cand[i];
+    int nc = 0, nok = 0;
+    if (p->acc && !p->s->folded[k] && !p->o.reference) {
+        nc = il_kernels_of(n->domain, n->op_type, p->acc->name, c.opset, cand, MAX_CAND);
+        for (int i = 0; i < nc; i++)
+            if (il_kernel_accepts(cand[i], &c)) ok[nok++] = cand[i];
+        if (nok) backend = p->acc->name, p->on_acc[k] = 1, p->n_acc_nodes++;
+        else p->n_fallback++;
+    }
+    if (!nok) {
+        nc = il_kernels_of(n->domain, n->op_type, backend, c.opset, cand, MAX_CAND);
+        for (int i = 0; i < nc; i++)
+            if (il_kernel_accepts(cand[i], &c)) ok[nok++] = cand[i];
+    }
     if (p->names && p->names[k] && p->names[k][0]) { /* a plan file's choice */
         const il_kernel *kn = il_kernel_find(n->domain, n->op_type, backend, p->names[k]);
         if (!kn)
@@ -306,6 +317,14 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
             p->kern[k] = kn;
             return IL_OK;
         }
+        if (p->on_acc[k]) { /* a cpu kernel forced by name moves the node back to the cpu */
+            const il_kernel *kc = il_kernel_find(n->domain, n->op_type, "cpu", want);
+            if (kc && il_kernel_accepts(kc, &c)) {
+                p->on_acc[k] = 0, p->n_acc_nodes--, p->n_fallback++;
+                p->kern[k] = kc;
+                return IL_OK;
+            }
+        }
         if (!wild && !p->o.reference)
             return il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): kernel '%s' %s", n->name, n->op_type, want,
                             kn ? "does not support this node (dtype or shape)" : "does not exist for this op");
@@ -317,7 +336,8 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
     for (int i = 1; i < nok; i++)
         if (ok[i]->priority >= best->priority) best = ok[i];
     p->kern[k] = best;
-    if (p->o.tactics != IL_TACTICS_TIMED || nok < 2 || p->s->folded[k]) return IL_OK;
+    /* accelerator kernels are not timed here (their data would have to live on the device) */
+    if (p->o.tactics != IL_TACTICS_TIMED || nok < 2 || p->s->folded[k] || p->on_acc[k]) return IL_OK;
 
     char key[2048];
     node_key(&c, backend, key, sizeof key);

@@ -127,10 +127,27 @@ static const char *css =
 
 /* Rows in reading order: by model, then its pipelines in the order of the presets (O0, O1, ...)
  * and then custom ones in the order they were first measured, then how they were run. */
-#define RP_ORDER                                                                                          \
-    " ORDER BY r.model, CASE WHEN r.pipeline IS NULL THEN 0 WHEN r.pipeline GLOB 'O[0-9]' THEN"           \
-    " CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100 END, (SELECT min(x.id) FROM runs x WHERE x.model IS" \
-    " r.model AND x.pipeline IS r.pipeline), r.engine, r.backend, r.scenario, r.batch, r.threads, r.id"
+#define RP_ORDER                                                                                         \
+    " ORDER BY model_name(r.model, r.model_path), CASE WHEN r.pipeline IS NULL THEN 0 WHEN r.pipeline"   \
+    " GLOB 'O[0-9]' THEN CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100 END, (SELECT min(x.id) FROM"    \
+    " runs x WHERE x.model_path IS r.model_path AND x.pipeline IS r.pipeline), r.engine, r.backend,"    \
+    " r.scenario, r.batch, r.threads, r.id"
+
+/* SQL model_name(model, model_path): databases written before models were named after their
+ * folder hold the file name ("model.onnx" for every ONNX zoo model); name those from the path. */
+static void sql_model_name(sqlite3_context *c, int argc, sqlite3_value **v) {
+    const char *model = (const char *)sqlite3_value_text(v[0]), *path = (const char *)sqlite3_value_text(v[1]);
+    size_t len = model ? strlen(model) : 0;
+    char name[256];
+    if (path && (!model || (len > 5 && !strcmp(model + len - 5, ".onnx")))) {
+        il_model_name(path, name, sizeof name);
+        sqlite3_result_text(c, name, -1, SQLITE_TRANSIENT);
+    } else if (model) {
+        sqlite3_result_text(c, model, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_result_null(c);
+    }
+}
 
 /* Provenance once per distinct build and machine: runs are grouped by all their facts except
  * the ones that change with every run (the date; machine load is a column of runs), and each
@@ -200,9 +217,9 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
                                      "%.1f", "bytes", "bytes", "%.4f", "%.4f", "%.2g", NULL};
     fputs("<h2 id=results>Results</h2>\n", f);
     int rows = table(f, db,
-                     "SELECT r.id, r.model, r.variant, r.engine, r.backend, r.precision, r.scenario, r.batch,"
-                     " r.threads, r.lat_p50_ms, r.lat_p99_ms, r.throughput_per_s, r.peak_host_bytes,"
-                     " r.peak_activation_bytes, r.accuracy_top1, r.agreement_top1, r.max_abs_error,"
+                     "SELECT r.id, model_name(r.model, r.model_path), r.variant, r.engine, r.backend, r.precision,"
+                     " r.scenario, r.batch, r.threads, r.lat_p50_ms, r.lat_p99_ms, r.throughput_per_s,"
+                     " r.peak_host_bytes, r.peak_activation_bytes, r.accuracy_top1, r.agreement_top1, r.max_abs_error,"
                      " replace(substr(r.created_at, 1, 16), 'T', ' ') FROM runs r" RP_ORDER,
                      h1, f1, 18, "results");
     if (rows < 0) return fclose(f), IL_ERR_IO;
@@ -262,9 +279,9 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     static const char *const f3[] = {"int", NULL, NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL, NULL, "int",
                                      "int", "int"};
     fputs("<h2 id=models>Models and runs</h2>\n", f);
-    if (table(f, db, "SELECT r.id, r.model, r.variant, r.model_path, substr(r.model_sha256, 1, 16), r.model_bytes,"
-                     " r.params, r.flops, r.sparsity, r.parent_variant, r.engine_version, r.trials, r.queries, r.seed"
-                     " FROM runs r" RP_ORDER,
+    if (table(f, db, "SELECT r.id, model_name(r.model, r.model_path), r.variant, r.model_path,"
+                     " substr(r.model_sha256, 1, 16), r.model_bytes, r.params, r.flops, r.sparsity,"
+                     " r.parent_variant, r.engine_version, r.trials, r.queries, r.seed FROM runs r" RP_ORDER,
               h3, f3, 14, "models") < 0)
         return fclose(f), IL_ERR_IO;
     il_status pst = provenance(f, db);
@@ -327,6 +344,12 @@ il_status il_report_write(const il_report_opts *o) {
     il_status st = il_store_open_readonly(o->db, &s);
     if (st) return st;
     sqlite3 *db = il_store_sqlite(s);
+    if (sqlite3_create_function(db, "model_name", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_model_name, NULL,
+                                NULL) != SQLITE_OK) {
+        st = il_error(IL_ERR_INTERNAL, "report: %s", sqlite3_errmsg(db));
+        il_store_close(s);
+        return st;
+    }
     char work[PATH_MAX], html[PATH_MAX], pdf[PATH_MAX];
     snprintf(work, sizeof work, "%s/gnuplot", o->out_dir);
     snprintf(html, sizeof html, "%s/index.html", o->out_dir);

@@ -1,0 +1,177 @@
+/*
+ * plan_device.c - the executor's part for an accelerator backend (cuda): nodes placed on it run
+ * there; the rest fall back to the cpu, and values cross where placements change.
+ *
+ * At build (il_plan_device_setup, after the host layout): every value an accelerator node
+ * produces gets a slot in one device arena laid out by the same liveness planner as the host
+ * arena; constants the accelerator reads are uploaded once; one device workspace serves every
+ * node. Accelerator nodes need the shapes the plan inferred (they do not re-infer at run time).
+ * At run time each value carries two flags, current on the device and current on the host: an
+ * accelerator node uploads any input only the host has (into a staging buffer kept across
+ * runs), a cpu node downloads any input only the device has (into its host arena slot), and
+ * the graph outputs come back to the host at the end. The copies of the last run are counted
+ * (il_plan_copies), so `build --verbose` and `bench` can say what a fallback costs.
+ */
+#include "memplan.h"
+#include "plan_int.h"
+
+void il_plan_device_release(il_plan *p) {
+    if (!p->acc) return;
+    for (int v = 0; v < p->g->n_values; v++) {
+        if (p->downed[v]) p->acc->free(p->dptr[v]);
+        p->dptr[v] = NULL;
+        p->downed[v] = 0;
+    }
+    p->acc->free(p->darena);
+    p->acc->free(p->dworkspace);
+    p->darena = NULL;
+    p->dworkspace = NULL;
+    p->dworkspace_bytes = 0;
+}
+
+il_status il_plan_device_setup(il_plan *p) {
+    const il_graph *g = p->g;
+    int nv = g->n_values;
+    il_plan_device_release(p);
+    int64_t *size = calloc((size_t)nv + 1, sizeof *size), *first = malloc((size_t)(nv + 1) * sizeof *first),
+            *off = malloc((size_t)(nv + 1) * sizeof *off);
+    il_status st = IL_OK;
+    for (int v = 0; v < nv; v++) first[v] = -1;
+    for (int j = 0; j < p->n_order && !st; j++) {
+        int k = p->order[j];
+        if (!p->on_acc[k] || p->s->folded[k]) continue;
+        const il_node *n = &g->nodes[k];
+        for (int i = 0; i < n->n_outputs; i++) {
+            int v = n->outputs[i];
+            if (v < 0) continue;
+            const il_tensor *t = &p->s->info[v];
+            if (!il_shape_known(t))
+                st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s) on %s: output '%s' has no static shape (give the "
+                              "symbolic dims, or run it on the cpu)", n->name, n->op_type, p->acc->name, g->values[v].name);
+            size[v] = (int64_t)il_tensor_bytes(t);
+            first[v] = j;
+        }
+    }
+    if (!st) {
+        int64_t *last = malloc((size_t)(nv + 1) * sizeof *last);
+        for (int v = 0; v < nv; v++) last[v] = p->last[v] < first[v] ? first[v] : p->last[v];
+        p->darena_bytes = il_memplan(nv, size, first, last, off);
+        free(last);
+        p->darena = p->acc->alloc((size_t)p->darena_bytes + 256);
+        if (!p->darena) st = il_error(IL_ERR_OOM, "%s: out of memory for a %lld-byte activation arena", p->acc->name,
+                                      (long long)p->darena_bytes);
+    }
+    for (int v = 0; v < nv && !st; v++)
+        if (first[v] >= 0 && off[v] >= 0) p->dptr[v] = p->darena + off[v];
+    /* constants read on the device: uploaded once */
+    for (int j = 0; j < p->n_order && !st; j++) {
+        int k = p->order[j];
+        if (!p->on_acc[k] || p->s->folded[k]) continue;
+        const il_node *n = &g->nodes[k];
+        for (int i = 0; i < n->n_inputs && !st; i++) {
+            int v = n->inputs[i];
+            if (v < 0 || p->dptr[v]) continue;
+            const il_tensor *t = g->values[v].constant ? g->values[v].constant : p->s->known[v];
+            if (!t) continue;
+            size_t bytes = il_tensor_bytes(t);
+            if (!(p->dptr[v] = p->acc->alloc(bytes))) {
+                st = il_error_wrap(IL_ERR_OOM, "%s: weight '%s': ", p->acc->name, g->values[v].name);
+                break;
+            }
+            p->downed[v] = 1;
+            if (bytes) st = p->acc->upload(p->dptr[v], t->data, bytes);
+        }
+    }
+    if (!st && p->dws_need) {
+        if (!(p->dworkspace = p->acc->alloc(p->dws_need)))
+            st = il_error(IL_ERR_OOM, "%s: out of memory for a %zu-byte workspace", p->acc->name, p->dws_need);
+        else p->dworkspace_bytes = p->dws_need;
+    }
+    if (!st) st = p->acc->sync();
+    free(size), free(first), free(off);
+    return st;
+}
+
+il_status il_plan_ensure_host(il_plan *p, int v) {
+    if (!p->acc || p->hvalid[v] || !p->dvalid[v]) return IL_OK;
+    il_tensor *t = &p->vals[v];
+    il_status st = il_plan_bind_host(p, v, t);
+    if (!st) st = p->acc->download(t->data, p->dptr[v], il_tensor_bytes(t));
+    if (st) return il_error_wrap(st, "copying '%s' from %s: ", p->g->values[v].name, p->acc->name);
+    p->hvalid[v] = 1;
+    p->n_downloads++;
+    return IL_OK;
+}
+
+/* Value v's current data onto the device (a staging buffer for values the host produced). */
+static il_status ensure_device(il_plan *p, int v) {
+    if (p->dvalid[v]) return IL_OK;
+    const il_tensor *t = &p->vals[v];
+    size_t bytes = il_tensor_bytes(t);
+    if (!p->dptr[v]) {
+        if (!(p->dptr[v] = p->acc->alloc(bytes)))
+            return il_error_wrap(IL_ERR_OOM, "%s: staging '%s': ", p->acc->name, p->g->values[v].name);
+        p->downed[v] = 1;
+    }
+    il_status st = bytes ? p->acc->upload(p->dptr[v], t->data, bytes) : IL_OK;
+    if (st) return il_error_wrap(st, "copying '%s' to %s: ", p->g->values[v].name, p->acc->name);
+    p->dvalid[v] = 1;
+    p->n_uploads++;
+    return IL_OK;
+}
+
+il_status il_plan_run_acc_node(il_plan *p, int k) {
+    const il_graph *g = p->g;
+    const il_node *n = &g->nodes[k];
+    il_tensor inb[64], *in[64], outb[16], *out[16];
+    il_status st = IL_OK;
+    for (int i = 0; i < n->n_inputs && !st; i++) {
+        int v = n->inputs[i];
+        in[i] = NULL;
+        if (v < 0) continue;
+        if ((st = ensure_device(p, v))) break;
+        inb[i] = p->s->info[v];
+        inb[i].data = p->dptr[v];
+        inb[i].owns_data = 0;
+        in[i] = &inb[i];
+    }
+    for (int i = 0; i < n->n_outputs && !st; i++) {
+        int v = n->outputs[i];
+        out[i] = NULL;
+        if (v < 0) continue;
+        outb[i] = p->s->info[v];
+        outb[i].data = p->dptr[v];
+        outb[i].owns_data = 0;
+        out[i] = &outb[i];
+    }
+    if (st) return st;
+    il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
+                 .in = in, .out = out, .threads = p->o.threads, .state = p->state[k], .workspace = p->dworkspace,
+                 .workspace_bytes = p->ws[k], .const_mask = il_plan_const_mask(p, k)};
+    if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    double t0 = p->o.profile ? il_now() : 0;
+    st = p->kern[k]->run(&c);
+    if (!st && p->o.profile) st = p->acc->sync();
+    if (p->o.profile) p->times[k] = il_now() - t0;
+    if (st) {
+        if (!strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s) on %s: ", n->name, n->op_type, p->acc->name);
+        return st;
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        if (v < 0) continue;
+        p->vals[v] = p->s->info[v]; /* its shape; host data only once downloaded */
+        p->vals[v].data = NULL;
+        p->vals[v].owns_data = 0;
+        p->dvalid[v] = 1;
+        p->hvalid[v] = 0;
+    }
+    return IL_OK;
+}
+
+void il_plan_copies(const il_plan *p, int *acc_nodes, int *fallback, int64_t *uploads, int64_t *downloads) {
+    if (acc_nodes) *acc_nodes = p->n_acc_nodes;
+    if (fallback) *fallback = p->n_fallback;
+    if (uploads) *uploads = p->n_uploads;
+    if (downloads) *downloads = p->n_downloads;
+}

@@ -1,0 +1,159 @@
+/*
+ * test_cuda_infer.c - the cuda backend behind the backend interface (engine/backend.c,
+ * engine/plan_device.c, engine/cuda/kernels_cuda.c): plans placed on the GPU against the cpu
+ * reference kernels on fresh random inputs (rtol 1e-3, atol 1e-4: cuBLAS sums in another
+ * order), with nodes the GPU has no kernel for falling back to the cpu and the copies counted;
+ * every registered cuda kernel must be used by some case. Without a GPU each test prints
+ * "skipped: no GPU".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../passes/passes.h"
+#include "test.h"
+
+static int have_gpu(void) {
+    const il_backend_iface *b = il_backend_find("cuda");
+    const char *why = "not built with CUDA";
+    if (b && b->available(&why)) return 1;
+    printf("skipped: no GPU (%s) ", why ? why : "?");
+    return 0;
+}
+
+static const il_kernel *used[64];
+static int n_used;
+
+static void mark_used(const il_plan *p, const il_graph *g) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        const il_kernel *kn = il_plan_kernel(p, k);
+        if (!kn || !il_plan_on_acc(p, k)) continue;
+        int seen = 0;
+        for (int i = 0; i < n_used; i++) seen |= used[i] == kn;
+        if (!seen && n_used < 64) used[n_used++] = kn;
+    }
+}
+
+/* g on the GPU (backend cuda) against the cpu reference kernels, twice (the second run reuses
+ * the uploaded weights and staging buffers). Returns the number of nodes that fell back. */
+static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
+    il_tensor *in[8] = {0};
+    uint64_t rng = 42;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const il_value *x = &g->values[g->inputs[i]];
+        int64_t d[IL_MAX_RANK];
+        for (int j = 0; j < x->rank; j++) d[j] = x->dims[j] < 0 ? batch : x->dims[j];
+        in[i] = il_tensor_new(IL_F32, x->rank, d);
+        il_tensor_fill_random(in[i], &rng, -1, 1);
+    }
+    il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch}, go = {.backend = IL_BACKEND_CUDA, .batch = batch};
+    il_plan *r, *p;
+    IL_ASSERT_OK(il_plan_create(g, &ro, &r));
+    IL_ASSERT_OK(il_plan_create(g, &go, &p));
+    mark_used(p, g);
+    int acc, fb;
+    int64_t up, down;
+    for (int rep = 0; rep < 2; rep++) {
+        IL_ASSERT_OK(il_plan_run(r, in, g->n_inputs));
+        IL_ASSERT_OK(il_plan_run(p, in, g->n_inputs));
+        for (int o = 0; o < il_plan_n_outputs(p); o++) {
+            char msg[256];
+            int64_t w;
+            int ok = il_tensor_allclose(il_plan_output(p, o), il_plan_output(r, o), 1e-3, 1e-4, &w, msg, sizeof msg);
+            if (!ok) fprintf(stderr, "\n  %s output %d, gpu vs cpu reference: %s\n", what, o, msg);
+            CU_ASSERT_TRUE(ok);
+        }
+    }
+    il_plan_copies(p, &acc, &fb, &up, &down);
+    CU_ASSERT(acc > 0);
+    CU_ASSERT(down >= il_plan_n_outputs(p)); /* the outputs at least come back */
+    il_plan_free(r);
+    il_plan_free(p);
+    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
+    return fb;
+}
+
+static void test_teacher(void) {
+    if (!have_gpu()) return;
+    il_graph *g;
+    IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/fmnist_teacher.onnx", &g));
+    CU_ASSERT_EQUAL(check_gpu(g, 3, "teacher -O0"), 0); /* Conv, BatchNormalization, Relu, MaxPool, GAP, Flatten, Gemm */
+    il_pass_opts po = {.seed = 1};
+    IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+    CU_ASSERT_EQUAL(check_gpu(g, 5, "teacher -O2"), 0); /* FusedConv */
+    il_graph_free(g);
+}
+
+/* The zoo's ResNet-8: residual Adds (FusedConv with Z after -O2), Clip-free; and a graph with an
+ * op the GPU lacks in the middle, so values cross twice. */
+static void test_fallback_and_residual(void) {
+    if (!have_gpu()) return;
+    il_graph *g = il_graph_new("mixed");
+    il_graph_set_opset(g, "", 13);
+    uint64_t rng = 5;
+    int64_t xd[4] = {-1, 4, 10, 10}, wd[4] = {4, 4, 3, 3}, cd[1] = {1};
+    int x = il_graph_value(g, "x");
+    g->values[x].dtype = IL_F32;
+    g->values[x].rank = 4;
+    memcpy(g->values[x].dims, xd, sizeof xd);
+    il_graph_add_input(g, x);
+    il_tensor *w = il_tensor_new(IL_F32, 4, wd), *lo = il_tensor_new(IL_F32, 0, cd), *hi = il_tensor_new(IL_F32, 0, cd);
+    il_tensor_fill_random(w, &rng, -0.5, 0.5);
+    ((float *)lo->data)[0] = -0.25f, ((float *)hi->data)[0] = 0.5f;
+    int wv = il_graph_add_constant(g, "w", w), lov = il_graph_add_constant(g, "lo", lo), hiv = il_graph_add_constant(g, "hi", hi);
+    int a = il_graph_value(g, "a"), b = il_graph_value(g, "b"), c = il_graph_value(g, "c"), d = il_graph_value(g, "d"),
+        e = il_graph_value(g, "e"), f = il_graph_value(g, "f"), y = il_graph_value(g, "y");
+    int cin[2] = {x, wv};
+    int k = il_graph_add_node(g, "Conv", "", "conv", 2, cin, 1, &a);
+    int64_t pads[4] = {1, 1, 1, 1};
+    il_node_set_ints(g, k, "pads", 4, pads);
+    il_graph_add_node(g, "Sigmoid", "", "sig", 1, &a, 1, &b); /* no cuda kernel: the cpu runs it */
+    int add[2] = {b, x};
+    il_graph_add_node(g, "Add", "", "add", 2, add, 1, &c);
+    int clip[3] = {c, lov, hiv};
+    il_graph_add_node(g, "Clip", "", "clip", 3, clip, 1, &d);
+    il_graph_add_node(g, "Identity", "", "id", 1, &d, 1, &e);
+    int64_t axes_d[1] = {1};
+    il_tensor *axes = il_tensor_new(IL_I64, 1, axes_d);
+    ((int64_t *)axes->data)[0] = 0;
+    int unsq[2] = {e, il_graph_add_constant(g, "axes", axes)};
+    il_graph_add_node(g, "Unsqueeze", "", "unsq", 2, unsq, 1, &f);
+    il_tensor *shape = il_tensor_new(IL_I64, 1, (int64_t[]){2});
+    ((int64_t *)shape->data)[0] = -1, ((int64_t *)shape->data)[1] = 100;
+    il_tensor *axes2 = il_tensor_clone(axes);
+    int f2 = il_graph_value(g, "f2"), sq[2] = {f, il_graph_add_constant(g, "axes2", axes2)};
+    il_graph_add_node(g, "Squeeze", "", "squeeze", 2, sq, 1, &f2);
+    int rs[2] = {f2, il_graph_add_constant(g, "shape", shape)};
+    il_graph_add_node(g, "Reshape", "", "reshape", 2, rs, 1, &y);
+    il_graph_add_output(g, y);
+    CU_ASSERT_EQUAL(check_gpu(g, 2, "mixed"), 1);
+    il_graph_free(g);
+    il_graph *r;
+    IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/tiny_resnet_legacy/model.onnx", &r));
+    check_gpu(r, 2, "tiny resnet");
+    il_pass_opts po = {.seed = 1};
+    IL_ASSERT_OK(il_pipeline_run(r, il_pass_preset(2), &po, NULL, 0, NULL));
+    check_gpu(r, 2, "tiny resnet -O2");
+    il_graph_free(r);
+}
+
+/* Last: every registered cuda kernel was placed by some case above. */
+static void test_every_cuda_kernel_used(void) {
+    if (!have_gpu()) return;
+    int n, missing = 0;
+    const il_kernel *const *all = il_kernel_all(&n);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(all[i]->backend, "cuda")) continue;
+        int seen = 0;
+        for (int j = 0; j < n_used; j++) seen |= used[j] == all[i];
+        if (!seen) {
+            fprintf(stderr, "\n  cuda kernel %s/%s: no case runs it", all[i]->op, all[i]->name);
+            missing++;
+        }
+    }
+    CU_ASSERT_EQUAL(missing, 0);
+}
+
+IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},
+         {"fallback to the cpu, residuals, copies", test_fallback_and_residual},
+         {"every cuda kernel is run", test_every_cuda_kernel_used})
