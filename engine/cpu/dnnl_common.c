@@ -49,7 +49,7 @@ il_status il_dnnl_err(const il_kctx *c, dnnl_status_t s, const char *what) {
 }
 
 int il_dnnl_threads_enter(const il_kctx *c) {
-    int saved = omp_get_max_threads(), want = c->threads > 0 ? c->threads : 1;
+    int saved = omp_get_max_threads(), want = c->threads > 0 ? c->threads : saved;
     if (want != saved) omp_set_num_threads(want);
     return saved;
 }
