@@ -75,15 +75,10 @@ static inline int il_shape_known(const il_tensor *t) {
     return 1;
 }
 
-/* Largest element count a tensor may have (il_tensor_new refuses more); checking a shape
- * against it keeps products of user-given dims from overflowing int64. */
-#define IL_MAX_NUMEL ((int64_t)1 << 40)
-
-/* Product of dims[from..to), -1 when one of them is unknown (-1). */
+/* Product of dims[from..to), -1 when one of them is unknown (-1); checked (il_shape_numel).
+ * IL_MAX_NUMEL (engine.h) bounds every tensor and inferred shape. */
 static inline int64_t il_dims_prod(const int64_t *dims, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p = (dims[i] < 0 || p < 0) ? -1 : p * dims[i];
-    return p;
+    return to > from ? il_shape_numel(to - from, dims + from) : 1;
 }
 
 /* Row-major strides, in elements, of a shape. */
