@@ -177,7 +177,12 @@ typedef struct il_bench_opts {
     int interleave;          /* variants measured in turn, trial by trial (A B A B), in groups
                                 of this many (0: 8; 1: one variant at a time) */
     int quiet;               /* no per-run lines on stdout */
+    const char *const *inputs; /* "NAME=FILE" (.npy/.pb): the user's inputs, for timing and */
+    int n_inputs;              /* agreement (others stay random within their valid range) */
+    const char *inputs_dir;  /* a folder of NAME.npy / NAME.pb / input_K.pb files, or NULL */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
+    const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
 } il_bench_opts;
 

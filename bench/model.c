@@ -269,48 +269,8 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
 }
 
 il_status il_bench_outputs(const il_graph *g, const il_evalset *e, int b, il_backend bk, int threads, il_tensor **out) {
-    il_plan_opts po = {.backend = bk, .threads = threads, .batch = b};
-    il_plan *p;
-    il_status st = il_plan_create(g, &po, &p);
-    if (st) return st;
-    int64_t per_in = il_tensor_numel(e->x) / e->n;
-    int64_t dims[IL_MAX_RANK];
-    memcpy(dims, e->x->dims, sizeof dims);
-    dims[0] = b;
-    il_tensor *x = il_tensor_new(IL_F32, e->x->rank, dims);
-    *out = NULL;
-    if (!x) st = IL_ERR_OOM;
-    int64_t per_out = 0;
-    for (int64_t s = 0; s < e->n && !st; s += b) {
-        /* The last batch is padded with copies of the last sample; their outputs are dropped. */
-        for (int64_t j = 0; j < b; j++) {
-            int64_t src = s + j < e->n ? s + j : e->n - 1;
-            memcpy((float *)x->data + j * per_in, (float *)e->x->data + src * per_in, (size_t)per_in * 4);
-        }
-        if ((st = il_plan_run(p, &x, 1))) break;
-        const il_tensor *y = il_plan_output(p, 0);
-        if (!*out) {
-            int64_t od[IL_MAX_RANK];
-            memcpy(od, y->dims, sizeof od);
-            if (y->rank < 1 || y->dims[0] != b) {
-                st = il_error(IL_ERR_SHAPE, "output 0 does not have the batch as its first dim");
-                break;
-            }
-            od[0] = e->n;
-            per_out = il_tensor_numel(y) / b;
-            if (!(*out = il_tensor_new(IL_F32, y->rank, od))) { st = IL_ERR_OOM; break; }
-        }
-        for (int64_t j = 0; j < b && s + j < e->n; j++)
-            for (int64_t k = 0; k < per_out; k++)
-                ((float *)(*out)->data)[(s + j) * per_out + k] = (float)il_tensor_get(y, j * per_out + k);
-    }
-    il_tensor_free(x);
-    il_plan_free(p);
-    if (st) {
-        il_tensor_free(*out);
-        *out = NULL;
-    }
-    return st;
+    il_tensor *x = e->x;
+    return il_bench_eval_outputs(g, &x, e->n, b, bk, threads, out);
 }
 
 static int64_t argmax(const float *v, int64_t k) {
