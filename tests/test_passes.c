@@ -410,6 +410,47 @@ static void test_fuse_attention_real_bert(void) {
     }
 }
 
+/* Issue 14 item 12: ShuffleNet-like Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains over
+ * the symbolic batch stay until `opt --shape` fixes the input's shape; then they fold. */
+static void test_fixed_shapes_fold(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 3, DIMS(-1, 3, 4));
+    int s = OP(g, "Shape", x);
+    int64_t zero = 0, twelve = 12;
+    il_tensor *idx = il_tensor_new(IL_I64, 0, NULL);
+    ((int64_t *)idx->data)[0] = 0;
+    int iv = il_graph_new_value(g, "idx");
+    int ic = il_graph_add_constant(g, g->values[iv].name, idx);
+    int b = OP(g, "Gather", s, ic);
+    int u = OP(g, "Unsqueeze", b, I64(g, 1, &zero));
+    int c = OP(g, "Concat", u, I64(g, 1, &twelve));
+    il_node_set_int(g, last_node, "axis", 0);
+    OUT(g, OP(g, "Relu", OP(g, "Reshape", x, c)));
+    const char *in = il_test_tmp("shapes.onnx"), *o = il_test_tmp("shapes_o.onnx");
+    IL_ASSERT_OK(il_onnx_save(g, in));
+    char args[2048], out[8192];
+    snprintf(args, sizeof args, "opt %s -O2 --verify -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    il_graph *r;
+    IL_ASSERT_OK(il_onnx_load(o, &r));
+    CU_ASSERT_EQUAL(count(r, "Shape"), 1); /* over a symbolic batch: nothing to fold */
+    il_graph_free(r);
+    snprintf(args, sizeof args, "opt %s -O2 --shape x=2x3x4 --verify -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    if (!strstr(out, "nodes ->")) fprintf(stderr, "\n%s\n", out);
+    IL_ASSERT_OK(il_onnx_load(o, &r));
+    CU_ASSERT_EQUAL(count(r, "Shape") + count(r, "Gather") + count(r, "Unsqueeze") + count(r, "Concat"), 0);
+    CU_ASSERT_EQUAL(r->values[r->inputs[0]].dims[0], 2);
+    il_graph_free(r);
+    snprintf(args, sizeof args, "opt %s -O2 --shape y=2x3x4 -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no input named 'y'"));
+    snprintf(args, sizeof args, "opt %s -O2 --shape x=2x5x4 -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "dim 1 of input 'x' is fixed at 3"));
+    il_graph_free(g);
+}
+
 /* A graph with something for every fusion: conv+BN+relu with a residual, a SiLU, GELU, LayerNorm
  * and attention at opset 13 (so GELU and LayerNorm need ai.inferlab). */
 static il_graph *mixed_graph(void) {
@@ -648,6 +689,7 @@ IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_e
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
          {"fuse-attention behind SDPA's NaN guard", test_fuse_attention_nan_guard},
          {"fuse-attention on real BERT exports", test_fuse_attention_real_bert},
+         {"--shape folds Shape/Gather chains", test_fixed_shapes_fold},
          {"-O2 pipeline, lowering, export, onnx.checker", test_pipeline_and_lowering},
          {"--verify catches a wrong pass; errors", test_verify_and_errors}, {"example plugin", test_example_plugin},
          {"--verify relative to the output's scale", test_verify_relative},
