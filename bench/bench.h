@@ -183,6 +183,8 @@ typedef struct il_bench_opts {
     const char *const *shapes; /* "NAME=DIMS": input shapes fixed before the pipeline (so */
     int n_shapes;              /* Shape/Gather chains fold); O0 is then a derived file too */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
+    const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
 } il_bench_opts;
 
