@@ -181,6 +181,8 @@ typedef struct il_bench_opts {
     int n_inputs;              /* agreement (others stay random within their valid range) */
     const char *inputs_dir;  /* a folder of NAME.npy / NAME.pb / input_K.pb files, or NULL */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
+    const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
 } il_bench_opts;
 

@@ -145,7 +145,8 @@ struct il_meas {
 static il_status open_inferlab(il_meas *m) {
     const il_variant *v = &m->v;
     m->po = (il_plan_opts){.backend = strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
-                           .threads = v->threads, .batch = v->batch};
+                           .threads = v->threads, .batch = v->batch, .tactics = m->o->tactics,
+                           .timing_cache = m->o->timing_cache};
     m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
     if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
     il_status st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in);

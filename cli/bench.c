@@ -57,7 +57,9 @@ static void help(void) {
            "  --plugin P.so         load a pass plugin (its passes may appear in --pipeline)\n"
            "  --quiet               no per-run lines (errors still go to stderr)\n"
            "  --dry-run             list the variants (and check their pipelines) and stop\n"
-           "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n");
+           "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n"
+           "  --tactics timed|heuristic  inferlab's kernel per node: timed on its shapes at plan time, or by\n"
+           "                        priority (default heuristic); --timing-cache FILE keeps timed choices\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -136,6 +138,11 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else if (!strcmp(a, "--no-fork")) o.no_fork = 1;
+        else if (!strcmp(a, "--tactics")) {
+            if (!val || (strcmp(val, "timed") && strcmp(val, "heuristic"))) { fprintf(stderr, "inferlab bench: --tactics timed|heuristic\n"); return 2; }
+            o.tactics = !strcmp(val, "timed") ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC;
+            i++;
+        } else if (!strcmp(a, "--timing-cache")) { if (!val) return 2; o.timing_cache = val; i++; }
         else if (!strcmp(a, "--shard")) {
             if (!val || sscanf(val, "%lld/%lld", &shard, &shards) != 2 || shards < 1 || shard < 0 || shard >= shards) {
                 fprintf(stderr, "inferlab bench: --shard expects I/N with 0 <= I < N, got '%s'\n", val ? val : "");

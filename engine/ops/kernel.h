@@ -41,6 +41,11 @@ extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: At
  * NULL; kernels.c lists them in il_kernel_tables (NULL-terminated). */
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
+#ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
+extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
+extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
+extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
+#endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
 void il_kernels_add_op(const il_op *op);
