@@ -27,6 +27,7 @@ static void help(void) {
            "  --input NAME=FILE     the model's input NAME from a .npy/.pb file (repeatable), for timing and\n"
            "                        agreement; samples are cut or repeated to the batch\n"
            "  --inputs DIR          inputs from a folder: NAME.npy, NAME.pb or input_K.pb (ONNX test data)\n"
+           "  --shape NAME=DIMS     fix an input's shape before the pipeline (Shape/Gather chains fold)\n"
            "  --experiment FILE     YAML sweep and options (docs/bench.md)\n"
            "how to measure:\n"
            "  --trials N            repeated measurements per run (default 3)\n"
@@ -71,8 +72,8 @@ int cmd_bench(int argc, char **argv) {
     long long shard = 0, shards = 1;
     int dry = 0, dims = 0;
     const char *wait = "auto";
-    static const char *in_specs[64];
-    int n_in = 0;
+    static const char *in_specs[64], *shapes[16];
+    int n_in = 0, n_shapes = 0;
     static char cache[IL_PATH_MAX];
     /* The experiment file first, so that flags given with it override its options. */
     for (int i = 1; i + 1 < argc; i++)
@@ -134,6 +135,14 @@ int cmd_bench(int argc, char **argv) {
             in_specs[n_in++] = val;
             i++;
         } else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
+        else if (!strcmp(a, "--shape")) {
+            if (!val || !strchr(val, '=') || n_shapes >= 16) {
+                fprintf(stderr, "inferlab bench: --shape expects NAME=DIMS (e.g. input=1x3x224x224)\n");
+                return 2;
+            }
+            shapes[n_shapes++] = val;
+            i++;
+        }
         else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
@@ -156,6 +165,8 @@ int cmd_bench(int argc, char **argv) {
     }
     o.inputs = in_specs;
     o.n_inputs = n_in;
+    o.shapes = shapes;
+    o.n_shapes = n_shapes;
     if (experiment && dims) {
         fprintf(stderr, "inferlab bench: give the sweep in the experiment file or as flags, not both\n");
         free(v);
@@ -196,8 +207,9 @@ int cmd_bench(int argc, char **argv) {
                 free(v);
                 return 1;
             }
+            il_status st = il_graph_fix_shapes(g, shapes, n_shapes); /* --shape may fix the batch too */
             fixed = il_graph_fixed_batch(g);
-            il_status st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
+            if (!st) st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
             il_graph_free(g);
             if (st) {
                 cli_fail(st, v[i].model);
