@@ -4,7 +4,8 @@
 #   make demo       the whole pipeline on Fashion-MNIST, ending in a report
 #   make deps       install missing Debian/npm packages
 #   make help       this list
-# Switches: SANITIZE=1 (ASan+UBSan, objects in build/san), DEBUG=1 (-O0 -g), CUDA=0 (skip nvcc)
+# Switches: SANITIZE=1 (ASan+UBSan, objects in build/san), DEBUG=1 (-O0 -g), CUDA=0 (skip nvcc),
+#           DNNL=0 (build without oneDNN even where it is installed)
 
 CC      ?= gcc
 BUILD   ?= build
@@ -36,6 +37,16 @@ OPENBLAS_DIR = $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp)
 LDLIBS   += $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR))
 LDLIBS   += -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
 LDFLAGS  += -fopenmp $(SANFLAGS)
+# oneDNN (Debian libdnnl-dev, make deps installs it): a second set of CPU kernels
+# (engine/cpu/dnnl*.c) registered only when its header is found; the build works without it.
+# Its OpenMP runtime is the same libgomp as ours, so it shares our threads.
+DNNL_H := $(firstword $(wildcard /usr/include/oneapi/dnnl/dnnl.h /usr/include/dnnl.h))
+ifneq ($(DNNL_H),)
+ifneq ($(DNNL),0)
+CPPFLAGS += -DIL_HAVE_DNNL
+LDLIBS   += -ldnnl
+endif
+endif
 
 ENGINE_SRC := $(wildcard engine/*.c engine/ops/*.c engine/cpu/*.c engine/cuda/*.c)
 PASSES_SRC := $(wildcard passes/*.c)
@@ -72,7 +83,7 @@ TESTBIN := $(BUILD)/test_inferlab
 all: $(BIN) $(LIB)
 
 help:
-	@sed -n '2,8p' Makefile | sed 's/^# //'
+	@sed -n '2,9p' Makefile | sed 's/^# //'
 
 $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h: $(PROTO)
 	@mkdir -p $(GEN)

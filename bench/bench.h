@@ -148,6 +148,9 @@ typedef struct il_sweep {
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n);
 /* Keep the variants whose index i satisfies i % of == shard (shard in [0, of)). */
 void il_variants_shard(il_variant *v, int *n, int shard, int of);
+/* A model's name in tables: the file's stem (mlp.onnx -> mlp), or for model.onnx its folder's
+ * (resnet50/model.onnx -> resnet50; a folder named onnx/ is skipped). */
+void il_model_name(const char *path, char *buf, size_t n);
 /* The label shown in tables: "model-name O2" (+ engine when not inferlab), the model named
  * after its folder when the file is model.onnx; cut to n-1 with il_label_short. */
 void il_variant_label(const il_variant *v, char *buf, size_t n);
@@ -174,7 +177,14 @@ typedef struct il_bench_opts {
     int interleave;          /* variants measured in turn, trial by trial (A B A B), in groups
                                 of this many (0: 8; 1: one variant at a time) */
     int quiet;               /* no per-run lines on stdout */
+    const char *const *inputs; /* "NAME=FILE" (.npy/.pb): the user's inputs, for timing and */
+    int n_inputs;              /* agreement (others stay random within their valid range) */
+    const char *inputs_dir;  /* a folder of NAME.npy / NAME.pb / input_K.pb files, or NULL */
+    const char *const *shapes; /* "NAME=DIMS": input shapes fixed before the pipeline (so */
+    int n_shapes;              /* Shape/Gather chains fold); O0 is then a derived file too */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
+    int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
+    const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
 } il_bench_opts;
 

@@ -15,8 +15,6 @@ typedef struct il_evalset {
     char name[64];      /* "fashion-mnist:test", "random" */
 } il_evalset;
 
-/* The model's name in tables: the file stem, or the folder's name for model.onnx. */
-void il_bench_model_name(const char *path, char *buf, size_t n);
 /* Apply v->pipeline to the model and save the result under cache_dir; path gets the file to
  * measure (v->model itself for O0). */
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n);
@@ -45,6 +43,18 @@ typedef struct il_peer {
 il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out);
 /* Run the peer on in_npy ([n, ...]) and write its output 0 to out_npy. */
 il_status il_peer_eval(il_peer *p, const char *in_npy, const char *out_npy);
+
+/* The user's inputs (inputs.c): bench --input NAME=FILE / --inputs DIR. */
+int il_bench_has_inputs(const il_bench_opts *o);
+/* Timing inputs at batch b: the user's where given (samples cut or repeated to b), else as
+ * il_bench_inputs. in has g->n_inputs slots; the caller frees each. */
+il_status il_bench_timing_inputs(const il_bench_opts *o, const il_graph *g, int b, il_tensor **in);
+/* Evaluation inputs for any model: x[i] = [n, ...] for every input i, the user's (their first
+ * input's sample count wins: *got_n) or random within each input's valid range. */
+il_status il_bench_eval_inputs(const il_bench_opts *o, const il_graph *g, int64_t n, il_tensor **x, int64_t *got_n);
+/* Run g over the n samples of x in batches of b; *out [n, ...] output 0 as float32. */
+il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, il_backend bk, int threads,
+                                il_tensor **out);
 
 /* One variant being measured (runner.c), in phases so that sweep.c can interleave the trials
  * of several variants (A B A B) instead of measuring all of A, then all of B:

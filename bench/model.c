@@ -51,7 +51,7 @@ static void hex8(const char *s, char out[9]) {
 
 static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, size_t nt) {
     char real[IL_PATH_MAX], name[96], h[9];
-    il_bench_model_name(v->model, name, sizeof name);
+    il_model_name(v->model, name, sizeof name);
     for (char *c = name; *c; c++)
         if (*c == ' ' || *c == '\'') *c = '_';
     if (!realpath(v->model, real)) snprintf(real, sizeof real, "%s", v->model);
@@ -71,7 +71,7 @@ static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, si
 
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n) {
     char pipeline[256];
-    if (!v->pipeline[0] || !strcmp(v->pipeline, "O0")) {
+    if ((!v->pipeline[0] || !strcmp(v->pipeline, "O0")) && !o->n_shapes) {
         snprintf(path, n, "%s", v->model);
         return IL_OK;
     }
@@ -87,6 +87,10 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
     il_graph *g;
     il_status st = il_onnx_load(v->model, &g);
     if (st) return st;
+    if ((st = il_graph_fix_shapes(g, o->shapes, o->n_shapes))) { /* --shape: before the passes */
+        il_graph_free(g);
+        return il_error_wrap(st, "%s: ", v->model);
+    }
     if (pipeline[0] && (st = il_pipeline_run(g, pipeline, NULL, NULL, 0, NULL))) {
         il_graph_free(g);
         return il_error_wrap(st, "%s: pipeline %s: ", v->model, v->pipeline);
@@ -96,6 +100,12 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
      * half-written one. */
     char stem[128], tmp[IL_PATH_MAX + 32], tag[64];
     cache_stem(v, stem, sizeof stem, tag, sizeof tag);
+    if (o->n_shapes) { /* fixed shapes make another file: name it apart */
+        char all[1024] = "", h[9];
+        for (int i = 0; i < o->n_shapes; i++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s;", o->shapes[i]);
+        hex8(all, h);
+        snprintf(tag + strlen(tag), sizeof tag - strlen(tag), "-shape%s", h);
+    }
     const char *dir = o->cache_dir ? o->cache_dir : "bench-cache";
     if ((st = mkdirs(dir))) {
         il_graph_free(g);
@@ -159,7 +169,7 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
     }
     il_error_clear();
     /* named after the model given, not the derived file measured (DB.variants/...) */
-    il_bench_model_name(r->v.model[0] ? r->v.model : path, r->model_name, sizeof r->model_name);
+    il_model_name(r->v.model[0] ? r->v.model : path, r->model_name, sizeof r->model_name);
     if (!r->model_name[0] || !strcmp(r->model_name, "model"))
         snprintf(r->model_name, sizeof r->model_name, "%s", g->name && g->name[0] ? g->name : "model");
     return IL_OK;
@@ -269,48 +279,8 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
 }
 
 il_status il_bench_outputs(const il_graph *g, const il_evalset *e, int b, il_backend bk, int threads, il_tensor **out) {
-    il_plan_opts po = {.backend = bk, .threads = threads, .batch = b};
-    il_plan *p;
-    il_status st = il_plan_create(g, &po, &p);
-    if (st) return st;
-    int64_t per_in = il_tensor_numel(e->x) / e->n;
-    int64_t dims[IL_MAX_RANK];
-    memcpy(dims, e->x->dims, sizeof dims);
-    dims[0] = b;
-    il_tensor *x = il_tensor_new(IL_F32, e->x->rank, dims);
-    *out = NULL;
-    if (!x) st = IL_ERR_OOM;
-    int64_t per_out = 0;
-    for (int64_t s = 0; s < e->n && !st; s += b) {
-        /* The last batch is padded with copies of the last sample; their outputs are dropped. */
-        for (int64_t j = 0; j < b; j++) {
-            int64_t src = s + j < e->n ? s + j : e->n - 1;
-            memcpy((float *)x->data + j * per_in, (float *)e->x->data + src * per_in, (size_t)per_in * 4);
-        }
-        if ((st = il_plan_run(p, &x, 1))) break;
-        const il_tensor *y = il_plan_output(p, 0);
-        if (!*out) {
-            int64_t od[IL_MAX_RANK];
-            memcpy(od, y->dims, sizeof od);
-            if (y->rank < 1 || y->dims[0] != b) {
-                st = il_error(IL_ERR_SHAPE, "output 0 does not have the batch as its first dim");
-                break;
-            }
-            od[0] = e->n;
-            per_out = il_tensor_numel(y) / b;
-            if (!(*out = il_tensor_new(IL_F32, y->rank, od))) { st = IL_ERR_OOM; break; }
-        }
-        for (int64_t j = 0; j < b && s + j < e->n; j++)
-            for (int64_t k = 0; k < per_out; k++)
-                ((float *)(*out)->data)[(s + j) * per_out + k] = (float)il_tensor_get(y, j * per_out + k);
-    }
-    il_tensor_free(x);
-    il_plan_free(p);
-    if (st) {
-        il_tensor_free(*out);
-        *out = NULL;
-    }
-    return st;
+    il_tensor *x = e->x;
+    return il_bench_eval_outputs(g, &x, e->n, b, bk, threads, out);
 }
 
 static int64_t argmax(const float *v, int64_t k) {

@@ -278,9 +278,15 @@ il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out) {
 }
 
 il_status il_peer_eval(il_peer *p, const char *in_npy, const char *out_npy) {
-    char *extra[] = {"--eval-in", (char *)in_npy, "--eval-out", (char *)out_npy};
+    /* one --eval-in per "NAME=FILE" line (several inputs), or one plain file */
+    char *extra[36], *lines = strdup(in_npy);
+    int n = 0;
+    if (!lines) return il_error(IL_ERR_OOM, "out of memory");
+    for (char *l = strtok(lines, "\n"); l && n < 32; l = strtok(NULL, "\n")) extra[n++] = "--eval-in", extra[n++] = l;
+    extra[n++] = "--eval-out", extra[n++] = (char *)out_npy;
     peer_reply rep;
-    il_status st = run_peer(p, extra, 4, &rep);
+    il_status st = run_peer(p, extra, n, &rep);
     free(rep.lat);
+    free(lines);
     return st;
 }

@@ -145,10 +145,11 @@ struct il_meas {
 static il_status open_inferlab(il_meas *m) {
     const il_variant *v = &m->v;
     m->po = (il_plan_opts){.backend = strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
-                           .threads = v->threads, .batch = v->batch};
+                           .threads = v->threads, .batch = v->batch, .tactics = m->o->tactics,
+                           .timing_cache = m->o->timing_cache};
     m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
     if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
-    il_status st = il_bench_inputs(m->g, NULL, v->batch, m->o->seed, m->in);
+    il_status st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in);
     if (!st) st = il_plan_create(m->g, &m->po, &m->p);
     if (st) return st;
     m->r->peak_activation_bytes = il_plan_peak_bytes(m->p);
@@ -204,7 +205,7 @@ static il_status open_peer(il_meas *m) {
     }
     m->in = calloc((size_t)g->n_inputs + 1, sizeof *m->in);
     m->spec = calloc((size_t)g->n_inputs + 1, IL_PATH_MAX);
-    il_status st = m->in && m->spec ? il_bench_inputs(g, NULL, m->v.batch, m->o->seed, m->in) : IL_ERR_OOM;
+    il_status st = m->in && m->spec ? il_bench_timing_inputs(m->o, g, m->v.batch, m->in) : IL_ERR_OOM;
     /* Inputs go as .npy files, one per graph input, "name=path" joined by '\n'. */
     for (int i = 0; !st && i < g->n_inputs; i++) {
         char f[96];
@@ -309,14 +310,53 @@ static void wait_policy(char *buf, size_t n) {
     else snprintf(buf, n, "libgomp default");
 }
 
+/* Output 0 of the variant over the n samples of x (one tensor per graph input): by inferlab,
+ * or by the peer from .npy files ("NAME=FILE" lines). */
+static il_status variant_outputs(il_meas *m, il_tensor **x, int64_t n, il_tensor **out) {
+    if (m->p) return il_bench_eval_outputs(m->g, x, n, m->v.batch, m->po.backend, m->v.threads, out);
+    char spec[8192] = "", ev_out[96];
+    il_status st = IL_OK;
+    for (int i = 0; i < m->g->n_inputs && !st; i++) {
+        char f[96];
+        size_t used = strlen(spec);
+        snprintf(f, sizeof f, "%s/eval_in_%d.npy", m->dir, i);
+        st = il_tensor_save_npy(x[i], f);
+        snprintf(spec + used, sizeof spec - used, "%s%s=%s", i ? "\n" : "", m->g->values[m->g->inputs[i]].name, f);
+    }
+    snprintf(ev_out, sizeof ev_out, "%s/eval_out.npy", m->dir);
+    if (!st) st = il_peer_eval(&m->peer, spec, ev_out);
+    if (!st) st = il_tensor_load_npy(ev_out, out);
+    (void)n;
+    return st;
+}
+
+/* Agreement of out with the FP32 parent run by inferlab on the CPU over the same inputs. */
+static il_status parent_agreement(il_meas *m, il_tensor **x, int64_t n, const il_tensor *out) {
+    il_run_record *r = m->r;
+    il_variant pv = m->v;
+    il_graph *pg = NULL;
+    il_tensor *pout = NULL;
+    snprintf(pv.model, sizeof pv.model, "%s", m->parent);
+    snprintf(pv.pipeline, sizeof pv.pipeline, "O0");
+    snprintf(pv.engine, sizeof pv.engine, "inferlab");
+    pv.label[0] = 0;
+    il_variant_label(&pv, r->parent_variant, sizeof r->parent_variant);
+    il_status st = il_sha256_file(m->parent, r->parent_sha256);
+    if (!st) st = il_onnx_load(m->parent, &pg);
+    if (!st) st = il_bench_eval_outputs(pg, x, n, m->v.batch, IL_BACKEND_CPU, m->v.threads, &pout);
+    if (!st) il_bench_agreement(out, pout, r);
+    il_tensor_free(pout);
+    il_graph_free(pg);
+    return st;
+}
+
 il_status il_meas_finish(il_meas *m) {
     const il_bench_opts *o = m->o;
     const il_variant *v = &m->v;
     il_run_record *r = m->r;
     il_load_mark mark1;
     il_evalset e;
-    il_graph *pg = NULL;
-    il_tensor *out = NULL, *pout = NULL;
+    il_tensor *out = NULL;
     il_status st = IL_OK;
     memset(&e, 0, sizeof e);
     il_load_mark_now(&mark1);
@@ -335,36 +375,25 @@ il_status il_meas_finish(il_meas *m) {
     if (m->p && o->profile) st = profile(m->g, &m->po, m->in, r);
     if (!st) st = il_bench_evalset(m->g, v, o->accuracy_samples, o->seed, &e);
     /* Random inputs only serve agreement with a parent: without one they would cost the time of
-     * a whole evaluation and say nothing. */
-    if (!st && !e.y && !m->parent[0]) il_evalset_free(&e);
-    if (!st && e.x && m->p) {
-        st = il_bench_outputs(m->g, &e, v->batch, m->po.backend, v->threads, &out);
-    } else if (!st && e.x) {
-        char ev_in[96], ev_out[96];
-        snprintf(ev_in, sizeof ev_in, "%s/eval_in.npy", m->dir);
-        snprintf(ev_out, sizeof ev_out, "%s/eval_out.npy", m->dir);
-        st = il_tensor_save_npy(e.x, ev_in);
-        if (!st) st = il_peer_eval(&m->peer, ev_in, ev_out);
-        if (!st) st = il_tensor_load_npy(ev_out, &out);
-    }
-    if (!st) il_bench_accuracy(out, &e, r);
-    if (!st && m->parent[0] && e.x) {
-        il_variant pv = *v;
-        snprintf(pv.model, sizeof pv.model, "%s", m->parent);
-        snprintf(pv.pipeline, sizeof pv.pipeline, "O0");
-        snprintf(pv.engine, sizeof pv.engine, "inferlab");
-        pv.label[0] = 0;
-        il_variant_label(&pv, r->parent_variant, sizeof r->parent_variant);
-        st = il_sha256_file(m->parent, r->parent_sha256);
-        if (!st) st = il_onnx_load(m->parent, &pg);
-        if (!st) st = il_bench_outputs(pg, &e, v->batch, IL_BACKEND_CPU, v->threads, &pout);
-        if (!st) il_bench_agreement(out, pout, r);
+     * a whole evaluation and say nothing. The user's own inputs replace them. */
+    if (!st && !e.y && (!m->parent[0] || il_bench_has_inputs(o))) il_evalset_free(&e);
+    if (!st && e.x) {
+        st = variant_outputs(m, &e.x, e.n, &out);
+        if (!st) il_bench_accuracy(out, &e, r);
+        if (!st && m->parent[0]) st = parent_agreement(m, &e.x, e.n, out);
+    } else if (!st && m->parent[0]) {
+        /* any other model with a parent (several inputs, integer ids, the user's inputs) */
+        il_tensor **x = calloc((size_t)m->g->n_inputs + 1, sizeof *x);
+        int64_t n = o->accuracy_samples > 0 && o->accuracy_samples < 64 ? o->accuracy_samples : 64;
+        st = x ? il_bench_eval_inputs(o, m->g, n, x, &n) : il_error(IL_ERR_OOM, "out of memory");
+        if (!st) st = variant_outputs(m, x, n, &out);
+        if (!st) st = parent_agreement(m, x, n, out);
+        for (int i = 0; x && i < m->g->n_inputs; i++) il_tensor_free(x[i]);
+        free(x);
     }
     if (st) il_error_wrap(st, "%s: ", r->variant);
     il_tensor_free(out);
-    il_tensor_free(pout);
     il_evalset_free(&e);
-    il_graph_free(pg);
     return st;
 }
 

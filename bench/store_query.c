@@ -25,20 +25,21 @@ il_status il_store_list(il_store *s, FILE *f) {
     sqlite3 *db = il_store_sqlite(s);
     sqlite3_stmt *q;
     const char *sql = "SELECT run_id, created_at, variant, engine, backend, scenario, batch, threads,"
-                      " latency_p50_ms, latency_p99_ms, throughput_per_s, accuracy_top1 FROM results ORDER BY run_id";
+                      " latency_p50_ms, latency_p99_ms, throughput_per_s, accuracy_top1,"
+                      " CASE valid WHEN 1 THEN 'yes' WHEN 0 THEN 'INVALID' END FROM results ORDER BY run_id";
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return qerr(db, "db list");
-    fprintf(f, "%5s  %-20s %-28s %-11s %-4s %-13s %5s %3s %9s %9s %10s %6s\n", "run", "created (UTC)", "variant",
-            "engine", "bk", "scenario", "batch", "thr", "p50 ms", "p99 ms", "samples/s", "top1");
+    fprintf(f, "%5s  %-20s %-28s %-11s %-4s %-13s %5s %3s %9s %9s %10s %6s %s\n", "run", "created (UTC)", "variant",
+            "engine", "bk", "scenario", "batch", "thr", "p50 ms", "p99 ms", "samples/s", "top1", "valid");
     int rows = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        char b[12][192];
-        for (int i = 0; i < 12; i++) cell(q, i, b[i], sizeof b[i]);
+        char b[13][192];
+        for (int i = 0; i < 13; i++) cell(q, i, b[i], sizeof b[i]);
         /* a label too long for its column keeps a hash of the whole, so rows stay distinct */
         char full[192];
         snprintf(full, sizeof full, "%s", b[2]);
         il_label_short(full, 28, b[2], sizeof b[2]);
-        fprintf(f, "%5s  %-20.20s %-28.28s %-11s %-4s %-13s %5s %3s %9s %9s %10s %6s\n", b[0], b[1], b[2], b[3], b[4],
-                b[5], b[6], b[7], b[8], b[9], b[10], b[11]);
+        fprintf(f, "%5s  %-20.20s %-28.28s %-11s %-4s %-13s %5s %3s %9s %9s %10s %6s %s\n", b[0], b[1], b[2], b[3],
+                b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12]);
         rows++;
     }
     sqlite3_finalize(q);
@@ -74,9 +75,11 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
     sqlite3 *db = il_store_sqlite(s);
     sqlite3_stmt *q;
     int64_t id = -1;
-    /* RUN is a run id or a prefix of its uuid (ids differ between merged databases). */
-    if (sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE CAST(id AS TEXT) = ?1 OR uuid LIKE ?1 || '%'", -1, &q,
-                           NULL) != SQLITE_OK)
+    /* RUN is a run id or a prefix of its uuid (ids differ between merged databases); an id wins,
+     * since uuids are hex and "7" also begins one run's uuid in sixteen. */
+    if (sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE CAST(id AS TEXT) = ?1 UNION ALL SELECT id FROM runs WHERE"
+                           " uuid LIKE ?1 || '%' AND NOT EXISTS (SELECT 1 FROM runs WHERE CAST(id AS TEXT) = ?1)",
+                           -1, &q, NULL) != SQLITE_OK)
         return qerr(db, "db show");
     sqlite3_bind_text(q, 1, run, -1, SQLITE_TRANSIENT);
     int matches = 0;

@@ -61,7 +61,7 @@ static int generic_folder(const char *s, size_t len) {
     return !len || (len == 1 && s[0] == '.') || (len == 4 && !strncmp(s, "onnx", 4));
 }
 
-void il_bench_model_name(const char *path, char *buf, size_t n) {
+void il_model_name(const char *path, char *buf, size_t n) {
     char full[IL_PATH_MAX];
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -103,7 +103,7 @@ void il_variant_label(const il_variant *v, char *buf, size_t n) {
         return;
     }
     char name[128], full[IL_PATH_MAX + 300];
-    il_bench_model_name(v->model, name, sizeof name);
+    il_model_name(v->model, name, sizeof name);
     if (strcmp(v->engine, "inferlab")) snprintf(full, sizeof full, "%s %s [%s]", name, v->pipeline, v->engine);
     else snprintf(full, sizeof full, "%s %s", name, v->pipeline);
     /* Too long for the table (a long pass list): cut, keeping it unique with a hash of the whole

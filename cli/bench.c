@@ -24,6 +24,10 @@ static void help(void) {
            "  --parent PATH         FP32 parent for agreement (default: the model a pipeline derives from)\n"
            "  --dataset SPEC        labelled set (fashion-mnist, mnist:DIR, folder:DIR ...; none: skip)\n"
            "  --label NAME          variant name in tables\n"
+           "  --input NAME=FILE     the model's input NAME from a .npy/.pb file (repeatable), for timing and\n"
+           "                        agreement; samples are cut or repeated to the batch\n"
+           "  --inputs DIR          inputs from a folder: NAME.npy, NAME.pb or input_K.pb (ONNX test data)\n"
+           "  --shape NAME=DIMS     fix an input's shape before the pipeline (Shape/Gather chains fold)\n"
            "  --experiment FILE     YAML sweep and options (docs/bench.md)\n"
            "how to measure:\n"
            "  --trials N            repeated measurements per run (default 3)\n"
@@ -54,7 +58,9 @@ static void help(void) {
            "  --plugin P.so         load a pass plugin (its passes may appear in --pipeline)\n"
            "  --quiet               no per-run lines (errors still go to stderr)\n"
            "  --dry-run             list the variants (and check their pipelines) and stop\n"
-           "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n");
+           "  --no-fork             measure in this process (debugging; host peak memory is not recorded)\n"
+           "  --tactics timed|heuristic  inferlab's kernel per node: timed on its shapes at plan time, or by\n"
+           "                        priority (default heuristic); --timing-cache FILE keeps timed choices\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -66,6 +72,8 @@ int cmd_bench(int argc, char **argv) {
     long long shard = 0, shards = 1;
     int dry = 0, dims = 0;
     const char *wait = "auto";
+    static const char *in_specs[64], *shapes[16];
+    int n_in = 0, n_shapes = 0;
     static char cache[IL_PATH_MAX];
     /* The experiment file first, so that flags given with it override its options. */
     for (int i = 1; i + 1 < argc; i++)
@@ -119,10 +127,31 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--wait")) { if (!cli_wait_flag(val, &wait)) return 2; i++; }
         else if (!strcmp(a, "--plugin")) { if (!val) return 2; i++; } /* loaded below */
         else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o.quiet = 1;
+        else if (!strcmp(a, "--input")) {
+            if (!val || !strchr(val, '=') || n_in >= 64) {
+                fprintf(stderr, "inferlab bench: --input expects NAME=FILE (.npy or .pb)\n");
+                return 2;
+            }
+            in_specs[n_in++] = val;
+            i++;
+        } else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
+        else if (!strcmp(a, "--shape")) {
+            if (!val || !strchr(val, '=') || n_shapes >= 16) {
+                fprintf(stderr, "inferlab bench: --shape expects NAME=DIMS (e.g. input=1x3x224x224)\n");
+                return 2;
+            }
+            shapes[n_shapes++] = val;
+            i++;
+        }
         else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else if (!strcmp(a, "--no-fork")) o.no_fork = 1;
+        else if (!strcmp(a, "--tactics")) {
+            if (!val || (strcmp(val, "timed") && strcmp(val, "heuristic"))) { fprintf(stderr, "inferlab bench: --tactics timed|heuristic\n"); return 2; }
+            o.tactics = !strcmp(val, "timed") ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC;
+            i++;
+        } else if (!strcmp(a, "--timing-cache")) { if (!val) return 2; o.timing_cache = val; i++; }
         else if (!strcmp(a, "--shard")) {
             if (!val || sscanf(val, "%lld/%lld", &shard, &shards) != 2 || shards < 1 || shard < 0 || shard >= shards) {
                 fprintf(stderr, "inferlab bench: --shard expects I/N with 0 <= I < N, got '%s'\n", val ? val : "");
@@ -134,6 +163,10 @@ int cmd_bench(int argc, char **argv) {
             return 2;
         }
     }
+    o.inputs = in_specs;
+    o.n_inputs = n_in;
+    o.shapes = shapes;
+    o.n_shapes = n_shapes;
     if (experiment && dims) {
         fprintf(stderr, "inferlab bench: give the sweep in the experiment file or as flags, not both\n");
         free(v);
@@ -174,8 +207,9 @@ int cmd_bench(int argc, char **argv) {
                 free(v);
                 return 1;
             }
+            il_status st = il_graph_fix_shapes(g, shapes, n_shapes); /* --shape may fix the batch too */
             fixed = il_graph_fixed_batch(g);
-            il_status st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
+            if (!st) st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
             il_graph_free(g);
             if (st) {
                 cli_fail(st, v[i].model);

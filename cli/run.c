@@ -37,14 +37,17 @@ static void summarize(const char *name, const il_tensor *t, int topk) {
     char b[256];
     int64_t n = il_tensor_numel(t);
     double mn = INFINITY, mx = -INFINITY, sum = 0;
+    int64_t nan = 0;
     for (int64_t i = 0; i < n; i++) {
         double x = il_tensor_get(t, i);
+        if (isnan(x)) { nan++; continue; } /* NaN compares false: it would leave min inf, max -inf */
         mn = x < mn ? x : mn;
         mx = x > mx ? x : mx;
         sum += x;
     }
     printf("output %s: %s%s", name, il_dtype_name(t->dtype), il_shape_str(t->rank, t->dims, b, sizeof b));
-    if (n) printf("  min %.6g  max %.6g  mean %.6g", mn, mx, sum / (double)n);
+    if (n > nan) printf("  min %.6g  max %.6g  mean %.6g", mn, mx, sum / (double)(n - nan));
+    if (nan) printf("  %s%lld NaN", nan == n ? "all " : "", (long long)nan);
     printf("\n");
     /* class scores: [N, C] (or [C]) floats; show the top k of the first rows */
     if (topk <= 0 || !il_dtype_is_float(t->dtype) || t->rank < 1 || t->rank > 2) return;
@@ -204,7 +207,10 @@ int cmd_run(int argc, char **argv) {
             st = il_error(IL_ERR_INVALID, "--input %s: the model has no input named '%.*s'", spec[s], (int)(eq - spec[s]), spec[s]);
             break;
         }
-        il_tensor_free(in[found]);
+        if (in[found]) {
+            st = il_error(IL_ERR_INVALID, "--input %.*s is given twice", (int)(eq - spec[s]), spec[s]);
+            break;
+        }
         st = il_tensor_load(eq + 1, &in[found]);
     }
     uint64_t rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;

@@ -76,7 +76,7 @@ typedef enum {
 
 /* Bytes per element; 0 for dtypes we cannot hold (string, undefined). */
 size_t il_dtype_size(il_dtype t);
-const char *il_dtype_name(il_dtype t);  /* "float32", "int64", ... */
+const char *il_dtype_name(il_dtype t);  /* "float32", "int64"; also ONNX types we cannot hold ("float8e4m3fn", "int4") */
 int il_dtype_is_float(il_dtype t);      /* f16, bf16, f32, f64 */
 int il_dtype_is_supported(il_dtype t);  /* a dtype the engine stores */
 
@@ -99,7 +99,15 @@ typedef struct il_tensor {
     int q_axis; /* -1: per tensor */
 } il_tensor;
 
+/* The most elements a tensor may have: tensors and inferred shapes past it are refused, which
+ * keeps every product of dims (and of any subset of them) far from int64 overflow. */
+#define IL_MAX_NUMEL ((int64_t)1 << 40)
+/* The product of dims: -1 when one is unknown (negative), INT64_MAX when it overflows (so a guard
+ * against IL_MAX_NUMEL sees it as too large), 0 when one is 0. */
 int64_t il_shape_numel(int rank, const int64_t *dims);
+/* IL_OK when the known, non-zero dims multiply to at most IL_MAX_NUMEL (a zero dim must not
+ * hide the rest: [0, 2^40, 2^40] has overflowing strides); else IL_ERR_UNSUPPORTED. */
+il_status il_shape_check(int rank, const int64_t *dims);
 static inline int64_t il_tensor_numel(const il_tensor *t) { return il_shape_numel(t->rank, t->dims); }
 static inline size_t il_tensor_bytes(const il_tensor *t) { return (size_t)il_tensor_numel(t) * il_dtype_size(t->dtype); }
 
@@ -270,9 +278,17 @@ int il_graph_consumers(const il_graph *g, int v, int *nodes, int max);
 il_status il_graph_topo_order(const il_graph *g, int *order, int *n_order);
 /* Reorder g->nodes topologically in place. */
 il_status il_graph_sort(il_graph *g);
-/* Structural checks: every input has a producer, initializer or graph input; one producer per
- * value; no cycle; known ops. IL_OK or an error naming the first problem. */
+/* Structural checks: known opsets; every node against its op's schema (il_node_check); every
+ * input has a producer, initializer or graph input; one producer per value; no cycle; known ops. IL_OK or an error naming the first problem. */
 il_status il_graph_verify(const il_graph *g);
+/* The newest ai.onnx opset the engine knows; a model importing a newer one is refused. */
+#define IL_OPSET_MAX 21
+/* Node k against its op's schema (engine/schema.c): input and output counts, omitted inputs and
+ * outputs only where the op allows them, attribute types and required attributes. il_graph_verify
+ * and shape inference call it, so kernels never see a missing tensor. */
+il_status il_node_check(const il_graph *g, int k);
+/* Opset imports the engine knows (IL_OPSET_MAX); il_graph_verify calls it. */
+il_status il_graph_check_opsets(const il_graph *g);
 /* The opset version of a domain ("" / "ai.onnx" the default), 0 when not imported. */
 int64_t il_graph_opset(const il_graph *g, const char *domain);
 void il_graph_set_opset(il_graph *g, const char *domain, int64_t version);

@@ -483,6 +483,8 @@ il_status il_graph_sort(il_graph *g) {
 }
 
 il_status il_graph_verify(const il_graph *g) {
+    il_status st0 = il_graph_check_opsets(g);
+    if (st0) return st0;
     int *prod = malloc((size_t)(g->n_values + 1) * sizeof(int));
     for (int v = 0; v < g->n_values; v++) prod[v] = -1;
     il_status st = IL_OK;
@@ -549,6 +551,8 @@ il_status il_graph_verify(const il_graph *g) {
         nbad++;
     }
     if (nbad) return il_error(IL_ERR_UNSUPPORTED, "unsupported op%s: %s", nbad > 1 ? "s" : "", buf);
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && (st = il_node_check(g, k))) return st;
     return IL_OK;
 }
 

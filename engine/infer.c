@@ -108,8 +108,14 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
             t->rank = -1;
         }
     }
-    int *order = malloc((size_t)(g->n_nodes + 1) * sizeof(int)), m;
-    il_status st = il_graph_topo_order(g, order, &m);
+    il_status st = IL_OK;
+    for (int j = 0; j < g->n_inputs && !st; j++) {
+        const il_tensor *t = &s->info[g->inputs[j]];
+        if (t->rank >= 0 && (st = il_shape_check(t->rank, t->dims)))
+            il_error_wrap(st, "graph input '%s': ", g->values[g->inputs[j]].name);
+    }
+    int *order = malloc((size_t)(g->n_nodes + 1) * sizeof(int)), m = 0;
+    if (!st) st = il_graph_topo_order(g, order, &m);
     for (int j = 0; j < m && !st; j++) {
         int k = order[j];
         const il_node *n = &g->nodes[k];
@@ -119,6 +125,7 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
                           n->domain[0] ? "." : "", n->op_type);
             break;
         }
+        if ((st = il_node_check(g, k))) break; /* callers may infer without il_graph_verify */
         if (n->n_inputs > 64 || n->n_outputs > 16) {
             st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): too many inputs or outputs", n->name, n->op_type);
             break;
@@ -139,7 +146,7 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
                 half = 1;
                 all_known = 0;
             }
-            if (inb[i].dtype == IL_UNDEFINED || inb[i].dtype == IL_STRING) {
+            if (!il_dtype_is_supported(inb[i].dtype)) {
                 const il_value *x = &g->values[v];
                 st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): input '%s' has unsupported dtype %s", n->name,
                               n->op_type, x->name, il_dtype_name(inb[i].dtype));
@@ -161,6 +168,19 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
         st = op->infer(&c);
         if (st) break;
         int small = 1;
+        for (int i = 0; i < n->n_outputs && !st; i++) {
+            if (!o[i] || o[i]->rank < 0) continue;
+            if (o[i]->rank > IL_MAX_RANK)
+                st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): output %d has rank %d (at most %d supported)",
+                              n->name, n->op_type, i, o[i]->rank, IL_MAX_RANK);
+            else if ((st = il_shape_check(o[i]->rank, o[i]->dims)))
+                il_error_wrap(st, "node '%s' (%s) output %d: ", n->name, n->op_type, i);
+        }
+        for (int i = 0; i < n->n_outputs && !st; i++)
+            if (o[i] && o[i]->dtype != IL_UNDEFINED && !il_dtype_is_supported(o[i]->dtype))
+                st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s): output %d would have dtype %s, which the engine "
+                              "does not support", n->name, n->op_type, i, il_dtype_name(o[i]->dtype));
+        if (st) break;
         for (int i = 0; i < n->n_outputs; i++) {
             if (!o[i]) continue;
             if (half && o[i]->dtype == IL_F32) o[i]->dtype = IL_F16;

@@ -9,7 +9,11 @@
  */
 #include "ops/kernel.h"
 
-const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_cuda, NULL};
+const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_cuda,
+#ifdef IL_HAVE_DNNL
+                                             il_kernels_dnnl_conv, il_kernels_dnnl_pool, il_kernels_dnnl_matmul,
+#endif
+                                             NULL};
 
 static const il_kernel **all;
 static int n_all, cap_all, ready;

@@ -56,7 +56,8 @@ static il_status set_type(il_value *v, const Onnx__TypeProto *tp, int strict) {
         else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param && *d->dim_param)
             v->dim_param[i] = strdup(d->dim_param);
     }
-    return IL_OK;
+    il_status st = strict ? il_shape_check(v->rank, v->dims) : IL_OK;
+    return st ? il_error_wrap(st, "value '%s': ", v->name) : IL_OK;
 }
 
 /* Older exporters (IR < 3 era, still seen in the wild) leave `type` unset: the kind is
@@ -192,6 +193,12 @@ static il_status import_node(il_graph *g, const Onnx__NodeProto *np, size_t idx,
     free(out);
     g->nodes[k].doc = dupstr(np->doc_string);
     for (size_t i = 0; i < np->n_attribute; i++) {
+        /* the IR keeps one attribute per name (il_node_add_attr replaces): a second is an error,
+         * not a silent override */
+        for (size_t j = 0; j < i && np->attribute[i]->name; j++)
+            if (np->attribute[j]->name && !strcmp(np->attribute[j]->name, np->attribute[i]->name))
+                return il_error(IL_ERR_PARSE, "node '%s' (%s): attribute '%s' is given twice", g->nodes[k].name,
+                                np->op_type, np->attribute[i]->name);
         il_status st = convert_attr(g, k, np->attribute[i], base_dir);
         if (st) return st;
     }
@@ -274,10 +281,58 @@ static il_status import_model(const Onnx__ModelProto *m, const char *base_dir, i
     return IL_OK;
 }
 
+/* ---- nesting depth, checked before protobuf-c unpacks (it recurses once per nested message,
+ * about 1 KB of stack each: an If nested 3,000 deep in a 100 KB file overflows an 8 MB stack). */
+
+/* Message nesting a real model needs: Model > Graph > Node > Attribute > Graph... is three
+ * levels per subgraph, so this allows about 40 subgraphs inside each other. */
+#define MAX_NESTING 128
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return 1;
+    }
+    return 0;
+}
+
+/* The deepest nesting of sub-messages in buf read as message `d`, following the descriptors
+ * protobuf-c generated (so only fields that are messages are descended into). Stops at
+ * MAX_NESTING + 1; malformed bytes end the scan quietly: unpacking reports them. */
+static int nesting(const uint8_t *p, const uint8_t *end, const ProtobufCMessageDescriptor *d, int depth) {
+    int deepest = depth;
+    while (p < end && deepest <= MAX_NESTING) {
+        uint64_t key, len;
+        if (!varint(&p, end, &key)) break;
+        switch (key & 7) {
+        case 0: if (!varint(&p, end, &len)) return deepest; break;
+        case 1: if (end - p < 8) return deepest; p += 8; break;
+        case 5: if (end - p < 4) return deepest; p += 4; break;
+        case 2: {
+            if (!varint(&p, end, &len) || len > (uint64_t)(end - p)) return deepest;
+            const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, (unsigned)(key >> 3));
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                int sub = nesting(p, p + len, f->descriptor, depth + 1);
+                if (sub > deepest) deepest = sub;
+            }
+            p += len;
+            break;
+        }
+        default: return deepest; /* groups and invalid wire types: not in ONNX */
+        }
+    }
+    return deepest;
+}
+
 /* label names the source in every message: the path, or "(buffer)". */
 static il_status load(const void *buf, size_t len, const char *base_dir, const char *label, il_graph **out) {
     *out = NULL;
     if (len == 0) return il_error(IL_ERR_PARSE, "%s: not a valid ONNX model (empty file)", label);
+    if (nesting(buf, (const uint8_t *)buf + len, &onnx__model_proto__descriptor, 0) > MAX_NESTING)
+        return il_error(IL_ERR_UNSUPPORTED, "%s: messages nested more than %d deep (subgraphs inside subgraphs); "
+                        "refused before parsing", label, MAX_NESTING);
     Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
     if (!m) return il_error(IL_ERR_PARSE, "%s: not a valid ONNX model (not a ModelProto, or truncated)", label);
     il_status st;

@@ -11,26 +11,17 @@
 #include "onnx_tensor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "raw_data is little-endian and is copied as is: a big-endian host needs byte swapping here"
 #endif
 
-const char *il_onnx_type_name(int32_t dt) {
-    switch (dt) {
-    case 14: return "complex64";
-    case 15: return "complex128";
-    case 17: return "float8e4m3fn";
-    case 18: return "float8e4m3fnuz";
-    case 19: return "float8e5m2";
-    case 20: return "float8e5m2fnuz";
-    case 21: return "uint4";
-    case 22: return "int4";
-    default: return il_dtype_name((il_dtype)dt);
-    }
-}
+const char *il_onnx_type_name(int32_t dt) { return il_dtype_name((il_dtype)dt); }
 
 /* "float32[2,3]" for messages. */
 static const char *describe(int32_t dt, int rank, const int64_t *dims, char *buf, size_t n) {
@@ -68,15 +59,28 @@ static int safe_relative(const char *loc) {
     return 1;
 }
 
-static il_status read_external(const Onnx__TensorProto *p, const char *base_dir, const char *what,
-                               size_t want, void *dst) {
+/* The resolved path must lie inside the resolved model directory: a symlink (w.bin -> /etc/passwd)
+ * is followed before the test, not after. */
+static int inside(const char *real, const char *dir) {
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return real[0] == '/';
+    return !strncmp(real, dir, n) && real[n] == '/';
+}
+
+/* Open external data for reading `want` bytes at the offset it names: resolved inside base_dir, a
+ * regular file (a FIFO would block forever; O_NONBLOCK keeps open() itself from blocking on one)
+ * and long enough, all checked before the caller allocates. *fd is open on IL_OK. */
+static il_status open_external(const Onnx__TensorProto *p, const char *base_dir, const char *what, size_t want,
+                               int *fd, int64_t *off) {
     const char *loc = ext_entry(p, "location");
-    int64_t off = 0, len = -1;
+    int64_t len = -1;
+    *fd = -1;
+    *off = 0;
     if (!loc) return il_error(IL_ERR_PARSE, "%s: external data without a 'location'", what);
     if (!safe_relative(loc))
         return il_error(IL_ERR_INVALID, "%s: external data location '%s' must be a relative path inside the model's directory",
                         what, loc);
-    if (ext_entry(p, "offset") && !parse_i64(ext_entry(p, "offset"), &off))
+    if (ext_entry(p, "offset") && !parse_i64(ext_entry(p, "offset"), off))
         return il_error(IL_ERR_PARSE, "%s: external data offset '%s' is not a number", what, ext_entry(p, "offset"));
     if (ext_entry(p, "length") && !parse_i64(ext_entry(p, "length"), &len))
         return il_error(IL_ERR_PARSE, "%s: external data length '%s' is not a number", what, ext_entry(p, "length"));
@@ -85,22 +89,51 @@ static il_status read_external(const Onnx__TensorProto *p, const char *base_dir,
     if (len >= 0 && (uint64_t)len != want)
         return il_error(IL_ERR_PARSE, "%s: external data length %lld, but its dims need %zu bytes", what, (long long)len, want);
     size_t pn = strlen(base_dir) + strlen(loc) + 2;
-    char *path = malloc(pn);
-    if (!path) return il_error(IL_ERR_OOM, "out of memory");
-    snprintf(path, pn, "%s/%s", base_dir, loc);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        il_status st = il_error(IL_ERR_IO, "%s: cannot open external data '%s': %s", what, path, strerror(errno));
-        free(path);
-        return st;
-    }
+    char *path = malloc(pn), *real = NULL, *dir = realpath(base_dir, NULL);
     il_status st = IL_OK;
-    if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(dst, 1, want, f) != want)
-        st = il_error(IL_ERR_PARSE, "%s: external data '%s' has fewer than %zu bytes at offset %lld", what, path, want,
-                      (long long)off);
-    fclose(f);
+    if (!path || !dir) {
+        st = path ? il_error(IL_ERR_IO, "%s: model directory '%s': %s", what, base_dir, strerror(errno))
+                  : il_error(IL_ERR_OOM, "out of memory");
+        goto done;
+    }
+    snprintf(path, pn, "%s/%s", base_dir, loc);
+    if (!(real = realpath(path, NULL))) {
+        st = il_error(IL_ERR_IO, "%s: cannot open external data '%s': %s", what, path, strerror(errno));
+        goto done;
+    }
+    if (!inside(real, dir)) {
+        st = il_error(IL_ERR_INVALID, "%s: external data '%s' resolves to '%s', outside the model's directory", what,
+                      path, real);
+        goto done;
+    }
+    struct stat sb;
+    if ((*fd = open(real, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(*fd, &sb) != 0) {
+        st = il_error(IL_ERR_IO, "%s: cannot open external data '%s': %s", what, path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = il_error(IL_ERR_INVALID, "%s: external data '%s' is not a regular file", what, path);
+    } else if (*off > (int64_t)sb.st_size || want > (uint64_t)((int64_t)sb.st_size - *off)) {
+        st = il_error(IL_ERR_PARSE, "%s: external data '%s' has %lld bytes; %zu at offset %lld do not fit", what, path,
+                      (long long)sb.st_size, want, (long long)*off);
+    }
+    if (st && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+done:
     free(path);
+    free(real);
+    free(dir);
     return st;
+}
+
+static il_status read_external(int fd, const char *what, int64_t off, size_t want, void *dst) {
+    for (size_t got = 0; got < want;) {
+        ssize_t r = pread(fd, (char *)dst + got, want - got, (off_t)(off + (int64_t)got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return il_error(IL_ERR_IO, "%s: reading external data: %s", what, r ? strerror(errno) : "file shrank");
+        got += (size_t)r;
+    }
+    return IL_OK;
 }
 
 /* Copy n elements from the typed field that holds this dtype; 0 when that field's count is
@@ -186,11 +219,18 @@ il_status il_onnx_tensor_from_proto(const Onnx__TensorProto *p, const char *base
             return il_error(IL_ERR_PARSE, "%s: holds %zu elements, but %s needs %zu", what, typed_count(p), desc, numel);
         }
     }
+    int fd = -1;
+    int64_t off = 0;
+    il_status st = external ? open_external(p, base_dir, what, bytes, &fd, &off) : IL_OK;
+    if (st) return st;
     il_tensor *t = il_tensor_new(dt, rank, p->dims);
-    if (!t) return il_error_wrap(IL_ERR_OOM, "%s: ", what); /* dims were checked: only size can fail */
-    il_status st = IL_OK;
+    if (!t) {
+        if (fd >= 0) close(fd);
+        return il_error_wrap(IL_ERR_OOM, "%s: ", what); /* dims were checked: only size can fail */
+    }
     if (external) {
-        st = read_external(p, base_dir, what, bytes, t->data);
+        st = read_external(fd, what, off, bytes, t->data);
+        close(fd);
     } else if (p->has_raw_data) {
         if (bytes) memcpy(t->data, p->raw_data.data, bytes);
     } else if (!copy_typed(p, t, numel)) {

@@ -5,7 +5,7 @@
  *  1. a kernel forced by name (il_plan_opts.kernels "Conv=ref,FusedConv=im2col-blas", or "*=NAME"
  *     for every node that has such a kernel; `reference` forces "ref" everywhere);
  *  2. IL_TACTICS_HEURISTIC: the supported candidate with the highest priority;
- *  3. IL_TACTICS_TIMED: every supported candidate is prepared and run on the node's real shapes
+ *  3. IL_TACTICS_TIMED: every supported candidate but "ref" is prepared and run on the node's real shapes
  *     (its constant inputs, random data for the rest) and the fastest kept. A timing cache file
  *     remembers the winner per (op, opset, backend, threads, input dtypes and shapes, constant
  *     inputs, attributes) for the machine it was measured on (CPU model and ISA in its first
@@ -351,6 +351,9 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
             }
     double tbest = -1;
     for (int i = 0; i < nok; i++) {
+        /* the reference is the readable oracle, never the fast choice, and timing it on a big layer
+         * cost most of a build (ResNet-18: 90 s of timed build, nearly all of it in ref) */
+        if (!strcmp(ok[i]->name, "ref")) continue;
         double t = time_kernel(p, k, ok[i], &c);
         if (t >= 0 && (tbest < 0 || t < tbest)) tbest = t, p->kern[k] = ok[i];
     }

@@ -34,6 +34,18 @@ const char *il_dtype_name(il_dtype t) {
     case IL_U32: return "uint32";
     case IL_U64: return "uint64";
     case IL_BF16: return "bfloat16";
+    default: break;
+    }
+    switch ((int)t) { /* ONNX types the engine cannot hold, named so an error can say which */
+    case 14: return "complex64";
+    case 15: return "complex128";
+    case 17: return "float8e4m3fn";
+    case 18: return "float8e4m3fnuz";
+    case 19: return "float8e5m2";
+    case 20: return "float8e5m2fnuz";
+    case 21: return "uint4";
+    case 22: return "int4";
+    case 23: return "float4e2m1";
     default: return "undefined";
     }
 }
@@ -102,8 +114,26 @@ uint16_t il_f32_to_bf16(float f) {
 
 int64_t il_shape_numel(int rank, const int64_t *dims) {
     int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= dims[i];
-    return n;
+    int over = 0;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0) return -1;
+        if (dims[i] == 0) return 0; /* the true product, even past an overflow */
+        if (!over && __builtin_mul_overflow(n, dims[i], &n)) over = 1;
+    }
+    return over ? INT64_MAX : n;
+}
+
+il_status il_shape_check(int rank, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] <= 0) continue; /* unknown, or zero (which must not hide a huge rest) */
+        if (__builtin_mul_overflow(n, dims[i], &n) || n > IL_MAX_NUMEL) {
+            char buf[200];
+            return il_error(IL_ERR_UNSUPPORTED, "shape %s has more than 2^40 elements",
+                            il_shape_str(rank, dims, buf, sizeof buf));
+        }
+    }
+    return IL_OK;
 }
 
 static il_tensor *make(il_dtype dt, int rank, const int64_t *dims) {
@@ -116,6 +146,7 @@ static il_tensor *make(il_dtype dt, int rank, const int64_t *dims) {
             il_error(IL_ERR_SHAPE, "negative dimension %lld", (long long)dims[i]);
             return NULL;
         }
+    if (il_shape_check(rank, dims)) return NULL;
     il_tensor *t = calloc(1, sizeof *t);
     if (!t) { il_error(IL_ERR_OOM, "out of memory"); return NULL; }
     t->dtype = dt;
@@ -132,12 +163,7 @@ il_tensor *il_tensor_new(il_dtype dt, int rank, const int64_t *dims) {
     }
     il_tensor *t = make(dt, rank, dims);
     if (!t) return NULL;
-    size_t n = il_tensor_bytes(t);
-    if (n / il_dtype_size(dt) > ((size_t)1 << 40)) {
-        free(t);
-        il_error(IL_ERR_OOM, "tensor of %zu elements is too large", n);
-        return NULL;
-    }
+    size_t n = il_tensor_bytes(t); /* make() bounded the count: no overflow */
     t->data = calloc(n ? n : 1, 1);
     if (!t->data) {
         free(t);

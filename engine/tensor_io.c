@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---------------------------------------------------------------- .pb */
 
@@ -214,6 +215,14 @@ static il_status load_npy(FILE *f, const char *path, il_tensor **out) {
     il_status st = parse_header(h, path, &dt, &rank, dims);
     free(h);
     if (st) return st;
+    if ((st = il_shape_check(rank, dims))) return il_error_wrap(st, "%s: ", path);
+    /* a header may claim terabytes: check the file holds them before allocating */
+    struct stat sb;
+    long pos = ftell(f);
+    uint64_t need = (uint64_t)il_shape_numel(rank, dims) * il_dtype_size(dt);
+    if (pos >= 0 && !fstat(fileno(f), &sb) && S_ISREG(sb.st_mode) && (uint64_t)(sb.st_size - pos) < need)
+        return il_error(IL_ERR_PARSE, "%s: truncated .npy data (%llu bytes expected, %lld in the file)", path,
+                        (unsigned long long)need, (long long)(sb.st_size - pos));
     il_tensor *t = il_tensor_new(dt, rank, dims);
     if (!t) return il_error_wrap(IL_ERR_OOM, "%s: ", path);
     size_t n = il_tensor_bytes(t);

@@ -141,5 +141,9 @@ int64_t il_graph_fixed_batch(const il_graph *g);
 /* The one batch rule: *batch = asked (> 0) or the model's fixed batch or 1; IL_ERR_SHAPE when
  * the model's batch is fixed and asked is another. */
 il_status il_graph_batch(const il_graph *g, int64_t asked, int64_t *batch);
+/* Fix input shapes from "NAME=DIMS" specs (DIMS: positive integers joined by 'x' or ','):
+ * symbolic dims become those numbers, so Shape/Gather chains over them fold (fold-constants).
+ * IL_ERR_INVALID for an unknown input or a bad spec, IL_ERR_SHAPE against a fixed dim. */
+il_status il_graph_fix_shapes(il_graph *g, const char *const *specs, int n);
 
 #endif

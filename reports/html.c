@@ -50,7 +50,7 @@ static void td(FILE *f, sqlite3_stmt *q, int i, const char *fmt) {
     }
     /* long text (pass lists, paths) may break anywhere; short words keep whole */
     const char *t = (const char *)sqlite3_column_text(q, i);
-    fputs(strlen(t) > 24 ? "<td class=long>" : "<td>", f);
+    fputs(!strcmp(t, "INVALID") ? "<td class=bad>" : strlen(t) > 24 ? "<td class=long>" : "<td>", f);
     esc(f, t);
     fputs("</td>", f);
 }
@@ -118,8 +118,8 @@ static const char *css =
     "th,td{border:1px solid #ddd;padding:3px 5px;text-align:left;vertical-align:top}td.long{overflow-wrap:anywhere}"
     "th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
     "td.na{color:#aaa;text-align:center}.plot{page-break-inside:avoid;break-inside:avoid;margin:1em 0}"
-    ".plot svg{width:100%;height:auto}.caption{font-size:.85em;color:#555}.skipped{color:#777;font-style:italic}"
-    ".meta{color:#555;font-size:.9em}code{font-size:.9em;overflow-wrap:anywhere}"
+    ".plot svg{width:100%;height:auto}.prov{break-inside:avoid;page-break-inside:avoid}.caption{font-size:.85em;color:#555}.skipped{color:#777;font-style:italic}"
+    ".meta{color:#555;font-size:.9em}.bad{color:#b00000;font-weight:bold}ul.bad{font-weight:normal}code{font-size:.9em;overflow-wrap:anywhere}"
     "@page{size:A4 landscape;margin:12mm}"
     "@media print{body{margin:0;max-width:none;padding:0}.wide{overflow:visible}table{font-size:.7em}"
     ".plot svg{max-height:150mm}"
@@ -127,10 +127,49 @@ static const char *css =
 
 /* Rows in reading order: by model, then its pipelines in the order of the presets (O0, O1, ...)
  * and then custom ones in the order they were first measured, then how they were run. */
-#define RP_ORDER                                                                                          \
-    " ORDER BY r.model, CASE WHEN r.pipeline IS NULL THEN 0 WHEN r.pipeline GLOB 'O[0-9]' THEN"           \
-    " CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100 END, (SELECT min(x.id) FROM runs x WHERE x.model IS" \
-    " r.model AND x.pipeline IS r.pipeline), r.engine, r.backend, r.scenario, r.batch, r.threads, r.id"
+#define RP_ORDER                                                                                         \
+    " ORDER BY model_name(r.model, r.model_path), CASE WHEN r.pipeline IS NULL THEN 0 WHEN r.pipeline"   \
+    " GLOB 'O[0-9]' THEN CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100 END, (SELECT min(x.id) FROM"    \
+    " runs x WHERE x.model_path IS r.model_path AND x.pipeline IS r.pipeline), r.engine, r.backend,"    \
+    " r.scenario, r.batch, r.threads, r.id"
+
+/* The INVALID runs with their reasons, under the results table (MLPerf LoadGen's rule: a run
+ * whose trials missed the minimum duration or queries, or disagreed beyond the bound). */
+static il_status invalid_runs(FILE *f, sqlite3 *db) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(db, "SELECT r.id, r.variant, r.invalid_reason FROM runs r WHERE r.valid = 0" RP_ORDER, -1,
+                           &q, NULL) != SQLITE_OK)
+        return il_error(IL_ERR_IO, "invalid runs: %s", sqlite3_errmsg(db));
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        fputs(n++ ? "" : "<p class=bad id=invalid>INVALID runs - their figures are shown, marked, and should not be "
+                         "quoted:</p>\n<ul class=bad>\n", f);
+        fprintf(f, "<li>run %lld, ", (long long)sqlite3_column_int64(q, 0));
+        esc(f, (const char *)sqlite3_column_text(q, 1));
+        fputs(": ", f);
+        esc(f, sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : "no reason recorded");
+        fputs("</li>\n", f);
+    }
+    sqlite3_finalize(q);
+    if (n) fputs("</ul>\n", f);
+    return rc == SQLITE_DONE ? IL_OK : il_error(IL_ERR_IO, "invalid runs: %s", sqlite3_errmsg(db));
+}
+
+/* SQL model_name(model, model_path): databases written before models were named after their
+ * folder hold the file name ("model.onnx" for every ONNX zoo model); name those from the path. */
+static void sql_model_name(sqlite3_context *c, int argc, sqlite3_value **v) {
+    const char *model = (const char *)sqlite3_value_text(v[0]), *path = (const char *)sqlite3_value_text(v[1]);
+    size_t len = model ? strlen(model) : 0;
+    char name[256];
+    if (path && (!model || (len > 5 && !strcmp(model + len - 5, ".onnx")))) {
+        il_model_name(path, name, sizeof name);
+        sqlite3_result_text(c, name, -1, SQLITE_TRANSIENT);
+    } else if (model) {
+        sqlite3_result_text(c, model, -1, SQLITE_TRANSIENT);
+    } else {
+        sqlite3_result_null(c);
+    }
+}
 
 /* Provenance once per distinct build and machine: runs are grouped by all their facts except
  * the ones that change with every run (the date; machine load is a column of runs), and each
@@ -155,7 +194,7 @@ static il_status provenance(FILE *f, sqlite3 *db) {
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         char sql[512];
         int n = sqlite3_column_int(q, 1);
-        fprintf(f, "<h3 class=prov>Build and machine %d: %d run%s", ++k, n, n == 1 ? "" : "s");
+        fprintf(f, "<div class=prov><h3>Build and machine %d: %d run%s", ++k, n, n == 1 ? "" : "s");
         const char *from = (const char *)sqlite3_column_text(q, 3), *to = (const char *)sqlite3_column_text(q, 4);
         if (from && to) fprintf(f, ", %s%s%s", from, strcmp(from, to) ? " to " : "", strcmp(from, to) ? to : "");
         char ids[200];
@@ -171,6 +210,7 @@ static il_status provenance(FILE *f, sqlite3 *db) {
             sqlite3_finalize(q);
             return IL_ERR_IO;
         }
+        fputs("</div>\n", f);
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) return il_error(IL_ERR_IO, "provenance: %s", sqlite3_errmsg(db));
@@ -193,19 +233,23 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     fprintf(f, "</code>, report written %s. Every figure below was measured and stored by "
                "<code>inferlab bench</code>; nothing is estimated.</p>\n", now);
 
-    static const char *const h1[] = {"run", "model", "variant", "engine", "backend", "precision", "scenario",
-                                     "batch", "threads", "p50 ms", "p99 ms", "samples/s", "host peak",
-                                     "activations", "top-1", "agree top-1", "max |err|", "created (UTC)"};
-    static const char *const f1[] = {"int", NULL, NULL, NULL, NULL, NULL, NULL, "int", "int", "%.4g", "%.4g",
-                                     "%.1f", "bytes", "bytes", "%.4f", "%.4f", "%.2g", NULL};
+    static const char *const h1[] = {"run", "model", "variant", "engine", "scenario", "batch", "threads", "p50 ms",
+                                     "trial p50s ms", "p99 ms", "valid", "samples/s", "host peak", "activations",
+                                     "top-1", "agree top-1", "max |err|"};
+    static const char *const f1[] = {"int", NULL, NULL, NULL, NULL, "int", "int", "%.4g", NULL, "%.4g", NULL, "%.1f",
+                                     "bytes", "bytes", "%.4f", "%.4f", "%.2g"};
     fputs("<h2 id=results>Results</h2>\n", f);
     int rows = table(f, db,
-                     "SELECT r.id, r.model, r.variant, r.engine, r.backend, r.precision, r.scenario, r.batch,"
-                     " r.threads, r.lat_p50_ms, r.lat_p99_ms, r.throughput_per_s, r.peak_host_bytes,"
-                     " r.peak_activation_bytes, r.accuracy_top1, r.agreement_top1, r.max_abs_error,"
-                     " replace(substr(r.created_at, 1, 16), 'T', ' ') FROM runs r" RP_ORDER,
-                     h1, f1, 18, "results");
+                     "SELECT r.id, model_name(r.model, r.model_path), r.variant, r.engine || ' ' || r.backend,"
+                     " r.scenario, r.batch, r.threads, r.lat_p50_ms, CASE WHEN r.lat_p50_trial_min_ms IS NOT NULL"
+                     " THEN printf('%.4g-%.4g', r.lat_p50_trial_min_ms, r.lat_p50_trial_max_ms) END, r.lat_p99_ms,"
+                     " CASE r.valid WHEN 1 THEN 'yes' WHEN 0 THEN 'INVALID' END, r.throughput_per_s,"
+                     " r.peak_host_bytes, r.peak_activation_bytes, r.accuracy_top1, r.agreement_top1, r.max_abs_error"
+                     " FROM runs r" RP_ORDER,
+                     h1, f1, 17, "results");
     if (rows < 0) return fclose(f), IL_ERR_IO;
+    il_status ist = invalid_runs(f, db);
+    if (ist) return fclose(f), ist;
     fprintf(f, "<p class=meta id=runcount>%d run%s. Latencies are per query (one engine call of the batch; a "
                "multi-stream query is a group of samples); host peak is the measuring process's RSS high-water "
                "mark; agreement is with the FP32 parent on the same inputs.</p>\n", rows, rows == 1 ? "" : "s");
@@ -256,16 +300,27 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
             return fclose(f), IL_ERR_IO;
     }
 
-    static const char *const h3[] = {"run", "model", "variant", "model file", "sha256", "size", "params",
-                                     "FLOPs/sample", "sparsity", "parent", "engine version", "trials", "queries",
-                                     "seed"};
-    static const char *const f3[] = {"int", NULL, NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL, NULL, "int",
-                                     "int", "int"};
-    fputs("<h2 id=models>Models and runs</h2>\n", f);
-    if (table(f, db, "SELECT r.id, r.model, r.variant, r.model_path, substr(r.model_sha256, 1, 16), r.model_bytes,"
-                     " r.params, r.flops, r.sparsity, r.parent_variant, r.engine_version, r.trials, r.queries, r.seed"
-                     " FROM runs r" RP_ORDER,
-              h3, f3, 14, "models") < 0)
+    /* the files measured, once each, then how each run went */
+    static const char *const h3[] = {"model", "variants", "model file", "sha256", "size", "params", "FLOPs/sample",
+                                     "sparsity", "precision"};
+    static const char *const f3[] = {NULL, NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL};
+    fputs("<h2 id=models>Models</h2>\n", f);
+    if (table(f, db, "SELECT model_name(r.model, r.model_path) m, group_concat(DISTINCT r.variant), r.model_path,"
+                     " substr(r.model_sha256, 1, 16), r.model_bytes, r.params, r.flops, r.sparsity, r.precision"
+                     " FROM runs r GROUP BY coalesce(r.model_sha256, r.id) ORDER BY m, min(CASE WHEN r.pipeline IS NULL"
+                     " THEN 0 WHEN r.pipeline GLOB 'O[0-9]' THEN CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100"
+                     " END), min(r.id)",
+              h3, f3, 9, "models") < 0)
+        return fclose(f), IL_ERR_IO;
+    static const char *const h5[] = {"run", "model", "variant", "parent", "engine version", "trials", "queries",
+                                     "seed", "load avg", "others running", "created (UTC)"};
+    static const char *const f5[] = {"int", NULL, NULL, NULL, NULL, "int", "int", "int", "%.2f", "int", NULL};
+    fputs("<h2 id=runs>Runs</h2>\n<p class=meta>Load average and the other runnable processes were read as "
+          "the run's trials started.</p>\n", f);
+    if (table(f, db, "SELECT r.id, model_name(r.model, r.model_path), r.variant, r.parent_variant, r.engine_version,"
+                     " r.trials, r.queries, r.seed, r.load_avg1, r.others_running,"
+                     " replace(substr(r.created_at, 1, 16), 'T', ' ') FROM runs r" RP_ORDER,
+              h5, f5, 11, "runs") < 0)
         return fclose(f), IL_ERR_IO;
     il_status pst = provenance(f, db);
     if (pst) return fclose(f), pst;
@@ -327,6 +382,12 @@ il_status il_report_write(const il_report_opts *o) {
     il_status st = il_store_open_readonly(o->db, &s);
     if (st) return st;
     sqlite3 *db = il_store_sqlite(s);
+    if (sqlite3_create_function(db, "model_name", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_model_name, NULL,
+                                NULL) != SQLITE_OK) {
+        st = il_error(IL_ERR_INTERNAL, "report: %s", sqlite3_errmsg(db));
+        il_store_close(s);
+        return st;
+    }
     char work[PATH_MAX], html[PATH_MAX], pdf[PATH_MAX];
     snprintf(work, sizeof work, "%s/gnuplot", o->out_dir);
     snprintf(html, sizeof html, "%s/index.html", o->out_dir);

@@ -167,7 +167,7 @@ static const char *common =
 /* ---- latency vs accuracy, Pareto front marked */
 
 static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT s, p50, top1 FROM (SELECT " RP_SERIES " s, lat_p50_ms p50, accuracy_top1 top1,"
+    const char *sql = "SELECT s, p50, top1 FROM (SELECT " RP_SERIES_MARKED " s, lat_p50_ms p50, accuracy_top1 top1,"
                       " row_number() OVER (PARTITION BY variant, backend ORDER BY batch, id DESC) rn FROM runs"
                       " WHERE scenario = 'single-stream' AND accuracy_top1 IS NOT NULL AND lat_p50_ms IS NOT NULL)"
                       " WHERE rn = 1 ORDER BY p50, top1 DESC";
@@ -230,9 +230,10 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
 /* Only variants measured at two or more batch sizes make a line; the others are named in the
  * caption, and with none the plot is not drawn (a column of batch-1 dots says nothing). */
 static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT s, batch, tp, sd, sc, count(*) OVER (PARTITION BY s) nb FROM (SELECT " RP_SERIES " s,"
-                      " batch, throughput_per_s tp, throughput_stddev sd, scenario sc, row_number() OVER (PARTITION BY"
-                      " variant, backend, batch ORDER BY id DESC) rn FROM runs WHERE throughput_per_s IS NOT NULL AND"
+    const char *sql = "SELECT s, batch, tp, sd, sc, count(*) OVER (PARTITION BY s) nb, v FROM (SELECT " RP_SERIES
+                      " s, batch, throughput_per_s tp, throughput_stddev sd, scenario sc, valid v, row_number() OVER"
+                      " (PARTITION BY variant, backend, batch ORDER BY id DESC) rn FROM runs WHERE throughput_per_s IS"
+                      " NOT NULL AND"
                       " scenario = (CASE WHEN EXISTS (SELECT 1 FROM runs WHERE scenario = 'offline') THEN 'offline'"
                       " ELSE 'single-stream' END)) WHERE rn = 1 ORDER BY min(batch) OVER (PARTITION BY s), s, batch";
     sqlite3_stmt *q;
@@ -241,7 +242,7 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
     FILE *d = open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     names drawn = {0}, single = {0};
-    char scen[32] = "";
+    char scen[32] = "", last[160] = "";
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(q, 0);
@@ -250,9 +251,17 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
             names_add(&single, s);
             continue;
         }
-        if (!drawn.n || strcmp(s, drawn.s[drawn.n - 1])) {
+        if (!drawn.n || strcmp(s ? s : "", last)) {
             if (drawn.n) fprintf(d, "\n\n");
             names_add(&drawn, s);
+            snprintf(last, sizeof last, "%s", s ? s : "");
+        }
+        /* an INVALID point marks its series: "name INVALID at b4" */
+        if (sqlite3_column_type(q, 6) != SQLITE_NULL && !sqlite3_column_int(q, 6)) {
+            char *name = drawn.s[drawn.n - 1];
+            size_t len = strlen(name);
+            snprintf(name + len, sizeof drawn.s[0] - len, "%s%d", strstr(name, " INVALID at b") ? ",b" : " INVALID at b",
+                     sqlite3_column_int(q, 1));
         }
         double sd = sqlite3_column_type(q, 3) == SQLITE_NULL ? 0 : sqlite3_column_double(q, 3);
         fprintf(d, "%d %.6g %.6g\n", sqlite3_column_int(q, 1), sqlite3_column_double(q, 2), sd);
@@ -307,7 +316,7 @@ static size_t run_latencies(sqlite3_stmt *l, int64_t id, double **v) {
 }
 
 static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
-    const char *sql = "SELECT id, s, scenario = 'single-stream' FROM (SELECT id, " RP_SERIES " s, scenario, lat_p50_ms"
+    const char *sql = "SELECT id, s, scenario = 'single-stream' FROM (SELECT id, " RP_SERIES_MARKED " s, scenario, lat_p50_ms"
                       " p50, row_number() OVER (PARTITION BY variant, backend ORDER BY scenario <> 'single-stream',"
                       " batch, id DESC) rn FROM runs) WHERE rn = 1 ORDER BY p50";
     sqlite3_stmt *q, *l;
@@ -454,7 +463,7 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
 
 static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
     const char *sql =
-        "SELECT s, id, base FROM (SELECT " RP_SERIES " s, r.id id, (SELECT max(b.id) FROM runs b WHERE b.engine ="
+        "SELECT s, id, base FROM (SELECT " RP_SERIES_MARKED " s, r.id id, (SELECT max(b.id) FROM runs b WHERE b.engine ="
         " 'inferlab' AND b.backend = 'cpu' AND (b.pipeline = 'O0' OR b.pipeline IS NULL) AND b.scenario = r.scenario"
         " AND b.batch = r.batch AND b.threads = r.threads AND b.model_sha256 = coalesce(r.parent_sha256,"
         " r.model_sha256)) base, row_number() OVER (PARTITION BY variant, backend ORDER BY batch, id DESC) rn"

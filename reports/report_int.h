@@ -31,5 +31,8 @@ void rp_gp_str(FILE *f, const char *s);
 
 /* The series name of a run in plots and tables. */
 #define RP_SERIES "(variant || CASE WHEN backend <> 'cpu' THEN ' (' || backend || ')' ELSE '' END)"
+/* The same, marked when the run is INVALID (its trials missed the minimums or disagreed): the
+ * label of the point, curve or bar drawn from that run. */
+#define RP_SERIES_MARKED "(" RP_SERIES " || CASE WHEN valid = 0 THEN ' INVALID' ELSE '' END)"
 
 #endif

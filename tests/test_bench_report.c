@@ -347,8 +347,13 @@ static void test_names_and_cache(void) {
     char *a1 = strstr(out, "alpha fold-"), *a2 = a1 ? strstr(a1 + 1, "alpha fold-") : NULL;
     CU_ASSERT_FATAL(a1 && a2);
     CU_ASSERT(strncmp(a1, a2, 28) != 0);
-    /* the report's tables: grouped by model, presets in order, then custom pipelines as run */
+    /* the report's tables: grouped by model, presets in order, then custom pipelines as run; a
+     * database written before models were named (model = the file name) reads the same */
     if (!have("gnuplot")) { skip("gnuplot not installed: report order not checked"); return; }
+    sqlite3 *raw;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(db, &raw), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(raw, "UPDATE runs SET model = 'model.onnx' WHERE model = 'beta'", 0, 0, 0), SQLITE_OK);
+    sqlite3_close(raw);
     snprintf(args, sizeof args, "report --db %s -o %s/rep --no-pdf", db, d);
     CU_ASSERT_EQUAL_FATAL(il_test_cli(args, out, sizeof out), 0);
     snprintf(args, sizeof args, "%s/rep/index.html", d);
@@ -357,17 +362,21 @@ static void test_names_and_cache(void) {
     static const char *const want[] = {"alpha O0", "alpha O2", "alpha fold", "alpha fold", "beta O0", "beta O2",
                                        "gamma O0", "gamma O2"};
     for (int t = 0; t < 2; t++) {
-        int n = column(html, t ? "id=models" : "id=results", 2, cells, 16);
+        static const char *const model[] = {"alpha", "alpha", "alpha", "alpha", "beta", "beta", "gamma", "gamma"};
+        int n = column(html, t ? "id=runs" : "id=results", 1, cells, 16);
+        CU_ASSERT_EQUAL(n, 8);
+        for (int i = 0; i < n && i < 8; i++) CU_ASSERT_STRING_EQUAL(cells[i], model[i]);
+        n = column(html, t ? "id=runs" : "id=results", 2, cells, 16);
         CU_ASSERT_EQUAL(n, 8);
         for (int i = 0; i < n && i < 8; i++) {
             if (strncmp(cells[i], want[i], strlen(want[i])))
-                fprintf(stderr, "\n  %s row %d: '%s', want '%s...'\n", t ? "models" : "results", i, cells[i], want[i]);
+                fprintf(stderr, "\n  %s row %d: '%s', want '%s...'\n", t ? "runs" : "results", i, cells[i], want[i]);
             CU_ASSERT_EQUAL(strncmp(cells[i], want[i], strlen(want[i])), 0);
         }
         /* the pipeline run first comes first: p1 (its label is cut, so by run id) */
         char ids[16][200], sql[600];
         snprintf(sql, sizeof sql, "SELECT id FROM runs WHERE pipeline = '%s'", p1);
-        if (column(html, t ? "id=models" : "id=results", 0, ids, 16) == 8)
+        if (column(html, t ? "id=runs" : "id=results", 0, ids, 16) == 8)
             CU_ASSERT_EQUAL(atoll(ids[2]), il_test_db_scalar(db, sql));
     }
     free(html);
@@ -391,6 +400,10 @@ static void test_report_many(void) {
             char model[64];
             snprintf(model, sizeof model, "zoo/net%d/model.onnx", m);
             il_test_record(&r, model, pipes[k], 1, "single-stream", 1.0 + m - 0.2 * k, 200);
+            if (m == 2 && k == 1) {
+                r.valid = 0;
+                snprintf(r.invalid_reason, sizeof r.invalid_reason, "trial p50s 1.9..2.6 ms differ by 33%%");
+            }
             IL_ASSERT_OK(il_store_insert(s, &r, NULL));
             il_record_free(&r);
         }
@@ -416,7 +429,11 @@ static void test_report_many(void) {
         if (k == nc && nc < 32) snprintf(colours[nc++], 8, "%s", c);
     }
     CU_ASSERT_EQUAL(nc, 15);
+    CU_ASSERT_EQUAL(count(gp, "net2 O2 INVALID"), 1); /* the INVALID run's curve says so */
     free(gp);
+    snprintf(args, sizeof args, "db --db %s list", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(count(out, "INVALID"), 1);
     snprintf(f, sizeof f, "%s/rep/gnuplot/speedup.dat", d);
     char *sp = slurp(f, NULL);
     CU_ASSERT(sp && count(sp, "\n") == 15);
@@ -424,6 +441,9 @@ static void test_report_many(void) {
     snprintf(f, sizeof f, "%s/rep/index.html", d);
     char *html = slurp(f, NULL);
     CU_ASSERT_FATAL(html != NULL);
+    /* the INVALID run marked in the table, its reason under it */
+    CU_ASSERT_EQUAL(count(html, "<td class=bad>INVALID</td>"), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "differ by 33%"));
     /* one batch size per variant: no throughput-vs-batch plot, and the page says why */
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "one batch size only"));
     CU_ASSERT_PTR_NULL(strstr(html, "<svg id=\"throughput"));

@@ -185,6 +185,61 @@ static void test_portable_for_ort(void) {
     CU_ASSERT_EQUAL(db_num(db, "SELECT min(agreement_top1) FROM runs"), 1);
 }
 
+/* Issue 14 item 4: agreement for a multi-input model with a parent (BERT: ids, mask, types),
+ * by inferlab and ONNX Runtime alike; the user's inputs, from files or a folder. */
+static void test_inputs(void) {
+    char args[2048];
+    const char *db = il_test_tmp("in.db");
+    snprintf(args, sizeof args, "bench --model " BERT_FIXED " --pipeline O2 --db %s " FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT agreement_top1 FROM runs"), 1);
+    CU_ASSERT(db_num(db, "SELECT cosine_similarity FROM runs") > 0.9999);
+    /* the ONNX test-data folder (input_K.pb) and single files (.pb) */
+    snprintf(args, sizeof args,
+             "bench --model " BERT_FIXED " --pipeline O2 --inputs " IL_TESTDATA "/tiny_bert_dynamo/test_data_set_0 "
+             "--db %s " FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT count(*) FROM runs WHERE agreement_top1 = 1"), 2);
+    snprintf(args, sizeof args,
+             "bench --model " BERT_FIXED " --input input_ids=" IL_TESTDATA "/tiny_bert_dynamo/test_data_set_0/input_0.pb "
+             "--db %s " FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "bench --model " BERT_FIXED " --input nosuch=x.npy --db %s " FAST, db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT(has("--input nosuch=x.npy: the model has no input named 'nosuch'"));
+    if (system("command -v node >/dev/null 2>&1") || access("node_modules/onnxruntime-node/package.json", R_OK)) {
+        printf("\n  skipped the ONNX Runtime half: no node or onnxruntime-node\n");
+        return;
+    }
+    snprintf(args, sizeof args, "bench --model " BERT_FIXED " --pipeline O2 --engine onnxruntime --db %s " FAST " --quiet",
+             db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT agreement_top1 FROM runs WHERE engine = 'onnxruntime'"), 1);
+}
+
+/* Issue 14 item 12: --shape fixes input shapes before the pipeline in bench (and build), so the
+ * Shape/Gather chains of a real export over its symbolic batch fold: ViT 169 -> 74 nodes. */
+static void test_shapes(void) {
+    char args[2048];
+    const char *db = il_test_tmp("shape.db");
+    snprintf(args, sizeof args,
+             "bench --model " IL_TESTDATA "/tiny_vit_legacy/model.onnx --pipeline O2 --shape input=2x3x32x32 --db %s "
+             FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT batch FROM runs"), 2);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT agreement_top1 FROM runs"), 1);
+    snprintf(args, sizeof args, "info --json %s.variants/*O2-shape*.onnx", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT(!strstr(out, "\"Shape\":"));
+    const char *plan = il_test_tmp("vit.plan");
+    snprintf(args, sizeof args, "build " IL_TESTDATA "/tiny_vit_legacy/model.onnx --shape input=1x3x32x32 -o %s", plan);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "bench --model " RESNET " --shape nosuch=1x2 --dry-run");
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT(has("no input named 'nosuch'"));
+}
+
 IL_SUITE("cli_bench", {"INVALID and the load record", test_invalid_and_load}, {"fixed batch", test_fixed_batch},
          {"evaluation only when useful", test_eval_only_when_useful}, {"run: warm-up, json, quiet", test_run_cli},
-         {"bench: plugin, failure wording", test_bench_cli}, {"portable models for ONNX Runtime", test_portable_for_ort})
+         {"bench: plugin, failure wording", test_bench_cli}, {"portable models for ONNX Runtime", test_portable_for_ort},
+         {"inputs: multi-input agreement, files, folders", test_inputs}, {"--shape", test_shapes})

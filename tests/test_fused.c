@@ -31,8 +31,8 @@ static int weight(il_graph *g, const char *name, int rank, const int64_t *dims) 
 /* Run g on inputs with reference or fast kernels; outputs returned (caller frees). */
 /* The kernels a non-reference run chose count as compared with the reference for the registry
  * walk (tests/test_registry.c): every caller checks the two runs' outputs against each other. */
-static il_tensor *run_t(const il_graph *g, il_tensor **in, int reference, int threads) {
-    il_plan_opts o = {.reference = reference, .threads = threads};
+static il_tensor *run_o(const il_graph *g, il_tensor **in, int reference, const il_plan_opts *opts) {
+    il_plan_opts o = *opts;
     il_plan *p;
     il_status st = il_plan_create(g, &o, &p);
     if (!st) st = il_plan_run(p, in, g->n_inputs);
@@ -46,6 +46,11 @@ static il_tensor *run_t(const il_graph *g, il_tensor **in, int reference, int th
     il_tensor *y = il_tensor_clone(il_plan_output(p, 0));
     il_plan_free(p);
     return y;
+}
+
+static il_tensor *run_t(const il_graph *g, il_tensor **in, int reference, int threads) {
+    il_plan_opts o = {.reference = reference, .threads = threads};
+    return run_o(g, in, reference, &o);
 }
 
 static il_tensor *run1(const il_graph *g, il_tensor **in, int reference) { return run_t(g, in, reference, 2); }
@@ -80,6 +85,32 @@ static void check_three(il_graph *g, const char *what) {
     il_tensor_free(unf);
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     il_graph_free(low);
+    il_graph_free(g);
+}
+
+/* g (freed) with the kernels of spec forced, on 1 and 3 threads, against the reference. */
+static void check_forced(il_graph *g, const char *spec, const char *what) {
+    il_tensor *in[8] = {0};
+    for (int i = 0; i < g->n_inputs; i++) {
+        const il_value *x = &g->values[g->inputs[i]];
+        in[i] = il_tensor_new(IL_F32, x->rank, x->dims);
+        il_tensor_fill_random(in[i], &rng, -2, 2);
+    }
+    il_tensor *ref = run_t(g, in, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ref);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        il_plan_opts o = {.threads = threads, .kernels = spec};
+        il_tensor *y = run_o(g, in, 0, &o);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(y);
+        char msg[256];
+        int64_t w;
+        int ok = il_tensor_allclose(y, ref, 1e-4, 1e-4, &w, msg, sizeof msg);
+        if (!ok) fprintf(stderr, "\n  %s (%s, %d threads) vs ref: %s\n", what, spec, threads, msg);
+        CU_ASSERT_TRUE(ok);
+        il_tensor_free(y);
+    }
+    il_tensor_free(ref);
+    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     il_graph_free(g);
 }
 
@@ -299,6 +330,43 @@ static void test_attention_inf_mask(void) {
     }
 }
 
+/* The FusedConv kernels forced by name against the reference: oneDNN's (engine/cpu/dnnl_conv.c;
+ * absent in a build without oneDNN) and im2col-blas, which the heuristic no longer picks where
+ * "dnnl" exists. Every activation (post-ops for oneDNN), the residual (its sum post-op), and
+ * geometries where oneDNN takes different paths (channels that block by 16, depthwise, 1x1,
+ * grouped, strided, 7x7 stems, 1-D and 3-D), on 1 and 3 threads. */
+static void test_fused_conv_forced(void) {
+    static const char *names[] = {"dnnl", "dnnl-nchw", "im2col-blas"};
+    for (int kn = 0; kn < 3; kn++) {
+        const il_kernel *k = il_kernel_find("ai.inferlab", "FusedConv", "cpu", names[kn]);
+#ifndef IL_HAVE_DNNL
+        if (strncmp(names[kn], "dnnl", 4) == 0) {
+            CU_ASSERT_PTR_NULL(k);
+            continue;
+        }
+#endif
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+        char spec[64];
+        snprintf(spec, sizeof spec, "FusedConv=%s", names[kn]);
+        struct { il_graph *g; const char *what; } cases[] = {
+            {conv_graph(2, 2, 6, 9, 8, 3, 2, 1, 1, 1, 0, "Relu"), "3x3/s2"},
+            {conv_graph(2, 1, 16, 14, 32, 3, 1, 1, 1, 1, 1, "Relu"), "3x3 16->32 + residual"},
+            {conv_graph(2, 2, 32, 9, 32, 3, 2, 1, 32, 1, 0, "Clip"), "depthwise 32 /s2"},
+            {conv_graph(2, 3, 8, 8, 8, 3, 1, 1, 8, 1, 1, "Clip"), "depthwise 8 + residual"},
+            {conv_graph(2, 1, 64, 7, 32, 1, 1, 0, 1, 1, 1, NULL), "1x1 64->32 + residual"},
+            {conv_graph(2, 2, 8, 6, 12, 3, 1, 1, 4, 0, 0, "Relu"), "grouped, no bias"},
+            {conv_graph(2, 1, 3, 17, 16, 7, 2, 3, 1, 1, 0, "Relu"), "7x7/s2 first layer"},
+            {conv_graph(1, 2, 4, 20, 6, 3, 1, 1, 1, 1, 1, "Relu"), "1-D"},
+            {conv_graph(3, 1, 3, 5, 4, 3, 1, 1, 1, 1, 1, "Sigmoid"), "3-D"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_forced(cases[i].g, spec, cases[i].what);
+        for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+            check_forced(conv_graph(2, 1, 16, 6, 16, 3, 1, 1, 1, 1, 1, acts[a]), spec, acts[a] ? acts[a] : "none");
+            check_forced(conv_graph(2, 2, 8, 5, 8, 1, 1, 0, 1, 1, 0, acts[a]), spec, acts[a] ? acts[a] : "none");
+        }
+    }
+}
+
 /* Bad attributes and shapes give a message naming the node, not a crash. */
 static void test_fused_errors(void) {
     il_graph *g = conv_graph(2, 1, 4, 6, 4, 3, 1, 1, 1, 1, 0, "Swish");
@@ -343,4 +411,5 @@ IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv}, {"Gelu, H
          {"FusedGemm/FusedMatMul fast = ref = unfused", test_fused_gemm_matmul},
          {"Attention and SiLU fast = ref = unfused", test_attention_silu},
          {"Attention fast = ref: shapes, masks, broadcasting, threads", test_attention_shapes},
-         {"Attention with -inf masks", test_attention_inf_mask}, {"fused op errors", test_fused_errors})
+         {"Attention with -inf masks", test_attention_inf_mask}, {"fused op errors", test_fused_errors},
+         {"FusedConv kernels forced = ref", test_fused_conv_forced})

@@ -330,6 +330,127 @@ static void test_fuse_attention(void) {
     il_graph_free(g);
 }
 
+/* Attention as transformers' SDPA exports spell it: Q and Kt each scaled by sqrt(scale), a mask
+ * with a fully masked row (-inf: Softmax gives NaN there), and the NaN guard Where(IsNaN(P), 0,
+ * P) before the second MatMul. */
+static void test_fuse_attention_nan_guard(void) {
+    il_graph *g = G(17);
+    int q = IN(g, "q", 4, DIMS(-1, 2, 5, 4)), kt = IN(g, "kt", 4, DIMS(-1, 2, 4, 5)), v = IN(g, "v", 4, DIMS(-1, 2, 5, 3));
+    il_tensor *m = il_tensor_new(IL_F32, 4, DIMS(1, 1, 5, 5));
+    for (int i = 0; i < 25; i++) ((float *)m->data)[i] = i / 5 == 2 ? -INFINITY : (i % 3 ? 0.0f : -1e9f);
+    int mv = il_graph_new_value(g, "mask");
+    int mask = il_graph_add_constant(g, g->values[mv].name, m);
+    int s = S(g, 0.7071f);
+    int sc = OP(g, "Add", OP(g, "MatMul", OP(g, "Mul", q, s), OP(g, "Mul", kt, s)), mask);
+    int p = OP(g, "Softmax", sc);
+    il_node_set_int(g, last_node, "axis", -1);
+    int guarded = OP(g, "Where", OP(g, "IsNaN", p), S(g, 0), p);
+    OUT(g, OP(g, "MatMul", guarded, v));
+    il_pass_stats st = apply(g, "fuse-attention");
+    char b[256];
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_pass_stats_str(&st, b, sizeof b), "1 NaN guards moved"));
+    CU_ASSERT_EQUAL(count(g, "Attention"), 1);
+    CU_ASSERT_EQUAL(count(g, "Softmax"), 0);
+    CU_ASSERT_EQUAL(count(g, "IsNaN"), 1);
+    CU_ASSERT_EQUAL(count(g, "Where"), 1);
+    /* the fully masked row: 0 after the guard, as before the rewrite */
+    il_tensor *in[3];
+    for (int i = 0; i < 3; i++) {
+        int64_t dims[4];
+        memcpy(dims, g->values[g->inputs[i]].dims, sizeof dims);
+        dims[0] = 1;
+        in[i] = il_tensor_new(IL_F32, 4, dims);
+        il_tensor_fill_random(in[i], &rng, -1, 1);
+    }
+    il_tensor **o;
+    int no;
+    il_plan_opts po = {.batch = 1};
+    IL_ASSERT_OK(il_run_model(g, in, 3, &po, &o, &no));
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < 3; c++) CU_ASSERT_EQUAL(il_tensor_get(o[0], h * 15 + 2 * 3 + c), 0.0);
+    for (int i = 0; i < 3; i++) il_tensor_free(in[i]);
+    il_tensor_free(o[0]);
+    free(o);
+    il_graph_free(g);
+}
+
+/* The real transformers exports in tests/data: -O2 fuses both attention blocks of each and the
+ * optimized model gives the outputs the export was saved with. */
+static void test_fuse_attention_real_bert(void) {
+    static const char *const dirs[] = {IL_TESTDATA "/tiny_bert_legacy", IL_TESTDATA "/tiny_bert_dynamo"};
+    for (int d = 0; d < 2; d++) {
+        char path[512];
+        il_graph *g;
+        snprintf(path, sizeof path, "%s/model.onnx", dirs[d]);
+        IL_ASSERT_OK(il_onnx_load(path, &g));
+        IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, NULL, 0, NULL));
+        CU_ASSERT_EQUAL(count(g, "Attention"), 2);
+        CU_ASSERT_EQUAL(count(g, "Softmax"), 0);
+        il_tensor *in[3], *want;
+        for (int i = 0; i < 3; i++) {
+            snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dirs[d], i);
+            IL_ASSERT_OK(il_tensor_load_pb(path, &in[i], NULL));
+        }
+        snprintf(path, sizeof path, "%s/test_data_set_0/output_0.pb", dirs[d]);
+        IL_ASSERT_OK(il_tensor_load_pb(path, &want, NULL));
+        il_tensor **o;
+        int no;
+        il_plan_opts po = {.batch = in[0]->dims[0]};
+        IL_ASSERT_OK(il_run_model(g, in, 3, &po, &o, &no));
+        char msg[256];
+        int64_t worst;
+        int ok = il_tensor_allclose(o[0], want, 1e-3, 1e-4, &worst, msg, sizeof msg);
+        if (!ok) fprintf(stderr, "\n  %s: %s\n", dirs[d], msg);
+        CU_ASSERT(ok);
+        for (int i = 0; i < 3; i++) il_tensor_free(in[i]);
+        for (int i = 0; i < no; i++) il_tensor_free(o[i]);
+        free(o);
+        il_tensor_free(want);
+        il_graph_free(g);
+    }
+}
+
+/* Issue 14 item 12: ShuffleNet-like Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains over
+ * the symbolic batch stay until `opt --shape` fixes the input's shape; then they fold. */
+static void test_fixed_shapes_fold(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 3, DIMS(-1, 3, 4));
+    int s = OP(g, "Shape", x);
+    int64_t zero = 0, twelve = 12;
+    il_tensor *idx = il_tensor_new(IL_I64, 0, NULL);
+    ((int64_t *)idx->data)[0] = 0;
+    int iv = il_graph_new_value(g, "idx");
+    int ic = il_graph_add_constant(g, g->values[iv].name, idx);
+    int b = OP(g, "Gather", s, ic);
+    int u = OP(g, "Unsqueeze", b, I64(g, 1, &zero));
+    int c = OP(g, "Concat", u, I64(g, 1, &twelve));
+    il_node_set_int(g, last_node, "axis", 0);
+    OUT(g, OP(g, "Relu", OP(g, "Reshape", x, c)));
+    const char *in = il_test_tmp("shapes.onnx"), *o = il_test_tmp("shapes_o.onnx");
+    IL_ASSERT_OK(il_onnx_save(g, in));
+    char args[2048], out[8192];
+    snprintf(args, sizeof args, "opt %s -O2 --verify -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    il_graph *r;
+    IL_ASSERT_OK(il_onnx_load(o, &r));
+    CU_ASSERT_EQUAL(count(r, "Shape"), 1); /* over a symbolic batch: nothing to fold */
+    il_graph_free(r);
+    snprintf(args, sizeof args, "opt %s -O2 --shape x=2x3x4 --verify -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    if (!strstr(out, "nodes ->")) fprintf(stderr, "\n%s\n", out);
+    IL_ASSERT_OK(il_onnx_load(o, &r));
+    CU_ASSERT_EQUAL(count(r, "Shape") + count(r, "Gather") + count(r, "Unsqueeze") + count(r, "Concat"), 0);
+    CU_ASSERT_EQUAL(r->values[r->inputs[0]].dims[0], 2);
+    il_graph_free(r);
+    snprintf(args, sizeof args, "opt %s -O2 --shape y=2x3x4 -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no input named 'y'"));
+    snprintf(args, sizeof args, "opt %s -O2 --shape x=2x5x4 -o %s", in, o);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "dim 1 of input 'x' is fixed at 3"));
+    il_graph_free(g);
+}
+
 /* A graph with something for every fusion: conv+BN+relu with a residual, a SiLU, GELU, LayerNorm
  * and attention at opset 13 (so GELU and LayerNorm need ai.inferlab). */
 static il_graph *mixed_graph(void) {
@@ -566,6 +687,9 @@ IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_e
          {"matmul-add-gemm", test_matmul_add_gemm}, {"fold-bn", test_fold_bn}, {"fuse-conv-act", test_fuse_conv_act},
          {"fuse-residual", test_fuse_residual}, {"fuse-elementwise", test_fuse_elementwise},
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
+         {"fuse-attention behind SDPA's NaN guard", test_fuse_attention_nan_guard},
+         {"fuse-attention on real BERT exports", test_fuse_attention_real_bert},
+         {"--shape folds Shape/Gather chains", test_fixed_shapes_fold},
          {"-O2 pipeline, lowering, export, onnx.checker", test_pipeline_and_lowering},
          {"--verify catches a wrong pass; errors", test_verify_and_errors}, {"example plugin", test_example_plugin},
          {"--verify relative to the output's scale", test_verify_relative},

@@ -331,6 +331,14 @@ static void test_null_fields(void) {
     snprintf(args, sizeof args, "db --db %s list", db);
     works(args, out, sizeof out);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "4 runs"));
+    /* an id wins over a uuid that happens to begin with the same digits */
+    raw_sql(db, "UPDATE runs SET uuid = '1' || uuid WHERE id = 2");
+    snprintf(args, sizeof args, "db --db %s show 1", db);
+    works(args, out, sizeof out);
+    CU_ASSERT(!strncmp(out, "run 1\n", 6));
+    snprintf(args, sizeof args, "db --db %s show h2", db);
+    works(args, out, sizeof out);
+    CU_ASSERT(!strncmp(out, "run 4\n", 6));
 }
 
 IL_SUITE("store-hostile", {"foreign file", test_foreign}, {"newer and invalid versions", test_versions},

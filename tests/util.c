@@ -3,6 +3,7 @@
  * binary exits), writing raw bytes, whether /usr/bin/python3 has some modules, running the real
  * binary, and made-up run records for the store and report tests.
  */
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,6 +123,8 @@ void il_test_record(il_run_record *r, const char *model, const char *pipeline, i
         tr->throughput = batch * 1e3 / tr->lat.mean;
     }
     r->lat = r->trials[0].lat;
+    r->p50_lo = fmin(r->trials[0].lat.p50, r->trials[1].lat.p50);
+    r->p50_hi = fmax(r->trials[0].lat.p50, r->trials[1].lat.p50);
     r->throughput = r->trials[0].throughput;
     r->throughput_stddev = 0;
     snprintf(r->provenance, sizeof r->provenance, "cpu\ttest cpu\ncores\t2\ngit_commit\tabc\ndate\t%s\n",

@@ -33,7 +33,7 @@ function loadOrt() {
 
 function parseArgs(argv) {
   const a = { inputs: [], threads: 1, batch: 1, warmup: 5, minSeconds: 1, minQueries: 64, maxQueries: 0,
-              qps: 50, spq: 8, seed: 1, scenario: null, evalIn: null, evalOut: null, device: 'cpu' };
+              qps: 50, spq: 8, seed: 1, scenario: null, evalIn: null, evalIns: [], evalOut: null, device: 'cpu' };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i], v = argv[i + 1];
     if (v === undefined) fail(`${k} needs a value`);
@@ -52,7 +52,7 @@ function parseArgs(argv) {
       case '--qps': a.qps = parseFloat(v); break;
       case '--spq': a.spq = parseInt(v, 10); break;
       case '--seed': a.seed = parseInt(v, 10); break;
-      case '--eval-in': a.evalIn = v; break;
+      case '--eval-in': a.evalIn = v; a.evalIns.push(v); break;
       case '--eval-out': a.evalOut = v; break;
       default: fail(`unknown option ${k}`);
     }
@@ -118,8 +118,20 @@ async function measure(a, session, feeds) {
   const spq = a.scenario === 'multi-stream' ? a.spq : a.batch;
   const runs = Math.ceil(spq / a.batch);
   const query = async () => { for (let i = 0; i < runs; i++) await session.run(feeds); };
-  const w0 = now();
-  for (let i = 0; i < a.warmup || (a.warmup > 0 && now() - w0 < 0.1); i++) await query();
+  // warm-up until steady, as bench/scenario.c: at least --warmup queries and 0.1 s, then until
+  // the medians of the last two windows of 8 latencies are within 5%, at most 2 s
+  const w0 = now(), ring = [];
+  const med8 = (x) => { const c = [...x].sort((p, q) => p - q); return (c[3] + c[4]) / 2; };
+  for (let i = 0; a.warmup > 0; i++) {
+    const t0 = now();
+    await query();
+    const t1 = now();
+    ring.push(t1 - t0);
+    if (ring.length > 16) ring.shift();
+    if (i + 1 < a.warmup || t1 - w0 < 0.1 || ring.length < 16) continue;
+    const older = med8(ring.slice(0, 8)), newer = med8(ring.slice(8));
+    if (Math.abs(older - newer) <= 0.05 * newer || t1 - w0 >= 2.0) break;
+  }
   const lat = [];
   const start = now();
   let end = start;
@@ -153,18 +165,30 @@ async function measure(a, session, feeds) {
   return { lat, seconds: end - start, samples: lat.length * spq };
 }
 
-async function evaluate(a, ort, session, inputName, outputName) {
-  const x = readNpy(a.evalIn);
-  const n = x.dims[0], per = x.data.length / n, B = a.batch;
-  const dims = [B, ...x.dims.slice(1)];
+// --eval-in X.npy (the single input) or --eval-in NAME=X.npy per input: every array [n, ...];
+// output 0 for the n samples, in batches of --batch, goes to --eval-out.
+async function evaluate(a, ort, session, outputName) {
+  const xs = {};
+  for (const spec of a.evalIns) {
+    const eq = spec.indexOf('=');
+    if (eq < 0 && session.inputNames.length !== 1) fail('--eval-in FILE needs a single-input model: give NAME=FILE');
+    xs[eq < 0 ? session.inputNames[0] : spec.slice(0, eq)] = readNpy(eq < 0 ? spec : spec.slice(eq + 1));
+  }
+  for (const name of session.inputNames) if (!xs[name]) fail(`--eval-in: no file for input ${name}`);
+  const n = xs[session.inputNames[0]].dims[0], B = a.batch;
   let out = null, perOut = 0, outDims = null;
   for (let s = 0; s < n; s += B) {
-    const chunk = new Float32Array(B * per);
-    for (let j = 0; j < B; j++) { // pad the last batch with the last sample; its outputs are dropped
-      const src = Math.min(s + j, n - 1);
-      chunk.set(x.data.subarray(src * per, (src + 1) * per), j * per);
+    const feeds = {};
+    for (const name of session.inputNames) {
+      const x = xs[name], per = x.data.length / n;
+      const chunk = new x.data.constructor(B * per);
+      for (let j = 0; j < B; j++) { // pad the last batch with the last sample; its outputs are dropped
+        const src = Math.min(s + j, n - 1);
+        chunk.set(x.data.subarray(src * per, (src + 1) * per), j * per);
+      }
+      feeds[name] = new ort.Tensor(x.type, chunk, [B, ...x.dims.slice(1)]);
     }
-    const res = await session.run({ [inputName]: new ort.Tensor('float32', chunk, dims) });
+    const res = await session.run(feeds);
     const y = res[outputName];
     if (!out) {
       perOut = y.data.length / B;
@@ -186,8 +210,7 @@ async function main() {
     graphOptimizationLevel: 'all', executionProviders: ['cpu'],
   });
   if (a.evalIn) {
-    if (session.inputNames.length !== 1) fail('evaluation needs a single-input model');
-    await evaluate(a, ort, session, session.inputNames[0], session.outputNames[0]);
+    await evaluate(a, ort, session, session.outputNames[0]);
     process.stdout.write(JSON.stringify({ engine: 'onnxruntime', version }) + '\n');
     return;
   }

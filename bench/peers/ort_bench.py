@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 
-from peer_common import fail, peer_parser
+from peer_common import eval_inputs, fail, peer_parser, warm_up
 
 
 def rng(seed):
@@ -54,11 +54,7 @@ def measure(a, run):
     def query():
         for _ in range(runs):
             run()
-    w0 = time.perf_counter()
-    i = 0
-    while i < a.warmup or (a.warmup > 0 and time.perf_counter() - w0 < 0.1):
-        query()
-        i += 1
+    warm_up(a, query)
     lat = []
     start = end = time.perf_counter()
     if a.scenario != "server":
@@ -122,17 +118,18 @@ def main():
     version = ort.__version__
 
     if a.eval_in:
-        ins = sess.get_inputs()
-        if len(ins) != 1:
-            fail("evaluation needs a single-input model")
-        x = np.load(a.eval_in).astype(np.float32)
-        n, outs = x.shape[0], []
+        names = [i.name for i in sess.get_inputs()]
+        xs = eval_inputs(a, names)
+        n, outs = xs[names[0]].shape[0], []
         for s in range(0, n, a.batch):
-            chunk = x[s:s + a.batch]
-            pad = a.batch - chunk.shape[0]  # pad the last batch with the last sample; its outputs are dropped
-            if pad:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-            y = sess.run(None, {ins[0].name: chunk})[0]
+            feeds = {}
+            for name in names:
+                chunk = xs[name][s:s + a.batch]
+                pad = a.batch - chunk.shape[0]  # pad the last batch with the last sample; its outputs are dropped
+                if pad:
+                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+                feeds[name] = chunk
+            y = sess.run(None, feeds)[0]
             outs.append(np.asarray(y, dtype=np.float32)[:a.batch - pad])
         np.save(a.eval_out, np.concatenate(outs).astype(np.float32))
         print(json.dumps({"engine": "onnxruntime", "version": version}))

@@ -3,7 +3,9 @@ line of the peer protocol (bench/peers.c passes the same flags to every peer) an
 reply. Imported from the scripts' own directory, which Python puts first on sys.path."""
 import argparse
 import json
+import statistics
 import sys
+import time
 
 
 def fail(msg):
@@ -26,6 +28,42 @@ def peer_parser():
     ap.add_argument("--qps", type=float, default=50.0)
     ap.add_argument("--spq", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--eval-in")
+    ap.add_argument("--eval-in", action="append", default=[])
     ap.add_argument("--eval-out")
     return ap
+
+
+def eval_inputs(a, names):
+    """The --eval-in arrays by input name: "NAME=FILE" per input, or one FILE for input 0."""
+    import numpy as np
+    xs = {}
+    for spec in a.eval_in:
+        name, eq, path = spec.partition("=")
+        if not eq:
+            name, path = names[0], spec
+        xs[name] = np.load(path)
+    missing = [n for n in names if n not in xs]
+    if missing:
+        fail(f"--eval-in: no file for input(s) {', '.join(missing)}")
+    return xs
+
+
+def warm_up(a, query):
+    """Warm-up until steady, as bench/scenario.c: at least --warmup queries and 0.1 s, then until
+    the medians of the last two windows of 8 latencies are within 5%, at most 2 s."""
+    if a.warmup <= 0:
+        return
+    w0 = time.perf_counter()
+    ring = []
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        query()
+        t1 = time.perf_counter()
+        ring = (ring + [t1 - t0])[-16:]
+        i += 1
+        if i < a.warmup or t1 - w0 < 0.1 or len(ring) < 16:
+            continue
+        older, newer = statistics.median(ring[:8]), statistics.median(ring[8:])
+        if abs(older - newer) <= 0.05 * newer or t1 - w0 >= 2.0:
+            return

@@ -40,7 +40,7 @@ import resource
 import sys
 import time
 
-from peer_common import fail, peer_parser
+from peer_common import eval_inputs, fail, peer_parser, warm_up
 
 TOLERANCE = 1e-3  # max abs difference allowed between the torch module and ONNX Runtime
 
@@ -575,7 +575,9 @@ def main():
     must_check = how != "onnx2torch"
 
     if a.eval_in:
-        x = np.load(a.eval_in).astype(np.float32)
+        if len(graph_inputs) != 1:
+            fail("the PyTorch peer evaluates single-input models only (agreement of this one: use onnxruntime)")
+        x = eval_inputs(a, graph_inputs)[graph_inputs[0]].astype(np.float32)
         n, outs = x.shape[0], []
         first = x[:a.batch]
         if first.shape[0] < a.batch:
@@ -618,11 +620,7 @@ def main():
         torch.cuda.reset_peak_memory_stats()
     lat = []
     with torch.inference_mode():
-        w0 = time.perf_counter()
-        i = 0
-        while i < a.warmup or (a.warmup > 0 and time.perf_counter() - w0 < 0.1):
-            query()
-            i += 1
+        warm_up(a, query)
         start = end = time.perf_counter()
         if a.scenario != "server":
             while True:

@@ -41,6 +41,11 @@ extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: At
  * NULL; kernels.c lists them in il_kernel_tables (NULL-terminated). */
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
+#ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
+extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
+extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
+extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
+#endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
 void il_kernels_add_op(const il_op *op);
@@ -75,15 +80,10 @@ static inline int il_shape_known(const il_tensor *t) {
     return 1;
 }
 
-/* Largest element count a tensor may have (il_tensor_new refuses more); checking a shape
- * against it keeps products of user-given dims from overflowing int64. */
-#define IL_MAX_NUMEL ((int64_t)1 << 40)
-
-/* Product of dims[from..to), -1 when one of them is unknown (-1). */
+/* Product of dims[from..to), -1 when one of them is unknown (-1); checked (il_shape_numel).
+ * IL_MAX_NUMEL (engine.h) bounds every tensor and inferred shape. */
 static inline int64_t il_dims_prod(const int64_t *dims, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p = (dims[i] < 0 || p < 0) ? -1 : p * dims[i];
-    return p;
+    return to > from ? il_shape_numel(to - from, dims + from) : 1;
 }
 
 /* Row-major strides, in elements, of a shape. */

@@ -5,7 +5,8 @@
  *
  * Padding never wins a max and adds nothing to a sum; AveragePool divides by the taps inside
  * the input, or with count_include_pad by the taps inside the padded input (not the part of a
- * ceil_mode window hanging past the end pad), as ONNX Runtime and PyTorch do.
+ * ceil_mode window hanging past the end pad), as ONNX Runtime and PyTorch do. A window that
+ * lies wholly in the padding is refused (check_windows), as ONNX Runtime refuses pads >= kernel.
  */
 #include "../cpu/compute.h"
 
@@ -18,6 +19,38 @@ static il_status pool_dtype(const il_kctx *c, const il_tensor *x, int kind) {
     return ok ? IL_OK : il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s", il_dtype_name(x->dtype));
 }
 
+/* Does the window of output position o along spatial dim d hold at least one input element?
+ * Its taps are a + j*dil for j in [0, k), a = o*stride - pad. */
+static int window_has_input(const il_conv_geom *g, int d, int64_t o) {
+    int64_t a = o * g->stride[d] - g->pad[d], dil = g->dil[d];
+    int64_t j = a >= 0 ? 0 : (-a + dil - 1) / dil; /* the first tap at or after 0 */
+    return j < g->k[d] && a + j * dil < g->in[d];
+}
+
+/* A window lying wholly in the padding has no element to pool: AveragePool would divide 0 by 0
+ * (NaN) and MaxPool return -inf. ONNX Runtime refuses pads >= kernel for this reason; we refuse
+ * exactly the geometries that have such a window. Taps that reach into the input at both ends of
+ * the span leave no gap wider than dil, so when in >= dil only the first and last windows can be
+ * empty; otherwise every window is checked (a small input, so few windows reach it). */
+static il_status check_windows(const il_kctx *c, const il_conv_geom *g) {
+    for (int d = 0; d < g->nsp; d++) {
+        if (g->in[d] < 0 || g->out[d] <= 0 || g->dil[d] <= 0) continue;
+        int all = g->in[d] < g->dil[d];
+        if (all && g->out[d] > (1 << 20))
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "spatial axis %d: %lld windows with dilation %lld over %lld elements",
+                           d, (long long)g->out[d], (long long)g->dil[d], (long long)g->in[d]);
+        for (int64_t o = 0; o < g->out[d]; o++) {
+            if (o == 1 && !all) o = g->out[d] - 1; /* the first, then the last */
+            if (!window_has_input(g, d, o))
+                return il_kerr(c, IL_ERR_INVALID, "the pooling window at output position %lld of spatial axis %d lies "
+                               "wholly in the padding (pads %lld/%lld, kernel %lld, dilation %lld, input %lld): it "
+                               "pools nothing", (long long)o, d, (long long)g->pad[d], (long long)g->pad_end[d],
+                               (long long)g->k[d], (long long)g->dil[d], (long long)g->in[d]);
+        }
+    }
+    return IL_OK;
+}
+
 static il_status pool_geom(const il_kctx *c, int kind, il_conv_geom *g) {
     const il_tensor *x = il_in(c, 0);
     if (!x) return il_kerr(c, IL_ERR_INVALID, "needs input X");
@@ -26,7 +59,7 @@ static il_status pool_geom(const il_kctx *c, int kind, il_conv_geom *g) {
     int ceil_mode = (int)il_attr_int(c->node, "ceil_mode", 0);
     if ((st = il_window_geom(c, x, NULL, ceil_mode, 1, g))) return st;
     g->m = g->c;
-    return IL_OK;
+    return check_windows(c, g);
 }
 
 static il_status pool_infer_kind(il_kctx *c, int kind) {

@@ -1,0 +1,165 @@
+/*
+ * dnnl_common.c - what the oneDNN kernels share (declared in dnnl_int.h): the engine and stream,
+ * errors, thread scoping, plain layouts, activations as post-ops, steps and weight packing.
+ * oneDNN is Debian's libdnnl (2.6 on Debian 12), built on the same OpenMP runtime (libgomp) as
+ * inferlab, so its parallel regions run on our thread pool rather than a second one.
+ */
+#ifdef IL_HAVE_DNNL
+
+#include "dnnl_int.h"
+
+#include <omp.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#if __has_include(<oneapi/dnnl/dnnl_debug.h>)
+#include <oneapi/dnnl/dnnl_debug.h>
+#else
+#include <dnnl_debug.h>
+#endif
+
+static dnnl_engine_t engine;
+static dnnl_stream_t stream;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void make_engine(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) {
+        engine = NULL;
+        return;
+    }
+    if (dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) stream = NULL;
+}
+
+dnnl_engine_t il_dnnl_engine(void) {
+    pthread_once(&once, make_engine);
+    return engine;
+}
+
+dnnl_stream_t il_dnnl_stream(void) {
+    pthread_once(&once, make_engine);
+    return stream;
+}
+
+il_status il_dnnl_err(const il_kctx *c, dnnl_status_t s, const char *what) {
+    il_status st = s == dnnl_out_of_memory ? IL_ERR_OOM : s == dnnl_unimplemented ? IL_ERR_UNSUPPORTED : IL_ERR_INTERNAL;
+    /* the call as written, up to its first '(' : "dnnl_primitive_desc_create" */
+    int len = 0;
+    while (what[len] && what[len] != '(') len++;
+    return il_kerr(c, st, "oneDNN %.*s failed: %s", len, what, dnnl_status2str(s));
+}
+
+int il_dnnl_threads_enter(const il_kctx *c) {
+    int saved = omp_get_max_threads(), want = c->threads > 0 ? c->threads : saved;
+    if (want != saved) omp_set_num_threads(want);
+    return saved;
+}
+
+void il_dnnl_threads_leave(int saved) {
+    if (omp_get_max_threads() != saved) omp_set_num_threads(saved);
+}
+
+dnnl_format_tag_t il_dnnl_plain_tag(int rank) {
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc,
+                                             dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    return rank >= 1 && rank <= 6 ? tags[rank] : dnnl_format_tag_undef;
+}
+
+il_status il_dnnl_plain_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims) {
+    if (rank < 1 || rank > 6) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN kernels take ranks 1 to 6, not %d", rank);
+    dnnl_dims_t d;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    IL_DNNL(c, dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, il_dnnl_plain_tag(rank)));
+    return IL_OK;
+}
+
+int il_dnnl_act_post_ops(const il_act *a, dnnl_post_ops_t po) {
+    dnnl_status_t s = dnnl_success;
+    switch (a->kind) {
+    case IL_ACT_NONE: return 1;
+    case IL_ACT_RELU: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f); break;
+    case IL_ACT_LEAKY: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, a->a, 0.0f); break;
+    case IL_ACT_CLIP: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, a->a, a->b); break;
+    case IL_ACT_SIGMOID: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f); break;
+    case IL_ACT_HSWISH: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_hardswish, 0.0f, 0.0f); break;
+    case IL_ACT_HSIGMOID: /* oneDNN 2.6 has no hardsigmoid: clip(alpha*x + beta, 0, 1) */
+        s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, a->a, a->b);
+        if (s == dnnl_success) s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, 1.0f);
+        break;
+    case IL_ACT_GELU: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f); break;
+    case IL_ACT_GELU_TANH: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_gelu_tanh, 0.0f, 0.0f); break;
+    case IL_ACT_TANH: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_tanh, 0.0f, 0.0f); break;
+    case IL_ACT_SILU: s = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_swish, 1.0f, 0.0f); break;
+    default: return 0;
+    }
+    return s == dnnl_success;
+}
+
+il_status il_dnnl_step_make(const il_kctx *c, il_dnnl_step *st, const_dnnl_primitive_desc_t pd) {
+    memset(st, 0, sizeof *st);
+    IL_DNNL(c, dnnl_primitive_create(&st->prim, pd));
+    return IL_OK;
+}
+
+il_status il_dnnl_step_arg(const il_kctx *c, il_dnnl_step *st, int arg, const dnnl_memory_desc_t *md) {
+    if (st->n == IL_DNNL_MAX_ARGS) return il_kerr(c, IL_ERR_INTERNAL, "oneDNN step: too many arguments");
+    dnnl_memory_t m;
+    IL_DNNL(c, dnnl_memory_create(&m, md, il_dnnl_engine(), DNNL_MEMORY_NONE));
+    st->args[st->n++] = (dnnl_exec_arg_t){arg, m};
+    return IL_OK;
+}
+
+void il_dnnl_step_set(il_dnnl_step *st, int arg, void *ptr) {
+    for (int i = 0; i < st->n; i++)
+        if (st->args[i].arg == arg) dnnl_memory_set_data_handle_v2(st->args[i].memory, ptr, il_dnnl_stream());
+}
+
+il_status il_dnnl_step_run(const il_kctx *c, il_dnnl_step *st) {
+    IL_DNNL(c, dnnl_primitive_execute(st->prim, il_dnnl_stream(), st->n, st->args));
+    return IL_OK;
+}
+
+void il_dnnl_step_free(il_dnnl_step *st) {
+    for (int i = 0; i < st->n; i++) dnnl_memory_destroy(st->args[i].memory);
+    if (st->prim) dnnl_primitive_destroy(st->prim);
+    memset(st, 0, sizeof *st);
+}
+
+il_status il_dnnl_reorder_make(const il_kctx *c, il_dnnl_step *st, const dnnl_memory_desc_t *src,
+                               const dnnl_memory_desc_t *dst) {
+    dnnl_primitive_desc_t pd;
+    IL_DNNL(c, dnnl_reorder_primitive_desc_create(&pd, src, il_dnnl_engine(), dst, il_dnnl_engine(), NULL));
+    il_status s = il_dnnl_step_make(c, st, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (!s) s = il_dnnl_step_arg(c, st, DNNL_ARG_SRC, src);
+    if (!s) s = il_dnnl_step_arg(c, st, DNNL_ARG_DST, dst);
+    if (s) il_dnnl_step_free(st);
+    return s;
+}
+
+il_status il_dnnl_pack(const il_kctx *c, const dnnl_memory_desc_t *src, const void *from,
+                       const dnnl_memory_desc_t *dst, void **out) {
+    size_t n = dnnl_memory_desc_get_size(dst);
+    *out = aligned_alloc(64, il_dnnl_align(n ? n : 1));
+    if (!*out) return il_kerr(c, IL_ERR_OOM, "out of memory for packed weights (%zu bytes)", n);
+    il_dnnl_step st;
+    il_status s = il_dnnl_reorder_make(c, &st, src, dst);
+    if (!s) {
+        il_dnnl_step_set(&st, DNNL_ARG_SRC, (void *)from);
+        il_dnnl_step_set(&st, DNNL_ARG_DST, *out);
+        s = il_dnnl_step_run(c, &st);
+        il_dnnl_step_free(&st);
+    }
+    if (s) {
+        free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+const char *il_dnnl_impl(const_dnnl_primitive_desc_t pd) {
+    const char *name = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || !name) return "?";
+    return name;
+}
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * dnnl_int.h - private to the oneDNN kernels (engine/cpu/dnnl_*.c): one CPU engine and stream
+ * for the process, error wrapping with the node's context, thread-count scoping, plain layouts,
+ * the fused activation as oneDNN post-ops, and the "step" that runs one primitive with its
+ * memory objects re-pointed at the plan's tensors each run.
+ *
+ * Built only with IL_HAVE_DNNL (the Makefile defines it when libdnnl-dev's header is there);
+ * without it the kernel tables are not compiled and nothing registers.
+ *
+ * Ownership: a kernel's prepare creates primitives and memory objects into its state and its
+ * release destroys them (il_dnnl_step_free); the engine and stream live as long as the process.
+ */
+#ifndef IL_DNNL_INT_H
+#define IL_DNNL_INT_H
+
+#ifdef IL_HAVE_DNNL
+
+#include "../ops/fused.h"
+#include "compute.h"
+
+#if __has_include(<oneapi/dnnl/dnnl.h>)
+#include <oneapi/dnnl/dnnl.h>
+#else
+#include <dnnl.h>
+#endif
+
+/* The process's CPU engine and its stream (created on first use); NULL with an error set when
+ * oneDNN cannot make them. */
+dnnl_engine_t il_dnnl_engine(void);
+dnnl_stream_t il_dnnl_stream(void);
+
+/* A oneDNN status as an il_status with the node and the failing call in the message. */
+il_status il_dnnl_err(const il_kctx *c, dnnl_status_t s, const char *what);
+#define IL_DNNL(c, call)                                                  \
+    do {                                                                  \
+        dnnl_status_t s_ = (call);                                        \
+        if (s_ != dnnl_success) return il_dnnl_err((c), s_, #call);       \
+    } while (0)
+
+/* oneDNN's OpenMP runtime sizes its parallel regions (and a jit primitive its work split, at
+ * creation) by omp_get_max_threads(): these set it to the node's c->threads for the length of
+ * a prepare or run and put the caller's value back. */
+int il_dnnl_threads_enter(const il_kctx *c);
+void il_dnnl_threads_leave(int saved);
+
+/* The plain row-major tag of a rank (1..6): a, ab, abc, ... (nchw is abcd). */
+dnnl_format_tag_t il_dnnl_plain_tag(int rank);
+/* A plain f32 descriptor of the given dims. */
+il_status il_dnnl_plain_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims);
+
+/* The activation as post-ops appended to po: 1 when oneDNN has it (every il_act kind but none
+ * left out today, HardSigmoid as linear then clip), 0 when it does not. */
+int il_dnnl_act_post_ops(const il_act *a, dnnl_post_ops_t po);
+
+/* One primitive and the memory objects of its arguments; each run points the memories at the
+ * run's buffers (set_data_handle) and executes. */
+#define IL_DNNL_MAX_ARGS 8
+typedef struct {
+    dnnl_primitive_t prim;
+    int n;
+    dnnl_exec_arg_t args[IL_DNNL_MAX_ARGS];
+} il_dnnl_step;
+
+/* A step for primitive descriptor pd (its primitive made here; pd stays the caller's). */
+il_status il_dnnl_step_make(const il_kctx *c, il_dnnl_step *st, const_dnnl_primitive_desc_t pd);
+/* Add argument `arg` (DNNL_ARG_SRC, ...) with descriptor md; its buffer is set per run. */
+il_status il_dnnl_step_arg(const il_kctx *c, il_dnnl_step *st, int arg, const dnnl_memory_desc_t *md);
+/* Point the argument `arg` at ptr. */
+void il_dnnl_step_set(il_dnnl_step *st, int arg, void *ptr);
+il_status il_dnnl_step_run(const il_kctx *c, il_dnnl_step *st);
+void il_dnnl_step_free(il_dnnl_step *st);
+
+/* A reorder from src to dst layouts as a step with SRC and DST arguments. */
+il_status il_dnnl_reorder_make(const il_kctx *c, il_dnnl_step *st, const dnnl_memory_desc_t *src,
+                               const dnnl_memory_desc_t *dst);
+/* Reorder the bytes at from (layout src) into a new 64-byte aligned buffer of layout dst, once
+ * (prepacking a constant weight); *out is freed with free(). */
+il_status il_dnnl_pack(const il_kctx *c, const dnnl_memory_desc_t *src, const void *from,
+                       const dnnl_memory_desc_t *dst, void **out);
+
+/* The primitive's implementation name ("jit:avx512_core", "gemm:jit", "ref:any"), for
+ * `build --verbose` style diagnostics and the choice between layouts. */
+const char *il_dnnl_impl(const_dnnl_primitive_desc_t pd);
+
+/* Bytes rounded up to a cache line: the parts of one workspace stay 64-byte aligned. */
+static inline size_t il_dnnl_align(size_t n) { return (n + 63) & ~(size_t)63; }
+/* The workspace's first 64-byte aligned address (prepare asks for 64 bytes more). */
+static inline char *il_dnnl_ws(const il_kctx *c) {
+    return (char *)(((uintptr_t)c->workspace + 63) & ~(uintptr_t)63);
+}
+
+#endif
+#endif

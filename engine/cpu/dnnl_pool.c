@@ -1,0 +1,137 @@
+/*
+ * dnnl_pool.c - MaxPool and AveragePool through oneDNN's pooling primitive (pooling_v2, which
+ * takes dilations), on plain NCHW tensors: a pool reads each input once, so reordering into a
+ * blocked layout and back would cost more than the pool itself.
+ *
+ * Where ONNX and oneDNN agree and where they do not: oneDNN wants the end padding that makes
+ * its floor formula give the output size, so a ceil_mode window hanging past the input becomes
+ * end padding. That is harmless for MaxPool (padding never wins) and for AveragePool without
+ * count_include_pad (only the taps inside the input count); AveragePool with count_include_pad
+ * would count that overhang as padding where ONNX does not, so supports() declines it. MaxPool's
+ * Indices output is not offered (oneDNN's workspace is not ONNX's index), nor pads as large as
+ * the window (oneDNN refuses them).
+ */
+#ifdef IL_HAVE_DNNL
+
+#include "dnnl_int.h"
+
+typedef struct {
+    il_dnnl_step pool;
+    size_t scratch;
+} dpool_state;
+
+static void dpool_release(void *p) {
+    dpool_state *s = p;
+    if (!s) return;
+    il_dnnl_step_free(&s->pool);
+    free(s);
+}
+
+/* The geometry oneDNN is given: ONNX's, with the end pads that its floor formula needs. */
+static il_status dpool_geom(const il_kctx *c, il_conv_geom *g, dnnl_dims_t pr) {
+    int ceil_mode = (int)il_attr_int(c->node, "ceil_mode", 0);
+    il_status st = il_window_geom(c, c->in[0], NULL, ceil_mode, 1, g);
+    if (st) return st;
+    for (int d = 0; d < g->nsp; d++) pr[d] = (g->out[d] - 1) * g->stride[d] + (g->k[d] - 1) * g->dil[d] + 1 - g->in[d] - g->pad[d];
+    return IL_OK;
+}
+
+static int dpool_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    if (!x || x->dtype != IL_F32 || x->rank < 3 || x->rank > 5 || !il_shape_known(x) || il_tensor_numel(x) == 0)
+        return 0;
+    if (il_out(c, 1)) return 0; /* MaxPool's Indices */
+    il_conv_geom g;
+    dnnl_dims_t pr;
+    il_status st = dpool_geom(c, &g, pr);
+    il_error_clear();
+    if (st) return 0;
+    int avg = !strcmp(c->node->op_type, "AveragePool");
+    int include_pad = avg && il_attr_int(c->node, "count_include_pad", 0);
+    for (int d = 0; d < g.nsp; d++) {
+        int64_t span = (g.k[d] - 1) * g.dil[d] + 1;
+        if (g.pad[d] >= span || pr[d] >= span || pr[d] < 0) return 0;
+        if (include_pad && pr[d] != g.pad_end[d]) return 0;
+    }
+    return 1;
+}
+
+static il_status prepare_in(il_kctx *c, dpool_state *s, size_t *workspace) {
+    const il_tensor *X = c->in[0];
+    il_conv_geom g;
+    dnnl_dims_t pr, strides, kernel, dil, pl;
+    il_status st = dpool_geom(c, &g, pr);
+    if (st) return st;
+    if (!il_dnnl_engine()) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no CPU engine here");
+    int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
+    for (int d = 0; d < g.nsp; d++) {
+        ydims[2 + d] = g.out[d];
+        strides[d] = g.stride[d];
+        kernel[d] = g.k[d];
+        dil[d] = g.dil[d] - 1;
+        pl[d] = g.pad[d];
+    }
+    dnnl_memory_desc_t src, dst;
+    if ((st = il_dnnl_plain_md(c, &src, X->rank, X->dims)) || (st = il_dnnl_plain_md(c, &dst, X->rank, ydims))) return st;
+    dnnl_alg_kind_t alg = dnnl_pooling_max;
+    if (!strcmp(c->node->op_type, "AveragePool"))
+        alg = il_attr_int(c->node, "count_include_pad", 0) ? dnnl_pooling_avg_include_padding
+                                                           : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_v2_desc_t pdesc;
+    IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, alg, &src, &dst, strides, kernel, dil,
+                                                 pl, pr));
+    dnnl_primitive_attr_t attr;
+    dnnl_primitive_desc_t pd;
+    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
+    dnnl_status_t ds = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &pdesc, attr, il_dnnl_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return il_dnnl_err(c, ds, "dnnl_primitive_desc_create(pooling)");
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    s->scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    st = il_dnnl_step_make(c, &s->pool, pd);
+    if (!st) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_SRC, &src);
+    if (!st) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_DST, &dst);
+    if (!st && s->scratch) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_SCRATCHPAD, scr);
+    dnnl_primitive_desc_destroy(pd);
+    *workspace = il_dnnl_align(s->scratch) + 64;
+    return st;
+}
+
+static il_status dpool_prepare(il_kctx *c, void **state, size_t *workspace) {
+    dpool_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    int saved = il_dnnl_threads_enter(c);
+    il_status st = prepare_in(c, s, workspace);
+    il_dnnl_threads_leave(saved);
+    if (st) {
+        dpool_release(s);
+        return st;
+    }
+    *state = s;
+    return IL_OK;
+}
+
+static il_status dpool_run(il_kctx *c) {
+    dpool_state *s = c->state;
+    il_dnnl_step_set(&s->pool, DNNL_ARG_SRC, c->in[0]->data);
+    il_dnnl_step_set(&s->pool, DNNL_ARG_DST, c->out[0]->data);
+    il_dnnl_step_set(&s->pool, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
+    int saved = il_dnnl_threads_enter(c);
+    il_status st = il_dnnl_step_run(c, &s->pool);
+    il_dnnl_threads_leave(saved);
+    return st;
+}
+
+/* Priority below the "fast" pools (10): see docs/cpu_speed.md for the measurement. */
+const il_kernel il_kernels_dnnl_pool[] = {
+    {.op = "MaxPool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 5,
+     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = dpool_release,
+     .doc = "oneDNN pooling on plain NCHW (no Indices output)"},
+    {.op = "AveragePool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 5,
+     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = dpool_release,
+     .doc = "oneDNN pooling on plain NCHW (count_include_pad with a ceil_mode overhang declined)"},
+    {0},
+};
+
+#endif
