@@ -11,17 +11,36 @@
 #include <string.h>
 
 int cmd_passes(int argc, char **argv) {
+    int json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: inferlab passes [--plugin P.so]...\n  lists the passes and the -O presets\n");
+            printf("usage: inferlab passes [--plugin P.so]... [--json]\n  lists the passes and the -O presets\n");
             return 0;
         }
+        if (!strcmp(argv[i], "--json")) { json = 1; continue; }
         if (strcmp(argv[i], "--plugin")) { fprintf(stderr, "inferlab passes: unknown option '%s'\n", argv[i]); return 2; }
         i++;
     }
     if (!cli_load_plugins(argc, argv)) return 1;
     int n;
     const il_pass *const *all = il_pass_all(&n);
+    if (json) {
+        printf("{\"passes\":[");
+        for (int i = 0; i < n; i++) {
+            printf("%s{\"name\":", i ? "," : "");
+            cli_json_str(stdout, all[i]->name);
+            printf(",\"summary\":");
+            cli_json_str(stdout, all[i]->summary ? all[i]->summary : "");
+            printf("}");
+        }
+        printf("],\"presets\":{");
+        for (int l = 0; l <= 3; l++) {
+            printf("%s\"O%d\":", l ? "," : "", l);
+            cli_json_str(stdout, il_pass_preset(l));
+        }
+        printf("}}\n");
+        return 0;
+    }
     printf("passes:\n");
     for (int i = 0; i < n; i++) printf("  %-18s %s\n", all[i]->name, all[i]->summary ? all[i]->summary : "");
     printf("\npresets:\n");

@@ -379,6 +379,12 @@ static void test_names_and_cache(void) {
         if (column(html, t ? "id=runs" : "id=results", 0, ids, 16) == 8)
             CU_ASSERT_EQUAL(atoll(ids[2]), il_test_db_scalar(db, sql));
     }
+    /* Models: one row per file measured, sources first within a model */
+    static const char *const measured[] = {"alpha O0", "alpha O2", "alpha fold", "alpha fold", "beta O0", "beta O2",
+                                           "gamma O0", "gamma O2"};
+    int nf = column(html, "id=models", 1, cells, 16);
+    CU_ASSERT_EQUAL(nf, 8);
+    for (int i = 0; i < nf && i < 8; i++) CU_ASSERT_EQUAL(strncmp(cells[i], measured[i], strlen(measured[i])), 0);
     free(html);
 }
 
