@@ -86,11 +86,14 @@ static il_status find_qps(const il_bench_opts *o, il_scenario *sc, il_measure_fn
 }
 
 /* Per-node times from a separate profiled plan, averaged over enough runs to be stable. */
-static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor **in, il_run_record *r) {
+static il_status profile(const il_graph *g, const il_plan_opts *po0, il_plan *loaded, il_tensor **in,
+                         il_run_record *r) {
     il_plan_opts po = *po0;
     po.profile = 1;
-    il_plan *p;
-    il_status st = il_plan_create(g, &po, &p);
+    il_plan *p = loaded;
+    il_status st = IL_OK;
+    if (loaded) il_plan_set_profile(loaded, 1); /* a plan file: its own kernels, timed as built */
+    else st = il_plan_create(g, &po, &p);
     if (st) return st;
     double *sum = calloc((size_t)g->n_nodes + 1, sizeof *sum);
     int runs = 0;
@@ -109,12 +112,15 @@ static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor *
             il_node_time *nt = &r->nodes[r->n_nodes++];
             snprintf(nt->name, sizeof nt->name, "%s", g->nodes[k].name ? g->nodes[k].name : "");
             snprintf(nt->op_type, sizeof nt->op_type, "%s", g->nodes[k].op_type);
+            const il_kernel *kn = il_plan_kernel(p, k);
+            snprintf(nt->kernel, sizeof nt->kernel, "%s%s", kn ? kn->name : "", kn && il_plan_on_acc(p, k) ? "@cuda" : "");
             nt->ms = sum[k] / runs * 1e3;
             nt->macs = il_node_macs(g, il_plan_shapes(p), k);
         }
     }
     free(sum);
-    il_plan_free(p);
+    if (loaded) il_plan_set_profile(loaded, 0);
+    else il_plan_free(p);
     return st;
 }
 
@@ -398,7 +404,7 @@ il_status il_meas_finish(il_meas *m) {
         r->peak_device_bytes = m->peer.peak_device_bytes;
         snprintf(r->engine_version, sizeof r->engine_version, "%s", m->peer.version);
     }
-    if (m->p && o->profile) st = profile(m->g, &m->po, m->in, r);
+    if (m->p && o->profile) st = profile(m->g, &m->po, m->plan_load_s > 0 ? m->p : NULL, m->in, r);
     if (!st) st = il_bench_evalset(m->g, v, o->accuracy_samples, o->seed, &e);
     /* Random inputs only serve agreement with a parent: without one they would cost the time of
      * a whole evaluation and say nothing. The user's own inputs replace them. */
