@@ -58,10 +58,14 @@ static void test_sha256(void) {
 
 /* ---- schedulers on a virtual clock: the fake model takes exactly ms_per_call per engine call */
 
+/* Each engine call takes ms_per_call; with cold_ms, call i takes ms_per_call + cold_ms *
+ * exp(-i / tau) (a model that starts cold: page faults, lazily started thread pools, a CPU clock
+ * ramping up); with grow > 0 it never settles: call i takes ms_per_call * (1 + grow)^i. */
 typedef struct {
     double t, ms_per_call;
     int batch;
     int64_t calls;
+    double cold_ms, tau, grow;
 } fake;
 
 static double v_now(void *c) { return ((fake *)c)->t; }
@@ -72,8 +76,12 @@ static void v_sleep(void *c, double t) {
 static il_status fake_query(void *c, int samples) {
     fake *f = c;
     int calls = (samples + f->batch - 1) / f->batch;
-    f->t += calls * f->ms_per_call / 1e3;
-    f->calls += calls;
+    for (int k = 0; k < calls; k++) {
+        double i = (double)f->calls++;
+        f->t += (f->grow > 0      ? f->ms_per_call * pow(1 + f->grow, i)
+                 : f->cold_ms > 0 ? f->ms_per_call + f->cold_ms * exp(-i / f->tau)
+                                  : f->ms_per_call) / 1e3;
+    }
     return IL_OK;
 }
 
@@ -89,7 +97,7 @@ static il_scenario vscenario(il_scenario_kind k, fake *f, il_clock *ck) {
 }
 
 static void test_single_stream_offline(void) {
-    fake f = {0, 2.0, 1, 0};
+    fake f = {0, 2.0, 1, 0, 0, 0, 0};
     il_clock ck;
     il_trial t;
     il_scenario sc = vscenario(IL_SC_SINGLE_STREAM, &f, &ck);
@@ -102,14 +110,14 @@ static void test_single_stream_offline(void) {
     CU_ASSERT(f.calls >= t.n + 5); /* warm-up ran and was not recorded */
     il_trial_free(&t);
 
-    f = (fake){0, 2.0, 8, 0};
+    f = (fake){0, 2.0, 8, 0, 0, 0, 0};
     sc = vscenario(IL_SC_OFFLINE, &f, &ck);
     IL_ASSERT_OK(il_scenario_run(&sc, fake_query, &f, &t));
     NEAR(t.throughput, 4000, 5); /* 8 samples per 2 ms */
     CU_ASSERT_EQUAL(t.samples, t.n * 8);
     il_trial_free(&t);
 
-    f = (fake){0, 2.0, 2, 0};
+    f = (fake){0, 2.0, 2, 0, 0, 0, 0};
     sc = vscenario(IL_SC_MULTI_STREAM, &f, &ck);
     sc.samples_per_query = 8; /* 4 engine calls of 2 per query */
     sc.max_queries = 20;
@@ -125,7 +133,7 @@ static void test_single_stream_offline(void) {
 static void test_server(void) {
     /* 2 ms service at 100 QPS: utilization 0.2, so 80% of queries find the worker free and
      * the median is exactly the service time; queueing only adds. */
-    fake f = {0, 2.0, 1, 0};
+    fake f = {0, 2.0, 1, 0, 0, 0, 0};
     il_clock ck;
     il_trial t;
     il_scenario sc = vscenario(IL_SC_SERVER, &f, &ck);
@@ -142,7 +150,7 @@ static void test_server(void) {
     il_trial_free(&t);
 
     /* twice the capacity: the queue grows without bound and the p99 misses the bound */
-    f = (fake){0, 2.0, 1, 0};
+    f = (fake){0, 2.0, 1, 0, 0, 0, 0};
     sc.target_qps = 1000;
     sc.min_seconds = 1;
     IL_ASSERT_OK(il_scenario_run(&sc, fake_query, &f, &t));
@@ -152,7 +160,7 @@ static void test_server(void) {
     il_trial_free(&t);
 
     /* the search lands below capacity (500) and above where queueing is negligible */
-    f = (fake){0, 2.0, 1, 0};
+    f = (fake){0, 2.0, 1, 0, 0, 0, 0};
     sc.min_seconds = 4;
     il_query_binding b = {fake_query, &f};
     double best;
@@ -217,37 +225,16 @@ static void test_real_clock(void) {
 
 /* ---- trust in the figures: warm-up to steady state, run/bench agreement, INVALID, the load */
 
-/* A fake model that starts cold: call i takes ms_per_call + cold_ms * exp(-i / tau) (page
- * faults, lazily started thread pools and a CPU clock ramping up look like this); with grow > 0
- * it never settles: call i takes ms_per_call * (1 + grow)^i. Virtual clock, exact. */
-typedef struct {
-    double t, ms_per_call, cold_ms, tau, grow;
-    int64_t calls;
-} cold_fake;
-
-static double c_now(void *c) { return ((cold_fake *)c)->t; }
-static void c_sleep(void *c, double t) {
-    cold_fake *f = c;
-    if (t > f->t) f->t = t;
-}
-static il_status cold_query(void *c, int samples) {
-    cold_fake *f = c;
-    (void)samples;
-    double i = (double)f->calls++;
-    f->t += (f->grow > 0 ? f->ms_per_call * pow(1 + f->grow, i) : f->ms_per_call + f->cold_ms * exp(-i / f->tau)) / 1e3;
-    return IL_OK;
-}
-
 static void test_warmup_steady(void) {
-    cold_fake f = {0, 1.0, 9.0, 10, 0, 0};
-    il_clock ck = {c_now, c_sleep, &f};
+    fake f = {0, 1.0, 1, 0, 9.0, 10, 0};
+    il_clock ck = {v_now, v_sleep, &f};
     il_scenario sc;
     il_trial t;
     il_scenario_defaults(&sc, IL_SC_SINGLE_STREAM);
     sc.clock = &ck;
     sc.min_seconds = 0.5;
     sc.min_queries = 10;
-    IL_ASSERT_OK(il_scenario_run(&sc, cold_query, &f, &t));
+    IL_ASSERT_OK(il_scenario_run(&sc, fake_query, &f, &t));
     /* the fixed 5 queries of before would have left 9 e^-0.5 = 5.5 ms of excess; settled is
      * when windows of 8 differ by < 5%: about 45 calls here */
     CU_ASSERT(t.warmup_n >= 30 && t.warmup_n <= 80);
@@ -257,16 +244,16 @@ static void test_warmup_steady(void) {
     il_trial_free(&t);
     /* the bound: latencies that never settle end the warm-up after warmup_max_seconds, and the
      * trial says so */
-    f = (cold_fake){0, 1.0, 0, 1, 0.02, 0};
+    f = (fake){0, 1.0, 1, 0, 0, 1, 0.02};
     sc.warmup_max_seconds = 1;
-    IL_ASSERT_OK(il_scenario_run(&sc, cold_query, &f, &t));
+    IL_ASSERT_OK(il_scenario_run(&sc, fake_query, &f, &t));
     CU_ASSERT_EQUAL(t.steady, 0);
     CU_ASSERT(t.warmup_n > 16 && t.warmup_n < 200);
     il_trial_free(&t);
     /* --warmup 0: no warm-up at all */
-    f = (cold_fake){0, 1.0, 9.0, 10, 0, 0};
+    f = (fake){0, 1.0, 1, 0, 9.0, 10, 0};
     sc.warmup = 0;
-    IL_ASSERT_OK(il_scenario_run(&sc, cold_query, &f, &t));
+    IL_ASSERT_OK(il_scenario_run(&sc, fake_query, &f, &t));
     CU_ASSERT_EQUAL(t.warmup_n, 0);
     NEAR(t.lat.max, 10.0, 1e-9);
     il_trial_free(&t);
@@ -276,17 +263,17 @@ static void test_warmup_steady(void) {
  * `bench` (its defaults: 3 trials of >= 1 s and 64 queries) on the same cold fake must agree
  * within the spread bench states; run's old way (no warm-up, best of 1) did not. */
 static void test_run_bench_agree(void) {
-    cold_fake f = {0, 2.0, 9.0, 10, 0, 0};
-    il_clock ck = {c_now, c_sleep, &f};
+    fake f = {0, 2.0, 1, 0, 9.0, 10, 0};
+    il_clock ck = {v_now, v_sleep, &f};
     il_scenario run_sc, bench_sc;
     il_trial rt, bt[3];
     il_scenario_defaults(&run_sc, IL_SC_SINGLE_STREAM);
     run_sc.clock = &ck;
     run_sc.min_seconds = 0;
     run_sc.min_queries = run_sc.max_queries = 10;
-    IL_ASSERT_OK(il_scenario_run(&run_sc, cold_query, &f, &rt));
+    IL_ASSERT_OK(il_scenario_run(&run_sc, fake_query, &f, &rt));
 
-    f = (cold_fake){0, 2.0, 9.0, 10, 0, 0}; /* bench: a fresh process, cold again */
+    f = (fake){0, 2.0, 1, 0, 9.0, 10, 0}; /* bench: a fresh process, cold again */
     il_bench_opts o;
     il_bench_defaults(&o);
     bench_sc = o.sc;
@@ -295,17 +282,17 @@ static void test_run_bench_agree(void) {
     il_record_init(&r);
     r.trials = bt;
     r.n_trials = 3;
-    for (int i = 0; i < 3; i++) IL_ASSERT_OK(il_scenario_run(&bench_sc, cold_query, &f, &bt[i]));
+    for (int i = 0; i < 3; i++) IL_ASSERT_OK(il_scenario_run(&bench_sc, fake_query, &f, &bt[i]));
     il_run_validate(&r, &bench_sc, 0);
     CU_ASSERT_EQUAL(r.valid, 1);
     CU_ASSERT(rt.lat.p50 >= r.p50_lo * (1 - r.max_spread) && rt.lat.p50 <= r.p50_hi * (1 + r.max_spread));
     NEAR(rt.lat.p50, 2.0, 0.2); /* within the 5% + decay the steady test leaves */
 
-    f = (cold_fake){0, 2.0, 9.0, 10, 0, 0}; /* the old `run`: one cold call */
+    f = (fake){0, 2.0, 1, 0, 9.0, 10, 0}; /* the old `run`: one cold call */
     run_sc.warmup = 0;
     run_sc.min_queries = run_sc.max_queries = 1;
     il_trial old;
-    IL_ASSERT_OK(il_scenario_run(&run_sc, cold_query, &f, &old));
+    IL_ASSERT_OK(il_scenario_run(&run_sc, fake_query, &f, &old));
     CU_ASSERT(old.lat.p50 > r.p50_hi * (1 + r.max_spread));
     il_trial_free(&old);
     il_trial_free(&rt);
