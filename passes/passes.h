@@ -32,9 +32,10 @@
 
 #include "../engine/engine.h"
 
-/* Bumped when il_pass or il_pass_stats change layout; a plugin built against another version
- * is refused with a message instead of crashing. */
-#define IL_PASS_ABI 1
+/* Bumped when il_pass, il_pass_stats, il_kernel or il_kctx change layout (plugins register
+ * passes and kernels); a plugin built against another version is refused with a message
+ * instead of crashing. 2: the kernel registry. */
+#define IL_PASS_ABI 2
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \
