@@ -25,9 +25,11 @@ mkdir -p "$FUZZ_DIR/crashes"
 seed() { # target corpus-dir
     t=$1; c=$2
     mkdir -p "$c"
-    [ -n "$(ls -A "$c" 2>/dev/null)" ] && return
-    [ -d "$here/seeds/$t" ] && cp "$here/seeds/$t"/* "$c"/ 2>/dev/null
+    # every regression case, also new ones in an old corpus: the sanitized run replays them
     [ -d "$here/regress/$t" ] && cp "$here/regress/$t"/* "$c"/ 2>/dev/null
+    [ -f "$c/.seeded" ] && return
+    touch "$c/.seeded"
+    [ -d "$here/seeds/$t" ] && cp "$here/seeds/$t"/* "$c"/ 2>/dev/null
     case $t in
     onnx)
         for m in "$DATA"/node/*/model.onnx "$DATA"/pytorch-*/*/model.onnx; do

@@ -2,7 +2,7 @@
  * fuzz_onnx.c - the ONNX importer through the verifier, the planner and one run: the path any
  * downloaded model takes. Sizes stay bounded so that each input runs in milliseconds: graphs of
  * more than 256 nodes are only imported and verified; plans whose activations (as laid out at
- * plan time) exceed 64 MB, or with inputs of more than 2^16 elements or unknown dims, are
+ * plan time) exceed 4 MB, or with inputs of more than 2^16 elements or unknown dims, are
  * planned but not run (a model may legitimately Tile its way to gigabytes: slow, not a bug).
  */
 #include "fuzz.h"
@@ -13,7 +13,7 @@
 
 #define MAX_RUN_NUMEL (1 << 16)
 #define MAX_RUN_NODES 256
-#define MAX_RUN_BYTES ((int64_t)64 << 20)
+#define MAX_RUN_BYTES ((int64_t)4 << 20)
 
 static il_tensor *input_for(const il_graph *g, int i, uint64_t *rng) {
     const il_value *x = &g->values[g->inputs[i]];

@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
             sprintf(names[n++], "%s/%s", argv[i], e->d_name);
         }
         if (d) closedir(d);
-        qsort(names, (size_t)n, sizeof *names, by_name); /* the same order every run */
+        if (n) qsort(names, (size_t)n, sizeof *names, by_name); /* the same order every run */
         for (int j = 0; j < n; j++) {
             ran += run_file(names[j]);
             free(names[j]);
