@@ -63,6 +63,16 @@ static void help(void) {
            "                        priority (default heuristic); --timing-cache FILE keeps timed choices\n");
 }
 
+/* A NAME=VALUE flag value appended to list (at most max), or a message and 0. */
+static int add_spec(const char *flag, const char *val, const char *what, const char **list, int *n, int max) {
+    if (!val || !strchr(val, '=') || *n >= max) {
+        fprintf(stderr, "inferlab bench: %s expects NAME=%s%s\n", flag, what, *n >= max ? " (too many)" : "");
+        return 0;
+    }
+    list[(*n)++] = val;
+    return 1;
+}
+
 int cmd_bench(int argc, char **argv) {
     il_bench_opts o;
     il_sweep sw;
@@ -127,22 +137,9 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--wait")) { if (!cli_wait_flag(val, &wait)) return 2; i++; }
         else if (!strcmp(a, "--plugin")) { if (!val) return 2; i++; } /* loaded below */
         else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o.quiet = 1;
-        else if (!strcmp(a, "--input")) {
-            if (!val || !strchr(val, '=') || n_in >= 64) {
-                fprintf(stderr, "inferlab bench: --input expects NAME=FILE (.npy or .pb)\n");
-                return 2;
-            }
-            in_specs[n_in++] = val;
-            i++;
-        } else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
-        else if (!strcmp(a, "--shape")) {
-            if (!val || !strchr(val, '=') || n_shapes >= 16) {
-                fprintf(stderr, "inferlab bench: --shape expects NAME=DIMS (e.g. input=1x3x224x224)\n");
-                return 2;
-            }
-            shapes[n_shapes++] = val;
-            i++;
-        }
+        else if (!strcmp(a, "--input")) { if (!add_spec(a, val, "FILE (.npy or .pb)", in_specs, &n_in, 64)) return 2; i++; }
+        else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
+        else if (!strcmp(a, "--shape")) { if (!add_spec(a, val, "DIMS (e.g. input=1x3x224x224)", shapes, &n_shapes, 16)) return 2; i++; }
         else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
