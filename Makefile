@@ -3,6 +3,7 @@
 #   make test       install missing packages, build, run every test (conformance + CUnit)
 #   make demo       the whole pipeline on Fashion-MNIST, ending in a report
 #   make deps       install missing Debian/npm packages
+#   make fuzz       libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each
 #   make help       this list
 # Switches: SANITIZE=1 (ASan+UBSan, objects in build/san), DEBUG=1 (-O0 -g), CUDA=0 (skip nvcc),
 #           DNNL=0 (build without oneDNN even where it is installed)
@@ -126,6 +127,7 @@ $(BUILD)/passes/examples/%.so: passes/examples/%.c passes/passes.h engine/engine
 # make test: conformance runs first (each ends with "N passed, N failed, N skipped"), then the
 # CUnit suites, whose summary closes the output.
 test: deps $(BIN) $(TESTBIN)
+	@$(MAKE) --no-print-directory fuzz-check
 	./tests/conformance.sh $(BIN)
 	IL_BIN=$(BIN) $(TESTBIN)
 
@@ -150,5 +152,53 @@ deps:
 
 clean:
 	rm -rf build
+
+# ---- fuzzing (issue 13): libFuzzer targets in tests/fuzz/ (see tests/fuzz/README.md).
+#   make fuzz [FUZZ_SECONDS=N] [FUZZ_TARGETS=...] [FUZZ_JOBS=J]   build with clang (ASan+UBSan), run
+#   make fuzz-check   (part of make test) replay tests/fuzz/regress/ through the ordinary build
+#                     (sanitized under SANITIZE=1), then fuzz each target FUZZ_SMOKE seconds with
+#                     an -O0 build in build/fuzz-smoke (4x quicker to compile than -O1: CI's budget)
+FUZZ_TARGETS ?= onnx tensor yaml store plan
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE   ?= 4
+FUZZ_JOBS    ?= 1
+FUZZ_CC      ?= clang
+FUZZ_DIR     ?= build/fuzz
+FUZZ_OPT     ?= -O1
+FUZZ_CFLAGS  := -std=c11 $(FUZZ_OPT) -gline-tables-only -w -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined -fopenmp=libgomp -march=x86-64-v2 -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
+FUZZ_LDLIBS  := $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) \
+                -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
+FUZZ_LIB_OBJ := $(FUZZ_DIR)/obj/onnx.pb-c.o $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+REPLAY_BINS  := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
+FUZZ_HAVE    := $(shell $(FUZZ_CC) -fsanitize=fuzzer -x c /dev/null -o /dev/null 2>&1 | grep -q LLVMFuzzerTestOneInput && echo yes)
+.PHONY: fuzz fuzz-check
+
+$(FUZZ_DIR)/obj/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/obj/%.o: %.c | $(GEN)/onnx.pb-c.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/libinferlab.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libinferlab.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %.c,$^) $(FUZZ_DIR)/libinferlab.a $(FUZZ_LDLIBS) -o $@
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 -g -D_GNU_SOURCE -I. $(SANFLAGS) $(filter %.c,$^) $(LDFLAGS) $(LIB) $(LDLIBS) -o $@
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%) $(BIN)
+	FUZZ_DIR=$(FUZZ_DIR) FUZZ_JOBS=$(FUZZ_JOBS) BIN=$(BIN) tests/fuzz/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-check: $(REPLAY_BINS)
+	@for t in $(FUZZ_TARGETS); do printf 'fuzz regress %-7s ' $$t; \
+	    $(BUILD)/fuzz/replay_$$t $$(ls -d tests/fuzz/regress/$$t tests/fuzz/seeds/$$t 2>/dev/null) || exit 1; done
+ifeq ($(FUZZ_HAVE),yes)
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke
+else
+	@echo "fuzz smoke: skipped ($(FUZZ_CC) with libFuzzer not found; make deps installs it)"
+endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -180,6 +180,8 @@ typedef struct il_bench_opts {
     const char *const *inputs; /* "NAME=FILE" (.npy/.pb): the user's inputs, for timing and */
     int n_inputs;              /* agreement (others stay random within their valid range) */
     const char *inputs_dir;  /* a folder of NAME.npy / NAME.pb / input_K.pb files, or NULL */
+    const char *const *shapes; /* "NAME=DIMS": input shapes fixed before the pipeline (so */
+    int n_shapes;              /* Shape/Gather chains fold); O0 is then a derived file too */
     int no_fork;             /* measure in this process (debugging; RSS then not per variant) */
     int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
     const char *timing_cache;/* timed tactics: the cache file (NULL: none) */

@@ -71,7 +71,7 @@ static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, si
 
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n) {
     char pipeline[256];
-    if (!v->pipeline[0] || !strcmp(v->pipeline, "O0")) {
+    if ((!v->pipeline[0] || !strcmp(v->pipeline, "O0")) && !o->n_shapes) {
         snprintf(path, n, "%s", v->model);
         return IL_OK;
     }
@@ -87,6 +87,10 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
     il_graph *g;
     il_status st = il_onnx_load(v->model, &g);
     if (st) return st;
+    if ((st = il_graph_fix_shapes(g, o->shapes, o->n_shapes))) { /* --shape: before the passes */
+        il_graph_free(g);
+        return il_error_wrap(st, "%s: ", v->model);
+    }
     if (pipeline[0] && (st = il_pipeline_run(g, pipeline, NULL, NULL, 0, NULL))) {
         il_graph_free(g);
         return il_error_wrap(st, "%s: pipeline %s: ", v->model, v->pipeline);
@@ -96,6 +100,12 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
      * half-written one. */
     char stem[128], tmp[IL_PATH_MAX + 32], tag[64];
     cache_stem(v, stem, sizeof stem, tag, sizeof tag);
+    if (o->n_shapes) { /* fixed shapes make another file: name it apart */
+        char all[1024] = "", h[9];
+        for (int i = 0; i < o->n_shapes; i++) snprintf(all + strlen(all), sizeof all - strlen(all), "%s;", o->shapes[i]);
+        hex8(all, h);
+        snprintf(tag + strlen(tag), sizeof tag - strlen(tag), "-shape%s", h);
+    }
     const char *dir = o->cache_dir ? o->cache_dir : "bench-cache";
     if ((st = mkdirs(dir))) {
         il_graph_free(g);

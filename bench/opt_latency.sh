@@ -6,7 +6,7 @@
 # For each model: `inferlab opt -O2 --verify` (outputs checked against the original), then
 # `inferlab run --repeat` at batch 1 and batch 8 on the original (-O0) and the optimized (-O2)
 # model, interleaved so both see the same machine state. Prints one markdown table row per model:
-# best-of-REPEAT milliseconds per run. RUN_ARGS (after --) go to every `inferlab run`, e.g.
+# the p50 of REPEAT runs after run's steady-state warm-up, the lower of two interleaved calls. RUN_ARGS (after --) go to every `inferlab run`, e.g.
 # `-- --dim sequence=128`.
 set -eu
 BIN=build/inferlab
@@ -30,7 +30,7 @@ trap 'rm -rf "$TMP"' EXIT
 
 RUN_ARGS="$*"
 
-# best ms per run of MODEL at BATCH (extra arguments go to inferlab run)
+# p50 ms per run of MODEL at BATCH (extra arguments go to inferlab run)
 latency() {
     model=$1 batch=$2
     shift 2
@@ -39,7 +39,7 @@ latency() {
         echo nan
         return
     fi
-    sed -n 's/^time: \([0-9.]*\) ms per run.*/\1/p' "$TMP/run.log"
+    sed -n 's/^time: p50 \([0-9.]*\) ms over.*/\1/p' "$TMP/run.log"
 }
 
 echo "| model | nodes -O0 | nodes -O2 | batch 1 -O0 (ms) | batch 1 -O2 (ms) | speedup | batch 8 -O0 (ms) | batch 8 -O2 (ms) | speedup |"
@@ -54,7 +54,7 @@ for m in $MODELS; do
     for b in 1 8; do
         # shellcheck disable=SC2086
         a0=$(latency "$m" $b $RUN_ARGS); a2=$(latency "$out" $b $RUN_ARGS)
-        # shellcheck disable=SC2086 # twice, interleaved: take the best of each
+        # shellcheck disable=SC2086 # twice, interleaved: take the lower p50 of each
         b0=$(latency "$m" $b $RUN_ARGS); b2=$(latency "$out" $b $RUN_ARGS)
         t0=$(echo "$a0 $b0" | awk '{print ($1 < $2) ? $1 : $2}')
         t2=$(echo "$a2 $b2" | awk '{print ($1 < $2) ? $1 : $2}')

@@ -16,7 +16,7 @@
  * Readers (db list/show/export, report, merge's source) open read-only and never migrate: an
  * older schema is read through a copy in memory migrated there.
  */
-#include "bench.h"
+#include "store_int.h"
 
 #include <math.h>
 #include <sqlite3.h>
@@ -30,8 +30,6 @@ struct il_store {
     char path[IL_PATH_MAX]; /* the file, for messages (an in-memory copy keeps its file's name) */
 };
 
-/* quick_check reads every page (about 1 s per GB): done on read-only opens below this size. */
-#define QUICK_CHECK_MAX_BYTES (1LL << 30)
 
 /* Version 1: the first schema - runs with latency/throughput/accuracy, trials, raw latencies,
  * provenance. */
@@ -134,46 +132,6 @@ static int read_version(il_store *s) {
 
 int il_store_version(il_store *s) { return read_version(s); }
 
-/* What the file holds, read before anything writes: *version 0 for a fresh file (no schema
- * objects, no version), else its inferlab schema version. A file that is not SQLite, not
- * inferlab's, of an invalid version or newer than this build is refused. *rc gets SQLite's code
- * of a failed read (a WAL file on a read-only filesystem fails here with SQLITE_CANTOPEN). */
-static il_status classify(il_store *s, int *version, int *rc) {
-    sqlite3_stmt *q;
-    int objects = 0, ours = 0, uv = 0;
-    *rc = sqlite3_prepare_v2(s->db,
-                             "SELECT count(*), coalesce(sum(type = 'table' AND name IN ('runs', 'provenance')), 0),"
-                             " (SELECT user_version FROM pragma_user_version) FROM sqlite_master",
-                             -1, &q, NULL);
-    if (*rc == SQLITE_OK) {
-        *rc = sqlite3_step(q);
-        if (*rc == SQLITE_ROW) {
-            objects = sqlite3_column_int(q, 0), ours = sqlite3_column_int(q, 1), uv = sqlite3_column_int(q, 2);
-            *rc = SQLITE_OK;
-        }
-        sqlite3_finalize(q);
-    }
-    if ((*rc & 0xff) == SQLITE_NOTADB)
-        return il_error(IL_ERR_PARSE, "%s: not an SQLite database, so not an inferlab results database", s->path);
-    if (*rc != SQLITE_OK) return sq_err(s, "read the schema");
-    *version = uv;
-    if (objects == 0 && uv == 0) return IL_OK;
-    if (uv > IL_STORE_VERSION && ours == 2)
-        return il_error(IL_ERR_UNSUPPORTED, "%s: schema version %d is newer than this inferlab's %d; upgrade inferlab "
-                        "to read it (the file was not changed)", s->path, uv, IL_STORE_VERSION);
-    if (uv < 0 || uv > IL_STORE_VERSION)
-        return il_error(IL_ERR_INVALID, "%s: schema version %d is not one inferlab writes: not an inferlab results "
-                        "database (the file was not changed)", s->path, uv);
-    if (uv == 0)
-        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d schema object%s but no "
-                        "inferlab schema version; the file was not changed)", s->path, objects, objects == 1 ? "" : "s");
-    if (ours != 2)
-        return il_error(IL_ERR_INVALID, "%s: not an inferlab results database (it holds %d other schema object%s "
-                        "and no runs/provenance tables; the file was not changed)", s->path, objects,
-                        objects == 1 ? "" : "s");
-    return IL_OK;
-}
-
 /* Switching a fresh file to WAL needs an exclusive lock, and SQLite may return SQLITE_BUSY at
  * once, without calling the busy handler, where waiting could deadlock (two processes opening a
  * new database together, as tests/test_bench.c's concurrent writers do). So retry here. */
@@ -244,7 +202,7 @@ il_status il_store_open_version(const char *path, int version, il_store **out) {
     il_status st = regular_file(path, 0);
     if (!st) st = open_handle(path, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s);
     if (st) return st;
-    st = classify(s, &v, &rc);
+    st = sto_classify(s->db, s->path, migrations, &v, &rc);
     if (!st) st = enable_wal(s);
     if (!st) st = exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", "pragmas");
     if (!st) st = migrate(s, version);
@@ -267,30 +225,6 @@ static void immutable_uri(const char *path, char *uri, size_t n) {
         else k += (size_t)snprintf(uri + k, n - k, "%%%02X", *p);
     }
     snprintf(uri + k, n - k, "?immutable=1");
-}
-
-/* SQLite's quick_check (page structure, record formats, NOT NULL) where the file is small
- * enough for it to be quick, so damaged pages are reported instead of silently missing rows. */
-static il_status check_pages(il_store *s) {
-    struct stat sb;
-    if (!stat(s->path, &sb) && sb.st_size > QUICK_CHECK_MAX_BYTES) return IL_OK;
-    sqlite3_stmt *q;
-    char what[256] = "";
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA quick_check(1)", -1, &q, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW) {
-            /* one line: "*** in database main ***\nPage 3: ..." -> "Page 3: ..." */
-            const char *t = (const char *)sqlite3_column_text(q, 0), *nl = strchr(t, '\n');
-            snprintf(what, sizeof what, "%s", !strncmp(t, "***", 3) && nl ? nl + 1 : t);
-            for (char *c = what; *c; c++)
-                if (*c == '\n') *c = ' ';
-        }
-        sqlite3_finalize(q);
-    }
-    if (rc == SQLITE_ROW && !strcmp(what, "ok")) return IL_OK;
-    return il_error(IL_ERR_PARSE, "%s: the database is damaged (SQLite quick_check: %s); restore it from a copy or "
-                    "bench again into a new file", s->path, rc == SQLITE_ROW ? what : sqlite3_errmsg(s->db));
 }
 
 /* Replace s's connection by an in-memory copy migrated to the current schema. */
@@ -320,7 +254,7 @@ il_status il_store_open_readonly(const char *path, il_store **out) {
     il_status st = regular_file(path, 1);
     if (!st) st = open_handle(path, path, SQLITE_OPEN_READONLY, &s);
     if (st) return st;
-    st = classify(s, &v, &rc);
+    st = sto_classify(s->db, s->path, migrations, &v, &rc);
     /* A WAL file whose folder cannot be written (a read-only filesystem, another user's folder)
      * has no -shm to share; nobody can be writing it, so read it as an immutable file. */
     if (st && ((rc & 0xff) == SQLITE_CANTOPEN || (rc & 0xff) == SQLITE_READONLY)) {
@@ -328,12 +262,12 @@ il_status il_store_open_readonly(const char *path, il_store **out) {
         il_store_close(s);
         immutable_uri(path, uri, sizeof uri);
         if ((st = open_handle(path, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s))) return st;
-        st = classify(s, &v, &rc);
+        st = sto_classify(s->db, s->path, migrations, &v, &rc);
     }
     if (!st && v == 0)
         st = il_error(IL_ERR_INVALID, "%s: an empty database, not yet an inferlab results database (nothing was "
                       "benchmarked into it)", path);
-    if (!st) st = check_pages(s);
+    if (!st) st = sto_check_pages(s->db, s->path);
     if (!st && v < IL_STORE_VERSION) st = migrate_in_memory(s);
     if (st) {
         il_store_close(s);

@@ -27,6 +27,7 @@ static void help(void) {
            "  --input NAME=FILE     the model's input NAME from a .npy/.pb file (repeatable), for timing and\n"
            "                        agreement; samples are cut or repeated to the batch\n"
            "  --inputs DIR          inputs from a folder: NAME.npy, NAME.pb or input_K.pb (ONNX test data)\n"
+           "  --shape NAME=DIMS     fix an input's shape before the pipeline (Shape/Gather chains fold)\n"
            "  --experiment FILE     YAML sweep and options (docs/bench.md)\n"
            "how to measure:\n"
            "  --trials N            repeated measurements per run (default 3)\n"
@@ -62,6 +63,16 @@ static void help(void) {
            "                        priority (default heuristic); --timing-cache FILE keeps timed choices\n");
 }
 
+/* A NAME=VALUE flag value appended to list (at most max), or a message and 0. */
+static int add_spec(const char *flag, const char *val, const char *what, const char **list, int *n, int max) {
+    if (!val || !strchr(val, '=') || *n >= max) {
+        fprintf(stderr, "inferlab bench: %s expects NAME=%s%s\n", flag, what, *n >= max ? " (too many)" : "");
+        return 0;
+    }
+    list[(*n)++] = val;
+    return 1;
+}
+
 int cmd_bench(int argc, char **argv) {
     il_bench_opts o;
     il_sweep sw;
@@ -71,8 +82,8 @@ int cmd_bench(int argc, char **argv) {
     long long shard = 0, shards = 1;
     int dry = 0, dims = 0;
     const char *wait = "auto";
-    static const char *in_specs[64];
-    int n_in = 0;
+    static const char *in_specs[64], *shapes[16];
+    int n_in = 0, n_shapes = 0;
     static char cache[IL_PATH_MAX];
     /* The experiment file first, so that flags given with it override its options. */
     for (int i = 1; i + 1 < argc; i++)
@@ -126,14 +137,9 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--wait")) { if (!cli_wait_flag(val, &wait)) return 2; i++; }
         else if (!strcmp(a, "--plugin")) { if (!val) return 2; i++; } /* loaded below */
         else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) o.quiet = 1;
-        else if (!strcmp(a, "--input")) {
-            if (!val || !strchr(val, '=') || n_in >= 64) {
-                fprintf(stderr, "inferlab bench: --input expects NAME=FILE (.npy or .pb)\n");
-                return 2;
-            }
-            in_specs[n_in++] = val;
-            i++;
-        } else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
+        else if (!strcmp(a, "--input")) { if (!add_spec(a, val, "FILE (.npy or .pb)", in_specs, &n_in, 64)) return 2; i++; }
+        else if (!strcmp(a, "--inputs")) { if (!val) return 2; o.inputs_dir = val; i++; }
+        else if (!strcmp(a, "--shape")) { if (!add_spec(a, val, "DIMS (e.g. input=1x3x224x224)", shapes, &n_shapes, 16)) return 2; i++; }
         else if (!strcmp(a, "--find-max-qps")) o.find_max_qps = 1;
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
@@ -156,6 +162,8 @@ int cmd_bench(int argc, char **argv) {
     }
     o.inputs = in_specs;
     o.n_inputs = n_in;
+    o.shapes = shapes;
+    o.n_shapes = n_shapes;
     if (experiment && dims) {
         fprintf(stderr, "inferlab bench: give the sweep in the experiment file or as flags, not both\n");
         free(v);
@@ -202,8 +210,9 @@ int cmd_bench(int argc, char **argv) {
                 free(fixed_of);
                 return 1;
             }
+            il_status st = il_graph_fix_shapes(g, shapes, n_shapes); /* --shape may fix the batch too */
             fixed = il_graph_fixed_batch(g);
-            il_status st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
+            if (!st) st = il_graph_batch(g, sw.batches || experiment ? v[i].batch : 0, &use);
             il_graph_free(g);
             if (st) {
                 cli_fail(st, v[i].model);

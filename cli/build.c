@@ -14,13 +14,15 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: inferlab build MODEL.onnx -o OUT.plan [-O0..-O3 | -p PIPELINE] [--backend cpu]\n"
-               "                      [--batch N] [--dim NAME=V] [--threads T] [--verbose]\n"
+               "                      [--batch N] [--dim NAME=V] [--shape NAME=DIMS] [--threads T] [--verbose]\n"
                "                      [--kernel OP=NAME,...] [--tactics timed|heuristic] [--timing-cache F] [--plugin P.so]\n"
                "  -O2 by default; the plan is for this machine's CPU (another CPU or version refuses it)\n%s",
             cli_engine_help);
 }
 
 int cmd_build(int argc, char **argv) {
+    const char *shapes[16];
+    int n_shapes = 0;
     const char *path = NULL, *out = NULL, *pipeline = NULL;
     long long batch = 1, threads = 0;
     int nb = 0, verbose = 0;
@@ -45,6 +47,7 @@ int cmd_build(int argc, char **argv) {
         } else if (!strcmp(a, "--batch")) { if (!cli_int(a, val, &batch) || batch < 1) return 2; i++; }
         else if (!strcmp(a, "--threads")) { if (!cli_int(a, val, &threads) || threads < 0) return 2; i++; }
         else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
+        else if (!strcmp(a, "--shape")) { if (!val || n_shapes >= 16) return 2; shapes[n_shapes++] = val; i++; }
         else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) verbose = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (a[0] == '-') { fprintf(stderr, "inferlab build: unknown option '%s'\n", a); return 2; }
@@ -67,6 +70,10 @@ int cmd_build(int argc, char **argv) {
     if (st) return cli_fail(st, NULL);
     il_graph *g = cli_load(path);
     if (!g) return 1;
+    if ((st = il_graph_fix_shapes(g, shapes, n_shapes))) { /* before the passes: they fold what it fixes */
+        il_graph_free(g);
+        return cli_fail(st, path);
+    }
     double t0 = il_now();
     il_pass_opts po = {.batch = batch, .binds = binds, .n_binds = nb, .seed = 1};
     if (pipeline[0] && (st = il_pipeline_run(g, pipeline, &po, NULL, 0, NULL))) {

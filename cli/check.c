@@ -14,7 +14,24 @@ typedef struct {
     double rtol, atol;
     int reference, threads, verbose;
     int passed, failed, skipped;
+    FILE *json; /* --json: the results gather here (a memory stream) and print as one object */
 } check_opts;
+
+/* One test's result: a line, or an entry of the JSON list. */
+static void result(check_opts *o, const char *what, const char *name, const char *why) {
+    if (!o->json) {
+        printf(why ? "%s %s: %s\n" : "%s %s\n", what, name, why);
+        return;
+    }
+    fprintf(o->json, "%s{\"name\":", o->passed + o->failed + o->skipped ? "," : "");
+    cli_json_str(o->json, name);
+    fprintf(o->json, ",\"result\":\"%s\"", what);
+    if (why) {
+        fprintf(o->json, ",\"why\":");
+        cli_json_str(o->json, why);
+    }
+    fputc('}', o->json);
+}
 
 static int is_dir(const char *p) {
     struct stat s;
@@ -84,12 +101,12 @@ static const char *base(const char *p) {
 }
 
 static void skip(check_opts *o, const char *name, const char *why) {
-    printf("SKIP %s: %s\n", name, why);
+    result(o, "SKIP", name, why);
     o->skipped++;
 }
 
 static void fail(check_opts *o, const char *name, const char *why) {
-    printf("FAIL %s: %s\n", name, why);
+    result(o, "FAIL", name, why);
     o->failed++;
 }
 
@@ -168,7 +185,7 @@ static void run_test(check_opts *o, const char *dir) {
         free_set(want, nwant);
     }
     if (ok && ran == 0) skip(o, name, "no test data sets");
-    else if (ok) { printf("PASS %s\n", name); o->passed++; }
+    else if (ok) { result(o, "PASS", name, NULL); o->passed++; }
     fflush(stdout);
     il_plan_free(p);
     free_list(sets, nsets);
@@ -203,18 +220,21 @@ static void walk(check_opts *o, const char *path) {
 
 int cmd_check(int argc, char **argv) {
     check_opts o = {.rtol = 1e-3, .atol = 1e-4, .threads = 0};
-    int npaths = 0;
+    int npaths = 0, json = 0;
+    char *jbuf = NULL;
+    size_t jlen = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--rtol")) { if (!cli_double(a, argv[++i < argc ? i : 0], &o.rtol)) return 2; }
         else if (!strcmp(a, "--atol")) { if (!cli_double(a, argv[++i < argc ? i : 0], &o.atol)) return 2; }
         else if (!strcmp(a, "--reference")) o.reference = 1;
+        else if (!strcmp(a, "--json")) json = 1;
         else if (!strcmp(a, "--threads")) {
             long long t;
             if (!cli_int(a, i + 1 < argc ? argv[++i] : NULL, &t)) return 2;
             o.threads = (int)t;
         } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: inferlab check PATH... [--rtol R] [--atol A] [--reference] [--threads T]\n"
+            printf("usage: inferlab check PATH... [--rtol R] [--atol A] [--reference] [--threads T] [--json]\n"
                    "  PATH: a test folder (model.onnx, test_data_set_*/input_*.pb, output_*.pb) or a folder of them\n"
                    "  defaults: rtol 1e-3, atol 1e-4; --reference runs the reference kernels only\n");
             return 0;
@@ -224,12 +244,20 @@ int cmd_check(int argc, char **argv) {
         } else npaths++;
     }
     if (!npaths) { fprintf(stderr, "usage: inferlab check PATH... [--rtol R] [--atol A]\n"); return 2; }
+    if (json && !(o.json = open_memstream(&jbuf, &jlen))) { fprintf(stderr, "inferlab check: out of memory\n"); return 1; }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--rtol") || !strcmp(a, "--atol") || !strcmp(a, "--threads")) { i++; continue; }
         if (a[0] == '-' && a[1]) continue;
         walk(&o, a);
     }
-    printf("%d passed, %d failed, %d skipped\n", o.passed, o.failed, o.skipped);
+    if (o.json) {
+        fclose(o.json);
+        printf("{\"passed\":%d,\"failed\":%d,\"skipped\":%d,\"tests\":[%s]}\n", o.passed, o.failed, o.skipped,
+               jbuf ? jbuf : "");
+        free(jbuf);
+    } else {
+        printf("%d passed, %d failed, %d skipped\n", o.passed, o.failed, o.skipped);
+    }
     return o.failed ? 1 : 0;
 }

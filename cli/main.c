@@ -37,8 +37,9 @@ static void usage(FILE *f) {
     fprintf(f, "inferlab %s - an inference optimization workbench\n\nusage: inferlab COMMAND [ARGS]\n\ncommands:\n", IL_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (commands[i].fn) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-8s %s\n", "help", "this text");
-    fprintf(f, "\n`inferlab COMMAND --help` tells a command's options.\n");
+    fprintf(f, "  %-8s %s\n", "help", "this text; `help COMMAND`: that command's options");
+    fprintf(f, "\n`inferlab COMMAND --help` tells a command's options. Every command takes --quiet (only errors,\n"
+               "on stderr); info, run, check, passes and zoo take --json.\n");
 }
 
 int cli_fail(il_status st, const char *what) {
@@ -175,6 +176,24 @@ int cli_load_plugins(int argc, char **argv) {
     return 1;
 }
 
+/* --quiet on every command: the commands that print progress or results of their own (run,
+ * bench, info, train, distill) read it themselves; for the others it means "nothing on stdout,
+ * errors still on stderr", done here once by dropping the flag and sending stdout to
+ * /dev/null. Returns the new argc. */
+static int quiet_for_all(const char *cmd, int argc, char **argv) {
+    static const char *const own[] = {"run", "bench", "info", "train", "distill", NULL};
+    for (int i = 0; own[i]; i++)
+        if (!strcmp(cmd, own[i])) return argc;
+    int quiet = 0, k = 2;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) quiet = 1;
+        else argv[k++] = argv[i];
+    }
+    argv[k] = NULL;
+    if (quiet && !freopen("/dev/null", "w", stdout)) fprintf(stderr, "inferlab: --quiet: cannot silence stdout\n");
+    return k;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     main_argv = argv;
@@ -183,10 +202,21 @@ int main(int argc, char **argv) {
         printf("inferlab %s\n", IL_VERSION);
         return 0;
     }
+    if ((!strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h")) && argc > 2) {
+        /* `help COMMAND`: that command's own --help */
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            if (commands[i].fn && !strcmp(argv[2], commands[i].name)) {
+                char *h[] = {argv[2], "--help", NULL};
+                return commands[i].fn(2, h);
+            }
+        fprintf(stderr, "inferlab: no command '%s' (see `inferlab help`)\n", argv[2]);
+        return 2;
+    }
     if (!strcmp(c, "help") || !strcmp(c, "--help") || !strcmp(c, "-h")) {
         usage(stdout);
         return 0;
     }
+    argc = quiet_for_all(c, argc, argv);
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (commands[i].fn && !strcmp(c, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "inferlab: unknown command '%s' (see `inferlab help`)\n", c);

@@ -3,6 +3,7 @@
  * per backend and the dtypes each takes, as `inferlab passes` lists the passes.
  */
 #include "cli.h"
+#include "distill/distill.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -47,7 +48,9 @@ int cmd_ops(int argc, char **argv) {
             return 0;
         } else { fprintf(stderr, "inferlab ops: unknown option '%s'\n", a); return 2; }
     }
-    int nops, nk = 0;
+    il_train_register_kernels();
+    int nops, nk = 0, nall;
+    const il_kernel *const *all = il_kernel_all(&nall);
     const il_op *const *ops = il_op_all(&nops);
     if (json) printf("[");
     int shown = 0;
@@ -79,9 +82,19 @@ int cmd_ops(int argc, char **argv) {
                 json_str(ks[j]->doc ? ks[j]->doc : "");
                 printf("}");
             }
+            for (int j = 0; j < nall; j++)
+                if (all[j]->role == IL_KERNEL_BACKWARD && !strcmp(all[j]->op, op->name) && !*op->domain &&
+                    (!backend || !strcmp(backend, all[j]->backend))) {
+                    printf("%s{\"backend\": ", n ? ", " : "");
+                    json_str(all[j]->backend);
+                    printf(", \"name\": ");
+                    json_str(all[j]->name);
+                    printf(", \"role\": \"backward\"}");
+                    n++;
+                }
             printf("]}");
         } else {
-            if (!shown) printf("%-28s %-12s %s\n", "op", "domain", "kernels (backend:name[dtypes], * = prepares state)");
+            if (!shown) printf("%-28s %-12s %s\n", "op", "domain", "kernels (backend:name[dtypes], * = prepares state; backward = training)");
             printf("%-28s %-12s", op->name, dom);
             for (int j = 0; j < n; j++) {
                 char dt[256];
@@ -89,6 +102,10 @@ int cmd_ops(int argc, char **argv) {
                 printf(" %s:%s%s%s%s%s", ks[j]->backend, ks[j]->name, ks[j]->prepare ? "*" : "",
                        strcmp(dt, "any") ? "[" : "", strcmp(dt, "any") ? dt : "", strcmp(dt, "any") ? "]" : "");
             }
+            for (int j = 0; j < nall; j++)
+                if (all[j]->role == IL_KERNEL_BACKWARD && !strcmp(all[j]->op, op->name) && !*op->domain &&
+                    (!backend || !strcmp(backend, all[j]->backend)))
+                    printf(" %s:%s", all[j]->backend, all[j]->name), nk++;
             printf("\n");
         }
         shown++;

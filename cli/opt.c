@@ -11,17 +11,36 @@
 #include <string.h>
 
 int cmd_passes(int argc, char **argv) {
+    int json = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: inferlab passes [--plugin P.so]...\n  lists the passes and the -O presets\n");
+            printf("usage: inferlab passes [--plugin P.so]... [--json]\n  lists the passes and the -O presets\n");
             return 0;
         }
+        if (!strcmp(argv[i], "--json")) { json = 1; continue; }
         if (strcmp(argv[i], "--plugin")) { fprintf(stderr, "inferlab passes: unknown option '%s'\n", argv[i]); return 2; }
         i++;
     }
     if (!cli_load_plugins(argc, argv)) return 1;
     int n;
     const il_pass *const *all = il_pass_all(&n);
+    if (json) {
+        printf("{\"passes\":[");
+        for (int i = 0; i < n; i++) {
+            printf("%s{\"name\":", i ? "," : "");
+            cli_json_str(stdout, all[i]->name);
+            printf(",\"summary\":");
+            cli_json_str(stdout, all[i]->summary ? all[i]->summary : "");
+            printf("}");
+        }
+        printf("],\"presets\":{");
+        for (int l = 0; l <= 3; l++) {
+            printf("%s\"O%d\":", l ? "," : "", l);
+            cli_json_str(stdout, il_pass_preset(l));
+        }
+        printf("}}\n");
+        return 0;
+    }
     printf("passes:\n");
     for (int i = 0; i < n; i++) printf("  %-18s %s\n", all[i]->name, all[i]->summary ? all[i]->summary : "");
     printf("\npresets:\n");
@@ -32,7 +51,7 @@ int cmd_passes(int argc, char **argv) {
 static void usage(FILE *f) {
     fprintf(f, "usage: inferlab opt MODEL.onnx (-p PIPELINE | -O0..-O3) -o OUT.onnx [--verify] [--stats]\n"
                "                    [--dump-after NAME|all] [--plugin P.so]... [--portable]\n"
-               "                    [--batch N] [--dim NAME=V] [--seed S] [--rtol R] [--atol A]\n"
+               "                    [--batch N] [--dim NAME=V] [--shape NAME=DIMS] [--seed S] [--rtol R] [--atol A]\n"
                "  -p             comma-separated pass names (`inferlab passes` lists them)\n"
                "  --verify       after each pass: the IR verifier, then outputs against the original model\n"
                "                 on fresh random inputs (ids within their tables, masks of ones): float32\n"
@@ -41,7 +60,9 @@ static void usage(FILE *f) {
                "                 first pass that breaks equivalence. Outputs that are constant or zero (inputs\n"
                "                 scaled up to x100 first) cannot verify anything: that is an error, not a pass\n"
                "  --stats        per pass: nodes before/after, what it rewrote, time\n"
-               "  --portable     write only standard ONNX ops (fused ops are lowered back)\n");
+               "  --portable     write only standard ONNX ops (fused ops are lowered back)\n"
+               "  --shape NAME=DIMS  fix an input's shape (e.g. input=1x3x224x224) before the passes, so\n"
+               "                 Shape/Gather chains over symbolic dims fold (repeatable)\n");
 }
 
 int cmd_opt(int argc, char **argv) {
@@ -50,6 +71,8 @@ int cmd_opt(int argc, char **argv) {
     long long batch = 0, seed = 1;
     double rtol = 0, atol = 0;
     il_bind binds[16];
+    const char *shapes[16];
+    int n_shapes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-p") || !strcmp(a, "--pipeline")) {
@@ -79,6 +102,11 @@ int cmd_opt(int argc, char **argv) {
         else if (!strcmp(a, "--rtol")) { if (!cli_double(a, val, &rtol) || rtol < 0) return 2; i++; }
         else if (!strcmp(a, "--atol")) { if (!cli_double(a, val, &atol) || atol < 0) return 2; i++; }
         else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
+        else if (!strcmp(a, "--shape")) {
+            if (!val || n_shapes >= 16) { fprintf(stderr, "inferlab opt: --shape expects NAME=DIMS\n"); return 2; }
+            shapes[n_shapes++] = val;
+            i++;
+        }
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (a[0] == '-') { fprintf(stderr, "inferlab opt: unknown option '%s'\n", a); return 2; }
         else if (path) { fprintf(stderr, "inferlab opt: one model at a time\n"); return 2; }
@@ -97,6 +125,11 @@ int cmd_opt(int argc, char **argv) {
     if (st) return cli_fail(st, NULL);
     il_graph *g = cli_load(path);
     if (!g) return 1;
+    /* fixed input shapes first, so the pipeline folds what they make constant */
+    if ((st = il_graph_fix_shapes(g, shapes, n_shapes))) {
+        il_graph_free(g);
+        return cli_fail(st, path);
+    }
     il_pass_opts o = {.verify = verify, .stats = stats, .dump_after = dump, .rtol = rtol, .atol = atol,
                       .batch = batch, .binds = binds, .n_binds = nb, .seed = (uint64_t)seed, .log = stdout};
     int before = il_graph_live_nodes(g);

@@ -373,7 +373,10 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!st) st = il_evaluate(g, d, &p, (int)batch, threads ? (int)threads : il_num_cores(), &r);
     int rc = 0;
-    if (st) rc = cli_fail(st, model);
+    if (st == IL_ERR_SHAPE && !strcmp(data, "fashion-mnist:test")) /* the default does not fit this model */
+        il_error_wrap(st, "%s is evaluated on Fashion-MNIST (1x28x28 images) unless --data SPEC names its data set "
+                      "(folder:DIR, mnist:DIR, cifar10:DIR, ...): ", model);
+    if (st) rc = cli_fail(st, NULL);
     else {
         const char *lab = il_graph_get_meta(g, "inferlab.labels");
         printf("%s on %s\n", model, data);

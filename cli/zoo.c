@@ -9,7 +9,7 @@
 #include <string.h>
 
 static void zoo_usage(FILE *f) {
-    fprintf(f, "usage: inferlab zoo                      list the models with parameters and MACs\n"
+    fprintf(f, "usage: inferlab zoo [list] [--json]      list the models with parameters and MACs\n"
                "       inferlab zoo NAME -o model.onnx [--classes K] [--input CxHxW] [--width W] [--seed S]\n");
 }
 
@@ -22,10 +22,11 @@ static int cli_parse_chw(const char *s, int *c, int *h, int *w) {
     return 1;
 }
 
-static int list_models(void) {
+static int list_models(int json) {
     int n;
     const il_zoo_entry *m = il_zoo_models(&n);
-    printf("%-13s %-10s %10s %12s  %s\n", "model", "input", "params", "MACs", "about");
+    if (json) printf("{\"models\":[");
+    else printf("%-13s %-10s %10s %12s  %s\n", "model", "input", "params", "MACs", "about");
     for (int i = 0; i < n; i++) {
         il_zoo_opts o;
         il_zoo_defaults(&o);
@@ -40,14 +41,29 @@ static int list_models(void) {
         if (st) return cli_fail(st, m[i].name);
         char in[32];
         snprintf(in, sizeof in, "%dx%dx%d", m[i].c, m[i].h, m[i].w);
+        if (json) {
+            printf("%s{\"name\":", i ? "," : "");
+            cli_json_str(stdout, m[i].name);
+            printf(",\"input\":[%d,%d,%d],\"params\":%lld,\"macs\":%lld,\"about\":", m[i].c, m[i].h, m[i].w,
+                   (long long)params, (long long)macs);
+            cli_json_str(stdout, m[i].about);
+            printf("}");
+            continue;
+        }
         printf("%-13s %-10s %10lld %12lld  %s\n", m[i].name, in, (long long)params, (long long)macs, m[i].about);
+    }
+    if (json) {
+        printf("]}\n");
+        return 0;
     }
     printf("\nMACs are multiply-accumulates for one image (FLOPs ~ 2 x MACs); any model takes --input and --width.\n");
     return 0;
 }
 
 int cmd_zoo(int argc, char **argv) {
-    if (argc < 2) return list_models();
+    if (argc < 2 || (argc == 2 && !strcmp(argv[1], "list"))) return list_models(0);
+    if ((argc == 2 && !strcmp(argv[1], "--json")) || (argc == 3 && !strcmp(argv[1], "list") && !strcmp(argv[2], "--json")))
+        return list_models(1);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         zoo_usage(stdout);
         return 0;

@@ -272,4 +272,8 @@ il_status il_fed_shards(const il_dataset *d, int clients, double alpha, uint64_t
 il_status il_fedavg(il_trainer *t, const il_dataset *train, const il_dataset *test, const il_preproc *p,
                     const il_fed_opts *o, double *acc);
 
+/* Register training's backward kernels in the kernel registry (done at the first lookup; the
+ * `ops` command calls it to list them). */
+void il_train_register_kernels(void);
+
 #endif

@@ -114,10 +114,28 @@ const gr_op gr_ops_shape[] = {
     {0},
 };
 
-const gr_op *gr_find(const char *op_type) {
+/* The backward kernels live in the one kernel registry (role IL_KERNEL_BACKWARD, backend cpu,
+ * name "backward", impl the gr_op), registered at the first lookup; `inferlab ops` lists them
+ * beside the forward kernels, and a plugin may register its own for an op. */
+void il_train_register_kernels(void) {
+    static int done;
+    if (done) return;
+    done = 1;
     const gr_op *tables[] = {gr_ops_conv, gr_ops_linalg, gr_ops_norm, gr_ops_elem, gr_ops_shape};
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
-        for (const gr_op *o = tables[t]; o->name; o++)
-            if (!strcmp(o->name, op_type)) return o;
-    return NULL;
+        for (const gr_op *o = tables[t]; o->name; o++) {
+            il_kernel *k = calloc(1, sizeof *k); /* lives as long as the registry */
+            *k = (il_kernel){.domain = "", .op = o->name, .backend = "cpu", .name = "backward",
+                             .role = IL_KERNEL_BACKWARD, .impl = o,
+                             .doc = o->train_forward ? "gradients; a training-mode forward of its own"
+                                                     : "gradients (added into the inputs' gradients)"};
+            if (il_kernel_register(k)) free(k);
+        }
+    il_error_clear();
+}
+
+const gr_op *gr_find(const char *op_type) {
+    il_train_register_kernels();
+    const il_kernel *k = il_kernel_find_role("", op_type, "cpu", IL_KERNEL_BACKWARD);
+    return k ? k->impl : NULL;
 }

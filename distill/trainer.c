@@ -1,7 +1,7 @@
 /*
  * trainer.c - the training executor over the graph IR.
  *
- * Forward runs every node with the engine's own kernels (op->fast, else op->ref, through an
+ * Forward runs every node with the engine's own kernels (the registry's pick, through an
  * il_kctx, exactly as the inference executor does) but keeps every activation, because the
  * backward kernels (grad_*.c) need them. In training mode BatchNormalization and Dropout run
  * their training forward instead (batch statistics, random masks). Backward walks the nodes
@@ -221,7 +221,11 @@ static il_status run_node(il_trainer *t, int k, int training) {
         gr_ctx gc = {n, c.opset, n->n_inputs, n->n_outputs, in, out, NULL, NULL, &t->saved[k], t->threads, &t->rng};
         st = gop->train_forward(&gc);
     } else {
-        st = (op->fast ? op->fast : op->ref)(&c);
+        /* the engine's kernel for the node, as a plan's heuristic picks it (weights change every
+         * step, so nothing is taken as constant) */
+        const il_kernel *kn = il_kernel_pick(&c, "cpu");
+        st = kn ? il_kernel_run_once(kn, &c)
+                : il_error(IL_ERR_UNSUPPORTED, "node '%s': no cpu kernel for %s at these shapes", n->name, n->op_type);
     }
     if (st && !strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s): ", n->name, n->op_type);
     return st;

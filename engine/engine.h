@@ -400,7 +400,14 @@ typedef struct il_kernel {
     il_status (*save)(const void *state, void **buf, size_t *len);     /* *buf malloc'd */
     il_status (*load)(il_kctx *c, const void *buf, size_t len, void **state);
     const char *doc;           /* one line for `inferlab ops` */
+    /* Training registers its kernels here too: role IL_KERNEL_BACKWARD with `impl` the trainer's
+     * own entry point (distill/grad.h's gr_op: backward and the training-mode forward); run is
+     * NULL for them, and the planner only ever sees IL_KERNEL_FORWARD kernels. */
+    int role;
+    const void *impl;
 } il_kernel;
+
+enum { IL_KERNEL_FORWARD = 0, IL_KERNEL_BACKWARD = 1 };
 
 /* Register a kernel (built-ins at first use; plugins from their il_plugin_init). The op must be
  * registered; (op, backend, name) must be new. The struct is not copied: it must outlive the
@@ -410,8 +417,14 @@ il_status il_kernel_register(const il_kernel *k);
  * opset `opset` (0: any). Fills up to max, returns the count. */
 int il_kernels_of(const char *domain, const char *op, const char *backend, int64_t opset, const il_kernel **out,
                   int max);
-/* One kernel by name, NULL when there is none. */
+/* One forward kernel by name, NULL when there is none. */
 const il_kernel *il_kernel_find(const char *domain, const char *op, const char *backend, const char *name);
+/* The latest kernel of a role (IL_KERNEL_BACKWARD: training's) for an op on a backend. */
+const il_kernel *il_kernel_find_role(const char *domain, const char *op, const char *backend, int role);
+/* Without a plan (the trainer): the forward kernel the heuristic picks for the node in c (the
+ * highest priority that takes it) on a backend, and one prepare-run-release of it. */
+const il_kernel *il_kernel_pick(const il_kctx *c, const char *backend);
+il_status il_kernel_run_once(const il_kernel *k, il_kctx *c);
 /* Every registered kernel, for listing and for the test that walks the registry. */
 const il_kernel *const *il_kernel_all(int *n);
 /* Check a --kernel spec ("Conv=ref,FusedConv=im2col-blas", "*=ref"): every op and name exists. */
@@ -458,6 +471,14 @@ void il_shapes_free(il_shapes *s);
 void il_shapes_apply(const il_shapes *s, il_graph *g);
 /* Multiply-accumulates of node k under these shapes (0 for data-movement ops). */
 int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k);
+
+/* Precision changes as explicit Casts (engine/precision.c): whether some node computes on a
+ * float16/bfloat16 input under shapes s (g's), and the rewrite that casts such inputs to
+ * float32 and such outputs back (new nodes and values appended; *inserted counts the Casts).
+ * il_plan_create applies it to its own copy of a graph that needs it; the pass insert-casts
+ * applies it to a model. */
+int il_graph_needs_casts(const il_graph *g, const il_shapes *s);
+il_status il_graph_insert_casts(il_graph *g, const il_shapes *s, int *inserted);
 
 /* ---------------------------------------------------------------- plan / executor */
 

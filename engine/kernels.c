@@ -68,7 +68,7 @@ void il_kernels_add_op(const il_op *op) {
 
 il_status il_kernel_register(const il_kernel *k) {
     init();
-    if (!k || !k->op || !k->name || !k->backend || !k->run)
+    if (!k || !k->op || !k->name || !k->backend || (k->role == IL_KERNEL_FORWARD ? !k->run : !k->impl))
         return il_error(IL_ERR_INVALID, "a kernel needs an op, a backend, a name and a run function");
     if (!il_op_find(k->domain, k->op))
         return il_error(IL_ERR_INVALID, "kernel '%s': op %s%s%s is not registered", k->name,
@@ -76,7 +76,7 @@ il_status il_kernel_register(const il_kernel *k) {
     for (int i = 0; i < n_all; i++) {
         if (all[i] == k) return IL_OK;
         if (!strcmp(all[i]->op, k->op) && same_domain(all[i]->domain, k->domain) &&
-            !strcmp(all[i]->backend, k->backend) && !strcmp(all[i]->name, k->name))
+            !strcmp(all[i]->backend, k->backend) && !strcmp(all[i]->name, k->name) && all[i]->role == k->role)
             return il_error(IL_ERR_INVALID, "a kernel named '%s' for %s on %s is already registered", k->name, k->op,
                             k->backend);
     }
@@ -95,7 +95,7 @@ int il_kernels_of(const char *domain, const char *op, const char *backend, int64
     int n = 0;
     for (int i = 0; i < n_all; i++) {
         const il_kernel *k = all[i];
-        if (strcmp(k->op, op) || !same_domain(k->domain, domain)) continue;
+        if (k->role != IL_KERNEL_FORWARD || strcmp(k->op, op) || !same_domain(k->domain, domain)) continue;
         if (backend && strcmp(k->backend, backend)) continue;
         if (!serves(k, opset)) continue;
         if (n < max) out[n] = k;
@@ -109,11 +109,44 @@ const il_kernel *il_kernel_find(const char *domain, const char *op, const char *
     /* later registrations win, as for ops */
     for (int i = n_all - 1; i >= 0; i--) {
         const il_kernel *k = all[i];
-        if (!strcmp(k->op, op) && same_domain(k->domain, domain) && !strcmp(k->backend, backend) &&
-            !strcmp(k->name, name))
+        if (k->role == IL_KERNEL_FORWARD && !strcmp(k->op, op) && same_domain(k->domain, domain) &&
+            !strcmp(k->backend, backend) && !strcmp(k->name, name))
             return k;
     }
     return NULL;
+}
+
+const il_kernel *il_kernel_find_role(const char *domain, const char *op, const char *backend, int role) {
+    init();
+    for (int i = n_all - 1; i >= 0; i--) {
+        const il_kernel *k = all[i];
+        if (k->role == role && !strcmp(k->op, op) && same_domain(k->domain, domain) && !strcmp(k->backend, backend))
+            return k;
+    }
+    return NULL;
+}
+
+const il_kernel *il_kernel_pick(const il_kctx *c, const char *backend) {
+    const il_kernel *ks[32], *best = NULL;
+    int n = il_kernels_of(c->node->domain, c->node->op_type, backend, c->opset, ks, 32);
+    for (int i = 0; i < n; i++)
+        if (il_kernel_accepts(ks[i], c) && (!best || ks[i]->priority >= best->priority)) best = ks[i];
+    return best;
+}
+
+il_status il_kernel_run_once(const il_kernel *k, il_kctx *c) {
+    void *state = NULL, *ws = NULL;
+    size_t wsb = 0;
+    il_status st = k->prepare ? k->prepare(c, &state, &wsb) : IL_OK;
+    if (!st && wsb && !(ws = malloc(wsb))) st = il_kerr(c, IL_ERR_OOM, "out of memory for a %zu-byte workspace", wsb);
+    if (!st) {
+        c->state = state, c->workspace = ws, c->workspace_bytes = wsb;
+        st = k->run(c);
+        c->state = c->workspace = NULL, c->workspace_bytes = 0;
+    }
+    if (state && k->release) k->release(state);
+    free(ws);
+    return st;
 }
 
 const il_kernel *const *il_kernel_all(int *n) {

@@ -216,6 +216,23 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     }
     p->o.binds = NULL; /* read during create only: the caller's array need not outlive the plan */
     p->o.n_binds = 0;
+    /* shapes first: a graph that computes on float16/bfloat16 values gets its Casts now, on our
+     * own copy (precision.c), so the executor never converts anything itself */
+    st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
+    if (!st && il_graph_needs_casts(g, p->s)) {
+        il_graph *c = il_graph_clone(g);
+        st = c ? il_graph_insert_casts(c, p->s, NULL) : IL_ERR_OOM; /* indices of g's values hold in c */
+        il_shapes_free(p->s);
+        p->s = NULL;
+        p->g = g = p->own_graph = c;
+        if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
+    }
+    if (st) {
+        il_shapes_free(p->s);
+        il_graph_free(p->own_graph);
+        free(p->kernels_spec), free(p->cache_path), free(p->dims_spec), free(p);
+        return st;
+    }
     int nv = g->n_values, nn = g->n_nodes;
     p->order = malloc((size_t)(nn + 1) * sizeof(int));
     p->ops = calloc((size_t)nn + 1, sizeof *p->ops);
@@ -237,7 +254,6 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     st = il_graph_topo_order(g, p->order, &p->n_order);
     for (int k = 0; k < nn && !st; k++)
         if (!g->nodes[k].dead) p->ops[k] = il_op_find(g->nodes[k].domain, g->nodes[k].op_type);
-    if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
     if (!st) st = il_plan_choose_kernels(p);
     if (!st) st = prepare_known(p);
     if (!st) st = layout(p);
@@ -305,24 +321,6 @@ static il_status check_inputs(il_plan *p, il_tensor *const *inputs, int n, int *
     return IL_OK;
 }
 
-/* Convert a half tensor to a new float32 one, or back into dst's half buffer. */
-static il_tensor *half_to_f32(const il_tensor *t) {
-    il_tensor *f = il_tensor_new(IL_F32, t->rank, t->dims);
-    if (!f) return NULL;
-    int64_t n = il_tensor_numel(t);
-    const uint16_t *h = t->data;
-    float *d = f->data;
-    for (int64_t i = 0; i < n; i++) d[i] = t->dtype == IL_F16 ? il_f16_to_f32(h[i]) : il_bf16_to_f32(h[i]);
-    return f;
-}
-
-static void f32_to_half(const il_tensor *f, il_tensor *dst) {
-    int64_t n = il_tensor_numel(f);
-    const float *s = f->data;
-    uint16_t *h = dst->data;
-    for (int64_t i = 0; i < n; i++) h[i] = dst->dtype == IL_F16 ? il_f32_to_f16(s[i]) : il_f32_to_bf16(s[i]);
-}
-
 /* Give value v a buffer of its current shape: the arena slot when it fits, else the heap. */
 il_status il_plan_bind_host(il_plan *p, int v, il_tensor *t) {
     size_t bytes = il_tensor_bytes(t);
@@ -344,17 +342,15 @@ static il_status run_node(il_plan *p, int k) {
     const il_node *n = &g->nodes[k];
     const il_op *op = p->ops[k];
     il_tensor *in[64], *out[16], outb[16];
-    il_tensor *conv_in[64] = {0};
-    int half = 0;
     il_status st = IL_OK;
     for (int i = 0; i < n->n_inputs; i++) {
         int v = n->inputs[i];
         in[i] = v >= 0 ? &p->vals[v] : NULL;
+        /* precision changes are the graph's Casts (precision.c), never a conversion here */
         if (in[i] && is_half(in[i]->dtype) && !(op->flags & IL_OPF_ANY_DTYPE)) {
-            conv_in[i] = half_to_f32(in[i]);
-            if (!conv_in[i]) { st = IL_ERR_OOM; goto done; }
-            in[i] = conv_in[i];
-            half = 1;
+            st = il_error(IL_ERR_INTERNAL, "input %d is %s and %s computes float32: a Cast is missing", i,
+                          il_dtype_name(in[i]->dtype), n->op_type);
+            goto done;
         }
     }
     for (int i = 0; i < n->n_outputs; i++) {
@@ -377,12 +373,7 @@ static il_status run_node(il_plan *p, int k) {
             st = il_kerr(&c, IL_ERR_INTERNAL, "output %d shape unknown after inference", i);
             goto done;
         }
-        if (half && out[i]->dtype == IL_F32) {
-            out[i]->data = malloc(il_tensor_bytes(out[i]) + 1); /* computed in f32, stored half below */
-            out[i]->owns_data = 1;
-        } else if ((st = il_plan_bind_host(p, n->outputs[i], out[i]))) {
-            goto done;
-        }
+        if ((st = il_plan_bind_host(p, n->outputs[i], out[i]))) goto done;
     }
     if (!p->prepared[k] && (st = il_plan_prepare_node(p, k, &c))) goto done; /* shapes unknown at plan time */
     c.state = p->state[k];
@@ -401,17 +392,9 @@ static il_status run_node(il_plan *p, int k) {
         if (dyn) { /* kernel-allocated: the plan takes the buffer */
             free(p->heap[v]);
             p->heap[v] = out[i]->data;
-        } else if (half && out[i]->dtype == IL_F32) {
-            dst->dtype = IL_F16;
-            for (int j = 0; j < n->n_inputs; j++)
-                if (n->inputs[j] >= 0 && is_half(p->vals[n->inputs[j]].dtype)) { dst->dtype = p->vals[n->inputs[j]].dtype; break; }
-            if ((st = il_plan_bind_host(p, v, dst))) { free(out[i]->data); goto done; }
-            f32_to_half(out[i], dst);
-            free(out[i]->data);
         }
     }
 done:
-    for (int i = 0; i < n->n_inputs; i++) il_tensor_free(conv_in[i]);
     if (st && st != IL_OK && !strstr(il_errmsg(), n->name))
         il_error_wrap(st, "node '%s' (%s): ", n->name, n->op_type);
     return st;

@@ -64,6 +64,8 @@ il_status il_kctx_alloc_output(il_kctx *c, int i, il_dtype dt, int rank, const i
     il_tensor *o = il_out(c, i);
     if (!o) return IL_OK;
     if (rank > IL_MAX_RANK) return il_kerr(c, IL_ERR_UNSUPPORTED, "output rank %d is above %d", rank, IL_MAX_RANK);
+    if (il_shape_numel(rank, dims) < 0 || il_shape_check(rank, dims))
+        return il_kerr(c, IL_ERR_SHAPE, "output %d: a negative dim, or more than 2^40 elements", i);
     int64_t n = il_shape_numel(rank, dims);
     size_t bytes = (size_t)n * il_dtype_size(dt);
     if (o->owns_data) free(o->data);

@@ -9,6 +9,12 @@
  * in a small buffer instead of writing the [.., S, S] score and probability tensors to memory
  * (engine/ops/fused_attention.c). Q, Kt and V must have one rank (>= 2) and be float32; the
  * scores and probabilities must have no other reader.
+ *
+ * transformers' exports through PyTorch's SDPA guard the probabilities of rows whose every key
+ * is masked (-inf everywhere: Softmax gives NaN) with Where(IsNaN(P), 0, P) before the second
+ * MatMul. Such a row of P is all NaN, so its row of P @ V is all NaN where the guarded graph
+ * has 0 (with finite V): the guard moves to the output as Where(IsNaN(Y), 0, Y), on [.., S, D]
+ * instead of [.., S, S]. (Only NaN coming from the inputs themselves is treated differently.)
  */
 #include "pass_util.h"
 
@@ -46,13 +52,34 @@ static int scaled_scores(const il_graph *g, int v, float *scale) {
     return pu_is(g, k, "MatMul") && pu_sole_consumer(g, v) >= 0 ? k : -1;
 }
 
+/* P guarded as Where(IsNaN(P), 0, P), P read by nothing else: returns the Where node, else -1. */
+static int nan_guard(const il_graph *g, int p, int *zero) {
+    int cons[3], isn = -1, wh = -1;
+    double c;
+    if (il_graph_consumers(g, p, cons, 3) != 2 || g->values[p].is_output) return -1;
+    for (int i = 0; i < 2; i++) {
+        if (pu_is(g, cons[i], "IsNaN")) isn = cons[i];
+        if (pu_is(g, cons[i], "Where")) wh = cons[i];
+    }
+    if (isn < 0 || wh < 0 || g->nodes[wh].n_inputs != 3) return -1;
+    const int *in = g->nodes[wh].inputs;
+    if (in[0] != g->nodes[isn].outputs[0] || in[2] != p || pu_sole_consumer(g, in[0]) != wh) return -1;
+    if (!pu_scalar(g, in[1], &c) || c != 0) return -1;
+    *zero = in[1];
+    return wh;
+}
+
 static il_status run(il_graph *g, il_pass_stats *st) {
     pu_shapes s;
     pu_shapes_init(&s, g);
     int n_nodes = g->n_nodes;
     for (int k = 0; k < n_nodes; k++) {
         if (!pu_is(g, k, "Softmax") || !softmax_last(g, &s, k)) continue;
-        int p = g->nodes[k].outputs[0], mm2 = pu_sole_consumer(g, p);
+        int p = g->nodes[k].outputs[0], mm2 = pu_sole_consumer(g, p), zero = -1;
+        if (!pu_is(g, mm2, "MatMul")) { /* perhaps behind SDPA's NaN guard */
+            int wh = nan_guard(g, p, &zero);
+            if (wh >= 0) p = g->nodes[wh].outputs[0], mm2 = pu_sole_consumer(g, p);
+        }
         if (!pu_is(g, mm2, "MatMul") || g->nodes[mm2].inputs[0] != p) continue;
         int sc = g->nodes[k].inputs[0], add = pu_producer(g, sc), mask = -1, qk = -1;
         float scale = 1.0f;
@@ -66,9 +93,18 @@ static il_status run(il_graph *g, il_pass_stats *st) {
         int r = pu_rank(&s, q);
         if (r < 2 || pu_rank(&s, kt) != r || pu_rank(&s, v) != r || pu_dtype(&s, q) != IL_F32) continue;
         if (mask >= 0 && (pu_dtype(&s, mask) != IL_F32 || pu_rank(&s, mask) < 0 || pu_rank(&s, mask) > r)) continue;
-        int in[4] = {q, kt, v, mask}, y = g->nodes[mm2].outputs[0];
-        int j = pu_add_node(g, "Attention", IL_DOMAIN, k, "_attention", mask >= 0 ? 4 : 3, in, 1, &y);
+        int in[4] = {q, kt, v, mask}, y = g->nodes[mm2].outputs[0], att = y;
+        if (zero >= 0) att = pu_new_value(g, g->nodes[k].name, y);
+        int j = pu_add_node(g, "Attention", IL_DOMAIN, k, "_attention", mask >= 0 ? 4 : 3, in, 1, &att);
         il_node_set_float(g, j, "scale", scale);
+        if (zero >= 0) { /* the guard, on the output */
+            int nan = pu_new_value(g, g->nodes[k].name, y);
+            g->values[nan].dtype = IL_BOOL;
+            pu_add_node(g, "IsNaN", "", k, "_attention_isnan", 1, &att, 1, &nan);
+            int w[3] = {nan, zero, att};
+            pu_add_node(g, "Where", "", k, "_attention_guard", 3, w, 1, &y);
+            il_pass_count(st, "NaN guards moved to the attention output", 1);
+        }
         pu_use_fused_domain(g);
         pu_kill(g, mm2);
         il_pass_count(st, "attention blocks fused", 1);

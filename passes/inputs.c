@@ -14,6 +14,7 @@
 #include "passes.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The size of the table the integer value v indexes, following value-preserving ops; 0 when
@@ -84,5 +85,51 @@ il_status il_graph_batch(const il_graph *g, int64_t asked, int64_t *batch) {
                         "the model's input '%s' has a fixed batch of %lld; batch %lld cannot be used (export the "
                         "model with a dynamic batch dim, or leave the batch out to use %lld)",
                         g->values[g->inputs[0]].name, (long long)fixed, (long long)asked, (long long)fixed);
+    return IL_OK;
+}
+
+/* "NAME=1x3x224x224" (or commas) into name/rank/dims. */
+static il_status parse_shape(const char *spec, char *name, size_t n, int *rank, int64_t *dims) {
+    const char *eq = strchr(spec, '=');
+    if (!eq || eq == spec || (size_t)(eq - spec) >= n)
+        return il_error(IL_ERR_INVALID, "--shape expects NAME=DIMS (e.g. input=1x3x224x224), got '%s'", spec);
+    snprintf(name, n, "%.*s", (int)(eq - spec), spec);
+    *rank = 0;
+    for (const char *p = eq + 1; *p;) {
+        char *end;
+        long long d = strtoll(p, &end, 10);
+        if (end == p || d < 1 || *rank >= IL_MAX_RANK || (*end && *end != 'x' && *end != ','))
+            return il_error(IL_ERR_INVALID, "--shape %s: dims are positive integers joined by 'x'", spec);
+        dims[(*rank)++] = d;
+        p = *end ? end + 1 : end;
+    }
+    if (!*rank) return il_error(IL_ERR_INVALID, "--shape %s: no dims", spec);
+    return IL_OK;
+}
+
+il_status il_graph_fix_shapes(il_graph *g, const char *const *specs, int n) {
+    for (int s = 0; s < n; s++) {
+        char name[256];
+        int rank, found = -1;
+        int64_t dims[IL_MAX_RANK];
+        il_status st = parse_shape(specs[s], name, sizeof name, &rank, dims);
+        if (st) return st;
+        for (int i = 0; i < g->n_inputs; i++)
+            if (!strcmp(g->values[g->inputs[i]].name, name)) found = g->inputs[i];
+        if (found < 0) return il_error(IL_ERR_INVALID, "--shape %s: the model has no input named '%s'", specs[s], name);
+        il_value *x = &g->values[found];
+        if (x->rank >= 0 && x->rank != rank)
+            return il_error(IL_ERR_SHAPE, "--shape %s: input '%s' has rank %d", specs[s], name, x->rank);
+        for (int d = 0; d < rank && x->rank >= 0; d++)
+            if (x->dims[d] >= 0 && !x->dim_param[d] && x->dims[d] != dims[d])
+                return il_error(IL_ERR_SHAPE, "--shape %s: dim %d of input '%s' is fixed at %lld", specs[s], d, name,
+                                (long long)x->dims[d]);
+        x->rank = rank;
+        for (int d = 0; d < rank; d++) {
+            x->dims[d] = dims[d];
+            free(x->dim_param[d]);
+            x->dim_param[d] = NULL;
+        }
+    }
     return IL_OK;
 }

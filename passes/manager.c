@@ -59,7 +59,7 @@ static const il_pass *builtins[] = {
     &il_pass_fold_constants, &il_pass_eliminate,   &il_pass_dead_nodes,      &il_pass_cse,
     &il_pass_merge_chains,   &il_pass_matmul_add_gemm, &il_pass_fold_bn,     &il_pass_fuse_elementwise,
     &il_pass_fuse_gelu,      &il_pass_fuse_layernorm, &il_pass_fuse_attention, &il_pass_fuse_residual,
-    &il_pass_fuse_conv_act,  &il_pass_lower_fused,
+    &il_pass_fuse_conv_act,  &il_pass_lower_fused,    &il_pass_insert_casts,
 };
 
 static const il_pass **reg;

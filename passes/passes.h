@@ -32,9 +32,10 @@
 
 #include "../engine/engine.h"
 
-/* Bumped when il_pass or il_pass_stats change layout; a plugin built against another version
- * is refused with a message instead of crashing. */
-#define IL_PASS_ABI 1
+/* Bumped when il_pass, il_pass_stats, il_kernel or il_kctx change layout (plugins register
+ * passes and kernels); a plugin built against another version is refused with a message
+ * instead of crashing. 2: the kernel registry. */
+#define IL_PASS_ABI 2
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \
@@ -141,5 +142,9 @@ int64_t il_graph_fixed_batch(const il_graph *g);
 /* The one batch rule: *batch = asked (> 0) or the model's fixed batch or 1; IL_ERR_SHAPE when
  * the model's batch is fixed and asked is another. */
 il_status il_graph_batch(const il_graph *g, int64_t asked, int64_t *batch);
+/* Fix input shapes from "NAME=DIMS" specs (DIMS: positive integers joined by 'x' or ','):
+ * symbolic dims become those numbers, so Shape/Gather chains over them fold (fold-constants).
+ * IL_ERR_INVALID for an unknown input or a bad spec, IL_ERR_SHAPE against a fixed dim. */
+il_status il_graph_fix_shapes(il_graph *g, const char *const *specs, int n);
 
 #endif

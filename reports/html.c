@@ -301,13 +301,14 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     }
 
     /* the files measured, once each, then how each run went */
-    static const char *const h3[] = {"model", "variants", "model file", "sha256", "size", "params", "FLOPs/sample",
+    static const char *const h3[] = {"model", "variants", "source file", "sha256", "size", "params", "FLOPs/sample",
                                      "sparsity", "precision"};
     static const char *const f3[] = {NULL, NULL, NULL, NULL, "bytes", "int", "int", "%.3f", NULL};
-    fputs("<h2 id=models>Models</h2>\n", f);
+    fputs("<h2 id=models>Models</h2>\n<p class=meta>Each file measured, once: a pipeline's derived file has its "
+          "own sha256 and size, beside the source file it was derived from.</p>\n", f);
     if (table(f, db, "SELECT model_name(r.model, r.model_path) m, group_concat(DISTINCT r.variant), r.model_path,"
                      " substr(r.model_sha256, 1, 16), r.model_bytes, r.params, r.flops, r.sparsity, r.precision"
-                     " FROM runs r GROUP BY coalesce(r.model_sha256, r.id) ORDER BY m, min(CASE WHEN r.pipeline IS NULL"
+                     " FROM runs r GROUP BY r.model_path, coalesce(r.model_sha256, r.id) ORDER BY m, min(CASE WHEN r.pipeline IS NULL"
                      " THEN 0 WHEN r.pipeline GLOB 'O[0-9]' THEN CAST(substr(r.pipeline, 2) AS INTEGER) ELSE 100"
                      " END), min(r.id)",
               h3, f3, 9, "models") < 0)

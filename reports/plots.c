@@ -9,6 +9,7 @@
 #include "../bench/bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,21 +109,34 @@ void rp_gp_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* gnuplot's warnings (a font it substitutes, an empty range) are not the user's business: they go
+ * to SCRIPT.log beside the script, and into the error message when gnuplot fails. */
 il_status rp_run_gnuplot(const char *script) {
+    char log[1200], head[400] = "";
+    snprintf(log, sizeof log, "%s.log", script);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) return il_error(IL_ERR_INTERNAL, "fork: %s", strerror(errno));
     if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 2), close(fd);
         execlp("gnuplot", "gnuplot", script, (char *)NULL);
         fprintf(stderr, "inferlab report: cannot run gnuplot: %s (make deps installs gnuplot-nox)\n", strerror(errno));
         _exit(127);
     }
     int ws;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws))
-        return il_error(IL_ERR_IO, "gnuplot failed on %s (status %d; its messages are above)", script,
-                        WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws)) {
+        FILE *f = fopen(log, "r");
+        size_t k = f ? fread(head, 1, sizeof head - 1, f) : 0;
+        if (f) fclose(f);
+        head[k] = 0;
+        for (char *c = head; *c; c++)
+            if (*c == '\n') *c = ' ';
+        return il_error(IL_ERR_IO, "gnuplot failed on %s (status %d): %s", script, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1,
+                        head[0] ? head : "no message");
+    }
     return IL_OK;
 }
 

@@ -49,6 +49,13 @@ static char *slurp(const char *path, size_t *n) {
     return b;
 }
 
+/* slurp() of a path given as a format. */
+static char *slurpf(const char *fmt, const char *a, const char *b) {
+    char path[1200];
+    snprintf(path, sizeof path, fmt, a, b);
+    return slurp(path, NULL);
+}
+
 static int count(const char *hay, const char *needle) {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
@@ -379,6 +386,12 @@ static void test_names_and_cache(void) {
         if (column(html, t ? "id=runs" : "id=results", 0, ids, 16) == 8)
             CU_ASSERT_EQUAL(atoll(ids[2]), il_test_db_scalar(db, sql));
     }
+    /* Models: one row per file measured, sources first within a model */
+    static const char *const measured[] = {"alpha O0", "alpha O2", "alpha fold", "alpha fold", "beta O0", "beta O2",
+                                           "gamma O0", "gamma O2"};
+    int nf = column(html, "id=models", 1, cells, 16);
+    CU_ASSERT_EQUAL(nf, 8);
+    for (int i = 0; i < nf && i < 8; i++) CU_ASSERT_EQUAL(strncmp(cells[i], measured[i], strlen(measured[i])), 0);
     free(html);
 }
 
@@ -412,10 +425,16 @@ static void test_report_many(void) {
     int rc = il_test_cli(args, out, sizeof out);
     if (rc) fprintf(stderr, "\n%s\n", out);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT_PTR_NULL(strstr(out, "arning")); /* gnuplot had room for everything */
+    CU_ASSERT_PTR_NULL(strstr(out, "arning"));
+    static const char *const drawn[] = {"latency_cdf", "speedup", "latency_accuracy"};
+    for (int i = 0; i < 3; i++) { /* gnuplot had room for everything (its messages go to a log) */
+        char *log = slurpf("%s/rep/gnuplot/%s.gp.log", d, drawn[i]);
+        if (log && strstr(log, "arning")) fprintf(stderr, "\n  %s.gp.log: %s\n", drawn[i], log);
+        CU_ASSERT(log == NULL || strstr(log, "arning") == NULL);
+        free(log);
+    }
     /* every variant in the CDF, each in its own colour, the legend below a full-height plot */
-    snprintf(f, sizeof f, "%s/rep/gnuplot/latency_cdf.body.gp", d);
-    char *gp = slurp(f, NULL);
+    char *gp = slurpf("%s/rep/gnuplot/%s", d, "latency_cdf.body.gp");
     CU_ASSERT_FATAL(gp != NULL);
     CU_ASSERT_EQUAL(count(gp, " index "), 15);
     CU_ASSERT_PTR_NOT_NULL(strstr(gp, "set key outside below"));
@@ -434,12 +453,10 @@ static void test_report_many(void) {
     snprintf(args, sizeof args, "db --db %s list", db);
     CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
     CU_ASSERT_EQUAL(count(out, "INVALID"), 1);
-    snprintf(f, sizeof f, "%s/rep/gnuplot/speedup.dat", d);
-    char *sp = slurp(f, NULL);
+    char *sp = slurpf("%s/rep/gnuplot/%s", d, "speedup.dat");
     CU_ASSERT(sp && count(sp, "\n") == 15);
     free(sp);
-    snprintf(f, sizeof f, "%s/rep/index.html", d);
-    char *html = slurp(f, NULL);
+    char *html = slurpf("%s/rep/%s", d, "index.html");
     CU_ASSERT_FATAL(html != NULL);
     /* the INVALID run marked in the table, its reason under it */
     CU_ASSERT_EQUAL(count(html, "<td class=bad>INVALID</td>"), 1);

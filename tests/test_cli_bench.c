@@ -217,7 +217,69 @@ static void test_inputs(void) {
     CU_ASSERT_EQUAL(db_num(db, "SELECT agreement_top1 FROM runs WHERE engine = 'onnxruntime'"), 1);
 }
 
+/* Issue 14 item 12: --shape fixes input shapes before the pipeline in bench (and build), so the
+ * Shape/Gather chains of a real export over its symbolic batch fold: ViT 169 -> 74 nodes. */
+static void test_shapes(void) {
+    char args[2048];
+    const char *db = il_test_tmp("shape.db");
+    snprintf(args, sizeof args,
+             "bench --model " IL_TESTDATA "/tiny_vit_legacy/model.onnx --pipeline O2 --shape input=2x3x32x32 --db %s "
+             FAST " --quiet", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT batch FROM runs"), 2);
+    CU_ASSERT_EQUAL(db_num(db, "SELECT agreement_top1 FROM runs"), 1);
+    snprintf(args, sizeof args, "info --json %s.variants/*O2-shape*.onnx", db);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT(!strstr(out, "\"Shape\":"));
+    const char *plan = il_test_tmp("vit.plan");
+    snprintf(args, sizeof args, "build " IL_TESTDATA "/tiny_vit_legacy/model.onnx --shape input=1x3x32x32 -o %s", plan);
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    snprintf(args, sizeof args, "bench --model " RESNET " --shape nosuch=1x2 --dry-run");
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT(has("no input named 'nosuch'"));
+}
+
+/* Issue 14 item 11: the command line a user's habits expect. */
+static void test_command_line(void) {
+    CU_ASSERT_EQUAL(il_test_cli("help opt", out, sizeof out), 0);
+    CU_ASSERT(has("usage: inferlab opt MODEL.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli("help bench", out, sizeof out), 0);
+    CU_ASSERT(has("--max-spread F"));
+    CU_ASSERT_EQUAL(il_test_cli("help nosuch", out, sizeof out), 2);
+    /* --quiet on commands without their own: nothing on stdout, errors still said */
+    char args[1024];
+    snprintf(args, sizeof args, "opt " RESNET " -O2 -o %s --quiet", il_test_tmp("q.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(il_test_cli("passes --quiet", out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(il_test_cli("zoo -q", out, sizeof out), 0);
+    CU_ASSERT_STRING_EQUAL(out, "");
+    CU_ASSERT_EQUAL(il_test_cli("opt /nonexistent.onnx -O2 -o x.onnx --quiet", out, sizeof out), 1);
+    CU_ASSERT(has("nonexistent.onnx"));
+    /* --json */
+    CU_ASSERT_EQUAL(il_test_cli("passes --json", out, sizeof out), 0);
+    CU_ASSERT(out[0] == '{' && has("{\"name\":\"fuse-attention\",") && has("\"presets\":{\"O0\":\"\","));
+    CU_ASSERT_EQUAL(il_test_cli("zoo list --json", out, sizeof out), 0);
+    CU_ASSERT(out[0] == '{' && has("{\"name\":\"mlp\",\"input\":[1,28,28],\"params\":"));
+    if (access(IL_ONNX_NODE_DIR "/test_relu", R_OK) == 0) {
+        CU_ASSERT_EQUAL(il_test_cli("check --json " IL_ONNX_NODE_DIR "/test_relu", out, sizeof out), 0);
+        CU_ASSERT_STRING_EQUAL(out, "{\"passed\":1,\"failed\":0,\"skipped\":0,\"tests\":[{\"name\":\"test_relu\",\"result\":\"PASS\"}]}\n");
+    }
+    /* info: a summary by default, every node with --nodes, names whole */
+    CU_ASSERT_EQUAL(il_test_cli("info " IL_TESTDATA "/tiny_vit_legacy/model.onnx", out, sizeof out), 0);
+    CU_ASSERT(has("nodes        388 (`inferlab info --nodes` lists them)"));
+    CU_ASSERT(!strstr(out, "/encoder/layers/encoder_layer_0/self_attention/MatMul"));
+    static char big[1 << 17];
+    CU_ASSERT_EQUAL(il_test_cli("info " IL_TESTDATA "/tiny_vit_legacy/model.onnx --nodes", big, sizeof big), 0);
+    CU_ASSERT(strstr(big, "/encoder/layers/encoder_layer_0/self_attention/MatMul ") != NULL);
+    /* eval on a model that is not Fashion-MNIST's: the hint */
+    CU_ASSERT_EQUAL(il_test_cli("eval " RESNET, out, sizeof out), 1);
+    CU_ASSERT(has("unless --data SPEC names its data set"));
+}
+
 IL_SUITE("cli_bench", {"INVALID and the load record", test_invalid_and_load}, {"fixed batch", test_fixed_batch},
          {"evaluation only when useful", test_eval_only_when_useful}, {"run: warm-up, json, quiet", test_run_cli},
          {"bench: plugin, failure wording", test_bench_cli}, {"portable models for ONNX Runtime", test_portable_for_ort},
-         {"inputs: multi-input agreement, files, folders", test_inputs})
+         {"inputs: multi-input agreement, files, folders", test_inputs}, {"--shape", test_shapes},
+         {"command line: help, --quiet, --json, info, eval", test_command_line})

@@ -563,6 +563,24 @@ static void test_load_odd_types(void) {
     il_graph_free(g);
 }
 
+/* Two attributes of one name: the IR keeps one per name, so the second is an error rather than
+ * a silent override (ONNX's checker refuses them too). */
+static void test_load_duplicate_attrs(void) {
+    float w[2] = {1, 2};
+    int64_t dims[1] = {2};
+    mini s;
+    mini_init(&s, w, dims, 1);
+    Onnx__AttributeProto a[2], *pa[2];
+    for (int i = 0; i < 2; i++) {
+        onnx__attribute_proto__init(&a[i]), pa[i] = &a[i];
+        a[i].name = "axis", a[i].has_type = 1, a[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+        a[i].has_i = 1, a[i].i = i;
+    }
+    s.node.n_attribute = 2, s.node.attribute = pa;
+    write_msg(tmp("dup_attr.onnx"), &s.m.base);
+    expect_fail(tmp("dup_attr.onnx"), IL_ERR_PARSE, "attribute 'axis' is given twice");
+}
+
 /* Attributes written without `type`, as early exporters did. */
 static void test_load_untyped_attrs(void) {
     float w[2] = {1, 2}, fl[2] = {0.5f, 4};
@@ -658,4 +676,5 @@ IL_SUITE("onnx",
          {"load errors", test_load_errors},
          {"non-tensor and string inputs", test_load_odd_types},
          {"attributes without type", test_load_untyped_attrs},
+         {"an attribute given twice", test_load_duplicate_attrs},
          {"external data", test_external_data})

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../passes/passes.h"
 #include "op_harness.h"
 
 extern int il_test_all_suites;
@@ -24,7 +25,7 @@ static void test_every_kernel_covered(void) {
     const il_kernel *const *all = il_kernel_all(&n);
     for (int i = 0; i < n; i++) {
         const il_kernel *k = all[i];
-        if (!strcmp(k->name, "ref") || strcmp(k->backend, "cpu")) continue;
+        if (!strcmp(k->name, "ref") || strcmp(k->backend, "cpu") || k->role != IL_KERNEL_FORWARD) continue;
         if (!op_is_covered(k)) {
             fprintf(stderr, "\n  kernel %s%s%s/%s on %s: no test case compares it with the reference", k->domain,
                     *k->domain ? ":" : "", k->op, k->name, k->backend);
@@ -187,6 +188,100 @@ static void test_timing_cache(void) {
     il_graph_free(g);
 }
 
-IL_SUITE("zz-registry", {"every kernel is compared with the reference", test_every_kernel_covered},
+/* float16 through computing ops: the plan's graph gets explicit Casts (x and the constant to
+ * float32 once each, the result back), the executor converts nothing, and the result is the
+ * float32 computation rounded to float16. */
+static void test_explicit_casts(void) {
+    il_graph *g = il_graph_new("half");
+    il_graph_set_opset(g, "", 17);
+    int64_t d[1] = {5};
+    int x = il_graph_value(g, "x");
+    g->values[x].dtype = IL_F16;
+    g->values[x].rank = 1;
+    g->values[x].dims[0] = 5;
+    il_graph_add_input(g, x);
+    il_tensor *c = il_tensor_new(IL_F16, 1, d);
+    for (int i = 0; i < 5; i++) ((uint16_t *)c->data)[i] = il_f32_to_f16(0.25f * (float)i);
+    int cv = il_graph_add_constant(g, "c", c), r = il_graph_value(g, "r"), y = il_graph_value(g, "y");
+    il_graph_add_node(g, "Relu", "", "relu", 1, &x, 1, &r);
+    int add[2] = {r, cv};
+    il_graph_add_node(g, "Add", "", "add", 2, add, 1, &y);
+    il_graph_add_output(g, y);
+    il_tensor *in = il_tensor_new(IL_F16, 1, d);
+    float xv[5] = {-1.5f, 0.1f, 2.0f, -0.0f, 3.3f};
+    for (int i = 0; i < 5; i++) ((uint16_t *)in->data)[i] = il_f32_to_f16(xv[i]);
+    il_plan *p;
+    il_plan_opts o = {.threads = 1};
+    IL_ASSERT_OK(il_plan_create(g, &o, &p));
+    const il_graph *pg = il_plan_graph(p);
+    int casts = 0;
+    for (int k = 0; k < pg->n_nodes; k++) casts += !pg->nodes[k].dead && !strcmp(pg->nodes[k].op_type, "Cast");
+    CU_ASSERT_EQUAL(casts, 3);
+    CU_ASSERT_EQUAL(g->n_nodes, 2); /* the caller's graph is not touched */
+    IL_ASSERT_OK(il_plan_run(p, &in, 1));
+    const il_tensor *out = il_plan_output(p, 0);
+    CU_ASSERT_EQUAL(out->dtype, IL_F16);
+    for (int i = 0; i < 5; i++) {
+        float xi = il_f16_to_f32(il_f32_to_f16(xv[i]));
+        float want = (xi > 0 ? xi : 0) + 0.25f * (float)i;
+        CU_ASSERT_EQUAL(((uint16_t *)out->data)[i], il_f32_to_f16(want));
+    }
+    il_plan_free(p);
+    il_tensor_free(in);
+    il_graph_free(g);
+}
+
+/* The example kernel plugin (passes/examples/student_leakyrelu.c, the walk-through of
+ * docs/architecture.md): loaded, listed, compared with the reference by the op harness, forced
+ * by name in a plan, and refused by name before it is loaded. */
+static void test_plugin_kernel(void) {
+    static int loaded;
+    if (!loaded) {
+        CU_ASSERT_EQUAL(il_kernel_spec_check("LeakyRelu=student"), IL_ERR_INVALID);
+        IL_ASSERT_OK(il_pass_load_plugin("build/passes/examples/student_leakyrelu.so"));
+        loaded = 1;
+    }
+    const il_kernel *k = il_kernel_find("", "LeakyRelu", "cpu", "student");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_PTR_NOT_NULL(k->prepare);
+    /* the harness runs it against the reference (and marks it covered) */
+    static const int64_t shapes[][2] = {{7, 13}, {1, 1000}, {0, 3}};
+    for (int s = 0; s < 3; s++) {
+        op_case *o = op_new("LeakyRelu", 16, 1, 1);
+        SETF(o, "alpha", 0.3f);
+        op_in(o, 0, rnd(IL_F32, 2, shapes[s], -3, 3));
+        o->threads = 3;
+        IL_ASSERT_OK(op_run(o));
+        op_free(o);
+    }
+    CU_ASSERT_TRUE(op_is_covered(k));
+    /* forced in a plan: the node runs it */
+    il_graph *g = il_graph_new("leaky");
+    il_graph_set_opset(g, "", 16);
+    int x = il_graph_value(g, "x"), y = il_graph_value(g, "y");
+    g->values[x].dtype = IL_F32;
+    g->values[x].rank = 1;
+    g->values[x].dims[0] = 4;
+    il_graph_add_input(g, x);
+    int n = il_graph_add_node(g, "LeakyRelu", "", "leaky", 1, &x, 1, &y);
+    il_node_set_float(g, n, "alpha", 0.5f);
+    il_graph_add_output(g, y);
+    il_plan_opts o = {.threads = 1, .kernels = "LeakyRelu=student"};
+    il_plan *p;
+    IL_ASSERT_OK(il_plan_create(g, &o, &p));
+    CU_ASSERT_PTR_EQUAL(il_plan_kernel(p, n), k);
+    int64_t d[1] = {4};
+    il_tensor *in = il_tensor_new(IL_F32, 1, d);
+    float v[4] = {-2, -0.5f, 0, 3};
+    memcpy(in->data, v, sizeof v);
+    IL_ASSERT_OK(il_plan_run(p, &in, 1));
+    const float *out = il_plan_output(p, 0)->data;
+    CU_ASSERT(out[0] == -1.0f && out[1] == -0.25f && out[2] == 0.0f && out[3] == 3.0f);
+    il_tensor_free(in);
+    il_plan_free(p);
+    il_graph_free(g);
+}
+
+IL_SUITE("zz-registry", {"float16 gets explicit Casts", test_explicit_casts}, {"a plugin's kernel", test_plugin_kernel}, {"every kernel is compared with the reference", test_every_kernel_covered},
          {"registry lookups and refusals", test_registry_api}, {"forced kernels", test_forced_kernels},
          {"timed tactics and the timing cache", test_timing_cache})

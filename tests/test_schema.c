@@ -43,7 +43,7 @@ static il_graph *one_node(const il_op *op, int n_in, unsigned omit, int n_out) {
     g->values[x].dims[0] = 2;
     g->values[x].dims[1] = 3;
     il_graph_add_input(g, x);
-    int in[8], out[8];
+    int in[16], out[16];
     for (int i = 0; i < n_in; i++) in[i] = (omit >> i) & 1 ? -1 : x;
     for (int i = 0; i < n_out; i++) {
         char nm[16];

@@ -235,6 +235,34 @@ static void test_merge_self(void) {
     (void)out;
 }
 
+/* inferlab's table names with other objects behind them: a results view that never ends, a
+ * table replaced by a view, a trigger. Readers would run them; all are refused at once. */
+static void test_altered_schema(void) {
+    static const char *const changes[] = {
+        "DROP VIEW results; CREATE VIEW results AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+        " SELECT x AS run_id, 0 AS created_at, 0 AS variant, 0 AS engine, 0 AS backend, 0 AS scenario, 0 AS batch,"
+        " 0 AS threads, 0 AS latency_p50_ms, 0 AS latency_p99_ms, 0 AS throughput_per_s, 0 AS accuracy_top1,"
+        " 1 AS valid FROM c",
+        "ALTER TABLE latencies RENAME TO l2; CREATE VIEW latencies AS SELECT * FROM l2",
+        "CREATE TRIGGER t AFTER INSERT ON runs BEGIN DELETE FROM provenance; END"};
+    static const char *const want[] = {"results view", "no table latencies", "triggers"};
+    for (int i = 0; i < 3; i++) {
+        char db[600], args[2048];
+        snprintf(db, sizeof db, "%s", tmp("altered.db"));
+        unlink(db);
+        make_db(db, IL_STORE_VERSION, 1);
+        raw_sql(db, changes[i]);
+        time_t t0 = time(NULL);
+        snprintf(args, sizeof args, "db --db %s list", db);
+        refused(args, want[i]);
+        snprintf(args, sizeof args, "report --db %s -o %s.out --no-pdf", db, db);
+        refused(args, want[i]);
+        CU_ASSERT(time(NULL) - t0 < 20);
+        il_store *s;
+        CU_ASSERT_EQUAL(il_store_open(db, &s), IL_ERR_INVALID); /* bench does not append to it either */
+    }
+}
+
 /* Damaged pages: db list and report say so instead of showing what is left. */
 static void test_damaged(void) {
     char db[600], args[2048];
@@ -344,4 +372,4 @@ static void test_null_fields(void) {
 IL_SUITE("store-hostile", {"foreign file", test_foreign}, {"newer and invalid versions", test_versions},
          {"missing files", test_missing}, {"older schema read only", test_older_read_only},
          {"read-only filesystem", test_read_only_fs}, {"merge into itself", test_merge_self},
-         {"damaged pages", test_damaged}, {"garbage", test_garbage}, {"rows with holes", test_null_fields})
+         {"altered schema", test_altered_schema}, {"damaged pages", test_damaged}, {"garbage", test_garbage}, {"rows with holes", test_null_fields})

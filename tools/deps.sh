@@ -3,7 +3,7 @@
 set -e
 PKGS="gcc make libprotobuf-c-dev protobuf-c-compiler libonnx-dev libsqlite3-dev libcunit1-dev
 libopenblas-dev libopenblas-openmp-dev gnuplot-nox libonnx-testdata dataset-fashion-mnist python3-onnx python3-numpy libyaml-dev zlib1g-dev
-libdnnl-dev"
+libdnnl-dev clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -278,6 +278,19 @@ static il_status qmm_infer_common(il_kctx *c, int qlinear) {
     }
     mm_geom g;
     il_status st = mm_shapes(c, a, b, &g);
+    /* the kernel reads zero points per tensor or per row of A / column of B (along 1 / 2), and
+     * scales per tensor: anything else would be read past its end */
+    static const struct { int slot; const char *name; int along; } mmint[] = {{2, "a_zero_point", 1},
+        {3, "b_zero_point", 2}}, qlmm[] = {{1, "a_scale", 0}, {2, "a_zero_point", 1}, {4, "b_scale", 0},
+        {5, "b_zero_point", 2}, {6, "y_scale", 0}, {7, "y_zero_point", 0}};
+    for (int i = 0; i < (qlinear ? 6 : 2) && !st; i++) {
+        int slot = qlinear ? qlmm[i].slot : mmint[i].slot, along = qlinear ? qlmm[i].along : mmint[i].along;
+        const il_tensor *q = il_in(c, slot);
+        int64_t n = q && il_shape_known(q) ? il_tensor_numel(q) : 1, per = along == 1 ? g.m : along == 2 ? g.n : 1;
+        if (n != 1 && (along == 0 || n != per))
+            st = il_kerr(c, IL_ERR_SHAPE, "%s has %lld elements; 1%s expected", qlinear ? qlmm[i].name : mmint[i].name,
+                         (long long)n, along == 1 ? " or one per row of A" : along == 2 ? " or one per column of B" : "");
+    }
     if (!st) il_set_out(c, 0, out, g.orank, g.odims);
     return st;
 }

@@ -212,7 +212,7 @@ static il_status pad_fast(il_kctx *c) {
         int outside;
         int64_t src = pad_source(&p, x, y, r - 2, row, dw, &outside);
         char *out = (char *)y->data + row * w * es;
-        const char *in = (const char *)x->data + src * es;
+        const char *in = outside ? NULL : (const char *)x->data + src * es; /* src < 0 when outside */
         if (outside) {
             for (int64_t j = 0; j < w; j++) memcpy(out + j * es, val, es);
         } else {

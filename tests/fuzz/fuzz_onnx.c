@@ -1,0 +1,53 @@
+/*
+ * fuzz_onnx.c - the ONNX importer through the verifier, the planner and one run: the path any
+ * downloaded model takes. Sizes stay bounded so that each input runs in milliseconds: graphs of
+ * more than 256 nodes are only imported and verified; plans whose activations (as laid out at
+ * plan time) exceed 4 MB, or with inputs of more than 2^16 elements or unknown dims, are
+ * planned but not run (a model may legitimately Tile its way to gigabytes: slow, not a bug).
+ */
+#include "fuzz.h"
+
+#include "engine/engine.h"
+
+#include <stdlib.h>
+
+#define MAX_RUN_NUMEL (1 << 16)
+#define MAX_RUN_NODES 256
+#define MAX_RUN_BYTES ((int64_t)4 << 20)
+
+static il_tensor *input_for(const il_graph *g, int i, uint64_t *rng) {
+    const il_value *x = &g->values[g->inputs[i]];
+    if (x->rank < 0 || !il_dtype_is_supported(x->dtype)) return NULL;
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] < 0) return NULL;
+    int64_t n = il_shape_numel(x->rank, x->dims);
+    if (n < 0 || n > MAX_RUN_NUMEL) return NULL;
+    il_tensor *t = il_tensor_new(x->dtype, x->rank, x->dims);
+    if (t) il_tensor_fill_input(t, rng);
+    return t;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static int once;
+    if (!once) { il_set_threads(1); once = 1; }
+    il_graph *g = NULL;
+    if (il_onnx_load_buffer(data, size, NULL, &g)) return 0;
+    if (il_graph_verify(g) || g->n_nodes > MAX_RUN_NODES) {
+        il_graph_free(g);
+        return 0;
+    }
+    il_plan_opts o = {.threads = 1, .batch = 1};
+    il_plan *p = NULL;
+    if (!il_plan_create(g, &o, &p)) {
+        il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
+        uint64_t rng = 42;
+        int ok = 1;
+        for (int i = 0; i < g->n_inputs; i++) ok &= (in[i] = input_for(g, i, &rng)) != NULL;
+        if (ok && il_plan_total_bytes(p) <= MAX_RUN_BYTES) il_plan_run(p, in, g->n_inputs);
+        for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
+        free(in);
+        il_plan_free(p);
+    }
+    il_graph_free(g);
+    return 0;
+}
