@@ -171,7 +171,6 @@ FUZZ_LDLIBS  := $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)
                 -lprotobuf-c -lopenblas -lsqlite3 -lyaml -lz -lm -lpthread -ldl
 FUZZ_LIB_OBJ := $(FUZZ_DIR)/obj/onnx.pb-c.o $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 REPLAY_BINS  := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
-FUZZ_HAVE    := $(shell $(FUZZ_CC) -fsanitize=fuzzer -x c /dev/null -o /dev/null 2>&1 | grep -q LLVMFuzzerTestOneInput && echo yes)
 .PHONY: fuzz fuzz-check
 
 $(FUZZ_DIR)/obj/onnx.pb-c.o: $(GEN)/onnx.pb-c.c
@@ -195,10 +194,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%) $(BIN)
 fuzz-check: $(REPLAY_BINS)
 	@for t in $(FUZZ_TARGETS); do printf 'fuzz regress %-7s ' $$t; \
 	    $(BUILD)/fuzz/replay_$$t $$(ls -d tests/fuzz/regress/$$t tests/fuzz/seeds/$$t 2>/dev/null) || exit 1; done
-ifeq ($(FUZZ_HAVE),yes)
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke
-else
-	@echo "fuzz smoke: skipped ($(FUZZ_CC) with libFuzzer not found; make deps installs it)"
-endif
+	@if $(FUZZ_CC) -fsanitize=fuzzer -x c /dev/null -o /dev/null 2>&1 | grep -q LLVMFuzzerTestOneInput; then \
+	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke; \
+	else echo "fuzz smoke: skipped ($(FUZZ_CC) with libFuzzer not found; make deps installs it)"; fi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

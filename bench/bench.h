@@ -233,7 +233,7 @@ const char *il_bench_choose_wait(int spin_helps, char *why, size_t n);
 /* ---------------------------------------------------------------- the run record */
 
 typedef struct il_node_time {
-    char name[96], op_type[48];
+    char name[96], op_type[48], kernel[48]; /* kernel: the one the plan ran ("" when folded) */
     double ms;      /* mean per engine call */
     int64_t macs;   /* per engine call */
 } il_node_time;
@@ -283,7 +283,7 @@ void il_run_validate(il_run_record *r, const il_scenario *sc, double max_spread)
 
 typedef struct il_store il_store;
 
-#define IL_STORE_VERSION 3
+#define IL_STORE_VERSION 4
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
  * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or

@@ -86,11 +86,14 @@ static il_status find_qps(const il_bench_opts *o, il_scenario *sc, il_measure_fn
 }
 
 /* Per-node times from a separate profiled plan, averaged over enough runs to be stable. */
-static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor **in, il_run_record *r) {
+static il_status profile(const il_graph *g, const il_plan_opts *po0, il_plan *loaded, il_tensor **in,
+                         il_run_record *r) {
     il_plan_opts po = *po0;
     po.profile = 1;
-    il_plan *p;
-    il_status st = il_plan_create(g, &po, &p);
+    il_plan *p = loaded;
+    il_status st = IL_OK;
+    if (loaded) il_plan_set_profile(loaded, 1); /* a plan file: its own kernels, timed as built */
+    else st = il_plan_create(g, &po, &p);
     if (st) return st;
     double *sum = calloc((size_t)g->n_nodes + 1, sizeof *sum);
     int runs = 0;
@@ -109,12 +112,15 @@ static il_status profile(const il_graph *g, const il_plan_opts *po0, il_tensor *
             il_node_time *nt = &r->nodes[r->n_nodes++];
             snprintf(nt->name, sizeof nt->name, "%s", g->nodes[k].name ? g->nodes[k].name : "");
             snprintf(nt->op_type, sizeof nt->op_type, "%s", g->nodes[k].op_type);
+            const il_kernel *kn = il_plan_kernel(p, k);
+            snprintf(nt->kernel, sizeof nt->kernel, "%s%s", kn ? kn->name : "", kn && il_plan_on_acc(p, k) ? "@cuda" : "");
             nt->ms = sum[k] / runs * 1e3;
             nt->macs = il_node_macs(g, il_plan_shapes(p), k);
         }
     }
     free(sum);
-    il_plan_free(p);
+    if (loaded) il_plan_set_profile(loaded, 0);
+    else il_plan_free(p);
     return st;
 }
 
@@ -140,6 +146,7 @@ struct il_meas {
     char dir[64];
     char *spec;
     il_load_mark mark0;
+    double plan_load_s; /* a plan file's load time */
 };
 
 static il_status open_inferlab(il_meas *m) {
@@ -150,7 +157,7 @@ static il_status open_inferlab(il_meas *m) {
     m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
     if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
     il_status st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in);
-    if (!st) st = il_plan_create(m->g, &m->po, &m->p);
+    if (!st && !m->p) st = il_plan_create(m->g, &m->po, &m->p);
     if (st) return st;
     m->r->peak_activation_bytes = il_plan_peak_bytes(m->p);
     m->q = (query_ctx){m->p, m->in, m->g->n_inputs, v->batch};
@@ -237,6 +244,26 @@ void il_meas_free(il_meas *m) {
     free(m);
 }
 
+/* A plan file: loaded as built (its kernels, memory plan and state); the graph is kept as a copy
+ * for the facts, the inputs and the parent's comparison. Plans run on inferlab's cpu backend. */
+static il_status open_plan(il_meas *m) {
+    const il_variant *v = &m->v;
+    if (strcmp(v->engine, "inferlab"))
+        return il_error(IL_ERR_UNSUPPORTED, "%s is an inferlab plan: %s runs the .onnx it was built from", v->model,
+                        v->engine);
+    if (strcmp(v->backend, "cpu")) return il_error(IL_ERR_UNSUPPORTED, "%s: plans are for the cpu backend", v->model);
+    if (v->pipeline[0] && strcmp(v->pipeline, "O0"))
+        return il_error(IL_ERR_INVALID, "%s is built already: give the pipeline to `inferlab build`, not to bench",
+                        v->model);
+    double t0 = il_now();
+    il_plan_opts lo = {.threads = v->threads};
+    il_status st = il_plan_load(m->path, &lo, &m->p);
+    if (st) return st;
+    m->plan_load_s = il_now() - t0;
+    if (!(m->g = il_graph_clone(il_plan_graph(m->p)))) return il_error(IL_ERR_OOM, "out of memory");
+    return IL_OK;
+}
+
 il_status il_meas_open(const il_bench_opts *o, const il_variant *v, il_run_record *r, il_meas **out) {
     il_meas *m = calloc(1, sizeof *m);
     *out = NULL;
@@ -251,8 +278,13 @@ il_status il_meas_open(const il_bench_opts *o, const il_variant *v, il_run_recor
     snprintf(r->experiment, sizeof r->experiment, "%s", o->experiment ? o->experiment : "");
     il_variant_label(v, r->variant, sizeof r->variant);
     il_provenance_collect(r->provenance, sizeof r->provenance);
-    il_status st = il_bench_derive(o, v, m->path, sizeof m->path);
-    if (!st) st = il_onnx_load(m->path, &m->g);
+    il_status st = IL_OK;
+    if (il_plan_file_is(v->model) && v->pipeline[0] && strcmp(v->pipeline, "O0"))
+        st = il_error(IL_ERR_INVALID, "%s is built already: give the pipeline to `inferlab build`, not to bench",
+                      v->model);
+    if (!st) st = il_bench_derive(o, v, m->path, sizeof m->path);
+    if (!st && il_plan_file_is(m->path)) st = open_plan(m); /* built by `inferlab build`: no passes, no choice */
+    else if (!st) st = il_onnx_load(m->path, &m->g);
     if (!st) st = il_graph_verify(m->g);
     if (!st) st = il_bench_model_facts(m->path, m->g, r);
     int64_t fixed = m->g ? il_graph_fixed_batch(m->g) : 0, use;
@@ -372,7 +404,7 @@ il_status il_meas_finish(il_meas *m) {
         r->peak_device_bytes = m->peer.peak_device_bytes;
         snprintf(r->engine_version, sizeof r->engine_version, "%s", m->peer.version);
     }
-    if (m->p && o->profile) st = profile(m->g, &m->po, m->in, r);
+    if (m->p && o->profile) st = profile(m->g, &m->po, m->plan_load_s > 0 ? m->p : NULL, m->in, r);
     if (!st) st = il_bench_evalset(m->g, v, o->accuracy_samples, o->seed, &e);
     /* Random inputs only serve agreement with a parent: without one they would cost the time of
      * a whole evaluation and say nothing. The user's own inputs replace them. */

@@ -107,7 +107,10 @@ static const char *const schema_v3 =
     " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running"
     " FROM runs;";
 
-static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3};
+/* Version 4: which kernel ran each profiled node (the plan's choice: forced, heuristic or timed). */
+static const char *const schema_v4 = "ALTER TABLE node_times ADD COLUMN kernel TEXT;";
+
+static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
 
 static il_status sq_err(il_store *s, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -421,7 +424,8 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
         }
     sqlite3_finalize(q);
 
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO node_times VALUES(?1,?2,?3,?4,?5,?6)", -1, &q, NULL))
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO node_times(run_id,node,name,op_type,ms,macs,kernel) "
+                                  "VALUES(?1,?2,?3,?4,?5,?6,?7)", -1, &q, NULL))
         return sq_err(s, "prepare node times");
     for (int k = 0; k < r->n_nodes; k++) {
         sqlite3_bind_int64(q, 1, rid);
@@ -430,6 +434,7 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
         bind_t(q, 4, r->nodes[k].op_type);
         bind_d(q, 5, r->nodes[k].ms);
         bind_i(q, 6, r->nodes[k].macs);
+        bind_t(q, 7, r->nodes[k].kernel);
         if (sqlite3_step(q) != SQLITE_DONE) return sqlite3_finalize(q), sq_err(s, "insert node time");
         sqlite3_reset(q);
     }

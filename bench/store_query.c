@@ -112,8 +112,14 @@ il_status il_store_show(il_store *s, const char *run, FILE *f) {
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) return qerr(db, "db show");
     fprintf(f, "slowest nodes (--profile):\n");
-    return dump(db, "SELECT name, op_type, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10", id, 0,
-                f);
+    /* the kernel column came with schema 4; an older database is shown as it is (read-only) */
+    sqlite3_stmt *probe = NULL;
+    int has_kernel = sqlite3_prepare_v2(db, "SELECT kernel FROM node_times", -1, &probe, NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    return dump(db,
+                has_kernel ? "SELECT name, op_type, kernel, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10"
+                           : "SELECT name, op_type, ms, macs FROM node_times WHERE run_id = ?1 ORDER BY ms DESC LIMIT 10",
+                id, 0, f);
 }
 
 static void csv_field(FILE *f, const char *s) {

@@ -75,6 +75,16 @@ int cli_double(const char *flag, const char *s, double *out) {
 
 il_graph *cli_load(const char *path) {
     il_graph *g;
+    if (il_plan_file_is(path)) { /* a built plan: its graph (after passes, with its Casts) */
+        il_plan *p;
+        il_plan_opts o = {.threads = 1};
+        il_status st = il_plan_load(path, &o, &p);
+        if (st) { cli_fail(st, NULL); return NULL; }
+        g = il_graph_clone(il_plan_graph(p));
+        il_plan_free(p);
+        if (!g) cli_fail(IL_ERR_OOM, path);
+        return g;
+    }
     il_status st = il_onnx_load(path, &g);
     if (st) { cli_fail(st, NULL); return NULL; }
     st = il_graph_verify(g);

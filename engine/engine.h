@@ -535,6 +535,8 @@ int64_t il_plan_peak_bytes(const il_plan *p);
 /* The sum of all activation bytes (what a planner-less executor would hold). */
 int64_t il_plan_total_bytes(const il_plan *p);
 const il_shapes *il_plan_shapes(const il_plan *p);
+/* Turn per-node timing on or off for the next runs (a loaded plan's profile). */
+void il_plan_set_profile(il_plan *p, int on);
 /* Per-node time of the last run in seconds (profile on), indexed like g->nodes; NULL if off. */
 const double *il_plan_node_times(const il_plan *p);
 /* The kernel chosen for node k ("ref", "im2col-blas", ...), NULL for dead and folded nodes. */

@@ -473,7 +473,7 @@ il_status il_graph_sort(il_graph *g) {
     if (st) { free(order); return st; }
     il_node *nodes = malloc((size_t)(g->n_nodes + 1) * sizeof(il_node));
     for (int i = 0; i < m; i++) nodes[i] = g->nodes[order[i]];
-    memcpy(g->nodes, nodes, (size_t)m * sizeof(il_node));
+    if (m > 0) memcpy(g->nodes, nodes, (size_t)m * sizeof(il_node)); /* a graph left with no nodes has none */
     for (int k = 0; k < m; k++)
         for (int i = 0; i < g->nodes[k].n_outputs; i++)
             if (g->nodes[k].outputs[i] >= 0) g->values[g->nodes[k].outputs[i]].producer = k;

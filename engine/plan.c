@@ -475,6 +475,8 @@ const double *il_plan_node_times(const il_plan *p) { return p->o.profile ? p->ti
 
 const il_graph *il_plan_graph(const il_plan *p) { return p->g; }
 
+void il_plan_set_profile(il_plan *p, int on) { p->o.profile = on; }
+
 int il_plan_on_acc(const il_plan *p, int k) { return k >= 0 && k < p->g->n_nodes && p->on_acc[k]; }
 
 const il_kernel *il_plan_kernel(const il_plan *p, int k) {

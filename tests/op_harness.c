@@ -183,7 +183,7 @@ static il_status run_registered(op_case *o, const il_kernel *kn, il_tensor **out
     il_status st = kn->prepare ? kn->prepare(&c, &state, &wsb) : IL_OK;
     if (!st && wsb && !(ws = malloc(wsb))) st = IL_ERR_OOM;
     if (!st) {
-        memset(ws, 0xA5, wsb); /* scratch carries nothing from before */
+        if (ws) memset(ws, 0xA5, wsb); /* scratch carries nothing from before */
         c.state = state, c.workspace = ws, c.workspace_bytes = wsb;
         st = kn->run(&c);
     }

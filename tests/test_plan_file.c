@@ -216,6 +216,19 @@ static void test_cli(void) {
     char msg[256];
     CU_ASSERT_TRUE(il_tensor_allclose(ta, tb, 1e-4, 1e-5, &w, msg, sizeof msg));
     il_tensor_free(ta), il_tensor_free(tb);
+    /* bench measures the plan as built, and refuses to hand it to a peer or a pipeline */
+    const char *db = il_test_tmp("plan_bench.db");
+    snprintf(args, sizeof args, "bench --model %s --batch 2 --trials 1 --min-seconds 0 --min-queries 3 --warmup 1 "
+             "--dataset none --db %s", plan, db);
+    rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cli.plan"));
+    snprintf(args, sizeof args, "bench --model %s --pipeline O2 --trials 1 --min-seconds 0 --min-queries 3 --dataset none "
+             "--db %s", plan, db);
+    rc = cli(args, out, sizeof out);
+    CU_ASSERT_NOT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "built already"));
     /* refusals */
     size_t n = 0;
     unsigned char *bytes = slurp(plan, &n);

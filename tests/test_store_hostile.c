@@ -348,7 +348,8 @@ static void test_null_fields(void) {
     raw_sql(db, "INSERT INTO runs(uuid, created_at, scenario, batch, lat_p50_ms, accuracy_top1) VALUES"
                 " ('h1', '2024-01-01', 'single-stream', 1, 2.0, 0.5), ('h2', '2024-01-02', 'single-stream', 1, 1.0, 0.4);"
                 "UPDATE runs SET precision = 'int8', accuracy_top1 = 0.6 WHERE id = 1;"
-                "INSERT INTO node_times VALUES (3, 0, NULL, NULL, 0.5, NULL), (3, 1, 'n', 'Gemm', 0.2, 10);"
+                "INSERT INTO node_times(run_id, node, name, op_type, ms, macs)"
+                " VALUES (3, 0, NULL, NULL, 0.5, NULL), (3, 1, 'n', 'Gemm', 0.2, 10);"
                 "INSERT INTO provenance VALUES (3, 'cpu', NULL)");
     if (access("/usr/bin/gnuplot", X_OK) == 0) {
         snprintf(args, sizeof args, "report --db %s -o %s.out --no-pdf", db, db);

@@ -91,6 +91,15 @@ if [ $ORT = 1 ]; then
         --trials 2
 fi
 
+# the teacher as a built plan (-O2, each node's kernel chosen by timing, remembered in a timing
+# cache): loaded and measured without passes or kernel choice
+if has build; then
+    PLAN=$OUT/models/fmnist_teacher.O2.plan
+    note "building a plan of the teacher: -O2, kernels chosen by timing (inferlab build)"
+    "$BIN" build "$MODEL" -O2 --tactics timed --timing-cache "$OUT/timing.cache" --threads $THREADS -o "$PLAN"
+    "$BIN" bench $COMMON --model "$PLAN" --parent "$MODEL" --scenario single-stream --batch 1 --label "teacher O2 plan"
+fi
+
 # ---- 4. the report
 "$BIN" report --db "$DB" -o "$OUT/report" --plots "$OUT/report/plots" --title "inferlab demo: Fashion-MNIST"
 if command -v chromium >/dev/null 2>&1; then

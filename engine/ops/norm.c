@@ -265,9 +265,11 @@ static il_status ln_geom(const il_kctx *c, int *axis) {
     if (x->rank < 0) return IL_OK;
     if ((st = il_norm_axis(c, il_attr_int(c->node, "axis", -1), x->rank, axis))) return st;
     int nr = x->rank - *axis;
-    for (const il_tensor *p = s; p; p = p == s ? b : NULL) {
+    for (int k = 0; k < 2; k++) { /* by index: Scale and B may be one tensor (the same value twice) */
+        const il_tensor *p = k ? b : s;
+        if (!p) continue;
         if (!il_is_f32_f64(p->dtype))
-            return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s for %s", il_dtype_name(p->dtype), p == s ? "Scale" : "B");
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s for %s", il_dtype_name(p->dtype), k ? "B" : "Scale");
         if (p->rank < 0) continue;
         char sp[96], sx[96];
         int bad = p->rank > nr;
@@ -277,7 +279,7 @@ static il_status ln_geom(const il_kctx *c, int *axis) {
         }
         if (bad)
             return il_kerr(c, IL_ERR_SHAPE, "%s %s does not broadcast to the normalized shape of %s (axis %d)",
-                           p == s ? "Scale" : "B", il_shape_str(p->rank, p->dims, sp, sizeof sp),
+                           k ? "B" : "Scale", il_shape_str(p->rank, p->dims, sp, sizeof sp),
                            il_shape_str(x->rank, x->dims, sx, sizeof sx), *axis);
     }
     return IL_OK;

@@ -1,6 +1,7 @@
 /*
- * fuzz_onnx.c - the ONNX importer through the verifier, the planner and one run: the path any
- * downloaded model takes. Sizes stay bounded so that each input runs in milliseconds: graphs of
+ * fuzz_onnx.c - the ONNX importer through the verifier, the planner and one run, then the -O2
+ * pass pipeline and the same again on what it made: the path any downloaded model takes
+ * through `run` and `opt`. Sizes stay bounded so that each input runs in milliseconds: graphs of
  * more than 256 nodes are only imported and verified; plans whose activations (as laid out at
  * plan time) exceed 4 MB, or with inputs of more than 2^16 elements or unknown dims, are
  * planned but not run (a model may legitimately Tile its way to gigabytes: slow, not a bug).
@@ -8,6 +9,7 @@
 #include "fuzz.h"
 
 #include "engine/engine.h"
+#include "passes/passes.h"
 
 #include <stdlib.h>
 
@@ -27,6 +29,21 @@ static il_tensor *input_for(const il_graph *g, int i, uint64_t *rng) {
     return t;
 }
 
+/* Plan g and run it once on seeded inputs when it is small enough. */
+static void plan_and_run(const il_graph *g) {
+    il_plan_opts o = {.threads = 1, .batch = 1};
+    il_plan *p = NULL;
+    if (il_plan_create(g, &o, &p)) return;
+    il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
+    uint64_t rng = 42;
+    int ok = 1;
+    for (int i = 0; i < g->n_inputs; i++) ok &= (in[i] = input_for(g, i, &rng)) != NULL;
+    if (ok && il_plan_total_bytes(p) <= MAX_RUN_BYTES) il_plan_run(p, in, g->n_inputs);
+    for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
+    free(in);
+    il_plan_free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int once;
     if (!once) { il_set_threads(1); once = 1; }
@@ -36,18 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         il_graph_free(g);
         return 0;
     }
-    il_plan_opts o = {.threads = 1, .batch = 1};
-    il_plan *p = NULL;
-    if (!il_plan_create(g, &o, &p)) {
-        il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-        uint64_t rng = 42;
-        int ok = 1;
-        for (int i = 0; i < g->n_inputs; i++) ok &= (in[i] = input_for(g, i, &rng)) != NULL;
-        if (ok && il_plan_total_bytes(p) <= MAX_RUN_BYTES) il_plan_run(p, in, g->n_inputs);
-        for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
-        free(in);
-        il_plan_free(p);
-    }
+    plan_and_run(g);
+    il_pass_opts po = {0};
+    if (!il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL) && !il_graph_verify(g)) plan_and_run(g);
     il_graph_free(g);
     return 0;
 }
