@@ -8,7 +8,10 @@
 # at every batch and thread count asked for. Each inferlab figure is compared with the ONNX
 # Runtime figure of its own run. The results go into the database (experiment names
 # "cpu-vs-ort heuristic" / "cpu-vs-ort timed") and a markdown table with the ratios and their
-# geometric means is written from it (docs/cpu_speed.md explains how to read it).
+# geometric means is written from it (docs/cpu_speed.md explains how to read it). Accuracy and
+# agreement (which bench measures after the timing) use 8 samples only: this script is about
+# speed, and agreement is checked by the tests. A model whose input has a fixed batch (the
+# tiny_* exports, fmnist_teacher) is measured at that batch only.
 #
 # usage: bench/cpu_vs_ort.sh [MODEL.onnx ...]
 #   no models: tests/data/fmnist_teacher.onnx, the tiny_* PyTorch exports in tests/data (legacy
@@ -45,14 +48,22 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
             tests/data/tiny_bert_legacy/model.onnx "$WORK/resnet18.onnx" "$WORK/mobilenet_v2.onnx" \
             "$WORK/resnet50.onnx"
     fi
-    yaml_list() { echo "[$1]"; }
+    # the model's fixed batch (its first input's first dim), empty when symbolic
+    fixed_batch() {
+        "$PY" -c 'import onnx, sys
+d = onnx.load(sys.argv[1], load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+print(d[0].dim_value if len(d) and d[0].HasField("dim_value") else "")' "$1"
+    }
     for m in "$@"; do
-        echo "== $m" >&2
+        fb=$(fixed_batch "$m")
+        batches=${fb:-$BATCHES}
+        echo "== $m (batch $batches)" >&2
         cat >"$WORK/a.yaml" <<EOF
 name: cpu-vs-ort heuristic
 scenario: single-stream
-batch: $(yaml_list "$BATCHES")
-threads: $(yaml_list "$THREADS")
+accuracy_samples: 8
+batch: [$batches]
+threads: [$THREADS]
 variants:
   - model: "$m"
     pipeline: [O0, O2]

@@ -193,15 +193,21 @@ int cmd_bench(int argc, char **argv) {
     }
     /* one batch rule: a model with a fixed batch is measured at it (and says so) unless a batch
      * was asked for, which is then an error - found now, not in a measuring child */
+    int64_t *fixed_of = calloc((size_t)n + 1, sizeof *fixed_of); /* per variant: its model's fixed batch, 0 if none */
+    if (!fixed_of) {
+        free(v);
+        return cli_fail(il_error(IL_ERR_OOM, "out of memory"), NULL);
+    }
     for (int i = 0; i < n; i++) {
         int64_t fixed = 0, use;
         int seen = 0;
         for (int j = 0; j < i && !seen; j++)
-            if (!strcmp(v[j].model, v[i].model)) seen = 1, fixed = v[j].batch;
+            if (!strcmp(v[j].model, v[i].model)) seen = 1, fixed = fixed_of[j];
         if (!seen) {
             il_graph *g = cli_load(v[i].model);
             if (!g) {
                 free(v);
+                free(fixed_of);
                 return 1;
             }
             il_status st = il_graph_fix_shapes(g, shapes, n_shapes); /* --shape may fix the batch too */
@@ -211,14 +217,17 @@ int cmd_bench(int argc, char **argv) {
             if (st) {
                 cli_fail(st, v[i].model);
                 free(v);
+                free(fixed_of);
                 return 1;
             }
             if (fixed > 0 && !sw.batches && !experiment && !o.quiet)
                 fprintf(stderr, "inferlab bench: %s has a fixed batch of %lld: measured at it\n", v[i].model,
                         (long long)fixed);
         }
+        fixed_of[i] = fixed;
         if (fixed > 0) v[i].batch = (int)fixed;
     }
+    free(fixed_of);
     /* every pipeline's passes must exist now, not fail later in a measuring child */
     for (int i = 0; i < n; i++) {
         const char *p = v[i].pipeline;

@@ -48,10 +48,26 @@ il_status il_dnnl_err(const il_kctx *c, dnnl_status_t s, const char *what) {
     return il_kerr(c, st, "oneDNN %.*s failed: %s", len, what, dnnl_status2str(s));
 }
 
-int il_dnnl_threads_enter(const il_kctx *c) {
-    int saved = omp_get_max_threads(), want = c->threads > 0 ? c->threads : saved;
-    if (want != saved) omp_set_num_threads(want);
+int il_dnnl_threads_enter(int want) {
+    int saved = omp_get_max_threads();
+    if (want > 0 && want != saved) omp_set_num_threads(want);
     return saved;
+}
+
+/* The bound of il_dnnl_use_threads (dnnl_int.h says how it was chosen); the environment's
+ * INFERLAB_DNNL_SERIAL_MACS replaces it, to measure another. */
+static double serial_macs(void) {
+    static double v = -1;
+    if (v < 0) {
+        const char *e = getenv("INFERLAB_DNNL_SERIAL_MACS");
+        v = e && *e ? atof(e) : IL_DNNL_SERIAL_MACS;
+    }
+    return v;
+}
+
+void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs) {
+    s->threads = c->threads > 1 && macs < serial_macs() ? 1 : c->threads;
+    if (s->threads > 0) omp_set_num_threads(s->threads);
 }
 
 void il_dnnl_threads_leave(int saved) {
@@ -116,6 +132,57 @@ void il_dnnl_step_set(il_dnnl_step *st, int arg, void *ptr) {
 il_status il_dnnl_step_run(const il_kctx *c, il_dnnl_step *st) {
     IL_DNNL(c, dnnl_primitive_execute(st->prim, il_dnnl_stream(), st->n, st->args));
     return IL_OK;
+}
+
+il_status il_dnnl_exec(const il_kctx *c, il_dnnl_step *st) {
+    int saved = il_dnnl_threads_enter(((const il_dnnl_state *)c->state)->threads);
+    il_status s = il_dnnl_step_run(c, st);
+    il_dnnl_threads_leave(saved);
+    return s;
+}
+
+void il_dnnl_release(void *state) {
+    il_dnnl_state *s = state;
+    if (!s) return;
+    il_dnnl_step_free(&s->main);
+    il_dnnl_step_free(&s->src_in);
+    il_dnnl_step_free(&s->dst_out);
+    il_dnnl_step_free(&s->z_in);
+    free(s->w);
+    free(s->bias);
+    free(s);
+}
+
+il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_fill_fn fill, int arg) {
+    il_dnnl_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    if (!il_dnnl_engine()) {
+        free(s);
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no CPU engine here");
+    }
+    s->threads = c->threads;
+    int saved = il_dnnl_threads_enter(c->threads);
+    il_status st = fill(c, s, workspace, arg);
+    il_dnnl_threads_leave(saved);
+    if (st) {
+        il_dnnl_release(s);
+        return st;
+    }
+    *state = s;
+    return IL_OK;
+}
+
+int il_dnnl_act_ok(const il_kctx *c) {
+    il_act act;
+    dnnl_post_ops_t po;
+    if (il_act_parse(c, &act)) {
+        il_error_clear();
+        return 0;
+    }
+    if (dnnl_post_ops_create(&po) != dnnl_success) return 0;
+    int ok = il_dnnl_act_post_ops(&act, po);
+    dnnl_post_ops_destroy(po);
+    return ok;
 }
 
 void il_dnnl_step_free(il_dnnl_step *st) {

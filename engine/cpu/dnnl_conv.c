@@ -20,25 +20,6 @@
 
 #include "dnnl_int.h"
 
-typedef struct {
-    int blocked, has_z;
-    il_dnnl_step conv, src_in, dst_out, z_in; /* the reorders only where a layout differs */
-    void *w;                                  /* the packed weight */
-    size_t src_off, dst_off, scratch_off;     /* parts of the workspace (bytes from its aligned start) */
-    size_t ybytes;
-} dconv_state;
-
-static void dconv_release(void *p) {
-    dconv_state *s = p;
-    if (!s) return;
-    il_dnnl_step_free(&s->conv);
-    il_dnnl_step_free(&s->src_in);
-    il_dnnl_step_free(&s->dst_out);
-    il_dnnl_step_free(&s->z_in);
-    free(s->w);
-    free(s);
-}
-
 /* Float32 1-D to 3-D convolutions with a constant weight of known shape. The bias (if any) is
  * read at run time, so it may vary; the weight may not, since it is packed once. */
 static int dconv_supports(const il_kctx *c) {
@@ -46,15 +27,9 @@ static int dconv_supports(const il_kctx *c) {
     if (!x || !w || x->dtype != IL_F32 || w->dtype != IL_F32 || x->rank < 3 || x->rank > 5 || w->rank != x->rank)
         return 0;
     if (!il_shape_known(x) || !il_shape_known(w) || !(c->const_mask & 2) || !w->data) return 0;
-    if ((b && b->dtype != IL_F32) || (z && z->dtype != IL_F32)) return 0;
-    il_act act;
-    if (il_act_parse(c, &act)) return 0;
-    dnnl_post_ops_t po;
-    if (dnnl_post_ops_create(&po) != dnnl_success) return 0;
-    int ok = il_dnnl_act_post_ops(&act, po);
-    dnnl_post_ops_destroy(po);
+    if ((b && b->dtype != IL_F32) || (z && z->dtype != IL_F32) || !il_dnnl_act_ok(c)) return 0;
     int64_t grp = il_attr_int(c->node, "group", 1);
-    return ok && grp >= 1 && x->dims[1] % grp == 0 && w->dims[0] % grp == 0 && x->dims[1] == w->dims[1] * grp &&
+    return grp >= 1 && x->dims[1] % grp == 0 && w->dims[0] % grp == 0 && x->dims[1] == w->dims[1] * grp &&
            il_tensor_numel(x) > 0 && il_tensor_numel(w) > 0;
 }
 
@@ -112,9 +87,10 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     return IL_OK;
 }
 
-static il_status prepare_with(il_kctx *c, int blocked, dconv_state *s, size_t *workspace) {
+/* prepare: the primitive for the node's shapes (blocked: activations in oneDNN's layout), the
+ * weight packed, reorders where the activations' layouts differ, the workspace laid out. */
+static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int blocked) {
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
-    s->blocked = blocked;
     s->has_z = il_in(c, 3) != NULL;
     il_act act;
     il_conv_geom g;
@@ -125,7 +101,7 @@ static il_status prepare_with(il_kctx *c, int blocked, dconv_state *s, size_t *w
     if (st) return st;
     g.group = il_attr_int(c->node, "group", 1);
     g.m = W->dims[0];
-    if (!il_dnnl_engine()) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no CPU engine here");
+    il_dnnl_use_threads(c, s, (double)g.n * g.m * g.out_sp * (g.c / g.group) * g.k_sp);
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
     if ((st = make_pd(c, blocked, &g, &act, s->has_z, &pd, &w_user))) return st;
@@ -139,7 +115,7 @@ static il_status prepare_with(il_kctx *c, int blocked, dconv_state *s, size_t *w
     size_t off = 0, scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
     s->ybytes = (size_t)il_dims_prod(ydims, 0, X->rank) * sizeof(float);
     if (!(st = il_dnnl_plain_md(c, &xplain, X->rank, X->dims)) && !(st = il_dnnl_plain_md(c, &yplain, X->rank, ydims)) &&
-        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = il_dnnl_step_make(c, &s->conv, pd))) {
+        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = il_dnnl_step_make(c, &s->main, pd))) {
         if (!dnnl_memory_desc_equal(src, &xplain)) {
             s->src_off = off;
             off += il_dnnl_align(dnnl_memory_desc_get_size(src));
@@ -153,71 +129,59 @@ static il_status prepare_with(il_kctx *c, int blocked, dconv_state *s, size_t *w
         }
         s->scratch_off = off;
         off += il_dnnl_align(scratch);
-        if (!st) st = il_dnnl_step_arg(c, &s->conv, DNNL_ARG_SRC, src);
-        if (!st) st = il_dnnl_step_arg(c, &s->conv, DNNL_ARG_WEIGHTS, wmd);
-        if (!st && B) st = il_dnnl_step_arg(c, &s->conv, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
-        if (!st) st = il_dnnl_step_arg(c, &s->conv, DNNL_ARG_DST, dst);
-        if (!st && scratch) st = il_dnnl_step_arg(c, &s->conv, DNNL_ARG_SCRATCHPAD, scr);
+        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
+        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
+        if (!st && B) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
+        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+        if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     }
     dnnl_primitive_desc_destroy(pd);
     *workspace = off + 64;
     return st;
 }
 
-static il_status dconv_prepare_any(il_kctx *c, void **state, size_t *workspace, int blocked) {
-    dconv_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    int saved = il_dnnl_threads_enter(c);
-    il_status st = prepare_with(c, blocked, s, workspace);
-    il_dnnl_threads_leave(saved);
-    if (st) {
-        dconv_release(s);
-        return st;
-    }
-    *state = s;
-    return IL_OK;
+static il_status dconv_prepare_blocked(il_kctx *c, void **state, size_t *ws) {
+    return il_dnnl_prepare(c, state, ws, dconv_fill, 1);
+}
+static il_status dconv_prepare_plain(il_kctx *c, void **state, size_t *ws) {
+    return il_dnnl_prepare(c, state, ws, dconv_fill, 0);
 }
 
-static il_status dconv_prepare_blocked(il_kctx *c, void **state, size_t *ws) { return dconv_prepare_any(c, state, ws, 1); }
-static il_status dconv_prepare_plain(il_kctx *c, void **state, size_t *ws) { return dconv_prepare_any(c, state, ws, 0); }
-
 static il_status dconv_run(il_kctx *c) {
-    dconv_state *s = c->state;
+    il_dnnl_state *s = c->state;
     char *ws = il_dnnl_ws(c);
     void *x = c->in[0]->data, *y = c->out[0]->data;
     const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
     void *src = s->src_in.prim ? ws + s->src_off : x, *dst = s->dst_out.prim ? ws + s->dst_off : y;
-    int saved = il_dnnl_threads_enter(c);
     il_status st = IL_OK;
     if (s->src_in.prim) {
         il_dnnl_step_set(&s->src_in, DNNL_ARG_SRC, x);
         il_dnnl_step_set(&s->src_in, DNNL_ARG_DST, src);
-        st = il_dnnl_step_run(c, &s->src_in);
+        st = il_dnnl_exec(c, &s->src_in);
     }
     /* the sum post-op adds what dst holds: Z, in the primitive's layout */
     if (!st && s->has_z) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, Z->data);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
-            st = il_dnnl_step_run(c, &s->z_in);
+            st = il_dnnl_exec(c, &s->z_in);
         } else if (dst != Z->data) {
             memcpy(dst, Z->data, s->ybytes);
         }
     }
     if (!st) {
-        il_dnnl_step_set(&s->conv, DNNL_ARG_SRC, src);
-        il_dnnl_step_set(&s->conv, DNNL_ARG_WEIGHTS, s->w);
-        if (B) il_dnnl_step_set(&s->conv, DNNL_ARG_BIAS, B->data);
-        il_dnnl_step_set(&s->conv, DNNL_ARG_DST, dst);
-        il_dnnl_step_set(&s->conv, DNNL_ARG_SCRATCHPAD, ws + s->scratch_off);
-        st = il_dnnl_step_run(c, &s->conv);
+        il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
+        il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, s->w);
+        if (B) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, B->data);
+        il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+        il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, ws + s->scratch_off);
+        st = il_dnnl_exec(c, &s->main);
     }
     if (!st && s->dst_out.prim) {
         il_dnnl_step_set(&s->dst_out, DNNL_ARG_SRC, dst);
         il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, y);
-        st = il_dnnl_step_run(c, &s->dst_out);
+        st = il_dnnl_exec(c, &s->dst_out);
     }
-    il_dnnl_threads_leave(saved);
     return st;
 }
 
@@ -229,7 +193,7 @@ static il_status dconv_run(il_kctx *c) {
  * to pick (docs/cpu_speed.md). */
 #define DCONV(dom, op_, nm, prio, prep, doc_)                                                                      \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
-     .supports = dconv_supports, .prepare = prep, .run = dconv_run, .release = dconv_release, .doc = doc_}
+     .supports = dconv_supports, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_}
 
 const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_prepare_blocked,

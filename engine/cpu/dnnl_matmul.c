@@ -14,22 +14,6 @@
 
 #include "dnnl_int.h"
 
-typedef struct {
-    il_dnnl_step mm;
-    void *w;       /* packed alpha * B */
-    float *bias;   /* beta * C, when beta is not 1; else C is read at run time */
-    size_t scratch;
-} dmm_state;
-
-static void dmm_release(void *p) {
-    dmm_state *s = p;
-    if (!s) return;
-    il_dnnl_step_free(&s->mm);
-    free(s->w);
-    free(s->bias);
-    free(s);
-}
-
 static int is_gemm(const il_kctx *c) { return strstr(c->node->op_type, "Gemm") != NULL; }
 
 /* The bias input: Gemm's C (input 2) or FusedMatMul's bias (input 2); plain MatMul has none. */
@@ -52,16 +36,10 @@ static int dmm_supports(const il_kctx *c) {
         if (is_gemm(c) && il_attr_float(c->node, "beta", 1.0f) != 1.0f && (!(c->const_mask & 4) || !bias->data))
             return 0;
     }
-    il_act act;
-    if (il_act_parse(c, &act)) return 0;
-    dnnl_post_ops_t po;
-    if (dnnl_post_ops_create(&po) != dnnl_success) return 0;
-    int ok = il_dnnl_act_post_ops(&act, po);
-    dnnl_post_ops_destroy(po);
-    return ok;
+    return il_dnnl_act_ok(c);
 }
 
-static il_status prepare_in(il_kctx *c, dmm_state *s, size_t *workspace) {
+static il_status dmm_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
     const il_tensor *A = c->in[0], *B = c->in[1], *bias = bias_in(c);
     int gemm = is_gemm(c), tb = gemm && il_attr_int(c->node, "transB", 0);
     float alpha = gemm ? il_attr_float(c->node, "alpha", 1.0f) : 1.0f, beta = gemm ? il_attr_float(c->node, "beta", 1.0f) : 1.0f;
@@ -69,7 +47,7 @@ static il_status prepare_in(il_kctx *c, dmm_state *s, size_t *workspace) {
     il_act act;
     il_status st = il_act_parse(c, &act);
     if (st) return st;
-    if (!il_dnnl_engine()) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no CPU engine here");
+    il_dnnl_use_threads(c, s, (double)m * n * k);
     dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n};
     dnnl_memory_desc_t src, wany, wuser, bmd, dst;
     IL_DNNL(c, dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_f32, dnnl_ab));
@@ -95,7 +73,7 @@ static il_status prepare_in(il_kctx *c, dmm_state *s, size_t *workspace) {
     if (ds != dnnl_success) return il_dnnl_err(c, ds, "dnnl_primitive_desc_create(matmul)");
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    s->scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
     /* alpha into the weight: a scaled copy packed once */
     const float *wsrc = B->data;
     float *scaled = NULL;
@@ -111,48 +89,35 @@ static il_status prepare_in(il_kctx *c, dmm_state *s, size_t *workspace) {
         if (!(s->bias = malloc((size_t)n * sizeof(float)))) st = il_kerr(c, IL_ERR_OOM, "out of memory");
         for (int64_t j = 0; !st && j < n; j++) s->bias[j] = beta * ((const float *)bias->data)[j];
     }
-    if (!st) st = il_dnnl_step_make(c, &s->mm, pd);
-    if (!st) st = il_dnnl_step_arg(c, &s->mm, DNNL_ARG_SRC, &src);
-    if (!st) st = il_dnnl_step_arg(c, &s->mm, DNNL_ARG_WEIGHTS, wmd);
-    if (!st && bias) st = il_dnnl_step_arg(c, &s->mm, DNNL_ARG_BIAS, &bmd);
-    if (!st) st = il_dnnl_step_arg(c, &s->mm, DNNL_ARG_DST, &dst);
-    if (!st && s->scratch) st = il_dnnl_step_arg(c, &s->mm, DNNL_ARG_SCRATCHPAD, scr);
+    if (!st) st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
+    if (!st && bias) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, &bmd);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     dnnl_primitive_desc_destroy(pd);
-    *workspace = il_dnnl_align(s->scratch) + 64;
+    *workspace = il_dnnl_align(scratch) + 64;
     return st;
 }
 
 static il_status dmm_prepare(il_kctx *c, void **state, size_t *workspace) {
-    dmm_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    int saved = il_dnnl_threads_enter(c);
-    il_status st = prepare_in(c, s, workspace);
-    il_dnnl_threads_leave(saved);
-    if (st) {
-        dmm_release(s);
-        return st;
-    }
-    *state = s;
-    return IL_OK;
+    return il_dnnl_prepare(c, state, workspace, dmm_fill, 0);
 }
 
 static il_status dmm_run(il_kctx *c) {
-    dmm_state *s = c->state;
+    il_dnnl_state *s = c->state;
     const il_tensor *bias = bias_in(c);
-    il_dnnl_step_set(&s->mm, DNNL_ARG_SRC, c->in[0]->data);
-    il_dnnl_step_set(&s->mm, DNNL_ARG_WEIGHTS, s->w);
-    if (bias) il_dnnl_step_set(&s->mm, DNNL_ARG_BIAS, s->bias ? s->bias : bias->data);
-    il_dnnl_step_set(&s->mm, DNNL_ARG_DST, c->out[0]->data);
-    il_dnnl_step_set(&s->mm, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
-    int saved = il_dnnl_threads_enter(c);
-    il_status st = il_dnnl_step_run(c, &s->mm);
-    il_dnnl_threads_leave(saved);
-    return st;
+    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, c->in[0]->data);
+    il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, s->w);
+    if (bias) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, s->bias ? s->bias : bias->data);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, c->out[0]->data);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
+    return il_dnnl_exec(c, &s->main);
 }
 
 #define DMM(dom, op_, prio)                                                                                     \
     {.domain = dom, .op = op_, .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = prio,     \
-     .supports = dmm_supports, .prepare = dmm_prepare, .run = dmm_run, .release = dmm_release,                  \
+     .supports = dmm_supports, .prepare = dmm_prepare, .run = dmm_run, .release = il_dnnl_release,                  \
      .doc = "oneDNN matmul against a constant weight (prepacked, alpha folded in), bias and activation as "     \
             "post-ops; A of any rank read as rows"}
 

@@ -15,18 +15,6 @@
 
 #include "dnnl_int.h"
 
-typedef struct {
-    il_dnnl_step pool;
-    size_t scratch;
-} dpool_state;
-
-static void dpool_release(void *p) {
-    dpool_state *s = p;
-    if (!s) return;
-    il_dnnl_step_free(&s->pool);
-    free(s);
-}
-
 /* The geometry oneDNN is given: ONNX's, with the end pads that its floor formula needs. */
 static il_status dpool_geom(const il_kctx *c, il_conv_geom *g, dnnl_dims_t pr) {
     int ceil_mode = (int)il_attr_int(c->node, "ceil_mode", 0);
@@ -56,13 +44,13 @@ static int dpool_supports(const il_kctx *c) {
     return 1;
 }
 
-static il_status prepare_in(il_kctx *c, dpool_state *s, size_t *workspace) {
+static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
     const il_tensor *X = c->in[0];
     il_conv_geom g;
     dnnl_dims_t pr, strides, kernel, dil, pl;
     il_status st = dpool_geom(c, &g, pr);
     if (st) return st;
-    if (!il_dnnl_engine()) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no CPU engine here");
+    il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp); /* taps, each about a MAC */
     int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
     for (int d = 0; d < g.nsp; d++) {
         ydims[2 + d] = g.out[d];
@@ -88,48 +76,35 @@ static il_status prepare_in(il_kctx *c, dpool_state *s, size_t *workspace) {
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success) return il_dnnl_err(c, ds, "dnnl_primitive_desc_create(pooling)");
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    s->scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
-    st = il_dnnl_step_make(c, &s->pool, pd);
-    if (!st) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_SRC, &src);
-    if (!st) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_DST, &dst);
-    if (!st && s->scratch) st = il_dnnl_step_arg(c, &s->pool, DNNL_ARG_SCRATCHPAD, scr);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     dnnl_primitive_desc_destroy(pd);
-    *workspace = il_dnnl_align(s->scratch) + 64;
+    *workspace = il_dnnl_align(scratch) + 64;
     return st;
 }
 
 static il_status dpool_prepare(il_kctx *c, void **state, size_t *workspace) {
-    dpool_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    int saved = il_dnnl_threads_enter(c);
-    il_status st = prepare_in(c, s, workspace);
-    il_dnnl_threads_leave(saved);
-    if (st) {
-        dpool_release(s);
-        return st;
-    }
-    *state = s;
-    return IL_OK;
+    return il_dnnl_prepare(c, state, workspace, dpool_fill, 0);
 }
 
 static il_status dpool_run(il_kctx *c) {
-    dpool_state *s = c->state;
-    il_dnnl_step_set(&s->pool, DNNL_ARG_SRC, c->in[0]->data);
-    il_dnnl_step_set(&s->pool, DNNL_ARG_DST, c->out[0]->data);
-    il_dnnl_step_set(&s->pool, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
-    int saved = il_dnnl_threads_enter(c);
-    il_status st = il_dnnl_step_run(c, &s->pool);
-    il_dnnl_threads_leave(saved);
-    return st;
+    il_dnnl_state *s = c->state;
+    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, c->in[0]->data);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, c->out[0]->data);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
+    return il_dnnl_exec(c, &s->main);
 }
 
 /* Priority below the "fast" pools (10): see docs/cpu_speed.md for the measurement. */
 const il_kernel il_kernels_dnnl_pool[] = {
     {.op = "MaxPool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 5,
-     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = dpool_release,
+     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = il_dnnl_release,
      .doc = "oneDNN pooling on plain NCHW (no Indices output)"},
     {.op = "AveragePool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 5,
-     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = dpool_release,
+     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = il_dnnl_release,
      .doc = "oneDNN pooling on plain NCHW (count_include_pad with a ceil_mode overhang declined)"},
     {0},
 };
