@@ -42,7 +42,7 @@ typedef struct {
 } buf;
 
 static void put(buf *w, const void *p, size_t n) {
-    if (w->oom) return;
+    if (w->oom || !n) return;
     if (w->n + n > w->cap) {
         size_t cap = w->cap ? w->cap : 1 << 16;
         while (cap < w->n + n) cap *= 2;
