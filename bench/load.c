@@ -8,7 +8,7 @@
  * model's run is hundreds of regions); beside one other busy process the spinning threads take
  * the cores the working thread needs. Measured on the 2-core build machine, the demo-sized
  * student (zoo vgg, width 8), 2 threads, `run --repeat 300` interleaved, one process busy:
- * spin mean 1.12-1.17 ms, passive 0.32-0.34 ms; machine idle: spin 0.23-0.25 ms, passive
+ * spin mean 1.12-1.17 ms, passive 0.32-0.34 ms; no busy loop (load average 0.3-1.6): spin 0.23-0.25 ms, passive
  * 0.85-0.91 ms. Neither policy is right everywhere, so the harness chooses by the load and
  * records the choice and the load with every run.
  */

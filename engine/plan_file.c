@@ -42,7 +42,7 @@ typedef struct {
 } buf;
 
 static void put(buf *w, const void *p, size_t n) {
-    if (w->oom) return;
+    if (w->oom || !n) return;
     if (w->n + n > w->cap) {
         size_t cap = w->cap ? w->cap : 1 << 16;
         while (cap < w->n + n) cap *= 2;
@@ -50,7 +50,7 @@ static void put(buf *w, const void *p, size_t n) {
         if (!nb) { w->oom = 1; return; }
         w->b = nb, w->cap = cap;
     }
-    if (n) memcpy(w->b + w->n, p, n); /* p may be NULL when n is 0 (UBSan) */
+    if (n) memcpy(w->b + w->n, p, n); /* p may be NULL for an empty field */
     w->n += n;
 }
 static void put_u16(buf *w, uint16_t v) { unsigned char b[2] = {v & 255, v >> 8}; put(w, b, 2); }

@@ -24,8 +24,11 @@ static void test_verify_relative(void) {
     snprintf(so, sizeof so, "%s/passes/examples/residual_sub.so", build_dir());
     CU_ASSERT_EQUAL_FATAL(access(so, R_OK), 0);
     const char *tiny = il_test_tmp("tiny_out.onnx"), *zero = il_test_tmp("zero_out.onnx"), *o = il_test_tmp("o.onnx");
-    IL_ASSERT_OK(il_onnx_save(tiny_output_graph(1e-9f), tiny));
-    IL_ASSERT_OK(il_onnx_save(tiny_output_graph(0.0f), zero));
+    il_graph *t = tiny_output_graph(1e-9f), *z = tiny_output_graph(0.0f);
+    IL_ASSERT_OK(il_onnx_save(t, tiny));
+    IL_ASSERT_OK(il_onnx_save(z, zero));
+    il_graph_free(t);
+    il_graph_free(z);
     snprintf(args, sizeof args, "opt %s -p residual-sub --plugin %s --verify -o %s", tiny, so, o);
     CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
     if (!strstr(out, "pass 'residual-sub' broke equivalence")) fprintf(stderr, "\n%s\n", out);
