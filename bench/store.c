@@ -393,7 +393,7 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     if (id) *id = rid;
 
     if (sqlite3_prepare_v2(s->db, "INSERT INTO trials(run_id, trial, queries, samples, seconds, throughput_per_s, lat_p50_ms, lat_p99_ms,"
-                           " lat_mean_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &q, NULL))
+                           " lat_mean_ms, warmup_queries, steady) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)", -1, &q, NULL))
         return sq_err(s, "prepare trials");
     for (int t = 0; t < r->n_trials; t++) {
         const il_trial *tr = &r->trials[t];
@@ -406,6 +406,8 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
         bind_d(q, 7, tr->lat.p50);
         bind_d(q, 8, tr->lat.p99);
         bind_d(q, 9, tr->lat.mean);
+        bind_i(q, 10, tr->warmup_n);
+        sqlite3_bind_int(q, 11, tr->steady);
         if (sqlite3_step(q) != SQLITE_DONE) return sqlite3_finalize(q), sq_err(s, "insert trial");
         sqlite3_reset(q);
     }
@@ -481,20 +483,7 @@ static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) 
     bind_t(q, 12, r->wait_policy);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return sq_err(s, "store run validity");
-    if (sqlite3_prepare_v2(s->db, "UPDATE trials SET warmup_queries=?3, steady=?4 WHERE run_id=?1 AND trial=?2", -1, &q,
-                           NULL) != SQLITE_OK)
-        return sq_err(s, "prepare trial warm-up");
-    for (int t = 0; t < r->n_trials; t++) {
-        sqlite3_bind_int64(q, 1, rid);
-        sqlite3_bind_int(q, 2, t);
-        bind_i(q, 3, r->trials[t].warmup_n);
-        sqlite3_bind_int(q, 4, r->trials[t].steady);
-        if (sqlite3_step(q) != SQLITE_DONE) return sqlite3_finalize(q), sq_err(s, "store trial warm-up");
-        sqlite3_reset(q);
-    }
-    sqlite3_finalize(q);
-    return IL_OK;
+    return rc == SQLITE_DONE ? IL_OK : sq_err(s, "store run validity");
 }
 
 il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {

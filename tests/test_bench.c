@@ -191,9 +191,11 @@ static void test_real_clock(void) {
     sc.min_queries = 20;
     sc.warmup = 2;
     IL_ASSERT_OK(il_scenario_run(&sc, spin_query, NULL, &t));
+    /* what the clock must give however busy the machine is: no query shorter than its 2 ms of
+     * spinning, so no more than ~500 a second (a lower bound would time the machine, not us) */
     CU_ASSERT(t.n >= 20);
-    CU_ASSERT(t.lat.p50 >= 1.99 && t.lat.p50 < 20);
-    CU_ASSERT(t.throughput > 50 && t.throughput <= 502);
+    CU_ASSERT(t.lat.p50 >= 1.99 && t.lat.p50 < 1000);
+    CU_ASSERT(t.throughput > 0 && t.throughput <= 502);
     il_trial_free(&t);
 }
 

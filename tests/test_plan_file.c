@@ -12,21 +12,7 @@
 #include "../passes/passes.h"
 #include "test.h"
 
-static const char *bin(void) {
-    const char *b = getenv("IL_BIN");
-    return b ? b : "build/inferlab";
-}
-
-static int cli(const char *args, char *out, size_t n) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "timeout 120 %s %s 2>&1", bin(), args);
-    FILE *f = popen(cmd, "r");
-    size_t k = f ? fread(out, 1, n - 1, f) : 0;
-    out[k] = 0;
-    int st = f ? pclose(f) : -1;
-    if (st == -1 || !WIFEXITED(st)) return -1;
-    return WEXITSTATUS(st);
-}
+#define cli il_test_cli
 
 static unsigned char *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");

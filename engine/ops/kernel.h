@@ -121,8 +121,9 @@ il_status il_broadcast_shape(const il_kctx *c, int ra, const int64_t *a, int rb,
 void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int64_t *strides);
 
 /* Element i of a tensor as int64: integer dtypes exactly (uint64 keeps its bit pattern, so
- * wrapping arithmetic on it stays right), others truncated from il_tensor_get. For shape, axes
- * and pads inputs (int64 or int32) and for integer kernels. */
+ * wrapping arithmetic on it stays right), others truncated from il_tensor_get, saturated at the
+ * int64 range and NaN as 0 (a float outside it is undefined behaviour to convert; a model can
+ * hand a float64 1e159 as Tile's repeats). For shape, axes and pads inputs and integer kernels. */
 static inline int64_t il_int_at(const il_tensor *t, int64_t i) {
     const void *d = t->data;
     switch (t->dtype) {
@@ -134,7 +135,10 @@ static inline int64_t il_int_at(const il_tensor *t, int64_t i) {
     case IL_U16: return ((const uint16_t *)d)[i];
     case IL_U32: return ((const uint32_t *)d)[i];
     case IL_U64: return (int64_t)((const uint64_t *)d)[i];
-    default: return (int64_t)il_tensor_get(t, i);
+    default: {
+        double v = il_tensor_get(t, i);
+        return v >= 9223372036854775807.0 ? INT64_MAX : v <= -9223372036854775808.0 ? INT64_MIN : v == v ? (int64_t)v : 0;
+    }
     }
 }
 
