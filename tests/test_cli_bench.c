@@ -95,6 +95,11 @@ static void test_fixed_batch(void) {
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT(stored > 0 && stored == atof(f + 8) / 2);
     CU_ASSERT_EQUAL(db_num(db, "SELECT batch FROM runs"), 2);
+    /* a model with a free batch keeps every batch asked for, in every variant (each variant after
+     * the first of a model was once measured at the first one's batch) */
+    CU_ASSERT_EQUAL(il_test_cli("bench --model " RESNET " --pipeline O0,O2 --batch 1,3 --dry-run", out, sizeof out), 0);
+    const char *b3 = strstr(out, "batch 3 ");
+    CU_ASSERT(b3 && strstr(b3 + 1, "batch 3 ")); /* O0 and O2 */
 }
 
 /* Issue 14 item 6: no evaluation pass when nothing can be compared; one with a parent. */

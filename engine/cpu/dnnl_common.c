@@ -172,6 +172,26 @@ il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_f
     return IL_OK;
 }
 
+il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const il_act *act,
+                     dnnl_primitive_desc_t *pd, const char *what) {
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t po;
+    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
+    dnnl_status_t s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (s == dnnl_success) s = dnnl_post_ops_create(&po);
+    if (s == dnnl_success) {
+        if (sum) s = dnnl_post_ops_append_sum(po, 1.0f);
+        if (s == dnnl_success && act && !il_dnnl_act_post_ops(act, po)) s = dnnl_unimplemented;
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, desc, attr, il_dnnl_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) return il_kerr(c, s == dnnl_unimplemented ? IL_ERR_UNSUPPORTED : IL_ERR_INTERNAL,
+                                          "oneDNN has no %s primitive for this node: %s", what, dnnl_status2str(s));
+    return IL_OK;
+}
+
 int il_dnnl_act_ok(const il_kctx *c) {
     il_act act;
     dnnl_post_ops_t po;

@@ -70,21 +70,8 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     dnnl_convolution_desc_t cd;
     IL_DNNL(c, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
                                                           &wmd, B ? &bmd : NULL, &dst, strides, dil, pl, pr));
-    dnnl_primitive_attr_t attr;
-    dnnl_post_ops_t po;
-    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
-    dnnl_status_t s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (s == dnnl_success) s = dnnl_post_ops_create(&po);
-    if (s == dnnl_success) {
-        if (has_z) s = dnnl_post_ops_append_sum(po, 1.0f); /* before the activation: act(conv + b + z) */
-        if (s == dnnl_success && !il_dnnl_act_post_ops(act, po)) s = dnnl_unimplemented;
-        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
-        dnnl_post_ops_destroy(po);
-    }
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &cd, attr, il_dnnl_engine(), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (s != dnnl_success) return il_dnnl_err(c, s, "dnnl_primitive_desc_create(convolution)");
-    return IL_OK;
+    /* the sum before the activation: act(conv + b + z) */
+    return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
 }
 
 /* prepare: the primitive for the node's shapes (blocked: activations in oneDNN's layout), the

@@ -101,6 +101,11 @@ void il_dnnl_release(void *state);
  * c->threads, the state released when fill fails. */
 typedef il_status (*il_dnnl_fill_fn)(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg);
 il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_fill_fn fill, int arg);
+/* The primitive descriptor of op descriptor desc with a user-managed scratchpad (the plan's
+ * workspace) and post-ops: a sum (dst += what it held) when sum is set, then act (NULL: none).
+ * what names the primitive in the error. */
+il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const il_act *act,
+                     dnnl_primitive_desc_t *pd, const char *what);
 /* Whether the node's activation attributes parse and oneDNN has post-ops for them. */
 int il_dnnl_act_ok(const il_kctx *c);
 

@@ -57,20 +57,8 @@ static il_status dmm_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int u
     IL_DNNL(c, dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_f32, dnnl_ab));
     dnnl_matmul_desc_t md;
     IL_DNNL(c, dnnl_matmul_desc_init(&md, &src, &wany, bias ? &bmd : NULL, &dst));
-    dnnl_primitive_attr_t attr;
-    dnnl_post_ops_t po;
     dnnl_primitive_desc_t pd;
-    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
-    dnnl_status_t ds = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (ds == dnnl_success) ds = dnnl_post_ops_create(&po);
-    if (ds == dnnl_success) {
-        if (!il_dnnl_act_post_ops(&act, po)) ds = dnnl_unimplemented;
-        if (ds == dnnl_success) ds = dnnl_primitive_attr_set_post_ops(attr, po);
-        dnnl_post_ops_destroy(po);
-    }
-    if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &md, attr, il_dnnl_engine(), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return il_dnnl_err(c, ds, "dnnl_primitive_desc_create(matmul)");
+    if ((st = il_dnnl_pd(c, &md, 0, &act, &pd, "matmul"))) return st;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;

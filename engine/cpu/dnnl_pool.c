@@ -68,13 +68,8 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     dnnl_pooling_v2_desc_t pdesc;
     IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, alg, &src, &dst, strides, kernel, dil,
                                                  pl, pr));
-    dnnl_primitive_attr_t attr;
     dnnl_primitive_desc_t pd;
-    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
-    dnnl_status_t ds = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &pdesc, attr, il_dnnl_engine(), NULL);
-    dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return il_dnnl_err(c, ds, "dnnl_primitive_desc_create(pooling)");
+    if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling"))) return st;
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
     st = il_dnnl_step_make(c, &s->main, pd);
