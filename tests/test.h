@@ -46,6 +46,9 @@ int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same 
 /* `$IL_BIN ARGS` (default build/inferlab) under a 60 s timeout; stdout+stderr into out. Returns
  * the exit code, -1 when it died of a signal (124: it timed out). */
 int il_test_cli(const char *args, char *out, size_t n);
+/* The example plugin NAME (passes/examples/NAME.c) as the Makefile built it beside this test
+ * binary (build/ or build/san/). */
+const char *il_test_plugin(const char *name);
 /* The first column of the first row of sql on the database file at path (-1 when none). */
 long long il_test_db_scalar(const char *path, const char *sql);
 /* A run record for store and report tests - made-up figures, never a measurement: q queries

@@ -238,7 +238,7 @@ static void test_plugin_kernel(void) {
     static int loaded;
     if (!loaded) {
         CU_ASSERT_EQUAL(il_kernel_spec_check("LeakyRelu=student"), IL_ERR_INVALID);
-        IL_ASSERT_OK(il_pass_load_plugin("build/passes/examples/student_leakyrelu.so"));
+        IL_ASSERT_OK(il_pass_load_plugin(il_test_plugin("student_leakyrelu")));
         loaded = 1;
     }
     const il_kernel *k = il_kernel_find("", "LeakyRelu", "cpu", "student");
