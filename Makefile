@@ -195,7 +195,7 @@ fuzz-check: $(REPLAY_BINS)
 	@for t in $(FUZZ_TARGETS); do printf 'fuzz regress %-7s ' $$t; \
 	    $(BUILD)/fuzz/replay_$$t $$(ls -d tests/fuzz/regress/$$t tests/fuzz/seeds/$$t 2>/dev/null) || exit 1; done
 	@if $(FUZZ_CC) -fsanitize=fuzzer -x c /dev/null -o /dev/null 2>&1 | grep -q LLVMFuzzerTestOneInput; then \
-	    $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke; \
+	    FUZZ_SEED=1 $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke; \
 	else echo "fuzz smoke: skipped ($(FUZZ_CC) with libFuzzer not found; make deps installs it)"; fi
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

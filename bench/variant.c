@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -249,6 +250,15 @@ static il_status option(il_bench_opts *o, const char *key, const char *val) {
     else if (!strcmp(key, "find_max_qps"))
         o->find_max_qps = !strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes");
     else if ((st = num(key, val, &x))) return il_error_wrap(st, "experiment option: ");
+    /* converting a double outside the target type's range is undefined: every numeric option
+     * fits an int (counts) or stays below 2^53 (seeds, query counts) - found by fuzzing */
+    else if (!(fabs(x) <= 9007199254740992.0))
+        return il_error(IL_ERR_PARSE, "experiment option %s: %s is out of range", key, val);
+    else if ((!strcmp(key, "trials") || !strcmp(key, "warmup") || !strcmp(key, "samples_per_query")) &&
+             !(fabs(x) <= 2147483647.0))
+        return il_error(IL_ERR_PARSE, "experiment option %s: %s is out of range", key, val);
+    else if (!strcmp(key, "seed") && x < 0)
+        return il_error(IL_ERR_PARSE, "experiment option seed: %s is negative", val);
     else if (!strcmp(key, "trials")) o->trials = (int)x;
     else if (!strcmp(key, "warmup")) o->sc.warmup = (int)x;
     else if (!strcmp(key, "min_seconds")) o->sc.min_seconds = x;

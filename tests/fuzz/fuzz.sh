@@ -61,6 +61,9 @@ for t in $TARGETS; do
     # it handles any failed malloc: a model may ask for a big arena; it must not crash on a no.
     opts="-max_total_time=$SECS -timeout=20 -rss_limit_mb=4096 -print_final_stats=1
           -artifact_prefix=$FUZZ_DIR/crashes/$t- -max_len=1048576"
+    # FUZZ_SEED fixes libFuzzer's random choices: make test's smoke run walks the same inputs on
+    # every machine, so what it finds is reproducible and not a coin toss at landing time
+    [ -n "${FUZZ_SEED:-}" ] && opts="$opts -seed=$FUZZ_SEED"
     start=$(date +%s)
     if [ "$JOBS" -gt 1 ]; then
         (cd "$FUZZ_DIR" && ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=2048 "./fuzz_$t" $opts -artifact_prefix=crashes/$t- \
