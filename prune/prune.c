@@ -247,7 +247,9 @@ static il_status make_masks(const il_graph *g, const il_prune_opts *o, const il_
     for (int i = 0; i < n; i++) {
         il_prune_layer_stat *s = &r->layers[i];
         const il_tensor *w = g->values[l[i].value].constant;
-        s->name = strdup(l[i].name), s->weight = strdup(l[i].weight), s->op = l[i].op;
+        /* a literal: the report outlives the graph (fine-tuning replaces it) */
+        s->op = !strcmp(l[i].op, "Conv") ? "Conv" : !strcmp(l[i].op, "Gemm") ? "Gemm" : "MatMul";
+        s->name = strdup(l[i].name), s->weight = strdup(l[i].weight);
         s->numel = il_tensor_numel(w);
         s->target = o->scope == IL_PRUNE_NM ? 1.0 - (double)o->nm_n / o->nm_m : o->sparsity;
         for (int j = 0; j < o->n_exclude; j++) s->excluded |= layer_named(l, n, o->exclude[j]) == i;

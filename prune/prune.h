@@ -96,7 +96,7 @@ typedef struct il_prune_opts {
 
 typedef struct il_prune_layer_stat {
     char *name, *weight;
-    const char *op;
+    const char *op;        /* a string literal */
     int64_t numel, zeros;  /* zeros: exact zeros in the weight after pruning */
     double target;         /* the fraction asked of this layer (GLOBAL: the global one) */
     int excluded;          /* left dense: asked (--exclude) or not prunable this way (see why) */
