@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "bench/bench.h"
+#include "prune/channel.h"
 #include "prune/prune.h"
 
 #include <stdlib.h>
@@ -33,7 +34,8 @@ static void usage(FILE *f) {
             "           channel     remove whole output channels for real (a smaller dense model)\n"
             "  --sparsity S         fraction in [0, 1) of the weights to remove\n"
             "  --nm N:M (2:4)       the N:M pattern of --method nm\n"
-            "  --criterion NAME     magnitude (default), l1-filter, l2-filter, or a plugin's (--list)\n"
+            "  --criterion NAME     magnitude (default), l1-filter, l2-filter, or a plugin's (--list);\n"
+            "                       channel: l1-filter (default) or l2-filter\n"
             "  --exclude A,B,...    layers left dense: node or weight names, first, last\n"
             "  --layer-sparsity NAME=S,...   per-layer fractions (magnitude)\n"
             "  --finetune EPOCHS --data SPEC (fashion-mnist:train)   train with the masks held fixed\n"
@@ -172,6 +174,13 @@ static int check_args(pargs *a) {
     if (!strcmp(a->schedule, "gradual") && !a->finetune)
         return bad("--schedule gradual fine-tunes between rounds: give --finetune EPOCHS%s", "");
     if (a->teacher && !a->finetune) return bad("--teacher is for fine-tuning: give --finetune EPOCHS%s", "");
+    if (!strcmp(a->method, "channel")) {
+        if (a->criterion && strcmp(a->criterion, "l1-filter") && strcmp(a->criterion, "l2-filter"))
+            return bad("--method channel ranks filters by --criterion l1-filter or l2-filter, not '%s'", a->criterion);
+        if (a->scan || a->n_layers || !strcmp(a->schedule, "gradual"))
+            return bad("--method channel prunes every layer by the one ratio, one-shot (no --scan, --layer-sparsity "
+                       "or gradual schedule)%s", "");
+    }
     return 1;
 }
 
@@ -262,10 +271,18 @@ static int run_scan(pargs *a, const il_graph *g, evalctx *e, double *dense, cons
     return 0;
 }
 
-static int prune_model(pargs *a, il_graph **g, il_prune_report *r) {
+/* Remove channels for real (prune/channel.h); fine-tuning then needs no masks. */
+static il_status prune_channels(pargs *a, il_graph *g, il_channel_report *cr) {
+    int norm = a->criterion && !strcmp(a->criterion, "l2-filter") ? 2 : 1;
+    return il_prune_channels_ex(g, (float)a->po.sparsity, norm, a->exclude, a->n_exclude, IL_CHANNEL_REMOVE, cr);
+}
+
+static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_report *cr) {
     il_status st;
+    int channel = !strcmp(a->method, "channel");
+    if (channel && (st = prune_channels(a, *g, cr))) return cli_fail(st, a->model);
     if (!a->finetune) {
-        st = il_prune_apply(*g, &a->po, r);
+        st = channel ? IL_OK : il_prune_apply(*g, &a->po, r);
         return st ? cli_fail(st, a->model) : 0;
     }
     il_dataset *d = NULL;
@@ -285,7 +302,7 @@ static int prune_model(pargs *a, il_graph **g, il_prune_report *r) {
     if (!a->json)
         printf("fine-tuning: %lld epoch%s on %s (%lld samples)%s%s, %s\n", a->finetune, a->finetune == 1 ? "" : "s",
                a->data, (long long)d->n, teacher ? ", distilled from " : "", teacher ? a->teacher : "", a->schedule);
-    st = il_prune_finetune(g, &a->po, &fo, d, &p, r);
+    st = channel ? il_prune_train(g, NULL, &fo.fit, d, &p, fo.verbose) : il_prune_finetune(g, &a->po, &fo, d, &p, r);
     il_graph_free(teacher);
     il_data_free(d);
     return st ? cli_fail(st, "fine-tuning") : 0;
@@ -296,6 +313,8 @@ static int run(pargs *a) {
     if (!g) return 1;
     evalctx e = {.threads = (int)a->threads, .quiet = a->json || !isatty(2)};
     il_prune_report r = {0};
+    il_channel_report cr = {0};
+    int channel = !strcmp(a->method, "channel");
     const char **names = NULL;
     double *sp = NULL, dense = -1, pruned = -1;
     int rc = 0, scan_only = a->scan && !a->out;
@@ -309,12 +328,13 @@ static int run(pargs *a) {
         a->po.layer_names = a->layer_names, a->po.layer_sparsity = a->layer_sparsity;
         a->po.n_layer_sparsity = a->n_layers;
         if (e.d && dense < 0 && (st = eval_top1(g, &e, &dense))) rc = cli_fail(st, "evaluating the dense model");
-        if (!rc) rc = prune_model(a, &g, &r);
+        if (!rc) rc = prune_model(a, &g, &r, &cr);
         if (!rc && e.d && (st = eval_top1(g, &e, &pruned))) rc = cli_fail(st, "evaluating the pruned model");
     }
     il_prune_recipe rec = {a->scan ? "scan" : a->method, a->schedule, !strcmp(a->schedule, "gradual") ? a->steps : 0,
                            (int)a->finetune, a->data, a->teacher};
-    if (!rc && !scan_only && (st = il_prune_set_recipe(g, &a->po, &r, &rec))) rc = cli_fail(st, NULL);
+    if (!rc && !scan_only && (st = channel ? il_prune_extend_recipe(g, &rec) : il_prune_set_recipe(g, &a->po, &r, &rec)))
+        rc = cli_fail(st, NULL);
     if (!rc && !scan_only && (st = il_onnx_save(g, a->out))) rc = cli_fail(st, a->out);
     if (!rc && !scan_only && a->json) {
         printf(",\"output\":");
@@ -323,7 +343,10 @@ static int run(pargs *a) {
         if (e.d) printf(",\"dense_top1\":%.6g,\"pruned_top1\":%.6g", dense, pruned);
     } else if (!rc && !scan_only) {
         printf("\n");
-        print_layers(&r);
+        if (channel)
+            printf("removed %lld of %lld prunable channels (%d units); parameters %lld -> %lld\n", (long long)cr.removed,
+                   (long long)cr.channels, cr.units, (long long)cr.params_before, (long long)cr.params_after);
+        else print_layers(&r);
         if (e.d) printf("top-1 on %s: dense %.2f%%, pruned %.2f%%\n", a->val, 100 * dense, 100 * pruned);
         printf("wrote %s\n", a->out);
     }
@@ -366,9 +389,6 @@ int cmd_prune(int argc, char **argv) {
     ok = ok && check_args(&a) && cli_load_plugins(argc, argv);
     int rc = 2;
     if (ok && a.list) list_criteria(), rc = 0;
-    else if (ok && !strcmp(a.method, "channel"))
-        rc = cli_fail(il_error(IL_ERR_UNSUPPORTED, "--method channel is not available in this build yet (channel "
-                               "pruning, prune/channel.c, has not landed); use --method magnitude, global or nm"), NULL);
     else if (ok) {
         a.po.criterion = a.criterion;
         a.po.exclude = a.exclude, a.po.n_exclude = a.n_exclude;

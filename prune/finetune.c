@@ -12,16 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Train g on d with the masks of r held fixed; *g replaced by the trained model. */
-static il_status train_masked(il_graph **g, const il_prune_report *r, const il_fit_opts *fo, const il_dataset *d,
-                              const il_preproc *p, int verbose) {
-    const char **names = calloc((size_t)r->n + 1, sizeof *names);
-    const il_tensor **masks = calloc((size_t)r->n + 1, sizeof *masks);
+il_status il_prune_train(il_graph **g, const il_prune_report *r, const il_fit_opts *fo, const il_dataset *d,
+                         const il_preproc *p, int verbose) {
+    int nl = r ? r->n : 0;
+    const char **names = calloc((size_t)nl + 1, sizeof *names);
+    const il_tensor **masks = calloc((size_t)nl + 1, sizeof *masks);
     il_fit_opts o = *fo;
     il_trainer *t = NULL;
     il_graph *out = NULL;
     il_status st = names && masks ? IL_OK : il_error(IL_ERR_OOM, "out of memory");
-    for (int i = 0; i < r->n && !st; i++)
+    for (int i = 0; i < nl && !st; i++)
         if (r->layers[i].mask) names[o.n_masks] = r->layers[i].weight, masks[o.n_masks++] = r->layers[i].mask;
     o.mask_params = names, o.masks = masks;
     il_trainer_opts to = {.dtype = IL_F32, .threads = fo->threads, .seed = fo->seed};
@@ -68,7 +68,7 @@ il_status il_prune_finetune(il_graph **g, const il_prune_opts *o, const il_prune
         int64_t lo = d->n * (t - 1) / n, hi = d->n * t / n;
         il_dataset *slice = n > 1 ? il_data_subset(d, idx + lo, hi - lo) : NULL;
         if (n > 1 && !slice) st = il_error(IL_ERR_OOM, "out of memory slicing the training set");
-        else st = train_masked(g, &rep, &f->fit, slice ? slice : d, p, f->verbose);
+        else st = il_prune_train(g, &rep, &f->fit, slice ? slice : d, p, f->verbose);
         il_data_free(slice);
     }
     free(ls), free(idx);

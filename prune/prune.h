@@ -142,6 +142,11 @@ typedef struct il_prune_finetune_opts {
 il_status il_prune_finetune(il_graph **g, const il_prune_opts *o, const il_prune_finetune_opts *f, const il_dataset *d,
                             const il_preproc *p, il_prune_report *r);
 
+/* Fine-tune *g on d (preprocessing p) with the masks of r held fixed (r NULL: no masks, e.g. a
+ * channel-pruned model whose removed channels are gone); *g is replaced by the trained model. */
+il_status il_prune_train(il_graph **g, const il_prune_report *r, const il_fit_opts *fo, const il_dataset *d,
+                         const il_preproc *p, int verbose);
+
 /* ---------------------------------------------------------------- recipe */
 
 typedef struct il_prune_recipe {
@@ -158,6 +163,10 @@ char *il_prune_recipe_json(const il_prune_opts *o, const il_prune_report *r, con
 /* Write it into g's metadata under "inferlab.prune". */
 il_status il_prune_set_recipe(il_graph *g, const il_prune_opts *o, const il_prune_report *r,
                               const il_prune_recipe *rc);
+
+/* Add the schedule, fine-tuning epochs, data and teacher of rc to the recipe already in g's
+ * metadata (channel pruning writes its own, prune/channel.h); IL_ERR_INVALID when there is none. */
+il_status il_prune_extend_recipe(il_graph *g, const il_prune_recipe *rc);
 
 /* ---------------------------------------------------------------- sensitivity scan */
 

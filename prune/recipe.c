@@ -14,6 +14,7 @@
  */
 #include "prune.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,4 +96,32 @@ il_status il_prune_set_recipe(il_graph *g, const il_prune_opts *o, const il_prun
     il_graph_set_meta(g, "inferlab.prune", j);
     free(j);
     return IL_OK;
+}
+
+/* The keys are set by SQLite's JSON functions (json_set), which also check the object parses. */
+il_status il_prune_extend_recipe(il_graph *g, const il_prune_recipe *rc) {
+    const char *j = il_graph_get_meta(g, "inferlab.prune");
+    if (!j) return il_error(IL_ERR_INVALID, "the model has no pruning recipe (inferlab.prune) to extend");
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    il_status st = il_error(IL_ERR_INVALID, "the pruning recipe is not a JSON object: %.80s", j);
+    if (sqlite3_open(":memory:", &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT json_set(json(?1), '$.schedule', ?2, '$.gradual_steps', ?3, "
+                               "'$.finetune_epochs', ?4, '$.data', ?5, '$.teacher', ?6) WHERE json_type(?1) = 'object'",
+                           -1, &q, NULL) == SQLITE_OK) {
+        int ft = rc->finetune_epochs;
+        sqlite3_bind_text(q, 1, j, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, rc->schedule ? rc->schedule : "oneshot", -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 3, rc->gradual_steps);
+        sqlite3_bind_int(q, 4, ft);
+        if (ft && rc->data) sqlite3_bind_text(q, 5, rc->data, -1, SQLITE_STATIC);
+        if (ft && rc->teacher) sqlite3_bind_text(q, 6, rc->teacher, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0)) {
+            il_graph_set_meta(g, "inferlab.prune", (const char *)sqlite3_column_text(q, 0));
+            st = IL_OK;
+        }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return st;
 }

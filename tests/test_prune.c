@@ -381,6 +381,19 @@ static void test_recipe(void) {
     sqlite3_close(db);
     free(s);
     il_prune_report_free(&r);
+    /* a recipe written elsewhere (channel pruning's) gains the schedule; none: an error */
+    il_graph_set_meta(g, "inferlab.prune", "{\"method\":\"channel\",\"sparsity\":0.5}");
+    il_prune_recipe gr = {"channel", "oneshot", 0, 2, "fashion-mnist:train", "self"};
+    IL_ASSERT_OK(il_prune_extend_recipe(g, &gr));
+    j = il_graph_get_meta(g, "inferlab.prune");
+    expect_json(j, "$.method", "channel");
+    expect_json(j, "$.finetune_epochs", "2");
+    expect_json(j, "$.teacher", "self");
+    il_graph_set_meta(g, "inferlab.prune", "[1,2]");
+    CU_ASSERT_EQUAL(il_prune_extend_recipe(g, &gr), IL_ERR_INVALID);
+    il_graph_free(g);
+    g = three_layer(8, 1.0);
+    CU_ASSERT_EQUAL(il_prune_extend_recipe(g, &gr), IL_ERR_INVALID);
     il_graph_free(g);
 }
 
@@ -609,6 +622,16 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL(zeros(weight(p, "conv.w")) + zeros(weight(p, "gemm.b")), 214);
     expect_json(il_graph_get_meta(p, "inferlab.prune"), "$.scope", "global");
     il_graph_free(p);
+    /* channels removed for real (prune/channel.h), the recipe theirs with our schedule added */
+    snprintf(args, sizeof args, "prune %s -o %s --method channel --sparsity 0.5 --json", in, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    expect_json(o, "$.recipe.method", "channel");
+    expect_json(o, "$.recipe.schedule", "oneshot");
+    IL_ASSERT_OK(il_onnx_load(out, &p));
+    CU_ASSERT_EQUAL(weight(p, "conv.w")->dims[0], 2); /* 4 filters -> 2 */
+    il_graph_free(p);
+    snprintf(args, sizeof args, "prune %s -o %s --method channel --sparsity 0.5 --criterion magnitude", in, out);
+    expect_fail(args, "l1-filter or l2-filter");
     /* criteria listed, a plugin's among them */
     snprintf(args, sizeof args, "prune --list --plugin %s", il_test_plugin("prune_random"));
     CU_ASSERT_EQUAL(il_test_cli(args, o, sizeof o), 0);
