@@ -22,5 +22,6 @@ extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
 extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
 extern const il_pass il_pass_lower_fused;      /* lower_fused.c */
 extern const il_pass il_pass_insert_casts;     /* insert_casts.c */
+extern const il_pass il_pass_int8;             /* quantize/pass.c (lossy) */
 
 #endif
