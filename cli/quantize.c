@@ -105,9 +105,14 @@ static int split_names(const char *s, char *buf, size_t n, const char **names, i
     return k;
 }
 
+/* A model's bytes on disk, its external weights (MODEL.onnx.data) included. */
 static long long file_bytes(const char *p) {
     struct stat sb;
-    return stat(p, &sb) ? -1 : (long long)sb.st_size;
+    char data[4200];
+    if (stat(p, &sb)) return -1;
+    long long n = (long long)sb.st_size;
+    snprintf(data, sizeof data, "%s.data", p);
+    return n + (stat(data, &sb) ? 0 : (long long)sb.st_size);
 }
 
 static void print_layers(const il_quant_layer *l, int n, int json) {

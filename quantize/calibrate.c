@@ -48,7 +48,24 @@ static il_status cache_key(const il_quant_ctx *q, char *key, size_t n) {
     return IL_OK;
 }
 
+int il_quant_is_quantized(const il_graph *g) {
+    static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+                                      "ConvInteger", "QLinearConv", "QLinearMatMul", NULL};
+    for (int k = 0; k < g->n_nodes; k++) {
+        const il_node *n = &g->nodes[k];
+        if (n->dead) continue;
+        for (int i = 0; ops[i]; i++)
+            if (!strcmp(n->op_type, ops[i])) return 1;
+        if (n->domain && !strcmp(n->domain, "ai.inferlab") && (strstr(n->op_type, "Int8") || strstr(n->op_type, "QLinear")))
+            return 1;
+    }
+    return 0;
+}
+
 static il_status prepare(il_quant_ctx *q, const il_graph *g) {
+    if (il_quant_is_quantized(g))
+        return il_error(IL_ERR_INVALID, "the model is quantized already (it has QuantizeLinear/DequantizeLinear or "
+                        "integer ops); quantize its FP32 original");
     int64_t opset = il_graph_opset(g, "");
     if (opset < 10)
         return il_error(IL_ERR_UNSUPPORTED, "the model imports opset %lld; QuantizeLinear needs 10 (13 per channel)",

@@ -137,6 +137,9 @@ static int dynamic_candidate(const il_graph *g, const il_shapes *s, int k) {
 
 il_status il_quant_dynamic(il_graph *g, const char *const *ex, int n_ex, int per_tensor, int *n_done) {
     *n_done = 0;
+    if (il_quant_is_quantized(g))
+        return il_error(IL_ERR_INVALID, "the model is quantized already (it has QuantizeLinear/DequantizeLinear or "
+                        "integer ops); quantize its FP32 original");
     if (il_graph_opset(g, "") < 11)
         return il_error(IL_ERR_UNSUPPORTED, "the model imports opset %lld; DynamicQuantizeLinear needs 11",
                         (long long)il_graph_opset(g, ""));

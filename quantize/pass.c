@@ -12,6 +12,7 @@
 #include <string.h>
 
 static il_status int8_run(il_graph *g, il_pass_stats *ps) {
+    if (il_quant_is_quantized(g)) return IL_OK; /* quantized already: nothing to do, so the pass is idempotent */
     il_quant_opts o = {0};
     il_quant_ctx *q;
     il_graph *out;

@@ -149,6 +149,11 @@ typedef struct il_quant_opts {
 
 typedef struct il_quant_ctx il_quant_ctx;
 
+/* Whether g holds quantization already (QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+ * integer matmuls and convolutions, ai.inferlab integer ops): such a model is not quantized
+ * again. */
+int il_quant_is_quantized(const il_graph *g);
+
 /* Prepare g's FP32 copy and calibrate every tensor a QDQ model of it can quantize. */
 il_status il_quant_calibrate(const il_graph *g, const il_quant_opts *o, il_quant_ctx **out);
 void il_quant_free(il_quant_ctx *q);
