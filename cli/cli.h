@@ -23,6 +23,7 @@ IL_WEAK int cmd_train(int argc, char **argv);   /* cli/train.c */
 IL_WEAK int cmd_distill(int argc, char **argv); /* cli/train.c */
 IL_WEAK int cmd_eval(int argc, char **argv);    /* cli/train.c */
 IL_WEAK int cmd_quantize(int argc, char **argv); /* cli/quantize.c (quantize/) */
+IL_WEAK int cmd_prune(int argc, char **argv);   /* cli/prune.c (prune/) */
 
 int cmd_build(int argc, char **argv);  /* cli/build.c: MODEL.onnx -> model.plan */
 int cmd_ops(int argc, char **argv);    /* cli/ops.c: ops and their kernels per backend */
@@ -62,6 +63,11 @@ void cli_wait_policy(const char *want, int spin_helps);
 int cli_wait_flag(const char *val, const char **out);
 /* Write s as a JSON string (quoted, escaped). */
 void cli_json_str(FILE *f, const char *s);
+/* cli/train.c: a labelled set (il_data_load's spec, split an il_split) prepared as model g's
+ * metadata says (scale, geometry) and its preprocessing; the caller frees *d (il_data_free). */
+struct il_dataset;
+struct il_preproc;
+il_status cli_model_data(const il_graph *g, const char *spec, int split, struct il_dataset **d, struct il_preproc *p);
 /* Load every `--plugin P.so` of argv (pass plugins); 0 after printing the error. */
 int cli_load_plugins(int argc, char **argv);
 

@@ -321,6 +321,19 @@ done:
 int cmd_train(int argc, char **argv) { return train_or_distill(argc, argv, "train"); }
 int cmd_distill(int argc, char **argv) { return train_or_distill(argc, argv, "distill"); }
 
+il_status cli_model_data(const il_graph *g, const char *spec, int split, il_dataset **d, il_preproc *p) {
+    il_status st = il_data_load(spec, (il_split)split, d);
+    if (!st) st = il_preproc_from_meta(g, p);
+    if (!st) {
+        /* the model's scale replaces the loader's [0,1] scaling only where they differ */
+        il_dataset *s = *d;
+        if (p->scale != s->scale)
+            for (int64_t i = 0; i < s->n * s->c * s->h * s->w; i++) s->x[i] = (float)(s->x[i] / s->scale * p->scale);
+        st = il_preproc_geometry(p, s);
+    }
+    return st;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *data = "fashion-mnist:test", *plot = NULL;
     long long batch = 256, threads = 0;
@@ -363,14 +376,7 @@ int cmd_eval(int argc, char **argv) {
     il_dataset *d = NULL;
     il_preproc p;
     il_eval_result r = {0};
-    il_status st = il_data_load(data, IL_SPLIT_TEST, &d);
-    if (!st) st = il_preproc_from_meta(g, &p);
-    if (!st) {
-        /* the model's scale replaces the loader's [0,1] scaling only where they differ */
-        if (p.scale != d->scale)
-            for (int64_t i = 0; i < d->n * d->c * d->h * d->w; i++) d->x[i] = (float)(d->x[i] / d->scale * p.scale);
-        st = il_preproc_geometry(&p, d);
-    }
+    il_status st = cli_model_data(g, data, IL_SPLIT_TEST, &d, &p);
     if (!st) st = il_evaluate(g, d, &p, (int)batch, threads ? (int)threads : il_num_cores(), &r);
     int rc = 0;
     if (st == IL_ERR_SHAPE && !strcmp(data, "fashion-mnist:test")) /* the default does not fit this model */

@@ -223,6 +223,11 @@ typedef struct il_fit_opts {
     double hint_weight;
     int64_t max_steps;      /* stop after this many steps (0: no limit; tests) */
     il_backend backend;     /* where the teacher runs: CUDA runs it through a GPU trainer's forward when it can */
+    /* pruning masks held fixed: after every optimizer step, the parameter named mask_params[i]
+     * gets 0 wherever masks[i] (uint8, as many elements as the parameter) is 0 */
+    int n_masks;
+    const char *const *mask_params;
+    const il_tensor *const *masks;
 } il_fit_opts;
 
 typedef struct il_fit_result {

@@ -72,6 +72,31 @@ static il_status teacher_cache(kd_teacher *kd, const il_preproc *tp, const il_da
     return st;
 }
 
+/* The trainer's parameter for each mask of o (checked: it exists and has the mask's size). */
+static il_status find_masked(il_trainer *t, const il_fit_opts *o, il_tensor **w) {
+    for (int i = 0; i < o->n_masks; i++) {
+        w[i] = NULL;
+        for (int k = 0; k < il_trainer_n_params(t) && !w[i]; k++) {
+            il_tensor *v;
+            if (!strcmp(il_trainer_param(t, k, &v, NULL), o->mask_params[i])) w[i] = v;
+        }
+        if (!w[i]) return il_error(IL_ERR_INVALID, "mask for '%s': the model has no trainable parameter by that name",
+                                   o->mask_params[i]);
+        if (o->masks[i]->dtype != IL_U8 || il_tensor_numel(o->masks[i]) != il_tensor_numel(w[i]))
+            return il_error(IL_ERR_SHAPE, "mask for '%s' must be uint8 with %lld elements", o->mask_params[i],
+                            (long long)il_tensor_numel(w[i]));
+    }
+    return IL_OK;
+}
+
+static void apply_masks(const il_fit_opts *o, il_tensor **w) {
+    for (int i = 0; i < o->n_masks; i++) {
+        const unsigned char *m = o->masks[i]->data;
+        for (int64_t j = 0; j < il_tensor_numel(w[i]); j++)
+            if (!m[j]) il_tensor_set(w[i], j, 0.0);
+    }
+}
+
 il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const il_fit_opts *o, il_fit_result *r) {
     memset(r, 0, sizeof *r);
     if (o->batch < 2 || o->epochs < 1) return il_error(IL_ERR_INVALID, "need batch >= 2 and epochs >= 1");
@@ -86,12 +111,18 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
     if (!oo.total_steps) oo.total_steps = steps_per_epoch * o->epochs;
     il_optim *opt = NULL;
     kd_teacher *kd = NULL;
-    il_status st = il_optim_create(t, &oo, &opt);
-    if (st) return st;
+    il_tensor **masked = calloc((size_t)o->n_masks + 1, sizeof *masked);
+    il_status st = masked ? find_masked(t, o, masked) : IL_ERR_OOM;
+    if (st || (st = il_optim_create(t, &oo, &opt))) {
+        free(masked);
+        return st;
+    }
+    apply_masks(o, masked);
     if (o->teacher &&
         (st = kd_create(o->teacher, o->hint_teacher, o->hint_student, o->hint_weight, B, o->threads, o->seed, o->backend,
                     &kd))) {
         il_optim_free(opt);
+        free(masked);
         return st;
     }
     int64_t sz = (int64_t)d->c * d->h * d->w, dims[4] = {B, d->c, d->h, d->w}, gd[2] = {B, 0};
@@ -170,6 +201,7 @@ il_status il_fit(il_trainer *t, const il_dataset *d, const il_preproc *p, const 
             }
             if ((st = il_trainer_backward(t, grad))) break;
             il_optim_step(opt);
+            apply_masks(o, masked);
             il_trainer_zero_grad(t);
             sum_loss += loss * nb, seen += nb, correct += ok, images += nb, step++;
             double now = il_now();
@@ -199,6 +231,7 @@ out:
     free(order), free(buf), free(tbuf), free(yb);
     kd_free(kd);
     il_optim_free(opt);
+    free(masked);
     return st;
 }
 

@@ -65,7 +65,8 @@ typedef enum {
     OP_NO_RANK  /* ... and rank -1 */
 } op_mode;
 
-/* A case for op `op` with n_in inputs (all omitted until set) and n_out outputs. */
+/* A case for op `op` with n_in inputs (all omitted until set) and n_out outputs; "DOMAIN:Op"
+ * for an op of another domain (imported at version 1). */
 op_case *op_new(const char *op, int64_t opset, int n_in, int n_out);
 void op_free(op_case *o);
 /* Input i is t (owned by the case from now on); what was there is freed. */

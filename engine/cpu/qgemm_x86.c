@@ -1,0 +1,187 @@
+/*
+ * qgemm_x86.c - the vector micro-kernels and epilogues of the INT8 GEMM (qgemm.h): AVX-512
+ * VNNI, AVX-VNNI and AVX2. The build targets x86-64-v2, so each function carries its own target
+ * attribute and runs only where qgemm.c's CPUID check chose its ISA.
+ *
+ * A micro-kernel keeps an MR x (16*nv) tile of int32 sums in registers: per group of 4 k it
+ * loads the packed activations of nv strips and broadcasts each row's 4 weight bytes, one
+ * multiply-add per (row, vector) -- 24 accumulators of 32 zmm for AVX-512 (8 rows x 3 strips),
+ * 12 of 16 ymm for AVX-VNNI (6 rows x one strip as two ymm), 8 for AVX2 (4 x 2), whose
+ * vpmaddubsw + vpmaddwd pair needs registers for the ones and the products.
+ */
+#include "qgemm.h"
+
+#include <immintrin.h>
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")))
+#define T256V __attribute__((target("avx2,avxvnni,fma")))
+#define T256 __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------- AVX-512 VNNI */
+
+#define MR512 8
+
+T512 INLINE void ukr512_nv(int64_t k4n, const int32_t *w, const uint8_t *x, int64_t sb, int32_t *c, const int nv) {
+    __m512i acc[MR512][3];
+    for (int m = 0; m < MR512; m++)
+        for (int v = 0; v < nv; v++) acc[m][v] = _mm512_setzero_si512();
+    for (int64_t k4 = 0; k4 < k4n; k4++) {
+        __m512i xv[3];
+        for (int v = 0; v < nv; v++) xv[v] = _mm512_loadu_si512(x + v * sb + k4 * 64);
+        const int32_t *wk = w + k4 * MR512;
+        for (int m = 0; m < MR512; m++) {
+            __m512i b = _mm512_set1_epi32(wk[m]);
+            for (int v = 0; v < nv; v++) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xv[v], b);
+        }
+    }
+    for (int m = 0; m < MR512; m++)
+        for (int v = 0; v < nv; v++) _mm512_storeu_si512(c + m * IL_QTILE_LD + 16 * v, acc[m][v]);
+}
+
+T512 static void ukr512(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,
+                        int32_t *c) {
+    (void)wb;
+    if (nv == 3) ukr512_nv(k4n, wa, x, sb, c, 3);
+    else if (nv == 2) ukr512_nv(k4n, wa, x, sb, c, 2);
+    else ukr512_nv(k4n, wa, x, sb, c, 1);
+}
+
+/* 16 sums of row m from column j on: add the zero-point terms, then store int32 or requantize. */
+T512 static void epi512(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0, const il_qepi *e) {
+    if (e->cs != 1) {
+        il_qepi_scalar(c, rows, cols, m0, j0, e);
+        return;
+    }
+    const __m512d big = _mm512_set1_pd(2147483520.0), small = _mm512_set1_pd(-2147483520.0);
+    const __m512i zp = _mm512_set1_epi32(e->zp), lo = _mm512_set1_epi32(e->lo), hi = _mm512_set1_epi32(e->hi);
+    for (int r = 0; r < rows; r++) {
+        int64_t m = m0 + r;
+        __m512i add = _mm512_set1_epi32(e->row_add ? e->row_add[m] : 0);
+        __m512i zw = _mm512_set1_epi32(e->row_zw ? e->row_zw[m] : 0);
+        __m512d sc = _mm512_set1_pd(e->scale ? e->scale[m] : 1.0);
+        for (int j = 0; j < cols; j += 16) {
+            __mmask16 k = cols - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - j)) - 1);
+            __m512i a = _mm512_add_epi32(_mm512_loadu_si512(c + r * IL_QTILE_LD + j), add);
+            if (e->row_zw) a = _mm512_sub_epi32(a, _mm512_mullo_epi32(zw, _mm512_maskz_loadu_epi32(k, e->colsum + j0 + j)));
+            int64_t at = m * e->rs + j0 + j;
+            if (e->out == IL_QOUT_S32) {
+                _mm512_mask_storeu_epi32((int32_t *)e->y + at, k, a);
+                continue;
+            }
+            /* int32 -> double is exact; one rounded multiply; cvtpd rounds half to even */
+            __m512d d0 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(a)), sc);
+            __m512d d1 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(a, 1)), sc);
+            d0 = _mm512_max_pd(_mm512_min_pd(d0, big), small);
+            d1 = _mm512_max_pd(_mm512_min_pd(d1, big), small);
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtpd_epi32(d0)), _mm512_cvtpd_epi32(d1), 1);
+            q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
+            _mm_mask_storeu_epi8((uint8_t *)e->y + at, k, _mm512_cvtepi32_epi8(q));
+        }
+    }
+}
+
+const il_qisa_impl il_qisa_impl_avx512vnni = {MR512, 3, ukr512, epi512};
+
+/* ---------------------------------------------------------------- 256-bit epilogue (AVX2, AVX-VNNI) */
+
+T256 static void epi256(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0, const il_qepi *e) {
+    if (e->cs != 1 || e->out == IL_QOUT_S32) {
+        il_qepi_scalar(c, rows, cols, m0, j0, e);
+        return;
+    }
+    const __m256d big = _mm256_set1_pd(2147483520.0), small = _mm256_set1_pd(-2147483520.0);
+    const __m256i zp = _mm256_set1_epi32(e->zp), lo = _mm256_set1_epi32(e->lo), hi = _mm256_set1_epi32(e->hi);
+    int full = cols & ~7;
+    for (int r = 0; r < rows; r++) {
+        int64_t m = m0 + r;
+        __m256i add = _mm256_set1_epi32(e->row_add ? e->row_add[m] : 0);
+        __m256i zw = _mm256_set1_epi32(e->row_zw ? e->row_zw[m] : 0);
+        __m256d sc = _mm256_set1_pd(e->scale[m]);
+        for (int j = 0; j < full; j += 8) {
+            __m256i a = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(c + r * IL_QTILE_LD + j)), add);
+            if (e->row_zw)
+                a = _mm256_sub_epi32(a, _mm256_mullo_epi32(zw, _mm256_loadu_si256((const __m256i *)(e->colsum + j0 + j))));
+            __m256d d0 = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(a)), sc);
+            __m256d d1 = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(a, 1)), sc);
+            d0 = _mm256_max_pd(_mm256_min_pd(d0, big), small);
+            d1 = _mm256_max_pd(_mm256_min_pd(d1, big), small);
+            __m256i q = _mm256_set_m128i(_mm256_cvtpd_epi32(d1), _mm256_cvtpd_epi32(d0));
+            q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zp), lo), hi);
+            __m128i p16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            __m128i p8 = e->out == IL_QOUT_U8 ? _mm_packus_epi16(p16, p16) : _mm_packs_epi16(p16, p16);
+            _mm_storel_epi64((__m128i *)((uint8_t *)e->y + m * e->rs + j0 + j), p8);
+        }
+    }
+    if (full < cols) il_qepi_scalar(c + full, rows, cols - full, m0, j0 + full, e);
+}
+
+/* ---------------------------------------------------------------- AVX-VNNI (ymm) */
+
+#define MRV 6
+
+T256V static void ukrvnni(int64_t k4n, const int32_t *w, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,
+                          int32_t *c) {
+    (void)wb, (void)sb, (void)nv; /* one strip: two ymm of 8 columns */
+    __m256i acc[MRV][2];
+    for (int m = 0; m < MRV; m++) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    for (int64_t k4 = 0; k4 < k4n; k4++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64 + 32));
+        const int32_t *wk = w + k4 * MRV;
+        for (int m = 0; m < MRV; m++) {
+            __m256i b = _mm256_set1_epi32(wk[m]);
+            acc[m][0] = _mm256_dpbusd_avx_epi32(acc[m][0], x0, b);
+            acc[m][1] = _mm256_dpbusd_avx_epi32(acc[m][1], x1, b);
+        }
+    }
+    for (int m = 0; m < MRV; m++) {
+        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD), acc[m][0]);
+        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD + 8), acc[m][1]);
+    }
+}
+
+const il_qisa_impl il_qisa_impl_avxvnni = {MRV, 1, ukrvnni, epi256};
+
+/* ---------------------------------------------------------------- AVX2 */
+
+#define MR2 4
+
+/* acc += the 4-byte dot products of x (u8) and b (s8), exact while |b| <= 64 per byte */
+T256 INLINE __m256i dot4(__m256i acc, __m256i x, __m256i b, __m256i ones) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), ones));
+}
+
+T256 INLINE void ukr2_body(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int32_t *c,
+                           const int split) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[MR2][2];
+    for (int m = 0; m < MR2; m++) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    for (int64_t k4 = 0; k4 < k4n; k4++) {
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64 + 32));
+        for (int m = 0; m < MR2; m++) {
+            __m256i b = _mm256_set1_epi32(wa[k4 * MR2 + m]);
+            acc[m][0] = dot4(acc[m][0], x0, b, ones);
+            acc[m][1] = dot4(acc[m][1], x1, b, ones);
+            if (split) {
+                __m256i b2 = _mm256_set1_epi32(wb[k4 * MR2 + m]);
+                acc[m][0] = dot4(acc[m][0], x0, b2, ones);
+                acc[m][1] = dot4(acc[m][1], x1, b2, ones);
+            }
+        }
+    }
+    for (int m = 0; m < MR2; m++) {
+        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD), acc[m][0]);
+        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD + 8), acc[m][1]);
+    }
+}
+
+T256 static void ukr2(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,
+                      int32_t *c) {
+    (void)sb, (void)nv;
+    if (wb) ukr2_body(k4n, wa, wb, x, c, 1);
+    else ukr2_body(k4n, wa, NULL, x, c, 0);
+}
+
+const il_qisa_impl il_qisa_impl_avx2 = {MR2, 1, ukr2, epi256};

@@ -1,0 +1,647 @@
+/*
+ * test_prune.c - magnitude pruning (prune/): every criterion and scope on weights with known
+ * answers, exclusions, masks that survive fine-tuning, the recipe, the scan and its table, the
+ * criterion plugin, and `inferlab prune` through the real binary (errors and a whole run).
+ */
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bench/bench.h"
+#include "../passes/passes.h"
+#include "../prune/prune.h"
+#include "test.h"
+
+/* ---------------------------------------------------------------- models */
+
+static int add_input(il_graph *g, const char *name, int rank, const int64_t *dims) {
+    int v = il_graph_value(g, name);
+    g->values[v].dtype = IL_F32;
+    g->values[v].rank = rank;
+    memcpy(g->values[v].dims, dims, (size_t)rank * sizeof *dims);
+    il_graph_add_input(g, v);
+    return v;
+}
+
+/* Random weights, |w| all distinct (no ties) and none zero; scaled by scale. */
+static il_tensor *weights(int rank, const int64_t *dims, uint64_t *rng, double scale) {
+    il_tensor *t = il_tensor_new(IL_F32, rank, dims);
+    for (int64_t i = 0; i < il_tensor_numel(t); i++) {
+        double u = 0.05 + il_rand_uniform(rng);
+        ((float *)t->data)[i] = (float)(scale * (il_rand_u64(rng) & 1 ? u : -u) * (1 + 1e-6 * (double)i));
+    }
+    return t;
+}
+
+/* x [2,3,6,6] -> Conv W [4,3,3,3] (cols 27) -> Flatten -> Gemm B [64, 5] (transB 0: the strided
+ * layout) -> MatMul M [5, 8] -> y [2, 8]. */
+static il_graph *three_layer(uint64_t seed, double scale2) {
+    uint64_t rng = seed;
+    il_graph *g = il_graph_new("three");
+    il_graph_set_opset(g, "", 17);
+    int64_t xd[4] = {2, 3, 6, 6}, wd[4] = {4, 3, 3, 3}, bd[2] = {64, 5}, md[2] = {5, 8};
+    int x = add_input(g, "x", 4, xd);
+    int w = il_graph_add_constant(g, "conv.w", weights(4, wd, &rng, 1.0));
+    int b = il_graph_add_constant(g, "gemm.b", weights(2, bd, &rng, scale2));
+    int m = il_graph_add_constant(g, "mm.w", weights(2, md, &rng, 1.0));
+    int c = il_graph_new_value(g, "c"), f = il_graph_new_value(g, "f"), h = il_graph_new_value(g, "h");
+    int y = il_graph_value(g, "y");
+    int in1[2] = {x, w}, in2[2] = {f, b}, in3[2] = {h, m};
+    il_graph_add_node(g, "Conv", "", "conv", 2, in1, 1, &c);
+    il_graph_add_node(g, "Flatten", "", "flat", 1, &c, 1, &f);
+    il_graph_add_node(g, "Gemm", "", "gemm", 2, in2, 1, &h);
+    il_graph_add_node(g, "MatMul", "", "mm", 2, in3, 1, &y);
+    g->values[y].dtype = IL_F32;
+    il_graph_add_output(g, y);
+    IL_ASSERT_OK(il_graph_verify(g));
+    return g;
+}
+
+static const il_tensor *weight(const il_graph *g, const char *name) {
+    int v = il_graph_find_value(g, name);
+    CU_ASSERT_FATAL(v >= 0);
+    return g->values[v].constant;
+}
+
+static int64_t zeros(const il_tensor *t) {
+    int64_t z = 0;
+    for (int64_t i = 0; i < il_tensor_numel(t); i++) z += ((const float *)t->data)[i] == 0;
+    return z;
+}
+
+/* Every removed weight of `before` is no larger than every kept one (the smallest went). */
+static int smallest_removed(const il_tensor *before, const il_tensor *after) {
+    double max_removed = 0, min_kept = INFINITY;
+    for (int64_t i = 0; i < il_tensor_numel(before); i++) {
+        double a = fabs(((const float *)before->data)[i]), b = ((const float *)after->data)[i];
+        if (b == 0) max_removed = fmax(max_removed, a);
+        else {
+            min_kept = fmin(min_kept, a);
+            if (b != ((const float *)before->data)[i]) return 0; /* kept weights untouched */
+        }
+    }
+    return max_removed <= min_kept;
+}
+
+/* ---------------------------------------------------------------- criteria and scopes */
+
+static void test_layers(void) {
+    il_graph *g = three_layer(1, 1.0);
+    il_prune_layer *l;
+    int n;
+    IL_ASSERT_OK(il_prune_find_layers(g, &l, &n));
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(l[0].name, "conv");
+    CU_ASSERT(l[0].rows == 4 && l[0].cols == 27 && l[0].rs == 27 && l[0].cs == 1);
+    /* Gemm B [K=64, N=5]: rows are the 5 outputs, walking K strides by 5 */
+    CU_ASSERT(l[1].rows == 5 && l[1].cols == 64 && l[1].rs == 1 && l[1].cs == 5);
+    CU_ASSERT(l[2].rows == 8 && l[2].cols == 5 && l[2].rs == 1 && l[2].cs == 8);
+    il_prune_layers_free(l, n);
+    il_graph_free(g);
+}
+
+static void test_magnitude_exact(void) {
+    const double levels[] = {0.0, 0.3, 0.5, 0.9};
+    for (size_t k = 0; k < sizeof levels / sizeof *levels; k++) {
+        il_graph *g = three_layer(2, 1.0), *dense = il_graph_clone(g);
+        il_prune_opts o = {.scope = IL_PRUNE_LAYERWISE, .sparsity = levels[k]};
+        il_prune_report r;
+        IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+        const char *names[] = {"conv.w", "gemm.b", "mm.w"};
+        for (int i = 0; i < 3; i++) {
+            const il_tensor *w = weight(g, names[i]);
+            CU_ASSERT_EQUAL(zeros(w), llround(levels[k] * (double)il_tensor_numel(w)));
+            CU_ASSERT_EQUAL(r.layers[i].zeros, zeros(w));
+            CU_ASSERT(smallest_removed(weight(dense, names[i]), w));
+            /* the mask says the same as the zeros */
+            for (int64_t j = 0; j < il_tensor_numel(w); j++)
+                CU_ASSERT_EQUAL(((unsigned char *)r.layers[i].mask->data)[j], ((float *)w->data)[j] != 0);
+        }
+        il_prune_report_free(&r);
+        il_graph_free(g), il_graph_free(dense);
+    }
+}
+
+/* One threshold across layers whose weights differ 100x in scale: the small layer goes first. */
+static void test_global_threshold(void) {
+    il_graph *g = three_layer(3, 0.01), *dense = il_graph_clone(g);
+    int64_t total = 108 + 320 + 40;
+    il_prune_opts o = {.scope = IL_PRUNE_GLOBAL, .sparsity = 0.5};
+    il_prune_report r;
+    IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+    CU_ASSERT_EQUAL(r.zeros, llround(0.5 * (double)total));
+    /* all 234 from the 0.01-scale layer (|w| < 0.0106 there, > 0.05 elsewhere) */
+    CU_ASSERT_EQUAL(zeros(weight(g, "gemm.b")), 234);
+    CU_ASSERT_EQUAL(zeros(weight(g, "conv.w")) + zeros(weight(g, "mm.w")), 0);
+    /* whatever the layer: removed |w| <= threshold < kept |w| */
+    const char *names[] = {"conv.w", "gemm.b", "mm.w"};
+    for (int i = 0; i < 3; i++) {
+        const il_tensor *a = weight(dense, names[i]), *b = weight(g, names[i]);
+        for (int64_t j = 0; j < il_tensor_numel(a); j++) {
+            double v = fabs(((float *)a->data)[j]);
+            CU_ASSERT(((float *)b->data)[j] == 0 ? v <= r.threshold : v > r.threshold);
+        }
+    }
+    il_prune_report_free(&r);
+    il_graph_free(g);
+    /* 70%: now the big layers lose 328 - 320 = 8 between them, the smallest of them */
+    g = three_layer(3, 0.01);
+    o.sparsity = 0.7;
+    IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+    CU_ASSERT_EQUAL(r.zeros, llround(0.7 * (double)total));
+    CU_ASSERT_EQUAL(zeros(weight(g, "conv.w")) + zeros(weight(g, "mm.w")), llround(0.7 * (double)total) - 320);
+    il_prune_report_free(&r);
+    il_graph_free(g), il_graph_free(dense);
+}
+
+/* Every group of m consecutive weights along the reduction keeps exactly n, its largest. */
+static void check_nm(const il_tensor *before, const il_tensor *after, const il_prune_layer *l, int n, int m) {
+    const float *a = before->data, *b = after->data;
+    for (int64_t r = 0; r < l->rows; r++)
+        for (int64_t g0 = 0; g0 < l->cols; g0 += m) {
+            int kept = 0;
+            double min_kept = INFINITY, max_removed = 0;
+            for (int i = 0; i < m; i++) {
+                int64_t j = r * l->rs + (g0 + i) * l->cs;
+                if (b[j] != 0) kept++, min_kept = fmin(min_kept, fabs(a[j]));
+                else max_removed = fmax(max_removed, fabs(a[j]));
+            }
+            CU_ASSERT_EQUAL(kept, n);
+            CU_ASSERT(max_removed <= min_kept);
+        }
+}
+
+static void test_nm(void) {
+    const int pat[][2] = {{2, 4}, {1, 4}, {4, 8}};
+    for (int p = 0; p < 3; p++) {
+        il_graph *g = three_layer(4, 1.0), *dense = il_graph_clone(g);
+        il_prune_opts o = {.scope = IL_PRUNE_NM, .nm_n = pat[p][0], .nm_m = pat[p][1]};
+        il_prune_report r;
+        IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+        il_prune_layer *l;
+        int n;
+        IL_ASSERT_OK(il_prune_find_layers(dense, &l, &n));
+        /* conv (cols 27) and mm (cols 5) are not multiples of 4: left dense, said why */
+        CU_ASSERT(r.layers[0].excluded && strstr(r.layers[0].why, "27"));
+        CU_ASSERT(r.layers[2].excluded && zeros(weight(g, "mm.w")) == 0);
+        CU_ASSERT_FALSE(r.layers[1].excluded);
+        check_nm(weight(dense, "gemm.b"), weight(g, "gemm.b"), &l[1], pat[p][0], pat[p][1]);
+        CU_ASSERT_EQUAL(zeros(weight(g, "gemm.b")), 320 - 320 * pat[p][0] / pat[p][1]);
+        il_prune_layers_free(l, n);
+        il_prune_report_free(&r);
+        il_graph_free(g), il_graph_free(dense);
+    }
+}
+
+/* Rows with known norms: L1 and L2 disagree on which row is weaker. */
+static void test_filter_norms(void) {
+    il_graph *g = il_graph_new("f");
+    il_graph_set_opset(g, "", 17);
+    int64_t xd[2] = {1, 4}, bd[2] = {3, 4};
+    int x = add_input(g, "x", 2, xd), y = il_graph_value(g, "y");
+    il_tensor *b = il_tensor_new(IL_F32, 2, bd);
+    const float rows[3][4] = {{3, 0, 0, 0}, {1, 1, 1, 1}, {5, 5, 5, 5}}; /* L1 3, 4, 20; L2 3, 2, 10 */
+    memcpy(b->data, rows, sizeof rows);
+    int in[2] = {x, il_graph_add_constant(g, "fc.w", b)};
+    int k = il_graph_add_node(g, "Gemm", "", "fc", 2, in, 1, &y);
+    il_node_set_int(g, k, "transB", 1);
+    il_graph_add_output(g, y);
+    for (int p = 1; p <= 2; p++) {
+        il_graph *c = il_graph_clone(g);
+        il_prune_opts o = {.criterion = p == 1 ? "l1-filter" : "l2-filter", .sparsity = 0.34}; /* round(1.02): one row */
+        IL_ASSERT_OK(il_prune_apply(c, &o, NULL));
+        const float *w = weight(c, "fc.w")->data;
+        int gone = p == 1 ? 0 : 1; /* L1 drops {3,0,0,0}; L2 drops {1,1,1,1} */
+        for (int r = 0; r < 3; r++)
+            for (int j = 0; j < 4; j++) CU_ASSERT_EQUAL(w[r * 4 + j], r == gone ? 0.0f : rows[r][j]);
+        il_graph_free(c);
+    }
+    /* a row criterion cannot set one global threshold or N:M groups */
+    il_prune_opts bad = {.criterion = "l1-filter", .scope = IL_PRUNE_GLOBAL, .sparsity = 0.5};
+    CU_ASSERT_EQUAL(il_prune_apply(g, &bad, NULL), IL_ERR_INVALID);
+    bad.scope = IL_PRUNE_NM, bad.nm_n = 2, bad.nm_m = 4;
+    CU_ASSERT_EQUAL(il_prune_apply(g, &bad, NULL), IL_ERR_INVALID);
+    CU_ASSERT_EQUAL(zeros(weight(g, "fc.w")), 3); /* refused: unchanged (the three zeros of row 0) */
+    il_graph_free(g);
+}
+
+static void test_exclusions(void) {
+    il_graph *g = three_layer(5, 1.0);
+    const char *ex[] = {"first", "mm"};
+    il_prune_opts o = {.sparsity = 0.5, .exclude = ex, .n_exclude = 2};
+    il_prune_report r;
+    IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+    CU_ASSERT_EQUAL(zeros(weight(g, "conv.w")), 0);
+    CU_ASSERT_EQUAL(zeros(weight(g, "gemm.b")), 160);
+    CU_ASSERT_EQUAL(zeros(weight(g, "mm.w")), 0);
+    CU_ASSERT(r.layers[0].excluded && r.layers[2].excluded && !r.layers[0].mask);
+    il_prune_report_free(&r);
+    /* "last" and a weight's name; per-layer sparsity by name */
+    const char *ex2[] = {"last", "conv.w"}, *ln[] = {"gemm"};
+    const double ls[] = {0.25};
+    il_prune_opts o2 = {.sparsity = 0.9, .exclude = ex2, .n_exclude = 2, .layer_names = ln, .layer_sparsity = ls,
+                        .n_layer_sparsity = 1};
+    il_graph_free(g);
+    g = three_layer(5, 1.0);
+    IL_ASSERT_OK(il_prune_apply(g, &o2, NULL));
+    CU_ASSERT_EQUAL(zeros(weight(g, "conv.w")) + zeros(weight(g, "mm.w")), 0);
+    CU_ASSERT_EQUAL(zeros(weight(g, "gemm.b")), 80);
+    /* an unknown name is an error naming the model's layers, and changes nothing */
+    il_graph_free(g);
+    g = three_layer(5, 1.0);
+    const char *ex3[] = {"nosuch"};
+    il_prune_opts o3 = {.sparsity = 0.5, .exclude = ex3, .n_exclude = 1};
+    CU_ASSERT_EQUAL(il_prune_apply(g, &o3, NULL), IL_ERR_INVALID);
+    CU_ASSERT(strstr(il_errmsg(), "nosuch") && strstr(il_errmsg(), "conv, gemm, mm"));
+    CU_ASSERT_EQUAL(zeros(weight(g, "gemm.b")), 0);
+    il_graph_free(g);
+}
+
+static void test_bad_options(void) {
+    il_graph *g = three_layer(6, 1.0);
+    il_prune_opts o = {.sparsity = 1.5};
+    CU_ASSERT_EQUAL(il_prune_apply(g, &o, NULL), IL_ERR_INVALID);
+    CU_ASSERT(strstr(il_errmsg(), "1.5") != NULL);
+    o.sparsity = -0.1;
+    CU_ASSERT_EQUAL(il_prune_apply(g, &o, NULL), IL_ERR_INVALID);
+    o.sparsity = NAN;
+    CU_ASSERT_EQUAL(il_prune_apply(g, &o, NULL), IL_ERR_INVALID);
+    il_prune_opts nm = {.scope = IL_PRUNE_NM, .nm_n = 5, .nm_m = 4};
+    CU_ASSERT_EQUAL(il_prune_apply(g, &nm, NULL), IL_ERR_INVALID);
+    CU_ASSERT(strstr(il_errmsg(), "5:4") != NULL);
+    il_prune_opts cr = {.criterion = "nosuch", .sparsity = 0.5};
+    CU_ASSERT_EQUAL(il_prune_apply(g, &cr, NULL), IL_ERR_INVALID);
+    CU_ASSERT(strstr(il_errmsg(), "magnitude") != NULL); /* the known ones are listed */
+    CU_ASSERT_EQUAL(zeros(weight(g, "conv.w")) + zeros(weight(g, "gemm.b")) + zeros(weight(g, "mm.w")), 0);
+    il_graph_free(g);
+}
+
+/* The pruned model computes what the dense model computes with the same weights zeroed by
+ * hand: the engine's reference kernels, outputs equal to the bit. */
+static void test_outputs_match_hand_zeroed(void) {
+    il_graph *g = three_layer(7, 1.0), *hand = il_graph_clone(g);
+    il_prune_opts o = {.sparsity = 0.6};
+    IL_ASSERT_OK(il_prune_apply(g, &o, NULL));
+    const char *names[] = {"conv.w", "gemm.b", "mm.w"};
+    for (int i = 0; i < 3; i++) { /* zero the round(0.6 n) smallest |w|, found by a plain selection */
+        il_tensor *w = hand->values[il_graph_find_value(hand, names[i])].constant;
+        float *d = w->data;
+        int64_t n = il_tensor_numel(w), k = llround(0.6 * (double)n);
+        for (int64_t z = 0; z < k; z++) {
+            int64_t best = -1;
+            for (int64_t j = 0; j < n; j++)
+                if (d[j] != 0 && (best < 0 || fabsf(d[j]) < fabsf(d[best]))) best = j;
+            d[best] = 0;
+        }
+    }
+    int64_t xd[4] = {2, 3, 6, 6};
+    il_tensor *x = il_tensor_new(IL_F32, 4, xd);
+    uint64_t rng = 11;
+    il_tensor_fill_random(x, &rng, -1, 1);
+    il_plan_opts po = {.threads = 1, .reference = 1};
+    il_tensor **a, **b;
+    int na, nb;
+    IL_ASSERT_OK(il_run_model(g, &x, 1, &po, &a, &na));
+    IL_ASSERT_OK(il_run_model(hand, &x, 1, &po, &b, &nb));
+    CU_ASSERT(il_test_tensors_equal(a[0], b[0]));
+    for (int i = 0; i < na; i++) il_tensor_free(a[i]);
+    for (int i = 0; i < nb; i++) il_tensor_free(b[i]);
+    free(a), free(b);
+    il_tensor_free(x);
+    il_graph_free(g), il_graph_free(hand);
+}
+
+/* ---------------------------------------------------------------- recipe */
+
+/* json_extract(doc, path) as text through SQLite's JSON parser ("" when invalid). */
+static void json_get(const char *doc, const char *path, char *out, size_t n) {
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    out[0] = 0;
+    sqlite3_open(":memory:", &db);
+    sqlite3_prepare_v2(db, "SELECT json_valid(?1), json_extract(?1, ?2)", -1, &q, NULL);
+    sqlite3_bind_text(q, 1, doc, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, path, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) && sqlite3_column_text(q, 1))
+        snprintf(out, n, "%s", (const char *)sqlite3_column_text(q, 1));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+static void expect_json(const char *doc, const char *path, const char *want) {
+    char v[256];
+    json_get(doc, path, v, sizeof v);
+    if (strcmp(v, want)) fprintf(stderr, "\n  %s: '%s', want '%s'\n", path, v, want);
+    CU_ASSERT_STRING_EQUAL(v, want);
+}
+
+static void test_recipe(void) {
+    il_graph *g = three_layer(8, 1.0);
+    const char *ex[] = {"la\"st"};
+    il_prune_opts o = {.scope = IL_PRUNE_NM, .nm_n = 2, .nm_m = 4};
+    il_prune_report r;
+    IL_ASSERT_OK(il_prune_apply(g, &o, &r));
+    il_prune_recipe rc = {"nm", "oneshot", 0, 1, "fashion-mnist:train:64", NULL};
+    IL_ASSERT_OK(il_prune_set_recipe(g, &o, &r, &rc));
+    const char *j = il_graph_get_meta(g, "inferlab.prune");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    char v[256];
+    expect_json(j, "$.method", "nm");
+    expect_json(j, "$.nm", "2:4");
+    expect_json(j, "$.sparsity", "0.5");
+    expect_json(j, "$.finetune_epochs", "1");
+    expect_json(j, "$.data", "fashion-mnist:train:64");
+    json_get(j, "$.pruned_weights", v, sizeof v);
+    CU_ASSERT_EQUAL(atoll(v), 160);
+    expect_json(j, "$.layers.gemm.achieved", "0.5");
+    expect_json(j, "$.layers.conv.asked", "0");
+    json_get(j, "$.skipped.conv", v, sizeof v);
+    CU_ASSERT(strstr(v, "not a multiple of 4") != NULL);
+    json_get(j, "$.achieved", v, sizeof v);
+    CU_ASSERT_DOUBLE_EQUAL(atof(v), 160.0 / 468, 1e-5);
+    /* the recipe survives export and reload */
+    const char *path = il_test_tmp("recipe.onnx");
+    IL_ASSERT_OK(il_onnx_save(g, path));
+    il_graph *back;
+    IL_ASSERT_OK(il_onnx_load(path, &back));
+    CU_ASSERT_STRING_EQUAL(il_graph_get_meta(back, "inferlab.prune"), j);
+    il_graph_free(back);
+    /* names that need escaping stay valid JSON */
+    free(r.layers[0].name);
+    r.layers[0].name = strdup(ex[0]);
+    char *s = il_prune_recipe_json(&o, &r, NULL);
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    sqlite3_open(":memory:", &db);
+    sqlite3_prepare_v2(db, "SELECT key FROM json_each(?1, '$.layers') LIMIT 1", -1, &q, NULL);
+    sqlite3_bind_text(q, 1, s, -1, SQLITE_STATIC);
+    CU_ASSERT(sqlite3_step(q) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(q, 0), ex[0]));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    free(s);
+    il_prune_report_free(&r);
+    /* a recipe written elsewhere (channel pruning's) gains the schedule; none: an error */
+    il_graph_set_meta(g, "inferlab.prune", "{\"method\":\"channel\",\"sparsity\":0.5}");
+    il_prune_recipe gr = {"channel", "oneshot", 0, 2, "fashion-mnist:train", "self"};
+    IL_ASSERT_OK(il_prune_extend_recipe(g, &gr));
+    j = il_graph_get_meta(g, "inferlab.prune");
+    expect_json(j, "$.method", "channel");
+    expect_json(j, "$.finetune_epochs", "2");
+    expect_json(j, "$.teacher", "self");
+    il_graph_set_meta(g, "inferlab.prune", "[1,2]");
+    CU_ASSERT_EQUAL(il_prune_extend_recipe(g, &gr), IL_ERR_INVALID);
+    il_graph_free(g);
+    g = three_layer(8, 1.0);
+    CU_ASSERT_EQUAL(il_prune_extend_recipe(g, &gr), IL_ERR_INVALID);
+    il_graph_free(g);
+}
+
+/* ---------------------------------------------------------------- schedule and fine-tuning */
+
+static void test_gradual_schedule(void) {
+    CU_ASSERT_DOUBLE_EQUAL(il_prune_gradual_sparsity(0, 0.8, 0, 4), 0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(il_prune_gradual_sparsity(0, 0.8, 4, 4), 0.8, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(il_prune_gradual_sparsity(0, 0.8, 2, 4), 0.8 - 0.8 / 8, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(il_prune_gradual_sparsity(0.2, 0.8, 1, 4), 0.8 - 0.6 * 27.0 / 64, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(il_prune_gradual_sparsity(0, 0.8, 9, 4), 0.8, 1e-12); /* clamped */
+    for (int t = 1; t <= 10; t++) /* rises, fast first */
+        CU_ASSERT(il_prune_gradual_sparsity(0, 0.9, t, 10) > il_prune_gradual_sparsity(0, 0.9, t - 1, 10));
+}
+
+static il_dataset *fmnist(int n) {
+    char spec[64];
+    snprintf(spec, sizeof spec, "fashion-mnist:train:%d", n);
+    il_dataset *d = NULL;
+    IL_ASSERT_OK(il_data_load(spec, IL_SPLIT_TRAIN, &d));
+    return d;
+}
+
+static il_graph *mlp(void) {
+    il_zoo_opts zo;
+    il_zoo_defaults(&zo);
+    zo.width = 32;
+    il_graph *g;
+    IL_ASSERT_OK(il_zoo_build("mlp", &zo, &g));
+    return g;
+}
+
+/* Zeroed weights stay zero through fine-tuning; the rest train. */
+static void test_masks_fixed(void) {
+    il_dataset *d = fmnist(96);
+    il_preproc p;
+    il_preproc_init(&p, 1);
+    for (int gradual = 0; gradual <= 1; gradual++) {
+        il_graph *g = mlp(), *before = NULL;
+        il_prune_opts o = {.scope = gradual ? IL_PRUNE_GLOBAL : IL_PRUNE_LAYERWISE, .sparsity = 0.7};
+        il_prune_finetune_opts f = {.gradual_steps = gradual ? 3 : 0};
+        il_fit_defaults(&f.fit);
+        f.fit.epochs = 1, f.fit.batch = 16, f.fit.threads = 2;
+        f.fit.optim.lr = 0.05, f.fit.optim.weight_decay = 0.01; /* decay and momentum push every weight */
+        if (!gradual) { /* the masks of a one-shot prune, to compare with */
+            before = il_graph_clone(g);
+            IL_ASSERT_OK(il_prune_apply(before, &o, NULL));
+        }
+        il_prune_report r;
+        IL_ASSERT_OK(il_prune_finetune(&g, &o, &f, d, &p, &r));
+        CU_ASSERT_EQUAL(r.zeros, llround(0.7 * (double)r.numel));
+        CU_ASSERT_STRING_EQUAL(r.layers[0].op, "Gemm"); /* the report outlives the graph it was made from */
+        int64_t moved = 0;
+        for (int i = 0; i < r.n; i++) {
+            const il_tensor *w = weight(g, r.layers[i].weight);
+            const unsigned char *m = r.layers[i].mask->data;
+            for (int64_t j = 0; j < il_tensor_numel(w); j++) {
+                if (!m[j]) CU_ASSERT_EQUAL(((float *)w->data)[j], 0.0f);
+                if (before) {
+                    float b = ((float *)weight(before, r.layers[i].weight)->data)[j];
+                    CU_ASSERT_EQUAL(b == 0, !m[j]); /* one-shot: the masks are the ones pruning chose */
+                    moved += m[j] && b != ((float *)w->data)[j];
+                }
+            }
+        }
+        if (before) CU_ASSERT(moved > r.numel / 4); /* training did change the kept weights */
+        il_prune_report_free(&r);
+        il_graph_free(g), il_graph_free(before);
+    }
+    il_data_free(d);
+}
+
+/* il_fit's mask hook directly: a bad name or size is refused before training. */
+static void test_fit_mask_errors(void) {
+    il_dataset *d = fmnist(32);
+    il_preproc p;
+    il_preproc_init(&p, 1);
+    il_graph *g = mlp();
+    il_trainer *t;
+    il_trainer_opts to = {.threads = 1, .seed = 1};
+    IL_ASSERT_OK(il_trainer_create(g, &to, &t));
+    il_fit_opts fo;
+    il_fit_defaults(&fo);
+    fo.epochs = 1, fo.batch = 16, fo.threads = 1;
+    int64_t dims[1] = {3};
+    il_tensor *m = il_tensor_new(IL_U8, 1, dims);
+    const char *name = "nosuch";
+    const il_tensor *masks[1] = {m};
+    fo.n_masks = 1, fo.mask_params = &name, fo.masks = masks;
+    il_fit_result fr;
+    CU_ASSERT_EQUAL(il_fit(t, d, &p, &fo, &fr), IL_ERR_INVALID);
+    CU_ASSERT(strstr(il_errmsg(), "nosuch") != NULL);
+    il_tensor *w;
+    name = il_trainer_param(t, 0, &w, NULL);
+    CU_ASSERT_EQUAL(il_fit(t, d, &p, &fo, &fr), IL_ERR_SHAPE); /* 3 elements, not the parameter's */
+    il_tensor_free(m);
+    il_trainer_free(t);
+    il_graph_free(g);
+    il_data_free(d);
+}
+
+/* ---------------------------------------------------------------- scan */
+
+/* A stand-in accuracy: 1 minus the zeroed fraction of one layer's weights, so each layer's
+ * curve is known in advance. */
+static il_status fake_accuracy(const il_graph *g, void *ctx, double *acc) {
+    const il_tensor *w = weight(g, "gemm.b");
+    *acc = 1.0 - (double)zeros(w) / (double)il_tensor_numel(w);
+    (*(int *)ctx)++;
+    return IL_OK;
+}
+
+static void test_scan(void) {
+    il_graph *g = three_layer(9, 1.0);
+    const double levels[] = {0.25, 0.5, 0.75};
+    const char *ex[] = {"mm"};
+    il_prune_opts o = {.exclude = ex, .n_exclude = 1};
+    il_prune_scan_point *p;
+    int n, calls = 0;
+    double dense;
+    IL_ASSERT_OK(il_prune_scan(g, &o, levels, 3, fake_accuracy, &calls, &dense, &p, &n, NULL));
+    CU_ASSERT_EQUAL_FATAL(n, 6); /* conv and gemm, 3 levels each */
+    CU_ASSERT_EQUAL(calls, 7);   /* and the dense model once */
+    CU_ASSERT_DOUBLE_EQUAL(dense, 1.0, 1e-12);
+    CU_ASSERT_STRING_EQUAL(p[0].layer, "conv");
+    CU_ASSERT_STRING_EQUAL(p[3].layer, "gemm");
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_DOUBLE_EQUAL(p[k].accuracy, 1.0, 1e-12); /* conv pruned alone: gemm untouched */
+        CU_ASSERT_DOUBLE_EQUAL(p[3 + k].accuracy, 1.0 - levels[k], 1e-12);
+    }
+    CU_ASSERT_EQUAL(il_tensor_numel(weight(g, "gemm.b")) - zeros(weight(g, "gemm.b")), 320); /* g untouched */
+    const char **names;
+    double *sp;
+    int nl;
+    IL_ASSERT_OK(il_prune_scan_pick(p, n, dense, 0.3, &names, &sp, &nl));
+    CU_ASSERT_EQUAL_FATAL(nl, 2);
+    CU_ASSERT_DOUBLE_EQUAL(sp[0], 0.75, 1e-12); /* conv: no loss at any level */
+    CU_ASSERT_DOUBLE_EQUAL(sp[1], 0.25, 1e-12); /* gemm: 0.5 would cost 0.5 > 0.3 */
+    free(names), free(sp);
+    /* the table beside the bench store's, which still opens the file */
+    const char *db = il_test_tmp("scan.db");
+    IL_ASSERT_OK(il_prune_scan_save(db, "three.onnx", "abc", "magnitude", "fake", 10, dense, p, n));
+    IL_ASSERT_OK(il_prune_scan_save(db, "three.onnx", "abc", "magnitude", "fake", 10, dense, p, n));
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM prune_scan"), 12);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT round(100*accuracy) FROM prune_scan WHERE layer='gemm' AND "
+                                          "sparsity=0.75 LIMIT 1"), 25);
+    il_store *s;
+    IL_ASSERT_OK(il_store_open(db, &s));
+    il_store_close(s);
+    il_prune_scan_free(p, n);
+    /* an exclusion that names nothing is an error here too */
+    const char *bad[] = {"nosuch"};
+    o.exclude = bad;
+    CU_ASSERT_EQUAL(il_prune_scan(g, &o, levels, 3, fake_accuracy, &calls, &dense, &p, &n, NULL), IL_ERR_INVALID);
+    il_graph_free(g);
+}
+
+/* ---------------------------------------------------------------- plugin */
+
+static void test_plugin_criterion(void) {
+    if (!il_prune_find_criterion("random")) IL_ASSERT_OK(il_pass_load_plugin(il_test_plugin("prune_random")));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(il_prune_find_criterion("random"));
+    il_graph *a = three_layer(10, 1.0), *b = il_graph_clone(a);
+    il_prune_opts o = {.criterion = "random", .scope = IL_PRUNE_GLOBAL, .sparsity = 0.5};
+    il_prune_report r;
+    IL_ASSERT_OK(il_prune_apply(a, &o, &r));
+    CU_ASSERT_EQUAL(r.zeros, 234);
+    il_prune_report_free(&r);
+    IL_ASSERT_OK(il_prune_apply(b, &o, NULL)); /* seeded: the same weights go */
+    CU_ASSERT(il_test_tensors_equal(weight(a, "gemm.b"), weight(b, "gemm.b")));
+    /* a second registration under the name is refused */
+    CU_ASSERT_EQUAL(il_prune_register_criterion(il_prune_find_criterion("random")), IL_ERR_INVALID);
+    il_graph_free(a), il_graph_free(b);
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static void expect_fail(const char *args, const char *want) {
+    char out[8192];
+    int rc = il_test_cli(args, out, sizeof out);
+    if ((rc != 1 && rc != 2) || !strstr(out, want))
+        fprintf(stderr, "\n  `inferlab %s` exited %d, want '%s' in:\n%s\n", args, rc, want, out);
+    CU_ASSERT(rc == 1 || rc == 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+}
+
+static void test_cli(void) {
+    const char *in = il_test_tmp("dense.onnx"), *out = il_test_tmp("pruned.onnx");
+    il_graph *g = three_layer(12, 1.0);
+    IL_ASSERT_OK(il_onnx_save(g, in));
+    il_graph_free(g);
+    char args[2048];
+    snprintf(args, sizeof args, "prune %s -o %s --method magnitude --sparsity 1.5", in, out);
+    expect_fail(args, "--sparsity 1.5 is outside [0, 1)");
+    snprintf(args, sizeof args, "prune %s -o %s --method nosuch --sparsity 0.5", in, out);
+    expect_fail(args, "unknown --method 'nosuch'");
+    snprintf(args, sizeof args, "prune %s -o %s --method nm --nm 5:4", in, out);
+    expect_fail(args, "--nm 5:4");
+    snprintf(args, sizeof args, "prune %s -o %s --method nm --nm two", in, out);
+    expect_fail(args, "--nm expects N:M");
+    snprintf(args, sizeof args, "prune %s -o %s --method magnitude", in, out);
+    expect_fail(args, "needs --sparsity");
+    snprintf(args, sizeof args, "prune %s --method magnitude --sparsity 0.5", in);
+    expect_fail(args, "-o OUT.onnx");
+    snprintf(args, sizeof args, "prune %s -o %s --method magnitude --sparsity 0.5 --exclude nosuch", in, out);
+    expect_fail(args, "'nosuch': no prunable layer");
+    snprintf(args, sizeof args, "prune %s -o %s --method magnitude --sparsity 0.5 --bogus 1", in, out);
+    expect_fail(args, "unknown option '--bogus'");
+    snprintf(args, sizeof args, "prune %s -o %s --method global --sparsity 0.5 --criterion l2-filter", in, out);
+    expect_fail(args, "l2-filter");
+    snprintf(args, sizeof args, "prune %s -o %s --method magnitude --sparsity 0.5 --schedule gradual", in, out);
+    expect_fail(args, "--finetune");
+    snprintf(args, sizeof args, "prune /nonexistent.onnx -o %s --method magnitude --sparsity 0.5", out);
+    expect_fail(args, "nonexistent.onnx");
+    /* a whole run: the file has the zeros and the recipe, the JSON says so */
+    char o[16384];
+    snprintf(args, sizeof args, "prune %s -o %s --method global --sparsity 0.5 --exclude last --json", in, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    char v[256];
+    expect_json(o, "$.recipe.method", "global");
+    expect_json(o, "$.recipe.excluded[0]", "mm");
+    json_get(o, "$.recipe.pruned_weights", v, sizeof v);
+    CU_ASSERT_EQUAL(atoll(v), 214); /* round(0.5 * 428) */
+    il_graph *p;
+    IL_ASSERT_OK(il_onnx_load(out, &p));
+    CU_ASSERT_EQUAL(zeros(weight(p, "conv.w")) + zeros(weight(p, "gemm.b")), 214);
+    expect_json(il_graph_get_meta(p, "inferlab.prune"), "$.scope", "global");
+    il_graph_free(p);
+    /* channels removed for real (prune/channel.h), the recipe theirs with our schedule added */
+    snprintf(args, sizeof args, "prune %s -o %s --method channel --sparsity 0.5 --json", in, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    expect_json(o, "$.recipe.method", "channel");
+    expect_json(o, "$.recipe.schedule", "oneshot");
+    IL_ASSERT_OK(il_onnx_load(out, &p));
+    CU_ASSERT_EQUAL(weight(p, "conv.w")->dims[0], 2); /* 4 filters -> 2 */
+    il_graph_free(p);
+    snprintf(args, sizeof args, "prune %s -o %s --method channel --sparsity 0.5 --criterion magnitude", in, out);
+    expect_fail(args, "l1-filter or l2-filter");
+    /* criteria listed, a plugin's among them */
+    snprintf(args, sizeof args, "prune --list --plugin %s", il_test_plugin("prune_random"));
+    CU_ASSERT_EQUAL(il_test_cli(args, o, sizeof o), 0);
+    CU_ASSERT(strstr(o, "l1-filter") && strstr(o, "random"));
+}
+
+IL_SUITE("prune", {"layers", test_layers}, {"magnitude exact", test_magnitude_exact},
+         {"global threshold", test_global_threshold}, {"n:m", test_nm}, {"filter norms", test_filter_norms},
+         {"exclusions", test_exclusions}, {"bad options", test_bad_options},
+         {"outputs match hand-zeroed", test_outputs_match_hand_zeroed}, {"recipe", test_recipe},
+         {"gradual schedule", test_gradual_schedule}, {"masks fixed", test_masks_fixed},
+         {"fit mask errors", test_fit_mask_errors}, {"scan", test_scan}, {"plugin criterion", test_plugin_criterion},
+         {"cli", test_cli})
