@@ -124,7 +124,7 @@ static il_status q_ref(il_kctx *c) {
     const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
     il_tensor *y = c->out[0];
     qparam_map m;
-    double lo, hi;
+    double lo = 0, hi = 255;
     il_status st = qparams(c, &m);
     if (st) return st;
     qrange(y->dtype, &lo, &hi);
