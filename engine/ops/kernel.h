@@ -44,6 +44,7 @@ extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: Fuse
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
+extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
