@@ -271,6 +271,12 @@ typedef struct il_run_record {
     int64_t warmup_queries;             /* warm-up queries of the first trial */
     il_machine_load load;               /* the machine while the trials ran */
     char wait_policy[96];               /* OpenMP wait policy of the measuring process, and why */
+    /* How the variant was made, as its model file says (metadata_props inferlab.quantize and
+     * inferlab.prune, written by `inferlab quantize` / `prune`): one JSON object, "" when none.
+     * layer_sparsity: JSON object {node name: zero fraction of its weight} for every Conv, Gemm
+     * and MatMul with a constant weight. */
+    char recipe[2048];
+    char layer_sparsity[4096];
 } il_run_record;
 
 void il_record_init(il_run_record *r);
@@ -283,7 +289,7 @@ void il_run_validate(il_run_record *r, const il_scenario *sc, double max_spread)
 
 typedef struct il_store il_store;
 
-#define IL_STORE_VERSION 4
+#define IL_STORE_VERSION 5
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
  * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or

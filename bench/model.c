@@ -130,6 +130,75 @@ static int is_int8_op(const il_node *n) {
     return strstr(n->op_type, "Int8") != NULL || strstr(n->op_type, "QLinear") != NULL;
 }
 
+/* s as a JSON string (quotes, backslashes and control characters escaped) appended at out[*at],
+ * never past n - 1; 0 when it did not fit (out is then left as it was). */
+static int json_put(char *out, size_t n, size_t *at, const char *s, int quote) {
+    size_t k = *at;
+    if (quote && k + 1 < n) out[k++] = '"';
+    for (; *s && k + 7 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (quote && (c == '"' || c == '\\')) out[k++] = '\\', out[k++] = (char)c;
+        else if (quote && c < 0x20) k += (size_t)snprintf(out + k, n - k, "\\u%04x", c);
+        else out[k++] = (char)c;
+    }
+    if (*s || k + 2 >= n) return 0;
+    if (quote) out[k++] = '"';
+    out[k] = 0;
+    *at = k;
+    return 1;
+}
+
+/* {"quantize": ..., "prune": ...} from the model's metadata; each value is the JSON object the
+ * command wrote, kept as it is when it looks like one, else as a string. */
+static void model_recipe(const il_graph *g, char *out, size_t n) {
+    static const char *const keys[] = {"quantize", "prune"};
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < 2; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "inferlab.%s", keys[i]);
+        const char *v = il_graph_get_meta(g, key);
+        if (!v || !v[0]) continue;
+        size_t keep = at;
+        int obj = v[0] == '{' && v[strlen(v) - 1] == '}';
+        if (!json_put(out, n, &at, at ? ", " : "{", 0) || !json_put(out, n, &at, keys[i], 1) ||
+            !json_put(out, n, &at, ": ", 0) || !json_put(out, n, &at, v, !obj)) {
+            at = keep; /* too long for the record: left out whole, never cut inside */
+            out[at] = 0;
+        }
+    }
+    if (at && !json_put(out, n, &at, "}", 0)) out[0] = 0;
+}
+
+/* {node: zero fraction of its constant weight} over Conv, Gemm and MatMul (and their fused
+ * forms); layers past what fits are left out and counted in "...": N. */
+static void layer_sparsity(const il_graph *g, char *out, size_t n) {
+    size_t at = 0;
+    int left = 0, any = 0;
+    out[0] = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const il_node *nd = &g->nodes[k];
+        if (nd->dead || nd->n_inputs < 2 || nd->inputs[1] < 0) continue;
+        if (!strstr(nd->op_type, "Conv") && !strstr(nd->op_type, "Gemm") && !strstr(nd->op_type, "MatMul")) continue;
+        const il_tensor *w = g->values[nd->inputs[1]].constant;
+        if (!w || !il_dtype_is_float(w->dtype) || w->rank < 2) continue;
+        int64_t z = 0, m = il_tensor_numel(w);
+        for (int64_t i = 0; i < m; i++) z += il_tensor_get(w, i) == 0.0;
+        char num[32];
+        snprintf(num, sizeof num, ": %.4f", m ? (double)z / (double)m : 0.0);
+        size_t keep = at;
+        if (!left && (!json_put(out, n - 24, &at, any ? ", " : "{", 0) ||
+                      !json_put(out, n - 24, &at, nd->name ? nd->name : "", 1) || !json_put(out, n - 24, &at, num, 0))) {
+            at = keep;
+            out[at] = 0;
+        }
+        if (at == keep) left++;
+        else any = 1;
+    }
+    if (left && any) at += (size_t)snprintf(out + at, n - at, ", \"...\": %d", left);
+    if (any) snprintf(out + at, n - at, "}");
+}
+
 il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_record *r) {
     struct stat sb;
     il_status st;
@@ -140,7 +209,7 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
     snprintf(data, sizeof data, "%s.data", path);
     if (!stat(data, &sb)) r->model_bytes += (int64_t)sb.st_size;
     if ((st = il_sha256_file(path, r->model_sha256))) return st;
-    int64_t params = 0, wz = 0, wn = 0, f32 = 0, f16 = 0;
+    int64_t params = 0, wz = 0, wn = 0, f32 = 0, f16 = 0, i8 = 0;
     for (int i = 0; i < g->n_values; i++) {
         const il_tensor *t = g->values[i].constant;
         if (!t) continue;
@@ -148,6 +217,7 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
         params += n;
         if (t->dtype == IL_F32) f32 += n;
         if (t->dtype == IL_F16 || t->dtype == IL_BF16) f16 += n;
+        if (t->dtype == IL_I8 || t->dtype == IL_U8) i8 += n;
         if (t->rank >= 2 && il_dtype_is_float(t->dtype)) {
             for (int64_t k = 0; k < n; k++) wz += il_tensor_get(t, k) == 0.0;
             wn += n;
@@ -158,6 +228,10 @@ il_status il_bench_model_facts(const char *path, const il_graph *g, il_run_recor
     int int8 = 0;
     for (int k = 0; k < g->n_nodes; k++)
         if (!g->nodes[k].dead && is_int8_op(&g->nodes[k])) int8 = 1;
+    /* fused integer ops have names of their own: most weights in 8 bits says int8 as well */
+    if (i8 > f32) int8 = 1;
+    model_recipe(g, r->recipe, sizeof r->recipe);
+    layer_sparsity(g, r->layer_sparsity, sizeof r->layer_sparsity);
     snprintf(r->precision, sizeof r->precision, "%s", int8 ? "int8" : f16 > f32 ? "fp16" : "fp32");
     il_shapes *s;
     if (!il_infer_shapes(g, 1, NULL, 0, &s)) {

@@ -110,7 +110,22 @@ static const char *const schema_v3 =
 /* Version 4: which kernel ran each profiled node (the plan's choice: forced, heuristic or timed). */
 static const char *const schema_v4 = "ALTER TABLE node_times ADD COLUMN kernel TEXT;";
 
-static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4};
+/* Version 5: how a variant was made (its quantize/prune recipe) and its per-layer sparsity. */
+static const char *const schema_v5 =
+    "ALTER TABLE runs ADD COLUMN recipe TEXT;"
+    "ALTER TABLE runs ADD COLUMN layer_sparsity TEXT;"
+    "DROP VIEW results;"
+    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
+    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
+    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
+    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
+    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
+    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
+    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
+    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe"
+    " FROM runs;";
+
+static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
 
 static il_status sq_err(il_store *s, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -460,13 +475,13 @@ static il_status insert_body(il_store *s, const il_run_record *r, int64_t *id) {
     return IL_OK;
 }
 
-/* The version-3 figures of run rid (schema_v3), kept apart from the long INSERT above. */
+/* The figures of versions 3 and 5 of run rid, kept apart from the long INSERT above. */
 static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) {
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE runs SET valid=?2, invalid_reason=?3, lat_p50_trial_min_ms=?4,"
                            " lat_p50_trial_max_ms=?5, max_spread=?6, warmup_queries=?7, load_avg1=?8, cpu_busy_pct=?9,"
-                           " steal_pct=?10, others_running=?11, wait_policy=?12 WHERE id=?1",
+                           " steal_pct=?10, others_running=?11, wait_policy=?12, recipe=?13, layer_sparsity=?14 WHERE id=?1",
                            -1, &q, NULL) != SQLITE_OK)
         return sq_err(s, "prepare run validity");
     sqlite3_bind_int64(q, 1, rid);
@@ -481,6 +496,8 @@ static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) 
     bind_d(q, 10, r->load.steal_pct);
     bind_i(q, 11, r->load.others_running);
     bind_t(q, 12, r->wait_policy);
+    bind_t(q, 13, r->recipe);
+    bind_t(q, 14, r->layer_sparsity);
     int rc = sqlite3_step(q);
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? IL_OK : sq_err(s, "store run validity");

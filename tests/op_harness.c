@@ -34,9 +34,15 @@ op_case *op_new(const char *op, int64_t opset, int n_in, int n_out) {
     op_case *o = calloc(1, sizeof *o);
     CU_ASSERT_FATAL(o && n_in <= OP_MAX_IN && n_out <= OP_MAX_OUT);
     int in[OP_MAX_IN], out[OP_MAX_OUT];
-    char name[64];
+    char name[64], domain[32] = "";
     o->g = il_graph_new("t");
     il_graph_set_opset(o->g, "", opset);
+    const char *colon = strchr(op, ':'); /* "ai.inferlab:QConv": an op of another domain (opset 1) */
+    if (colon) {
+        snprintf(domain, sizeof domain, "%.*s", (int)(colon - op), op);
+        op = colon + 1;
+        il_graph_set_opset(o->g, domain, 1);
+    }
     for (int i = 0; i < n_in; i++) {
         snprintf(name, sizeof name, "x%d", i);
         in[i] = il_graph_value(o->g, name);
@@ -46,12 +52,12 @@ op_case *op_new(const char *op, int64_t opset, int n_in, int n_out) {
         out[i] = il_graph_value(o->g, name);
     }
     snprintf(name, sizeof name, "node_%s", op);
-    o->k = il_graph_add_node(o->g, op, "", name, n_in, in, n_out, out);
+    o->k = il_graph_add_node(o->g, op, domain, name, n_in, in, n_out, out);
     o->opset = opset;
     o->n_in = n_in;
     o->n_out = n_out;
     o->threads = 3;
-    o->op = il_op_find("", op);
+    o->op = il_op_find(domain, op);
     if (!o->op) fprintf(stderr, "\n  op %s is not registered\n", op);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o->op);
     return o;
@@ -104,7 +110,6 @@ il_status op_infer(op_case *o, op_mode mode, il_tensor *outs) {
     for (int i = 0; i < o->n_out; i++) {
         memset(&outs[i], 0, sizeof outs[i]);
         outs[i].rank = -1;
-        outs[i].q_axis = -1;
         out[i] = &outs[i];
     }
     il_kctx c = {.node = &o->g->nodes[o->k], .opset = o->opset, .n_in = o->n_in, .n_out = o->n_out, .in = in,

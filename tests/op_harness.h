@@ -65,7 +65,8 @@ typedef enum {
     OP_NO_RANK  /* ... and rank -1 */
 } op_mode;
 
-/* A case for op `op` with n_in inputs (all omitted until set) and n_out outputs. */
+/* A case for op `op` with n_in inputs (all omitted until set) and n_out outputs; "DOMAIN:Op"
+ * for an op of another domain (imported at version 1). */
 op_case *op_new(const char *op, int64_t opset, int n_in, int n_out);
 void op_free(op_case *o);
 /* Input i is t (owned by the case from now on); what was there is freed. */
@@ -190,7 +191,6 @@ static inline il_tensor *shape_only(il_dtype dt, int rank, const int64_t *dims) 
     t->dtype = dt;
     t->rank = rank;
     for (int i = 0; i < rank; i++) t->dims[i] = dims[i];
-    t->q_axis = -1;
     return t;
 }
 

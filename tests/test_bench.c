@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../bench/bench.h"
+#include "../bench/bench_int.h"
 #include "fake_model.h"
 #include "test.h"
 
@@ -533,7 +534,53 @@ static void test_python_peers(void) {
     free(v);
 }
 
-IL_SUITE("bench", {"percentiles", test_percentiles}, {"sha256", test_sha256},
+
+/* What bench reads from a model file itself: the quantize/prune recipe from its metadata and the
+ * sparsity of each layer's weight; a model whose weights are mostly 8-bit is int8. */
+static void test_model_facts(void) {
+    il_graph *g = il_graph_new("facts");
+    int64_t wd[4] = {2, 1, 1, 2}, xd[4] = {1, 1, 2, 2};
+    il_tensor *w = il_tensor_new(IL_F32, 4, wd);
+    float wv[4] = {0.5f, 0.f, 0.f, 0.f}; /* 75% zeros */
+    memcpy(w->data, wv, sizeof wv);
+    int x = il_graph_value(g, "x"), y = il_graph_value(g, "y");
+    g->values[x].dtype = IL_F32;
+    g->values[x].rank = 4;
+    memcpy(g->values[x].dims, xd, sizeof xd);
+    int wi = il_graph_add_constant(g, "w", w);
+    int ins[2] = {x, wi};
+    il_graph_add_node(g, "Conv", "", "conv \"1\"", 2, ins, 1, &y);
+    il_graph_add_input(g, x);
+    il_graph_add_output(g, y);
+    il_graph_set_meta(g, "inferlab.prune", "{\"method\":\"magnitude\",\"sparsity\":0.75}");
+    il_graph_set_meta(g, "inferlab.quantize", "minmax, not JSON");
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/il_test_facts_%d.onnx", (int)getpid());
+    IL_ASSERT_OK(il_onnx_save(g, path));
+    il_run_record r;
+    il_record_init(&r);
+    IL_ASSERT_OK(il_bench_model_facts(path, g, &r));
+    CU_ASSERT_STRING_EQUAL(r.recipe, "{\"quantize\": \"minmax, not JSON\", \"prune\": {\"method\":\"magnitude\",\"sparsity\":0.75}}");
+    CU_ASSERT_STRING_EQUAL(r.layer_sparsity, "{\"conv \\\"1\\\"\": 0.7500}");
+    CU_ASSERT_DOUBLE_EQUAL(r.sparsity, 0.75, 1e-9);
+    CU_ASSERT_STRING_EQUAL(r.precision, "fp32");
+    il_record_free(&r);
+    /* the same weight in int8 */
+    il_tensor *q = il_tensor_new(IL_I8, 4, wd);
+    il_tensor_free(g->values[wi].constant);
+    g->values[wi].constant = q;
+    il_graph_set_meta(g, "inferlab.prune", "");
+    il_graph_set_meta(g, "inferlab.quantize", "");
+    il_record_init(&r);
+    IL_ASSERT_OK(il_bench_model_facts(path, g, &r));
+    CU_ASSERT_STRING_EQUAL(r.precision, "int8");
+    CU_ASSERT_STRING_EQUAL(r.recipe, "");
+    il_record_free(&r);
+    unlink(path);
+    il_graph_free(g);
+}
+
+IL_SUITE("bench", {"model facts", test_model_facts}, {"percentiles", test_percentiles}, {"sha256", test_sha256},
          {"single-stream, offline, multi-stream", test_single_stream_offline}, {"server and max QPS", test_server},
          {"max QPS survives one spike", test_max_qps_spike},
          {"real clock", test_real_clock}, {"sweep", test_sweep}, {"experiment file", test_experiment},

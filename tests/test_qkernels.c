@@ -163,5 +163,166 @@ static void test_requant_every_isa(void) {
     }
 }
 
+/* ---------------------------------------------------------------- the ops' kernels vs their references */
+
+static il_tensor *scalar_t(il_dtype dt, double v) {
+    il_tensor *t = il_tensor_new(dt, 0, NULL);
+    il_tensor_set(t, 0, v);
+    return t;
+}
+
+/* Scale and zero point for per-channel parameters: n values (n == 1: a scalar tensor). */
+static il_tensor *per(il_dtype dt, int64_t n, double lo, double hi) {
+    il_tensor *t = n == 1 ? il_tensor_new(dt, 0, NULL) : il_tensor_new(dt, 1, D(n));
+    for (int64_t i = 0; i < n; i++)
+        il_tensor_set(t, i, dt == IL_F32 ? lo + (hi - lo) * il_rand_uniform(op_rng()) : lo + op_randint((int64_t)(hi - lo) + 1));
+    return t;
+}
+
+typedef struct {
+    int64_t n, c, h, w, m, kh, kw, stride, pad, dil, group;
+    int x_s8, w_u8, y_s8, per_channel, bias, zw;
+    const char *act; /* QConv only */
+} conv_cfg;
+
+/* A QLinearConv (or QConv with an activation, or ConvInteger) case on random data whose output
+ * scale spreads the results over the 8-bit range (some saturate). */
+static op_case *qconv_case(const conv_cfg *f, const char *op) {
+    int convint = !strcmp(op, "ConvInteger"), one_d = f->h == 0;
+    op_case *o = op_new(!strcmp(op, "QConv") ? "ai.inferlab:QConv" : op, 13, convint ? 4 : 9, 1);
+    int64_t cg = f->c / f->group, K = cg * f->kh * f->kw, nch = f->per_channel ? f->m : 1;
+    il_dtype xdt = f->x_s8 ? IL_I8 : IL_U8, wdt = f->w_u8 ? IL_U8 : IL_I8, ydt = f->y_s8 ? IL_I8 : IL_U8;
+    il_tensor *x = one_d ? rnd(xdt, 3, D(f->n, f->c, f->w), f->x_s8 ? -128 : 0, f->x_s8 ? 127 : 255)
+                         : rnd(xdt, 4, D(f->n, f->c, f->h, f->w), f->x_s8 ? -128 : 0, f->x_s8 ? 127 : 255);
+    il_tensor *w = one_d ? rnd(wdt, 3, D(f->m, cg, f->kw), f->w_u8 ? 0 : -128, f->w_u8 ? 255 : 127)
+                         : rnd(wdt, 4, D(f->m, cg, f->kh, f->kw), f->w_u8 ? 0 : -128, f->w_u8 ? 255 : 127);
+    double zx = f->x_s8 ? op_randint(40) - 20 : op_randint(256);
+    int wx = convint ? 1 : 3;
+    op_in(o, 0, x);
+    op_in(o, wx, w);
+    op_in(o, 2, scalar_t(xdt, zx));
+    il_tensor *zw = f->zw ? per(wdt, nch, f->w_u8 ? 100 : -5, f->w_u8 ? 156 : 5) : per(wdt, nch, f->w_u8 ? 128 : 0, f->w_u8 ? 128 : 0);
+    op_in(o, convint ? 3 : 5, zw);
+    if (!convint) {
+        double sx = 0.02, sw = 0.01, sy = sx * sw * sqrt((double)K) * 60;
+        op_in(o, 1, scalar_t(IL_F32, sx));
+        op_in(o, 4, per(IL_F32, nch, sw * 0.5, sw * 1.5));
+        op_in(o, 6, scalar_t(IL_F32, sy));
+        op_in(o, 7, scalar_t(ydt, f->y_s8 ? op_randint(20) - 10 : 100 + op_randint(50)));
+        if (f->bias) op_in(o, 8, rnd(IL_I32, 1, D(f->m), -3000, 3000));
+    }
+    SETI(o, "group", f->group);
+    if (one_d) {
+        SETIS(o, "strides", f->stride), SETIS(o, "dilations", f->dil);
+        il_node_set_ints(o->g, o->k, "pads", 2, D(f->pad, f->pad));
+    } else {
+        il_node_set_ints(o->g, o->k, "strides", 2, D(f->stride, f->stride));
+        il_node_set_ints(o->g, o->k, "dilations", 2, D(f->dil, f->dil));
+        il_node_set_ints(o->g, o->k, "pads", 4, D(f->pad, f->pad, f->pad, f->pad));
+    }
+    if (f->act && !strcmp(f->act, "Clip")) {
+        SETS(o, "activation", "Clip");
+        il_node_set_floats(o->g, o->k, "activation_params", 2, (float[]){-0.5f, 1.5f});
+    } else if (f->act) {
+        SETS(o, "activation", f->act);
+    }
+    o->threads = 1 + (int)op_randint(3);
+    snprintf(o->label, sizeof o->label, "%s %lldx%lldx%lldx%lld m %lld k %lldx%lld s%lld p%lld d%lld g%lld", op,
+             (long long)f->n, (long long)f->c, (long long)f->h, (long long)f->w, (long long)f->m, (long long)f->kh,
+             (long long)f->kw, (long long)f->stride, (long long)f->pad, (long long)f->dil, (long long)f->group);
+    return o;
+}
+
+static const conv_cfg convs[] = {
+    /* n  c   h   w   m  kh kw s  p  d  g  xs8 wu8 ys8 pc bias zw act */
+    {1, 16, 9, 11, 24, 3, 3, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, NULL},
+    {2, 8, 7, 7, 10, 1, 1, 1, 0, 1, 1, 0, 0, 0, 1, 1, 0, NULL},     /* pointwise */
+    {3, 5, 9, 8, 7, 1, 1, 2, 0, 1, 1, 0, 0, 1, 0, 0, 0, NULL},      /* strided 1x1, int8 out */
+    {1, 3, 19, 17, 9, 7, 7, 2, 3, 1, 1, 0, 0, 0, 1, 1, 0, NULL},    /* a stem */
+    {2, 12, 6, 6, 12, 3, 3, 1, 1, 1, 3, 1, 0, 0, 1, 0, 0, NULL},    /* groups, int8 activations */
+    {1, 6, 5, 5, 6, 3, 3, 1, 1, 1, 6, 0, 0, 0, 0, 1, 0, NULL},      /* depthwise */
+    {1, 4, 0, 23, 5, 1, 5, 2, 2, 2, 1, 0, 0, 0, 1, 1, 0, NULL},     /* 1-D, dilated */
+    {1, 9, 8, 8, 17, 3, 3, 1, 0, 1, 1, 0, 1, 0, 0, 1, 1, NULL},     /* uint8 weights with zero points */
+    {2, 7, 6, 5, 11, 2, 3, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, NULL},     /* int8 weights with zero points */
+    {1, 64, 5, 5, 33, 3, 3, 1, 1, 1, 1, 0, 0, 0, 1, 1, 0, NULL},    /* K = 576 */
+};
+
+/* The qgemm kernel against each op's reference, bit for bit (op_run), on every ISA. */
+static void test_conv_ops_every_isa(void) {
+    static const char *const acts[] = {NULL, "Relu", "Clip"};
+    for (int isa = 0; isa < IL_QISA_COUNT; isa++) {
+        if (!il_qisa_available(isa)) continue;
+        il_qisa_force(isa);
+        for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+            op_case *o = qconv_case(&convs[i], "QLinearConv");
+            RUN_OK(o);
+            op_free(o);
+            conv_cfg f = convs[i];
+            f.act = acts[i % 3];
+            o = qconv_case(&f, "QConv");
+            RUN_OK(o);
+            op_free(o);
+            o = qconv_case(&convs[i], "ConvInteger");
+            RUN_OK(o);
+            op_free(o);
+        }
+    }
+    il_qisa_force(-1);
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "QLinearConv", "cpu", "qgemm")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("ai.inferlab", "QConv", "cpu", "qgemm")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "ConvInteger", "cpu", "qgemm")));
+}
+
+/* QLinearMatMul / MatMulInteger / QMatMul: a[..., M, K] x b[K, N]. */
+static op_case *qmm_case(const char *op, int rank, const int64_t *adims, int64_t n, int a_s8, int b_u8, int per_col,
+                         int bias, int zb, const char *act) {
+    int mmint = !strcmp(op, "MatMulInteger"), qmm = !strcmp(op, "QMatMul");
+    op_case *o = op_new(qmm ? "ai.inferlab:QMatMul" : op, 13, mmint ? 4 : qmm ? 9 : 8, 1);
+    int64_t k = adims[rank - 1], nch = per_col ? n : 1;
+    il_dtype adt = a_s8 ? IL_I8 : IL_U8, bdt = b_u8 ? IL_U8 : IL_I8;
+    op_in(o, 0, rnd(adt, rank, adims, a_s8 ? -128 : 0, a_s8 ? 127 : 255));
+    op_in(o, mmint ? 1 : 3, rnd(bdt, 2, D(k, n), b_u8 ? 0 : -128, b_u8 ? 255 : 127));
+    op_in(o, 2, scalar_t(adt, a_s8 ? op_randint(30) - 15 : op_randint(256)));
+    op_in(o, mmint ? 3 : 5, zb ? per(bdt, nch, b_u8 ? 90 : -9, b_u8 ? 160 : 9) : per(bdt, nch, b_u8 ? 128 : 0, b_u8 ? 128 : 0));
+    if (!mmint) {
+        double sa = 0.03, sb = 0.02;
+        op_in(o, 1, scalar_t(IL_F32, sa));
+        op_in(o, 4, qmm ? per(IL_F32, nch, sb * 0.5, sb * 1.5) : scalar_t(IL_F32, sb));
+        op_in(o, 6, scalar_t(IL_F32, sa * sb * sqrt((double)k) * 60));
+        op_in(o, 7, scalar_t(IL_U8, 90 + op_randint(60)));
+        if (qmm && bias) op_in(o, 8, rnd(IL_I32, 1, D(n), -5000, 5000));
+        if (qmm && act) SETS(o, "activation", act);
+    }
+    o->threads = 1 + (int)op_randint(3);
+    snprintf(o->label, sizeof o->label, "%s k %lld n %lld", op, (long long)k, (long long)n);
+    return o;
+}
+
+static void test_matmul_ops_every_isa(void) {
+    for (int isa = 0; isa < IL_QISA_COUNT; isa++) {
+        if (!il_qisa_available(isa)) continue;
+        il_qisa_force(isa);
+        for (int r = 0; r < 6; r++) {
+            int64_t m = 1 + op_randint(40), k = 1 + op_randint(150), n = 1 + op_randint(70);
+            int a_s8 = r & 1, b_u8 = (r >> 1) & 1, zb = r == 5;
+            op_case *o = qmm_case("QLinearMatMul", 2, D(m, k), n, a_s8, b_u8, 0, 0, zb, NULL);
+            RUN_OK(o);
+            op_free(o);
+            o = qmm_case("MatMulInteger", 3, D(2, m, k), n, a_s8, b_u8, 0, 0, zb, NULL);
+            RUN_OK(o);
+            op_free(o);
+            o = qmm_case("QMatMul", 3, D(3, m, k), n, a_s8, b_u8, r & 1, r != 2, zb, r == 3 ? "Relu" : NULL);
+            RUN_OK(o);
+            op_free(o);
+        }
+    }
+    il_qisa_force(-1);
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "QLinearMatMul", "cpu", "qgemm")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("ai.inferlab", "QMatMul", "cpu", "qgemm")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MatMulInteger", "cpu", "qgemm")));
+}
+
 IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_gemm_every_isa},
-         {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa})
+         {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa},
+         {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
+         {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa})

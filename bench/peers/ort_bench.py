@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 
-from peer_common import eval_inputs, fail, peer_parser, warm_up
+from peer_common import eval_batches, eval_inputs, fail, peer_parser, warm_up
 
 
 def rng(seed):
@@ -120,16 +120,9 @@ def main():
     if a.eval_in:
         names = [i.name for i in sess.get_inputs()]
         xs = eval_inputs(a, names)
-        n, outs = xs[names[0]].shape[0], []
-        for s in range(0, n, a.batch):
-            feeds = {}
-            for name in names:
-                chunk = xs[name][s:s + a.batch]
-                pad = a.batch - chunk.shape[0]  # pad the last batch with the last sample; its outputs are dropped
-                if pad:
-                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-                feeds[name] = chunk
-            y = sess.run(None, feeds)[0]
+        outs = []
+        for chunks, pad in eval_batches(xs, names, a.batch):
+            y = sess.run(None, dict(zip(names, chunks)))[0]
             outs.append(np.asarray(y, dtype=np.float32)[:a.batch - pad])
         np.save(a.eval_out, np.concatenate(outs).astype(np.float32))
         print(json.dumps({"engine": "onnxruntime", "version": version}))

@@ -48,6 +48,27 @@ def eval_inputs(a, names):
     return xs
 
 
+def eval_batches(xs, names, batch):
+    """The evaluation set in batches: yields ([array per input, in names' order], pad). The last
+    batch is padded with its last sample (pad of them) as the C harness does; the caller drops
+    the outputs of the padding. Every input must hold the same number of samples."""
+    import numpy as np
+    n = xs[names[0]].shape[0]
+    for name in names[1:]:
+        if xs[name].shape[0] != n:
+            fail(f"--eval-in: input {name} has {xs[name].shape[0]} samples, {names[0]} has {n}")
+    for s in range(0, n, batch):
+        chunks = []
+        pad = 0
+        for name in names:
+            chunk = xs[name][s:s + batch]
+            pad = batch - chunk.shape[0]
+            if pad:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
+            chunks.append(chunk)
+        yield chunks, pad
+
+
 def warm_up(a, query):
     """Warm-up until steady, as bench/scenario.c: at least --warmup queries and 0.1 s, then until
     the medians of the last two windows of 8 latencies are within 5%, at most 2 s."""

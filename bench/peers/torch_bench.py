@@ -40,7 +40,7 @@ import resource
 import sys
 import time
 
-from peer_common import eval_inputs, fail, peer_parser, warm_up
+from peer_common import eval_batches, eval_inputs, fail, peer_parser, warm_up
 
 TOLERANCE = 1e-3  # max abs difference allowed between the torch module and ONNX Runtime
 
@@ -367,6 +367,18 @@ def verify(model, model_path, names, arrays, dev, threads, torch, np, required=T
     return worst
 
 
+def evaluate(model, xs, names, batch, dev, torch, np):
+    """Output 0 of the module over the evaluation set: every graph input fed, in the graph's
+    order and with its own dtype (token ids stay integers), in batches padded like the C harness."""
+    outs = []
+    with torch.inference_mode():
+        for chunks, pad in eval_batches(xs, names, batch):
+            y = _flatten(model(*[torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in chunks]))[0]
+            y = y.float().cpu().numpy() if hasattr(y, "cpu") else np.asarray(y, dtype=np.float32)
+            outs.append(y[:batch - pad])
+    return np.concatenate(outs).astype(np.float32)
+
+
 def reset_peak_rss():
     """Forget the host memory high-water mark so far (the ONNX file, the ONNX Runtime session of
     the check): Linux resets VmHWM on writing 5 to clear_refs. False where that is refused."""
@@ -464,6 +476,37 @@ def _tiny_bert_mods(layers=2, h=64, inter=128):
     return _mods(e)
 
 
+def _self_test_evaluate(check):
+    """evaluate() on a two-input module (float features + int64 token ids, 7 samples in batches
+    of 3: the last one padded) through a stand-in for the few torch calls it makes."""
+    import contextlib
+    import numpy as np
+
+    class FakeTensor:
+        def __init__(self, a):
+            self.a = a
+
+        def to(self, dev):
+            return self
+
+    class FakeTorch:
+        inference_mode = staticmethod(contextlib.nullcontext)
+        from_numpy = staticmethod(FakeTensor)
+
+    seen = []
+
+    def model(x, ids):
+        seen.append((x.a.dtype, ids.a.dtype, x.a.shape[0]))
+        return (x.a.sum(axis=1, keepdims=True) + ids.a[:, :1], None)
+
+    rng = np.random.default_rng(1)
+    xs = {"x": rng.standard_normal((7, 4)).astype(np.float32), "ids": rng.integers(0, 50, (7, 5))}
+    y = evaluate(model, xs, ["x", "ids"], 3, "cpu", FakeTorch, np)
+    want = xs["x"].sum(axis=1, keepdims=True) + xs["ids"][:, :1]
+    check(y.shape == (7, 1) and np.allclose(y, want), "evaluate: two inputs, padded last batch")
+    check(all(d == (np.float32, np.int64, 3) for d in seen), "evaluate: each input keeps its dtype, full batches")
+
+
 def self_test(data_dir):
     """Plan the weights of tests/data's tiny models against hand-written module trees: the
     legacy exports (and tiny_resnet's dynamo export) must map every key; fused conv-bn, Identity
@@ -484,6 +527,7 @@ def self_test(data_dir):
     bmods = _tiny_bert_mods()
     check(scope_module({"name": "/m/encoder/layer.1/attention/self/query/MatMul"}, bmods)
           == "m.encoder.layer.1.attention.self.query", "scope through a ModuleList")
+    _self_test_evaluate(check)
     results = {}
     try:
         import onnx
@@ -575,23 +619,10 @@ def main():
     must_check = how != "onnx2torch"
 
     if a.eval_in:
-        if len(graph_inputs) != 1:
-            fail("the PyTorch peer evaluates single-input models only (agreement of this one: use onnxruntime)")
-        x = eval_inputs(a, graph_inputs)[graph_inputs[0]].astype(np.float32)
-        n, outs = x.shape[0], []
-        first = x[:a.batch]
-        if first.shape[0] < a.batch:
-            first = np.concatenate([first, np.repeat(first[-1:], a.batch - first.shape[0], axis=0)])
-        diff = verify(model, a.model, graph_inputs[:1], [first], dev, a.threads, torch, np, must_check)
-        with torch.inference_mode():
-            for s in range(0, n, a.batch):
-                chunk = x[s:s + a.batch]
-                pad = a.batch - chunk.shape[0]  # pad the last batch like the C harness; drop its outputs
-                if pad:
-                    chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)])
-                y = _flatten(model(torch.from_numpy(chunk).to(dev)))[0]
-                outs.append(y.float().cpu().numpy()[:a.batch - pad])
-        np.save(a.eval_out, np.concatenate(outs).astype(np.float32))
+        xs = eval_inputs(a, graph_inputs)
+        first = next(eval_batches(xs, graph_inputs, a.batch))[0]
+        diff = verify(model, a.model, graph_inputs, first, dev, a.threads, torch, np, must_check)
+        np.save(a.eval_out, evaluate(model, xs, graph_inputs, a.batch, dev, torch, np))
         print(json.dumps({"engine": "pytorch", "version": version, "verified_max_abs_diff": diff}))
         return
 

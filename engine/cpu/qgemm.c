@@ -262,6 +262,25 @@ void il_qepi_scalar(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0
 
 const il_qisa_impl il_qisa_impl_c = {C_MR, 1, ukr_c, il_qepi_scalar};
 
+/* ---------------------------------------------------------------- kernel helpers */
+
+int il_q_const_or_absent(const il_kctx *c, int i) {
+    if (i < 0 || !il_in(c, i)) return 1;
+    return ((c->const_mask >> i) & 1) && c->in[i]->data && il_shape_known(c->in[i]);
+}
+
+int64_t il_q_numel(const il_kctx *c, int i) { return i >= 0 && il_in(c, i) ? il_tensor_numel(c->in[i]) : 1; }
+
+int64_t il_q_int_at(const il_kctx *c, int i, int64_t at) {
+    if (i < 0 || !il_in(c, i)) return 0;
+    return il_int_at(c->in[i], il_tensor_numel(c->in[i]) == 1 ? 0 : at);
+}
+
+double il_q_get_at(const il_kctx *c, int i, int64_t at) {
+    if (i < 0 || !il_in(c, i)) return 1;
+    return il_tensor_get(c->in[i], il_tensor_numel(c->in[i]) == 1 ? 0 : at);
+}
+
 /* ---------------------------------------------------------------- driver */
 
 void il_qgemm(const il_qweights *w, const uint8_t *xp, int64_t n, const il_qepi *e, int threads) {

@@ -107,6 +107,31 @@ void il_qgemm(const il_qweights *w, const uint8_t *xp, int64_t n, const il_qepi 
  * on unpacked int8 W (m x k) and uint8 X (k x n). */
 void il_qgemm_naive(const int8_t *w, const uint8_t *x, int64_t m, int64_t n, int64_t k, int32_t *c);
 
+/* ---- helpers of the kernels' supports and prepare (qgemm_conv.c, qgemm_matmul.c) */
+static inline int il_q_is_8bit(il_dtype t) { return t == IL_U8 || t == IL_I8; }
+/* Input slot i is absent (i < 0 or omitted), or a constant whose data prepare can read. */
+int il_q_const_or_absent(const il_kctx *c, int i);
+/* Elements of input i (1 when absent). */
+int64_t il_q_numel(const il_kctx *c, int i);
+/* Element `at` of a per-tensor or per-channel input as an integer (0 when absent) or as a
+ * double (1 when absent). */
+int64_t il_q_int_at(const il_kctx *c, int i, int64_t at);
+double il_q_get_at(const il_kctx *c, int i, int64_t at);
+
+/* ---- shared with the ops (engine/ops/qfused.c) */
+
+/* The output clamp [lo, hi] of an integer op with y's scale, zero point and dtype: the type's
+ * range narrowed by the node's `activation` (Relu, Clip; others IL_ERR_UNSUPPORTED). */
+il_status il_qact_range(const il_kctx *c, double y_scale, int32_t y_zp, il_dtype ydt, int32_t *lo, int32_t *hi);
+
+/* QAdd / QLinearAdd / QLinearMul on per-tensor parameters, as their reference computes it. */
+typedef struct il_qbin {
+    int mul;
+    int32_t za, zb, zy, lo, hi;
+    double ka, kb; /* add: sa/sy, sb/sy; mul: sa*sb/sy */
+} il_qbin;
+il_status il_qbin_params(const il_kctx *c, int mul, il_qbin *p);
+
 /* ---- per-ISA pieces (engine/cpu/qgemm_x86.c); internal to qgemm*.c */
 typedef struct il_qisa_impl {
     int mr, nv;  /* rows per panel, strips per micro-tile */

@@ -1,0 +1,140 @@
+/*
+ * qgemm_matmul.c - the INT8 matrix-product kernel "qgemm" of QLinearMatMul, MatMulInteger and
+ * the ai.inferlab QMatMul (engine/ops/qfused.c): A[..., M, K] (8-bit activations) times a
+ * constant B[K, N] (8-bit weights).
+ *
+ * The GEMM of qgemm.h multiplies int8 rows by uint8 columns, so the product is computed as
+ * Y^T = B^T A^T: B^T is packed once at prepare (one row per output column n, which is also
+ * where per-column scales and zero points live), the rows of A are packed per call as the
+ * columns, and the epilogue writes Y with a column stride. The zero-point and bias terms are
+ * folded per output column as in qgemm_conv.c.
+ */
+#include "qgemm.h"
+
+typedef struct {
+    int a, as, az, b, bs, bz, ys, yz, bias;
+} mslots;
+
+static const mslots QLINEAR = {0, 1, 2, 3, 4, 5, 6, 7, -1}, QMATMUL = {0, 1, 2, 3, 4, 5, 6, 7, 8},
+                    MMINT = {0, -1, 2, 1, -1, 3, -1, -1, -1};
+
+static const mslots *slots_of(const il_kctx *c) {
+    if (!strcmp(c->node->op_type, "MatMulInteger")) return &MMINT;
+    return !strcmp(c->node->op_type, "QMatMul") ? &QMATMUL : &QLINEAR;
+}
+
+typedef struct {
+    il_qweights w;
+    int64_t k, n;
+    uint8_t flip;
+    il_qout out;
+    int32_t zp, lo, hi;
+    int32_t *row_add, *row_zw;
+    double *scale;
+    int threads;
+} qmm_state;
+
+static void qmm_release(void *p) {
+    qmm_state *s = p;
+    if (!s) return;
+    il_qweights_free(&s->w);
+    free(s->row_add), free(s->row_zw), free(s->scale);
+    free(s);
+}
+
+static int qmm_supports(const il_kctx *c) {
+    const mslots *q = slots_of(c);
+    const il_tensor *a = c->in[0], *b = il_in(c, q->b);
+    if (!a || !b || !il_q_is_8bit(a->dtype) || !il_q_is_8bit(b->dtype) || a->rank < 2 || b->rank != 2 || !il_shape_known(a))
+        return 0;
+    const int need[] = {q->as, q->az, q->b, q->bs, q->bz, q->ys, q->yz, q->bias};
+    for (int i = 0; i < 8; i++)
+        if (!il_q_const_or_absent(c, need[i])) return 0;
+    int64_t n = b->dims[1], nbs = il_q_numel(c, q->bs), nbz = il_q_numel(c, q->bz);
+    if (il_q_numel(c, q->az) != 1 || (nbs != 1 && nbs != n) || (nbz != 1 && nbz != n)) return 0;
+    if (q->yz >= 0 && !il_q_is_8bit(c->in[q->yz]->dtype)) return 0;
+    return b->dims[0] > 0 && b->dims[0] < 65536 && a->dims[a->rank - 1] == b->dims[0];
+}
+
+static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
+    const mslots *q = slots_of(c);
+    const il_tensor *A = c->in[0], *B = c->in[q->b];
+    qmm_state *s = calloc(1, sizeof *s);
+    int64_t k = B->dims[0], n = B->dims[1];
+    uint8_t *bt = malloc((size_t)(k * n) + 1);
+    if (s) {
+        s->row_add = calloc((size_t)n + 1, sizeof(int32_t));
+        s->row_zw = calloc((size_t)n + 1, sizeof(int32_t));
+        s->scale = calloc((size_t)n + 1, sizeof(double));
+    }
+    if (!s || !bt || !s->row_add || !s->row_zw || !s->scale) {
+        free(bt);
+        qmm_release(s);
+        return il_kerr(c, IL_ERR_OOM, "out of memory");
+    }
+    s->k = k, s->n = n;
+    const uint8_t *bd = B->data;
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t j = 0; j < n; j++) bt[j * k + i] = bd[i * n + j];
+    int a_s8 = A->dtype == IL_I8, b_u8 = B->dtype == IL_U8;
+    il_status st = il_qweights_pack(il_qisa_active(), bt, b_u8, n, k, k, &s->w);
+    free(bt);
+    s->flip = a_s8 ? 0x80 : 0;
+    int64_t zau = il_q_int_at(c, q->az, 0) + (a_s8 ? 128 : 0);
+    il_dtype ydt = q->yz >= 0 ? c->in[q->yz]->dtype : IL_I32;
+    s->out = ydt == IL_U8 ? IL_QOUT_U8 : ydt == IL_I8 ? IL_QOUT_S8 : IL_QOUT_S32;
+    s->zp = (int32_t)il_q_int_at(c, q->yz, 0);
+    if (!st && s->out != IL_QOUT_S32) st = il_qact_range(c, il_q_get_at(c, q->ys, 0), s->zp, ydt, &s->lo, &s->hi);
+    int any_zw = 0;
+    for (int64_t j = 0; j < n && !st; j++) {
+        int64_t zb = il_q_int_at(c, q->bz, j) - (b_u8 ? 128 : 0);
+        int64_t add = il_q_int_at(c, q->bias, j) - zau * s->w.rowsum[j] + k * zau * zb;
+        if (add < INT32_MIN || add > INT32_MAX)
+            st = il_kerr(c, IL_ERR_UNSUPPORTED, "column %lld: bias and zero-point terms exceed int32", (long long)j);
+        s->row_add[j] = (int32_t)add;
+        s->row_zw[j] = (int32_t)zb;
+        any_zw |= zb != 0;
+        s->scale[j] = il_q_get_at(c, q->as, 0) * il_q_get_at(c, q->bs, j) / il_q_get_at(c, q->ys, 0); /* the reference's order */
+    }
+    if (st) {
+        qmm_release(s);
+        return st;
+    }
+    if (!any_zw) {
+        free(s->row_zw);
+        s->row_zw = NULL;
+    }
+    s->threads = c->threads > 0 ? c->threads : 1;
+    int64_t rows = il_tensor_numel(A) / k;
+    *workspace = ((il_qx_bytes(k, rows) + 63) & ~(size_t)63) + (size_t)(rows + 1) * sizeof(int32_t);
+    *state = s;
+    return IL_OK;
+}
+
+static il_status qmm_run(il_kctx *c) {
+    const qmm_state *s = c->state;
+    int64_t rows = il_tensor_numel(c->in[0]) / s->k, strips = il_qx_strips(rows);
+    uint8_t *xp = c->workspace;
+    int32_t *colsum = s->row_zw ? (int32_t *)(xp + ((il_qx_bytes(s->k, rows) + 63) & ~(size_t)63)) : NULL;
+    if (rows == 0 || s->n == 0) return IL_OK;
+#pragma omp parallel for num_threads(s->threads) if (s->threads > 1 && strips > 1) schedule(static)
+    for (int64_t st = 0; st < strips; st++)
+        il_qpack_cols(c->in[0]->data, s->k, s->k, rows, s->flip, xp, colsum, st, st + 1);
+    il_qepi e = {.out = s->out, .row_add = s->row_add, .row_zw = s->row_zw, .colsum = colsum, .scale = s->scale,
+                 .zp = s->zp, .lo = s->lo, .hi = s->hi, .y = c->out[0]->data, .rs = 1, .cs = s->n};
+    il_qgemm(&s->w, xp, rows, &e, s->threads);
+    return IL_OK;
+}
+
+#define QMM_KERNEL(DOMAIN, OP, SINCE)                                                                          \
+    {.domain = DOMAIN, .op = OP, .since_version = SINCE, .backend = "cpu", .name = "qgemm",                   \
+     .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 10, .supports = qmm_supports, .prepare = qmm_prepare, \
+     .run = qmm_run, .release = qmm_release,                                                                   \
+     .doc = "INT8 u8 x s8 GEMM (AVX-512 VNNI / AVX-VNNI / AVX2 / C by CPUID) on a constant B packed once"}
+
+const il_kernel il_kernels_qmatmul[] = {
+    QMM_KERNEL("", "QLinearMatMul", 10),
+    QMM_KERNEL("", "MatMulInteger", 10),
+    QMM_KERNEL("ai.inferlab", "QMatMul", 1),
+    {0},
+};
