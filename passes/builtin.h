@@ -23,6 +23,7 @@ extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
 extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
 extern const il_pass il_pass_lower_fused;      /* lower_fused.c */
 extern const il_pass il_pass_insert_casts;     /* insert_casts.c */
+extern const il_pass il_pass_int8;             /* quantize/pass.c (lossy) */
 
 /* fuse_qdq.c: node k, an ai.inferlab QConv / QMatMul / QAdd, rewritten as DequantizeLinear, the
  * float op, its activation and QuantizeLinear (for lower-fused); 0 (nothing done) for other ops. */

@@ -36,6 +36,7 @@ extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Ra
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
 extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
+extern const il_op il_ops_quant[];           /* engine/ops/quant.c: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear */
 extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMatMul, QAdd, QLinearAdd/Mul */
 
 /* Explicit kernel tables (stateful and library kernels), each ending with an entry whose op is
