@@ -17,8 +17,9 @@
  * constant, quantized here with that scale -- the one place the result can move by a unit, as
  * it is the kernel's bias rather than the float graph's. Anything else keeps its Q and DQ.
  *
- * The pass is lossy in the sense that the QDQ graph computes its sums in float and the fused
- * ops in integers: outputs agree within one unit of the 8-bit result (tests/test_qkernels.c).
+ * The pass is lossy (il_pass.lossy): the QDQ graph computes its sums in float and the fused ops
+ * in integers, so outputs agree within one unit of the 8-bit result (tests/test_fuse_qdq.c),
+ * not within float tolerances.
  * It runs first in -O2, before fold-constants would turn DQ(weight) into float weights.
  * lower-fused (--portable) turns the fused ops back into QDQ (il_qdq_lower, below).
  */
@@ -271,10 +272,11 @@ static il_status run(il_graph *g, il_pass_stats *st) {
 }
 
 const il_pass il_pass_fuse_qdq = {
-    "fuse-qdq",
-    "QDQ patterns -> integer ops: Conv/MatMul/Gemm (+Relu/Clip) -> QConv/QMatMul, Add -> QAdd, "
-    "MaxPool/Reshape/Flatten/Transpose/Concat kept in int8",
-    run,
+    .name = "fuse-qdq",
+    .summary = "QDQ patterns -> integer ops (lossy: integer sums): Conv/MatMul/Gemm (+Relu/Clip) -> QConv/QMatMul, "
+               "Add -> QAdd, MaxPool/Reshape/Flatten/Transpose/Concat kept in int8",
+    .run = run,
+    .lossy = 1,
 };
 
 /* ---------------------------------------------------------------- lowering (lower-fused) */

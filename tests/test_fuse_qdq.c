@@ -17,47 +17,6 @@
 #include "../passes/passes.h"
 #include "op_harness.h"
 
-/* ---------------------------------------------------------------- QuantizeLinear / DequantizeLinear
-
- * Their kernels come with the quantize work (engine/ops/quant.c); until they are in the build,
- * these plain ones (per tensor and per axis, round half to even in float, as ONNX) stand in,
- * registered only when the engine has none. */
-
-static il_status shim_qdq_infer(il_kctx *c) {
-    int q = !strcmp(c->node->op_type, "QuantizeLinear");
-    il_set_out(c, 0, q ? (il_in(c, 2) ? c->in[2]->dtype : IL_U8) : IL_F32, c->in[0]->rank, c->in[0]->dims);
-    return IL_OK;
-}
-
-static il_status shim_qdq_ref(il_kctx *c) {
-    int q = !strcmp(c->node->op_type, "QuantizeLinear");
-    const il_tensor *x = c->in[0], *s = c->in[1], *z = il_in(c, 2);
-    il_tensor *y = c->out[0];
-    int64_t ns = il_tensor_numel(s), axis = il_attr_int(c->node, "axis", 1), inner = 1;
-    if (axis < 0) axis += x->rank;
-    for (int d = (int)axis + 1; d < x->rank && ns > 1; d++) inner *= x->dims[d];
-    double lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
-    for (int64_t i = 0, n = il_tensor_numel(x); i < n; i++) {
-        int64_t j = ns > 1 ? (i / inner) % ns : 0;
-        float sc = (float)il_tensor_get(s, j), zp = z ? (float)il_tensor_get(z, j) : 0;
-        if (q) {
-            double v = rintf((float)il_tensor_get(x, i) / sc) + zp;
-            il_tensor_set(y, i, v < lo ? lo : v > hi ? hi : v);
-        } else {
-            ((float *)y->data)[i] = ((float)il_tensor_get(x, i) - zp) * sc;
-        }
-    }
-    return IL_OK;
-}
-
-static const il_op shim_ops[] = {{"", "QuantizeLinear", 10, shim_qdq_infer, shim_qdq_ref, NULL, 0},
-                                 {"", "DequantizeLinear", 10, shim_qdq_infer, shim_qdq_ref, NULL, 0}};
-
-__attribute__((constructor)) static void register_shims(void) {
-    for (int i = 0; i < 2; i++)
-        if (!il_op_find("", shim_ops[i].name)) il_op_register(&shim_ops[i]);
-}
-
 /* ---------------------------------------------------------------- building QDQ graphs */
 
 static int scalar_c(il_graph *g, const char *name, il_dtype dt, double v) {
