@@ -34,8 +34,8 @@
 
 /* Bumped when il_pass, il_pass_stats, il_kernel or il_kctx change layout (plugins register
  * passes and kernels); a plugin built against another version is refused with a message
- * instead of crashing. 2: the kernel registry. */
-#define IL_PASS_ABI 2
+ * instead of crashing. 2: the kernel registry. 3: blocked layouts (il_kernel.layouts, il_kctx.blocked_*). */
+#define IL_PASS_ABI 3
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \

@@ -80,10 +80,25 @@ typedef struct {
     void *w;                                  /* the packed weight (aligned_alloc) */
     float *bias;                              /* a bias prepared at prepare (Gemm's beta * C), or NULL */
     size_t src_off, dst_off, scratch_off;     /* parts of the workspace, in bytes from its aligned start */
-    size_t ybytes;                            /* the output's bytes */
+    size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
 } il_dnnl_state;
+
+/* Layouts (dnnl_layout.c): the plan's channel-blocked descriptor of a rank 3-5 float32 tensor
+ * (aBcd16b where the channel block is 16); the layout the plan holds a tensor in (blocked or
+ * plain); the reorders between X's and Y's layouts and the primitive's src and dst where they
+ * differ (their buffers laid in the workspace from *off); and at run time, X in the primitive's
+ * layout (src: X itself, or reordered into the workspace), where the primitive writes (Y, or
+ * the workspace) and Y's reorder after it. */
+il_status il_dnnl_blocked_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims);
+il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims);
+il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
+                          const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
+                          const dnnl_memory_desc_t *dst, size_t *off);
+il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
+void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s);
+il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
 
 /* The threads a node of `macs` multiply-accumulates runs on: c->threads, or one below
  * IL_DNNL_SERIAL_MACS, where waking a second thread costs more than it saves. Sets them at once
