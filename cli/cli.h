@@ -22,6 +22,7 @@ IL_WEAK int cmd_zoo(int argc, char **argv);     /* cli/train.c (distill/) */
 IL_WEAK int cmd_train(int argc, char **argv);   /* cli/train.c */
 IL_WEAK int cmd_distill(int argc, char **argv); /* cli/train.c */
 IL_WEAK int cmd_eval(int argc, char **argv);    /* cli/train.c */
+IL_WEAK int cmd_quantize(int argc, char **argv); /* cli/quantize.c (quantize/) */
 IL_WEAK int cmd_prune(int argc, char **argv);   /* cli/prune.c (prune/) */
 
 int cmd_build(int argc, char **argv);  /* cli/build.c: MODEL.onnx -> model.plan */

@@ -28,6 +28,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a model (Fashion-MNIST by default), optionally federated"},
     {"distill", cmd_distill, "train a student from a teacher with knowledge distillation"},
     {"eval", cmd_eval, "accuracy, per-class accuracy and confusion matrix on a labelled set"},
+    {"quantize", cmd_quantize, "INT8 post-training quantization (QDQ), dynamic quantization, per-layer error analysis"},
     {"prune", cmd_prune, "prune weights (magnitude, global, N:M), sensitivity scans, fine-tuning with fixed masks"},
     {"bench", cmd_bench, "benchmark variants (scenarios, peers) into a SQLite database"},
     {"db", cmd_db, "list, show, export and merge benchmark databases"},

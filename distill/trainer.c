@@ -35,7 +35,6 @@ static unsigned weight_slots(const char *op) {
 il_tensor *tr_tensor_struct(void) {
     il_tensor *t = calloc(1, sizeof *t);
     t->rank = -1;
-    t->q_axis = -1;
     return t;
 }
 

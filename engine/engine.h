@@ -93,10 +93,8 @@ typedef struct il_tensor {
     int64_t dims[IL_MAX_RANK];
     void *data;
     int owns_data;
-    /* Quantization parameters (INT8 passes); NULL/0 when not quantized. */
-    float *q_scale;
-    int32_t *q_zero_point;
-    int q_axis; /* -1: per tensor */
+    /* No quantization fields: quantized values are integer tensors between QuantizeLinear and
+     * DequantizeLinear nodes, whose scale and zero-point inputs are the one place they live. */
 } il_tensor;
 
 /* The most elements a tensor may have: tensors and inferred shapes past it are refused, which

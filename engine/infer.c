@@ -49,7 +49,6 @@ static il_status fold_node(const il_graph *g, const il_op *op, il_kctx *c, il_sh
         if (op->flags & IL_OPF_DYNAMIC_OUT) {
             outs[i] = calloc(1, sizeof(il_tensor));
             outs[i]->dtype = c->out[i]->dtype;
-            outs[i]->q_axis = -1;
         } else {
             outs[i] = il_tensor_new(c->out[i]->dtype, c->out[i]->rank, c->out[i]->dims);
             if (!outs[i]) { st = IL_ERR_OOM; goto done; }
@@ -89,7 +88,6 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
     for (int v = 0; v < g->n_values; v++) {
         const il_value *x = &g->values[v];
         il_tensor *t = &s->info[v];
-        t->q_axis = -1;
         if (x->constant) {
             t->dtype = x->constant->dtype;
             t->rank = x->constant->rank;
@@ -159,7 +157,6 @@ static il_status infer(const il_graph *g, int64_t batch, const il_bind *binds, i
             if (n->outputs[i] < 0) { o[i] = NULL; continue; }
             memset(&outb[i], 0, sizeof outb[i]);
             outb[i].rank = -1;
-            outb[i].q_axis = -1;
             o[i] = &outb[i];
         }
         il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,

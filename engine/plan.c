@@ -361,7 +361,6 @@ static il_status run_node(il_plan *p, int k) {
         if (n->outputs[i] < 0) { out[i] = NULL; continue; }
         memset(&outb[i], 0, sizeof outb[i]);
         outb[i].rank = -1;
-        outb[i].q_axis = -1;
         out[i] = &outb[i];
     }
     il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,

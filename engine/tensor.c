@@ -152,7 +152,6 @@ static il_tensor *make(il_dtype dt, int rank, const int64_t *dims) {
     t->dtype = dt;
     t->rank = rank;
     if (rank) memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
-    t->q_axis = -1;
     return t;
 }
 
@@ -184,24 +183,12 @@ il_tensor *il_tensor_clone(const il_tensor *s) {
     il_tensor *t = il_tensor_new(s->dtype, s->rank, s->dims);
     if (!t) return NULL;
     if (s->data) memcpy(t->data, s->data, il_tensor_bytes(s));
-    int nq = s->q_axis >= 0 && s->q_axis < s->rank ? (int)s->dims[s->q_axis] : 1;
-    if (s->q_scale) {
-        t->q_scale = malloc((size_t)nq * sizeof(float));
-        memcpy(t->q_scale, s->q_scale, (size_t)nq * sizeof(float));
-    }
-    if (s->q_zero_point) {
-        t->q_zero_point = malloc((size_t)nq * sizeof(int32_t));
-        memcpy(t->q_zero_point, s->q_zero_point, (size_t)nq * sizeof(int32_t));
-    }
-    t->q_axis = s->q_axis;
     return t;
 }
 
 void il_tensor_free(il_tensor *t) {
     if (!t) return;
     if (t->owns_data) free(t->data);
-    free(t->q_scale);
-    free(t->q_zero_point);
     free(t);
 }
 

@@ -7,6 +7,7 @@
 
 #include "passes.h"
 
+extern const il_pass il_pass_fuse_qdq;         /* fuse_qdq.c */
 extern const il_pass il_pass_fold_constants;   /* fold_constants.c */
 extern const il_pass il_pass_eliminate;        /* eliminate.c */
 extern const il_pass il_pass_dead_nodes;       /* dead_nodes.c */
@@ -22,5 +23,10 @@ extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
 extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
 extern const il_pass il_pass_lower_fused;      /* lower_fused.c */
 extern const il_pass il_pass_insert_casts;     /* insert_casts.c */
+extern const il_pass il_pass_int8;             /* quantize/pass.c (lossy) */
+
+/* fuse_qdq.c: node k, an ai.inferlab QConv / QMatMul / QAdd, rewritten as DequantizeLinear, the
+ * float op, its activation and QuantizeLinear (for lower-fused); 0 (nothing done) for other ops. */
+int il_qdq_lower(il_graph *g, int k);
 
 #endif

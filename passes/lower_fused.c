@@ -11,6 +11,7 @@
  * What the fusion passes folded into weights (BatchNormalization, biases) stays folded: that
  * part of the optimization is portable.
  */
+#include "builtin.h"
 #include "pass_util.h"
 
 #include <stdio.h>
@@ -177,6 +178,10 @@ static il_status run(il_graph *g, il_pass_stats *st) {
     for (int k = 0; k < n_nodes; k++) {
         il_node *n = &g->nodes[k];
         if (n->dead || strcmp(n->domain, IL_DOMAIN)) continue;
+        if (il_qdq_lower(g, k)) { /* integer ops: back to QDQ (passes/fuse_qdq.c) */
+            il_pass_count(st, "integer ops lowered to QDQ", 1);
+            continue;
+        }
         if (!lowerable(n) || n->n_outputs != 1) {
             left++;
             continue;

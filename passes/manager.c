@@ -6,6 +6,7 @@
  */
 #include "builtin.h"
 #include "pass_util.h"
+#include "quantize/quantize.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -56,10 +57,10 @@ int il_graph_live_nodes(const il_graph *g) {
 
 /* Built-ins in the order -O2 runs them; plugins are appended. */
 static const il_pass *builtins[] = {
-    &il_pass_fold_constants, &il_pass_eliminate,   &il_pass_dead_nodes,      &il_pass_cse,
+    &il_pass_fuse_qdq,       &il_pass_fold_constants, &il_pass_eliminate,   &il_pass_dead_nodes,      &il_pass_cse,
     &il_pass_merge_chains,   &il_pass_matmul_add_gemm, &il_pass_fold_bn,     &il_pass_fuse_elementwise,
     &il_pass_fuse_gelu,      &il_pass_fuse_layernorm, &il_pass_fuse_attention, &il_pass_fuse_residual,
-    &il_pass_fuse_conv_act,  &il_pass_lower_fused,    &il_pass_insert_casts,
+    &il_pass_fuse_conv_act,  &il_pass_lower_fused,    &il_pass_insert_casts,    &il_pass_int8,
 };
 
 static const il_pass **reg;
@@ -108,8 +109,9 @@ il_status il_pass_register(const il_pass *p) {
 /* ---------------------------------------------------------------- pipelines */
 
 #define O1 "fold-constants,eliminate,dead-nodes,cse"
+/* fuse-qdq first: fold-constants would turn DequantizeLinear(weight) into float weights */
 #define O2                                                                                         \
-    O1 ",merge-chains,matmul-add-gemm,fold-bn,fuse-elementwise,fuse-gelu,fuse-layernorm,"          \
+    "fuse-qdq," O1 ",merge-chains,matmul-add-gemm,fold-bn,fuse-elementwise,fuse-gelu,fuse-layernorm,"          \
        "fuse-attention,fuse-residual,fuse-conv-act,dead-nodes"
 
 const char *il_pass_preset(int level) {
@@ -398,6 +400,25 @@ il_status il_graph_equivalent(const il_graph *want, const il_graph *got, const i
 
 /* ---------------------------------------------------------------- the pass manager */
 
+/* A lossy pass (il_pass.lossy) changes outputs on purpose: its result is held to top-1
+ * agreement and cosine similarity with the graph before it, on the model's evaluation data
+ * (quantize/analyze.c: Fashion-MNIST test images for 1x28x28 models, else random inputs). */
+static il_status verify_lossy(const il_graph *want, const il_graph *got, const il_pass_opts *o, const char *name,
+                              FILE *log) {
+    double agree, cos, min_agree = o->lossy_agree > 0 ? o->lossy_agree : 0.97,
+                      min_cos = o->lossy_cosine > 0 ? o->lossy_cosine : 0.98;
+    il_status s = il_quant_agreement(want, got, 1000, &agree, &cos);
+    if (s) return il_error_wrap(s, "cannot verify after lossy pass '%s': ", name);
+    if (agree < min_agree || cos < min_cos)
+        return il_error(IL_ERR_INVALID,
+                        "lossy pass '%s' lost too much: top-1 agreement %.4f (at least %.4f wanted), cosine %.6f (at "
+                        "least %.6f) on the model's evaluation data",
+                        name, agree, min_agree, cos, min_cos);
+    if (o->stats)
+        fprintf(log, "  verified (lossy): top-1 agreement %.4f, cosine %.6f with the graph before it\n", agree, cos);
+    return IL_OK;
+}
+
 il_status il_pipeline_run(il_graph *g, const char *pipeline, const il_pass_opts *o, il_pass_stats *stats,
                           int max_stats, int *n_stats) {
     il_pass_opts dflt = {0};
@@ -433,8 +454,15 @@ il_status il_pipeline_run(il_graph *g, const char *pipeline, const il_pass_opts 
         }
         /* a pass that counted no rewrite left the graph as it was: nothing to check */
         if (!o->verify || (!il_pass_changes(&st) && st.nodes_before == st.nodes_after)) continue;
+        const il_pass *p = il_pass_find(names[i]);
         if ((s = il_graph_verify(g))) {
             il_error_wrap(s, "pass '%s' left an invalid graph: ", names[i]);
+        } else if (p->lossy) {
+            if (!(s = verify_lossy(orig, g, o, names[i], log))) {
+                /* later passes must keep what the lossy one made, not the original's values */
+                il_graph_free(orig);
+                if (!(orig = il_graph_clone(g))) s = il_error(IL_ERR_OOM, "out of memory");
+            }
         } else if ((s = il_graph_equivalent(orig, g, o, &rng))) {
             il_error_wrap(s, eq_setup_failed ? "cannot verify after pass '%s': " : "pass '%s' broke equivalence: ", names[i]);
         } else if (o->stats) {

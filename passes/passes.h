@@ -34,8 +34,9 @@
 
 /* Bumped when il_pass, il_pass_stats, il_kernel or il_kctx change layout (plugins register
  * passes and kernels); a plugin built against another version is refused with a message
- * instead of crashing. 2: the kernel registry. 3: blocked layouts (il_kernel.layouts, il_kctx.blocked_*). */
-#define IL_PASS_ABI 3
+ * instead of crashing. 2: the kernel registry. 3: il_pass.lossy. 4: blocked layouts (il_kernel.layouts,
+ * il_kctx.blocked_in/out). */
+#define IL_PASS_ABI 4
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \
@@ -62,6 +63,10 @@ typedef struct il_pass {
     const char *name;     /* used in pipelines: lower-case-with-dashes */
     const char *summary;  /* one line for `inferlab passes` */
     il_status (*run)(il_graph *g, il_pass_stats *st);
+    /* 1: the pass changes the outputs on purpose (quantization, pruning): --verify checks its
+     * result by top-1 agreement and cosine with the original on the model's evaluation data
+     * (il_pass_opts.lossy_agree/lossy_cosine), not element by element. */
+    int lossy;
 } il_pass;
 
 /* Add n to the counter named what (a string that outlives the stats, normally a literal). */
@@ -107,6 +112,8 @@ typedef struct il_pass_opts {
     FILE *dump;          /* where dumps go (NULL: stdout) */
     FILE *log;           /* stats lines when stats is set (NULL: stderr) */
     int stats;           /* print one line per pass as it finishes */
+    double lossy_agree;  /* lossy passes: least top-1 agreement with the original (0: 0.97) */
+    double lossy_cosine; /* ... and least cosine similarity of output 0 (0: 0.98) */
 } il_pass_opts;
 
 /* Run one pass by name on g, filling *st (may be NULL). The graph is compacted and sorted

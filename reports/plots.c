@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static il_status db_err(sqlite3 *db, const char *what) {
+il_status rp_db_err(sqlite3 *db, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s", what, sqlite3_errmsg(db));
 }
 
@@ -29,13 +29,7 @@ static void gp_label(FILE *f, const char *s, size_t width) {
     rp_gp_str(f, b);
 }
 
-/* Series names of one plot, as many as the database has (no silent cap). */
-typedef struct names {
-    char (*s)[160];
-    int n, cap;
-} names;
-
-static int names_add(names *l, const char *s) {
+int rp_names_add(names *l, const char *s) {
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 16;
         char(*ns)[160] = realloc(l->s, (size_t)cap * sizeof *ns);
@@ -78,7 +72,7 @@ static int legend_below(FILE *b, const names *l) {
 
 /* The plot command of a line plot, one data block (index i) per series drawn `how`, each in
  * its own style, the legend below; closes b. */
-static void plot_series(FILE *b, const char *work, rp_plot *p, const names *l, const char *how) {
+void rp_plot_series(FILE *b, const char *work, rp_plot *p, const names *l, const char *how) {
     p->height = legend_below(b, l);
     fprintf(b, "plot ");
     for (int i = 0; i < l->n; i++) {
@@ -141,7 +135,7 @@ il_status rp_run_gnuplot(const char *script) {
 }
 
 /* Render work/NAME.body.gp as SVG into work/NAME.svg (and PNG/SVG/PDF into plots_dir). */
-static il_status draw(const char *work, const char *plots_dir, rp_plot *p) {
+il_status rp_draw(const char *work, const char *plots_dir, rp_plot *p) {
     char script[1100];
     snprintf(script, sizeof script, "%s/%s.gp", work, p->name);
     if (strchr(work, '\'') || (plots_dir && strchr(plots_dir, '\'')))
@@ -166,7 +160,7 @@ static il_status draw(const char *work, const char *plots_dir, rp_plot *p) {
     return st;
 }
 
-static FILE *open_file(const char *work, const char *name, const char *ext, il_status *st) {
+FILE *rp_open_file(const char *work, const char *name, const char *ext, il_status *st) {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s.%s", work, name, ext);
     FILE *f = fopen(path, "w");
@@ -174,7 +168,7 @@ static FILE *open_file(const char *work, const char *name, const char *ext, il_s
     return f;
 }
 
-static const char *common =
+const char *const rp_common =
     "set encoding utf8\nset termoption noenhanced\nset grid lc rgb '#dddddd'\nset key outside right top\n"
     "set border lc rgb '#444444'\n";
 
@@ -187,8 +181,8 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
                       " WHERE rn = 1 ORDER BY p50, top1 DESC";
     sqlite3_stmt *q;
     il_status st = IL_OK;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "latency vs accuracy");
-    FILE *d = open_file(work, p->name, "dat", &st);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "latency vs accuracy");
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     int n = 0, nf = 0;
     double best = -INFINITY, lo = INFINITY, hi = 0, amin = INFINITY, amax = -INFINITY, fx[64], fy[64];
@@ -213,14 +207,14 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
     fprintf(d, "\n\n");
     for (int i = 0; i < nf; i++) fprintf(d, "\"front\" %.6g %.6g 1\n", fx[i], fy[i]);
     fclose(d);
-    if (rc != SQLITE_DONE) return db_err(db, "latency vs accuracy");
+    if (rc != SQLITE_DONE) return rp_db_err(db, "latency vs accuracy");
     if (n < 2) {
         snprintf(p->why, sizeof p->why, "%s", n ? "one variant with accuracy: a trade-off needs two or more"
                                                  : "no single-stream run with accuracy (bench a model that has a "
                                                    "labelled set)");
         return IL_OK;
     }
-    FILE *b = open_file(work, p->name, "body.gp", &st);
+    FILE *b = rp_open_file(work, p->name, "body.gp", &st);
     if (!b) return st;
     /* one accuracy for all (an untrained or single model): give the axis a range of its own */
     if (amax - amin < 1e-9) fprintf(b, "set yrange [%.6g:%.6g]\n", amin - 0.05, amax + 0.05);
@@ -230,13 +224,13 @@ static il_status plot_latency_accuracy(sqlite3 *db, const char *work, rp_plot *p
                "plot '%s/%s.dat' index 1 using 2:3 with steps lw 2 lc rgb '#d62728' title 'Pareto front', \\\n"
                "  '' index 0 using 2:3 with points pt 7 ps 1.3 lc rgb '#1f77b4' title 'variants', \\\n"
                "  '' index 0 using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
-            common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "", work, p->name);
+            rp_common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "", work, p->name);
 
     fclose(b);
     snprintf(p->caption, sizeof p->caption,
              "%d variant%s; the red steps join the Pareto-optimal ones (no faster variant is as accurate). "
              "Lowest batch measured per variant.", n, n == 1 ? "" : "s");
-    return draw(work, NULL, p);
+    return rp_draw(work, NULL, p);
 }
 
 /* ---- throughput vs batch */
@@ -252,8 +246,8 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
                       " ELSE 'single-stream' END)) WHERE rn = 1 ORDER BY min(batch) OVER (PARTITION BY s), s, batch";
     sqlite3_stmt *q;
     il_status st = IL_OK;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "throughput vs batch");
-    FILE *d = open_file(work, p->name, "dat", &st);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "throughput vs batch");
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     names drawn = {0}, single = {0};
     char scen[32] = "", last[160] = "";
@@ -262,12 +256,12 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
         const char *s = (const char *)sqlite3_column_text(q, 0);
         snprintf(scen, sizeof scen, "%s", (const char *)sqlite3_column_text(q, 4));
         if (sqlite3_column_int(q, 5) < 2) {
-            names_add(&single, s);
+            rp_names_add(&single, s);
             continue;
         }
         if (!drawn.n || strcmp(s ? s : "", last)) {
             if (drawn.n) fprintf(d, "\n\n");
-            names_add(&drawn, s);
+            rp_names_add(&drawn, s);
             snprintf(last, sizeof last, "%s", s ? s : "");
         }
         /* an INVALID point marks its series: "name INVALID at b4" */
@@ -282,21 +276,21 @@ static il_status plot_throughput(sqlite3 *db, const char *work, rp_plot *p) {
     }
     sqlite3_finalize(q);
     fclose(d);
-    if (rc != SQLITE_DONE) st = db_err(db, "throughput vs batch");
+    if (rc != SQLITE_DONE) st = rp_db_err(db, "throughput vs batch");
     else if (!drawn.n)
         snprintf(p->why, sizeof p->why, "%s", single.n ? "every variant was measured at one batch size only (bench "
                                                          "with --batch 1,4,16 to see how throughput scales)"
                                                        : "no run with a throughput figure");
-    FILE *b = !st && drawn.n ? open_file(work, p->name, "body.gp", &st) : NULL;
+    FILE *b = !st && drawn.n ? rp_open_file(work, p->name, "body.gp", &st) : NULL;
     if (b) {
         fprintf(b, "%sset xlabel 'batch size'\nset ylabel 'samples per second (%s)'\nset logscale x 2\n"
                    "set offsets graph 0.05, graph 0.05, graph 0.1, graph 0.05\nset yrange [0:*]\n",
-                common, scen);
-        plot_series(b, work, p, &drawn, "using 1:2:3 with yerrorlines lw 2 pt 7");
+                rp_common, scen);
+        rp_plot_series(b, work, p, &drawn, "using 1:2:3 with yerrorlines lw 2 pt 7");
         snprintf(p->caption, sizeof p->caption,
                  "%s scenario; error bars are the standard deviation over repeated trials.", scen);
         not_drawn(p->caption, sizeof p->caption, &single, "measured at one batch size");
-        st = draw(work, NULL, p);
+        st = rp_draw(work, NULL, p);
     }
     free(drawn.s);
     free(single.s);
@@ -335,12 +329,12 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
                       " batch, id DESC) rn FROM runs) WHERE rn = 1 ORDER BY p50";
     sqlite3_stmt *q, *l;
     il_status st = IL_OK;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "latency CDF");
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "latency CDF");
     if (sqlite3_prepare_v2(db, "SELECT ms FROM latencies WHERE run_id = ?1", -1, &l, NULL) != SQLITE_OK) {
         sqlite3_finalize(q);
-        return db_err(db, "latency CDF");
+        return rp_db_err(db, "latency CDF");
     }
-    FILE *d = open_file(work, p->name, "dat", &st);
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), sqlite3_finalize(l), st;
     names drawn = {0}, other = {0}, empty = {0};
     double lo = INFINITY, hi = 0;
@@ -348,14 +342,14 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *s = (const char *)sqlite3_column_text(q, 1);
         if (!sqlite3_column_int(q, 2)) {
-            names_add(&other, s);
+            rp_names_add(&other, s);
             continue;
         }
         double *v;
         size_t n = run_latencies(l, sqlite3_column_int64(q, 0), &v);
         if (!n) {
             free(v);
-            names_add(&empty, s);
+            rp_names_add(&empty, s);
             continue;
         }
         if (drawn.n) fprintf(d, "\n\n");
@@ -363,23 +357,23 @@ static il_status plot_cdf(sqlite3 *db, const char *work, rp_plot *p) {
         lo = fmin(lo, v[0]);
         hi = fmax(hi, v[n - 1]);
         free(v);
-        names_add(&drawn, s);
+        rp_names_add(&drawn, s);
     }
     sqlite3_finalize(q);
     sqlite3_finalize(l);
     fclose(d);
-    if (rc != SQLITE_DONE) st = db_err(db, "latency CDF");
+    if (rc != SQLITE_DONE) st = rp_db_err(db, "latency CDF");
     else if (!drawn.n) snprintf(p->why, sizeof p->why, "no single-stream run with raw latencies");
-    FILE *b = !st && drawn.n ? open_file(work, p->name, "body.gp", &st) : NULL;
+    FILE *b = !st && drawn.n ? rp_open_file(work, p->name, "body.gp", &st) : NULL;
     if (b) {
         fprintf(b, "%sset xlabel 'latency per query (ms)%s'\nset ylabel 'fraction of queries'\nset yrange [0:1.02]\n%s",
-                common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
-        plot_series(b, work, p, &drawn, "using 1:2 with steps lw 2");
+                rp_common, hi > 20 * lo ? ", log scale" : "", hi > 20 * lo ? "set logscale x\n" : "");
+        rp_plot_series(b, work, p, &drawn, "using 1:2 with steps lw 2");
         snprintf(p->caption, sizeof p->caption,
                  "Every measured query of every trial (warm-up excluded), single-stream, lowest batch per variant.");
         not_drawn(p->caption, sizeof p->caption, &other, "no single-stream run");
         not_drawn(p->caption, sizeof p->caption, &empty, "no raw latencies kept");
-        st = draw(work, NULL, p);
+        st = rp_draw(work, NULL, p);
     }
     free(drawn.s);
     free(other.s);
@@ -400,10 +394,10 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
     names series = {0};
     char ops[8][48];
     int nops = 0, more_ops = 0;
-    if (sqlite3_prepare_v2(db, runs_sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "layer breakdown");
+    if (sqlite3_prepare_v2(db, runs_sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "layer breakdown");
     while (sqlite3_step(q) == SQLITE_ROW) {
         int64_t *ni = realloc(ids, (size_t)(series.n + 1) * sizeof *ids);
-        if (!ni || !names_add(&series, (const char *)sqlite3_column_text(q, 1))) {
+        if (!ni || !rp_names_add(&series, (const char *)sqlite3_column_text(q, 1))) {
             free(ni ? ni : ids);
             free(series.s);
             sqlite3_finalize(q);
@@ -419,19 +413,19 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
     }
     if (sqlite3_prepare_v2(db, ops_sql, -1, &q, NULL) != SQLITE_OK) {
         free(ids), free(series.s);
-        return db_err(db, "layer breakdown");
+        return rp_db_err(db, "layer breakdown");
     }
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (nops < 7) snprintf(ops[nops++], sizeof ops[0], "%s", (const char *)sqlite3_column_text(q, 0));
         else more_ops = 1;
     }
     sqlite3_finalize(q);
-    FILE *d = open_file(work, p->name, "dat", &st);
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (d && sqlite3_prepare_v2(db, "SELECT coalesce(op_type, '?') o, sum(ms) FROM node_times WHERE run_id = ?1 GROUP BY o", -1,
                                 &q, NULL) != SQLITE_OK) {
         fclose(d);
         d = NULL;
-        st = db_err(db, "layer breakdown");
+        st = rp_db_err(db, "layer breakdown");
     }
     if (d) {
         fprintf(d, "variant");
@@ -455,18 +449,18 @@ static il_status plot_layers(sqlite3 *db, const char *work, rp_plot *p) {
         sqlite3_finalize(q);
         fclose(d);
     }
-    FILE *b = d ? open_file(work, p->name, "body.gp", &st) : NULL;
+    FILE *b = d ? rp_open_file(work, p->name, "body.gp", &st) : NULL;
     if (b) {
         fprintf(b, "%sset ylabel 'time per engine call (ms)'\nset style data histograms\n"
                    "set style histogram rowstacked\nset style fill solid 0.85 border -1\nset boxwidth 0.6\n"
                    "set xtics rotate by -25 font ',9'\nset yrange [0:*]\nplot for [i=2:%d] '%s/%s.dat' using "
                    "i:xtic(1) title columnheader(i)\n",
-                common, nops + 1 + more_ops, work, p->name);
+                rp_common, nops + 1 + more_ops, work, p->name);
         fclose(b);
         snprintf(p->caption, sizeof p->caption,
                  "Time per operator type from a separate profiled pass (--profile), so profiling does not perturb "
                  "the latency figures.");
-        st = draw(work, NULL, p);
+        st = rp_draw(work, NULL, p);
     }
     free(ids);
     free(series.s);
@@ -484,12 +478,12 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
         " FROM runs r WHERE scenario = 'single-stream') WHERE rn = 1 ORDER BY s";
     sqlite3_stmt *q, *t;
     il_status st = IL_OK;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "speedup");
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "speedup");
     if (sqlite3_prepare_v2(db, "SELECT lat_p50_ms FROM trials WHERE run_id = ?1 AND lat_p50_ms > 0", -1, &t, NULL)) {
         sqlite3_finalize(q);
-        return db_err(db, "speedup");
+        return rp_db_err(db, "speedup");
     }
-    FILE *d = open_file(work, p->name, "dat", &st);
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), sqlite3_finalize(t), st;
     int n = 0, compared = 0, rc;
     names nobase = {0};
@@ -498,14 +492,14 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
         int nb = 0, nx = 0;
         const char *s = (const char *)sqlite3_column_text(q, 0);
         if (sqlite3_column_type(q, 2) == SQLITE_NULL) {
-            names_add(&nobase, s);
+            rp_names_add(&nobase, s);
             continue;
         }
         sqlite3_bind_int64(t, 1, sqlite3_column_int64(q, 2));
         while (sqlite3_step(t) == SQLITE_ROW) base += sqlite3_column_double(t, 0), nb++;
         sqlite3_reset(t);
         if (!nb) {
-            names_add(&nobase, s);
+            rp_names_add(&nobase, s);
             continue;
         }
         base /= nb;
@@ -520,7 +514,7 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
         }
         sqlite3_reset(t);
         if (!nx) {
-            names_add(&nobase, s);
+            rp_names_add(&nobase, s);
             continue;
         }
         compared += sqlite3_column_int64(q, 1) != sqlite3_column_int64(q, 2);
@@ -531,26 +525,26 @@ static il_status plot_speedup(sqlite3 *db, const char *work, rp_plot *p) {
     sqlite3_finalize(q);
     sqlite3_finalize(t);
     fclose(d);
-    if (rc != SQLITE_DONE) st = db_err(db, "speedup");
+    if (rc != SQLITE_DONE) st = rp_db_err(db, "speedup");
     else if (!compared)
         snprintf(p->why, sizeof p->why, "%s", n ? "only baselines were measured (bench another pipeline, engine or "
                                                   "backend beside O0 to compare)"
                                                 : "no single-stream run with an O0 inferlab CPU baseline of the same "
                                                   "model");
-    FILE *b = !st && compared ? open_file(work, p->name, "body.gp", &st) : NULL;
+    FILE *b = !st && compared ? rp_open_file(work, p->name, "body.gp", &st) : NULL;
     if (b) {
         fprintf(b, "%sset ylabel 'speedup over baseline (p50)'\nset style fill solid 0.7 border -1\nset boxwidth 0.6\n"
                    "set xtics rotate by -30 font ',9'\nset yrange [0:*]\nset xrange [-0.6:%d.6]\nunset key\n"
                    "set arrow from -0.6,1 to %d.6,1 nohead dt 2 lc rgb '#888888'\n"
                    "plot '%s/%s.dat' using 0:2:xtic(1) with boxes lc rgb '#2ca02c', '' using 0:2:3 with yerrorbars "
                    "pt 0 lc rgb 'black'\n",
-                common, n - 1, n - 1, work, p->name);
+                rp_common, n - 1, n - 1, work, p->name);
         fclose(b);
         snprintf(p->caption, sizeof p->caption,
                  "Baseline: inferlab, CPU, pipeline O0 of the same parent model at the same batch and threads. "
                  "Error bars: standard deviation of the per-trial speedups.");
         not_drawn(p->caption, sizeof p->caption, &nobase, "no O0 inferlab CPU baseline at the same batch and threads");
-        st = draw(work, NULL, p);
+        st = rp_draw(work, NULL, p);
     }
     free(nobase.s);
     return st;
@@ -565,8 +559,8 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
                       " accuracy_top1 IS NOT NULL AND (precision <> 'fp32' OR sparsity > 0.01)) ORDER BY sp";
     sqlite3_stmt *q;
     il_status st = IL_OK;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return db_err(db, "sparsity vs accuracy");
-    FILE *d = open_file(work, p->name, "dat", &st);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "sparsity vs accuracy");
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
     if (!d) return sqlite3_finalize(q), st;
     int n = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -581,12 +575,12 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
     }
     sqlite3_finalize(q);
     fclose(d);
-    if (rc != SQLITE_DONE) return db_err(db, "sparsity vs accuracy");
+    if (rc != SQLITE_DONE) return rp_db_err(db, "sparsity vs accuracy");
     if (!n) {
         snprintf(p->why, sizeof p->why, "no pruned or reduced-precision run with accuracy in this database yet");
         return IL_OK;
     }
-    FILE *b = open_file(work, p->name, "body.gp", &st);
+    FILE *b = rp_open_file(work, p->name, "body.gp", &st);
     if (!b) return st;
     fprintf(b, "%sset xlabel 'weight sparsity (fraction of zeros)'\nset ylabel 'top-1 accuracy'\n"
                "set offsets graph 0.05, graph 0.3, graph 0.08, graph 0.08\n"
@@ -594,11 +588,11 @@ static il_status plot_sparsity(sqlite3 *db, const char *work, rp_plot *p) {
                "  '' using 2:($4==1 ? $3 : 1/0) with points pt 5 ps 1.3 title 'fp16', \\\n"
                "  '' using 2:($4==2 ? $3 : 1/0) with points pt 9 ps 1.5 title 'int8', \\\n"
                "  '' using 2:3:1 with labels offset char 1,0.6 left font ',9' notitle\n",
-            common, work, p->name);
+            rp_common, work, p->name);
     fclose(b);
     snprintf(p->caption, sizeof p->caption, "Accuracy of every variant against the sparsity of its weights; the "
                                             "marker shows its precision.");
-    return draw(work, NULL, p);
+    return rp_draw(work, NULL, p);
 }
 
 typedef il_status (*plot_fn)(sqlite3 *, const char *, rp_plot *);
@@ -614,6 +608,8 @@ il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp
         {"layer_breakdown", "Per-layer time breakdown", plot_layers},
         {"speedup", "Speedup over the baseline", plot_speedup},
         {"sparsity_accuracy", "Sparsity and precision vs accuracy", plot_sparsity},
+        {"prune_sensitivity", "Pruning sensitivity per layer", rp_plot_sensitivity},
+        {"quant_layers", "INT8 error per layer", rp_plot_quant_layers},
     };
     *n = 0;
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
@@ -625,7 +621,7 @@ il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp
         if (st) return st;
         if (p->svg[0] && plots_dir) {
             /* the copies for papers: render again with the file terminals */
-            if ((st = draw(work, plots_dir, p))) return st;
+            if ((st = rp_draw(work, plots_dir, p))) return st;
         }
     }
     return IL_OK;

@@ -9,7 +9,7 @@
 
 #include "reports.h"
 
-#define RP_MAX_PLOTS 8
+#define RP_MAX_PLOTS 10
 
 typedef struct rp_plot {
     char name[32];      /* file stem: latency_accuracy, ... */
@@ -23,6 +23,25 @@ typedef struct rp_plot {
 /* Draw every plot the database has data for. work: folder for data files and scripts;
  * plots_dir (may be NULL): PNG, SVG and PDF copies. */
 il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp_plot *plots, int *n);
+
+/* Helpers of the plot files (plots.c, plots_opt.c). */
+typedef struct names { /* series names of one plot, as many as the database has (no silent cap) */
+    char (*s)[160];
+    int n, cap;
+} names;
+int rp_names_add(names *l, const char *s);
+/* The plot command of a line plot, one data block (index i) per series drawn `how`, each in its
+ * own style, the legend below; closes b. */
+void rp_plot_series(FILE *b, const char *work, rp_plot *p, const names *l, const char *how);
+/* Render work/NAME.body.gp as SVG into work/NAME.svg (and PNG/SVG/PDF into plots_dir). */
+il_status rp_draw(const char *work, const char *plots_dir, rp_plot *p);
+FILE *rp_open_file(const char *work, const char *name, const char *ext, il_status *st);
+il_status rp_db_err(sqlite3 *db, const char *what);
+extern const char *const rp_common; /* gnuplot settings every plot starts with */
+/* The plots of the optimization families (plots_opt.c): pruning sensitivity curves, */
+il_status rp_plot_sensitivity(sqlite3 *db, const char *work, rp_plot *p);
+/* ... and the INT8 error per layer that `inferlab quantize --analyze --db` leaves in quant_analysis. */
+il_status rp_plot_quant_layers(sqlite3 *db, const char *work, rp_plot *p);
 
 /* gnuplot on a script file (a child process; its messages go to stderr). */
 il_status rp_run_gnuplot(const char *script);

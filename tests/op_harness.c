@@ -110,7 +110,6 @@ il_status op_infer(op_case *o, op_mode mode, il_tensor *outs) {
     for (int i = 0; i < o->n_out; i++) {
         memset(&outs[i], 0, sizeof outs[i]);
         outs[i].rank = -1;
-        outs[i].q_axis = -1;
         out[i] = &outs[i];
     }
     il_kctx c = {.node = &o->g->nodes[o->k], .opset = o->opset, .n_in = o->n_in, .n_out = o->n_out, .in = in,

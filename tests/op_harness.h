@@ -191,7 +191,6 @@ static inline il_tensor *shape_only(il_dtype dt, int rank, const int64_t *dims) 
     t->dtype = dt;
     t->rank = rank;
     for (int i = 0; i < rank; i++) t->dims[i] = dims[i];
-    t->q_axis = -1;
     return t;
 }
 

@@ -13,6 +13,7 @@
 
 #include "../bench/bench.h"
 #include "../distill/distill.h"
+#include "../prune/prune.h"
 #include "../reports/reports.h"
 #include "test.h"
 
@@ -505,6 +506,44 @@ static void test_report_many(void) {
     free(html);
 }
 
+
+/* A sensitivity scan in the results database becomes one curve per layer; without one the plot
+ * says why it is missing. */
+static void test_sensitivity_plot(void) {
+    if (!have("gnuplot")) { skip("gnuplot not installed (make deps)"); return; }
+    char d[] = "/tmp/il_sens_XXXXXX", db[300], out[300], f[400];
+    CU_ASSERT_FATAL(mkdtemp(d) != NULL);
+    snprintf(db, sizeof db, "%s/r.db", d);
+    snprintf(out, sizeof out, "%s/report", d);
+    il_store *s;
+    IL_ASSERT_OK(il_store_open(db, &s)); /* an empty results database: no scan yet */
+    il_store_close(s);
+    il_report_opts o = {.db = db, .out_dir = out, .quiet = 1, .no_pdf = 1};
+    IL_ASSERT_OK(il_report_write(&o));
+    snprintf(f, sizeof f, "%s/index.html", out);
+    char *html = slurp(f, NULL);
+    CU_ASSERT(html && strstr(html, "no sensitivity scan in this database"));
+    free(html);
+    il_prune_scan_point p[6];
+    static const char *const layers[] = {"conv_a", "conv_b"};
+    for (int i = 0; i < 6; i++)
+        p[i] = (il_prune_scan_point){.layer = (char *)layers[i / 3], .op = "Conv", .numel = 100,
+                                     .sparsity = 0.3 * (i % 3 + 1), .accuracy = 0.9 - 0.1 * (i % 3) * (i / 3 + 1)};
+    IL_ASSERT_OK(il_prune_scan_save(db, "tiny", "00", "magnitude", "fashion-mnist:test:100", 100, 0.91, p, 6));
+    IL_ASSERT_OK(il_report_write(&o));
+    html = slurp(f, NULL);
+    CU_ASSERT(html && strstr(html, "Pruning sensitivity per layer") && strstr(html, "each of its 2 layers pruned alone"));
+    free(html);
+    snprintf(f, sizeof f, "%s/gnuplot/prune_sensitivity.dat", out);
+    char *dat = slurp(f, NULL);
+    CU_ASSERT(dat && count(dat, "\n\n\n") == 1 && strstr(dat, "0.9 0.5")); /* two blocks; conv_b at 90%: 0.5 */
+    free(dat);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
 IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files}, {"confusion matrix plot", test_confusion_plot},
          {"browser check", test_browser}, {"pdf pages", test_pdf_pages}, {"names, cache files, order", test_names_and_cache},
-         {"report of many variants", test_report_many})
+         {"report of many variants", test_report_many},
+         {"pruning sensitivity plot", test_sensitivity_plot})

@@ -36,6 +36,7 @@ extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Ra
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
 extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
+extern const il_op il_ops_quant[];           /* engine/ops/quant.c: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear */
 extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMatMul, QAdd, QLinearAdd/Mul */
 
 /* Explicit kernel tables (stateful and library kernels), each ending with an entry whose op is
@@ -43,7 +44,9 @@ extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMat
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
+extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
+extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */

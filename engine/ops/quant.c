@@ -1,0 +1,271 @@
+/*
+ * quant.c - QuantizeLinear, DequantizeLinear and DynamicQuantizeLinear: the linear
+ * quantization ops that carry INT8 in the graph IR (docs/quantize.md). There is no other
+ * representation: a quantized model is a graph with these nodes and their scale and zero-point
+ * initializers, so export is lossless and every ONNX tool reads it.
+ *
+ *   Q:  y = saturate(round_half_even(x / scale) + zero_point)    to y's integer type
+ *   DQ: y = (x - zero_point) * scale
+ *
+ * Scale and zero point are per tensor (one element), per axis (1-D, one per slice along
+ * `axis`, opset 13) or per block (opset 21: same rank as x, dims[axis] = ceil(D / block_size)).
+ * The division and the rounding are done in float32, as ONNX's reference and ONNX Runtime do,
+ * so a value exactly halfway between two steps rounds to the even one in all three.
+ */
+#include "kernel.h"
+
+#include <stdint.h>
+
+/* The integer types a quantized tensor may have here, with their saturation bounds. */
+static int qrange(il_dtype t, double *lo, double *hi) {
+    switch (t) {
+    case IL_U8: *lo = 0, *hi = 255; return 1;
+    case IL_I8: *lo = -128, *hi = 127; return 1;
+    case IL_U16: *lo = 0, *hi = 65535; return 1;
+    case IL_I16: *lo = -32768, *hi = 32767; return 1;
+    default: return 0;
+    }
+}
+
+/* Where element i of x finds its scale and zero point. */
+typedef struct {
+    int mode;        /* 0 per tensor, 1 per axis, 2 per block */
+    int64_t d;       /* x's extent along the axis */
+    int64_t inner;   /* elements after the axis */
+    int64_t sd;      /* the scale's extent along the axis (per block: ceil(d / block)) */
+    int64_t block;
+} qparam_map;
+
+static int64_t qparam_index(const qparam_map *m, int64_t i) {
+    if (m->mode == 0) return 0;
+    int64_t c = (i / m->inner) % m->d;
+    if (m->mode == 1) return c;
+    int64_t outer = i / (m->inner * m->d), r = i % m->inner;
+    return (outer * m->sd + c / m->block) * m->inner + r;
+}
+
+/* Check scale (input 1) and zero point (input 2) against x (input 0) and fill the map. At plan
+ * time shapes may be unknown: then nothing is checked. */
+static il_status qparams(il_kctx *c, qparam_map *m) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    memset(m, 0, sizeof *m);
+    if (!il_shape_known(x) || !il_shape_known(s)) return IL_OK;
+    int64_t block = c->opset >= 21 ? il_attr_int(c->node, "block_size", 0) : 0;
+    if (block < 0) return il_kerr(c, IL_ERR_INVALID, "block_size %lld is negative", (long long)block);
+    if (zp && il_shape_known(zp) && (zp->rank != s->rank || memcmp(zp->dims, s->dims, (size_t)s->rank * sizeof(int64_t))))
+        return il_kerr(c, IL_ERR_SHAPE, "the zero point's shape differs from the scale's");
+    int64_t ns = il_tensor_numel(s);
+    if (block == 0 && s->rank <= 1 && ns == 1) return IL_OK; /* per tensor */
+    if (c->opset < 13)
+        return il_kerr(c, IL_ERR_SHAPE, "opset %lld takes a scalar scale only (per-axis needs opset 13)",
+                       (long long)c->opset);
+    int axis;
+    il_status st = il_norm_axis(c, il_attr_int(c->node, "axis", 1), x->rank, &axis);
+    if (st) return st;
+    m->d = x->dims[axis];
+    m->inner = il_dims_prod(x->dims, axis + 1, x->rank);
+    if (block == 0) {
+        if (s->rank != 1 || ns != m->d)
+            return il_kerr(c, IL_ERR_SHAPE, "a per-axis scale has one element per slice along axis %d (%lld), got %lld",
+                           axis, (long long)m->d, (long long)ns);
+        m->mode = 1;
+        return IL_OK;
+    }
+    m->block = block;
+    m->sd = (m->d + block - 1) / block;
+    if (s->rank != x->rank) return il_kerr(c, IL_ERR_SHAPE, "a blocked scale has x's rank %d, got %d", x->rank, s->rank);
+    for (int k = 0; k < x->rank; k++)
+        if (s->dims[k] != (k == axis ? m->sd : x->dims[k]))
+            return il_kerr(c, IL_ERR_SHAPE, "a blocked scale along axis %d with block %lld has dim %d = %lld, got %lld",
+                           axis, (long long)block, k, (long long)(k == axis ? m->sd : x->dims[k]), (long long)s->dims[k]);
+    m->mode = 2;
+    if (m->inner == 0 || m->d == 0) m->mode = 0; /* nothing to index */
+    return IL_OK;
+}
+
+/* ---------------------------------------------------------------- QuantizeLinear */
+
+static il_status q_out_dtype(il_kctx *c, il_dtype *out) {
+    const il_tensor *zp = il_in(c, 2);
+    int64_t odt = c->opset >= 21 ? il_attr_int(c->node, "output_dtype", 0) : 0;
+    double lo, hi;
+    *out = zp ? zp->dtype : odt ? (il_dtype)odt : IL_U8;
+    if (zp && odt && odt != (int64_t)zp->dtype)
+        return il_kerr(c, IL_ERR_TYPE, "output_dtype %lld differs from the zero point's %s", (long long)odt,
+                       il_dtype_name(zp->dtype));
+    if (!qrange(*out, &lo, &hi))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s (uint8, int8, uint16, int16 are)",
+                       il_dtype_name(*out));
+    return IL_OK;
+}
+
+static il_status q_infer(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1];
+    il_dtype dt;
+    qparam_map m;
+    il_status st = q_out_dtype(c, &dt);
+    if (st) return st;
+    if (x->dtype != IL_F32 && x->dtype != IL_F64 && x->dtype != IL_I32)
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s for x", il_dtype_name(x->dtype));
+    if (!il_dtype_is_float(s->dtype)) return il_kerr(c, IL_ERR_TYPE, "the scale is %s, not a float", il_dtype_name(s->dtype));
+    if ((st = qparams(c, &m))) return st;
+    il_set_out(c, 0, dt, x->rank, x->dims);
+    return IL_OK;
+}
+
+/* round(x / s) half to even, plus zp, saturated to [lo, hi]; NaN counts as 0. */
+static double quantize_one(float x, float s, double zp, double lo, double hi) {
+    float q = nearbyintf(x / s); /* float32 division and rounding, as ONNX's reference does */
+    double v = isnan(q) ? zp : (double)q + zp;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static il_status q_ref(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    il_tensor *y = c->out[0];
+    qparam_map m;
+    double lo = 0, hi = 255;
+    il_status st = qparams(c, &m);
+    if (st) return st;
+    qrange(y->dtype, &lo, &hi);
+    int64_t n = il_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = qparam_index(&m, i);
+        il_tensor_set(y, i, quantize_one((float)il_tensor_get(x, i), (float)il_tensor_get(s, k),
+                                         zp ? (double)il_int_at(zp, k) : 0, lo, hi));
+    }
+    return IL_OK;
+}
+
+/* The common case without il_tensor_get per element: float32 x and scale, 8-bit y, per tensor
+ * or per axis; the same arithmetic as q_ref. */
+static il_status q_fast(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    il_tensor *y = c->out[0];
+    qparam_map m;
+    il_status st = qparams(c, &m);
+    if (st) return st;
+    if (x->dtype != IL_F32 || s->dtype != IL_F32 || (y->dtype != IL_U8 && y->dtype != IL_I8) || m.mode == 2) return q_ref(c);
+    const float *xd = x->data, *sd = s->data;
+    double lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
+    int64_t n = il_tensor_numel(x);
+    if (n == 0) return IL_OK;
+    int64_t runs = m.mode ? n / m.inner : 1, len = m.mode ? m.inner : n;
+    IL_PAR_FOR(c, r, runs) {
+        int64_t k = m.mode ? r % m.d : 0;
+        float sc = sd[k];
+        double z = zp ? (double)il_int_at(zp, k) : 0;
+        const float *xr = xd + r * len;
+        if (y->dtype == IL_U8) {
+            uint8_t *yr = (uint8_t *)y->data + r * len;
+            for (int64_t i = 0; i < len; i++) yr[i] = (uint8_t)quantize_one(xr[i], sc, z, lo, hi);
+        } else {
+            int8_t *yr = (int8_t *)y->data + r * len;
+            for (int64_t i = 0; i < len; i++) yr[i] = (int8_t)quantize_one(xr[i], sc, z, lo, hi);
+        }
+    }
+    return IL_OK;
+}
+
+/* ---------------------------------------------------------------- DequantizeLinear */
+
+static il_status dq_infer(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    double lo, hi;
+    qparam_map m;
+    if (!qrange(x->dtype, &lo, &hi) && x->dtype != IL_I32)
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s for x", il_dtype_name(x->dtype));
+    if (zp && zp->dtype != x->dtype)
+        return il_kerr(c, IL_ERR_TYPE, "the zero point is %s, x is %s", il_dtype_name(zp->dtype), il_dtype_name(x->dtype));
+    if (!il_dtype_is_float(s->dtype)) return il_kerr(c, IL_ERR_TYPE, "the scale is %s, not a float", il_dtype_name(s->dtype));
+    il_status st = qparams(c, &m);
+    if (st) return st;
+    il_set_out(c, 0, s->dtype, x->rank, x->dims);
+    return IL_OK;
+}
+
+static il_status dq_ref(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    il_tensor *y = c->out[0];
+    qparam_map m;
+    il_status st = qparams(c, &m);
+    if (st) return st;
+    int64_t n = il_tensor_numel(x);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = qparam_index(&m, i);
+        int64_t q = il_int_at(x, i) - (zp ? il_int_at(zp, k) : 0);
+        il_tensor_set(y, i, (float)q * (float)il_tensor_get(s, k));
+    }
+    return IL_OK;
+}
+
+static il_status dq_fast(il_kctx *c) {
+    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
+    il_tensor *y = c->out[0];
+    qparam_map m;
+    il_status st = qparams(c, &m);
+    if (st) return st;
+    if (s->dtype != IL_F32 || y->dtype != IL_F32 || (x->dtype != IL_U8 && x->dtype != IL_I8) || m.mode == 2) return dq_ref(c);
+    const float *sd = s->data;
+    float *yd = y->data;
+    int64_t n = il_tensor_numel(x);
+    if (n == 0) return IL_OK;
+    int64_t runs = m.mode ? n / m.inner : 1, len = m.mode ? m.inner : n;
+    IL_PAR_FOR(c, r, runs) {
+        int64_t k = m.mode ? r % m.d : 0;
+        float sc = sd[k];
+        int32_t z = zp ? (int32_t)il_int_at(zp, k) : 0;
+        float *yr = yd + r * len;
+        if (x->dtype == IL_U8) {
+            const uint8_t *xr = (const uint8_t *)x->data + r * len;
+            for (int64_t i = 0; i < len; i++) yr[i] = (float)((int32_t)xr[i] - z) * sc;
+        } else {
+            const int8_t *xr = (const int8_t *)x->data + r * len;
+            for (int64_t i = 0; i < len; i++) yr[i] = (float)((int32_t)xr[i] - z) * sc;
+        }
+    }
+    return IL_OK;
+}
+
+/* ---------------------------------------------------------------- DynamicQuantizeLinear */
+
+/* uint8 with scale and zero point from x's own range, widened to hold 0:
+ *   scale = (max(x_max, 0) - min(x_min, 0)) / 255,  zp = saturate(round(-min(x_min, 0) / scale)).
+ * An all-zero (or empty) x has no range: scale 0 is kept, as ONNX Runtime does, with zp 0
+ * and y all 0, instead of dividing by it. */
+static il_status dynq_infer(il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    if (x->dtype != IL_F32) return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtype %s for x", il_dtype_name(x->dtype));
+    il_set_out(c, 0, IL_U8, x->rank, x->dims);
+    il_set_out(c, 1, IL_F32, 0, NULL);
+    il_set_out(c, 2, IL_U8, 0, NULL);
+    return IL_OK;
+}
+
+static il_status dynq_ref(il_kctx *c) {
+    const float *x = c->in[0]->data;
+    int64_t n = il_tensor_numel(c->in[0]);
+    float mn = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+    }
+    float scale = (mx - mn) / 255.0f;
+    double zp = 0;
+    if (scale > 0) {
+        float z = nearbyintf(0.0f - mn / scale);
+        zp = z < 0 ? 0 : z > 255 ? 255 : z;
+    }
+    uint8_t *y = c->out[0]->data;
+    for (int64_t i = 0; i < n; i++) y[i] = scale > 0 ? (uint8_t)quantize_one(x[i], scale, zp, 0, 255) : 0;
+    *(float *)c->out[1]->data = scale;
+    *(uint8_t *)c->out[2]->data = (uint8_t)zp;
+    return IL_OK;
+}
+
+const il_op il_ops_quant[] = {
+    {"", "QuantizeLinear", 10, q_infer, q_ref, q_fast, 0},
+    {"", "DequantizeLinear", 10, dq_infer, dq_ref, dq_fast, 0},
+    {"", "DynamicQuantizeLinear", 11, dynq_infer, dynq_ref, NULL, 0},
+    {0},
+};
