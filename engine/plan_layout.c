@@ -1,17 +1,19 @@
 /*
- * plan_layout.c - which activations a plan keeps in the CPU's channel-blocked layout.
+ * plan_layout.c - which activations a plan keeps in the CPU kernels' native layout.
  *
- * oneDNN's fast convolutions and pools work on channels in blocks of one vector (nChw16c on
- * AVX-512). A kernel that meets plain NCHW tensors reorders its input into that layout and its
- * output back on every call: two extra passes over the activations per node, a large share of a
- * small network's convolutions (the Fashion-MNIST teacher) and of MobileNet's cheap 1x1 and
- * depthwise layers. As ONNX Runtime's NCHWc transformer does, the plan instead keeps a value
- * blocked when its producer can write it blocked and every consumer can read it blocked (each
- * kernel says which of its inputs and outputs can be, il_kernel.layouts); the reorder then runs
- * once, where a chain of such kernels starts (its first kernel reads plain) or ends (its last
- * writes plain). Graph inputs and outputs, constants, values known at plan time and values of
- * unknown shape stay plain, so nothing outside the plan ever sees blocked bytes. A value that one
- * plain kernel reads stays plain too; its blocked readers reorder it themselves, as before.
+ * oneDNN's fast convolutions and pools work on a layout of their own (on this project's AVX-512
+ * Xeon with oneDNN 2.6 channels-last, elsewhere channels in blocks of one vector, nChw16c). A
+ * kernel that meets plain NCHW tensors reorders its input into that layout and its output back
+ * on every call: two extra passes over the activations per node, a large share of a small
+ * network's convolutions (the Fashion-MNIST teacher) and of MobileNet's cheap 1x1 and depthwise
+ * layers. As ONNX Runtime's NCHWc transformer does, the plan instead keeps a value native when
+ * its producer can write it so and every consumer can read it so (each kernel says which of its
+ * inputs and outputs can, il_kernel.layouts); the reorder then runs once, where a chain of such
+ * kernels starts (its first kernel reads plain) or ends (its last writes plain). Graph inputs and
+ * outputs, constants, values known at plan time and values of unknown shape stay plain, so
+ * nothing outside the plan ever sees native bytes. A value that one plain kernel reads stays
+ * plain too; its native readers reorder it themselves, as before. The plan reserves
+ * il_blocked_bytes for a native value, which holds any of the layouts.
  */
 #include "plan_int.h"
 

@@ -6,8 +6,7 @@
  *
  * The chains mix what the layout decision treats differently: channel counts that do not fill a
  * block (3, 17, 33), a value read both by a blocked kernel and a plain one (stays plain), a
- * residual input Z, depthwise and grouped convolutions (groups that do not fill whole blocks
- * keep their values plain), pools with padding and ceil_mode, the global pools ending a chain,
+ * residual input Z, depthwise and grouped convolutions, pools with padding and ceil_mode, the global pools ending a chain,
  * 1-D and 3-D, batch 1 and 3, 1 and 2 threads; then new input shapes (the layout is chosen again),
  * a plan file round trip, and forced kernels that take no blocked layout.
  */
@@ -227,9 +226,10 @@ static void test_chain_ranks(void) {
         }
 }
 
-/* Two groups of 17 channels do not fill whole blocks: the grouped conv reads and writes plain,
- * and its neighbours reorder around it. */
-static void test_grouped_plain(void) {
+/* Two groups of 17 channels: oneDNN's channels-last kernels take them, its nChw16c ones do not
+ * (whole blocks per group only), so whether the grouped conv's values stay native depends on the
+ * CPU's native layout; either way the outputs agree, and the chain after it is native. */
+static void test_grouped(void) {
     chain b = chain_new(2, 3, 5, 9);
     int a = conv(&b, b.g->inputs[0], 5, 34, 3, 1, 1, 1, "Relu", -1);
     int c = conv(&b, a, 34, 34, 3, 1, 1, 2, "Relu", -1);
@@ -238,8 +238,6 @@ static void test_grouped_plain(void) {
     il_graph_add_output(b.g, pool(&b, "GlobalMaxPool", e, 0, 0, 0, 0));
     il_plan_opts o = {.threads = 1};
     il_plan *p = plan_checked(b.g, &o, 3, "grouped");
-    expect_blocked(p, b.g, a, 0, "grouped");
-    expect_blocked(p, b.g, c, 0, "grouped");
     expect_blocked(p, b.g, d, 1, "grouped");
     expect_blocked(p, b.g, e, 1, "grouped");
     il_plan_free(p);
@@ -304,5 +302,5 @@ static void test_forced_plain(void) {
 }
 
 IL_SUITE("dnnl-layout", {"2-D chain, odd channels, mixed readers", test_chain_2d},
-         {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv stays plain", test_grouped_plain},
+         {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

@@ -46,10 +46,20 @@ static int dpool_supports(const il_kctx *c) {
     return 1;
 }
 
-/* The pooling primitive in one layout for source and destination (oneDNN's fast pools take
- * no mix): blocked when the plan holds either blocked, the other side reordered. arg: 1 for the
+static dnnl_alg_kind_t pool_alg(const il_kctx *c) {
+    const char *op = c->node->op_type;
+    if (!strcmp(op, "GlobalAveragePool")) return dnnl_pooling_avg_exclude_padding;
+    if (!strcmp(op, "AveragePool"))
+        return il_attr_int(c->node, "count_include_pad", 0) ? dnnl_pooling_avg_include_padding
+                                                            : dnnl_pooling_avg_exclude_padding;
+    return dnnl_pooling_max;
+}
+
+/* The pooling primitive in X's layout for source and destination (oneDNN's fast pools take no
+ * mix), Y reordered after it where the plan holds it otherwise: the smaller side. arg: 1 for the
  * global pools, whose window is the whole of each channel's plane. */
-static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int global) {
+static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg) {
+    int global = arg & 1, probe = arg & 2;
     const il_tensor *X = c->in[0];
     il_conv_geom g;
     dnnl_dims_t pr, strides, kernel, dil, pl;
@@ -65,7 +75,7 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     } else if ((st = dpool_geom(c, &g, pr))) {
         return st;
     }
-    il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp); /* taps, each about a MAC */
+    if (!probe) il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp); /* taps, each about a MAC */
     int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
     for (int d = 0; d < g.nsp; d++) {
         ydims[2 + d] = g.out[d];
@@ -74,19 +84,25 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         dil[d] = g.dil[d] - 1;
         pl[d] = g.pad[d];
     }
-    int blocked = (c->blocked_in | c->blocked_out) & 1;
+    int blocked = c->blocked_in & 1;
     dnnl_memory_desc_t src, dst, xuser, yuser;
     if ((st = il_dnnl_user_md(c, &src, blocked, X->rank, X->dims)) ||
         (st = il_dnnl_user_md(c, &dst, blocked, X->rank, ydims)) ||
         (st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) ||
         (st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)))
         return st;
-    dnnl_alg_kind_t alg = dnnl_pooling_max;
-    const char *op = c->node->op_type;
-    if (!strcmp(op, "GlobalAveragePool")) alg = dnnl_pooling_avg_exclude_padding;
-    else if (!strcmp(op, "AveragePool"))
-        alg = il_attr_int(c->node, "count_include_pad", 0) ? dnnl_pooling_avg_include_padding
-                                                           : dnnl_pooling_avg_exclude_padding;
+    if (probe) { /* dpool_layouts: whether oneDNN has a real pool on native tensors */
+        dnnl_pooling_v2_desc_t pdesc;
+        dnnl_primitive_desc_t pd;
+        int ok = !il_dnnl_native_md(c, &src, X->rank, X->dims) && !il_dnnl_native_md(c, &dst, X->rank, ydims) &&
+                 !dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, pool_alg(c), &src, &dst, strides,
+                                                    kernel, dil, pl, pr) &&
+                 !il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling");
+        if (ok) ok = il_dnnl_fast_impl(pd), dnnl_primitive_desc_destroy(pd);
+        il_error_clear();
+        return ok ? IL_OK : IL_ERR_UNSUPPORTED;
+    }
+    dnnl_alg_kind_t alg = pool_alg(c);
     dnnl_pooling_v2_desc_t pdesc;
     IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, alg, &src, &dst, strides, kernel, dil,
                                                  pl, pr));
@@ -125,8 +141,12 @@ static il_status dpool_run(il_kctx *c) {
     return st ? st : il_dnnl_dst_done(c, s, dst);
 }
 
-/* Pools read and write X and Y in either layout. */
+/* Pools read and write X and Y in either layout, where oneDNN has a real pool on native ones. */
 static void dpool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    il_kctx v = *c;
+    v.blocked_in = v.blocked_out = 0;
+    int global = !strncmp(c->node->op_type, "Global", 6);
+    if (dpool_fill(&v, NULL, NULL, 2 | global)) return;
     *in = 1;
     *out = 1;
 }
