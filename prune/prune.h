@@ -194,8 +194,9 @@ il_status il_prune_scan_pick(const il_prune_scan_point *p, int n, double dense, 
                              double **sparsity, int *n_layers);
 /* Append the scan to table prune_scan of the results database at db_path (created with the
  * bench store's schema when new, so `bench` and `report` keep using the file):
- *   prune_scan(id, created_at, model, model_sha256, layer, op, numel, criterion, sparsity,
- *              accuracy, dense_accuracy, data, samples) */
+ *   prune_scan(id, scan, created_at, model, model_sha256, layer, op, numel, criterion, sparsity,
+ *              accuracy, dense_accuracy, data, samples)
+ * scan numbers the scans in the file (1, 2, ...): one call's rows share it. */
 il_status il_prune_scan_save(const char *db_path, const char *model, const char *model_sha256, const char *criterion,
                              const char *data, int64_t samples, double dense, const il_prune_scan_point *p, int n);
 

@@ -48,6 +48,7 @@ char *il_prune_recipe_json(const il_prune_opts *o, const il_prune_report *r, con
     str(f, o->criterion ? o->criterion : "magnitude");
     fprintf(f, ",\"scope\":\"%s\",\"sparsity\":", scope_name(o->scope));
     if (o->scope == IL_PRUNE_NM) fprintf(f, "%.6g,\"nm\":\"%d:%d\"", 1.0 - (double)o->nm_n / o->nm_m, o->nm_n, o->nm_m);
+    else if (rc && rc->method && !strcmp(rc->method, "scan")) fputs("null,\"nm\":null", f); /* per layer only */
     else fprintf(f, "%.6g,\"nm\":null", o->sparsity);
     fprintf(f, ",\"achieved\":%.6g,\"pruned_weights\":%lld,\"prunable_weights\":%lld,\"layers\":{", il_prune_sparsity(r),
             (long long)r->zeros, (long long)r->numel);

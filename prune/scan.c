@@ -83,7 +83,7 @@ il_status il_prune_scan_pick(const il_prune_scan_point *p, int n, double dense, 
 }
 
 static const char *const create_sql =
-    "CREATE TABLE IF NOT EXISTS prune_scan(id INTEGER PRIMARY KEY, created_at TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS prune_scan(id INTEGER PRIMARY KEY, scan INTEGER NOT NULL, created_at TEXT NOT NULL,"
     " model TEXT NOT NULL, model_sha256 TEXT, layer TEXT NOT NULL, op TEXT, numel INTEGER, criterion TEXT,"
     " sparsity REAL NOT NULL, accuracy REAL NOT NULL, dense_accuracy REAL, data TEXT, samples INTEGER)";
 
@@ -96,11 +96,13 @@ il_status il_prune_scan_save(const char *db_path, const char *model, const char 
     sqlite3_stmt *q = NULL;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, create_sql, NULL, NULL, NULL);
+    /* one number per scan, so that a reader takes one scan's curves when a file holds several */
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO prune_scan(created_at, model, model_sha256, layer, op, numel, criterion,"
-                                " sparsity, accuracy, dense_accuracy, data, samples) VALUES"
-                                " (strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                "INSERT INTO prune_scan(scan, created_at, model, model_sha256, layer, op, numel,"
+                                " criterion, sparsity, accuracy, dense_accuracy, data, samples) VALUES"
+                                " ((SELECT coalesce(max(scan), 0) + ?12 FROM prune_scan),"
+                                " strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                                 -1, &q, NULL);
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
         sqlite3_reset(q);
@@ -115,6 +117,7 @@ il_status il_prune_scan_save(const char *db_path, const char *model, const char 
         sqlite3_bind_double(q, 9, dense);
         sqlite3_bind_text(q, 10, data, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 11, samples);
+        sqlite3_bind_int(q, 12, i == 0); /* the first row opens the scan, the rest join it */
         rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
     }
     sqlite3_finalize(q);

@@ -609,6 +609,7 @@ il_status rp_make_plots(sqlite3 *db, const char *work, const char *plots_dir, rp
         {"speedup", "Speedup over the baseline", plot_speedup},
         {"sparsity_accuracy", "Sparsity and precision vs accuracy", plot_sparsity},
         {"prune_sensitivity", "Pruning sensitivity per layer", rp_plot_sensitivity},
+        {"quant_layers", "INT8 error per layer", rp_plot_quant_layers},
     };
     *n = 0;
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {

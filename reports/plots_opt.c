@@ -1,6 +1,7 @@
 /*
  * plots_opt.c - the report's plots of the optimization families beyond the runs table: the
- * pruning sensitivity curves that `inferlab prune --scan --db` leaves in table prune_scan.
+ * pruning sensitivity curves that `inferlab prune --scan --db` leaves in table prune_scan, and the
+ * INT8 error per layer of `inferlab quantize --analyze --db` (table quant_analysis).
  */
 #include "report_int.h"
 
@@ -81,5 +82,68 @@ il_status rp_plot_sensitivity(sqlite3 *db, const char *work, rp_plot *p) {
              "line is the dense model's accuracy (%.4f). Layers whose curve stays flat can be pruned harder.%s",
              model, crit, l.n, dense, scans > 1 ? " Other scans in this database are not drawn (latest only)." : "");
     free(l.s);
+    return rp_draw(work, NULL, p);
+}
+
+/* The layers INT8 costs most: SQNR of each quantized tensor between the FP32 and the QDQ model
+ * (`inferlab quantize --analyze --db`, table quant_analysis), worst first, the latest analysis. */
+il_status rp_plot_quant_layers(sqlite3 *db, const char *work, rp_plot *p) {
+    if (!has_table(db, "quant_analysis")) {
+        snprintf(p->why, sizeof p->why, "no INT8 error analysis in this database (`inferlab quantize --analyze --db DB`)");
+        return IL_OK;
+    }
+    const char *sql =
+        "SELECT tensor, sqnr_db, cosine, model, method FROM quant_analysis"
+        " WHERE analysis = (SELECT max(analysis) FROM quant_analysis) ORDER BY sqnr_db IS NULL, sqnr_db";
+    sqlite3_stmt *q;
+    il_status st = IL_OK;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "quantization error");
+    FILE *d = rp_open_file(work, p->name, "dat", &st);
+    if (!d) return sqlite3_finalize(q), st;
+    int n = 0, exact = 0, rc;
+    char model[160] = "", method[64] = "";
+    double worst = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (sqlite3_column_type(q, 1) == SQLITE_NULL) { /* no error at all: nothing to draw */
+            exact++;
+            continue;
+        }
+        if (n < 40) {
+            rp_gp_str(d, (const char *)sqlite3_column_text(q, 0));
+            fprintf(d, " %.6g %.6g\n", sqlite3_column_double(q, 1), sqlite3_column_double(q, 2));
+        }
+        if (!n) worst = sqlite3_column_double(q, 1);
+        snprintf(model, sizeof model, "%s", (const char *)sqlite3_column_text(q, 3));
+        snprintf(method, sizeof method, "%s", sqlite3_column_text(q, 4) ? (const char *)sqlite3_column_text(q, 4) : "");
+        n++;
+    }
+    sqlite3_finalize(q);
+    fclose(d);
+    if (rc != SQLITE_DONE) return rp_db_err(db, "quantization error");
+    if (!n) {
+        snprintf(p->why, sizeof p->why, "the INT8 error analysis has no tensor with an error to draw");
+        return IL_OK;
+    }
+    int shown = n < 40 ? n : 40;
+    FILE *b = rp_open_file(work, p->name, "body.gp", &st);
+    if (!b) return st;
+    p->height = 140 + 18 * shown;
+    fprintf(b, "%sset style fill solid 0.8 border -1\nset boxwidth 0.7\nunset key\n"
+               "set xlabel 'SQNR of the quantized tensor (dB, higher is better)'\nset xrange [0:*]\n"
+               "set yrange [%d:-1] reverse\nset ytics font ',9'\n"
+               "plot '%s/%s.dat' using ($2*0.5):0:($2*0.5):(0.35):ytic(1) with boxxyerror lc rgb '#d62728'\n",
+            rp_common, shown, work, p->name);
+    fclose(b);
+    char more[64] = "";
+    if (shown < n) snprintf(more, sizeof more, "; the %d worst of %d", shown, n);
+    snprintf(p->caption, sizeof p->caption,
+             "%s, %s calibration: SQNR between the FP32 and the INT8 (QDQ) model at each quantized tensor on the same "
+             "inputs, worst first (%.1f dB)%s. Keep the worst in FP32 with `--exclude`, or let `--target-drop` choose.",
+             model, method, worst, more);
+    if (exact) {
+        size_t k = strlen(p->caption);
+        snprintf(p->caption + k, sizeof p->caption - k, " %d tensor%s quantized without error not drawn.", exact,
+                 exact == 1 ? "" : "s");
+    }
     return rp_draw(work, NULL, p);
 }

@@ -38,8 +38,10 @@ il_status rp_draw(const char *work, const char *plots_dir, rp_plot *p);
 FILE *rp_open_file(const char *work, const char *name, const char *ext, il_status *st);
 il_status rp_db_err(sqlite3 *db, const char *what);
 extern const char *const rp_common; /* gnuplot settings every plot starts with */
-/* The plots of the optimization families (plots_opt.c): pruning sensitivity curves. */
+/* The plots of the optimization families (plots_opt.c): pruning sensitivity curves, */
 il_status rp_plot_sensitivity(sqlite3 *db, const char *work, rp_plot *p);
+/* ... and the INT8 error per layer that `inferlab quantize --analyze --db` leaves in quant_analysis. */
+il_status rp_plot_quant_layers(sqlite3 *db, const char *work, rp_plot *p);
 
 /* gnuplot on a script file (a child process; its messages go to stderr). */
 il_status rp_run_gnuplot(const char *script);

@@ -322,7 +322,62 @@ static void test_matmul_ops_every_isa(void) {
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MatMulInteger", "cpu", "qgemm")));
 }
 
+/* QAdd / QLinearAdd / QLinearMul: the int8 kernel vs the reference (same shapes), and the
+ * reference by hand. */
+static void test_eltwise_ops(void) {
+    static const char *const ops[] = {"ai.inferlab:QAdd", "com.microsoft:QLinearAdd", "com.microsoft:QLinearMul"};
+    for (int isa = 0; isa < IL_QISA_COUNT; isa++) {
+        if (!il_qisa_available(isa)) continue;
+        il_qisa_force(isa);
+        for (int i = 0; i < 3; i++)
+            for (int r = 0; r < 3; r++) {
+                il_dtype dt = r == 1 ? IL_I8 : IL_U8;
+                int64_t n = 1 + op_randint(5000);
+                op_case *o = op_new(ops[i], 13, 8, 1);
+                op_in(o, 0, rnd(dt, 2, D(n, 3), dt == IL_I8 ? -128 : 0, dt == IL_I8 ? 127 : 255));
+                op_in(o, 3, rnd(r == 2 ? IL_I8 : IL_U8, 2, D(n, 3), r == 2 ? -128 : 0, r == 2 ? 127 : 255));
+                op_in(o, 1, scalar_t(IL_F32, 0.02)), op_in(o, 4, scalar_t(IL_F32, 0.03));
+                op_in(o, 2, scalar_t(dt, 10)), op_in(o, 5, scalar_t(o->in[3]->dtype, r == 2 ? -3 : 128));
+                op_in(o, 6, scalar_t(IL_F32, i == 2 ? 0.5 : 0.04)), op_in(o, 7, scalar_t(dt, 5));
+                if (i == 0 && r == 0) SETS(o, "activation", "Relu");
+                RUN_OK(o);
+                op_free(o);
+            }
+    }
+    il_qisa_force(-1);
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("ai.inferlab", "QAdd", "cpu", "int8")));
+    /* by hand: (10-2)*0.5 + (4-0)*0.25 = 5 -> 5/0.5 + 3 = 13; Mul: 8*4 * (0.5*0.125/0.5) + 3 = 7 */
+    for (int mul = 0; mul < 2; mul++) {
+        op_case *o = op_new(mul ? "com.microsoft:QLinearMul" : "com.microsoft:QLinearAdd", 13, 8, 1);
+        op_in(o, 0, tens(IL_U8, 1, D(1), V(10))), op_in(o, 1, scalar_t(IL_F32, 0.5)), op_in(o, 2, scalar_t(IL_U8, 2));
+        op_in(o, 3, tens(IL_U8, 1, D(1), V(4))), op_in(o, 4, scalar_t(IL_F32, mul ? 0.125 : 0.25));
+        op_in(o, 5, scalar_t(IL_U8, 0)), op_in(o, 6, scalar_t(IL_F32, 0.5)), op_in(o, 7, scalar_t(IL_U8, 3));
+        RUN_OK(o);
+        EXPECT(o, 0, IL_U8, 1, D(1), mul ? V(7) : V(13));
+        op_free(o);
+    }
+}
+
+/* MaxPool over bytes: the int8 kernel vs the reference, with pads, strides and ceil_mode. */
+static void test_maxpool_int8(void) {
+    for (int r = 0; r < 8; r++) {
+        il_dtype dt = r & 1 ? IL_I8 : IL_U8;
+        int64_t k = 2 + op_randint(2), s = 1 + op_randint(2), p = op_randint(k);
+        op_case *o = op_new("MaxPool", 13, 1, 1);
+        op_in(o, 0, rnd(dt, 4, D(2, 3, 5 + op_randint(9), 5 + op_randint(9)), dt == IL_I8 ? -128 : 0, dt == IL_I8 ? 127 : 255));
+        il_node_set_ints(o->g, o->k, "kernel_shape", 2, D(k, k));
+        il_node_set_ints(o->g, o->k, "strides", 2, D(s, s));
+        il_node_set_ints(o->g, o->k, "pads", 4, D(p, p, p, p));
+        SETI(o, "ceil_mode", r >> 2);
+        RUN_OK(o);
+        op_free(o);
+    }
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MaxPool", "cpu", "int8")));
+}
+
 IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_gemm_every_isa},
          {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa},
          {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
-         {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa})
+         {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa},
+         {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
+         {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8})

@@ -7,9 +7,10 @@
  * (checked) and the case runs it directly through il_kernel_run_once, so its arithmetic is checked
  * at every sparsity. Tolerance: |sparse - ref| <= 1e-5 |ref| + 1e-4 (float sums of up to a few
  * hundred products of numbers in [-1, 1], against the reference's).
- * Geometries: the paths of the kernel (padded copy, in-place 1x1, strided gather, 1-D, dilation,
- * asymmetric pads, residual + activation epilogue; Gemm with A' (M >= 8 or transA) and row dots,
- * alpha/beta and a broadcast C, MatMul with batch dims and rank-1 A).
+ * Geometries: the paths of the kernel (padded copy, in-place 1x1, stride phases with unequal
+ * strides and dilations, 1-D, asymmetric pads, residual + activation epilogue; Gemm with A'
+ * (M >= 8 or transA) and row dots, alpha/beta and a broadcast C, MatMul with batch dims and
+ * rank-1 A).
  */
 #include <math.h>
 #include <stdio.h>
@@ -91,7 +92,10 @@ typedef struct {
 static const conv_geo convs[] = {
     {"3x3 pad 1", 4, {2, 5, 9, 8}, {7, 5, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1},
     {"3x2 stride 2, dilation 2x1, asymmetric pads", 4, {1, 3, 11, 10}, {4, 3, 3, 2}, {2, 2}, {1, 0, 2, 1}, {2, 1}, 1},
-    {"1x1 in place", 4, {2, 6, 5, 7}, {8, 6, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0},
+    {"1x1 (35 pixels: copied)", 4, {2, 6, 5, 7}, {8, 6, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 0},
+    {"1x1 in place (64 pixels)", 4, {2, 5, 8, 8}, {6, 5, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1},
+    {"strides 2x1", 4, {1, 3, 9, 8}, {4, 3, 3, 3}, {2, 1}, {1, 1, 1, 1}, {1, 1}, 1},
+    {"stride 2, dilation 3", 4, {1, 2, 15, 14}, {3, 2, 3, 3}, {2, 2}, {2, 2, 2, 2}, {3, 3}, 1},
     {"1x1 stride 2", 4, {1, 6, 7, 7}, {5, 6, 1, 1}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1},
     {"7x7 stride 2 stem", 4, {1, 3, 19, 19}, {8, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, {1, 1}, 1},
     {"1-D stride 2", 3, {2, 4, 13}, {5, 4, 3}, {2}, {1, 1}, {1}, 1},

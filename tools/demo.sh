@@ -5,7 +5,7 @@
 #   1. the model: the Fashion-MNIST teacher inferlab trained (tests/data/fmnist_teacher.onnx), else
 #      one trained now by `inferlab train`, else a test model - the note printed says which;
 #   2. every variant whose tool exists: baseline (O0), -O2 (`inferlab opt` passes), a distilled
-#      student (`inferlab distill`), INT8 and pruned when those commands land; a variant whose
+#      student (`inferlab distill`), INT8 (`inferlab quantize`) and pruned (`inferlab prune`); a variant whose
 #      tool is missing is left out with a note, never faked;
 #   3. benchmarks on every backend present (cpu; cuda when a probe run succeeds) and ONNX Runtime
 #      (when onnxruntime-node is installed), in the single-stream, offline and server scenarios;
@@ -52,8 +52,34 @@ else
     STUDENT=
     note "inferlab distill is not available: no distilled variant"
 fi
-has quantize || note "inferlab quantize is not available yet: no INT8 variant"
-has prune || note "inferlab prune is not available yet: no pruned variant"
+INT8=
+if has quantize; then
+    # entropy calibration on 512 training images; the teacher's per-layer error goes to the report
+    note "quantizing the teacher and the student to INT8 (entropy calibration, 512 images)"
+    "$BIN" quantize "$MODEL" -o "$OUT/models/fmnist_vgg_int8.onnx" --calib fashion-mnist:train:512 --method entropy \
+        --analyze --db "$DB" --quiet
+    INT8=$OUT/models/fmnist_vgg_int8.onnx
+    if [ -n "$STUDENT" ]; then
+        "$BIN" quantize "$STUDENT" -o "$OUT/models/fmnist_vgg_student_int8.onnx" --calib fashion-mnist:train:512 \
+            --method entropy --quiet
+    fi
+else
+    note "inferlab quantize is not available: no INT8 variant"
+fi
+PRUNED=
+if has prune; then
+    # half the channels removed for real (a smaller dense model: faster), fine-tuned for one short
+    # epoch; half the weights zeroed (sparsity: as fast, smaller when compressed); and each
+    # layer's sensitivity, which the report plots
+    note "pruning the teacher: 50% of its channels (fine-tuned 1 epoch on 8000 samples), 50% of its weights"
+    "$BIN" prune "$MODEL" -o "$OUT/models/fmnist_vgg_channels50.onnx" --method channel --sparsity 0.5 \
+        --finetune 1 --data fashion-mnist:train:8000 --seed 1 --quiet
+    "$BIN" prune "$MODEL" -o "$OUT/models/fmnist_vgg_sparse50.onnx" --method magnitude --sparsity 0.5 --quiet
+    "$BIN" prune "$MODEL" --scan --levels 0.3,0.5,0.7,0.9 --val fashion-mnist:test:1000 --db "$DB" --quiet
+    PRUNED="$OUT/models/fmnist_vgg_channels50.onnx,$OUT/models/fmnist_vgg_sparse50.onnx"
+else
+    note "inferlab prune is not available: no pruned variant"
+fi
 
 # ---- 3. engines and backends
 BACKENDS=cpu
@@ -81,6 +107,16 @@ for M in $MODEL $STUDENT; do
     "$BIN" bench $COMMON $PARENT --model "$M" --pipeline "$PIPELINES" --backend "$BACKENDS" \
         --scenario offline --batch 1,8,32
 done
+# the optimized families against their FP32 parent: accuracy, agreement, size, speed
+DERIVED=$(echo "$PRUNED,$INT8" | sed 's/^,//; s/,$//')
+if [ -n "$DERIVED" ]; then
+    "$BIN" bench $COMMON --parent "$MODEL" --model "$DERIVED" --pipeline O2 --scenario single-stream --batch 1
+    "$BIN" bench $COMMON --parent "$MODEL" --model "$DERIVED" --pipeline O2 --scenario offline --batch 32
+fi
+if [ -n "$INT8" ] && [ -n "$STUDENT" ]; then
+    "$BIN" bench $COMMON --parent "$STUDENT" --model "$OUT/models/fmnist_vgg_student_int8.onnx" --pipeline O2 \
+        --scenario single-stream,offline --batch 1
+fi
 # the server scenario: the highest Poisson QPS whose p99 stays under 5 ms
 "$BIN" bench $COMMON --model "$MODEL" --pipeline "$PIPELINES" --scenario server --find-max-qps --latency-bound 5 \
     --trials 2

@@ -1,7 +1,10 @@
 /*
  * qgemm_conv.c - the INT8 convolution kernel "qgemm" of QLinearConv, ConvInteger and the
  * ai.inferlab QConv (engine/ops/qfused.c): im2col of uint8 activations, packing, the INT8 GEMM
- * of qgemm.h and its requantizing epilogue, image by image.
+ * of qgemm.h and its requantizing epilogue, image by image. The im2col reads a padded copy of
+ * the input, so each of its rows is a run of 16-byte moves with no bounds checks: written with
+ * memset/memcpy around the padding it cost as much as the GEMM itself on ResNet-18's 56x56
+ * layers (the calls on 56-byte runs), now a fifth.
  *
  * prepare does everything that does not depend on the activations once: the geometry, the
  * weights packed for the ISA this CPU runs (per group), and per output channel the int32 term
@@ -16,6 +19,7 @@
 #include "compute.h"
 #include "qgemm.h"
 
+#include <emmintrin.h>
 #include <omp.h>
 
 /* Input slots of the ops this kernel serves (-1: the op has no such input). */
@@ -32,6 +36,7 @@ static const qslots *slots_of(const il_kctx *c) {
 typedef struct {
     il_conv_geom cg;
     int64_t H, W, OH, OW, KH, KW, SH, SW, DH, DW, PH, PW; /* 2-D view (1-D: height 1) */
+    int64_t Hp, Wp, ldc;    /* the padded input plane; the im2col row stride (with slack) */
     int64_t K, mg, cgc, osp;
     int pointwise, per_image, threads;
     uint8_t flip, pad;      /* x's int8 -> uint8 flip; the raw byte padding is filled with */
@@ -143,7 +148,13 @@ static il_status qconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     }
     s->threads = c->threads > 0 ? c->threads : 1;
     s->per_image = il_conv_per_image(g->n, s->threads, s->mg * s->osp * s->K);
-    s->col_b = s->pointwise ? 0 : up64((size_t)(s->K * s->osp));
+    /* im2col reads a copy of the group's input with its padding filled in, so each output row
+     * of each im2col row is one copy without bounds checks; 16-byte moves may run up to 15
+     * bytes (31 read at stride 2) past a segment, into the next one or the slack */
+    s->Hp = (s->OH - 1) * s->SH + (s->KH - 1) * s->DH + 1, s->Wp = (s->OW - 1) * s->SW + (s->KW - 1) * s->DW + 1;
+    s->Hp = s->Hp > s->H + s->PH ? s->Hp : s->H + s->PH, s->Wp = s->Wp > s->W + s->PW ? s->Wp : s->W + s->PW;
+    s->ldc = (s->osp + 31) & ~(int64_t)15;
+    s->col_b = s->pointwise ? 0 : up64((size_t)(s->K * s->ldc)) + up64((size_t)(s->cgc * s->Hp * s->Wp) + 64);
     s->xp_b = up64(il_qx_bytes(s->K, s->osp));
     s->cs_b = any_zw ? up64((size_t)s->osp * sizeof(int32_t)) : 0;
     *workspace = (s->col_b + s->xp_b + s->cs_b) * (size_t)(s->per_image ? s->threads : 1);
@@ -151,52 +162,65 @@ static il_status qconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     return IL_OK;
 }
 
-/* Output columns j in [0, n) whose tap j*s + off lands in [0, limit): the run [*lo, *hi). */
-static void tap_range(int64_t n, int64_t s, int64_t off, int64_t limit, int64_t *lo, int64_t *hi) {
-    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
-    int64_t b = limit - off <= 0 ? 0 : (limit - off + s - 1) / s;
-    *lo = a < n ? a : n;
-    *hi = b < n ? b : n;
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* Row (ci, kh, kw) of the im2col matrix: x[ci, oh*SH + kh*DH - PH, ow*SW + kw*DW - PW] for
- * every output position, the zero point's byte where the tap falls in the padding. */
-static void im2col_row(const qconv_state *s, const uint8_t *x, int64_t r, uint8_t *dst) {
-    int64_t ci = r / (s->KH * s->KW), kh = (r / s->KW) % s->KH, kw = r % s->KW, lo, hi;
-    int64_t off = kw * s->DW - s->PW;
-    tap_range(s->OW, s->SW, off, s->W, &lo, &hi);
-    const uint8_t *xc = x + ci * s->H * s->W;
-    for (int64_t oh = 0; oh < s->OH; oh++, dst += s->OW) {
-        int64_t ih = oh * s->SH + kh * s->DH - s->PH;
-        if (ih < 0 || ih >= s->H) {
-            memset(dst, s->pad, (size_t)s->OW);
-            continue;
+/* The group's input planes with the padding filled with x's zero point byte. */
+static void pad_input(const qconv_state *s, const uint8_t *x, uint8_t *xp, int threads) {
+#pragma omp parallel for num_threads(threads) if (threads > 1 && s->cgc > 1) schedule(static)
+    for (int64_t ci = 0; ci < s->cgc; ci++) {
+        uint8_t *d = xp + ci * s->Hp * s->Wp;
+        const uint8_t *xc = x + ci * s->H * s->W;
+        for (int64_t h = 0; h < s->Hp; h++, d += s->Wp) {
+            int64_t ih = h - s->PH;
+            if (ih < 0 || ih >= s->H) {
+                memset(d, s->pad, (size_t)s->Wp);
+                continue;
+            }
+            memset(d, s->pad, (size_t)s->PW);
+            memcpy(d + s->PW, xc + ih * s->W, (size_t)s->W);
+            memset(d + s->PW + s->W, s->pad, (size_t)(s->Wp - s->PW - s->W));
         }
-        const uint8_t *src = xc + ih * s->W + off;
-        memset(dst, s->pad, (size_t)lo);
-        if (s->SW == 1) memcpy(dst + lo, src + lo, (size_t)(hi - lo));
-        else
-            for (int64_t j = lo; j < hi; j++) dst[j] = src[j * s->SW];
-        memset(dst + hi, s->pad, (size_t)(s->OW - hi));
     }
 }
 
-/* One image: per group, im2col (unless 1x1), pack, GEMM + epilogue into y. */
+/* Row r = (ci, kh, kw) of the im2col matrix from the padded planes: for output row oh,
+ * xp[ci, oh*SH + kh*DH, ow*SW + kw*DW] for every ow. */
+static void im2col_row(const qconv_state *s, const uint8_t *xp, int64_t r, uint8_t *dst) {
+    int64_t ci = r / (s->KH * s->KW), kh = (r / s->KW) % s->KH, kw = r % s->KW;
+    const uint8_t *src = xp + ci * s->Hp * s->Wp + kh * s->DH * s->Wp + kw * s->DW;
+    const __m128i even = _mm_set1_epi16(0xff);
+    for (int64_t oh = 0; oh < s->OH; oh++, dst += s->OW, src += s->SH * s->Wp) {
+        if (s->SW == 1) {
+            for (int64_t j = 0; j < s->OW; j += 16)
+                _mm_storeu_si128((__m128i *)(dst + j), _mm_loadu_si128((const __m128i *)(src + j)));
+        } else if (s->SW == 2) { /* the even bytes of 32 */
+            for (int64_t j = 0; j < s->OW; j += 16) {
+                __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(src + 2 * j)), even);
+                __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(src + 2 * j + 16)), even);
+                _mm_storeu_si128((__m128i *)(dst + j), _mm_packus_epi16(a, b));
+            }
+        } else {
+            for (int64_t j = 0; j < s->OW; j++) dst[j] = src[j * s->SW];
+        }
+    }
+}
+
+/* One image on `threads` threads: per group, im2col (unless 1x1), pack, GEMM and epilogue
+ * into y. ws: the im2col rows and padded input, the packed columns, their sums. */
 static void qconv_image(const qconv_state *s, const uint8_t *x, void *y, uint8_t *ws, int threads) {
-    uint8_t *col = ws, *xp = ws + s->col_b;
-    int32_t *colsum = s->cs_b ? (int32_t *)(ws + s->col_b + s->xp_b) : NULL;
-    int64_t strips = il_qx_strips(s->osp), in_sp = s->H * s->W;
+    uint8_t *col = ws, *xpad = ws + up64((size_t)(s->K * s->ldc)), *xp = ws + s->col_b;
+    int32_t *colsum = s->cs_b ? (int32_t *)(xp + s->xp_b) : NULL;
+    int64_t in_sp = s->H * s->W, strips = il_qx_strips(s->osp);
     size_t esz = s->out == IL_QOUT_S32 ? 4 : 1;
     for (int64_t gr = 0; gr < s->cg.group; gr++) {
-        const uint8_t *xg = x + gr * s->cgc * in_sp, *src = xg;
+        const uint8_t *rows = x + gr * s->cgc * in_sp;
+        int64_t ld = s->osp;
         if (!s->pointwise) {
+            pad_input(s, rows, xpad, threads);
 #pragma omp parallel for num_threads(threads) if (threads > 1 && s->K > 1) schedule(static)
-            for (int64_t r = 0; r < s->K; r++) im2col_row(s, xg, r, col + r * s->osp);
-            src = col;
+            for (int64_t r = 0; r < s->K; r++) im2col_row(s, xpad, r, col + r * s->ldc);
+            rows = col, ld = s->ldc;
         }
 #pragma omp parallel for num_threads(threads) if (threads > 1 && strips > 1) schedule(static)
-        for (int64_t st = 0; st < strips; st++) il_qpack_rows(src, s->osp, s->K, s->osp, s->flip, xp, colsum, st, st + 1);
+        for (int64_t st = 0; st < strips; st++) il_qpack_rows(rows, ld, s->K, s->osp, s->flip, xp, colsum, st, st + 1);
         int64_t m0 = gr * s->mg;
         il_qepi e = {.out = s->out, .row_add = s->row_add + m0, .row_zw = s->row_zw ? s->row_zw + m0 : NULL,
                      .colsum = colsum, .scale = s->scale + m0, .zp = s->zp, .lo = s->lo, .hi = s->hi,

@@ -22,29 +22,45 @@
 
 #define MR512 8
 
-T512 INLINE void ukr512_nv(int64_t k4n, const int32_t *w, const uint8_t *x, int64_t sb, int32_t *c, const int nv) {
-    __m512i acc[MR512][3];
-    for (int m = 0; m < MR512; m++)
-        for (int v = 0; v < nv; v++) acc[m][v] = _mm512_setzero_si512();
-    for (int64_t k4 = 0; k4 < k4n; k4++) {
-        __m512i xv[3];
-        for (int v = 0; v < nv; v++) xv[v] = _mm512_loadu_si512(x + v * sb + k4 * 64);
-        const int32_t *wk = w + k4 * MR512;
-        for (int m = 0; m < MR512; m++) {
-            __m512i b = _mm512_set1_epi32(wk[m]);
-            for (int v = 0; v < nv; v++) acc[m][v] = _mm512_dpbusd_epi32(acc[m][v], xv[v], b);
-        }
+/* GCC keeps an array of 24 accumulator vectors in memory (a copy and a spill per multiply-add,
+ * measured at a third of the instruction's throughput), so each kernel names its accumulators:
+ * A(m, v) is row m, strip v. */
+#define A(m, v) a##m##v
+#define DP512(m, v) A(m, v) = _mm512_dpbusd_epi32(A(m, v), x##v, b)
+#define ROW512_1(m) { __m512i b = _mm512_set1_epi32(wk[m]); DP512(m, 0); }
+#define ROW512_2(m) { __m512i b = _mm512_set1_epi32(wk[m]); DP512(m, 0); DP512(m, 1); }
+#define ROW512_3(m) { __m512i b = _mm512_set1_epi32(wk[m]); DP512(m, 0); DP512(m, 1); DP512(m, 2); }
+#define EACH8(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7)
+#define DECL512_1(m) __m512i A(m, 0) = _mm512_setzero_si512();
+#define DECL512_2(m) DECL512_1(m) __m512i A(m, 1) = _mm512_setzero_si512();
+#define DECL512_3(m) DECL512_2(m) __m512i A(m, 2) = _mm512_setzero_si512();
+#define ST512_1(m) _mm512_storeu_si512(c + (m) * IL_QTILE_LD, A(m, 0));
+#define ST512_2(m) ST512_1(m) _mm512_storeu_si512(c + (m) * IL_QTILE_LD + 16, A(m, 1));
+#define ST512_3(m) ST512_2(m) _mm512_storeu_si512(c + (m) * IL_QTILE_LD + 32, A(m, 2));
+#define LD512_1 __m512i x0 = _mm512_loadu_si512(x + k4 * 64);
+#define LD512_2 LD512_1 __m512i x1 = _mm512_loadu_si512(x + sb + k4 * 64);
+#define LD512_3 LD512_2 __m512i x2 = _mm512_loadu_si512(x + 2 * sb + k4 * 64);
+
+#define UKR512(NV)                                                                                             \
+    T512 static void ukr512_##NV(int64_t k4n, const int32_t *w, const uint8_t *x, int64_t sb, int32_t *c) {   \
+        EACH8(DECL512_##NV)                                                                                    \
+        for (int64_t k4 = 0; k4 < k4n; k4++) {                                                                 \
+            LD512_##NV                                                                                         \
+            const int32_t *wk = w + k4 * MR512;                                                                \
+            EACH8(ROW512_##NV)                                                                                 \
+        }                                                                                                      \
+        EACH8(ST512_##NV)                                                                                      \
     }
-    for (int m = 0; m < MR512; m++)
-        for (int v = 0; v < nv; v++) _mm512_storeu_si512(c + m * IL_QTILE_LD + 16 * v, acc[m][v]);
-}
+UKR512(1)
+UKR512(2)
+UKR512(3)
 
 T512 static void ukr512(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,
                         int32_t *c) {
     (void)wb;
-    if (nv == 3) ukr512_nv(k4n, wa, x, sb, c, 3);
-    else if (nv == 2) ukr512_nv(k4n, wa, x, sb, c, 2);
-    else ukr512_nv(k4n, wa, x, sb, c, 1);
+    if (nv == 3) ukr512_3(k4n, wa, x, sb, c);
+    else if (nv == 2) ukr512_2(k4n, wa, x, sb, c);
+    else ukr512_1(k4n, wa, x, sb, c);
 }
 
 /* 16 sums of row m from column j on: add the zero-point terms, then store int32 or requantize. */
@@ -120,25 +136,25 @@ T256 static void epi256(const int32_t *c, int rows, int cols, int64_t m0, int64_
 
 #define MRV 6
 
+#define DPV(m) A(m, 0) = _mm256_dpbusd_avx_epi32(A(m, 0), x0, b), A(m, 1) = _mm256_dpbusd_avx_epi32(A(m, 1), x1, b)
+#define ROWV(m) { __m256i b = _mm256_set1_epi32(wk[m]); DPV(m); }
+#define DECL256(m) __m256i A(m, 0) = _mm256_setzero_si256(), A(m, 1) = _mm256_setzero_si256();
+#define ST256(m) _mm256_storeu_si256((__m256i *)(c + (m) * IL_QTILE_LD), A(m, 0)); \
+                 _mm256_storeu_si256((__m256i *)(c + (m) * IL_QTILE_LD + 8), A(m, 1));
+#define EACH6(F) F(0) F(1) F(2) F(3) F(4) F(5)
+#define EACH4(F) F(0) F(1) F(2) F(3)
+
 T256V static void ukrvnni(int64_t k4n, const int32_t *w, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,
                           int32_t *c) {
     (void)wb, (void)sb, (void)nv; /* one strip: two ymm of 8 columns */
-    __m256i acc[MRV][2];
-    for (int m = 0; m < MRV; m++) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    EACH6(DECL256)
     for (int64_t k4 = 0; k4 < k4n; k4++) {
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64 + 32));
         const int32_t *wk = w + k4 * MRV;
-        for (int m = 0; m < MRV; m++) {
-            __m256i b = _mm256_set1_epi32(wk[m]);
-            acc[m][0] = _mm256_dpbusd_avx_epi32(acc[m][0], x0, b);
-            acc[m][1] = _mm256_dpbusd_avx_epi32(acc[m][1], x1, b);
-        }
+        EACH6(ROWV)
     }
-    for (int m = 0; m < MRV; m++) {
-        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD), acc[m][0]);
-        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD + 8), acc[m][1]);
-    }
+    EACH6(ST256)
 }
 
 const il_qisa_impl il_qisa_impl_avxvnni = {MRV, 1, ukrvnni, epi256};
@@ -152,29 +168,22 @@ T256 INLINE __m256i dot4(__m256i acc, __m256i x, __m256i b, __m256i ones) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, b), ones));
 }
 
+#define DP2(m, w) { __m256i b = _mm256_set1_epi32((w)[k4 * MR2 + (m)]); \
+                        A(m, 0) = dot4(A(m, 0), x0, b, ones), A(m, 1) = dot4(A(m, 1), x1, b, ones); }
+#define ROW2(m) DP2(m, wa)
+#define ROW2B(m) DP2(m, wb)
+
 T256 INLINE void ukr2_body(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int32_t *c,
                            const int split) {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i acc[MR2][2];
-    for (int m = 0; m < MR2; m++) acc[m][0] = acc[m][1] = _mm256_setzero_si256();
+    EACH4(DECL256)
     for (int64_t k4 = 0; k4 < k4n; k4++) {
         __m256i x0 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64));
         __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + k4 * 64 + 32));
-        for (int m = 0; m < MR2; m++) {
-            __m256i b = _mm256_set1_epi32(wa[k4 * MR2 + m]);
-            acc[m][0] = dot4(acc[m][0], x0, b, ones);
-            acc[m][1] = dot4(acc[m][1], x1, b, ones);
-            if (split) {
-                __m256i b2 = _mm256_set1_epi32(wb[k4 * MR2 + m]);
-                acc[m][0] = dot4(acc[m][0], x0, b2, ones);
-                acc[m][1] = dot4(acc[m][1], x1, b2, ones);
-            }
-        }
+        EACH4(ROW2)
+        if (split) { EACH4(ROW2B) }
     }
-    for (int m = 0; m < MR2; m++) {
-        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD), acc[m][0]);
-        _mm256_storeu_si256((__m256i *)(c + m * IL_QTILE_LD + 8), acc[m][1]);
-    }
+    EACH4(ST256)
 }
 
 T256 static void ukr2(int64_t k4n, const int32_t *wa, const int32_t *wb, const uint8_t *x, int64_t sb, int nv,

@@ -6,17 +6,19 @@
  *
  * Why here and why CSR over the output rows: it is a kernel of the engine's registry like the
  * dnnl_* ones, and each output row then is a sum of input rows scaled by its nonzeros,
- *     out[r, q] = sum_i val[i] * x[off[i] + s*q],
- * which vectorizes along q (8 or 32 outputs at once in registers: an unstructured pattern keeps
- * SIMD this way without any block structure in the weight).
- *  - Conv (group 1, 1-D or 2-D, equal strides): the input is copied once into a zero-padded
- *    buffer [C, Hp, Wp]; nonzero (c, kh, kw) reads it at c*Hp*Wp + kh*dh*Wp + kw*dw, and output
- *    (oh, ow) at q = oh*Wp + ow, so one output channel's rows are one contiguous run of q (the
- *    Wp - OW columns past each row's end are computed and dropped: 3% at 56x56, 22% at 7x7, half
- *    for stride 2). A 1x1 stride-1 conv without pads reads its input in place.
+ *     out[r, q] = sum_i val[i] * x[off[i] + q],
+ * which vectorizes along q (32 outputs at once in registers: an unstructured pattern keeps SIMD
+ * this way without any block structure in the weight).
+ *  - Conv (group 1, 1-D or 2-D, any strides, dilations and pads): the input is copied once into a
+ *    zero-padded buffer split by stride phase (sconv_state), so that every tap reads unit-stride
+ *    rows; nonzero (c, kh, kw) is one offset into it and output (oh, ow) is q = oh*Wq + ow, so one
+ *    output channel is one contiguous run of q (the few columns past each row's end are computed
+ *    and dropped: 3% at 56x56, 22% at 7x7). A 1x1 stride-1 conv without pads reads its input in
+ *    place when its pixels are a multiple of 16.
  *  - Gemm/MatMul, Y[M, N] = A[M, K] B: B's columns are the CSR rows. With M >= 8 (or transA) A is
- *    read as A'[K, M] and M is the vector axis; with fewer rows each row of A is a sparse dot
- *    per output (batch 1: it reads nnz weights instead of all of B, which is what wins there).
+ *    read as A'[K, M] and M is the vector axis; with fewer rows each row of A meets each sparse
+ *    column in a dot product (batch 1: it reads nnz weights instead of all of B, which is what
+ *    wins there).
  * Zeros are skipped, so an Inf or NaN in the input meeting a zero weight does not reach the
  * output as it does in the dense kernels (0 * Inf); everything else matches them within float
  * rounding (tests/test_sparse.c: 1e-5 relative).
@@ -75,66 +77,88 @@ static il_status csr_build(sp_csr *a, const float *w, int64_t rows, int64_t cols
 
 /* ---------------------------------------------------------------- the core */
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4))); /* unaligned loads and stores */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4))); /* unaligned loads and stores */
+#define LD(p) (*(const v16u *)(p))
+#define ST(p, v) (*(v16u *)(p) = (v))
 
-/* out[(r - r0)*ldo + q - q0] for rows [r0, r1), outputs [q0, q1): see the file comment. Built for
- * AVX2+FMA and for the baseline; the CPU picks at load. */
-__attribute__((target_clones("arch=x86-64-v3", "default"))) static void
-spmm(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, int64_t s, int64_t q0, int64_t q1,
-     float *restrict out, int64_t ldo) {
+/* out[(r - r0)*ldo + q - q0] = sum_i val[i] * x[off[i] + q] for rows [r0, r1) and outputs
+ * [q0, q1), q1 - q0 a multiple of 16 (callers pad). 32 or 16 outputs stay in registers while a
+ * row's nonzeros stream by, two nonzeros at a time into separate accumulators (the FMA latency
+ * would otherwise bound it). Built for AVX-512, AVX2+FMA and the baseline; the CPU picks at load. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+spmm(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, int64_t q0, int64_t q1, float *restrict out,
+     int64_t ldo) {
+    const int32_t *off = a->off;
+    const float *val = a->val;
     for (int64_t r = r0; r < r1; r++) {
         const int64_t b = a->ptr[r], e = a->ptr[r + 1];
-        const int32_t *off = a->off;
-        const float *val = a->val;
         float *o = out + (r - r0) * ldo - q0;
         int64_t q = q0;
-        if (s == 1) {
-            for (; q + 32 <= q1; q += 32) {
-                v8 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-                for (int64_t i = b; i < e; i++) {
-                    const float *p = x + off[i] + q;
-                    v8 w = {0};
-                    w += val[i];
-                    c0 += w * *(const v8u *)p;
-                    c1 += w * *(const v8u *)(p + 8);
-                    c2 += w * *(const v8u *)(p + 16);
-                    c3 += w * *(const v8u *)(p + 24);
-                }
-                *(v8u *)(o + q) = c0;
-                *(v8u *)(o + q + 8) = c1;
-                *(v8u *)(o + q + 16) = c2;
-                *(v8u *)(o + q + 24) = c3;
+        for (; q + 32 <= q1; q += 32) {
+            v16 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+            int64_t i = b;
+            for (; i + 2 <= e; i += 2) {
+                const float *p = x + off[i] + q, *p2 = x + off[i + 1] + q;
+                v16 w = {0}, w2 = {0};
+                w += val[i];
+                w2 += val[i + 1];
+                a0 += w * LD(p);
+                a1 += w * LD(p + 16);
+                b0 += w2 * LD(p2);
+                b1 += w2 * LD(p2 + 16);
             }
-            for (; q + 8 <= q1; q += 8) {
-                v8 c0 = {0};
-                for (int64_t i = b; i < e; i++) {
-                    v8 w = {0};
-                    w += val[i];
-                    c0 += w * *(const v8u *)(x + off[i] + q);
-                }
-                *(v8u *)(o + q) = c0;
+            if (i < e) {
+                const float *p = x + off[i] + q;
+                v16 w = {0};
+                w += val[i];
+                a0 += w * LD(p);
+                a1 += w * LD(p + 16);
             }
+            ST(o + q, a0 + b0);
+            ST(o + q + 16, a1 + b1);
         }
-        for (; q + 8 <= q1; q += 8) { /* strided: eight outputs at a time, gathered */
-            float c[8] = {0};
-            for (int64_t i = b; i < e; i++) {
-                const float *p = x + off[i] + s * q, w = val[i];
-                for (int j = 0; j < 8; j++) c[j] += w * p[s * j];
+        for (; q < q1; q += 16) {
+            v16 a0 = {0}, b0 = {0};
+            int64_t i = b;
+            for (; i + 2 <= e; i += 2) {
+                v16 w = {0}, w2 = {0};
+                w += val[i];
+                w2 += val[i + 1];
+                a0 += w * LD(x + off[i] + q);
+                b0 += w2 * LD(x + off[i + 1] + q);
             }
-            memcpy(o + q, c, sizeof c);
-        }
-        for (; q < q1; q++) {
-            float c = 0;
-            for (int64_t i = b; i < e; i++) c += val[i] * x[off[i] + s * q];
-            o[q] = c;
+            if (i < e) {
+                v16 w = {0};
+                w += val[i];
+                a0 += w * LD(x + off[i] + q);
+            }
+            ST(o + q, a0 + b0);
         }
     }
 }
 
-/* The whole product out[r*ldo + q], r < rows, q < Q, split into (row block, output block) tasks. */
-static void spmm_all(const il_kctx *c, const sp_csr *a, const float *x, int64_t s, int64_t Q, float *out,
-                     int64_t ldo) {
+/* One output per row: out[r - r0] = sum_i val[i] * x[off[i]] (a sparse row times a vector, the
+ * batch-1 linear layer), eight partial sums so that the adds overlap. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+spdot(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, float *restrict out) {
+    const int32_t *off = a->off;
+    const float *val = a->val;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t i = a->ptr[r], e = a->ptr[r + 1];
+        float s[8] = {0};
+        for (; i + 8 <= e; i += 8)
+            for (int j = 0; j < 8; j++) s[j] += val[i + j] * x[off[i + j]];
+        for (int j = 0; i < e; i++, j++) s[j] += val[i] * x[off[i]];
+        out[r - r0] = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
+}
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* The whole product out[r*ldo + q], r < rows, q < Q (Q = 1: spdot; else a multiple of 16), split
+ * into (row block, output block) tasks over the threads. */
+static void spmm_all(const il_kctx *c, const sp_csr *a, const float *x, int64_t Q, float *out, int64_t ldo) {
     int64_t nr = (a->rows + SP_RBLOCK - 1) / SP_RBLOCK, nq = (Q + SP_QBLOCK - 1) / SP_QBLOCK;
     int threads = c->threads > 0 ? c->threads : 1;
     double work = (double)a->nnz * (double)Q;
@@ -143,7 +167,8 @@ static void spmm_all(const il_kctx *c, const sp_csr *a, const float *x, int64_t 
         for (int64_t qb = 0; qb < nq; qb++) {
             int64_t r0 = rb * SP_RBLOCK, r1 = r0 + SP_RBLOCK < a->rows ? r0 + SP_RBLOCK : a->rows;
             int64_t q0 = qb * SP_QBLOCK, q1 = q0 + SP_QBLOCK < Q ? q0 + SP_QBLOCK : Q;
-            spmm(a, r0, r1, x, s, q0, q1, out + r0 * ldo + q0, ldo);
+            if (Q == 1) spdot(a, r0, r1, x, out + r0 * ldo);
+            else spmm(a, r0, r1, x, q0, q1, out + r0 * ldo + q0, ldo);
         }
 }
 
@@ -172,12 +197,18 @@ static int act_ok(const il_kctx *c) {
 
 /* ---------------------------------------------------------------- Conv, FusedConv */
 
+/* The input is copied once per image into a zero-padded buffer split by stride phase: for strides
+ * (sh, sw), padded pixel (hp, wp) of channel c goes to plane (c, hp % sh, wp % sw) at row hp / sh,
+ * column wp / sw of a Hq x Wq plane. Tap (kh, kw) then reads one phase plane with unit stride, at
+ * offset (kh*dh / sh) rows and (kw*dw / sw) columns, for every output (oh, ow) at q = oh*Wq + ow. */
 typedef struct {
     sp_csr a;
     il_act act;
-    int64_t n, C, H, W, M, OH, OW, Hp, Wp, pt, pl, s, Q;
-    int direct;       /* a 1x1 stride-1 conv without pads: the input is read in place */
-    int64_t xp_size;  /* floats of the padded copy (with the tail the dropped columns read) */
+    int64_t n, C, H, W, M, OH, OW, sh, sw, Hq, Wq, pt, pl;
+    int64_t Q;        /* outputs per channel as computed: (OH-1)*Wq + OW rounded up to 16 */
+    int direct;       /* a 1x1 stride-1 conv without pads over a multiple of 16 pixels: no copy */
+    int64_t xp_size;  /* floats of the copy (and the tail that the padding of Q reads) */
+    uint32_t used[32]; /* bit pw of used[ph]: some tap reads phase (ph, pw) */
 } sconv_state;
 
 static void sconv_release(void *p) {
@@ -195,7 +226,8 @@ static int sconv_supports(const il_kctx *c) {
     if ((b && (b->dtype != IL_F32 || b->rank != 1)) || (z && z->dtype != IL_F32) || !act_ok(c)) return 0;
     const int64_t *st;
     int ns = il_attr_ints(c->node, "strides", &st);
-    if (x->rank == 4 && ns == 2 && st[0] != st[1]) return 0;
+    for (int i = 0; i < ns; i++)
+        if (st[i] > 32) return 0; /* the phase mask (sconv_state.used) */
     return il_tensor_numel(x) > 0;
 }
 
@@ -214,20 +246,21 @@ static il_status sconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     }
     int two = g.nsp == 2, L = g.nsp - 1;
     int64_t KH = two ? g.k[0] : 1, KW = g.k[L], dh = two ? g.dil[0] : 1, dw = g.dil[L];
-    s->n = g.n, s->C = g.c, s->M = Wt->dims[0], s->s = g.stride[L];
+    s->n = g.n, s->C = g.c, s->M = Wt->dims[0], s->sh = two ? g.stride[0] : 1, s->sw = g.stride[L];
     s->H = two ? g.in[0] : 1, s->W = g.in[L], s->OH = two ? g.out[0] : 1, s->OW = g.out[L];
     s->pt = two ? g.pad[0] : 0, s->pl = g.pad[L];
-    int64_t pb = two ? g.pad_end[0] : 0, pr = g.pad_end[L];
-    s->Hp = s->pt + s->H + pb, s->Wp = s->pl + s->W + pr;
-    if (s->Hp < (s->OH - 1) * s->s + (KH - 1) * dh + 1) s->Hp = (s->OH - 1) * s->s + (KH - 1) * dh + 1;
-    if (s->Wp < (s->OW - 1) * s->s + (KW - 1) * dw + 1) s->Wp = (s->OW - 1) * s->s + (KW - 1) * dw + 1;
-    s->Q = (s->OH - 1) * s->Wp + s->OW;
-    s->direct = KH == 1 && KW == 1 && s->s == 1 && s->Hp == s->H && s->Wp == s->W;
-    int64_t plane = s->Hp * s->Wp, last = (s->C - 1) * plane + (KH - 1) * dh * s->Wp + (KW - 1) * dw + s->s * (s->Q - 1);
-    s->xp_size = s->C * plane > last + 1 ? s->C * plane : last + 1;
-    if (s->xp_size >= INT32_MAX || s->OH * s->OW == 0) {
+    int64_t Hp = s->pt + s->H + (two ? g.pad_end[0] : 0), Wp = s->pl + s->W + g.pad_end[L];
+    s->Hq = (Hp + s->sh - 1) / s->sh, s->Wq = (Wp + s->sw - 1) / s->sw;
+    if (s->Hq < s->OH + (KH - 1) * dh / s->sh) s->Hq = s->OH + (KH - 1) * dh / s->sh;
+    if (s->Wq < s->OW + (KW - 1) * dw / s->sw) s->Wq = s->OW + (KW - 1) * dw / s->sw;
+    s->Q = round16((s->OH - 1) * s->Wq + s->OW);
+    s->direct = KH == 1 && KW == 1 && s->sh == 1 && s->sw == 1 && Hp == s->H && Wp == s->W && s->Q == s->H * s->W;
+    int64_t plane = s->Hq * s->Wq, phases = s->sh * s->sw;
+    int64_t last = ((s->C - 1) * phases + phases - 1) * plane + (KH - 1) * dh / s->sh * s->Wq + (KW - 1) * dw / s->sw;
+    s->xp_size = s->C * phases * plane > last + s->Q ? s->C * phases * plane : last + s->Q;
+    if (s->xp_size >= INT32_MAX || s->OH * s->OW == 0 || s->sh > 32 || s->sw > 32) {
         free(s);
-        return il_kerr(c, IL_ERR_UNSUPPORTED, "sparse: input too large for 32-bit offsets, or an empty output");
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "sparse: input too large for 32-bit offsets, strides over 32 or an empty output");
     }
     int64_t cols = s->C * KH * KW, *coff = malloc((size_t)cols * sizeof *coff);
     if (!coff) {
@@ -236,42 +269,60 @@ static il_status sconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     }
     for (int64_t ci = 0; ci < s->C; ci++)
         for (int64_t kh = 0; kh < KH; kh++)
-            for (int64_t kw = 0; kw < KW; kw++) coff[(ci * KH + kh) * KW + kw] = ci * plane + kh * dh * s->Wp + kw * dw;
+            for (int64_t kw = 0; kw < KW; kw++) {
+                s->used[kh * dh % s->sh] |= 1u << (kw * dw % s->sw);
+                int64_t ph = (ci * s->sh + kh * dh % s->sh) * s->sw + kw * dw % s->sw;
+                coff[(ci * KH + kh) * KW + kw] = ph * plane + kh * dh / s->sh * s->Wq + kw * dw / s->sw;
+            }
     st = csr_build(&s->a, Wt->data, s->M, cols, cols, 1, coff, 1.0f);
     free(coff);
     if (st) {
         sconv_release(s);
         return il_kerr(c, IL_ERR_OOM, "out of memory for the compressed weight");
     }
-    int64_t tmp = s->Wp != s->OW ? s->M * s->Q : 0;
-    *workspace = (size_t)((s->direct ? 0 : s->xp_size) + tmp) * sizeof(float);
+    *workspace = (size_t)(s->direct ? 0 : s->xp_size + s->M * s->Q) * sizeof(float);
     *state = s;
     return IL_OK;
+}
+
+/* Image n's input into the phase-split padded buffer (zeros around): per input row, each column
+ * phase is a stride-sw gather into one contiguous run of its plane's row. Phases no tap reads
+ * (a 1x1 stride-2 conv reads one of four) are left out. */
+static void phase_copy(const sconv_state *s, const float *x, float *xp) {
+    int64_t plane = s->Hq * s->Wq;
+    memset(xp, 0, (size_t)s->xp_size * sizeof(float));
+    for (int64_t ci = 0; ci < s->C; ci++)
+        for (int64_t h = 0; h < s->H; h++) {
+            int64_t hp = h + s->pt;
+            const float *src = x + (ci * s->H + h) * s->W;
+            float *row = xp + (ci * s->sh + hp % s->sh) * s->sw * plane + hp / s->sh * s->Wq;
+            for (int64_t pw = 0; pw < s->sw; pw++) {
+                if (!(s->used[hp % s->sh] & (1u << pw))) continue;
+                int64_t w0 = ((pw - s->pl) % s->sw + s->sw) % s->sw;
+                float *dst = row + pw * plane + (w0 + s->pl) / s->sw;
+                if (s->sw == 1) memcpy(dst, src, (size_t)s->W * sizeof(float));
+                else
+                    for (int64_t w = w0, j = 0; w < s->W; w += s->sw, j++) dst[j] = src[w];
+            }
+        }
 }
 
 static il_status sconv_run(il_kctx *c) {
     const sconv_state *s = c->state;
     const il_tensor *Bt = il_in(c, 2), *Z = il_in(c, 3);
     const float *x = c->in[0]->data, *b = Bt ? Bt->data : NULL, *z = Z ? Z->data : NULL;
-    float *y = c->out[0]->data, *xp = c->workspace, *tmp = xp + (s->direct ? 0 : s->xp_size);
+    float *y = c->out[0]->data, *xp = c->workspace, *tmp = s->direct ? NULL : xp + s->xp_size;
     int64_t osp = s->OH * s->OW, in_sp = s->H * s->W;
-    int compact = s->Wp != s->OW;
     for (int64_t n = 0; n < s->n; n++) {
         const float *xn = x + n * s->C * in_sp;
         float *yn = y + n * s->M * osp;
-        if (!s->direct) {
-            memset(xp, 0, (size_t)s->xp_size * sizeof(float));
-            for (int64_t ci = 0; ci < s->C; ci++)
-                for (int64_t h = 0; h < s->H; h++)
-                    memcpy(xp + (ci * s->Hp + s->pt + h) * s->Wp + s->pl, xn + ci * in_sp + h * s->W,
-                           (size_t)s->W * sizeof(float));
-        }
-        spmm_all(c, &s->a, s->direct ? xn : xp, s->s, s->Q, compact ? tmp : yn, compact ? s->Q : osp);
+        if (!s->direct) phase_copy(s, xn, xp);
+        spmm_all(c, &s->a, s->direct ? xn : xp, s->Q, s->direct ? yn : tmp, s->Q);
         IL_PAR_FOR(c, m, s->M) {
             float *ym = yn + m * osp;
-            if (compact)
+            if (!s->direct)
                 for (int64_t oh = 0; oh < s->OH; oh++)
-                    memcpy(ym + oh * s->OW, tmp + m * s->Q + oh * s->Wp, (size_t)s->OW * sizeof(float));
+                    memcpy(ym + oh * s->OW, tmp + m * s->Q + oh * s->Wq, (size_t)s->OW * sizeof(float));
             il_act_row(&s->act, ym, osp, b ? b[m] : 0.0f, z ? z + (n * s->M + m) * osp : NULL);
         }
     }
@@ -284,7 +335,9 @@ typedef struct {
     sp_csr a;
     il_act act;
     int64_t M, N, K;
-    int vec, ta;      /* vec: A' [K, M] is the input, M the vector axis (transposed when !ta) */
+    int vec, ta;      /* vec: A' [K, Mp] is the input, M the vector axis (Mp: M rounded up to 16) */
+    int64_t Mp;
+    int copy;         /* A' is made in the workspace (A is not already [K, Mp]) */
     float beta;
     int64_t cs[2];    /* the bias C's broadcast strides over [M, N]; 0, 0 without one */
 } smm_state;
@@ -330,20 +383,22 @@ static il_status smm_prepare(il_kctx *c, void **state, size_t *workspace) {
         il_broadcast_strides(bias, 2, yd, s->cs);
     }
     s->vec = s->ta || s->M >= 8;
+    s->Mp = s->vec ? round16(s->M) : s->M;
+    s->copy = s->vec && !(s->ta && s->Mp == s->M);
     int64_t *coff = malloc((size_t)(s->K + 1) * sizeof *coff);
-    if (!coff || s->K * (s->vec ? s->M : 1) >= INT32_MAX) {
+    if (!coff || s->K * (s->vec ? s->Mp : 1) >= INT32_MAX) {
         free(coff);
         free(s);
         return il_kerr(c, IL_ERR_UNSUPPORTED, "sparse: out of memory or 32-bit offsets");
     }
-    for (int64_t k = 0; k < s->K; k++) coff[k] = s->vec ? k * s->M : k;
+    for (int64_t k = 0; k < s->K; k++) coff[k] = s->vec ? k * s->Mp : k;
     st = csr_build(&s->a, B->data, s->N, s->K, tb ? s->K : 1, tb ? 1 : s->N, coff, alpha);
     free(coff);
     if (st) {
         smm_release(s);
         return il_kerr(c, IL_ERR_OOM, "out of memory for the compressed weight");
     }
-    *workspace = s->vec ? (size_t)((s->ta ? 0 : s->K * s->M) + s->N * s->M) * sizeof(float) : 0;
+    *workspace = s->vec ? (size_t)((s->copy ? s->K * s->Mp : 0) + s->N * s->Mp) * sizeof(float) : 0;
     *state = s;
     return IL_OK;
 }
@@ -355,17 +410,25 @@ static il_status smm_run(il_kctx *c) {
     float *y = c->out[0]->data;
     int64_t M = s->M, N = s->N, K = s->K;
     if (s->vec) {
-        float *at = c->workspace, *tmp = at + (s->ta ? 0 : K * M);
-        if (s->ta) at = (float *)a;
+        int64_t Mp = s->Mp;
+        float *at = c->workspace, *tmp = at + (s->copy ? K * Mp : 0);
+        if (!s->copy) at = (float *)a;
+        else if (s->ta)
+            for (int64_t k = 0; k < K; k++) {
+                memcpy(at + k * Mp, a + k * M, (size_t)M * sizeof(float));
+                memset(at + k * Mp + M, 0, (size_t)(Mp - M) * sizeof(float));
+            }
         else
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t k = 0; k < K; k++) at[k * M + i] = a[i * K + k];
-        spmm_all(c, &s->a, at, 1, M, tmp, M);
+            for (int64_t k = 0; k < K; k++) {
+                for (int64_t i = 0; i < M; i++) at[k * Mp + i] = a[i * K + k];
+                memset(at + k * Mp + M, 0, (size_t)(Mp - M) * sizeof(float));
+            }
+        spmm_all(c, &s->a, at, Mp, tmp, Mp);
         IL_PAR_FOR(c, i, M) {
-            for (int64_t j = 0; j < N; j++) y[i * N + j] = tmp[j * M + i];
+            for (int64_t j = 0; j < N; j++) y[i * N + j] = tmp[j * Mp + i];
         }
     } else {
-        for (int64_t i = 0; i < M; i++) spmm_all(c, &s->a, a + i * K, 1, 1, y + i * N, 1);
+        for (int64_t i = 0; i < M; i++) spmm_all(c, &s->a, a + i * K, 1, y + i * N, 1);
     }
     IL_PAR_FOR(c, i, M) {
         float *yr = y + i * N;
@@ -382,9 +445,9 @@ static il_status smm_run(il_kctx *c) {
      .doc = "constant weight with >= 50% zeros in CSR (prepared once), " what "; only --tactics timed picks it"}
 
 const il_kernel il_kernels_sparse[] = {
-    SPARSE("", "Conv", sconv_supports, sconv_prepare, sconv_run, sconv_release, "direct over a zero-padded input"),
+    SPARSE("", "Conv", sconv_supports, sconv_prepare, sconv_run, sconv_release, "direct over a zero-padded, stride-phase-split input"),
     SPARSE("ai.inferlab", "FusedConv", sconv_supports, sconv_prepare, sconv_run, sconv_release,
-           "direct over a zero-padded input, epilogue per channel"),
+           "direct over a zero-padded, stride-phase-split input, epilogue per channel"),
     SPARSE("", "Gemm", smm_supports, smm_prepare, smm_run, smm_release, "sparse rows times A' (M >= 8) or dots"),
     SPARSE("", "MatMul", smm_supports, smm_prepare, smm_run, smm_release, "sparse rows times A' (M >= 8) or dots"),
     SPARSE("ai.inferlab", "FusedGemm", smm_supports, smm_prepare, smm_run, smm_release,

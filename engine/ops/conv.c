@@ -354,6 +354,20 @@ static il_status qconv_infer_common(il_kctx *c, int qlinear) {
     }
     il_status st = qconv_geom(c, qlinear, &g);
     if (st) return st;
+    /* the kernel reads w's zero point and scale per tensor or per output channel, the others per
+     * tensor: anything else would be read past its end */
+    static const struct { int slot; const char *name; int per_m; } cint[] = {{2, "x_zero_point", 0},
+        {3, "w_zero_point", 1}}, qlc[] = {{1, "x_scale", 0}, {2, "x_zero_point", 0}, {4, "w_scale", 1},
+        {5, "w_zero_point", 1}, {6, "y_scale", 0}, {7, "y_zero_point", 0}};
+    for (int i = 0; i < (qlinear ? 6 : 2); i++) {
+        const char *name = qlinear ? qlc[i].name : cint[i].name;
+        int per_m = qlinear ? qlc[i].per_m : cint[i].per_m;
+        const il_tensor *q = il_in(c, qlinear ? qlc[i].slot : cint[i].slot);
+        int64_t n = q && il_shape_known(q) ? il_tensor_numel(q) : 1;
+        if (n != 1 && (!per_m || n != g.m))
+            return il_kerr(c, IL_ERR_SHAPE, "%s has %lld elements; 1%s expected", name, (long long)n,
+                           per_m ? " or one per output channel" : "");
+    }
     int64_t dims[IL_MAX_RANK] = {g.n, g.m};
     for (int i = 0; i < g.nsp; i++) dims[2 + i] = g.out[i];
     il_set_out(c, 0, dt, g.nsp + 2, dims);

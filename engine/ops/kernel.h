@@ -44,6 +44,7 @@ extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMat
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
+extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
 extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
