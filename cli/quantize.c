@@ -4,6 +4,7 @@
  * or dynamic quantization of MatMul/Gemm; per-layer error analysis and accuracy-aware tuning.
  */
 #include "cli.h"
+#include "bench/bench.h"
 #include "quantize/quantize.h"
 
 #include <math.h>
@@ -27,6 +28,8 @@ static void usage(FILE *f) {
             "  --exclude NODES  keep these nodes (comma-separated names) in FP32\n"
             "  --dynamic        dynamic quantization of MatMul/Gemm (DynamicQuantizeLinear + MatMulInteger), no data\n"
             "  --analyze        per-layer SQNR and cosine between FP32 and INT8 activations, worst first\n"
+            "  --db FILE        with --analyze: also into FILE's table quant_analysis (the bench results\n"
+            "                   database), which `inferlab report` plots\n"
             "  --target-drop P  keep the costliest layers in FP32 one at a time until the top-1 drop on the\n"
             "                   validation set is at most P points\n"
             "  --val SPEC       validation set for --target-drop (default: the last 1000 Fashion-MNIST training\n"
@@ -35,7 +38,7 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *model, *out, *method, *calib, *val, *cache, *exclude;
+    const char *model, *out, *method, *calib, *val, *cache, *exclude, *db;
     double percentile, target;
     int per_tensor, symmetric, dynamic, analyze, json, tune;
     long long threads;
@@ -48,7 +51,7 @@ static int parse(int argc, char **argv, qargs *a) {
         const char *s = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(s, "-o") ? &a->out : !strcmp(s, "--calib") ? &a->calib : !strcmp(s, "--method") ? &a->method
                          : !strcmp(s, "--val") ? &a->val : !strcmp(s, "--calib-cache") ? &a->cache
-                         : !strcmp(s, "--exclude") ? &a->exclude : NULL;
+                         : !strcmp(s, "--exclude") ? &a->exclude : !strcmp(s, "--db") ? &a->db : NULL;
         if (str || !strcmp(s, "--plugin")) { /* plugins are loaded by cli_load_plugins */
             if (!v || !*v) { fprintf(stderr, "inferlab quantize: %s needs a value\n", s); return 2; }
             if (str) *str = v;
@@ -91,6 +94,10 @@ static int parse(int argc, char **argv, qargs *a) {
     if (a->dynamic && (a->calib || a->method || a->analyze || a->tune || a->cache || a->symmetric)) {
         fprintf(stderr, "inferlab quantize: --dynamic needs no calibration: --calib, --method, --symmetric, --calib-cache, "
                         "--analyze and --target-drop do not apply\n");
+        return 2;
+    }
+    if (a->db && !a->analyze) {
+        fprintf(stderr, "inferlab quantize: --db keeps the per-layer analysis: give --analyze too\n");
         return 2;
     }
     return 0;
@@ -217,6 +224,12 @@ int cmd_quantize(int argc, char **argv) {
         const char *spec = il_quant_calib_spec(q);
         if (!(st = il_calib_data_load(il_quant_fp32(q), spec, 0, 0, a.binds, a.nb, &ad)))
             st = il_quant_analyze(il_quant_fp32(q), out, ad, (int)a.threads, &layers, &n_layers);
+        char name[256], sha[65];
+        if (!st && a.db) {
+            il_model_name(a.model, name, sizeof name);
+            if (!(st = il_sha256_file(a.model, sha)))
+                st = il_quant_analysis_save(a.db, name, sha, a.method ? a.method : "entropy", layers, n_layers);
+        }
     }
     if (!st) st = il_onnx_save(out, a.out);
     if (st) {

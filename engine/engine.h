@@ -337,6 +337,13 @@ typedef struct il_kctx {
      * prepare may keep a packed copy of its data; other inputs' data change from run to run
      * (and are NULL in supports/prepare at plan time). */
     uint64_t const_mask;
+    /* Bit i set: input (output) i is held in the CPU kernels' native activation layout instead
+     * of plain NCHW (oneDNN's own choice on this CPU: channels-last, or channels in blocks of
+     * il_cpu_channel_block() zero-padded as nChw16c; at most il_blocked_bytes long): the plan
+     * chose it because the kernels on both sides of the value take it (il_kernel.layouts). Zero
+     * unless the chosen kernel offered it; data then points at the native bytes while dims stay
+     * the logical NCHW ones. */
+    uint32_t blocked_in, blocked_out;
 } il_kctx;
 
 typedef il_status (*il_infer_fn)(il_kctx *c);
@@ -398,6 +405,11 @@ typedef struct il_kernel {
     il_status (*save)(const void *state, void **buf, size_t *len);     /* *buf malloc'd */
     il_status (*load)(il_kctx *c, const void *buf, size_t len, void **state);
     const char *doc;           /* one line for `inferlab ops` */
+    /* The inputs and outputs (bits) this kernel can read or write in the native layout
+     * for node c (which supports() accepted); NULL: none. The plan keeps a value blocked when its
+     * producer and every consumer say so (engine/plan_layout.c), and tells prepare and run
+     * through c->blocked_in / c->blocked_out. */
+    void (*layouts)(const il_kctx *c, uint32_t *blocked_in, uint32_t *blocked_out);
     /* Training registers its kernels here too: role IL_KERNEL_BACKWARD with `impl` the trainer's
      * own entry point (distill/grad.h's gr_op: backward and the training-mode forward); run is
      * NULL for them, and the planner only ever sees IL_KERNEL_FORWARD kernels. */
@@ -406,6 +418,13 @@ typedef struct il_kernel {
 } il_kernel;
 
 enum { IL_KERNEL_FORWARD = 0, IL_KERNEL_BACKWARD = 1 };
+
+/* The channel block of the CPU's blocked activation layouts: 16 floats (one 512-bit vector)
+ * where the CPU has AVX-512, else 8. A blocked [N, C, spatial...] tensor stores [N, ceil(C/B),
+ * spatial..., B] with the channels past C zero; il_blocked_bytes is its size (float32, rank 3 to
+ * 5), which also holds any other native layout (channels-last is the plain size). */
+int il_cpu_channel_block(void);
+size_t il_blocked_bytes(const il_tensor *t);
 
 /* Register a kernel (built-ins at first use; plugins from their il_plugin_init). The op must be
  * registered; (op, backend, name) must be new. The struct is not copied: it must outlive the
@@ -556,6 +575,8 @@ il_status il_plan_save(const il_plan *p, const char *path);
 il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
 int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
 const il_graph *il_plan_graph(const il_plan *p);
+/* Whether the plan holds value v in the CPU kernels' native layout, not plain (plan_layout.c). */
+int il_plan_value_blocked(const il_plan *p, int v);
 /* Arena offsets for tests: offset and size of value v, -1 when not in the arena. */
 int64_t il_plan_value_offset(const il_plan *p, int v, int64_t *size);
 

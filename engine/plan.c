@@ -55,7 +55,7 @@ static il_status layout(il_plan *p) {
             if (p->last[v] < j) p->last[v] = j;
             const il_tensor *t = &p->s->info[v];
             if (il_shape_known(t) && il_dtype_size(t->dtype) && !(p->ops[p->order[j]]->flags & IL_OPF_DYNAMIC_OUT))
-                p->size[v] = (int64_t)il_tensor_bytes(t);
+                p->size[v] = (int64_t)(p->blocked[v] ? il_blocked_bytes(t) : il_tensor_bytes(t));
         }
     }
     for (int i = 0; i < g->n_outputs; i++) p->last[g->outputs[i]] = p->n_order;
@@ -124,6 +124,7 @@ void il_plan_node_view(const il_plan *p, int k, il_tensor *inb, il_tensor **in, 
     *c = (il_kctx){.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
                    .in = in, .out = out, .threads = p->o.threads, .const_mask = il_plan_const_mask(p, k)};
     if (c->opset == 0 && !n->domain[0]) c->opset = 1;
+    il_plan_blocked_masks(p, k, c);
 }
 
 il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c) {
@@ -245,6 +246,7 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     p->downed = calloc((size_t)nv + 1, 1);
     p->dvalid = calloc((size_t)nv + 1, 1);
     p->hvalid = calloc((size_t)nv + 1, 1);
+    p->blocked = calloc((size_t)nv + 1, 1);
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
@@ -255,6 +257,7 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     for (int k = 0; k < nn && !st; k++)
         if (!g->nodes[k].dead) p->ops[k] = il_op_find(g->nodes[k].domain, g->nodes[k].op_type);
     if (!st) st = il_plan_choose_kernels(p);
+    if (!st) st = il_plan_choose_layouts(p);
     if (!st) st = prepare_known(p);
     if (!st) st = layout(p);
     if (!st && p->acc) st = il_plan_device_setup(p);
@@ -283,6 +286,7 @@ void il_plan_free(il_plan *p) {
     free(p->ws);
     free(p->prepared);
     free(p->workspace);
+    free(p->blocked);
     free(p->offset);
     free(p->size);
     free(p->last);
@@ -362,6 +366,7 @@ static il_status run_node(il_plan *p, int k) {
     il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
                  .in = in, .out = out, .threads = p->o.threads, .infer_only = 0, .const_mask = il_plan_const_mask(p, k)};
     if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    il_plan_blocked_masks(p, k, &c);
     const il_kernel *kn = p->kern[k];
     st = op->infer(&c);
     if (st) goto done;
@@ -410,7 +415,7 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
         il_shapes_free(p->s);
         p->s = s;
         release_states(p);
-        if ((st = layout(p))) return st;
+        if ((st = il_plan_choose_layouts(p)) || (st = layout(p))) return st;
         if (p->acc && ((st = prepare_known(p)) || (st = il_plan_device_setup(p)))) return st;
     }
     il_set_threads(p->o.threads);

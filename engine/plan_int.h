@@ -23,6 +23,7 @@ struct il_plan {
     unsigned char *prepared;  /* per node: prepare ran for the current shapes */
     void *workspace;
     size_t workspace_bytes;
+    unsigned char *blocked; /* per value: held in the channel-blocked layout (plan_layout.c) */
     int64_t *offset;    /* per value: arena offset or -1 */
     int64_t *size;      /* per value: planned bytes */
     int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
@@ -62,6 +63,10 @@ il_status il_plan_apply_memplan(il_plan *p, const void *mp, size_t len);
  * data. inb/outb are caller storage (n_inputs / n_outputs entries). */
 void il_plan_node_view(const il_plan *p, int k, il_tensor *inb, il_tensor **in, il_tensor *outb, il_tensor **out,
                        il_kctx *c);
+/* After the kernels: which values stay channel-blocked between the kernels that take it, and
+ * node k's blocked_in / blocked_out bits in c from that choice (plan_layout.c). */
+il_status il_plan_choose_layouts(il_plan *p);
+void il_plan_blocked_masks(const il_plan *p, int k, il_kctx *c);
 /* Choose a kernel for every live node (forced names, then the tactic): tactics.c. */
 il_status il_plan_choose_kernels(il_plan *p);
 /* Run kernel kern's prepare for node k on the context c (releasing a previous state). */

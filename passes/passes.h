@@ -34,8 +34,9 @@
 
 /* Bumped when il_pass, il_pass_stats, il_kernel or il_kctx change layout (plugins register
  * passes and kernels); a plugin built against another version is refused with a message
- * instead of crashing. 2: the kernel registry. 3: il_pass.lossy. */
-#define IL_PASS_ABI 3
+ * instead of crashing. 2: the kernel registry. 3: il_pass.lossy. 4: blocked layouts (il_kernel.layouts,
+ * il_kctx.blocked_in/out). */
+#define IL_PASS_ABI 4
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \

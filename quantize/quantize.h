@@ -201,6 +201,11 @@ typedef struct il_quant_layer {
 il_status il_quant_analyze(const il_graph *fp32, const il_graph *qdq, const il_calib_data *d, int threads,
                            il_quant_layer **out, int *n);
 
+/* Append an analysis (layers in rank order) to table quant_analysis of the bench results database
+ * at db_path (created with the results schema when missing), where `inferlab report` draws it. */
+il_status il_quant_analysis_save(const char *db_path, const char *model, const char *model_sha256, const char *method,
+                                 const il_quant_layer *l, int n);
+
 /* Top-1 accuracy of g on labelled d, or - without labels - top-1 agreement with ref (which
  * must then be given) in *acc (a fraction). */
 il_status il_quant_top1(const il_graph *g, const il_graph *ref, const il_calib_data *d, int threads, double *acc);

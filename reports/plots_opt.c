@@ -93,9 +93,8 @@ il_status rp_plot_quant_layers(sqlite3 *db, const char *work, rp_plot *p) {
         return IL_OK;
     }
     const char *sql =
-        "WITH last AS (SELECT model, created_at FROM quant_analysis ORDER BY id DESC LIMIT 1)"
-        " SELECT a.tensor, a.sqnr_db, a.cosine, a.model, a.method FROM quant_analysis a, last"
-        " WHERE a.model = last.model AND a.created_at = last.created_at ORDER BY a.sqnr_db IS NOT NULL, a.sqnr_db";
+        "SELECT tensor, sqnr_db, cosine, model, method FROM quant_analysis"
+        " WHERE analysis = (SELECT max(analysis) FROM quant_analysis) ORDER BY sqnr_db IS NULL, sqnr_db";
     sqlite3_stmt *q;
     il_status st = IL_OK;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return rp_db_err(db, "quantization error");

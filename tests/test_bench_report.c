@@ -5,6 +5,7 @@
  * rendered with pdftoppm, checking what actually rendered. Tools that are missing (gnuplot,
  * chromium, poppler-utils, onnxruntime-node) skip their part with a message saying so.
  */
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "../bench/bench.h"
 #include "../distill/distill.h"
 #include "../prune/prune.h"
+#include "../quantize/quantize.h"
 #include "../reports/reports.h"
 #include "test.h"
 
@@ -543,7 +545,38 @@ static void test_sensitivity_plot(void) {
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+/* quantize --analyze --db keeps each analysis apart (the report draws the latest, worst first);
+ * a tensor without error is counted, not drawn; --db alone is refused. */
+static void test_quant_layers_plot(void) {
+    if (!have("gnuplot")) { skip("gnuplot not installed (make deps)"); return; }
+    char d[] = "/tmp/il_qan_XXXXXX", db[300], out[300], f[400], o[4096];
+    CU_ASSERT_FATAL(mkdtemp(d) != NULL);
+    snprintf(db, sizeof db, "%s/r.db", d);
+    snprintf(out, sizeof out, "%s/report", d);
+    il_quant_layer old[1] = {{"old_t", "old_n", "Conv", 3.0, 0.5}};
+    il_quant_layer l[3] = {{"t_bad", "n1", "Conv", 12.5, 0.98}, {"t_good", "n2", "Gemm", 30.0, 0.999},
+                           {"t_exact", "n3", "Reshape", INFINITY, 1.0}};
+    IL_ASSERT_OK(il_quant_analysis_save(db, "old", "00", "minmax", old, 1));
+    IL_ASSERT_OK(il_quant_analysis_save(db, "tiny", "01", "entropy", l, 3));
+    il_report_opts ro = {.db = db, .out_dir = out, .quiet = 1, .no_pdf = 1};
+    IL_ASSERT_OK(il_report_write(&ro));
+    snprintf(f, sizeof f, "%s/index.html", out);
+    char *html = slurp(f, NULL);
+    CU_ASSERT(html && strstr(html, "INT8 error per layer") && strstr(html, "tiny, entropy calibration") &&
+              strstr(html, "(12.5 dB)") && strstr(html, "1 tensor quantized without error not drawn"));
+    free(html);
+    snprintf(f, sizeof f, "%s/gnuplot/quant_layers.dat", out);
+    char *dat = slurp(f, NULL);
+    CU_ASSERT(dat && strstr(dat, "t_bad") && strstr(dat, "t_bad") < strstr(dat, "t_good") && !strstr(dat, "old_t"));
+    free(dat);
+    snprintf(f, sizeof f, "quantize tests/data/fmnist_teacher.onnx -o %s/q.onnx --db %s", d, db);
+    CU_ASSERT_EQUAL(il_test_cli(f, o, sizeof o), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "give --analyze too"));
+    snprintf(f, sizeof f, "rm -rf %s", d);
+    CU_ASSERT_EQUAL(system(f), 0);
+}
+
 IL_SUITE("bench-report", {"bench end to end", test_bench_end_to_end}, {"report files", test_report_files}, {"confusion matrix plot", test_confusion_plot},
          {"browser check", test_browser}, {"pdf pages", test_pdf_pages}, {"names, cache files, order", test_names_and_cache},
          {"report of many variants", test_report_many},
-         {"pruning sensitivity plot", test_sensitivity_plot})
+         {"pruning sensitivity plot", test_sensitivity_plot}, {"INT8 error per layer plot", test_quant_layers_plot})

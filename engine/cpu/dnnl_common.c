@@ -11,6 +11,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <strings.h>
 
 #if __has_include(<oneapi/dnnl/dnnl_debug.h>)
 #include <oneapi/dnnl/dnnl_debug.h>
@@ -54,13 +55,15 @@ int il_dnnl_threads_enter(int want) {
     return saved;
 }
 
-/* The bound of il_dnnl_use_threads (dnnl_int.h says how it was chosen); the environment's
- * INFERLAB_DNNL_SERIAL_MACS replaces it, to measure another. */
+/* The bound of il_dnnl_use_threads (dnnl_int.h says how it was chosen): IL_DNNL_SERIAL_MACS
+ * where OpenMP's idle threads sleep (OMP_WAIT_POLICY=passive: waking one is a futex call),
+ * IL_DNNL_SERIAL_MACS_SPIN where they spin (libgomp's default, and `--wait spin`). The
+ * environment's INFERLAB_DNNL_SERIAL_MACS replaces both, to measure another. */
 static double serial_macs(void) {
     static double v = -1;
     if (v < 0) {
-        const char *e = getenv("INFERLAB_DNNL_SERIAL_MACS");
-        v = e && *e ? atof(e) : IL_DNNL_SERIAL_MACS;
+        const char *e = getenv("INFERLAB_DNNL_SERIAL_MACS"), *pol = getenv("OMP_WAIT_POLICY");
+        v = e && *e ? atof(e) : pol && !strcasecmp(pol, "passive") ? IL_DNNL_SERIAL_MACS : IL_DNNL_SERIAL_MACS_SPIN;
     }
     return v;
 }

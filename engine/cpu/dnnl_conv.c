@@ -9,9 +9,10 @@
  * kernels differ in how the activations meet the primitive:
  *  - "dnnl-nchw": source and destination stay plain NCHW, no reorder at run time; oneDNN then
  *    often falls back to its own im2col + gemm ("gemm:jit"), except for 1x1 and first layers;
- *  - "dnnl": the primitive picks its activation layout too (nChw16c on AVX-512) and run reorders
- *    X in and Y (and Z) out around it: two extra passes over the tensors, bought back where the
- *    blocked direct kernel is much faster (big 3x3 convs, depthwise).
+ *  - "dnnl": activations in oneDNN's blocked layout (nChw16c on AVX-512), where its direct
+ *    kernels are fast. Where the plan holds X, Y or Z blocked too (engine/plan_layout.c: the
+ *    kernels on both sides of the value take it) they are used as they are; where it holds them
+ *    plain, run reorders X in and Y (and Z) out around the primitive (dnnl_layout.c).
  * Which one wins, and by how much over im2col-blas, depends on the layer; the tactic timer
  * (`--tactics timed`) measures it per node, and the heuristic takes "dnnl" (figures below and in
  * docs/cpu_speed.md).
@@ -33,7 +34,9 @@ static int dconv_supports(const il_kctx *c) {
            il_tensor_numel(x) > 0 && il_tensor_numel(w) > 0;
 }
 
-/* The primitive descriptor for the node: src/dst plain or `any` (blocked), weights `any`. */
+/* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
+ * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
+ * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
 static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int has_z,
                          dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
@@ -45,8 +48,12 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     if (blocked) {
         dnnl_dims_t xd, yd;
         for (int i = 0; i < r; i++) xd[i] = X->dims[i], yd[i] = ydims[i];
-        IL_DNNL(c, dnnl_memory_desc_init_by_tag(&src, r, xd, dnnl_f32, dnnl_format_tag_any));
-        IL_DNNL(c, dnnl_memory_desc_init_by_tag(&dst, r, yd, dnnl_f32, dnnl_format_tag_any));
+        if (c->blocked_in & 1) st = il_dnnl_native_md(c, &src, r, X->dims);
+        else IL_DNNL(c, dnnl_memory_desc_init_by_tag(&src, r, xd, dnnl_f32, dnnl_format_tag_any));
+        if (st) return st;
+        if (c->blocked_out & 1) st = il_dnnl_native_md(c, &dst, r, ydims);
+        else IL_DNNL(c, dnnl_memory_desc_init_by_tag(&dst, r, yd, dnnl_f32, dnnl_format_tag_any));
+        if (st) return st;
     } else if ((st = il_dnnl_plain_md(c, &src, r, X->dims)) || (st = il_dnnl_plain_md(c, &dst, r, ydims))) {
         return st;
     }
@@ -74,8 +81,8 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
 }
 
-/* prepare: the primitive for the node's shapes (blocked: activations in oneDNN's layout), the
- * weight packed, reorders where the activations' layouts differ, the workspace laid out. */
+/* prepare: the primitive for the node's shapes, the weight packed, reorders where the layouts the
+ * plan holds X, Y and Z in differ from the primitive's, the workspace laid out. */
 static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int blocked) {
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
     s->has_z = il_in(c, 3) != NULL;
@@ -96,24 +103,18 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    dnnl_memory_desc_t xplain, yplain;
+    dnnl_memory_desc_t xuser, yuser, zuser;
     int64_t ydims[IL_MAX_RANK] = {g.n, g.m};
     for (int d = 0; d < g.nsp; d++) ydims[2 + d] = g.out[d];
     size_t off = 0, scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
-    s->ybytes = (size_t)il_dims_prod(ydims, 0, X->rank) * sizeof(float);
-    if (!(st = il_dnnl_plain_md(c, &xplain, X->rank, X->dims)) && !(st = il_dnnl_plain_md(c, &yplain, X->rank, ydims)) &&
-        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = il_dnnl_step_make(c, &s->main, pd))) {
-        if (!dnnl_memory_desc_equal(src, &xplain)) {
-            s->src_off = off;
-            off += il_dnnl_align(dnnl_memory_desc_get_size(src));
-            st = il_dnnl_reorder_make(c, &s->src_in, &xplain, src);
-        }
-        if (!st && !dnnl_memory_desc_equal(dst, &yplain)) {
-            s->dst_off = off;
-            off += il_dnnl_align(dnnl_memory_desc_get_size(dst));
-            st = il_dnnl_reorder_make(c, &s->dst_out, dst, &yplain);
-            if (!st && s->has_z) st = il_dnnl_reorder_make(c, &s->z_in, &yplain, dst);
-        }
+    s->zbytes = dnnl_memory_desc_get_size(dst);
+    if (!(st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) &&
+        !(st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)) &&
+        !(st = il_dnnl_user_md(c, &zuser, c->blocked_in >> 3 & 1, X->rank, ydims)) &&
+        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = il_dnnl_step_make(c, &s->main, pd)) &&
+        !(st = il_dnnl_io_make(c, s, &xuser, src, &yuser, dst, &off))) {
+        /* the sum post-op adds what dst holds: Z, in the primitive's layout */
+        if (s->has_z && !dnnl_memory_desc_equal(dst, &zuser)) st = il_dnnl_reorder_make(c, &s->z_in, &zuser, dst);
         s->scratch_off = off;
         off += il_dnnl_align(scratch);
         if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
@@ -136,24 +137,16 @@ static il_status dconv_prepare_plain(il_kctx *c, void **state, size_t *ws) {
 
 static il_status dconv_run(il_kctx *c) {
     il_dnnl_state *s = c->state;
-    char *ws = il_dnnl_ws(c);
-    void *x = c->in[0]->data, *y = c->out[0]->data;
     const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
-    void *src = s->src_in.prim ? ws + s->src_off : x, *dst = s->dst_out.prim ? ws + s->dst_off : y;
-    il_status st = IL_OK;
-    if (s->src_in.prim) {
-        il_dnnl_step_set(&s->src_in, DNNL_ARG_SRC, x);
-        il_dnnl_step_set(&s->src_in, DNNL_ARG_DST, src);
-        st = il_dnnl_exec(c, &s->src_in);
-    }
-    /* the sum post-op adds what dst holds: Z, in the primitive's layout */
+    void *src, *dst = il_dnnl_dst(c, s);
+    il_status st = il_dnnl_src(c, s, &src);
     if (!st && s->has_z) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, Z->data);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
             st = il_dnnl_exec(c, &s->z_in);
         } else if (dst != Z->data) {
-            memcpy(dst, Z->data, s->ybytes);
+            memcpy(dst, Z->data, s->zbytes);
         }
     }
     if (!st) {
@@ -161,15 +154,50 @@ static il_status dconv_run(il_kctx *c) {
         il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, s->w);
         if (B) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, B->data);
         il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
-        il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, ws + s->scratch_off);
+        il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
     }
-    if (!st && s->dst_out.prim) {
-        il_dnnl_step_set(&s->dst_out, DNNL_ARG_SRC, dst);
-        il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, y);
-        st = il_dnnl_exec(c, &s->dst_out);
+    return st ? st : il_dnnl_dst_done(c, s, dst);
+}
+
+/* Which of X, Z (in) and Y (out) the blocked kernel can hold in the native layout: the sides
+ * where oneDNN, left to choose, picks it (then its fast kernel runs on it, and a 3-channel image
+ * stays plain); where it picks neither, both when a primitive on native tensors still has a real
+ * implementation. Never a reference one: tiny_resnet's 8-channel 3x3 convs forced to nChw16c ran
+ * 1.04 ms against 0.002 ms channels-last. */
+static void dconv_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    il_kctx v = *c;
+    const il_tensor *X = c->in[0], *W = c->in[1];
+    il_act act;
+    il_conv_geom g;
+    int64_t kernel[IL_MAX_SPATIAL];
+    for (int i = 0; i + 2 < W->rank; i++) kernel[i] = W->dims[2 + i];
+    if (il_act_parse(&v, &act) || il_window_geom(&v, X, kernel, 0, 1, &g)) {
+        il_error_clear();
+        return;
     }
-    return st;
+    g.group = il_attr_int(c->node, "group", 1);
+    g.m = W->dims[0];
+    int64_t ydims[IL_MAX_RANK] = {g.n, g.m};
+    for (int d = 0; d < g.nsp; d++) ydims[2 + d] = g.out[d];
+    int saved = il_dnnl_threads_enter(c->threads), has_z = il_in(c, 3) != NULL;
+    dnnl_primitive_desc_t pd;
+    dnnl_memory_desc_t w_user, xn, yn;
+    v.blocked_in = v.blocked_out = 0;
+    if (!il_dnnl_native_md(&v, &xn, X->rank, X->dims) && !il_dnnl_native_md(&v, &yn, X->rank, ydims) &&
+        !make_pd(&v, 1, &g, &act, has_z, &pd, &w_user)) {
+        if (dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &xn)) *in |= 1;
+        if (dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), &yn)) *in |= 8, *out |= 1;
+        dnnl_primitive_desc_destroy(pd);
+        v.blocked_in = 1;
+        v.blocked_out = 1;
+        if (!*in && !*out && !make_pd(&v, 1, &g, &act, has_z, &pd, &w_user)) {
+            if (il_dnnl_fast_impl(pd)) *in = 1 | 8, *out = 1;
+            dnnl_primitive_desc_destroy(pd);
+        }
+    }
+    il_dnnl_threads_leave(saved);
+    il_error_clear();
 }
 
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
@@ -178,19 +206,20 @@ static il_status dconv_run(il_kctx *c) {
  * 21.7 ms (0.86 s) against 65.9 ms (0.92 s). "dnnl-nchw" was slower than "dnnl" on both
  * (137 ms, 116 ms) but wins some single layers, so it stays below 10 for `--tactics timed`
  * to pick (docs/cpu_speed.md). */
-#define DCONV(dom, op_, nm, prio, prep, doc_)                                                                      \
+#define DCONV(dom, op_, nm, prio, prep, lay, doc_)                                                                 \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
-     .supports = dconv_supports, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_}
+     .supports = dconv_supports, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
+     .layouts = lay}
 
 const il_kernel il_kernels_dnnl_conv[] = {
-    DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_prepare_blocked,
+    DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_prepare_blocked, dconv_layouts,
           "oneDNN convolution, bias + residual (sum) + activation as post-ops; weights prepacked, activations "
-          "reordered to the blocked layout oneDNN picks"),
-    DCONV("ai.inferlab", "FusedConv", "dnnl-nchw", 5, dconv_prepare_plain,
+          "blocked (kept so between blocked kernels, reordered where a chain starts or ends)"),
+    DCONV("ai.inferlab", "FusedConv", "dnnl-nchw", 5, dconv_prepare_plain, NULL,
           "oneDNN convolution with post-ops, weights prepacked, activations kept in plain NCHW (no reorders)"),
-    DCONV("", "Conv", "dnnl", 20, dconv_prepare_blocked,
-          "oneDNN convolution, weights prepacked, activations reordered to the blocked layout oneDNN picks"),
-    DCONV("", "Conv", "dnnl-nchw", 5, dconv_prepare_plain,
+    DCONV("", "Conv", "dnnl", 20, dconv_prepare_blocked, dconv_layouts,
+          "oneDNN convolution, weights prepacked, activations blocked (kept so between blocked kernels)"),
+    DCONV("", "Conv", "dnnl-nchw", 5, dconv_prepare_plain, NULL,
           "oneDNN convolution, weights prepacked, activations kept in plain NCHW (no reorders)"),
     {0},
 };

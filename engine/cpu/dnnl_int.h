@@ -80,20 +80,42 @@ typedef struct {
     void *w;                                  /* the packed weight (aligned_alloc) */
     float *bias;                              /* a bias prepared at prepare (Gemm's beta * C), or NULL */
     size_t src_off, dst_off, scratch_off;     /* parts of the workspace, in bytes from its aligned start */
-    size_t ybytes;                            /* the output's bytes */
+    size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
 } il_dnnl_state;
+
+/* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
+ * plan calls blocked: oneDNN's own choice on this CPU, channels-last or nChw16c); whether a
+ * primitive descriptor has a real implementation (not oneDNN's reference loops, which any layout
+ * gets but hundreds of times slower); the layout the plan holds a tensor in (native or plain);
+ * the reorders between X's and Y's layouts and the primitive's src and dst where they differ
+ * (their buffers laid in the workspace from *off); and at run time, X in the primitive's layout
+ * (src: X itself, or reordered into the workspace), where the primitive writes (Y, or the
+ * workspace) and Y's reorder after it. */
+il_status il_dnnl_native_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims);
+int il_dnnl_fast_impl(const_dnnl_primitive_desc_t pd);
+il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims);
+il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
+                          const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
+                          const dnnl_memory_desc_t *dst, size_t *off);
+il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
+void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s);
+il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
 
 /* The threads a node of `macs` multiply-accumulates runs on: c->threads, or one below
  * IL_DNNL_SERIAL_MACS, where waking a second thread costs more than it saves. Sets them at once
  * (fill calls it before it creates the primitive, whose work split depends on it). */
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
-/* 4M MACs, about 60 us of one AVX-512 core. Measured here (2 threads, load 10 on 2 cores, p50 of
- * 300 runs, -O2): tiny_resnet 0.152 ms with every node threaded, 0.062 with this rule;
- * tiny_mobilenet_v2 0.958 -> 0.321; fmnist_teacher 0.520 -> 0.423 (0.381 at 16M: a busy machine
- * favours one thread for ever larger nodes, a quiet one for fewer, so the bound stays low). */
+/* 4M MACs, about 60 us of one AVX-512 core, where idle threads sleep. Measured here (2 threads,
+ * load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked): tiny_resnet
+ * 0.152 ms with every node threaded, 0.062 with this rule; tiny_mobilenet_v2 0.958 -> 0.321;
+ * fmnist_teacher 0.520 -> 0.423. Where idle threads spin, a second thread answers at once and
+ * pays sooner: fmnist_teacher (blocked layouts, 2 threads, `run --repeat 1000`, load 11) spinning
+ * 0.173-0.175 ms with every node threaded (bound 1e5), 0.183 at 1e6, 0.203-0.215 at 4e6, 0.275
+ * serial; sleeping 0.314-0.458 threaded, 0.299 at 4e6, 0.276-0.294 serial. */
 #define IL_DNNL_SERIAL_MACS 4e6
+#define IL_DNNL_SERIAL_MACS_SPIN 5e5
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);

@@ -1,7 +1,9 @@
 /*
- * dnnl_pool.c - MaxPool and AveragePool through oneDNN's pooling primitive (pooling_v2, which
- * takes dilations), on plain NCHW tensors: a pool reads each input once, so reordering into a
- * blocked layout and back would cost more than the pool itself.
+ * dnnl_pool.c - MaxPool, AveragePool and the global pools through oneDNN's pooling primitive
+ * (pooling_v2, which takes dilations), on plain NCHW tensors, or blocked ones where the plan keeps
+ * the pool inside a chain of blocked kernels (engine/plan_layout.c). A pool reads each input once,
+ * so on its own it stays plain: reordering into a blocked layout and back would cost more than
+ * the pool itself.
  *
  * Where ONNX and oneDNN agree and where they do not: oneDNN wants the end padding that makes
  * its floor formula give the output size, so a ceil_mode window hanging past the input becomes
@@ -38,19 +40,42 @@ static int dpool_supports(const il_kctx *c) {
     int include_pad = avg && il_attr_int(c->node, "count_include_pad", 0);
     for (int d = 0; d < g.nsp; d++) {
         int64_t span = (g.k[d] - 1) * g.dil[d] + 1;
-        if (g.pad[d] >= span || pr[d] >= span || pr[d] < 0) return 0;
+        if (g.pad[d] >= span || pr[d] >= span) return 0;
         if (include_pad && pr[d] != g.pad_end[d]) return 0;
     }
     return 1;
 }
 
-static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
+static dnnl_alg_kind_t pool_alg(const il_kctx *c) {
+    const char *op = c->node->op_type;
+    if (!strcmp(op, "GlobalAveragePool")) return dnnl_pooling_avg_exclude_padding;
+    if (!strcmp(op, "AveragePool"))
+        return il_attr_int(c->node, "count_include_pad", 0) ? dnnl_pooling_avg_include_padding
+                                                            : dnnl_pooling_avg_exclude_padding;
+    return dnnl_pooling_max;
+}
+
+/* The pooling primitive in X's layout for source and destination (oneDNN's fast pools take no
+ * mix), Y reordered after it where the plan holds it otherwise: the smaller side. arg: 1 for the
+ * global pools, whose window is the whole of each channel's plane. */
+static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg) {
+    int global = arg & 1, probe = arg & 2;
     const il_tensor *X = c->in[0];
     il_conv_geom g;
     dnnl_dims_t pr, strides, kernel, dil, pl;
-    il_status st = dpool_geom(c, &g, pr);
-    if (st) return st;
-    il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp); /* taps, each about a MAC */
+    il_status st = IL_OK;
+    if (global) {
+        g = (il_conv_geom){.n = X->dims[0], .c = X->dims[1], .nsp = X->rank - 2, .out_sp = 1, .k_sp = 1};
+        for (int d = 0; d < g.nsp; d++) {
+            g.in[d] = g.k[d] = X->dims[2 + d];
+            g.out[d] = g.stride[d] = g.dil[d] = 1;
+            g.k_sp *= g.k[d];
+            pr[d] = 0;
+        }
+    } else if ((st = dpool_geom(c, &g, pr))) {
+        return st;
+    }
+    if (!probe) il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp); /* taps, each about a MAC */
     int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
     for (int d = 0; d < g.nsp; d++) {
         ydims[2 + d] = g.out[d];
@@ -59,25 +84,40 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         dil[d] = g.dil[d] - 1;
         pl[d] = g.pad[d];
     }
-    dnnl_memory_desc_t src, dst;
-    if ((st = il_dnnl_plain_md(c, &src, X->rank, X->dims)) || (st = il_dnnl_plain_md(c, &dst, X->rank, ydims))) return st;
-    dnnl_alg_kind_t alg = dnnl_pooling_max;
-    if (!strcmp(c->node->op_type, "AveragePool"))
-        alg = il_attr_int(c->node, "count_include_pad", 0) ? dnnl_pooling_avg_include_padding
-                                                           : dnnl_pooling_avg_exclude_padding;
+    int blocked = c->blocked_in & 1;
+    dnnl_memory_desc_t src, dst, xuser, yuser;
+    if ((st = il_dnnl_user_md(c, &src, blocked, X->rank, X->dims)) ||
+        (st = il_dnnl_user_md(c, &dst, blocked, X->rank, ydims)) ||
+        (st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) ||
+        (st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)))
+        return st;
+    if (probe) { /* dpool_layouts: whether oneDNN has a real pool on native tensors */
+        dnnl_pooling_v2_desc_t pdesc;
+        dnnl_primitive_desc_t pd;
+        int ok = !il_dnnl_native_md(c, &src, X->rank, X->dims) && !il_dnnl_native_md(c, &dst, X->rank, ydims) &&
+                 !dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, pool_alg(c), &src, &dst, strides,
+                                                    kernel, dil, pl, pr) &&
+                 !il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling");
+        if (ok) ok = il_dnnl_fast_impl(pd), dnnl_primitive_desc_destroy(pd);
+        il_error_clear();
+        return ok ? IL_OK : IL_ERR_UNSUPPORTED;
+    }
+    dnnl_alg_kind_t alg = pool_alg(c);
     dnnl_pooling_v2_desc_t pdesc;
     IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, alg, &src, &dst, strides, kernel, dil,
                                                  pl, pr));
     dnnl_primitive_desc_t pd;
     if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling"))) return st;
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0, off = 0;
     st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_io_make(c, s, &xuser, &src, &yuser, &dst, &off);
+    s->scratch_off = off;
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
     if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     dnnl_primitive_desc_destroy(pd);
-    *workspace = il_dnnl_align(scratch) + 64;
+    *workspace = off + il_dnnl_align(scratch) + 64;
     return st;
 }
 
@@ -85,24 +125,50 @@ static il_status dpool_prepare(il_kctx *c, void **state, size_t *workspace) {
     return il_dnnl_prepare(c, state, workspace, dpool_fill, 0);
 }
 
+static il_status dgpool_prepare(il_kctx *c, void **state, size_t *workspace) {
+    return il_dnnl_prepare(c, state, workspace, dpool_fill, 1);
+}
+
 static il_status dpool_run(il_kctx *c) {
     il_dnnl_state *s = c->state;
-    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, c->in[0]->data);
-    il_dnnl_step_set(&s->main, DNNL_ARG_DST, c->out[0]->data);
-    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c));
-    return il_dnnl_exec(c, &s->main);
+    void *src, *dst = il_dnnl_dst(c, s);
+    il_status st = il_dnnl_src(c, s, &src);
+    if (st) return st;
+    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
+    st = il_dnnl_exec(c, &s->main);
+    return st ? st : il_dnnl_dst_done(c, s, dst);
+}
+
+/* Pools read and write X and Y in either layout, where oneDNN has a real pool on native ones. */
+static void dpool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    il_kctx v = *c;
+    v.blocked_in = v.blocked_out = 0;
+    int global = !strncmp(c->node->op_type, "Global", 6);
+    if (dpool_fill(&v, NULL, NULL, 2 | global)) return;
+    *in = 1;
+    *out = 1;
+}
+
+static int dgpool_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    return x && x->dtype == IL_F32 && x->rank >= 3 && x->rank <= 5 && il_shape_known(x) && il_tensor_numel(x) > 0;
 }
 
 /* Priority 20, above the "fast" pools (10): ResNet-18's 3x3/2 pad-1 stem pool at 1x64x112x112,
  * one thread, 0.54 ms against 0.69 ms (38 ms before pool_fast.c ran padded rows tap by tap);
  * tiny_resnet's at batch 8, 0.010 against 0.040 ms (`run --profile`, load 10 on 2 cores). */
+#define DPOOL(op_, sup, prep, doc_)                                                                               \
+    {.op = op_, .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20, .supports = sup,      \
+     .prepare = prep, .run = dpool_run, .release = il_dnnl_release, .layouts = dpool_layouts, .doc = doc_}
+
 const il_kernel il_kernels_dnnl_pool[] = {
-    {.op = "MaxPool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
-     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = il_dnnl_release,
-     .doc = "oneDNN pooling on plain NCHW (no Indices output)"},
-    {.op = "AveragePool", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
-     .supports = dpool_supports, .prepare = dpool_prepare, .run = dpool_run, .release = il_dnnl_release,
-     .doc = "oneDNN pooling on plain NCHW (count_include_pad with a ceil_mode overhang declined)"},
+    DPOOL("MaxPool", dpool_supports, dpool_prepare, "oneDNN pooling, plain or blocked (no Indices output)"),
+    DPOOL("AveragePool", dpool_supports, dpool_prepare,
+          "oneDNN pooling, plain or blocked (count_include_pad with a ceil_mode overhang declined)"),
+    DPOOL("GlobalAveragePool", dgpool_supports, dgpool_prepare, "oneDNN pooling over each whole plane, plain or blocked"),
+    DPOOL("GlobalMaxPool", dgpool_supports, dgpool_prepare, "oneDNN pooling over each whole plane, plain or blocked"),
     {0},
 };
 

@@ -1,0 +1,115 @@
+/*
+ * dnnl_layout.c - how the oneDNN kernels meet the layouts the plan holds their tensors in
+ * (engine/plan_layout.c): plain NCHW, or the CPU's native activation layout where the kernels on
+ * both sides of a value take it.
+ *
+ * The native layout is the one oneDNN's convolutions choose for themselves on this CPU when left
+ * free (format `any`), found once per process by asking it for a middling 3x3 convolution:
+ * channels-last (acdb, its brgconv kernels) on this project's AVX-512 Xeon with oneDNN 2.6,
+ * nChw16c (aBcd16b, its older direct kernels) or nChw8c on others. INFERLAB_DNNL_LAYOUT=nhwc,
+ * 16c or 8c forces one, to compare them. Every native layout fits in il_blocked_bytes (channels
+ * padded to the block at most), which is what the plan reserves.
+ *
+ * A primitive computes in the layout it chose (or was given); a tensor held in another layout is
+ * reordered into a workspace buffer before the primitive reads it (X) or after it writes it (Y).
+ * Inside a chain of native kernels the layouts agree and no reorder is made: prepare compares the
+ * descriptors once, and run only follows the reorders that prepare found needed.
+ */
+#ifdef IL_HAVE_DNNL
+
+#include "dnnl_int.h"
+
+#include <pthread.h>
+
+enum { NAT_NHWC, NAT_16C, NAT_8C };
+static int native;
+static pthread_once_t native_once = PTHREAD_ONCE_INIT;
+
+static const dnnl_format_tag_t tags[3][3] = {
+    {dnnl_acb, dnnl_acdb, dnnl_acdeb},
+    {dnnl_aBc16b, dnnl_aBcd16b, dnnl_aBcde16b},
+    {dnnl_aBc8b, dnnl_aBcd8b, dnnl_aBcde8b},
+};
+
+/* The source layout oneDNN picks for a 1x64x28x28 3x3 convolution into 64 channels. */
+static void find_native(void) {
+    const char *e = getenv("INFERLAB_DNNL_LAYOUT");
+    native = il_cpu_channel_block() == 16 ? NAT_16C : NAT_8C;
+    if (e && *e) {
+        native = !strcmp(e, "nhwc") ? NAT_NHWC : !strcmp(e, "8c") ? NAT_8C : NAT_16C;
+        return;
+    }
+    dnnl_memory_desc_t src, wei, dst, want;
+    dnnl_dims_t xd = {1, 64, 28, 28}, wd = {64, 64, 3, 3}, one = {1, 1}, zero = {0, 0}, pad = {1, 1};
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    if (!il_dnnl_engine() || dnnl_memory_desc_init_by_tag(&src, 4, xd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&dst, 4, xd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
+                                                   NULL, &dst, one, zero, pad, pad) ||
+        dnnl_primitive_desc_create(&pd, &cd, NULL, il_dnnl_engine(), NULL))
+        return;
+    const dnnl_memory_desc_t *got = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    for (int k = NAT_NHWC; k <= NAT_8C; k++)
+        if (!dnnl_memory_desc_init_by_tag(&want, 4, xd, dnnl_f32, tags[k][1]) && dnnl_memory_desc_equal(got, &want)) {
+            native = k;
+            break;
+        }
+    dnnl_primitive_desc_destroy(pd);
+}
+
+il_status il_dnnl_native_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims) {
+    if (rank < 3 || rank > 5) return il_kerr(c, IL_ERR_INTERNAL, "a native layout for rank %d", rank);
+    pthread_once(&native_once, find_native);
+    dnnl_dims_t d;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    IL_DNNL(c, dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, tags[native][rank - 3]));
+    return IL_OK;
+}
+
+int il_dnnl_fast_impl(const_dnnl_primitive_desc_t pd) { return strncmp(il_dnnl_impl(pd), "ref", 3) != 0; }
+
+il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims) {
+    return blocked ? il_dnnl_native_md(c, md, rank, dims) : il_dnnl_plain_md(c, md, rank, dims);
+}
+
+il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
+                          const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
+                          const dnnl_memory_desc_t *dst, size_t *off) {
+    il_status st = IL_OK;
+    if (!dnnl_memory_desc_equal(src, xuser)) {
+        s->src_off = *off;
+        *off += il_dnnl_align(dnnl_memory_desc_get_size(src));
+        st = il_dnnl_reorder_make(c, &s->src_in, xuser, src);
+    }
+    if (!st && !dnnl_memory_desc_equal(dst, yuser)) {
+        s->dst_off = *off;
+        *off += il_dnnl_align(dnnl_memory_desc_get_size(dst));
+        st = il_dnnl_reorder_make(c, &s->dst_out, dst, yuser);
+    }
+    return st;
+}
+
+il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src) {
+    void *x = c->in[0]->data;
+    *src = x;
+    if (!s->src_in.prim) return IL_OK;
+    *src = il_dnnl_ws(c) + s->src_off;
+    il_dnnl_step_set(&s->src_in, DNNL_ARG_SRC, x);
+    il_dnnl_step_set(&s->src_in, DNNL_ARG_DST, *src);
+    return il_dnnl_exec(c, &s->src_in);
+}
+
+void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s) {
+    return s->dst_out.prim ? il_dnnl_ws(c) + s->dst_off : c->out[0]->data;
+}
+
+il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst) {
+    if (!s->dst_out.prim) return IL_OK;
+    il_dnnl_step_set(&s->dst_out, DNNL_ARG_SRC, dst);
+    il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, c->out[0]->data);
+    return il_dnnl_exec(c, &s->dst_out);
+}
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * plan_layout.c - which activations a plan keeps in the CPU kernels' native layout.
+ *
+ * oneDNN's fast convolutions and pools work on a layout of their own (on this project's AVX-512
+ * Xeon with oneDNN 2.6 channels-last, elsewhere channels in blocks of one vector, nChw16c). A
+ * kernel that meets plain NCHW tensors reorders its input into that layout and its output back
+ * on every call: two extra passes over the activations per node, a large share of a small
+ * network's convolutions (the Fashion-MNIST teacher) and of MobileNet's cheap 1x1 and depthwise
+ * layers. As ONNX Runtime's NCHWc transformer does, the plan instead keeps a value native when
+ * its producer can write it so and every consumer can read it so (each kernel says which of its
+ * inputs and outputs can, il_kernel.layouts); the reorder then runs once, where a chain of such
+ * kernels starts (its first kernel reads plain) or ends (its last writes plain). Graph inputs and
+ * outputs, constants, values known at plan time and values of unknown shape stay plain, so
+ * nothing outside the plan ever sees native bytes. A value that one plain kernel reads stays
+ * plain too; its native readers reorder it themselves, as before. The plan reserves
+ * il_blocked_bytes for a native value, which holds any of the layouts.
+ */
+#include "plan_int.h"
+
+int il_cpu_channel_block(void) {
+    static int b;
+    if (!b) b = __builtin_cpu_supports("avx512f") ? 16 : 8;
+    return b;
+}
+
+size_t il_blocked_bytes(const il_tensor *t) {
+    int64_t b = il_cpu_channel_block();
+    size_t n = (size_t)t->dims[0] * (size_t)((t->dims[1] + b - 1) / b * b) * il_dtype_size(t->dtype);
+    for (int d = 2; d < t->rank; d++) n *= (size_t)t->dims[d];
+    return n;
+}
+
+void il_plan_blocked_masks(const il_plan *p, int k, il_kctx *c) {
+    const il_node *n = &p->g->nodes[k];
+    c->blocked_in = c->blocked_out = 0;
+    if (!p->blocked) return;
+    for (int i = 0; i < n->n_inputs && i < 32; i++)
+        if (n->inputs[i] >= 0 && p->blocked[n->inputs[i]]) c->blocked_in |= (uint32_t)1 << i;
+    for (int i = 0; i < n->n_outputs && i < 32; i++)
+        if (n->outputs[i] >= 0 && p->blocked[n->outputs[i]]) c->blocked_out |= (uint32_t)1 << i;
+}
+
+/* A value the plan may hold blocked: computed at run time, float32 NCHW-like of known shape. */
+static int eligible(const il_plan *p, int v) {
+    const il_value *x = &p->g->values[v];
+    const il_tensor *t = &p->s->info[v];
+    if (x->constant || p->s->known[v] || x->is_input || x->is_output || x->producer < 0) return 0;
+    return t->dtype == IL_F32 && t->rank >= 3 && t->rank <= 5 && il_shape_known(t) && il_tensor_numel(t) > 0;
+}
+
+il_status il_plan_choose_layouts(il_plan *p) {
+    const il_graph *g = p->g;
+    int nv = g->n_values, nn = g->n_nodes;
+    memset(p->blocked, 0, (size_t)nv);
+    if (p->acc || p->o.reference) return IL_OK; /* the cpu's layouts only; the reference reads plain */
+    uint32_t *in_ok = calloc((size_t)nn + 1, sizeof *in_ok), *out_ok = calloc((size_t)nn + 1, sizeof *out_ok);
+    /* per value: readers seen, and whether all of them read it blocked */
+    int *readers = calloc((size_t)nv + 1, sizeof *readers);
+    unsigned char *all_ok = malloc((size_t)nv + 1);
+    if (!in_ok || !out_ok || !readers || !all_ok) {
+        free(in_ok), free(out_ok), free(readers), free(all_ok);
+        return il_error(IL_ERR_OOM, "out of memory choosing layouts");
+    }
+    memset(all_ok, 1, (size_t)nv + 1);
+    il_tensor inb[64], *in[64], outb[16], *out[16];
+    int any = 0;
+    for (int j = 0; j < p->n_order; j++) {
+        int k = p->order[j];
+        const il_node *n = &g->nodes[k];
+        if (p->s->folded[k]) continue;
+        if (p->kern[k] && p->kern[k]->layouts && n->n_inputs <= 64 && n->n_outputs <= 16) {
+            il_kctx c;
+            il_plan_node_view(p, k, inb, in, outb, out, &c);
+            p->kern[k]->layouts(&c, &in_ok[k], &out_ok[k]);
+            any |= out_ok[k] != 0;
+        }
+        for (int i = 0; i < n->n_inputs; i++) {
+            int v = n->inputs[i];
+            if (v < 0) continue;
+            readers[v]++;
+            if (i >= 32 || !(in_ok[k] >> i & 1)) all_ok[v] = 0;
+        }
+    }
+    for (int j = 0; j < p->n_order && any; j++) {
+        int k = p->order[j];
+        const il_node *n = &g->nodes[k];
+        for (int i = 0; i < n->n_outputs && i < 32; i++) {
+            int v = n->outputs[i];
+            if (v >= 0 && (out_ok[k] >> i & 1) && readers[v] > 0 && all_ok[v] && eligible(p, v)) p->blocked[v] = 1;
+        }
+    }
+    free(in_ok), free(out_ok), free(readers), free(all_ok);
+    return IL_OK;
+}
+
+int il_plan_value_blocked(const il_plan *p, int v) {
+    return p->blocked && v >= 0 && v < p->g->n_values && p->blocked[v];
+}

@@ -1,0 +1,306 @@
+/*
+ * test_dnnl_layout.c - values a plan keeps in the channel-blocked layout between oneDNN kernels
+ * (engine/plan_layout.c, engine/cpu/dnnl_layout.c), against the reference kernels on fresh
+ * random inputs (op_rng(): seeded from the clock, the seed printed; IL_TEST_SEED repeats a run),
+ * within |got - want| <= 1e-4 + 1e-4 |want| as the fused suite's oneDNN checks.
+ *
+ * The chains mix what the layout decision treats differently: channel counts that do not fill a
+ * block (3, 17, 33), a value read both by a blocked kernel and a plain one (stays plain), a
+ * residual input Z, depthwise and grouped convolutions, pools with padding and ceil_mode, the global pools ending a chain,
+ * 1-D and 3-D, batch 1 and 3, 1 and 2 threads; then new input shapes (the layout is chosen again),
+ * a plan file round trip, and forced kernels that take no blocked layout.
+ */
+#include "../engine/cpu/compute.h"
+#include "op_harness.h"
+
+/* ---------------------------------------------------------------- graph building */
+
+typedef struct {
+    il_graph *g;
+    int nsp, n;
+} chain;
+
+static chain chain_new(int nsp, int64_t batch, int64_t c, int64_t hw) {
+    chain b = {il_graph_new("layout"), nsp, 0};
+    il_graph_set_opset(b.g, "", 17);
+    il_graph_set_opset(b.g, "ai.inferlab", 1);
+    int x = il_graph_value(b.g, "x");
+    il_value *xv = &b.g->values[x];
+    xv->dtype = IL_F32;
+    xv->rank = 2 + nsp;
+    xv->dims[0] = batch;
+    xv->dims[1] = c;
+    for (int d = 0; d < nsp; d++) xv->dims[2 + d] = hw;
+    il_graph_add_input(b.g, x);
+    return b;
+}
+
+static int out_value(chain *b) {
+    char name[32];
+    snprintf(name, sizeof name, "v%d", b->n++);
+    return il_graph_value(b->g, name);
+}
+
+static void set_window(chain *b, int j, int64_t k, int64_t s, int64_t p) {
+    int64_t ks[3] = {k, k, k}, st[3] = {s, s, s}, pads[6] = {p, p, p, p, p, p};
+    il_node_set_ints(b->g, j, "kernel_shape", b->nsp, ks);
+    il_node_set_ints(b->g, j, "strides", b->nsp, st);
+    il_node_set_ints(b->g, j, "pads", 2 * b->nsp, pads);
+}
+
+/* FusedConv (Conv when act and z are absent) of x with cin input channels into m, weights
+ * uniform in +-1/sqrt(fan-in) so that values stay near 1 along a chain; z < 0: no residual. */
+static int conv(chain *b, int x, int64_t cin, int64_t m, int64_t k, int64_t s, int64_t p, int64_t grp,
+                const char *act, int z) {
+    int64_t wd[5] = {m, cin / grp, k, k, k}, bd[1] = {m};
+    il_tensor *w = il_tensor_new(IL_F32, 2 + b->nsp, wd), *bias = il_tensor_new(IL_F32, 1, bd);
+    double r = 1 / sqrt((double)(cin / grp) * pow((double)k, b->nsp));
+    il_tensor_fill_random(w, op_rng(), -r, r);
+    il_tensor_fill_random(bias, op_rng(), -0.5, 0.5);
+    char name[32];
+    snprintf(name, sizeof name, "w%d", b->n);
+    int in[4] = {x, il_graph_add_constant(b->g, name, w), -1, z};
+    snprintf(name, sizeof name, "b%d", b->n);
+    in[2] = il_graph_add_constant(b->g, name, bias);
+    int y = out_value(b), fused = act || z >= 0;
+    int j = il_graph_add_node(b->g, fused ? "FusedConv" : "Conv", fused ? "ai.inferlab" : "", name, z >= 0 ? 4 : 3, in,
+                              1, &y);
+    set_window(b, j, k, s, p);
+    il_node_set_int(b->g, j, "group", grp);
+    if (act) il_node_set_string(b->g, j, "activation", act);
+    if (act && !strcmp(act, "Clip")) il_node_set_floats(b->g, j, "activation_params", 2, (float[]){0, 6});
+    return y;
+}
+
+static int pool(chain *b, const char *op, int x, int64_t k, int64_t s, int64_t p, int ceil) {
+    int y = out_value(b);
+    char name[32];
+    snprintf(name, sizeof name, "pool%d", b->n);
+    int j = il_graph_add_node(b->g, op, "", name, 1, &x, 1, &y);
+    if (k) {
+        set_window(b, j, k, s, p);
+        il_node_set_int(b->g, j, "ceil_mode", ceil);
+    }
+    return y;
+}
+
+static int unary(chain *b, const char *op, int x) {
+    int y = out_value(b);
+    char name[32];
+    snprintf(name, sizeof name, "u%d", b->n);
+    il_graph_add_node(b->g, op, "", name, 1, &x, 1, &y);
+    return y;
+}
+
+/* ---------------------------------------------------------------- running */
+
+static il_tensor *random_input(const il_graph *g, int64_t batch) {
+    const il_value *x = &g->values[g->inputs[0]];
+    int64_t d[IL_MAX_RANK];
+    memcpy(d, x->dims, sizeof d);
+    d[0] = batch;
+    il_tensor *t = il_tensor_new(IL_F32, x->rank, d);
+    il_tensor_fill_random(t, op_rng(), -2, 2);
+    return t;
+}
+
+/* Every output of p (run on x) within tolerance of the reference kernels' outputs. */
+static void check_outputs(il_plan *p, const il_graph *g, il_tensor *x, const char *what) {
+    il_plan_opts ro = {.reference = 1, .threads = 1};
+    il_tensor **want = NULL;
+    int nw = 0;
+    IL_ASSERT_OK(il_run_model(g, &x, 1, &ro, &want, &nw));
+    IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    CU_ASSERT_EQUAL_FATAL(nw, il_plan_n_outputs(p));
+    for (int i = 0; i < nw; i++) {
+        char msg[256];
+        int64_t worst;
+        int ok = il_tensor_allclose(il_plan_output(p, i), want[i], 1e-4, 1e-4, &worst, msg, sizeof msg);
+        if (!ok)
+            fprintf(stderr, "\n  %s, output %d: %s (seed %llu)\n", what, i, msg, (unsigned long long)op_seed());
+        CU_ASSERT_TRUE(ok);
+        il_tensor_free(want[i]);
+    }
+    free(want);
+    for (int k = 0; k < g->n_nodes; k++)
+        if (il_plan_kernel(p, k)) op_covered(il_plan_kernel(p, k));
+}
+
+/* A plan of g with opts o, checked against the reference at batch; returns the plan. */
+static il_plan *plan_checked(const il_graph *g, const il_plan_opts *o, int64_t batch, const char *what) {
+    il_plan *p = NULL;
+    IL_ASSERT_OK(il_plan_create(g, o, &p));
+    il_tensor *x = random_input(g, batch);
+    check_outputs(p, g, x, what);
+    il_tensor_free(x);
+    return p;
+}
+
+static int have_blocked_kernels(void) {
+    return il_kernel_find("ai.inferlab", "FusedConv", "cpu", "dnnl") != NULL;
+}
+
+/* Whether value v of g is blocked in p; where this build has no blocked kernels, never. */
+static void expect_blocked(const il_plan *p, const il_graph *g, int v, int want, const char *what) {
+    int got = il_plan_value_blocked(p, v);
+    if (!have_blocked_kernels()) want = 0;
+    if (got != want)
+        fprintf(stderr, "\n  %s: value %s is %s, expected %s\n", what, g->values[v].name, got ? "blocked" : "plain",
+                want ? "blocked" : "plain");
+    CU_ASSERT_EQUAL(got, want);
+}
+
+/* ---------------------------------------------------------------- cases */
+
+/* 2-D: 3 -> 17 -> 33 channels through convs, pools, a depthwise conv and a residual, with the
+ * first conv's output also read by a plain Relu. */
+typedef struct {
+    il_graph *g;
+    int a, b, c, d, e, f;
+} chain2d;
+
+static chain2d chain_2d(int64_t batch) {
+    chain b = chain_new(2, batch, 3, 11);
+    chain2d r;
+    r.a = conv(&b, b.g->inputs[0], 3, 17, 3, 1, 1, 1, "Relu", -1);
+    int mixed = unary(&b, "Relu", r.a); /* a plain kernel reads a too */
+    r.b = conv(&b, r.a, 17, 33, 3, 2, 1, 1, "Relu", -1);
+    r.c = pool(&b, "MaxPool", r.b, 3, 2, 1, 1);
+    r.d = conv(&b, r.c, 33, 33, 3, 1, 1, 33, "Clip", -1);   /* depthwise */
+    r.e = conv(&b, r.d, 33, 33, 1, 1, 0, 1, NULL, r.c);     /* 1x1 + residual */
+    r.f = pool(&b, "AveragePool", r.e, 3, 1, 1, 0);
+    int gap = pool(&b, "GlobalAveragePool", r.f, 0, 0, 0, 0);
+    int gmp = pool(&b, "GlobalMaxPool", r.e, 0, 0, 0, 0);
+    il_graph_add_output(b.g, gap);
+    il_graph_add_output(b.g, gmp);
+    il_graph_add_output(b.g, mixed);
+    r.g = b.g;
+    return r;
+}
+
+static void test_chain_2d(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain2d r = chain_2d(batch);
+            char what[64];
+            snprintf(what, sizeof what, "2-D chain, batch %lld, %d threads", (long long)batch, threads);
+            il_plan_opts o = {.threads = threads};
+            il_plan *p = plan_checked(r.g, &o, batch, what);
+            expect_blocked(p, r.g, r.a, 0, what); /* the plain Relu reads it */
+            expect_blocked(p, r.g, r.b, 1, what);
+            expect_blocked(p, r.g, r.c, 1, what); /* a conv's input and another's residual */
+            expect_blocked(p, r.g, r.d, 1, what);
+            expect_blocked(p, r.g, r.e, 1, what);
+            expect_blocked(p, r.g, r.f, 1, what);
+            for (int i = 0; i < r.g->n_inputs; i++) expect_blocked(p, r.g, r.g->inputs[i], 0, what);
+            for (int i = 0; i < r.g->n_outputs; i++) expect_blocked(p, r.g, r.g->outputs[i], 0, what);
+            /* a second run on new data through the same blocked buffers */
+            il_tensor *x = random_input(r.g, batch);
+            check_outputs(p, r.g, x, what);
+            il_tensor_free(x);
+            il_plan_free(p);
+            il_graph_free(r.g);
+        }
+}
+
+/* 1-D and 3-D chains: conv, conv with a residual, max pool, global average pool. */
+static void test_chain_ranks(void) {
+    for (int nsp = 1; nsp <= 3; nsp += 2)
+        for (int64_t batch = 1; batch <= 3; batch += 2) {
+            chain b = chain_new(nsp, batch, 3, nsp == 1 ? 19 : 7);
+            int a = conv(&b, b.g->inputs[0], 3, 17, 3, 1, 1, 1, "Relu", -1);
+            int c = conv(&b, a, 17, 17, 3, 1, 1, 1, "Relu", a);
+            int d = pool(&b, "MaxPool", c, 2, 2, 0, 0);
+            int e = conv(&b, d, 17, 33, 1, 1, 0, 1, "Sigmoid", -1);
+            il_graph_add_output(b.g, pool(&b, "GlobalAveragePool", e, 0, 0, 0, 0));
+            char what[64];
+            snprintf(what, sizeof what, "%d-D chain, batch %lld", nsp, (long long)batch);
+            il_plan_opts o = {.threads = 2};
+            il_plan *p = plan_checked(b.g, &o, batch, what);
+            expect_blocked(p, b.g, a, 1, what);
+            expect_blocked(p, b.g, c, 1, what);
+            expect_blocked(p, b.g, d, 1, what);
+            expect_blocked(p, b.g, e, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
+/* Two groups of 17 channels: oneDNN's channels-last kernels take them, its nChw16c ones do not
+ * (whole blocks per group only), so whether the grouped conv's values stay native depends on the
+ * CPU's native layout; either way the outputs agree, and the chain after it is native. */
+static void test_grouped(void) {
+    chain b = chain_new(2, 3, 5, 9);
+    int a = conv(&b, b.g->inputs[0], 5, 34, 3, 1, 1, 1, "Relu", -1);
+    int c = conv(&b, a, 34, 34, 3, 1, 1, 2, "Relu", -1);
+    int d = conv(&b, c, 34, 16, 3, 1, 1, 1, NULL, -1);
+    int e = pool(&b, "MaxPool", d, 2, 2, 0, 0);
+    il_graph_add_output(b.g, pool(&b, "GlobalMaxPool", e, 0, 0, 0, 0));
+    il_plan_opts o = {.threads = 1};
+    il_plan *p = plan_checked(b.g, &o, 3, "grouped");
+    expect_blocked(p, b.g, d, 1, "grouped");
+    expect_blocked(p, b.g, e, 1, "grouped");
+    il_plan_free(p);
+    il_graph_free(b.g);
+}
+
+/* A symbolic batch: the plan chooses its layouts at batch 1 and again when a run brings batch 3;
+ * a plan file of it loads with the same layouts and gives the same bytes. */
+static void test_new_shapes_and_plan_file(void) {
+    chain2d r = chain_2d(1);
+    r.g->values[r.g->inputs[0]].dims[0] = -1;
+    il_plan_opts o = {.threads = 2, .batch = 1};
+    il_plan *p = plan_checked(r.g, &o, 1, "symbolic batch, batch 1");
+    expect_blocked(p, r.g, r.e, 1, "batch 1");
+    il_tensor *x3 = random_input(r.g, 3);
+    check_outputs(p, r.g, x3, "symbolic batch, then batch 3");
+    expect_blocked(p, r.g, r.e, 1, "batch 3");
+    const char *path = il_test_tmp("layout.plan");
+    il_plan *q = NULL;
+    il_tensor *x1 = random_input(r.g, 1);
+    IL_ASSERT_OK(il_plan_run(p, &x1, 1));
+    /* the plan as built at batch 1 */
+    il_plan_free(p);
+    IL_ASSERT_OK(il_plan_create(r.g, &o, &p));
+    IL_ASSERT_OK(il_plan_save(p, path));
+    IL_ASSERT_OK(il_plan_load(path, &o, &q));
+    IL_ASSERT_OK(il_plan_run(p, &x1, 1));
+    IL_ASSERT_OK(il_plan_run(q, &x1, 1));
+    const il_graph *qg = il_plan_graph(q); /* the file's copy: its values may be numbered otherwise */
+    int n_blocked = 0;
+    for (int v = 0; v < qg->n_values; v++) {
+        int pv = il_graph_find_value(r.g, qg->values[v].name);
+        CU_ASSERT_EQUAL(il_plan_value_blocked(q, v), il_plan_value_blocked(p, pv));
+        n_blocked += il_plan_value_blocked(q, v);
+    }
+    CU_ASSERT_EQUAL(n_blocked, have_blocked_kernels() ? 5 : 0);
+    for (int i = 0; i < il_plan_n_outputs(p); i++)
+        CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, i), il_plan_output(q, i)));
+    il_tensor_free(x1);
+    il_tensor_free(x3);
+    il_plan_free(p);
+    il_plan_free(q);
+    il_graph_free(r.g);
+}
+
+/* Kernels forced to ones that take no blocked layout: every value plain, outputs as before. */
+static void test_forced_plain(void) {
+    static const char *specs[] = {"FusedConv=dnnl-nchw,Conv=dnnl-nchw", "FusedConv=im2col-blas,MaxPool=fast", "*=ref"};
+    for (int i = 0; i < 3; i++) {
+        chain2d r = chain_2d(3);
+        il_plan_opts o = {.threads = 2, .kernels = specs[i]};
+        if (!have_blocked_kernels() && i == 0) {
+            il_graph_free(r.g);
+            continue;
+        }
+        il_plan *p = plan_checked(r.g, &o, 3, specs[i]);
+        expect_blocked(p, r.g, r.b, 0, specs[i]);
+        expect_blocked(p, r.g, r.d, 0, specs[i]);
+        il_plan_free(p);
+        il_graph_free(r.g);
+    }
+}
+
+IL_SUITE("dnnl-layout", {"2-D chain, odd channels, mixed readers", test_chain_2d},
+         {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
+         {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})
