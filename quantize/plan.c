@@ -10,7 +10,8 @@
  *    INT8 only when their input is quantized anyway, the output sharing the input's scale and
  *    zero point, so the integer values pass through unchanged.
  * Every other op stays FP32: where its input or output is quantized for a neighbour, it reads
- * the DequantizeLinear output or feeds the QuantizeLinear, "Q/DQ around it".
+ * the DequantizeLinear output or feeds the QuantizeLinear, "Q/DQ around it". A Concat's inputs
+ * take its output's scale where nothing else reads them, so it can stay in INT8 too.
  * A Relu, or a Clip from 0, that is the only consumer of a compute op's or an Add's output is
  * folded into that output's range: with uint8 and zero point 0, QuantizeLinear's saturation
  * computes it, so the node goes.
@@ -103,6 +104,24 @@ static int excluded(const il_graph *g, int k, const char *const *ex, int n) {
     return 0;
 }
 
+/* A Concat stays in INT8 only when its inputs have its output's scale and zero point (the
+ * integers are then copied, not requantized): an input that only the Concat reads takes the
+ * output's parameters, whose range covers every input's. Not an input a folded Relu makes (its
+ * zero point must stay 0 for the fold), nor one sharing its producer's parameters already. */
+static void share_concat_inputs(const il_graph *g, il_qplan *p) {
+    for (int k = 0; k < g->n_nodes; k++) {
+        const il_node *n = &g->nodes[k];
+        if (p->qnode[k] != QN_YES || strcmp(n->op_type, "Concat")) continue;
+        for (int i = 0; i < n->n_inputs; i++) {
+            int v = n->inputs[i], users[2], pk = g->values[v].producer;
+            if (p->tq[v] != TQ_OWN || g->values[v].is_output || g->values[v].is_input) continue;
+            if (il_graph_consumers(g, v, users, 2) != 1 || (pk >= 0 && p->qnode[pk] == QN_FOLDED)) continue;
+            p->tq[v] = TQ_SHARED;
+            p->share[v] = n->outputs[0];
+        }
+    }
+}
+
 void il_qplan_free(il_qplan *p) {
     if (!p) return;
     free(p->qnode);
@@ -155,6 +174,7 @@ il_status il_qplan_make(const il_graph *g, const il_shapes *s, const char *const
             p->tq[n->outputs[0]] = TQ_OWN;
         }
     }
+    if (!all) share_concat_inputs(g, p);
     return IL_OK;
 }
 

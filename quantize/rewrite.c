@@ -14,6 +14,7 @@
  */
 #include "quant_int.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -207,7 +208,9 @@ static il_status quantize_bias(rw *r, int k, int slot, float xs, const float *ws
     }
     for (int64_t i = 0; i < n; i++) {
         s[i] = xs * ws[nw == 1 ? 0 : i];
+        if (!(s[i] > 0)) s[i] = FLT_MIN; /* an underflowed product: the bias saturates below */
         double v = nearbyint((double)((const float *)b->data)[i] / s[i]);
+        if (isnan(v)) v = 0;
         ((int32_t *)q->data)[i] = (int32_t)(v < -2147483647.0 ? -2147483647.0 : v > 2147483647.0 ? 2147483647.0 : v);
     }
     char base[512], nm[600];

@@ -364,6 +364,43 @@ static void test_qdq_structure(void) {
     il_graph_free(g);
 }
 
+/* A Concat of two convolutions: its inputs take its output's scale and zero point, so the
+ * integers can be copied (fuse-qdq keeps such a Concat in INT8). */
+static void test_concat_shares_scales(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 4, DIMS(-1, 2, 4, 4));
+    int a = OP(g, "Conv", x, W(g, 4, DIMS(3, 2, 1, 1), -1, 1));
+    int b = OP(g, "Conv", x, W(g, 4, DIMS(5, 2, 1, 1), -3, 3));
+    int c = OP(g, "Concat", a, b);
+    il_node_set_int(g, last_node, "axis", 1);
+    OUT(g, OP(g, "Conv", c, W(g, 4, DIMS(2, 8, 1, 1), -1, 1)));
+    il_quant_ctx *q = calibrated(g, "minmax", 0);
+    il_graph *m;
+    IL_ASSERT_OK(il_quant_apply(q, NULL, 0, &m, NULL));
+    /* every QuantizeLinear feeding into the Concat's inputs has the Concat output's scale */
+    float want = -1;
+    int seen = 0;
+    for (int k = 0; k < m->n_nodes; k++) {
+        const il_node *n = &m->nodes[k];
+        if (strcmp(n->op_type, "Concat")) continue;
+        int vo = n->outputs[0];
+        for (int j = 0; j < m->n_nodes; j++) /* the Q reading the Concat's output */
+            if (!strcmp(m->nodes[j].op_type, "QuantizeLinear") && m->nodes[j].inputs[0] == vo)
+                want = (float)il_tensor_get(m->values[m->nodes[j].inputs[1]].constant, 0);
+        for (int i = 0; i < n->n_inputs; i++) {
+            int dq = m->values[n->inputs[i]].producer;
+            CU_ASSERT_FATAL(dq >= 0 && !strcmp(m->nodes[dq].op_type, "DequantizeLinear"));
+            CU_ASSERT_EQUAL((float)il_tensor_get(m->values[m->nodes[dq].inputs[1]].constant, 0), want);
+            seen++;
+        }
+    }
+    CU_ASSERT_EQUAL(seen, 2);
+    CU_ASSERT(want > 0);
+    il_graph_free(m);
+    il_quant_free(q);
+    il_graph_free(g);
+}
+
 /* Analysis ranks tensors; target-drop with a target of 0 on agreement keeps layers in FP32. */
 static void test_analyze_and_tune(void) {
     il_graph *g = small_cnn();
@@ -558,5 +595,6 @@ IL_SUITE("quantize", {"quantize rounding and saturation", test_quantize_rounding
          {"per axis, per block, errors", test_quantize_per_axis}, {"Q/DQ round trip", test_quantize_round_trip},
          {"DynamicQuantizeLinear", test_dynamic_quantize_linear}, {"calibrators", test_calibrators_known_answers},
          {"calibrator registry and cache", test_calibrator_registry_and_cache}, {"QDQ rewrite", test_qdq_structure},
+         {"Concat shares its scale", test_concat_shares_scales},
          {"analyze and target-drop", test_analyze_and_tune}, {"dynamic", test_dynamic},
          {"teacher end to end", test_teacher_end_to_end}, {"cli", test_cli_quantize})
