@@ -123,17 +123,23 @@ static il_tensor *int_bias(const il_graph *g, const pu_shapes *s, int b, int64_t
 }
 
 /* Strip a Relu/Clip between value v and its reader `reader`: returns the value before it and
- * sets *act_k (-1: none). -1 when v is used elsewhere. */
-static int strip_act(const il_graph *g, int v, int reader, int *act_k, const char **act, float *p, int *np) {
-    *act_k = -1, *act = NULL, *np = 0;
+ * sets *act (NULL: none). -1 when v is used elsewhere. */
+static int strip_act(const il_graph *g, int v, int reader, const char **act, float *p, int *np) {
+    *act = NULL, *np = 0;
     if (pu_sole_consumer(g, v) != reader) return -1;
     int k = pu_producer(g, v);
     if ((pu_is(g, k, "Relu") || pu_is(g, k, "Clip")) && pu_activation(g, k, act, p, np)) {
-        *act_k = k;
         v = g->nodes[k].inputs[0];
         if (pu_sole_consumer(g, v) != k) return -1;
     }
     return v;
+}
+
+/* The per-tensor Q node qk (into *q) and the value it quantizes, before a Relu/Clip (its name
+ * and parameters in *act, p, *np); -1 when qk is no such Q or the value has other readers. */
+static int q_input(const il_graph *g, int qk, dq_t *q, const char **act, float *p, int *np) {
+    if (!q_of(g, qk, q)) return -1;
+    return strip_act(g, g->nodes[qk].inputs[0], qk, act, p, np);
 }
 
 /* Conv / MatMul / Gemm (+ bias Add for MatMul) between DQs and the Q node qk. */
@@ -141,9 +147,7 @@ static int fuse_product(il_graph *g, const pu_shapes *s, int qk, il_pass_stats *
     dq_t q, dx, dw;
     const char *act;
     float prm[2];
-    int np, act_k;
-    if (!q_of(g, qk, &q)) return 0;
-    int v = strip_act(g, g->nodes[qk].inputs[0], qk, &act_k, &act, prm, &np);
+    int np, v = q_input(g, qk, &q, &act, prm, &np);
     if (v < 0) return 0;
     int p = pu_producer(g, v), add_bias = -1;
     if (pu_is(g, p, "Add")) { /* MatMul + bias */
@@ -207,9 +211,7 @@ static int fuse_add(il_graph *g, const pu_shapes *s, int qk, il_pass_stats *st) 
     dq_t q, da, db;
     const char *act;
     float prm[2];
-    int np, act_k;
-    if (!q_of(g, qk, &q)) return 0;
-    int v = strip_act(g, g->nodes[qk].inputs[0], qk, &act_k, &act, prm, &np), p = v >= 0 ? pu_producer(g, v) : -1;
+    int np, v = q_input(g, qk, &q, &act, prm, &np), p = v >= 0 ? pu_producer(g, v) : -1;
     if (!pu_is(g, p, "Add")) return 0;
     const il_node *n = &g->nodes[p];
     if (!dq_of(g, s, n->inputs[0], &da) || !dq_of(g, s, n->inputs[1], &db) || !per_tensor(&da) || !per_tensor(&db) ||
