@@ -5,9 +5,9 @@
 # For each model (the zoo's ResNet-18 and ResNet-50 by default: real-size shapes, random
 # weights) the script writes
 #   MODEL.onnx         the float model (zoo)
-#   MODEL.int8.onnx    its QDQ form: BatchNormalization folded, then bench/int8_qdq.py (minmax
-#                      calibration on random inputs, int8 weights per channel, uint8 activations)
-#                      -- or `inferlab quantize --calib random:8` with QUANTIZER=inferlab
+#   MODEL.int8.onnx    its QDQ form: BatchNormalization folded, then `inferlab quantize --calib
+#                      random:8` (entropy calibration, int8 weights per channel, uint8 activations)
+#                      -- QUANTIZER=script: bench/int8_qdq.py (minmax, ONNX Runtime's layout)
 # and runs one `inferlab bench` experiment, single-stream, trials interleaved A B C A B C:
 #   A: inferlab -O2 on the float model (FP32)
 #   B: inferlab -O2 on the QDQ model (fuse-qdq turns it into QConv/QAdd/QMatMul: INT8 kernels)
@@ -17,7 +17,7 @@
 # usage: bench/int8_vs_fp32.sh [MODEL.onnx ...]    (float models; default: zoo resnet18 resnet50)
 # environment (defaults in brackets):
 #   BIN [build/inferlab]  DB [int8_vs_fp32.db]  WORK [a temp dir]  BATCHES [1,32]  THREADS [2]
-#   TRIALS [3]  MIN_SECONDS [0.5]  MIN_QUERIES [5]  QUANTIZER [script|inferlab]  TABLE_ONLY=1
+#   TRIALS [3]  MIN_SECONDS [0.5]  MIN_QUERIES [5]  QUANTIZER [inferlab|script]  TABLE_ONLY=1
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/inferlab}
@@ -27,7 +27,7 @@ THREADS=${THREADS:-2}
 TRIALS=${TRIALS:-3}
 MIN_SECONDS=${MIN_SECONDS:-0.5}
 MIN_QUERIES=${MIN_QUERIES:-5}
-QUANTIZER=${QUANTIZER:-script}
+QUANTIZER=${QUANTIZER:-inferlab}
 PY=/usr/bin/python3
 
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
@@ -79,7 +79,7 @@ rows = db.execute("""SELECT experiment, model, batch, threads, engine, latency_p
                      WHERE experiment LIKE 'int8-vs-fp32 %' AND scenario = 'single-stream' ORDER BY run_id""").fetchall()
 cell = {}
 for exp, model, batch, threads, engine, p50, rid in rows:
-    col = "ort" if engine == "onnxruntime" else ("int8" if model.endswith(".int8.onnx") else "fp32")
+    col = "ort" if engine == "onnxruntime" else ("int8" if model.endswith(".int8") else "fp32")
     cell[(exp.split()[-1], batch, threads, col)] = p50
 print("| model | batch | threads | inferlab FP32 ms | inferlab INT8 ms | ORT INT8 (same QDQ file) ms | FP32 / INT8 | ORT / inferlab INT8 |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

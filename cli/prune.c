@@ -174,6 +174,9 @@ static int check_args(pargs *a) {
     if (!strcmp(a->schedule, "gradual") && !a->finetune)
         return bad("--schedule gradual fine-tunes between rounds: give --finetune EPOCHS%s", "");
     if (a->teacher && !a->finetune) return bad("--teacher is for fine-tuning: give --finetune EPOCHS%s", "");
+    if ((a->n_layers || (a->scan && a->out)) && a->po.scope != IL_PRUNE_LAYERWISE)
+        return bad("per-layer sparsity (--layer-sparsity, or --scan with -o) goes with --method magnitude, not %s",
+                   a->method);
     if (!strcmp(a->method, "channel")) {
         if (a->criterion && strcmp(a->criterion, "l1-filter") && strcmp(a->criterion, "l2-filter"))
             return bad("--method channel ranks filters by --criterion l1-filter or l2-filter, not '%s'", a->criterion);

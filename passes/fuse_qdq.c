@@ -38,16 +38,21 @@ typedef struct {
 
 static int is_8bit(il_dtype t) { return t == IL_U8 || t == IL_I8; }
 
-static int dq_of(const il_graph *g, const pu_shapes *s, int v, dq_t *d) {
-    int k = pu_producer(g, v);
-    if (!pu_is(g, k, "DequantizeLinear")) return 0;
+/* Node k's scale (input 1) and zero point (input 2, may be omitted): constants, float32 scale. */
+static int read_params(const il_graph *g, int k, dq_t *d) {
     const il_node *n = &g->nodes[k];
-    d->node = k, d->xq = n->inputs[0], d->scale_v = n->inputs[1];
+    d->node = k, d->scale_v = n->inputs[1];
     d->zp_v = n->n_inputs > 2 ? n->inputs[2] : -1;
     d->scale = pu_const(g, d->scale_v);
     d->zp = d->zp_v >= 0 ? pu_const(g, d->zp_v) : NULL;
-    if (!d->scale || d->scale->dtype != IL_F32 || (d->zp_v >= 0 && !d->zp) || il_attr_int(n, "block_size", 0)) return 0;
     d->axis = il_attr_int(n, "axis", 1);
+    return d->scale && d->scale->dtype == IL_F32 && (d->zp_v < 0 || d->zp) && !il_attr_int(n, "block_size", 0);
+}
+
+static int dq_of(const il_graph *g, const pu_shapes *s, int v, dq_t *d) {
+    int k = pu_producer(g, v);
+    if (!pu_is(g, k, "DequantizeLinear") || !read_params(g, k, d)) return 0;
+    d->xq = g->nodes[k].inputs[0];
     const il_tensor *c = pu_const(g, d->xq);
     d->dt = c ? c->dtype : pu_dtype(s, d->xq);
     return !d->zp || (d->zp->dtype == d->dt && il_tensor_numel(d->zp) == il_tensor_numel(d->scale));
@@ -65,16 +70,12 @@ static int per_axis_ok(const dq_t *d, int r, int axis, int64_t n) {
 static double zp_at(const il_tensor *zp, int64_t i) { return zp ? il_tensor_get(zp, il_tensor_numel(zp) == 1 ? 0 : i) : 0; }
 static double sc_at(const il_tensor *s, int64_t i) { return il_tensor_get(s, il_tensor_numel(s) == 1 ? 0 : i); }
 
-/* A QuantizeLinear per tensor with constant parameters; y's dtype in *dt. */
+/* A QuantizeLinear per tensor with constant parameters; y's dtype in q->dt. */
 static int q_of(const il_graph *g, int k, dq_t *q) {
-    if (!pu_is(g, k, "QuantizeLinear")) return 0;
+    if (!pu_is(g, k, "QuantizeLinear") || !read_params(g, k, q)) return 0;
     const il_node *n = &g->nodes[k];
-    q->node = k, q->xq = n->outputs[0], q->scale_v = n->inputs[1];
-    q->zp_v = n->n_inputs > 2 ? n->inputs[2] : -1;
-    q->scale = pu_const(g, q->scale_v);
-    q->zp = q->zp_v >= 0 ? pu_const(g, q->zp_v) : NULL;
-    if (!q->scale || q->scale->dtype != IL_F32 || il_tensor_numel(q->scale) != 1 || (q->zp_v >= 0 && !q->zp) ||
-        il_node_attr(n, "output_dtype") || il_attr_int(n, "saturate", 1) != 1)
+    q->xq = n->outputs[0];
+    if (il_tensor_numel(q->scale) != 1 || il_node_attr(n, "output_dtype") || il_attr_int(n, "saturate", 1) != 1)
         return 0;
     q->dt = q->zp ? q->zp->dtype : IL_U8;
     q->axis = 0;
@@ -122,17 +123,23 @@ static il_tensor *int_bias(const il_graph *g, const pu_shapes *s, int b, int64_t
 }
 
 /* Strip a Relu/Clip between value v and its reader `reader`: returns the value before it and
- * sets *act_k (-1: none). -1 when v is used elsewhere. */
-static int strip_act(const il_graph *g, int v, int reader, int *act_k, const char **act, float *p, int *np) {
-    *act_k = -1, *act = NULL, *np = 0;
+ * sets *act (NULL: none). -1 when v is used elsewhere. */
+static int strip_act(const il_graph *g, int v, int reader, const char **act, float *p, int *np) {
+    *act = NULL, *np = 0;
     if (pu_sole_consumer(g, v) != reader) return -1;
     int k = pu_producer(g, v);
     if ((pu_is(g, k, "Relu") || pu_is(g, k, "Clip")) && pu_activation(g, k, act, p, np)) {
-        *act_k = k;
         v = g->nodes[k].inputs[0];
         if (pu_sole_consumer(g, v) != k) return -1;
     }
     return v;
+}
+
+/* The per-tensor Q node qk (into *q) and the value it quantizes, before a Relu/Clip (its name
+ * and parameters in *act, p, *np); -1 when qk is no such Q or the value has other readers. */
+static int q_input(const il_graph *g, int qk, dq_t *q, const char **act, float *p, int *np) {
+    if (!q_of(g, qk, q)) return -1;
+    return strip_act(g, g->nodes[qk].inputs[0], qk, act, p, np);
 }
 
 /* Conv / MatMul / Gemm (+ bias Add for MatMul) between DQs and the Q node qk. */
@@ -140,9 +147,7 @@ static int fuse_product(il_graph *g, const pu_shapes *s, int qk, il_pass_stats *
     dq_t q, dx, dw;
     const char *act;
     float prm[2];
-    int np, act_k;
-    if (!q_of(g, qk, &q)) return 0;
-    int v = strip_act(g, g->nodes[qk].inputs[0], qk, &act_k, &act, prm, &np);
+    int np, v = q_input(g, qk, &q, &act, prm, &np);
     if (v < 0) return 0;
     int p = pu_producer(g, v), add_bias = -1;
     if (pu_is(g, p, "Add")) { /* MatMul + bias */
@@ -206,9 +211,7 @@ static int fuse_add(il_graph *g, const pu_shapes *s, int qk, il_pass_stats *st) 
     dq_t q, da, db;
     const char *act;
     float prm[2];
-    int np, act_k;
-    if (!q_of(g, qk, &q)) return 0;
-    int v = strip_act(g, g->nodes[qk].inputs[0], qk, &act_k, &act, prm, &np), p = v >= 0 ? pu_producer(g, v) : -1;
+    int np, v = q_input(g, qk, &q, &act, prm, &np), p = v >= 0 ? pu_producer(g, v) : -1;
     if (!pu_is(g, p, "Add")) return 0;
     const il_node *n = &g->nodes[p];
     if (!dq_of(g, s, n->inputs[0], &da) || !dq_of(g, s, n->inputs[1], &db) || !per_tensor(&da) || !per_tensor(&db) ||
@@ -281,10 +284,11 @@ const il_pass il_pass_fuse_qdq = {
 
 /* ---------------------------------------------------------------- lowering (lower-fused) */
 
-/* DQ(x, scale, zp) [axis] into a new float value. */
-static int emit_dq(il_graph *g, int like, int x, int scale, int zp, int axis) {
+/* DQ(x, scale, zp) [axis] into a new float value; the node named after `like` + suffix (ONNX
+ * Runtime refuses two nodes of one name). */
+static int emit_dq(il_graph *g, int like, const char *suffix, int x, int scale, int zp, int axis) {
     int out = pu_new_value(g, g->values[x].name, -1), in[3] = {x, scale, zp};
-    int j = pu_add_node(g, "DequantizeLinear", "", like, "_dq", zp >= 0 ? 3 : 2, in, 1, &out);
+    int j = pu_add_node(g, "DequantizeLinear", "", like, suffix, zp >= 0 ? 3 : 2, in, 1, &out);
     if (axis >= 0) il_node_set_int(g, j, "axis", axis);
     return out;
 }
@@ -302,8 +306,8 @@ int il_qdq_lower(il_graph *g, int k) {
     il_graph_remove_node(g, k); /* first, so the lowered nodes can write its output */
     const il_tensor *ws = pu_const(g, in[4]);
     int per_ch = ws && il_tensor_numel(ws) > 1;
-    int a = emit_dq(g, k, in[0], in[1], in[2], -1);
-    int b = emit_dq(g, k, in[3], in[4], in[5], per_ch ? (conv ? 0 : 1) : -1);
+    int a = emit_dq(g, k, "_dq_a", in[0], in[1], in[2], -1);
+    int b = emit_dq(g, k, "_dq_b", in[3], in[4], in[5], per_ch ? (conv ? 0 : 1) : -1);
     int v = pu_new_value(g, g->nodes[k].name, -1);
     int j = pu_add_node(g, conv ? "Conv" : mm ? "MatMul" : "Add", "", k, "_f", conv && in[8] >= 0 ? 3 : 2,
                         (int[]){a, b, -1}, 1, &v);
@@ -313,7 +317,7 @@ int il_qdq_lower(il_graph *g, int k) {
         int64_t nb = bt ? il_tensor_numel(bt) : 0;
         il_tensor *bs = il_tensor_new(IL_F32, 1, &nb);
         for (int64_t i = 0; i < nb; i++) ((float *)bs->data)[i] = (float)(il_tensor_get(xs, 0) * sc_at(ws, i));
-        int bdq = emit_dq(g, k, in[8], pu_add_const(g, "bias_scale", bs), -1, 0);
+        int bdq = emit_dq(g, k, "_dq_bias", in[8], pu_add_const(g, "bias_scale", bs), -1, 0);
         if (conv) {
             g->nodes[j].inputs[2] = bdq;
             g->nodes[j].n_inputs = 3;

@@ -44,14 +44,14 @@ static void agree_rows(const il_tensor *x, const il_tensor *y, int64_t *rows, in
 static double sqnr_db(const acc4 *a) { return a->ee > 0 ? 10 * log10(a->xx / a->ee) : INFINITY; }
 static double cosine(const acc4 *a) { return a->xx > 0 && a->yy > 0 ? a->xy / sqrt(a->xx * a->yy) : (a->xx == a->yy); }
 
-/* Run both models in lockstep on the first n samples of d, comparing the named values (each
- * present in both) and, when outs is set, output 0. */
+/* Run both models in lockstep on the first n samples of d, comparing value na[i] of a with
+ * nb[i] of b and, when out0/rows are set, output 0. */
 static il_status compare(const il_graph *a, const il_graph *b, const il_calib_data *d, int64_t n,
-                         const char *const *names, int nn, int threads, acc4 *acc, acc4 *out0, int64_t *rows,
-                         int64_t *same) {
+                         const char *const *na, const char *const *nb, int nn, int threads, acc4 *acc, acc4 *out0,
+                         int64_t *rows, int64_t *same) {
     il_qrun *ra = NULL, *rb = NULL;
-    il_status st = il_qrun_open(a, names, nn, 32, threads, &ra);
-    if (!st) st = il_qrun_open(b, names, nn, il_qrun_batch(ra), threads, &rb);
+    il_status st = il_qrun_open(a, na, nn, 32, threads, &ra);
+    if (!st) st = il_qrun_open(b, nb, nn, il_qrun_batch(ra), threads, &rb);
     if (!st) n = il_qrun_usable(ra, n < d->n ? n : d->n);
     int64_t bs = st ? 0 : il_qrun_batch(ra);
     for (int64_t first = 0; !st && first < n; first += bs) {
@@ -79,10 +79,11 @@ il_status il_quant_analyze(const il_graph *fp32, const il_graph *qdq, const il_c
     *out = NULL;
     *n = 0;
     /* the activations: DQ outputs fed by a Q, under a name the FP32 model has too */
-    const char **names = calloc((size_t)qdq->n_nodes + 1, sizeof *names);
+    const char **names = calloc((size_t)qdq->n_nodes + 1, sizeof *names),
+               **fnames = calloc((size_t)qdq->n_nodes + 1, sizeof *fnames);
     il_quant_layer *l = calloc((size_t)qdq->n_nodes + 1, sizeof *l);
-    if (!names || !l) {
-        free(names), free(l);
+    if (!names || !fnames || !l) {
+        free(names), free(fnames), free(l);
         return il_error(IL_ERR_OOM, "out of memory");
     }
     int nn = 0;
@@ -93,19 +94,23 @@ il_status il_quant_analyze(const il_graph *fp32, const il_graph *qdq, const il_c
         if (pk < 0 || strcmp(qdq->nodes[pk].op_type, "QuantizeLinear")) continue;
         const char *name = qdq->values[dq->outputs[0]].name;
         int v = il_graph_find_value(fp32, name);
+        /* a graph input keeps its name on the Q side (its DQ output has a new one) */
+        if (v < 0) v = il_graph_find_value(fp32, qdq->values[qdq->nodes[pk].inputs[0]].name);
         if (v < 0 || fp32->values[v].constant) continue;
         names[nn] = name;
+        fnames[nn] = fp32->values[v].name;
         il_quant_layer *x = &l[nn++];
-        snprintf(x->tensor, sizeof x->tensor, "%s", name);
+        snprintf(x->tensor, sizeof x->tensor, "%s", fp32->values[v].name);
         int p = fp32->values[v].producer;
         snprintf(x->node, sizeof x->node, "%s", p >= 0 && fp32->nodes[p].name ? fp32->nodes[p].name : "(input)");
         snprintf(x->op, sizeof x->op, "%s", p >= 0 ? fp32->nodes[p].op_type : "input");
     }
     acc4 *acc = calloc((size_t)nn + 1, sizeof *acc);
-    il_status st = acc ? compare(fp32, qdq, d, d->n, names, nn, threads, acc, NULL, NULL, NULL) : il_error(IL_ERR_OOM, "out of memory");
+    il_status st = acc ? compare(fp32, qdq, d, d->n, fnames, names, nn, threads, acc, NULL, NULL, NULL) : il_error(IL_ERR_OOM, "out of memory");
     for (int i = 0; !st && i < nn; i++) l[i].sqnr = sqnr_db(&acc[i]), l[i].cosine = cosine(&acc[i]);
     free(acc);
     free(names);
+    free(fnames);
     if (st) {
         free(l);
         return st;
@@ -119,7 +124,7 @@ il_status il_quant_analyze(const il_graph *fp32, const il_graph *qdq, const il_c
 il_status il_quant_output_sqnr(const il_graph *a, const il_graph *b, const il_calib_data *d, int64_t n, int threads,
                                double *sqnr) {
     acc4 o = {0};
-    il_status st = compare(a, b, d, n, NULL, 0, threads, NULL, &o, NULL, NULL);
+    il_status st = compare(a, b, d, n, NULL, NULL, 0, threads, NULL, &o, NULL, NULL);
     if (!st) *sqnr = sqnr_db(&o);
     return st;
 }
@@ -137,7 +142,7 @@ il_status il_quant_agreement(const il_graph *want, const il_graph *got, int64_t 
     if (st) return st;
     acc4 o = {0};
     int64_t rows = 0, same = 0;
-    st = compare(want, got, d, d->n, NULL, 0, 0, NULL, &o, &rows, &same);
+    st = compare(want, got, d, d->n, NULL, NULL, 0, 0, NULL, &o, &rows, &same);
     il_calib_data_free(d);
     if (st) return st;
     *agree = rows ? (double)same / (double)rows : 1;

@@ -17,7 +17,7 @@ void il_calib_hist_add(il_calib_hist *h, const float *x, int64_t n, int first_pa
     if (first_pass) {
         for (int64_t i = 0; i < n; i++) {
             double v = x[i];
-            if (isnan(v)) continue;
+            if (!isfinite(v)) continue; /* a NaN or an infinity has no place on a finite range */
             if (h->n == 0 || v < h->min) h->min = v;
             if (h->n == 0 || v > h->max) h->max = v;
             h->n++;
@@ -34,7 +34,7 @@ void il_calib_hist_add(il_calib_hist *h, const float *x, int64_t n, int first_pa
     if (!h->nbins) return;
     double w = h->hi - h->lo, k = w > 0 ? h->nbins / w : 0;
     for (int64_t i = 0; i < n; i++) {
-        if (isnan(x[i])) continue;
+        if (!isfinite(x[i])) continue;
         double b = ((double)x[i] - h->lo) * k;
         int j = b < 0 ? 0 : b >= h->nbins ? h->nbins - 1 : (int)b;
         h->count[j]++;

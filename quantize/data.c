@@ -92,7 +92,7 @@ static il_status load_folder(const il_graph *g, const char *dir, il_calib_data *
     if (!n) st = il_error(IL_ERR_INVALID, "the folder %s holds no .npy files", dir);
     qsort(names, (size_t)n, sizeof *names, by_name);
     const il_value *x = &g->values[g->inputs[0]];
-    int64_t dims[IL_MAX_RANK], per = 1;
+    int64_t dims[IL_MAX_RANK] = {0}, per = 1;
     if (!st) st = sample_dims(g, 0, NULL, 0, dims);
     for (int k = 1; k < x->rank; k++) per *= dims[k];
     il_tensor **parts = calloc((size_t)n + 1, sizeof *parts);
@@ -159,7 +159,7 @@ static il_status load_set(const il_graph *g, const char *spec, int test, int fro
         st = il_preproc_geometry(&p, ds);
     }
     const il_value *x = &g->values[g->inputs[0]];
-    int64_t dims[IL_MAX_RANK], per = 1;
+    int64_t dims[IL_MAX_RANK] = {0}, per = 1;
     if (!st) st = sample_dims(g, 0, NULL, 0, dims);
     for (int k = 1; k < x->rank; k++) per *= dims[k];
     if (!st && (x->dtype != IL_F32 || per != (int64_t)ds->c * ds->h * ds->w))

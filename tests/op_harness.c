@@ -197,6 +197,25 @@ static il_status run_registered(op_case *o, const il_kernel *kn, il_tensor **out
     return st;
 }
 
+/* ---------------------------------------------------------------- graphs */
+
+il_tensor *op_run_graph(const il_graph *g, il_tensor *const *in, const il_plan_opts *opts) {
+    il_plan_opts o = *opts;
+    il_plan *p;
+    il_status st = il_plan_create(g, &o, &p);
+    if (!st) st = il_plan_run(p, in, g->n_inputs);
+    if (st) {
+        fprintf(stderr, "\n  run (%s): %s\n", o.reference ? "ref" : "fast", il_errmsg());
+        il_plan_free(p);
+        return NULL;
+    }
+    for (int k = 0; k < g->n_nodes && !o.reference; k++)
+        if (il_plan_kernel(p, k)) op_covered(il_plan_kernel(p, k));
+    il_tensor *y = il_tensor_clone(il_plan_output(p, 0));
+    il_plan_free(p);
+    return y;
+}
+
 /* ---------------------------------------------------------------- coverage */
 
 static const il_kernel *covered[1024];

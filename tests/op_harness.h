@@ -93,6 +93,11 @@ void op_fails_(op_case *o, il_status st, const char *text, int line);
  * the op must have) on 4 threads matches the reference within rtol 1e-5 and atol. */
 void op_fast_vs_ref_(op_case *o, int rank, const int64_t *dims, double atol, const char *what, int line);
 
+/* Output 0 of graph g run on inputs in (a copy the caller frees; NULL, the message printed, on
+ * failure). The kernels a non-reference run chose count as compared with the reference
+ * (op_covered): every caller checks such a run's outputs against a reference run's. */
+il_tensor *op_run_graph(const il_graph *g, il_tensor *const *in, const il_plan_opts *opts);
+
 /* The generator random inputs and random test configurations draw from, and its seed. */
 uint64_t *op_rng(void);
 uint64_t op_seed(void);

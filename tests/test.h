@@ -43,6 +43,11 @@ int il_test_have_python(const char *modules); /* prints "skipped: ..." when miss
 void il_test_write_msg(const char *path, const void *protobuf_c_message); /* pack and write */
 int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same dtype, shape, bytes */
 
+/* Graphs built in C: a float32 graph input of the given shape, and a float32 constant filled
+ * uniformly in [lo, hi) from *rng; each returns the value index. */
+int il_test_input(il_graph *g, const char *name, int rank, const int64_t *dims);
+int il_test_const(il_graph *g, const char *name, int rank, const int64_t *dims, uint64_t *rng, double lo, double hi);
+
 /* `$IL_BIN ARGS` (default build/inferlab) under a 60 s timeout; stdout+stderr into out. Returns
  * the exit code, -1 when it died of a signal (124: it timed out). */
 int il_test_cli(const char *args, char *out, size_t n);

@@ -22,18 +22,11 @@
 static uint64_t rng = 0x5eed1234;
 
 static int input(il_graph *g, const char *name, int rank, const int64_t *dims) {
-    int v = il_graph_value(g, name);
-    g->values[v].dtype = IL_F32;
-    g->values[v].rank = rank;
-    memcpy(g->values[v].dims, dims, (size_t)rank * sizeof(int64_t));
-    il_graph_add_input(g, v);
-    return v;
+    return il_test_input(g, name, rank, dims);
 }
 
 static int weight(il_graph *g, const char *name, int rank, const int64_t *dims, double lo, double hi) {
-    il_tensor *t = il_tensor_new(IL_F32, rank, dims);
-    il_tensor_fill_random(t, &rng, lo, hi);
-    return il_graph_add_constant(g, name, t);
+    return il_test_const(g, name, rank, dims, &rng, lo, hi);
 }
 
 static int node(il_graph *g, const char *op, const char *name, int n_in, const int *in) {
@@ -168,6 +161,25 @@ static int64_t dim_of(const il_graph *g, const char *node_name, int slot, int d)
     return t->dims[d];
 }
 
+/* Dimension d of constant input `slot` of node `node` is `want`, for each row. */
+typedef struct {
+    const char *node;
+    int slot, d;
+    int64_t want;
+} dim_want;
+
+static void check_dims(const il_graph *g, const dim_want *w, int n) {
+    for (int i = 0; i < n; i++) {
+        int64_t got = dim_of(g, w[i].node, w[i].slot, w[i].d);
+        if (got != w[i].want)
+            fprintf(stderr, "\n  %s input %d dim %d: %lld, want %lld\n", w[i].node, w[i].slot, w[i].d, (long long)got,
+                    (long long)w[i].want);
+        CU_ASSERT_EQUAL(got, w[i].want);
+    }
+}
+#define CHECK_DIMS(g, ...) \
+    check_dims(g, (const dim_want[]){__VA_ARGS__}, (int)(sizeof((const dim_want[]){__VA_ARGS__}) / sizeof(dim_want)))
+
 /* ---------------------------------------------------------------- cases */
 
 /* Conv -> BN -> Relu -> Conv: the first conv's 4 filters of lowest L1 norm go, with their bias,
@@ -193,11 +205,8 @@ static void test_conv_bn_conv(void) {
     il_channel_report r;
     il_graph *p = prune_checked(g, 0.5f, 1, NULL, 0, 1, 1e-5, &r);
     CU_ASSERT_EQUAL(r.removed, 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c1", 1, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c1", 2, 0), 4);
-    for (int i = 1; i <= 4; i++) CU_ASSERT_EQUAL(dim_of(p, "bn1", i, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c2", 1, 1), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c2", 1, 0), 4); /* a graph output keeps its channels */
+    CHECK_DIMS(p, {"c1", 1, 0, 4}, {"c1", 2, 0, 4}, {"bn1", 1, 0, 4}, {"bn1", 2, 0, 4}, {"bn1", 3, 0, 4}, {"bn1", 4, 0, 4},
+               {"c2", 1, 1, 4}, {"c2", 1, 0, 4} /* a graph output keeps its channels */);
     /* kept: the scales 5..8, i.e. channels c with (5c) % 8 >= 4, in their original order */
     const il_tensor *pw = const_of(p, "c1", 1);
     int j = 0;
@@ -239,13 +248,8 @@ static void test_residual(void) {
     il_graph *p = prune_checked(g, 0.5f, 1, NULL, 0, 1, 1e-5, &r);
     CU_ASSERT_EQUAL(r.units, 2); /* {c0, c2, c3} and {c1} */
     CU_ASSERT_EQUAL(r.removed, 4 + 3);
-    CU_ASSERT_EQUAL(dim_of(p, "c0", 1, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c2", 1, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c3", 1, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c3", 1, 1), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "c1", 1, 0), 3);
-    CU_ASSERT_EQUAL(dim_of(p, "c2", 1, 1), 3);
-    CU_ASSERT_EQUAL(dim_of(p, "fc", 1, 1), 4);
+    CHECK_DIMS(p, {"c0", 1, 0, 4}, {"c2", 1, 0, 4}, {"c3", 1, 0, 4}, {"c3", 1, 1, 4}, {"c1", 1, 0, 3}, {"c2", 1, 1, 3},
+               {"fc", 1, 1, 4});
     il_graph_free(p);
     il_graph_free(g);
 }
@@ -267,10 +271,7 @@ static void test_concat(void) {
     il_channel_report r;
     il_graph *p = prune_checked(g, 0.5f, 2, NULL, 0, 1, 1e-5, &r);
     CU_ASSERT_EQUAL(r.removed, 3 + 2);
-    CU_ASSERT_EQUAL(dim_of(p, "ca", 1, 0), 3);
-    CU_ASSERT_EQUAL(dim_of(p, "cb", 1, 0), 2);
-    CU_ASSERT_EQUAL(dim_of(p, "mul", 1, 1), 5);
-    CU_ASSERT_EQUAL(dim_of(p, "cout", 1, 1), 5);
+    CHECK_DIMS(p, {"ca", 1, 0, 3}, {"cb", 1, 0, 2}, {"mul", 1, 1, 5}, {"cout", 1, 1, 5});
     il_graph_free(p);
     il_graph_free(g);
 }
@@ -291,11 +292,7 @@ static void test_depthwise(void) {
     il_channel_report r;
     il_graph *p = prune_checked(g, 0.5f, 1, NULL, 0, 1, 1e-5, &r);
     CU_ASSERT_EQUAL(r.removed, 4);
-    CU_ASSERT_EQUAL(dim_of(p, "expand", 1, 0), 4);
-    CU_ASSERT_EQUAL(dim_of(p, "dw", 1, 0), 8);
-    CU_ASSERT_EQUAL(dim_of(p, "dw", 2, 0), 8);
-    CU_ASSERT_EQUAL(dim_of(p, "dwbn", 1, 0), 8);
-    CU_ASSERT_EQUAL(dim_of(p, "project", 1, 1), 8);
+    CHECK_DIMS(p, {"expand", 1, 0, 4}, {"dw", 1, 0, 8}, {"dw", 2, 0, 8}, {"dwbn", 1, 0, 8}, {"project", 1, 1, 8});
     for (int k = 0; k < p->n_nodes; k++)
         if (!strcmp(p->nodes[k].name, "dw")) CU_ASSERT_EQUAL(il_attr_int(&p->nodes[k], "group", 0), 4);
     il_graph_free(p);
@@ -330,11 +327,8 @@ static void test_flatten_gemm(void) {
         il_channel_report r;
         il_graph *p = prune_checked(g, 0.5f, 1, NULL, 0, 1, 1e-5, &r);
         CU_ASSERT_EQUAL(r.removed, 3 + 3);
-        CU_ASSERT_EQUAL(dim_of(p, "c", 1, 0), 3);
-        CU_ASSERT_EQUAL(dim_of(p, "fc", 1, reshape ? 0 : 1), 12);
-        CU_ASSERT_EQUAL(dim_of(p, "fc", 1, reshape ? 1 : 0), 4);
-        CU_ASSERT_EQUAL(dim_of(p, "fc", 2, 1), 4);
-        CU_ASSERT_EQUAL(dim_of(p, "out", 1, 0), 4);
+        CHECK_DIMS(p, {"c", 1, 0, 3}, {"fc", 1, reshape ? 0 : 1, 12}, {"fc", 1, reshape ? 1 : 0, 4}, {"fc", 2, 1, 4},
+                   {"out", 1, 0, 4});
         if (reshape) CU_ASSERT_EQUAL(((const int64_t *)const_of(p, "flat", 1)->data)[1], 12);
         il_graph_free(p);
         il_graph_free(g);

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../passes/passes.h"
 #include "op_harness.h"
@@ -124,22 +125,9 @@ static int qconv(il_graph *g, int xdq, double xs, int64_t c, int64_t m, const ch
 
 /* ---------------------------------------------------------------- running and comparing */
 
-/* Outputs of g on inputs (reference kernels or the default fast ones), cloned. */
+/* Output 0 of g on inputs (reference kernels or the default fast ones), cloned. */
 static il_tensor *run_g(const il_graph *g, il_tensor *const *in, int reference) {
-    il_plan_opts o = {.reference = reference, .threads = 2};
-    il_plan *p = NULL;
-    il_status st = il_plan_create(g, &o, &p);
-    if (!st) st = il_plan_run(p, in, g->n_inputs);
-    if (st) {
-        fprintf(stderr, "\n  run (%s): %s\n", reference ? "ref" : "fast", il_errmsg());
-        il_plan_free(p);
-        return NULL;
-    }
-    for (int k = 0; k < g->n_nodes && !reference; k++)
-        if (il_plan_kernel(p, k)) op_covered(il_plan_kernel(p, k));
-    il_tensor *y = il_tensor_clone(il_plan_output(p, 0));
-    il_plan_free(p);
-    return y;
+    return op_run_graph(g, in, &(il_plan_opts){.reference = reference, .threads = 2});
 }
 
 /* Largest difference in units of the output, and how many elements differ by more than 1. */
@@ -226,7 +214,7 @@ static void test_conv_patterns(void) {
 }
 
 /* conv -> maxpool -> conv (+ residual Add, Relu) -> flatten -> Gemm (transB) */
-static void test_chain(void) {
+static il_graph *chain_graph(void) {
     int x;
     il_graph *g = new_graph(2, 4, 8, 8, &x);
     int xdq = qdq(g, x, "in", 0.02, 60);
@@ -248,9 +236,47 @@ static void test_chain(void) {
     int gm = node1(g, "Gemm", "fc", 3, (int[]){fdq, wdq, bias(g, "fc", 10, 0.05, ws, 1, 0)});
     il_node_set_int(g, g->values[gm].producer, "transB", 1);
     output_q(g, gm, 0.1, 128);
+    return g;
+}
+
+static void test_chain(void) {
+    il_graph *g = chain_graph();
     static const char *const ops[] = {"QConv", "QAdd", "QMatMul", "MaxPool", "Flatten", "Conv", "Gemm", "Add",
                                       "QuantizeLinear", NULL};
     check_fused(g, "chain", ops, (int[]){2, 1, 1, 1, 1, 0, 0, 0, 1}, 1);
+}
+
+/* `opt --portable`: the fused chain lowered back to QDQ runs in ONNX Runtime and agrees with
+ * inferlab's integer kernels (the chain tolerance). */
+static void test_portable_in_ort(void) {
+    if (access("node_modules/onnxruntime-node", R_OK)) {
+        printf("skipped: onnxruntime-node missing (make deps) ");
+        return;
+    }
+    il_graph *g = chain_graph();
+    il_pass_stats st;
+    IL_ASSERT_OK(il_pass_run(g, "fuse-qdq", &st));
+    il_graph *low = il_graph_clone(g);
+    IL_ASSERT_OK(il_pass_run(low, IL_PASS_LOWER, &st));
+    const char *path = il_test_tmp("chain_portable.onnx"), *xin = il_test_tmp("chain_x.npy"), *yort = il_test_tmp("chain_y.npy");
+    IL_ASSERT_OK(il_onnx_save(low, path));
+    const il_value *xv = &g->values[g->inputs[0]];
+    il_tensor *x = rnd(IL_F32, xv->rank, xv->dims, -1.5, 2.5), *yo = NULL;
+    IL_ASSERT_OK(il_tensor_save_npy(x, xin));
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "node bench/peers/ort_bench.js --model %s --threads 1 --batch %lld --eval-in %s --eval-out %s",
+             path, (long long)xv->dims[0], xin, yort);
+    CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+    IL_ASSERT_OK(il_tensor_load_npy(yort, &yo));
+    il_tensor *mine = run_g(g, &x, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mine);
+    int64_t over1, n = il_tensor_numel(mine), worst = lsb_diff(mine, yo, &over1);
+    if (worst > 3 || over1 * 100 > n)
+        fprintf(stderr, "\n  ONNX Runtime vs inferlab int8: %lld LSB, %lld of %lld over 1\n", (long long)worst,
+                (long long)over1, (long long)n);
+    CU_ASSERT(worst <= 3 && over1 * 100 <= n);
+    il_tensor_free(x), il_tensor_free(yo), il_tensor_free(mine);
+    il_graph_free(low), il_graph_free(g);
 }
 
 /* What the pass must not touch: float weights, an activation it cannot fold, a pool between
@@ -286,4 +312,5 @@ static void test_left_alone(void) {
 
 IL_SUITE("fuse-qdq", {"Conv patterns: per tensor/channel, Relu, int32/float bias", test_conv_patterns},
          {"a chain: conv, maxpool, residual add, flatten, gemm", test_chain},
-         {"patterns it must leave alone", test_left_alone})
+         {"patterns it must leave alone", test_left_alone},
+         {"--portable: lowered to QDQ, ONNX Runtime agrees", test_portable_in_ort})

@@ -32,20 +32,8 @@ static int weight(il_graph *g, const char *name, int rank, const int64_t *dims) 
 /* The kernels a non-reference run chose count as compared with the reference for the registry
  * walk (tests/test_registry.c): every caller checks the two runs' outputs against each other. */
 static il_tensor *run_o(const il_graph *g, il_tensor **in, int reference, const il_plan_opts *opts) {
-    il_plan_opts o = *opts;
-    il_plan *p;
-    il_status st = il_plan_create(g, &o, &p);
-    if (!st) st = il_plan_run(p, in, g->n_inputs);
-    if (st) {
-        fprintf(stderr, "\n  run (%s): %s\n", reference ? "ref" : "fast", il_errmsg());
-        il_plan_free(p);
-        return NULL;
-    }
-    for (int k = 0; k < g->n_nodes && !reference; k++)
-        if (il_plan_kernel(p, k)) op_covered(il_plan_kernel(p, k));
-    il_tensor *y = il_tensor_clone(il_plan_output(p, 0));
-    il_plan_free(p);
-    return y;
+    (void)reference; /* opts says it */
+    return op_run_graph(g, in, opts);
 }
 
 static il_tensor *run_t(const il_graph *g, il_tensor **in, int reference, int threads) {

@@ -205,6 +205,7 @@ static void test_cli(void) {
         {"--method global --sparsity 0.5 --criterion l2-filter", "l2-filter"},
         {"--method magnitude --sparsity 0.5 --schedule gradual", "--finetune"},
         {"--method channel --sparsity 0.5 --criterion magnitude", "l1-filter or l2-filter"},
+        {"--method global --sparsity 0.5 --layer-sparsity gemm=0.2", "goes with --method magnitude"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(args, sizeof args, "prune %s -o %s %s", in, out, bad[i].flags);

@@ -375,9 +375,33 @@ static void test_maxpool_int8(void) {
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MaxPool", "cpu", "int8")));
 }
 
+/* Bad nodes: a clear error naming the node, never a crash. */
+static void test_errors(void) {
+    conv_cfg f = convs[0];
+    f.act = "Sigmoid";
+    op_case *o = qconv_case(&f, "QConv");
+    FAILS(o, IL_ERR_UNSUPPORTED, "Relu and Clip");
+    op_free(o);
+    o = qmm_case("QMatMul", 2, D(3, 5), 4, 0, 0, 1, 1, 0, NULL);
+    op_in(o, 3, rnd(IL_I8, 3, D(1, 5, 4), -5, 5));
+    FAILS(o, IL_ERR_SHAPE, "rank 3");
+    op_free(o);
+    o = qmm_case("QMatMul", 2, D(3, 5), 4, 0, 0, 1, 1, 0, NULL);
+    op_in(o, 4, rnd(IL_F32, 1, D(3), 0.1, 0.2)); /* 3 scales for 4 columns */
+    FAILS(o, IL_ERR_SHAPE, "one per column");
+    op_free(o);
+    o = op_new("ai.inferlab:QAdd", 13, 8, 1);
+    op_in(o, 0, rnd(IL_U8, 1, D(4), 0, 255)), op_in(o, 3, rnd(IL_U8, 1, D(4), 0, 255));
+    op_in(o, 1, rnd(IL_F32, 1, D(4), 0.1, 0.2)), op_in(o, 4, scalar_t(IL_F32, 0.1)), op_in(o, 6, scalar_t(IL_F32, 0.1));
+    op_in(o, 2, scalar_t(IL_U8, 0)), op_in(o, 5, scalar_t(IL_U8, 0)), op_in(o, 7, scalar_t(IL_U8, 0));
+    FAILS(o, IL_ERR_SHAPE, "per tensor");
+    op_free(o);
+}
+
 IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_gemm_every_isa},
          {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa},
          {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
          {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa},
          {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
-         {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8})
+         {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8},
+         {"bad nodes: errors, not crashes", test_errors})

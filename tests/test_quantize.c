@@ -227,7 +227,10 @@ static void test_calibrator_registry_and_cache(void) {
 
 /* ---------------------------------------------------------------- the QDQ rewrite */
 
-static void name_last(il_graph *g, const char *name) { g->nodes[last_node].name = strdup(name); }
+static void name_last(il_graph *g, const char *name) {
+    free(g->nodes[last_node].name);
+    g->nodes[last_node].name = strdup(name);
+}
 
 /* x[N,3,8,8] -> Conv -> Relu -> MaxPool -> Conv(named "c2") -> Flatten -> Gemm(+bias) -> y */
 static il_graph *small_cnn(void) {
@@ -364,6 +367,43 @@ static void test_qdq_structure(void) {
     il_graph_free(g);
 }
 
+/* A Concat of two convolutions: its inputs take its output's scale and zero point, so the
+ * integers can be copied (fuse-qdq keeps such a Concat in INT8). */
+static void test_concat_shares_scales(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 4, DIMS(-1, 2, 4, 4));
+    int a = OP(g, "Conv", x, W(g, 4, DIMS(3, 2, 1, 1), -1, 1));
+    int b = OP(g, "Conv", x, W(g, 4, DIMS(5, 2, 1, 1), -3, 3));
+    int c = OP(g, "Concat", a, b);
+    il_node_set_int(g, last_node, "axis", 1);
+    OUT(g, OP(g, "Conv", c, W(g, 4, DIMS(2, 8, 1, 1), -1, 1)));
+    il_quant_ctx *q = calibrated(g, "minmax", 0);
+    il_graph *m;
+    IL_ASSERT_OK(il_quant_apply(q, NULL, 0, &m, NULL));
+    /* every QuantizeLinear feeding into the Concat's inputs has the Concat output's scale */
+    float want = -1;
+    int seen = 0;
+    for (int k = 0; k < m->n_nodes; k++) {
+        const il_node *n = &m->nodes[k];
+        if (strcmp(n->op_type, "Concat")) continue;
+        int vo = n->outputs[0];
+        for (int j = 0; j < m->n_nodes; j++) /* the Q reading the Concat's output */
+            if (!strcmp(m->nodes[j].op_type, "QuantizeLinear") && m->nodes[j].inputs[0] == vo)
+                want = (float)il_tensor_get(m->values[m->nodes[j].inputs[1]].constant, 0);
+        for (int i = 0; i < n->n_inputs; i++) {
+            int dq = m->values[n->inputs[i]].producer;
+            CU_ASSERT_FATAL(dq >= 0 && !strcmp(m->nodes[dq].op_type, "DequantizeLinear"));
+            CU_ASSERT_EQUAL((float)il_tensor_get(m->values[m->nodes[dq].inputs[1]].constant, 0), want);
+            seen++;
+        }
+    }
+    CU_ASSERT_EQUAL(seen, 2);
+    CU_ASSERT(want > 0);
+    il_graph_free(m);
+    il_quant_free(q);
+    il_graph_free(g);
+}
+
 /* Analysis ranks tensors; target-drop with a target of 0 on agreement keeps layers in FP32. */
 static void test_analyze_and_tune(void) {
     il_graph *g = small_cnn();
@@ -419,6 +459,7 @@ static void test_dynamic(void) {
     CU_ASSERT(agree > 0.95);
     CU_ASSERT_EQUAL(il_quant_dynamic(d, NULL, 0, 0, &n), IL_ERR_INVALID); /* quantized already */
     il_graph_free(d);
+    free(g->nodes[0].name);
     g->nodes[0].name = strdup("fc1");
     const char *ex[] = {"fc1"};
     IL_ASSERT_OK(il_quant_dynamic(g, ex, 1, 1, &n));
@@ -486,6 +527,34 @@ static void test_teacher_end_to_end(void) {
 }
 
 /* ---------------------------------------------------------------- the command and the pass */
+
+/* A lossy pass that loses too much: it negates the model's output. --verify must stop it by
+ * agreement, where allclose was never the test. */
+static il_status negate_output(il_graph *g, il_pass_stats *st) {
+    int y = g->outputs[0], pre = il_graph_new_value(g, "pre_negate");
+    int k = g->values[y].producer;
+    for (int i = 0; i < g->nodes[k].n_outputs; i++)
+        if (g->nodes[k].outputs[i] == y) g->nodes[k].outputs[i] = pre;
+    g->values[pre].producer = k;
+    il_graph_add_node(g, "Neg", "", "negate", 1, &pre, 1, &y);
+    il_pass_count(st, "outputs negated", 1);
+    return IL_OK;
+}
+
+static void test_lossy_verify(void) {
+    static const il_pass bad = {"test-lossy-negate", "a lossy pass that loses everything", negate_output, 1};
+    IL_ASSERT_OK(il_pass_register(&bad));
+    il_graph *g = small_cnn();
+    il_pass_opts o = {.verify = 1};
+    CU_ASSERT_EQUAL(il_pipeline_run(g, "test-lossy-negate", &o, NULL, 0, NULL), IL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "lossy pass 'test-lossy-negate' lost too much: top-1 agreement"));
+    il_graph_free(g);
+    /* int8 passes; a pass after it is compared with int8's result, not the FP32 model */
+    g = small_cnn();
+    IL_ASSERT_OK(il_pipeline_run(g, "int8,fold-constants", &o, NULL, 0, NULL));
+    CU_ASSERT(count(g, "QuantizeLinear") > 0);
+    il_graph_free(g);
+}
 
 static void test_cli_quantize(void) {
     char args[4096], out[16384];
@@ -558,5 +627,7 @@ IL_SUITE("quantize", {"quantize rounding and saturation", test_quantize_rounding
          {"per axis, per block, errors", test_quantize_per_axis}, {"Q/DQ round trip", test_quantize_round_trip},
          {"DynamicQuantizeLinear", test_dynamic_quantize_linear}, {"calibrators", test_calibrators_known_answers},
          {"calibrator registry and cache", test_calibrator_registry_and_cache}, {"QDQ rewrite", test_qdq_structure},
+         {"Concat shares its scale", test_concat_shares_scales},
          {"analyze and target-drop", test_analyze_and_tune}, {"dynamic", test_dynamic},
-         {"teacher end to end", test_teacher_end_to_end}, {"cli", test_cli_quantize})
+         {"teacher end to end", test_teacher_end_to_end},
+         {"lossy passes under --verify", test_lossy_verify}, {"cli", test_cli_quantize})

@@ -44,6 +44,21 @@ void il_test_write_bytes(const char *path, const void *b, size_t n) {
     fclose(f);
 }
 
+int il_test_input(il_graph *g, const char *name, int rank, const int64_t *dims) {
+    int v = il_graph_value(g, name);
+    g->values[v].dtype = IL_F32;
+    g->values[v].rank = rank;
+    memcpy(g->values[v].dims, dims, (size_t)rank * sizeof(int64_t));
+    il_graph_add_input(g, v);
+    return v;
+}
+
+int il_test_const(il_graph *g, const char *name, int rank, const int64_t *dims, uint64_t *rng, double lo, double hi) {
+    il_tensor *t = il_tensor_new(IL_F32, rank, dims);
+    il_tensor_fill_random(t, rng, lo, hi);
+    return il_graph_add_constant(g, name, t);
+}
+
 int il_test_have_python(const char *modules) {
     char cmd[256];
     snprintf(cmd, sizeof cmd, IL_PY " -c 'import %s' 2>/dev/null", modules);

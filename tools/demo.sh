@@ -5,7 +5,7 @@
 #   1. the model: the Fashion-MNIST teacher inferlab trained (tests/data/fmnist_teacher.onnx), else
 #      one trained now by `inferlab train`, else a test model - the note printed says which;
 #   2. every variant whose tool exists: baseline (O0), -O2 (`inferlab opt` passes), a distilled
-#      student (`inferlab distill`), INT8 and pruned when those commands land; a variant whose
+#      student (`inferlab distill`), INT8 (`inferlab quantize`) and pruned (`inferlab prune`); a variant whose
 #      tool is missing is left out with a note, never faked;
 #   3. benchmarks on every backend present (cpu; cuda when a probe run succeeds) and ONNX Runtime
 #      (when onnxruntime-node is installed), in the single-stream, offline and server scenarios;
@@ -52,7 +52,20 @@ else
     STUDENT=
     note "inferlab distill is not available: no distilled variant"
 fi
-has quantize || note "inferlab quantize is not available yet: no INT8 variant"
+INT8=
+if has quantize; then
+    # entropy calibration on 512 training images; the teacher's per-layer error goes to the report
+    note "quantizing the teacher and the student to INT8 (entropy calibration, 512 images)"
+    "$BIN" quantize "$MODEL" -o "$OUT/models/fmnist_vgg_int8.onnx" --calib fashion-mnist:train:512 --method entropy \
+        --analyze --db "$DB" --quiet
+    INT8=$OUT/models/fmnist_vgg_int8.onnx
+    if [ -n "$STUDENT" ]; then
+        "$BIN" quantize "$STUDENT" -o "$OUT/models/fmnist_vgg_student_int8.onnx" --calib fashion-mnist:train:512 \
+            --method entropy --quiet
+    fi
+else
+    note "inferlab quantize is not available: no INT8 variant"
+fi
 PRUNED=
 if has prune; then
     # half the channels removed for real (a smaller dense model: faster), fine-tuned for one short
@@ -95,9 +108,14 @@ for M in $MODEL $STUDENT; do
         --scenario offline --batch 1,8,32
 done
 # the optimized families against their FP32 parent: accuracy, agreement, size, speed
-if [ -n "$PRUNED" ]; then
-    "$BIN" bench $COMMON --parent "$MODEL" --model "$PRUNED" --pipeline O2 --scenario single-stream --batch 1
-    "$BIN" bench $COMMON --parent "$MODEL" --model "$PRUNED" --pipeline O2 --scenario offline --batch 32
+DERIVED=$(echo "$PRUNED,$INT8" | sed 's/^,//; s/,$//')
+if [ -n "$DERIVED" ]; then
+    "$BIN" bench $COMMON --parent "$MODEL" --model "$DERIVED" --pipeline O2 --scenario single-stream --batch 1
+    "$BIN" bench $COMMON --parent "$MODEL" --model "$DERIVED" --pipeline O2 --scenario offline --batch 32
+fi
+if [ -n "$INT8" ] && [ -n "$STUDENT" ]; then
+    "$BIN" bench $COMMON --parent "$STUDENT" --model "$OUT/models/fmnist_vgg_student_int8.onnx" --pipeline O2 \
+        --scenario single-stream,offline --batch 1
 fi
 # the server scenario: the highest Poisson QPS whose p99 stays under 5 ms
 "$BIN" bench $COMMON --model "$MODEL" --pipeline "$PIPELINES" --scenario server --find-max-qps --latency-bound 5 \

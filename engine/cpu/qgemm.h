@@ -124,11 +124,13 @@ double il_q_get_at(const il_kctx *c, int i, int64_t at);
  * range narrowed by the node's `activation` (Relu, Clip; others IL_ERR_UNSUPPORTED). */
 il_status il_qact_range(const il_kctx *c, double y_scale, int32_t y_zp, il_dtype ydt, int32_t *lo, int32_t *hi);
 
-/* QAdd / QLinearAdd / QLinearMul on per-tensor parameters, as their reference computes it. */
+/* QAdd / QLinearAdd / QLinearMul on per-tensor parameters, as their reference computes it:
+ * in float32 (16 lanes a vector; exact for the differences of 8-bit values and their
+ * products), one rounding per multiply and add, never fused. */
 typedef struct il_qbin {
     int mul;
     int32_t za, zb, zy, lo, hi;
-    double ka, kb; /* add: sa/sy, sb/sy; mul: sa*sb/sy */
+    float ka, kb; /* add: sa/sy, sb/sy; mul: sa*sb/sy (computed in double, rounded once) */
 } il_qbin;
 il_status il_qbin_params(const il_kctx *c, int mul, il_qbin *p);
 

@@ -91,11 +91,13 @@ spmm(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, int64_t q
      int64_t ldo) {
     const int32_t *off = a->off;
     const float *val = a->val;
-    for (int64_t r = r0; r < r1; r++) {
-        const int64_t b = a->ptr[r], e = a->ptr[r + 1];
-        float *o = out + (r - r0) * ldo - q0;
-        int64_t q = q0;
-        for (; q + 32 <= q1; q += 32) {
+    /* outputs outer, rows inner: the input lines one block of 32 outputs reads (every tap of
+     * every channel: 36 KB for 64 channels of 3x3) stay in L1 while the rows reuse them */
+    int64_t q = q0;
+    for (; q + 32 <= q1; q += 32)
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t b = a->ptr[r], e = a->ptr[r + 1];
+            float *o = out + (r - r0) * ldo - q0;
             v16 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
             int64_t i = b;
             for (; i + 2 <= e; i += 2) {
@@ -118,7 +120,10 @@ spmm(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, int64_t q
             ST(o + q, a0 + b0);
             ST(o + q + 16, a1 + b1);
         }
-        for (; q < q1; q += 16) {
+    for (; q < q1; q += 16)
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t b = a->ptr[r], e = a->ptr[r + 1];
+            float *o = out + (r - r0) * ldo - q0;
             v16 a0 = {0}, b0 = {0};
             int64_t i = b;
             for (; i + 2 <= e; i += 2) {
@@ -135,7 +140,6 @@ spmm(const sp_csr *a, int64_t r0, int64_t r1, const float *restrict x, int64_t q
             }
             ST(o + q, a0 + b0);
         }
-    }
 }
 
 /* One output per row: out[r - r0] = sum_i val[i] * x[off[i]] (a sparse row times a vector, the

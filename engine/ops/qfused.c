@@ -12,8 +12,9 @@
  * `activation` is Relu or Clip (activation_params [min, max], as the float fused ops): in the
  * quantized domain a monotone activation is a clamp of the output, [q(min), q(max)] with
  * q(v) = sat(rint(v / y_scale) + y_zp), so it costs the kernels nothing. Everything rounds half
- * to even and computes in double, in the order written in each reference kernel; the fast
- * kernels repeat that order, so they agree bit for bit.
+ * to even, in the order written in each reference kernel (the products' requantization in
+ * double, the element-wise ops in float32); the fast kernels repeat that order, so they agree
+ * bit for bit.
  */
 #include "../cpu/qgemm.h"
 #include "fused.h"
@@ -170,13 +171,14 @@ il_status il_qbin_params(const il_kctx *c, int mul, il_qbin *p) {
     p->za = il_in(c, 2) ? (int32_t)il_int_at(c->in[2], 0) : 0;
     p->zb = il_in(c, 5) ? (int32_t)il_int_at(c->in[5], 0) : 0;
     p->zy = il_in(c, 7) ? (int32_t)il_int_at(c->in[7], 0) : 0;
-    p->ka = mul ? sa * sb / sy : sa / sy;
-    p->kb = sb / sy;
+    p->ka = (float)(mul ? sa * sb / sy : sa / sy);
+    p->kb = (float)(sb / sy);
     return il_qact_range(c, sy, p->zy, y->dtype, &p->lo, &p->hi);
 }
 
 /* y = clamp(rint((a - za) * (sa / sy) + (b - zb) * (sb / sy)) + zy)   (Add)
- * y = clamp(rint((a - za) * (b - zb) * (sa * sb / sy)) + zy)          (Mul), broadcasting. */
+ * y = clamp(rint((a - za) * (b - zb) * (sa * sb / sy)) + zy)          (Mul), broadcasting,
+ * in float32 (the factors rounded to float once). */
 static il_status qbin_ref_common(il_kctx *c, int mul) {
     const il_tensor *a = c->in[0], *b = c->in[3];
     il_tensor *y = c->out[0];
@@ -190,8 +192,9 @@ static il_status qbin_ref_common(il_kctx *c, int mul) {
         int64_t ia = 0, ib = 0;
         for (int d = 0; d < y->rank; d++) ia += idx[d] * sa[d], ib += idx[d] * sb[d];
         il_next_index(y->rank, y->dims, idx);
-        double da = (double)(il_int_at(a, ia) - p.za), db = (double)(il_int_at(b, ib) - p.zb);
-        double v = rint(mul ? da * db * p.ka : da * p.ka + db * p.kb) + p.zy;
+        float da = (float)(il_int_at(a, ia) - p.za), db = (float)(il_int_at(b, ib) - p.zb);
+        float prod = da * db, sum = da * p.ka; /* one rounding each: no fused multiply-add */
+        double v = (double)rintf(mul ? prod * p.ka : sum + db * p.kb) + p.zy;
         il_tensor_set(y, i, v < p.lo ? p.lo : v > p.hi ? p.hi : v);
     }
     return IL_OK;

@@ -137,36 +137,6 @@ static il_status q_ref(il_kctx *c) {
     return IL_OK;
 }
 
-/* The common case without il_tensor_get per element: float32 x and scale, 8-bit y, per tensor
- * or per axis; the same arithmetic as q_ref. */
-static il_status q_fast(il_kctx *c) {
-    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
-    il_tensor *y = c->out[0];
-    qparam_map m;
-    il_status st = qparams(c, &m);
-    if (st) return st;
-    if (x->dtype != IL_F32 || s->dtype != IL_F32 || (y->dtype != IL_U8 && y->dtype != IL_I8) || m.mode == 2) return q_ref(c);
-    const float *xd = x->data, *sd = s->data;
-    double lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
-    int64_t n = il_tensor_numel(x);
-    if (n == 0) return IL_OK;
-    int64_t runs = m.mode ? n / m.inner : 1, len = m.mode ? m.inner : n;
-    IL_PAR_FOR(c, r, runs) {
-        int64_t k = m.mode ? r % m.d : 0;
-        float sc = sd[k];
-        double z = zp ? (double)il_int_at(zp, k) : 0;
-        const float *xr = xd + r * len;
-        if (y->dtype == IL_U8) {
-            uint8_t *yr = (uint8_t *)y->data + r * len;
-            for (int64_t i = 0; i < len; i++) yr[i] = (uint8_t)quantize_one(xr[i], sc, z, lo, hi);
-        } else {
-            int8_t *yr = (int8_t *)y->data + r * len;
-            for (int64_t i = 0; i < len; i++) yr[i] = (int8_t)quantize_one(xr[i], sc, z, lo, hi);
-        }
-    }
-    return IL_OK;
-}
-
 /* ---------------------------------------------------------------- DequantizeLinear */
 
 static il_status dq_infer(il_kctx *c) {
@@ -199,33 +169,40 @@ static il_status dq_ref(il_kctx *c) {
     return IL_OK;
 }
 
-static il_status dq_fast(il_kctx *c) {
-    const il_tensor *x = c->in[0], *s = c->in[1], *zp = il_in(c, 2);
-    il_tensor *y = c->out[0];
+/* The common case without il_tensor_get per element, for both directions: float32 values and
+ * scale, 8-bit integers, per tensor or per axis; the references' arithmetic. A run is a slice of
+ * elements sharing one scale and zero point. */
+static il_status qdq_fast(il_kctx *c, int dequant) {
+    const il_tensor *s = c->in[1], *zp = il_in(c, 2);
+    il_tensor *q = dequant ? c->in[0] : c->out[0], *f = dequant ? c->out[0] : c->in[0]; /* integer side, float side */
     qparam_map m;
     il_status st = qparams(c, &m);
     if (st) return st;
-    if (s->dtype != IL_F32 || y->dtype != IL_F32 || (x->dtype != IL_U8 && x->dtype != IL_I8) || m.mode == 2) return dq_ref(c);
-    const float *sd = s->data;
-    float *yd = y->data;
-    int64_t n = il_tensor_numel(x);
+    if (f->dtype != IL_F32 || s->dtype != IL_F32 || (q->dtype != IL_U8 && q->dtype != IL_I8) || m.mode == 2)
+        return dequant ? dq_ref(c) : q_ref(c);
+    int64_t n = il_tensor_numel(f);
     if (n == 0) return IL_OK;
     int64_t runs = m.mode ? n / m.inner : 1, len = m.mode ? m.inner : n;
+    int u8 = q->dtype == IL_U8;
+    double lo = u8 ? 0 : -128, hi = u8 ? 255 : 127;
     IL_PAR_FOR(c, r, runs) {
         int64_t k = m.mode ? r % m.d : 0;
-        float sc = sd[k];
+        float sc = ((const float *)s->data)[k];
         int32_t z = zp ? (int32_t)il_int_at(zp, k) : 0;
-        float *yr = yd + r * len;
-        if (x->dtype == IL_U8) {
-            const uint8_t *xr = (const uint8_t *)x->data + r * len;
-            for (int64_t i = 0; i < len; i++) yr[i] = (float)((int32_t)xr[i] - z) * sc;
-        } else {
-            const int8_t *xr = (const int8_t *)x->data + r * len;
-            for (int64_t i = 0; i < len; i++) yr[i] = (float)((int32_t)xr[i] - z) * sc;
+        float *fr = (float *)f->data + r * len;
+        uint8_t *ur = (uint8_t *)q->data + r * len;
+        int8_t *ir = (int8_t *)q->data + r * len;
+        for (int64_t i = 0; i < len; i++) {
+            if (dequant) fr[i] = (float)((u8 ? (int32_t)ur[i] : (int32_t)ir[i]) - z) * sc;
+            else if (u8) ur[i] = (uint8_t)quantize_one(fr[i], sc, z, lo, hi);
+            else ir[i] = (int8_t)quantize_one(fr[i], sc, z, lo, hi);
         }
     }
     return IL_OK;
 }
+
+static il_status q_fast(il_kctx *c) { return qdq_fast(c, 0); }
+static il_status dq_fast(il_kctx *c) { return qdq_fast(c, 1); }
 
 /* ---------------------------------------------------------------- DynamicQuantizeLinear */
 

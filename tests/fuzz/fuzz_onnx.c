@@ -3,8 +3,10 @@
  * pass pipeline and the same again on what it made: the path any downloaded model takes
  * through `run` and `opt`. Sizes stay bounded so that each input runs in milliseconds: graphs of
  * more than 256 nodes are only imported and verified; plans whose activations (as laid out at
- * plan time) exceed 4 MB, or with inputs of more than 2^16 elements or unknown dims, are
- * planned but not run (a model may legitimately Tile its way to gigabytes: slow, not a bug).
+ * plan time) exceed 4 MB, that count more than 2^24 multiply-adds, or with inputs of more than
+ * 2^16 elements or unknown dims, are planned but not run (a model may legitimately Tile its way
+ * to gigabytes, or ask for an 80 M MAC convolution that takes the sanitized build 7 s of CPU:
+ * slow, not a bug, and libFuzzer would report it as a hang).
  */
 #include "fuzz.h"
 
@@ -16,6 +18,18 @@
 #define MAX_RUN_NUMEL (1 << 16)
 #define MAX_RUN_NODES 256
 #define MAX_RUN_BYTES ((int64_t)4 << 20)
+#define MAX_RUN_MACS ((int64_t)1 << 24)
+
+/* Multiply-adds of one run of g (batch 1), or -1 when its shapes cannot be inferred. */
+static int64_t graph_macs(const il_graph *g) {
+    il_shapes *s;
+    if (il_infer_shapes(g, 1, NULL, 0, &s)) return -1;
+    int64_t macs = 0;
+    for (int k = 0; k < g->n_nodes && macs <= MAX_RUN_MACS; k++)
+        if (!g->nodes[k].dead) macs += il_node_macs(g, s, k);
+    il_shapes_free(s);
+    return macs;
+}
 
 static il_tensor *input_for(const il_graph *g, int i, uint64_t *rng) {
     const il_value *x = &g->values[g->inputs[i]];
@@ -38,7 +52,7 @@ static void plan_and_run(const il_graph *g) {
     uint64_t rng = 42;
     int ok = 1;
     for (int i = 0; i < g->n_inputs; i++) ok &= (in[i] = input_for(g, i, &rng)) != NULL;
-    if (ok && il_plan_total_bytes(p) <= MAX_RUN_BYTES) il_plan_run(p, in, g->n_inputs);
+    if (ok && il_plan_total_bytes(p) <= MAX_RUN_BYTES && graph_macs(g) <= MAX_RUN_MACS) il_plan_run(p, in, g->n_inputs);
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
     il_plan_free(p);
