@@ -207,16 +207,7 @@ int cmd_quantize(int argc, char **argv) {
         const char *vs = a.val ? a.val : il_calib_default_val(g, &from_end);
         if (!(st = il_calib_data_load(il_quant_fp32(q), vs, 1, from_end, a.binds, a.nb, &val)))
             st = il_quant_tune(q, val, a.target, ex, n_ex, (int)a.threads, a.json ? stderr : stdout, &out, &tr);
-        /* the recipe of the tuned model names what it kept; stats from the same exclusions */
-        if (!st) {
-            const char **all = calloc((size_t)(n_ex + tr.n_kept) + 1, sizeof *all);
-            int m = 0;
-            for (int i = 0; i < n_ex; i++) all[m++] = ex[i];
-            for (int i = 0; i < tr.n_kept; i++) all[m++] = tr.kept[i];
-            il_graph_free(out);
-            st = il_quant_apply(q, all, m, &out, &qs);
-            free(all);
-        }
+        qs = tr.stats;
     } else if (!st) {
         st = il_quant_apply(q, ex, n_ex, &out, &qs);
     }

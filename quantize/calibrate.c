@@ -21,6 +21,8 @@ void il_quant_free(il_quant_ctx *q) {
     free(q->tnames);
     il_calib_hist_free(q->hist, q->n_t);
     free(q->layers);
+    free(q->layer_node);
+    free(q->layer_fold);
     il_shapes_free(q->shapes);
     il_graph_free(q->g);
     free(q);
@@ -83,16 +85,21 @@ static il_status prepare(il_quant_ctx *q, const il_graph *g) {
 /* The tensors to observe (every one a plan may quantize) and the layers to choose among. */
 static il_status candidates(il_quant_ctx *q) {
     il_qplan p;
-    il_status st = il_qplan_make(q->g, q->shapes, NULL, 0, !q->o.symmetric, 1, &p);
+    il_status st = il_qplan_make(q->g, q->shapes, NULL, !q->o.symmetric, 1, &p);
     if (st) return st;
     q->tnames = calloc((size_t)q->g->n_values + 1, sizeof *q->tnames);
     q->layers = calloc((size_t)q->g->n_nodes + 1, sizeof *q->layers);
-    if (!q->tnames || !q->layers) st = il_error(IL_ERR_OOM, "out of memory");
+    q->layer_node = calloc((size_t)q->g->n_nodes + 1, sizeof *q->layer_node);
+    q->layer_fold = calloc((size_t)q->g->n_nodes + 1, sizeof *q->layer_fold);
+    if (!q->tnames || !q->layers || !q->layer_node || !q->layer_fold) st = il_error(IL_ERR_OOM, "out of memory");
     for (int v = 0; !st && v < q->g->n_values; v++)
         if (p.tq[v]) q->tnames[q->n_t++] = strdup(q->g->values[v].name);
     for (int k = 0; !st && k < q->g->n_nodes; k++)
-        if (p.qnode[k] == QN_YES && il_qplan_is_compute(&q->g->nodes[k]) && q->g->nodes[k].name)
+        if (p.qnode[k] == QN_YES && il_qplan_is_compute(&q->g->nodes[k]) && q->g->nodes[k].name) {
+            q->layer_node[q->n_layers] = k;
+            q->layer_fold[q->n_layers] = p.fold[k];
             q->layers[q->n_layers++] = q->g->nodes[k].name;
+        }
     il_qplan_free(&p);
     return st;
 }

@@ -98,12 +98,6 @@ static int foldable_relu(const il_graph *g, int k) {
     return lo == 0 ? users[0] : -1;
 }
 
-static int excluded(const il_graph *g, int k, const char *const *ex, int n) {
-    for (int i = 0; i < n; i++)
-        if (g->nodes[k].name && !strcmp(g->nodes[k].name, ex[i])) return 1;
-    return 0;
-}
-
 /* A Concat stays in INT8 only when its inputs have its output's scale and zero point (the
  * integers are then copied, not requantized): an input that only the Concat reads takes the
  * output's parameters, whose range covers every input's. Not an input a folded Relu makes (its
@@ -131,7 +125,7 @@ void il_qplan_free(il_qplan *p) {
     memset(p, 0, sizeof *p);
 }
 
-il_status il_qplan_make(const il_graph *g, const il_shapes *s, const char *const *ex, int n_ex, int asym, int all,
+il_status il_qplan_make(const il_graph *g, const il_shapes *s, const unsigned char *fp32, int asym, int all,
                         il_qplan *p) {
     memset(p, 0, sizeof *p);
     p->qnode = calloc((size_t)g->n_nodes + 1, sizeof *p->qnode);
@@ -149,7 +143,7 @@ il_status il_qplan_make(const il_graph *g, const il_shapes *s, const char *const
         const il_node *n = &g->nodes[k];
         int acts = 0, kind = kind_of(n, &acts);
         if (p->qnode[k] == QN_FOLDED || !eligible(g, s, k)) continue;
-        if (!all && excluded(g, k, ex, n_ex)) continue;
+        if (!all && fp32 && fp32[k]) continue;
         if (kind == K_SHARED) {
             /* all: every candidate tensor, so that calibration covers any exclusion */
             if (!all && !p->tq[n->inputs[0]]) continue;
@@ -165,7 +159,7 @@ il_status il_qplan_make(const il_graph *g, const il_shapes *s, const char *const
         if (kind == K_COMPUTE && n->n_inputs > 1 && is_act(g, s, n->inputs[1]) && !p->tq[n->inputs[1]])
             p->tq[n->inputs[1]] = TQ_OWN; /* MatMul/Gemm of two activations */
         int r = asym && (kind == K_COMPUTE || !strcmp(n->op_type, "Add")) ? foldable_relu(g, k) : -1;
-        if (r >= 0 && (all || !excluded(g, r, ex, n_ex))) {
+        if (r >= 0 && (all || !fp32 || !fp32[r])) {
             p->fold[k] = r;
             p->qnode[r] = QN_FOLDED;
             p->tq[g->nodes[r].outputs[0]] = TQ_OWN; /* the Relu's output range, produced by Q->DQ */

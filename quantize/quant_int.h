@@ -20,10 +20,10 @@ typedef struct il_qplan {
     int *share; /* per value: TQ_SHARED takes this value's scale and zero point */
 } il_qplan;
 
-/* The plan for g (sorted, shapes s) with the nodes named in ex kept FP32; asym: uint8
- * activations (Relu folding needs them). all: every tensor any exclusion could quantize (what
- * calibration observes), exclusions ignored. */
-il_status il_qplan_make(const il_graph *g, const il_shapes *s, const char *const *ex, int n_ex, int asym, int all,
+/* The plan for g (sorted, shapes s) with the nodes k where fp32[k] is set kept FP32 (fp32 may
+ * be NULL); asym: uint8 activations (Relu folding needs them). all: every tensor any exclusion
+ * could quantize (what calibration observes), exclusions ignored. */
+il_status il_qplan_make(const il_graph *g, const il_shapes *s, const unsigned char *fp32, int asym, int all,
                         il_qplan *p);
 void il_qplan_free(il_qplan *p);
 int il_qplan_is_compute(const il_node *n); /* Conv, Gemm, MatMul */
@@ -40,7 +40,9 @@ struct il_quant_ctx {
     il_calib_hist *hist;
     void **states;        /* the calibrator's own, when it observes */
     int n_layers;
-    const char **layers;
+    const char **layers;  /* names of the Conv/Gemm/MatMul nodes a plan quantizes */
+    int *layer_node;      /* their node indices */
+    int *layer_fold;      /* the Relu/Clip folded into each, or -1 */
     int cache_hit;
     int per_channel;      /* the model's opset allows per-axis parameters (13) */
 };
@@ -56,6 +58,8 @@ il_status il_qrun_step(il_qrun *r, const il_calib_data *d, int64_t first, int64_
 int64_t il_qrun_batch(const il_qrun *r);
 int64_t il_qrun_usable(const il_qrun *r, int64_t n); /* whole batches for a fixed-batch model */
 void il_qrun_close(il_qrun *r);
+/* il_quant_apply with the nodes to keep FP32 as a mask over q->g's nodes (rewrite.c). */
+il_status il_quant_apply_mask(const il_quant_ctx *q, const unsigned char *fp32, il_graph **out, il_quant_stats *st);
 /* SQNR (dB) of b's output 0 against a's on the first n samples of d (analyze.c). */
 il_status il_quant_output_sqnr(const il_graph *a, const il_graph *b, const il_calib_data *d, int64_t n, int threads,
                                double *sqnr);

@@ -212,13 +212,15 @@ il_status il_quant_top1(const il_graph *g, const il_graph *ref, const il_calib_d
 
 typedef struct il_quant_tune_result {
     double fp32, int8;   /* accuracy (or agreement) on the validation set, fractions */
+    il_quant_stats stats; /* of the final QDQ model */
     int n_kept;
     char **kept;         /* layers kept in FP32, in the order they were kept; caller frees each and the array */
 } il_quant_tune_result;
 
 /* --target-drop: starting from the exclusions given, keep the layer whose quantization alone
- * costs most (lowest output SQNR when only it is quantized) in FP32, one at a time, until the
- * accuracy on val is within target_points of FP32's. *out gets the final QDQ graph. */
+ * costs most (lowest output SQNR when only it is quantized) in FP32, with the Relu folded into
+ * it, one at a time, until the accuracy on val is within target_points of FP32's. *out gets the
+ * final QDQ graph, whose recipe lists every node kept FP32. */
 il_status il_quant_tune(const il_quant_ctx *q, const il_calib_data *val, double target_points,
                         const char *const *exclude, int n_exclude, int threads, FILE *log, il_graph **out,
                         il_quant_tune_result *r);

@@ -258,7 +258,7 @@ static il_status quantize_params(rw *r, int k) {
 
 /* ---------------------------------------------------------------- the recipe */
 
-static void recipe(const rw *r, const char *const *ex, int n_ex, char *buf, size_t n) {
+static void recipe(const rw *r, const unsigned char *fp32, char *buf, size_t n) {
     const il_quant_ctx *q = r->q;
     size_t l = (size_t)snprintf(buf, n,
                                 "{\"format\":\"qdq\",\"method\":\"%s\",\"calib\":\"%s\",\"samples\":%lld,"
@@ -270,9 +270,11 @@ static void recipe(const rw *r, const char *const *ex, int n_ex, char *buf, size
     if (l < n)
         l += (size_t)snprintf(buf + l, n - l, ",\"quantized_nodes\":%d,\"relu_folded\":%d,\"fp32_layers\":[",
                               r->st.quantized, r->st.relu_folded);
-    for (int i = 0; i < n_ex && l < n; i++) {
-        l += (size_t)snprintf(buf + l, n - l, "%s\"", i ? "," : "");
-        for (const char *c = ex[i]; *c && l + 8 < n; c++) /* names as JSON strings */
+    for (int k = 0, i = 0; fp32 && k < q->g->n_nodes && l < n; k++) {
+        const char *name = q->g->nodes[k].name;
+        if (!fp32[k] || !name || !name[0]) continue;
+        l += (size_t)snprintf(buf + l, n - l, "%s\"", i++ ? "," : "");
+        for (const char *c = name; *c && l + 8 < n; c++) /* names as JSON strings */
             l += (size_t)(*c == '"' || *c == '\\' ? snprintf(buf + l, n - l, "\\%c", *c)
                           : (unsigned char)*c < 0x20 ? snprintf(buf + l, n - l, "\\u%04x", *c)
                                                       : snprintf(buf + l, n - l, "%c", *c));
@@ -283,13 +285,26 @@ static void recipe(const rw *r, const char *const *ex, int n_ex, char *buf, size
 
 il_status il_quant_apply(const il_quant_ctx *q, const char *const *ex, int n_ex, il_graph **out, il_quant_stats *sto) {
     *out = NULL;
+    unsigned char *fp32 = calloc((size_t)q->g->n_nodes + 1, 1);
+    if (!fp32) return il_error(IL_ERR_OOM, "out of memory");
     for (int i = 0; i < n_ex; i++) {
         int found = 0;
-        for (int k = 0; k < q->g->n_nodes && !found; k++) found = q->g->nodes[k].name && !strcmp(q->g->nodes[k].name, ex[i]);
-        if (!found) return il_error(IL_ERR_INVALID, "--exclude: no node named '%s' in the model", ex[i]);
+        for (int k = 0; k < q->g->n_nodes; k++)
+            if (q->g->nodes[k].name && !strcmp(q->g->nodes[k].name, ex[i])) fp32[k] = 1, found = 1;
+        if (!found) {
+            free(fp32);
+            return il_error(IL_ERR_INVALID, "--exclude: no node named '%s' in the model", ex[i]);
+        }
     }
+    il_status st = il_quant_apply_mask(q, fp32, out, sto);
+    free(fp32);
+    return st;
+}
+
+il_status il_quant_apply_mask(const il_quant_ctx *q, const unsigned char *fp32, il_graph **out, il_quant_stats *sto) {
+    *out = NULL;
     rw r = {.q = q, .asym = !q->o.symmetric};
-    il_status st = il_qplan_make(q->g, q->shapes, ex, n_ex, r.asym, 0, &r.p);
+    il_status st = il_qplan_make(q->g, q->shapes, fp32, r.asym, 0, &r.p);
     if (st) return st;
     int nv = q->g->n_values, nn = q->g->n_nodes;
     r.prm = calloc((size_t)nv + 1, sizeof *r.prm);
@@ -323,7 +338,7 @@ il_status il_quant_apply(const il_quant_ctx *q, const char *const *ex, int n_ex,
     il_shapes_free(s);
     if (!st) {
         char json[8192];
-        recipe(&r, ex, n_ex, json, sizeof json);
+        recipe(&r, fp32, json, sizeof json);
         il_graph_set_meta(r.g, "inferlab.quantize", json);
         st = il_graph_verify(r.g);
         if (st) il_error_wrap(st, "the QDQ model fails the verifier: ");

@@ -3,10 +3,10 @@
  * one at a time, until the QDQ model's accuracy on a validation split is within the target of
  * the FP32 model's.
  *
- * A layer's cost is measured alone: the model with only that layer quantized (every other
- * layer excluded), its output's SQNR against FP32 on the validation samples. Measuring each
- * layer inside the fully quantized model instead would blame the last layers for the error all
- * the earlier ones accumulated.
+ * A layer's cost is measured alone: the model with only that layer quantized (every other node
+ * FP32), its output's SQNR against FP32 on the validation samples. Measuring each layer inside
+ * the fully quantized model instead would blame the last layers for the error all the earlier
+ * ones accumulated. Keeping a layer FP32 keeps the Relu folded into it FP32 too.
  */
 #include "quant_int.h"
 
@@ -14,7 +14,7 @@
 #include <string.h>
 
 typedef struct {
-    const char *name;
+    int layer; /* index into q->layers */
     double sqnr;
 } cost;
 
@@ -23,35 +23,29 @@ static int by_cost(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static int listed(const char *name, const char *const *ex, int n) {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(ex[i], name)) return 1;
-    return 0;
-}
-
-/* Each layer's output SQNR when only it is quantized, worst first. */
-static il_status rank_layers(const il_quant_ctx *q, const il_calib_data *val, const char *const *ex, int n_ex,
-                             int threads, cost *c, int *nc) {
-    const char *const *layers;
-    int nl = il_quant_layers(q, &layers);
-    const char **others = calloc((size_t)(nl + n_ex) + 1, sizeof *others);
-    if (!others) return il_error(IL_ERR_OOM, "out of memory");
+/* Each layer's output SQNR when it alone is quantized (every other node FP32), worst first.
+ * Layers already kept FP32 in mask are skipped. */
+static il_status rank_layers(const il_quant_ctx *q, const il_calib_data *val, const unsigned char *mask, int threads,
+                             cost *c, int *nc) {
+    int nn = q->g->n_nodes;
+    unsigned char *only = malloc((size_t)nn + 1);
+    if (!only) return il_error(IL_ERR_OOM, "out of memory");
     il_status st = IL_OK;
-    *nc = 0;
     int64_t n = val->n < 256 ? val->n : 256;
-    for (int i = 0; i < nl && !st; i++) {
-        if (listed(layers[i], ex, n_ex)) continue;
-        int m = 0;
-        for (int j = 0; j < nl; j++)
-            if (j != i) others[m++] = layers[j];
+    *nc = 0;
+    for (int i = 0; i < q->n_layers && !st; i++) {
+        if (mask[q->layer_node[i]]) continue;
+        memset(only, 1, (size_t)nn);
+        only[q->layer_node[i]] = 0;
+        if (q->layer_fold[i] >= 0) only[q->layer_fold[i]] = 0;
         il_graph *solo;
-        if ((st = il_quant_apply(q, others, m, &solo, NULL))) break;
-        c[*nc].name = layers[i];
+        if ((st = il_quant_apply_mask(q, only, &solo, NULL))) break;
+        c[*nc].layer = i;
         st = il_quant_output_sqnr(q->g, solo, val, n, threads, &c[*nc].sqnr);
         il_graph_free(solo);
         (*nc)++;
     }
-    free(others);
+    free(only);
     if (!st) qsort(c, (size_t)*nc, sizeof *c, by_cost);
     return st;
 }
@@ -60,38 +54,46 @@ il_status il_quant_tune(const il_quant_ctx *q, const il_calib_data *val, double 
                         int n_exclude, int threads, FILE *log, il_graph **out, il_quant_tune_result *r) {
     memset(r, 0, sizeof *r);
     *out = NULL;
-    const char *const *layers;
-    int nl = il_quant_layers(q, &layers);
-    const char **ex = calloc((size_t)(nl + n_exclude) + 1, sizeof *ex);
-    cost *c = calloc((size_t)nl + 1, sizeof *c);
-    r->kept = calloc((size_t)nl + 1, sizeof *r->kept);
-    if (!ex || !c || !r->kept) {
-        free(ex), free(c);
+    int nn = q->g->n_nodes, nc = 0, next = 0;
+    unsigned char *mask = calloc((size_t)nn + 1, 1);
+    cost *c = calloc((size_t)q->n_layers + 1, sizeof *c);
+    r->kept = calloc((size_t)q->n_layers + 1, sizeof *r->kept);
+    if (!mask || !c || !r->kept) {
+        free(mask), free(c);
         return il_error(IL_ERR_OOM, "out of memory");
     }
-    int n_ex = 0, nc = 0, next = 0;
-    for (int i = 0; i < n_exclude; i++) ex[n_ex++] = exclude[i];
+    il_status st = IL_OK;
+    for (int i = 0; i < n_exclude && !st; i++) {
+        int found = 0;
+        for (int k = 0; k < nn; k++)
+            if (q->g->nodes[k].name && !strcmp(q->g->nodes[k].name, exclude[i])) mask[k] = 1, found = 1;
+        if (!found) st = il_error(IL_ERR_INVALID, "--exclude: no node named '%s' in the model", exclude[i]);
+    }
     il_graph *g = NULL;
-    il_status st = il_quant_top1(q->g, q->g, val, threads, &r->fp32);
+    if (!st) st = il_quant_top1(q->g, q->g, val, threads, &r->fp32);
     while (!st) {
         il_graph_free(g);
-        if ((st = il_quant_apply(q, ex, n_ex, &g, NULL)) || (st = il_quant_top1(g, q->g, val, threads, &r->int8))) break;
+        if ((st = il_quant_apply_mask(q, mask, &g, &r->stats)) || (st = il_quant_top1(g, q->g, val, threads, &r->int8))) break;
         double drop = 100 * (r->fp32 - r->int8);
         if (log)
             fprintf(log, "target-drop: %d layer%s in FP32: top-1 %.2f%% (FP32 %.2f%%, drop %.2f points)\n", r->n_kept,
                     r->n_kept == 1 ? "" : "s", 100 * r->int8, 100 * r->fp32, drop);
         if (drop <= target) break;
-        if (!nc && !next && (st = rank_layers(q, val, ex, n_ex, threads, c, &nc))) break;
+        if (!nc && !next && (st = rank_layers(q, val, mask, threads, c, &nc))) break;
         if (next >= nc) {
             if (log) fprintf(log, "target-drop: every layer is in FP32 and the drop is still %.2f points\n", drop);
             break;
         }
-        if (log) fprintf(log, "target-drop: keeping %s in FP32 (alone it gives an output SQNR of %.1f dB)\n", c[next].name, c[next].sqnr);
-        ex[n_ex++] = c[next].name;
-        r->kept[r->n_kept++] = strdup(c[next].name);
-        next++;
+        int i = c[next++].layer;
+        if (log)
+            fprintf(log, "target-drop: keeping %s in FP32 (quantized alone, the output's SQNR is %.1f dB)\n", q->layers[i],
+                    c[next - 1].sqnr);
+        /* the layer and the Relu its output range would have absorbed */
+        mask[q->layer_node[i]] = 1;
+        if (q->layer_fold[i] >= 0) mask[q->layer_fold[i]] = 1;
+        r->kept[r->n_kept++] = strdup(q->layers[i]);
     }
-    free(ex);
+    free(mask);
     free(c);
     if (st) {
         il_graph_free(g);

@@ -227,7 +227,10 @@ static void test_calibrator_registry_and_cache(void) {
 
 /* ---------------------------------------------------------------- the QDQ rewrite */
 
-static void name_last(il_graph *g, const char *name) { g->nodes[last_node].name = strdup(name); }
+static void name_last(il_graph *g, const char *name) {
+    free(g->nodes[last_node].name);
+    g->nodes[last_node].name = strdup(name);
+}
 
 /* x[N,3,8,8] -> Conv -> Relu -> MaxPool -> Conv(named "c2") -> Flatten -> Gemm(+bias) -> y */
 static il_graph *small_cnn(void) {
@@ -456,6 +459,7 @@ static void test_dynamic(void) {
     CU_ASSERT(agree > 0.95);
     CU_ASSERT_EQUAL(il_quant_dynamic(d, NULL, 0, 0, &n), IL_ERR_INVALID); /* quantized already */
     il_graph_free(d);
+    free(g->nodes[0].name);
     g->nodes[0].name = strdup("fc1");
     const char *ex[] = {"fc1"};
     IL_ASSERT_OK(il_quant_dynamic(g, ex, 1, 1, &n));
@@ -495,8 +499,10 @@ static void test_teacher_end_to_end(void) {
     snprintf(cmd, sizeof cmd,
              "node bench/peers/ort_bench.js --model %s --threads 1 --batch 50 --eval-in %s --eval-out %s >/dev/null 2>&1",
              qpath, xin, yort);
-    if (access("node_modules/onnxruntime-node", R_OK) || system(cmd)) {
+    if (access("node_modules/onnxruntime-node", R_OK) || system("command -v node >/dev/null 2>&1")) {
         printf("skipped ONNX Runtime: node or onnxruntime-node missing (make deps) ");
+    } else if (system(cmd)) {
+        CU_FAIL("ONNX Runtime could not run the exported QDQ model");
     } else {
         il_tensor *yo, **yi;
         int ny;
@@ -523,6 +529,34 @@ static void test_teacher_end_to_end(void) {
 }
 
 /* ---------------------------------------------------------------- the command and the pass */
+
+/* A lossy pass that loses too much: it negates the model's output. --verify must stop it by
+ * agreement, where allclose was never the test. */
+static il_status negate_output(il_graph *g, il_pass_stats *st) {
+    int y = g->outputs[0], pre = il_graph_new_value(g, "pre_negate");
+    int k = g->values[y].producer;
+    for (int i = 0; i < g->nodes[k].n_outputs; i++)
+        if (g->nodes[k].outputs[i] == y) g->nodes[k].outputs[i] = pre;
+    g->values[pre].producer = k;
+    il_graph_add_node(g, "Neg", "", "negate", 1, &pre, 1, &y);
+    il_pass_count(st, "outputs negated", 1);
+    return IL_OK;
+}
+
+static void test_lossy_verify(void) {
+    static const il_pass bad = {"test-lossy-negate", "a lossy pass that loses everything", negate_output, 1};
+    IL_ASSERT_OK(il_pass_register(&bad));
+    il_graph *g = small_cnn();
+    il_pass_opts o = {.verify = 1};
+    CU_ASSERT_EQUAL(il_pipeline_run(g, "test-lossy-negate", &o, NULL, 0, NULL), IL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "lossy pass 'test-lossy-negate' lost too much: top-1 agreement"));
+    il_graph_free(g);
+    /* int8 passes; a pass after it is compared with int8's result, not the FP32 model */
+    g = small_cnn();
+    IL_ASSERT_OK(il_pipeline_run(g, "int8,fold-constants", &o, NULL, 0, NULL));
+    CU_ASSERT(count(g, "QuantizeLinear") > 0);
+    il_graph_free(g);
+}
 
 static void test_cli_quantize(void) {
     char args[4096], out[16384];
@@ -586,6 +620,13 @@ static void test_cli_quantize(void) {
     if (rc) fprintf(stderr, "\n%s\n", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "verified (lossy): top-1 agreement"));
+    /* thresholds from the command line: a cosine of 1 is more than INT8 gives */
+    snprintf(args, sizeof args, "opt %s -p int8 --verify --min-cosine 1 -o %s", model, il_test_tmp("strict.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "lossy pass 'int8' lost too much"));
+    snprintf(args, sizeof args, "opt %s -p int8 --verify --min-agree 2 -o %s", model, il_test_tmp("strict.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--min-agree wants a number in (0, 1]"));
     snprintf(args, sizeof args, "opt %s -p int8 -o %s", q, il_test_tmp("again.onnx"));
     CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "nodes -> "));
@@ -597,4 +638,5 @@ IL_SUITE("quantize", {"quantize rounding and saturation", test_quantize_rounding
          {"calibrator registry and cache", test_calibrator_registry_and_cache}, {"QDQ rewrite", test_qdq_structure},
          {"Concat shares its scale", test_concat_shares_scales},
          {"analyze and target-drop", test_analyze_and_tune}, {"dynamic", test_dynamic},
-         {"teacher end to end", test_teacher_end_to_end}, {"cli", test_cli_quantize})
+         {"teacher end to end", test_teacher_end_to_end},
+         {"lossy passes under --verify", test_lossy_verify}, {"cli", test_cli_quantize})
