@@ -20,6 +20,9 @@
 #   BIN [build/inferlab]  DB [cpu_vs_ort.db]  TABLE [docs/cpu_speed_table.md]  WORK [a temp dir]
 #   BATCHES [1,8]  THREADS [1,2]  TRIALS [3]  MIN_SECONDS [0.5]  MIN_QUERIES [5]
 #   TASKSET: a CPU list ("0,1") to pin every process to (the GPU machine's 16 cores: 2 of them)
+#   WAIT [auto]: bench's --wait for every run (spin: OpenMP threads busy-wait, as the demo measures;
+#     auto lets bench choose by the machine's load, which on a busy machine means passive)
+#   RUNS [A,B]: which runs to make per model (A: O0, O2 and ORT; B: O2 timed and ORT)
 #   TABLE_ONLY=1: only redraw the table from DB
 set -eu
 cd "$(dirname "$0")/.."
@@ -31,6 +34,8 @@ THREADS=${THREADS:-1,2}
 TRIALS=${TRIALS:-3}
 MIN_SECONDS=${MIN_SECONDS:-0.5}
 MIN_QUERIES=${MIN_QUERIES:-5}
+WAIT=${WAIT:-auto}
+RUNS=${RUNS:-A,B}
 PY=/usr/bin/python3
 PIN=""
 [ -n "${TASKSET:-}" ] && PIN="taskset -c $TASKSET"
@@ -71,11 +76,15 @@ variants:
     engine: onnxruntime
 EOF
         sed -e 's/^name: .*/name: cpu-vs-ort timed/' -e 's/pipeline: \[O0, O2\]/pipeline: O2/' "$WORK/a.yaml" >"$WORK/b.yaml"
-        common="--db $DB --cache $WORK/cache --trials $TRIALS --min-seconds $MIN_SECONDS --min-queries $MIN_QUERIES --quiet"
-        # shellcheck disable=SC2086
-        $PIN "$BIN" bench --experiment "$WORK/a.yaml" $common
-        # shellcheck disable=SC2086
-        $PIN "$BIN" bench --experiment "$WORK/b.yaml" $common --tactics timed --timing-cache "$WORK/timing.cache"
+        common="--db $DB --cache $WORK/cache --trials $TRIALS --min-seconds $MIN_SECONDS --min-queries $MIN_QUERIES --wait $WAIT --quiet"
+        case ",$RUNS," in *,A,*)
+            # shellcheck disable=SC2086
+            $PIN "$BIN" bench --experiment "$WORK/a.yaml" $common ;;
+        esac
+        case ",$RUNS," in *,B,*)
+            # shellcheck disable=SC2086
+            $PIN "$BIN" bench --experiment "$WORK/b.yaml" $common --tactics timed --timing-cache "$WORK/timing.cache" ;;
+        esac
     done
 fi
 

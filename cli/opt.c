@@ -52,6 +52,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: inferlab opt MODEL.onnx (-p PIPELINE | -O0..-O3) -o OUT.onnx [--verify] [--stats]\n"
                "                    [--dump-after NAME|all] [--plugin P.so]... [--portable]\n"
                "                    [--batch N] [--dim NAME=V] [--shape NAME=DIMS] [--seed S] [--rtol R] [--atol A]\n"
+               "                    [--min-agree A] [--min-cosine C]\n"
                "  -p             comma-separated pass names (`inferlab passes` lists them)\n"
                "  --verify       after each pass: the IR verifier, then outputs against the original model\n"
                "                 on fresh random inputs (ids within their tables, masks of ones): float32\n"
@@ -59,6 +60,8 @@ static void usage(FILE *f) {
                "                 atol 1e-4), cosine >= 1 - 10 rtol, and each row's top-1 unchanged; stops at the\n"
                "                 first pass that breaks equivalence. Outputs that are constant or zero (inputs\n"
                "                 scaled up to x100 first) cannot verify anything: that is an error, not a pass\n"
+               "                 Lossy passes (int8) are held to top-1 agreement and cosine instead, on the\n"
+               "                 model's evaluation data: --min-agree (0.97) and --min-cosine (0.98)\n"
                "  --stats        per pass: nodes before/after, what it rewrote, time\n"
                "  --portable     write only standard ONNX ops (fused ops are lowered back)\n"
                "  --shape NAME=DIMS  fix an input's shape (e.g. input=1x3x224x224) before the passes, so\n"
@@ -69,7 +72,7 @@ int cmd_opt(int argc, char **argv) {
     const char *path = NULL, *out = NULL, *pipeline = NULL, *dump = NULL;
     int verify = 0, stats = 0, portable = 0, nb = 0;
     long long batch = 0, seed = 1;
-    double rtol = 0, atol = 0;
+    double rtol = 0, atol = 0, min_agree = 0, min_cos = 0;
     il_bind binds[16];
     const char *shapes[16];
     int n_shapes = 0;
@@ -101,6 +104,15 @@ int cmd_opt(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) { if (!cli_int(a, val, &seed)) return 2; i++; }
         else if (!strcmp(a, "--rtol")) { if (!cli_double(a, val, &rtol) || rtol < 0) return 2; i++; }
         else if (!strcmp(a, "--atol")) { if (!cli_double(a, val, &atol) || atol < 0) return 2; i++; }
+        else if (!strcmp(a, "--min-agree") || !strcmp(a, "--min-cosine")) {
+            double v;
+            if (!cli_double(a, val, &v) || !(v > 0 && v <= 1)) {
+                fprintf(stderr, "inferlab opt: %s wants a number in (0, 1]\n", a);
+                return 2;
+            }
+            *(!strcmp(a, "--min-agree") ? &min_agree : &min_cos) = v;
+            i++;
+        }
         else if (!strcmp(a, "--dim")) { if (!cli_add_bind(val, binds, &nb)) return 2; i++; }
         else if (!strcmp(a, "--shape")) {
             if (!val || n_shapes >= 16) { fprintf(stderr, "inferlab opt: --shape expects NAME=DIMS\n"); return 2; }
@@ -131,6 +143,7 @@ int cmd_opt(int argc, char **argv) {
         return cli_fail(st, path);
     }
     il_pass_opts o = {.verify = verify, .stats = stats, .dump_after = dump, .rtol = rtol, .atol = atol,
+                      .lossy_agree = min_agree, .lossy_cosine = min_cos,
                       .batch = batch, .binds = binds, .n_binds = nb, .seed = (uint64_t)seed, .log = stdout};
     int before = il_graph_live_nodes(g);
     double t0 = il_now();

@@ -222,6 +222,20 @@ static void node_key(const il_kctx *c, const char *backend, char *key, size_t n)
 
 /* ---------------------------------------------------------------- timing */
 
+/* A tensor of v's shape whose buffer can hold it in the native layout (il_blocked_bytes, more
+ * than the plain bytes where channels are padded). Only for timing: the random fill may land in
+ * padding that a native layout wants zero, and the outputs are thrown away. */
+static il_tensor *native_tensor(const il_tensor *v, int native) {
+    size_t plain = il_tensor_bytes(v);
+    if (!native || il_blocked_bytes(v) <= plain) return il_tensor_new(v->dtype, v->rank, v->dims);
+    int64_t one = (int64_t)((il_blocked_bytes(v) + il_dtype_size(v->dtype) - 1) / il_dtype_size(v->dtype));
+    il_tensor *t = il_tensor_new(v->dtype, 1, &one);
+    if (!t) return NULL;
+    t->rank = v->rank; /* the logical shape over the larger buffer: numel only shrinks */
+    memcpy(t->dims, v->dims, sizeof t->dims);
+    return t;
+}
+
 /* Seconds per run of kernel kn on node k (the minimum of a few runs after one warm-up), or a
  * negative value when it cannot be timed here (unknown shapes, data-dependent outputs, the
  * kernel failing on random data). */
@@ -233,22 +247,30 @@ static double time_kernel(il_plan *p, int k, const il_kernel *kn, const il_kctx 
     void *state = NULL, *ws = NULL;
     size_t wsb = 0;
     uint64_t rng = 0x9E3779B97F4A7C15ull ^ (uint64_t)k;
+    /* a kernel that can keep its activations in the native layout is timed as it runs inside a
+     * chain of such kernels (plan_layout.c), without the reorders a plain neighbour would cost it:
+     * timed in plain layouts, it lost every cheap conv to a plain kernel, which broke the chains */
+    uint32_t bin = 0, bout = 0;
+    if (kn->layouts) kn->layouts(view, &bin, &bout);
+    bin &= ~(uint32_t)view->const_mask;
     for (int i = 0; i < n->n_inputs; i++) {
         const il_tensor *v = view->in[i];
         if (!v) continue;
         if (!il_shape_known(v) || !il_dtype_size(v->dtype)) goto out;
         if (v->data) { in[i] = (il_tensor *)v; continue; }
-        if (!(mine[i] = il_tensor_new(v->dtype, v->rank, v->dims))) goto out;
+        if (!(mine[i] = native_tensor(v, i < 32 && (bin >> i & 1)))) goto out;
         il_tensor_fill_input(mine[i], &rng);
         in[i] = mine[i];
     }
     for (int i = 0; i < n->n_outputs; i++) {
         const il_tensor *v = view->out[i];
         if (!v) continue;
-        if (!il_shape_known(v) || !il_dtype_size(v->dtype) || !(out[i] = il_tensor_new(v->dtype, v->rank, v->dims)))
+        if (!il_shape_known(v) || !il_dtype_size(v->dtype) || !(out[i] = native_tensor(v, i < 32 && (bout >> i & 1))))
             goto out;
     }
     il_kctx c = *view;
+    c.blocked_in = bin;
+    c.blocked_out = bout;
     c.in = in;
     c.out = out;
     if (kn->prepare && kn->prepare(&c, &state, &wsb)) goto out;

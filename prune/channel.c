@@ -1,6 +1,6 @@
 /*
  * channel.c - channel pruning: the dependency analysis that says which channels must be removed
- * together, the filter-norm scores and the choice of what to remove (the rewrite itself is
+ * together and the filter-norm scores (the choice of what to remove and the rewrite are
  * channel_apply.c; the whole idea is told in channel.h and channel_int.h).
  *
  * Nodes are visited in topological order. Each visit reads the maps of the node's inputs, records
@@ -19,7 +19,7 @@ int ch_find(ch_ctx *x, int e) {
     return e;
 }
 
-static int lfind(ch_ctx *x, int l) {
+int ch_lfind(ch_ctx *x, int l) {
     while (x->lparent[l] != l) l = x->lparent[l] = x->lparent[x->lparent[l]];
     return l;
 }
@@ -48,7 +48,7 @@ static void unite(ch_ctx *x, int a, int b) {
     x->score[a] += x->score[b];
     x->fixed[a] |= x->fixed[b];
     int la = x->layer[a], lb = x->layer[b];
-    if (la >= 0 && lb >= 0) x->lparent[lfind(x, lb)] = lfind(x, la);
+    if (la >= 0 && lb >= 0) x->lparent[ch_lfind(x, lb)] = ch_lfind(x, la);
     else if (la < 0) x->layer[a] = lb;
 }
 
@@ -277,6 +277,10 @@ static void visit_elementwise(ch_ctx *x, int k) {
     for (int i = 0; i < n->n_inputs; i++) {
         ch_map *m = map_of(x, n->inputs[i]);
         if (!m || m->n <= 1) continue;
+        if (info(x, n->inputs[i])->rank < 0) {
+            block(x, n);
+            return;
+        }
         int pe = info(x, n->inputs[i])->rank - m->axis;
         if (!ref) ref = m, from_end = pe;
         else if (pe != from_end || m->n != ref->n) {
@@ -341,7 +345,9 @@ static void pass_through(ch_ctx *x, const il_node *n, int axis) {
     if (!strcmp(n->op_type, "Dropout")) set_out(x, n, 1, map_axis(x, m, axis));
 }
 
-static int used(const ch_ctx *x, int v) { return v >= 0 && (x->g->values[v].is_output || il_graph_consumers(x->g, v, NULL, 0) > 0); }
+static int used(const ch_ctx *x, int v) {
+    return v >= 0 && (x->g->values[v].is_output || il_graph_consumers(x->g, v, NULL, 0) > 0);
+}
 
 /* Pools and Resize/Upsample act on spatial dims; a MaxPool's Indices (flat positions that count
  * channels) and a Resize to explicit sizes (they name the channel count) stop the analysis. */
@@ -536,53 +542,7 @@ static void visit(ch_ctx *x, int k) {
     else block(x, n);
 }
 
-/* ---------------------------------------------------------------- the choice */
-
-typedef struct {
-    int unit, cls;
-    double score;
-} cand;
-
-static int by_unit_score(const void *pa, const void *pb) {
-    const cand *a = pa, *b = pb;
-    if (a->unit != b->unit) return a->unit < b->unit ? -1 : 1;
-    if (a->score != b->score) return a->score < b->score ? -1 : 1;
-    return a->cls < b->cls ? -1 : a->cls > b->cls;
-}
-
-/* Per unit, the floor(ratio * classes) prunable classes of lowest score, never every class. */
-static void choose(ch_ctx *x, float ratio, il_channel_report *r) {
-    cand *c = malloc((size_t)(x->n_el + 1) * sizeof *c);
-    unsigned char *seen = calloc((size_t)x->n_el + 1, 1);
-    int nc = 0;
-    for (int e = 0; e < x->n_el; e++) {
-        int root = ch_find(x, e);
-        if (seen[root] || x->layer[root] < 0) continue;
-        seen[root] = 1;
-        c[nc++] = (cand){lfind(x, x->layer[root]), root, x->score[root]};
-    }
-    qsort(c, (size_t)nc, sizeof *c, by_unit_score);
-    for (int i = 0; i < nc;) {
-        int j = i, prunable = 0;
-        while (j < nc && c[j].unit == c[i].unit) prunable += !x->fixed[c[j++].cls];
-        int64_t want = (int64_t)floor((double)ratio * (j - i) + 1e-9);
-        if (want > prunable) want = prunable;
-        if (want > j - i - 1) want = j - i - 1;
-        for (int t = i; t < j && want > 0; t++)
-            if (!x->fixed[c[t].cls]) {
-                x->removed[c[t].cls] = 1;
-                want--;
-                r->removed++;
-            }
-        r->channels += prunable;
-        r->units += prunable > 0;
-        i = j;
-    }
-    free(c);
-    free(seen);
-}
-
-il_status ch_analyze(ch_ctx *x, float ratio, il_channel_report *r) {
+il_status ch_analyze(ch_ctx *x) {
     il_graph *g = x->g;
     int *order = malloc((size_t)(g->n_nodes + 1) * sizeof(int)), m = 0;
     il_status st = il_graph_topo_order(g, order, &m);
@@ -602,15 +562,14 @@ il_status ch_analyze(ch_ctx *x, float ratio, il_channel_report *r) {
     for (int i = 0; i < g->n_inputs && !st; i++) {
         int v = g->inputs[i];
         const il_tensor *t = info(x, v);
-        if (!g->values[v].constant && t->rank >= 2 && t->dims[1] > 0) x->map[v] = map_fresh(x, (int)t->dims[1], 1, -1, 1);
+        if (!g->values[v].constant && t->rank >= 2 && t->dims[1] > 0)
+            x->map[v] = map_fresh(x, (int)t->dims[1], 1, -1, 1);
     }
     for (int j = 0; j < m && !st; j++) visit(x, order[j]);
     for (int i = 0; i < g->n_outputs; i++) fix_map(x, map_of(x, g->outputs[i]));
     free(order);
     if (st) return st;
-    x->removed = calloc((size_t)x->n_el + 1, 1);
     for (int e = 0; e < x->n_el; e++) ch_find(x, e);
-    choose(x, ratio, r);
     return IL_OK;
 }
 

@@ -1,13 +1,63 @@
 /*
- * channel_apply.c - the rewrite of channel pruning (channel.h): the constants the analysis
- * (channel.c) listed are sliced (or, in ZERO mode, the readers' weights zeroed), then the shapes
- * of every computed value are inferred again, unused constants dropped, the graph verified and
- * the recipe written. Also the two public entry points.
+ * channel_apply.c - the choice and the rewrite of channel pruning (channel.h): per unit, the
+ * lowest-scored classes of the analysis (channel.c) go; the constants it listed are sliced (or,
+ * in ZERO mode, the readers' weights zeroed), then the shapes of every computed value are
+ * inferred again, unused constants dropped, the graph verified and the recipe written. Also the
+ * two public entry points.
  */
 #include "channel_int.h"
 
-#include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
+
+/* ---------------------------------------------------------------- the choice */
+
+typedef struct {
+    int unit, cls;
+    double score;
+} cand;
+
+static int by_unit_score(const void *pa, const void *pb) {
+    const cand *a = pa, *b = pb;
+    if (a->unit != b->unit) return a->unit < b->unit ? -1 : 1;
+    if (a->score != b->score) return a->score < b->score ? -1 : 1;
+    return a->cls < b->cls ? -1 : a->cls > b->cls;
+}
+
+/* Per unit, the floor(ratio * classes) prunable classes of lowest score, never every class. */
+void ch_choose(ch_ctx *x, float ratio, il_channel_report *r) {
+    x->removed = calloc((size_t)x->n_el + 1, 1);
+    cand *c = malloc((size_t)(x->n_el + 1) * sizeof *c);
+    unsigned char *seen = calloc((size_t)x->n_el + 1, 1);
+    int nc = 0;
+    for (int e = 0; e < x->n_el; e++) {
+        int root = ch_find(x, e);
+        if (seen[root] || x->layer[root] < 0) continue;
+        seen[root] = 1;
+        c[nc++] = (cand){ch_lfind(x, x->layer[root]), root, x->score[root]};
+    }
+    qsort(c, (size_t)nc, sizeof *c, by_unit_score);
+    for (int i = 0; i < nc;) {
+        int j = i, prunable = 0;
+        while (j < nc && c[j].unit == c[i].unit) prunable += !x->fixed[c[j++].cls];
+        int64_t want = (int64_t)floor((double)ratio * (j - i) + 1e-9);
+        if (want > prunable) want = prunable;
+        if (want > j - i - 1) want = j - i - 1;
+        for (int t = i; t < j && want > 0; t++)
+            if (!x->fixed[c[t].cls]) {
+                x->removed[c[t].cls] = 1;
+                want--;
+                r->removed++;
+            }
+        r->channels += prunable;
+        r->units += prunable > 0;
+        i = j;
+    }
+    free(c);
+    free(seen);
+}
+
+/* ---------------------------------------------------------------- the rewrite */
 
 /* Positions of value v's map whose channel stays; their count is returned, keep has m->n slots. */
 static int kept(ch_ctx *x, int v, int *keep) {
@@ -171,20 +221,23 @@ il_status il_prune_channels_ex(il_graph *g, float ratio, int norm, const char *c
                                il_channel_mode mode, il_channel_report *report) {
     il_channel_report r = {0};
     if (!g) return il_error(IL_ERR_INVALID, "channel pruning: no graph");
-    if (!(ratio >= 0 && ratio < 1)) return il_error(IL_ERR_INVALID, "channel pruning: ratio %g is outside [0, 1)", ratio);
+    if (!(ratio >= 0 && ratio < 1))
+        return il_error(IL_ERR_INVALID, "channel pruning: ratio %g is outside [0, 1)", ratio);
     if (norm != 1 && norm != 2) return il_error(IL_ERR_INVALID, "channel pruning: norm must be 1 or 2, got %d", norm);
     ch_ctx x = {.g = g, .norm = norm, .exclude = exclude, .n_exclude = n_exclude};
     il_status st = il_infer_shapes(g, 0, NULL, 0, &x.s);
     if (st) return il_error_wrap(st, "channel pruning: ");
     r.params_before = ch_param_count(g);
-    st = ch_analyze(&x, ratio, &r);
+    st = ch_analyze(&x);
+    if (!st) ch_choose(&x, ratio, &r);
     for (int i = 0; !st && i < n_exclude; i++) {
         int found = !strcmp(exclude[i], "first") || !strcmp(exclude[i], "last");
         for (int k = 0; k < g->n_nodes && !found; k++) {
             int w = g->nodes[k].n_inputs > 1 ? g->nodes[k].inputs[1] : -1;
             found = !strcmp(g->nodes[k].name, exclude[i]) || (w >= 0 && !strcmp(g->values[w].name, exclude[i]));
         }
-        if (!found) st = il_error(IL_ERR_INVALID, "channel pruning: --exclude '%s' names no node or weight", exclude[i]);
+        if (!found)
+            st = il_error(IL_ERR_INVALID, "channel pruning: --exclude '%s' names no node or weight", exclude[i]);
     }
     if (!st) st = ch_apply(&x, mode);
     ch_ctx_free(&x);

@@ -65,12 +65,15 @@ static inline int64_t dims_prod(const int64_t *dims, int from, int to) {
 static inline int shape_known(const il_tensor *t) { return t->rank >= 0 && il_shape_numel(t->rank, t->dims) >= 0; }
 
 /* channel.c */
-int ch_find(ch_ctx *x, int e);
-/* The analysis of g (x->g, x->s set), the choice of removed classes, and x->removed filled. */
-il_status ch_analyze(ch_ctx *x, float ratio, il_channel_report *r);
+int ch_find(ch_ctx *x, int e);   /* the class of element e */
+int ch_lfind(ch_ctx *x, int l);  /* the unit of layer (node) l */
+/* The analysis of g (x->g, x->s set): elements, classes, maps and actions. */
+il_status ch_analyze(ch_ctx *x);
 void ch_ctx_free(ch_ctx *x);
 
-/* channel_apply.c: the actions, then (REMOVE) shapes inferred again, compaction, verification. */
+/* channel_apply.c: the choice (x->removed, counted in r), then the actions, then (REMOVE)
+ * shapes inferred again, compaction, verification. */
+void ch_choose(ch_ctx *x, float ratio, il_channel_report *r);
 il_status ch_apply(ch_ctx *x, il_channel_mode mode);
 /* Elements of every constant of g. */
 int64_t ch_param_count(const il_graph *g);

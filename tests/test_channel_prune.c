@@ -205,8 +205,8 @@ static void test_conv_bn_conv(void) {
     il_channel_report r;
     il_graph *p = prune_checked(g, 0.5f, 1, NULL, 0, 1, 1e-5, &r);
     CU_ASSERT_EQUAL(r.removed, 4);
-    CHECK_DIMS(p, {"c1", 1, 0, 4}, {"c1", 2, 0, 4}, {"bn1", 1, 0, 4}, {"bn1", 2, 0, 4}, {"bn1", 3, 0, 4}, {"bn1", 4, 0, 4},
-               {"c2", 1, 1, 4}, {"c2", 1, 0, 4} /* a graph output keeps its channels */);
+    CHECK_DIMS(p, {"c1", 1, 0, 4}, {"c1", 2, 0, 4}, {"bn1", 1, 0, 4}, {"bn1", 2, 0, 4}, {"bn1", 3, 0, 4},
+               {"bn1", 4, 0, 4}, {"c2", 1, 1, 4}, {"c2", 1, 0, 4} /* a graph output keeps its channels */);
     /* kept: the scales 5..8, i.e. channels c with (5c) % 8 >= 4, in their original order */
     const il_tensor *pw = const_of(p, "c1", 1);
     int j = 0;
@@ -403,7 +403,8 @@ static void test_zoo(void) {
         const char *path = il_test_tmp(i ? "mv2_pruned.onnx" : "r18_pruned.onnx");
         IL_ASSERT_OK(il_onnx_save(p, path));
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, IL_PY " -c 'import onnx; onnx.checker.check_model(onnx.load(\"%s\"), full_check=True)'", path);
+        snprintf(cmd, sizeof cmd,
+                 IL_PY " -c 'import onnx; onnx.checker.check_model(onnx.load(\"%s\"), full_check=True)'", path);
         if (il_test_have_python("onnx")) CU_ASSERT_EQUAL(system(cmd), 0);
         if (system("node -e \"require('./node_modules/onnxruntime-node')\" >/dev/null 2>&1") == 0) {
             il_tensor *x = il_tensor_new(IL_F32, 4, (int64_t[]){2, 3, 32, 32});
@@ -411,7 +412,8 @@ static void test_zoo(void) {
             const char *xin = il_test_tmp("prune_x.npy"), *yout = il_test_tmp("prune_y.npy");
             IL_ASSERT_OK(il_tensor_save_npy(x, xin));
             snprintf(cmd, sizeof cmd,
-                     "node bench/peers/ort_bench.js --model %s --batch 2 --threads 1 --eval-in %s --eval-out %s >/dev/null",
+                     "node bench/peers/ort_bench.js --model %s --batch 2 --threads 1 --eval-in %s --eval-out %s"
+                     " >/dev/null",
                      path, xin, yout);
             CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
             il_tensor *yo = NULL, *ours = run(p, x, 0);

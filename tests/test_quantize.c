@@ -499,8 +499,10 @@ static void test_teacher_end_to_end(void) {
     snprintf(cmd, sizeof cmd,
              "node bench/peers/ort_bench.js --model %s --threads 1 --batch 50 --eval-in %s --eval-out %s >/dev/null 2>&1",
              qpath, xin, yort);
-    if (access("node_modules/onnxruntime-node", R_OK) || system(cmd)) {
+    if (access("node_modules/onnxruntime-node", R_OK) || system("command -v node >/dev/null 2>&1")) {
         printf("skipped ONNX Runtime: node or onnxruntime-node missing (make deps) ");
+    } else if (system(cmd)) {
+        CU_FAIL("ONNX Runtime could not run the exported QDQ model");
     } else {
         il_tensor *yo, **yi;
         int ny;
@@ -618,6 +620,13 @@ static void test_cli_quantize(void) {
     if (rc) fprintf(stderr, "\n%s\n", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "verified (lossy): top-1 agreement"));
+    /* thresholds from the command line: a cosine of 1 is more than INT8 gives */
+    snprintf(args, sizeof args, "opt %s -p int8 --verify --min-cosine 1 -o %s", model, il_test_tmp("strict.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "lossy pass 'int8' lost too much"));
+    snprintf(args, sizeof args, "opt %s -p int8 --verify --min-agree 2 -o %s", model, il_test_tmp("strict.onnx"));
+    CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--min-agree wants a number in (0, 1]"));
     snprintf(args, sizeof args, "opt %s -p int8 -o %s", q, il_test_tmp("again.onnx"));
     CU_ASSERT_EQUAL(il_test_cli(args, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "nodes -> "));

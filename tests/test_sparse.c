@@ -130,7 +130,8 @@ static void test_fused_conv(void) {
             op_case *o = fused_case("FusedConv", 4);
             il_node_set_ints(o->g, o->k, "pads", 4, D(1, 1, 1, 1));
             if (acts[a]) il_node_set_string(o->g, o->k, "activation", acts[a]);
-            if (acts[a] && !strcmp(acts[a], "Clip")) il_node_set_floats(o->g, o->k, "activation_params", 2, (float[]){0, 0.5f});
+            if (acts[a] && !strcmp(acts[a], "Clip"))
+                il_node_set_floats(o->g, o->k, "activation_params", 2, (float[]){0, 0.5f});
             op_in(o, 0, rnd(IL_F32, 4, D(2, 4, 6, 5), -1, 1));
             op_in(o, 1, sparse_w(4, D(6, 4, 3, 3), levels[l]));
             op_in(o, 2, rnd(IL_F32, 1, D(6), -1, 1));

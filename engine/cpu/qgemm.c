@@ -288,9 +288,11 @@ void il_qgemm(const il_qweights *w, const uint8_t *xp, int64_t n, const il_qepi 
     int64_t panels = (w->m + im->mr - 1) / im->mr, strips = il_qx_strips(n);
     int64_t groups = (strips + im->nv - 1) / im->nv, sb = w->k4 * 64, tasks = groups * panels;
     if (threads < 1) threads = 1;
-    /* strip-group major: consecutive tasks (one thread's share) reuse one packed X block from
-     * cache against every weight panel */
-#pragma omp parallel for num_threads(threads) if (threads > 1 && tasks > 1) schedule(static)
+    /* strip-group major: consecutive tasks reuse one packed X block from cache against every
+     * weight panel; handed out in chunks of a few, so a thread that loses its core on a shared
+     * machine does not hold back a fixed share */
+    int64_t chunk = tasks / (8 * (int64_t)threads) > 1 ? tasks / (8 * (int64_t)threads) : 1;
+#pragma omp parallel for num_threads(threads) if (threads > 1 && tasks > 1) schedule(dynamic, chunk)
     for (int64_t t = 0; t < tasks; t++) {
         int32_t tile[8 * IL_QTILE_LD] __attribute__((aligned(64)));
         int64_t g = t / panels, p = t % panels, s = g * im->nv;

@@ -237,7 +237,9 @@ static il_status qconv_run(il_kctx *c) {
     size_t wsz = s->col_b + s->xp_b + s->cs_b;
     if (s->osp == 0 || s->cg.m == 0) return IL_OK;
     if (s->per_image) {
-#pragma omp parallel for num_threads(s->threads) schedule(static)
+        /* images handed out one at a time: on a shared machine a thread that loses its core
+         * for a while no longer holds back a fixed half of the batch */
+#pragma omp parallel for num_threads(s->threads) schedule(dynamic, 1)
         for (int64_t i = 0; i < n; i++) qconv_image(s, x + i * xs, y + i * ys, ws + (size_t)omp_get_thread_num() * wsz, 1);
     } else {
         for (int64_t i = 0; i < n; i++) qconv_image(s, x + i * xs, y + i * ys, ws, s->threads);

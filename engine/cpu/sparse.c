@@ -49,6 +49,13 @@ static void csr_free(sp_csr *a) {
     free(a->val);
 }
 
+/* The release of both kernels' states, whose first member is their sp_csr. */
+static void sp_release(void *state) {
+    if (!state) return;
+    csr_free(state);
+    free(state);
+}
+
 /* A weight seen as rows x cols with element (r, c) at r*rs + c*cs, nonzero (r, c) read at
  * coff[c]; values scaled by alpha. */
 static il_status csr_build(sp_csr *a, const float *w, int64_t rows, int64_t cols, int64_t rs, int64_t cs,
@@ -206,7 +213,7 @@ static int act_ok(const il_kctx *c) {
  * column wp / sw of a Hq x Wq plane. Tap (kh, kw) then reads one phase plane with unit stride, at
  * offset (kh*dh / sh) rows and (kw*dw / sw) columns, for every output (oh, ow) at q = oh*Wq + ow. */
 typedef struct {
-    sp_csr a;
+    sp_csr a; /* first: sp_release frees it */
     il_act act;
     int64_t n, C, H, W, M, OH, OW, sh, sw, Hq, Wq, pt, pl;
     int64_t Q;        /* outputs per channel as computed: (OH-1)*Wq + OW rounded up to 16 */
@@ -215,12 +222,6 @@ typedef struct {
     uint32_t used[32]; /* bit pw of used[ph]: some tap reads phase (ph, pw) */
 } sconv_state;
 
-static void sconv_release(void *p) {
-    sconv_state *s = p;
-    if (!s) return;
-    csr_free(&s->a);
-    free(s);
-}
 
 static int sconv_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *w = il_in(c, 1), *b = il_in(c, 2), *z = il_in(c, 3);
@@ -264,7 +265,8 @@ static il_status sconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     s->xp_size = s->C * phases * plane > last + s->Q ? s->C * phases * plane : last + s->Q;
     if (s->xp_size >= INT32_MAX || s->OH * s->OW == 0 || s->sh > 32 || s->sw > 32) {
         free(s);
-        return il_kerr(c, IL_ERR_UNSUPPORTED, "sparse: input too large for 32-bit offsets, strides over 32 or an empty output");
+        return il_kerr(c, IL_ERR_UNSUPPORTED,
+                       "sparse: input too large for 32-bit offsets, strides over 32 or an empty output");
     }
     int64_t cols = s->C * KH * KW, *coff = malloc((size_t)cols * sizeof *coff);
     if (!coff) {
@@ -281,7 +283,7 @@ static il_status sconv_prepare(il_kctx *c, void **state, size_t *workspace) {
     st = csr_build(&s->a, Wt->data, s->M, cols, cols, 1, coff, 1.0f);
     free(coff);
     if (st) {
-        sconv_release(s);
+        sp_release(s);
         return il_kerr(c, IL_ERR_OOM, "out of memory for the compressed weight");
     }
     *workspace = (size_t)(s->direct ? 0 : s->xp_size + s->M * s->Q) * sizeof(float);
@@ -336,7 +338,7 @@ static il_status sconv_run(il_kctx *c) {
 /* ---------------------------------------------------------------- Gemm, MatMul and fused forms */
 
 typedef struct {
-    sp_csr a;
+    sp_csr a; /* first: sp_release frees it */
     il_act act;
     int64_t M, N, K;
     int vec, ta;      /* vec: A' [K, Mp] is the input, M the vector axis (Mp: M rounded up to 16) */
@@ -346,12 +348,6 @@ typedef struct {
     int64_t cs[2];    /* the bias C's broadcast strides over [M, N]; 0, 0 without one */
 } smm_state;
 
-static void smm_release(void *p) {
-    smm_state *s = p;
-    if (!s) return;
-    csr_free(&s->a);
-    free(s);
-}
 
 static int is_gemm(const il_kctx *c) { return strstr(c->node->op_type, "Gemm") != NULL; }
 
@@ -399,7 +395,7 @@ static il_status smm_prepare(il_kctx *c, void **state, size_t *workspace) {
     st = csr_build(&s->a, B->data, s->N, s->K, tb ? s->K : 1, tb ? 1 : s->N, coff, alpha);
     free(coff);
     if (st) {
-        smm_release(s);
+        sp_release(s);
         return il_kerr(c, IL_ERR_OOM, "out of memory for the compressed weight");
     }
     *workspace = s->vec ? (size_t)((s->copy ? s->K * s->Mp : 0) + s->N * s->Mp) * sizeof(float) : 0;
@@ -443,20 +439,20 @@ static il_status smm_run(il_kctx *c) {
     return IL_OK;
 }
 
-#define SPARSE(dom, op_, sup, prep, run_, rel, what)                                                                 \
+#define SPARSE(dom, op_, sup, prep, run_, what)                                                                 \
     {.domain = dom, .op = op_, .backend = "cpu", .name = "sparse", .dtypes = IL_DT(IL_F32), .priority = 1,          \
-     .supports = sup, .prepare = prep, .run = run_, .release = rel,                                                 \
+     .supports = sup, .prepare = prep, .run = run_, .release = sp_release,                                          \
      .doc = "constant weight with >= 50% zeros in CSR (prepared once), " what "; only --tactics timed picks it"}
 
 const il_kernel il_kernels_sparse[] = {
-    SPARSE("", "Conv", sconv_supports, sconv_prepare, sconv_run, sconv_release, "direct over a zero-padded, stride-phase-split input"),
-    SPARSE("ai.inferlab", "FusedConv", sconv_supports, sconv_prepare, sconv_run, sconv_release,
+    SPARSE("", "Conv", sconv_supports, sconv_prepare, sconv_run, "direct over a zero-padded, stride-phase-split input"),
+    SPARSE("ai.inferlab", "FusedConv", sconv_supports, sconv_prepare, sconv_run,
            "direct over a zero-padded, stride-phase-split input, epilogue per channel"),
-    SPARSE("", "Gemm", smm_supports, smm_prepare, smm_run, smm_release, "sparse rows times A' (M >= 8) or dots"),
-    SPARSE("", "MatMul", smm_supports, smm_prepare, smm_run, smm_release, "sparse rows times A' (M >= 8) or dots"),
-    SPARSE("ai.inferlab", "FusedGemm", smm_supports, smm_prepare, smm_run, smm_release,
+    SPARSE("", "Gemm", smm_supports, smm_prepare, smm_run, "sparse rows times A' (M >= 8) or dots"),
+    SPARSE("", "MatMul", smm_supports, smm_prepare, smm_run, "sparse rows times A' (M >= 8) or dots"),
+    SPARSE("ai.inferlab", "FusedGemm", smm_supports, smm_prepare, smm_run,
            "sparse rows times A' (M >= 8) or dots, epilogue per row"),
-    SPARSE("ai.inferlab", "FusedMatMul", smm_supports, smm_prepare, smm_run, smm_release,
+    SPARSE("ai.inferlab", "FusedMatMul", smm_supports, smm_prepare, smm_run,
            "sparse rows times A' (M >= 8) or dots, epilogue per row"),
     {0},
 };
