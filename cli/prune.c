@@ -283,7 +283,13 @@ static il_status prune_channels(pargs *a, il_graph *g, il_channel_report *cr) {
 static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_report *cr) {
     il_status st;
     int channel = !strcmp(a->method, "channel");
-    if (channel && (st = prune_channels(a, *g, cr))) return cli_fail(st, a->model);
+    /* the unpruned model as its own teacher: copied before channels go (it learned from the
+     * pruned one, and stayed at chance, when this came after) */
+    il_graph *self = a->finetune && a->teacher && !strcmp(a->teacher, "self") ? il_graph_clone(*g) : NULL;
+    if (channel && (st = prune_channels(a, *g, cr))) {
+        il_graph_free(self);
+        return cli_fail(st, a->model);
+    }
     if (!a->finetune) {
         st = channel ? IL_OK : il_prune_apply(*g, &a->po, r);
         return st ? cli_fail(st, a->model) : 0;
@@ -291,8 +297,11 @@ static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_re
     il_dataset *d = NULL;
     il_preproc p;
     il_graph *teacher = NULL;
-    if ((st = cli_model_data(*g, a->data, IL_SPLIT_TRAIN, &d, &p))) return cli_fail(st, a->data);
-    if (a->teacher && !strcmp(a->teacher, "self")) teacher = il_graph_clone(*g);
+    if ((st = cli_model_data(*g, a->data, IL_SPLIT_TRAIN, &d, &p))) {
+        il_graph_free(self);
+        return cli_fail(st, a->data);
+    }
+    if (self) teacher = self;
     else if (a->teacher && !(teacher = cli_load(a->teacher))) {
         il_data_free(d);
         return 1;

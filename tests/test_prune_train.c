@@ -252,6 +252,13 @@ static void test_cli(void) {
     expect_json(o, "$.recipe.finetune_epochs", "1");
     expect_json(o, "$.recipe.layers.fc.asked", "0.9");
     expect_json(o, "$.recipe.layers.fc.achieved", "0.9"); /* the mask held through fine-tuning */
+    /* channels removed, then distilled from the unpruned model ("self"): it must learn from the
+     * dense teacher (about 75% on 1,024 images), not from itself pruned (chance, 10%) */
+    snprintf(args, sizeof args, "prune %s/fmnist_teacher.onnx -o %s --method channel --sparsity 0.5 --finetune 1 "
+             "--data fashion-mnist:train:1024 --teacher self --val fashion-mnist:test:500 --json", IL_TESTDATA, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    json_get(o, "$.pruned_top1", v, sizeof v);
+    CU_ASSERT(atof(v) > 0.4);
     /* criteria listed, a plugin's among them */
     snprintf(args, sizeof args, "prune --list --plugin %s", il_test_plugin("prune_random"));
     CU_ASSERT_EQUAL(il_test_cli(args, o, sizeof o), 0);
