@@ -314,6 +314,12 @@ il_status il_store_show(il_store *s, const char *run, FILE *f);
 il_status il_store_export_csv(il_store *s, const char *table, FILE *f);
 /* The underlying sqlite3* for reports and tests. */
 void *il_store_sqlite(il_store *s);
+/* Append n rows to a table of its own beside the runs (a pruning scan, an INT8 analysis) in the
+ * results database at path, created with the results schema when missing: create_sql (CREATE
+ * TABLE IF NOT EXISTS), then insert_sql once per row, bound by bind(stmt, i, ctx) with stmt a
+ * sqlite3_stmt*, all in one transaction. what names the rows in the error message. */
+il_status il_store_append_rows(const char *path, const char *what, const char *create_sql, const char *insert_sql,
+                               int n, void (*bind)(void *stmt, int i, void *ctx), void *ctx);
 
 /* ---------------------------------------------------------------- running */
 

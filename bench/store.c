@@ -516,3 +516,28 @@ il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {
     if (id) *id = rid;
     return exec(s, "COMMIT", "commit run");
 }
+
+il_status il_store_append_rows(const char *path, const char *what, const char *create_sql, const char *insert_sql,
+                               int n, void (*bind)(void *stmt, int i, void *ctx), void *ctx) {
+    il_store *s;
+    il_status st = il_store_open(path, &s);
+    if (st) return st;
+    sqlite3 *db = s->db;
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, create_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, insert_sql, -1, &q, NULL);
+    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+        sqlite3_reset(q);
+        bind(q, i, ctx);
+        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        st = il_error(IL_ERR_IO, "%s: writing %s: %s", path, what, sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    il_store_close(s);
+    return st;
+}

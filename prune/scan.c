@@ -87,45 +87,38 @@ static const char *const create_sql =
     " model TEXT NOT NULL, model_sha256 TEXT, layer TEXT NOT NULL, op TEXT, numel INTEGER, criterion TEXT,"
     " sparsity REAL NOT NULL, accuracy REAL NOT NULL, dense_accuracy REAL, data TEXT, samples INTEGER)";
 
+typedef struct {
+    const char *model, *sha, *criterion, *data;
+    int64_t samples;
+    double dense;
+    const il_prune_scan_point *p;
+} scan_rows;
+
+static void bind_scan_row(void *stmt, int i, void *ctx) {
+    sqlite3_stmt *q = stmt;
+    const scan_rows *r = ctx;
+    sqlite3_bind_text(q, 1, r->model, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, r->sha, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, r->p[i].layer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, r->p[i].op, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, r->p[i].numel);
+    sqlite3_bind_text(q, 6, r->criterion ? r->criterion : "magnitude", -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 7, r->p[i].sparsity);
+    sqlite3_bind_double(q, 8, r->p[i].accuracy);
+    sqlite3_bind_double(q, 9, r->dense);
+    sqlite3_bind_text(q, 10, r->data, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 11, r->samples);
+    sqlite3_bind_int(q, 12, i == 0); /* the first row opens the scan, the rest join it */
+}
+
 il_status il_prune_scan_save(const char *db_path, const char *model, const char *model_sha256, const char *criterion,
                              const char *data, int64_t samples, double dense, const il_prune_scan_point *p, int n) {
-    il_store *s;
-    il_status st = il_store_open(db_path, &s);
-    if (st) return st;
-    sqlite3 *db = il_store_sqlite(s);
-    sqlite3_stmt *q = NULL;
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, create_sql, NULL, NULL, NULL);
+    scan_rows r = {model, model_sha256, criterion, data, samples, dense, p};
     /* one number per scan, so that a reader takes one scan's curves when a file holds several */
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db,
+    return il_store_append_rows(db_path, "the scan to table prune_scan", create_sql,
                                 "INSERT INTO prune_scan(scan, created_at, model, model_sha256, layer, op, numel,"
                                 " criterion, sparsity, accuracy, dense_accuracy, data, samples) VALUES"
                                 " ((SELECT coalesce(max(scan), 0) + ?12 FROM prune_scan),"
                                 " strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                -1, &q, NULL);
-    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
-        sqlite3_reset(q);
-        sqlite3_bind_text(q, 1, model, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, model_sha256, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, p[i].layer, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, p[i].op, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 5, p[i].numel);
-        sqlite3_bind_text(q, 6, criterion ? criterion : "magnitude", -1, SQLITE_STATIC);
-        sqlite3_bind_double(q, 7, p[i].sparsity);
-        sqlite3_bind_double(q, 8, p[i].accuracy);
-        sqlite3_bind_double(q, 9, dense);
-        sqlite3_bind_text(q, 10, data, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 11, samples);
-        sqlite3_bind_int(q, 12, i == 0); /* the first row opens the scan, the rest join it */
-        rc = sqlite3_step(q) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
-    }
-    sqlite3_finalize(q);
-    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        st = il_error(IL_ERR_IO, "%s: writing the scan to table prune_scan: %s", db_path, sqlite3_errmsg(db));
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    il_store_close(s);
-    return st;
+                                n, bind_scan_row, &r);
 }
