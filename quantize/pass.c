@@ -1,9 +1,10 @@
 /*
  * pass.c - the lossy pass `int8`: calibrate with the harness's default data (Fashion-MNIST
  * training images for a model that takes 1x28x28 images, else random:64) and the entropy
- * calibrator, then rewrite the model into QDQ form, so `bench --pipeline O2,int8` and
- * `opt -p int8` quantize like `inferlab quantize MODEL` does with its defaults. Lossy: `opt
- * --verify` checks it by top-1 agreement and cosine, not by allclose.
+ * calibrator, then rewrite the model into QDQ form, so `opt -p int8` and `bench --pipeline
+ * int8+O2` quantize like `inferlab quantize MODEL` does with its defaults (in bench, -O2 after
+ * it is what turns the QDQ form into integer kernels: fuse-qdq). Lossy: `opt --verify` checks
+ * it by top-1 agreement and cosine, not by allclose.
  */
 #include "quant_int.h"
 
