@@ -31,6 +31,38 @@ il_status il_cuda_copy(void *dst, const void *src, size_t bytes);
 il_status il_cuda_zero(void *dst, size_t bytes);
 il_status il_cuda_sync(void);
 
+/* The process's one stream (a cudaStream_t) and cuBLAS handle (a cublasHandle_t), for kernels
+ * in other files; valid after il_cuda_init. */
+void *il_cuda_stream_ptr(void);
+void *il_cuda_blas_handle(void);
+/* The last launch's error as an inferlab error naming what (IL_OK when none): a kernel's run
+ * calls it after its launches, so a bad launch is reported at its node, not at the next sync. */
+il_status il_cuda_check(const char *what);
+
+/* Row-major C = alpha op(A) op(B) + beta C for `batch` products whose A, B, C lie sa, sb, sc
+ * elements apart. dt: IL_F32, IL_F16 or IL_BF16 for all three matrices (sums in float32);
+ * precision IL_PREC_TF32 lets float32 products use TF32 tensor cores, IL_PREC_FP32 keeps
+ * them exact. */
+il_status il_cuda_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
+                       int64_t sa, const void *b, int64_t ldb, int64_t sb, float beta, void *c, int64_t ldc,
+                       int64_t sc, int64_t batch, il_dtype dt, int precision);
+/* dst[i] = src[i] converted between IL_F32, IL_F16 and IL_BF16 (round to nearest even). */
+void il_cuda_convert(const void *src, il_dtype sdt, void *dst, il_dtype ddt, int64_t n);
+
+/* CUDA graphs on the stream (il_backend_iface.capture_begin ...). */
+il_status il_cuda_capture_begin(void);
+il_status il_cuda_capture_end(void **graph);
+il_status il_cuda_replay(void *graph);
+void il_cuda_graph_free(void *graph);
+/* Page-locked host memory, so copies to and from the device run at full speed and async. */
+void *il_cuda_host_alloc(size_t bytes);
+void il_cuda_host_free(void *p);
+/* Device memory in use on the device (all processes) and in total, from cudaMemGetInfo. */
+il_status il_cuda_mem_info(size_t *used, size_t *total);
+/* "driver 13.0, runtime 13.0, cuBLAS 130100" style versions, and the compute capability. */
+const char *il_cuda_versions(void);
+int il_cuda_cc(void);
+
 /* Row-major C = alpha op(A) op(B) + beta C, op = transpose when ta/tb (as il_sgemm). */
 il_status il_cuda_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
