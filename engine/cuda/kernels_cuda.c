@@ -20,7 +20,10 @@
 
 static int f32(const il_tensor *t) { return t && t->dtype == IL_F32 && il_shape_known(t); }
 
+/* float32 only: a half-precision plan places these nodes on the cpu (engine/cuda/ops_cuda.c
+ * and conv_cudnn.c have half kernels). */
 static int all_f32(const il_kctx *c) {
+    if (c->precision == IL_PREC_FP16 || c->precision == IL_PREC_BF16) return 0;
     for (int i = 0; i < c->n_in; i++)
         if (c->in[i] && !f32(c->in[i])) return 0;
     for (int i = 0; i < c->n_out; i++)
@@ -202,7 +205,10 @@ static il_status gap_run(il_kctx *c) {
 }
 
 /* Reshape-like ops: the bytes do not change. */
-static int copy_supports(const il_kctx *c) { return c->in[0] && c->out[0] && f32(c->in[0]) && f32(c->out[0]); }
+static int copy_supports(const il_kctx *c) {
+    return c->in[0] && c->out[0] && c->in[0]->dtype == c->out[0]->dtype && il_shape_known(c->in[0]) &&
+           il_shape_known(c->out[0]);
+}
 
 static il_status copy_run(il_kctx *c) {
     return il_cuda_copy(c->out[0]->data, c->in[0]->data, il_tensor_bytes(c->out[0]));
