@@ -42,8 +42,9 @@ static int new_input(il_graph *g, il_dtype dt, int rank, const int64_t *dims) {
 }
 
 /* A QConv of x (c channels, 8-bit as f says) with random weights: returns y's value. The output
- * scale spreads the sums over the 8-bit range (some saturate). rank: 3 (1-D, h ignored) or 4. */
-static int add_qconv(il_graph *g, int x, const qcfg *f, int rank, const char *name) {
+ * scale spreads the sums over the 8-bit range (some saturate). rank: 3 (1-D, h ignored) or 4.
+ * QLinearConv, the standard form, where the node has no activation and `standard` is set. */
+static int add_qconv_op(il_graph *g, int x, const qcfg *f, int rank, const char *name, int standard) {
     char nm[64];
     int64_t cg = f->c / f->group, K = cg * f->k * (rank == 4 ? f->k : 1), nch = f->per_ch ? f->m : 1;
     int64_t wd4[4] = {f->m, cg, f->k, f->k}, wd3[3] = {f->m, cg, f->k};
@@ -61,7 +62,9 @@ static int add_qconv(il_graph *g, int x, const qcfg *f, int rank, const char *na
     snprintf(nm, sizeof nm, "%s_yz", name), in[7] = cst(g, nm, scalar(f->y_s8 ? IL_I8 : IL_U8, f->zy));
     if (f->bias) snprintf(nm, sizeof nm, "%s_b", name), in[8] = cst(g, nm, rnd(IL_I32, 1, &f->m, -3000, 3000));
     int y = il_graph_new_value(g, name);
-    int k = il_graph_add_node(g, "QConv", "ai.inferlab", name, f->bias ? 9 : 8, in, 1, &y);
+    standard &= f->act == NULL;
+    int k = il_graph_add_node(g, standard ? "QLinearConv" : "QConv", standard ? "" : "ai.inferlab", name,
+                              f->bias ? 9 : 8, in, 1, &y);
     il_node_set_int(g, k, "group", f->group);
     int nsp = rank - 2;
     il_node_set_ints(g, k, "strides", nsp, D(f->stride, f->stride));
@@ -74,6 +77,10 @@ static int add_qconv(il_graph *g, int x, const qcfg *f, int rank, const char *na
         il_node_set_string(g, k, "activation", f->act);
     }
     return y;
+}
+
+static int add_qconv(il_graph *g, int x, const qcfg *f, int rank, const char *name) {
+    return add_qconv_op(g, x, f, rank, name, 0);
 }
 
 static il_graph *new_graph(void) {
@@ -129,11 +136,12 @@ static void test_qconv_layers(void) {
         if (rank == 3) dims[2] = f->w;
         il_dtype xdt = f->x_s8 ? IL_I8 : IL_U8;
         int x = new_input(g, xdt, rank, dims);
-        il_graph_add_output(g, add_qconv(g, x, f, rank, "conv"));
+        il_graph_add_output(g, add_qconv_op(g, x, f, rank, "conv", (int)(i & 1)));
         IL_ASSERT_OK(il_graph_verify(g));
         for (int r = 0; r < 2; r++) {
             il_tensor *in = rnd(xdt, rank, dims, f->x_s8 ? -128 : 0, f->x_s8 ? 127 : 255);
-            il_tensor *want = run(g, in, NULL, 1), *got = run(g, in, "QConv=dnnl", 1 + (int)op_randint(3));
+            il_tensor *want = run(g, in, NULL, 1),
+                      *got = run(g, in, "QConv=dnnl,QLinearConv=dnnl", 1 + (int)op_randint(3));
             CU_ASSERT_PTR_NOT_NULL_FATAL(want);
             CU_ASSERT_PTR_NOT_NULL_FATAL(got);
             int64_t differ, over1, n = il_tensor_numel(want), worst = diff(got, want, &differ, &over1);
@@ -147,6 +155,7 @@ static void test_qconv_layers(void) {
         il_graph_free(g);
     }
     CU_ASSERT_TRUE(op_is_covered(k));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "QLinearConv", "cpu", "dnnl")));
 }
 
 /* A residual block as fuse-qdq leaves ResNet's: pool -> conv+Relu -> conv -> QAdd(pool) + Relu,
@@ -239,6 +248,33 @@ static void test_mixed_layouts(void) {
     il_graph_free(g);
 }
 
+/* QAdd, QLinearAdd, QLinearMul and MaxPool through the op harness (plain operands): every
+ * kernel that takes the node, the dnnl ones included, bit for bit against the reference. */
+static void test_eltwise_harness(void) {
+    static const char *const ops[] = {"ai.inferlab:QAdd", "com.microsoft:QLinearAdd", "com.microsoft:QLinearMul"};
+    for (int i = 0; i < 3; i++) {
+        op_case *o = op_new(ops[i], 13, 8, 1);
+        int64_t d[4] = {2, 5, 7, 3 + op_randint(9)};
+        op_in(o, 0, rnd(IL_U8, 4, d, 0, 255)), op_in(o, 3, rnd(IL_I8, 4, d, -128, 127));
+        op_in(o, 1, scalar(IL_F32, 0.02)), op_in(o, 4, scalar(IL_F32, 0.03)), op_in(o, 6, scalar(IL_F32, 0.05));
+        op_in(o, 2, scalar(IL_U8, 100)), op_in(o, 5, scalar(IL_I8, -3)), op_in(o, 7, scalar(IL_U8, 128));
+        IL_ASSERT_OK(op_run(o));
+        const char *colon = strchr(ops[i], ':');
+        CU_ASSERT_TRUE(op_is_covered(il_kernel_find(i ? "com.microsoft" : "ai.inferlab", colon + 1, "cpu", "dnnl")));
+        op_free(o);
+    }
+    op_case *o = op_new("MaxPool", 13, 1, 1);
+    op_in(o, 0, rnd(IL_I8, 4, D(2, 19, 11, 12), -128, 127));
+    il_node_set_ints(o->g, o->k, "kernel_shape", 2, D(3, 3));
+    il_node_set_ints(o->g, o->k, "strides", 2, D(2, 2));
+    il_node_set_ints(o->g, o->k, "pads", 4, D(1, 1, 0, 0));
+    il_node_set_int(o->g, o->k, "ceil_mode", 1);
+    IL_ASSERT_OK(op_run(o));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MaxPool", "cpu", "dnnl-int8")));
+    op_free(o);
+}
+
 IL_SUITE("dnnl-int8", {"QConv dnnl vs reference: 1 LSB, <= 1% differ (11 layers, 1-3 threads)", test_qconv_layers},
          {"residual chain held channels-last: dnnl vs reference (chain tolerance)", test_chain_native},
-         {"operands in mixed layouts: Add reorders, pool writes plain", test_mixed_layouts})
+         {"operands in mixed layouts: Add reorders, pool writes plain", test_mixed_layouts},
+         {"QAdd, QLinearAdd, QLinearMul, MaxPool int8: every kernel bit for bit (op harness)", test_eltwise_harness})
