@@ -11,7 +11,8 @@
  *           from il_cpu_signature: packed state and timings are only valid there), batch,
  *           threads, tactics, kernels (the forced spec), nodes, values; a cuda plan adds
  *           precision, graphs, gpu (name), cc (compute capability), cuda (the library versions
- *           il_cuda_versions names), driver (informative) and fallback (nodes on the cpu)
+ *           il_cuda_versions and il_cudnn_version name), driver (informative) and fallback (nodes
+ *           on the cpu)
  *     GRPH  the graph after passes, as ONNX bytes (initializers inline)
  *     KERN  per live node in file order: u16 length + the kernel's name
  *     MEMP  i64 arena bytes, then per live node output in file order: i64 offset, i64 size
@@ -50,7 +51,8 @@
 typedef struct {
     char gpu[128];
     int cc;           /* major * 10 + minor */
-    char libs[256];   /* il_cuda_versions(): "driver 13.0, runtime 13.0, cuBLAS 130100, sm_90" */
+    char libs[256];   /* il_cuda_versions() and il_cudnn_version():
+                         "driver 13.0, runtime 13.0, cuBLAS 130100, sm_90, cuDNN 9.19.0" */
 } gpu_facts;
 
 /* This machine's GPU; 0 and why when there is none. INFERLAB_TEST_DEVICE="NAME|CC|LIBS" stands
@@ -73,7 +75,8 @@ static int gpu_here(gpu_facts *f, const char **why) {
     if (!il_cuda_available(why)) return 0;
     snprintf(f->gpu, sizeof f->gpu, "%s", il_cuda_device_name());
     f->cc = il_cuda_cc();
-    snprintf(f->libs, sizeof f->libs, "%s", il_cuda_versions());
+    const char *dnn = il_cudnn_version(); /* "" where cuDNN is missing: its kernels are not offered then */
+    snprintf(f->libs, sizeof f->libs, "%s%s%.60s", il_cuda_versions(), dnn[0] ? ", " : "", dnn);
     return 1;
 #else
     *why = "this binary was built without CUDA (nvcc was not found when it was built)";
