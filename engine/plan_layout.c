@@ -44,12 +44,14 @@ void il_plan_blocked_masks(const il_plan *p, int k, il_kctx *c) {
         if (n->outputs[i] >= 0 && p->blocked[n->outputs[i]]) c->blocked_out |= (uint32_t)1 << i;
 }
 
-/* A value the plan may hold blocked: computed at run time, float32 NCHW-like of known shape. */
+/* A value the plan may hold blocked: computed at run time, float32 or 8-bit NCHW-like of known
+ * shape. (uint8/int8 activations of the INT8 kernels are native channels-last: dnnl_q.h.) */
 static int eligible(const il_plan *p, int v) {
     const il_value *x = &p->g->values[v];
     const il_tensor *t = &p->s->info[v];
     if (x->constant || p->s->known[v] || x->is_input || x->is_output || x->producer < 0) return 0;
-    return t->dtype == IL_F32 && t->rank >= 3 && t->rank <= 5 && il_shape_known(t) && il_tensor_numel(t) > 0;
+    int dt_ok = t->dtype == IL_F32 || t->dtype == IL_U8 || t->dtype == IL_I8;
+    return dt_ok && t->rank >= 3 && t->rank <= 5 && il_shape_known(t) && il_tensor_numel(t) > 0;
 }
 
 il_status il_plan_choose_layouts(il_plan *p) {
