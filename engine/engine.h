@@ -566,6 +566,11 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
 void il_plan_free(il_plan *p);
 /* Run with inputs in graph-input order (each checked against the graph's dtype and shape). */
 il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs);
+/* Again, on the accelerator alone, on the inputs the last il_plan_run left there, leaving the
+ * outputs there too (then waits for the device): the device's own time, as PyTorch's and
+ * TensorRT's GPU figures are taken, with no copy to or from the host. Only for plans whose every
+ * node runs on the accelerator; il_plan_output keeps the last il_plan_run's results. */
+il_status il_plan_rerun(il_plan *p);
 int il_plan_n_outputs(const il_plan *p);
 /* Output i of the last run; owned by the plan. */
 const il_tensor *il_plan_output(const il_plan *p, int i);
@@ -596,6 +601,7 @@ void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
 il_status il_plan_save(const il_plan *p, const char *path);
 il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
 int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
+il_status il_plan_file_read(const char *path, char *head, size_t n, il_graph **g); /* header text, graph: no plan built */
 const il_graph *il_plan_graph(const il_plan *p);
 /* Whether the plan holds value v in the CPU kernels' native layout, not plain (plan_layout.c). */
 int il_plan_value_blocked(const il_plan *p, int v);

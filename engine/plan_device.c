@@ -281,3 +281,19 @@ il_status il_plan_run_captured(il_plan *p) {
     }
     return st;
 }
+
+il_status il_plan_rerun(il_plan *p) {
+    if (!p->acc || p->n_fallback || !p->n_acc_nodes)
+        return il_error(IL_ERR_INVALID, "a resident rerun needs a plan whose every node runs on an accelerator "
+                        "(%d of %d fell back to the cpu)", p->n_fallback, p->n_fallback + p->n_acc_nodes);
+    for (int i = 0; i < p->g->n_inputs; i++)
+        if (!p->dvalid[p->g->inputs[i]] && p->dptr[p->g->inputs[i]] == NULL)
+            return il_error(IL_ERR_INVALID, "a resident rerun needs a run first (its inputs are on the device)");
+    il_status st = IL_OK;
+    if (p->graph) st = p->acc->replay(p->graph);
+    for (int j = 0; j < p->n_order && !st && !p->graph; j++) {
+        int k = p->order[j];
+        if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
+    }
+    return st ? st : p->acc->sync();
+}

@@ -59,6 +59,10 @@ typedef struct {
 
 static const char *prec_name(int prec) { return il_precision_name(prec); }
 
+/* Kernels the plans of the next cases must use ("MaxPool=cuda": the own kernel where cuDNN's
+ * would win by priority); NULL: the planner's choice. */
+static const char *force;
+
 /* got within t of want (scaled as the file comment says); prints the worst element. */
 static int close_enough(const il_tensor *got, const il_tensor *want, tol t, const char *what, int o) {
     if (got->dtype != want->dtype || got->rank != want->rank ||
@@ -94,7 +98,7 @@ static int gpu_vs_ref(const il_graph *g, il_tensor *const *in, int64_t batch, in
     char label[160];
     snprintf(label, sizeof label, "%s [%s]", what, prec_name(prec));
     il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch},
-                 go = {.backend = IL_BACKEND_CUDA, .precision = prec, .batch = batch};
+                 go = {.backend = IL_BACKEND_CUDA, .precision = prec, .batch = batch, .kernels = force};
     il_plan *r = NULL, *p = NULL;
     il_status st = il_plan_create(g, &ro, &r);
     if (!st) st = il_plan_create(g, &go, &p);
@@ -499,19 +503,32 @@ static void test_softmax_norm_reduce(void) {
 
 /* ---------------------------------------------------------------- CNN ops */
 
+/* The pools twice: the planner's choice (cuDNN's where it takes the window) and the own kernels
+ * forced (ceil_mode, asymmetric pads and dilations are theirs anyway). */
 static void test_cnn_ops(void) {
     if (!have_gpu()) return;
-    for (int include = 0; include < 2; include++)
-        for (int ceil = 0; ceil < 2; ceil++) {
-            gcase *c = CASE("AveragePool", 19, 1, X(-1, 1, 2, 3, 11, 9));
-            SETIS(c, "kernel_shape", 3, 3), SETIS(c, "strides", 2, 2), SETIS(c, "pads", 1, 1, 1, 1);
-            SETI(c, "count_include_pad", include), SETI(c, "ceil_mode", ceil);
-            gc_check(c, include == ceil ? PALL : P32 | P16, T_SUM);
-        }
-    gcase *c = CASE("MaxPool", 12, 1, X(-1, 1, 2, 3, 11, 9));
-    SETIS(c, "kernel_shape", 3, 2), SETIS(c, "strides", 2, 1), SETIS(c, "pads", 1, 0, 1, 1), SETI(c, "ceil_mode", 1);
-    gc_check(c, PALL, T_EXACT);
-    gc_check(CASE("GlobalAveragePool", 13, 1, X(-1, 1, 2, 5, 7, 3)), PALL, T_SUM);
+    for (int own = 0; own < 2; own++) {
+        force = own ? "MaxPool=cuda,AveragePool=cuda,GlobalAveragePool=cuda" : NULL;
+        for (int include = 0; include < 2; include++)
+            for (int ceil = 0; ceil < 2; ceil++) {
+                gcase *c = CASE("AveragePool", 19, 1, X(-1, 1, 2, 3, 11, 9));
+                SETIS(c, "kernel_shape", 3, 3), SETIS(c, "strides", 2, 2), SETIS(c, "pads", 1, 1, 1, 1);
+                SETI(c, "count_include_pad", include), SETI(c, "ceil_mode", ceil);
+                gc_check(c, include == ceil ? PALL : P32 | P16, T_SUM);
+            }
+        gcase *c = CASE("MaxPool", 12, 1, X(-1, 1, 2, 3, 11, 9));
+        SETIS(c, "kernel_shape", 3, 2), SETIS(c, "strides", 2, 1), SETIS(c, "pads", 1, 0, 1, 1);
+        SETI(c, "ceil_mode", 1);
+        gc_check(c, PALL, T_EXACT);
+        c = CASE("MaxPool", 12, 1, X(-1, 1, 2, 4, 12, 10));
+        SETIS(c, "kernel_shape", 3, 3), SETIS(c, "strides", 2, 2), SETIS(c, "pads", 1, 1, 1, 1);
+        gc_check(c, PALL, T_EXACT);
+        c = CASE("MaxPool", 12, 1, X(-1, 1, 1, 2, 9, 9));
+        SETIS(c, "kernel_shape", 2, 2), SETIS(c, "dilations", 2, 2);
+        gc_check(c, P32 | P16, T_EXACT);
+        gc_check(CASE("GlobalAveragePool", 13, 1, X(-1, 1, 2, 5, 7, 3)), PALL, T_SUM);
+    }
+    force = NULL;
     gc_check(CASE("BatchNormalization", 15, 1, X(-1, 1, 2, 5, 7, 3), W(0.5, 2, 5), W(-1, 1, 5), W(-1, 1, 5),
                   W(0.5, 2, 5)),
              PALL, T_EXACT);
