@@ -601,6 +601,7 @@ void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
 il_status il_plan_save(const il_plan *p, const char *path);
 il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
 int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
+il_status il_plan_file_read(const char *path, char *head, size_t n, il_graph **g); /* header text, graph: no plan built */
 const il_graph *il_plan_graph(const il_plan *p);
 /* Whether the plan holds value v in the CPU kernels' native layout, not plain (plan_layout.c). */
 int il_plan_value_blocked(const il_plan *p, int v);

@@ -14,6 +14,10 @@
  * nothing outside the plan ever sees native bytes. A value that one plain kernel reads stays
  * plain too; its native readers reorder it themselves, as before. The plan reserves
  * il_blocked_bytes for a native value, which holds any of the layouts.
+ *
+ * An accelerator plan makes the same choice among the nodes placed on it, with the backend's
+ * native layout: for cuda, channels-last (NHWC), which cuDNN's tensor-core convolutions read
+ * and write directly (engine/cuda/conv_cudnn.c); a value read by a cpu node stays plain.
  */
 #include "plan_int.h"
 
@@ -54,7 +58,7 @@ il_status il_plan_choose_layouts(il_plan *p) {
     const il_graph *g = p->g;
     int nv = g->n_values, nn = g->n_nodes;
     memset(p->blocked, 0, (size_t)nv);
-    if (p->acc || p->o.reference) return IL_OK; /* the cpu's layouts only; the reference reads plain */
+    if (p->o.reference) return IL_OK; /* the reference reads plain */
     uint32_t *in_ok = calloc((size_t)nn + 1, sizeof *in_ok), *out_ok = calloc((size_t)nn + 1, sizeof *out_ok);
     /* per value: readers seen, and whether all of them read it blocked */
     int *readers = calloc((size_t)nv + 1, sizeof *readers);
@@ -70,7 +74,10 @@ il_status il_plan_choose_layouts(il_plan *p) {
         int k = p->order[j];
         const il_node *n = &g->nodes[k];
         if (p->s->folded[k]) continue;
-        if (p->kern[k] && p->kern[k]->layouts && n->n_inputs <= 64 && n->n_outputs <= 16) {
+        /* An accelerator plan: its kernels' native layout (cuda: channels-last) only, so a value
+         * is native only between two of them; a cpu node there reads and writes plain. */
+        int here = p->acc ? p->on_acc[k] : 1;
+        if (here && p->kern[k] && p->kern[k]->layouts && n->n_inputs <= 64 && n->n_outputs <= 16) {
             il_kctx c;
             il_plan_node_view(p, k, inb, in, outb, out, &c);
             p->kern[k]->layouts(&c, &in_ok[k], &out_ok[k]);

@@ -128,6 +128,10 @@ static void test_precisions(void) {
                 snprintf(what, sizeof what, "%s -O%d", m ? "tiny resnet" : "teacher", o ? 2 : 0);
                 check_with(g, 4, what, (il_plan_opts){.precision = prec}, tol[prec]);
             }
+            /* half precision computed NCHW (the channels-last layouts off) */
+            setenv("INFERLAB_CUDA_NCHW", "1", 1);
+            check_with(g, 4, m ? "tiny resnet NCHW" : "teacher NCHW", (il_plan_opts){.precision = IL_PREC_FP16}, tol[2]);
+            unsetenv("INFERLAB_CUDA_NCHW");
         }
         il_graph_free(g);
     }
@@ -154,6 +158,13 @@ static void test_graphs(void) {
     il_plan_copies(p, NULL, NULL, &up, &down);
     CU_ASSERT_EQUAL(up, 1);   /* the input, once per run */
     CU_ASSERT_EQUAL(down, 1); /* the logits */
+    IL_ASSERT_OK(il_plan_rerun(p)); /* resident: replays on the inputs already there */
+    il_plan_free(p);
+    go.graphs = 0, go.kernels = "MaxPool=ref"; /* a cpu node: no resident rerun */
+    IL_ASSERT_OK(il_plan_create(g, &go, &p));
+    IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    CU_ASSERT_NOT_EQUAL(il_plan_rerun(p), IL_OK);
+    il_error_clear();
     il_plan_free(p);
     il_tensor_free(x);
     il_graph_free(g);

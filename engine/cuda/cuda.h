@@ -74,6 +74,9 @@ typedef struct il_cudnn_conv_desc {
     int act;                  /* 0: none; 1: clip to [lo, hi] (Relu: 0, +inf) */
     float lo, hi;
     int has_z;                /* a residual input added before the activation */
+    int nhwc;                 /* compute channels-last (filters converted to it at create) */
+    int x_nhwc, z_nhwc, y_nhwc; /* how the plan holds x, z and y (transposed through the workspace
+                                   when that differs from nhwc) */
 } il_cudnn_conv_desc;
 typedef struct il_cudnn_conv il_cudnn_conv;
 int il_cudnn_available(const char **why);
@@ -82,11 +85,25 @@ const char *il_cudnn_version(void); /* "cuDNN 9.19.0", "" when not loaded */
  * on the device, and the algorithm cuDNN's search timed fastest on these shapes. */
 il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const float *w_host, const float *b_host,
                                il_cudnn_conv **out);
-size_t il_cudnn_conv_workspace(const il_cudnn_conv *cv);
+size_t il_cudnn_conv_workspace_total(const il_cudnn_conv *cv); /* what run needs, transposes included */
 const char *il_cudnn_conv_what(const il_cudnn_conv *cv); /* the algorithm and fusion chosen */
 il_status il_cudnn_conv_run(const il_cudnn_conv *cv, const void *x, const void *z, void *y, void *ws,
                             size_t ws_bytes);
 void il_cudnn_conv_free(il_cudnn_conv *cv);
+/* [N, C, S] -> [N, S, C] (to_nhwc) or back, es-byte elements (4 or 2). */
+void il_cuda_nchw_nhwc(const void *src, void *dst, int64_t N, int64_t C, int64_t S, size_t es, int to_nhwc);
+
+/* Max / average pooling on cuDNN, NCHW or NHWC (GlobalAveragePool: the window is the plane). */
+typedef struct il_cudnn_pool il_cudnn_pool;
+typedef struct il_cudnn_pool_desc {
+    int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+    int mode;                 /* 0 max, 1 average counting padding, 2 average not counting it */
+    il_dtype dt;
+    int nhwc;                 /* x (and y) channels-last */
+} il_cudnn_pool_desc;
+il_status il_cudnn_pool_create(const il_cudnn_pool_desc *d, il_cudnn_pool **out);
+il_status il_cudnn_pool_run(const il_cudnn_pool *pl, const void *x, void *y);
+void il_cudnn_pool_free(il_cudnn_pool *pl);
 
 /* Row-major C = alpha op(A) op(B) + beta C, op = transpose when ta/tb (as il_sgemm). */
 il_status il_cuda_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

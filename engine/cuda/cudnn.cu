@@ -10,7 +10,9 @@
  * into the convolution (cudnnConvolutionBiasActivationForward) when that runs and is faster on
  * these shapes (it is timed too); otherwise one epilogue kernel adds bias and residual and clips
  * in a single pass over the output. Weights are kept by the node, converted once to the plan's
- * type. Arithmetic is float32 in every case (cuDNN's "pseudo half" for half data); precision
+ * type (and to channels-last filters when it computes channels-last: half-precision plans, where
+ * cuDNN's tensor-core kernels read NHWC directly; an operand the plan holds in the other layout
+ * is transposed through the workspace). Arithmetic is float32 in every case (cuDNN's "pseudo half" for half data); precision
  * fp32 keeps TF32 off (CUDNN_FMA_MATH), tf32 allows it, fp16/bf16 use the tensor cores.
  */
 #include "engine/cuda/cuda.h"
@@ -60,6 +62,12 @@ static struct {
     st_t (*new_act)(cudnnActivationDescriptor_t *);
     st_t (*del_act)(cudnnActivationDescriptor_t);
     st_t (*set_act)(cudnnActivationDescriptor_t, cudnnActivationMode_t, cudnnNanPropagation_t, double);
+    st_t (*new_pool)(cudnnPoolingDescriptor_t *);
+    st_t (*del_pool)(cudnnPoolingDescriptor_t);
+    st_t (*set_pool)(cudnnPoolingDescriptor_t, cudnnPoolingMode_t, cudnnNanPropagation_t, int, int, int, int, int,
+                     int);
+    st_t (*pool_fwd)(cudnnHandle_t, cudnnPoolingDescriptor_t, const void *, cudnnTensorDescriptor_t, const void *,
+                     const void *, cudnnTensorDescriptor_t, void *);
 } dnn;
 
 static cudnnHandle_t g_dnn;
@@ -93,7 +101,9 @@ static int open_cudnn(void) {
              SYM(find, "cudnnFindConvolutionForwardAlgorithmEx") &&
              SYM(ws_size, "cudnnGetConvolutionForwardWorkspaceSize") && SYM(forward, "cudnnConvolutionForward") &&
              SYM(fused, "cudnnConvolutionBiasActivationForward") && SYM(new_act, "cudnnCreateActivationDescriptor") &&
-             SYM(del_act, "cudnnDestroyActivationDescriptor") && SYM(set_act, "cudnnSetActivationDescriptor");
+             SYM(del_act, "cudnnDestroyActivationDescriptor") && SYM(set_act, "cudnnSetActivationDescriptor") &&
+             SYM(new_pool, "cudnnCreatePoolingDescriptor") && SYM(del_pool, "cudnnDestroyPoolingDescriptor") &&
+             SYM(set_pool, "cudnnSetPooling2dDescriptor") && SYM(pool_fwd, "cudnnPoolingForward");
     if (!ok) {
         snprintf(g_dnn_why, sizeof g_dnn_why, "libcudnn.so.9 lacks the convolution API");
         return g_dnn_state = -1;
@@ -138,6 +148,8 @@ struct il_cudnn_conv {
     void *wdev;  /* weights in the plan's type */
     void *bdev;  /* bias in the plan's type (zeros when the node has none: the fused call needs one) */
     float *b32;  /* bias in float32, for the epilogue; NULL without bias */
+    int nhwc;    /* computes channels-last; operands held otherwise are transposed in the workspace */
+    size_t tx, tz, ty; /* workspace bytes of those transposes (x, z in; y out), after cuDNN's own */
     char what[160];
 };
 
@@ -152,13 +164,13 @@ template <typename T> __device__ static inline T cvt(float v) { return (T)v; }
 template <> __device__ inline __half cvt<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ inline __nv_bfloat16 cvt<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-/* y = clip(y + bias[channel] + z, lo, hi) over NCHW (channel = i / S % M) */
+/* y = clip(y + bias[channel] + z, lo, hi); channel = i / S % M (NCHW) or i % M (NHWC) */
 template <typename T>
 __global__ static void k_epilogue(T *y, const float *bias, const T *z, int64_t n, int64_t S, int64_t M, float lo,
-                                  float hi) {
+                                  float hi, int nhwc) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)blockDim.x * gridDim.x) {
         float v = ldf(y, i);
-        if (bias) v += bias[i / S % M];
+        if (bias) v += bias[nhwc ? i % M : i / S % M];
         if (z) v += ldf(z, i);
         v = fminf(fmaxf(v, lo), hi);
         y[i] = cvt<T>(v);
@@ -172,12 +184,40 @@ static void epilogue(const il_cudnn_conv *cv, void *y, const void *z) {
     float lo = d->act ? d->lo : -INFINITY, hi = d->act ? d->hi : INFINITY;
     cudaStream_t s = il_cuda_stream();
     if (d->dt == IL_F16)
-        k_epilogue<__half><<<g, 256, 0, s>>>((__half *)y, cv->b32, (const __half *)z, n, S, d->m, lo, hi);
+        k_epilogue<__half><<<g, 256, 0, s>>>((__half *)y, cv->b32, (const __half *)z, n, S, d->m, lo, hi, cv->nhwc);
     else if (d->dt == IL_BF16)
         k_epilogue<__nv_bfloat16><<<g, 256, 0, s>>>((__nv_bfloat16 *)y, cv->b32, (const __nv_bfloat16 *)z, n, S, d->m,
-                                                     lo, hi);
+                                                     lo, hi, cv->nhwc);
     else
-        k_epilogue<float><<<g, 256, 0, s>>>((float *)y, cv->b32, (const float *)z, n, S, d->m, lo, hi);
+        k_epilogue<float><<<g, 256, 0, s>>>((float *)y, cv->b32, (const float *)z, n, S, d->m, lo, hi, cv->nhwc);
+}
+
+/* [N, C, S] <-> [N, S, C] (to_nhwc: src NCHW, dst NHWC), element size es bytes */
+template <typename T>
+__global__ static void k_transpose(const T *src, T *dst, int64_t N, int64_t C, int64_t S, int to_nhwc) {
+    int64_t n = N * C * S;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)blockDim.x * gridDim.x) {
+        /* i indexes dst */
+        int64_t b = i / (C * S), r = i - b * C * S;
+        if (to_nhwc) {
+            int64_t s = r / C, c = r - s * C;
+            dst[i] = src[(b * C + c) * S + s];
+        } else {
+            int64_t c = r / S, s = r - c * S;
+            dst[i] = src[(b * S + s) * C + c];
+        }
+    }
+}
+
+extern "C" void il_cuda_nchw_nhwc(const void *src, void *dst, int64_t N, int64_t C, int64_t S, size_t es,
+                                  int to_nhwc) {
+    int64_t n = N * C * S, b = (n + 255) / 256;
+    unsigned g = (unsigned)(b > 65535 * 16 ? 65535 * 16 : b);
+    if (es == 4)
+        k_transpose<float><<<g, 256, 0, il_cuda_stream()>>>((const float *)src, (float *)dst, N, C, S, to_nhwc);
+    else
+        k_transpose<unsigned short>
+            <<<g, 256, 0, il_cuda_stream()>>>((const unsigned short *)src, (unsigned short *)dst, N, C, S, to_nhwc);
 }
 
 /* ---------------------------------------------------------------- build */
@@ -270,12 +310,16 @@ extern "C" il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const flo
     if (!st) st = dnn_err(dnn.new_filter(&cv->w), "descriptor");
     if (!st) st = dnn_err(dnn.new_conv(&cv->conv), "descriptor");
     if (!st) st = dnn_err(dnn.new_act(&cv->act), "descriptor");
+    cv->nhwc = d->nhwc;
+    cudnnTensorFormat_t fmt = d->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    size_t es = d->dt == IL_F32 ? 4 : 2, al = 255;
+    if (d->nhwc != d->x_nhwc) cv->tx = ((size_t)(d->n * d->c * d->h * d->w) * es + al) & ~al;
+    if (d->has_z && d->nhwc != d->z_nhwc) cv->tz = ((size_t)(d->n * d->m * d->oh * d->ow) * es + al) & ~al;
+    if (d->nhwc != d->y_nhwc) cv->ty = ((size_t)(d->n * d->m * d->oh * d->ow) * es + al) & ~al;
     if (!st)
-        st = dnn_err(dnn.set_tensor(cv->x, CUDNN_TENSOR_NCHW, t, (int)d->n, (int)d->c, (int)d->h, (int)d->w),
-                     "input descriptor");
+        st = dnn_err(dnn.set_tensor(cv->x, fmt, t, (int)d->n, (int)d->c, (int)d->h, (int)d->w), "input descriptor");
     if (!st)
-        st = dnn_err(dnn.set_filter(cv->w, t, CUDNN_TENSOR_NCHW, (int)d->m, cg, (int)d->kh, (int)d->kw),
-                     "filter descriptor");
+        st = dnn_err(dnn.set_filter(cv->w, t, fmt, (int)d->m, cg, (int)d->kh, (int)d->kw), "filter descriptor");
     if (!st)
         st = dnn_err(dnn.set_conv(cv->conv, (int)d->ph, (int)d->pw, (int)d->sh, (int)d->sw, (int)d->dh, (int)d->dw,
                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -292,16 +336,23 @@ extern "C" il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const flo
         st = il_error(IL_ERR_UNSUPPORTED, "cuDNN's output %dx%dx%dx%d differs from the node's (asymmetric padding)", on,
                       oc, oh, ow);
     if (!st)
-        st = dnn_err(dnn.set_tensor(cv->y, CUDNN_TENSOR_NCHW, t, (int)d->n, (int)d->m, (int)d->oh, (int)d->ow),
-                     "output descriptor");
-    if (!st) st = dnn_err(dnn.set_tensor(cv->b, CUDNN_TENSOR_NCHW, t, 1, (int)d->m, 1, 1), "bias descriptor");
+        st = dnn_err(dnn.set_tensor(cv->y, fmt, t, (int)d->n, (int)d->m, (int)d->oh, (int)d->ow), "output descriptor");
+    if (!st) st = dnn_err(dnn.set_tensor(cv->b, fmt, t, 1, (int)d->m, 1, 1), "bias descriptor");
     if (!st)
         st = dnn_err(dnn.set_act(cv->act, d->act ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
                                  CUDNN_PROPAGATE_NAN, 0.0),
                      "activation");
     /* weights and bias, kept by the node in the plan's type */
-    int64_t nw = d->m * cg * d->kh * d->kw;
-    if (!st) st = upload_as(w_host, nw, d->dt, &cv->wdev);
+    int64_t nw = d->m * cg * d->kh * d->kw, ks = d->kh * d->kw;
+    float *krsc = NULL; /* channels-last filters: [m, kh, kw, c/group] */
+    if (!st && d->nhwc) {
+        if (!(krsc = (float *)malloc((size_t)nw * sizeof *krsc))) st = IL_ERR_OOM;
+        for (int64_t o = 0; !st && o < d->m; o++)
+            for (int64_t ci = 0; ci < cg; ci++)
+                for (int64_t r = 0; r < ks; r++) krsc[(o * ks + r) * cg + ci] = w_host[(o * cg + ci) * ks + r];
+    }
+    if (!st) st = upload_as(krsc ? krsc : w_host, nw, d->dt, &cv->wdev);
+    free(krsc);
     float *zeros = NULL;
     if (!st && !b_host) {
         zeros = (float *)calloc((size_t)d->m, sizeof *zeros);
@@ -311,7 +362,7 @@ extern "C" il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const flo
     if (!st && b_host) st = upload_as(b_host, d->m, IL_F32, (void **)&cv->b32);
     free(zeros);
     /* cuDNN's search on scratch buffers of the node's sizes */
-    size_t es = d->dt == IL_F32 ? 4 : 2, xb = (size_t)(d->n * d->c * d->h * d->w) * es,
+    size_t xb = (size_t)(d->n * d->c * d->h * d->w) * es,
            yb = (size_t)(d->n * d->m * d->oh * d->ow) * es, free_b = 0, total = 0, cap;
     cudaMemGetInfo(&free_b, &total);
     cap = free_b / 4 < ((size_t)1 << 30) ? free_b / 4 : ((size_t)1 << 30);
@@ -361,8 +412,82 @@ extern "C" il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const flo
 extern "C" size_t il_cudnn_conv_workspace(const il_cudnn_conv *cv) { return cv->ws; }
 extern "C" const char *il_cudnn_conv_what(const il_cudnn_conv *cv) { return cv->what; }
 
+extern "C" size_t il_cudnn_conv_workspace_total(const il_cudnn_conv *cv) {
+    return ((cv->ws + 255) & ~(size_t)255) + cv->tx + cv->tz + cv->ty;
+}
+
+/* Operands held in the other layout than the one cuDNN computes in go through the workspace,
+ * after cuDNN's own part: [cuDNN | x | z | y]. */
 extern "C" il_status il_cudnn_conv_run(const il_cudnn_conv *cv, const void *x, const void *z, void *y, void *ws,
                                        size_t ws_bytes) {
-    if (ws_bytes < cv->ws) return il_error(IL_ERR_INTERNAL, "cuDNN conv: workspace %zu < %zu", ws_bytes, cv->ws);
-    return cv->fused ? run_fused(cv, x, z, y, ws, ws_bytes) : run_plain(cv, x, z, y, ws, ws_bytes);
+    if (ws_bytes < il_cudnn_conv_workspace_total(cv))
+        return il_error(IL_ERR_INTERNAL, "cuDNN conv: workspace %zu < %zu", ws_bytes, il_cudnn_conv_workspace_total(cv));
+    const il_cudnn_conv_desc *d = &cv->d;
+    size_t es = d->dt == IL_F32 ? 4 : 2;
+    char *p = (char *)ws + ((cv->ws + 255) & ~(size_t)255);
+    int64_t S_in = d->h * d->w, S_out = d->oh * d->ow;
+    if (cv->tx) {
+        il_cuda_nchw_nhwc(x, p, d->n, d->c, S_in, es, cv->nhwc);
+        x = p, p += cv->tx;
+    }
+    if (cv->tz) {
+        il_cuda_nchw_nhwc(z, p, d->n, d->m, S_out, es, cv->nhwc);
+        z = p, p += cv->tz;
+    }
+    void *yc = cv->ty ? (void *)p : y;
+    il_status st = cv->fused ? run_fused(cv, x, z, yc, ws, cv->ws) : run_plain(cv, x, z, yc, ws, cv->ws);
+    if (!st && cv->ty) {
+        il_cuda_nchw_nhwc(yc, y, d->n, d->m, S_out, es, !cv->nhwc);
+        st = il_cuda_check("layout change after a convolution");
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- pooling */
+
+struct il_cudnn_pool {
+    cudnnPoolingDescriptor_t pool;
+    cudnnTensorDescriptor_t x, y;
+};
+
+extern "C" void il_cudnn_pool_free(il_cudnn_pool *pl) {
+    if (!pl) return;
+    if (pl->pool) dnn.del_pool(pl->pool);
+    if (pl->x) dnn.del_tensor(pl->x);
+    if (pl->y) dnn.del_tensor(pl->y);
+    free(pl);
+}
+
+extern "C" il_status il_cudnn_pool_create(const il_cudnn_pool_desc *d, il_cudnn_pool **out) {
+    *out = NULL;
+    if (open_cudnn() != 1) return il_error(IL_ERR_CUDA, "%s", g_dnn_why);
+    if (!i32(d->n * d->c * d->h * d->w)) return il_error(IL_ERR_UNSUPPORTED, "cuDNN: a tensor of 2^31 elements or more");
+    il_cudnn_pool *pl = (il_cudnn_pool *)calloc(1, sizeof *pl);
+    if (!pl) return il_error(IL_ERR_OOM, "out of memory");
+    cudnnDataType_t t = dnn_type(d->dt);
+    cudnnTensorFormat_t fmt = d->nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    cudnnPoolingMode_t mode = d->mode == 0   ? CUDNN_POOLING_MAX_DETERMINISTIC
+                              : d->mode == 1 ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                             : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+    il_status st = dnn_err(dnn.new_pool(&pl->pool), "descriptor");
+    if (!st) st = dnn_err(dnn.new_tensor(&pl->x), "descriptor");
+    if (!st) st = dnn_err(dnn.new_tensor(&pl->y), "descriptor");
+    if (!st)
+        st = dnn_err(dnn.set_pool(pl->pool, mode, CUDNN_PROPAGATE_NAN, (int)d->kh, (int)d->kw, (int)d->ph, (int)d->pw,
+                                  (int)d->sh, (int)d->sw),
+                     "pooling descriptor");
+    if (!st) st = dnn_err(dnn.set_tensor(pl->x, fmt, t, (int)d->n, (int)d->c, (int)d->h, (int)d->w), "input descriptor");
+    if (!st)
+        st = dnn_err(dnn.set_tensor(pl->y, fmt, t, (int)d->n, (int)d->c, (int)d->oh, (int)d->ow), "output descriptor");
+    if (st) {
+        il_cudnn_pool_free(pl);
+        return st;
+    }
+    *out = pl;
+    return IL_OK;
+}
+
+extern "C" il_status il_cudnn_pool_run(const il_cudnn_pool *pl, const void *x, void *y) {
+    const float one = 1.0f, zero = 0.0f;
+    return dnn_err(dnn.pool_fwd(g_dnn, pl->pool, &one, pl->x, x, &zero, pl->y, y), "cudnnPoolingForward");
 }
