@@ -121,6 +121,13 @@ static inline void il_unravel(int64_t i, int rank, const int64_t *dims, int64_t 
     }
 }
 
+/* Slice's box (engine/ops/slice.c), per input axis: first element, step and output length (-1:
+ * not known before running); also for the cuda Slice kernel. */
+typedef struct {
+    int64_t start[IL_MAX_RANK], step[IL_MAX_RANK], len[IL_MAX_RANK];
+} il_slice_plan;
+il_status il_slice_make(const il_kctx *c, const il_tensor *x, il_slice_plan *p);
+
 /* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
 il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);
 
