@@ -250,6 +250,18 @@ static void test_cuda_header(void) {
         CU_ASSERT_PTR_NOT_NULL(strstr(out, "no usable GPU"));
         snprintf(args, sizeof args, "info %s", bad); /* the graph alone needs no GPU */
         CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+        /* bench takes backend, precision and graphs from the plan; the measuring child refuses it */
+        const char *db = il_test_tmp("cuda_plan_refused.db");
+        snprintf(args, sizeof args, "bench --model %s --batch 1 --trials 1 --min-seconds 0 --dataset none --db %s --dry-run",
+                 bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuda.plan O0 fp16 graphs"));
+        snprintf(args, sizeof args, "bench --model %s --batch 1 --trials 1 --min-seconds 0 --dataset none --db %s", bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "no usable GPU"));
+        snprintf(args, sizeof args, "bench --model %s --backend cpu --db %s", bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "was built for backend cuda, precision fp16, CUDA graphs"));
     }
 }
 
