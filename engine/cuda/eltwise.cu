@@ -81,6 +81,15 @@ __device__ static inline void copy_elem(const void *src, int64_t si, void *dst, 
     }
 }
 
+__device__ static inline void zero_elem(void *dst, int64_t di, int esize) {
+    switch (esize) {
+    case 1: ((unsigned char *)dst)[di] = 0; break;
+    case 2: ((unsigned short *)dst)[di] = 0; break;
+    case 4: ((unsigned int *)dst)[di] = 0; break;
+    default: ((unsigned long long *)dst)[di] = 0; break;
+    }
+}
+
 static inline int esize_of(int dt) {
     return dt == IL_F16 || dt == IL_BF16 || dt == IL_I16 || dt == IL_U16 ? 2
            : dt == IL_BOOL || dt == IL_U8 || dt == IL_I8             ? 1
@@ -166,12 +175,7 @@ __global__ static void k_gather(const void *data, int esize, int64_t axis_len, i
         int64_t id = i64 ? ((const long long *)ids)[j] : ((const int *)ids)[j];
         if (id < 0) id += axis_len;
         if (id < 0 || id >= axis_len) {
-            switch (esize) {
-            case 1: ((unsigned char *)out)[i] = 0; break;
-            case 2: ((unsigned short *)out)[i] = 0; break;
-            case 4: ((unsigned int *)out)[i] = 0; break;
-            default: ((unsigned long long *)out)[i] = 0; break;
-            }
+            zero_elem(out, i, esize);
             continue;
         }
         copy_elem(data, (o * axis_len + id) * inner + in, out, i, esize);
@@ -182,6 +186,28 @@ extern "C" void il_cu_gather(const void *data, int esize, int64_t outer, int64_t
                              const void *ids, il_dtype idt, int64_t nidx, void *out) {
     int64_t n = outer * nidx * inner;
     IL_CU_LAUNCH(k_gather, n, data, esize, axis_len, inner, ids, idt == IL_I64, nidx, out, n);
+}
+
+__global__ static void k_gather_nd(const void *data, int esize, const void *ids, int i64, il_cu_gnd g, void *out,
+                                   int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t t = i / g.slice, e = i % g.slice, off = (t / g.per) * g.bstride + e;
+        int bad = 0;
+        for (int k = 0; k < g.m; k++) {
+            int64_t id = i64 ? ((const long long *)ids)[t * g.m + k] : ((const int *)ids)[t * g.m + k];
+            if (id < 0) id += g.dims[k];
+            bad |= id < 0 || id >= g.dims[k];
+            off += id * g.str[k];
+        }
+        if (bad) zero_elem(out, i, esize);
+        else copy_elem(data, off, out, i, esize);
+    }
+}
+
+extern "C" void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g,
+                                void *out) {
+    int64_t n = g->tuples * g->slice;
+    IL_CU_LAUNCH(k_gather_nd, n, data, esize, ids, idt == IL_I64, *g, out, n);
 }
 
 /* ---------------------------------------------------------------- product epilogues */
