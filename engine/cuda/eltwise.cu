@@ -100,11 +100,14 @@ static inline int esize_of(int dt) {
 __global__ static void k_map(map_args a, il_cu_geom g, int64_t n, int esize) {
     IL_CU_LOOP(i, n) {
         int64_t off[IL_CU_MAX_IN] = {0, 0, 0}, r = i;
-        for (int d = g.rank - 1; d >= 0; d--) {
-            int64_t idx = r % g.dims[d];
-            r /= g.dims[d];
-            for (int k = 0; k < g.n_in; k++) off[k] += idx * g.str[k][d];
-        }
+        if (g.rank == 1) /* same shapes, or one operand repeated */
+            for (int k = 0; k < g.n_in; k++) off[k] = i * g.str[k][0];
+        else
+            for (int d = g.rank - 1; d >= 0; d--) {
+                int64_t idx = r % g.dims[d];
+                r /= g.dims[d];
+                for (int k = 0; k < g.n_in; k++) off[k] += idx * g.str[k][d];
+            }
         if (a.op == IL_CU_WHERE) {
             int c = ((const unsigned char *)a.in[0])[off[0]] != 0;
             copy_elem(c ? a.in[1] : a.in[2], c ? off[1] : off[2], a.out, i, esize);
@@ -131,20 +134,31 @@ extern "C" void il_cu_map(il_cu_op op, float pa, float pb, const il_cu_geom *g, 
     IL_CU_LAUNCH(k_map, n, a, *g, n, esize_of(odt));
 }
 
+/* Numpy broadcasting strides, then dims of size 1 dropped and neighbours merged where every
+ * input steps through them alike (same shapes become one dim: no division per element). */
 extern "C" void il_cu_geom_of(const il_tensor *out, const il_tensor *const *in, int n_in, il_cu_geom *g) {
+    int64_t str[IL_CU_MAX_IN][IL_MAX_RANK];
     memset(g, 0, sizeof *g);
-    g->rank = out->rank;
     g->n_in = n_in;
-    for (int d = 0; d < out->rank; d++) g->dims[d] = out->dims[d];
-    for (int k = 0; k < n_in; k++) { /* numpy: aligned at the end, size-1 dims repeat */
+    for (int k = 0; k < n_in; k++) { /* aligned at the end, size-1 dims repeat */
         int64_t s = 1;
         for (int d = out->rank - 1; d >= 0; d--) {
             int t = d - (out->rank - in[k]->rank);
             int64_t dim = t >= 0 ? in[k]->dims[t] : 1;
-            g->str[k][d] = dim == 1 ? 0 : s;
+            str[k][d] = dim == 1 ? 0 : s;
             s *= dim;
         }
     }
+    for (int d = 0; d < out->rank; d++) {
+        int64_t n = out->dims[d];
+        if (n == 1) continue;
+        int r = g->rank - 1, merge = r >= 0;
+        for (int k = 0; k < n_in && merge; k++) merge = g->str[k][r] == str[k][d] * n;
+        if (merge) g->dims[r] *= n;
+        else r = g->rank++, g->dims[r] = n;
+        for (int k = 0; k < n_in; k++) g->str[k][r] = str[k][d];
+    }
+    if (g->rank == 0) g->rank = 1, g->dims[0] = 1; /* one element; strides 0 */
 }
 
 /* ---------------------------------------------------------------- strided copies, Gather */
