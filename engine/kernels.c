@@ -13,7 +13,7 @@ const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_c
                                              il_kernels_qeltwise, il_kernels_sparse,
 #ifdef IL_HAVE_DNNL
                                              il_kernels_dnnl_conv, il_kernels_dnnl_pool, il_kernels_dnnl_matmul,
-                                             il_kernels_dnnl_qconv, il_kernels_dnnl_qeltwise,
+                                             il_kernels_dnnl_qconv, il_kernels_dnnl_qeltwise, il_kernels_dnnl_qmatmul,
 #endif
                                              NULL};
 

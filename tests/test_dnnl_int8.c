@@ -248,6 +248,57 @@ static void test_mixed_layouts(void) {
     il_graph_free(g);
 }
 
+/* QMatMul (and QLinearMatMul) through the dnnl kernel against the reference: a[..., M, K] x
+ * b[K, N], per-column or per-tensor scales, zero points, bias, Relu; the conv's tolerance. */
+static void test_qmatmul(void) {
+    static const struct {
+        int rank;
+        int64_t d0, m, k, n;
+        int a_s8, per_col, bias, za, zy;
+        const char *act;
+    } mms[] = {
+        {2, 0, 32, 512, 10, 0, 1, 1, 0, 128, NULL},   /* a classifier head */
+        {3, 4, 17, 64, 96, 1, 1, 1, -7, 100, "Relu"}, /* a transformer's projection, int8 rows */
+        {2, 0, 5, 33, 7, 0, 0, 0, 200, 3, NULL},      /* per tensor, odd sizes: QLinearMatMul */
+    };
+    for (size_t i = 0; i < sizeof mms / sizeof *mms; i++) {
+        il_graph *g = new_graph();
+        int64_t ad[3] = {mms[i].d0, mms[i].m, mms[i].k};
+        const int64_t *adims = mms[i].rank == 3 ? ad : ad + 1;
+        il_dtype adt = mms[i].a_s8 ? IL_I8 : IL_U8;
+        int x = new_input(g, adt, mms[i].rank, adims);
+        int64_t n = mms[i].n, nch = mms[i].per_col ? n : 1;
+        il_tensor *bs = il_tensor_new(IL_F32, mms[i].per_col, &nch), *bz = il_tensor_new(IL_I8, mms[i].per_col, &nch);
+        for (int64_t j = 0; j < nch; j++) il_tensor_set(bs, j, 0.01 + 0.02 * il_rand_uniform(op_rng()));
+        double sa = 0.03, sy = sa * 0.02 * sqrt((double)mms[i].k) * 60;
+        int in[9] = {x, cst(g, "as", scalar(IL_F32, sa)), cst(g, "az", scalar(adt, mms[i].za)),
+                     cst(g, "b", rnd(IL_I8, 2, D(mms[i].k, n), -128, 127)), cst(g, "bs", bs), cst(g, "bz", bz),
+                     cst(g, "ys", scalar(IL_F32, sy)), cst(g, "yz", scalar(IL_U8, mms[i].zy))};
+        int qmm = mms[i].bias || mms[i].act;
+        if (mms[i].bias) in[8] = cst(g, "bias", rnd(IL_I32, 1, &n, -5000, 5000));
+        int y = il_graph_new_value(g, "y");
+        int k = il_graph_add_node(g, qmm ? "QMatMul" : "QLinearMatMul", qmm ? "ai.inferlab" : "", "mm",
+                                  mms[i].bias ? 9 : 8, in, 1, &y);
+        if (mms[i].act) il_node_set_string(g, k, "activation", mms[i].act);
+        il_graph_add_output(g, y);
+        IL_ASSERT_OK(il_graph_verify(g));
+        il_tensor *a = rnd(adt, mms[i].rank, adims, mms[i].a_s8 ? -128 : 0, mms[i].a_s8 ? 127 : 255);
+        il_tensor *want = run(g, a, NULL, 1), *got = run(g, a, "QMatMul=dnnl,QLinearMatMul=dnnl", 2);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+        int64_t differ, over1, ne = il_tensor_numel(want), worst = diff(got, want, &differ, &over1);
+        int ok = worst <= 1 && differ * 100 <= ne;
+        if (!ok)
+            fprintf(stderr, "\n  matmul %zu: %lld LSB at most, %lld of %lld differ (seed %llu)\n", i, (long long)worst,
+                    (long long)differ, (long long)ne, (unsigned long long)op_seed());
+        CU_ASSERT(ok);
+        il_tensor_free(a), il_tensor_free(want), il_tensor_free(got);
+        il_graph_free(g);
+    }
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("ai.inferlab", "QMatMul", "cpu", "dnnl")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "QLinearMatMul", "cpu", "dnnl")));
+}
+
 /* QAdd, QLinearAdd, QLinearMul and MaxPool through the op harness (plain operands): every
  * kernel that takes the node, the dnnl ones included, bit for bit against the reference. */
 static void test_eltwise_harness(void) {
@@ -275,6 +326,7 @@ static void test_eltwise_harness(void) {
 }
 
 IL_SUITE("dnnl-int8", {"QConv dnnl vs reference: 1 LSB, <= 1% differ (11 layers, 1-3 threads)", test_qconv_layers},
+         {"QMatMul, QLinearMatMul dnnl vs reference: 1 LSB, <= 1% differ", test_qmatmul},
          {"residual chain held channels-last: dnnl vs reference (chain tolerance)", test_chain_native},
          {"operands in mixed layouts: Add reorders, pool writes plain", test_mixed_layouts},
          {"QAdd, QLinearAdd, QLinearMul, MaxPool int8: every kernel bit for bit (op harness)", test_eltwise_harness})
