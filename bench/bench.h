@@ -192,7 +192,13 @@ typedef struct il_bench_opts {
     int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
     const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
+    int eval;                /* the accuracy/agreement pass after timing: IL_EVAL_ALL (default),
+                                IL_EVAL_INFERLAB (not the peers: each costs another process), none */
+    int copies;              /* GPU variants: time runs with the host copies of inputs and outputs
+                                (0: the device alone, inputs resident, as the PyTorch peer) */
 } il_bench_opts;
+
+enum { IL_EVAL_ALL = 0, IL_EVAL_INFERLAB = 1, IL_EVAL_NONE = 2 };
 
 void il_bench_defaults(il_bench_opts *o);
 

@@ -121,6 +121,9 @@ il_status il_bench_eval_inputs(const il_bench_opts *o, const il_graph *g, int64_
 
 il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, const il_plan_opts *po0,
                                 il_plan *plan, il_tensor **out) {
+    /* a plan of our own needs no more than the samples there are (a parent at batch 256 for 8
+     * samples would pad them to 256); the variant's own plan runs at its batch */
+    if (!plan && n < b) b = (int)(n > 0 ? n : 1);
     il_plan_opts po = *po0;
     po.batch = b;
     il_plan *p = plan;

@@ -44,6 +44,10 @@ static void help(void) {
            "  --spq K               multi-stream: samples per query (default 8)\n"
            "  --profile             per-node times into the database (separate profiled pass)\n"
            "  --accuracy-samples N  evaluation samples (default: the whole test set)\n"
+           "  --eval all|inferlab|none  the accuracy/agreement pass after timing: for every variant, for\n"
+           "                        inferlab's only (a peer's costs one more process), or none (default all)\n"
+           "  --copies              backend cuda: time each run with its host copies (default: the device\n"
+           "                        alone, inputs kept on it, as the PyTorch peer is timed)\n"
            "  --seed S              inputs and arrivals (default 1)\n"
            "  --max-spread F        a run whose trials' p50s differ by more than F of their median is\n"
            "                        INVALID (default 0.10); so is one whose trials miss --min-seconds or\n"
@@ -152,6 +156,15 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else if (!strcmp(a, "--no-fork")) o.no_fork = 1;
+        else if (!strcmp(a, "--copies")) o.copies = 1;
+        else if (!strcmp(a, "--eval")) {
+            if (!val || (strcmp(val, "all") && strcmp(val, "inferlab") && strcmp(val, "none"))) {
+                fprintf(stderr, "inferlab bench: --eval all|inferlab|none\n");
+                return 2;
+            }
+            o.eval = !strcmp(val, "all") ? IL_EVAL_ALL : !strcmp(val, "inferlab") ? IL_EVAL_INFERLAB : IL_EVAL_NONE;
+            i++;
+        }
         else if (!strcmp(a, "--tactics")) {
             if (!val || (strcmp(val, "timed") && strcmp(val, "heuristic"))) { fprintf(stderr, "inferlab bench: --tactics timed|heuristic\n"); return 2; }
             o.tactics = !strcmp(val, "timed") ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC;

@@ -228,7 +228,7 @@ static void test_torch_peer_gpu(void) {
     const char *db = il_test_tmp("peer_gpu.db");
     snprintf(args, sizeof args, "bench --model %s --engine pytorch --backend cuda --precision fp32,tf32 --batch 2 "
              "--trials 1 --min-seconds 0 --min-queries 4 --warmup 1 --dataset none --accuracy-samples 4 --peers %s "
-             "--db %s", TEACHER, o.peers_dir, db);
+             "--eval inferlab --db %s", TEACHER, o.peers_dir, db);
     int rc = cli(args, out, sizeof out);
     if (rc) fprintf(stderr, "\n  %s\n", out);
     CU_ASSERT_EQUAL(rc, 0);
@@ -236,6 +236,11 @@ static void test_torch_peer_gpu(void) {
                                           " AND gpu = 'Stub GPU' AND cuda_graphs = 0 AND compute_precision IN ('fp32',"
                                           " 'tf32')"), 2);
     CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE engine_version = 'pytorch stub cuda tf32 g0'"), 1);
+    /* --eval inferlab: the peer's evaluation (one more process of it) was skipped */
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE agreement_top1 IS NULL"), 2);
+    snprintf(args, sizeof args, "bench --model %s --eval some --db %s", TEACHER, db);
+    CU_ASSERT_EQUAL(cli(args, out, sizeof out), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "--eval all|inferlab|none"));
     unsetenv("INFERLAB_PYTHON");
 }
 
@@ -264,7 +269,38 @@ static void test_cli_refusals(void) {
     /* cuda plan files in bench: test_plan_file.c (it writes their headers) */
 }
 
+/* On the GPU: inferlab measured on cuda in fp32 and fp16 with graphs, timed on the device alone;
+ * the store gets the GPU, its versions, the device memory, and agreement with the FP32 CPU run. */
+static void test_bench_on_gpu(void) {
+    const il_backend_iface *b = il_backend_find("cuda");
+    const char *why;
+    if (!b || !b->available(&why)) {
+        printf("skipped: no GPU ");
+        return;
+    }
+    char out[16384], args[2048];
+    const char *db = il_test_tmp("on_gpu.db");
+    snprintf(args, sizeof args, "bench --model %s --backend cuda --precision fp32,fp16 --graphs on,off --batch 8 "
+             "--trials 2 --min-seconds 0 --min-queries 5 --warmup 2 --dataset none --accuracy-samples 16 --db %s",
+             TEACHER, db);
+    int rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM results WHERE backend = 'cuda' AND gpu IS NOT NULL"
+                                          " AND gpu_cc IS NOT NULL AND cuda_version IS NOT NULL AND cublas_version IS"
+                                          " NOT NULL AND peak_device_bytes > 0 AND device_memory_how LIKE"
+                                          " 'cudaMemGetInfo%'"), 4);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE note LIKE 'device time%'"), 4);
+    /* fp32 agrees with the CPU on every sample; fp16 on most of 16 random inputs (near ties in the
+     * logits of random images may flip), its logits within 0.25 */
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE compute_precision = 'fp32' AND"
+                                          " agreement_top1 = 1 AND max_abs_error < 1e-3"), 2);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE compute_precision = 'fp16' AND"
+                                          " agreement_top1 >= 0.8 AND max_abs_error < 0.25"), 2);
+}
+
 IL_SUITE("bench-gpu", {"sweep: precision and graphs axes", test_sweep_axes},
          {"store: schema 6 GPU columns, db show, report", test_store_gpu_columns},
          {"pytorch peer on cuda: precision, graphs, GPU facts", test_torch_peer_gpu},
-         {"bench: the GPU's refusals without a GPU", test_cli_refusals})
+         {"bench: the GPU's refusals without a GPU", test_cli_refusals},
+         {"bench on the GPU: fp32/fp16, graphs, device memory, agreement", test_bench_on_gpu})

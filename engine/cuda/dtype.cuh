@@ -11,6 +11,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <math.h>
 #include <string.h>
 
 extern "C" cudaStream_t il_cuda_stream(void);
@@ -22,9 +23,18 @@ static inline unsigned il_cu_blocks(int64_t n) {
 }
 #define IL_CU_LOOP(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
+#ifndef IL_CU_HOST_EMU
+/* kernel<<<blocks, threads>>>(...) on the stream; IL_CU_LAUNCH sizes the grid for n elements */
+#define IL_CU_LAUNCH_GRID(kernel, blocks, threads, ...) \
+    kernel<<<(blocks), (threads), 0, il_cuda_stream()>>>(__VA_ARGS__)
+#else
+/* tests/cuda_emu.sh compiles these files for the host: one thread of one block walks every
+ * grid-stride loop, so a kernel's indexing runs (under ASan) without a GPU */
+#define IL_CU_LAUNCH_GRID(kernel, blocks, threads, ...) kernel(__VA_ARGS__)
+#endif
 #define IL_CU_LAUNCH(kernel, n, ...) \
     do { \
-        if ((n) > 0) kernel<<<il_cu_blocks(n), IL_CU_THREADS, 0, il_cuda_stream()>>>(__VA_ARGS__); \
+        if ((n) > 0) IL_CU_LAUNCH_GRID(kernel, il_cu_blocks(n), IL_CU_THREADS, __VA_ARGS__); \
     } while (0)
 
 /* Element i of float data as float; integers and bool for Cast (int64 rounded once, as the

@@ -64,8 +64,8 @@ extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer
     memset(&none, 0, sizeof none);
     int64_t rows = outer * inner;
     if (rows > 0 && n > 0)
-        k_softmax<<<row_blocks(rows), ROW_THREADS, 0, il_cuda_stream()>>>(x, y, (int)dt, rows, n, inner, scale, mask,
-                                                                          (int)mdt, m ? *m : none);
+        IL_CU_LAUNCH_GRID(k_softmax, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, inner, scale, mask, (int)mdt,
+                          m ? *m : none);
 }
 
 /* ---------------------------------------------------------------- layer norm */
@@ -100,8 +100,8 @@ extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t row
                                 int64_t ss, const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean,
                                 void *inv_std) {
     if (rows > 0 && n > 0)
-        k_layernorm<<<row_blocks(rows), ROW_THREADS, 0, il_cuda_stream()>>>(x, y, (int)dt, rows, n, scale, ss, bias,
-                                                                            bs, (int)pdt, eps, mean, inv_std);
+        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, scale, ss, bias, bs,
+                          (int)pdt, eps, mean, inv_std);
 }
 
 /* ---------------------------------------------------------------- sums over an axis */
