@@ -265,8 +265,13 @@ static void test_cuda_header(void) {
     }
 }
 
+/* Loaded against built cuda plans: the same kernels, but cuDNN's algorithm search runs again at
+ * load (cuda kernels save no state yet) and may pick another algorithm, which rounds otherwise:
+ * float32 within 1e-4 relative, tf32 and fp16 within their own rounding (1e-2). */
+static double cuda_rtol(int prec) { return prec == IL_PREC_FP32 ? 1e-4 : 1e-2; }
+
 /* On the GPU: a cuda plan built, saved and loaded gives the outputs of the plan built directly
- * with the same options (fp32, fp16 with CUDA graphs), and runs again after its first run. */
+ * with the same options (fp32, fp16 with CUDA graphs, tf32), and runs again after its first run. */
 static void test_cuda_round_trip(void) {
     if (!have_gpu()) {
         printf("skipped: no GPU ");
@@ -299,7 +304,8 @@ static void test_cuda_round_trip(void) {
             IL_ASSERT_OK(il_plan_run(q, &x, 1));
             char msg[256];
             int64_t w;
-            int ok = il_tensor_allclose(il_plan_output(q, 0), il_plan_output(p, 0), 1e-5, 1e-6, &w, msg, sizeof msg);
+            double tol = cuda_rtol(precs[c]);
+            int ok = il_tensor_allclose(il_plan_output(q, 0), il_plan_output(p, 0), tol, tol / 10, &w, msg, sizeof msg);
             if (!ok) fprintf(stderr, "\n  %s loaded vs built, run %d: %s\n", il_precision_name(precs[c]), r, msg);
             CU_ASSERT_TRUE(ok);
             il_tensor_free(x);
@@ -340,7 +346,7 @@ static void test_cuda_cli(void) {
     IL_ASSERT_OK(il_tensor_load(b2, &tb));
     int64_t w;
     char msg[256];
-    int ok = il_tensor_allclose(ta, tb, 1e-5, 1e-6, &w, msg, sizeof msg);
+    int ok = il_tensor_allclose(ta, tb, cuda_rtol(IL_PREC_FP16), cuda_rtol(IL_PREC_FP16) / 10, &w, msg, sizeof msg);
     if (!ok) fprintf(stderr, "\n  plan vs direct fp16 run: %s\n", msg);
     CU_ASSERT_TRUE(ok);
     il_tensor_free(ta), il_tensor_free(tb);
