@@ -9,10 +9,11 @@
  *   fp32   rtol 1e-4, atol 1e-5 (elementwise and data movement: one float rounding apart);
  *          rtol 1e-4, atol 1e-4 for products, softmax, norms and reductions (sums in another
  *          order than the reference's double ones)
+ *   tf32   rtol 1e-2, atol 1e-2 (the products' inputs rounded to 11 bits; products only)
  *   fp16   rtol 1e-2, atol 1e-2 (inputs, intermediate and outputs rounded to 11 bits)
  *   bf16   rtol 5e-2, atol 5e-2 (8 bits)
- *   whole models: fp32 rtol 1e-3, atol 1e-4; fp16 and bf16 rtol 5e-2, atol 5e-2 (two layers of
- *   half-precision products and norms)
+ *   whole models: fp32 rtol 1e-3, atol 1e-4; tf32 1e-2; fp16 2e-2; bf16 5e-2 (two layers of
+ *   products and norms); fp32 and fp16 again captured as a CUDA graph and replayed
  * Integer and bool outputs must be equal. Each case must place every node on the GPU (no
  * fallback); the last test fails for any cuda kernel (other than Conv/FusedConv, whose tests are
  * cuda-infer's and the cuDNN work's) that no case ran in float32 and in a half precision.
@@ -67,6 +68,8 @@ static const char *prec_name(int prec) { return il_precision_name(prec); }
 /* Kernels the plans of the next cases must use ("MaxPool=cuda": the own kernel where cuDNN's
  * would win by priority); NULL: the planner's choice. */
 static const char *force;
+/* Whether the next cases' plans capture their run as a CUDA graph and replay it. */
+static int graphs;
 
 /* got within t of want (scaled as the file comment says); prints the worst element. */
 static int close_enough(const il_tensor *got, const il_tensor *want, tol t, const char *what, int o) {
@@ -116,7 +119,8 @@ static int gpu_vs_ref(const il_graph *g, il_tensor *const *in, int64_t batch, in
     int half = prec == IL_PREC_FP16 || prec == IL_PREC_BF16, bad = 0;
     snprintf(label, sizeof label, "%s [%s]", what, prec_name(prec));
     il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch},
-                 go = {.backend = IL_BACKEND_CUDA, .precision = prec, .batch = batch, .kernels = force};
+                 go = {.backend = IL_BACKEND_CUDA, .precision = prec, .batch = batch, .kernels = force,
+                      .graphs = graphs};
     il_plan *r = NULL, *p = NULL;
     il_status st = il_plan_create(g, &ro, &r);
 #ifdef IL_CUDA_EMU
@@ -275,14 +279,14 @@ static void gc_free(gcase *c) {
     free(c);
 }
 
-enum { P32 = 1, P16 = 2, PB16 = 4, PALL = 7, PHALF = 3 };
+enum { P32 = 1, P16 = 2, PB16 = 4, PALL = 7, PTF32 = 8 };
 static const tol T_EXACT = {1e-4, 1e-5}, T_SUM = {1e-4, 1e-4}, T_F16 = {1e-2, 1e-2}, T_BF16 = {5e-2, 5e-2};
 
 /* The case on the GPU in the precisions of mask (float32 within t32), with no fallback; frees it. */
 static void gc_check(gcase *c, int mask, tol t32) {
-    static const int precs[3] = {IL_PREC_FP32, IL_PREC_FP16, IL_PREC_BF16};
-    const tol ts[3] = {t32, T_F16, T_BF16};
-    for (int i = 0; i < 3; i++)
+    static const int precs[4] = {IL_PREC_FP32, IL_PREC_FP16, IL_PREC_BF16, IL_PREC_TF32};
+    const tol ts[4] = {t32, T_F16, T_BF16, T_F16}; /* TF32 rounds the products' inputs to 11 bits */
+    for (int i = 0; i < 4; i++)
         if (mask & (1 << i)) CU_ASSERT_EQUAL(gpu_vs_ref(c->g, c->in, 1, precs[i], ts[i], c->what, 0), 0);
     gc_free(c);
 }
@@ -429,6 +433,12 @@ static void test_movement(void) {
     SETI(c, "axis", -1);
     gc_check(c, P32 | P16, T_EXACT);
     gc_check(CASE("Gather", 13, 1, B(6, 4), I(0, 6, 5)), P32, T_EXACT);
+    /* GatherND: tuples of 2 into [5, 4, 3] (negative ids too); batch_dims 1; bool data */
+    gc_check(CASE("GatherND", 13, 1, X(-1, 1, 5, 4, 3), I(-4, 4, 6, 2)), PALL, T_EXACT);
+    c = CASE("GatherND", 13, 1, X(-1, 1, 2, 7, 3), I(0, 7, 2, 4, 1));
+    SETI(c, "batch_dims", 1);
+    gc_check(c, P32 | P16, T_EXACT);
+    gc_check(CASE("GatherND", 13, 1, B(3, 5), I(0, 3, 2, 1)), P32, T_EXACT);
 
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
@@ -457,8 +467,8 @@ static void test_movement(void) {
 static void test_matmul(void) {
     if (!have_gpu()) return;
     /* weights of rank 2; batch dims broadcast one side, both sides, mixed; A of rank 2 */
-    gc_check(CASE("MatMul", 13, 1, X(-1, 1, 2, 3, 5, 7), W(-1, 1, 7, 4)), PALL, T_SUM);
-    gc_check(CASE("MatMul", 13, 1, X(-1, 1, 2, 3, 5, 7), X(-1, 1, 3, 7, 4)), PALL, T_SUM);
+    gc_check(CASE("MatMul", 13, 1, X(-1, 1, 2, 3, 5, 7), W(-1, 1, 7, 4)), PALL | PTF32, T_SUM);
+    gc_check(CASE("MatMul", 13, 1, X(-1, 1, 2, 3, 5, 7), X(-1, 1, 3, 7, 4)), PALL | PTF32, T_SUM);
     gc_check(CASE("MatMul", 13, 1, X(-1, 1, 1, 3, 5, 7), X(-1, 1, 2, 1, 7, 4)), P32 | P16, T_SUM);
     gc_check(CASE("MatMul", 13, 1, X(-1, 1, 5, 7), X(-1, 1, 4, 7, 9)), P32 | P16, T_SUM);
     gc_check(CASE("MatMul", 13, 1, X(-1, 1, 33, 65), X(-1, 1, 65, 17)), P32 | P16, T_SUM);
@@ -482,7 +492,7 @@ static void test_gemm(void) {
             spec a = ta ? X(-1, 1, K, M) : X(-1, 1, M, K), b = tb ? W(-1, 1, N, K) : W(-1, 1, K, N);
             gcase *c = gc_new("Gemm", 13, 3, SPECS(a, b, W(-1, 1, N)), 1);
             SETI(c, "transA", ta), SETI(c, "transB", tb), SETF(c, "alpha", 0.5f), SETF(c, "beta", 2.0f);
-            gc_check(c, ta == tb ? PALL : P32 | P16, T_SUM);
+            gc_check(c, ta == tb ? PALL | PTF32 : P32 | P16, T_SUM);
         }
     gc_check(CASE("Gemm", 13, 1, X(-1, 1, 6, 4), X(-1, 1, 4, 3), X(-1, 1, 6, 1)), P32 | P16, T_SUM);
     gc_check(CASE("Gemm", 13, 1, X(-1, 1, 6, 4), X(-1, 1, 4, 3), X(-1, 1, 6, 3)), P32 | P16, T_SUM);
@@ -502,7 +512,7 @@ static void test_attention(void) {
     SETF(c, "scale", 0.35f);
     float *mask = c->in[3]->data;
     for (int i = 0; i < 22; i++) mask[i] = i % 11 >= 8 ? -10000.0f : mask[i]; /* padded keys */
-    gc_check(c, PALL, T_SUM);
+    gc_check(c, PALL | PTF32, T_SUM);
     c = CASE("ai.inferlab:Attention", 13, 1, X(-1, 1, 3, 17, 16), X(-1, 1, 1, 16, 17), X(-1, 1, 3, 17, 16));
     gc_check(c, P32 | P16, T_SUM);
     c = CASE("ai.inferlab:Attention", 13, 1, X(-2, 2, 1, 2, 5, 4), X(-2, 2, 2, 1, 4, 7), X(-1, 1, 1, 1, 7, 3),
@@ -607,9 +617,14 @@ static void check_model(const char *path, const char *what) {
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
     il_tensor *in[8] = {0};
     for (int i = 0; i < g->n_inputs && i < 8; i++) in[i] = model_input(&g->values[g->inputs[i]], 2);
-    const tol t32 = {1e-3, 1e-4}, thalf = {2e-2, 2e-2}, tbf = {5e-2, 5e-2};
+    const tol ts[4] = {{1e-3, 1e-4}, {1e-2, 1e-2}, {2e-2, 2e-2}, {5e-2, 5e-2}}; /* by il_precision */
     for (int p = IL_PREC_FP32; p <= IL_PREC_BF16; p++)
-        if (p != IL_PREC_TF32) CU_ASSERT_EQUAL(gpu_vs_ref(g, in, 2, p, p == IL_PREC_FP16 ? thalf : p ? tbf : t32, what, p != IL_PREC_FP32), 0);
+        CU_ASSERT_EQUAL(gpu_vs_ref(g, in, 2, p, ts[p], what, p >= IL_PREC_FP16), 0);
+    /* captured once as a CUDA graph and replayed (where no node falls back) */
+    graphs = 1;
+    CU_ASSERT_EQUAL(gpu_vs_ref(g, in, 2, IL_PREC_FP32, ts[0], what, 0), 0);
+    CU_ASSERT_EQUAL(gpu_vs_ref(g, in, 2, IL_PREC_FP16, ts[IL_PREC_FP16], what, 1), 0);
+    graphs = 0;
     for (int i = 0; i < 8; i++) il_tensor_free(in[i]);
     il_graph_free(g);
 }
@@ -618,11 +633,13 @@ static void test_models(void) {
     if (!have_gpu()) return;
     check_model(IL_TESTDATA "/tiny_bert_legacy/model.onnx", "tiny BERT -O2");
     check_model(IL_TESTDATA "/tiny_vit_legacy/model.onnx", "tiny ViT -O2");
+    check_model(IL_TESTDATA "/tiny_bert_dynamo/model.onnx", "tiny BERT (dynamo) -O2");
+    check_model(IL_TESTDATA "/tiny_vit_dynamo/model.onnx", "tiny ViT (dynamo) -O2");
 }
 
 /* Without a GPU: every node the -O2 tiny BERT and ViT run has a cuda kernel whose supports()
  * takes it, in float32 (Conv included: im2col) and in fp16 (all but Conv), as the planner
- * would ask it. */
+ * would ask it; and for the dynamo exports of both (GatherND). */
 static int placed(const il_graph *g, const il_shapes *s, int k, int prec) {
     const il_node *n = &g->nodes[k];
     il_tensor inb[32], *in[32], outb[8], *out[8];
@@ -658,12 +675,13 @@ static int placed(const il_graph *g, const il_shapes *s, int k, int prec) {
 }
 
 static void test_placement(void) {
-    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_vit_legacy/model.onnx"};
+    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_vit_legacy/model.onnx",
+                                   IL_TESTDATA "/tiny_bert_dynamo/model.onnx", IL_TESTDATA "/tiny_vit_dynamo/model.onnx"};
     if (!il_kernel_find("", "MatMul", "cuda", "cublas")) {
         printf("skipped: not built with CUDA ");
         return;
     }
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < 4; m++) {
         il_graph *g;
         il_shapes *s;
         IL_ASSERT_OK(il_onnx_load(models[m], &g));
@@ -711,8 +729,8 @@ static void test_every_kernel_run(void) {
 IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", test_placement},
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Gather, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Gather(ND), copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
          {"Softmax, LayerNormalization, ReduceMean/Sum", test_softmax_norm_reduce},
-         {"pools, BatchNormalization", test_cnn_ops}, {"tiny BERT and ViT -O2 vs the cpu", test_models},
+         {"pools, BatchNormalization", test_cnn_ops}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

@@ -81,6 +81,15 @@ __device__ static inline void copy_elem(const void *src, int64_t si, void *dst, 
     }
 }
 
+__device__ static inline void zero_elem(void *dst, int64_t di, int esize) {
+    switch (esize) {
+    case 1: ((unsigned char *)dst)[di] = 0; break;
+    case 2: ((unsigned short *)dst)[di] = 0; break;
+    case 4: ((unsigned int *)dst)[di] = 0; break;
+    default: ((unsigned long long *)dst)[di] = 0; break;
+    }
+}
+
 static inline int esize_of(int dt) {
     return dt == IL_F16 || dt == IL_BF16 || dt == IL_I16 || dt == IL_U16 ? 2
            : dt == IL_BOOL || dt == IL_U8 || dt == IL_I8             ? 1
@@ -91,11 +100,14 @@ static inline int esize_of(int dt) {
 __global__ static void k_map(map_args a, il_cu_geom g, int64_t n, int esize) {
     IL_CU_LOOP(i, n) {
         int64_t off[IL_CU_MAX_IN] = {0, 0, 0}, r = i;
-        for (int d = g.rank - 1; d >= 0; d--) {
-            int64_t idx = r % g.dims[d];
-            r /= g.dims[d];
-            for (int k = 0; k < g.n_in; k++) off[k] += idx * g.str[k][d];
-        }
+        if (g.rank == 1) /* same shapes, or one operand repeated */
+            for (int k = 0; k < g.n_in; k++) off[k] = i * g.str[k][0];
+        else
+            for (int d = g.rank - 1; d >= 0; d--) {
+                int64_t idx = r % g.dims[d];
+                r /= g.dims[d];
+                for (int k = 0; k < g.n_in; k++) off[k] += idx * g.str[k][d];
+            }
         if (a.op == IL_CU_WHERE) {
             int c = ((const unsigned char *)a.in[0])[off[0]] != 0;
             copy_elem(c ? a.in[1] : a.in[2], c ? off[1] : off[2], a.out, i, esize);
@@ -122,20 +134,31 @@ extern "C" void il_cu_map(il_cu_op op, float pa, float pb, const il_cu_geom *g, 
     IL_CU_LAUNCH(k_map, n, a, *g, n, esize_of(odt));
 }
 
+/* Numpy broadcasting strides, then dims of size 1 dropped and neighbours merged where every
+ * input steps through them alike (same shapes become one dim: no division per element). */
 extern "C" void il_cu_geom_of(const il_tensor *out, const il_tensor *const *in, int n_in, il_cu_geom *g) {
+    int64_t str[IL_CU_MAX_IN][IL_MAX_RANK];
     memset(g, 0, sizeof *g);
-    g->rank = out->rank;
     g->n_in = n_in;
-    for (int d = 0; d < out->rank; d++) g->dims[d] = out->dims[d];
-    for (int k = 0; k < n_in; k++) { /* numpy: aligned at the end, size-1 dims repeat */
+    for (int k = 0; k < n_in; k++) { /* aligned at the end, size-1 dims repeat */
         int64_t s = 1;
         for (int d = out->rank - 1; d >= 0; d--) {
             int t = d - (out->rank - in[k]->rank);
             int64_t dim = t >= 0 ? in[k]->dims[t] : 1;
-            g->str[k][d] = dim == 1 ? 0 : s;
+            str[k][d] = dim == 1 ? 0 : s;
             s *= dim;
         }
     }
+    for (int d = 0; d < out->rank; d++) {
+        int64_t n = out->dims[d];
+        if (n == 1) continue;
+        int r = g->rank - 1, merge = r >= 0;
+        for (int k = 0; k < n_in && merge; k++) merge = g->str[k][r] == str[k][d] * n;
+        if (merge) g->dims[r] *= n;
+        else r = g->rank++, g->dims[r] = n;
+        for (int k = 0; k < n_in; k++) g->str[k][r] = str[k][d];
+    }
+    if (g->rank == 0) g->rank = 1, g->dims[0] = 1; /* one element; strides 0 */
 }
 
 /* ---------------------------------------------------------------- strided copies, Gather */
@@ -166,12 +189,7 @@ __global__ static void k_gather(const void *data, int esize, int64_t axis_len, i
         int64_t id = i64 ? ((const long long *)ids)[j] : ((const int *)ids)[j];
         if (id < 0) id += axis_len;
         if (id < 0 || id >= axis_len) {
-            switch (esize) {
-            case 1: ((unsigned char *)out)[i] = 0; break;
-            case 2: ((unsigned short *)out)[i] = 0; break;
-            case 4: ((unsigned int *)out)[i] = 0; break;
-            default: ((unsigned long long *)out)[i] = 0; break;
-            }
+            zero_elem(out, i, esize);
             continue;
         }
         copy_elem(data, (o * axis_len + id) * inner + in, out, i, esize);
@@ -182,6 +200,28 @@ extern "C" void il_cu_gather(const void *data, int esize, int64_t outer, int64_t
                              const void *ids, il_dtype idt, int64_t nidx, void *out) {
     int64_t n = outer * nidx * inner;
     IL_CU_LAUNCH(k_gather, n, data, esize, axis_len, inner, ids, idt == IL_I64, nidx, out, n);
+}
+
+__global__ static void k_gather_nd(const void *data, int esize, const void *ids, int i64, il_cu_gnd g, void *out,
+                                   int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t t = i / g.slice, e = i % g.slice, off = (t / g.per) * g.bstride + e;
+        int bad = 0;
+        for (int k = 0; k < g.m; k++) {
+            int64_t id = i64 ? ((const long long *)ids)[t * g.m + k] : ((const int *)ids)[t * g.m + k];
+            if (id < 0) id += g.dims[k];
+            bad |= id < 0 || id >= g.dims[k];
+            off += id * g.str[k];
+        }
+        if (bad) zero_elem(out, i, esize);
+        else copy_elem(data, off, out, i, esize);
+    }
+}
+
+extern "C" void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g,
+                                void *out) {
+    int64_t n = g->tuples * g->slice;
+    IL_CU_LAUNCH(k_gather_nd, n, data, esize, ids, idt == IL_I64, *g, out, n);
 }
 
 /* ---------------------------------------------------------------- product epilogues */

@@ -38,12 +38,22 @@ static void lead_strides(const il_tensor *t, int nlead, const int64_t *dims, int
     }
 }
 
+/* Batch dims of size 1 dropped and neighbours merged where both operands step through them
+ * alike ([B, H] of attention's contiguous heads become one dim: one cuBLAS call, not B). */
 static void bplan_init(bplan *p, const il_tensor *y, const il_tensor *a, const il_tensor *b) {
+    int64_t dims[IL_MAX_RANK], sa[IL_MAX_RANK], sb[IL_MAX_RANK];
+    int nl = y->rank - 2, r = 0;
+    for (int d = 0; d < nl; d++) dims[d] = y->dims[d];
+    lead_strides(a, nl, dims, sa);
+    lead_strides(b, nl, dims, sb);
     memset(p, 0, sizeof *p);
-    p->nlead = y->rank - 2;
-    for (int d = 0; d < p->nlead; d++) p->dims[d] = y->dims[d];
-    lead_strides(a, p->nlead, p->dims, p->sa);
-    lead_strides(b, p->nlead, p->dims, p->sb);
+    for (int d = 0; d < nl; d++) {
+        if (dims[d] == 1) continue;
+        if (r > 0 && p->sa[r - 1] == sa[d] * dims[d] && p->sb[r - 1] == sb[d] * dims[d]) p->dims[r - 1] *= dims[d];
+        else p->dims[r++] = dims[d];
+        p->sa[r - 1] = sa[d], p->sb[r - 1] = sb[d];
+    }
+    p->nlead = r;
 }
 
 /* C[bi] = alpha A[bi] B[bi] (row-major m x k by k x n; C contiguous, m*n apart) for every

@@ -66,6 +66,15 @@ void il_cu_strided_copy(const void *src, void *dst, const il_cu_copy *g, int esi
 void il_cu_gather(const void *data, int esize, int64_t outer, int64_t axis_len, int64_t inner, const void *ids,
                   il_dtype idt, int64_t nidx, void *out);
 
+/* GatherND: out[t, e] = data[bt * bstride + sum_k ids[t*m + k] * str[k] + e] for tuple t of
+ * batch bt = t / per, e < slice; an id outside [-dims[k], dims[k]) writes zeros. */
+typedef struct il_cu_gnd {
+    int m;
+    int64_t dims[IL_MAX_RANK], str[IL_MAX_RANK];
+    int64_t per, slice, bstride, tuples;
+} il_cu_gnd;
+void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g, void *out);
+
 /* y[r, j] = act(y[r, j] + bias[j]) (bias may be NULL) over rows x n, in place: the epilogue of
  * the products. act is an il_cu_op of the unary kinds with its parameters. */
 void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a, float b);

@@ -342,6 +342,38 @@ static il_status gather_run(il_kctx *c) {
     return il_cuda_check("Gather");
 }
 
+/* GatherND with any batch_dims, int64/int32 index tuples. */
+static int gather_nd_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0], *ids = il_in(c, 1);
+    if (!mv_supports(c) || !ids || (ids->dtype != IL_I64 && ids->dtype != IL_I32) || ids->rank < 1 ||
+        x->dtype != c->out[0]->dtype)
+        return 0;
+    int64_t b = il_attr_int(c->node, "batch_dims", 0), m = ids->dims[ids->rank - 1];
+    return b >= 0 && b < ids->rank && b < x->rank && m >= 1 && m <= x->rank - b;
+}
+
+static il_status gather_nd_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_cu_gnd *g = calloc(1, sizeof *g);
+    if (!g) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *ids = c->in[1];
+    int b = (int)il_attr_int(c->node, "batch_dims", 0);
+    g->m = (int)ids->dims[ids->rank - 1];
+    for (int k = 0; k < g->m; k++) g->dims[k] = x->dims[b + k], g->str[k] = il_dims_prod(x->dims, b + k + 1, x->rank);
+    g->per = il_dims_prod(ids->dims, b, ids->rank - 1);
+    g->slice = il_dims_prod(x->dims, b + g->m, x->rank);
+    g->bstride = il_dims_prod(x->dims, b, x->rank);
+    g->tuples = il_dims_prod(ids->dims, 0, ids->rank - 1);
+    *state = g;
+    *ws = 0;
+    return IL_OK;
+}
+
+static il_status gather_nd_run(il_kctx *c) {
+    il_cu_gather_nd(c->in[0]->data, (int)il_dtype_size(c->in[0]->dtype), c->in[1]->data, c->in[1]->dtype, c->state,
+                    c->out[0]->data);
+    return il_cuda_check("GatherND");
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define F32 IL_DT(IL_F32)
@@ -377,6 +409,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
+    K("", "GatherND", "cuda", 0, gather_nd_supports, gather_nd_prepare, gather_nd_run, free,
+      "any batch_dims, int64/int32 index tuples (out of range: zeros), any dtype"),
     K("", "MatMul", "cublas", F32, il_cuk_matmul_supports, il_cuk_matmul_prepare, il_cuk_matmul_run, free,
       "cuBLAS strided batched, broadcast batch dims; f32 (TF32 on request)/f16/bf16, float sums"),
     K("ai.inferlab", "FusedMatMul", "cublas", F32, il_cuk_matmul_supports, il_cuk_matmul_prepare,
