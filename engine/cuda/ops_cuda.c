@@ -214,66 +214,45 @@ static il_status transpose_prepare(il_kctx *c, void **state, size_t *ws) {
     return IL_OK;
 }
 
-/* Concat: input k lands at its offset along the axis of the output. */
 static int axis_of(const il_kctx *c, int rank, int64_t dflt) {
     int64_t a = il_attr_int(c->node, "axis", dflt);
     return a < -rank || a >= rank ? -1 : (int)(a < 0 ? a + rank : a);
 }
 
-static int concat_supports(const il_kctx *c) {
-    if (!mv_supports(c) || axis_of(c, c->out[0]->rank, 0) < 0) return 0;
-    for (int i = 0; i < c->n_in; i++)
-        if (!c->in[i] || c->in[i]->dtype != c->out[0]->dtype || c->in[i]->rank != c->out[0]->rank) return 0;
-    return 1;
-}
+/* Concat and Split: slabs along an axis of the whole tensor (Concat's output, Split's input);
+ * piece k (Concat's input k, Split's output k) lands at / comes from its offset there, as the
+ * pieces' inferred shapes give it. */
+static int is_concat(const il_kctx *c) { return !strcmp(c->node->op_type, "Concat"); }
 
-static il_status concat_prepare(il_kctx *c, void **state, size_t *ws) {
-    mv_state *s = mv_new(c->n_in);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    const il_tensor *y = c->out[0];
-    int axis = axis_of(c, y->rank, 0);
-    int64_t ys[IL_MAX_RANK], at = 0;
-    contiguous(y->rank, y->dims, ys);
-    for (int i = 0; i < c->n_in; i++) {
-        const il_tensor *x = c->in[i];
-        il_cu_copy *g = &s->g[i];
-        g->rank = x->rank;
-        memcpy(g->dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
-        contiguous(x->rank, x->dims, g->sstr);
-        memcpy(g->dstr, ys, sizeof ys);
-        g->doff = at * ys[axis];
-        at += x->dims[axis];
+static int slabs_supports(const il_kctx *c) {
+    int cat = is_concat(c), n = cat ? c->n_in : c->n_out;
+    const il_tensor *whole = cat ? c->out[0] : c->in[0];
+    if (!mv_supports(c) || axis_of(c, whole->rank, 0) < 0) return 0;
+    if (cat && !il_node_attr(c->node, "axis")) return 0; /* opset 1's default (1) is not this file's 0 */
+    for (int i = 0; i < n; i++) {
+        const il_tensor *t = cat ? c->in[i] : c->out[i];
+        if (!t || t->dtype != whole->dtype || t->rank != whole->rank) return 0;
     }
-    *state = s;
-    *ws = 0;
-    return IL_OK;
-}
-
-/* Split: output k is the slab at its offset along the axis of the input (the outputs' shapes,
- * as inferred from split / num_outputs, give the offsets). */
-static int split_supports(const il_kctx *c) {
-    if (!mv_supports(c) || axis_of(c, c->in[0]->rank, 0) < 0) return 0;
-    for (int i = 0; i < c->n_out; i++)
-        if (!c->out[i] || c->out[i]->dtype != c->in[0]->dtype || c->out[i]->rank != c->in[0]->rank) return 0;
     return 1;
 }
 
-static il_status split_prepare(il_kctx *c, void **state, size_t *ws) {
-    mv_state *s = mv_new(c->n_out);
+static il_status slabs_prepare(il_kctx *c, void **state, size_t *ws) {
+    int cat = is_concat(c), n = cat ? c->n_in : c->n_out;
+    mv_state *s = mv_new(n);
     if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    const il_tensor *x = c->in[0];
-    int axis = axis_of(c, x->rank, 0);
-    int64_t xs[IL_MAX_RANK], at = 0;
-    contiguous(x->rank, x->dims, xs);
-    for (int i = 0; i < c->n_out; i++) {
-        const il_tensor *y = c->out[i];
+    const il_tensor *whole = cat ? c->out[0] : c->in[0];
+    int axis = axis_of(c, whole->rank, 0);
+    int64_t ws_[IL_MAX_RANK], at = 0;
+    contiguous(whole->rank, whole->dims, ws_);
+    for (int i = 0; i < n; i++) {
+        const il_tensor *t = cat ? c->in[i] : c->out[i];
         il_cu_copy *g = &s->g[i];
-        g->rank = y->rank;
-        memcpy(g->dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
-        memcpy(g->sstr, xs, sizeof xs);
-        contiguous(y->rank, y->dims, g->dstr);
-        g->soff = at * xs[axis];
-        at += y->dims[axis];
+        g->rank = t->rank;
+        memcpy(g->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+        contiguous(t->rank, t->dims, cat ? g->sstr : g->dstr);
+        memcpy(cat ? g->dstr : g->sstr, ws_, sizeof ws_);
+        *(cat ? &g->doff : &g->soff) = at * ws_[axis];
+        at += t->dims[axis];
     }
     *state = s;
     *ws = 0;
@@ -315,8 +294,7 @@ static il_status slice_prepare(il_kctx *c, void **state, size_t *ws) {
 
 static il_status mv_run(il_kctx *c) {
     const mv_state *s = c->state;
-    int split = c->n_out > 1 || !strcmp(c->node->op_type, "Split");
-    int concat = !strcmp(c->node->op_type, "Concat");
+    int split = !strcmp(c->node->op_type, "Split"), concat = is_concat(c);
     int es = (int)il_dtype_size(c->out[0]->dtype);
     for (int i = 0; i < s->n; i++) {
         const void *src = concat ? c->in[i]->data : c->in[0]->data;
@@ -404,8 +382,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     K("", "Cast", "cuda", 0, cast_supports, cast_prepare, ew_run, free,
       "float/int/bool to float32, float16 or bool"),
     MOVE("Transpose", transpose_supports, transpose_prepare, "any perm, any dtype"),
-    MOVE("Concat", concat_supports, concat_prepare, "any axis, any dtype"),
-    MOVE("Split", split_supports, split_prepare, "any axis, any dtype"),
+    MOVE("Concat", slabs_supports, slabs_prepare, "any axis, any dtype"),
+    MOVE("Split", slabs_supports, slabs_prepare, "any axis, any dtype"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
@@ -419,15 +397,15 @@ const il_kernel il_kernels_cuda_ops[] = {
       "cuBLAS + C + activation epilogue; f32/f16/bf16"),
     K("ai.inferlab", "Attention", "cublas", F32, il_cuk_attention_supports, il_cuk_attention_prepare,
       il_cuk_attention_run, free, "two cuBLAS products around a masked softmax (scores in the workspace)"),
-    K("", "Softmax", "cuda", F32, il_cuk_softmax_supports, il_cuk_softmax_prepare, il_cuk_softmax_run, free,
+    K("", "Softmax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_softmax_run, free,
       "one block per row, any axis; f32/f16/bf16"),
     K("", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
     K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
-    K("", "ReduceMean", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
+    K("", "ReduceMean", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
       "axes forming one run of dims; f32/f16/bf16"),
-    K("", "ReduceSum", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
+    K("", "ReduceSum", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
       "axes forming one run of dims; f32/f16/bf16"),
     {0},
 };
