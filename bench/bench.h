@@ -136,15 +136,21 @@ typedef struct il_variant {
     char dataset[256];          /* labelled set spec (distill.h), "" : guessed from the model's
                                    metadata/shape, "none": no accuracy */
     char label[128];            /* variant name in tables; "" : derived */
+    char precision[8];          /* an accelerator's arithmetic: fp32, tf32, fp16, bf16 ("" : not
+                                   asked for, fp32 there; the cpu computes what the model says) */
+    int graphs;                 /* CUDA graphs: the run captured once and replayed */
 } il_variant;
 
 /* Comma lists of each dimension (NULL: the default). */
 typedef struct il_sweep {
     const char *models, *pipelines, *engines, *backends, *batches, *threads, *scenarios;
     const char *parent, *dataset, *label;
+    const char *precisions;     /* fp32,tf32,fp16,bf16: backend cuda only (fp32 elsewhere) */
+    const char *graphs;         /* on, off (default off): backend cuda only */
 } il_sweep;
 
-/* Expand the cross product. IL_ERR_INVALID on a bad item (a message names it). */
+/* Expand the cross product. IL_ERR_INVALID on a bad item (a message names it), and on a
+ * precision other than fp32 or graphs on with the cpu backend or the onnxruntime peer. */
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n);
 /* Keep the variants whose index i satisfies i % of == shard (shard in [0, of)). */
 void il_variants_shard(il_variant *v, int *n, int shard, int of);
@@ -186,7 +192,13 @@ typedef struct il_bench_opts {
     int tactics;             /* inferlab's kernel choice: IL_TACTICS_HEURISTIC or _TIMED (engine.h) */
     const char *timing_cache;/* timed tactics: the cache file (NULL: none) */
     int verbose;
+    int eval;                /* the accuracy/agreement pass after timing: IL_EVAL_ALL (default),
+                                IL_EVAL_INFERLAB (not the peers: each costs another process), none */
+    int copies;              /* GPU variants: time runs with the host copies of inputs and outputs
+                                (0: the device alone, inputs resident, as the PyTorch peer) */
 } il_bench_opts;
+
+enum { IL_EVAL_ALL = 0, IL_EVAL_INFERLAB = 1, IL_EVAL_NONE = 2 };
 
 void il_bench_defaults(il_bench_opts *o);
 
@@ -277,6 +289,11 @@ typedef struct il_run_record {
      * and MatMul with a constant weight. */
     char recipe[2048];
     char layer_sparsity[4096];
+    /* GPU runs (backend cuda; "" elsewhere): the device and its software, as the engine that ran
+     * saw them (inferlab: the CUDA runtime it loaded; PyTorch: what torch reports), and how
+     * peak_device_bytes was measured. */
+    char gpu[128], gpu_cc[16], gpu_driver[64], cuda_version[32], cublas_version[32], cudnn_version[32];
+    char device_memory_how[160];
 } il_run_record;
 
 void il_record_init(il_run_record *r);
@@ -289,7 +306,7 @@ void il_run_validate(il_run_record *r, const il_scenario *sc, double max_spread)
 
 typedef struct il_store il_store;
 
-#define IL_STORE_VERSION 5
+#define IL_STORE_VERSION 6
 
 /* Open (creating) a results database and migrate it to IL_STORE_VERSION (WAL mode, busy
  * timeout so that concurrent writers wait instead of failing). A foreign file, an invalid or
@@ -326,6 +343,9 @@ il_status il_store_append_rows(const char *path, const char *what, const char *c
 /* Measure every variant and store one run per variant (per found QPS for --find-max-qps).
  * Failed variants are reported on stderr and counted in *failed; the rest go on. */
 il_status il_bench_run(const il_bench_opts *o, const il_variant *v, int n, int *failed);
+/* A plan file (`inferlab build`) fixes what it runs on: v's backend, precision and graphs from
+ * its header (read without building it, so no GPU starts). */
+il_status il_bench_plan_target(const char *path, il_variant *v);
 /* Measure one variant in this process into r (no store). */
 il_status il_bench_measure(const il_bench_opts *o, const il_variant *v, il_run_record *r);
 

@@ -39,6 +39,7 @@ typedef struct il_peer {
     const char *model, *inputs;
     int64_t peak_host_bytes, peak_device_bytes; /* the largest any measurement reported */
     char version[64];
+    char gpu[128], gpu_cc[16], cuda_version[32], cudnn_version[32]; /* a GPU peer's device, as it reported */
 } il_peer;
 il_status il_peer_trial(void *peer, const il_scenario *sc, il_trial *out);
 /* Run the peer on in_npy ([n, ...]) and write its output 0 to out_npy. */
@@ -52,9 +53,17 @@ il_status il_bench_timing_inputs(const il_bench_opts *o, const il_graph *g, int 
 /* Evaluation inputs for any model: x[i] = [n, ...] for every input i, the user's (their first
  * input's sample count wins: *got_n) or random within each input's valid range. */
 il_status il_bench_eval_inputs(const il_bench_opts *o, const il_graph *g, int64_t n, il_tensor **x, int64_t *got_n);
-/* Run g over the n samples of x in batches of b; *out [n, ...] output 0 as float32. */
-il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, il_backend bk, int threads,
-                                il_tensor **out);
+/* Run g over the n samples of x in batches of b; *out [n, ...] output 0 as float32. With plan
+ * (built for g at batch b: the variant's own, its precision and kernels) that plan runs; else
+ * one is made with po (batch set to b). */
+il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, const il_plan_opts *po,
+                                il_plan *plan, il_tensor **out);
+
+/* GPU runs (gpu.c): device memory used now (cudaMemGetInfo; -1 without a GPU); r's GPU, its
+ * driver and library versions - from this process's CUDA runtime (peer NULL: inferlab) or from
+ * what the peer reported - and how peak_device_bytes was measured. */
+int64_t il_gpu_mem_used(void);
+void il_gpu_facts(il_run_record *r, const il_peer *peer);
 
 /* One variant being measured (runner.c), in phases so that sweep.c can interleave the trials
  * of several variants (A B A B) instead of measuring all of A, then all of B:

@@ -119,12 +119,16 @@ il_status il_bench_eval_inputs(const il_bench_opts *o, const il_graph *g, int64_
     return st;
 }
 
-il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, il_backend bk, int threads,
-                                il_tensor **out) {
-    il_plan_opts po = {.backend = bk, .threads = threads, .batch = b};
-    il_plan *p;
+il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int b, const il_plan_opts *po0,
+                                il_plan *plan, il_tensor **out) {
+    /* a plan of our own needs no more than the samples there are (a parent at batch 256 for 8
+     * samples would pad them to 256); the variant's own plan runs at its batch */
+    if (!plan && n < b) b = (int)(n > 0 ? n : 1);
+    il_plan_opts po = *po0;
+    po.batch = b;
+    il_plan *p = plan;
     il_tensor **in = calloc((size_t)g->n_inputs + 1, sizeof *in);
-    il_status st = in ? il_plan_create(g, &po, &p) : IL_ERR_OOM;
+    il_status st = !in ? IL_ERR_OOM : plan ? IL_OK : il_plan_create(g, &po, &p);
     *out = NULL;
     if (st) {
         free(in);
@@ -168,7 +172,7 @@ il_status il_bench_eval_outputs(const il_graph *g, il_tensor **x, int64_t n, int
     }
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
-    il_plan_free(p);
+    if (p != plan) il_plan_free(p);
     if (st) {
         il_tensor_free(*out);
         *out = NULL;

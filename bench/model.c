@@ -354,7 +354,8 @@ il_status il_bench_inputs(const il_graph *g, const il_evalset *e, int b, uint64_
 
 il_status il_bench_outputs(const il_graph *g, const il_evalset *e, int b, il_backend bk, int threads, il_tensor **out) {
     il_tensor *x = e->x;
-    return il_bench_eval_outputs(g, &x, e->n, b, bk, threads, out);
+    il_plan_opts po = {.backend = bk, .threads = threads};
+    return il_bench_eval_outputs(g, &x, e->n, b, &po, NULL, out);
 }
 
 static int64_t argmax(const float *v, int64_t k) {

@@ -8,7 +8,8 @@
  * queries itself and prints one JSON object on stdout:
  *   {"engine": "onnxruntime", "version": "1.x", "latencies_ms": [...], "seconds": s,
  *    "samples": n, "peak_host_bytes": b, "peak_device_bytes": b|null}
- * or {"error": "..."} with a non-zero exit. With --eval-in/--eval-out it instead runs the
+ * or {"error": "..."} with a non-zero exit. A GPU peer adds "gpu", "gpu_cc", "cuda_version" and
+ * "cudnn_version"; the harness passes --precision P and --graphs when the variant asks for them. With --eval-in/--eval-out it instead runs the
  * evaluation inputs and writes output 0 as .npy. JSON is read with libyaml (JSON is YAML).
  */
 #include "bench_int.h"
@@ -149,6 +150,7 @@ static il_status spawn(char *const argv[], char **out) {
 
 typedef struct {
     char error[512], version[64];
+    char gpu[128], gpu_cc[16], cuda_version[32], cudnn_version[32];
     double seconds;
     int64_t samples, peak_host, peak_device;
     double *lat;
@@ -185,6 +187,10 @@ static il_status parse_reply(const char *text, peer_reply *r) {
         int null = !s || !strcmp(s, "null");
         if (!strcmp(k, "error") && s) snprintf(r->error, sizeof r->error, "%s", s);
         else if (!strcmp(k, "version") && s) snprintf(r->version, sizeof r->version, "%s", s);
+        else if (!strcmp(k, "gpu") && !null) snprintf(r->gpu, sizeof r->gpu, "%s", s);
+        else if (!strcmp(k, "gpu_cc") && !null) snprintf(r->gpu_cc, sizeof r->gpu_cc, "%s", s);
+        else if (!strcmp(k, "cuda_version") && !null) snprintf(r->cuda_version, sizeof r->cuda_version, "%s", s);
+        else if (!strcmp(k, "cudnn_version") && !null) snprintf(r->cudnn_version, sizeof r->cudnn_version, "%s", s);
         else if (!strcmp(k, "seconds") && !null) r->seconds = strtod(s, NULL);
         else if (!strcmp(k, "samples") && !null) r->samples = strtoll(s, NULL, 10);
         else if (!strcmp(k, "peak_host_bytes") && !null) r->peak_host = strtoll(s, NULL, 10);
@@ -223,6 +229,9 @@ static il_status run_peer(il_peer *p, char **extra, int n_extra, peer_reply *rep
     argv[a++] = "--threads", argv[a++] = thr;
     argv[a++] = "--batch", argv[a++] = bat;
     argv[a++] = "--device", argv[a++] = (char *)p->v->backend;
+    /* the arithmetic asked for (the sweep lets only the GPU peers have it) */
+    if (p->v->precision[0]) argv[a++] = "--precision", argv[a++] = (char *)p->v->precision;
+    if (p->v->graphs) argv[a++] = "--graphs";
     char *inputs = strdup(p->inputs ? p->inputs : "");
     for (char *line = strtok(inputs, "\n"); line && a < 60; line = strtok(NULL, "\n")) argv[a++] = "--input", argv[a++] = line;
     for (int i = 0; i < n_extra && a < 94; i++) argv[a++] = extra[i];
@@ -237,6 +246,12 @@ static il_status run_peer(il_peer *p, char **extra, int n_extra, peer_reply *rep
     free(out);
     if (st) return il_error_wrap(st, "engine %s: ", p->v->engine);
     if (rep->version[0]) snprintf(p->version, sizeof p->version, "%.15s %.40s", p->v->engine, rep->version);
+    if (rep->gpu[0]) {
+        snprintf(p->gpu, sizeof p->gpu, "%s", rep->gpu);
+        snprintf(p->gpu_cc, sizeof p->gpu_cc, "%s", rep->gpu_cc);
+        snprintf(p->cuda_version, sizeof p->cuda_version, "%s", rep->cuda_version);
+        snprintf(p->cudnn_version, sizeof p->cudnn_version, "%s", rep->cudnn_version);
+    }
     return IL_OK;
 }
 

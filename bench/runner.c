@@ -24,6 +24,7 @@ typedef struct {
     il_plan *plan;
     il_tensor **in;
     int n_in, batch;
+    int resident; /* a GPU plan timed on the device alone: inputs left there by a first run */
 } query_ctx;
 
 /* One query: the samples in batches of the plan's size (a multi-stream group may need
@@ -31,7 +32,8 @@ typedef struct {
 static il_status run_query(void *ctx, int samples) {
     query_ctx *q = ctx;
     il_status st = IL_OK;
-    for (int done = 0; done < samples && !st; done += q->batch) st = il_plan_run(q->plan, q->in, q->n_in);
+    for (int done = 0; done < samples && !st; done += q->batch)
+        st = q->resident ? il_plan_rerun(q->plan) : il_plan_run(q->plan, q->in, q->n_in);
     return st;
 }
 
@@ -90,6 +92,7 @@ static il_status profile(const il_graph *g, const il_plan_opts *po0, il_plan *lo
                          il_run_record *r) {
     il_plan_opts po = *po0;
     po.profile = 1;
+    po.graphs = 0; /* per-node times need each node launched and timed on its own */
     il_plan *p = loaded;
     il_status st = IL_OK;
     if (loaded) il_plan_set_profile(loaded, 1); /* a plan file: its own kernels, timed as built */
@@ -147,20 +150,67 @@ struct il_meas {
     char *spec;
     il_load_mark mark0;
     double plan_load_s; /* a plan file's load time */
+    int gpu;            /* inferlab on backend cuda: device memory measured (gpu.c) */
+    int resident;       /* its queries rerun on the device alone (gpu_first_run) */
+    int64_t dev_bytes;  /* its growth so far, -1 when unknown */
 };
+
+/* Device memory of a GPU variant: the growth over the plan's build (begin/end around it) and
+ * over each trial (gpu.c says why these windows). */
+static void dev_window(il_meas *m, int64_t *mark, int end) {
+    if (!m->gpu) return;
+    int64_t now = il_gpu_mem_used();
+    if (!end) *mark = now;
+    else if (now < 0 || *mark < 0) m->dev_bytes = -1;
+    else if (m->dev_bytes >= 0 && now > *mark) m->dev_bytes += now - *mark;
+}
+
+/* A GPU plan is timed as the PyTorch peer is: on the device alone, its inputs put there by one
+ * run now (which also captures its CUDA graph), each query a resident rerun that waits for the
+ * device. Unless --copies asks for the host copies, or a node falls back to the cpu (a rerun
+ * cannot run those): then every query is a whole run, and the note says so. */
+static il_status gpu_first_run(il_meas *m) {
+    if (!m->gpu) return IL_OK;
+    int acc, fb;
+    int64_t up, down;
+    il_plan_copies(m->p, &acc, &fb, &up, &down);
+    if (m->o->copies || fb) {
+        snprintf(m->r->note, sizeof m->r->note, "timed with host copies of inputs and outputs (%s)",
+                 fb ? "nodes fall back to the cpu" : "--copies");
+        return IL_OK;
+    }
+    il_status st = il_plan_run(m->p, m->in, m->g->n_inputs);
+    if (st) return st;
+    m->resident = 1;
+    snprintf(m->r->note, sizeof m->r->note, "device time: inputs resident on the GPU, outputs left there (as the "
+             "PyTorch peer)");
+    return IL_OK;
+}
 
 static il_status open_inferlab(il_meas *m) {
     const il_variant *v = &m->v;
+    int prec = v->precision[0] ? il_precision_parse(v->precision) : IL_PREC_FP32;
+    if (prec < 0) return il_error(IL_ERR_INVALID, "unknown precision '%s'", v->precision);
     m->po = (il_plan_opts){.backend = strcmp(v->backend, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA,
                            .threads = v->threads, .batch = v->batch, .tactics = m->o->tactics,
-                           .timing_cache = m->o->timing_cache};
-    m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
-    if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
-    il_status st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in);
-    if (!st && !m->p) st = il_plan_create(m->g, &m->po, &m->p);
+                           .timing_cache = m->o->timing_cache, .precision = prec, .graphs = v->graphs};
+    il_status st = IL_OK;
+    if (!m->in) { /* a plan file's are made already (open_plan) */
+        m->in = calloc((size_t)m->g->n_inputs + 1, sizeof *m->in);
+        if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
+        st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in);
+    }
+    int64_t mark = -1;
+    if (!st && !m->p) {
+        m->gpu = m->po.backend == IL_BACKEND_CUDA;
+        dev_window(m, &mark, 0);
+        st = il_plan_create(m->g, &m->po, &m->p);
+        if (!st) st = gpu_first_run(m);
+        if (!st) dev_window(m, &mark, 1);
+    }
     if (st) return st;
     m->r->peak_activation_bytes = il_plan_peak_bytes(m->p);
-    m->q = (query_ctx){m->p, m->in, m->g->n_inputs, v->batch};
+    m->q = (query_ctx){m->p, m->in, m->g->n_inputs, v->batch, m->resident};
     m->b = (il_query_binding){run_query, &m->q};
     m->m = il_measure_query;
     m->mctx = &m->b;
@@ -244,23 +294,39 @@ void il_meas_free(il_meas *m) {
     free(m);
 }
 
-/* A plan file: loaded as built (its kernels, memory plan and state); the graph is kept as a copy
- * for the facts, the inputs and the parent's comparison. Plans run on inferlab's cpu backend. */
+/* A plan file: loaded as built (its kernels, memory plan and state, and for a cuda plan its GPU,
+ * precision and graphs); the graph is kept as a copy for the facts, the inputs and the parent's
+ * comparison. The variant must name what the plan was built for (the CLI takes it from the
+ * header: il_bench_plan_target). */
 static il_status open_plan(il_meas *m) {
     const il_variant *v = &m->v;
     if (strcmp(v->engine, "inferlab"))
         return il_error(IL_ERR_UNSUPPORTED, "%s is an inferlab plan: %s runs the .onnx it was built from", v->model,
                         v->engine);
-    if (strcmp(v->backend, "cpu")) return il_error(IL_ERR_UNSUPPORTED, "%s: plans are for the cpu backend", v->model);
+    il_variant built = *v;
+    il_status st = il_bench_plan_target(m->path, &built);
+    if (st) return st;
+    if (strcmp(built.backend, v->backend) || strcmp(built.precision, v->precision) || built.graphs != v->graphs)
+        return il_error(IL_ERR_INVALID, "%s was built for backend %s%s%s%s: measure it so (or build another plan)",
+                        v->model, built.backend, built.precision[0] ? ", precision " : "", built.precision,
+                        built.graphs ? ", CUDA graphs" : "");
     if (v->pipeline[0] && strcmp(v->pipeline, "O0"))
         return il_error(IL_ERR_INVALID, "%s is built already: give the pipeline to `inferlab build`, not to bench",
                         v->model);
     double t0 = il_now();
     il_plan_opts lo = {.threads = v->threads};
-    il_status st = il_plan_load(m->path, &lo, &m->p);
+    int64_t mark = -1;
+    m->gpu = !strcmp(v->backend, "cuda");
+    dev_window(m, &mark, 0);
+    st = il_plan_load(m->path, &lo, &m->p);
     if (st) return st;
     m->plan_load_s = il_now() - t0;
-    if (!(m->g = il_graph_clone(il_plan_graph(m->p)))) return il_error(IL_ERR_OOM, "out of memory");
+    /* inputs for the first run of a GPU plan (open_inferlab makes them for the rest) */
+    m->g = il_graph_clone(il_plan_graph(m->p));
+    m->in = m->g ? calloc((size_t)m->g->n_inputs + 1, sizeof *m->in) : NULL;
+    if (!m->in) return il_error(IL_ERR_OOM, "out of memory");
+    if ((st = il_bench_timing_inputs(m->o, m->g, v->batch, m->in)) || (st = gpu_first_run(m))) return st;
+    dev_window(m, &mark, 1);
     return IL_OK;
 }
 
@@ -272,6 +338,7 @@ il_status il_meas_open(const il_bench_opts *o, const il_variant *v, il_run_recor
     m->o = o;
     m->v = *v;
     m->r = r;
+    m->dev_bytes = 0;
     r->v = *v;
     r->seed = o->seed;
     il_bench_timestamp(r->created_at, sizeof r->created_at);
@@ -327,7 +394,10 @@ il_status il_meas_trial(il_meas *m, int t) {
     }
     il_scenario sc = m->sc;
     sc.seed = m->o->seed + (uint64_t)t;
+    int64_t mark = -1;
+    dev_window(m, &mark, 0);
     if (!st) st = m->m(m->mctx, &sc, &m->r->trials[t]);
+    if (!st) dev_window(m, &mark, 1);
     if (st) return il_error_wrap(st, "%s: ", m->r->variant);
     m->r->n_trials = t + 1;
     return IL_OK;
@@ -345,7 +415,7 @@ static void wait_policy(char *buf, size_t n) {
 /* Output 0 of the variant over the n samples of x (one tensor per graph input): by inferlab,
  * or by the peer from .npy files ("NAME=FILE" lines). */
 static il_status variant_outputs(il_meas *m, il_tensor **x, int64_t n, il_tensor **out) {
-    if (m->p) return il_bench_eval_outputs(m->g, x, n, m->v.batch, m->po.backend, m->v.threads, out);
+    if (m->p) return il_bench_eval_outputs(m->g, x, n, m->v.batch, &m->po, m->p, out);
     char spec[8192] = "", ev_out[96];
     il_status st = IL_OK;
     for (int i = 0; i < m->g->n_inputs && !st; i++) {
@@ -375,7 +445,8 @@ static il_status parent_agreement(il_meas *m, il_tensor **x, int64_t n, const il
     il_variant_label(&pv, r->parent_variant, sizeof r->parent_variant);
     il_status st = il_sha256_file(m->parent, r->parent_sha256);
     if (!st) st = il_onnx_load(m->parent, &pg);
-    if (!st) st = il_bench_eval_outputs(pg, x, n, m->v.batch, IL_BACKEND_CPU, m->v.threads, &pout);
+    il_plan_opts po = {.backend = IL_BACKEND_CPU, .threads = m->v.threads};
+    if (!st) st = il_bench_eval_outputs(pg, x, n, m->v.batch, &po, NULL, &pout);
     if (!st) il_bench_agreement(out, pout, r);
     il_tensor_free(pout);
     il_graph_free(pg);
@@ -398,13 +469,21 @@ il_status il_meas_finish(il_meas *m) {
     r->warmup_queries = r->n_trials ? r->trials[0].warmup_n : -1;
     wait_policy(r->wait_policy, sizeof r->wait_policy);
     /* The memory high-water mark of running the model (see the file comment). */
-    if (!strcmp(v->engine, "inferlab")) r->peak_host_bytes = o->no_fork ? -1 : peak_rss_bytes();
-    else {
+    if (!strcmp(v->engine, "inferlab")) {
+        r->peak_host_bytes = o->no_fork ? -1 : peak_rss_bytes();
+        if (m->gpu) r->peak_device_bytes = m->dev_bytes;
+    } else {
         r->peak_host_bytes = m->peer.peak_host_bytes;
         r->peak_device_bytes = m->peer.peak_device_bytes;
         snprintf(r->engine_version, sizeof r->engine_version, "%s", m->peer.version);
     }
+    if (!strcmp(v->backend, "cuda")) il_gpu_facts(r, strcmp(v->engine, "inferlab") ? &m->peer : NULL);
     if (m->p && o->profile) st = profile(m->g, &m->po, m->plan_load_s > 0 ? m->p : NULL, m->in, r);
+    /* --eval: timing only for some engines (a peer's evaluation is one more process of it) */
+    if (o->eval == IL_EVAL_NONE || (o->eval == IL_EVAL_INFERLAB && strcmp(v->engine, "inferlab"))) {
+        if (st) il_error_wrap(st, "%s: ", r->variant);
+        return st;
+    }
     if (!st) st = il_bench_evalset(m->g, v, o->accuracy_samples, o->seed, &e);
     /* Random inputs only serve agreement with a parent: without one they would cost the time of
      * a whole evaluation and say nothing. The user's own inputs replace them. */

@@ -125,7 +125,33 @@ static const char *const schema_v5 =
     " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe"
     " FROM runs;";
 
-static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3, schema_v4, schema_v5};
+/* Version 6: GPU runs - the arithmetic asked for (compute_precision: fp32/tf32/fp16/bf16 on the
+ * GPU; precision stays what the model file stores), CUDA graphs, the GPU, its driver, the CUDA
+ * runtime/cuBLAS/cuDNN versions the engine ran with, and how peak_device_bytes was measured. */
+static const char *const schema_v6 =
+    "ALTER TABLE runs ADD COLUMN compute_precision TEXT;"
+    "ALTER TABLE runs ADD COLUMN cuda_graphs INTEGER;"
+    "ALTER TABLE runs ADD COLUMN gpu TEXT;"
+    "ALTER TABLE runs ADD COLUMN gpu_cc TEXT;"
+    "ALTER TABLE runs ADD COLUMN gpu_driver TEXT;"
+    "ALTER TABLE runs ADD COLUMN cuda_version TEXT;"
+    "ALTER TABLE runs ADD COLUMN cublas_version TEXT;"
+    "ALTER TABLE runs ADD COLUMN cudnn_version TEXT;"
+    "ALTER TABLE runs ADD COLUMN device_memory_how TEXT;"
+    "DROP VIEW results;"
+    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
+    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
+    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
+    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
+    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
+    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
+    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
+    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe,"
+    " compute_precision, cuda_graphs, gpu, gpu_cc, gpu_driver, cuda_version, cublas_version, cudnn_version,"
+    " device_memory_how FROM runs;";
+
+static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                         schema_v4, schema_v5, schema_v6};
 
 static il_status sq_err(il_store *s, const char *what) {
     return il_error(IL_ERR_IO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
@@ -503,11 +529,35 @@ static il_status insert_trust(il_store *s, const il_run_record *r, int64_t rid) 
     return rc == SQLITE_DONE ? IL_OK : sq_err(s, "store run validity");
 }
 
+/* The GPU figures of version 6 (NULL for cpu runs: their strings are empty). */
+static il_status insert_device(il_store *s, const il_run_record *r, int64_t rid) {
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE runs SET compute_precision=?2, cuda_graphs=?3, gpu=?4, gpu_cc=?5, gpu_driver=?6,"
+                           " cuda_version=?7, cublas_version=?8, cudnn_version=?9, device_memory_how=?10 WHERE id=?1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return sq_err(s, "prepare run device");
+    int gpu = !strcmp(r->v.backend, "cuda");
+    sqlite3_bind_int64(q, 1, rid);
+    bind_t(q, 2, r->v.precision[0] ? r->v.precision : gpu ? "fp32" : "");
+    bind_i(q, 3, gpu ? r->v.graphs : -1);
+    bind_t(q, 4, r->gpu);
+    bind_t(q, 5, r->gpu_cc);
+    bind_t(q, 6, r->gpu_driver);
+    bind_t(q, 7, r->cuda_version);
+    bind_t(q, 8, r->cublas_version);
+    bind_t(q, 9, r->cudnn_version);
+    bind_t(q, 10, r->device_memory_how);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? IL_OK : sq_err(s, "store run device");
+}
+
 il_status il_store_insert(il_store *s, const il_run_record *r, int64_t *id) {
     int64_t rid = 0;
     il_status st = exec(s, "BEGIN IMMEDIATE", "begin run");
     if (st) return st;
-    if ((st = insert_body(s, r, &rid)) || (st = insert_trust(s, r, rid))) {
+    if ((st = insert_body(s, r, &rid)) || (st = insert_trust(s, r, rid)) || (st = insert_device(s, r, rid))) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", il_errmsg());
         exec(s, "ROLLBACK", "rollback");

@@ -103,13 +103,38 @@ void il_variant_label(const il_variant *v, char *buf, size_t n) {
         snprintf(buf, n, "%s", v->label);
         return;
     }
-    char name[128], full[IL_PATH_MAX + 300];
+    char name[128], full[IL_PATH_MAX + 300], arith[32];
     il_model_name(v->model, name, sizeof name);
-    if (strcmp(v->engine, "inferlab")) snprintf(full, sizeof full, "%s %s [%s]", name, v->pipeline, v->engine);
-    else snprintf(full, sizeof full, "%s %s", name, v->pipeline);
+    /* the arithmetic asked for and CUDA graphs belong to what a row is: "resnet50 O0 fp16 graphs" */
+    snprintf(arith, sizeof arith, "%s%s%s", v->precision[0] ? " " : "", v->precision, v->graphs ? " graphs" : "");
+    if (strcmp(v->engine, "inferlab")) snprintf(full, sizeof full, "%s %s%s [%s]", name, v->pipeline, arith, v->engine);
+    else snprintf(full, sizeof full, "%s %s%s", name, v->pipeline, arith);
     /* Too long for the table (a long pass list): cut, keeping it unique with a hash of the whole
      * label, so two pipelines sharing a prefix never share a row name. */
     il_label_short(full, n - 1, buf, n);
+}
+
+/* "on"/"off" (and 1/0, yes/no, true/false) for --graphs. */
+static il_status parse_onoff(const char *s, int *on) {
+    static const char *const yes[] = {"on", "1", "yes", "true", NULL}, *const no[] = {"off", "0", "no", "false", NULL};
+    if (known(s, yes)) *on = 1;
+    else if (known(s, no)) *on = 0;
+    else return il_error(IL_ERR_INVALID, "graphs: expected on or off, got '%s'", s);
+    return IL_OK;
+}
+
+/* What an engine/backend can run: a precision other than fp32 and CUDA graphs are the GPU's,
+ * and the ONNX Runtime peer measures neither. */
+static il_status arith_check(const char *engine, const char *backend, const char *prec, int graphs) {
+    int other = prec[0] && strcmp(prec, "fp32");
+    if ((other || graphs) && strcmp(backend, "cuda"))
+        return il_error(IL_ERR_INVALID, "%s%s%s is for --backend cuda (the %s computes float32): measure the %s "
+                        "variants in another command or experiment group", other ? "precision " : "", other ? prec : "",
+                        graphs ? (other ? " and graphs" : "graphs") : "", backend, backend);
+    if ((other || graphs) && !strcmp(engine, "onnxruntime"))
+        return il_error(IL_ERR_INVALID, "engine onnxruntime: the peer measures fp32 without graphs only (precision "
+                        "and graphs apply to inferlab and pytorch)");
+    return IL_OK;
 }
 
 il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
@@ -121,6 +146,9 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
     int ne = split(s->engines, "inferlab", en, 8), nk = split(s->backends, "cpu", bk, 4);
     int nb = split(s->batches, "1", ba, MAX_ITEMS), nt = split(s->threads, "0", th, 16);
     int ns = split(s->scenarios, "single-stream", sc, 8);
+    static char pr[4][IL_PATH_MAX], gr[2][IL_PATH_MAX];
+    int npr = split(s->precisions, NULL, pr, 4), ngr = split(s->graphs, "off", gr, 2), gv[2];
+    if (!npr) pr[0][0] = 0, npr = 1; /* not asked for: one unnamed precision */
     il_status st;
     *out = NULL;
     *n = 0;
@@ -142,7 +170,17 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
     }
     for (int i = 0; i < ns; i++)
         if ((st = il_scenario_parse(sc[i], &sv[i]))) return st;
-    size_t total = (size_t)nm * np * ne * nk * nb * nt * ns;
+    for (int i = 0; i < npr; i++)
+        if (pr[i][0] && il_precision_parse(pr[i]) < 0)
+            return il_error(IL_ERR_INVALID, "unknown precision '%s' (fp32, tf32, fp16, bf16)", pr[i]);
+    for (int i = 0; i < ngr; i++)
+        if ((st = parse_onoff(gr[i], &gv[i]))) return st;
+    for (int c = 0; c < ne; c++)
+        for (int d = 0; d < nk; d++)
+            for (int i = 0; i < npr; i++)
+                for (int j = 0; j < ngr; j++)
+                    if ((st = arith_check(en[c], bk[d], pr[i], gv[j]))) return st;
+    size_t total = (size_t)nm * np * ne * nk * nb * nt * ns * npr * ngr;
     il_variant *v = calloc(total ? total : 1, sizeof *v);
     if (!v) return il_error(IL_ERR_OOM, "out of memory for %zu variants", total);
     int k = 0;
@@ -152,7 +190,8 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
                 for (int d = 0; d < nk; d++)
                     for (int e = 0; e < nb; e++)
                         for (int f = 0; f < nt; f++)
-                            for (int g = 0; g < ns; g++, k++) {
+                            for (int g = 0; g < ns; g++)
+                                for (int h = 0; h < npr * ngr; h++, k++) {
                                 snprintf(v[k].model, sizeof v[k].model, "%.*s", IL_PATH_MAX - 1, m[a]);
                                 snprintf(v[k].pipeline, sizeof v[k].pipeline, "%.255s", pl[b]);
                                 snprintf(v[k].engine, sizeof v[k].engine, "%.15s", en[c]);
@@ -163,6 +202,8 @@ il_status il_sweep_expand(const il_sweep *s, il_variant **out, int *n) {
                                 if (s->parent) snprintf(v[k].parent, sizeof v[k].parent, "%s", s->parent);
                                 if (s->dataset) snprintf(v[k].dataset, sizeof v[k].dataset, "%s", s->dataset);
                                 if (s->label) snprintf(v[k].label, sizeof v[k].label, "%s", s->label);
+                                snprintf(v[k].precision, sizeof v[k].precision, "%.7s", pr[h / ngr]);
+                                v[k].graphs = gv[h % ngr];
                             }
     *out = v;
     *n = k;
@@ -237,6 +278,8 @@ static const char **sweep_field(il_sweep *s, const char *key) {
     if (!strcmp(key, "parent")) return &s->parent;
     if (!strcmp(key, "dataset")) return &s->dataset;
     if (!strcmp(key, "label")) return &s->label;
+    if (!strcmp(key, "precision") || !strcmp(key, "precisions")) return &s->precisions;
+    if (!strcmp(key, "graphs")) return &s->graphs;
     return NULL;
 }
 
@@ -333,7 +376,8 @@ static il_status load_doc(yaml_document_t *d, il_bench_opts *o, il_variant **out
             const char **field = sweep_field(&g, key);
             if (!field)
                 return il_error(IL_ERR_PARSE, "line %zu: unknown variant key '%s' (model, pipeline, engine, backend,"
-                                " batch, threads, scenario, parent, dataset, label)", k->start_mark.line + 1, key);
+                                " batch, threads, scenario, precision, graphs, parent, dataset, label)",
+                                k->start_mark.line + 1, key);
             if ((st = value_text(d, v, key, field))) return st;
         }
         if ((st = add_group(&top, &g, out, n))) return il_error_wrap(st, "group at line %zu: ", gn->start_mark.line + 1);

@@ -21,6 +21,9 @@ static void help(void) {
            "  --batch LIST          samples per engine call (default 1)\n"
            "  --threads LIST        threads (default: all cores)\n"
            "  --scenario LIST       single-stream, offline, server, multi-stream (default single-stream)\n"
+           "  --precision LIST      backend cuda: fp32, tf32, fp16, bf16 (default fp32); the pytorch peer\n"
+           "                        computes in the same one\n"
+           "  --graphs [on,off]     backend cuda: capture each run as a CUDA graph and replay it (alone: on)\n"
            "  --parent PATH         FP32 parent for agreement (default: the model a pipeline derives from)\n"
            "  --dataset SPEC        labelled set (fashion-mnist, mnist:DIR, folder:DIR ...; none: skip)\n"
            "  --label NAME          variant name in tables\n"
@@ -41,6 +44,10 @@ static void help(void) {
            "  --spq K               multi-stream: samples per query (default 8)\n"
            "  --profile             per-node times into the database (separate profiled pass)\n"
            "  --accuracy-samples N  evaluation samples (default: the whole test set)\n"
+           "  --eval all|inferlab|none  the accuracy/agreement pass after timing: for every variant, for\n"
+           "                        inferlab's only (a peer's costs one more process), or none (default all)\n"
+           "  --copies              backend cuda: time each run with its host copies (default: the device\n"
+           "                        alone, inputs kept on it, as the PyTorch peer is timed)\n"
            "  --seed S              inputs and arrivals (default 1)\n"
            "  --max-spread F        a run whose trials' p50s differ by more than F of their median is\n"
            "                        INVALID (default 0.10); so is one whose trials miss --min-seconds or\n"
@@ -108,6 +115,7 @@ int cmd_bench(int argc, char **argv) {
                            : !strcmp(a, "--parent")                   ? &sw.parent
                            : !strcmp(a, "--dataset")                  ? &sw.dataset
                            : !strcmp(a, "--label")                    ? &sw.label
+                           : !strcmp(a, "--precision")                ? &sw.precisions
                                                                       : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             help();
@@ -117,6 +125,10 @@ int cmd_bench(int argc, char **argv) {
         if (dim) {
             if (!val) { fprintf(stderr, "inferlab bench: %s needs a value\n", a); return 2; }
             *dim = val, dims = 1, i++;
+        } else if (!strcmp(a, "--graphs")) { /* a flag, or the axis: on, off, on,off */
+            int list = val && strspn(val, "onfyesrut01,") == strlen(val) && val[0];
+            sw.graphs = list ? val : "on", dims = 1;
+            i += list;
         } else if (!strcmp(a, "--experiment")) i++;
         else if (!strcmp(a, "--db")) { if (!val) return 2; o.db = val; i++; }
         else if (!strcmp(a, "--cache")) { if (!val) return 2; o.cache_dir = val; i++; }
@@ -144,6 +156,15 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--profile")) o.profile = 1;
         else if (!strcmp(a, "--dry-run")) dry = 1;
         else if (!strcmp(a, "--no-fork")) o.no_fork = 1;
+        else if (!strcmp(a, "--copies")) o.copies = 1;
+        else if (!strcmp(a, "--eval")) {
+            if (!val || (strcmp(val, "all") && strcmp(val, "inferlab") && strcmp(val, "none"))) {
+                fprintf(stderr, "inferlab bench: --eval all|inferlab|none\n");
+                return 2;
+            }
+            o.eval = !strcmp(val, "all") ? IL_EVAL_ALL : !strcmp(val, "inferlab") ? IL_EVAL_INFERLAB : IL_EVAL_NONE;
+            i++;
+        }
         else if (!strcmp(a, "--tactics")) {
             if (!val || (strcmp(val, "timed") && strcmp(val, "heuristic"))) { fprintf(stderr, "inferlab bench: --tactics timed|heuristic\n"); return 2; }
             o.tactics = !strcmp(val, "timed") ? IL_TACTICS_TIMED : IL_TACTICS_HEURISTIC;
@@ -189,6 +210,26 @@ int cmd_bench(int argc, char **argv) {
     if (!cli_load_plugins(argc, argv)) {
         free(v);
         return 1;
+    }
+    /* a plan file was built for one backend, precision and graphs setting: its variants take them
+     * from its header, and asking for others is an error now, not in a measuring child */
+    for (int i = 0; i < n; i++) {
+        if (!il_plan_file_is(v[i].model)) continue;
+        il_variant asked = v[i];
+        il_status st = il_bench_plan_target(v[i].model, &v[i]);
+        /* what was asked for: a flag given, or in an experiment file a value other than the default */
+        int gave_bk = sw.backends || (experiment && strcmp(asked.backend, "cpu"));
+        int gave_pr = sw.precisions || (experiment && asked.precision[0]), gave_gr = sw.graphs || (experiment && asked.graphs);
+        if (!st && ((gave_bk && strcmp(asked.backend, v[i].backend)) || (gave_pr && strcmp(asked.precision, v[i].precision)) ||
+                    (gave_gr && asked.graphs != v[i].graphs)))
+            st = il_error(IL_ERR_INVALID, "%s was built for backend %s%s%s%s: give --backend, --precision and --graphs to "
+                          "`inferlab build`, not to bench", v[i].model, v[i].backend, v[i].precision[0] ? ", precision " : "",
+                          v[i].precision, v[i].graphs ? ", CUDA graphs" : "");
+        if (st) {
+            cli_fail(st, NULL);
+            free(v);
+            return 2;
+        }
     }
     /* one batch rule: a model with a fixed batch is measured at it (and says so) unless a batch
      * was asked for, which is then an error - found now, not in a measuring child */

@@ -4,6 +4,10 @@
  * a forced name, the heuristic or timing, its state prepared, the memory laid out) and written
  * as a plan file that `inferlab run` and `inferlab bench --model` load without doing any of it
  * again. --verbose lists every node's kernel and placement.
+ *
+ * A cuda plan (--backend cuda [--precision P] [--graphs]) is for the GPU it was built on and its
+ * CUDA libraries (the header records them; another GPU refuses it). cuda kernels save no state
+ * yet: loading runs their prepare again (uploads, descriptors), which is what the load time shows.
  */
 #include "cli.h"
 #include "passes/passes.h"
@@ -13,10 +17,13 @@
 #include <sys/stat.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: inferlab build MODEL.onnx -o OUT.plan [-O0..-O3 | -p PIPELINE] [--backend cpu]\n"
+    fprintf(f, "usage: inferlab build MODEL.onnx -o OUT.plan [-O0..-O3 | -p PIPELINE] [--backend cpu|cuda]\n"
+               "                      [--precision fp32|tf32|fp16|bf16] [--graphs]\n"
                "                      [--batch N] [--dim NAME=V] [--shape NAME=DIMS] [--threads T] [--verbose]\n"
                "                      [--kernel OP=NAME,...] [--tactics timed|heuristic] [--timing-cache F] [--plugin P.so]\n"
-               "  -O2 by default; the plan is for this machine's CPU (another CPU or version refuses it)\n%s",
+               "  -O2 by default; the plan is for this machine's CPU, or with --backend cuda for this GPU and its\n"
+               "  CUDA libraries (another CPU, GPU or version refuses it); run and bench take its precision and\n"
+               "  graphs from the file\n%s",
             cli_engine_help);
 }
 
@@ -57,11 +64,6 @@ int cmd_build(int argc, char **argv) {
     if (!path || !out) {
         fprintf(stderr, "inferlab build: %s\n", !path ? "no model given" : "no output file (-o OUT.plan)");
         usage(stderr);
-        return 2;
-    }
-    if (e.backend != IL_BACKEND_CPU) {
-        fprintf(stderr, "inferlab build: --backend cuda: plan files are built for the cpu backend only so far (run and "
-                        "bench take --backend cuda directly)\n");
         return 2;
     }
     if (!pipeline) pipeline = il_pass_preset(2);
@@ -109,17 +111,29 @@ int cmd_build(int argc, char **argv) {
         if (j == nn && nn < 64) names[nn] = name, counts[nn++] = 0;
         if (j < nn) counts[j]++;
         if (verbose)
-            printf("  %-40.40s %-20s cpu  %s\n", g->nodes[k].name, g->nodes[k].op_type, kn ? kn->name : "(folded at build)");
+            printf("  %-40.40s %-20s %-4s %s\n", g->nodes[k].name, g->nodes[k].op_type, il_plan_on_acc(p, k) ? "cuda" : "cpu",
+                   kn ? kn->name : "(folded at build)");
     }
     il_plan_tactic_stats(p, &timed, &cached);
     struct stat sb;
     long long fsize = stat(out, &sb) ? -1 : (long long)sb.st_size;
-    printf("built %s: %d nodes on cpu (no fallback: one backend); kernels:", out, live);
+    if (e.backend == IL_BACKEND_CUDA) {
+        int acc, fb;
+        int64_t up, down;
+        il_plan_copies(p, &acc, &fb, &up, &down);
+        printf("built %s: %d nodes, %d on cuda (%s%s), %d fell back to the cpu; kernels:", out, live, acc,
+               il_precision_name(e.precision), e.graphs ? ", CUDA graphs" : "", fb);
+    } else {
+        printf("built %s: %d nodes on cpu (no fallback: one backend); kernels:", out, live);
+    }
     for (int j = 0; j < nn; j++) printf(" %s x%d%s", names[j], counts[j], j + 1 < nn ? "," : "");
     printf("\n  tactics %s", e.tactics == IL_TACTICS_TIMED ? "timed" : "heuristic");
     if (e.tactics == IL_TACTICS_TIMED) printf(" (%d nodes timed, %d from the cache)", timed, cached);
     printf("; peak activations %.3f MB; file %.3f MB\n", (double)il_plan_peak_bytes(p) / 1e6, (double)fsize / 1e6);
     printf("  build %.3f s: passes %.3f s, plan %.3f s, write %.3f s\n", t3 - t0, t1 - t0, t2 - t1, t3 - t2);
+    if (e.backend == IL_BACKEND_CUDA)
+        printf("  for this GPU and its CUDA libraries only; cuda kernels keep no saved state: loading prepares them "
+               "again\n");
     il_plan_free(p);
     il_graph_free(g);
     return 0;

@@ -34,6 +34,8 @@ typedef struct cli_engine {
     int tactics;              /* --tactics */
     const char *timing_cache; /* --timing-cache */
     il_backend backend;       /* --backend cpu|cuda */
+    int precision;            /* --precision fp32|tf32|fp16|bf16 (il_precision) */
+    int graphs;               /* --graphs: capture and replay (CUDA graphs) */
     char kernels_buf[1024];
 } cli_engine;
 /* argv[*i] is one of the engine flags: 1 (consumed, *i past its value), 0 (not one), -1 (bad,

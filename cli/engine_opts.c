@@ -26,6 +26,14 @@ int cli_engine_arg(int argc, char **argv, int *i, cli_engine *e) {
     } else if (!strcmp(a, "--backend")) {
         if (!val || (strcmp(val, "cpu") && strcmp(val, "cuda"))) { fprintf(stderr, "inferlab: --backend cpu|cuda\n"); return -1; }
         e->backend = strcmp(val, "cuda") ? IL_BACKEND_CPU : IL_BACKEND_CUDA;
+    } else if (!strcmp(a, "--precision")) {
+        if ((e->precision = il_precision_parse(val)) < 0) {
+            fprintf(stderr, "inferlab: --precision fp32|tf32|fp16|bf16\n");
+            return -1;
+        }
+    } else if (!strcmp(a, "--graphs")) {
+        e->graphs = 1;
+        return 1;
     } else if (!strcmp(a, "--timing-cache")) {
         if (!val) { fprintf(stderr, "inferlab: --timing-cache needs a file name\n"); return -1; }
         e->timing_cache = val;
@@ -41,6 +49,11 @@ int cli_engine_arg(int argc, char **argv, int *i, cli_engine *e) {
 }
 
 int cli_engine_check(const cli_engine *e) {
+    if ((e->precision || e->graphs) && e->backend == IL_BACKEND_CPU) {
+        fprintf(stderr, "inferlab: --precision %s%s: an accelerator's options (add --backend cuda); the cpu "
+                "computes float32\n", il_precision_name(e->precision), e->graphs ? " / --graphs" : "");
+        return 0;
+    }
     il_status st = il_kernel_spec_check(e->kernels);
     if (st) { cli_fail(st, NULL); return 0; }
     return 1;
@@ -51,6 +64,8 @@ void cli_engine_apply(const cli_engine *e, il_plan_opts *o) {
     o->tactics = e->tactics;
     o->timing_cache = e->timing_cache;
     o->backend = e->backend;
+    o->precision = e->precision;
+    o->graphs = e->graphs;
 }
 
 const char *cli_engine_help =
@@ -60,4 +75,6 @@ const char *cli_engine_help =
     "  --timing-cache FILE      timed tactics: remember choices per op/shape for this machine\n"
     "  --plugin P.so            load a plugin that registers passes or kernels (repeatable)\n"
     "  --backend cpu|cuda       where nodes run: cuda places each node its kernels support on the GPU and\n"
-    "                           the rest on the cpu, copying values across (default cpu)\n";
+    "                           the rest on the cpu, copying values across (default cpu)\n"
+    "  --precision fp32|tf32|fp16|bf16  the accelerator's arithmetic (default fp32, as exact as the cpu)\n"
+    "  --graphs                 accelerator: capture the first run (no cpu node) and replay it\n";

@@ -77,14 +77,11 @@ int cli_double(const char *flag, const char *s, double *out) {
 
 il_graph *cli_load(const char *path) {
     il_graph *g;
-    if (il_plan_file_is(path)) { /* a built plan: its graph (after passes, with its Casts) */
-        il_plan *p;
-        il_plan_opts o = {.threads = 1};
-        il_status st = il_plan_load(path, &o, &p);
+    if (il_plan_file_is(path)) { /* a built plan: its graph (after passes), without building it (a cuda
+                                    plan would start the GPU here, in a process bench forks from) */
+        il_status st = il_plan_file_read(path, NULL, 0, &g);
         if (st) { cli_fail(st, NULL); return NULL; }
-        g = il_graph_clone(il_plan_graph(p));
-        il_plan_free(p);
-        if (!g) cli_fail(IL_ERR_OOM, path);
+        if ((st = il_graph_verify(g))) { il_graph_free(g); cli_fail(st, path); return NULL; }
         return g;
     }
     il_status st = il_onnx_load(path, &g);

@@ -39,8 +39,11 @@ static const il_backend_iface cpu_backend = {"cpu", cpu_available, cpu_device, c
 static int cuda_available(const char **why) { return il_cuda_available(why) && il_cuda_init() == IL_OK; }
 static const char *cuda_device(void) { return il_cuda_device_name(); }
 static void *cuda_alloc(size_t n) { return il_cuda_malloc(n ? n : 4); }
-static const il_backend_iface cuda_backend = {"cuda", cuda_available, cuda_device, cuda_alloc, il_cuda_free,
-                                              il_cuda_upload, il_cuda_download, il_cuda_sync, 0};
+static const il_backend_iface cuda_backend = {"cuda",           cuda_available,        cuda_device,
+                                              cuda_alloc,       il_cuda_free,          il_cuda_upload,
+                                              il_cuda_download, il_cuda_sync,          0,
+                                              il_cuda_capture_begin, il_cuda_capture_end, il_cuda_replay,
+                                              il_cuda_graph_free};
 #endif
 
 static const il_backend_iface *backends[8] = {&cpu_backend,
@@ -70,3 +73,15 @@ il_status il_backend_register(const il_backend_iface *b) {
 }
 
 const char *il_backend_name(il_backend b) { return b == IL_BACKEND_CUDA ? "cuda" : "cpu"; }
+
+static const char *const prec_names[] = {"fp32", "tf32", "fp16", "bf16"};
+
+const char *il_precision_name(int precision) {
+    return precision >= 0 && precision < 4 ? prec_names[precision] : "?";
+}
+
+int il_precision_parse(const char *s) {
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, prec_names[i])) return i;
+    return -1;
+}

@@ -344,6 +344,13 @@ typedef struct il_kctx {
      * unless the chosen kernel offered it; data then points at the native bytes while dims stay
      * the logical NCHW ones. */
     uint32_t blocked_in, blocked_out;
+    /* The arithmetic an accelerator plan was built for (il_precision; 0 = fp32 on the cpu).
+     * With IL_PREC_FP16 / IL_PREC_BF16 every float32 value of the graph, activations and
+     * constants alike, is held on the device in that half type: run() then sees dtype IL_F16 or
+     * IL_BF16 in c->in / c->out (device data), while supports() and prepare() see the graph's
+     * float32 view (host data for constants) and must decide from this field. With IL_PREC_TF32
+     * values stay float32 and matrix units may round the products' inputs to TF32. */
+    int precision;
 } il_kctx;
 
 typedef il_status (*il_infer_fn)(il_kctx *c);
@@ -514,6 +521,13 @@ typedef struct il_backend_iface {
     il_status (*download)(void *host, const void *src, size_t bytes);
     il_status (*sync)(void);
     int host_memory;                 /* 1: its memory is the host's (the cpu) */
+    /* Optional (NULL: the backend cannot): record the work issued between capture_begin and
+     * capture_end on the backend's stream as one graph, then replay it with the same addresses
+     * (CUDA graphs); graph_free releases one. */
+    il_status (*capture_begin)(void);
+    il_status (*capture_end)(void **graph);
+    il_status (*replay)(void *graph);
+    void (*graph_free)(void *graph);
 } il_backend_iface;
 
 const il_backend_iface *il_backend_find(const char *name); /* NULL when not built in */
@@ -534,9 +548,17 @@ typedef struct il_plan_opts {
                              "*=ref" for every node; NULL: the tactic chooses */
     int tactics;          /* IL_TACTICS_HEURISTIC (priority) or IL_TACTICS_TIMED */
     const char *timing_cache; /* timed tactics: a file read first and updated (NULL: none) */
+    int precision;        /* an accelerator's arithmetic (il_precision, il_kctx.precision says
+                             what kernels see); the cpu computes float32 whatever this says */
+    int graphs;           /* accelerator: capture a run that has no cpu node once and replay it
+                             (CUDA graphs: fixed addresses, one launch per run) */
 } il_plan_opts;
 
 enum { IL_TACTICS_HEURISTIC = 0, IL_TACTICS_TIMED = 1 };
+typedef enum { IL_PREC_FP32 = 0, IL_PREC_TF32, IL_PREC_FP16, IL_PREC_BF16 } il_precision;
+/* "fp32", "tf32", "fp16", "bf16"; parse returns -1 for anything else */
+const char *il_precision_name(int precision);
+int il_precision_parse(const char *s);
 
 typedef struct il_plan il_plan;
 
@@ -544,6 +566,11 @@ il_status il_plan_create(const il_graph *g, const il_plan_opts *o, il_plan **out
 void il_plan_free(il_plan *p);
 /* Run with inputs in graph-input order (each checked against the graph's dtype and shape). */
 il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs);
+/* Again, on the accelerator alone, on the inputs the last il_plan_run left there, leaving the
+ * outputs there too (then waits for the device): the device's own time, as PyTorch's and
+ * TensorRT's GPU figures are taken, with no copy to or from the host. Only for plans whose every
+ * node runs on the accelerator; il_plan_output keeps the last il_plan_run's results. */
+il_status il_plan_rerun(il_plan *p);
 int il_plan_n_outputs(const il_plan *p);
 /* Output i of the last run; owned by the plan. */
 const il_tensor *il_plan_output(const il_plan *p, int i);
@@ -574,6 +601,7 @@ void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
 il_status il_plan_save(const il_plan *p, const char *path);
 il_status il_plan_load(const char *path, const il_plan_opts *opts, il_plan **out);
 int il_plan_file_is(const char *path); /* 1 when the file starts with the plan magic */
+il_status il_plan_file_read(const char *path, char *head, size_t n, il_graph **g); /* header text, graph: no plan built */
 const il_graph *il_plan_graph(const il_plan *p);
 /* Whether the plan holds value v in the CPU kernels' native layout, not plain (plan_layout.c). */
 int il_plan_value_blocked(const il_plan *p, int v);

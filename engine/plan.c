@@ -122,7 +122,8 @@ void il_plan_node_view(const il_plan *p, int k, il_tensor *inb, il_tensor **in, 
         out[i] = &outb[i];
     }
     *c = (il_kctx){.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
-                   .in = in, .out = out, .threads = p->o.threads, .const_mask = il_plan_const_mask(p, k)};
+                   .in = in, .out = out, .threads = p->o.threads, .const_mask = il_plan_const_mask(p, k),
+                   .precision = p->acc ? p->o.precision : IL_PREC_FP32};
     if (c->opset == 0 && !n->domain[0]) c->opset = 1;
     il_plan_blocked_masks(p, k, c);
 }
@@ -199,6 +200,12 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
             return il_error(IL_ERR_UNSUPPORTED, "backend %s: no usable device (%s)", name, why ? why : "unknown");
         }
     }
+    if (p->o.precision < IL_PREC_FP32 || p->o.precision > IL_PREC_BF16 || (p->o.precision && !p->acc)) {
+        int prec = p->o.precision;
+        free(p);
+        return il_error(IL_ERR_INVALID, "precision %s: the cpu computes float32; fp32, tf32, fp16 and bf16 are "
+                        "an accelerator's (--backend cuda)", il_precision_name(prec));
+    }
     p->names = names;
     p->memplan = mp;
     p->memplan_len = mp_len;
@@ -246,6 +253,8 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     p->downed = calloc((size_t)nv + 1, 1);
     p->dvalid = calloc((size_t)nv + 1, 1);
     p->hvalid = calloc((size_t)nv + 1, 1);
+    p->ddt = calloc((size_t)nv + 1, 1);
+    p->dstage = calloc((size_t)nv + 1, sizeof *p->dstage);
     p->blocked = calloc((size_t)nv + 1, 1);
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
@@ -278,6 +287,8 @@ void il_plan_free(il_plan *p) {
     free(p->downed);
     free(p->dvalid);
     free(p->hvalid);
+    free(p->ddt);
+    free(p->dstage);
     il_shapes_free(p->s);
     free(p->order);
     free(p->ops);
@@ -437,6 +448,10 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
             p->dvalid[v] = p->downed[v] && (g->values[v].constant || p->s->known[v]);
         }
     }
+    if (il_plan_can_replay(p)) {
+        st = il_plan_run_captured(p);
+        goto outputs;
+    }
     for (int j = 0; j < p->n_order && !st; j++) {
         int k = p->order[j];
         if (p->s->folded[k]) continue;
@@ -460,6 +475,7 @@ il_status il_plan_run(il_plan *p, il_tensor *const *inputs, int n_inputs) {
             }
         }
     }
+outputs:
     for (int i = 0; i < g->n_outputs && !st && p->acc; i++) st = il_plan_ensure_host(p, g->outputs[i]);
     if (!st && p->acc) st = p->acc->sync();
     return st;

@@ -11,16 +11,57 @@
  * runs), a cpu node downloads any input only the device has (into its host arena slot), and
  * the graph outputs come back to the host at the end. The copies of the last run are counted
  * (il_plan_copies), so `build --verbose` and `bench` can say what a fallback costs.
+ *
+ * Half-precision plans (o.precision fp16/bf16) hold every float32 value the accelerator touches
+ * in the half type there (p->ddt), constants converted once at setup; a copy between the host's
+ * float32 and a half value goes through a float32 device staging buffer (p->dstage) and a
+ * conversion kernel, so the host never converts (a batch of 256 images would cost it tens of
+ * milliseconds). With o.graphs, a plan whose nodes all run on the accelerator records its first
+ * run as one graph and replays it (il_plan_run_captured): arena, staging and workspace addresses
+ * never move once set up, which is what a replay needs.
  */
 #include "memplan.h"
 #include "plan_int.h"
 
+#ifdef IL_HAVE_CUDA
+#include "cuda/cuda.h"
+#endif
+
+static il_dtype dev_dtype(const il_plan *p, int v) { return p->ddt[v] ? (il_dtype)p->ddt[v] : p->s->info[v].dtype; }
+
+static size_t dev_bytes(const il_plan *p, int v, const il_tensor *t) {
+    return p->ddt[v] ? (size_t)il_tensor_numel(t) * il_dtype_size((il_dtype)p->ddt[v]) : il_tensor_bytes(t);
+}
+
+/* Convert n elements between device buffers (half-precision plans; only the cuda backend has them). */
+static il_status dev_convert(const il_plan *p, const void *src, il_dtype sdt, void *dst, il_dtype ddt, int64_t n) {
+#ifdef IL_HAVE_CUDA
+    if (!strcmp(p->acc->name, "cuda")) {
+        il_cuda_convert(src, sdt, dst, ddt, n);
+        return il_cuda_check("converting between float32 and a half type");
+    }
+#endif
+    return il_error(IL_ERR_UNSUPPORTED, "backend %s cannot hold half-precision values", p->acc->name);
+}
+
+/* Host float32 bytes into value v's device copy (converted for a half value, through its staging). */
+static il_status put(il_plan *p, int v, void *dst, const void *host, const il_tensor *t) {
+    size_t bytes = il_tensor_bytes(t);
+    if (!bytes) return IL_OK;
+    if (!p->ddt[v]) return p->acc->upload(dst, host, bytes);
+    if (!p->dstage[v] && !(p->dstage[v] = p->acc->alloc(bytes))) return IL_ERR_OOM;
+    il_status st = p->acc->upload(p->dstage[v], host, bytes);
+    return st ? st : dev_convert(p, p->dstage[v], IL_F32, dst, (il_dtype)p->ddt[v], il_tensor_numel(t));
+}
 void il_plan_device_release(il_plan *p) {
     if (!p->acc) return;
+    if (p->graph && p->acc->graph_free) p->acc->graph_free(p->graph);
+    p->graph = NULL;
     for (int v = 0; v < p->g->n_values; v++) {
         if (p->downed[v]) p->acc->free(p->dptr[v]);
-        p->dptr[v] = NULL;
-        p->downed[v] = 0;
+        p->acc->free(p->dstage[v]);
+        p->dptr[v] = p->dstage[v] = NULL;
+        p->downed[v] = p->ddt[v] = 0;
     }
     p->acc->free(p->darena);
     p->acc->free(p->dworkspace);
@@ -37,6 +78,16 @@ il_status il_plan_device_setup(il_plan *p) {
             *off = malloc((size_t)(nv + 1) * sizeof *off);
     il_status st = IL_OK;
     for (int v = 0; v < nv; v++) first[v] = -1;
+    il_dtype half = p->o.precision == IL_PREC_FP16 ? IL_F16 : p->o.precision == IL_PREC_BF16 ? IL_BF16 : 0;
+    for (int j = 0; j < p->n_order && half; j++) {
+        int k = p->order[j];
+        if (!p->on_acc[k] || p->s->folded[k]) continue;
+        const il_node *n = &g->nodes[k];
+        for (int i = 0; i < n->n_inputs + n->n_outputs; i++) {
+            int v = i < n->n_inputs ? n->inputs[i] : n->outputs[i - n->n_inputs];
+            if (v >= 0 && p->s->info[v].dtype == IL_F32) p->ddt[v] = (unsigned char)half;
+        }
+    }
     for (int j = 0; j < p->n_order && !st; j++) {
         int k = p->order[j];
         if (!p->on_acc[k] || p->s->folded[k]) continue;
@@ -48,7 +99,7 @@ il_status il_plan_device_setup(il_plan *p) {
             if (!il_shape_known(t))
                 st = il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s) on %s: output '%s' has no static shape (give the "
                               "symbolic dims, or run it on the cpu)", n->name, n->op_type, p->acc->name, g->values[v].name);
-            size[v] = (int64_t)il_tensor_bytes(t);
+            size[v] = (int64_t)dev_bytes(p, v, t);
             first[v] = j;
         }
     }
@@ -73,13 +124,17 @@ il_status il_plan_device_setup(il_plan *p) {
             if (v < 0 || p->dptr[v]) continue;
             const il_tensor *t = g->values[v].constant ? g->values[v].constant : p->s->known[v];
             if (!t) continue;
-            size_t bytes = il_tensor_bytes(t);
-            if (!(p->dptr[v] = p->acc->alloc(bytes))) {
+            if (!(p->dptr[v] = p->acc->alloc(dev_bytes(p, v, t)))) {
                 st = il_error_wrap(IL_ERR_OOM, "%s: weight '%s': ", p->acc->name, g->values[v].name);
                 break;
             }
             p->downed[v] = 1;
-            if (bytes) st = p->acc->upload(p->dptr[v], t->data, bytes);
+            st = put(p, v, p->dptr[v], t->data, t);
+            if (p->dstage[v]) { /* a constant converts once: its staging is not needed again */
+                if (!st) st = p->acc->sync();
+                p->acc->free(p->dstage[v]);
+                p->dstage[v] = NULL;
+            }
         }
     }
     if (!st && p->dws_need) {
@@ -96,7 +151,14 @@ il_status il_plan_ensure_host(il_plan *p, int v) {
     if (!p->acc || p->hvalid[v] || !p->dvalid[v]) return IL_OK;
     il_tensor *t = &p->vals[v];
     il_status st = il_plan_bind_host(p, v, t);
-    if (!st) st = p->acc->download(t->data, p->dptr[v], il_tensor_bytes(t));
+    size_t bytes = il_tensor_bytes(t);
+    const void *src = p->dptr[v];
+    if (!st && p->ddt[v] && bytes) { /* a half value: widened on the device first */
+        if (!p->dstage[v] && !(p->dstage[v] = p->acc->alloc(bytes))) st = IL_ERR_OOM;
+        if (!st) st = dev_convert(p, p->dptr[v], (il_dtype)p->ddt[v], p->dstage[v], IL_F32, il_tensor_numel(t));
+        src = p->dstage[v];
+    }
+    if (!st) st = p->acc->download(t->data, src, bytes);
     if (st) return il_error_wrap(st, "copying '%s' from %s: ", p->g->values[v].name, p->acc->name);
     p->hvalid[v] = 1;
     p->n_downloads++;
@@ -107,13 +169,12 @@ il_status il_plan_ensure_host(il_plan *p, int v) {
 static il_status ensure_device(il_plan *p, int v) {
     if (p->dvalid[v]) return IL_OK;
     const il_tensor *t = &p->vals[v];
-    size_t bytes = il_tensor_bytes(t);
     if (!p->dptr[v]) {
-        if (!(p->dptr[v] = p->acc->alloc(bytes)))
+        if (!(p->dptr[v] = p->acc->alloc(dev_bytes(p, v, t))))
             return il_error_wrap(IL_ERR_OOM, "%s: staging '%s': ", p->acc->name, p->g->values[v].name);
         p->downed[v] = 1;
     }
-    il_status st = bytes ? p->acc->upload(p->dptr[v], t->data, bytes) : IL_OK;
+    il_status st = put(p, v, p->dptr[v], t->data, t);
     if (st) return il_error_wrap(st, "copying '%s' to %s: ", p->g->values[v].name, p->acc->name);
     p->dvalid[v] = 1;
     p->n_uploads++;
@@ -131,6 +192,7 @@ il_status il_plan_run_acc_node(il_plan *p, int k) {
         if (v < 0) continue;
         if ((st = ensure_device(p, v))) break;
         inb[i] = p->s->info[v];
+        inb[i].dtype = dev_dtype(p, v);
         inb[i].data = p->dptr[v];
         inb[i].owns_data = 0;
         in[i] = &inb[i];
@@ -140,6 +202,7 @@ il_status il_plan_run_acc_node(il_plan *p, int k) {
         out[i] = NULL;
         if (v < 0) continue;
         outb[i] = p->s->info[v];
+        outb[i].dtype = dev_dtype(p, v);
         outb[i].data = p->dptr[v];
         outb[i].owns_data = 0;
         out[i] = &outb[i];
@@ -147,8 +210,9 @@ il_status il_plan_run_acc_node(il_plan *p, int k) {
     if (st) return st;
     il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
                  .in = in, .out = out, .threads = p->o.threads, .state = p->state[k], .workspace = p->dworkspace,
-                 .workspace_bytes = p->ws[k], .const_mask = il_plan_const_mask(p, k)};
+                 .workspace_bytes = p->ws[k], .const_mask = il_plan_const_mask(p, k), .precision = p->o.precision};
     if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    il_plan_blocked_masks(p, k, &c);
     double t0 = p->o.profile ? il_now() : 0;
     st = p->kern[k]->run(&c);
     if (!st && p->o.profile) st = p->acc->sync();
@@ -174,4 +238,62 @@ void il_plan_copies(const il_plan *p, int *acc_nodes, int *fallback, int64_t *up
     if (fallback) *fallback = p->n_fallback;
     if (uploads) *uploads = p->n_uploads;
     if (downloads) *downloads = p->n_downloads;
+}
+
+int il_plan_can_replay(const il_plan *p) {
+    return p->acc && p->o.graphs && !p->o.profile && p->acc->capture_begin && p->n_acc_nodes > 0 && !p->n_fallback;
+}
+
+il_status il_plan_run_captured(il_plan *p) {
+    const il_graph *g = p->g;
+    il_status st = IL_OK;
+    /* the inputs first: copies from the host are not part of the graph */
+    for (int i = 0; i < g->n_inputs && !st; i++)
+        if (p->vals[g->inputs[i]].data) st = ensure_device(p, g->inputs[i]);
+    if (!st && !p->graph) {
+        if ((st = p->acc->capture_begin())) return st;
+        for (int j = 0; j < p->n_order && !st; j++) {
+            int k = p->order[j];
+            if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
+        }
+        void *gr = NULL;
+        il_status e = p->acc->capture_end(&gr); /* ends the capture even after a failed node */
+        if (!st) st = e;
+        if (st) {
+            if (gr) p->acc->graph_free(gr);
+            return st;
+        }
+        p->graph = gr;
+    }
+    if (!st) st = p->acc->replay(p->graph);
+    for (int j = 0; j < p->n_order && !st; j++) { /* what the replay made current */
+        const il_node *n = &g->nodes[p->order[j]];
+        if (p->s->folded[p->order[j]] || !p->on_acc[p->order[j]]) continue;
+        for (int i = 0; i < n->n_outputs; i++) {
+            int v = n->outputs[i];
+            if (v < 0) continue;
+            p->vals[v] = p->s->info[v];
+            p->vals[v].data = NULL;
+            p->vals[v].owns_data = 0;
+            p->dvalid[v] = 1;
+            p->hvalid[v] = 0;
+        }
+    }
+    return st;
+}
+
+il_status il_plan_rerun(il_plan *p) {
+    if (!p->acc || p->n_fallback || !p->n_acc_nodes)
+        return il_error(IL_ERR_INVALID, "a resident rerun needs a plan whose every node runs on an accelerator "
+                        "(%d of %d fell back to the cpu)", p->n_fallback, p->n_fallback + p->n_acc_nodes);
+    for (int i = 0; i < p->g->n_inputs; i++)
+        if (!p->dvalid[p->g->inputs[i]] && p->dptr[p->g->inputs[i]] == NULL)
+            return il_error(IL_ERR_INVALID, "a resident rerun needs a run first (its inputs are on the device)");
+    il_status st = IL_OK;
+    if (p->graph) st = p->acc->replay(p->graph);
+    for (int j = 0; j < p->n_order && !st && !p->graph; j++) {
+        int k = p->order[j];
+        if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
+    }
+    return st ? st : p->acc->sync();
 }

@@ -43,6 +43,10 @@ struct il_plan {
     int64_t darena_bytes;
     void *dworkspace;
     size_t dworkspace_bytes, dws_need;
+    unsigned char *ddt;             /* per value: its dtype on the device when that differs from the
+                                       graph's (half-precision plans: IL_F16/IL_BF16), else 0 */
+    void **dstage;                  /* per value: float32 device staging of a half value, for copies */
+    void *graph;                    /* the captured run (o.graphs), NULL until the first run */
     int n_acc_nodes, n_fallback;
     int64_t n_uploads, n_downloads; /* copies of the last run */
     /* plan files, during create only: kernel names per node and the stored memory plan */
@@ -80,6 +84,10 @@ il_status il_plan_device_setup(il_plan *p);
 void il_plan_device_release(il_plan *p);
 il_status il_plan_run_acc_node(il_plan *p, int k);
 il_status il_plan_ensure_host(il_plan *p, int v);
+/* A run on the accelerator alone, captured on its first call and replayed after (o.graphs, no
+ * cpu node): the inputs uploaded, the graph launched, the outputs left on the device. */
+int il_plan_can_replay(const il_plan *p);
+il_status il_plan_run_captured(il_plan *p);
 /* Give value v a host buffer of t's shape (plan.c's arena slot or the heap). */
 il_status il_plan_bind_host(il_plan *p, int v, il_tensor *t);
 /* The machine a plan or a timing is valid for: "cpu:<model>|<isa flags>" (no newline). */

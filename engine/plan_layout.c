@@ -14,6 +14,10 @@
  * nothing outside the plan ever sees native bytes. A value that one plain kernel reads stays
  * plain too; its native readers reorder it themselves, as before. The plan reserves
  * il_blocked_bytes for a native value, which holds any of the layouts.
+ *
+ * An accelerator plan makes the same choice among the nodes placed on it, with the backend's
+ * native layout: for cuda, channels-last (NHWC), which cuDNN's tensor-core convolutions read
+ * and write directly (engine/cuda/conv_cudnn.c); a value read by a cpu node stays plain.
  */
 #include "plan_int.h"
 
@@ -40,19 +44,21 @@ void il_plan_blocked_masks(const il_plan *p, int k, il_kctx *c) {
         if (n->outputs[i] >= 0 && p->blocked[n->outputs[i]]) c->blocked_out |= (uint32_t)1 << i;
 }
 
-/* A value the plan may hold blocked: computed at run time, float32 NCHW-like of known shape. */
+/* A value the plan may hold blocked: computed at run time, float32 or 8-bit NCHW-like of known
+ * shape. (uint8/int8 activations of the INT8 kernels are native channels-last: dnnl_q.h.) */
 static int eligible(const il_plan *p, int v) {
     const il_value *x = &p->g->values[v];
     const il_tensor *t = &p->s->info[v];
     if (x->constant || p->s->known[v] || x->is_input || x->is_output || x->producer < 0) return 0;
-    return t->dtype == IL_F32 && t->rank >= 3 && t->rank <= 5 && il_shape_known(t) && il_tensor_numel(t) > 0;
+    int dt_ok = t->dtype == IL_F32 || t->dtype == IL_U8 || t->dtype == IL_I8;
+    return dt_ok && t->rank >= 3 && t->rank <= 5 && il_shape_known(t) && il_tensor_numel(t) > 0;
 }
 
 il_status il_plan_choose_layouts(il_plan *p) {
     const il_graph *g = p->g;
     int nv = g->n_values, nn = g->n_nodes;
     memset(p->blocked, 0, (size_t)nv);
-    if (p->acc || p->o.reference) return IL_OK; /* the cpu's layouts only; the reference reads plain */
+    if (p->o.reference) return IL_OK; /* the reference reads plain */
     uint32_t *in_ok = calloc((size_t)nn + 1, sizeof *in_ok), *out_ok = calloc((size_t)nn + 1, sizeof *out_ok);
     /* per value: readers seen, and whether all of them read it blocked */
     int *readers = calloc((size_t)nv + 1, sizeof *readers);
@@ -68,7 +74,10 @@ il_status il_plan_choose_layouts(il_plan *p) {
         int k = p->order[j];
         const il_node *n = &g->nodes[k];
         if (p->s->folded[k]) continue;
-        if (p->kern[k] && p->kern[k]->layouts && n->n_inputs <= 64 && n->n_outputs <= 16) {
+        /* An accelerator plan: its kernels' native layout (cuda: channels-last) only, so a value
+         * is native only between two of them; a cpu node there reads and writes plain. */
+        int here = p->acc ? p->on_acc[k] : 1;
+        if (here && p->kern[k] && p->kern[k]->layouts && n->n_inputs <= 64 && n->n_outputs <= 16) {
             il_kctx c;
             il_plan_node_view(p, k, inb, in, outb, out, &c);
             p->kern[k]->layouts(&c, &in_ok[k], &out_ok[k]);

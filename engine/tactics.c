@@ -324,6 +324,8 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
     }
     if (p->names && p->names[k] && p->names[k][0]) { /* a plan file's choice */
         const il_kernel *kn = il_kernel_find(n->domain, n->op_type, backend, p->names[k]);
+        if (!kn && p->on_acc[k] && (kn = il_kernel_find(n->domain, n->op_type, "cpu", p->names[k])))
+            p->on_acc[k] = 0, p->n_acc_nodes--, p->n_fallback++; /* built with a cpu kernel forced by name */
         if (!kn)
             return il_error(IL_ERR_UNSUPPORTED, "node '%s' (%s) runs kernel '%s', which this build does not have",
                             n->name, n->op_type, p->names[k]);

@@ -36,7 +36,7 @@
  * passes and kernels); a plugin built against another version is refused with a message
  * instead of crashing. 2: the kernel registry. 3: il_pass.lossy. 4: blocked layouts (il_kernel.layouts,
  * il_kctx.blocked_in/out). */
-#define IL_PASS_ABI 4
+#define IL_PASS_ABI 5
 #define IL_PLUGIN_CHECK_ABI(abi)                                                                       \
     do {                                                                                               \
         if ((abi) != IL_PASS_ABI)                                                                      \

@@ -300,6 +300,24 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
             return fclose(f), IL_ERR_IO;
     }
 
+    /* GPU runs: the arithmetic, the device and its software, and the device memory with how each
+     * engine measured it (they count differently: bench/gpu.c) */
+    static const char *const h4[] = {"run", "variant", "engine", "precision", "graphs", "GPU", "cc", "driver",
+                                     "CUDA", "cuBLAS", "cuDNN", "device peak", "measured as"};
+    static const char *const f4[] = {"int", NULL, NULL, NULL, "bool", NULL, NULL, NULL, NULL, NULL, NULL, "bytes", NULL};
+    int gpus = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE backend = 'cuda'", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        gpus = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (gpus) {
+        fputs("<h2 id=gpu>GPU runs</h2>\n", f);
+        if (table(f, db, "SELECT r.id, r.variant, r.engine, r.compute_precision, r.cuda_graphs, r.gpu, r.gpu_cc,"
+                         " r.gpu_driver, r.cuda_version, r.cublas_version, r.cudnn_version, r.peak_device_bytes,"
+                         " r.device_memory_how FROM runs r WHERE r.backend = 'cuda'" RP_ORDER, h4, f4, 13, "gpu") < 0)
+            return fclose(f), IL_ERR_IO;
+    }
+
     /* the files measured, once each, then how each run went */
     static const char *const h3[] = {"model", "variants", "source file", "sha256", "size", "params", "FLOPs/sample",
                                      "sparsity", "precision"};

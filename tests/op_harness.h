@@ -17,7 +17,9 @@
  *     registry has for the op that takes the node (supports, prepare, run, release; o->threads)
  *     into o->fast (when there is none, the reference again), and compare each: bit for
  *     bit when o->rtol and o->atol are 0, otherwise within |fast - ref| <= atol + rtol * |ref|
- *     (integer and bool outputs always exactly; NaN matches NaN).
+ *     (integer and bool outputs always exactly, but for oneDNN's INT8 products -- kernel "dnnl"
+ *     of QConv, QLinearConv, QMatMul, QLinearMatMul -- whose 8-bit outputs are held to 1 LSB:
+ *     they requantize in float32; NaN matches NaN).
  * op_expect then checks both runs' outputs against hand-computed values with the same
  * tolerance, and op_fails checks an error: its status, that the message names the node, and
  * that it says what was wrong.

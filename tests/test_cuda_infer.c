@@ -6,6 +6,7 @@
  * every registered cuda kernel must be used by some case. Without a GPU each test prints
  * "skipped: no GPU".
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,12 @@ static void mark_used(const il_plan *p, const il_graph *g) {
     }
 }
 
-/* g on the GPU (backend cuda) against the cpu reference kernels, twice (the second run reuses
- * the uploaded weights and staging buffers). Returns the number of nodes that fell back. */
-static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
+/* g on the GPU with options o (backend cuda, batch set here) against the cpu reference kernels,
+ * twice on different inputs (the second run reuses the uploaded weights and staging buffers, or
+ * replays the captured graph). tol 0: float32 (rtol 1e-3, atol 1e-4: cuBLAS/cuDNN sum in another
+ * order); else rtol tol and atol tol * max|reference| (TF32 and half precision). Returns the
+ * number of nodes that fell back to the cpu. */
+static int check_with(const il_graph *g, int64_t batch, const char *what, il_plan_opts go, double tol) {
     il_tensor *in[8] = {0};
     uint64_t rng = 42;
     for (int i = 0; i < g->n_inputs; i++) {
@@ -44,9 +48,9 @@ static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
         int64_t d[IL_MAX_RANK];
         for (int j = 0; j < x->rank; j++) d[j] = x->dims[j] < 0 ? batch : x->dims[j];
         in[i] = il_tensor_new(IL_F32, x->rank, d);
-        il_tensor_fill_random(in[i], &rng, -1, 1);
     }
-    il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch}, go = {.backend = IL_BACKEND_CUDA, .batch = batch};
+    il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch};
+    go.backend = IL_BACKEND_CUDA, go.batch = batch;
     il_plan *r, *p;
     IL_ASSERT_OK(il_plan_create(g, &ro, &r));
     IL_ASSERT_OK(il_plan_create(g, &go, &p));
@@ -54,13 +58,26 @@ static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
     int acc, fb;
     int64_t up, down;
     for (int rep = 0; rep < 2; rep++) {
+        for (int i = 0; i < g->n_inputs; i++) il_tensor_fill_random(in[i], &rng, -1, 1);
         IL_ASSERT_OK(il_plan_run(r, in, g->n_inputs));
         IL_ASSERT_OK(il_plan_run(p, in, g->n_inputs));
         for (int o = 0; o < il_plan_n_outputs(p); o++) {
             char msg[256];
             int64_t w;
-            int ok = il_tensor_allclose(il_plan_output(p, o), il_plan_output(r, o), 1e-3, 1e-4, &w, msg, sizeof msg);
-            if (!ok) fprintf(stderr, "\n  %s output %d, gpu vs cpu reference: %s\n", what, o, msg);
+            const il_tensor *ref = il_plan_output(r, o);
+            double rtol = tol ? tol : 1e-3, atol = 1e-4;
+            if (tol) {
+                double mx = 0;
+                for (int64_t e = 0; e < il_tensor_numel(ref); e++) {
+                    double v = fabs(il_tensor_get(ref, e));
+                    mx = v > mx ? v : mx;
+                }
+                atol = tol * (mx > 0 ? mx : 1);
+            }
+            int ok = il_tensor_allclose(il_plan_output(p, o), ref, rtol, atol, &w, msg, sizeof msg);
+            if (!ok)
+                fprintf(stderr, "\n  %s (%s) output %d run %d, gpu vs cpu reference: %s\n", what,
+                        il_precision_name(go.precision), o, rep, msg);
             CU_ASSERT_TRUE(ok);
         }
     }
@@ -73,6 +90,10 @@ static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
     return fb;
 }
 
+static int check_gpu(const il_graph *g, int64_t batch, const char *what) {
+    return check_with(g, batch, what, (il_plan_opts){0}, 0);
+}
+
 static void test_teacher(void) {
     if (!have_gpu()) return;
     il_graph *g;
@@ -81,6 +102,71 @@ static void test_teacher(void) {
     il_pass_opts po = {.seed = 1};
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
     CU_ASSERT_EQUAL(check_gpu(g, 5, "teacher -O2"), 0); /* FusedConv */
+    il_plan_opts im2col = {.kernels = "Conv=im2col-cublas,FusedConv=im2col-cublas"};
+    CU_ASSERT_EQUAL(check_with(g, 3, "teacher -O2 im2col", im2col, 0), 0);
+    il_graph_free(g);
+}
+
+/* cuDNN convolutions in every precision, and the half-precision storage: ops without a half
+ * kernel fall back to the cpu, so values cross as float32 <-> half both ways. Tolerances: TF32
+ * rounds the products' inputs to 10 bits (2e-2 of the output's range); fp16 stores 10-bit
+ * mantissas between layers (3e-2); bf16 7 bits (1e-1). */
+static void test_precisions(void) {
+    if (!have_gpu()) return;
+    const char *models[] = {IL_TESTDATA "/fmnist_teacher.onnx", IL_TESTDATA "/tiny_resnet_legacy/model.onnx"};
+    const double tol[4] = {0, 2e-2, 3e-2, 1e-1};
+    for (int m = 0; m < 2; m++) {
+        il_graph *g;
+        IL_ASSERT_OK(il_onnx_load(models[m], &g));
+        for (int o = 0; o < 2; o++) {
+            if (o) {
+                il_pass_opts po = {.seed = 1};
+                IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+            }
+            for (int prec = IL_PREC_FP32; prec <= IL_PREC_BF16; prec++) {
+                char what[128];
+                snprintf(what, sizeof what, "%s -O%d", m ? "tiny resnet" : "teacher", o ? 2 : 0);
+                check_with(g, 4, what, (il_plan_opts){.precision = prec}, tol[prec]);
+            }
+            /* half precision computed NCHW (the channels-last layouts off) */
+            setenv("INFERLAB_CUDA_NCHW", "1", 1);
+            check_with(g, 4, m ? "tiny resnet NCHW" : "teacher NCHW", (il_plan_opts){.precision = IL_PREC_FP16}, tol[2]);
+            unsetenv("INFERLAB_CUDA_NCHW");
+        }
+        il_graph_free(g);
+    }
+}
+
+/* CUDA graphs: the captured run replayed on new inputs equals the cpu, in fp32 and fp16; a plan
+ * with a cpu node runs node by node (no capture) and is still right. */
+static void test_graphs(void) {
+    if (!have_gpu()) return;
+    il_graph *g;
+    IL_ASSERT_OK(il_onnx_load(IL_TESTDATA "/fmnist_teacher.onnx", &g));
+    il_pass_opts po = {.seed = 1};
+    IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+    CU_ASSERT_EQUAL(check_with(g, 8, "teacher -O2 graphs", (il_plan_opts){.graphs = 1}, 0), 0);
+    check_with(g, 8, "teacher -O2 graphs fp16", (il_plan_opts){.graphs = 1, .precision = IL_PREC_FP16}, 3e-2);
+    il_plan_opts go = {.backend = IL_BACKEND_CUDA, .graphs = 1, .batch = 2};
+    il_plan *p;
+    IL_ASSERT_OK(il_plan_create(g, &go, &p));
+    il_tensor *x = il_tensor_new(IL_F32, 4, (int64_t[]){2, 1, 28, 28});
+    uint64_t rng = 9;
+    il_tensor_fill_random(x, &rng, 0, 1);
+    for (int rep = 0; rep < 3; rep++) IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    int64_t up, down;
+    il_plan_copies(p, NULL, NULL, &up, &down);
+    CU_ASSERT_EQUAL(up, 1);   /* the input, once per run */
+    CU_ASSERT_EQUAL(down, 1); /* the logits */
+    IL_ASSERT_OK(il_plan_rerun(p)); /* resident: replays on the inputs already there */
+    il_plan_free(p);
+    go.graphs = 0, go.kernels = "MaxPool=ref"; /* a cpu node: no resident rerun */
+    IL_ASSERT_OK(il_plan_create(g, &go, &p));
+    IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    CU_ASSERT_NOT_EQUAL(il_plan_rerun(p), IL_OK);
+    il_error_clear();
+    il_plan_free(p);
+    il_tensor_free(x);
     il_graph_free(g);
 }
 
@@ -137,13 +223,14 @@ static void test_fallback_and_residual(void) {
     il_graph_free(r);
 }
 
-/* Last: every registered cuda kernel was placed by some case above. */
+/* Last: every registered cuda convolution kernel was placed by some case above (the other ops'
+ * kernels have the cuda-ops suite). */
 static void test_every_cuda_kernel_used(void) {
     if (!have_gpu()) return;
     int n, missing = 0;
     const il_kernel *const *all = il_kernel_all(&n);
     for (int i = 0; i < n; i++) {
-        if (strcmp(all[i]->backend, "cuda")) continue;
+        if (strcmp(all[i]->backend, "cuda") || (strcmp(all[i]->op, "Conv") && strcmp(all[i]->op, "FusedConv"))) continue;
         int seen = 0;
         for (int j = 0; j < n_used; j++) seen |= used[j] == all[i];
         if (!seen) {
@@ -156,4 +243,6 @@ static void test_every_cuda_kernel_used(void) {
 
 IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},
          {"fallback to the cpu, residuals, copies", test_fallback_and_residual},
+         {"cuDNN convs in fp32/tf32/fp16/bf16, half storage", test_precisions},
+         {"CUDA graph replay = cpu", test_graphs},
          {"every cuda kernel is run", test_every_cuda_kernel_used})

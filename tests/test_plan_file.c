@@ -3,6 +3,9 @@
  * gives the same outputs, bit for bit, as the plan built from the model with the same kernels;
  * a truncated, corrupt, foreign (other version, format or machine) or non-plan file is refused
  * with a message saying what is wrong, through the API and through the real binary ($IL_BIN).
+ * cuda plans: the header's GPU checks are tested without a GPU on hand-written headers (a cpu
+ * plan's header rewritten, and INFERLAB_TEST_DEVICE standing in for this machine's GPU); the
+ * round trip on the GPU prints "skipped: no GPU" here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +174,185 @@ static void test_refusals(void) {
     il_graph_free(g);
 }
 
+static int have_gpu(void) {
+    const il_backend_iface *b = il_backend_find("cuda");
+    const char *why = "not built with CUDA";
+    return b && b->available(&why);
+}
+
+#define H200 "NVIDIA H200"
+#define H200_LIBS "driver 13.0, runtime 13.0, cuBLAS 130100, sm_90"
+
+/* A cpu plan's header turned into a cuda plan's: backend, precision, and the GPU it names. */
+static void cuda_plan(const char *src, const char *dst, const char *prec, const char *gpu, int cc, const char *libs,
+                      int fallback) {
+    char to[512];
+    snprintf(to, sizeof to, "backend=cuda\nprecision=%s\ngraphs=1\ngpu=%s\ncc=%d\ncuda=%s\ndriver=13.0\nfallback=%d\n", prec,
+             gpu, cc, libs, fallback);
+    rewrite_header(src, dst, "backend=cpu\n", to);
+}
+
+/* A cuda plan on a machine without a GPU, from another GPU, with other CUDA libraries: refused
+ * before anything is built, saying what differs (the driver alone does not matter). */
+static void test_cuda_header(void) {
+    il_graph *g = teacher_o2();
+    const char *path = il_test_tmp("cpu_for_cuda.plan"), *bad = il_test_tmp("cuda.plan"), *bad2 = il_test_tmp("cuda2.plan");
+    il_plan *p;
+    il_plan_opts o = {.threads = 1};
+    IL_ASSERT_OK(il_plan_create(g, &o, &p));
+    IL_ASSERT_OK(il_plan_save(p, path));
+    il_plan_free(p);
+    il_graph_free(g);
+    cuda_plan(path, bad, "fp16", H200, 90, H200_LIBS, 0);
+    if (!have_gpu()) expect_refused(bad, IL_ERR_UNSUPPORTED, "this machine has no usable GPU");
+    setenv("INFERLAB_TEST_DEVICE", "NVIDIA A100-SXM4-80GB|80|driver 12.2, runtime 12.8, cuBLAS 120800, sm_80", 1);
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "built for another GPU or CUDA libraries");
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "GPU 'NVIDIA H200' (plan) vs 'NVIDIA A100-SXM4-80GB' (here)");
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "compute capability 9.0 vs 8.0");
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "runtime 13.0 vs 12.8; cuBLAS 130100 vs 120800");
+    CU_ASSERT_PTR_NULL(strstr(il_errmsg(), "driver"));
+    /* the same GPU, one library newer: only that is named */
+    setenv("INFERLAB_TEST_DEVICE", H200 "|90|driver 13.1, runtime 13.0, cuBLAS 130200, sm_90", 1);
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "(cuBLAS 130100 vs 130200)");
+    /* a library the plan does not name (cuDNN added later) counts as a difference too */
+    setenv("INFERLAB_TEST_DEVICE", H200 "|90|driver 13.0, runtime 13.0, cuBLAS 130100, cuDNN 91200, sm_90", 1);
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "cuDNN (none) vs 91200");
+    if (!have_gpu()) {
+        /* everything matches: the header passes, and building the plan says there is no GPU; a
+         * plan whose every node runs on the GPU does not care about the CPU model */
+        setenv("INFERLAB_TEST_DEVICE", H200 "|90|driver 13.2, runtime 13.0, cuBLAS 130100, sm_90", 1);
+        rewrite_header(bad, bad2, "machine=cpu:", "machine=cpu:Another CPU|avx2,");
+        expect_refused(bad2, IL_ERR_UNSUPPORTED, "backend cuda: no usable device");
+        cuda_plan(path, bad, "fp16", H200, 90, H200_LIBS, 2); /* with cpu nodes it does */
+        rewrite_header(bad, bad2, "machine=cpu:", "machine=cpu:Another CPU|avx2,");
+        expect_refused(bad2, IL_ERR_UNSUPPORTED, "another machine");
+    }
+    setenv("INFERLAB_TEST_DEVICE", H200 "|90|" H200_LIBS, 1);
+    cuda_plan(path, bad, "fp12", H200, 90, H200_LIBS, 0);
+    expect_refused(bad, IL_ERR_PARSE, "unknown precision 'fp12'");
+    setenv("INFERLAB_TEST_DEVICE", "no bars", 1);
+    cuda_plan(path, bad, "fp16", H200, 90, H200_LIBS, 0);
+    expect_refused(bad, IL_ERR_UNSUPPORTED, "INFERLAB_TEST_DEVICE is not NAME|CC|LIBS");
+    unsetenv("INFERLAB_TEST_DEVICE");
+    /* the header and graph read without building (what bench and info use): no GPU needed */
+    char head[4096];
+    il_graph *rg = NULL;
+    IL_ASSERT_OK(il_plan_file_read(bad, head, sizeof head, &rg));
+    CU_ASSERT_PTR_NOT_NULL(strstr(head, "backend=cuda\nprecision=fp16\n"));
+    CU_ASSERT_TRUE(rg && rg->n_nodes > 0);
+    il_graph_free(rg);
+    /* through the binary: a clear message and exit 1, never a crash */
+    if (!have_gpu()) {
+        char out[8192], args[2048];
+        snprintf(args, sizeof args, "run %s", bad);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "is for the cuda backend"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "no usable GPU"));
+        snprintf(args, sizeof args, "info %s", bad); /* the graph alone needs no GPU */
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+        /* bench takes backend, precision and graphs from the plan; the measuring child refuses it */
+        const char *db = il_test_tmp("cuda_plan_refused.db");
+        snprintf(args, sizeof args, "bench --model %s --batch 1 --trials 1 --min-seconds 0 --dataset none --db %s --dry-run",
+                 bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuda.plan O0 fp16 graphs"));
+        snprintf(args, sizeof args, "bench --model %s --batch 1 --trials 1 --min-seconds 0 --dataset none --db %s", bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "no usable GPU"));
+        snprintf(args, sizeof args, "bench --model %s --backend cpu --db %s", bad, db);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "was built for backend cuda, precision fp16, CUDA graphs"));
+    }
+}
+
+/* On the GPU: a cuda plan built, saved and loaded gives the outputs of the plan built directly
+ * with the same options (fp32, fp16 with CUDA graphs), and runs again after its first run. */
+static void test_cuda_round_trip(void) {
+    if (!have_gpu()) {
+        printf("skipped: no GPU ");
+        return;
+    }
+    il_graph *g = teacher_o2();
+    const char *path = il_test_tmp("teacher_cuda.plan");
+    static const int precs[3] = {IL_PREC_FP32, IL_PREC_FP16, IL_PREC_TF32};
+    for (int c = 0; c < 3; c++) {
+        il_plan_opts o = {.backend = IL_BACKEND_CUDA, .precision = precs[c], .graphs = c == 1, .batch = 4, .threads = 2};
+        il_plan *p, *q;
+        IL_ASSERT_OK(il_plan_create(g, &o, &p));
+        IL_ASSERT_OK(il_plan_save(p, path));
+        char head[4096];
+        IL_ASSERT_OK(il_plan_file_read(path, head, sizeof head, NULL));
+        CU_ASSERT_PTR_NOT_NULL(strstr(head, "backend=cuda\n"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(head, il_precision_name(precs[c])));
+        il_plan_opts lo = {.threads = 2};
+        IL_ASSERT_OK(il_plan_load(path, &lo, &q));
+        int acc_p, acc_q, fb_p, fb_q;
+        int64_t u, d;
+        il_plan_copies(p, &acc_p, &fb_p, &u, &d);
+        il_plan_copies(q, &acc_q, &fb_q, &u, &d);
+        CU_ASSERT_EQUAL(acc_p, acc_q);
+        CU_ASSERT_EQUAL(fb_p, fb_q);
+        CU_ASSERT(acc_q > 0);
+        for (int r = 0; r < 3; r++) { /* graphs: the first run captures, the next replay */
+            il_tensor *x = input(4, 21 + (uint64_t)r);
+            IL_ASSERT_OK(il_plan_run(p, &x, 1));
+            IL_ASSERT_OK(il_plan_run(q, &x, 1));
+            char msg[256];
+            int64_t w;
+            int ok = il_tensor_allclose(il_plan_output(q, 0), il_plan_output(p, 0), 1e-5, 1e-6, &w, msg, sizeof msg);
+            if (!ok) fprintf(stderr, "\n  %s loaded vs built, run %d: %s\n", il_precision_name(precs[c]), r, msg);
+            CU_ASSERT_TRUE(ok);
+            il_tensor_free(x);
+        }
+        il_plan_free(p);
+        il_plan_free(q);
+    }
+    il_graph_free(g);
+}
+
+/* On the GPU, through the binary: build --backend cuda --precision fp16, run the plan, and the
+ * same model run directly with the same options: the same outputs; bench measures the plan. */
+static void test_cuda_cli(void) {
+    if (!have_gpu()) {
+        printf("skipped: no GPU ");
+        return;
+    }
+    char out[16384], args[2048];
+    const char *plan = il_test_tmp("cli_cuda.plan"), *npy_a = il_test_tmp("cuda_a"), *npy_b = il_test_tmp("cuda_b");
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --batch 2 --backend cuda --precision fp16 --graphs "
+             "--verbose", IL_TESTDATA, plan);
+    int rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "on cuda (fp16, CUDA graphs)"));
+    snprintf(args, sizeof args, "run %s --batch 2 --seed 4 --warmup 2 --out %s", plan, npy_a);
+    rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    snprintf(args, sizeof args, "run %s/fmnist_teacher.onnx --batch 2 --seed 4 --warmup 2 --backend cuda --precision fp16 "
+             "--graphs --out %s", IL_TESTDATA, npy_b);
+    CU_ASSERT_EQUAL(cli(args, out, sizeof out), 0);
+    char a[4096], b2[4096];
+    snprintf(a, sizeof a, "%s/output_0.npy", npy_a);
+    snprintf(b2, sizeof b2, "%s/output_0.npy", npy_b);
+    il_tensor *ta = NULL, *tb = NULL;
+    IL_ASSERT_OK(il_tensor_load(a, &ta));
+    IL_ASSERT_OK(il_tensor_load(b2, &tb));
+    int64_t w;
+    char msg[256];
+    int ok = il_tensor_allclose(ta, tb, 1e-5, 1e-6, &w, msg, sizeof msg);
+    if (!ok) fprintf(stderr, "\n  plan vs direct fp16 run: %s\n", msg);
+    CU_ASSERT_TRUE(ok);
+    il_tensor_free(ta), il_tensor_free(tb);
+    const char *db = il_test_tmp("cuda_plan_bench.db");
+    snprintf(args, sizeof args, "bench --model %s --batch 2 --trials 1 --min-seconds 0 --min-queries 3 --warmup 1 "
+             "--dataset none --db %s", plan, db);
+    rc = cli(args, out, sizeof out);
+    if (rc) fprintf(stderr, "\n  %s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(il_test_db_scalar(db, "SELECT count(*) FROM runs WHERE backend = 'cuda'"), 1);
+}
+
 /* `inferlab build` then `inferlab run` on the plan, and the refusals through the binary. */
 static void test_cli(void) {
     char out[16384], args[2048];
@@ -229,9 +411,14 @@ static void test_cli(void) {
     rc = cli(args, out, sizeof out);
     CU_ASSERT_EQUAL(rc, 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "FusedConv=nope"));
-    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --backend cuda", IL_TESTDATA, plan);
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --precision fp16", IL_TESTDATA, plan);
     CU_ASSERT_EQUAL(cli(args, out, sizeof out), 2);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cpu backend only"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "add --backend cuda"));
+    if (!have_gpu()) {
+        snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --backend cuda --precision fp16", IL_TESTDATA, plan);
+        CU_ASSERT_EQUAL(cli(args, out, sizeof out), 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "backend cuda: no usable device"));
+    }
     char *big = malloc(1 << 20);
     rc = cli("ops --json", big, 1 << 20);
     CU_ASSERT_EQUAL(rc, 0);
@@ -240,4 +427,7 @@ static void test_cli(void) {
 }
 
 IL_SUITE("plan-file", {"build, save, load: same outputs", test_round_trip},
-         {"truncated, corrupt and foreign plans are refused", test_refusals}, {"build and run through the binary", test_cli})
+         {"truncated, corrupt and foreign plans are refused", test_refusals}, {"build and run through the binary", test_cli},
+         {"cuda plans: the GPU and library checks of the header", test_cuda_header},
+         {"cuda plans on the GPU: build, save, load: same outputs", test_cuda_round_trip},
+         {"cuda plans on the GPU through the binary", test_cuda_cli})

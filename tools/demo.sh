@@ -91,6 +91,8 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
         note "a GPU is present but this build cannot run the CUDA backend: CPU only"
     fi
     rm -rf "$OUT/probe.db"* "$OUT/variants"
+else
+    note "no GPU here (nvidia-smi finds none): the CUDA rows were skipped"
 fi
 ORT=0
 if node -e "require('onnxruntime-node')" >/dev/null 2>&1; then ORT=1; else

@@ -18,14 +18,19 @@ names for most), then by the module each consuming node belongs to (legacy node 
 Conv weights whose BatchNorm the exporter folded in (BatchNorm then set to identity, its shift
 taken from the Conv bias), MatMul weights stored transposed, Gemm, LayerNormalization, Gather on
 an Embedding, Identity aliases of de-duplicated initializers. A key left unmatched is an error.
-Before timing, the rebuilt (or converted) module and ONNX Runtime run the same inputs and must
-agree within 1e-3 (max abs difference); otherwise the run fails. FP32 is kept exact on the GPU
-(TF32 off), as the file's other engines compute.
+Before timing, the rebuilt (or converted) module and ONNX Runtime run the same inputs (their
+first 8 samples) and must agree within 1e-3 (max abs difference); otherwise the run fails. FP32
+is kept exact on the GPU (TF32 off), as the file's other engines compute.
 
 On --device cuda the inputs live on the GPU, every query ends with torch.cuda.synchronize() so
 the latency covers the work, and peak_device_bytes is torch.cuda.max_memory_allocated().
+--precision fp32|tf32|fp16|bf16 (GPU only) sets the arithmetic after the FP32 check: tf32 turns
+TF32 on, fp16/bf16 convert the module (module.half()) and float inputs, channels-last for
+convolution networks; cudnn.benchmark is on. --graphs captures one query's forward pass as a CUDA
+graph and replays it. The reply names the GPU, its compute capability and torch's CUDA/cuDNN.
 
-  python3 torch_bench.py --model M.onnx --threads T --batch B --device cpu|cuda --input NAME=X.npy ...
+  python3 torch_bench.py --model M.onnx --threads T --batch B --device cpu|cuda [--precision P] [--graphs]
+         --input NAME=X.npy ...
          --scenario S --warmup N --min-seconds S --min-queries N --max-queries N --qps Q --spq K --seed S
          [--torch-source torch_source.json]
   python3 torch_bench.py ... --eval-in X.npy --eval-out Y.npy
@@ -43,6 +48,8 @@ import time
 from peer_common import eval_batches, eval_inputs, fail, peer_parser, warm_up
 
 TOLERANCE = 1e-3  # max abs difference allowed between the torch module and ONNX Runtime
+VERIFY_SAMPLES = 8  # the check runs this many samples at most: ONNX Runtime on the CPU at batch 256
+                    # of BERT-base would cost more than the measurement
 
 
 def note(msg):
@@ -367,13 +374,14 @@ def verify(model, model_path, names, arrays, dev, threads, torch, np, required=T
     return worst
 
 
-def evaluate(model, xs, names, batch, dev, torch, np):
+def evaluate(model, xs, names, batch, dev, torch, np, dtype=None, channels_last=False):
     """Output 0 of the module over the evaluation set: every graph input fed, in the graph's
-    order and with its own dtype (token ids stay integers), in batches padded like the C harness."""
+    order and with its own dtype (token ids stay integers; float ones in the module's dtype), in
+    batches padded like the C harness."""
     outs = []
     with torch.inference_mode():
         for chunks, pad in eval_batches(xs, names, batch):
-            y = _flatten(model(*[torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in chunks]))[0]
+            y = _flatten(model(*[feed(np.ascontiguousarray(c), dev, torch, dtype, channels_last) for c in chunks]))[0]
             y = y.float().cpu().numpy() if hasattr(y, "cpu") else np.asarray(y, dtype=np.float32)
             outs.append(y[:batch - pad])
     return np.concatenate(outs).astype(np.float32)
@@ -403,19 +411,70 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def exact_fp32(torch):
-    """No TF32 on the GPU: the other engines compute in full FP32."""
+def exact_fp32(torch, tf32=False):
+    """No TF32 on the GPU: the other engines compute in full FP32 (tf32=True: float32 products
+    may round their inputs to TF32 on the tensor cores, as inferlab's --precision tf32)."""
     try:
         if hasattr(torch.backends, "fp32_precision"):
-            torch.backends.fp32_precision = "ieee"
-            torch.backends.cuda.matmul.fp32_precision = "ieee"
-            torch.backends.cudnn.fp32_precision = "ieee"
-            torch.backends.cudnn.conv.fp32_precision = "ieee"
+            mode = "tf32" if tf32 else "ieee"
+            torch.backends.fp32_precision = mode
+            torch.backends.cuda.matmul.fp32_precision = mode
+            torch.backends.cudnn.fp32_precision = mode
+            torch.backends.cudnn.conv.fp32_precision = mode
         else:
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
     except Exception as e:  # the check against ONNX Runtime still guards the figures
-        note(f"could not turn TF32 off: {e}")
+        if not tf32:
+            note(f"could not turn TF32 off: {e}")
+        else:
+            fail(f"--precision tf32: could not turn TF32 on: {e}")
+
+
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+
+
+def to_precision(model, prec, torch):
+    """The module in the arithmetic asked for, after its check in FP32: fp16/bf16 weights
+    (module.half() / .to(bfloat16)) and channels-last memory for convolution networks (what the
+    tensor cores want); tf32 turns TF32 on. Returns (module, input dtype or None, channels_last)."""
+    if prec == "tf32":
+        exact_fp32(torch, tf32=True)
+    if prec not in ("fp16", "bf16"):
+        return model, None, False
+    dtype = torch.float16 if prec == "fp16" else torch.bfloat16
+    model = model.to(dtype)
+    conv = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+    if conv:
+        model = model.to(memory_format=torch.channels_last)
+    return model, dtype, conv
+
+
+def feed(x, dev, torch, dtype=None, channels_last=False):
+    """A numpy input on the device: float inputs in the module's dtype (4-D ones channels-last
+    when the module is), integer ones (token ids) as they are."""
+    t = torch.from_numpy(x).to(dev)
+    if dtype is not None and t.is_floating_point():
+        t = t.to(dtype)
+        if channels_last and t.dim() == 4:
+            t = t.contiguous(memory_format=torch.channels_last)
+    return t
+
+
+def device_facts(torch):
+    """The GPU as torch sees it, for the store: name, compute capability, the CUDA runtime torch
+    was built with, cuDNN ("9.10.2", from torch's integer)."""
+    major, minor = torch.cuda.get_device_capability()
+    return {"gpu": torch.cuda.get_device_name(), "gpu_cc": f"{major}.{minor}", "cuda_version": torch.version.cuda,
+            "cudnn_version": cudnn_text(torch.backends.cudnn.version())}
+
+
+def cudnn_text(v):
+    """cuDNN's version integer as text: 9.x counts major*10000 + minor*100 + patch, earlier ones
+    major*1000 + minor*100 + patch. None when there is no cuDNN."""
+    if not v:
+        return None
+    return f"{v // 10000}.{v % 10000 // 100}.{v % 100}" if v >= 90000 else f"{v // 1000}.{v % 1000 // 100}.{v % 100}"
 
 
 # ---------------------------------------------------------------- self-test (no torch needed)
@@ -528,6 +587,7 @@ def self_test(data_dir):
     check(scope_module({"name": "/m/encoder/layer.1/attention/self/query/MatMul"}, bmods)
           == "m.encoder.layer.1.attention.self.query", "scope through a ModuleList")
     _self_test_evaluate(check)
+    check(cudnn_text(91002) == "9.10.2" and cudnn_text(8907) == "8.9.7" and cudnn_text(None) is None, "cuDNN versions")
     results = {}
     try:
         import onnx
@@ -560,6 +620,22 @@ def self_test(data_dir):
 
 # ---------------------------------------------------------------- the measurement
 
+def capture(model, feeds, torch):
+    """One forward pass recorded as a CUDA graph (after warm-up runs on a side stream, as
+    torch.cuda.graphs asks) and replayed per call: the inputs stay at their addresses, so a
+    replay computes on whatever they hold, like inferlab's --graphs."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode():
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                model(*feeds)
+        torch.cuda.current_stream().wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            model(*feeds)
+    return g.replay
+
 def main():
     if "--self-test" in sys.argv:
         k = sys.argv.index("--self-test")
@@ -568,6 +644,9 @@ def main():
         sys.exit(self_test(data))
     ap = peer_parser()
     ap.add_argument("--torch-source", help="torch_source.json: rebuild the module, weights from the ONNX file")
+    ap.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                    help="the arithmetic on the GPU (checked against ONNX Runtime in fp32 first)")
+    ap.add_argument("--graphs", action="store_true", help="capture one query as a CUDA graph and replay it")
     a = ap.parse_args()
     try:
         import numpy as np
@@ -578,6 +657,8 @@ def main():
         fail(f"--device {a.device}: cpu or cuda")
     if a.device == "cuda" and not torch.cuda.is_available():
         fail("--device cuda but torch sees no GPU")
+    if a.device != "cuda" and (a.precision != "fp32" or a.graphs):
+        fail(f"--precision {a.precision} / --graphs: the GPU's (--device cuda); the CPU computes fp32")
     torch.set_num_threads(max(1, a.threads))
     exact_fp32(torch)
     dev = torch.device(a.device)
@@ -618,12 +699,16 @@ def main():
     del g
     must_check = how != "onnx2torch"
 
+    facts = device_facts(torch) if a.device == "cuda" else {}
     if a.eval_in:
         xs = eval_inputs(a, graph_inputs)
         first = next(eval_batches(xs, graph_inputs, a.batch))[0]
-        diff = verify(model, a.model, graph_inputs, first, dev, a.threads, torch, np, must_check)
-        np.save(a.eval_out, evaluate(model, xs, graph_inputs, a.batch, dev, torch, np))
-        print(json.dumps({"engine": "pytorch", "version": version, "verified_max_abs_diff": diff}))
+        diff = verify(model, a.model, graph_inputs, [x[:VERIFY_SAMPLES] for x in first], dev, a.threads, torch, np,
+                      must_check)
+        model, dtype, cl = to_precision(model, a.precision, torch)
+        np.save(a.eval_out, evaluate(model, xs, graph_inputs, a.batch, dev, torch, np, dtype, cl))
+        print(json.dumps({"engine": "pytorch", "version": version, "verified_max_abs_diff": diff,
+                          "precision": a.precision, **facts}))
         return
 
     given = {}
@@ -634,21 +719,27 @@ def main():
         given[name] = np.load(path)
     names = [n for n in graph_inputs if n in given] if all(n in given for n in graph_inputs) else list(given)
     arrays = [given[n] for n in names]
-    diff = verify(model, a.model, names, arrays, dev, a.threads, torch, np, must_check)
+    diff = verify(model, a.model, names, [x[:VERIFY_SAMPLES] for x in arrays], dev, a.threads, torch, np, must_check)
     if diff is not None:
         note(f"{a.model} on {a.device}: torch vs ONNX Runtime max|d| = {diff:.3g} on the bench inputs")
+    model, dtype, cl = to_precision(model, a.precision, torch)
+    if a.device == "cuda":
+        torch.backends.cudnn.benchmark = True  # the algorithms timed on these shapes, as a user would
     reset_peak_rss()  # the host peak is running the model, not the check before it
-    feeds = [torch.from_numpy(x).to(dev) for x in arrays]
+    feeds = [feed(x, dev, torch, dtype, cl) for x in arrays]
     spq = a.spq if a.scenario == "multi-stream" else a.batch
     runs = math.ceil(spq / a.batch)
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    once = (lambda: model(*feeds))
+    if a.graphs:
+        once = capture(model, feeds, torch)
 
     def query():
         for _ in range(runs):
-            model(*feeds)
+            once()
         sync()
 
-    if a.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     lat = []
     with torch.inference_mode():
         warm_up(a, query)
@@ -686,7 +777,8 @@ def main():
     dev_peak = torch.cuda.max_memory_allocated() if a.device == "cuda" else None
     print(json.dumps({"engine": "pytorch", "version": version, "latencies_ms": lat,
                       "seconds": end - start, "samples": len(lat) * spq, "peak_host_bytes": peak,
-                      "peak_device_bytes": dev_peak, "verified_max_abs_diff": diff}))
+                      "peak_device_bytes": dev_peak, "verified_max_abs_diff": diff,
+                      "precision": a.precision, "graphs": a.graphs, **facts}))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,10 @@ typedef struct il_qbin {
     float ka, kb; /* add: sa/sy, sb/sy; mul: sa*sb/sy (computed in double, rounded once) */
 } il_qbin;
 il_status il_qbin_params(const il_kctx *c, int mul, il_qbin *p);
+/* The "int8" kernel of QAdd / QLinearAdd / QLinearMul (qgemm_eltwise.c) on same-shape operands
+ * at these addresses (c's inputs 0 and 3 and output 0 give dtypes and sizes): element-wise, so
+ * any one layout shared by all three (dnnl_qeltwise.c: channels-last). */
+il_status il_qbin_apply(il_kctx *c, const void *a, const void *b, void *y);
 
 /* ---- per-ISA pieces (engine/cpu/qgemm_x86.c); internal to qgemm*.c */
 typedef struct il_qisa_impl {

@@ -54,34 +54,34 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void qbin_avx512(con
     }
 }
 
-static il_status qbin_run(il_kctx *c) {
+il_status il_qbin_apply(il_kctx *c, const void *adata, const void *bdata, void *ydata) {
     int mul = !strcmp(c->node->op_type, "QLinearMul");
     il_qbin p;
     il_status st = il_qbin_params(c, mul, &p);
     if (st) return st;
-    const il_tensor *a = c->in[0], *b = c->in[3];
-    il_tensor *y = c->out[0];
-    int as8 = a->dtype == IL_I8, bs8 = b->dtype == IL_I8, ys8 = y->dtype == IL_I8;
+    const il_tensor *y = c->out[0];
+    int as8 = c->in[0]->dtype == IL_I8, bs8 = c->in[3]->dtype == IL_I8, ys8 = y->dtype == IL_I8;
     int64_t n = il_tensor_numel(y), chunk = 4096, chunks = (n + chunk - 1) / chunk;
     int vec = il_qisa_active() == IL_QISA_AVX512VNNI;
     IL_PAR_FOR(c, t, chunks) {
         int64_t i0 = t * chunk, m = n - i0 < chunk ? n - i0 : chunk;
         if (vec) {
-            qbin_avx512(&p, (const uint8_t *)a->data + i0, as8, (const uint8_t *)b->data + i0, bs8,
-                        (uint8_t *)y->data + i0, m);
+            qbin_avx512(&p, (const uint8_t *)adata + i0, as8, (const uint8_t *)bdata + i0, bs8, (uint8_t *)ydata + i0, m);
             continue;
         }
         for (int64_t i = i0; i < i0 + m; i++) {
-            float da = (float)(load8(a->data, as8, i) - p.za), db = (float)(load8(b->data, bs8, i) - p.zb);
+            float da = (float)(load8(adata, as8, i) - p.za), db = (float)(load8(bdata, bs8, i) - p.zb);
             float prod = da * db, sum = da * p.ka;
             double v = (double)rintf(mul ? prod * p.ka : sum + db * p.kb) + p.zy;
             v = v < p.lo ? p.lo : v > p.hi ? p.hi : v;
-            if (ys8) ((int8_t *)y->data)[i] = (int8_t)v;
-            else ((uint8_t *)y->data)[i] = (uint8_t)v;
+            if (ys8) ((int8_t *)ydata)[i] = (int8_t)v;
+            else ((uint8_t *)ydata)[i] = (uint8_t)v;
         }
     }
     return IL_OK;
 }
+
+static il_status qbin_run(il_kctx *c) { return il_qbin_apply(c, c->in[0]->data, c->in[3]->data, c->out[0]->data); }
 
 /* ---------------------------------------------------------------- MaxPool on bytes */
 

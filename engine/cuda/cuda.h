@@ -31,6 +31,80 @@ il_status il_cuda_copy(void *dst, const void *src, size_t bytes);
 il_status il_cuda_zero(void *dst, size_t bytes);
 il_status il_cuda_sync(void);
 
+/* The process's one stream (a cudaStream_t) and cuBLAS handle (a cublasHandle_t), for kernels
+ * in other files; valid after il_cuda_init. */
+void *il_cuda_stream_ptr(void);
+void *il_cuda_blas_handle(void);
+/* The last launch's error as an inferlab error naming what (IL_OK when none): a kernel's run
+ * calls it after its launches, so a bad launch is reported at its node, not at the next sync. */
+il_status il_cuda_check(const char *what);
+
+/* Row-major C = alpha op(A) op(B) + beta C for `batch` products whose A, B, C lie sa, sb, sc
+ * elements apart. dt: IL_F32, IL_F16 or IL_BF16 for all three matrices (sums in float32);
+ * precision IL_PREC_TF32 lets float32 products use TF32 tensor cores, IL_PREC_FP32 keeps
+ * them exact. */
+il_status il_cuda_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const void *a, int64_t lda,
+                       int64_t sa, const void *b, int64_t ldb, int64_t sb, float beta, void *c, int64_t ldc,
+                       int64_t sc, int64_t batch, il_dtype dt, int precision);
+/* dst[i] = src[i] converted between IL_F32, IL_F16 and IL_BF16 (round to nearest even). */
+void il_cuda_convert(const void *src, il_dtype sdt, void *dst, il_dtype ddt, int64_t n);
+
+/* CUDA graphs on the stream (il_backend_iface.capture_begin ...). */
+il_status il_cuda_capture_begin(void);
+il_status il_cuda_capture_end(void **graph);
+il_status il_cuda_replay(void *graph);
+void il_cuda_graph_free(void *graph);
+/* Page-locked host memory, so copies to and from the device run at full speed and async. */
+void *il_cuda_host_alloc(size_t bytes);
+void il_cuda_host_free(void *p);
+/* Device memory in use on the device (all processes) and in total, from cudaMemGetInfo. */
+il_status il_cuda_mem_info(size_t *used, size_t *total);
+/* "driver 13.0, runtime 13.0, cuBLAS 130100" style versions, and the compute capability. */
+const char *il_cuda_versions(void);
+int il_cuda_cc(void);
+
+/* 2-D convolution on cuDNN (cudnn.cu): y = clip(conv(x, w) + bias + z, lo, hi) in NCHW. */
+typedef struct il_cudnn_conv_desc {
+    int64_t n, c, h, w;       /* input */
+    int64_t m, kh, kw;        /* output channels, window */
+    int64_t oh, ow;           /* output size (the node's: asymmetric padding cuDNN cannot do is refused) */
+    int64_t sh, sw, dh, dw, ph, pw, group;
+    il_dtype dt;              /* IL_F32, IL_F16, IL_BF16: x, w, z and y */
+    int precision;            /* il_precision: TF32 allowed or not for float32 */
+    int act;                  /* 0: none; 1: clip to [lo, hi] (Relu: 0, +inf) */
+    float lo, hi;
+    int has_z;                /* a residual input added before the activation */
+    int nhwc;                 /* compute channels-last (filters converted to it at create) */
+    int x_nhwc, z_nhwc, y_nhwc; /* how the plan holds x, z and y (transposed through the workspace
+                                   when that differs from nhwc) */
+} il_cudnn_conv_desc;
+typedef struct il_cudnn_conv il_cudnn_conv;
+int il_cudnn_available(const char **why);
+const char *il_cudnn_version(void); /* "cuDNN 9.19.0", "" when not loaded */
+/* Descriptors, weights (float32 host [m, c/group, kh, kw], bias [m] or NULL) converted to d->dt
+ * on the device, and the algorithm cuDNN's search timed fastest on these shapes. */
+il_status il_cudnn_conv_create(const il_cudnn_conv_desc *d, const float *w_host, const float *b_host,
+                               il_cudnn_conv **out);
+size_t il_cudnn_conv_workspace_total(const il_cudnn_conv *cv); /* what run needs, transposes included */
+const char *il_cudnn_conv_what(const il_cudnn_conv *cv); /* the algorithm and fusion chosen */
+il_status il_cudnn_conv_run(const il_cudnn_conv *cv, const void *x, const void *z, void *y, void *ws,
+                            size_t ws_bytes);
+void il_cudnn_conv_free(il_cudnn_conv *cv);
+/* [N, C, S] -> [N, S, C] (to_nhwc) or back, es-byte elements (4 or 2). */
+void il_cuda_nchw_nhwc(const void *src, void *dst, int64_t N, int64_t C, int64_t S, size_t es, int to_nhwc);
+
+/* Max / average pooling on cuDNN, NCHW or NHWC (GlobalAveragePool: the window is the plane). */
+typedef struct il_cudnn_pool il_cudnn_pool;
+typedef struct il_cudnn_pool_desc {
+    int64_t n, c, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
+    int mode;                 /* 0 max, 1 average counting padding, 2 average not counting it */
+    il_dtype dt;
+    int nhwc;                 /* x (and y) channels-last */
+} il_cudnn_pool_desc;
+il_status il_cudnn_pool_create(const il_cudnn_pool_desc *d, il_cudnn_pool **out);
+il_status il_cudnn_pool_run(const il_cudnn_pool *pl, const void *x, void *y);
+void il_cudnn_pool_free(il_cudnn_pool *pl);
+
 /* Row-major C = alpha op(A) op(B) + beta C, op = transpose when ta/tb (as il_sgemm). */
 il_status il_cuda_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc);

@@ -1,13 +1,17 @@
 /*
- * kernels_cuda.c - the cuda backend's kernels in the registry: float32 NCHW forward kernels
- * built on the device layer (cuda.h: im2col + cuBLAS sgemm, BatchNorm, Clip, pools, copies).
+ * kernels_cuda.c - the cuda backend's kernels for the CNN ops: Conv/FusedConv by im2col +
+ * cuBLAS sgemm (float32 only; cuDNN's are in conv_cudnn.c), and, for float32 and the half
+ * types a half-precision plan holds on the device, Relu, Clip, BatchNormalization, MaxPool,
+ * AveragePool, GlobalAveragePool, Gemm and the reshape-like copies. The transformer ops and
+ * the elementwise family are in ops_cuda.c and matmul_cuda.c.
  *
  * Contract beyond engine.h's: c->in[i]->data and c->out[i]->data are device pointers, shapes
  * are the plan's (fixed at build), c->workspace is device memory of the size prepare asked
  * for. The executor (plan_device.c) uploads constants once and moves other values between host
- * and device where the placement changes. supports() keeps each kernel to what it computes
- * exactly like the reference (within float32 rounding): 2-D windows, same-shape Add,
- * activations Relu/Clip; the planner runs everything else on the cpu.
+ * and device where the placement changes. supports() sees the graph's float32 view (also in a
+ * half-precision plan, c->precision) and keeps each kernel to what it computes like the
+ * reference (within float rounding): 2-D windows, activations Relu/Clip; the planner runs
+ * everything else on the cpu. run() reads the dtypes the device holds from c->in / c->out.
  *
  * These are the forward ops the GPU trainer (distill/trainer_cuda.c) used to list in a table of
  * its own; this is their one home now.
@@ -17,15 +21,50 @@
 
 #ifdef IL_HAVE_CUDA
 #include "cuda.h"
+#include "kernels_cuda.h"
 
 static int f32(const il_tensor *t) { return t && t->dtype == IL_F32 && il_shape_known(t); }
 
+/* float32 only (the im2col convs): a half-precision plan places these nodes on the cpu, or on
+ * conv_cudnn.c's kernels. */
 static int all_f32(const il_kctx *c) {
+    if (c->precision == IL_PREC_FP16 || c->precision == IL_PREC_BF16) return 0;
     for (int i = 0; i < c->n_in; i++)
         if (c->in[i] && !f32(c->in[i])) return 0;
     for (int i = 0; i < c->n_out; i++)
         if (c->out[i] && !f32(c->out[i])) return 0;
     return 1;
+}
+
+int il_cuk_floats(const il_kctx *c) {
+    for (int i = 0; i < c->n_in + c->n_out; i++) {
+        const il_tensor *t = i < c->n_in ? c->in[i] : c->out[i - c->n_in];
+        if (!t) continue;
+        if (!il_shape_known(t) || (il_dtype_is_float(t->dtype) && t->dtype != IL_F32) || !il_dtype_size(t->dtype))
+            return 0;
+    }
+    return 1;
+}
+
+int il_cuk_f32_in(const il_kctx *c, int i) { return il_in(c, i) && c->in[i]->dtype == IL_F32 && il_cuk_floats(c); }
+
+int il_cuk_const(const il_kctx *c, int i) { return il_in(c, i) && ((c->const_mask >> i) & 1) && c->in[i]->data; }
+
+il_cu_op il_cuk_act_op(const il_act *a) {
+    switch (a->kind) {
+    case IL_ACT_NONE: return IL_CU_IDENT;
+    case IL_ACT_RELU: return IL_CU_RELU;
+    case IL_ACT_CLIP: return IL_CU_CLIP;
+    case IL_ACT_LEAKY: return IL_CU_LEAKY;
+    case IL_ACT_SIGMOID: return IL_CU_SIGMOID;
+    case IL_ACT_HSWISH: return IL_CU_HSWISH;
+    case IL_ACT_HSIGMOID: return IL_CU_HSIGMOID;
+    case IL_ACT_GELU: return IL_CU_GELU;
+    case IL_ACT_GELU_TANH: return IL_CU_GELU_TANH;
+    case IL_ACT_TANH: return IL_CU_TANH;
+    case IL_ACT_SILU: return IL_CU_SILU;
+    }
+    return IL_CU_IDENT;
 }
 
 /* Geometry of a 2-D window op (Conv with its weight, pools without). */
@@ -109,7 +148,7 @@ static il_status conv_run(il_kctx *c) {
     return st;
 }
 
-/* ---------------------------------------------------------------- elementwise, norms, pools */
+/* ---------------------------------------------------------------- Relu, Clip */
 
 /* Clip's bounds: attributes before opset 11, constant inputs 1 and 2 after (host copies are
  * what the planner hands supports/prepare; run only sees device data, so they are read once). */
@@ -118,158 +157,148 @@ typedef struct {
 } clip_state;
 
 static int clip_supports(const il_kctx *c) {
-    if (!all_f32(c)) return 0;
+    if (!il_cuk_f32_in(c, 0)) return 0;
     for (int i = 1; i < c->n_in; i++)
-        if (c->in[i] && (!((c->const_mask >> i) & 1) || !c->in[i]->data)) return 0;
+        if (c->in[i] && (!il_cuk_const(c, i) || c->in[i]->dtype != IL_F32)) return 0;
     return 1;
 }
 
 static il_status clip_prepare(il_kctx *c, void **state, size_t *ws) {
     clip_state *s = malloc(sizeof *s);
     if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    s->lo = 0, s->hi = INFINITY;
-    if (!strcmp(c->node->op_type, "Clip")) {
-        s->lo = -INFINITY;
-        if (c->opset < 11) {
-            s->lo = il_attr_float(c->node, "min", -INFINITY);
-            s->hi = il_attr_float(c->node, "max", INFINITY);
-        } else {
-            if (il_in(c, 1)) s->lo = ((const float *)c->in[1]->data)[0];
-            if (il_in(c, 2)) s->hi = ((const float *)c->in[2]->data)[0];
-        }
+    s->lo = -INFINITY, s->hi = INFINITY;
+    if (c->opset < 11) {
+        s->lo = il_attr_float(c->node, "min", -INFINITY);
+        s->hi = il_attr_float(c->node, "max", INFINITY);
+    } else {
+        if (il_in(c, 1)) s->lo = ((const float *)c->in[1]->data)[0];
+        if (il_in(c, 2)) s->hi = ((const float *)c->in[2]->data)[0];
     }
     *state = s;
     *ws = 0;
     return IL_OK;
 }
 
+/* out = op(in 0) elementwise, same shape. */
+static il_status map1(il_kctx *c, il_cu_op op, float a, float b) {
+    il_cu_geom g;
+    const il_tensor *x = c->in[0];
+    il_cu_geom_of(c->out[0], &x, 1, &g);
+    const void *in[1] = {x->data};
+    il_dtype dt[1] = {x->dtype};
+    il_cu_map(op, a, b, &g, in, dt, c->out[0]->data, c->out[0]->dtype);
+    return il_cuda_check(c->node->op_type);
+}
+
+static il_status relu_run(il_kctx *c) { return map1(c, IL_CU_RELU, 0, 0); }
+
 static il_status clip_run(il_kctx *c) {
     const clip_state *s = c->state;
-    il_cuda_clip(c->in[0]->data, il_tensor_numel(c->in[0]), s->lo, s->hi, c->out[0]->data);
-    return IL_OK;
+    return map1(c, IL_CU_CLIP, s->lo, s->hi);
 }
 
-static int add_supports(const il_kctx *c) {
-    const il_tensor *a = c->in[0], *b = il_in(c, 1);
-    if (!all_f32(c) || !b || a->rank != b->rank) return 0;
-    for (int d = 0; d < a->rank; d++)
-        if (a->dims[d] != b->dims[d]) return 0;
-    return 1;
-}
+static int relu_supports(const il_kctx *c) { return il_cuk_f32_in(c, 0); }
 
-static il_status add_run(il_kctx *c) {
-    il_cuda_add(c->in[0]->data, c->in[1]->data, il_tensor_numel(c->out[0]), c->out[0]->data);
-    return IL_OK;
-}
+/* ---------------------------------------------------------------- BatchNormalization */
 
+/* Inference mode with one parameter per channel (not the spatial=0 form of old opsets). */
 static int bn_supports(const il_kctx *c) {
-    return all_f32(c) && c->in[0]->rank >= 2 && c->n_out == 1 && !il_attr_int(c->node, "training_mode", 0);
+    if (!il_cuk_f32_in(c, 0) || c->in[0]->rank < 2 || c->n_in < 5 || c->n_out != 1 ||
+        il_attr_int(c->node, "training_mode", 0))
+        return 0;
+    for (int i = 1; i < 5; i++)
+        if (!c->in[i] || c->in[i]->dtype != IL_F32 || il_tensor_numel(c->in[i]) != c->in[0]->dims[1]) return 0;
+    return 1;
 }
 
 static il_status bn_run(il_kctx *c) {
     const il_tensor *x = c->in[0];
     int64_t N = x->dims[0], C = x->dims[1], S = il_tensor_numel(x) / (N * C > 0 ? N * C : 1);
-    il_cuda_bn_infer(x->data, N, C, S, c->in[1]->data, c->in[2]->data, c->in[3]->data, c->in[4]->data,
-                     il_attr_float(c->node, "epsilon", 1e-5f), c->out[0]->data);
-    return IL_OK;
+    il_cu_bn(x->data, c->out[0]->data, x->dtype, N, C, S, c->in[1]->data, c->in[2]->data, c->in[3]->data,
+             c->in[4]->data, c->in[1]->dtype, il_attr_float(c->node, "epsilon", 1e-5f));
+    return il_cuda_check("BatchNormalization");
 }
+
+/* ---------------------------------------------------------------- pools */
 
 static int pool_supports(const il_kctx *c) {
-    return all_f32(c) && c->in[0]->rank == 4 && c->n_out == 1 && !il_attr_int(c->node, "storage_order", 0);
+    return il_cuk_f32_in(c, 0) && c->in[0]->rank == 4 && c->n_out == 1 && !il_attr_int(c->node, "storage_order", 0);
 }
 
-static il_status maxpool_prepare(il_kctx *c, void **state, size_t *ws) {
-    il_conv_geom *g = malloc(sizeof *g);
-    if (!g) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    il_status st = win2d(c, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), g);
-    if (st) { free(g); return st; }
-    *state = g;
-    *ws = (size_t)il_tensor_numel(c->out[0]) * sizeof(int32_t); /* the winners, unused here */
-    return IL_OK;
-}
-
-static il_status maxpool_run(il_kctx *c) {
-    const il_conv_geom *g = c->state;
-    il_cuda_win w = to_win(g);
-    il_cuda_maxpool(c->in[0]->data, g->n * g->c, &w, c->out[0]->data, c->workspace);
-    return IL_OK;
-}
-
-static il_status gap_run(il_kctx *c) {
-    int64_t ny = il_tensor_numel(c->out[0]), nx = il_tensor_numel(c->in[0]);
-    il_cuda_gap(c->in[0]->data, ny, nx / (ny ? ny : 1), c->out[0]->data);
-    return IL_OK;
-}
-
-/* Reshape-like ops: the bytes do not change. */
-static int copy_supports(const il_kctx *c) { return c->in[0] && c->out[0] && f32(c->in[0]) && f32(c->out[0]); }
-
-static il_status copy_run(il_kctx *c) {
-    return il_cuda_copy(c->out[0]->data, c->in[0]->data, il_tensor_bytes(c->out[0]));
-}
-
-/* ---------------------------------------------------------------- Gemm */
-
-typedef struct {
-    int ta, tb;
-    int64_t M, K, N, lda, ldb, cm, cn;
-    float alpha, beta;
-} gemm_state;
-
-static int gemm_supports(const il_kctx *c) {
-    const il_tensor *a = c->in[0], *b = il_in(c, 1), *cc = il_in(c, 2);
-    if (!all_f32(c) || !b || a->rank != 2 || b->rank != 2) return 0;
-    if (!cc) return 1;
-    int64_t M = il_attr_int(c->node, "transA", 0) ? a->dims[1] : a->dims[0];
-    int64_t N = il_attr_int(c->node, "transB", 0) ? b->dims[0] : b->dims[1];
-    int64_t cm = cc->rank == 2 ? cc->dims[0] : 1, cn = cc->rank >= 1 ? cc->dims[cc->rank - 1] : 1;
-    return cc->rank <= 2 && (cm == 1 || cm == M) && (cn == 1 || cn == N);
-}
-
-static il_status gemm_prepare(il_kctx *c, void **state, size_t *ws) {
-    gemm_state *d = calloc(1, sizeof *d);
-    if (!d) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    const il_tensor *a = c->in[0], *b = c->in[1], *cc = il_in(c, 2);
-    d->ta = (int)il_attr_int(c->node, "transA", 0), d->tb = (int)il_attr_int(c->node, "transB", 0);
-    d->alpha = il_attr_float(c->node, "alpha", 1.0f), d->beta = il_attr_float(c->node, "beta", 1.0f);
-    d->M = d->ta ? a->dims[1] : a->dims[0], d->K = d->ta ? a->dims[0] : a->dims[1];
-    d->N = d->tb ? b->dims[0] : b->dims[1], d->lda = a->dims[1], d->ldb = b->dims[1];
-    if (cc) d->cm = cc->rank == 2 ? cc->dims[0] : 1, d->cn = cc->rank >= 1 ? cc->dims[cc->rank - 1] : 1;
-    *state = d;
+static il_status pool_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_conv_geom g;
+    il_status st = win2d(c, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), &g);
+    if (st) return st;
+    il_cu_pool *p = malloc(sizeof *p);
+    if (!p) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    *p = (il_cu_pool){g.in[0], g.in[1], g.out[0], g.out[1], g.k[0], g.k[1], g.stride[0], g.stride[1],
+                      g.dil[0], g.dil[1], g.pad[0], g.pad[1], g.pad_end[0], g.pad_end[1]};
+    *state = p;
     *ws = 0;
     return IL_OK;
 }
 
-static il_status gemm_run(il_kctx *c) {
-    const gemm_state *d = c->state;
-    float beta = 0.0f, *y = c->out[0]->data;
-    if (d->cm) il_cuda_broadcast_rows(c->in[2]->data, d->cm, d->cn, d->beta, d->M, d->N, y), beta = 1.0f;
-    return il_cuda_sgemm(d->ta, d->tb, d->M, d->N, d->K, d->alpha, c->in[0]->data, d->lda, c->in[1]->data, d->ldb,
-                         beta, y, d->N);
+static il_status maxpool_run(il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    il_cu_maxpool(x->data, c->out[0]->data, x->dtype, x->dims[0] * x->dims[1], c->state);
+    return il_cuda_check("MaxPool");
+}
+
+static il_status avgpool_run(il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    il_cu_avgpool(x->data, c->out[0]->data, x->dtype, x->dims[0] * x->dims[1], c->state,
+                  (int)il_attr_int(c->node, "count_include_pad", 0));
+    return il_cuda_check("AveragePool");
+}
+
+static int gap_supports(const il_kctx *c) { return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 3; }
+
+static il_status gap_run(il_kctx *c) {
+    int64_t ny = il_tensor_numel(c->out[0]), nx = il_tensor_numel(c->in[0]);
+    il_cu_gap(c->in[0]->data, c->out[0]->data, c->in[0]->dtype, ny, nx / (ny ? ny : 1));
+    return il_cuda_check("GlobalAveragePool");
+}
+
+/* ---------------------------------------------------------------- reshape-likes */
+
+/* The bytes do not change (a half value stays half on both sides). */
+static int copy_supports(const il_kctx *c) {
+    return c->in[0] && c->out[0] && c->in[0]->dtype == c->out[0]->dtype && il_shape_known(c->in[0]) &&
+           il_shape_known(c->out[0]) && il_dtype_size(c->in[0]->dtype);
+}
+
+static il_status copy_run(il_kctx *c) {
+    if (c->out[0]->data == c->in[0]->data) return IL_OK;
+    return il_cuda_copy(c->out[0]->data, c->in[0]->data, il_tensor_bytes(c->out[0]));
 }
 
 #define F32 IL_DT(IL_F32)
 #define CUDA_K(DOM, OP, NAME, SUP, PREP, RUN, REL, DOC)                                                            \
     {.domain = DOM, .op = OP, .backend = "cuda", .name = NAME, .dtypes = F32, .priority = 10, .supports = SUP,     \
      .prepare = PREP, .run = RUN, .release = REL, .doc = DOC}
+#define COPY_K(OP)                                                                                                 \
+    {.op = OP, .backend = "cuda", .name = "copy", .priority = 10, .supports = copy_supports, .run = copy_run,      \
+     .doc = "a device copy, any dtype"}
 
 const il_kernel il_kernels_cuda[] = {
     CUDA_K("", "Conv", "im2col-cublas", conv_supports, conv_prepare, conv_run, free,
-           "2-D conv: im2col per chunk of images + cuBLAS sgemm + bias"),
+           "2-D conv, float32: im2col per chunk of images + cuBLAS sgemm + bias"),
     CUDA_K("ai.inferlab", "FusedConv", "im2col-cublas", conv_supports, conv_prepare, conv_run, free,
-           "2-D conv + bias (+ residual) (+ Relu/Clip): im2col + cuBLAS sgemm"),
-    CUDA_K("", "Relu", "cuda", all_f32, clip_prepare, clip_run, free, "elementwise"),
-    CUDA_K("", "Clip", "cuda", clip_supports, clip_prepare, clip_run, free, "elementwise, constant bounds"),
-    CUDA_K("", "Add", "cuda", add_supports, NULL, add_run, NULL, "same-shape operands only"),
-    CUDA_K("", "BatchNormalization", "cuda", bn_supports, NULL, bn_run, NULL, "inference mode"),
-    CUDA_K("", "MaxPool", "cuda", pool_supports, maxpool_prepare, maxpool_run, free, "2-D windows"),
-    CUDA_K("", "GlobalAveragePool", "cuda", all_f32, NULL, gap_run, NULL, "one mean per plane"),
-    CUDA_K("", "Gemm", "cublas", gemm_supports, gemm_prepare, gemm_run, free, "cuBLAS sgemm, C broadcast by rows"),
-    CUDA_K("", "Flatten", "copy", copy_supports, NULL, copy_run, NULL, "a device copy"),
-    CUDA_K("", "Reshape", "copy", copy_supports, NULL, copy_run, NULL, "a device copy"),
-    CUDA_K("", "Identity", "copy", copy_supports, NULL, copy_run, NULL, "a device copy"),
-    CUDA_K("", "Squeeze", "copy", copy_supports, NULL, copy_run, NULL, "a device copy"),
-    CUDA_K("", "Unsqueeze", "copy", copy_supports, NULL, copy_run, NULL, "a device copy"),
+           "2-D conv + bias (+ residual) (+ Relu/Clip), float32: im2col + cuBLAS sgemm"),
+    CUDA_K("", "Relu", "cuda", relu_supports, NULL, relu_run, NULL, "elementwise; f32/f16/bf16"),
+    CUDA_K("", "Clip", "cuda", clip_supports, clip_prepare, clip_run, free, "elementwise, constant bounds; f32/f16/bf16"),
+    CUDA_K("", "BatchNormalization", "cuda", bn_supports, NULL, bn_run, NULL, "inference mode; f32/f16/bf16"),
+    CUDA_K("", "MaxPool", "cuda", pool_supports, pool_prepare, maxpool_run, free, "2-D windows; f32/f16/bf16"),
+    CUDA_K("", "AveragePool", "cuda", pool_supports, pool_prepare, avgpool_run, free,
+           "2-D windows, count_include_pad, ceil_mode; f32/f16/bf16"),
+    CUDA_K("", "GlobalAveragePool", "cuda", gap_supports, NULL, gap_run, NULL, "one mean per plane; f32/f16/bf16"),
+    CUDA_K("", "Gemm", "cublas", il_cuk_gemm_supports, il_cuk_gemm_prepare, il_cuk_gemm_run, free,
+           "cuBLAS (f32, TF32 on request, f16, bf16; float sums), C broadcast"),
+    COPY_K("Flatten"),
+    COPY_K("Reshape"),
+    COPY_K("Identity"),
+    COPY_K("Squeeze"),
+    COPY_K("Unsqueeze"),
     {0},
 };
 #else

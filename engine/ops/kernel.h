@@ -43,6 +43,8 @@ extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMat
  * NULL; kernels.c lists them in il_kernel_tables (NULL-terminated). */
 extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: FusedConv im2col-blas */
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
+extern const il_kernel il_kernels_cudnn[];      /* engine/cuda/conv_cudnn.c: Conv/FusedConv on cuDNN */
+extern const il_kernel il_kernels_cuda_ops[];   /* engine/cuda/ops_cuda.c: transformer and other ops */
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
 extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
@@ -51,6 +53,9 @@ extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Ge
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
 extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
+extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
+extern const il_kernel il_kernels_dnnl_qmatmul[]; /* QMatMul, QLinearMatMul: dnnl (int8) */
+extern const il_kernel il_kernels_dnnl_qeltwise[]; /* QAdd, QLinearAdd/Mul: dnnl; MaxPool: dnnl-int8 */
 #endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
@@ -116,6 +121,13 @@ static inline void il_unravel(int64_t i, int rank, const int64_t *dims, int64_t 
         i /= dims[d];
     }
 }
+
+/* Slice's box (engine/ops/slice.c), per input axis: first element, step and output length (-1:
+ * not known before running); also for the cuda Slice kernel. */
+typedef struct {
+    int64_t start[IL_MAX_RANK], step[IL_MAX_RANK], len[IL_MAX_RANK];
+} il_slice_plan;
+il_status il_slice_make(const il_kctx *c, const il_tensor *x, il_slice_plan *p);
 
 /* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
 il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);

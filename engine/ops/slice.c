@@ -8,10 +8,6 @@
  */
 #include "kernel.h"
 
-/* Per input axis: first element, step and output length (-1: not known before running). */
-typedef struct {
-    int64_t start[IL_MAX_RANK], step[IL_MAX_RANK], len[IL_MAX_RANK];
-} slice_plan;
 
 /* Slice's int lists: attributes in opset 1, inputs from opset 10. *n = -1 when not known. */
 static il_status slice_list(const il_kctx *c, const char *name, int slot, int64_t *v, int *n, int *present) {
@@ -34,7 +30,7 @@ static il_status slice_list(const il_kctx *c, const char *name, int slot, int64_
     return IL_OK;
 }
 
-static il_status slice_make(const il_kctx *c, const il_tensor *x, slice_plan *p) {
+il_status il_slice_make(const il_kctx *c, const il_tensor *x, il_slice_plan *p) {
     int64_t starts[IL_MAX_RANK], ends[IL_MAX_RANK], axes[IL_MAX_RANK], steps[IL_MAX_RANK];
     int ns = 0, ne = 0, na = 0, nst = 0, has_s = 0, has_e = 0, has_a = 0, has_st = 0, r = x->rank;
     il_status st;
@@ -87,9 +83,9 @@ static il_status slice_make(const il_kctx *c, const il_tensor *x, slice_plan *p)
 
 static il_status slice_infer(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
-    slice_plan p;
+    il_slice_plan p;
     if (x->rank < 0) { il_set_out(c, 0, x->dtype, -1, NULL); return IL_OK; }
-    il_status st = slice_make(c, x, &p);
+    il_status st = il_slice_make(c, x, &p);
     if (st) return st;
     il_set_out(c, 0, x->dtype, x->rank, p.len);
     return IL_OK;
@@ -99,10 +95,10 @@ static il_status slice_infer(il_kctx *c) {
 static il_status slice_ref(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     il_tensor *y = il_out(c, 0);
-    slice_plan p;
+    il_slice_plan p;
     int64_t xs[IL_MAX_RANK], idx[IL_MAX_RANK] = {0}, n = il_tensor_numel(y);
     size_t es = il_dtype_size(x->dtype);
-    il_status st = slice_make(c, x, &p);
+    il_status st = il_slice_make(c, x, &p);
     if (st) return st;
     il_strides(x->rank, x->dims, xs);
     for (int64_t k = 0; k < n; k++) {
@@ -118,9 +114,9 @@ static il_status slice_ref(il_kctx *c) {
 static il_status slice_fast(il_kctx *c) {
     const il_tensor *x = il_in(c, 0);
     il_tensor *y = il_out(c, 0);
-    slice_plan p;
+    il_slice_plan p;
     int64_t xs[IL_MAX_RANK], n = il_tensor_numel(y), es = (int64_t)il_dtype_size(x->dtype);
-    il_status st = slice_make(c, x, &p);
+    il_status st = il_slice_make(c, x, &p);
     if (st) return st;
     if (n == 0) return IL_OK;
     if (x->rank == 0) { memcpy(y->data, x->data, (size_t)es); return IL_OK; }

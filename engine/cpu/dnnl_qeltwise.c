@@ -1,0 +1,177 @@
+/*
+ * dnnl_qeltwise.c - the 8-bit kernels between oneDNN's INT8 convolutions (dnnl_qconv.c) that
+ * keep a quantized CNN's activations channels-last (dnnl_q.h) instead of reordering them back to
+ * NCHW around every residual Add and pool:
+ *  - "dnnl" of QAdd, QLinearAdd, QLinearMul: the "int8" kernel's arithmetic (qgemm_eltwise.c,
+ *    bit for bit the reference's), which is element-wise and so reads any one layout shared by
+ *    its operands. The plan decides each value's layout on its own (engine/plan_layout.c), so the
+ *    operands may come in different layouts: the kernel computes in y's and reorders an operand
+ *    held in the other one into the workspace first (a residual whose branch starts plain).
+ *  - "dnnl" of MaxPool on uint8/int8: oneDNN's int8 pooling, which runs channels-last; a plain
+ *    X or Y is reordered. The maximum of the bytes is the reference's (quantization is
+ *    monotone), so it is exact.
+ */
+#ifdef IL_HAVE_DNNL
+
+#include "dnnl_q.h"
+#include "qgemm.h"
+
+/* ---------------------------------------------------------------- QAdd, QLinearAdd, QLinearMul */
+
+/* What the "int8" kernel takes (same shapes, per-tensor constants), as activations. */
+static int qbin_supports(const il_kctx *c) {
+    const il_kernel *k = il_kernel_find(c->node->domain, c->node->op_type, "cpu", "int8");
+    const il_tensor *a = c->in[0];
+    return k && k->supports(c) && a->rank >= 3 && a->rank <= 5 && il_tensor_numel(a) > 0;
+}
+
+/* Operand i (0: a, 1: b) is reordered into y's layout when the plan holds it in the other. The
+ * state's src_in / src_off serve a, z_in / dst_off b. */
+static il_status qbin_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
+    int yn = c->blocked_out & 1, n_in[2] = {c->blocked_in & 1, c->blocked_in >> 3 & 1};
+    il_dnnl_step *steps[2] = {&s->src_in, &s->z_in};
+    size_t *offs[2] = {&s->src_off, &s->dst_off}, off = 0;
+    s->threads = c->threads;
+    for (int i = 0; i < 2; i++) {
+        if (n_in[i] == yn) continue;
+        const il_tensor *t = c->in[i ? 3 : 0];
+        dnnl_memory_desc_t from, to;
+        il_status st = il_dnnl_q_md(c, &from, t->dtype, n_in[i], t->rank, t->dims);
+        if (!st) st = il_dnnl_q_md(c, &to, t->dtype, yn, t->rank, t->dims);
+        if (!st) st = il_dnnl_reorder_make(c, steps[i], &from, &to);
+        if (st) return st;
+        *offs[i] = off;
+        off += il_dnnl_align(il_tensor_bytes(t));
+    }
+    *workspace = off + 64;
+    return IL_OK;
+}
+
+static il_status qbin_prepare(il_kctx *c, void **state, size_t *ws) {
+    return il_dnnl_prepare(c, state, ws, qbin_fill, 0);
+}
+
+/* Operand i in y's layout: itself, or its reorder into the workspace. */
+static il_status operand(il_kctx *c, il_dnnl_step *st, size_t off, const il_tensor *t, const void **p) {
+    *p = t->data;
+    if (!st->prim) return IL_OK;
+    void *to = il_dnnl_ws(c) + off;
+    il_dnnl_step_set(st, DNNL_ARG_SRC, t->data);
+    il_dnnl_step_set(st, DNNL_ARG_DST, to);
+    *p = to;
+    return il_dnnl_exec(c, st);
+}
+
+static il_status qbin_run(il_kctx *c) {
+    il_dnnl_state *s = c->state;
+    const void *a, *b;
+    il_status st = operand(c, &s->src_in, s->src_off, c->in[0], &a);
+    if (!st) st = operand(c, &s->z_in, s->dst_off, c->in[3], &b);
+    return st ? st : il_qbin_apply(c, a, b, c->out[0]->data);
+}
+
+static void qbin_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    *in |= 1 | 8;
+    *out |= 1;
+}
+
+/* ---------------------------------------------------------------- MaxPool over bytes */
+
+static int qpool_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    if (!x || !il_q_is_8bit(x->dtype) || x->rank < 3 || x->rank > 5 || !il_shape_known(x) || il_tensor_numel(x) == 0)
+        return 0;
+    if (il_out(c, 1)) return 0; /* Indices */
+    il_conv_geom g;
+    il_status st = il_window_geom(c, x, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), 1, &g);
+    il_error_clear();
+    if (st) return 0;
+    for (int d = 0; d < g.nsp; d++) /* oneDNN refuses pads as large as the window */
+        if (g.pad[d] >= (g.k[d] - 1) * g.dil[d] + 1 || g.pad_end[d] >= (g.k[d] - 1) * g.dil[d] + 1) return 0;
+    return 1;
+}
+
+/* The pool channels-last; X and Y reordered where the plan holds them plain. A ceil_mode window
+ * that hangs past the input is end padding to oneDNN (padding never wins a max). */
+static il_status qpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
+    const il_tensor *X = c->in[0];
+    il_conv_geom g;
+    il_status st = il_window_geom(c, X, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), 1, &g);
+    if (st) return st;
+    il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp);
+    dnnl_dims_t strides, kernel, dil, pl, pr;
+    int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
+    for (int d = 0; d < g.nsp; d++) {
+        ydims[2 + d] = g.out[d];
+        strides[d] = g.stride[d];
+        kernel[d] = g.k[d];
+        dil[d] = g.dil[d] - 1;
+        pl[d] = g.pad[d];
+        pr[d] = (g.out[d] - 1) * g.stride[d] + (g.k[d] - 1) * g.dil[d] + 1 - g.in[d] - g.pad[d];
+    }
+    dnnl_memory_desc_t src, dst, xuser, yuser;
+    if ((st = il_dnnl_q_md(c, &src, X->dtype, 1, X->rank, X->dims)) ||
+        (st = il_dnnl_q_md(c, &dst, X->dtype, 1, X->rank, ydims)) ||
+        (st = il_dnnl_q_md(c, &xuser, X->dtype, c->blocked_in & 1, X->rank, X->dims)) ||
+        (st = il_dnnl_q_md(c, &yuser, X->dtype, c->blocked_out & 1, X->rank, ydims)))
+        return st;
+    dnnl_pooling_v2_desc_t pdesc;
+    IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst, strides,
+                                                 kernel, dil, pl, pr));
+    dnnl_primitive_desc_t pd;
+    if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "int8 pooling"))) return st;
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0, off = 0;
+    st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_io_make(c, s, &xuser, &src, &yuser, &dst, &off);
+    s->scratch_off = off;
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    dnnl_primitive_desc_destroy(pd);
+    *workspace = off + il_dnnl_align(scratch) + 64;
+    return st;
+}
+
+static il_status qpool_prepare(il_kctx *c, void **state, size_t *ws) {
+    return il_dnnl_prepare(c, state, ws, qpool_fill, 0);
+}
+
+static il_status qpool_run(il_kctx *c) {
+    il_dnnl_state *s = c->state;
+    void *src, *dst = il_dnnl_dst(c, s);
+    il_status st = il_dnnl_src(c, s, &src);
+    if (st) return st;
+    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
+    st = il_dnnl_exec(c, &s->main);
+    return st ? st : il_dnnl_dst_done(c, s, dst);
+}
+
+static void qpool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    *in |= 1;
+    *out |= 1;
+}
+
+/* Priority 15, above "int8" (10): between the channels-last convolutions the heuristic picks,
+ * so their activations stay channels-last across the residual Adds and the stem's pool. */
+#define DQBIN(DOMAIN, OP)                                                                                       \
+    {.domain = DOMAIN, .op = OP, .since_version = 1, .backend = "cpu", .name = "dnnl",                         \
+     .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 15, .supports = qbin_supports, .prepare = qbin_prepare, \
+     .run = qbin_run, .release = il_dnnl_release, .layouts = qbin_layouts,                                     \
+     .doc = "the int8 kernel's arithmetic on operands in any one layout (channels-last between oneDNN int8 "   \
+            "kernels); an operand held in the other layout reordered first"}
+
+const il_kernel il_kernels_dnnl_qeltwise[] = {
+    DQBIN("ai.inferlab", "QAdd"),
+    DQBIN("com.microsoft", "QLinearAdd"),
+    DQBIN("com.microsoft", "QLinearMul"),
+    {.domain = "", .op = "MaxPool", .since_version = 12, .backend = "cpu", .name = "dnnl-int8",
+     .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 15, .supports = qpool_supports, .prepare = qpool_prepare,
+     .run = qpool_run, .release = il_dnnl_release, .layouts = qpool_layouts,
+     .doc = "oneDNN int8 max pool, channels-last (kept so between int8 kernels, reordered where plain)"},
+    {0},
+};
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * dtype.cuh - device-side helpers shared by the cuda inference kernels (eltwise.cu, rows.cu):
+ * one element of a float tensor loaded as float and stored with one rounding, whatever its
+ * storage type (float32, float16, bfloat16), and the grid-stride loop they all use.
+ */
+#ifndef IL_CUDA_DTYPE_CUH
+#define IL_CUDA_DTYPE_CUH
+
+#include "engine/cuda/ops.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <string.h>
+
+extern "C" cudaStream_t il_cuda_stream(void);
+
+#define IL_CU_THREADS 256
+static inline unsigned il_cu_blocks(int64_t n) {
+    int64_t b = (n + IL_CU_THREADS - 1) / IL_CU_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > 65535 * 16 ? 65535 * 16 : b);
+}
+#define IL_CU_LOOP(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
+#ifndef IL_CU_HOST_EMU
+/* kernel<<<blocks, threads>>>(...) on the stream; IL_CU_LAUNCH sizes the grid for n elements */
+#define IL_CU_LAUNCH_GRID(kernel, blocks, threads, ...) \
+    kernel<<<(blocks), (threads), 0, il_cuda_stream()>>>(__VA_ARGS__)
+#else
+/* tests/cuda_emu.sh compiles these files for the host: one thread of one block walks every
+ * grid-stride loop, so a kernel's indexing runs (under ASan) without a GPU */
+#define IL_CU_LAUNCH_GRID(kernel, blocks, threads, ...) kernel(__VA_ARGS__)
+#endif
+#define IL_CU_LAUNCH(kernel, n, ...) \
+    do { \
+        if ((n) > 0) IL_CU_LAUNCH_GRID(kernel, il_cu_blocks(n), IL_CU_THREADS, __VA_ARGS__); \
+    } while (0)
+
+/* Element i of float data as float; integers and bool for Cast (int64 rounded once, as the
+ * reference's Cast does). */
+__device__ static inline float il_ld(const void *p, int dt, int64_t i) {
+    switch (dt) {
+    case IL_F16: return __half2float(((const __half *)p)[i]);
+    case IL_BF16: return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    case IL_F64: return (float)((const double *)p)[i];
+    case IL_I64: return (float)((const long long *)p)[i];
+    case IL_I32: return (float)((const int *)p)[i];
+    case IL_I8: return (float)((const signed char *)p)[i];
+    case IL_U8:
+    case IL_BOOL: return (float)((const unsigned char *)p)[i];
+    default: return ((const float *)p)[i];
+    }
+}
+
+__device__ static inline void il_st(void *p, int dt, int64_t i, float v) {
+    if (dt == IL_F16) ((__half *)p)[i] = __float2half_rn(v);
+    else if (dt == IL_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else ((float *)p)[i] = v;
+}
+
+#endif

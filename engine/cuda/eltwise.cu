@@ -1,0 +1,252 @@
+/*
+ * eltwise.cu - elementwise maps with broadcasting, strided copies and Gather for the cuda
+ * inference backend (ops.h). One thread per output element (grid-stride), its input offsets
+ * from its multi-index; the formulas are the reference kernels' (engine/ops/unary.c, binary.c,
+ * fused.h) in float, Pow in double as the reference computes it.
+ */
+#include "engine/cuda/dtype.cuh"
+
+/* Unary formulas (op, parameters a, b). */
+__device__ static inline float unary(int op, float x, float a, float b) {
+    switch (op) {
+    case IL_CU_IDENT: return x;
+    case IL_CU_TOBOOL: return x != 0.0f ? 1.0f : 0.0f;
+    case IL_CU_RELU: return x < 0 ? 0.0f : x; /* NaN stays NaN, as in the reference */
+    case IL_CU_CLIP: return x < a ? a : x > b ? b : x;
+    case IL_CU_LEAKY: return x < 0 ? a * x : x;
+    case IL_CU_SIGMOID: {
+        float e = expf(-fabsf(x));
+        return x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    }
+    case IL_CU_HSWISH: {
+        float h = x / 6.0f + 0.5f;
+        return x * (h < 0 ? 0 : h > 1 ? 1 : h);
+    }
+    case IL_CU_HSIGMOID: {
+        float h = a * x + b;
+        return h < 0 ? 0 : h > 1 ? 1 : h;
+    }
+    /* erfc keeps the small values of the negative side that 1 + erf would cancel to 0 */
+    case IL_CU_GELU: return 0.5f * x * erfcf(-x * 0.70710678118654752f);
+    case IL_CU_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
+    case IL_CU_TANH: return tanhf(x);
+    case IL_CU_SILU: return x / (1.0f + expf(-x));
+    case IL_CU_SQRT: return sqrtf(x);
+    case IL_CU_ERF: return erff(x);
+    case IL_CU_EXP: return expf(x);
+    case IL_CU_LOG: return logf(x);
+    case IL_CU_NEG: return -x;
+    case IL_CU_ABS: return fabsf(x);
+    case IL_CU_RECIP: return 1.0f / x;
+    case IL_CU_NOT: return x != 0.0f ? 0.0f : 1.0f;
+    }
+    return x;
+}
+
+__device__ static inline float binary(int op, float x, float y) {
+    switch (op) {
+    case IL_CU_ADD: return x + y;
+    case IL_CU_SUB: return x - y;
+    case IL_CU_MUL: return x * y;
+    case IL_CU_DIV: return x / y;
+    case IL_CU_POW: return (float)pow((double)x, (double)y);
+    case IL_CU_MAX: return (x > y || x != x) ? x : y; /* NaN propagates, as the reference's */
+    case IL_CU_MIN: return (x < y || x != x) ? x : y;
+    case IL_CU_EQ: return x == y;
+    case IL_CU_LT: return x < y;
+    case IL_CU_LE: return x <= y;
+    case IL_CU_GT: return x > y;
+    case IL_CU_GE: return x >= y;
+    case IL_CU_AND: return (x != 0) && (y != 0);
+    case IL_CU_OR: return (x != 0) || (y != 0);
+    case IL_CU_XOR: return (x != 0) != (y != 0);
+    }
+    return x;
+}
+
+struct map_args {
+    const void *in[IL_CU_MAX_IN];
+    int idt[IL_CU_MAX_IN];
+    void *out;
+    int odt, op;
+    float a, b;
+};
+
+__device__ static inline void copy_elem(const void *src, int64_t si, void *dst, int64_t di, int esize) {
+    switch (esize) {
+    case 1: ((unsigned char *)dst)[di] = ((const unsigned char *)src)[si]; break;
+    case 2: ((unsigned short *)dst)[di] = ((const unsigned short *)src)[si]; break;
+    case 4: ((unsigned int *)dst)[di] = ((const unsigned int *)src)[si]; break;
+    default: ((unsigned long long *)dst)[di] = ((const unsigned long long *)src)[si]; break;
+    }
+}
+
+__device__ static inline void zero_elem(void *dst, int64_t di, int esize) {
+    switch (esize) {
+    case 1: ((unsigned char *)dst)[di] = 0; break;
+    case 2: ((unsigned short *)dst)[di] = 0; break;
+    case 4: ((unsigned int *)dst)[di] = 0; break;
+    default: ((unsigned long long *)dst)[di] = 0; break;
+    }
+}
+
+static inline int esize_of(int dt) {
+    return dt == IL_F16 || dt == IL_BF16 || dt == IL_I16 || dt == IL_U16 ? 2
+           : dt == IL_BOOL || dt == IL_U8 || dt == IL_I8             ? 1
+           : dt == IL_I64 || dt == IL_U64 || dt == IL_F64            ? 8
+                                                                     : 4;
+}
+
+__global__ static void k_map(map_args a, il_cu_geom g, int64_t n, int esize) {
+    IL_CU_LOOP(i, n) {
+        int64_t off[IL_CU_MAX_IN] = {0, 0, 0}, r = i;
+        if (g.rank == 1) /* same shapes, or one operand repeated */
+            for (int k = 0; k < g.n_in; k++) off[k] = i * g.str[k][0];
+        else
+            for (int d = g.rank - 1; d >= 0; d--) {
+                int64_t idx = r % g.dims[d];
+                r /= g.dims[d];
+                for (int k = 0; k < g.n_in; k++) off[k] += idx * g.str[k][d];
+            }
+        if (a.op == IL_CU_WHERE) {
+            int c = ((const unsigned char *)a.in[0])[off[0]] != 0;
+            copy_elem(c ? a.in[1] : a.in[2], c ? off[1] : off[2], a.out, i, esize);
+            continue;
+        }
+        float x = il_ld(a.in[0], a.idt[0], off[0]), v;
+        if (g.n_in == 1) v = unary(a.op, x, a.a, a.b);
+        else v = binary(a.op, x, il_ld(a.in[1], a.idt[1], off[1]));
+        if (a.odt == IL_BOOL) ((unsigned char *)a.out)[i] = v != 0.0f;
+        else il_st(a.out, a.odt, i, v);
+    }
+}
+
+extern "C" void il_cu_map(il_cu_op op, float pa, float pb, const il_cu_geom *g, const void *const *in,
+                          const il_dtype *idt, void *out, il_dtype odt) {
+    map_args a;
+    int64_t n = 1;
+    for (int d = 0; d < g->rank; d++) n *= g->dims[d];
+    for (int k = 0; k < IL_CU_MAX_IN; k++) {
+        a.in[k] = k < g->n_in ? in[k] : NULL;
+        a.idt[k] = k < g->n_in ? (int)idt[k] : 0;
+    }
+    a.out = out, a.odt = (int)odt, a.op = (int)op, a.a = pa, a.b = pb;
+    IL_CU_LAUNCH(k_map, n, a, *g, n, esize_of(odt));
+}
+
+/* Numpy broadcasting strides, then dims of size 1 dropped and neighbours merged where every
+ * input steps through them alike (same shapes become one dim: no division per element). */
+extern "C" void il_cu_geom_of(const il_tensor *out, const il_tensor *const *in, int n_in, il_cu_geom *g) {
+    int64_t str[IL_CU_MAX_IN][IL_MAX_RANK];
+    memset(g, 0, sizeof *g);
+    g->n_in = n_in;
+    for (int k = 0; k < n_in; k++) { /* aligned at the end, size-1 dims repeat */
+        int64_t s = 1;
+        for (int d = out->rank - 1; d >= 0; d--) {
+            int t = d - (out->rank - in[k]->rank);
+            int64_t dim = t >= 0 ? in[k]->dims[t] : 1;
+            str[k][d] = dim == 1 ? 0 : s;
+            s *= dim;
+        }
+    }
+    for (int d = 0; d < out->rank; d++) {
+        int64_t n = out->dims[d];
+        if (n == 1) continue;
+        int r = g->rank - 1, merge = r >= 0;
+        for (int k = 0; k < n_in && merge; k++) merge = g->str[k][r] == str[k][d] * n;
+        if (merge) g->dims[r] *= n;
+        else r = g->rank++, g->dims[r] = n;
+        for (int k = 0; k < n_in; k++) g->str[k][r] = str[k][d];
+    }
+    if (g->rank == 0) g->rank = 1, g->dims[0] = 1; /* one element; strides 0 */
+}
+
+/* ---------------------------------------------------------------- strided copies, Gather */
+
+__global__ static void k_strided_copy(const void *src, void *dst, il_cu_copy g, int esize, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t so = g.soff, dof = g.doff, r = i;
+        for (int d = g.rank - 1; d >= 0; d--) {
+            int64_t idx = r % g.dims[d];
+            r /= g.dims[d];
+            so += idx * g.sstr[d];
+            dof += idx * g.dstr[d];
+        }
+        copy_elem(src, so, dst, dof, esize);
+    }
+}
+
+extern "C" void il_cu_strided_copy(const void *src, void *dst, const il_cu_copy *g, int esize) {
+    int64_t n = 1;
+    for (int d = 0; d < g->rank; d++) n *= g->dims[d];
+    IL_CU_LAUNCH(k_strided_copy, n, src, dst, *g, esize, n);
+}
+
+__global__ static void k_gather(const void *data, int esize, int64_t axis_len, int64_t inner, const void *ids,
+                                int i64, int64_t nidx, void *out, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t in = i % inner, j = (i / inner) % nidx, o = i / (inner * nidx);
+        int64_t id = i64 ? ((const long long *)ids)[j] : ((const int *)ids)[j];
+        if (id < 0) id += axis_len;
+        if (id < 0 || id >= axis_len) {
+            zero_elem(out, i, esize);
+            continue;
+        }
+        copy_elem(data, (o * axis_len + id) * inner + in, out, i, esize);
+    }
+}
+
+extern "C" void il_cu_gather(const void *data, int esize, int64_t outer, int64_t axis_len, int64_t inner,
+                             const void *ids, il_dtype idt, int64_t nidx, void *out) {
+    int64_t n = outer * nidx * inner;
+    IL_CU_LAUNCH(k_gather, n, data, esize, axis_len, inner, ids, idt == IL_I64, nidx, out, n);
+}
+
+__global__ static void k_gather_nd(const void *data, int esize, const void *ids, int i64, il_cu_gnd g, void *out,
+                                   int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t t = i / g.slice, e = i % g.slice, off = (t / g.per) * g.bstride + e;
+        int bad = 0;
+        for (int k = 0; k < g.m; k++) {
+            int64_t id = i64 ? ((const long long *)ids)[t * g.m + k] : ((const int *)ids)[t * g.m + k];
+            if (id < 0) id += g.dims[k];
+            bad |= id < 0 || id >= g.dims[k];
+            off += id * g.str[k];
+        }
+        if (bad) zero_elem(out, i, esize);
+        else copy_elem(data, off, out, i, esize);
+    }
+}
+
+extern "C" void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g,
+                                void *out) {
+    int64_t n = g->tuples * g->slice;
+    IL_CU_LAUNCH(k_gather_nd, n, data, esize, ids, idt == IL_I64, *g, out, n);
+}
+
+/* ---------------------------------------------------------------- product epilogues */
+
+__global__ static void k_bias_act(void *y, int dt, int64_t n, const void *bias, int op, float a, float b,
+                                  int64_t total) {
+    IL_CU_LOOP(i, total) {
+        float v = il_ld(y, dt, i);
+        if (bias) v += il_ld(bias, dt, i % n);
+        il_st(y, dt, i, unary(op, v, a, b));
+    }
+}
+
+extern "C" void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a,
+                               float b) {
+    if (!bias && act == IL_CU_IDENT) return;
+    IL_CU_LAUNCH(k_bias_act, rows * n, y, (int)dt, n, bias, (int)act, a, b, rows * n);
+}
+
+__global__ static void k_fill_c(void *y, int dt, int64_t n, const void *c, int64_t cs0, int64_t cs1, float beta,
+                                int64_t total) {
+    IL_CU_LOOP(i, total) il_st(y, dt, i, beta * il_ld(c, dt, (i / n) * cs0 + (i % n) * cs1));
+}
+
+extern "C" void il_cu_fill_c(void *y, il_dtype dt, int64_t rows, int64_t n, const void *c, int64_t cs0, int64_t cs1,
+                             float beta) {
+    IL_CU_LAUNCH(k_fill_c, rows * n, y, (int)dt, n, c, cs0, cs1, beta, rows * n);
+}

@@ -1,0 +1,44 @@
+/*
+ * kernels_cuda.h - private to the cuda backend's kernel files (kernels_cuda.c, ops_cuda.c,
+ * matmul_cuda.c): the checks their supports() share and the kernel functions one file defines
+ * for another's table. Built only with IL_HAVE_CUDA.
+ */
+#ifndef IL_KERNELS_CUDA_H
+#define IL_KERNELS_CUDA_H
+
+#include "../ops/fused.h"
+#include "ops.h"
+
+/* Every present input and output has a known shape, and those of a float type are float32 in
+ * the graph (a half-precision plan holds them as F16/BF16 on the device, which every kernel of
+ * these files takes). */
+int il_cuk_floats(const il_kctx *c);
+/* The same and the input i is float32. */
+int il_cuk_f32_in(const il_kctx *c, int i);
+/* The device map of a fused activation (il_act). */
+il_cu_op il_cuk_act_op(const il_act *a);
+/* Input i holds constant data the kernel can read at prepare (host copy). */
+int il_cuk_const(const il_kctx *c, int i);
+
+/* matmul_cuda.c: Gemm and FusedGemm, MatMul and FusedMatMul, Attention (cuBLAS), and the
+ * row kernels Softmax, LayerNormalization, ReduceMean/ReduceSum. */
+int il_cuk_gemm_supports(const il_kctx *c);
+il_status il_cuk_gemm_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_gemm_run(il_kctx *c);
+int il_cuk_matmul_supports(const il_kctx *c);
+il_status il_cuk_matmul_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_matmul_run(il_kctx *c);
+int il_cuk_attention_supports(const il_kctx *c);
+il_status il_cuk_attention_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_attention_run(il_kctx *c);
+int il_cuk_softmax_supports(const il_kctx *c);
+il_status il_cuk_softmax_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_softmax_run(il_kctx *c);
+int il_cuk_layernorm_supports(const il_kctx *c);
+il_status il_cuk_layernorm_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_layernorm_run(il_kctx *c);
+int il_cuk_reduce_supports(const il_kctx *c);
+il_status il_cuk_reduce_prepare(il_kctx *c, void **state, size_t *ws);
+il_status il_cuk_reduce_run(il_kctx *c);
+
+#endif

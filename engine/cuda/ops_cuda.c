@@ -1,0 +1,436 @@
+/*
+ * ops_cuda.c - the cuda backend's kernels for the ops transformers and the rest of the model zoo
+ * need, float32 and half precision (the dtypes a plan holds on the device, il_kctx.precision):
+ * here the elementwise family with numpy broadcasting (unary math and activations, arithmetic,
+ * comparisons, logic, Where, Cast) and the data movement (Transpose, Concat, Slice, Split,
+ * Gather), plus the table that also lists matmul_cuda.c's products and row kernels.
+ *
+ * supports() accepts only what a kernel computes like the reference (within float rounding):
+ * float32 graph values (held as F16/BF16 in a half plan), known shapes; the rest stays on the
+ * cpu. Data movement copies elements of any dtype by their size.
+ */
+#include "../ops/kernel.h"
+
+#ifdef IL_HAVE_CUDA
+#include "cuda.h"
+#include "kernels_cuda.h"
+
+/* ---------------------------------------------------------------- the elementwise family */
+
+enum { EW_FLOAT = 1, EW_BOOL_OUT = 2, EW_BOOL_IN = 4 };
+
+static const struct ew_op {
+    const char *domain, *name;
+    il_cu_op op;
+    int n_in, kind;
+} ew_ops[] = {
+    {"", "Sqrt", IL_CU_SQRT, 1, EW_FLOAT},           {"", "Erf", IL_CU_ERF, 1, EW_FLOAT},
+    {"", "Tanh", IL_CU_TANH, 1, EW_FLOAT},           {"", "Sigmoid", IL_CU_SIGMOID, 1, EW_FLOAT},
+    {"", "Exp", IL_CU_EXP, 1, EW_FLOAT},             {"", "Log", IL_CU_LOG, 1, EW_FLOAT},
+    {"", "Neg", IL_CU_NEG, 1, EW_FLOAT},             {"", "Abs", IL_CU_ABS, 1, EW_FLOAT},
+    {"", "Reciprocal", IL_CU_RECIP, 1, EW_FLOAT},    {"", "Gelu", IL_CU_GELU, 1, EW_FLOAT},
+    {"ai.inferlab", "Gelu", IL_CU_GELU, 1, EW_FLOAT}, {"", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
+    {"ai.inferlab", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
+    {"", "HardSigmoid", IL_CU_HSIGMOID, 1, EW_FLOAT}, {"", "LeakyRelu", IL_CU_LEAKY, 1, EW_FLOAT},
+    {"ai.inferlab", "SiLU", IL_CU_SILU, 1, EW_FLOAT},
+    {"", "Add", IL_CU_ADD, 2, EW_FLOAT},             {"", "Sub", IL_CU_SUB, 2, EW_FLOAT},
+    {"", "Mul", IL_CU_MUL, 2, EW_FLOAT},             {"", "Div", IL_CU_DIV, 2, EW_FLOAT},
+    {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, 2, EW_FLOAT},
+    {"", "Min", IL_CU_MIN, 2, EW_FLOAT},
+    {"", "Equal", IL_CU_EQ, 2, EW_FLOAT | EW_BOOL_OUT}, {"", "Less", IL_CU_LT, 2, EW_FLOAT | EW_BOOL_OUT},
+    {"", "LessOrEqual", IL_CU_LE, 2, EW_FLOAT | EW_BOOL_OUT},
+    {"", "Greater", IL_CU_GT, 2, EW_FLOAT | EW_BOOL_OUT},
+    {"", "GreaterOrEqual", IL_CU_GE, 2, EW_FLOAT | EW_BOOL_OUT},
+    {"", "And", IL_CU_AND, 2, EW_BOOL_IN | EW_BOOL_OUT}, {"", "Or", IL_CU_OR, 2, EW_BOOL_IN | EW_BOOL_OUT},
+    {"", "Xor", IL_CU_XOR, 2, EW_BOOL_IN | EW_BOOL_OUT}, {"", "Not", IL_CU_NOT, 1, EW_BOOL_IN | EW_BOOL_OUT},
+};
+
+static const struct ew_op *ew_find(const il_node *n) {
+    const char *dom = !strcmp(n->domain, "ai.onnx") ? "" : n->domain;
+    for (size_t i = 0; i < sizeof ew_ops / sizeof *ew_ops; i++)
+        if (!strcmp(ew_ops[i].name, n->op_type) && !strcmp(ew_ops[i].domain, dom)) return &ew_ops[i];
+    return NULL;
+}
+
+/* Inputs of the op's dtype (float32, or bool for logic), broadcast to the output. */
+static int ew_supports(const il_kctx *c) {
+    const struct ew_op *e = ew_find(c->node);
+    if (!e || c->n_in != e->n_in || !il_cuk_floats(c)) return 0;
+    il_dtype want = e->kind & EW_BOOL_IN ? IL_BOOL : IL_F32;
+    for (int i = 0; i < c->n_in; i++)
+        if (!c->in[i] || c->in[i]->dtype != want || c->in[i]->rank > c->out[0]->rank) return 0;
+    if (c->out[0]->dtype != (e->kind & EW_BOOL_OUT ? IL_BOOL : IL_F32)) return 0;
+    if (e->op == IL_CU_GELU && strcmp(il_attr_string(c->node, "approximate", "none"), "none") &&
+        strcmp(il_attr_string(c->node, "approximate", "none"), "tanh"))
+        return 0;
+    return 1;
+}
+
+typedef struct {
+    il_cu_op op;
+    float a, b;
+    il_cu_geom g;
+} ew_state;
+
+static il_status ew_prepare(il_kctx *c, void **state, size_t *ws) {
+    ew_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const struct ew_op *e = ew_find(c->node);
+    s->op = e->op;
+    if (s->op == IL_CU_GELU && !strcmp(il_attr_string(c->node, "approximate", "none"), "tanh")) s->op = IL_CU_GELU_TANH;
+    if (s->op == IL_CU_LEAKY) s->a = il_attr_float(c->node, "alpha", 0.01f);
+    if (s->op == IL_CU_HSIGMOID)
+        s->a = il_attr_float(c->node, "alpha", 0.2f), s->b = il_attr_float(c->node, "beta", 0.5f);
+    il_cu_geom_of(c->out[0], (const il_tensor *const *)c->in, c->n_in, &s->g);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* The map with the device's dtypes of this run (half in a half plan). */
+static il_status map_run(il_kctx *c, il_cu_op op, float a, float b, const il_cu_geom *g) {
+    const void *in[IL_CU_MAX_IN];
+    il_dtype dt[IL_CU_MAX_IN];
+    for (int i = 0; i < g->n_in; i++) in[i] = c->in[i]->data, dt[i] = c->in[i]->dtype;
+    il_cu_map(op, a, b, g, in, dt, c->out[0]->data, c->out[0]->dtype);
+    return il_cuda_check(c->node->op_type);
+}
+
+static il_status ew_run(il_kctx *c) {
+    const ew_state *s = c->state;
+    return map_run(c, s->op, s->a, s->b, &s->g);
+}
+
+/* Where(cond, X, Y): a bool condition picks elements of X or Y, any dtype (copied by size). */
+static int where_supports(const il_kctx *c) {
+    const il_tensor *x = il_in(c, 1), *y = il_in(c, 2), *o = c->out[0];
+    return c->n_in == 3 && il_cuk_floats(c) && c->in[0] && c->in[0]->dtype == IL_BOOL && x && y &&
+           x->dtype == o->dtype && y->dtype == o->dtype && c->in[0]->rank <= o->rank && x->rank <= o->rank &&
+           y->rank <= o->rank;
+}
+
+static il_status where_prepare(il_kctx *c, void **state, size_t *ws) {
+    ew_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    s->op = IL_CU_WHERE;
+    il_cu_geom_of(c->out[0], (const il_tensor *const *)c->in, 3, &s->g);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Cast between float types, from integers and bool, and to bool; float to integer (truncation,
+ * saturation rules) and to bfloat16 (the reference truncates) stay on the cpu. */
+static int cast_supports(const il_kctx *c) {
+    static const il_dtype from[] = {IL_F32, IL_F16, IL_BF16, IL_F64, IL_I64, IL_I32, IL_I8, IL_U8, IL_BOOL};
+    if (c->n_in != 1 || !il_shape_known(c->in[0]) || !il_shape_known(c->out[0])) return 0;
+    il_dtype a = c->in[0]->dtype, b = c->out[0]->dtype;
+    int ok = 0;
+    for (size_t i = 0; i < sizeof from / sizeof *from; i++) ok |= a == from[i];
+    return ok && (b == IL_F32 || b == IL_F16 || b == IL_BOOL);
+}
+
+static il_status cast_prepare(il_kctx *c, void **state, size_t *ws) {
+    ew_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    s->op = c->out[0]->dtype == IL_BOOL ? IL_CU_TOBOOL : IL_CU_IDENT;
+    il_cu_geom_of(c->out[0], (const il_tensor *const *)c->in, 1, &s->g);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* ---------------------------------------------------------------- data movement */
+
+/* The copies a node makes (Concat: one per input; Split: one per output; else one), set up at
+ * prepare from the shapes; run reads the element size of this run's dtype. */
+typedef struct {
+    int n;
+    il_cu_copy *g;
+} mv_state;
+
+static void mv_release(void *p) {
+    mv_state *s = p;
+    if (s) free(s->g);
+    free(s);
+}
+
+static void contiguous(int rank, const int64_t *dims, int64_t *str) { il_strides(rank, dims, str); }
+
+static mv_state *mv_new(int n) {
+    mv_state *s = calloc(1, sizeof *s);
+    if (s && !(s->g = calloc((size_t)(n > 0 ? n : 1), sizeof *s->g))) {
+        free(s);
+        return NULL;
+    }
+    if (s) s->n = n;
+    return s;
+}
+
+static int mv_supports(const il_kctx *c) {
+    for (int i = 0; i < c->n_in + c->n_out; i++) {
+        const il_tensor *t = i < c->n_in ? c->in[i] : c->out[i - c->n_in];
+        if (t && (!il_shape_known(t) || !il_dtype_size(t->dtype))) return 0;
+    }
+    return c->n_in > 0 && c->in[0] && c->n_out > 0 && c->out[0];
+}
+
+/* Transpose: output dim d walks input dim perm[d]. */
+static int perm_of(const il_kctx *c, int64_t *perm) {
+    int r = c->in[0]->rank, seen[IL_MAX_RANK] = {0};
+    const int64_t *p;
+    int n = il_attr_ints(c->node, "perm", &p);
+    if (!p) {
+        for (int d = 0; d < r; d++) perm[d] = r - 1 - d;
+        return 1;
+    }
+    if (n != r) return 0;
+    for (int d = 0; d < r; d++) {
+        if (p[d] < 0 || p[d] >= r || seen[p[d]]) return 0;
+        seen[p[d]] = 1;
+        perm[d] = p[d];
+    }
+    return 1;
+}
+
+static int transpose_supports(const il_kctx *c) {
+    int64_t perm[IL_MAX_RANK];
+    return mv_supports(c) && c->in[0]->dtype == c->out[0]->dtype && perm_of(c, perm);
+}
+
+static il_status transpose_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    int64_t perm[IL_MAX_RANK], xs[IL_MAX_RANK];
+    perm_of(c, perm);
+    contiguous(x->rank, x->dims, xs);
+    il_cu_copy *g = &s->g[0];
+    g->rank = y->rank;
+    for (int d = 0; d < y->rank; d++) g->dims[d] = y->dims[d], g->sstr[d] = xs[perm[d]];
+    contiguous(y->rank, y->dims, g->dstr);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Concat: input k lands at its offset along the axis of the output. */
+static int axis_of(const il_kctx *c, int rank, int64_t dflt) {
+    int64_t a = il_attr_int(c->node, "axis", dflt);
+    return a < -rank || a >= rank ? -1 : (int)(a < 0 ? a + rank : a);
+}
+
+static int concat_supports(const il_kctx *c) {
+    if (!mv_supports(c) || axis_of(c, c->out[0]->rank, 0) < 0) return 0;
+    for (int i = 0; i < c->n_in; i++)
+        if (!c->in[i] || c->in[i]->dtype != c->out[0]->dtype || c->in[i]->rank != c->out[0]->rank) return 0;
+    return 1;
+}
+
+static il_status concat_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(c->n_in);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *y = c->out[0];
+    int axis = axis_of(c, y->rank, 0);
+    int64_t ys[IL_MAX_RANK], at = 0;
+    contiguous(y->rank, y->dims, ys);
+    for (int i = 0; i < c->n_in; i++) {
+        const il_tensor *x = c->in[i];
+        il_cu_copy *g = &s->g[i];
+        g->rank = x->rank;
+        memcpy(g->dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
+        contiguous(x->rank, x->dims, g->sstr);
+        memcpy(g->dstr, ys, sizeof ys);
+        g->doff = at * ys[axis];
+        at += x->dims[axis];
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Split: output k is the slab at its offset along the axis of the input (the outputs' shapes,
+ * as inferred from split / num_outputs, give the offsets). */
+static int split_supports(const il_kctx *c) {
+    if (!mv_supports(c) || axis_of(c, c->in[0]->rank, 0) < 0) return 0;
+    for (int i = 0; i < c->n_out; i++)
+        if (!c->out[i] || c->out[i]->dtype != c->in[0]->dtype || c->out[i]->rank != c->in[0]->rank) return 0;
+    return 1;
+}
+
+static il_status split_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(c->n_out);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0];
+    int axis = axis_of(c, x->rank, 0);
+    int64_t xs[IL_MAX_RANK], at = 0;
+    contiguous(x->rank, x->dims, xs);
+    for (int i = 0; i < c->n_out; i++) {
+        const il_tensor *y = c->out[i];
+        il_cu_copy *g = &s->g[i];
+        g->rank = y->rank;
+        memcpy(g->dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+        memcpy(g->sstr, xs, sizeof xs);
+        contiguous(y->rank, y->dims, g->dstr);
+        g->soff = at * xs[axis];
+        at += y->dims[axis];
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Slice with starts, ends, axes and steps known at plan time (attributes or constants). */
+static int slice_supports(const il_kctx *c) {
+    if (!mv_supports(c) || c->in[0]->dtype != c->out[0]->dtype) return 0;
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i] && !il_cuk_const(c, i)) return 0;
+    il_slice_plan p;
+    il_status st = il_slice_make(c, c->in[0], &p);
+    if (st) il_error_clear();
+    return !st;
+}
+
+static il_status slice_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_slice_plan p;
+    il_status st = il_slice_make(c, c->in[0], &p);
+    if (st) return st;
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    int64_t xs[IL_MAX_RANK];
+    contiguous(x->rank, x->dims, xs);
+    il_cu_copy *g = &s->g[0];
+    g->rank = y->rank;
+    for (int d = 0; d < y->rank; d++) {
+        g->dims[d] = y->dims[d];
+        g->sstr[d] = p.step[d] * xs[d];
+        g->soff += p.start[d] * xs[d];
+    }
+    contiguous(y->rank, y->dims, g->dstr);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+static il_status mv_run(il_kctx *c) {
+    const mv_state *s = c->state;
+    int split = c->n_out > 1 || !strcmp(c->node->op_type, "Split");
+    int concat = !strcmp(c->node->op_type, "Concat");
+    int es = (int)il_dtype_size(c->out[0]->dtype);
+    for (int i = 0; i < s->n; i++) {
+        const void *src = concat ? c->in[i]->data : c->in[0]->data;
+        void *dst = split ? (c->out[i] ? c->out[i]->data : NULL) : c->out[0]->data;
+        if (dst) il_cu_strided_copy(src, dst, &s->g[i], es);
+    }
+    return il_cuda_check(c->node->op_type);
+}
+
+/* Gather along any axis with int64 or int32 indices (an embedding lookup is axis 0). */
+static int gather_supports(const il_kctx *c) {
+    const il_tensor *ids = il_in(c, 1);
+    return mv_supports(c) && ids && (ids->dtype == IL_I64 || ids->dtype == IL_I32) &&
+           c->in[0]->dtype == c->out[0]->dtype && c->in[0]->rank >= 1 && axis_of(c, c->in[0]->rank, 0) >= 0;
+}
+
+static il_status gather_run(il_kctx *c) {
+    const il_tensor *x = c->in[0], *ids = c->in[1];
+    int axis = axis_of(c, x->rank, 0);
+    il_cu_gather(x->data, (int)il_dtype_size(x->dtype), il_dims_prod(x->dims, 0, axis), x->dims[axis],
+                 il_dims_prod(x->dims, axis + 1, x->rank), ids->data, ids->dtype, il_tensor_numel(ids),
+                 c->out[0]->data);
+    return il_cuda_check("Gather");
+}
+
+/* GatherND with any batch_dims, int64/int32 index tuples. */
+static int gather_nd_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0], *ids = il_in(c, 1);
+    if (!mv_supports(c) || !ids || (ids->dtype != IL_I64 && ids->dtype != IL_I32) || ids->rank < 1 ||
+        x->dtype != c->out[0]->dtype)
+        return 0;
+    int64_t b = il_attr_int(c->node, "batch_dims", 0), m = ids->dims[ids->rank - 1];
+    return b >= 0 && b < ids->rank && b < x->rank && m >= 1 && m <= x->rank - b;
+}
+
+static il_status gather_nd_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_cu_gnd *g = calloc(1, sizeof *g);
+    if (!g) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *ids = c->in[1];
+    int b = (int)il_attr_int(c->node, "batch_dims", 0);
+    g->m = (int)ids->dims[ids->rank - 1];
+    for (int k = 0; k < g->m; k++) g->dims[k] = x->dims[b + k], g->str[k] = il_dims_prod(x->dims, b + k + 1, x->rank);
+    g->per = il_dims_prod(ids->dims, b, ids->rank - 1);
+    g->slice = il_dims_prod(x->dims, b + g->m, x->rank);
+    g->bstride = il_dims_prod(x->dims, b, x->rank);
+    g->tuples = il_dims_prod(ids->dims, 0, ids->rank - 1);
+    *state = g;
+    *ws = 0;
+    return IL_OK;
+}
+
+static il_status gather_nd_run(il_kctx *c) {
+    il_cu_gather_nd(c->in[0]->data, (int)il_dtype_size(c->in[0]->dtype), c->in[1]->data, c->in[1]->dtype, c->state,
+                    c->out[0]->data);
+    return il_cuda_check("GatherND");
+}
+
+/* ---------------------------------------------------------------- the table */
+
+#define F32 IL_DT(IL_F32)
+#define K(DOM, OP, NAME, DT, SUP, PREP, RUN, REL, DOC)                                                            \
+    {.domain = DOM, .op = OP, .backend = "cuda", .name = NAME, .dtypes = DT, .priority = 10, .supports = SUP,     \
+     .prepare = PREP, .run = RUN, .release = REL, .doc = DOC}
+#define EW(DOM, OP, DT, DOC) K(DOM, OP, "cuda", DT, ew_supports, ew_prepare, ew_run, free, DOC)
+#define UNARY(OP) EW("", OP, F32, "elementwise; f32/f16/bf16")
+#define BINARY(OP) EW("", OP, F32, "elementwise, numpy broadcasting; f32/f16/bf16")
+#define MOVE(OP, SUP, PREP, DOC) K("", OP, "cuda", 0, SUP, PREP, mv_run, mv_release, DOC)
+
+const il_kernel il_kernels_cuda_ops[] = {
+    UNARY("Sqrt"), UNARY("Erf"), UNARY("Tanh"), UNARY("Sigmoid"), UNARY("Exp"), UNARY("Log"), UNARY("Neg"),
+    UNARY("Abs"), UNARY("Reciprocal"), UNARY("Gelu"), UNARY("HardSwish"), UNARY("HardSigmoid"), UNARY("LeakyRelu"),
+    EW("ai.inferlab", "Gelu", F32, "elementwise (erf or tanh form); f32/f16/bf16"),
+    EW("ai.inferlab", "HardSwish", F32, "elementwise; f32/f16/bf16"),
+    EW("ai.inferlab", "SiLU", F32, "elementwise; f32/f16/bf16"),
+    BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), BINARY("Max"), BINARY("Min"),
+    EW("", "Equal", F32, "float inputs, bool output, broadcasting"),
+    EW("", "Less", F32, "float inputs, bool output, broadcasting"),
+    EW("", "LessOrEqual", F32, "float inputs, bool output, broadcasting"),
+    EW("", "Greater", F32, "float inputs, bool output, broadcasting"),
+    EW("", "GreaterOrEqual", F32, "float inputs, bool output, broadcasting"),
+    EW("", "And", IL_DT(IL_BOOL), "bool, broadcasting"), EW("", "Or", IL_DT(IL_BOOL), "bool, broadcasting"),
+    EW("", "Xor", IL_DT(IL_BOOL), "bool, broadcasting"), EW("", "Not", IL_DT(IL_BOOL), "bool"),
+    K("", "Where", "cuda", IL_DT(IL_BOOL), where_supports, where_prepare, ew_run, free,
+      "bool condition, any dtype, broadcasting"),
+    K("", "Cast", "cuda", 0, cast_supports, cast_prepare, ew_run, free,
+      "float/int/bool to float32, float16 or bool"),
+    MOVE("Transpose", transpose_supports, transpose_prepare, "any perm, any dtype"),
+    MOVE("Concat", concat_supports, concat_prepare, "any axis, any dtype"),
+    MOVE("Split", split_supports, split_prepare, "any axis, any dtype"),
+    MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
+    K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
+      "any axis, int64/int32 indices (out of range: zeros), any dtype"),
+    K("", "GatherND", "cuda", 0, gather_nd_supports, gather_nd_prepare, gather_nd_run, free,
+      "any batch_dims, int64/int32 index tuples (out of range: zeros), any dtype"),
+    K("", "MatMul", "cublas", F32, il_cuk_matmul_supports, il_cuk_matmul_prepare, il_cuk_matmul_run, free,
+      "cuBLAS strided batched, broadcast batch dims; f32 (TF32 on request)/f16/bf16, float sums"),
+    K("ai.inferlab", "FusedMatMul", "cublas", F32, il_cuk_matmul_supports, il_cuk_matmul_prepare,
+      il_cuk_matmul_run, free, "cuBLAS + bias/activation epilogue; f32/f16/bf16"),
+    K("ai.inferlab", "FusedGemm", "cublas", F32, il_cuk_gemm_supports, il_cuk_gemm_prepare, il_cuk_gemm_run, free,
+      "cuBLAS + C + activation epilogue; f32/f16/bf16"),
+    K("ai.inferlab", "Attention", "cublas", F32, il_cuk_attention_supports, il_cuk_attention_prepare,
+      il_cuk_attention_run, free, "two cuBLAS products around a masked softmax (scores in the workspace)"),
+    K("", "Softmax", "cuda", F32, il_cuk_softmax_supports, il_cuk_softmax_prepare, il_cuk_softmax_run, free,
+      "one block per row, any axis; f32/f16/bf16"),
+    K("", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
+      il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
+    K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
+      il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
+    K("", "ReduceMean", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
+      "axes forming one run of dims; f32/f16/bf16"),
+    K("", "ReduceSum", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
+      "axes forming one run of dims; f32/f16/bf16"),
+    {0},
+};
+#else
+const il_kernel il_kernels_cuda_ops[] = {{0}};
+#endif

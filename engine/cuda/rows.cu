@@ -1,0 +1,193 @@
+/*
+ * rows.cu - the cuda inference kernels that reduce (ops.h): softmax and layer normalization
+ * with one block per row (block-wide max and sums in a fixed tree), sums over an axis, the
+ * pools and inference BatchNormalization, for float32 and the half types.
+ *
+ * Sums run in float within a row's block (two passes for the variance, as the reference's
+ * mean-then-deviations) and in double where one thread walks a whole window or axis.
+ */
+#include "engine/cuda/dtype.cuh"
+
+#define ROW_THREADS 256
+
+static inline unsigned row_blocks(int64_t rows) { return (unsigned)(rows < 65535 * 16 ? rows : 65535 * 16); }
+
+/* Block-wide reduction of one float per thread (max when is_max, else sum); every thread gets
+ * the result. */
+__device__ static float block_reduce(float v, int is_max, float *sh) {
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) {
+            float o = sh[threadIdx.x + s];
+            sh[threadIdx.x] = is_max ? fmaxf(sh[threadIdx.x], o) : sh[threadIdx.x] + o;
+        }
+        __syncthreads();
+    }
+    float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* ---------------------------------------------------------------- softmax */
+
+__global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, int64_t n, int64_t inner, float scale,
+                                 const void *mask, int mdt, il_cu_mask m) {
+    __shared__ float sh[ROW_THREADS];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        int64_t o = r / inner, base = o * n * inner + r % inner, moff = 0;
+        if (mask)
+            for (int k = 0; k < m.rank; k++) moff += ((r / m.div[k]) % m.mod[k]) * m.str[k];
+#define SM_VAL(j) (il_ld(x, dt, base + (j) * inner) * scale + (mask ? il_ld(mask, mdt, moff + (j) * m.col) : 0.0f))
+        float mx = -INFINITY;
+        int nan = 0;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float v = SM_VAL(j);
+            nan |= v != v;
+            mx = fmaxf(mx, v);
+        }
+        /* fmaxf drops NaN; the reference's exp(NaN - max) makes the whole row NaN */
+        mx = block_reduce(nan ? NAN : mx, 1, sh);
+        float nanrow = block_reduce(nan ? 1.0f : 0.0f, 0, sh);
+        if (nanrow > 0) mx = NAN;
+        float s = 0;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += expf(SM_VAL(j) - mx);
+        s = block_reduce(s, 0, sh);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) il_st(y, dt, base + j * inner, expf(SM_VAL(j) - mx) / s);
+#undef SM_VAL
+    }
+}
+
+extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
+                              const void *mask, il_dtype mdt, const il_cu_mask *m) {
+    il_cu_mask none;
+    memset(&none, 0, sizeof none);
+    int64_t rows = outer * inner;
+    if (rows > 0 && n > 0)
+        IL_CU_LAUNCH_GRID(k_softmax, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, inner, scale, mask, (int)mdt,
+                          m ? *m : none);
+}
+
+/* ---------------------------------------------------------------- layer norm */
+
+__global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows, int64_t n, const void *scale,
+                                   int64_t ss, const void *bias, int64_t bs, int pdt, float eps, void *mean,
+                                   void *inv_std) {
+    __shared__ float sh[ROW_THREADS];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        int64_t base = r * n;
+        float s = 0;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += il_ld(x, dt, base + j);
+        float mu = block_reduce(s, 0, sh) / (float)n, q = 0;
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float d = il_ld(x, dt, base + j) - mu;
+            q += d * d;
+        }
+        float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + eps);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, j * ss);
+            if (bias) v += il_ld(bias, pdt, j * bs);
+            il_st(y, dt, base + j, v);
+        }
+        if (threadIdx.x == 0) {
+            if (mean) il_st(mean, dt, r, mu);
+            if (inv_std) il_st(inv_std, dt, r, inv);
+        }
+    }
+}
+
+extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale,
+                                int64_t ss, const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean,
+                                void *inv_std) {
+    if (rows > 0 && n > 0)
+        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, scale, ss, bias, bs,
+                          (int)pdt, eps, mean, inv_std);
+}
+
+/* ---------------------------------------------------------------- sums over an axis */
+
+__global__ static void k_reduce_sum(const void *x, void *y, int dt, int64_t n, int64_t inner, double mul,
+                                    int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t o = i / inner, in = i % inner;
+        double s = 0;
+        for (int64_t j = 0; j < n; j++) s += il_ld(x, dt, (o * n + j) * inner + in);
+        il_st(y, dt, i, (float)(s * mul));
+    }
+}
+
+extern "C" void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
+                                 double mul) {
+    IL_CU_LAUNCH(k_reduce_sum, outer * inner, x, y, (int)dt, n, inner, mul, outer * inner);
+}
+
+/* ---------------------------------------------------------------- pools */
+
+/* The first maximum in (kh, kw) order wins, as the reference picks it. */
+__global__ static void k_maxpool(const void *x, void *y, int dt, il_cu_pool g, int64_t total) {
+    int64_t S = g.oh * g.ow;
+    IL_CU_LOOP(i, total) {
+        int64_t p = i / S, o = i % S, oh = o / g.ow, ow = o % g.ow, xp = p * g.h * g.w;
+        float best = -INFINITY;
+        int any = 0;
+        for (int64_t kh = 0; kh < g.kh; kh++) {
+            int64_t ih = oh * g.sh + kh * g.dh - g.ph;
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t kw = 0; kw < g.kw; kw++) {
+                int64_t iw = ow * g.sw + kw * g.dw - g.pw;
+                if (iw < 0 || iw >= g.w) continue;
+                float v = il_ld(x, dt, xp + ih * g.w + iw);
+                if (!any || v > best) best = v, any = 1;
+            }
+        }
+        il_st(y, dt, i, best);
+    }
+}
+
+/* Taps inside the input are summed; the divisor counts them, or with count_include_pad the taps
+ * inside the padded input (not the part of a ceil_mode window past the end pad). */
+__global__ static void k_avgpool(const void *x, void *y, int dt, il_cu_pool g, int include_pad, int64_t total) {
+    int64_t S = g.oh * g.ow;
+    IL_CU_LOOP(i, total) {
+        int64_t p = i / S, o = i % S, oh = o / g.ow, ow = o % g.ow, xp = p * g.h * g.w, taps_in = 0, taps_pad = 0;
+        double s = 0;
+        for (int64_t kh = 0; kh < g.kh; kh++) {
+            int64_t ih = oh * g.sh + kh * g.dh - g.ph;
+            for (int64_t kw = 0; kw < g.kw; kw++) {
+                int64_t iw = ow * g.sw + kw * g.dw - g.pw;
+                taps_pad += ih < g.h + g.ph_end && iw < g.w + g.pw_end;
+                if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
+                taps_in++;
+                s += il_ld(x, dt, xp + ih * g.w + iw);
+            }
+        }
+        il_st(y, dt, i, (float)(s / (double)(include_pad ? taps_pad : taps_in)));
+    }
+}
+
+extern "C" void il_cu_maxpool(const void *x, void *y, il_dtype dt, int64_t planes, const il_cu_pool *g) {
+    IL_CU_LAUNCH(k_maxpool, planes * g->oh * g->ow, x, y, (int)dt, *g, planes * g->oh * g->ow);
+}
+
+extern "C" void il_cu_avgpool(const void *x, void *y, il_dtype dt, int64_t planes, const il_cu_pool *g,
+                              int count_include_pad) {
+    IL_CU_LAUNCH(k_avgpool, planes * g->oh * g->ow, x, y, (int)dt, *g, count_include_pad, planes * g->oh * g->ow);
+}
+
+extern "C" void il_cu_gap(const void *x, void *y, il_dtype dt, int64_t planes, int64_t S) {
+    il_cu_reduce_sum(x, y, dt, planes, S, 1, 1.0 / (double)(S > 0 ? S : 1));
+}
+
+__global__ static void k_bn(const void *x, void *y, int dt, int64_t C, int64_t S, const void *gamma, const void *beta,
+                            const void *mean, const void *var, int pdt, float eps, int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t c = (i / S) % C;
+        float v = (il_ld(x, dt, i) - il_ld(mean, pdt, c)) / sqrtf(il_ld(var, pdt, c) + eps);
+        il_st(y, dt, i, v * il_ld(gamma, pdt, c) + il_ld(beta, pdt, c));
+    }
+}
+
+extern "C" void il_cu_bn(const void *x, void *y, il_dtype dt, int64_t N, int64_t C, int64_t S, const void *gamma,
+                         const void *beta, const void *mean, const void *var, il_dtype pdt, float eps) {
+    IL_CU_LAUNCH(k_bn, N * C * S, x, y, (int)dt, C, S, gamma, beta, mean, var, (int)pdt, eps, N * C * S);
+}
