@@ -322,10 +322,18 @@ static void test_unary(void) {
         {"Exp", 13, -3, 3},     {"Log", 13, 0.1, 4},    {"Neg", 13, -3, 3},        {"Abs", 13, -3, 3},
         {"Reciprocal", 13, 0.5, 2}, {"Gelu", 20, -5, 5}, {"HardSwish", 14, -5, 5}, {"HardSigmoid", 13, -5, 5},
         {"LeakyRelu", 13, -3, 3}, {"Relu", 14, -3, 3},  {"ai.inferlab:Gelu", 17, -5, 5},
-        {"ai.inferlab:HardSwish", 13, -5, 5}, {"ai.inferlab:SiLU", 13, -6, 6},
+        {"ai.inferlab:HardSwish", 13, -5, 5}, {"ai.inferlab:SiLU", 13, -6, 6}, {"Sin", 13, -3, 3}, {"Cos", 13, -3, 3},
+        {"Softplus", 13, -5, 5}, {"Softsign", 13, -5, 5}, {"Elu", 13, -3, 3}, {"Selu", 13, -3, 3},
+        {"Celu", 13, -3, 3}, {"Mish", 13, -4, 4},
+        /* steps: quarters (exact in the half types, so rounding the input cannot cross one) */
+        {"Floor", 13, 0, 0}, {"Ceil", 13, 0, 0}, {"Round", 13, 0, 0}, {"Sign", 13, 0, 0},
+        {"ThresholdedRelu", 13, 0, 0},
     };
     for (size_t i = 0; i < sizeof u / sizeof *u; i++) {
-        gcase *c = CASE(u[i].op, u[i].opset, 1, X(u[i].lo, u[i].hi, 3, 37, 5));
+        gcase *c = u[i].lo == u[i].hi ? CASE(u[i].op, u[i].opset, 1, Q(3, 37, 5))
+                                      : CASE(u[i].op, u[i].opset, 1, X(u[i].lo, u[i].hi, 3, 37, 5));
+        if (!strcmp(u[i].op, "ThresholdedRelu")) SETF(c, "alpha", 0.5f);
+        if (!strcmp(u[i].op, "Celu")) SETF(c, "alpha", 1.5f);
         if (!strcmp(u[i].op, "HardSigmoid")) SETF(c, "alpha", 0.3f), SETF(c, "beta", 0.4f);
         if (!strcmp(u[i].op, "LeakyRelu")) SETF(c, "alpha", 0.1f);
         gc_check(c, PALL, T_EXACT);
@@ -355,6 +363,14 @@ static void test_binary(void) {
         gc_check(CASE(ops[i], 13, 1, X(lo, hi, 3, 17), SCALAR_W(blo, bhi)), P32 | P16, T_EXACT);
         gc_check(CASE(ops[i], 13, 1, X(lo, hi, 2, 1, 3, 1, 5), W(blo, bhi, 5)), P32 | P16, T_EXACT);
     }
+}
+
+static void test_prelu_logsoftmax(void) {
+    if (!have_gpu()) return;
+    gc_check(CASE("PRelu", 9, 1, X(-3, 3, 2, 3, 4, 5), W(0, 1, 3, 1, 1)), PALL, T_EXACT);
+    gc_check(CASE("PRelu", 16, 1, X(-3, 3, 2, 3, 4, 5), X(0, 1, 5)), P32 | P16, T_EXACT);
+    gc_check(CASE("LogSoftmax", 13, 1, X(-5, 5, 3, 5, 17)), PALL, T_SUM);
+    gc_check(CASE("LogSoftmax", 11, 1, X(-5, 5, 3, 5, 17)), P32 | P16, T_SUM);
 }
 
 static void test_compare_logic_where(void) {
@@ -452,6 +468,13 @@ static void test_movement(void) {
     SETI(c, "batch_dims", 1);
     gc_check(c, P32 | P16, T_EXACT);
     gc_check(CASE("GatherND", 13, 1, B(3, 5), I(0, 3, 2, 1)), P32, T_EXACT);
+
+    /* Expand and Tile: repeats as copies */
+    static const int64_t to4[4] = {2, 3, 4, 5}, to2[2] = {4, 6}, reps[3] = {2, 1, 3};
+    gc_check(CASE("Expand", 13, 1, X(-1, 1, 3, 1, 5), KV(to4, 4)), PALL, T_EXACT);
+    gc_check(CASE("Expand", 13, 1, X(-1, 1, 1), KV(to2, 2)), P32 | P16, T_EXACT);
+    gc_check(CASE("Tile", 13, 1, X(-1, 1, 2, 3, 4), KV(reps, 3)), PALL, T_EXACT);
+    gc_check(CASE("Tile", 13, 1, I(-9, 9, 2, 3, 4), KV(reps, 3)), P32, T_EXACT);
 
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
@@ -764,8 +787,9 @@ static void test_every_kernel_run(void) {
 
 IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", test_placement},
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
+         {"PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Gather(ND), copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
          {"Softmax, LayerNormalization, ReduceMean/Sum", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},

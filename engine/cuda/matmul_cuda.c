@@ -275,7 +275,7 @@ il_status il_cuk_attention_run(il_kctx *c) {
                          c->workspace, dt, c->precision);
     if (st) return st;
     il_cu_softmax(c->workspace, c->workspace, dt, s->batches * s->sq, s->sk, 1, 1.0f, mask ? mask->data : NULL,
-                  mask ? mask->dtype : dt, &s->mask);
+                  mask ? mask->dtype : dt, &s->mask, 0);
     if ((st = il_cuda_check("Attention softmax"))) return st;
     return bgemm(&s->pv, s->sq, s->dv, s->sk, 1.0f, c->workspace, s->sk, c->in[2]->data, s->dv, y->data, dt,
                  c->precision);
@@ -304,8 +304,8 @@ static int softmax_view(const il_kctx *c, view3 *v) {
 il_status il_cuk_softmax_run(il_kctx *c) {
     const view3 *v = c->state;
     il_cu_softmax(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, 1.0f, NULL,
-                  c->out[0]->dtype, NULL);
-    return il_cuda_check("Softmax");
+                  c->out[0]->dtype, NULL, !strcmp(c->node->op_type, "LogSoftmax"));
+    return il_cuda_check(c->node->op_type);
 }
 
 /* ---------------------------------------------------------------- LayerNormalization */

@@ -32,7 +32,14 @@ static const struct ew_op {
     {"ai.inferlab", "Gelu", IL_CU_GELU, 1, EW_FLOAT}, {"", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
     {"ai.inferlab", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
     {"", "HardSigmoid", IL_CU_HSIGMOID, 1, EW_FLOAT}, {"", "LeakyRelu", IL_CU_LEAKY, 1, EW_FLOAT},
-    {"ai.inferlab", "SiLU", IL_CU_SILU, 1, EW_FLOAT},
+    {"ai.inferlab", "SiLU", IL_CU_SILU, 1, EW_FLOAT},   {"", "Floor", IL_CU_FLOOR, 1, EW_FLOAT},
+    {"", "Ceil", IL_CU_CEIL, 1, EW_FLOAT},           {"", "Round", IL_CU_ROUND, 1, EW_FLOAT},
+    {"", "Sin", IL_CU_SIN, 1, EW_FLOAT},             {"", "Cos", IL_CU_COS, 1, EW_FLOAT},
+    {"", "Softplus", IL_CU_SOFTPLUS, 1, EW_FLOAT},   {"", "Softsign", IL_CU_SOFTSIGN, 1, EW_FLOAT},
+    {"", "Elu", IL_CU_ELU, 1, EW_FLOAT},             {"", "Selu", IL_CU_SELU, 1, EW_FLOAT},
+    {"", "Celu", IL_CU_CELU, 1, EW_FLOAT},           {"", "ThresholdedRelu", IL_CU_THRELU, 1, EW_FLOAT},
+    {"", "Mish", IL_CU_MISH, 1, EW_FLOAT},           {"", "Sign", IL_CU_SIGN, 1, EW_FLOAT},
+    {"", "PRelu", IL_CU_PRELU, 2, EW_FLOAT},
     {"", "Add", IL_CU_ADD, 2, EW_FLOAT},             {"", "Sub", IL_CU_SUB, 2, EW_FLOAT},
     {"", "Mul", IL_CU_MUL, 2, EW_FLOAT},             {"", "Div", IL_CU_DIV, 2, EW_FLOAT},
     {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, 2, EW_FLOAT},
@@ -60,6 +67,12 @@ static int ew_supports(const il_kctx *c) {
     for (int i = 0; i < c->n_in; i++)
         if (!c->in[i] || c->in[i]->dtype != want || c->in[i]->rank > c->out[0]->rank) return 0;
     if (c->out[0]->dtype != (e->kind & EW_BOOL_OUT ? IL_BOOL : IL_F32)) return 0;
+    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope): only
+     * equal shapes are the same thing there */
+    if (c->n_in == 2 && c->opset < 7 &&
+        (c->in[0]->rank != c->in[1]->rank ||
+         memcmp(c->in[0]->dims, c->in[1]->dims, sizeof(int64_t) * (size_t)c->in[0]->rank)))
+        return 0;
     if (e->op == IL_CU_GELU && strcmp(il_attr_string(c->node, "approximate", "none"), "none") &&
         strcmp(il_attr_string(c->node, "approximate", "none"), "tanh"))
         return 0;
@@ -81,6 +94,10 @@ static il_status ew_prepare(il_kctx *c, void **state, size_t *ws) {
     if (s->op == IL_CU_LEAKY) s->a = il_attr_float(c->node, "alpha", 0.01f);
     if (s->op == IL_CU_HSIGMOID)
         s->a = il_attr_float(c->node, "alpha", 0.2f), s->b = il_attr_float(c->node, "beta", 0.5f);
+    if (s->op == IL_CU_ELU || s->op == IL_CU_CELU || s->op == IL_CU_THRELU) s->a = il_attr_float(c->node, "alpha", 1.0f);
+    if (s->op == IL_CU_SELU)
+        s->a = il_attr_float(c->node, "alpha", 1.67326319217681884765625f),
+        s->b = il_attr_float(c->node, "gamma", 1.05070102519989013671875f);
     il_cu_geom_of(c->out[0], (const il_tensor *const *)c->in, c->n_in, &s->g);
     *state = s;
     *ws = 0;
@@ -320,6 +337,43 @@ static il_status gather_run(il_kctx *c) {
     return il_cuda_check("Gather");
 }
 
+/* Expand: the input's size-1 (and missing leading) dims repeated, a copy with stride 0 there.
+ * Tile: out dim d is repeats x in dim d, walked as two dims [repeats, in] (rank 4 at most). */
+static int repeat_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    if (!mv_supports(c) || x->dtype != y->dtype || x->rank > y->rank) return 0;
+    if (strcmp(c->node->op_type, "Tile")) return 1;
+    if (x->rank != y->rank || 2 * x->rank > IL_MAX_RANK) return 0;
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] == 0 || y->dims[d] % x->dims[d]) return 0;
+    return 1;
+}
+
+static il_status repeat_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    il_cu_copy *g = &s->g[0];
+    int64_t xs[IL_MAX_RANK], ys[IL_MAX_RANK];
+    contiguous(y->rank, y->dims, ys);
+    if (!strcmp(c->node->op_type, "Tile")) {
+        contiguous(x->rank, x->dims, xs);
+        g->rank = 2 * x->rank;
+        for (int d = 0; d < x->rank; d++) {
+            g->dims[2 * d] = y->dims[d] / x->dims[d], g->sstr[2 * d] = 0, g->dstr[2 * d] = x->dims[d] * ys[d];
+            g->dims[2 * d + 1] = x->dims[d], g->sstr[2 * d + 1] = xs[d], g->dstr[2 * d + 1] = ys[d];
+        }
+    } else {
+        g->rank = y->rank;
+        memcpy(g->dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+        il_broadcast_strides(x, y->rank, y->dims, g->sstr);
+        memcpy(g->dstr, ys, sizeof ys);
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
 /* GatherND with any batch_dims, int64/int32 index tuples. */
 static int gather_nd_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *ids = il_in(c, 1);
@@ -366,10 +420,13 @@ static il_status gather_nd_run(il_kctx *c) {
 const il_kernel il_kernels_cuda_ops[] = {
     UNARY("Sqrt"), UNARY("Erf"), UNARY("Tanh"), UNARY("Sigmoid"), UNARY("Exp"), UNARY("Log"), UNARY("Neg"),
     UNARY("Abs"), UNARY("Reciprocal"), UNARY("Gelu"), UNARY("HardSwish"), UNARY("HardSigmoid"), UNARY("LeakyRelu"),
+    UNARY("Floor"), UNARY("Ceil"), UNARY("Round"), UNARY("Sin"), UNARY("Cos"), UNARY("Softplus"), UNARY("Softsign"),
+    UNARY("Elu"), UNARY("Selu"), UNARY("Celu"), UNARY("ThresholdedRelu"), UNARY("Mish"), UNARY("Sign"),
     EW("ai.inferlab", "Gelu", F32, "elementwise (erf or tanh form); f32/f16/bf16"),
     EW("ai.inferlab", "HardSwish", F32, "elementwise; f32/f16/bf16"),
     EW("ai.inferlab", "SiLU", F32, "elementwise; f32/f16/bf16"),
     BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), BINARY("Max"), BINARY("Min"),
+    EW("", "PRelu", F32, "slope broadcast (numpy, opset 7 on); f32/f16/bf16"),
     EW("", "Equal", F32, "float inputs, bool output, broadcasting"),
     EW("", "Less", F32, "float inputs, bool output, broadcasting"),
     EW("", "LessOrEqual", F32, "float inputs, bool output, broadcasting"),
@@ -384,6 +441,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     MOVE("Transpose", transpose_supports, transpose_prepare, "any perm, any dtype"),
     MOVE("Concat", slabs_supports, slabs_prepare, "any axis, any dtype"),
     MOVE("Split", slabs_supports, slabs_prepare, "any axis, any dtype"),
+    MOVE("Expand", repeat_supports, repeat_prepare, "any dtype"),
+    MOVE("Tile", repeat_supports, repeat_prepare, "rank 4 at most, any dtype"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
@@ -398,6 +457,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     K("ai.inferlab", "Attention", "cublas", F32, il_cuk_attention_supports, il_cuk_attention_prepare,
       il_cuk_attention_run, free, "two cuBLAS products around a masked softmax (scores in the workspace)"),
     K("", "Softmax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_softmax_run, free,
+      "one block per row, any axis; f32/f16/bf16"),
+    K("", "LogSoftmax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_softmax_run, free,
       "one block per row, any axis; f32/f16/bf16"),
     K("", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
