@@ -344,6 +344,8 @@ static void test_cuda_cli(void) {
     if (rc) fprintf(stderr, "\n  %s\n", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "on cuda (fp16, CUDA graphs)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuBLAS")); /* the libraries the plan is pinned to */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuda kernels keep no saved state"));
     snprintf(args, sizeof args, "run %s --batch 2 --seed 4 --warmup 2 --out %s", plan, npy_a);
     rc = cli(args, out, sizeof out);
     if (rc) fprintf(stderr, "\n  %s\n", out);
