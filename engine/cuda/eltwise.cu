@@ -39,6 +39,19 @@ __device__ static inline float unary(int op, float x, float a, float b) {
     case IL_CU_ABS: return fabsf(x);
     case IL_CU_RECIP: return 1.0f / x;
     case IL_CU_NOT: return x != 0.0f ? 0.0f : 1.0f;
+    case IL_CU_FLOOR: return floorf(x);
+    case IL_CU_CEIL: return ceilf(x);
+    case IL_CU_ROUND: return rintf(x); /* half to even */
+    case IL_CU_SIN: return sinf(x);
+    case IL_CU_COS: return cosf(x);
+    case IL_CU_SOFTPLUS: return (x > 0 ? x : 0.0f) + log1pf(expf(-fabsf(x)));
+    case IL_CU_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case IL_CU_ELU: return x < 0 ? a * expm1f(x) : x;
+    case IL_CU_SELU: return x > 0 ? b * x : b * a * expm1f(x);
+    case IL_CU_CELU: return x > 0 ? x : a * expm1f(x / a);
+    case IL_CU_THRELU: return x > a ? x : 0.0f;
+    case IL_CU_MISH: return x * tanhf((x > 0 ? x : 0.0f) + log1pf(expf(-fabsf(x))));
+    case IL_CU_SIGN: return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
     }
     return x;
 }
@@ -52,6 +65,7 @@ __device__ static inline float binary(int op, float x, float y) {
     case IL_CU_POW: return (float)pow((double)x, (double)y);
     case IL_CU_MAX: return (x > y || x != x) ? x : y; /* NaN propagates, as the reference's */
     case IL_CU_MIN: return (x < y || x != x) ? x : y;
+    case IL_CU_PRELU: return x < 0 ? x * y : x;
     case IL_CU_EQ: return x == y;
     case IL_CU_LT: return x < y;
     case IL_CU_LE: return x <= y;

@@ -275,7 +275,7 @@ il_status il_cuk_attention_run(il_kctx *c) {
                          c->workspace, dt, c->precision);
     if (st) return st;
     il_cu_softmax(c->workspace, c->workspace, dt, s->batches * s->sq, s->sk, 1, 1.0f, mask ? mask->data : NULL,
-                  mask ? mask->dtype : dt, &s->mask);
+                  mask ? mask->dtype : dt, &s->mask, 0);
     if ((st = il_cuda_check("Attention softmax"))) return st;
     return bgemm(&s->pv, s->sq, s->dv, s->sk, 1.0f, c->workspace, s->sk, c->in[2]->data, s->dv, y->data, dt,
                  c->precision);
@@ -301,25 +301,11 @@ static int softmax_view(const il_kctx *c, view3 *v) {
     return 1;
 }
 
-int il_cuk_softmax_supports(const il_kctx *c) {
-    view3 v;
-    return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && softmax_view(c, &v);
-}
-
-il_status il_cuk_softmax_prepare(il_kctx *c, void **state, size_t *ws) {
-    view3 *v = malloc(sizeof *v);
-    if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    softmax_view(c, v);
-    *state = v;
-    *ws = 0;
-    return IL_OK;
-}
-
 il_status il_cuk_softmax_run(il_kctx *c) {
     const view3 *v = c->state;
     il_cu_softmax(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, 1.0f, NULL,
-                  c->out[0]->dtype, NULL);
-    return il_cuda_check("Softmax");
+                  c->out[0]->dtype, NULL, !strcmp(c->node->op_type, "LogSoftmax"));
+    return il_cuda_check(c->node->op_type);
 }
 
 /* ---------------------------------------------------------------- LayerNormalization */
@@ -414,15 +400,20 @@ static int reduce_view(const il_kctx *c, view3 *v) {
     return v->n > 0;
 }
 
-int il_cuk_reduce_supports(const il_kctx *c) {
-    view3 v;
-    return il_cuk_f32_in(c, 0) && reduce_view(c, &v);
+/* Softmax and the reductions: supports and prepare by the [outer, n, inner] view of the node. */
+static int view_of(const il_kctx *c, view3 *v) {
+    return strncmp(c->node->op_type, "Reduce", 6) ? softmax_view(c, v) : reduce_view(c, v);
 }
 
-il_status il_cuk_reduce_prepare(il_kctx *c, void **state, size_t *ws) {
+int il_cuk_view_supports(const il_kctx *c) {
+    view3 v;
+    return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && view_of(c, &v);
+}
+
+il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
     view3 *v = malloc(sizeof *v);
     if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    reduce_view(c, v);
+    view_of(c, v);
     *state = v;
     *ws = 0;
     return IL_OK;

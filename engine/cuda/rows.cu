@@ -32,7 +32,7 @@ __device__ static float block_reduce(float v, int is_max, float *sh) {
 /* ---------------------------------------------------------------- softmax */
 
 __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, int64_t n, int64_t inner, float scale,
-                                 const void *mask, int mdt, il_cu_mask m) {
+                                 const void *mask, int mdt, il_cu_mask m, int log) {
     __shared__ float sh[ROW_THREADS];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t o = r / inner, base = o * n * inner + r % inner, moff = 0;
@@ -53,19 +53,23 @@ __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, i
         float s = 0;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += expf(SM_VAL(j) - mx);
         s = block_reduce(s, 0, sh);
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) il_st(y, dt, base + j * inner, expf(SM_VAL(j) - mx) / s);
+        float ls = logf(s);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float v = SM_VAL(j) - mx;
+            il_st(y, dt, base + j * inner, log ? v - ls : expf(v) / s);
+        }
 #undef SM_VAL
     }
 }
 
 extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                              const void *mask, il_dtype mdt, const il_cu_mask *m) {
+                              const void *mask, il_dtype mdt, const il_cu_mask *m, int log) {
     il_cu_mask none;
     memset(&none, 0, sizeof none);
     int64_t rows = outer * inner;
     if (rows > 0 && n > 0)
         IL_CU_LAUNCH_GRID(k_softmax, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, inner, scale, mask, (int)mdt,
-                          m ? *m : none);
+                          m ? *m : none, log);
 }
 
 /* ---------------------------------------------------------------- layer norm */
