@@ -476,6 +476,22 @@ static void test_movement(void) {
     gc_check(CASE("Tile", 13, 1, X(-1, 1, 2, 3, 4), KV(reps, 3)), PALL, T_EXACT);
     gc_check(CASE("Tile", 13, 1, I(-9, 9, 2, 3, 4), KV(reps, 3)), P32, T_EXACT);
 
+    /* Pad: each mode, negative pads (crop), axes (opset 18), the attribute form (opset 2) */
+    static const char *modes[] = {"constant", "edge", "reflect", "wrap"};
+    static const int64_t pads[6] = {1, -1, 3, 2, 2, -2}, pads2[2] = {2, 5}, ax1[1] = {1};
+    for (int m = 0; m < 4; m++) {
+        c = CASE("Pad", 19, 1, X(-1, 1, 3, 6, 5), KV(pads, 6), SCALAR_W(-2, 2));
+        SETS(c, "mode", modes[m]);
+        gc_check(c, m == 0 ? PALL : P32 | P16, T_EXACT);
+    }
+    c = CASE("Pad", 18, 1, X(-1, 1, 2, 4, 3), KV(pads2, 2), NONE, KV(ax1, 1));
+    SETS(c, "mode", "reflect");
+    gc_check(c, P32 | P16, T_EXACT);
+    c = CASE("Pad", 2, 1, X(-1, 1, 2, 3));
+    SETIS(c, "pads", 0, 1, 2, 0), SETF(c, "value", 1.5f);
+    gc_check(c, P32 | P16, T_EXACT);
+    gc_check(CASE("Pad", 13, 1, I(-9, 9, 4, 5), KV(pads, 4)), P32, T_EXACT); /* int64: zeros */
+
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
     il_graph_set_opset(g, "", 13);
@@ -789,7 +805,7 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
          {"PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Pad, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
          {"Softmax, LayerNormalization, ReduceMean/Sum", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},

@@ -238,6 +238,49 @@ extern "C" void il_cu_gather_nd(const void *data, int esize, const void *ids, il
     IL_CU_LAUNCH(k_gather_nd, n, data, esize, ids, idt == IL_I64, *g, out, n);
 }
 
+/* pad.c's pad_src on the device (IL_PAD_* modes: 0 constant, 1 edge, 2 reflect, 3 wrap). */
+__device__ static int64_t pad_src(int mode, int64_t o, int64_t d, int64_t b, int64_t e) {
+    int64_t lo = b < 0 ? -b : 0, m = d - lo - (e < 0 ? -e : 0);
+    int64_t j = o - (b > 0 ? b : 0);
+    if (j >= 0 && j < m) return lo + j;
+    if (mode == 0 || m <= 0) return -1;
+    if (mode == 1) {
+        j = j < 0 ? 0 : m - 1;
+    } else if (mode == 3) {
+        j = ((j % m) + m) % m;
+    } else if (m == 1) {
+        j = 0;
+    } else {
+        int64_t period = 2 * (m - 1);
+        j = ((j % period) + period) % period;
+        if (j >= m) j = period - j;
+    }
+    return lo + j;
+}
+
+__global__ static void k_pad(const void *x, void *y, int esize, int dt, float value, il_cu_pad_geom g, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t pos = i, src = 0, stride = 1;
+        int outside = 0;
+        for (int a = g.rank - 1; a >= 0; a--) {
+            int64_t j = pad_src(g.mode, pos % g.yd[a], g.xd[a], g.b[a], g.e[a]);
+            pos /= g.yd[a];
+            outside |= j < 0;
+            src += j * stride;
+            stride *= g.xd[a];
+        }
+        if (!outside) copy_elem(x, src, y, i, esize);
+        else if (dt) il_st(y, dt, i, value);
+        else zero_elem(y, i, esize);
+    }
+}
+
+extern "C" void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g) {
+    int64_t n = 1;
+    for (int a = 0; a < g->rank; a++) n *= g->yd[a];
+    IL_CU_LAUNCH(k_pad, n, x, y, esize, (int)dt, value, *g, n);
+}
+
 /* ---------------------------------------------------------------- product epilogues */
 
 __global__ static void k_bias_act(void *y, int dt, int64_t n, const void *bias, int op, float a, float b,

@@ -41,7 +41,7 @@ static void lead_strides(const il_tensor *t, int nlead, const int64_t *dims, int
 /* Batch dims of size 1 dropped and neighbours merged where both operands step through them
  * alike ([B, H] of attention's contiguous heads become one dim: one cuBLAS call, not B). */
 static void bplan_init(bplan *p, const il_tensor *y, const il_tensor *a, const il_tensor *b) {
-    int64_t dims[IL_MAX_RANK], sa[IL_MAX_RANK], sb[IL_MAX_RANK];
+    int64_t dims[IL_MAX_RANK] = {0}, sa[IL_MAX_RANK], sb[IL_MAX_RANK];
     int nl = y->rank - 2, r = 0;
     for (int d = 0; d < nl; d++) dims[d] = y->dims[d];
     lead_strides(a, nl, dims, sa);

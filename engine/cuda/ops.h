@@ -77,6 +77,15 @@ typedef struct il_cu_gnd {
 } il_cu_gnd;
 void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g, void *out);
 
+/* Pad: output element o of each axis reads input element pad_src(o) (engine/ops/pad.c's rule:
+ * crop negative pads, then constant / edge / reflect / wrap); a constant is `value` stored in dt
+ * (F32, F16, BF16), or zero bytes when dt is 0. */
+typedef struct il_cu_pad_geom {
+    int rank, mode;
+    int64_t xd[IL_MAX_RANK], yd[IL_MAX_RANK], b[IL_MAX_RANK], e[IL_MAX_RANK];
+} il_cu_pad_geom;
+void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g);
+
 /* y[r, j] = act(y[r, j] + bias[j]) (bias may be NULL) over rows x n, in place: the epilogue of
  * the products. act is an il_cu_op of the unary kinds with its parameters. */
 void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a, float b);

@@ -374,6 +374,61 @@ static il_status repeat_prepare(il_kctx *c, void **state, size_t *ws) {
     return IL_OK;
 }
 
+/* Pad with its pads (and axes) known at build; a constant other than zero for float32 data
+ * only (it is stored in the device's dtype). */
+typedef struct {
+    il_cu_pad_geom g;
+    float value;
+} pad_state;
+
+static int pad_value(const il_kctx *c, float *v) {
+    const il_tensor *ct = c->opset >= 11 ? il_in(c, 2) : NULL;
+    *v = 0;
+    if (ct && il_tensor_numel(ct) > 0) {
+        if (!il_cuk_const(c, 2)) return 0;
+        *v = (float)il_tensor_get(ct, 0);
+    } else if (c->opset < 11) {
+        *v = il_attr_float(c->node, "value", 0.0f);
+    }
+    return 1;
+}
+
+static int pad_supports(const il_kctx *c) {
+    il_pad_args p;
+    float v;
+    if (!mv_supports(c) || c->in[0]->dtype != c->out[0]->dtype || !il_tensor_numel(c->in[0])) return 0;
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i] && !il_cuk_const(c, i)) return 0;
+    il_status st = il_pad_args_get(c, c->in[0]->rank, &p);
+    il_error_clear();
+    if (st || !p.known || !pad_value(c, &v)) return 0;
+    return p.mode != IL_PAD_CONSTANT || v == 0 || c->in[0]->dtype == IL_F32;
+}
+
+static il_status pad_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_pad_args p;
+    il_status st = il_pad_args_get(c, c->in[0]->rank, &p);
+    if (st) return st;
+    pad_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    s->g.rank = x->rank, s->g.mode = p.mode;
+    for (int a = 0; a < x->rank; a++) s->g.xd[a] = x->dims[a], s->g.yd[a] = y->dims[a], s->g.b[a] = p.begin[a],
+                                      s->g.e[a] = p.end[a];
+    pad_value(c, &s->value);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+static il_status pad_run(il_kctx *c) {
+    const pad_state *s = c->state;
+    il_dtype dt = c->out[0]->dtype;
+    int fl = dt == IL_F32 || dt == IL_F16 || dt == IL_BF16;
+    il_cu_pad(c->in[0]->data, c->out[0]->data, (int)il_dtype_size(dt), fl ? dt : (il_dtype)0, s->value, &s->g);
+    return il_cuda_check("Pad");
+}
+
 /* GatherND with any batch_dims, int64/int32 index tuples. */
 static int gather_nd_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *ids = il_in(c, 1);
@@ -443,6 +498,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     MOVE("Split", slabs_supports, slabs_prepare, "any axis, any dtype"),
     MOVE("Expand", repeat_supports, repeat_prepare, "any dtype"),
     MOVE("Tile", repeat_supports, repeat_prepare, "rank 4 at most, any dtype"),
+    K("", "Pad", "cuda", 0, pad_supports, pad_prepare, pad_run, free,
+      "constant/edge/reflect/wrap, pads known at build, any dtype (a non-zero constant: float)"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),

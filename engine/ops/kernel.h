@@ -129,6 +129,15 @@ typedef struct {
 } il_slice_plan;
 il_status il_slice_make(const il_kctx *c, const il_tensor *x, il_slice_plan *p);
 
+/* Pad's mode and pads (engine/ops/pad.c) for an input of rank r; also for the cuda Pad kernel. */
+enum { IL_PAD_CONSTANT, IL_PAD_EDGE, IL_PAD_REFLECT, IL_PAD_WRAP };
+typedef struct {
+    int mode;
+    int known; /* 0 at plan time while the pads (or axes) input has no data */
+    int64_t begin[IL_MAX_RANK], end[IL_MAX_RANK];
+} il_pad_args;
+il_status il_pad_args_get(const il_kctx *c, int r, il_pad_args *p);
+
 /* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
 il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);
 
