@@ -86,6 +86,20 @@ typedef struct il_cu_pad_geom {
 } il_cu_pad_geom;
 void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g);
 
+/* Resize by per-axis taps (engine/ops/resize.c builds them): out[yc] = sum over the taps of every
+ * axis of the product of their weights times x at their indices, or `extrapolation` where an
+ * axis marks the output index outside. Arrays on the device: idx[a] [yd[a] * n[a]] int64,
+ * w[a] float, outside[a] [yd[a]] bytes. */
+typedef struct il_cu_resize {
+    int rank;
+    int64_t yd[IL_MAX_RANK], xs[IL_MAX_RANK], n[IL_MAX_RANK];
+    const int64_t *idx[IL_MAX_RANK];
+    const float *w[IL_MAX_RANK];
+    const unsigned char *outside[IL_MAX_RANK];
+    float extrapolation;
+} il_cu_resize;
+void il_cu_resize_run(const void *x, void *y, il_dtype dt, const il_cu_resize *g);
+
 /* y[r, j] = act(y[r, j] + bias[j]) (bias may be NULL) over rows x n, in place: the epilogue of
  * the products. act is an il_cu_op of the unary kinds with its parameters. */
 void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a, float b);
