@@ -122,6 +122,9 @@ void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
  * serial; sleeping 0.314-0.458 threaded, 0.299 at 4e6, 0.276-0.294 serial. */
 #define IL_DNNL_SERIAL_MACS 4e6
 #define IL_DNNL_SERIAL_MACS_SPIN 5e5
+/* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
+ * its layout and back are a visible share of the saving. */
+#define IL_DNNL_WINO_MACS 2e6
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);
