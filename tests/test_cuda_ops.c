@@ -633,6 +633,15 @@ static void test_softmax_norm_reduce(void) {
     static const int64_t ax0[1] = {0}, ax1[1] = {1};
     gc_check(CASE("ReduceMean", 18, 1, X(-1, 1, 7, 5), KV(ax0, 1)), P32 | P16, T_SUM);
     gc_check(CASE("ReduceSum", 13, 1, X(-1, 1, 3, 8, 2), KV(ax1, 1)), PALL, T_SUM);
+    static const char *reds[] = {"ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+                                 "ReduceLogSumExp", "ReduceSumSquare"};
+    for (size_t i = 0; i < sizeof reds / sizeof *reds; i++) {
+        int prod = !strcmp(reds[i], "ReduceProd"), lg = !strcmp(reds[i], "ReduceLogSum");
+        c = CASE(reds[i], 13, 1, X(prod || lg ? 0.5 : -2, prod ? 1.5 : 2, 3, 6, 5));
+        SETIS(c, "axes", 1);
+        gc_check(c, PALL, T_SUM);
+        gc_check(CASE(reds[i], 18, 1, X(prod || lg ? 0.5 : -2, prod ? 1.5 : 2, 4, 7), KV(ax1, 1)), P32 | P16, T_SUM);
+    }
 }
 
 /* ---------------------------------------------------------------- CNN ops */
@@ -837,6 +846,6 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
          {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
-         {"Softmax, LayerNormalization, ReduceMean/Sum", test_softmax_norm_reduce},
+         {"Softmax, LayerNormalization, Reduce*", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

@@ -116,14 +116,19 @@ typedef struct il_cu_mask {
     int64_t col;
 } il_cu_mask;
 void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                   const void *mask, il_dtype mdt, const il_cu_mask *m, int log);
+                   const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log);
 /* LayerNormalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j]
  * (scale/bias element j*ss / j*bs: ss 1 for a full vector, 0 for one value; bias may be NULL);
  * mean and inv_std (may be NULL) get one value per row. */
 void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale, int64_t ss,
                      const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean, void *inv_std);
-/* Sums over the middle axis of [outer, n, inner] times `mul` (ReduceSum 1, ReduceMean 1/n). */
-void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, double mul);
+/* Reductions over the middle axis of [outer, n, inner] (n > 0), in double, as reduce.c's
+ * combine_real: Max/Min keep a NaN, LogSumExp subtracts the maximum first. */
+typedef enum {
+    IL_CU_RSUM, IL_CU_RMEAN, IL_CU_RMAX, IL_CU_RMIN, IL_CU_RPROD, IL_CU_RL1, IL_CU_RL2, IL_CU_RLOGSUM,
+    IL_CU_RLOGSUMEXP, IL_CU_RSUMSQ
+} il_cu_red;
+void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, il_cu_red kind);
 
 /* 2-D pools over [planes, h, w]; pad_end bounds the padded input (AveragePool's
  * count_include_pad counts taps inside it). */

@@ -560,6 +560,9 @@ static il_status gather_nd_run(il_kctx *c) {
 #define EW(DOM, OP, DT, DOC) K(DOM, OP, "cuda", DT, ew_supports, ew_prepare, ew_run, free, DOC)
 #define UNARY(OP) EW("", OP, F32, "elementwise; f32/f16/bf16")
 #define BINARY(OP) EW("", OP, F32, "elementwise, numpy broadcasting; f32/f16/bf16")
+#define REDUCE(OP)                                                                                                 \
+    K("", OP, "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,                    \
+      "axes forming one run of dims, in double; f32/f16/bf16")
 #define MOVE(OP, SUP, PREP, DOC) K("", OP, "cuda", 0, SUP, PREP, mv_run, mv_release, DOC)
 
 const il_kernel il_kernels_cuda_ops[] = {
@@ -613,10 +616,9 @@ const il_kernel il_kernels_cuda_ops[] = {
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
     K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
-    K("", "ReduceMean", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
-    K("", "ReduceSum", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
+    REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
+    REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
+    REDUCE("ReduceSumSquare"),
     {0},
 };
 #else
