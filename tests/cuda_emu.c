@@ -39,6 +39,13 @@ static void st(void *p, il_dtype dt, int64_t i, float v) {
 
 il_status il_cuda_check(const char *what) { return IL_OK; }
 
+void *il_cuda_malloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+void il_cuda_free(void *p) { free(p); }
+il_status il_cuda_upload(void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+    return IL_OK;
+}
+
 il_status il_cuda_copy(void *dst, const void *src, size_t bytes) {
     memmove(dst, src, bytes);
     return IL_OK;

@@ -492,6 +492,36 @@ static void test_movement(void) {
     gc_check(c, P32 | P16, T_EXACT);
     gc_check(CASE("Pad", 13, 1, I(-9, 9, 4, 5), KV(pads, 4)), P32, T_EXACT); /* int64: zeros */
 
+    /* Resize: scales and sizes, nearest / linear / cubic and their coordinate modes */
+    static const float up[4] = {1, 1, 2, 1.5f}, down[4] = {1, 1, 0.6f, 0.8f};
+    static const int64_t size4[4] = {2, 3, 7, 5};
+    static const struct {
+        const char *mode, *coord, *nearest;
+        int scales_up, sizes;
+    } rz[] = {
+        {"nearest", "asymmetric", "floor", 1, 0},         {"nearest", "half_pixel", "round_prefer_floor", 0, 0},
+        {"nearest", "align_corners", "round_prefer_ceil", 0, 1},
+        {"linear", "half_pixel", NULL, 1, 0},             {"linear", "align_corners", NULL, 0, 1},
+        {"linear", "pytorch_half_pixel", NULL, 0, 0},     {"cubic", "half_pixel", NULL, 1, 0},
+        {"cubic", "asymmetric", NULL, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof rz / sizeof *rz; i++) {
+        il_tensor *sc = il_tensor_new(IL_F32, 1, D(4));
+        memcpy(sc->data, rz[i].scales_up ? up : down, sizeof up);
+        c = rz[i].sizes ? CASE("Resize", 13, 1, X(-1, 1, 2, 3, 6, 4), NONE, NONE, KV(size4, 4))
+                        : CASE("Resize", 13, 1, X(-1, 1, 2, 3, 6, 4), NONE, NONE);
+        if (!rz[i].sizes) { /* scales as a constant input 2 */
+            int sv = il_graph_add_constant(c->g, "scales", sc);
+            c->g->nodes[c->k].inputs[2] = sv;
+        } else {
+            il_tensor_free(sc);
+        }
+        SETS(c, "mode", rz[i].mode), SETS(c, "coordinate_transformation_mode", rz[i].coord);
+        if (rz[i].nearest) SETS(c, "nearest_mode", rz[i].nearest);
+        snprintf(c->what, sizeof c->what, "Resize %s %s", rz[i].mode, rz[i].coord);
+        gc_check(c, i < 2 ? PALL : P32 | P16, T_SUM);
+    }
+
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
     il_graph_set_opset(g, "", 13);
@@ -603,6 +633,15 @@ static void test_softmax_norm_reduce(void) {
     static const int64_t ax0[1] = {0}, ax1[1] = {1};
     gc_check(CASE("ReduceMean", 18, 1, X(-1, 1, 7, 5), KV(ax0, 1)), P32 | P16, T_SUM);
     gc_check(CASE("ReduceSum", 13, 1, X(-1, 1, 3, 8, 2), KV(ax1, 1)), PALL, T_SUM);
+    static const char *reds[] = {"ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
+                                 "ReduceLogSumExp", "ReduceSumSquare"};
+    for (size_t i = 0; i < sizeof reds / sizeof *reds; i++) {
+        int prod = !strcmp(reds[i], "ReduceProd"), lg = !strcmp(reds[i], "ReduceLogSum");
+        c = CASE(reds[i], 13, 1, X(prod || lg ? 0.5 : -2, prod ? 1.5 : 2, 3, 6, 5));
+        SETIS(c, "axes", 1);
+        gc_check(c, PALL, T_SUM);
+        gc_check(CASE(reds[i], 18, 1, X(prod || lg ? 0.5 : -2, prod ? 1.5 : 2, 4, 7), KV(ax1, 1)), P32 | P16, T_SUM);
+    }
 }
 
 /* ---------------------------------------------------------------- CNN ops */
@@ -805,8 +844,8 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
          {"PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Pad, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
-         {"Softmax, LayerNormalization, ReduceMean/Sum", test_softmax_norm_reduce},
+         {"Softmax, LayerNormalization, Reduce*", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

@@ -21,8 +21,8 @@ il_cu_op il_cuk_act_op(const il_act *a);
 int il_cuk_const(const il_kctx *c, int i);
 
 /* matmul_cuda.c: Gemm and FusedGemm, MatMul and FusedMatMul, Attention (cuBLAS), and the
- * row kernels LayerNormalization, Softmax, ReduceMean/ReduceSum (the last two share supports and
- * prepare: il_cuk_view_*). */
+ * row kernels LayerNormalization, Softmax/LogSoftmax and the Reduce* ops (the last two share
+ * supports and prepare: il_cuk_view_*). */
 #define IL_CUK_DECL(NAME)                                                       \
     int il_cuk_##NAME##_supports(const il_kctx *c);                             \
     il_status il_cuk_##NAME##_prepare(il_kctx *c, void **state, size_t *ws);    \

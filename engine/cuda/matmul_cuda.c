@@ -2,7 +2,7 @@
  * matmul_cuda.c - the cuda backend's products and row kernels (kernels_cuda.h), float32 and the
  * half types: Gemm/FusedGemm, MatMul/FusedMatMul and ai.inferlab Attention through il_cuda_gemm
  * (cuBLAS strided batched, float sums; TF32 only in a tf32 plan), their bias and activation as
- * an epilogue kernel, and Softmax, LayerNormalization, ReduceMean/ReduceSum (rows.cu).
+ * an epilogue kernel, and Softmax, LogSoftmax, LayerNormalization and the Reduce* ops (rows.cu).
  *
  * Batch dims broadcast like numpy's: the product loops on the host over all batch dims but the
  * last, and hands the last to one strided-batched call, with stride 0 for an operand that
@@ -360,7 +360,7 @@ il_status il_cuk_layernorm_run(il_kctx *c) {
     return il_cuda_check("LayerNormalization");
 }
 
-/* ---------------------------------------------------------------- ReduceMean, ReduceSum */
+/* ---------------------------------------------------------------- Reduce* */
 
 /* Axes that form one run [a0, a1] of the input's dims (all of them when none are given), from
  * the attribute or a constant input (ReduceSum from opset 13, the others from 18). */
@@ -420,9 +420,12 @@ il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
 }
 
 il_status il_cuk_reduce_run(il_kctx *c) {
+    static const char *names[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                  "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
     const view3 *v = c->state;
-    double mul = strcmp(c->node->op_type, "ReduceMean") ? 1.0 : 1.0 / (double)v->n;
-    il_cu_reduce_sum(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, mul);
+    int k = 0;
+    while (k < 9 && strcmp(c->node->op_type, names[k])) k++;
+    il_cu_reduce(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, (il_cu_red)k);
     return il_cuda_check(c->node->op_type);
 }
 #endif

@@ -86,6 +86,20 @@ typedef struct il_cu_pad_geom {
 } il_cu_pad_geom;
 void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g);
 
+/* Resize by per-axis taps (engine/ops/resize.c builds them): out[yc] = sum over the taps of every
+ * axis of the product of their weights times x at their indices, or `extrapolation` where an
+ * axis marks the output index outside. Arrays on the device: idx[a] [yd[a] * n[a]] int64,
+ * w[a] float, outside[a] [yd[a]] bytes. */
+typedef struct il_cu_resize {
+    int rank;
+    int64_t yd[IL_MAX_RANK], xs[IL_MAX_RANK], n[IL_MAX_RANK];
+    const int64_t *idx[IL_MAX_RANK];
+    const float *w[IL_MAX_RANK];
+    const unsigned char *outside[IL_MAX_RANK];
+    float extrapolation;
+} il_cu_resize;
+void il_cu_resize_run(const void *x, void *y, il_dtype dt, const il_cu_resize *g);
+
 /* y[r, j] = act(y[r, j] + bias[j]) (bias may be NULL) over rows x n, in place: the epilogue of
  * the products. act is an il_cu_op of the unary kinds with its parameters. */
 void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a, float b);
@@ -102,14 +116,19 @@ typedef struct il_cu_mask {
     int64_t col;
 } il_cu_mask;
 void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                   const void *mask, il_dtype mdt, const il_cu_mask *m, int log);
+                   const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log);
 /* LayerNormalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j]
  * (scale/bias element j*ss / j*bs: ss 1 for a full vector, 0 for one value; bias may be NULL);
  * mean and inv_std (may be NULL) get one value per row. */
 void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale, int64_t ss,
                      const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean, void *inv_std);
-/* Sums over the middle axis of [outer, n, inner] times `mul` (ReduceSum 1, ReduceMean 1/n). */
-void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, double mul);
+/* Reductions over the middle axis of [outer, n, inner] (n > 0), in double, as reduce.c's
+ * combine_real: Max/Min keep a NaN, LogSumExp subtracts the maximum first. */
+typedef enum {
+    IL_CU_RSUM, IL_CU_RMEAN, IL_CU_RMAX, IL_CU_RMIN, IL_CU_RPROD, IL_CU_RL1, IL_CU_RL2, IL_CU_RLOGSUM,
+    IL_CU_RLOGSUMEXP, IL_CU_RSUMSQ
+} il_cu_red;
+void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, il_cu_red kind);
 
 /* 2-D pools over [planes, h, w]; pad_end bounds the padded input (AveragePool's
  * count_include_pad counts taps inside it). */

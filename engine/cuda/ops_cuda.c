@@ -429,6 +429,96 @@ static il_status pad_run(il_kctx *c) {
     return il_cuda_check("Pad");
 }
 
+/* Resize (float data): resize.c builds each axis' taps from the constant scales/sizes/roi at
+ * prepare; they go to the device once, in one buffer the node owns. */
+typedef struct {
+    il_cu_resize g;
+    void *dev;
+} resize_state;
+
+static void resize_release(void *p) {
+    resize_state *s = p;
+    if (s) il_cuda_free(s->dev);
+    free(s);
+}
+
+/* The taps as one device buffer: per axis int64 indices, float weights, outside flags. */
+static il_status resize_upload(il_kctx *c, const il_resize_axis *t, resize_state *s) {
+    int r = c->in[0]->rank;
+    size_t bytes = 0, at = 0;
+    for (int a = 0; a < r; a++) bytes += (size_t)(s->g.yd[a] * t[a].n) * 12 + (size_t)s->g.yd[a] + 8;
+    char *host = malloc(bytes + 8);
+    if (!host || !(s->dev = il_cuda_malloc(bytes + 8))) {
+        free(host);
+        return il_kerr(c, IL_ERR_OOM, "out of memory for the resize taps (%zu bytes)", bytes);
+    }
+    for (int a = 0; a < r; a++) {
+        int64_t m = s->g.yd[a] * t[a].n;
+        memcpy(host + at, t[a].idx, (size_t)m * 8);
+        s->g.idx[a] = (const int64_t *)((char *)s->dev + at);
+        at += (size_t)m * 8;
+        float *w = (float *)(host + at);
+        for (int64_t i = 0; i < m; i++) w[i] = (float)t[a].w[i];
+        s->g.w[a] = (const float *)((char *)s->dev + at);
+        at += (size_t)m * 4;
+        memcpy(host + at, t[a].outside, (size_t)s->g.yd[a]);
+        s->g.outside[a] = (const unsigned char *)((char *)s->dev + at);
+        at = (at + (size_t)s->g.yd[a] + 7) / 8 * 8;
+    }
+    il_status st = il_cuda_upload(s->dev, host, at);
+    free(host);
+    return st;
+}
+
+static il_status resize_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_resize_axis t[IL_MAX_RANK];
+    double extra;
+    il_status st = il_resize_taps(c, t, &extra);
+    if (st) return st;
+    resize_state *s = calloc(1, sizeof *s);
+    const il_tensor *x = c->in[0];
+    int64_t xs[IL_MAX_RANK];
+    if (!s) st = il_kerr(c, IL_ERR_OOM, "out of memory");
+    if (!st) {
+        contiguous(x->rank, x->dims, xs);
+        s->g.rank = x->rank, s->g.extrapolation = (float)extra;
+        for (int a = 0; a < x->rank; a++) s->g.yd[a] = c->out[0]->dims[a], s->g.xs[a] = xs[a], s->g.n[a] = t[a].n;
+        st = resize_upload(c, t, s);
+    }
+    il_resize_taps_free(t, x->rank);
+    if (st) {
+        resize_release(s);
+        return st;
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Float data, constant roi/scales/sizes, at most 256 tap combinations per output element. */
+static int resize_supports(const il_kctx *c) {
+    if (!il_cuk_f32_in(c, 0) || c->out[0]->dtype != IL_F32 || !il_tensor_numel(c->in[0])) return 0;
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i] && il_tensor_numel(c->in[i]) && !il_cuk_const(c, i)) return 0;
+    il_resize_axis t[IL_MAX_RANK];
+    double extra;
+    il_status st = il_resize_taps((il_kctx *)c, t, &extra);
+    if (st) {
+        il_error_clear();
+        return 0;
+    }
+    int64_t combos = 1;
+    for (int a = 0; a < c->in[0]->rank; a++) combos *= t[a].n;
+    il_resize_taps_free(t, c->in[0]->rank);
+    return combos <= 256;
+}
+
+static il_status resize_run(il_kctx *c) {
+    const resize_state *s = c->state;
+    il_cu_resize_run(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, &s->g);
+    return il_cuda_check("Resize");
+}
+
 /* GatherND with any batch_dims, int64/int32 index tuples. */
 static int gather_nd_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *ids = il_in(c, 1);
@@ -470,6 +560,9 @@ static il_status gather_nd_run(il_kctx *c) {
 #define EW(DOM, OP, DT, DOC) K(DOM, OP, "cuda", DT, ew_supports, ew_prepare, ew_run, free, DOC)
 #define UNARY(OP) EW("", OP, F32, "elementwise; f32/f16/bf16")
 #define BINARY(OP) EW("", OP, F32, "elementwise, numpy broadcasting; f32/f16/bf16")
+#define REDUCE(OP)                                                                                                 \
+    K("", OP, "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,                    \
+      "axes forming one run of dims, in double; f32/f16/bf16")
 #define MOVE(OP, SUP, PREP, DOC) K("", OP, "cuda", 0, SUP, PREP, mv_run, mv_release, DOC)
 
 const il_kernel il_kernels_cuda_ops[] = {
@@ -498,6 +591,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     MOVE("Split", slabs_supports, slabs_prepare, "any axis, any dtype"),
     MOVE("Expand", repeat_supports, repeat_prepare, "any dtype"),
     MOVE("Tile", repeat_supports, repeat_prepare, "rank 4 at most, any dtype"),
+    K("", "Resize", "cuda", F32, resize_supports, resize_prepare, resize_run, resize_release,
+      "resize.c's taps (nearest, linear, cubic; every coordinate mode) from constant scales/sizes"),
     K("", "Pad", "cuda", 0, pad_supports, pad_prepare, pad_run, free,
       "constant/edge/reflect/wrap, pads known at build, any dtype (a non-zero constant: float)"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
@@ -521,10 +616,9 @@ const il_kernel il_kernels_cuda_ops[] = {
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
     K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
-    K("", "ReduceMean", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
-    K("", "ReduceSum", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
+    REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
+    REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
+    REDUCE("ReduceSumSquare"),
     {0},
 };
 #else
