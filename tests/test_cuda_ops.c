@@ -367,6 +367,12 @@ static void test_binary(void) {
 
 static void test_prelu_logsoftmax(void) {
     if (!have_gpu()) return;
+    /* the variadic ops: one, two and three inputs, broadcast */
+    static const char *var[] = {"Sum", "Mean", "Max", "Min"};
+    for (int i = 0; i < 4; i++) {
+        gc_check(CASE(var[i], 13, 1, X(-3, 3, 4, 5)), P32 | P16, T_EXACT);
+        gc_check(CASE(var[i], 13, 1, X(-3, 3, 4, 1, 6), X(-3, 3, 5, 1), W(-3, 3, 6)), PALL, T_EXACT);
+    }
     gc_check(CASE("PRelu", 9, 1, X(-3, 3, 2, 3, 4, 5), W(0, 1, 3, 1, 1)), PALL, T_EXACT);
     gc_check(CASE("PRelu", 16, 1, X(-3, 3, 2, 3, 4, 5), X(0, 1, 5)), P32 | P16, T_EXACT);
     gc_check(CASE("LogSoftmax", 13, 1, X(-5, 5, 3, 5, 17)), PALL, T_SUM);
@@ -842,7 +848,7 @@ static void test_every_kernel_run(void) {
 
 IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", test_placement},
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
-         {"PRelu, LogSoftmax", test_prelu_logsoftmax},
+         {"Sum, Mean, Max, Min (1-3 inputs), PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
          {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},

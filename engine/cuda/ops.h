@@ -29,7 +29,8 @@ typedef struct il_cu_geom {
     int64_t str[IL_CU_MAX_IN][IL_MAX_RANK];
 } il_cu_geom;
 
-/* The maps. Unary ops read in[0]; binary in[0], in[1]; Where reads a bool condition and copies
+/* The maps. Unary ops read in[0]; binary in[0], in[1] (Sum, Mean, Max and Min up to three
+ * inputs, combined left to right); Where reads a bool condition and copies
  * elements of in[1] or in[2] (any dtype, same element size as out). Compare ops write bool;
  * logic ops read and write bool. */
 typedef enum {
@@ -41,6 +42,7 @@ typedef enum {
     IL_CU_ROUND, IL_CU_SIN, IL_CU_COS, IL_CU_SOFTPLUS, IL_CU_SOFTSIGN, IL_CU_ELU, IL_CU_SELU, IL_CU_CELU,
     IL_CU_THRELU, IL_CU_MISH, IL_CU_SIGN,
     IL_CU_ADD, IL_CU_SUB, IL_CU_MUL, IL_CU_DIV, IL_CU_POW, IL_CU_MAX, IL_CU_MIN, IL_CU_PRELU, /* binary */
+    IL_CU_SUM, IL_CU_MEAN, /* variadic, as Max and Min: folded left to right over 1-3 inputs */
     IL_CU_EQ, IL_CU_LT, IL_CU_LE, IL_CU_GT, IL_CU_GE,                          /* compare */
     IL_CU_AND, IL_CU_OR, IL_CU_XOR, IL_CU_NOT,                                 /* logic */
     IL_CU_WHERE

@@ -42,8 +42,9 @@ static const struct ew_op {
     {"", "PRelu", IL_CU_PRELU, 2, EW_FLOAT},
     {"", "Add", IL_CU_ADD, 2, EW_FLOAT},             {"", "Sub", IL_CU_SUB, 2, EW_FLOAT},
     {"", "Mul", IL_CU_MUL, 2, EW_FLOAT},             {"", "Div", IL_CU_DIV, 2, EW_FLOAT},
-    {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, 2, EW_FLOAT},
-    {"", "Min", IL_CU_MIN, 2, EW_FLOAT},
+    {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, -1, EW_FLOAT},
+    {"", "Min", IL_CU_MIN, -1, EW_FLOAT},            {"", "Sum", IL_CU_SUM, -1, EW_FLOAT},
+    {"", "Mean", IL_CU_MEAN, -1, EW_FLOAT},
     {"", "Equal", IL_CU_EQ, 2, EW_FLOAT | EW_BOOL_OUT}, {"", "Less", IL_CU_LT, 2, EW_FLOAT | EW_BOOL_OUT},
     {"", "LessOrEqual", IL_CU_LE, 2, EW_FLOAT | EW_BOOL_OUT},
     {"", "Greater", IL_CU_GT, 2, EW_FLOAT | EW_BOOL_OUT},
@@ -62,17 +63,20 @@ static const struct ew_op *ew_find(const il_node *n) {
 /* Inputs of the op's dtype (float32, or bool for logic), broadcast to the output. */
 static int ew_supports(const il_kctx *c) {
     const struct ew_op *e = ew_find(c->node);
-    if (!e || c->n_in != e->n_in || !il_cuk_floats(c)) return 0;
+    /* n_in -1: variadic, 1 to 3 inputs */
+    if (!e || (e->n_in > 0 ? c->n_in != e->n_in : c->n_in < 1 || c->n_in > IL_CU_MAX_IN) || !il_cuk_floats(c))
+        return 0;
     il_dtype want = e->kind & EW_BOOL_IN ? IL_BOOL : IL_F32;
     for (int i = 0; i < c->n_in; i++)
         if (!c->in[i] || c->in[i]->dtype != want || c->in[i]->rank > c->out[0]->rank) return 0;
     if (c->out[0]->dtype != (e->kind & EW_BOOL_OUT ? IL_BOOL : IL_F32)) return 0;
-    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope): only
-     * equal shapes are the same thing there */
-    if (c->n_in == 2 && c->opset < 7 &&
-        (c->in[0]->rank != c->in[1]->rank ||
-         memcmp(c->in[0]->dims, c->in[1]->dims, sizeof(int64_t) * (size_t)c->in[0]->rank)))
-        return 0;
+    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope), and the
+     * variadic ops broadcast from 8: only equal shapes are the same thing there */
+    if (c->n_in >= 2 && c->opset < (e->n_in < 0 ? 8 : 7))
+        for (int i = 0; i < c->n_in; i++)
+            if (c->in[i]->rank != c->out[0]->rank ||
+                memcmp(c->in[i]->dims, c->out[0]->dims, sizeof(int64_t) * (size_t)c->out[0]->rank))
+                return 0;
     if (e->op == IL_CU_GELU && strcmp(il_attr_string(c->node, "approximate", "none"), "none") &&
         strcmp(il_attr_string(c->node, "approximate", "none"), "tanh"))
         return 0;
@@ -573,7 +577,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     EW("ai.inferlab", "Gelu", F32, "elementwise (erf or tanh form); f32/f16/bf16"),
     EW("ai.inferlab", "HardSwish", F32, "elementwise; f32/f16/bf16"),
     EW("ai.inferlab", "SiLU", F32, "elementwise; f32/f16/bf16"),
-    BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), BINARY("Max"), BINARY("Min"),
+    BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), EW("", "Max", F32, "1-3 inputs, broadcasting; f32/f16/bf16"), EW("", "Min", F32, "1-3 inputs, broadcasting; f32/f16/bf16"),
+    EW("", "Sum", F32, "1-3 inputs, broadcasting; f32/f16/bf16"), EW("", "Mean", F32, "1-3 inputs, broadcasting; f32/f16/bf16"),
     EW("", "PRelu", F32, "slope broadcast (numpy, opset 7 on); f32/f16/bf16"),
     EW("", "Equal", F32, "float inputs, bool output, broadcasting"),
     EW("", "Less", F32, "float inputs, bool output, broadcasting"),
