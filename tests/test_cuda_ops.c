@@ -527,6 +527,18 @@ static void test_movement(void) {
         gc_check(c, i < 2 ? PALL : P32 | P16, T_SUM);
     }
 
+    /* DepthToSpace (both modes) and SpaceToDepth; Dropout in inference */
+    c = CASE("DepthToSpace", 13, 1, X(-1, 1, 2, 12, 3, 5));
+    SETI(c, "blocksize", 2);
+    gc_check(c, PALL, T_EXACT);
+    c = CASE("DepthToSpace", 13, 1, X(-1, 1, 1, 18, 2, 3));
+    SETI(c, "blocksize", 3), SETS(c, "mode", "CRD");
+    gc_check(c, P32 | P16, T_EXACT);
+    c = CASE("SpaceToDepth", 13, 1, X(-1, 1, 2, 3, 6, 4));
+    SETI(c, "blocksize", 2);
+    gc_check(c, PALL, T_EXACT);
+    gc_check(CASE("Dropout", 13, 1, X(-1, 1, 3, 7)), PALL, T_EXACT);
+
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
     il_graph_set_opset(g, "", 13);
@@ -854,7 +866,7 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
          {"Sum, Mean, Max, Min (1-3 inputs), PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, DepthToSpace, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
          {"Softmax, LayerNormalization, Reduce*", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},

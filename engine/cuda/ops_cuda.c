@@ -523,6 +523,53 @@ static il_status resize_run(il_kctx *c) {
     return il_cuda_check("Resize");
 }
 
+/* DepthToSpace / SpaceToDepth: one 6-D strided copy over the space-side tensor viewed as
+ * [N, C', H, b, W, b] (DepthToSpace: y; SpaceToDepth: x), pad.c's formulas:
+ *   DepthToSpace DCR: y[n, c, h*b+i, w*b+j] = x[n, (i*b + j)*C' + c, h, w]
+ *   DepthToSpace CRD: y[n, c, h*b+i, w*b+j] = x[n, c*b*b + i*b + j, h, w]
+ *   SpaceToDepth:     y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b+i, w*b+j] */
+static int d2s_supports(const il_kctx *c) {
+    const char *mode = il_attr_string(c->node, "mode", "DCR");
+    int64_t b = il_attr_int(c->node, "blocksize", 0);
+    return mv_supports(c) && c->in[0]->rank == 4 && c->out[0]->rank == 4 && c->in[0]->dtype == c->out[0]->dtype &&
+           b >= 1 && (!strcmp(mode, "DCR") || !strcmp(mode, "CRD"));
+}
+
+static il_status d2s_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    int to_space = !strcmp(c->node->op_type, "DepthToSpace");
+    int crd = to_space && !strcmp(il_attr_string(c->node, "mode", "DCR"), "CRD");
+    int64_t b = il_attr_int(c->node, "blocksize", 1);
+    const il_tensor *sp = to_space ? c->out[0] : c->in[0];
+    int64_t N = sp->dims[0], C = sp->dims[1], H = sp->dims[2] / b, W = sp->dims[3] / b, HW = H * W;
+    /* the space side, contiguous: dims n, c, h, i, w, j */
+    int64_t dims[6] = {N, C, H, b, W, b}, space[6], depth[6] = {b * b * C * HW, HW, W, b * C * HW, 1, C * HW};
+    if (crd) depth[1] = b * b * HW, depth[3] = b * HW, depth[5] = HW;
+    contiguous(6, dims, space);
+    il_cu_copy *g = &s->g[0];
+    g->rank = 6;
+    memcpy(g->dims, dims, sizeof dims);
+    memcpy(to_space ? g->dstr : g->sstr, space, sizeof space);
+    memcpy(to_space ? g->sstr : g->dstr, depth, sizeof depth);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Dropout in inference: its input, when no mask is asked for and training_mode is not on. */
+static int dropout_supports(const il_kctx *c) {
+    const il_tensor *train = il_in(c, 2);
+    if (c->n_out > 1 && c->out[1]) return 0;
+    if (c->opset >= 12 && train && il_tensor_numel(train) && (!il_cuk_const(c, 2) || il_tensor_get(train, 0) != 0))
+        return 0;
+    return mv_supports(c) && c->in[0]->dtype == c->out[0]->dtype;
+}
+
+static il_status dropout_run(il_kctx *c) {
+    return il_cuda_copy(c->out[0]->data, c->in[0]->data, il_tensor_bytes(c->out[0]));
+}
+
 /* GatherND with any batch_dims, int64/int32 index tuples. */
 static int gather_nd_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *ids = il_in(c, 1);
@@ -600,6 +647,9 @@ const il_kernel il_kernels_cuda_ops[] = {
       "resize.c's taps (nearest, linear, cubic; every coordinate mode) from constant scales/sizes"),
     K("", "Pad", "cuda", 0, pad_supports, pad_prepare, pad_run, free,
       "constant/edge/reflect/wrap, pads known at build, any dtype (a non-zero constant: float)"),
+    MOVE("DepthToSpace", d2s_supports, d2s_prepare, "DCR and CRD, any dtype"),
+    MOVE("SpaceToDepth", d2s_supports, d2s_prepare, "any dtype"),
+    K("", "Dropout", "cuda", 0, dropout_supports, NULL, dropout_run, NULL, "inference: a device copy, no mask"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
