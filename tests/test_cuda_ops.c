@@ -650,6 +650,12 @@ static void test_softmax_norm_reduce(void) {
     static const int64_t ax0[1] = {0}, ax1[1] = {1};
     gc_check(CASE("ReduceMean", 18, 1, X(-1, 1, 7, 5), KV(ax0, 1)), P32 | P16, T_SUM);
     gc_check(CASE("ReduceSum", 13, 1, X(-1, 1, 3, 8, 2), KV(ax1, 1)), PALL, T_SUM);
+    /* ArgMax / ArgMin on quarters (ties: equal in every precision), first and last index */
+    for (int i = 0; i < 4; i++) {
+        c = CASE(i & 1 ? "ArgMin" : "ArgMax", 13, 1, Q(4, 9, 5));
+        SETI(c, "axis", i < 2 ? 1 : -1), SETI(c, "keepdims", i < 2), SETI(c, "select_last_index", i >= 2);
+        gc_check(c, PALL, T_EXACT);
+    }
     static const char *reds[] = {"ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
                                  "ReduceLogSumExp", "ReduceSumSquare"};
     for (size_t i = 0; i < sizeof reds / sizeof *reds; i++) {
@@ -868,6 +874,6 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
          {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, DepthToSpace, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
-         {"Softmax, LayerNormalization, Reduce*", test_softmax_norm_reduce},
+         {"Softmax, LayerNormalization, Reduce*, ArgMax/ArgMin", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

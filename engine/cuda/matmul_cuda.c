@@ -400,14 +400,34 @@ static int reduce_view(const il_kctx *c, view3 *v) {
     return v->n > 0;
 }
 
-/* Softmax and the reductions: supports and prepare by the [outer, n, inner] view of the node. */
+/* ArgMax / ArgMin along `axis` (default 0). */
+static int arg_view(const il_kctx *c, view3 *v) {
+    const il_tensor *x = c->in[0];
+    int r = x->rank;
+    int64_t a = il_attr_int(c->node, "axis", 0);
+    if (a < -r || a >= r || c->out[0]->dtype != IL_I64) return 0;
+    if (a < 0) a += r;
+    v->outer = il_dims_prod(x->dims, 0, (int)a), v->n = x->dims[a], v->inner = il_dims_prod(x->dims, (int)a + 1, r);
+    return v->n > 0;
+}
+
+/* Softmax, the reductions, ArgMax/ArgMin: supports and prepare by the [outer, n, inner] view of
+ * the node. */
 static int view_of(const il_kctx *c, view3 *v) {
-    return strncmp(c->node->op_type, "Reduce", 6) ? softmax_view(c, v) : reduce_view(c, v);
+    const char *op = c->node->op_type;
+    return !strncmp(op, "Reduce", 6) ? reduce_view(c, v) : !strncmp(op, "Arg", 3) ? arg_view(c, v) : softmax_view(c, v);
 }
 
 int il_cuk_view_supports(const il_kctx *c) {
     view3 v;
     return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && view_of(c, &v);
+}
+
+il_status il_cuk_arg_run(il_kctx *c) {
+    const view3 *v = c->state;
+    il_cu_arg(c->in[0]->data, c->out[0]->data, c->in[0]->dtype, v->outer, v->n, v->inner,
+              !strcmp(c->node->op_type, "ArgMax"), il_attr_int(c->node, "select_last_index", 0) != 0);
+    return il_cuda_check(c->node->op_type);
 }
 
 il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {

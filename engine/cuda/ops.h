@@ -132,6 +132,10 @@ typedef enum {
 } il_cu_red;
 void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, il_cu_red kind);
 
+/* ArgMax (is_max) / ArgMin over the middle axis of [outer, n, inner] into int64 y; ties go to
+ * the first index (the last with `last`), NaN wins as in the reference. */
+void il_cu_arg(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, int is_max, int last);
+
 /* 2-D pools over [planes, h, w]; pad_end bounds the padded input (AveragePool's
  * count_include_pad counts taps inside it). */
 typedef struct il_cu_pool {

@@ -674,6 +674,10 @@ const il_kernel il_kernels_cuda_ops[] = {
     REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
     REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
     REDUCE("ReduceSumSquare"),
+    K("", "ArgMax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_arg_run, free,
+      "int64 indices, keepdims, select_last_index; f32/f16/bf16"),
+    K("", "ArgMin", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_arg_run, free,
+      "int64 indices, keepdims, select_last_index; f32/f16/bf16"),
     {0},
 };
 #else

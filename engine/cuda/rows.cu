@@ -144,6 +144,32 @@ extern "C" void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer,
     IL_CU_LAUNCH(k_reduce, outer * inner, x, y, (int)dt, n, inner, (int)kind, outer * inner);
 }
 
+/* d > 0 when element a beats b: reduce.c's cmp_at, NaN counting as the largest for ArgMax and
+ * the smallest for ArgMin (so it wins both). */
+__device__ static int arg_cmp(float a, float b, int is_max) {
+    int d;
+    if (a != a || b != b) d = (a != a && b != b) ? 0 : (a != a ? 1 : -1) * (is_max ? 1 : -1);
+    else d = a < b ? -1 : a > b ? 1 : 0;
+    return is_max ? d : -d;
+}
+
+__global__ static void k_arg(const void *x, long long *y, int dt, int64_t n, int64_t inner, int is_max, int last,
+                             int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t base = (i / inner) * n * inner + i % inner, best = 0;
+        for (int64_t j = 1; j < n; j++) {
+            int d = arg_cmp(il_ld(x, dt, base + j * inner), il_ld(x, dt, base + best * inner), is_max);
+            if (d > 0 || (d == 0 && last)) best = j;
+        }
+        y[i] = best;
+    }
+}
+
+extern "C" void il_cu_arg(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, int is_max,
+                          int last) {
+    IL_CU_LAUNCH(k_arg, outer * inner, x, (long long *)y, (int)dt, n, inner, is_max, last, outer * inner);
+}
+
 /* ---------------------------------------------------------------- pools */
 
 /* The first maximum in (kh, kw) order wins, as the reference picks it. */
