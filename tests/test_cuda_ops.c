@@ -641,6 +641,14 @@ static void test_softmax_norm_reduce(void) {
     gc_check(CASE("ai.inferlab:LayerNormalization", 13, 1, X(-1, 1, 5, 64), W(0.5, 2, 64), W(-1, 1, 64)), PALL,
              T_SUM);
 
+    gc_check(CASE("InstanceNormalization", 13, 1, X(2, 4, 2, 5, 7, 3), W(0.5, 2, 5), W(-1, 1, 5)), PALL, T_SUM);
+    c = CASE("GroupNormalization", 21, 1, X(-1, 1, 2, 6, 9), W(0.5, 2, 6), W(-1, 1, 6));
+    SETI(c, "num_groups", 3);
+    gc_check(c, PALL, T_SUM);
+    c = CASE("GroupNormalization", 18, 1, X(-1, 1, 2, 6, 3, 3), W(0.5, 2, 2), W(-1, 1, 2));
+    SETI(c, "num_groups", 2), SETF(c, "epsilon", 1e-3f);
+    gc_check(c, P32 | P16, T_SUM);
+
     c = CASE("ReduceMean", 13, 1, X(-1, 1, 4, 6, 9));
     SETIS(c, "axes", -1);
     gc_check(c, PALL, T_SUM);
@@ -874,6 +882,6 @@ IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", 
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
          {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, DepthToSpace, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
-         {"Softmax, LayerNormalization, Reduce*, ArgMax/ArgMin", test_softmax_norm_reduce},
+         {"Softmax, Layer/Instance/GroupNormalization, Reduce*, ArgMax/ArgMin", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

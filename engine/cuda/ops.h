@@ -119,11 +119,18 @@ typedef struct il_cu_mask {
 } il_cu_mask;
 void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
                    const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log);
-/* LayerNormalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j]
- * (scale/bias element j*ss / j*bs: ss 1 for a full vector, 0 for one value; bias may be NULL);
- * mean and inv_std (may be NULL) get one value per row. */
-void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale, int64_t ss,
-                     const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean, void *inv_std);
+/* Normalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[k] + bias[k] with
+ * k = (row % pg) * pmul + (j / pdiv) * pj (pjs for scale, pjb for bias): LayerNormalization
+ * (pg 1, pdiv 1, pj 1 for a full vector or 0 for one value), InstanceNormalization (rows N*C,
+ * pg C, pmul 1, pj 0), GroupNormalization (rows N*G, pg G; per channel: pmul C/G, pdiv the
+ * spatial size, pj 1; per group: pmul 1, pj 0). bias may be NULL; mean and inv_std (may be
+ * NULL) get one value per row. */
+typedef struct il_cu_norm {
+    int64_t rows, n, pg, pmul, pdiv, pjs, pjb;
+    float eps;
+} il_cu_norm;
+void il_cu_layernorm(const void *x, void *y, il_dtype dt, const il_cu_norm *g, const void *scale, const void *bias,
+                     il_dtype pdt, void *mean, void *inv_std);
 /* Reductions over the middle axis of [outer, n, inner] (n > 0), in double, as reduce.c's
  * combine_real: Max/Min keep a NaN, LogSumExp subtracts the maximum first. */
 typedef enum {
