@@ -292,9 +292,12 @@ static void test_cuda_round_trip(void) {
     }
     il_graph *g = teacher_o2();
     const char *path = il_test_tmp("teacher_cuda.plan");
-    static const int precs[3] = {IL_PREC_FP32, IL_PREC_FP16, IL_PREC_TF32};
-    for (int c = 0; c < 3; c++) {
-        il_plan_opts o = {.backend = IL_BACKEND_CUDA, .precision = precs[c], .graphs = c == 1, .batch = 4, .threads = 2};
+    /* the fourth: Gemm forced onto the cpu's reference kernel by name, which the loaded plan must
+     * place on the cpu again (a cpu kernel's name in a cuda plan) */
+    static const int precs[4] = {IL_PREC_FP32, IL_PREC_FP16, IL_PREC_TF32, IL_PREC_FP32};
+    for (int c = 0; c < 4; c++) {
+        il_plan_opts o = {.backend = IL_BACKEND_CUDA, .precision = precs[c], .graphs = c == 1, .batch = 4, .threads = 2,
+                          .kernels = c == 3 ? "Gemm=ref" : NULL};
         il_plan *p, *q;
         IL_ASSERT_OK(il_plan_create(g, &o, &p));
         IL_ASSERT_OK(il_plan_save(p, path));
@@ -311,6 +314,7 @@ static void test_cuda_round_trip(void) {
         CU_ASSERT_EQUAL(acc_p, acc_q);
         CU_ASSERT_EQUAL(fb_p, fb_q);
         CU_ASSERT(acc_q > 0);
+        if (c == 3) CU_ASSERT(fb_q > 0);
         for (int r = 0; r < 3; r++) { /* graphs: the first run captures, the next replay */
             il_tensor *x = input(4, 21 + (uint64_t)r);
             IL_ASSERT_OK(il_plan_run(p, &x, 1));
@@ -344,6 +348,8 @@ static void test_cuda_cli(void) {
     if (rc) fprintf(stderr, "\n  %s\n", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "on cuda (fp16, CUDA graphs)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuBLAS")); /* the libraries the plan is pinned to */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "cuda kernels keep no saved state"));
     snprintf(args, sizeof args, "run %s --batch 2 --seed 4 --warmup 2 --out %s", plan, npy_a);
     rc = cli(args, out, sizeof out);
     if (rc) fprintf(stderr, "\n  %s\n", out);

@@ -68,16 +68,12 @@ static int dqmm_supports(const il_kctx *c) {
     for (int64_t j = 0; j < nbz; j++)
         if (il_q_int_at(c, BZ, j) != 0) return 0;
     float *sc = scales_of(c);
-    dnnl_primitive_desc_t pd;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t w_user;
-    int saved = il_dnnl_threads_enter(c->threads), ok = 0;
-    if (sc && !make_pd(c, il_tensor_numel(a) / k, k, n, sc, &pd, &w_user)) {
-        ok = il_dnnl_fast_impl(pd);
-        dnnl_primitive_desc_destroy(pd);
-    }
+    int saved = il_dnnl_threads_enter(c->threads);
+    int ok = sc && il_dnnl_q_fast(make_pd(c, il_tensor_numel(a) / k, k, n, sc, &pd, &w_user), pd);
     il_dnnl_threads_leave(saved);
     free(sc);
-    il_error_clear();
     return ok;
 }
 

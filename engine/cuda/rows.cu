@@ -32,7 +32,7 @@ __device__ static float block_reduce(float v, int is_max, float *sh) {
 /* ---------------------------------------------------------------- softmax */
 
 __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, int64_t n, int64_t inner, float scale,
-                                 const void *mask, int mdt, il_cu_mask m) {
+                                 const void *mask, int mdt, il_cu_mask m, int is_log) {
     __shared__ float sh[ROW_THREADS];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t o = r / inner, base = o * n * inner + r % inner, moff = 0;
@@ -53,29 +53,33 @@ __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, i
         float s = 0;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += expf(SM_VAL(j) - mx);
         s = block_reduce(s, 0, sh);
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) il_st(y, dt, base + j * inner, expf(SM_VAL(j) - mx) / s);
+        float ls = logf(s);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float v = SM_VAL(j) - mx;
+            il_st(y, dt, base + j * inner, is_log ? v - ls : expf(v) / s);
+        }
 #undef SM_VAL
     }
 }
 
 extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                              const void *mask, il_dtype mdt, const il_cu_mask *m) {
+                              const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log) {
     il_cu_mask none;
     memset(&none, 0, sizeof none);
     int64_t rows = outer * inner;
     if (rows > 0 && n > 0)
         IL_CU_LAUNCH_GRID(k_softmax, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, inner, scale, mask, (int)mdt,
-                          m ? *m : none);
+                          m ? *m : none, is_log);
 }
 
 /* ---------------------------------------------------------------- layer norm */
 
-__global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows, int64_t n, const void *scale,
-                                   int64_t ss, const void *bias, int64_t bs, int pdt, float eps, void *mean,
-                                   void *inv_std) {
+__global__ static void k_layernorm(const void *x, void *y, int dt, il_cu_norm g, const void *scale, const void *bias,
+                                   int pdt, void *mean, void *inv_std) {
     __shared__ float sh[ROW_THREADS];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        int64_t base = r * n;
+    int64_t n = g.n;
+    for (int64_t r = blockIdx.x; r < g.rows; r += gridDim.x) {
+        int64_t base = r * n, kr = (r % g.pg) * g.pmul;
         float s = 0;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += il_ld(x, dt, base + j);
         float mu = block_reduce(s, 0, sh) / (float)n, q = 0;
@@ -83,10 +87,11 @@ __global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows,
             float d = il_ld(x, dt, base + j) - mu;
             q += d * d;
         }
-        float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + eps);
+        float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + g.eps);
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-            float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, j * ss);
-            if (bias) v += il_ld(bias, pdt, j * bs);
+            int64_t jj = j / g.pdiv;
+            float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, kr + jj * g.pjs);
+            if (bias) v += il_ld(bias, pdt, kr + jj * g.pjb);
             il_st(y, dt, base + j, v);
         }
         if (threadIdx.x == 0) {
@@ -96,29 +101,73 @@ __global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows,
     }
 }
 
-extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale,
-                                int64_t ss, const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean,
-                                void *inv_std) {
-    if (rows > 0 && n > 0)
-        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, scale, ss, bias, bs,
-                          (int)pdt, eps, mean, inv_std);
+extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, const il_cu_norm *g, const void *scale,
+                                const void *bias, il_dtype pdt, void *mean, void *inv_std) {
+    if (g->rows > 0 && g->n > 0)
+        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(g->rows), ROW_THREADS, x, y, (int)dt, *g, scale, bias, (int)pdt, mean,
+                          inv_std);
 }
 
 /* ---------------------------------------------------------------- sums over an axis */
 
-__global__ static void k_reduce_sum(const void *x, void *y, int dt, int64_t n, int64_t inner, double mul,
-                                    int64_t total) {
+__global__ static void k_reduce(const void *x, void *y, int dt, int64_t n, int64_t inner, int k, int64_t total) {
     IL_CU_LOOP(i, total) {
-        int64_t o = i / inner, in = i % inner;
-        double s = 0;
-        for (int64_t j = 0; j < n; j++) s += il_ld(x, dt, (o * n + j) * inner + in);
-        il_st(y, dt, i, (float)(s * mul));
+        int64_t base = (i / inner) * n * inner + i % inner;
+        double acc = k == IL_CU_RPROD ? 1 : k == IL_CU_RMAX ? -INFINITY : k == IL_CU_RMIN ? INFINITY : 0, m = 0;
+        if (k == IL_CU_RLOGSUMEXP) { /* the maximum first, so exp cannot overflow */
+            m = -INFINITY;
+            for (int64_t j = 0; j < n; j++) {
+                double v = il_ld(x, dt, base + j * inner);
+                if (v > m || v != v) m = v;
+            }
+        }
+        for (int64_t j = 0; j < n && !(k == IL_CU_RLOGSUMEXP && (isinf(m) || m != m)); j++) {
+            double v = il_ld(x, dt, base + j * inner);
+            switch (k) {
+            case IL_CU_RMAX: if (v > acc || v != v) acc = v; break; /* NaN sticks, as the reference's */
+            case IL_CU_RMIN: if (v < acc || v != v) acc = v; break;
+            case IL_CU_RPROD: acc *= v; break;
+            case IL_CU_RL1: acc += fabs(v); break;
+            case IL_CU_RL2: case IL_CU_RSUMSQ: acc += v * v; break;
+            case IL_CU_RLOGSUMEXP: acc += exp(v - m); break;
+            default: acc += v; break;
+            }
+        }
+        double r = k == IL_CU_RMEAN ? acc / (double)n : k == IL_CU_RL2 ? sqrt(acc) : k == IL_CU_RLOGSUM ? log(acc)
+                   : k == IL_CU_RLOGSUMEXP ? (isinf(m) || m != m ? m : m + log(acc)) : acc;
+        il_st(y, dt, i, (float)r);
     }
 }
 
-extern "C" void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
-                                 double mul) {
-    IL_CU_LAUNCH(k_reduce_sum, outer * inner, x, y, (int)dt, n, inner, mul, outer * inner);
+extern "C" void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
+                             il_cu_red kind) {
+    IL_CU_LAUNCH(k_reduce, outer * inner, x, y, (int)dt, n, inner, (int)kind, outer * inner);
+}
+
+/* d > 0 when element a beats b: reduce.c's cmp_at, NaN counting as the largest for ArgMax and
+ * the smallest for ArgMin (so it wins both). */
+__device__ static int arg_cmp(float a, float b, int is_max) {
+    int d;
+    if (a != a || b != b) d = (a != a && b != b) ? 0 : (a != a ? 1 : -1) * (is_max ? 1 : -1);
+    else d = a < b ? -1 : a > b ? 1 : 0;
+    return is_max ? d : -d;
+}
+
+__global__ static void k_arg(const void *x, long long *y, int dt, int64_t n, int64_t inner, int is_max, int last,
+                             int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t base = (i / inner) * n * inner + i % inner, best = 0;
+        for (int64_t j = 1; j < n; j++) {
+            int d = arg_cmp(il_ld(x, dt, base + j * inner), il_ld(x, dt, base + best * inner), is_max);
+            if (d > 0 || (d == 0 && last)) best = j;
+        }
+        y[i] = best;
+    }
+}
+
+extern "C" void il_cu_arg(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, int is_max,
+                          int last) {
+    IL_CU_LAUNCH(k_arg, outer * inner, x, (long long *)y, (int)dt, n, inner, is_max, last, outer * inner);
 }
 
 /* ---------------------------------------------------------------- pools */
@@ -175,7 +224,7 @@ extern "C" void il_cu_avgpool(const void *x, void *y, il_dtype dt, int64_t plane
 }
 
 extern "C" void il_cu_gap(const void *x, void *y, il_dtype dt, int64_t planes, int64_t S) {
-    il_cu_reduce_sum(x, y, dt, planes, S, 1, 1.0 / (double)(S > 0 ? S : 1));
+    il_cu_reduce(x, y, dt, planes, S, 1, IL_CU_RMEAN);
 }
 
 __global__ static void k_bn(const void *x, void *y, int dt, int64_t C, int64_t S, const void *gamma, const void *beta,
