@@ -3,7 +3,9 @@
  * ops_cuda.c, matmul_cuda.c) against the cpu reference kernels on fresh random inputs, in
  * float32 and in half precision (plans with .precision fp16 and bf16: float values held on the
  * device as float16/bfloat16, float arithmetic inside), including broadcast shapes and odd sizes;
- * then the tiny BERT and ViT exports after -O2 on the GPU against the cpu, counting fallbacks.
+ * then the ONNX node suite's tests (fp32) on the cuda kernels against the cpu reference on their
+ * own inputs, and the tiny BERT and ViT exports after -O2 on the GPU against the cpu, counting
+ * fallbacks.
  *
  * Tolerances, for |got - want| <= atol * max(1, max |want|) + rtol * |want| per output element:
  *   fp32   rtol 1e-4, atol 1e-5 (elementwise and data movement: one float rounding apart);
@@ -19,7 +21,8 @@
  * cuda-infer's and the cuDNN work's) that no case ran in float32 and in a half precision.
  *
  * Without a GPU every GPU test prints "skipped: no GPU"; the placement test still runs: every
- * node of the -O2 tiny BERT and ViT has a cuda kernel whose supports() takes it.
+ * node of the -O2 tiny BERT and ViT has a cuda kernel whose supports() takes it. Built with
+ * IL_CUDA_EMU (tests/cuda_emu.sh), every test runs on the emulated device of tests/cuda_emu.c.
  */
 #include <dirent.h>
 #include <stdio.h>

@@ -16,6 +16,16 @@
 
 static int64_t esize(il_dtype dt) { return (int64_t)il_dtype_size(dt); }
 
+/* A prepare's result: a copy of the n bytes of setup at s as the node's state, no workspace. */
+static il_status keep(il_kctx *c, const void *s, size_t n, void **state, size_t *ws) {
+    void *p = malloc(n);
+    if (!p) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    memcpy(p, s, n);
+    *state = p;
+    *ws = 0;
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- batched products */
 
 /* The leading (batch) dims of a product's output and each operand's element stride along them
@@ -360,12 +370,9 @@ int il_cuk_layernorm_supports(const il_kctx *c) {
 }
 
 il_status il_cuk_layernorm_prepare(il_kctx *c, void **state, size_t *ws) {
-    il_cu_norm *g = malloc(sizeof *g);
-    if (!g) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    norm_of(c, g);
-    *state = g;
-    *ws = 0;
-    return IL_OK;
+    il_cu_norm g;
+    norm_of(c, &g);
+    return keep(c, &g, sizeof g, state, ws);
 }
 
 il_status il_cuk_layernorm_run(il_kctx *c) {
@@ -447,12 +454,9 @@ il_status il_cuk_arg_run(il_kctx *c) {
 }
 
 il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
-    view3 *v = malloc(sizeof *v);
-    if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    view_of(c, v);
-    *state = v;
-    *ws = 0;
-    return IL_OK;
+    view3 v;
+    view_of(c, &v);
+    return keep(c, &v, sizeof v, state, ws);
 }
 
 il_status il_cuk_reduce_run(il_kctx *c) {
