@@ -4,8 +4,9 @@
 # Exports ResNet-50, MobileNetV2 (torchvision) and BERT-base (transformers, 12 layers, hidden 768,
 # sequence 128, vocabulary 1000, random seeded weights) with tools/export_models.py's builders
 # (legacy exporter, batch dim symbolic), then per model one `inferlab bench` run measures
-# --engine inferlab,pytorch --backend cuda --precision fp32,tf32,fp16 --batch 1,256, all variants
-# of the model in one interleaved group, into one SQLite database, and prints a markdown table:
+# inferlab (-O2) and PyTorch (the exported file) on --backend cuda at --precision fp32,tf32,fp16
+# and --batch 1,256, all variants of the model in one interleaved group (an experiment file),
+# into one SQLite database, and prints a markdown table:
 # model, precision, batch, inferlab ms / items/s, PyTorch ms / items/s, and their ratio.
 #
 # Both engines are timed the same way: single-stream queries, the inputs already on the GPU, each
@@ -27,6 +28,7 @@
 #   DB [$WORK/cuda_vs_torch.db]  TABLE [$WORK/cuda_vs_torch.md]  NAME [cuda-vs-torch]: experiment name
 #   MODELS [resnet50,mobilenet_v2,bert_base]  PRECISIONS [fp32,tf32,fp16]  BATCHES [1,256]
 #   GRAPHS [off]: on, or on,off (inferlab --graphs and PyTorch's CUDA graph replay)
+#   PIPELINE [O2]: inferlab's pass pipeline (PyTorch runs the exported file: O0)
 #   TRIALS [1]  MIN_SECONDS [0.3]  MIN_QUERIES [10]  WARMUP [3]
 #   PEERS [bench/peers]: the folder of torch_bench.py
 #   TABLE_ONLY=1: only print the table from DB
@@ -47,6 +49,7 @@ MODELS=${MODELS:-resnet50,mobilenet_v2,bert_base}
 PRECISIONS=${PRECISIONS:-fp32,tf32,fp16}
 BATCHES=${BATCHES:-1,256}
 GRAPHS=${GRAPHS:-off}
+PIPELINE=${PIPELINE:-O2}
 TRIALS=${TRIALS:-1}
 MIN_SECONDS=${MIN_SECONDS:-0.3}
 MIN_QUERIES=${MIN_QUERIES:-10}
@@ -85,12 +88,29 @@ EOF
     group=$((2 * n_prec * n_batch * n_graphs))
     for m in $(echo "$MODELS" | tr ',' ' '); do
         echo "== $m: $group variants, $(( $(date +%s) - T0 )) s in" >&2
-        # one group per model: every variant opened, then the trials in turn (A B C ...)
-        INFERLAB_PYTHON="$PY" "$BIN" bench --model "$WORK/models/$m/model.onnx" --engine inferlab,pytorch \
-            --backend cuda --precision "$PRECISIONS" --graphs "$GRAPHS" --batch "$BATCHES" \
-            --scenario single-stream --trials "$TRIALS" --min-seconds "$MIN_SECONDS" --min-queries "$MIN_QUERIES" \
-            --warmup "$WARMUP" --dataset none --eval inferlab --accuracy-samples 8 --interleave "$group" \
-            --peers "${PEERS:-bench/peers}" --name "$NAME" --db "$DB" --cache "$WORK/cache" || \
+        # inferlab at its pipeline (fusions are what its GPU kernels take), PyTorch on the file as
+        # exported (its module is rebuilt from the torch_source.json beside it); one group per
+        # model: every variant opened, then the trials in turn (A B C ...)
+        cat >"$WORK/$m.yaml" <<YAML
+name: $NAME
+backend: cuda
+scenario: single-stream
+dataset: none
+precision: [$PRECISIONS]
+graphs: [$GRAPHS]
+batch: [$BATCHES]
+variants:
+  - model: "$WORK/models/$m/model.onnx"
+    engine: inferlab
+    pipeline: $PIPELINE
+  - model: "$WORK/models/$m/model.onnx"
+    engine: pytorch
+    pipeline: O0
+YAML
+        INFERLAB_PYTHON="$PY" "$BIN" bench --experiment "$WORK/$m.yaml" --trials "$TRIALS" \
+            --min-seconds "$MIN_SECONDS" --min-queries "$MIN_QUERIES" --warmup "$WARMUP" --eval inferlab \
+            --accuracy-samples 8 --interleave "$group" --peers "${PEERS:-bench/peers}" --db "$DB" \
+            --cache "$WORK/cache" || \
             echo "cuda_vs_torch: some $m variants failed (above); the table shows what was stored" >&2
     done
 fi

@@ -110,20 +110,23 @@ static const char *const schema_v3 =
 /* Version 4: which kernel ran each profiled node (the plan's choice: forced, heuristic or timed). */
 static const char *const schema_v4 = "ALTER TABLE node_times ADD COLUMN kernel TEXT;";
 
+/* The results view's columns as of version 5 (later versions append theirs). */
+#define RESULTS_V5                                                                                              \
+    "id AS run_id, created_at, model, variant, pipeline, precision, backend,"                                   \
+    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"            \
+    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"                          \
+    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"         \
+    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"                         \
+    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"         \
+    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"                                 \
+    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe"
+
 /* Version 5: how a variant was made (its quantize/prune recipe) and its per-layer sparsity. */
 static const char *const schema_v5 =
     "ALTER TABLE runs ADD COLUMN recipe TEXT;"
     "ALTER TABLE runs ADD COLUMN layer_sparsity TEXT;"
     "DROP VIEW results;"
-    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
-    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
-    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
-    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
-    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
-    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
-    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
-    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe"
-    " FROM runs;";
+    "CREATE VIEW results AS SELECT " RESULTS_V5 " FROM runs;";
 
 /* Version 6: GPU runs - the arithmetic asked for (compute_precision: fp32/tf32/fp16/bf16 on the
  * GPU; precision stays what the model file stores), CUDA graphs, the GPU, its driver, the CUDA
@@ -139,16 +142,8 @@ static const char *const schema_v6 =
     "ALTER TABLE runs ADD COLUMN cudnn_version TEXT;"
     "ALTER TABLE runs ADD COLUMN device_memory_how TEXT;"
     "DROP VIEW results;"
-    "CREATE VIEW results AS SELECT id AS run_id, created_at, model, variant, pipeline, precision, backend,"
-    " engine, scenario, batch, threads, lat_p50_ms AS latency_p50_ms, lat_p90_ms AS latency_p90_ms,"
-    " lat_p99_ms AS latency_p99_ms, lat_mean_ms AS latency_mean_ms, throughput_per_s,"
-    " peak_host_bytes, peak_device_bytes, peak_activation_bytes, model_bytes, params, flops, sparsity,"
-    " accuracy_top1, accuracy_top5, agreement_top1, max_abs_error, cosine_similarity,"
-    " target_qps, bound_met, max_qps, trials, queries, model_sha256, parent_variant, experiment, uuid,"
-    " valid, invalid_reason, lat_p50_trial_min_ms AS latency_p50_trial_min_ms,"
-    " lat_p50_trial_max_ms AS latency_p50_trial_max_ms, load_avg1, others_running, recipe,"
-    " compute_precision, cuda_graphs, gpu, gpu_cc, gpu_driver, cuda_version, cublas_version, cudnn_version,"
-    " device_memory_how FROM runs;";
+    "CREATE VIEW results AS SELECT " RESULTS_V5 ", compute_precision, cuda_graphs, gpu, gpu_cc, gpu_driver,"
+    " cuda_version, cublas_version, cudnn_version, device_memory_how FROM runs;";
 
 static const char *const migrations[IL_STORE_VERSION] = {schema_v1, schema_v2, schema_v3,
                                                          schema_v4, schema_v5, schema_v6};

@@ -131,9 +131,14 @@ int cmd_build(int argc, char **argv) {
     if (e.tactics == IL_TACTICS_TIMED) printf(" (%d nodes timed, %d from the cache)", timed, cached);
     printf("; peak activations %.3f MB; file %.3f MB\n", (double)il_plan_peak_bytes(p) / 1e6, (double)fsize / 1e6);
     printf("  build %.3f s: passes %.3f s, plan %.3f s, write %.3f s\n", t3 - t0, t1 - t0, t2 - t1, t3 - t2);
-    if (e.backend == IL_BACKEND_CUDA)
-        printf("  for this GPU and its CUDA libraries only; cuda kernels keep no saved state: loading prepares them "
-               "again\n");
+    char head[4096];
+    if (e.backend == IL_BACKEND_CUDA && !il_plan_file_read(out, head, sizeof head, NULL)) {
+        /* what the header pins the plan to, as it was written */
+        const char *gpu = strstr(head, "\ngpu="), *libs = strstr(head, "\ncuda=");
+        printf("  for %.*s and %.*s only; cuda kernels keep no saved state: loading prepares them again\n",
+               gpu ? (int)strcspn(gpu + 5, "\n") : 0, gpu ? gpu + 5 : "", libs ? (int)strcspn(libs + 6, "\n") : 0,
+               libs ? libs + 6 : "");
+    }
     il_plan_free(p);
     il_graph_free(g);
     return 0;

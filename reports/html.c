@@ -218,6 +218,17 @@ static il_status provenance(FILE *f, sqlite3 *db) {
     return IL_OK;
 }
 
+/* Runs matching a condition (a section appears only when it has rows). */
+static int count_runs(sqlite3 *db, const char *where) {
+    char sql[256];
+    sqlite3_stmt *q;
+    int n = 0;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE %s", where);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
 static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *path, rp_plot *plots, int np) {
     FILE *f = fopen(path, "w");
     if (!f) return il_error(IL_ERR_IO, "%s: %s", path, strerror(errno));
@@ -286,13 +297,7 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     static const char *const h2[] = {"run", "variant", "engine", "target QPS", "p99 ms", "bound ms", "bound met",
                                      "max QPS found"};
     static const char *const f2[] = {"int", NULL, NULL, "%.1f", "%.4g", "%.3g", "bool", "%.1f"};
-    sqlite3_stmt *q;
-    int servers = 0;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE scenario = 'server'", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        servers = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    if (servers) {
+    if (count_runs(db, "scenario = 'server'")) {
         fputs("<h2 id=server>Server scenario</h2>\n", f);
         if (table(f, db, "SELECT r.id, r.variant, r.engine, r.target_qps, r.lat_p99_ms, r.latency_bound_ms,"
                          " r.bound_met, r.max_qps FROM runs r WHERE r.scenario = 'server'" RP_ORDER, h2, f2, 8,
@@ -305,12 +310,7 @@ static il_status write_html(sqlite3 *db, const il_report_opts *o, const char *pa
     static const char *const h4[] = {"run", "variant", "engine", "precision", "graphs", "GPU", "cc", "driver",
                                      "CUDA", "cuBLAS", "cuDNN", "device peak", "measured as"};
     static const char *const f4[] = {"int", NULL, NULL, NULL, "bool", NULL, NULL, NULL, NULL, NULL, NULL, "bytes", NULL};
-    int gpus = 0;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE backend = 'cuda'", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-        gpus = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    if (gpus) {
+    if (count_runs(db, "backend = 'cuda'")) {
         fputs("<h2 id=gpu>GPU runs</h2>\n", f);
         if (table(f, db, "SELECT r.id, r.variant, r.engine, r.compute_precision, r.cuda_graphs, r.gpu, r.gpu_cc,"
                          " r.gpu_driver, r.cuda_version, r.cublas_version, r.cudnn_version, r.peak_device_bytes,"

@@ -11,6 +11,7 @@
 
 #include "../engine/cuda/cuda.h"
 #include "../engine/ops/kernel.h"
+#include "test.h"
 
 /* ---------------------------------------------------------------- half types */
 
@@ -37,6 +38,13 @@ static void st(void *p, il_dtype dt, int64_t i, float v) {
 /* ---------------------------------------------------------------- the device layer */
 
 il_status il_cuda_check(const char *what) { return IL_OK; }
+
+void *il_cuda_malloc(size_t bytes) { return malloc(bytes ? bytes : 1); }
+void il_cuda_free(void *p) { free(p); }
+il_status il_cuda_upload(void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+    return IL_OK;
+}
 
 il_status il_cuda_copy(void *dst, const void *src, size_t bytes) {
     memmove(dst, src, bytes);
@@ -146,32 +154,10 @@ static il_status run_node(emu *e, int k, const il_kernel **chosen, char *on_cpu,
     const il_node *n = &g->nodes[k];
     il_tensor inb[32], *in[32], outb[8], *out[8], *tmp[40] = {0};
     il_status st = IL_OK;
-    if (n->n_inputs > 32 || n->n_outputs > 8) return il_error(IL_ERR_UNSUPPORTED, "node '%s': too many values", n->name);
-    uint64_t cm = 0;
-    for (int i = 0; i < n->n_inputs; i++) { /* the graph's float32 view, as supports/prepare get it */
-        int v = n->inputs[i];
-        in[i] = NULL;
-        if (v < 0) continue;
-        inb[i] = e->s->info[v];
-        const il_tensor *known = g->values[v].constant ? g->values[v].constant : e->s->known[v];
-        inb[i].data = known ? known->data : NULL;
-        inb[i].owns_data = 0;
-        if (known) cm |= (uint64_t)1 << i;
-        in[i] = &inb[i];
-    }
-    for (int i = 0; i < n->n_outputs; i++) {
-        int v = n->outputs[i];
-        out[i] = NULL;
-        if (v < 0) continue;
-        outb[i] = e->s->info[v];
-        outb[i].data = NULL;
-        outb[i].owns_data = 0;
-        out[i] = &outb[i];
-    }
-    int half = e->half == IL_F16 ? IL_PREC_FP16 : e->half == IL_BF16 ? IL_PREC_BF16 : IL_PREC_FP32;
-    il_kctx c = {.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
-                 .in = in, .out = out, .threads = 1, .const_mask = cm, .precision = half};
-    if (c.opset == 0 && !n->domain[0]) c.opset = 1;
+    int prec = e->half == IL_F16 ? IL_PREC_FP16 : e->half == IL_BF16 ? IL_PREC_BF16 : IL_PREC_FP32;
+    il_kctx c; /* the graph's float32 view, as supports/prepare get it */
+    if (!il_test_node_view(g, e->s, k, prec, inb, in, outb, out, &c))
+        return il_error(IL_ERR_UNSUPPORTED, "node '%s': too many values", n->name);
     const il_kernel *kn = pick(&c, force);
     chosen[k] = kn;
     if (kn) { /* prepare on the view, run on the device copies */
@@ -212,12 +198,14 @@ static il_status run_node(emu *e, int k, const il_kernel **chosen, char *on_cpu,
     }
     for (int i = 0; i < n->n_outputs; i++) {
         if (!out[i]) continue;
-        tmp[32 + i] = (op->flags & IL_OPF_DYNAMIC_OUT) ? calloc(1, sizeof(il_tensor))
-                                                       : il_tensor_new(outb[i].dtype, outb[i].rank, outb[i].dims);
+        tmp[32 + i] = calloc(1, sizeof(il_tensor));
         out[i] = tmp[32 + i];
     }
     c.in = in, c.out = out;
-    st = op->ref(&c);
+    st = op->infer(&c); /* the shapes of this run's data, as the executor re-infers them */
+    for (int i = 0; i < n->n_outputs && !st && !(op->flags & IL_OPF_DYNAMIC_OUT); i++)
+        if (out[i]) st = il_kctx_alloc_output(&c, i, out[i]->dtype, out[i]->rank, out[i]->dims);
+    if (!st) st = op->ref(&c);
     for (int i = 0; i < n->n_outputs && !st; i++) {
         int v = n->outputs[i];
         if (v < 0) continue;
@@ -233,6 +221,10 @@ il_status il_emu_run(const il_graph *g, il_tensor *const *in, int prec, const ch
     emu e = {.g = g, .half = prec == IL_PREC_FP16 ? IL_F16 : prec == IL_PREC_BF16 ? IL_BF16 : 0};
     il_status st = il_infer_shapes_for(g, in, &e.s);
     if (st) return st;
+    if (il_graph_needs_casts(g, e.s)) { /* a plan's copy would get Casts; not emulated */
+        il_shapes_free(e.s);
+        return il_error(IL_ERR_UNSUPPORTED, "a graph computing on float16/bfloat16 values");
+    }
     int nv = g->n_values, nn = g->n_nodes, left = 0, progress = 1;
     e.dv = calloc((size_t)nv + 1, sizeof *e.dv);
     char *done = calloc((size_t)nn + 1, 1);

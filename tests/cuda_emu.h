@@ -16,7 +16,8 @@
  * name where `force` says ("MaxPool=cuda,..."; NULL: the highest priority that takes the node).
  * outs[i] (caller frees) get the graph outputs as float32 (or their own dtype when not float);
  * chosen[k] the cuda kernel of node k (NULL for folded nodes and nodes that ran on the cpu),
- * on_cpu[k] 1 for those that ran on the cpu. */
+ * on_cpu[k] 1 for those that ran on the cpu. A graph that computes on float16/bfloat16 values
+ * (a plan would insert Casts first) is IL_ERR_UNSUPPORTED. */
 il_status il_emu_run(const il_graph *g, il_tensor *const *in, int prec, const char *force, il_tensor **outs,
                      const il_kernel **chosen, char *on_cpu);
 

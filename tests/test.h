@@ -48,6 +48,13 @@ int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same 
 int il_test_input(il_graph *g, const char *name, int rank, const int64_t *dims);
 int il_test_const(il_graph *g, const char *name, int rank, const int64_t *dims, uint64_t *rng, double lo, double hi);
 
+/* Node k of g as a plan shows it to a kernel's supports() and prepare(): the value info of
+ * shapes s, data for constants and plan-time values (const_mask set for them), at an
+ * accelerator precision. inb (n_inputs) and outb (n_outputs) hold the tensors in and out point
+ * at; returns 0 when the node has more than 32 inputs or 8 outputs. */
+int il_test_node_view(const il_graph *g, const il_shapes *s, int k, int precision, il_tensor *inb, il_tensor **in,
+                      il_tensor *outb, il_tensor **out, il_kctx *c);
+
 /* `$IL_BIN ARGS` (default build/inferlab) under a 60 s timeout; stdout+stderr into out. Returns
  * the exit code, -1 when it died of a signal (124: it timed out). */
 int il_test_cli(const char *args, char *out, size_t n);

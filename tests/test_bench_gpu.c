@@ -19,6 +19,12 @@
 #define cli il_test_cli
 #define TEACHER IL_TESTDATA "/fmnist_teacher.onnx"
 
+static int have_gpu(void) {
+    const il_backend_iface *b = il_backend_find("cuda");
+    const char *why;
+    return b && b->available(&why);
+}
+
 static void test_sweep_axes(void) {
     il_sweep s = {.models = "a.onnx", .backends = "cuda", .engines = "inferlab,pytorch", .precisions = "fp32,fp16",
                   .graphs = "off,on", .batches = "1,256"};
@@ -255,9 +261,7 @@ static void test_cli_refusals(void) {
     snprintf(args, sizeof args, "bench --model %s --backend cuda --engine onnxruntime --graphs --db %s", TEACHER, db);
     CU_ASSERT_NOT_EQUAL(cli(args, out, sizeof out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "engine onnxruntime"));
-    const il_backend_iface *b = il_backend_find("cuda");
-    const char *why;
-    if (b && b->available(&why)) {
+    if (have_gpu()) {
         printf("skipped: a GPU is here (the no-GPU refusals) ");
         return;
     }
@@ -272,9 +276,7 @@ static void test_cli_refusals(void) {
 /* On the GPU: inferlab measured on cuda in fp32 and fp16 with graphs, timed on the device alone;
  * the store gets the GPU, its versions, the device memory, and agreement with the FP32 CPU run. */
 static void test_bench_on_gpu(void) {
-    const il_backend_iface *b = il_backend_find("cuda");
-    const char *why;
-    if (!b || !b->available(&why)) {
+    if (!have_gpu()) {
         printf("skipped: no GPU ");
         return;
     }

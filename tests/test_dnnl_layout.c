@@ -301,6 +301,41 @@ static void test_forced_plain(void) {
     }
 }
 
-IL_SUITE("dnnl-layout", {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* Winograd (dnnl-wino, engine/cpu/dnnl_conv.c) inside a native chain: 3x3 stride-1 convs of 16 and
+ * 32 channels large enough for it, one with a residual, between a strided conv and a 1x1 conv, at
+ * batch 1 and 3 on 1 and 2 threads; against the reference within the suite's 1e-4 + 1e-4 |want|
+ * (Winograd's transforms round differently from a direct sum, a few ulps of values near 1), and
+ * the values around it stay native. Where oneDNN has no Winograd for this CPU the heuristic
+ * keeps "dnnl" and the outputs are checked all the same. */
+static void test_winograd(void) {
+    const il_kernel *wk = il_kernel_find("ai.inferlab", "FusedConv", "cpu", "dnnl-wino");
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 58);
+            int a = conv(&b, b.g->inputs[0], 8, 16, 3, 2, 1, 1, "Relu", -1);   /* 29x29, strided: dnnl */
+            int c = conv(&b, a, 16, 32, 3, 1, 1, 1, "Relu", -1);              /* Winograd */
+            int d = conv(&b, c, 32, 32, 3, 1, 1, 1, "Relu", c);               /* Winograd + residual */
+            int e = conv(&b, d, 32, 32, 3, 1, 1, 1, NULL, -1);                /* Winograd, plain Conv */
+            int f = conv(&b, e, 32, 8, 1, 1, 0, 1, "Sigmoid", -1);
+            il_graph_add_output(b.g, f);
+            char what[64];
+            snprintf(what, sizeof what, "Winograd chain, batch %lld, %d threads", (long long)batch, threads);
+            il_plan_opts o = {.threads = threads};
+            il_plan *p = plan_checked(b.g, &o, batch, what);
+            int n_wino = 0;
+            for (int k = 0; k < b.g->n_nodes; k++)
+                n_wino += il_plan_kernel(p, k) && !strcmp(il_plan_kernel(p, k)->name, "dnnl-wino");
+            if (wk && n_wino != 3) fprintf(stderr, "\n  %s: %d Winograd nodes (oneDNN has none here?)\n", what, n_wino);
+            if (!wk) CU_ASSERT_EQUAL(n_wino, 0);
+            expect_blocked(p, b.g, a, 1, what);
+            expect_blocked(p, b.g, c, 1, what);
+            expect_blocked(p, b.g, d, 1, what);
+            expect_blocked(p, b.g, e, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
+IL_SUITE("dnnl-layout", {"Winograd in a native chain", test_winograd}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

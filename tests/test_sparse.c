@@ -10,7 +10,7 @@
  * Geometries: the paths of the kernel (padded copy, in-place 1x1, stride phases with unequal
  * strides and dilations, 1-D, asymmetric pads, residual + activation epilogue; Gemm with A'
  * (M >= 8 or transA) and row dots, alpha/beta and a broadcast C, MatMul with batch dims and
- * rank-1 A).
+ * rank-1 A); grouped and depthwise convs (channel multiplier 2, in place and copied).
  */
 #include <math.h>
 #include <stdio.h>
@@ -87,6 +87,7 @@ typedef struct {
     int64_t x[4], w[4];
     int64_t strides[2], pads[4], dil[2];
     int bias;
+    int64_t group; /* 0: 1 */
 } conv_geo;
 
 static const conv_geo convs[] = {
@@ -99,6 +100,12 @@ static const conv_geo convs[] = {
     {"1x1 stride 2", 4, {1, 6, 7, 7}, {5, 6, 1, 1}, {2, 2}, {0, 0, 0, 0}, {1, 1}, 1},
     {"7x7 stride 2 stem", 4, {1, 3, 19, 19}, {8, 3, 7, 7}, {2, 2}, {3, 3, 3, 3}, {1, 1}, 1},
     {"1-D stride 2", 3, {2, 4, 13}, {5, 4, 3}, {2}, {1, 1}, {1}, 1},
+    {"group 2, 3x3 pad 1", 4, {2, 6, 9, 8}, {4, 3, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, 2},
+    {"group 3, stride 2, dilation 2x1", 4, {1, 9, 11, 10}, {6, 3, 3, 2}, {2, 2}, {1, 0, 2, 1}, {2, 1}, 1, 3},
+    {"depthwise 3x3 stride 2", 4, {2, 5, 9, 9}, {5, 1, 3, 3}, {2, 2}, {1, 1, 1, 1}, {1, 1}, 1, 5},
+    {"depthwise, multiplier 2", 4, {1, 4, 8, 7}, {8, 1, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 0, 4},
+    {"group 2, 1x1 in place (64 pixels)", 4, {2, 8, 8, 8}, {6, 4, 1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, 1, 2},
+    {"group 2, 1-D", 3, {2, 4, 13}, {6, 2, 3}, {1}, {1, 1}, {1}, 1, 2},
 };
 
 static void set_geo(op_case *o, const conv_geo *g) {
@@ -106,6 +113,7 @@ static void set_geo(op_case *o, const conv_geo *g) {
     il_node_set_ints(o->g, o->k, "strides", nsp, g->strides);
     il_node_set_ints(o->g, o->k, "pads", 2 * nsp, g->pads);
     il_node_set_ints(o->g, o->k, "dilations", nsp, g->dil);
+    if (g->group) il_node_set_int(o->g, o->k, "group", g->group);
 }
 
 static void test_conv(void) {

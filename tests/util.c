@@ -159,3 +159,34 @@ const char *il_test_plugin(const char *name) {
     snprintf(p, sizeof path[0], "%s/passes/examples/%s.so", dir, name);
     return p;
 }
+
+int il_test_node_view(const il_graph *g, const il_shapes *s, int k, int precision, il_tensor *inb, il_tensor **in,
+                      il_tensor *outb, il_tensor **out, il_kctx *c) {
+    const il_node *n = &g->nodes[k];
+    if (n->n_inputs > 32 || n->n_outputs > 8) return 0;
+    uint64_t cm = 0;
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        in[i] = NULL;
+        if (v < 0) continue;
+        inb[i] = s->info[v];
+        const il_tensor *known = g->values[v].constant ? g->values[v].constant : s->known[v];
+        inb[i].data = known ? known->data : NULL;
+        inb[i].owns_data = 0;
+        if (known) cm |= (uint64_t)1 << i;
+        in[i] = &inb[i];
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        int v = n->outputs[i];
+        out[i] = NULL;
+        if (v < 0) continue;
+        outb[i] = s->info[v];
+        outb[i].data = NULL;
+        outb[i].owns_data = 0;
+        out[i] = &outb[i];
+    }
+    *c = (il_kctx){.node = n, .opset = il_graph_opset(g, n->domain), .n_in = n->n_inputs, .n_out = n->n_outputs,
+                   .in = in, .out = out, .threads = 1, .const_mask = cm, .precision = precision};
+    if (c->opset == 0 && !n->domain[0]) c->opset = 1;
+    return 1;
+}

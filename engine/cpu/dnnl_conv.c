@@ -34,11 +34,32 @@ static int dconv_supports(const il_kctx *c) {
            il_tensor_numel(x) > 0 && il_tensor_numel(w) > 0;
 }
 
+/* How a kernel meets oneDNN: plain NCHW activations ("dnnl-nchw"), the native layout ("dnnl"),
+ * or Winograd ("dnnl-wino": the primitive's own blocked layout, reordered to and from). */
+enum { DCONV_PLAIN, DCONV_NATIVE, DCONV_WINO };
+
+/* The node's activation and output geometry (ydims: Y's dims), or an error when they do not parse. */
+static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *ydims) {
+    const il_tensor *X = c->in[0], *W = c->in[1];
+    int64_t kernel[IL_MAX_SPATIAL];
+    for (int i = 0; i + 2 < W->rank; i++) kernel[i] = W->dims[2 + i];
+    il_status st = il_act_parse(c, act);
+    if (!st) st = il_window_geom(c, X, kernel, 0, 1, g);
+    if (st) return st;
+    g->group = il_attr_int(c->node, "group", 1);
+    g->m = W->dims[0];
+    ydims[0] = g->n;
+    ydims[1] = g->m;
+    for (int d = 0; d < g->nsp; d++) ydims[2 + d] = g->out[d];
+    return IL_OK;
+}
+
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
 static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int has_z,
                          dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
+    int wino = blocked == DCONV_WINO;
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
     int r = X->rank, nsp = r - 2;
     dnnl_memory_desc_t src, dst, wmd, bmd;
@@ -48,10 +69,10 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     if (blocked) {
         dnnl_dims_t xd, yd;
         for (int i = 0; i < r; i++) xd[i] = X->dims[i], yd[i] = ydims[i];
-        if (c->blocked_in & 1) st = il_dnnl_native_md(c, &src, r, X->dims);
+        if ((c->blocked_in & 1) && !wino) st = il_dnnl_native_md(c, &src, r, X->dims);
         else IL_DNNL(c, dnnl_memory_desc_init_by_tag(&src, r, xd, dnnl_f32, dnnl_format_tag_any));
         if (st) return st;
-        if (c->blocked_out & 1) st = il_dnnl_native_md(c, &dst, r, ydims);
+        if ((c->blocked_out & 1) && !wino) st = il_dnnl_native_md(c, &dst, r, ydims);
         else IL_DNNL(c, dnnl_memory_desc_init_by_tag(&dst, r, yd, dnnl_f32, dnnl_format_tag_any));
         if (st) return st;
     } else if ((st = il_dnnl_plain_md(c, &src, r, X->dims)) || (st = il_dnnl_plain_md(c, &dst, r, ydims))) {
@@ -75,7 +96,8 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
         pr[d] = g->pad_end[d];
     }
     dnnl_convolution_desc_t cd;
-    IL_DNNL(c, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src,
+    IL_DNNL(c, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
+                                                          wino ? dnnl_convolution_winograd : dnnl_convolution_direct, &src,
                                                           &wmd, B ? &bmd : NULL, &dst, strides, dil, pl, pr));
     /* the sum before the activation: act(conv + b + z) */
     return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
@@ -88,13 +110,9 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->has_z = il_in(c, 3) != NULL;
     il_act act;
     il_conv_geom g;
-    int64_t kernel[IL_MAX_SPATIAL];
-    for (int i = 0; i + 2 < W->rank; i++) kernel[i] = W->dims[2 + i];
-    il_status st = il_act_parse(c, &act);
-    if (!st) st = il_window_geom(c, X, kernel, 0, 1, &g);
+    int64_t ydims[IL_MAX_RANK];
+    il_status st = dconv_geom(c, &act, &g, ydims);
     if (st) return st;
-    g.group = il_attr_int(c->node, "group", 1);
-    g.m = W->dims[0];
     il_dnnl_use_threads(c, s, (double)g.n * g.m * g.out_sp * (g.c / g.group) * g.k_sp);
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
@@ -104,8 +122,6 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
-    int64_t ydims[IL_MAX_RANK] = {g.n, g.m};
-    for (int d = 0; d < g.nsp; d++) ydims[2 + d] = g.out[d];
     size_t off = 0, scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
     s->zbytes = dnnl_memory_desc_get_size(dst);
     if (!(st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) &&
@@ -129,10 +145,13 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
 }
 
 static il_status dconv_prepare_blocked(il_kctx *c, void **state, size_t *ws) {
-    return il_dnnl_prepare(c, state, ws, dconv_fill, 1);
+    return il_dnnl_prepare(c, state, ws, dconv_fill, DCONV_NATIVE);
 }
 static il_status dconv_prepare_plain(il_kctx *c, void **state, size_t *ws) {
-    return il_dnnl_prepare(c, state, ws, dconv_fill, 0);
+    return il_dnnl_prepare(c, state, ws, dconv_fill, DCONV_PLAIN);
+}
+static il_status dconv_prepare_wino(il_kctx *c, void **state, size_t *ws) {
+    return il_dnnl_prepare(c, state, ws, dconv_fill, DCONV_WINO);
 }
 
 static il_status dconv_run(il_kctx *c) {
@@ -167,31 +186,26 @@ static il_status dconv_run(il_kctx *c) {
  * 1.04 ms against 0.002 ms channels-last. */
 static void dconv_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     il_kctx v = *c;
-    const il_tensor *X = c->in[0], *W = c->in[1];
+    const il_tensor *X = c->in[0];
     il_act act;
     il_conv_geom g;
-    int64_t kernel[IL_MAX_SPATIAL];
-    for (int i = 0; i + 2 < W->rank; i++) kernel[i] = W->dims[2 + i];
-    if (il_act_parse(&v, &act) || il_window_geom(&v, X, kernel, 0, 1, &g)) {
+    int64_t ydims[IL_MAX_RANK];
+    if (dconv_geom(&v, &act, &g, ydims)) {
         il_error_clear();
         return;
     }
-    g.group = il_attr_int(c->node, "group", 1);
-    g.m = W->dims[0];
-    int64_t ydims[IL_MAX_RANK] = {g.n, g.m};
-    for (int d = 0; d < g.nsp; d++) ydims[2 + d] = g.out[d];
     int saved = il_dnnl_threads_enter(c->threads), has_z = il_in(c, 3) != NULL;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user, xn, yn;
     v.blocked_in = v.blocked_out = 0;
     if (!il_dnnl_native_md(&v, &xn, X->rank, X->dims) && !il_dnnl_native_md(&v, &yn, X->rank, ydims) &&
-        !make_pd(&v, 1, &g, &act, has_z, &pd, &w_user)) {
+        !make_pd(&v, DCONV_NATIVE, &g, &act, has_z, &pd, &w_user)) {
         if (dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &xn)) *in |= 1;
         if (dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), &yn)) *in |= 8, *out |= 1;
         dnnl_primitive_desc_destroy(pd);
         v.blocked_in = 1;
         v.blocked_out = 1;
-        if (!*in && !*out && !make_pd(&v, 1, &g, &act, has_z, &pd, &w_user)) {
+        if (!*in && !*out && !make_pd(&v, DCONV_NATIVE, &g, &act, has_z, &pd, &w_user)) {
             if (il_dnnl_fast_impl(pd)) *in = 1 | 8, *out = 1;
             dnnl_primitive_desc_destroy(pd);
         }
@@ -200,26 +214,71 @@ static void dconv_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     il_error_clear();
 }
 
+/* Winograd ("dnnl-wino"): oneDNN's F(2x2,3x3) / F(4x4,3x3) convolutions, for 2-D 3x3 stride-1
+ * undilated ungrouped convolutions of at least IL_DNNL_WINO_MACS where oneDNN has one for the
+ * node's shapes, activation and residual (it wants channels in whole blocks of 16). They work on
+ * nChw16c, which is not the native layout here (channels-last), so the kernel reads and writes
+ * the plan's native values (the chain stays native around it) and reorders into its own layout
+ * and back: two cheap passes against a convolution 1.3-1.8x faster (1 thread, oneDNN 2.6 on
+ * this AVX-512 Xeon, primitive alone, min of 15: 1x256x14x14 -> 256 1.21 -> 0.95 ms, 1x64x56x56
+ * 1.32 -> 0.80 ms, 1x128x28x28 1.25 -> 0.71 ms, 1x512x7x7 1.32 -> 1.24 ms). Its rounding differs
+ * from direct convolution's (the transforms add and subtract tile values): a few ulps of the
+ * output's scale, checked in tests/test_dnnl_layout.c. */
+static int dconv_wino_supports(const il_kctx *c) {
+    if (!dconv_supports(c)) return 0;
+    const il_tensor *X = c->in[0], *W = c->in[1];
+    if (X->rank != 4 || W->dims[2] != 3 || W->dims[3] != 3) return 0;
+    il_kctx v = *c;
+    il_act act;
+    il_conv_geom g;
+    int64_t ydims[IL_MAX_RANK];
+    int ok = 0;
+    if (!dconv_geom(&v, &act, &g, ydims) && g.group == 1 && g.stride[0] == 1 && g.stride[1] == 1 && g.dil[0] == 1 &&
+        g.dil[1] == 1 && (double)g.n * g.m * g.out_sp * g.c * g.k_sp >= IL_DNNL_WINO_MACS) {
+        int saved = il_dnnl_threads_enter(c->threads);
+        dnnl_primitive_desc_t pd;
+        dnnl_memory_desc_t w_user;
+        if (!make_pd(&v, DCONV_WINO, &g, &act, il_in(c, 3) != NULL, &pd, &w_user)) {
+            ok = il_dnnl_fast_impl(pd);
+            dnnl_primitive_desc_destroy(pd);
+        }
+        il_dnnl_threads_leave(saved);
+    }
+    il_error_clear();
+    return ok;
+}
+
+/* X, Z and Y native: the reorders into the primitive's layout are the kernel's own. */
+static void dconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    *in |= 1 | 8;
+    *out |= 1;
+}
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
  * 21.7 ms (0.86 s) against 65.9 ms (0.92 s). "dnnl-nchw" was slower than "dnnl" on both
  * (137 ms, 116 ms) but wins some single layers, so it stays below 10 for `--tactics timed`
  * to pick (docs/cpu_speed.md). */
-#define DCONV(dom, op_, nm, prio, prep, lay, doc_)                                                                 \
+#define DCONV(dom, op_, nm, prio, sup, prep, lay, doc_)                                                            \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
-     .supports = dconv_supports, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
+     .supports = sup, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
      .layouts = lay}
 
 const il_kernel il_kernels_dnnl_conv[] = {
-    DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_prepare_blocked, dconv_layouts,
+    DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,
           "oneDNN convolution, bias + residual (sum) + activation as post-ops; weights prepacked, activations "
           "blocked (kept so between blocked kernels, reordered where a chain starts or ends)"),
-    DCONV("ai.inferlab", "FusedConv", "dnnl-nchw", 5, dconv_prepare_plain, NULL,
+    DCONV("ai.inferlab", "FusedConv", "dnnl-nchw", 5, dconv_supports, dconv_prepare_plain, NULL,
           "oneDNN convolution with post-ops, weights prepacked, activations kept in plain NCHW (no reorders)"),
-    DCONV("", "Conv", "dnnl", 20, dconv_prepare_blocked, dconv_layouts,
+    DCONV("ai.inferlab", "FusedConv", "dnnl-wino", 25, dconv_wino_supports, dconv_prepare_wino, dconv_wino_layouts,
+          "oneDNN Winograd convolution (3x3, stride 1), post-ops as dnnl; reads and writes the native layout, "
+          "reordering into its own"),
+    DCONV("", "Conv", "dnnl-wino", 25, dconv_wino_supports, dconv_prepare_wino, dconv_wino_layouts,
+          "oneDNN Winograd convolution (3x3, stride 1); reads and writes the native layout, reordering into its own"),
+    DCONV("", "Conv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,
           "oneDNN convolution, weights prepacked, activations blocked (kept so between blocked kernels)"),
-    DCONV("", "Conv", "dnnl-nchw", 5, dconv_prepare_plain, NULL,
+    DCONV("", "Conv", "dnnl-nchw", 5, dconv_supports, dconv_prepare_plain, NULL,
           "oneDNN convolution, weights prepacked, activations kept in plain NCHW (no reorders)"),
     {0},
 };

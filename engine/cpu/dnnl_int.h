@@ -100,6 +100,12 @@ il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
                           const dnnl_memory_desc_t *dst, size_t *off);
 il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
+/* A kernel whose one primitive pd reads X (SRC) and writes Y (DST), a pool say: its step with
+ * those arguments and the scratchpad, the reorders between the layouts the plan holds X and Y in
+ * (xuser, yuser) and pd's, the workspace laid out; il_dnnl_io_run is its run. */
+il_status il_dnnl_io_prim(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd,
+                          const dnnl_memory_desc_t *xuser, const dnnl_memory_desc_t *yuser, size_t *workspace);
+il_status il_dnnl_io_run(il_kctx *c);
 void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s);
 il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
 
@@ -116,6 +122,9 @@ void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
  * serial; sleeping 0.314-0.458 threaded, 0.299 at 4e6, 0.276-0.294 serial. */
 #define IL_DNNL_SERIAL_MACS 4e6
 #define IL_DNNL_SERIAL_MACS_SPIN 5e5
+/* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
+ * its layout and back are a visible share of the saving. */
+#define IL_DNNL_WINO_MACS 2e6
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);

@@ -101,6 +101,34 @@ il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src) {
     return il_dnnl_exec(c, &s->src_in);
 }
 
+il_status il_dnnl_io_prim(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd,
+                          const dnnl_memory_desc_t *xuser, const dnnl_memory_desc_t *yuser, size_t *workspace) {
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0, off = 0;
+    il_status st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, &off);
+    s->scratch_off = off;
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    *workspace = off + il_dnnl_align(scratch) + 64;
+    return st;
+}
+
+il_status il_dnnl_io_run(il_kctx *c) {
+    il_dnnl_state *s = c->state;
+    void *src, *dst = il_dnnl_dst(c, s);
+    il_status st = il_dnnl_src(c, s, &src);
+    if (st) return st;
+    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
+    st = il_dnnl_exec(c, &s->main);
+    return st ? st : il_dnnl_dst_done(c, s, dst);
+}
+
 void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s) {
     return s->dst_out.prim ? il_dnnl_ws(c) + s->dst_off : c->out[0]->data;
 }

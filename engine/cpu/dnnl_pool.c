@@ -108,16 +108,8 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
                                                  pl, pr));
     dnnl_primitive_desc_t pd;
     if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling"))) return st;
-    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0, off = 0;
-    st = il_dnnl_step_make(c, &s->main, pd);
-    if (!st) st = il_dnnl_io_make(c, s, &xuser, &src, &yuser, &dst, &off);
-    s->scratch_off = off;
-    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
-    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
-    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    st = il_dnnl_io_prim(c, s, pd, &xuser, &yuser, workspace);
     dnnl_primitive_desc_destroy(pd);
-    *workspace = off + il_dnnl_align(scratch) + 64;
     return st;
 }
 
@@ -127,18 +119,6 @@ static il_status dpool_prepare(il_kctx *c, void **state, size_t *workspace) {
 
 static il_status dgpool_prepare(il_kctx *c, void **state, size_t *workspace) {
     return il_dnnl_prepare(c, state, workspace, dpool_fill, 1);
-}
-
-static il_status dpool_run(il_kctx *c) {
-    il_dnnl_state *s = c->state;
-    void *src, *dst = il_dnnl_dst(c, s);
-    il_status st = il_dnnl_src(c, s, &src);
-    if (st) return st;
-    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
-    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
-    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
-    st = il_dnnl_exec(c, &s->main);
-    return st ? st : il_dnnl_dst_done(c, s, dst);
 }
 
 /* Pools read and write X and Y in either layout, where oneDNN has a real pool on native ones. */
@@ -161,7 +141,7 @@ static int dgpool_supports(const il_kctx *c) {
  * tiny_resnet's at batch 8, 0.010 against 0.040 ms (`run --profile`, load 10 on 2 cores). */
 #define DPOOL(op_, sup, prep, doc_)                                                                               \
     {.op = op_, .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20, .supports = sup,      \
-     .prepare = prep, .run = dpool_run, .release = il_dnnl_release, .layouts = dpool_layouts, .doc = doc_}
+     .prepare = prep, .run = il_dnnl_io_run, .release = il_dnnl_release, .layouts = dpool_layouts, .doc = doc_}
 
 const il_kernel il_kernels_dnnl_pool[] = {
     DPOOL("MaxPool", dpool_supports, dpool_prepare, "oneDNN pooling, plain or blocked (no Indices output)"),

@@ -69,4 +69,14 @@ il_status il_dnnl_q_pd(const il_kctx *c, const_dnnl_op_desc_t desc, const il_dnn
     return IL_OK;
 }
 
+int il_dnnl_q_fast(il_status st, dnnl_primitive_desc_t pd) {
+    int ok = 0;
+    if (!st) {
+        ok = il_dnnl_fast_impl(pd);
+        dnnl_primitive_desc_destroy(pd);
+    }
+    il_error_clear();
+    return ok;
+}
+
 #endif

@@ -39,5 +39,9 @@ il_status il_dnnl_q_act(const il_kctx *c, double ys, il_dtype ydt, il_dnnl_q_out
 il_status il_dnnl_q_pd(const il_kctx *c, const_dnnl_op_desc_t desc, const il_dnnl_q_out *q,
                        dnnl_primitive_desc_t *pd, const char *what);
 
+/* Whether a primitive descriptor was made (st, the maker's status) with a real implementation,
+ * not oneDNN's reference loops; pd destroyed and the error cleared (for supports()). */
+int il_dnnl_q_fast(il_status st, dnnl_primitive_desc_t pd);
+
 #endif
 #endif

@@ -102,16 +102,12 @@ static float *scales_of(const il_kctx *c, int64_t n) {
 static int has_fast_pd(const il_kctx *c, const il_conv_geom *g) {
     int64_t m = g->m, nws = il_q_numel(c, WS);
     float *sc = scales_of(c, nws);
-    dnnl_primitive_desc_t pd;
+    dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t w_user;
-    int saved = il_dnnl_threads_enter(c->threads), ok = 0;
-    if (sc && !make_pd(c, g, sc, nws == m, &pd, &w_user)) {
-        ok = il_dnnl_fast_impl(pd);
-        dnnl_primitive_desc_destroy(pd);
-    }
+    int saved = il_dnnl_threads_enter(c->threads);
+    int ok = sc && il_dnnl_q_fast(make_pd(c, g, sc, nws == m, &pd, &w_user), pd);
     il_dnnl_threads_leave(saved);
     free(sc);
-    il_error_clear();
     return ok;
 }
 

@@ -31,7 +31,6 @@ static il_status qbin_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int 
     int yn = c->blocked_out & 1, n_in[2] = {c->blocked_in & 1, c->blocked_in >> 3 & 1};
     il_dnnl_step *steps[2] = {&s->src_in, &s->z_in};
     size_t *offs[2] = {&s->src_off, &s->dst_off}, off = 0;
-    s->threads = c->threads;
     for (int i = 0; i < 2; i++) {
         if (n_in[i] == yn) continue;
         const il_tensor *t = c->in[i ? 3 : 0];
@@ -120,33 +119,13 @@ static il_status qpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
                                                  kernel, dil, pl, pr));
     dnnl_primitive_desc_t pd;
     if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "int8 pooling"))) return st;
-    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0, off = 0;
-    st = il_dnnl_step_make(c, &s->main, pd);
-    if (!st) st = il_dnnl_io_make(c, s, &xuser, &src, &yuser, &dst, &off);
-    s->scratch_off = off;
-    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, &src);
-    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &dst);
-    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    st = il_dnnl_io_prim(c, s, pd, &xuser, &yuser, workspace);
     dnnl_primitive_desc_destroy(pd);
-    *workspace = off + il_dnnl_align(scratch) + 64;
     return st;
 }
 
 static il_status qpool_prepare(il_kctx *c, void **state, size_t *ws) {
     return il_dnnl_prepare(c, state, ws, qpool_fill, 0);
-}
-
-static il_status qpool_run(il_kctx *c) {
-    il_dnnl_state *s = c->state;
-    void *src, *dst = il_dnnl_dst(c, s);
-    il_status st = il_dnnl_src(c, s, &src);
-    if (st) return st;
-    il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
-    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
-    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
-    st = il_dnnl_exec(c, &s->main);
-    return st ? st : il_dnnl_dst_done(c, s, dst);
 }
 
 static void qpool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
@@ -169,7 +148,7 @@ const il_kernel il_kernels_dnnl_qeltwise[] = {
     DQBIN("com.microsoft", "QLinearMul"),
     {.domain = "", .op = "MaxPool", .since_version = 12, .backend = "cpu", .name = "dnnl-int8",
      .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 15, .supports = qpool_supports, .prepare = qpool_prepare,
-     .run = qpool_run, .release = il_dnnl_release, .layouts = qpool_layouts,
+     .run = il_dnnl_io_run, .release = il_dnnl_release, .layouts = qpool_layouts,
      .doc = "oneDNN int8 max pool, channels-last (kept so between int8 kernels, reordered where plain)"},
     {0},
 };

@@ -9,12 +9,13 @@
  *     out[r, q] = sum_i val[i] * x[off[i] + q],
  * which vectorizes along q (32 outputs at once in registers: an unstructured pattern keeps SIMD
  * this way without any block structure in the weight).
- *  - Conv (group 1, 1-D or 2-D, any strides, dilations and pads): the input is copied once into a
+ *  - Conv (1-D or 2-D, any groups, strides, dilations and pads): the input is copied once into a
  *    zero-padded buffer split by stride phase (sconv_state), so that every tap reads unit-stride
  *    rows; nonzero (c, kh, kw) is one offset into it and output (oh, ow) is q = oh*Wq + ow, so one
  *    output channel is one contiguous run of q (the few columns past each row's end are computed
  *    and dropped: 3% at 56x56, 22% at 7x7). A 1x1 stride-1 conv without pads reads its input in
- *    place when its pixels are a multiple of 16.
+ *    place when its pixels are a multiple of 16. Grouped and depthwise convs need nothing else:
+ *    a row's offsets point into its own group's channels of the one copy.
  *  - Gemm/MatMul, Y[M, N] = A[M, K] B: B's columns are the CSR rows. With M >= 8 (or transA) A is
  *    read as A'[K, M] and M is the vector axis; with fewer rows each row of A meets each sparse
  *    column in a dot product (batch 1: it reads nnz weights instead of all of B, which is what
@@ -57,9 +58,10 @@ static void sp_release(void *state) {
 }
 
 /* A weight seen as rows x cols with element (r, c) at r*rs + c*cs, nonzero (r, c) read at
- * coff[c]; values scaled by alpha. */
+ * coff[c] + (r / gsize) * gstride (a grouped conv: each group of gsize rows reads its own
+ * channels, gstride further on); values scaled by alpha. */
 static il_status csr_build(sp_csr *a, const float *w, int64_t rows, int64_t cols, int64_t rs, int64_t cs,
-                           const int64_t *coff, float alpha) {
+                           const int64_t *coff, int64_t gsize, int64_t gstride, float alpha) {
     int64_t nnz = 0;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) nnz += w[r * rs + c * cs] != 0.0f;
@@ -74,7 +76,7 @@ static il_status csr_build(sp_csr *a, const float *w, int64_t rows, int64_t cols
         for (int64_t c = 0; c < cols; c++) {
             float v = w[r * rs + c * cs];
             if (v == 0.0f) continue;
-            a->off[i] = (int32_t)coff[c];
+            a->off[i] = (int32_t)(coff[c] + r / gsize * gstride);
             a->val[i++] = v * alpha;
         }
     }
@@ -227,7 +229,8 @@ static int sconv_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *w = il_in(c, 1), *b = il_in(c, 2), *z = il_in(c, 3);
     if (!x || x->dtype != IL_F32 || x->rank < 3 || x->rank > 4 || !il_shape_known(x) || !sparse_weight(c, 3, 4))
         return 0;
-    if (w->rank != x->rank || il_attr_int(c->node, "group", 1) != 1 || w->dims[1] != x->dims[1]) return 0;
+    int64_t groups = il_attr_int(c->node, "group", 1);
+    if (w->rank != x->rank || groups < 1 || w->dims[1] * groups != x->dims[1] || w->dims[0] % groups) return 0;
     if ((b && (b->dtype != IL_F32 || b->rank != 1)) || (z && z->dtype != IL_F32) || !act_ok(c)) return 0;
     const int64_t *st;
     int ns = il_attr_ints(c->node, "strides", &st);
@@ -268,19 +271,21 @@ static il_status sconv_prepare(il_kctx *c, void **state, size_t *workspace) {
         return il_kerr(c, IL_ERR_UNSUPPORTED,
                        "sparse: input too large for 32-bit offsets, strides over 32 or an empty output");
     }
-    int64_t cols = s->C * KH * KW, *coff = malloc((size_t)cols * sizeof *coff);
+    /* a grouped conv: the rows of group g read channels [g*Cg, (g+1)*Cg) of the same copy */
+    int64_t groups = il_attr_int(c->node, "group", 1), Cg = s->C / groups;
+    int64_t cols = Cg * KH * KW, *coff = malloc((size_t)cols * sizeof *coff);
     if (!coff) {
         free(s);
         return il_kerr(c, IL_ERR_OOM, "out of memory");
     }
-    for (int64_t ci = 0; ci < s->C; ci++)
+    for (int64_t ci = 0; ci < Cg; ci++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 s->used[kh * dh % s->sh] |= 1u << (kw * dw % s->sw);
                 int64_t ph = (ci * s->sh + kh * dh % s->sh) * s->sw + kw * dw % s->sw;
                 coff[(ci * KH + kh) * KW + kw] = ph * plane + kh * dh / s->sh * s->Wq + kw * dw / s->sw;
             }
-    st = csr_build(&s->a, Wt->data, s->M, cols, cols, 1, coff, 1.0f);
+    st = csr_build(&s->a, Wt->data, s->M, cols, cols, 1, coff, s->M / groups, Cg * phases * plane, 1.0f);
     free(coff);
     if (st) {
         sp_release(s);
@@ -392,7 +397,7 @@ static il_status smm_prepare(il_kctx *c, void **state, size_t *workspace) {
         return il_kerr(c, IL_ERR_UNSUPPORTED, "sparse: out of memory or 32-bit offsets");
     }
     for (int64_t k = 0; k < s->K; k++) coff[k] = s->vec ? k * s->Mp : k;
-    st = csr_build(&s->a, B->data, s->N, s->K, tb ? s->K : 1, tb ? 1 : s->N, coff, alpha);
+    st = csr_build(&s->a, B->data, s->N, s->K, tb ? s->K : 1, tb ? 1 : s->N, coff, s->N, 0, alpha);
     free(coff);
     if (st) {
         sp_release(s);

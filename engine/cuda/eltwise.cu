@@ -39,6 +39,19 @@ __device__ static inline float unary(int op, float x, float a, float b) {
     case IL_CU_ABS: return fabsf(x);
     case IL_CU_RECIP: return 1.0f / x;
     case IL_CU_NOT: return x != 0.0f ? 0.0f : 1.0f;
+    case IL_CU_FLOOR: return floorf(x);
+    case IL_CU_CEIL: return ceilf(x);
+    case IL_CU_ROUND: return rintf(x); /* half to even */
+    case IL_CU_SIN: return sinf(x);
+    case IL_CU_COS: return cosf(x);
+    case IL_CU_SOFTPLUS: return (x > 0 ? x : 0.0f) + log1pf(expf(-fabsf(x)));
+    case IL_CU_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case IL_CU_ELU: return x < 0 ? a * expm1f(x) : x;
+    case IL_CU_SELU: return x > 0 ? b * x : b * a * expm1f(x);
+    case IL_CU_CELU: return x > 0 ? x : a * expm1f(x / a);
+    case IL_CU_THRELU: return x > a ? x : 0.0f;
+    case IL_CU_MISH: return x * tanhf((x > 0 ? x : 0.0f) + log1pf(expf(-fabsf(x))));
+    case IL_CU_SIGN: return x > 0 ? 1.0f : x < 0 ? -1.0f : x;
     }
     return x;
 }
@@ -52,6 +65,7 @@ __device__ static inline float binary(int op, float x, float y) {
     case IL_CU_POW: return (float)pow((double)x, (double)y);
     case IL_CU_MAX: return (x > y || x != x) ? x : y; /* NaN propagates, as the reference's */
     case IL_CU_MIN: return (x < y || x != x) ? x : y;
+    case IL_CU_PRELU: return x < 0 ? x * y : x;
     case IL_CU_EQ: return x == y;
     case IL_CU_LT: return x < y;
     case IL_CU_LE: return x <= y;
@@ -222,6 +236,88 @@ extern "C" void il_cu_gather_nd(const void *data, int esize, const void *ids, il
                                 void *out) {
     int64_t n = g->tuples * g->slice;
     IL_CU_LAUNCH(k_gather_nd, n, data, esize, ids, idt == IL_I64, *g, out, n);
+}
+
+/* pad.c's pad_src on the device (IL_PAD_* modes: 0 constant, 1 edge, 2 reflect, 3 wrap). */
+__device__ static int64_t pad_src(int mode, int64_t o, int64_t d, int64_t b, int64_t e) {
+    int64_t lo = b < 0 ? -b : 0, m = d - lo - (e < 0 ? -e : 0);
+    int64_t j = o - (b > 0 ? b : 0);
+    if (j >= 0 && j < m) return lo + j;
+    if (mode == 0 || m <= 0) return -1;
+    if (mode == 1) {
+        j = j < 0 ? 0 : m - 1;
+    } else if (mode == 3) {
+        j = ((j % m) + m) % m;
+    } else if (m == 1) {
+        j = 0;
+    } else {
+        int64_t period = 2 * (m - 1);
+        j = ((j % period) + period) % period;
+        if (j >= m) j = period - j;
+    }
+    return lo + j;
+}
+
+__global__ static void k_pad(const void *x, void *y, int esize, int dt, float value, il_cu_pad_geom g, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t pos = i, src = 0, stride = 1;
+        int outside = 0;
+        for (int a = g.rank - 1; a >= 0; a--) {
+            int64_t j = pad_src(g.mode, pos % g.yd[a], g.xd[a], g.b[a], g.e[a]);
+            pos /= g.yd[a];
+            outside |= j < 0;
+            src += j * stride;
+            stride *= g.xd[a];
+        }
+        if (!outside) copy_elem(x, src, y, i, esize);
+        else if (dt) il_st(y, dt, i, value);
+        else zero_elem(y, i, esize);
+    }
+}
+
+extern "C" void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g) {
+    int64_t n = 1;
+    for (int a = 0; a < g->rank; a++) n *= g->yd[a];
+    IL_CU_LAUNCH(k_pad, n, x, y, esize, (int)dt, value, *g, n);
+}
+
+/* Every combination of the axes' taps, the last axis fastest (an odometer over k[]). */
+__global__ static void k_resize(const void *x, void *y, int dt, il_cu_resize g, int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t yc[IL_MAX_RANK], k[IL_MAX_RANK], r = i;
+        int outside = 0;
+        for (int a = g.rank - 1; a >= 0; a--) {
+            yc[a] = r % g.yd[a];
+            r /= g.yd[a];
+            k[a] = 0;
+            outside |= g.outside[a][yc[a]] != 0;
+        }
+        if (outside) {
+            il_st(y, dt, i, g.extrapolation);
+            continue;
+        }
+        float sum = 0;
+        for (;;) {
+            float w = 1;
+            int64_t at = 0;
+            for (int a = 0; a < g.rank; a++) {
+                int64_t t = yc[a] * g.n[a] + k[a];
+                w *= g.w[a][t];
+                at += g.idx[a][t] * g.xs[a];
+            }
+            sum += w * il_ld(x, dt, at);
+            int a = g.rank - 1;
+            while (a >= 0 && ++k[a] == g.n[a]) k[a--] = 0;
+            if (a < 0) break;
+        }
+        il_st(y, dt, i, sum);
+    }
+}
+
+extern "C" void il_cu_resize_run(const void *x, void *y, il_dtype dt, const il_cu_resize *g) {
+    int64_t n = 1;
+    for (int a = 0; a < g->rank; a++) n *= g->yd[a];
+    IL_CU_LAUNCH(k_resize, n, x, y, (int)dt, *g, n);
 }
 
 /* ---------------------------------------------------------------- product epilogues */

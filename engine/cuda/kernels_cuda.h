@@ -21,24 +21,19 @@ il_cu_op il_cuk_act_op(const il_act *a);
 int il_cuk_const(const il_kctx *c, int i);
 
 /* matmul_cuda.c: Gemm and FusedGemm, MatMul and FusedMatMul, Attention (cuBLAS), and the
- * row kernels Softmax, LayerNormalization, ReduceMean/ReduceSum. */
-int il_cuk_gemm_supports(const il_kctx *c);
-il_status il_cuk_gemm_prepare(il_kctx *c, void **state, size_t *ws);
-il_status il_cuk_gemm_run(il_kctx *c);
-int il_cuk_matmul_supports(const il_kctx *c);
-il_status il_cuk_matmul_prepare(il_kctx *c, void **state, size_t *ws);
-il_status il_cuk_matmul_run(il_kctx *c);
-int il_cuk_attention_supports(const il_kctx *c);
-il_status il_cuk_attention_prepare(il_kctx *c, void **state, size_t *ws);
-il_status il_cuk_attention_run(il_kctx *c);
-int il_cuk_softmax_supports(const il_kctx *c);
-il_status il_cuk_softmax_prepare(il_kctx *c, void **state, size_t *ws);
+ * row kernels LayerNormalization, Softmax/LogSoftmax and the Reduce* ops (the last two share
+ * supports and prepare: il_cuk_view_*). */
+#define IL_CUK_DECL(NAME)                                                       \
+    int il_cuk_##NAME##_supports(const il_kctx *c);                             \
+    il_status il_cuk_##NAME##_prepare(il_kctx *c, void **state, size_t *ws);    \
+    il_status il_cuk_##NAME##_run(il_kctx *c);
+IL_CUK_DECL(gemm)
+IL_CUK_DECL(matmul)
+IL_CUK_DECL(attention)
+IL_CUK_DECL(layernorm)
+int il_cuk_view_supports(const il_kctx *c);
+il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws);
 il_status il_cuk_softmax_run(il_kctx *c);
-int il_cuk_layernorm_supports(const il_kctx *c);
-il_status il_cuk_layernorm_prepare(il_kctx *c, void **state, size_t *ws);
-il_status il_cuk_layernorm_run(il_kctx *c);
-int il_cuk_reduce_supports(const il_kctx *c);
-il_status il_cuk_reduce_prepare(il_kctx *c, void **state, size_t *ws);
 il_status il_cuk_reduce_run(il_kctx *c);
 
 #endif

@@ -2,7 +2,7 @@
  * matmul_cuda.c - the cuda backend's products and row kernels (kernels_cuda.h), float32 and the
  * half types: Gemm/FusedGemm, MatMul/FusedMatMul and ai.inferlab Attention through il_cuda_gemm
  * (cuBLAS strided batched, float sums; TF32 only in a tf32 plan), their bias and activation as
- * an epilogue kernel, and Softmax, LayerNormalization, ReduceMean/ReduceSum (rows.cu).
+ * an epilogue kernel, and Softmax, LogSoftmax, LayerNormalization and the Reduce* ops (rows.cu).
  *
  * Batch dims broadcast like numpy's: the product loops on the host over all batch dims but the
  * last, and hands the last to one strided-batched call, with stride 0 for an operand that
@@ -41,7 +41,7 @@ static void lead_strides(const il_tensor *t, int nlead, const int64_t *dims, int
 /* Batch dims of size 1 dropped and neighbours merged where both operands step through them
  * alike ([B, H] of attention's contiguous heads become one dim: one cuBLAS call, not B). */
 static void bplan_init(bplan *p, const il_tensor *y, const il_tensor *a, const il_tensor *b) {
-    int64_t dims[IL_MAX_RANK], sa[IL_MAX_RANK], sb[IL_MAX_RANK];
+    int64_t dims[IL_MAX_RANK] = {0}, sa[IL_MAX_RANK], sb[IL_MAX_RANK];
     int nl = y->rank - 2, r = 0;
     for (int d = 0; d < nl; d++) dims[d] = y->dims[d];
     lead_strides(a, nl, dims, sa);
@@ -275,7 +275,7 @@ il_status il_cuk_attention_run(il_kctx *c) {
                          c->workspace, dt, c->precision);
     if (st) return st;
     il_cu_softmax(c->workspace, c->workspace, dt, s->batches * s->sq, s->sk, 1, 1.0f, mask ? mask->data : NULL,
-                  mask ? mask->dtype : dt, &s->mask);
+                  mask ? mask->dtype : dt, &s->mask, 0);
     if ((st = il_cuda_check("Attention softmax"))) return st;
     return bgemm(&s->pv, s->sq, s->dv, s->sk, 1.0f, c->workspace, s->sk, c->in[2]->data, s->dv, y->data, dt,
                  c->precision);
@@ -301,25 +301,11 @@ static int softmax_view(const il_kctx *c, view3 *v) {
     return 1;
 }
 
-int il_cuk_softmax_supports(const il_kctx *c) {
-    view3 v;
-    return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && softmax_view(c, &v);
-}
-
-il_status il_cuk_softmax_prepare(il_kctx *c, void **state, size_t *ws) {
-    view3 *v = malloc(sizeof *v);
-    if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    softmax_view(c, v);
-    *state = v;
-    *ws = 0;
-    return IL_OK;
-}
-
 il_status il_cuk_softmax_run(il_kctx *c) {
     const view3 *v = c->state;
     il_cu_softmax(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, 1.0f, NULL,
-                  c->out[0]->dtype, NULL);
-    return il_cuda_check("Softmax");
+                  c->out[0]->dtype, NULL, !strcmp(c->node->op_type, "LogSoftmax"));
+    return il_cuda_check(c->node->op_type);
 }
 
 /* ---------------------------------------------------------------- LayerNormalization */
@@ -374,7 +360,7 @@ il_status il_cuk_layernorm_run(il_kctx *c) {
     return il_cuda_check("LayerNormalization");
 }
 
-/* ---------------------------------------------------------------- ReduceMean, ReduceSum */
+/* ---------------------------------------------------------------- Reduce* */
 
 /* Axes that form one run [a0, a1] of the input's dims (all of them when none are given), from
  * the attribute or a constant input (ReduceSum from opset 13, the others from 18). */
@@ -414,24 +400,32 @@ static int reduce_view(const il_kctx *c, view3 *v) {
     return v->n > 0;
 }
 
-int il_cuk_reduce_supports(const il_kctx *c) {
-    view3 v;
-    return il_cuk_f32_in(c, 0) && reduce_view(c, &v);
+/* Softmax and the reductions: supports and prepare by the [outer, n, inner] view of the node. */
+static int view_of(const il_kctx *c, view3 *v) {
+    return strncmp(c->node->op_type, "Reduce", 6) ? softmax_view(c, v) : reduce_view(c, v);
 }
 
-il_status il_cuk_reduce_prepare(il_kctx *c, void **state, size_t *ws) {
+int il_cuk_view_supports(const il_kctx *c) {
+    view3 v;
+    return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && view_of(c, &v);
+}
+
+il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
     view3 *v = malloc(sizeof *v);
     if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    reduce_view(c, v);
+    view_of(c, v);
     *state = v;
     *ws = 0;
     return IL_OK;
 }
 
 il_status il_cuk_reduce_run(il_kctx *c) {
+    static const char *names[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                  "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"};
     const view3 *v = c->state;
-    double mul = strcmp(c->node->op_type, "ReduceMean") ? 1.0 : 1.0 / (double)v->n;
-    il_cu_reduce_sum(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, mul);
+    int k = 0;
+    while (k < 9 && strcmp(c->node->op_type, names[k])) k++;
+    il_cu_reduce(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, v->outer, v->n, v->inner, (il_cu_red)k);
     return il_cuda_check(c->node->op_type);
 }
 #endif

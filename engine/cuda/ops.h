@@ -37,15 +37,17 @@ typedef enum {
     IL_CU_TOBOOL, /* Cast to bool: x != 0 */
     IL_CU_RELU, IL_CU_CLIP, IL_CU_LEAKY, IL_CU_SIGMOID, IL_CU_HSWISH, IL_CU_HSIGMOID, IL_CU_GELU,
     IL_CU_GELU_TANH, IL_CU_TANH, IL_CU_SILU, /* il_act's kinds, then more unary ones */
-    IL_CU_SQRT, IL_CU_ERF, IL_CU_EXP, IL_CU_LOG, IL_CU_NEG, IL_CU_ABS, IL_CU_RECIP,
-    IL_CU_ADD, IL_CU_SUB, IL_CU_MUL, IL_CU_DIV, IL_CU_POW, IL_CU_MAX, IL_CU_MIN, /* binary */
+    IL_CU_SQRT, IL_CU_ERF, IL_CU_EXP, IL_CU_LOG, IL_CU_NEG, IL_CU_ABS, IL_CU_RECIP, IL_CU_FLOOR, IL_CU_CEIL,
+    IL_CU_ROUND, IL_CU_SIN, IL_CU_COS, IL_CU_SOFTPLUS, IL_CU_SOFTSIGN, IL_CU_ELU, IL_CU_SELU, IL_CU_CELU,
+    IL_CU_THRELU, IL_CU_MISH, IL_CU_SIGN,
+    IL_CU_ADD, IL_CU_SUB, IL_CU_MUL, IL_CU_DIV, IL_CU_POW, IL_CU_MAX, IL_CU_MIN, IL_CU_PRELU, /* binary */
     IL_CU_EQ, IL_CU_LT, IL_CU_LE, IL_CU_GT, IL_CU_GE,                          /* compare */
     IL_CU_AND, IL_CU_OR, IL_CU_XOR, IL_CU_NOT,                                 /* logic */
     IL_CU_WHERE
 } il_cu_op;
 
-/* out = op(in...) with the parameters a, b (Clip's bounds, LeakyRelu's alpha, HardSigmoid's
- * alpha and beta). idt/odt: the dtypes of the inputs and the output. */
+/* out = op(in...) with the parameters a, b (Clip's bounds, LeakyRelu's, Elu's, Celu's and
+ * ThresholdedRelu's alpha, HardSigmoid's alpha and beta, Selu's alpha and gamma). idt/odt: the dtypes of the inputs and the output. */
 void il_cu_map(il_cu_op op, float a, float b, const il_cu_geom *g, const void *const *in, const il_dtype *idt,
                void *out, il_dtype odt);
 /* The geometry of a map writing `out` from inputs in[0..n_in) broadcast to it (numpy rules). */
@@ -75,6 +77,29 @@ typedef struct il_cu_gnd {
 } il_cu_gnd;
 void il_cu_gather_nd(const void *data, int esize, const void *ids, il_dtype idt, const il_cu_gnd *g, void *out);
 
+/* Pad: output element o of each axis reads input element pad_src(o) (engine/ops/pad.c's rule:
+ * crop negative pads, then constant / edge / reflect / wrap); a constant is `value` stored in dt
+ * (F32, F16, BF16), or zero bytes when dt is 0. */
+typedef struct il_cu_pad_geom {
+    int rank, mode;
+    int64_t xd[IL_MAX_RANK], yd[IL_MAX_RANK], b[IL_MAX_RANK], e[IL_MAX_RANK];
+} il_cu_pad_geom;
+void il_cu_pad(const void *x, void *y, int esize, il_dtype dt, float value, const il_cu_pad_geom *g);
+
+/* Resize by per-axis taps (engine/ops/resize.c builds them): out[yc] = sum over the taps of every
+ * axis of the product of their weights times x at their indices, or `extrapolation` where an
+ * axis marks the output index outside. Arrays on the device: idx[a] [yd[a] * n[a]] int64,
+ * w[a] float, outside[a] [yd[a]] bytes. */
+typedef struct il_cu_resize {
+    int rank;
+    int64_t yd[IL_MAX_RANK], xs[IL_MAX_RANK], n[IL_MAX_RANK];
+    const int64_t *idx[IL_MAX_RANK];
+    const float *w[IL_MAX_RANK];
+    const unsigned char *outside[IL_MAX_RANK];
+    float extrapolation;
+} il_cu_resize;
+void il_cu_resize_run(const void *x, void *y, il_dtype dt, const il_cu_resize *g);
+
 /* y[r, j] = act(y[r, j] + bias[j]) (bias may be NULL) over rows x n, in place: the epilogue of
  * the products. act is an il_cu_op of the unary kinds with its parameters. */
 void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a, float b);
@@ -82,7 +107,7 @@ void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *b
 void il_cu_fill_c(void *y, il_dtype dt, int64_t rows, int64_t n, const void *c, int64_t cs0, int64_t cs1, float beta);
 
 /* Softmax of rows: x and y are [outer, n, inner], one row per (outer, inner) pair, with
- * y = exp(x*scale + mask - max) / sum. mask (NULL: none) is read at the offset mask_off of
+ * y = exp(x*scale + mask - max) / sum (log: y = (x*scale + mask - max) - log(sum)). mask (NULL: none) is read at the offset mask_off of
  * the row plus j * mask_col; the row's offset is sum over k < mask_rank of
  * ((row / mask_div[k]) % mask_mod[k]) * mask_str[k], row = o (inner is 1 when a mask is given). */
 typedef struct il_cu_mask {
@@ -91,14 +116,19 @@ typedef struct il_cu_mask {
     int64_t col;
 } il_cu_mask;
 void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                   const void *mask, il_dtype mdt, const il_cu_mask *m);
+                   const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log);
 /* LayerNormalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j]
  * (scale/bias element j*ss / j*bs: ss 1 for a full vector, 0 for one value; bias may be NULL);
  * mean and inv_std (may be NULL) get one value per row. */
 void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale, int64_t ss,
                      const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean, void *inv_std);
-/* Sums over the middle axis of [outer, n, inner] times `mul` (ReduceSum 1, ReduceMean 1/n). */
-void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, double mul);
+/* Reductions over the middle axis of [outer, n, inner] (n > 0), in double, as reduce.c's
+ * combine_real: Max/Min keep a NaN, LogSumExp subtracts the maximum first. */
+typedef enum {
+    IL_CU_RSUM, IL_CU_RMEAN, IL_CU_RMAX, IL_CU_RMIN, IL_CU_RPROD, IL_CU_RL1, IL_CU_RL2, IL_CU_RLOGSUM,
+    IL_CU_RLOGSUMEXP, IL_CU_RSUMSQ
+} il_cu_red;
+void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, il_cu_red kind);
 
 /* 2-D pools over [planes, h, w]; pad_end bounds the padded input (AveragePool's
  * count_include_pad counts taps inside it). */

@@ -32,7 +32,14 @@ static const struct ew_op {
     {"ai.inferlab", "Gelu", IL_CU_GELU, 1, EW_FLOAT}, {"", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
     {"ai.inferlab", "HardSwish", IL_CU_HSWISH, 1, EW_FLOAT},
     {"", "HardSigmoid", IL_CU_HSIGMOID, 1, EW_FLOAT}, {"", "LeakyRelu", IL_CU_LEAKY, 1, EW_FLOAT},
-    {"ai.inferlab", "SiLU", IL_CU_SILU, 1, EW_FLOAT},
+    {"ai.inferlab", "SiLU", IL_CU_SILU, 1, EW_FLOAT},   {"", "Floor", IL_CU_FLOOR, 1, EW_FLOAT},
+    {"", "Ceil", IL_CU_CEIL, 1, EW_FLOAT},           {"", "Round", IL_CU_ROUND, 1, EW_FLOAT},
+    {"", "Sin", IL_CU_SIN, 1, EW_FLOAT},             {"", "Cos", IL_CU_COS, 1, EW_FLOAT},
+    {"", "Softplus", IL_CU_SOFTPLUS, 1, EW_FLOAT},   {"", "Softsign", IL_CU_SOFTSIGN, 1, EW_FLOAT},
+    {"", "Elu", IL_CU_ELU, 1, EW_FLOAT},             {"", "Selu", IL_CU_SELU, 1, EW_FLOAT},
+    {"", "Celu", IL_CU_CELU, 1, EW_FLOAT},           {"", "ThresholdedRelu", IL_CU_THRELU, 1, EW_FLOAT},
+    {"", "Mish", IL_CU_MISH, 1, EW_FLOAT},           {"", "Sign", IL_CU_SIGN, 1, EW_FLOAT},
+    {"", "PRelu", IL_CU_PRELU, 2, EW_FLOAT},
     {"", "Add", IL_CU_ADD, 2, EW_FLOAT},             {"", "Sub", IL_CU_SUB, 2, EW_FLOAT},
     {"", "Mul", IL_CU_MUL, 2, EW_FLOAT},             {"", "Div", IL_CU_DIV, 2, EW_FLOAT},
     {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, 2, EW_FLOAT},
@@ -60,6 +67,12 @@ static int ew_supports(const il_kctx *c) {
     for (int i = 0; i < c->n_in; i++)
         if (!c->in[i] || c->in[i]->dtype != want || c->in[i]->rank > c->out[0]->rank) return 0;
     if (c->out[0]->dtype != (e->kind & EW_BOOL_OUT ? IL_BOOL : IL_F32)) return 0;
+    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope): only
+     * equal shapes are the same thing there */
+    if (c->n_in == 2 && c->opset < 7 &&
+        (c->in[0]->rank != c->in[1]->rank ||
+         memcmp(c->in[0]->dims, c->in[1]->dims, sizeof(int64_t) * (size_t)c->in[0]->rank)))
+        return 0;
     if (e->op == IL_CU_GELU && strcmp(il_attr_string(c->node, "approximate", "none"), "none") &&
         strcmp(il_attr_string(c->node, "approximate", "none"), "tanh"))
         return 0;
@@ -81,6 +94,10 @@ static il_status ew_prepare(il_kctx *c, void **state, size_t *ws) {
     if (s->op == IL_CU_LEAKY) s->a = il_attr_float(c->node, "alpha", 0.01f);
     if (s->op == IL_CU_HSIGMOID)
         s->a = il_attr_float(c->node, "alpha", 0.2f), s->b = il_attr_float(c->node, "beta", 0.5f);
+    if (s->op == IL_CU_ELU || s->op == IL_CU_CELU || s->op == IL_CU_THRELU) s->a = il_attr_float(c->node, "alpha", 1.0f);
+    if (s->op == IL_CU_SELU)
+        s->a = il_attr_float(c->node, "alpha", 1.67326319217681884765625f),
+        s->b = il_attr_float(c->node, "gamma", 1.05070102519989013671875f);
     il_cu_geom_of(c->out[0], (const il_tensor *const *)c->in, c->n_in, &s->g);
     *state = s;
     *ws = 0;
@@ -214,66 +231,45 @@ static il_status transpose_prepare(il_kctx *c, void **state, size_t *ws) {
     return IL_OK;
 }
 
-/* Concat: input k lands at its offset along the axis of the output. */
 static int axis_of(const il_kctx *c, int rank, int64_t dflt) {
     int64_t a = il_attr_int(c->node, "axis", dflt);
     return a < -rank || a >= rank ? -1 : (int)(a < 0 ? a + rank : a);
 }
 
-static int concat_supports(const il_kctx *c) {
-    if (!mv_supports(c) || axis_of(c, c->out[0]->rank, 0) < 0) return 0;
-    for (int i = 0; i < c->n_in; i++)
-        if (!c->in[i] || c->in[i]->dtype != c->out[0]->dtype || c->in[i]->rank != c->out[0]->rank) return 0;
-    return 1;
-}
+/* Concat and Split: slabs along an axis of the whole tensor (Concat's output, Split's input);
+ * piece k (Concat's input k, Split's output k) lands at / comes from its offset there, as the
+ * pieces' inferred shapes give it. */
+static int is_concat(const il_kctx *c) { return !strcmp(c->node->op_type, "Concat"); }
 
-static il_status concat_prepare(il_kctx *c, void **state, size_t *ws) {
-    mv_state *s = mv_new(c->n_in);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    const il_tensor *y = c->out[0];
-    int axis = axis_of(c, y->rank, 0);
-    int64_t ys[IL_MAX_RANK], at = 0;
-    contiguous(y->rank, y->dims, ys);
-    for (int i = 0; i < c->n_in; i++) {
-        const il_tensor *x = c->in[i];
-        il_cu_copy *g = &s->g[i];
-        g->rank = x->rank;
-        memcpy(g->dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
-        contiguous(x->rank, x->dims, g->sstr);
-        memcpy(g->dstr, ys, sizeof ys);
-        g->doff = at * ys[axis];
-        at += x->dims[axis];
+static int slabs_supports(const il_kctx *c) {
+    int cat = is_concat(c), n = cat ? c->n_in : c->n_out;
+    const il_tensor *whole = cat ? c->out[0] : c->in[0];
+    if (!mv_supports(c) || axis_of(c, whole->rank, 0) < 0) return 0;
+    if (cat && !il_node_attr(c->node, "axis")) return 0; /* opset 1's default (1) is not this file's 0 */
+    for (int i = 0; i < n; i++) {
+        const il_tensor *t = cat ? c->in[i] : c->out[i];
+        if (!t || t->dtype != whole->dtype || t->rank != whole->rank) return 0;
     }
-    *state = s;
-    *ws = 0;
-    return IL_OK;
-}
-
-/* Split: output k is the slab at its offset along the axis of the input (the outputs' shapes,
- * as inferred from split / num_outputs, give the offsets). */
-static int split_supports(const il_kctx *c) {
-    if (!mv_supports(c) || axis_of(c, c->in[0]->rank, 0) < 0) return 0;
-    for (int i = 0; i < c->n_out; i++)
-        if (!c->out[i] || c->out[i]->dtype != c->in[0]->dtype || c->out[i]->rank != c->in[0]->rank) return 0;
     return 1;
 }
 
-static il_status split_prepare(il_kctx *c, void **state, size_t *ws) {
-    mv_state *s = mv_new(c->n_out);
+static il_status slabs_prepare(il_kctx *c, void **state, size_t *ws) {
+    int cat = is_concat(c), n = cat ? c->n_in : c->n_out;
+    mv_state *s = mv_new(n);
     if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    const il_tensor *x = c->in[0];
-    int axis = axis_of(c, x->rank, 0);
-    int64_t xs[IL_MAX_RANK], at = 0;
-    contiguous(x->rank, x->dims, xs);
-    for (int i = 0; i < c->n_out; i++) {
-        const il_tensor *y = c->out[i];
+    const il_tensor *whole = cat ? c->out[0] : c->in[0];
+    int axis = axis_of(c, whole->rank, 0);
+    int64_t ws_[IL_MAX_RANK], at = 0;
+    contiguous(whole->rank, whole->dims, ws_);
+    for (int i = 0; i < n; i++) {
+        const il_tensor *t = cat ? c->in[i] : c->out[i];
         il_cu_copy *g = &s->g[i];
-        g->rank = y->rank;
-        memcpy(g->dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
-        memcpy(g->sstr, xs, sizeof xs);
-        contiguous(y->rank, y->dims, g->dstr);
-        g->soff = at * xs[axis];
-        at += y->dims[axis];
+        g->rank = t->rank;
+        memcpy(g->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+        contiguous(t->rank, t->dims, cat ? g->sstr : g->dstr);
+        memcpy(cat ? g->dstr : g->sstr, ws_, sizeof ws_);
+        *(cat ? &g->doff : &g->soff) = at * ws_[axis];
+        at += t->dims[axis];
     }
     *state = s;
     *ws = 0;
@@ -315,8 +311,7 @@ static il_status slice_prepare(il_kctx *c, void **state, size_t *ws) {
 
 static il_status mv_run(il_kctx *c) {
     const mv_state *s = c->state;
-    int split = c->n_out > 1 || !strcmp(c->node->op_type, "Split");
-    int concat = !strcmp(c->node->op_type, "Concat");
+    int split = !strcmp(c->node->op_type, "Split"), concat = is_concat(c);
     int es = (int)il_dtype_size(c->out[0]->dtype);
     for (int i = 0; i < s->n; i++) {
         const void *src = concat ? c->in[i]->data : c->in[0]->data;
@@ -340,6 +335,188 @@ static il_status gather_run(il_kctx *c) {
                  il_dims_prod(x->dims, axis + 1, x->rank), ids->data, ids->dtype, il_tensor_numel(ids),
                  c->out[0]->data);
     return il_cuda_check("Gather");
+}
+
+/* Expand: the input's size-1 (and missing leading) dims repeated, a copy with stride 0 there.
+ * Tile: out dim d is repeats x in dim d, walked as two dims [repeats, in] (rank 4 at most). */
+static int repeat_supports(const il_kctx *c) {
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    if (!mv_supports(c) || x->dtype != y->dtype || x->rank > y->rank) return 0;
+    if (strcmp(c->node->op_type, "Tile")) return 1;
+    if (x->rank != y->rank || 2 * x->rank > IL_MAX_RANK) return 0;
+    for (int d = 0; d < x->rank; d++)
+        if (x->dims[d] == 0 || y->dims[d] % x->dims[d]) return 0;
+    return 1;
+}
+
+static il_status repeat_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    il_cu_copy *g = &s->g[0];
+    int64_t xs[IL_MAX_RANK], ys[IL_MAX_RANK];
+    contiguous(y->rank, y->dims, ys);
+    if (!strcmp(c->node->op_type, "Tile")) {
+        contiguous(x->rank, x->dims, xs);
+        g->rank = 2 * x->rank;
+        for (int d = 0; d < x->rank; d++) {
+            g->dims[2 * d] = y->dims[d] / x->dims[d], g->sstr[2 * d] = 0, g->dstr[2 * d] = x->dims[d] * ys[d];
+            g->dims[2 * d + 1] = x->dims[d], g->sstr[2 * d + 1] = xs[d], g->dstr[2 * d + 1] = ys[d];
+        }
+    } else {
+        g->rank = y->rank;
+        memcpy(g->dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+        il_broadcast_strides(x, y->rank, y->dims, g->sstr);
+        memcpy(g->dstr, ys, sizeof ys);
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Pad with its pads (and axes) known at build; a constant other than zero for float32 data
+ * only (it is stored in the device's dtype). */
+typedef struct {
+    il_cu_pad_geom g;
+    float value;
+} pad_state;
+
+static int pad_value(const il_kctx *c, float *v) {
+    const il_tensor *ct = c->opset >= 11 ? il_in(c, 2) : NULL;
+    *v = 0;
+    if (ct && il_tensor_numel(ct) > 0) {
+        if (!il_cuk_const(c, 2)) return 0;
+        *v = (float)il_tensor_get(ct, 0);
+    } else if (c->opset < 11) {
+        *v = il_attr_float(c->node, "value", 0.0f);
+    }
+    return 1;
+}
+
+static int pad_supports(const il_kctx *c) {
+    il_pad_args p;
+    float v;
+    if (!mv_supports(c) || c->in[0]->dtype != c->out[0]->dtype || !il_tensor_numel(c->in[0])) return 0;
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i] && !il_cuk_const(c, i)) return 0;
+    il_status st = il_pad_args_get(c, c->in[0]->rank, &p);
+    il_error_clear();
+    if (st || !p.known || !pad_value(c, &v)) return 0;
+    return p.mode != IL_PAD_CONSTANT || v == 0 || c->in[0]->dtype == IL_F32;
+}
+
+static il_status pad_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_pad_args p;
+    il_status st = il_pad_args_get(c, c->in[0]->rank, &p);
+    if (st) return st;
+    pad_state *s = calloc(1, sizeof *s);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const il_tensor *x = c->in[0], *y = c->out[0];
+    s->g.rank = x->rank, s->g.mode = p.mode;
+    for (int a = 0; a < x->rank; a++) s->g.xd[a] = x->dims[a], s->g.yd[a] = y->dims[a], s->g.b[a] = p.begin[a],
+                                      s->g.e[a] = p.end[a];
+    pad_value(c, &s->value);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+static il_status pad_run(il_kctx *c) {
+    const pad_state *s = c->state;
+    il_dtype dt = c->out[0]->dtype;
+    int fl = dt == IL_F32 || dt == IL_F16 || dt == IL_BF16;
+    il_cu_pad(c->in[0]->data, c->out[0]->data, (int)il_dtype_size(dt), fl ? dt : (il_dtype)0, s->value, &s->g);
+    return il_cuda_check("Pad");
+}
+
+/* Resize (float data): resize.c builds each axis' taps from the constant scales/sizes/roi at
+ * prepare; they go to the device once, in one buffer the node owns. */
+typedef struct {
+    il_cu_resize g;
+    void *dev;
+} resize_state;
+
+static void resize_release(void *p) {
+    resize_state *s = p;
+    if (s) il_cuda_free(s->dev);
+    free(s);
+}
+
+/* The taps as one device buffer: per axis int64 indices, float weights, outside flags. */
+static il_status resize_upload(il_kctx *c, const il_resize_axis *t, resize_state *s) {
+    int r = c->in[0]->rank;
+    size_t bytes = 0, at = 0;
+    for (int a = 0; a < r; a++) bytes += (size_t)(s->g.yd[a] * t[a].n) * 12 + (size_t)s->g.yd[a] + 8;
+    char *host = malloc(bytes + 8);
+    if (!host || !(s->dev = il_cuda_malloc(bytes + 8))) {
+        free(host);
+        return il_kerr(c, IL_ERR_OOM, "out of memory for the resize taps (%zu bytes)", bytes);
+    }
+    for (int a = 0; a < r; a++) {
+        int64_t m = s->g.yd[a] * t[a].n;
+        memcpy(host + at, t[a].idx, (size_t)m * 8);
+        s->g.idx[a] = (const int64_t *)((char *)s->dev + at);
+        at += (size_t)m * 8;
+        float *w = (float *)(host + at);
+        for (int64_t i = 0; i < m; i++) w[i] = (float)t[a].w[i];
+        s->g.w[a] = (const float *)((char *)s->dev + at);
+        at += (size_t)m * 4;
+        memcpy(host + at, t[a].outside, (size_t)s->g.yd[a]);
+        s->g.outside[a] = (const unsigned char *)((char *)s->dev + at);
+        at = (at + (size_t)s->g.yd[a] + 7) / 8 * 8;
+    }
+    il_status st = il_cuda_upload(s->dev, host, at);
+    free(host);
+    return st;
+}
+
+static il_status resize_prepare(il_kctx *c, void **state, size_t *ws) {
+    il_resize_axis t[IL_MAX_RANK];
+    double extra;
+    il_status st = il_resize_taps(c, t, &extra);
+    if (st) return st;
+    resize_state *s = calloc(1, sizeof *s);
+    const il_tensor *x = c->in[0];
+    int64_t xs[IL_MAX_RANK];
+    if (!s) st = il_kerr(c, IL_ERR_OOM, "out of memory");
+    if (!st) {
+        contiguous(x->rank, x->dims, xs);
+        s->g.rank = x->rank, s->g.extrapolation = (float)extra;
+        for (int a = 0; a < x->rank; a++) s->g.yd[a] = c->out[0]->dims[a], s->g.xs[a] = xs[a], s->g.n[a] = t[a].n;
+        st = resize_upload(c, t, s);
+    }
+    il_resize_taps_free(t, x->rank);
+    if (st) {
+        resize_release(s);
+        return st;
+    }
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Float data, constant roi/scales/sizes, at most 256 tap combinations per output element. */
+static int resize_supports(const il_kctx *c) {
+    if (!il_cuk_f32_in(c, 0) || c->out[0]->dtype != IL_F32 || !il_tensor_numel(c->in[0])) return 0;
+    for (int i = 1; i < c->n_in; i++)
+        if (c->in[i] && il_tensor_numel(c->in[i]) && !il_cuk_const(c, i)) return 0;
+    il_resize_axis t[IL_MAX_RANK];
+    double extra;
+    il_status st = il_resize_taps((il_kctx *)c, t, &extra);
+    if (st) {
+        il_error_clear();
+        return 0;
+    }
+    int64_t combos = 1;
+    for (int a = 0; a < c->in[0]->rank; a++) combos *= t[a].n;
+    il_resize_taps_free(t, c->in[0]->rank);
+    return combos <= 256;
+}
+
+static il_status resize_run(il_kctx *c) {
+    const resize_state *s = c->state;
+    il_cu_resize_run(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, &s->g);
+    return il_cuda_check("Resize");
 }
 
 /* GatherND with any batch_dims, int64/int32 index tuples. */
@@ -383,15 +560,21 @@ static il_status gather_nd_run(il_kctx *c) {
 #define EW(DOM, OP, DT, DOC) K(DOM, OP, "cuda", DT, ew_supports, ew_prepare, ew_run, free, DOC)
 #define UNARY(OP) EW("", OP, F32, "elementwise; f32/f16/bf16")
 #define BINARY(OP) EW("", OP, F32, "elementwise, numpy broadcasting; f32/f16/bf16")
+#define REDUCE(OP)                                                                                                 \
+    K("", OP, "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_reduce_run, free,                    \
+      "axes forming one run of dims, in double; f32/f16/bf16")
 #define MOVE(OP, SUP, PREP, DOC) K("", OP, "cuda", 0, SUP, PREP, mv_run, mv_release, DOC)
 
 const il_kernel il_kernels_cuda_ops[] = {
     UNARY("Sqrt"), UNARY("Erf"), UNARY("Tanh"), UNARY("Sigmoid"), UNARY("Exp"), UNARY("Log"), UNARY("Neg"),
     UNARY("Abs"), UNARY("Reciprocal"), UNARY("Gelu"), UNARY("HardSwish"), UNARY("HardSigmoid"), UNARY("LeakyRelu"),
+    UNARY("Floor"), UNARY("Ceil"), UNARY("Round"), UNARY("Sin"), UNARY("Cos"), UNARY("Softplus"), UNARY("Softsign"),
+    UNARY("Elu"), UNARY("Selu"), UNARY("Celu"), UNARY("ThresholdedRelu"), UNARY("Mish"), UNARY("Sign"),
     EW("ai.inferlab", "Gelu", F32, "elementwise (erf or tanh form); f32/f16/bf16"),
     EW("ai.inferlab", "HardSwish", F32, "elementwise; f32/f16/bf16"),
     EW("ai.inferlab", "SiLU", F32, "elementwise; f32/f16/bf16"),
     BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), BINARY("Max"), BINARY("Min"),
+    EW("", "PRelu", F32, "slope broadcast (numpy, opset 7 on); f32/f16/bf16"),
     EW("", "Equal", F32, "float inputs, bool output, broadcasting"),
     EW("", "Less", F32, "float inputs, bool output, broadcasting"),
     EW("", "LessOrEqual", F32, "float inputs, bool output, broadcasting"),
@@ -404,8 +587,14 @@ const il_kernel il_kernels_cuda_ops[] = {
     K("", "Cast", "cuda", 0, cast_supports, cast_prepare, ew_run, free,
       "float/int/bool to float32, float16 or bool"),
     MOVE("Transpose", transpose_supports, transpose_prepare, "any perm, any dtype"),
-    MOVE("Concat", concat_supports, concat_prepare, "any axis, any dtype"),
-    MOVE("Split", split_supports, split_prepare, "any axis, any dtype"),
+    MOVE("Concat", slabs_supports, slabs_prepare, "any axis, any dtype"),
+    MOVE("Split", slabs_supports, slabs_prepare, "any axis, any dtype"),
+    MOVE("Expand", repeat_supports, repeat_prepare, "any dtype"),
+    MOVE("Tile", repeat_supports, repeat_prepare, "rank 4 at most, any dtype"),
+    K("", "Resize", "cuda", F32, resize_supports, resize_prepare, resize_run, resize_release,
+      "resize.c's taps (nearest, linear, cubic; every coordinate mode) from constant scales/sizes"),
+    K("", "Pad", "cuda", 0, pad_supports, pad_prepare, pad_run, free,
+      "constant/edge/reflect/wrap, pads known at build, any dtype (a non-zero constant: float)"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
@@ -419,16 +608,17 @@ const il_kernel il_kernels_cuda_ops[] = {
       "cuBLAS + C + activation epilogue; f32/f16/bf16"),
     K("ai.inferlab", "Attention", "cublas", F32, il_cuk_attention_supports, il_cuk_attention_prepare,
       il_cuk_attention_run, free, "two cuBLAS products around a masked softmax (scores in the workspace)"),
-    K("", "Softmax", "cuda", F32, il_cuk_softmax_supports, il_cuk_softmax_prepare, il_cuk_softmax_run, free,
+    K("", "Softmax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_softmax_run, free,
+      "one block per row, any axis; f32/f16/bf16"),
+    K("", "LogSoftmax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_softmax_run, free,
       "one block per row, any axis; f32/f16/bf16"),
     K("", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
     K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
-    K("", "ReduceMean", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
-    K("", "ReduceSum", "cuda", F32, il_cuk_reduce_supports, il_cuk_reduce_prepare, il_cuk_reduce_run, free,
-      "axes forming one run of dims; f32/f16/bf16"),
+    REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
+    REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
+    REDUCE("ReduceSumSquare"),
     {0},
 };
 #else

@@ -32,7 +32,7 @@ __device__ static float block_reduce(float v, int is_max, float *sh) {
 /* ---------------------------------------------------------------- softmax */
 
 __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, int64_t n, int64_t inner, float scale,
-                                 const void *mask, int mdt, il_cu_mask m) {
+                                 const void *mask, int mdt, il_cu_mask m, int is_log) {
     __shared__ float sh[ROW_THREADS];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         int64_t o = r / inner, base = o * n * inner + r % inner, moff = 0;
@@ -53,19 +53,23 @@ __global__ static void k_softmax(const void *x, void *y, int dt, int64_t rows, i
         float s = 0;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += expf(SM_VAL(j) - mx);
         s = block_reduce(s, 0, sh);
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) il_st(y, dt, base + j * inner, expf(SM_VAL(j) - mx) / s);
+        float ls = logf(s);
+        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
+            float v = SM_VAL(j) - mx;
+            il_st(y, dt, base + j * inner, is_log ? v - ls : expf(v) / s);
+        }
 #undef SM_VAL
     }
 }
 
 extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
-                              const void *mask, il_dtype mdt, const il_cu_mask *m) {
+                              const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log) {
     il_cu_mask none;
     memset(&none, 0, sizeof none);
     int64_t rows = outer * inner;
     if (rows > 0 && n > 0)
         IL_CU_LAUNCH_GRID(k_softmax, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, inner, scale, mask, (int)mdt,
-                          m ? *m : none);
+                          m ? *m : none, is_log);
 }
 
 /* ---------------------------------------------------------------- layer norm */
@@ -106,19 +110,38 @@ extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t row
 
 /* ---------------------------------------------------------------- sums over an axis */
 
-__global__ static void k_reduce_sum(const void *x, void *y, int dt, int64_t n, int64_t inner, double mul,
-                                    int64_t total) {
+__global__ static void k_reduce(const void *x, void *y, int dt, int64_t n, int64_t inner, int k, int64_t total) {
     IL_CU_LOOP(i, total) {
-        int64_t o = i / inner, in = i % inner;
-        double s = 0;
-        for (int64_t j = 0; j < n; j++) s += il_ld(x, dt, (o * n + j) * inner + in);
-        il_st(y, dt, i, (float)(s * mul));
+        int64_t base = (i / inner) * n * inner + i % inner;
+        double acc = k == IL_CU_RPROD ? 1 : k == IL_CU_RMAX ? -INFINITY : k == IL_CU_RMIN ? INFINITY : 0, m = 0;
+        if (k == IL_CU_RLOGSUMEXP) { /* the maximum first, so exp cannot overflow */
+            m = -INFINITY;
+            for (int64_t j = 0; j < n; j++) {
+                double v = il_ld(x, dt, base + j * inner);
+                if (v > m || v != v) m = v;
+            }
+        }
+        for (int64_t j = 0; j < n && !(k == IL_CU_RLOGSUMEXP && (isinf(m) || m != m)); j++) {
+            double v = il_ld(x, dt, base + j * inner);
+            switch (k) {
+            case IL_CU_RMAX: if (v > acc || v != v) acc = v; break; /* NaN sticks, as the reference's */
+            case IL_CU_RMIN: if (v < acc || v != v) acc = v; break;
+            case IL_CU_RPROD: acc *= v; break;
+            case IL_CU_RL1: acc += fabs(v); break;
+            case IL_CU_RL2: case IL_CU_RSUMSQ: acc += v * v; break;
+            case IL_CU_RLOGSUMEXP: acc += exp(v - m); break;
+            default: acc += v; break;
+            }
+        }
+        double r = k == IL_CU_RMEAN ? acc / (double)n : k == IL_CU_RL2 ? sqrt(acc) : k == IL_CU_RLOGSUM ? log(acc)
+                   : k == IL_CU_RLOGSUMEXP ? (isinf(m) || m != m ? m : m + log(acc)) : acc;
+        il_st(y, dt, i, (float)r);
     }
 }
 
-extern "C" void il_cu_reduce_sum(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
-                                 double mul) {
-    IL_CU_LAUNCH(k_reduce_sum, outer * inner, x, y, (int)dt, n, inner, mul, outer * inner);
+extern "C" void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
+                             il_cu_red kind) {
+    IL_CU_LAUNCH(k_reduce, outer * inner, x, y, (int)dt, n, inner, (int)kind, outer * inner);
 }
 
 /* ---------------------------------------------------------------- pools */
@@ -175,7 +198,7 @@ extern "C" void il_cu_avgpool(const void *x, void *y, il_dtype dt, int64_t plane
 }
 
 extern "C" void il_cu_gap(const void *x, void *y, il_dtype dt, int64_t planes, int64_t S) {
-    il_cu_reduce_sum(x, y, dt, planes, S, 1, 1.0 / (double)(S > 0 ? S : 1));
+    il_cu_reduce(x, y, dt, planes, S, 1, IL_CU_RMEAN);
 }
 
 __global__ static void k_bn(const void *x, void *y, int dt, int64_t C, int64_t S, const void *gamma, const void *beta,

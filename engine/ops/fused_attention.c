@@ -186,8 +186,10 @@ static il_status att_ref(il_kctx *c) {
 /* One row of scaled scores s[0..sk): add the mask row m (element j at m[j * mstride]; NULL for
  * none), then s = exp(s - max). Returns 1 / sum(s) (the caller scales the output row by it).
  * A row holding NaN or an infinite maximum (every key masked with -inf) takes the plain expf loop
- * and comes out NaN like the reference's. */
-static float softmax_row(float *restrict s, int64_t sk, const float *restrict m, int64_t mstride) {
+ * and comes out NaN like the reference's. Built for the widest vectors the CPU has (the build's
+ * baseline is SSE4.2): at 16 keys a row the exponentials were 16% of tiny_bert. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static float
+softmax_row(float *restrict s, int64_t sk, const float *restrict m, int64_t mstride) {
     float mx = -INFINITY;
     int bad = 0;
     if (m && mstride == 1) {
@@ -220,6 +222,51 @@ static float softmax_row(float *restrict s, int64_t sk, const float *restrict m,
         }
     }
     return (float)(1.0 / sum);
+}
+
+/* c = alpha * a b for the products of one small attention block ([m, k] by [k, n], row-major),
+ * four rows of c at a time, each a sum of b's rows scaled by a's elements (vectorized along c's
+ * rows): at tiny_bert's and tiny_vit's sizes (16 or 17 rows, keys and head width) an sgemm call
+ * costs several times the product, since OpenBLAS packs both operands first. Used while a
+ * task's products are at most ATT_SMALL_MACS (att_fast). */
+#define ATT_SMALL_MACS 65536
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+small_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *restrict a, int64_t lda, const float *restrict b,
+           int64_t ldb, float *restrict c, int64_t ldc) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        float *c0 = c + i * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
+        const float *a0 = a + i * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        for (int64_t j = 0; j < n; j++) c0[j] = c1[j] = c2[j] = c3[j] = 0.0f;
+        for (int64_t e = 0; e < k; e++) {
+            const float *restrict br = b + e * ldb;
+            float v0 = a0[e], v1 = a1[e], v2 = a2[e], v3 = a3[e];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) {
+                float x = br[j];
+                c0[j] += v0 * x;
+                c1[j] += v1 * x;
+                c2[j] += v2 * x;
+                c3[j] += v3 * x;
+            }
+        }
+    }
+    for (; i < m; i++) {
+        float *restrict cr = c + i * ldc;
+        for (int64_t j = 0; j < n; j++) cr[j] = 0.0f;
+        for (int64_t e = 0; e < k; e++) {
+            const float *restrict br = b + e * ldb;
+            float v = a[i * lda + e];
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) cr[j] += v * br[j];
+        }
+    }
+    if (alpha != 1.0f)
+        for (i = 0; i < m; i++) {
+            float *cr = c + i * ldc;
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++) cr[j] *= alpha;
+        }
 }
 
 /* Query rows per task for `batches` matrices of sq rows over `threads` threads: at most what keeps
@@ -270,6 +317,7 @@ static il_status att_fast(il_kctx *c) {
     if (solo) openblas_set_num_threads(1);
     const il_tensor *Q = c->in[0], *K = c->in[1], *V = c->in[2];
     int64_t mcol = a.ms[g.lead + 1];
+    int small = rb * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
 #pragma omp parallel for num_threads(threads) if (par) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t bi = t / blocks, i0 = (t % blocks) * rb, n = sq - i0 < rb ? sq - i0 : rb;
@@ -277,11 +325,13 @@ static il_status att_fast(il_kctx *c) {
         const float *q = a.q + batch_off(Q, &g, bi) + i0 * d, *kt = a.k + batch_off(K, &g, bi),
                     *v = a.v + batch_off(V, &g, bi);
         float *yb = y + (bi * sq + i0) * dv;
-        if (d > 0) il_sgemm(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
+        if (small) small_gemm(n, sk, d, a.scale, q, d, kt, sk, s, sk);
+        else if (d > 0) il_sgemm(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
         else memset(s, 0, (size_t)(n * sk) * sizeof(float));
         for (int64_t i = 0; i < n; i++)
             inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
-        il_sgemm(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
+        if (small) small_gemm(n, dv, sk, 1.0f, s, sk, v, dv, yb, dv);
+        else il_sgemm(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
         for (int64_t i = 0; i < n; i++) {
             float f = inv[i], *yr = yb + i * dv;
 #pragma omp simd

@@ -129,6 +129,29 @@ typedef struct {
 } il_slice_plan;
 il_status il_slice_make(const il_kctx *c, const il_tensor *x, il_slice_plan *p);
 
+/* Pad's mode and pads (engine/ops/pad.c) for an input of rank r; also for the cuda Pad kernel. */
+enum { IL_PAD_CONSTANT, IL_PAD_EDGE, IL_PAD_REFLECT, IL_PAD_WRAP };
+typedef struct {
+    int mode;
+    int known; /* 0 at plan time while the pads (or axes) input has no data */
+    int64_t begin[IL_MAX_RANK], end[IL_MAX_RANK];
+} il_pad_args;
+il_status il_pad_args_get(const il_kctx *c, int r, il_pad_args *p);
+
+/* Resize's taps (engine/ops/resize.c), per axis: every output index reads n input indices
+ * (clamped into the input) with these weights, or the extrapolation value where outside[out]
+ * (tf_crop_and_resize). il_resize_taps builds them for node c's data (scales/sizes/roi) and
+ * shapes, for the cuda Resize kernel too; il_resize_taps_free frees them. */
+typedef struct {
+    int64_t n;              /* taps per output index */
+    int64_t *idx;           /* [out * n] input index, already clamped into the input */
+    double *w;              /* [out * n] weights */
+    unsigned char *outside; /* [out]: tf_crop_and_resize put this index outside the input */
+    int identity;
+} il_resize_axis;
+il_status il_resize_taps(il_kctx *c, il_resize_axis *t, double *extrapolation);
+void il_resize_taps_free(il_resize_axis *t, int rank);
+
 /* Normalize a possibly negative axis into [0, rank); error naming the node when out of range. */
 il_status il_norm_axis(const il_kctx *c, int64_t axis, int rank, int *out);
 

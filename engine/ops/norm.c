@@ -150,14 +150,22 @@ static void stats(const il_tensor *x, int64_t at, int64_t n, double *mean, doubl
     *var = n ? s2 / (double)n : 0;
 }
 
-static void stats_f32(const float *x, int64_t n, double *mean, double *var) {
+/* Mean and variance of n floats, summed in double. The sums may be reordered (omp simd, with the
+ * widest vectors the CPU has): one accumulator chain made LayerNorm latency-bound, 21 us for
+ * tiny_bert's 128 rows of 64 (4 cycles per add, two passes); the order changes rounding by far
+ * less than the float result holds. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+stats_f32(const float *x, int64_t n, double *mean, double *var) {
     double s = 0, s2 = 0;
+#pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; j++) s += x[j];
-    *mean = n ? s / (double)n : 0;
+    double mu = n ? s / (double)n : 0;
+#pragma omp simd reduction(+ : s2)
     for (int64_t j = 0; j < n; j++) {
-        double d = x[j] - *mean;
+        double d = x[j] - mu;
         s2 += d * d;
     }
+    *mean = mu;
     *var = n ? s2 / (double)n : 0;
 }
 
@@ -321,6 +329,19 @@ static int64_t *ln_param_index(const il_tensor *x, int axis, const il_tensor *p)
     return off;
 }
 
+/* One row of the fast kernel with Scale and B (NULL: none) of the row's length. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+ln_row(const float *restrict x, float *restrict y, int64_t n, float mu, float inv, const float *restrict s,
+       const float *restrict b) {
+    if (b) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) y[j] = (x[j] - mu) * inv * s[j] + b[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) y[j] = (x[j] - mu) * inv * s[j] + 0.0f;
+    }
+}
+
 /* Y = (X - mean) * inv_std * Scale + B per row of inner elements; optional Mean, InvStdDev. */
 static il_status ln_run(il_kctx *c, int fast) {
     const il_tensor *x = c->in[0], *s = c->in[1], *b = il_in(c, 2);
@@ -330,13 +351,16 @@ static il_status ln_run(il_kctx *c, int fast) {
     if (st) return st;
     double eps = il_attr_float(c->node, "epsilon", 1e-5f);
     int64_t outer = il_shape_numel(axis, x->dims), inner = il_shape_numel(x->rank - axis, x->dims + axis);
-    int64_t *so = ln_param_index(x, axis, s), *bo = b ? ln_param_index(x, axis, b) : NULL;
-    if (!so || (b && !bo)) {
+    /* Scale and B of the normalized shape itself (the usual [hidden]) are read as they are */
+    fast = fast && x->dtype == IL_F32 && s->dtype == IL_F32 && (!b || b->dtype == IL_F32);
+    int direct = fast && il_tensor_numel(s) == inner && (!b || il_tensor_numel(b) == inner);
+    int64_t *so = direct ? NULL : ln_param_index(x, axis, s), *bo = b && !direct ? ln_param_index(x, axis, b) : NULL;
+    if ((!direct && !so) || (b && !direct && !bo)) {
         free(so);
         free(bo);
         return il_kerr(c, IL_ERR_OOM, "out of memory");
     }
-    if (fast && x->dtype == IL_F32 && s->dtype == IL_F32 && (!b || b->dtype == IL_F32)) {
+    if (fast) {
         const float *xd = x->data, *sd = s->data, *bd = b ? b->data : NULL;
         float *yd = y->data;
         IL_PAR_FOR(c, r, outer) {
@@ -345,7 +369,9 @@ static il_status ln_run(il_kctx *c, int fast) {
             float mu = (float)mean, inv = (float)(1.0 / sqrt(var + eps));
             const float *xr = xd + r * inner;
             float *yr = yd + r * inner;
-            for (int64_t j = 0; j < inner; j++) yr[j] = (xr[j] - mu) * inv * sd[so[j]] + (bd ? bd[bo[j]] : 0.0f);
+            if (direct) ln_row(xr, yr, inner, mu, inv, sd, bd);
+            else
+                for (int64_t j = 0; j < inner; j++) yr[j] = (xr[j] - mu) * inv * sd[so[j]] + (bd ? bd[bo[j]] : 0.0f);
             if (om) il_stf(om, r, mean);
             if (oi) il_stf(oi, r, 1.0 / sqrt(var + eps));
         }

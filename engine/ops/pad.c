@@ -14,21 +14,13 @@
  */
 #include "kernel.h"
 
-enum { PAD_CONSTANT, PAD_EDGE, PAD_REFLECT, PAD_WRAP };
-
-typedef struct {
-    int mode;
-    int known; /* 0 at plan time while the pads (or axes) input has no data */
-    int64_t begin[IL_MAX_RANK], end[IL_MAX_RANK];
-} pad_args;
-
-/* Read mode and pads for an input of rank r. */
-static il_status pad_args_get(const il_kctx *c, int r, pad_args *p) {
+/* Read mode and pads for an input of rank r (kernel.h). */
+il_status il_pad_args_get(const il_kctx *c, int r, il_pad_args *p) {
     const char *mode = il_attr_string(c->node, "mode", "constant");
-    if (!strcmp(mode, "constant")) p->mode = PAD_CONSTANT;
-    else if (!strcmp(mode, "edge")) p->mode = PAD_EDGE;
-    else if (!strcmp(mode, "reflect")) p->mode = PAD_REFLECT;
-    else if (!strcmp(mode, "wrap")) p->mode = PAD_WRAP;
+    if (!strcmp(mode, "constant")) p->mode = IL_PAD_CONSTANT;
+    else if (!strcmp(mode, "edge")) p->mode = IL_PAD_EDGE;
+    else if (!strcmp(mode, "reflect")) p->mode = IL_PAD_REFLECT;
+    else if (!strcmp(mode, "wrap")) p->mode = IL_PAD_WRAP;
     else return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported mode '%s'", mode);
     p->known = 1;
     for (int i = 0; i < r; i++) p->begin[i] = p->end[i] = 0;
@@ -95,10 +87,10 @@ static int64_t pad_src(int mode, int64_t o, int64_t d, int64_t b, int64_t e) {
     int64_t lo = b < 0 ? -b : 0, m = d - lo - (e < 0 ? -e : 0);
     int64_t j = o - (b > 0 ? b : 0); /* coordinate within the kept part */
     if (j >= 0 && j < m) return lo + j;
-    if (mode == PAD_CONSTANT || m <= 0) return -1;
-    if (mode == PAD_EDGE) {
+    if (mode == IL_PAD_CONSTANT || m <= 0) return -1;
+    if (mode == IL_PAD_EDGE) {
         j = j < 0 ? 0 : m - 1;
-    } else if (mode == PAD_WRAP) {
+    } else if (mode == IL_PAD_WRAP) {
         j = ((j % m) + m) % m;
     } else if (m == 1) {
         j = 0; /* reflecting a single element repeats it */
@@ -118,8 +110,8 @@ static il_status pad_infer(il_kctx *c) {
         il_set_out(c, 0, x->dtype, -1, NULL);
         return IL_OK;
     }
-    pad_args p;
-    il_status s = pad_args_get(c, x->rank, &p);
+    il_pad_args p;
+    il_status s = il_pad_args_get(c, x->rank, &p);
     if (s) return s;
     int64_t dims[IL_MAX_RANK];
     for (int i = 0; i < x->rank; i++) {
@@ -133,7 +125,7 @@ static il_status pad_infer(il_kctx *c) {
             return il_kerr(c, IL_ERR_INVALID, "pads (%lld, %lld) remove more than axis %d of size %lld",
                            (long long)p.begin[i], (long long)p.end[i], i, (long long)d);
         int64_t kept = d - (p.begin[i] < 0 ? -p.begin[i] : 0) - (p.end[i] < 0 ? -p.end[i] : 0);
-        if (p.mode != PAD_CONSTANT && kept <= 0 && dims[i] > 0)
+        if (p.mode != IL_PAD_CONSTANT && kept <= 0 && dims[i] > 0)
             return il_kerr(c, IL_ERR_INVALID, "mode '%s' cannot pad axis %d, which has no elements",
                            il_attr_string(c->node, "mode", "constant"), i);
     }
@@ -160,7 +152,7 @@ static il_status pad_value(const il_kctx *c, unsigned char *v) {
 
 /* The input offset that output position pos (flat over y's axes 0..last) comes from, axis by
  * axis from `last` (whose input stride is `stride`) down; *outside when it is in a constant pad. */
-static int64_t pad_source(const pad_args *p, const il_tensor *x, const il_tensor *y, int last, int64_t pos,
+static int64_t pad_source(const il_pad_args *p, const il_tensor *x, const il_tensor *y, int last, int64_t pos,
                           int64_t stride, int *outside) {
     int64_t src = 0;
     *outside = 0;
@@ -179,9 +171,9 @@ static il_status pad_ref(il_kctx *c) {
     const il_tensor *x = c->in[0];
     il_tensor *y = c->out[0];
     int r = x->rank;
-    pad_args p;
+    il_pad_args p;
     unsigned char val[16];
-    il_status s = pad_args_get(c, r, &p);
+    il_status s = il_pad_args_get(c, r, &p);
     if (s || (s = pad_value(c, val))) return s;
     size_t es = il_dtype_size(x->dtype);
     int64_t n = il_tensor_numel(y);
@@ -199,9 +191,9 @@ static il_status pad_fast(il_kctx *c) {
     il_tensor *y = c->out[0];
     int r = x->rank;
     if (r == 0) return pad_ref(c);
-    pad_args p;
+    il_pad_args p;
     unsigned char val[16];
-    il_status s = pad_args_get(c, r, &p);
+    il_status s = il_pad_args_get(c, r, &p);
     if (s || (s = pad_value(c, val))) return s;
     size_t es = il_dtype_size(x->dtype);
     int64_t w = y->dims[r - 1], dw = x->dims[r - 1];

@@ -231,13 +231,7 @@ static il_status rs_infer(il_kctx *c) {
 
 /* ---------------------------------------------------------------- per-axis taps */
 
-typedef struct {
-    int64_t n;         /* taps per output index */
-    int64_t *idx;      /* [out * n] input index, already clamped into the input */
-    double *w;         /* [out * n] weights */
-    unsigned char *outside; /* [out]: tf_crop_and_resize put this index outside the input */
-    int identity;
-} rs_axis;
+typedef il_resize_axis rs_axis; /* kernel.h */
 
 /* Input coordinate of output index y on one axis (the coordinate_transformation_mode). */
 static double rs_coord(const rs_args *a, int ax, int64_t y, int64_t in) {
@@ -510,3 +504,12 @@ const il_op il_ops_resize[] = {
     {"", "Upsample", 1, rs_infer, rs_ref, rs_fast, 0},
     {0},
 };
+
+il_status il_resize_taps(il_kctx *c, il_resize_axis *t, double *extrapolation) {
+    rs_args a;
+    il_status s = rs_prepare(c, &a, t);
+    if (!s) *extrapolation = a.extrapolation;
+    return s;
+}
+
+void il_resize_taps_free(il_resize_axis *t, int rank) { rs_axes_free(t, rank); }
