@@ -334,6 +334,23 @@ static void test_dtypes_and_empty(void) {
     op_free(r);
 }
 
-IL_SUITE("compute_fast", {"conv", test_conv_fast_random}, {"convtranspose", test_convtranspose_fast_random},
+/* Transposes large enough for the fast kernel to split its runs over threads (engine/cpu/
+ * transpose.c: from 256 KiB; each thread starts its odometer at its first run), the head
+ * splits and merges of the transformers among them, on 3 threads: bit for bit. */
+static void test_transpose_threads(void) {
+    static const int64_t perms[][4] = {{0, 2, 1, 3}, {0, 2, 3, 1}, {2, 0, 1, 3}, {1, 0, 2, 3}, {3, 1, 2, 0}};
+    for (int p = 0; p < 5; p++) {
+        op_case *r = op_new("Transpose", 13, 1, 1);
+        r->in[0] = rnd(IL_F32, 4, D(9, 35, 13, 17), -1, 1); /* 69615 floats, 272 KiB */
+        il_node_set_ints(r->g, r->k, "perm", 4, perms[p]);
+        char label[64];
+        snprintf(label, sizeof label, "Transpose perm %lld%lld%lld%lld, 3 threads", (long long)perms[p][0],
+                 (long long)perms[p][1], (long long)perms[p][2], (long long)perms[p][3]);
+        matches(r, label);
+        op_free(r);
+    }
+}
+
+IL_SUITE("compute_fast", {"transpose on threads", test_transpose_threads}, {"conv", test_conv_fast_random}, {"convtranspose", test_convtranspose_fast_random},
          {"depthwise 3x3 and 5x5", test_depthwise3x3_random}, {"pool", test_pool_fast_random}, {"norm", test_norm_fast_random}, {"matmul_gemm", test_matmul_fast_random},
          {"einsum", test_einsum_fast_random}, {"dtypes_and_empty", test_dtypes_and_empty})

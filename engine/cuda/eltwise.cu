@@ -127,9 +127,15 @@ __global__ static void k_map(map_args a, il_cu_geom g, int64_t n, int esize) {
             copy_elem(c ? a.in[1] : a.in[2], c ? off[1] : off[2], a.out, i, esize);
             continue;
         }
-        float x = il_ld(a.in[0], a.idt[0], off[0]), v;
-        if (g.n_in == 1) v = unary(a.op, x, a.a, a.b);
-        else v = binary(a.op, x, il_ld(a.in[1], a.idt[1], off[1]));
+        float v = il_ld(a.in[0], a.idt[0], off[0]);
+        if (g.n_in == 1) { /* a variadic op of one input is that input */
+            if (a.op != IL_CU_SUM && a.op != IL_CU_MEAN && a.op != IL_CU_MAX && a.op != IL_CU_MIN)
+                v = unary(a.op, v, a.a, a.b);
+        } else {
+            int op = a.op == IL_CU_SUM || a.op == IL_CU_MEAN ? IL_CU_ADD : a.op;
+            for (int k = 1; k < g.n_in; k++) v = binary(op, v, il_ld(a.in[k], a.idt[k], off[k]));
+            if (a.op == IL_CU_MEAN) v = v / (float)g.n_in;
+        }
         if (a.odt == IL_BOOL) ((unsigned char *)a.out)[i] = v != 0.0f;
         else il_st(a.out, a.odt, i, v);
     }

@@ -224,6 +224,64 @@ softmax_row(float *restrict s, int64_t sk, const float *restrict m, int64_t mstr
     return (float)(1.0 / sum);
 }
 
+/* The softmax of a block of short rows, in passes over the whole block rather than row by row:
+ * at 16 or 17 keys a row, softmax_row's per-row work (two horizontal reductions, one of them in
+ * double, and the loop tails) cost more than its exponentials. soft_max: row max of s + mask
+ * (read only) and whether it is NaN or infinite; soft_shift: s = s + mask - max; soft_exp: the
+ * exponentials of n elements; soft_sum: 1 / row sum (float lanes: the terms are in (0, 1] and one
+ * of them is 1, so the sum loses a few ulps of a number >= 1). */
+#define SOFT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+SOFT_CLONES static float soft_max(const float *restrict s, int64_t sk, const float *restrict m, int64_t ms,
+                                  int *bad) {
+    float mx = -INFINITY;
+    int b = 0;
+    if (m && ms == 1) { /* a row of the mask: contiguous loads, not a gather */
+#pragma omp simd reduction(max : mx) reduction(| : b)
+        for (int64_t j = 0; j < sk; j++) {
+            float v = s[j] + m[j];
+            mx = v > mx ? v : mx;
+            b |= v != v;
+        }
+    } else if (m) {
+#pragma omp simd reduction(max : mx) reduction(| : b)
+        for (int64_t j = 0; j < sk; j++) {
+            float v = s[j] + m[j * ms];
+            mx = v > mx ? v : mx;
+            b |= v != v;
+        }
+    } else {
+#pragma omp simd reduction(max : mx) reduction(| : b)
+        for (int64_t j = 0; j < sk; j++) {
+            mx = s[j] > mx ? s[j] : mx;
+            b |= s[j] != s[j];
+        }
+    }
+    *bad |= b | isinf(mx);
+    return mx;
+}
+SOFT_CLONES static void soft_shift(float *restrict s, int64_t sk, const float *restrict m, int64_t ms, float mx) {
+    if (m && ms == 1) {
+#pragma omp simd
+        for (int64_t j = 0; j < sk; j++) s[j] = s[j] + m[j] - mx;
+    } else if (m) {
+#pragma omp simd
+        for (int64_t j = 0; j < sk; j++) s[j] = s[j] + m[j * ms] - mx;
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < sk; j++) s[j] = s[j] - mx;
+    }
+}
+SOFT_CLONES static void soft_exp(float *restrict s, int64_t n) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; j++) s[j] = il_exp_le0(s[j]);
+}
+SOFT_CLONES static float soft_sum(const float *restrict s, int64_t sk) {
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < sk; j++) sum += s[j];
+    return 1.0f / sum;
+}
+
 /* c = alpha * a b for the products of one small attention block ([m, k] by [k, n], row-major),
  * four rows of c at a time, each a sum of b's rows scaled by a's elements (vectorized along c's
  * rows): at tiny_bert's and tiny_vit's sizes (16 or 17 rows, keys and head width) an sgemm call
@@ -328,8 +386,18 @@ static il_status att_fast(il_kctx *c) {
         if (small) small_gemm(n, sk, d, a.scale, q, d, kt, sk, s, sk);
         else if (d > 0) il_sgemm(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
         else memset(s, 0, (size_t)(n * sk) * sizeof(float));
-        for (int64_t i = 0; i < n; i++)
-            inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
+        int bad = !small;
+        for (int64_t i = 0; i < n && !bad; i++)
+            inv[i] = soft_max(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, &bad);
+        if (!bad) {
+            for (int64_t i = 0; i < n; i++)
+                soft_shift(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, inv[i]);
+            soft_exp(s, n * sk);
+            for (int64_t i = 0; i < n; i++) inv[i] = soft_sum(s + i * sk, sk);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
+        }
         if (small) small_gemm(n, dv, sk, 1.0f, s, sk, v, dv, yb, dv);
         else il_sgemm(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
         for (int64_t i = 0; i < n; i++) {
