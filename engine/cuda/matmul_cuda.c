@@ -72,6 +72,10 @@ static il_status bgemm(const bplan *p, int64_t m, int64_t n, int64_t k, float al
                        const void *b, int64_t ldb, void *c, il_dtype dt, int precision) {
     int nl = p->nlead;
     int64_t last = nl ? p->dims[nl - 1] : 1, outer = 1, es = esize(dt);
+    /* A's matrices back to back against one B (a layer's weights applied to [batch, seq, k]):
+     * one product of last * m rows, which cuBLAS tiles far better than last products of m rows */
+    if (nl == 1 && p->sb[0] == 0 && lda == k && p->sa[0] == m * k)
+        return il_cuda_gemm(0, 0, last * m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, c, n, 0, 1, dt, precision);
     for (int d = 0; d < nl - 1; d++) outer *= p->dims[d];
     il_status st = IL_OK;
     for (int64_t o = 0; o < outer && !st; o++) {
