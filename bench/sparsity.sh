@@ -11,10 +11,11 @@
 #     `inferlab bench` with both models in one run (its trials interleave the variants), for the
 #     teacher, zoo ResNet-18 and zoo MobileNet v2; parameters and MACs of each;
 #  3. the teacher's top-1 on the Fashion-MNIST test set: dense, channel-pruned at 50% without and
-#     with FINETUNE epochs of fine-tuning distilled from the dense teacher (skipped when the data
-#     set is not there).
+#     with FINETUNE epochs of fine-tuning (peak learning rate LR, cosine) distilled from the dense
+#     teacher (skipped when the data set is not there). FINETUNE=8 LR=0.05 is docs/prune.md's
+#     recipe (93.43%; about 53 minutes on the loaded 2-core machine).
 # Usage: bench/sparsity.sh [BIN (build/inferlab)] [OUT (build/sparsity)]
-#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) and STEPS (123: which parts) in the environment.
+#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) LR (0.01) and STEPS (123: which parts) in the environment.
 # Writes OUT/sparse_layers.csv, OUT/sparse_models.csv, OUT/channel.txt, OUT/accuracy.txt and the
 # models it measured; prints every table.
 set -euo pipefail
@@ -24,6 +25,7 @@ THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-5}
 REPEAT=${REPEAT:-20}
 FINETUNE=${FINETUNE:-1}
+LR=${LR:-0.01}
 STEPS=${STEPS:-123}
 PY=${PY:-/usr/bin/python3}
 mkdir -p "$OUT"
@@ -160,6 +162,7 @@ echo "== 3. teacher top-1 on fashion-mnist:test, channel pruning 50%"
     "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.onnx" --method channel --sparsity 0.5 \
         --val fashion-mnist:test &&
         "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.ft.onnx" --method channel --sparsity 0.5 \
-            --finetune "$FINETUNE" --data fashion-mnist:train --teacher "$OUT/teacher.onnx" --val fashion-mnist:test
+            --finetune "$FINETUNE" --lr "$LR" --data fashion-mnist:train --teacher "$OUT/teacher.onnx" \
+            --val fashion-mnist:test
 } 2>&1 | tee "$OUT/accuracy.txt" || echo "accuracy skipped (no fashion-mnist data?)"
 fi
