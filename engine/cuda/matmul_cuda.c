@@ -16,6 +16,16 @@
 
 static int64_t esize(il_dtype dt) { return (int64_t)il_dtype_size(dt); }
 
+/* A prepare's result: a copy of the n bytes of setup at s as the node's state, no workspace. */
+static il_status keep(il_kctx *c, const void *s, size_t n, void **state, size_t *ws) {
+    void *p = malloc(n);
+    if (!p) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    memcpy(p, s, n);
+    *state = p;
+    *ws = 0;
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- batched products */
 
 /* The leading (batch) dims of a product's output and each operand's element stride along them
@@ -62,6 +72,10 @@ static il_status bgemm(const bplan *p, int64_t m, int64_t n, int64_t k, float al
                        const void *b, int64_t ldb, void *c, il_dtype dt, int precision) {
     int nl = p->nlead;
     int64_t last = nl ? p->dims[nl - 1] : 1, outer = 1, es = esize(dt);
+    /* A's matrices back to back against one B (a layer's weights applied to [batch, seq, k]):
+     * one product of last * m rows, which cuBLAS tiles far better than last products of m rows */
+    if (nl == 1 && p->sb[0] == 0 && lda == k && p->sa[0] == m * k)
+        return il_cuda_gemm(0, 0, last * m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, c, n, 0, 1, dt, precision);
     for (int d = 0; d < nl - 1; d++) outer *= p->dims[d];
     il_status st = IL_OK;
     for (int64_t o = 0; o < outer && !st; o++) {
@@ -360,12 +374,9 @@ int il_cuk_layernorm_supports(const il_kctx *c) {
 }
 
 il_status il_cuk_layernorm_prepare(il_kctx *c, void **state, size_t *ws) {
-    il_cu_norm *g = malloc(sizeof *g);
-    if (!g) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    norm_of(c, g);
-    *state = g;
-    *ws = 0;
-    return IL_OK;
+    il_cu_norm g;
+    norm_of(c, &g);
+    return keep(c, &g, sizeof g, state, ws);
 }
 
 il_status il_cuk_layernorm_run(il_kctx *c) {
@@ -447,12 +458,9 @@ il_status il_cuk_arg_run(il_kctx *c) {
 }
 
 il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
-    view3 *v = malloc(sizeof *v);
-    if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    view_of(c, v);
-    *state = v;
-    *ws = 0;
-    return IL_OK;
+    view3 v;
+    view_of(c, &v);
+    return keep(c, &v, sizeof v, state, ws);
 }
 
 il_status il_cuk_reduce_run(il_kctx *c) {

@@ -89,7 +89,7 @@ __global__ static void k_layernorm(const void *x, void *y, int dt, il_cu_norm g,
         }
         float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + g.eps);
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-            int64_t jj = j / g.pdiv;
+            int64_t jj = g.pdiv == 1 ? j : j / g.pdiv;
             float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, kr + jj * g.pjs);
             if (bias) v += il_ld(bias, pdt, kr + jj * g.pjb);
             il_st(y, dt, base + j, v);
