@@ -1,11 +1,11 @@
 /*
- * test_ort_int8.c - a model quantized by ONNX Runtime's own tool (tests/data/ort_int8: the demo
+ * test_ort_int8.c - a model quantized by ONNX Runtime's own tool (tests/ort_int8: the demo
  * teacher through onnxruntime.quantization.quantize_static 1.30.0, QDQ format, per-channel int8
  * weights, uint8 activations, MinMax over 256 Fashion-MNIST test images; tools/ort_quant.py on
  * the GPU machine, which has ORT's python tools). Its inputs were the images scaled to [0, 1]
  * without the teacher's mean/std, so its accuracy means nothing; agreement with ORT does.
  *
- * - ORT's outputs on two test images (case_K/input_0.pb, output_0.pb; not named test_data_set_K, which `inferlab check` would take for a conformance case) against ours, on the QDQ reference
+ * - ORT's outputs on two test images (caseK_in.pb, caseK_out.pb: named so that `inferlab check`, which conformance runs over tests/data, does not take them for a test case) against ours, on the QDQ reference
  *   kernels and with -O2 (fuse-qdq: the integer kernels): within 2 steps of the logits' output
  *   scale (ORT runs integer kernels that requantize between layers; the QDQ reference rounds the
  *   same places in float, so a step of difference in a logit is expected, two is the bound).
@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DIR IL_TESTDATA "/ort_int8"
+#define DIR "tests/ort_int8" /* beside tests/data: conformance runs `check` over that folder */
 
 /* The scale of the DequantizeLinear that produces graph output 0. */
 static double output_scale(const il_graph *g) {
@@ -39,9 +39,9 @@ static void check_cases(il_graph *g, double tol, const char *what) {
     for (int k = 0; k < 2; k++) {
         char path[512];
         il_tensor *x, *want;
-        snprintf(path, sizeof path, DIR "/case_%d/input_0.pb", k);
+        snprintf(path, sizeof path, DIR "/case%d_in.pb", k);
         IL_ASSERT_OK(il_tensor_load_pb(path, &x, NULL));
-        snprintf(path, sizeof path, DIR "/case_%d/output_0.pb", k);
+        snprintf(path, sizeof path, DIR "/case%d_out.pb", k);
         IL_ASSERT_OK(il_tensor_load_pb(path, &want, NULL));
         IL_ASSERT_OK(il_plan_run(p, &x, 1));
         const il_tensor *got = il_plan_output(p, 0);
