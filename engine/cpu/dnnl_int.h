@@ -83,6 +83,8 @@ typedef struct {
     size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
+    int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
+    size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
@@ -100,6 +102,10 @@ il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
                           const dnnl_memory_desc_t *dst, size_t *off);
 il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
+/* The same for an X at x, a Y at y (one image of a batch run image by image). */
+il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src);
+void *il_dnnl_dst_at(const il_kctx *c, const il_dnnl_state *s, void *y);
+il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y);
 /* A kernel whose one primitive pd reads X (SRC) and writes Y (DST), a pool say: its step with
  * those arguments and the scratchpad, the reorders between the layouts the plan holds X and Y in
  * (xuser, yuser) and pd's, the workspace laid out; il_dnnl_io_run is its run. */
@@ -130,6 +136,9 @@ void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
+/* A convolution on one thread runs image by image once its batch's input and output together
+ * reach this many bytes (dnnl_conv.c): about what the L2 of one core holds. */
+#define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);
