@@ -10,7 +10,8 @@
 #                      -- QUANTIZER=script: bench/int8_qdq.py (minmax, ONNX Runtime's layout)
 # and runs one `inferlab bench` experiment, single-stream, trials interleaved A B C A B C:
 #   A: inferlab -O2 on the float model (FP32)
-#   B: inferlab -O2 on the QDQ model (fuse-qdq turns it into QConv/QAdd/QMatMul: INT8 kernels)
+#   B: inferlab -O2 on the QDQ model (fuse-qdq turns it into QConv/QAdd/QMatMul: INT8 kernels,
+#      oneDNN's by default, channels-last between them; docs/int8_kernels.md)
 #   C: ONNX Runtime (onnxruntime-node, bench/peers) on the same QDQ model file
 # at every batch and thread count asked for; then prints the table from the database.
 #

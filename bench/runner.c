@@ -444,7 +444,9 @@ static il_status parent_agreement(il_meas *m, il_tensor **x, int64_t n, const il
     pv.label[0] = 0;
     il_variant_label(&pv, r->parent_variant, sizeof r->parent_variant);
     il_status st = il_sha256_file(m->parent, r->parent_sha256);
-    if (!st) st = il_onnx_load(m->parent, &pg);
+    char head[512];
+    if (!st && il_plan_file_is(m->parent)) st = il_plan_file_read(m->parent, head, sizeof head, &pg); /* its graph */
+    else if (!st) st = il_onnx_load(m->parent, &pg);
     il_plan_opts po = {.backend = IL_BACKEND_CPU, .threads = m->v.threads};
     if (!st) st = il_bench_eval_outputs(pg, x, n, m->v.batch, &po, NULL, &pout);
     if (!st) il_bench_agreement(out, pout, r);

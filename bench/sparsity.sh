@@ -11,10 +11,12 @@
 #     `inferlab bench` with both models in one run (its trials interleave the variants), for the
 #     teacher, zoo ResNet-18 and zoo MobileNet v2; parameters and MACs of each;
 #  3. the teacher's top-1 on the Fashion-MNIST test set: dense, channel-pruned at 50% without and
-#     with FINETUNE epochs of fine-tuning distilled from the dense teacher (skipped when the data
-#     set is not there).
+#     with FINETUNE epochs of fine-tuning (peak learning rate LR, cosine) distilled from the dense
+#     teacher (skipped when the data set is not there). FINETUNE=8 LR=0.05 is docs/prune.md's
+#     recipe (93.43%; about 53 minutes on the loaded 2-core machine).
 # Usage: bench/sparsity.sh [BIN (build/inferlab)] [OUT (build/sparsity)]
-#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) and STEPS (123: which parts) in the environment.
+#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) LR (0.01), STEPS (123: which parts) and LAYERS
+#        (part 1a's layers, all by default) in the environment.
 # Writes OUT/sparse_layers.csv, OUT/sparse_models.csv, OUT/channel.txt, OUT/accuracy.txt and the
 # models it measured; prints every table.
 set -euo pipefail
@@ -24,7 +26,9 @@ THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-5}
 REPEAT=${REPEAT:-20}
 FINETUNE=${FINETUNE:-1}
+LR=${LR:-0.01}
 STEPS=${STEPS:-123}
+LAYERS=${LAYERS:-conv3x3_64x56 conv3x3_128x28 conv3x3_256x14 conv3x3_512x7 conv1x1s2_128x28 fc_512x1000 dw3x3_96x56 g4conv3x3_128x28}
 PY=${PY:-/usr/bin/python3}
 mkdir -p "$OUT"
 SPARSE="*=sparse" # every node the sparse kernel takes; the others keep the heuristic's choice
@@ -75,16 +79,18 @@ if [[ $STEPS == *1* ]]; then
 import sys, numpy as np, onnx
 from onnx import helper, TensorProto, numpy_helper
 out = sys.argv[1]
-layers = {  # name: (input shape, weight shape, strides, pads)
+layers = {  # name: (input shape, weight shape, strides, pads[, group])
     "conv3x3_64x56": ((1, 64, 56, 56), (64, 64, 3, 3), 1, 1),
     "conv3x3_128x28": ((1, 128, 28, 28), (128, 128, 3, 3), 1, 1),
     "conv3x3_256x14": ((1, 256, 14, 14), (256, 256, 3, 3), 1, 1),
     "conv3x3_512x7": ((1, 512, 7, 7), (512, 512, 3, 3), 1, 1),
     "conv1x1s2_128x28": ((1, 64, 56, 56), (128, 64, 1, 1), 2, 0),
     "fc_512x1000": ((1, 512), (1000, 512), None, None),
+    "dw3x3_96x56": ((1, 96, 56, 56), (96, 1, 3, 3), 1, 1, 96),  # MobileNet v2's depthwise
+    "g4conv3x3_128x28": ((1, 128, 28, 28), (128, 32, 3, 3), 1, 1, 4),  # grouped, ResNeXt-like
 }
 rng = np.random.default_rng(1)
-for name, (xs, ws, s, p) in layers.items():
+for name, (xs, ws, s, p, *grp) in layers.items():
     w = rng.standard_normal(ws).astype(np.float32)
     for sp in (0, 50, 60, 70, 80, 85, 90, 95):
         v = w.copy().reshape(-1)
@@ -95,7 +101,8 @@ for name, (xs, ws, s, p) in layers.items():
             node = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)
             y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, ws[0]])
         else:
-            node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[s, s], pads=[p] * 4, kernel_shape=list(ws[2:]))
+            node = helper.make_node("Conv", ["x", "w"], ["y"], strides=[s, s], pads=[p] * 4, kernel_shape=list(ws[2:]),
+                                    group=grp[0] if grp else 1)
             oh = (xs[2] + 2 * p - ws[2]) // s + 1
             y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, ws[0], oh, oh])
         g = helper.make_graph([node], name, [x], [y], [W])
@@ -107,7 +114,7 @@ echo
 echo "== 1a. ResNet-18-shaped layers: dense (heuristic) vs sparse kernel, batch 1, p50 ms"
 echo "layer,zeros_pct,dense_p50_ms,dense_min_ms,sparse_p50_ms,sparse_min_ms" > "$OUT/sparse_layers.csv"
 printf '%-18s %5s %21s %21s %15s\n' layer zeros "dense p50 / min" "sparse p50 / min" "ratio p50/min"
-for l in conv3x3_64x56 conv3x3_128x28 conv3x3_256x14 conv3x3_512x7 conv1x1s2_128x28 fc_512x1000; do
+for l in $LAYERS; do
     for sp in 50 60 70 80 85 90 95; do
         read -r dp dm sp_ sm <<<"$(measure "$OUT/$l.s$sp.onnx" "dense|" "sparse|--kernel $SPARSE")"
         r=$(awk -v a="$dp" -v b="$sp_" -v c="$dm" -v d="$sm" 'BEGIN {printf "%.2f/%.2f", a / b, c / d}')
@@ -160,6 +167,7 @@ echo "== 3. teacher top-1 on fashion-mnist:test, channel pruning 50%"
     "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.onnx" --method channel --sparsity 0.5 \
         --val fashion-mnist:test &&
         "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.ft.onnx" --method channel --sparsity 0.5 \
-            --finetune "$FINETUNE" --data fashion-mnist:train --teacher "$OUT/teacher.onnx" --val fashion-mnist:test
+            --finetune "$FINETUNE" --lr "$LR" --data fashion-mnist:train --teacher "$OUT/teacher.onnx" \
+            --val fashion-mnist:test
 } 2>&1 | tee "$OUT/accuracy.txt" || echo "accuracy skipped (no fashion-mnist data?)"
 fi

@@ -344,7 +344,7 @@ static int run(pargs *a) {
         if (!rc && e.d && (st = eval_top1(g, &e, &pruned))) rc = cli_fail(st, "evaluating the pruned model");
     }
     il_prune_recipe rec = {a->scan ? "scan" : a->method, a->schedule, !strcmp(a->schedule, "gradual") ? a->steps : 0,
-                           (int)a->finetune, a->data, a->teacher};
+                           (int)a->finetune, a->data, a->teacher, a->fit.optim.lr};
     if (!rc && !scan_only && (st = channel ? il_prune_extend_recipe(g, &rec) : il_prune_set_recipe(g, &a->po, &r, &rec)))
         rc = cli_fail(st, NULL);
     if (!rc && !scan_only && (st = il_onnx_save(g, a->out))) rc = cli_fail(st, a->out);

@@ -4,6 +4,7 @@
  * Split: each other's backward), and the lookup of backward kernels by op type.
  */
 #include "grad.h"
+#include "trainer_impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -131,6 +132,7 @@ void il_train_register_kernels(void) {
                                                      : "gradients (added into the inputs' gradients)"};
             if (il_kernel_register(k)) free(k);
         }
+    tc_register_kernels();
     il_error_clear();
 }
 

@@ -37,22 +37,33 @@ il_status tc_value(il_trainer *t, int v) { return IL_ERR_CUDA; }
 #include <stdint.h>
 #include <stdio.h>
 
-enum { K_NONE, K_CONV, K_BN, K_CLIP, K_MAXPOOL, K_GAP, K_COPY, K_GEMM, K_ADD };
-
-static const struct {
+struct node_io;
+struct tc_gpu;
+/* The GPU trainer's part of an op, registered in the kernel registry (role IL_KERNEL_BACKWARD,
+ * backend cuda, name "cuda-train"; `inferlab ops --backend cuda` lists them): gradients, and a
+ * training-mode forward where the op needs one of its own (batch statistics, MaxPool's winners).
+ * Every other forward, and every forward outside training, is the cuda backend's own inference
+ * kernel for the node (the registry's pick), so the GPU trainer and GPU inference run the same
+ * forward kernels; `forward` is this op's own, used only when no cuda kernel takes the node. */
+typedef struct tc_op {
     const char *op;
-    int kind;
-} kinds[] = {
-    {"Conv", K_CONV},       {"BatchNormalization", K_BN}, {"Relu", K_CLIP},      {"Clip", K_CLIP},
-    {"MaxPool", K_MAXPOOL}, {"GlobalAveragePool", K_GAP}, {"Flatten", K_COPY},   {"Reshape", K_COPY},
-    {"Identity", K_COPY},   {"Squeeze", K_COPY},          {"Unsqueeze", K_COPY}, {"Gemm", K_GEMM},
-    {"Add", K_ADD},
-};
+    il_status (*train_forward)(struct tc_gpu *c, struct node_io *io, int k);
+    il_status (*forward)(struct tc_gpu *c, struct node_io *io, int k);
+    il_status (*backward)(struct tc_gpu *c, struct node_io *io, int k);
+} tc_op;
 
 typedef struct tc_gpu {
     float **dv, **dg;        /* per value: device data, device gradient */
     size_t *dcap, *dgcap;    /* their allocated bytes */
-    int *kind;               /* per node */
+    const tc_op **op;        /* per node: its training kernel from the registry */
+    /* per node: the registry's cuda forward kernel, its state, the input shapes it was prepared
+     * for, and one device workspace for all of them */
+    const il_kernel **fk;
+    void **fstate;
+    size_t *fws;
+    uint64_t *fsig;
+    void *fwork;
+    size_t fworkcap;
     void **nsave;            /* per node: BN batch statistics, MaxPool winners */
     size_t *ncap;
     unsigned char *trained;  /* per node: the last forward was a training one (BN) */
@@ -64,12 +75,11 @@ typedef struct tc_gpu {
     int64_t n_param_f, n_buf_f;
     unsigned char *in_arena; /* per value: dv (and dg) point into the blocks, not freed alone */
     int profile;             /* INFERLAB_CUDA_PROFILE set: time each node (synchronizing) */
-    double op_ms[2][16];     /* [forward, backward][kind] */
+    double op_ms[2][32];     /* [forward, backward][tc_op index] */
     int64_t steps;
 } tc_gpu;
 
-static const char *kind_name[] = {"", "Conv", "BatchNormalization", "Relu/Clip", "MaxPool", "GlobalAveragePool",
-                                  "reshape", "Gemm", "Add"};
+extern const tc_op tc_ops[];
 
 /* Device buffer *p of at least bytes (contents not kept when it grows). */
 static il_status dbuf(void **p, size_t *cap, size_t bytes) {
@@ -90,20 +100,24 @@ il_status tc_create(il_trainer *t) {
     tc_gpu *c = t->gpu = calloc(1, sizeof *c);
     c->dv = calloc((size_t)V, sizeof *c->dv), c->dg = calloc((size_t)V, sizeof *c->dg);
     c->dcap = calloc((size_t)V, sizeof *c->dcap), c->dgcap = calloc((size_t)V, sizeof *c->dgcap);
-    c->kind = calloc((size_t)N + 1, sizeof *c->kind);
+    c->op = calloc((size_t)N + 1, sizeof *c->op);
+    c->fk = calloc((size_t)N + 1, sizeof *c->fk);
+    c->fstate = calloc((size_t)N + 1, sizeof *c->fstate);
+    c->fws = calloc((size_t)N + 1, sizeof *c->fws);
+    c->fsig = calloc((size_t)N + 1, sizeof *c->fsig);
     c->nsave = calloc((size_t)N + 1, sizeof *c->nsave), c->ncap = calloc((size_t)N + 1, sizeof *c->ncap);
     c->trained = calloc((size_t)N + 1, 1);
     c->profile = getenv("INFERLAB_CUDA_PROFILE") != NULL;
+    il_train_register_kernels();
     for (int j = 0; j < t->n_order; j++) {
         const il_node *n = &g->nodes[t->order[j]];
-        for (size_t i = 0; i < sizeof kinds / sizeof *kinds && !n->domain[0]; i++)
-            if (!strcmp(n->op_type, kinds[i].op)) c->kind[t->order[j]] = kinds[i].kind;
-        if (!c->kind[t->order[j]])
+        const il_kernel *kn = il_kernel_find_role(n->domain, n->op_type, "cuda", IL_KERNEL_BACKWARD);
+        if (!(c->op[t->order[j]] = kn ? kn->impl : NULL))
             return il_error(IL_ERR_UNSUPPORTED,
-                            "node '%s': the CUDA trainer has no kernel for %s (it runs Conv, BatchNormalization, "
-                            "Relu, Clip, MaxPool, GlobalAveragePool, Gemm, Add and reshapes); train on the CPU",
+                            "node '%s': the CUDA trainer has no kernel for %s (`inferlab ops --backend cuda` lists "
+                            "the ops it trains); train on the CPU",
                             n->name, n->op_type);
-        if (c->kind[t->order[j]] == K_MAXPOOL && n->n_outputs > 1 && n->outputs[1] >= 0)
+        if (!strcmp(n->op_type, "MaxPool") && n->n_outputs > 1 && n->outputs[1] >= 0)
             return il_error(IL_ERR_UNSUPPORTED, "node '%s': the CUDA trainer does not produce MaxPool's Indices", n->name);
     }
     c->in_arena = calloc((size_t)V, 1);
@@ -139,20 +153,24 @@ void tc_free(il_trainer *t) {
     if (c->profile && c->steps) {
         double tot = 0;
         for (int d = 0; d < 2; d++)
-            for (int k = 1; k <= K_ADD; k++) tot += c->op_ms[d][k];
+            for (int k = 0; tc_ops[k].op; k++) tot += c->op_ms[d][k];
         fprintf(stderr, "cuda trainer, %lld steps, ms per step by op (forward / backward), %.3f ms in all:\n",
                 (long long)c->steps, tot / c->steps);
-        for (int k = 1; k <= K_ADD; k++)
+        for (int k = 0; tc_ops[k].op; k++)
             if (c->op_ms[0][k] + c->op_ms[1][k] > 0)
-                fprintf(stderr, "  %-20s %8.3f %8.3f\n", kind_name[k], c->op_ms[0][k] / c->steps, c->op_ms[1][k] / c->steps);
+                fprintf(stderr, "  %-20s %8.3f %8.3f\n", tc_ops[k].op, c->op_ms[0][k] / c->steps, c->op_ms[1][k] / c->steps);
     }
+    for (int k = 0; k < t->g->n_nodes; k++)
+        if (c->fstate && c->fstate[k] && c->fk[k]->release) c->fk[k]->release(c->fstate[k]);
+    il_cuda_free(c->fwork);
+    free(c->fk), free(c->fstate), free(c->fws), free(c->fsig);
     for (int v = 0; v < t->g->n_values; v++)
         if (!c->in_arena || !c->in_arena[v]) il_cuda_free(c->dv[v]), il_cuda_free(c->dg[v]);
     il_cuda_free(c->arena), il_cuda_free(c->garena);
     free(c->state), free(c->in_arena);
     for (int k = 0; k < t->g->n_nodes; k++) il_cuda_free(c->nsave[k]);
     il_cuda_free(c->ws);
-    free(c->dv), free(c->dg), free(c->dcap), free(c->dgcap), free(c->kind), free(c->nsave), free(c->ncap);
+    free(c->dv), free(c->dg), free(c->dcap), free(c->dgcap), free(c->op), free(c->nsave), free(c->ncap);
     free(c->trained);
     free(c);
     t->gpu = NULL;
@@ -308,6 +326,242 @@ static il_status gemm_of(node_io *io, gemm_dims *d) {
     return IL_OK;
 }
 
+/* ---------------------------------------------------------------- the training kernels */
+
+static il_status conv_fwd(tc_gpu *c, node_io *io, int k) { return conv_forward(c, io); }
+static il_status conv_bwd(tc_gpu *c, node_io *io, int k) { return conv_backward(c, io); }
+
+static void bn_dims(node_io *io, int64_t *N, int64_t *C, int64_t *S) {
+    il_tensor *x = io->in[0];
+    *N = x->dims[0], *C = x->dims[1];
+    *S = il_tensor_numel(x) / (*N * *C > 0 ? *N * *C : 1);
+}
+
+static il_status bn_infer_fwd(tc_gpu *c, node_io *io, int k) {
+    int64_t N, C, S;
+    bn_dims(io, &N, &C, &S);
+    c->trained[k] = 0;
+    il_cuda_bn_infer(io->x[0], N, C, S, io->x[1], io->x[2], io->x[3], io->x[4], il_attr_float(io->n, "epsilon", 1e-5f),
+                     io->y[0]);
+    return IL_OK;
+}
+
+static il_status bn_train_fwd(tc_gpu *c, node_io *io, int k) {
+    int64_t N, C, S;
+    bn_dims(io, &N, &C, &S);
+    float eps = il_attr_float(io->n, "epsilon", 1e-5f), mom = il_attr_float(io->n, "momentum", 0.9f);
+    c->trained[k] = 1;
+    if (N * S < 2) return gr_err(&io->gc, IL_ERR_INVALID, "batch statistics need more than one value per channel");
+    il_status st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)(2 * C) * sizeof(float));
+    if (st) return st;
+    float *ms = c->nsave[k];
+    il_cuda_bn_train(io->x[0], N, C, S, io->x[1], io->x[2], eps, mom, io->x[3], io->x[4], ms, ms + C, io->y[0]);
+    return IL_OK;
+}
+
+static il_status bn_bwd(tc_gpu *c, node_io *io, int k) {
+    if (!c->trained[k] || !c->nsave[k]) return gr_err(&io->gc, IL_ERR_INTERNAL, "backward without a training forward");
+    int64_t N, C, S;
+    bn_dims(io, &N, &C, &S);
+    float *ms = c->nsave[k];
+    il_cuda_bn_backward(io->x[0], io->dy[0], N, C, S, io->x[1], ms, ms + C, io->dx[0], io->dx[1], io->dx[2]);
+    return IL_OK;
+}
+
+static il_status clip_fwd(tc_gpu *c, node_io *io, int k) {
+    float lo, hi;
+    clip_bounds(io, &lo, &hi);
+    il_cuda_clip(io->x[0], il_tensor_numel(io->in[0]), lo, hi, io->y[0]);
+    return IL_OK;
+}
+
+static il_status clip_bwd(tc_gpu *c, node_io *io, int k) {
+    float lo, hi;
+    clip_bounds(io, &lo, &hi);
+    if (io->dx[0]) il_cuda_clip_backward(io->x[0], io->dy[0], il_tensor_numel(io->in[0]), lo, hi, io->dx[0]);
+    return IL_OK;
+}
+
+/* MaxPool keeps its winners for backward, in training and out */
+static il_status maxpool_fwd(tc_gpu *c, node_io *io, int k) {
+    il_conv_geom g;
+    il_status st = pool_geom(io, &g);
+    if (!st) st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)il_tensor_numel(io->out[0]) * sizeof(int32_t));
+    if (st) return st;
+    il_cuda_win w = win_of(&g, g.c);
+    il_cuda_maxpool(io->x[0], g.n * g.c, &w, io->y[0], c->nsave[k]);
+    return IL_OK;
+}
+
+static il_status maxpool_bwd(tc_gpu *c, node_io *io, int k) {
+    il_conv_geom g;
+    il_status st = pool_geom(io, &g);
+    if (st || !io->dx[0]) return st;
+    il_cuda_win w = win_of(&g, g.c);
+    il_cuda_maxpool_backward(io->dy[0], c->nsave[k], g.n * g.c, &w, io->dx[0]);
+    return IL_OK;
+}
+
+static il_status gap_fwd(tc_gpu *c, node_io *io, int k) {
+    int64_t ny = il_tensor_numel(io->out[0]), nx = il_tensor_numel(io->in[0]);
+    il_cuda_gap(io->x[0], ny, nx / (ny ? ny : 1), io->y[0]);
+    return IL_OK;
+}
+
+static il_status gap_bwd(tc_gpu *c, node_io *io, int k) {
+    int64_t ny = il_tensor_numel(io->out[0]), nx = il_tensor_numel(io->in[0]);
+    if (io->dx[0]) il_cuda_gap_backward(io->dy[0], ny, nx / (ny ? ny : 1), io->dx[0]);
+    return IL_OK;
+}
+
+static il_status copy_fwd(tc_gpu *c, node_io *io, int k) { return il_cuda_copy(io->y[0], io->x[0], fbytes(io->out[0])); }
+
+static il_status copy_bwd(tc_gpu *c, node_io *io, int k) {
+    if (io->dx[0]) il_cuda_axpy(io->dy[0], il_tensor_numel(io->out[0]), 1.0f, io->dx[0]);
+    return IL_OK;
+}
+
+static il_status same_shape(node_io *io) {
+    int64_t ny = il_tensor_numel(io->out[0]);
+    if (il_tensor_numel(io->in[1]) != ny || il_tensor_numel(io->in[0]) != ny)
+        return gr_err(&io->gc, IL_ERR_UNSUPPORTED, "the CUDA trainer adds tensors of the same shape only");
+    return IL_OK;
+}
+
+static il_status add_fwd(tc_gpu *c, node_io *io, int k) {
+    il_status st = same_shape(io);
+    if (!st) il_cuda_add(io->x[0], io->x[1], il_tensor_numel(io->out[0]), io->y[0]);
+    return st;
+}
+
+static il_status add_bwd(tc_gpu *c, node_io *io, int k) {
+    il_status st = same_shape(io);
+    for (int i = 0; i < 2 && !st; i++)
+        if (io->dx[i]) il_cuda_axpy(io->dy[0], il_tensor_numel(io->out[0]), 1.0f, io->dx[i]);
+    return st;
+}
+
+static il_status gemm_fwd(tc_gpu *c, node_io *io, int k) {
+    gemm_dims d;
+    il_status st = gemm_of(io, &d);
+    if (st) return st;
+    float beta = 0.0f;
+    if (d.cm) il_cuda_broadcast_rows(io->x[2], d.cm, d.cn, d.beta, d.M, d.N, io->y[0]), beta = 1.0f;
+    return il_cuda_sgemm(d.ta, d.tb, d.M, d.N, d.K, d.alpha, io->x[0], d.lda, io->x[1], d.ldb, beta, io->y[0], d.N);
+}
+
+static il_status gemm_bwd(tc_gpu *c, node_io *io, int k) {
+    gemm_dims d;
+    il_status st = gemm_of(io, &d);
+    if (st) return st;
+    const float *A = io->x[0], *B = io->x[1], *DY = io->dy[0];
+    int64_t M = d.M, K = d.K, N = d.N;
+    if (io->dx[0] && !st) {
+        if (!d.ta) st = il_cuda_sgemm(0, d.tb ? 0 : 1, M, K, N, d.alpha, DY, N, B, d.ldb, 1.0f, io->dx[0], K);
+        else st = il_cuda_sgemm(d.tb ? 1 : 0, 1, K, M, N, d.alpha, B, d.ldb, DY, N, 1.0f, io->dx[0], M);
+    }
+    if (io->dx[1] && !st) {
+        if (!d.tb) st = il_cuda_sgemm(d.ta ? 0 : 1, 0, K, N, M, d.alpha, A, d.lda, DY, N, 1.0f, io->dx[1], N);
+        else st = il_cuda_sgemm(1, d.ta ? 1 : 0, N, K, M, d.alpha, DY, N, A, d.lda, 1.0f, io->dx[1], K);
+    }
+    if (!st && d.cm && io->n->n_inputs > 2 && io->dx[2]) {
+        if (d.cm == M && d.cn == N) il_cuda_axpy(DY, M * N, d.beta, io->dx[2]);
+        else if (d.cm == 1 && d.cn == N) il_cuda_col_sum(DY, M, N, d.beta, io->dx[2]);
+        else st = gr_err(&io->gc, IL_ERR_UNSUPPORTED, "the CUDA trainer trains Gemm's C of [N] or [M,N] only");
+    }
+    return st;
+}
+
+const tc_op tc_ops[] = {
+    {"Conv", NULL, conv_fwd, conv_bwd},
+    {"BatchNormalization", bn_train_fwd, bn_infer_fwd, bn_bwd},
+    {"Relu", NULL, clip_fwd, clip_bwd},
+    {"Clip", NULL, clip_fwd, clip_bwd},
+    {"MaxPool", maxpool_fwd, maxpool_fwd, maxpool_bwd},
+    {"GlobalAveragePool", NULL, gap_fwd, gap_bwd},
+    {"Flatten", NULL, copy_fwd, copy_bwd},
+    {"Reshape", NULL, copy_fwd, copy_bwd},
+    {"Identity", NULL, copy_fwd, copy_bwd},
+    {"Squeeze", NULL, copy_fwd, copy_bwd},
+    {"Unsqueeze", NULL, copy_fwd, copy_bwd},
+    {"Gemm", NULL, gemm_fwd, gemm_bwd},
+    {"Add", NULL, add_fwd, add_bwd},
+    {0},
+};
+
+/* Registered beside the cpu's backward kernels (il_train_register_kernels calls this once). */
+void tc_register_kernels(void) {
+    for (const tc_op *o = tc_ops; o->op; o++) {
+        il_kernel *kn = calloc(1, sizeof *kn); /* lives as long as the registry */
+        *kn = (il_kernel){.domain = "", .op = o->op, .backend = "cuda", .name = "cuda-train",
+                          .role = IL_KERNEL_BACKWARD, .impl = o,
+                          .doc = o->train_forward ? "GPU gradients; a training-mode forward of its own"
+                                                  : "GPU gradients (the forward is the cuda inference kernel)"};
+        if (il_kernel_register(kn)) free(kn);
+    }
+}
+
+/* A signature of the node's input shapes: the registry's kernel is prepared again when it changes. */
+static uint64_t shape_sig(const node_io *io) {
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < io->n->n_inputs; i++) {
+        const il_tensor *x = io->in[i];
+        h = (h ^ (uint64_t)(x ? x->rank + 7 : 3)) * 1099511628211ull;
+        for (int d = 0; x && d < x->rank; d++) h = (h ^ (uint64_t)x->dims[d]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* The node's forward through the cuda backend's inference kernel: picked and prepared on the
+ * host view (constants with their host data; parameters and buffers count as inputs that change,
+ * since the optimizer moves them every step), run on the device data. *used = 0 when no cuda
+ * kernel takes the node. */
+static il_status registry_forward(il_trainer *t, int k, node_io *io, int *used) {
+    tc_gpu *c = t->gpu;
+    const il_node *n = io->n;
+    *used = 0;
+    if (n->n_inputs > 64 || n->n_outputs > 16) return IL_OK;
+    uint64_t cmask = 0;
+    for (int i = 0; i < n->n_inputs && i < 64; i++) {
+        int v = n->inputs[i];
+        if (v >= 0 && t->fixed[v] && !c->in_arena[v]) cmask |= (uint64_t)1 << i;
+    }
+    il_kctx kc = {.node = n, .opset = io->gc.opset, .n_in = n->n_inputs, .n_out = n->n_outputs, .in = io->in,
+                  .out = io->out, .threads = 1, .const_mask = cmask};
+    uint64_t sig = shape_sig(io);
+    il_status st = IL_OK;
+    if (c->fsig[k] != sig) {
+        if (c->fstate[k] && c->fk[k]->release) c->fk[k]->release(c->fstate[k]);
+        c->fstate[k] = NULL;
+        c->fws[k] = 0;
+        c->fk[k] = il_kernel_pick(&kc, "cuda");
+        il_error_clear();
+        c->fsig[k] = sig;
+        if (c->fk[k] && c->fk[k]->prepare && (st = c->fk[k]->prepare(&kc, &c->fstate[k], &c->fws[k]))) {
+            c->fk[k] = NULL, c->fsig[k] = 0;
+            return st;
+        }
+    }
+    if (!c->fk[k]) return IL_OK;
+    if (c->fws[k] > c->fworkcap && (st = dbuf(&c->fwork, &c->fworkcap, c->fws[k]))) return st;
+    il_tensor ib[64], ob[16], *in[64], *out[16];
+    for (int i = 0; i < n->n_inputs; i++) {
+        in[i] = NULL;
+        if (!io->in[i]) continue;
+        ib[i] = *io->in[i], ib[i].owns_data = 0, in[i] = &ib[i];
+        if (ib[i].dtype == IL_F32) ib[i].data = io->x[i];
+        else if (!((cmask >> i) & 1)) return IL_OK; /* integer data only the host has: the op's own forward */
+    }
+    for (int i = 0; i < n->n_outputs; i++) {
+        out[i] = NULL;
+        if (!io->out[i]) continue;
+        ob[i] = *io->out[i], ob[i].owns_data = 0, ob[i].data = io->y[i], out[i] = &ob[i];
+    }
+    kc.in = in, kc.out = out, kc.state = c->fstate[k], kc.workspace = c->fwork, kc.workspace_bytes = c->fws[k];
+    *used = 1;
+    return c->fk[k]->run(&kc);
+}
+
 static il_status node_forward(il_trainer *t, int k, int training) {
     tc_gpu *c = t->gpu;
     node_io io;
@@ -335,60 +589,10 @@ static il_status node_forward(il_trainer *t, int k, int training) {
         io.y[i] = c->dv[v];
     }
     if (st) return st;
-    il_tensor *x = io.in[0], *y = io.out[0];
-    int64_t nx = il_tensor_numel(x), ny = il_tensor_numel(y);
-    switch (c->kind[k]) {
-    case K_CONV:
-        st = conv_forward(c, &io);
-        break;
-    case K_BN: {
-        int64_t N = x->dims[0], C = x->dims[1], S = nx / (N * C > 0 ? N * C : 1);
-        float eps = il_attr_float(n, "epsilon", 1e-5f), mom = il_attr_float(n, "momentum", 0.9f);
-        c->trained[k] = (unsigned char)training;
-        if (!training) {
-            il_cuda_bn_infer(io.x[0], N, C, S, io.x[1], io.x[2], io.x[3], io.x[4], eps, io.y[0]);
-            break;
-        }
-        if (N * S < 2) return gr_err(&io.gc, IL_ERR_INVALID, "batch statistics need more than one value per channel");
-        if ((st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)(2 * C) * sizeof(float)))) break;
-        float *ms = c->nsave[k];
-        il_cuda_bn_train(io.x[0], N, C, S, io.x[1], io.x[2], eps, mom, io.x[3], io.x[4], ms, ms + C, io.y[0]);
-        break;
-    }
-    case K_CLIP: {
-        float lo, hi;
-        clip_bounds(&io, &lo, &hi);
-        il_cuda_clip(io.x[0], nx, lo, hi, io.y[0]);
-        break;
-    }
-    case K_MAXPOOL: {
-        il_conv_geom g;
-        if ((st = pool_geom(&io, &g))) break;
-        if ((st = dbuf(&c->nsave[k], &c->ncap[k], (size_t)ny * sizeof(int32_t)))) break;
-        il_cuda_win w = win_of(&g, g.c);
-        il_cuda_maxpool(io.x[0], g.n * g.c, &w, io.y[0], c->nsave[k]);
-        break;
-    }
-    case K_GAP:
-        il_cuda_gap(io.x[0], ny, nx / (ny ? ny : 1), io.y[0]);
-        break;
-    case K_COPY:
-        st = il_cuda_copy(io.y[0], io.x[0], fbytes(y));
-        break;
-    case K_ADD:
-        if (il_tensor_numel(io.in[1]) != ny || nx != ny)
-            return gr_err(&io.gc, IL_ERR_UNSUPPORTED, "the CUDA trainer adds tensors of the same shape only");
-        il_cuda_add(io.x[0], io.x[1], ny, io.y[0]);
-        break;
-    case K_GEMM: {
-        gemm_dims d;
-        if ((st = gemm_of(&io, &d))) break;
-        float beta = 0.0f;
-        if (d.cm) il_cuda_broadcast_rows(io.x[2], d.cm, d.cn, d.beta, d.M, d.N, io.y[0]), beta = 1.0f;
-        st = il_cuda_sgemm(d.ta, d.tb, d.M, d.N, d.K, d.alpha, io.x[0], d.lda, io.x[1], d.ldb, beta, io.y[0], d.N);
-        break;
-    }
-    }
+    const tc_op *op = c->op[k];
+    int used = 0;
+    if (training && op->train_forward) st = op->train_forward(c, &io, k);
+    else if (!(st = registry_forward(t, k, &io, &used)) && !used) st = op->forward(c, &io, k);
     if (st && !strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s): ", n->name, n->op_type);
     return st;
 }
@@ -397,66 +601,8 @@ static il_status node_backward(il_trainer *t, int k) {
     tc_gpu *c = t->gpu;
     node_io io;
     node_bind(t, k, &io);
-    const il_node *n = io.n;
-    il_tensor *x = io.in[0], *y = io.out[0];
-    int64_t nx = il_tensor_numel(x), ny = il_tensor_numel(y);
-    il_status st = IL_OK;
-    switch (c->kind[k]) {
-    case K_CONV:
-        st = conv_backward(c, &io);
-        break;
-    case K_BN: {
-        if (!c->trained[k] || !c->nsave[k]) return gr_err(&io.gc, IL_ERR_INTERNAL, "backward without a training forward");
-        int64_t N = x->dims[0], C = x->dims[1], S = nx / (N * C);
-        float *ms = c->nsave[k];
-        il_cuda_bn_backward(io.x[0], io.dy[0], N, C, S, io.x[1], ms, ms + C, io.dx[0], io.dx[1], io.dx[2]);
-        break;
-    }
-    case K_CLIP: {
-        float lo, hi;
-        clip_bounds(&io, &lo, &hi);
-        if (io.dx[0]) il_cuda_clip_backward(io.x[0], io.dy[0], nx, lo, hi, io.dx[0]);
-        break;
-    }
-    case K_MAXPOOL: {
-        il_conv_geom g;
-        if ((st = pool_geom(&io, &g)) || !io.dx[0]) break;
-        il_cuda_win w = win_of(&g, g.c);
-        il_cuda_maxpool_backward(io.dy[0], c->nsave[k], g.n * g.c, &w, io.dx[0]);
-        break;
-    }
-    case K_GAP:
-        if (io.dx[0]) il_cuda_gap_backward(io.dy[0], ny, nx / (ny ? ny : 1), io.dx[0]);
-        break;
-    case K_COPY:
-        if (io.dx[0]) il_cuda_axpy(io.dy[0], ny, 1.0f, io.dx[0]);
-        break;
-    case K_ADD:
-        for (int i = 0; i < 2; i++)
-            if (io.dx[i]) il_cuda_axpy(io.dy[0], ny, 1.0f, io.dx[i]);
-        break;
-    case K_GEMM: {
-        gemm_dims d;
-        if ((st = gemm_of(&io, &d))) break;
-        const float *A = io.x[0], *B = io.x[1], *DY = io.dy[0];
-        int64_t M = d.M, K = d.K, N = d.N;
-        if (io.dx[0] && !st) {
-            if (!d.ta) st = il_cuda_sgemm(0, d.tb ? 0 : 1, M, K, N, d.alpha, DY, N, B, d.ldb, 1.0f, io.dx[0], K);
-            else st = il_cuda_sgemm(d.tb ? 1 : 0, 1, K, M, N, d.alpha, B, d.ldb, DY, N, 1.0f, io.dx[0], M);
-        }
-        if (io.dx[1] && !st) {
-            if (!d.tb) st = il_cuda_sgemm(d.ta ? 0 : 1, 0, K, N, M, d.alpha, A, d.lda, DY, N, 1.0f, io.dx[1], N);
-            else st = il_cuda_sgemm(1, d.ta ? 1 : 0, N, K, M, d.alpha, DY, N, A, d.lda, 1.0f, io.dx[1], K);
-        }
-        if (d.cm && io.n->n_inputs > 2 && io.dx[2]) {
-            if (d.cm == M && d.cn == N) il_cuda_axpy(DY, M * N, d.beta, io.dx[2]);
-            else if (d.cm == 1 && d.cn == N) il_cuda_col_sum(DY, M, N, d.beta, io.dx[2]);
-            else st = gr_err(&io.gc, IL_ERR_UNSUPPORTED, "the CUDA trainer trains Gemm's C of [N] or [M,N] only");
-        }
-        break;
-    }
-    }
-    if (st && !strstr(il_errmsg(), n->name)) il_error_wrap(st, "node '%s' (%s) backward: ", n->name, n->op_type);
+    il_status st = c->op[k]->backward(c, &io, k);
+    if (st && !strstr(il_errmsg(), io.n->name)) il_error_wrap(st, "node '%s' (%s) backward: ", io.n->name, io.n->op_type);
     return st;
 }
 
@@ -473,7 +619,8 @@ il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_t
     for (int j = 0; j < t->n_order && !st; j++) {
         double t0 = c->profile ? (il_cuda_sync(), il_now()) : 0;
         st = node_forward(t, t->order[j], training);
-        if (c->profile && training && !st) st = il_cuda_sync(), c->op_ms[0][c->kind[t->order[j]]] += 1e3 * (il_now() - t0);
+        if (c->profile && training && !st)
+            st = il_cuda_sync(), c->op_ms[0][c->op[t->order[j]] - tc_ops] += 1e3 * (il_now() - t0);
     }
     if (!st) st = il_cuda_sync();
     if (training && !st) st = download_buffers(t);
@@ -526,7 +673,7 @@ il_status tc_backward(il_trainer *t, const il_tensor *dout) {
         for (int i = 0; i < n->n_inputs; i++) any |= n->inputs[i] >= 0 && t->needs[n->inputs[i]];
         double t0 = c->profile ? (il_cuda_sync(), il_now()) : 0;
         if (any) st = node_backward(t, k);
-        if (c->profile && !st) st = il_cuda_sync(), c->op_ms[1][c->kind[k]] += 1e3 * (il_now() - t0);
+        if (c->profile && !st) st = il_cuda_sync(), c->op_ms[1][c->op[k] - tc_ops] += 1e3 * (il_now() - t0);
     }
     if (!st) st = il_cuda_sync();
     c->steps++;
@@ -551,6 +698,10 @@ il_status tc_value(il_trainer *t, int v) {
     return st ? st : il_cuda_download(h->data, t->gpu->dv[v], il_tensor_bytes(h));
 }
 
+#endif
+
+#ifndef IL_HAVE_CUDA
+void tc_register_kernels(void) {}
 #endif
 
 const char *il_train_device_name(void) {

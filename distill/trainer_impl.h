@@ -38,6 +38,8 @@ il_tensor *tr_tensor_struct(void);
 
 /* trainer_cuda.c: the same calls on the GPU (IL_ERR_CUDA/UNSUPPORTED when it cannot). */
 il_status tc_create(il_trainer *t);
+/* The GPU trainer's kernels into the registry (role IL_KERNEL_BACKWARD, backend cuda). */
+void tc_register_kernels(void);
 void tc_free(il_trainer *t);
 il_status tc_forward(il_trainer *t, const il_tensor *x, int training, const il_tensor **logits);
 il_status tc_backward(il_trainer *t, const il_tensor *dout);

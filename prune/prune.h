@@ -155,6 +155,7 @@ typedef struct il_prune_recipe {
     int gradual_steps;
     int finetune_epochs;
     const char *data, *teacher; /* fine-tuning's data spec and KD teacher (NULL: none) */
+    double lr;                  /* fine-tuning's peak learning rate (cosine schedule); 0: not recorded */
 } il_prune_recipe;
 
 /* The recipe as one JSON object: method, criterion, sparsity asked and achieved (global and per

@@ -204,7 +204,7 @@ static const char *stub_dir(void) {
  * its GPU and device memory land in the record (no GPU needed: the peer is a stand-in). */
 static void test_torch_peer_gpu(void) {
     if (!il_test_have_python("numpy")) return;
-    setenv("INFERLAB_PYTHON", IL_PY, 1);
+    setenv("INFERLAB_PYTHON", getenv("IL_TEST_PYTHON") ? getenv("IL_TEST_PYTHON") : IL_PY, 1);
     il_bench_opts o;
     il_bench_defaults(&o);
     o.trials = 1;

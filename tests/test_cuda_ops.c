@@ -3,7 +3,9 @@
  * ops_cuda.c, matmul_cuda.c) against the cpu reference kernels on fresh random inputs, in
  * float32 and in half precision (plans with .precision fp16 and bf16: float values held on the
  * device as float16/bfloat16, float arithmetic inside), including broadcast shapes and odd sizes;
- * then the tiny BERT and ViT exports after -O2 on the GPU against the cpu, counting fallbacks.
+ * then the ONNX node suite's tests (fp32) on the cuda kernels against the cpu reference on their
+ * own inputs, and the tiny BERT and ViT exports after -O2 on the GPU against the cpu, counting
+ * fallbacks.
  *
  * Tolerances, for |got - want| <= atol * max(1, max |want|) + rtol * |want| per output element:
  *   fp32   rtol 1e-4, atol 1e-5 (elementwise and data movement: one float rounding apart);
@@ -19,7 +21,8 @@
  * cuda-infer's and the cuDNN work's) that no case ran in float32 and in a half precision.
  *
  * Without a GPU every GPU test prints "skipped: no GPU"; the placement test still runs: every
- * node of the -O2 tiny BERT and ViT has a cuda kernel whose supports() takes it.
+ * node of the -O2 tiny BERT and ViT has a cuda kernel whose supports() takes it. Built with
+ * IL_CUDA_EMU (tests/cuda_emu.sh), every test runs on the emulated device of tests/cuda_emu.c.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -68,11 +71,10 @@ static const char *prec_name(int prec) { return il_precision_name(prec); }
 
 /* How the next cases run: kernels the plans must use ("MaxPool=cuda": the own kernel where
  * cuDNN's would win by priority; NULL: the planner's choice), whether they capture their run as
- * a CUDA graph and replay it, take inputs whose fixed dims differ from the model's (the ONNX
- * test data), and let nodes fall back to the cpu without a word. */
+ * a CUDA graph and replay it, and let nodes fall back to the cpu without a word. */
 static struct {
     const char *force;
-    int graphs, loose, quiet;
+    int graphs, quiet;
 } how;
 /* Nodes the last gpu_vs_ref ran on cuda kernels. */
 static int last_on_acc;
@@ -107,8 +109,18 @@ static int close_enough(const il_tensor *got, const il_tensor *want, tol t, cons
 
 /* Node k of g ran on the cpu: allowed for convolutions when allow_conv (their half-precision
  * kernels are cuDNN's); else it is reported and counted. */
-static int bad_fallback(const il_graph *g, int k, int allow_conv, const char *label) {
-    if (how.quiet) return 0;
+/* Shape arithmetic (a Shape, its Gathers and Concats, a scale computed from a head size) may stay
+ * on the cpu: every output of at most 64 elements. */
+static int small_outputs(const il_graph *g, const il_shapes *s, int k) {
+    for (int i = 0; s && i < g->nodes[k].n_outputs; i++) {
+        int v = g->nodes[k].outputs[i];
+        if (v >= 0 && (!il_shape_known(&s->info[v]) || il_tensor_numel(&s->info[v]) > 64)) return 0;
+    }
+    return s != NULL;
+}
+
+static int bad_fallback(const il_graph *g, const il_shapes *s, int k, int allow_conv, const char *label) {
+    if (how.quiet || small_outputs(g, s, k)) return 0;
 #ifdef IL_CUDA_EMU
     allow_conv = 1; /* the emulation runs no convolution */
 #endif
@@ -125,9 +137,9 @@ static int gpu_vs_ref(const il_graph *g, il_tensor *const *in, int64_t batch, in
     char label[160];
     int half = prec == IL_PREC_FP16 || prec == IL_PREC_BF16, bad = 0;
     snprintf(label, sizeof label, "%s [%s]", what, prec_name(prec));
-    il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch, .loose_shapes = how.loose},
+    il_plan_opts ro = {.reference = 1, .threads = 2, .batch = batch},
                  go = {.backend = IL_BACKEND_CUDA, .precision = prec, .batch = batch, .kernels = how.force,
-                       .graphs = how.graphs, .loose_shapes = how.loose};
+                       .graphs = how.graphs};
     il_plan *r = NULL, *p = NULL;
     il_status st = il_plan_create(g, &ro, &r);
 #ifdef IL_CUDA_EMU
@@ -149,7 +161,7 @@ static int gpu_vs_ref(const il_graph *g, il_tensor *const *in, int64_t batch, in
     for (int k = 0; k < g->n_nodes && !st; k++) {
         mark_used(chosen[k], half);
         last_on_acc += chosen[k] != NULL;
-        if (on_cpu[k]) bad += bad_fallback(g, k, allow_conv, label);
+        if (on_cpu[k]) bad += bad_fallback(g, NULL, k, allow_conv, label);
     }
     for (int o = 0; o < il_plan_n_outputs(r) && !st; o++) {
         CU_ASSERT_TRUE(close_enough(outs[o], il_plan_output(r, o), t, label, o));
@@ -172,7 +184,7 @@ static int gpu_vs_ref(const il_graph *g, il_tensor *const *in, int64_t batch, in
     for (int k = 0; k < g->n_nodes; k++) {
         if (!il_plan_kernel(p, k)) continue;
         if (il_plan_on_acc(p, k)) mark_used(il_plan_kernel(p, k), half), last_on_acc++;
-        else bad += bad_fallback(g, k, allow_conv, label);
+        else bad += bad_fallback(g, il_plan_shapes(p), k, allow_conv, label);
     }
     for (int rep = 0; rep < 2 && !st; rep++) {
         st = il_plan_run(r, in, g->n_inputs);
@@ -367,6 +379,12 @@ static void test_binary(void) {
 
 static void test_prelu_logsoftmax(void) {
     if (!have_gpu()) return;
+    /* the variadic ops: one, two and three inputs, broadcast */
+    static const char *var[] = {"Sum", "Mean", "Max", "Min"};
+    for (int i = 0; i < 4; i++) {
+        gc_check(CASE(var[i], 13, 1, X(-3, 3, 4, 5)), P32 | P16, T_EXACT);
+        gc_check(CASE(var[i], 13, 1, X(-3, 3, 4, 1, 6), X(-3, 3, 5, 1), W(-3, 3, 6)), PALL, T_EXACT);
+    }
     gc_check(CASE("PRelu", 9, 1, X(-3, 3, 2, 3, 4, 5), W(0, 1, 3, 1, 1)), PALL, T_EXACT);
     gc_check(CASE("PRelu", 16, 1, X(-3, 3, 2, 3, 4, 5), X(0, 1, 5)), P32 | P16, T_EXACT);
     gc_check(CASE("LogSoftmax", 13, 1, X(-5, 5, 3, 5, 17)), PALL, T_SUM);
@@ -522,6 +540,18 @@ static void test_movement(void) {
         gc_check(c, i < 2 ? PALL : P32 | P16, T_SUM);
     }
 
+    /* DepthToSpace (both modes) and SpaceToDepth; Dropout in inference */
+    c = CASE("DepthToSpace", 13, 1, X(-1, 1, 2, 12, 3, 5));
+    SETI(c, "blocksize", 2);
+    gc_check(c, PALL, T_EXACT);
+    c = CASE("DepthToSpace", 13, 1, X(-1, 1, 1, 18, 2, 3));
+    SETI(c, "blocksize", 3), SETS(c, "mode", "CRD");
+    gc_check(c, P32 | P16, T_EXACT);
+    c = CASE("SpaceToDepth", 13, 1, X(-1, 1, 2, 3, 6, 4));
+    SETI(c, "blocksize", 2);
+    gc_check(c, PALL, T_EXACT);
+    gc_check(CASE("Dropout", 13, 1, X(-1, 1, 3, 7)), PALL, T_EXACT);
+
     /* the reshape-likes: a chain of device copies */
     il_graph *g = il_graph_new("copies");
     il_graph_set_opset(g, "", 13);
@@ -624,6 +654,14 @@ static void test_softmax_norm_reduce(void) {
     gc_check(CASE("ai.inferlab:LayerNormalization", 13, 1, X(-1, 1, 5, 64), W(0.5, 2, 64), W(-1, 1, 64)), PALL,
              T_SUM);
 
+    gc_check(CASE("InstanceNormalization", 13, 1, X(2, 4, 2, 5, 7, 3), W(0.5, 2, 5), W(-1, 1, 5)), PALL, T_SUM);
+    c = CASE("GroupNormalization", 21, 1, X(-1, 1, 2, 6, 9), W(0.5, 2, 6), W(-1, 1, 6));
+    SETI(c, "num_groups", 3);
+    gc_check(c, PALL, T_SUM);
+    c = CASE("GroupNormalization", 18, 1, X(-1, 1, 2, 6, 3, 3), W(0.5, 2, 2), W(-1, 1, 2));
+    SETI(c, "num_groups", 2), SETF(c, "epsilon", 1e-3f);
+    gc_check(c, P32 | P16, T_SUM);
+
     c = CASE("ReduceMean", 13, 1, X(-1, 1, 4, 6, 9));
     SETIS(c, "axes", -1);
     gc_check(c, PALL, T_SUM);
@@ -633,6 +671,12 @@ static void test_softmax_norm_reduce(void) {
     static const int64_t ax0[1] = {0}, ax1[1] = {1};
     gc_check(CASE("ReduceMean", 18, 1, X(-1, 1, 7, 5), KV(ax0, 1)), P32 | P16, T_SUM);
     gc_check(CASE("ReduceSum", 13, 1, X(-1, 1, 3, 8, 2), KV(ax1, 1)), PALL, T_SUM);
+    /* ArgMax / ArgMin on quarters (ties: equal in every precision), first and last index */
+    for (int i = 0; i < 4; i++) {
+        c = CASE(i & 1 ? "ArgMin" : "ArgMax", 13, 1, Q(4, 9, 5));
+        SETI(c, "axis", i < 2 ? 1 : -1), SETI(c, "keepdims", i < 2), SETI(c, "select_last_index", i >= 2);
+        gc_check(c, PALL, T_EXACT);
+    }
     static const char *reds[] = {"ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
                                  "ReduceLogSumExp", "ReduceSumSquare"};
     for (size_t i = 0; i < sizeof reds / sizeof *reds; i++) {
@@ -741,7 +785,7 @@ static void test_node_suite(void) {
     }
     int tests = 0, on_cuda = 0, failures = CU_get_number_of_failures();
     struct dirent *de;
-    how.loose = how.quiet = 1;
+    how.quiet = 1;
     while ((de = readdir(d))) {
         char path[4096];
         il_graph *g = NULL;
@@ -750,12 +794,17 @@ static void test_node_suite(void) {
         snprintf(path, sizeof path, "%s/%s/model.onnx", IL_ONNX_NODE_DIR, de->d_name);
         ok = ok && !il_onnx_load(path, &g) && !il_graph_verify(g) && g->n_inputs <= 16;
         for (int i = 0; ok && i < g->n_inputs; i++) {
+            const il_value *v = &g->values[g->inputs[i]];
             snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_%d.pb", IL_ONNX_NODE_DIR, de->d_name, i);
             ok = !il_tensor_load_pb(path, &in[i], NULL);
-            if (ok && in[i]->dtype == IL_U16 && g->values[g->inputs[i]].dtype == IL_BF16) in[i]->dtype = IL_BF16;
+            if (ok && in[i]->dtype == IL_U16 && v->dtype == IL_BF16) in[i]->dtype = IL_BF16;
+            /* a GPU plan prepares its nodes for the declared shapes: data of other shapes (or
+             * symbolic dims) would be another test */
+            ok = ok && v->rank == in[i]->rank;
+            for (int d = 0; ok && d < v->rank; d++) ok = v->dims[d] == in[i]->dims[d];
         }
         il_plan *r = NULL;
-        il_plan_opts ro = {.reference = 1, .threads = 1, .loose_shapes = 1};
+        il_plan_opts ro = {.reference = 1, .threads = 1};
         ok = ok && !il_plan_create(g, &ro, &r) && !il_plan_run(r, in, g->n_inputs);
         il_plan_free(r);
         il_error_clear();
@@ -768,7 +817,7 @@ static void test_node_suite(void) {
         il_graph_free(g);
     }
     closedir(d);
-    how.loose = how.quiet = 0;
+    how.quiet = 0;
     printf("(%d node tests, %d of them on cuda kernels, %d failed) ", tests, on_cuda,
            (int)(CU_get_number_of_failures() - failures));
     CU_ASSERT(tests > 500);
@@ -842,10 +891,10 @@ static void test_every_kernel_run(void) {
 
 IL_SUITE("cuda-ops", {"placement of the -O2 tiny BERT and ViT (no GPU needed)", test_placement},
          {"unary ops and activations", test_unary}, {"binary ops with broadcasting", test_binary},
-         {"PRelu, LogSoftmax", test_prelu_logsoftmax},
+         {"Sum, Mean, Max, Min (1-3 inputs), PRelu, LogSoftmax", test_prelu_logsoftmax},
          {"comparisons, logic, Where", test_compare_logic_where}, {"Cast", test_cast},
-         {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
+         {"Transpose, Concat, Split, Slice, Pad, Resize, Gather(ND), Expand, Tile, DepthToSpace, copies", test_movement}, {"MatMul, FusedMatMul", test_matmul},
          {"Gemm, FusedGemm", test_gemm}, {"Attention", test_attention},
-         {"Softmax, LayerNormalization, Reduce*", test_softmax_norm_reduce},
+         {"Softmax, Layer/Instance/GroupNormalization, Reduce*, ArgMax/ArgMin", test_softmax_norm_reduce},
          {"pools, BatchNormalization", test_cnn_ops}, {"the ONNX node suite on cuda kernels (fp32)", test_node_suite}, {"tiny BERT and ViT (both exports) -O2 vs the cpu", test_models},
          {"every cuda kernel is run (f32 and half)", test_every_kernel_run})

@@ -255,7 +255,7 @@ static void test_recipe(void) {
     il_prune_opts o = {.scope = IL_PRUNE_NM, .nm_n = 2, .nm_m = 4};
     il_prune_report r;
     IL_ASSERT_OK(il_prune_apply(g, &o, &r));
-    il_prune_recipe rc = {"nm", "oneshot", 0, 1, "fashion-mnist:train:64", NULL};
+    il_prune_recipe rc = {"nm", "oneshot", 0, 1, "fashion-mnist:train:64", NULL, 0.05};
     IL_ASSERT_OK(il_prune_set_recipe(g, &o, &r, &rc));
     const char *j = il_graph_get_meta(g, "inferlab.prune");
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
@@ -265,6 +265,7 @@ static void test_recipe(void) {
     expect_json(j, "$.sparsity", "0.5");
     expect_json(j, "$.finetune_epochs", "1");
     expect_json(j, "$.data", "fashion-mnist:train:64");
+    expect_json(j, "$.lr", "0.05");
     json_get(j, "$.pruned_weights", v, sizeof v);
     CU_ASSERT_EQUAL(atoll(v), 160);
     expect_json(j, "$.layers.gemm.achieved", "0.5");
@@ -302,6 +303,7 @@ static void test_recipe(void) {
     expect_json(j, "$.method", "channel");
     expect_json(j, "$.finetune_epochs", "2");
     expect_json(j, "$.teacher", "self");
+    CU_ASSERT_PTR_NOT_NULL(strstr(j, "\"lr\":null")); /* no learning rate given: null */
     il_graph_set_meta(g, "inferlab.prune", "[1,2]");
     CU_ASSERT_EQUAL(il_prune_extend_recipe(g, &gr), IL_ERR_INVALID);
     il_graph_free(g);

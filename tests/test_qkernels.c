@@ -375,6 +375,30 @@ static void test_maxpool_int8(void) {
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MaxPool", "cpu", "int8")));
 }
 
+/* QuantizeLinear per tensor: every kernel (the AVX-512 one included) bit for bit against the
+ * reference, on values that round at exact ties (k + 0.5 steps), saturate both ways, are
+ * infinite or NaN, and sizes with vector tails; uint8 and int8, zero points at both ends. */
+static void test_quantize_linear(void) {
+    static const double specials[] = {NAN, INFINITY, -INFINITY, 1e30, -1e30, 0.0, -0.0, 1e-40};
+    for (int r = 0; r < 8; r++) {
+        int s8 = r & 1;
+        int64_t n = 1 + op_randint(300), d[2] = {3, n};
+        il_tensor *x = rnd(IL_F32, 2, d, -8, 8);
+        float sc = 0.0625f * (float)(1 + op_randint(4)); /* x / sc exact, so k + 0.5 steps are ties */
+        for (int64_t i = 0; i < 3 * n; i += 3) ((float *)x->data)[i] = sc * (0.5f + (float)(op_randint(60) - 30));
+        for (int i = 0; i < 8 && i < 3 * n; i++) ((float *)x->data)[op_randint(3 * n)] = (float)specials[i];
+        op_case *o = op_new("QuantizeLinear", 13, 3, 1);
+        op_in(o, 0, x);
+        op_in(o, 1, scalar_t(IL_F32, sc));
+        op_in(o, 2, scalar_t(s8 ? IL_I8 : IL_U8, s8 ? (r & 2 ? -128 : 127) : (r & 2 ? 0 : 255) - (r & 4 ? 3 : 0)));
+        o->threads = 1 + (int)op_randint(3);
+        RUN_OK(o);
+        op_free(o);
+    }
+    if (__builtin_cpu_supports("avx512bw"))
+        CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "QuantizeLinear", "cpu", "avx512")));
+}
+
 /* Bad nodes: a clear error naming the node, never a crash. */
 static void test_errors(void) {
     conv_cfg f = convs[0];
@@ -404,4 +428,5 @@ IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_
          {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa},
          {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
          {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8},
+         {"QuantizeLinear per tensor: every kernel bit for bit (ties, saturation, NaN, inf)", test_quantize_linear},
          {"bad nodes: errors, not crashes", test_errors})

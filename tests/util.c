@@ -59,11 +59,13 @@ int il_test_const(il_graph *g, const char *name, int rank, const int64_t *dims, 
     return il_graph_add_constant(g, name, t);
 }
 
+/* IL_TEST_PYTHON names another interpreter (the GPU machine keeps torch in a virtual env). */
 int il_test_have_python(const char *modules) {
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, IL_PY " -c 'import %s' 2>/dev/null", modules);
+    char cmd[512];
+    const char *py = getenv("IL_TEST_PYTHON") ? getenv("IL_TEST_PYTHON") : IL_PY;
+    snprintf(cmd, sizeof cmd, "%s -c 'import %s' 2>/dev/null", py, modules);
     if (system(cmd) == 0) return 1;
-    printf("\n  skipped: needs Python modules %s in " IL_PY "\n", modules);
+    printf("\n  skipped: needs Python modules %s in %s\n", modules, py);
     return 0;
 }
 

@@ -1,7 +1,9 @@
 /*
  * dnnl_pool.c - MaxPool, AveragePool and the global pools through oneDNN's pooling primitive
  * (pooling_v2, which takes dilations), on plain NCHW tensors, or blocked ones where the plan keeps
- * the pool inside a chain of blocked kernels (engine/plan_layout.c). A pool reads each input once,
+ * the pool inside a chain of blocked kernels (engine/plan_layout.c). MaxPool on uint8/int8 too
+ * (a quantized CNN's stem pool: max over the bytes is the reference's, quantization being
+ * monotone), computed channels-last, the layout of the INT8 kernels around it (dnnl_q.h). A pool reads each input once,
  * so on its own it stays plain: reordering into a blocked layout and back would cost more than
  * the pool itself.
  *
@@ -15,7 +17,7 @@
  */
 #ifdef IL_HAVE_DNNL
 
-#include "dnnl_int.h"
+#include "dnnl_q.h"
 
 /* The geometry oneDNN is given: ONNX's, with the end pads that its floor formula needs. */
 static il_status dpool_geom(const il_kctx *c, il_conv_geom *g, dnnl_dims_t pr) {
@@ -28,8 +30,10 @@ static il_status dpool_geom(const il_kctx *c, il_conv_geom *g, dnnl_dims_t pr) {
 
 static int dpool_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0];
-    if (!x || x->dtype != IL_F32 || x->rank < 3 || x->rank > 5 || !il_shape_known(x) || il_tensor_numel(x) == 0)
-        return 0;
+    if (!x || x->rank < 3 || x->rank > 5 || !il_shape_known(x) || il_tensor_numel(x) == 0) return 0;
+    /* bytes: the maximum only (an average would round where the reference does not) */
+    int bytes_max = (x->dtype == IL_U8 || x->dtype == IL_I8) && !strcmp(c->node->op_type, "MaxPool");
+    if (x->dtype != IL_F32 && !bytes_max) return 0;
     if (il_out(c, 1)) return 0; /* MaxPool's Indices */
     il_conv_geom g;
     dnnl_dims_t pr;
@@ -55,8 +59,16 @@ static dnnl_alg_kind_t pool_alg(const il_kctx *c) {
     return dnnl_pooling_max;
 }
 
+/* A descriptor of X's type: float32 plain or in the plan's native layout (dnnl_layout.c), 8-bit
+ * plain or channels-last (dnnl_q.h). */
+static il_status pool_md(const il_kctx *c, dnnl_memory_desc_t *md, int native, int rank, const int64_t *dims) {
+    il_dtype dt = c->in[0]->dtype;
+    return dt == IL_F32 ? il_dnnl_user_md(c, md, native, rank, dims) : il_dnnl_q_md(c, md, dt, native, rank, dims);
+}
+
 /* The pooling primitive in X's layout for source and destination (oneDNN's fast pools take no
- * mix), Y reordered after it where the plan holds it otherwise: the smaller side. arg: 1 for the
+ * mix), Y reordered after it where the plan holds it otherwise: the smaller side. 8-bit pools
+ * run channels-last whatever the plan holds (oneDNN has them in no other layout). arg: 1 for the
  * global pools, whose window is the whole of each channel's plane. */
 static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg) {
     int global = arg & 1, probe = arg & 2;
@@ -84,17 +96,16 @@ static il_status dpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         dil[d] = g.dil[d] - 1;
         pl[d] = g.pad[d];
     }
-    int blocked = c->blocked_in & 1;
+    int blocked = (c->blocked_in & 1) || X->dtype != IL_F32;
     dnnl_memory_desc_t src, dst, xuser, yuser;
-    if ((st = il_dnnl_user_md(c, &src, blocked, X->rank, X->dims)) ||
-        (st = il_dnnl_user_md(c, &dst, blocked, X->rank, ydims)) ||
-        (st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) ||
-        (st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)))
+    if ((st = pool_md(c, &src, blocked, X->rank, X->dims)) || (st = pool_md(c, &dst, blocked, X->rank, ydims)) ||
+        (st = pool_md(c, &xuser, c->blocked_in & 1, X->rank, X->dims)) ||
+        (st = pool_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)))
         return st;
     if (probe) { /* dpool_layouts: whether oneDNN has a real pool on native tensors */
         dnnl_pooling_v2_desc_t pdesc;
         dnnl_primitive_desc_t pd;
-        int ok = !il_dnnl_native_md(c, &src, X->rank, X->dims) && !il_dnnl_native_md(c, &dst, X->rank, ydims) &&
+        int ok = !pool_md(c, &src, 1, X->rank, X->dims) && !pool_md(c, &dst, 1, X->rank, ydims) &&
                  !dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, pool_alg(c), &src, &dst, strides,
                                                     kernel, dil, pl, pr) &&
                  !il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "pooling");
@@ -139,16 +150,19 @@ static int dgpool_supports(const il_kctx *c) {
 /* Priority 20, above the "fast" pools (10): ResNet-18's 3x3/2 pad-1 stem pool at 1x64x112x112,
  * one thread, 0.54 ms against 0.69 ms (38 ms before pool_fast.c ran padded rows tap by tap);
  * tiny_resnet's at batch 8, 0.010 against 0.040 ms (`run --profile`, load 10 on 2 cores). */
-#define DPOOL(op_, sup, prep, doc_)                                                                               \
-    {.op = op_, .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20, .supports = sup,      \
+#define DPOOL(op_, dts, sup, prep, doc_)                                                                          \
+    {.op = op_, .backend = "cpu", .name = "dnnl", .dtypes = dts, .priority = 20, .supports = sup,                \
      .prepare = prep, .run = il_dnnl_io_run, .release = il_dnnl_release, .layouts = dpool_layouts, .doc = doc_}
 
 const il_kernel il_kernels_dnnl_pool[] = {
-    DPOOL("MaxPool", dpool_supports, dpool_prepare, "oneDNN pooling, plain or blocked (no Indices output)"),
-    DPOOL("AveragePool", dpool_supports, dpool_prepare,
+    DPOOL("MaxPool", IL_DT(IL_F32) | IL_DT(IL_U8) | IL_DT(IL_I8), dpool_supports, dpool_prepare,
+          "oneDNN pooling, plain or blocked (no Indices output); uint8/int8 channels-last, exact"),
+    DPOOL("AveragePool", IL_DT(IL_F32), dpool_supports, dpool_prepare,
           "oneDNN pooling, plain or blocked (count_include_pad with a ceil_mode overhang declined)"),
-    DPOOL("GlobalAveragePool", dgpool_supports, dgpool_prepare, "oneDNN pooling over each whole plane, plain or blocked"),
-    DPOOL("GlobalMaxPool", dgpool_supports, dgpool_prepare, "oneDNN pooling over each whole plane, plain or blocked"),
+    DPOOL("GlobalAveragePool", IL_DT(IL_F32), dgpool_supports, dgpool_prepare,
+          "oneDNN pooling over each whole plane, plain or blocked"),
+    DPOOL("GlobalMaxPool", IL_DT(IL_F32), dgpool_supports, dgpool_prepare,
+          "oneDNN pooling over each whole plane, plain or blocked"),
     {0},
 };
 

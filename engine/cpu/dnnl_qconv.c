@@ -105,7 +105,8 @@ static int has_fast_pd(const il_kctx *c, const il_conv_geom *g) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_memory_desc_t w_user;
     int saved = il_dnnl_threads_enter(c->threads);
-    int ok = sc && il_dnnl_q_fast(make_pd(c, g, sc, nws == m, &pd, &w_user), pd);
+    il_status st = sc ? make_pd(c, g, sc, nws == m, &pd, &w_user) : IL_ERR_OOM;
+    int ok = il_dnnl_q_fast(st, pd); /* after make_pd has set pd */
     il_dnnl_threads_leave(saved);
     free(sc);
     return ok;

@@ -1,15 +1,12 @@
 /*
- * dnnl_qeltwise.c - the 8-bit kernels between oneDNN's INT8 convolutions (dnnl_qconv.c) that
- * keep a quantized CNN's activations channels-last (dnnl_q.h) instead of reordering them back to
- * NCHW around every residual Add and pool:
- *  - "dnnl" of QAdd, QLinearAdd, QLinearMul: the "int8" kernel's arithmetic (qgemm_eltwise.c,
- *    bit for bit the reference's), which is element-wise and so reads any one layout shared by
- *    its operands. The plan decides each value's layout on its own (engine/plan_layout.c), so the
- *    operands may come in different layouts: the kernel computes in y's and reorders an operand
- *    held in the other one into the workspace first (a residual whose branch starts plain).
- *  - "dnnl" of MaxPool on uint8/int8: oneDNN's int8 pooling, which runs channels-last; a plain
- *    X or Y is reordered. The maximum of the bytes is the reference's (quantization is
- *    monotone), so it is exact.
+ * dnnl_qeltwise.c - the element-wise 8-bit kernel "dnnl" of QAdd, QLinearAdd and QLinearMul,
+ * which keeps a quantized CNN's activations channels-last (dnnl_q.h) between oneDNN's INT8
+ * convolutions (dnnl_qconv.c) instead of reordering them back to NCHW around every residual Add
+ * (the stem's MaxPool is dnnl_pool.c's). It is the "int8" kernel's arithmetic (qgemm_eltwise.c,
+ * bit for bit the reference's), which is element-wise and so reads any one layout shared by its
+ * operands. The plan decides each value's layout on its own (engine/plan_layout.c), so the
+ * operands may come in different layouts: the kernel computes in y's and reorders an operand
+ * held in the other one into the workspace first (a residual whose branch starts plain).
  */
 #ifdef IL_HAVE_DNNL
 
@@ -74,67 +71,8 @@ static void qbin_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     *out |= 1;
 }
 
-/* ---------------------------------------------------------------- MaxPool over bytes */
-
-static int qpool_supports(const il_kctx *c) {
-    const il_tensor *x = c->in[0];
-    if (!x || !il_q_is_8bit(x->dtype) || x->rank < 3 || x->rank > 5 || !il_shape_known(x) || il_tensor_numel(x) == 0)
-        return 0;
-    if (il_out(c, 1)) return 0; /* Indices */
-    il_conv_geom g;
-    il_status st = il_window_geom(c, x, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), 1, &g);
-    il_error_clear();
-    if (st) return 0;
-    for (int d = 0; d < g.nsp; d++) /* oneDNN refuses pads as large as the window */
-        if (g.pad[d] >= (g.k[d] - 1) * g.dil[d] + 1 || g.pad_end[d] >= (g.k[d] - 1) * g.dil[d] + 1) return 0;
-    return 1;
-}
-
-/* The pool channels-last; X and Y reordered where the plan holds them plain. A ceil_mode window
- * that hangs past the input is end padding to oneDNN (padding never wins a max). */
-static il_status qpool_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int unused) {
-    const il_tensor *X = c->in[0];
-    il_conv_geom g;
-    il_status st = il_window_geom(c, X, NULL, (int)il_attr_int(c->node, "ceil_mode", 0), 1, &g);
-    if (st) return st;
-    il_dnnl_use_threads(c, s, (double)g.n * g.c * g.out_sp * g.k_sp);
-    dnnl_dims_t strides, kernel, dil, pl, pr;
-    int64_t ydims[IL_MAX_RANK] = {g.n, g.c};
-    for (int d = 0; d < g.nsp; d++) {
-        ydims[2 + d] = g.out[d];
-        strides[d] = g.stride[d];
-        kernel[d] = g.k[d];
-        dil[d] = g.dil[d] - 1;
-        pl[d] = g.pad[d];
-        pr[d] = (g.out[d] - 1) * g.stride[d] + (g.k[d] - 1) * g.dil[d] + 1 - g.in[d] - g.pad[d];
-    }
-    dnnl_memory_desc_t src, dst, xuser, yuser;
-    if ((st = il_dnnl_q_md(c, &src, X->dtype, 1, X->rank, X->dims)) ||
-        (st = il_dnnl_q_md(c, &dst, X->dtype, 1, X->rank, ydims)) ||
-        (st = il_dnnl_q_md(c, &xuser, X->dtype, c->blocked_in & 1, X->rank, X->dims)) ||
-        (st = il_dnnl_q_md(c, &yuser, X->dtype, c->blocked_out & 1, X->rank, ydims)))
-        return st;
-    dnnl_pooling_v2_desc_t pdesc;
-    IL_DNNL(c, dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst, strides,
-                                                 kernel, dil, pl, pr));
-    dnnl_primitive_desc_t pd;
-    if ((st = il_dnnl_pd(c, &pdesc, 0, NULL, &pd, "int8 pooling"))) return st;
-    st = il_dnnl_io_prim(c, s, pd, &xuser, &yuser, workspace);
-    dnnl_primitive_desc_destroy(pd);
-    return st;
-}
-
-static il_status qpool_prepare(il_kctx *c, void **state, size_t *ws) {
-    return il_dnnl_prepare(c, state, ws, qpool_fill, 0);
-}
-
-static void qpool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
-    *in |= 1;
-    *out |= 1;
-}
-
 /* Priority 15, above "int8" (10): between the channels-last convolutions the heuristic picks,
- * so their activations stay channels-last across the residual Adds and the stem's pool. */
+ * so their activations stay channels-last across the residual Adds. */
 #define DQBIN(DOMAIN, OP)                                                                                       \
     {.domain = DOMAIN, .op = OP, .since_version = 1, .backend = "cpu", .name = "dnnl",                         \
      .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 15, .supports = qbin_supports, .prepare = qbin_prepare, \
@@ -146,10 +84,6 @@ const il_kernel il_kernels_dnnl_qeltwise[] = {
     DQBIN("ai.inferlab", "QAdd"),
     DQBIN("com.microsoft", "QLinearAdd"),
     DQBIN("com.microsoft", "QLinearMul"),
-    {.domain = "", .op = "MaxPool", .since_version = 12, .backend = "cpu", .name = "dnnl-int8",
-     .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 15, .supports = qpool_supports, .prepare = qpool_prepare,
-     .run = il_dnnl_io_run, .release = il_dnnl_release, .layouts = qpool_layouts,
-     .doc = "oneDNN int8 max pool, channels-last (kept so between int8 kernels, reordered where plain)"},
     {0},
 };
 

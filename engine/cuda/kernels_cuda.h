@@ -21,8 +21,8 @@ il_cu_op il_cuk_act_op(const il_act *a);
 int il_cuk_const(const il_kctx *c, int i);
 
 /* matmul_cuda.c: Gemm and FusedGemm, MatMul and FusedMatMul, Attention (cuBLAS), and the
- * row kernels LayerNormalization, Softmax/LogSoftmax and the Reduce* ops (the last two share
- * supports and prepare: il_cuk_view_*). */
+ * row kernels LayerNormalization, Softmax/LogSoftmax, the Reduce* ops and ArgMax/ArgMin (the
+ * last three share supports and prepare: il_cuk_view_*). */
 #define IL_CUK_DECL(NAME)                                                       \
     int il_cuk_##NAME##_supports(const il_kctx *c);                             \
     il_status il_cuk_##NAME##_prepare(il_kctx *c, void **state, size_t *ws);    \
@@ -35,5 +35,6 @@ int il_cuk_view_supports(const il_kctx *c);
 il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws);
 il_status il_cuk_softmax_run(il_kctx *c);
 il_status il_cuk_reduce_run(il_kctx *c);
+il_status il_cuk_arg_run(il_kctx *c);
 
 #endif

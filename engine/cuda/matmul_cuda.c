@@ -16,6 +16,16 @@
 
 static int64_t esize(il_dtype dt) { return (int64_t)il_dtype_size(dt); }
 
+/* A prepare's result: a copy of the n bytes of setup at s as the node's state, no workspace. */
+static il_status keep(il_kctx *c, const void *s, size_t n, void **state, size_t *ws) {
+    void *p = malloc(n);
+    if (!p) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    memcpy(p, s, n);
+    *state = p;
+    *ws = 0;
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- batched products */
 
 /* The leading (batch) dims of a product's output and each operand's element stride along them
@@ -62,6 +72,10 @@ static il_status bgemm(const bplan *p, int64_t m, int64_t n, int64_t k, float al
                        const void *b, int64_t ldb, void *c, il_dtype dt, int precision) {
     int nl = p->nlead;
     int64_t last = nl ? p->dims[nl - 1] : 1, outer = 1, es = esize(dt);
+    /* A's matrices back to back against one B (a layer's weights applied to [batch, seq, k]):
+     * one product of last * m rows, which cuBLAS tiles far better than last products of m rows */
+    if (nl == 1 && p->sb[0] == 0 && lda == k && p->sa[0] == m * k)
+        return il_cuda_gemm(0, 0, last * m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, c, n, 0, 1, dt, precision);
     for (int d = 0; d < nl - 1; d++) outer *= p->dims[d];
     il_status st = IL_OK;
     for (int64_t o = 0; o < outer && !st; o++) {
@@ -308,14 +322,10 @@ il_status il_cuk_softmax_run(il_kctx *c) {
     return il_cuda_check(c->node->op_type);
 }
 
-/* ---------------------------------------------------------------- LayerNormalization */
+/* ---------------------------------------------------------------- normalizations */
 
-typedef struct {
-    int64_t rows, n, ss, bs;
-    float eps;
-} ln_state;
-
-/* Scale and B: one value per normalized element or one for all (other broadcasts: the cpu). */
+/* LayerNormalization: Scale and B one value per normalized element or one for all (other
+ * broadcasts: the cpu). */
 static int ln_param(const il_tensor *p, int64_t n, int64_t *stride) {
     if (!p) return 1;
     if (p->dtype != IL_F32) return 0;
@@ -330,34 +340,51 @@ static int ln_axis(const il_kctx *c) {
     return axis < -r || axis >= r ? -1 : (int)(axis < 0 ? axis + r : axis);
 }
 
+/* InstanceNormalization (groups = C) and GroupNormalization: X [N, C, ...]; scale and B per
+ * channel, or per group (GroupNormalization-18), told apart by their size as the reference does. */
+static int group_norm(const il_kctx *c, il_cu_norm *g) {
+    const il_tensor *x = c->in[0], *sc = il_in(c, 1), *b = il_in(c, 2);
+    int inst = !strcmp(c->node->op_type, "InstanceNormalization");
+    if (x->rank < 2 || !sc || !b || sc->dtype != IL_F32 || b->dtype != IL_F32) return 0;
+    int64_t ch = x->dims[1], groups = inst ? ch : il_attr_int(c->node, "num_groups", -1);
+    if (groups < 1 || ch % groups || il_tensor_numel(sc) != il_tensor_numel(b)) return 0;
+    int64_t sp = il_dims_prod(x->dims, 2, x->rank), cpg = ch / groups, k = il_tensor_numel(sc);
+    if (k != ch && k != groups) return 0;
+    *g = (il_cu_norm){.rows = x->dims[0] * groups, .n = cpg * sp, .pg = groups, .pmul = k == ch ? cpg : 1,
+                      .pdiv = sp > 0 ? sp : 1, .pjs = k == ch, .pjb = k == ch, .eps = g->eps};
+    return g->n > 0;
+}
+
+/* The normalization of node c as il_cu_norm. */
+static int norm_of(const il_kctx *c, il_cu_norm *g) {
+    memset(g, 0, sizeof *g);
+    g->eps = il_attr_float(c->node, "epsilon", 1e-5f);
+    if (strcmp(c->node->op_type, "LayerNormalization")) return group_norm(c, g); /* Instance-, Group- */
+    int axis = ln_axis(c), r = c->in[0]->rank;
+    if (axis < 0 || !il_in(c, 1)) return 0;
+    g->rows = il_dims_prod(c->in[0]->dims, 0, axis);
+    g->n = il_dims_prod(c->in[0]->dims, axis, r);
+    g->pg = 1, g->pdiv = 1;
+    return g->n > 0 && ln_param(c->in[1], g->n, &g->pjs) && ln_param(il_in(c, 2), g->n, &g->pjb);
+}
+
 int il_cuk_layernorm_supports(const il_kctx *c) {
-    if (!il_cuk_f32_in(c, 0) || c->in[0]->rank < 1 || !il_in(c, 1) || ln_axis(c) < 0) return 0;
-    int64_t n = il_dims_prod(c->in[0]->dims, ln_axis(c), c->in[0]->rank), s;
-    return n > 0 && ln_param(c->in[1], n, &s) && ln_param(il_in(c, 2), n, &s);
+    il_cu_norm g;
+    return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && norm_of(c, &g);
 }
 
 il_status il_cuk_layernorm_prepare(il_kctx *c, void **state, size_t *ws) {
-    ln_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    int axis = ln_axis(c), r = c->in[0]->rank;
-    s->rows = il_dims_prod(c->in[0]->dims, 0, axis);
-    s->n = il_dims_prod(c->in[0]->dims, axis, r);
-    ln_param(c->in[1], s->n, &s->ss);
-    ln_param(il_in(c, 2), s->n, &s->bs);
-    s->eps = il_attr_float(c->node, "epsilon", 1e-5f);
-    *state = s;
-    *ws = 0;
-    return IL_OK;
+    il_cu_norm g;
+    norm_of(c, &g);
+    return keep(c, &g, sizeof g, state, ws);
 }
 
 il_status il_cuk_layernorm_run(il_kctx *c) {
-    const ln_state *s = c->state;
     const il_tensor *b = il_in(c, 2);
     il_tensor *mean = il_out(c, 1), *inv = il_out(c, 2);
-    il_cu_layernorm(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, s->rows, s->n, c->in[1]->data, s->ss,
-                    b ? b->data : NULL, s->bs, c->in[1]->dtype, s->eps, mean ? mean->data : NULL,
-                    inv ? inv->data : NULL);
-    return il_cuda_check("LayerNormalization");
+    il_cu_layernorm(c->in[0]->data, c->out[0]->data, c->out[0]->dtype, c->state, c->in[1]->data, b ? b->data : NULL,
+                    c->in[1]->dtype, mean ? mean->data : NULL, inv ? inv->data : NULL);
+    return il_cuda_check(c->node->op_type);
 }
 
 /* ---------------------------------------------------------------- Reduce* */
@@ -400,9 +427,22 @@ static int reduce_view(const il_kctx *c, view3 *v) {
     return v->n > 0;
 }
 
-/* Softmax and the reductions: supports and prepare by the [outer, n, inner] view of the node. */
+/* ArgMax / ArgMin along `axis` (default 0). */
+static int arg_view(const il_kctx *c, view3 *v) {
+    const il_tensor *x = c->in[0];
+    int r = x->rank;
+    int64_t a = il_attr_int(c->node, "axis", 0);
+    if (a < -r || a >= r || c->out[0]->dtype != IL_I64) return 0;
+    if (a < 0) a += r;
+    v->outer = il_dims_prod(x->dims, 0, (int)a), v->n = x->dims[a], v->inner = il_dims_prod(x->dims, (int)a + 1, r);
+    return v->n > 0;
+}
+
+/* Softmax, the reductions, ArgMax/ArgMin: supports and prepare by the [outer, n, inner] view of
+ * the node. */
 static int view_of(const il_kctx *c, view3 *v) {
-    return strncmp(c->node->op_type, "Reduce", 6) ? softmax_view(c, v) : reduce_view(c, v);
+    const char *op = c->node->op_type;
+    return !strncmp(op, "Reduce", 6) ? reduce_view(c, v) : !strncmp(op, "Arg", 3) ? arg_view(c, v) : softmax_view(c, v);
 }
 
 int il_cuk_view_supports(const il_kctx *c) {
@@ -410,13 +450,17 @@ int il_cuk_view_supports(const il_kctx *c) {
     return il_cuk_f32_in(c, 0) && c->in[0]->rank >= 1 && view_of(c, &v);
 }
 
+il_status il_cuk_arg_run(il_kctx *c) {
+    const view3 *v = c->state;
+    il_cu_arg(c->in[0]->data, c->out[0]->data, c->in[0]->dtype, v->outer, v->n, v->inner,
+              !strcmp(c->node->op_type, "ArgMax"), il_attr_int(c->node, "select_last_index", 0) != 0);
+    return il_cuda_check(c->node->op_type);
+}
+
 il_status il_cuk_view_prepare(il_kctx *c, void **state, size_t *ws) {
-    view3 *v = malloc(sizeof *v);
-    if (!v) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    view_of(c, v);
-    *state = v;
-    *ws = 0;
-    return IL_OK;
+    view3 v;
+    view_of(c, &v);
+    return keep(c, &v, sizeof v, state, ws);
 }
 
 il_status il_cuk_reduce_run(il_kctx *c) {

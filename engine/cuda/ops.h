@@ -29,7 +29,8 @@ typedef struct il_cu_geom {
     int64_t str[IL_CU_MAX_IN][IL_MAX_RANK];
 } il_cu_geom;
 
-/* The maps. Unary ops read in[0]; binary in[0], in[1]; Where reads a bool condition and copies
+/* The maps. Unary ops read in[0]; binary in[0], in[1] (Sum, Mean, Max and Min up to three
+ * inputs, combined left to right); Where reads a bool condition and copies
  * elements of in[1] or in[2] (any dtype, same element size as out). Compare ops write bool;
  * logic ops read and write bool. */
 typedef enum {
@@ -41,6 +42,7 @@ typedef enum {
     IL_CU_ROUND, IL_CU_SIN, IL_CU_COS, IL_CU_SOFTPLUS, IL_CU_SOFTSIGN, IL_CU_ELU, IL_CU_SELU, IL_CU_CELU,
     IL_CU_THRELU, IL_CU_MISH, IL_CU_SIGN,
     IL_CU_ADD, IL_CU_SUB, IL_CU_MUL, IL_CU_DIV, IL_CU_POW, IL_CU_MAX, IL_CU_MIN, IL_CU_PRELU, /* binary */
+    IL_CU_SUM, IL_CU_MEAN, /* variadic, as Max and Min: folded left to right over 1-3 inputs */
     IL_CU_EQ, IL_CU_LT, IL_CU_LE, IL_CU_GT, IL_CU_GE,                          /* compare */
     IL_CU_AND, IL_CU_OR, IL_CU_XOR, IL_CU_NOT,                                 /* logic */
     IL_CU_WHERE
@@ -117,11 +119,18 @@ typedef struct il_cu_mask {
 } il_cu_mask;
 void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, float scale,
                    const void *mask, il_dtype mdt, const il_cu_mask *m, int is_log);
-/* LayerNormalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[j] + bias[j]
- * (scale/bias element j*ss / j*bs: ss 1 for a full vector, 0 for one value; bias may be NULL);
- * mean and inv_std (may be NULL) get one value per row. */
-void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale, int64_t ss,
-                     const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean, void *inv_std);
+/* Normalization over rows of n: y = (x - mean) / sqrt(var + eps) * scale[k] + bias[k] with
+ * k = (row % pg) * pmul + (j / pdiv) * pj (pjs for scale, pjb for bias): LayerNormalization
+ * (pg 1, pdiv 1, pj 1 for a full vector or 0 for one value), InstanceNormalization (rows N*C,
+ * pg C, pmul 1, pj 0), GroupNormalization (rows N*G, pg G; per channel: pmul C/G, pdiv the
+ * spatial size, pj 1; per group: pmul 1, pj 0). bias may be NULL; mean and inv_std (may be
+ * NULL) get one value per row. */
+typedef struct il_cu_norm {
+    int64_t rows, n, pg, pmul, pdiv, pjs, pjb;
+    float eps;
+} il_cu_norm;
+void il_cu_layernorm(const void *x, void *y, il_dtype dt, const il_cu_norm *g, const void *scale, const void *bias,
+                     il_dtype pdt, void *mean, void *inv_std);
 /* Reductions over the middle axis of [outer, n, inner] (n > 0), in double, as reduce.c's
  * combine_real: Max/Min keep a NaN, LogSumExp subtracts the maximum first. */
 typedef enum {
@@ -129,6 +138,10 @@ typedef enum {
     IL_CU_RLOGSUMEXP, IL_CU_RSUMSQ
 } il_cu_red;
 void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, il_cu_red kind);
+
+/* ArgMax (is_max) / ArgMin over the middle axis of [outer, n, inner] into int64 y; ties go to
+ * the first index (the last with `last`), NaN wins as in the reference. */
+void il_cu_arg(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, int is_max, int last);
 
 /* 2-D pools over [planes, h, w]; pad_end bounds the padded input (AveragePool's
  * count_include_pad counts taps inside it). */

@@ -42,8 +42,9 @@ static const struct ew_op {
     {"", "PRelu", IL_CU_PRELU, 2, EW_FLOAT},
     {"", "Add", IL_CU_ADD, 2, EW_FLOAT},             {"", "Sub", IL_CU_SUB, 2, EW_FLOAT},
     {"", "Mul", IL_CU_MUL, 2, EW_FLOAT},             {"", "Div", IL_CU_DIV, 2, EW_FLOAT},
-    {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, 2, EW_FLOAT},
-    {"", "Min", IL_CU_MIN, 2, EW_FLOAT},
+    {"", "Pow", IL_CU_POW, 2, EW_FLOAT},             {"", "Max", IL_CU_MAX, -1, EW_FLOAT},
+    {"", "Min", IL_CU_MIN, -1, EW_FLOAT},            {"", "Sum", IL_CU_SUM, -1, EW_FLOAT},
+    {"", "Mean", IL_CU_MEAN, -1, EW_FLOAT},
     {"", "Equal", IL_CU_EQ, 2, EW_FLOAT | EW_BOOL_OUT}, {"", "Less", IL_CU_LT, 2, EW_FLOAT | EW_BOOL_OUT},
     {"", "LessOrEqual", IL_CU_LE, 2, EW_FLOAT | EW_BOOL_OUT},
     {"", "Greater", IL_CU_GT, 2, EW_FLOAT | EW_BOOL_OUT},
@@ -62,17 +63,20 @@ static const struct ew_op *ew_find(const il_node *n) {
 /* Inputs of the op's dtype (float32, or bool for logic), broadcast to the output. */
 static int ew_supports(const il_kctx *c) {
     const struct ew_op *e = ew_find(c->node);
-    if (!e || c->n_in != e->n_in || !il_cuk_floats(c)) return 0;
+    /* n_in -1: variadic, 1 to 3 inputs */
+    if (!e || (e->n_in > 0 ? c->n_in != e->n_in : c->n_in < 1 || c->n_in > IL_CU_MAX_IN) || !il_cuk_floats(c))
+        return 0;
     il_dtype want = e->kind & EW_BOOL_IN ? IL_BOOL : IL_F32;
     for (int i = 0; i < c->n_in; i++)
         if (!c->in[i] || c->in[i]->dtype != want || c->in[i]->rank > c->out[0]->rank) return 0;
     if (c->out[0]->dtype != (e->kind & EW_BOOL_OUT ? IL_BOOL : IL_F32)) return 0;
-    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope): only
-     * equal shapes are the same thing there */
-    if (c->n_in == 2 && c->opset < 7 &&
-        (c->in[0]->rank != c->in[1]->rank ||
-         memcmp(c->in[0]->dims, c->in[1]->dims, sizeof(int64_t) * (size_t)c->in[0]->rank)))
-        return 0;
+    /* before opset 7 two operands broadcast by attributes (axis, PRelu's channel slope), and the
+     * variadic ops broadcast from 8: only equal shapes are the same thing there */
+    if (c->n_in >= 2 && c->opset < (e->n_in < 0 ? 8 : 7))
+        for (int i = 0; i < c->n_in; i++)
+            if (c->in[i]->rank != c->out[0]->rank ||
+                memcmp(c->in[i]->dims, c->out[0]->dims, sizeof(int64_t) * (size_t)c->out[0]->rank))
+                return 0;
     if (e->op == IL_CU_GELU && strcmp(il_attr_string(c->node, "approximate", "none"), "none") &&
         strcmp(il_attr_string(c->node, "approximate", "none"), "tanh"))
         return 0;
@@ -519,6 +523,53 @@ static il_status resize_run(il_kctx *c) {
     return il_cuda_check("Resize");
 }
 
+/* DepthToSpace / SpaceToDepth: one 6-D strided copy over the space-side tensor viewed as
+ * [N, C', H, b, W, b] (DepthToSpace: y; SpaceToDepth: x), pad.c's formulas:
+ *   DepthToSpace DCR: y[n, c, h*b+i, w*b+j] = x[n, (i*b + j)*C' + c, h, w]
+ *   DepthToSpace CRD: y[n, c, h*b+i, w*b+j] = x[n, c*b*b + i*b + j, h, w]
+ *   SpaceToDepth:     y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b+i, w*b+j] */
+static int d2s_supports(const il_kctx *c) {
+    const char *mode = il_attr_string(c->node, "mode", "DCR");
+    int64_t b = il_attr_int(c->node, "blocksize", 0);
+    return mv_supports(c) && c->in[0]->rank == 4 && c->out[0]->rank == 4 && c->in[0]->dtype == c->out[0]->dtype &&
+           b >= 1 && (!strcmp(mode, "DCR") || !strcmp(mode, "CRD"));
+}
+
+static il_status d2s_prepare(il_kctx *c, void **state, size_t *ws) {
+    mv_state *s = mv_new(1);
+    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    int to_space = !strcmp(c->node->op_type, "DepthToSpace");
+    int crd = to_space && !strcmp(il_attr_string(c->node, "mode", "DCR"), "CRD");
+    int64_t b = il_attr_int(c->node, "blocksize", 1);
+    const il_tensor *sp = to_space ? c->out[0] : c->in[0];
+    int64_t N = sp->dims[0], C = sp->dims[1], H = sp->dims[2] / b, W = sp->dims[3] / b, HW = H * W;
+    /* the space side, contiguous: dims n, c, h, i, w, j */
+    int64_t dims[6] = {N, C, H, b, W, b}, space[6], depth[6] = {b * b * C * HW, HW, W, b * C * HW, 1, C * HW};
+    if (crd) depth[1] = b * b * HW, depth[3] = b * HW, depth[5] = HW;
+    contiguous(6, dims, space);
+    il_cu_copy *g = &s->g[0];
+    g->rank = 6;
+    memcpy(g->dims, dims, sizeof dims);
+    memcpy(to_space ? g->dstr : g->sstr, space, sizeof space);
+    memcpy(to_space ? g->sstr : g->dstr, depth, sizeof depth);
+    *state = s;
+    *ws = 0;
+    return IL_OK;
+}
+
+/* Dropout in inference: its input, when no mask is asked for and training_mode is not on. */
+static int dropout_supports(const il_kctx *c) {
+    const il_tensor *train = il_in(c, 2);
+    if (c->n_out > 1 && c->out[1]) return 0;
+    if (c->opset >= 12 && train && il_tensor_numel(train) && (!il_cuk_const(c, 2) || il_tensor_get(train, 0) != 0))
+        return 0;
+    return mv_supports(c) && c->in[0]->dtype == c->out[0]->dtype;
+}
+
+static il_status dropout_run(il_kctx *c) {
+    return il_cuda_copy(c->out[0]->data, c->in[0]->data, il_tensor_bytes(c->out[0]));
+}
+
 /* GatherND with any batch_dims, int64/int32 index tuples. */
 static int gather_nd_supports(const il_kctx *c) {
     const il_tensor *x = c->in[0], *ids = il_in(c, 1);
@@ -573,7 +624,8 @@ const il_kernel il_kernels_cuda_ops[] = {
     EW("ai.inferlab", "Gelu", F32, "elementwise (erf or tanh form); f32/f16/bf16"),
     EW("ai.inferlab", "HardSwish", F32, "elementwise; f32/f16/bf16"),
     EW("ai.inferlab", "SiLU", F32, "elementwise; f32/f16/bf16"),
-    BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), BINARY("Max"), BINARY("Min"),
+    BINARY("Add"), BINARY("Sub"), BINARY("Mul"), BINARY("Div"), BINARY("Pow"), EW("", "Max", F32, "1-3 inputs, broadcasting; f32/f16/bf16"), EW("", "Min", F32, "1-3 inputs, broadcasting; f32/f16/bf16"),
+    EW("", "Sum", F32, "1-3 inputs, broadcasting; f32/f16/bf16"), EW("", "Mean", F32, "1-3 inputs, broadcasting; f32/f16/bf16"),
     EW("", "PRelu", F32, "slope broadcast (numpy, opset 7 on); f32/f16/bf16"),
     EW("", "Equal", F32, "float inputs, bool output, broadcasting"),
     EW("", "Less", F32, "float inputs, bool output, broadcasting"),
@@ -595,6 +647,9 @@ const il_kernel il_kernels_cuda_ops[] = {
       "resize.c's taps (nearest, linear, cubic; every coordinate mode) from constant scales/sizes"),
     K("", "Pad", "cuda", 0, pad_supports, pad_prepare, pad_run, free,
       "constant/edge/reflect/wrap, pads known at build, any dtype (a non-zero constant: float)"),
+    MOVE("DepthToSpace", d2s_supports, d2s_prepare, "DCR and CRD, any dtype"),
+    MOVE("SpaceToDepth", d2s_supports, d2s_prepare, "any dtype"),
+    K("", "Dropout", "cuda", 0, dropout_supports, NULL, dropout_run, NULL, "inference: a device copy, no mask"),
     MOVE("Slice", slice_supports, slice_prepare, "starts/ends/axes/steps known at build, any dtype"),
     K("", "Gather", "cuda", 0, gather_supports, NULL, gather_run, NULL,
       "any axis, int64/int32 indices (out of range: zeros), any dtype"),
@@ -616,9 +671,17 @@ const il_kernel il_kernels_cuda_ops[] = {
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
     K("ai.inferlab", "LayerNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
       il_cuk_layernorm_run, free, "one block per row; Scale/B full or scalar; f32/f16/bf16"),
+    K("", "InstanceNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
+      il_cuk_layernorm_run, free, "one block per (image, channel); f32/f16/bf16"),
+    K("", "GroupNormalization", "cuda", F32, il_cuk_layernorm_supports, il_cuk_layernorm_prepare,
+      il_cuk_layernorm_run, free, "one block per (image, group); scale per channel or group; f32/f16/bf16"),
     REDUCE("ReduceSum"), REDUCE("ReduceMean"), REDUCE("ReduceMax"), REDUCE("ReduceMin"), REDUCE("ReduceProd"),
     REDUCE("ReduceL1"), REDUCE("ReduceL2"), REDUCE("ReduceLogSum"), REDUCE("ReduceLogSumExp"),
     REDUCE("ReduceSumSquare"),
+    K("", "ArgMax", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_arg_run, free,
+      "int64 indices, keepdims, select_last_index; f32/f16/bf16"),
+    K("", "ArgMin", "cuda", F32, il_cuk_view_supports, il_cuk_view_prepare, il_cuk_arg_run, free,
+      "int64 indices, keepdims, select_last_index; f32/f16/bf16"),
     {0},
 };
 #else

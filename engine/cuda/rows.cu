@@ -74,12 +74,12 @@ extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer
 
 /* ---------------------------------------------------------------- layer norm */
 
-__global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows, int64_t n, const void *scale,
-                                   int64_t ss, const void *bias, int64_t bs, int pdt, float eps, void *mean,
-                                   void *inv_std) {
+__global__ static void k_layernorm(const void *x, void *y, int dt, il_cu_norm g, const void *scale, const void *bias,
+                                   int pdt, void *mean, void *inv_std) {
     __shared__ float sh[ROW_THREADS];
-    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        int64_t base = r * n;
+    int64_t n = g.n;
+    for (int64_t r = blockIdx.x; r < g.rows; r += gridDim.x) {
+        int64_t base = r * n, kr = (r % g.pg) * g.pmul;
         float s = 0;
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += il_ld(x, dt, base + j);
         float mu = block_reduce(s, 0, sh) / (float)n, q = 0;
@@ -87,10 +87,11 @@ __global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows,
             float d = il_ld(x, dt, base + j) - mu;
             q += d * d;
         }
-        float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + eps);
+        float inv = 1.0f / sqrtf(block_reduce(q, 0, sh) / (float)n + g.eps);
         for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-            float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, j * ss);
-            if (bias) v += il_ld(bias, pdt, j * bs);
+            int64_t jj = g.pdiv == 1 ? j : j / g.pdiv;
+            float v = (il_ld(x, dt, base + j) - mu) * inv * il_ld(scale, pdt, kr + jj * g.pjs);
+            if (bias) v += il_ld(bias, pdt, kr + jj * g.pjb);
             il_st(y, dt, base + j, v);
         }
         if (threadIdx.x == 0) {
@@ -100,12 +101,11 @@ __global__ static void k_layernorm(const void *x, void *y, int dt, int64_t rows,
     }
 }
 
-extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, int64_t rows, int64_t n, const void *scale,
-                                int64_t ss, const void *bias, int64_t bs, il_dtype pdt, float eps, void *mean,
-                                void *inv_std) {
-    if (rows > 0 && n > 0)
-        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(rows), ROW_THREADS, x, y, (int)dt, rows, n, scale, ss, bias, bs,
-                          (int)pdt, eps, mean, inv_std);
+extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, const il_cu_norm *g, const void *scale,
+                                const void *bias, il_dtype pdt, void *mean, void *inv_std) {
+    if (g->rows > 0 && g->n > 0)
+        IL_CU_LAUNCH_GRID(k_layernorm, row_blocks(g->rows), ROW_THREADS, x, y, (int)dt, *g, scale, bias, (int)pdt, mean,
+                          inv_std);
 }
 
 /* ---------------------------------------------------------------- sums over an axis */
@@ -142,6 +142,32 @@ __global__ static void k_reduce(const void *x, void *y, int dt, int64_t n, int64
 extern "C" void il_cu_reduce(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner,
                              il_cu_red kind) {
     IL_CU_LAUNCH(k_reduce, outer * inner, x, y, (int)dt, n, inner, (int)kind, outer * inner);
+}
+
+/* d > 0 when element a beats b: reduce.c's cmp_at, NaN counting as the largest for ArgMax and
+ * the smallest for ArgMin (so it wins both). */
+__device__ static int arg_cmp(float a, float b, int is_max) {
+    int d;
+    if (a != a || b != b) d = (a != a && b != b) ? 0 : (a != a ? 1 : -1) * (is_max ? 1 : -1);
+    else d = a < b ? -1 : a > b ? 1 : 0;
+    return is_max ? d : -d;
+}
+
+__global__ static void k_arg(const void *x, long long *y, int dt, int64_t n, int64_t inner, int is_max, int last,
+                             int64_t total) {
+    IL_CU_LOOP(i, total) {
+        int64_t base = (i / inner) * n * inner + i % inner, best = 0;
+        for (int64_t j = 1; j < n; j++) {
+            int d = arg_cmp(il_ld(x, dt, base + j * inner), il_ld(x, dt, base + best * inner), is_max);
+            if (d > 0 || (d == 0 && last)) best = j;
+        }
+        y[i] = best;
+    }
+}
+
+extern "C" void il_cu_arg(const void *x, void *y, il_dtype dt, int64_t outer, int64_t n, int64_t inner, int is_max,
+                          int last) {
+    IL_CU_LAUNCH(k_arg, outer * inner, x, (long long *)y, (int)dt, n, inner, is_max, last, outer * inner);
 }
 
 /* ---------------------------------------------------------------- pools */

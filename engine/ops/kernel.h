@@ -49,13 +49,14 @@ extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLin
 extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
 extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
+extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: QuantizeLinear avx512 */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
 extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
 extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qmatmul[]; /* QMatMul, QLinearMatMul: dnnl (int8) */
-extern const il_kernel il_kernels_dnnl_qeltwise[]; /* QAdd, QLinearAdd/Mul: dnnl; MaxPool: dnnl-int8 */
+extern const il_kernel il_kernels_dnnl_qeltwise[]; /* QAdd, QLinearAdd/Mul: dnnl */
 #endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
