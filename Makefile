@@ -200,4 +200,6 @@ fuzz-check: $(REPLAY_BINS)
 	    FUZZ_SEED=1 $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE) FUZZ_OPT=-O0 FUZZ_DIR=build/fuzz-smoke; \
 	else echo "fuzz smoke: skipped ($(FUZZ_CC) with libFuzzer not found; make deps installs it)"; fi
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# the fuzz builds' dependencies too: with SANITIZE=1 they are not under $(BUILD), and a stale
+# object built against an older header overflowed a struct copy in the smoke fuzz
+-include $(shell find $(sort $(BUILD) build/fuzz build/fuzz-smoke) -name '*.d' 2>/dev/null)

@@ -336,6 +336,29 @@ static void test_winograd(void) {
         }
 }
 
-IL_SUITE("dnnl-layout", {"Winograd in a native chain", test_winograd}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* A batch whose activations reach IL_DNNL_IMAGE_BYTES (2 MiB) runs image by image on one
+ * thread (engine/cpu/dnnl_conv.c): 1x1 convs of 64 channels at 40x40 over 3 images (2.4 MB in
+ * and out), one with a residual (each image's Z) and one plain Conv, between convs that run the
+ * batch in one call; on 2 threads the same plan runs whole batches. Against the reference. */
+static void test_image_by_image(void) {
+    for (int threads = 1; threads <= 2; threads++) {
+        chain b = chain_new(2, 3, 16, 40);
+        int a = conv(&b, b.g->inputs[0], 16, 64, 1, 1, 0, 1, "Relu", -1);
+        int c = conv(&b, a, 64, 64, 1, 1, 0, 1, "Relu", a);    /* image by image, residual */
+        int d = conv(&b, c, 64, 64, 1, 1, 0, 1, NULL, -1);     /* image by image, plain Conv */
+        int e = conv(&b, d, 64, 16, 3, 2, 1, 1, "Relu", -1);
+        il_graph_add_output(b.g, e);
+        char what[64];
+        snprintf(what, sizeof what, "image by image, %d threads", threads);
+        il_plan_opts o = {.threads = threads};
+        il_plan *p = plan_checked(b.g, &o, 3, what);
+        expect_blocked(p, b.g, c, 1, what);
+        expect_blocked(p, b.g, d, 1, what);
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
+IL_SUITE("dnnl-layout", {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

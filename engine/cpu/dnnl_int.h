@@ -83,6 +83,8 @@ typedef struct {
     size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
+    int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
+    size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
@@ -100,6 +102,10 @@ il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
                           const dnnl_memory_desc_t *dst, size_t *off);
 il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
+/* The same for an X at x, a Y at y (one image of a batch run image by image). */
+il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src);
+void *il_dnnl_dst_at(const il_kctx *c, const il_dnnl_state *s, void *y);
+il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y);
 /* A kernel whose one primitive pd reads X (SRC) and writes Y (DST), a pool say: its step with
  * those arguments and the scratchpad, the reorders between the layouts the plan holds X and Y in
  * (xuser, yuser) and pd's, the workspace laid out; il_dnnl_io_run is its run. */
@@ -113,18 +119,26 @@ il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
  * IL_DNNL_SERIAL_MACS, where waking a second thread costs more than it saves. Sets them at once
  * (fill calls it before it creates the primitive, whose work split depends on it). */
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
-/* 4M MACs, about 60 us of one AVX-512 core, where idle threads sleep. Measured here (2 threads,
- * load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked): tiny_resnet
- * 0.152 ms with every node threaded, 0.062 with this rule; tiny_mobilenet_v2 0.958 -> 0.321;
- * fmnist_teacher 0.520 -> 0.423. Where idle threads spin, a second thread answers at once and
- * pays sooner: fmnist_teacher (blocked layouts, 2 threads, `run --repeat 1000`, load 11) spinning
- * 0.173-0.175 ms with every node threaded (bound 1e5), 0.183 at 1e6, 0.203-0.215 at 4e6, 0.275
- * serial; sleeping 0.314-0.458 threaded, 0.299 at 4e6, 0.276-0.294 serial. */
-#define IL_DNNL_SERIAL_MACS 4e6
+/* 16M MACs, about 200 us of one AVX-512 core, where idle threads sleep (4M at first). Measured
+ * here (2 threads, load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked):
+ * tiny_resnet 0.152 ms with every node threaded, 0.062 with the 4M rule; tiny_mobilenet_v2
+ * 0.958 -> 0.321; fmnist_teacher 0.520 -> 0.423. Where idle threads spin, a second thread
+ * answers at once and pays sooner: fmnist_teacher (blocked layouts, 2 threads, `run --repeat
+ * 1000`, load 11) spinning 0.173-0.175 ms with every node threaded (bound 1e5), 0.183 at 1e6,
+ * 0.203-0.215 at 4e6, 0.275 serial; sleeping 0.314-0.458 threaded, 0.299 at 4e6, 0.276-0.294
+ * serial. Raised to 16e6 with Winograd in (fmnist_teacher's 7.2M-MAC 3x3 convs threaded):
+ * fmnist_teacher -O2, 2 threads sleeping, `run --repeat 1000`, load about 7: 0.49 / 0.83 ms at
+ * 4e6, 0.320 / 0.318 ms at 16e6 (one thread: 0.317 ms); tiny_mobilenet_v2 batch 8 unchanged
+ * (0.852 / 0.833 against 0.841 / 0.834 ms). Sleeping threads are what bench --wait auto picks on
+ * a busy machine, where the second core is seldom free when a node wakes it. */
+#define IL_DNNL_SERIAL_MACS 16e6
 #define IL_DNNL_SERIAL_MACS_SPIN 5e5
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
+/* A convolution on one thread runs image by image once its batch's input and output together
+ * reach this many bytes (dnnl_conv.c): about what the L2 of one core holds. */
+#define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);

@@ -91,8 +91,9 @@ il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_
     return st;
 }
 
-il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src) {
-    void *x = c->in[0]->data;
+il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src) { return il_dnnl_src_at(c, s, c->in[0]->data, src); }
+
+il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src) {
     *src = x;
     if (!s->src_in.prim) return IL_OK;
     *src = il_dnnl_ws(c) + s->src_off;
@@ -129,14 +130,20 @@ il_status il_dnnl_io_run(il_kctx *c) {
     return st ? st : il_dnnl_dst_done(c, s, dst);
 }
 
-void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s) {
-    return s->dst_out.prim ? il_dnnl_ws(c) + s->dst_off : c->out[0]->data;
+void *il_dnnl_dst(const il_kctx *c, const il_dnnl_state *s) { return il_dnnl_dst_at(c, s, c->out[0]->data); }
+
+void *il_dnnl_dst_at(const il_kctx *c, const il_dnnl_state *s, void *y) {
+    return s->dst_out.prim ? il_dnnl_ws(c) + s->dst_off : y;
 }
 
 il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst) {
+    return il_dnnl_dst_done_at(c, s, dst, c->out[0]->data);
+}
+
+il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y) {
     if (!s->dst_out.prim) return IL_OK;
     il_dnnl_step_set(&s->dst_out, DNNL_ARG_SRC, dst);
-    il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, c->out[0]->data);
+    il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, y);
     return il_dnnl_exec(c, &s->dst_out);
 }
 

@@ -52,7 +52,10 @@ static il_status qparams(il_kctx *c, qparam_map *m) {
     if (!il_shape_known(x) || !il_shape_known(s)) return IL_OK;
     int64_t block = c->opset >= 21 ? il_attr_int(c->node, "block_size", 0) : 0;
     if (block < 0) return il_kerr(c, IL_ERR_INVALID, "block_size %lld is negative", (long long)block);
-    if (zp && il_shape_known(zp) && (zp->rank != s->rank || memcmp(zp->dims, s->dims, (size_t)s->rank * sizeof(int64_t))))
+    /* ONNX asks for equal shapes; ONNX Runtime's quantizer writes a [1] scale beside a scalar
+     * zero point (and its runtime takes it): one element each is per tensor either way */
+    if (zp && il_shape_known(zp) && (zp->rank != s->rank || memcmp(zp->dims, s->dims, (size_t)s->rank * sizeof(int64_t))) &&
+        !(zp->rank <= 1 && s->rank <= 1 && il_tensor_numel(zp) == 1 && il_tensor_numel(s) == 1))
         return il_kerr(c, IL_ERR_SHAPE, "the zero point's shape differs from the scale's");
     int64_t ns = il_tensor_numel(s);
     if (block == 0 && s->rank <= 1 && ns == 1) return IL_OK; /* per tensor */
