@@ -422,6 +422,51 @@ static void test_errors(void) {
     op_free(o);
 }
 
+/* Dynamic quantization: MatMulInteger whose A zero point is DynamicQuantizeLinear's output, known
+ * only at run time. qgemm takes it (completing its column terms per run) and must equal the
+ * reference exactly, for uint8 and int8 A, with and without B zero points, on fresh inputs. */
+static void test_matmul_runtime_zero_point(void) {
+    uint64_t rng = 0x5a5a1234;
+    for (int variant = 0; variant < 4; variant++) {
+        int a_s8 = variant & 1, with_zb = variant >> 1;
+        int64_t k = 37, n = 19, ad[3] = {2, 5, 37}, bd[2] = {37, 19}, zd[1] = {19};
+        il_graph *g = il_graph_new("mmint");
+        il_graph_set_opset(g, "", 13);
+        int a = il_graph_value(g, "a"), za = il_graph_value(g, "za"), y = il_graph_value(g, "y");
+        g->values[a].dtype = a_s8 ? IL_I8 : IL_U8, g->values[a].rank = 3;
+        memcpy(g->values[a].dims, ad, sizeof ad);
+        g->values[za].dtype = a_s8 ? IL_I8 : IL_U8, g->values[za].rank = 0;
+        il_graph_add_input(g, a);
+        il_graph_add_input(g, za);
+        il_tensor *b = il_tensor_new(IL_I8, 2, bd), *zb = il_tensor_new(IL_I8, 1, zd);
+        for (int64_t i = 0; i < k * n; i++) ((int8_t *)b->data)[i] = (int8_t)((int)(il_rand_u64(&rng) % 255) - 127);
+        for (int64_t j = 0; j < n; j++) ((int8_t *)zb->data)[j] = with_zb ? (int8_t)((int)(il_rand_u64(&rng) % 9) - 4) : 0;
+        int in[4] = {a, il_graph_add_constant(g, "b", b), za, il_graph_add_constant(g, "zb", zb)};
+        il_graph_add_node(g, "MatMulInteger", "", "mm", 4, in, 1, &y);
+        il_graph_add_output(g, y);
+        il_tensor *x = il_tensor_new(a_s8 ? IL_I8 : IL_U8, 3, ad), *z = il_tensor_new(a_s8 ? IL_I8 : IL_U8, 0, NULL);
+        il_plan_opts fo = {.threads = 2, .kernels = "MatMulInteger=qgemm"}, ro = {.reference = 1};
+        il_plan *f, *r;
+        IL_ASSERT_OK(il_plan_create(g, &fo, &f));
+        IL_ASSERT_OK(il_plan_create(g, &ro, &r));
+        CU_ASSERT_STRING_EQUAL(il_plan_kernel(f, 0)->name, "qgemm");
+        for (int rep = 0; rep < 3; rep++) { /* another zero point every run */
+            for (int64_t i = 0; i < il_tensor_numel(x); i++) ((uint8_t *)x->data)[i] = (uint8_t)il_rand_u64(&rng);
+            ((uint8_t *)z->data)[0] = (uint8_t)il_rand_u64(&rng);
+            il_tensor *ins[2] = {x, z};
+            IL_ASSERT_OK(il_plan_run(f, ins, 2));
+            IL_ASSERT_OK(il_plan_run(r, ins, 2));
+            const il_tensor *yf = il_plan_output(f, 0), *yr = il_plan_output(r, 0);
+            CU_ASSERT_EQUAL(memcmp(yf->data, yr->data, il_tensor_bytes(yr)), 0);
+        }
+        il_plan_free(f);
+        il_plan_free(r);
+        il_tensor_free(x);
+        il_tensor_free(z);
+        il_graph_free(g);
+    }
+}
+
 IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_gemm_every_isa},
          {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa},
          {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
@@ -429,4 +474,5 @@ IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_
          {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
          {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8},
          {"QuantizeLinear per tensor: every kernel bit for bit (ties, saturation, NaN, inf)", test_quantize_linear},
+         {"MatMulInteger with a run-time A zero point (dynamic): qgemm = reference", test_matmul_runtime_zero_point},
          {"bad nodes: errors, not crashes", test_errors})

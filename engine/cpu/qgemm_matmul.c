@@ -32,13 +32,17 @@ typedef struct {
     int32_t *row_add, *row_zw;
     double *scale;
     int threads;
+    /* MatMulInteger after DynamicQuantizeLinear: A's zero point comes at run time, so row_add
+     * is completed per run from its zero-point-free part and rz[j] = rowsum[j] - k * zb[j] */
+    int az_runtime, a_s8;
+    int64_t *base, *rz;
 } qmm_state;
 
 static void qmm_release(void *p) {
     qmm_state *s = p;
     if (!s) return;
     il_qweights_free(&s->w);
-    free(s->row_add), free(s->row_zw), free(s->scale);
+    free(s->row_add), free(s->row_zw), free(s->scale), free(s->base), free(s->rz);
     free(s);
 }
 
@@ -48,8 +52,9 @@ static int qmm_supports(const il_kctx *c) {
     if (!a || !b || !il_q_is_8bit(a->dtype) || !il_q_is_8bit(b->dtype) || a->rank < 2 || b->rank != 2 || !il_shape_known(a))
         return 0;
     const int need[] = {q->as, q->az, q->b, q->bs, q->bz, q->ys, q->yz, q->bias};
-    for (int i = 0; i < 8; i++)
-        if (!il_q_const_or_absent(c, need[i])) return 0;
+    for (int i = 0; i < 8; i++) /* MatMulInteger's A zero point may come at run time (dynamic) */
+        if (!il_q_const_or_absent(c, need[i]) && !(q == &MMINT && i == 1 && il_shape_known(c->in[q->az])))
+            return 0;
     int64_t n = b->dims[1], nbs = il_q_numel(c, q->bs), nbz = il_q_numel(c, q->bz);
     if (il_q_numel(c, q->az) != 1 || (nbs != 1 && nbs != n) || (nbz != 1 && nbz != n)) return 0;
     if (q->yz >= 0 && !il_q_is_8bit(c->in[q->yz]->dtype)) return 0;
@@ -80,7 +85,12 @@ static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_status st = il_qweights_pack(il_qisa_active(), bt, b_u8, n, k, k, &s->w);
     free(bt);
     s->flip = a_s8 ? 0x80 : 0;
-    int64_t zau = il_q_int_at(c, q->az, 0) + (a_s8 ? 128 : 0);
+    s->az_runtime = q->az >= 0 && !il_q_const_or_absent(c, q->az);
+    s->a_s8 = a_s8;
+    int64_t zau = s->az_runtime ? 0 : il_q_int_at(c, q->az, 0) + (a_s8 ? 128 : 0);
+    if (s->az_runtime && (!(s->base = calloc((size_t)n + 1, sizeof *s->base)) ||
+                          !(s->rz = calloc((size_t)n + 1, sizeof *s->rz))))
+        st = IL_ERR_OOM;
     il_dtype ydt = q->yz >= 0 ? c->in[q->yz]->dtype : IL_I32;
     s->out = ydt == IL_U8 ? IL_QOUT_U8 : ydt == IL_I8 ? IL_QOUT_S8 : IL_QOUT_S32;
     s->zp = (int32_t)il_q_int_at(c, q->yz, 0);
@@ -89,6 +99,7 @@ static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
     for (int64_t j = 0; j < n && !st; j++) {
         int64_t zb = il_q_int_at(c, q->bz, j) - (b_u8 ? 128 : 0);
         int64_t add = il_q_int_at(c, q->bias, j) - zau * s->w.rowsum[j] + k * zau * zb;
+        if (s->az_runtime) s->base[j] = add, s->rz[j] = s->w.rowsum[j] - k * zb;
         if (add < INT32_MIN || add > INT32_MAX)
             st = il_kerr(c, IL_ERR_UNSUPPORTED, "column %lld: bias and zero-point terms exceed int32", (long long)j);
         s->row_add[j] = (int32_t)add;
@@ -106,7 +117,8 @@ static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
     }
     s->threads = c->threads > 0 ? c->threads : 1;
     int64_t rows = il_tensor_numel(A) / k;
-    *workspace = ((il_qx_bytes(k, rows) + 63) & ~(size_t)63) + (size_t)(rows + 1) * sizeof(int32_t);
+    *workspace = ((il_qx_bytes(k, rows) + 63) & ~(size_t)63) + (size_t)(rows + 1) * sizeof(int32_t) +
+                 (s->az_runtime ? (size_t)(n + 1) * sizeof(int32_t) : 0);
     *state = s;
     return IL_OK;
 }
@@ -120,7 +132,20 @@ static il_status qmm_run(il_kctx *c) {
 #pragma omp parallel for num_threads(s->threads) if (s->threads > 1 && strips > 1) schedule(static)
     for (int64_t st = 0; st < strips; st++)
         il_qpack_cols(c->in[0]->data, s->k, s->k, rows, s->flip, xp, colsum, st, st + 1);
-    il_qepi e = {.out = s->out, .row_add = s->row_add, .row_zw = s->row_zw, .colsum = colsum, .scale = s->scale,
+    const int32_t *row_add = s->row_add;
+    if (s->az_runtime) { /* this run's zero point of A into the column terms */
+        int32_t *ra = (int32_t *)(xp + ((il_qx_bytes(s->k, rows) + 63) & ~(size_t)63) + (size_t)(rows + 1) * sizeof(int32_t));
+        const il_tensor *z = c->in[2];
+        int64_t zau = (z->dtype == IL_I8 ? ((const int8_t *)z->data)[0] : ((const uint8_t *)z->data)[0]) + (s->a_s8 ? 128 : 0);
+        for (int64_t j = 0; j < s->n; j++) {
+            int64_t add = s->base[j] - zau * s->rz[j];
+            if (add < INT32_MIN || add > INT32_MAX)
+                return il_kerr(c, IL_ERR_UNSUPPORTED, "column %lld: the zero-point terms exceed int32", (long long)j);
+            ra[j] = (int32_t)add;
+        }
+        row_add = ra;
+    }
+    il_qepi e = {.out = s->out, .row_add = row_add, .row_zw = s->row_zw, .colsum = colsum, .scale = s->scale,
                  .zp = s->zp, .lo = s->lo, .hi = s->hi, .y = c->out[0]->data, .rs = 1, .cs = s->n};
     il_qgemm(&s->w, xp, rows, &e, s->threads);
     return IL_OK;
