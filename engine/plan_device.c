@@ -240,6 +240,16 @@ void il_plan_copies(const il_plan *p, int *acc_nodes, int *fallback, int64_t *up
     if (downloads) *downloads = p->n_downloads;
 }
 
+/* Every node on the accelerator, in order (a plan with no cpu node: captured or rerun). */
+static il_status run_acc_nodes(il_plan *p) {
+    il_status st = IL_OK;
+    for (int j = 0; j < p->n_order && !st; j++) {
+        int k = p->order[j];
+        if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
+    }
+    return st;
+}
+
 int il_plan_can_replay(const il_plan *p) {
     return p->acc && p->o.graphs && !p->o.profile && p->acc->capture_begin && p->n_acc_nodes > 0 && !p->n_fallback;
 }
@@ -252,10 +262,7 @@ il_status il_plan_run_captured(il_plan *p) {
         if (p->vals[g->inputs[i]].data) st = ensure_device(p, g->inputs[i]);
     if (!st && !p->graph) {
         if ((st = p->acc->capture_begin())) return st;
-        for (int j = 0; j < p->n_order && !st; j++) {
-            int k = p->order[j];
-            if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
-        }
+        st = run_acc_nodes(p);
         void *gr = NULL;
         il_status e = p->acc->capture_end(&gr); /* ends the capture even after a failed node */
         if (!st) st = e;
@@ -289,11 +296,6 @@ il_status il_plan_rerun(il_plan *p) {
     for (int i = 0; i < p->g->n_inputs; i++)
         if (!p->dvalid[p->g->inputs[i]] && p->dptr[p->g->inputs[i]] == NULL)
             return il_error(IL_ERR_INVALID, "a resident rerun needs a run first (its inputs are on the device)");
-    il_status st = IL_OK;
-    if (p->graph) st = p->acc->replay(p->graph);
-    for (int j = 0; j < p->n_order && !st && !p->graph; j++) {
-        int k = p->order[j];
-        if (!p->s->folded[k] && p->on_acc[k]) st = il_plan_run_acc_node(p, k);
-    }
+    il_status st = p->graph ? p->acc->replay(p->graph) : run_acc_nodes(p);
     return st ? st : p->acc->sync();
 }
