@@ -14,8 +14,11 @@
 # tiny_* exports, fmnist_teacher) is measured at that batch only.
 #
 # usage: bench/cpu_vs_ort.sh [MODEL.onnx ...]
-#   no models: tests/data/fmnist_teacher.onnx, the tiny_* PyTorch exports in tests/data (legacy
-#   exporter) and the zoo's resnet18, mobilenet_v2 and resnet50 (real-size shapes, random weights)
+#   no models: tests/data/fmnist_teacher.onnx and the networks of bench/models: torchvision's
+#   SqueezeNet 1.1, MobileNetV2, ShuffleNetV2 x0.5, ResNet-18, ResNet-50, EfficientNet-B0 and a
+#   ViT-tiny and BERT-mini (seq 128) from transformers, exported by tools/export_models.py on the
+#   GPU machine and kept as skeletons that tools/fill_weights.py fills with seeded random weights
+#   of the exported statistics (speed does not depend on the values; see bench/models/README.md)
 # environment (defaults in brackets):
 #   BIN [build/inferlab]  DB [cpu_vs_ort.db]  TABLE [docs/cpu_speed_table.md]  WORK [a temp dir]
 #   BATCHES [1,8]  THREADS [1,2]  TRIALS [3]  MIN_SECONDS [0.5]  MIN_QUERIES [5]
@@ -36,7 +39,7 @@ MIN_SECONDS=${MIN_SECONDS:-0.5}
 MIN_QUERIES=${MIN_QUERIES:-5}
 WAIT=${WAIT:-auto}
 RUNS=${RUNS:-A,B}
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}
 PIN=""
 [ -n "${TASKSET:-}" ] && PIN="taskset -c $TASKSET"
 
@@ -45,13 +48,12 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     WORK=${WORK:-$(mktemp -d /tmp/cpu_vs_ort.XXXXXX)}
     mkdir -p "$WORK"
     if [ $# -eq 0 ]; then
-        for z in resnet18 mobilenet_v2 resnet50; do
-            [ -f "$WORK/$z.onnx" ] || "$BIN" zoo "$z" -o "$WORK/$z.onnx" >/dev/null
+        set -- tests/data/fmnist_teacher.onnx
+        for k in bench/models/*.onnx; do
+            f="$WORK/$(basename "$k")"
+            [ -f "$f" ] || "$PY" tools/fill_weights.py "$k" "$f"
+            set -- "$@" "$f"
         done
-        set -- tests/data/fmnist_teacher.onnx tests/data/tiny_resnet_legacy/model.onnx \
-            tests/data/tiny_mobilenet_v2_legacy/model.onnx tests/data/tiny_vit_legacy/model.onnx \
-            tests/data/tiny_bert_legacy/model.onnx "$WORK/resnet18.onnx" "$WORK/mobilenet_v2.onnx" \
-            "$WORK/resnet50.onnx"
     fi
     # the model's fixed batch (its first input's first dim), empty when symbolic
     fixed_batch() {
