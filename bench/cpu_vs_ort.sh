@@ -26,7 +26,8 @@
 #   WAIT [auto]: bench's --wait for every run (spin: OpenMP threads busy-wait, as the demo measures;
 #     auto lets bench choose by the machine's load, which on a busy machine means passive)
 #   RUNS [A,B]: which runs to make per model (A: O0, O2 and ORT; B: O2 timed and ORT)
-#   TABLE_ONLY=1: only redraw the table from DB
+#   TABLE_ONLY=1: only redraw the table from DB (MACHINE: the measuring machine's description, when
+#     the table is drawn elsewhere)
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/inferlab}
@@ -50,6 +51,7 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     if [ $# -eq 0 ]; then
         set -- tests/data/fmnist_teacher.onnx
         for k in bench/models/*.onnx; do
+            [ -f "$k" ] || continue
             f="$WORK/$(basename "$k")"
             [ -f "$f" ] || "$PY" tools/fill_weights.py "$k" "$f"
             set -- "$@" "$f"
@@ -114,6 +116,8 @@ cpu = "?"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
         cpu = line.split(":", 1)[1].strip(); break
+cpu = f"{cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}"
+cpu = os.environ.get("MACHINE") or cpu  # TABLE_ONLY on another machine than the one measured
 out = ["| model | batch | threads | inferlab O0 ms | O2 ms | O2 timed ms | ORT ms (run A) | ORT ms (run B) | O2 / ORT | O2 timed / ORT | O0 / O2 |",
        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 logs = {"O2": [], "O2t": [], "fuse": []}
@@ -128,7 +132,7 @@ g = lambda l: "-" if not l else f"{math.exp(sum(l) / len(l)):.2f}x"
 out.append(f"| **geometric mean** | | | | | | | | **{g(logs['O2'])}** | **{g(logs['O2t'])}** | **{g(logs['fuse'])}** |")
 head = (f"<!-- written by bench/cpu_vs_ort.sh from {os.path.basename(os.environ['DB'])}; do not edit -->\n"
         f"Single-stream p50 latency per query (ms); ratios below 1.00x mean inferlab is faster than ONNX Runtime. "
-        f"Machine: {cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}. "
+        f"Machine: {cpu}. "
         f"`*`: a run bench marked INVALID (its trials disagreed or fell short).\n\n")
 with open(os.environ["TABLE"], "w") as fh:
     fh.write(head + "\n".join(out) + "\n")
