@@ -14,8 +14,11 @@
 # tiny_* exports, fmnist_teacher) is measured at that batch only.
 #
 # usage: bench/cpu_vs_ort.sh [MODEL.onnx ...]
-#   no models: tests/data/fmnist_teacher.onnx, the tiny_* PyTorch exports in tests/data (legacy
-#   exporter) and the zoo's resnet18, mobilenet_v2 and resnet50 (real-size shapes, random weights)
+#   no models: tests/data/fmnist_teacher.onnx and the networks of bench/models: torchvision's
+#   SqueezeNet 1.1, MobileNetV2, ShuffleNetV2 x0.5, ResNet-18, ResNet-50, EfficientNet-B0 and a
+#   ViT-tiny and BERT-mini (seq 128) from transformers, exported by tools/export_models.py on the
+#   GPU machine and kept as skeletons that tools/fill_weights.py fills with seeded random weights
+#   of the exported statistics (speed does not depend on the values; see bench/models/README.md)
 # environment (defaults in brackets):
 #   BIN [build/inferlab]  DB [cpu_vs_ort.db]  TABLE [docs/cpu_speed_table.md]  WORK [a temp dir]
 #   BATCHES [1,8]  THREADS [1,2]  TRIALS [3]  MIN_SECONDS [0.5]  MIN_QUERIES [5]
@@ -23,7 +26,8 @@
 #   WAIT [auto]: bench's --wait for every run (spin: OpenMP threads busy-wait, as the demo measures;
 #     auto lets bench choose by the machine's load, which on a busy machine means passive)
 #   RUNS [A,B]: which runs to make per model (A: O0, O2 and ORT; B: O2 timed and ORT)
-#   TABLE_ONLY=1: only redraw the table from DB
+#   TABLE_ONLY=1: only redraw the table from DB (MACHINE: the measuring machine's description, when
+#     the table is drawn elsewhere)
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/inferlab}
@@ -36,7 +40,7 @@ MIN_SECONDS=${MIN_SECONDS:-0.5}
 MIN_QUERIES=${MIN_QUERIES:-5}
 WAIT=${WAIT:-auto}
 RUNS=${RUNS:-A,B}
-PY=/usr/bin/python3
+PY=${PY:-/usr/bin/python3}
 PIN=""
 [ -n "${TASKSET:-}" ] && PIN="taskset -c $TASKSET"
 
@@ -45,13 +49,13 @@ if [ "${TABLE_ONLY:-0}" != 1 ]; then
     WORK=${WORK:-$(mktemp -d /tmp/cpu_vs_ort.XXXXXX)}
     mkdir -p "$WORK"
     if [ $# -eq 0 ]; then
-        for z in resnet18 mobilenet_v2 resnet50; do
-            [ -f "$WORK/$z.onnx" ] || "$BIN" zoo "$z" -o "$WORK/$z.onnx" >/dev/null
+        set -- tests/data/fmnist_teacher.onnx
+        for k in bench/models/*.onnx; do
+            [ -f "$k" ] || continue
+            f="$WORK/$(basename "$k")"
+            [ -f "$f" ] || "$PY" tools/fill_weights.py "$k" "$f"
+            set -- "$@" "$f"
         done
-        set -- tests/data/fmnist_teacher.onnx tests/data/tiny_resnet_legacy/model.onnx \
-            tests/data/tiny_mobilenet_v2_legacy/model.onnx tests/data/tiny_vit_legacy/model.onnx \
-            tests/data/tiny_bert_legacy/model.onnx "$WORK/resnet18.onnx" "$WORK/mobilenet_v2.onnx" \
-            "$WORK/resnet50.onnx"
     fi
     # the model's fixed batch (its first input's first dim), empty when symbolic
     fixed_batch() {
@@ -112,6 +116,8 @@ cpu = "?"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
         cpu = line.split(":", 1)[1].strip(); break
+cpu = f"{cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}"
+cpu = os.environ.get("MACHINE") or cpu  # TABLE_ONLY on another machine than the one measured
 out = ["| model | batch | threads | inferlab O0 ms | O2 ms | O2 timed ms | ORT ms (run A) | ORT ms (run B) | O2 / ORT | O2 timed / ORT | O0 / O2 |",
        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 logs = {"O2": [], "O2t": [], "fuse": []}
@@ -126,7 +132,7 @@ g = lambda l: "-" if not l else f"{math.exp(sum(l) / len(l)):.2f}x"
 out.append(f"| **geometric mean** | | | | | | | | **{g(logs['O2'])}** | **{g(logs['O2t'])}** | **{g(logs['fuse'])}** |")
 head = (f"<!-- written by bench/cpu_vs_ort.sh from {os.path.basename(os.environ['DB'])}; do not edit -->\n"
         f"Single-stream p50 latency per query (ms); ratios below 1.00x mean inferlab is faster than ONNX Runtime. "
-        f"Machine: {cpu}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}. "
+        f"Machine: {cpu}. "
         f"`*`: a run bench marked INVALID (its trials disagreed or fell short).\n\n")
 with open(os.environ["TABLE"], "w") as fh:
     fh.write(head + "\n".join(out) + "\n")

@@ -15,7 +15,13 @@ load its weights from model.onnx without onnx2torch. Weights are random (seeded)
 access there, and correctness does not need trained weights.
 
 usage: python3 tools/export_models.py OUT [--only a,b] [--small] [--exporters legacy,dynamo]
+                                         [--skeleton DIR]
   --small: only the small variants meant for tests/data (a few MB in all)
+  --skeleton DIR: also write DIR/<name>.onnx for each legacy export with its large float weights
+      left out (their mean, std, min and max kept in the metadata key inferlab.skeleton), a few
+      KB each: the graphs travel back from the GPU machine into bench/models/, and
+      tools/fill_weights.py turns them into runnable models with seeded random weights of the
+      same statistics (what speed measurements need; outputs are not compared against these).
 """
 import argparse
 import json
@@ -62,6 +68,24 @@ def bert_inputs(batch=2, seq=16, vocab=1000):
     return (ids, mask, tt), ["input_ids", "attention_mask", "token_type_ids"], ["last_hidden_state", "pooler_output"]
 
 
+def hf_vit(hidden, layers, heads, inter, image=224, patch=16, classes=1000):
+    """A ViT from transformers (eager attention: plain MatMul/Softmax in the export)."""
+    from transformers import ViTConfig, ViTForImageClassification
+    cfg = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                    intermediate_size=inter, image_size=image, patch_size=patch, num_labels=classes,
+                    attn_implementation="eager")
+    m = ViTForImageClassification(cfg)
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, pixel_values):
+            return self.m(pixel_values=pixel_values).logits
+    return Wrap(m)
+
+
 def image_inputs(batch=1, size=224, ch=3):
     g = torch.Generator().manual_seed(0)
     return (torch.randn(batch, ch, size, size, generator=g),), ["input"], ["logits"]
@@ -90,6 +114,11 @@ MODELS = {
     "mnasnet0_5": (("torchvision", {"name": "mnasnet0_5"}), image_inputs, False),
     "vit_b_16": (("torchvision", {"name": "vit_b_16"}), image_inputs, False),
     "bert_base": (("bert", {"layers": 12, "hidden": 768, "heads": 12, "inter": 3072}), bert_inputs, False),
+    # the CPU speed table's set (bench/cpu_vs_ort.sh; bench/models holds their skeletons)
+    "shufflenet_v2_x0_5": (("torchvision", {"name": "shufflenet_v2_x0_5"}), image_inputs, False),
+    "vit_tiny": (("hf_vit", {"hidden": 192, "layers": 12, "heads": 3, "inter": 768}), image_inputs, False),
+    "bert_mini": (("bert", {"layers": 4, "hidden": 256, "heads": 4, "inter": 1024, "vocab": 30522}),
+                  lambda: bert_inputs(2, 128, 30522), False),
     # small ones, kept under tests/data
     "tiny_mobilenet_v2": (("torchvision", {"name": "mobilenet_v2", "width_mult": 0.25, "num_classes": 10}),
                           lambda: image_inputs(1, 64), True),
@@ -115,7 +144,8 @@ def _tiny_resnet():
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
-BUILDERS = {"torchvision": torchvision_model, "bert": bert, "tiny_vit": tiny_vit, "tiny_resnet": _tiny_resnet}
+BUILDERS = {"torchvision": torchvision_model, "bert": bert, "hf_vit": hf_vit, "tiny_vit": tiny_vit,
+            "tiny_resnet": _tiny_resnet}
 
 
 def build(builder, kwargs):
@@ -196,7 +226,22 @@ def make_nondegenerate(m, mk_inputs):
     return m.eval()
 
 
-def export(name, exporter, out):
+def write_skeleton(path, out_path, keep=1024):
+    """The model without its large float initializers: each keeps dims and type, and its
+    statistics go into the metadata key inferlab.skeleton for tools/fill_weights.py."""
+    m = onnx.load(path)
+    spec = {}
+    for t in m.graph.initializer:
+        if t.data_type == onnx.TensorProto.FLOAT and int(np.prod(t.dims)) > keep:
+            a = numpy_helper.to_array(t)
+            spec[t.name] = [float(a.mean()), float(a.std()), float(a.min()), float(a.max())]
+            t.ClearField("raw_data")
+            t.ClearField("float_data")
+    m.metadata_props.add(key="inferlab.skeleton", value=json.dumps(spec, sort_keys=True))
+    onnx.save(m, out_path)
+
+
+def export(name, exporter, out, skeleton=None):
     (builder, kwargs), mk_inputs, _ = MODELS[name]
     torch.manual_seed(0)
     m = make_nondegenerate(build(builder, kwargs), mk_inputs)
@@ -219,6 +264,9 @@ def export(name, exporter, out):
     err = max(float(np.max(np.abs(o - r.numpy()))) for o, r in zip(outs, ref))
     scale = max(float(np.max(np.abs(o))) for o in outs)
     write_torch_source(folder, name, exporter, builder, kwargs, in_names, out_names[:len(ref)])
+    if skeleton and exporter == "legacy":
+        os.makedirs(skeleton, exist_ok=True)
+        write_skeleton(path, os.path.join(skeleton, name + ".onnx"))
     return folder, err, scale
 
 
@@ -228,6 +276,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--exporters", default="legacy,dynamo")
+    ap.add_argument("--skeleton")
     a = ap.parse_args()
     names = [n for n in MODELS if (not a.only or n in a.only.split(",")) and (not a.small or MODELS[n][2])]
     ok = 0
@@ -235,7 +284,7 @@ def main():
         for e in a.exporters.split(","):
             t0 = time.time()
             try:
-                folder, err, scale = export(n, e, a.out)
+                folder, err, scale = export(n, e, a.out, a.skeleton)
                 print("exported %-28s %-7s max|out|=%.3g  ORT vs torch max|d|=%.2e  %.1fs%s"
                       % (n, e, scale, err, time.time() - t0, "  DEGENERATE" if scale < 1e-2 else ""), flush=True)
                 ok += 1
