@@ -124,7 +124,7 @@ il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *pat
 
 static int is_int8_op(const il_node *n) {
     static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-                                      "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", NULL};
+                                      "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QGemm", NULL};
     for (int i = 0; ops[i]; i++)
         if (!strcmp(n->op_type, ops[i])) return 1;
     return strstr(n->op_type, "Int8") != NULL || strstr(n->op_type, "QLinear") != NULL;

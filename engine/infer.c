@@ -239,10 +239,11 @@ void il_shapes_apply(const il_shapes *s, il_graph *g) {
 
 int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
     const il_node *n = &g->nodes[k];
-    if (n->domain[0] && strcmp(n->domain, "ai.inferlab")) return 0;
+    if (n->domain[0] && strcmp(n->domain, "ai.inferlab") && strcmp(n->op_type, "QGemm")) return 0;
     const il_tensor *y = n->n_outputs > 0 && n->outputs[0] >= 0 ? &s->info[n->outputs[0]] : NULL;
     const il_tensor *x = n->n_inputs > 0 && n->inputs[0] >= 0 ? &s->info[n->inputs[0]] : NULL;
-    const il_tensor *w = n->n_inputs > 1 && n->inputs[1] >= 0 ? &s->info[n->inputs[1]] : NULL;
+    int wi = !strcmp(n->op_type, "QLinearConv") ? 3 : 1; /* after x's scale and zero point */
+    const il_tensor *w = n->n_inputs > wi && n->inputs[wi] >= 0 ? &s->info[n->inputs[wi]] : NULL;
     if (!y || !il_shape_known(y)) return 0;
     const char *op = n->op_type;
     if (!strcmp(op, "Conv") || !strncmp(op, "FusedConv", 9) || !strcmp(op, "ConvInteger") || !strcmp(op, "QLinearConv")) {
@@ -254,7 +255,7 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         if (!x || !il_shape_known(x) || !w || !il_shape_known(w)) return 0;
         return il_tensor_numel(x) * (il_tensor_numel(w) / (w->dims[0] ? w->dims[0] : 1));
     }
-    if (!strcmp(op, "Gemm") || !strcmp(op, "FusedGemm")) {
+    if (!strcmp(op, "Gemm") || !strcmp(op, "FusedGemm") || !strcmp(op, "QGemm")) {
         if (!x || !il_shape_known(x) || x->rank != 2) return 0;
         int ta = (int)il_attr_int(n, "transA", 0);
         return il_tensor_numel(y) * x->dims[ta ? 0 : 1];
@@ -264,7 +265,7 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         int64_t d = x->dims[x->rank - 1], sk = w->dims[w->rank - 1], dv = y->dims[y->rank - 1];
         return il_tensor_numel(y) / (dv ? dv : 1) * sk * (d + dv);
     }
-    if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul")) {
+    if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul") || !strcmp(op, "QLinearMatMul")) {
         if (!x || !il_shape_known(x) || x->rank < 1) return 0;
         return il_tensor_numel(y) * x->dims[x->rank - 1];
     }

@@ -52,13 +52,14 @@ static il_status cache_key(const il_quant_ctx *q, char *key, size_t n) {
 
 int il_quant_is_quantized(const il_graph *g) {
     static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
-                                      "ConvInteger", "QLinearConv", "QLinearMatMul", NULL};
+                                      "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", NULL};
     for (int k = 0; k < g->n_nodes; k++) {
         const il_node *n = &g->nodes[k];
         if (n->dead) continue;
         for (int i = 0; ops[i]; i++)
             if (!strcmp(n->op_type, ops[i])) return 1;
-        if (n->domain && !strcmp(n->domain, "ai.inferlab") && (strstr(n->op_type, "Int8") || strstr(n->op_type, "QLinear")))
+        if (n->domain && (!strcmp(n->domain, "ai.inferlab") || !strcmp(n->domain, "com.microsoft")) &&
+            (strstr(n->op_type, "Int8") || strstr(n->op_type, "QLinear")))
             return 1;
     }
     return 0;

@@ -334,7 +334,9 @@ static void test_cuda_round_trip(void) {
 }
 
 /* On the GPU, through the binary: build --backend cuda --precision fp16, run the plan, and the
- * same model run directly with the same options: the same outputs; bench measures the plan. */
+ * same model run directly with the same options: the same outputs; bench measures the plan.
+ * The plan is built -O0, as `run` runs a model file without passes: a -O2 plan's fused graph
+ * rounds differently in half precision (1.7% on one output, measured on the H200). */
 static void test_cuda_cli(void) {
     if (!have_gpu()) {
         printf("skipped: no GPU ");
@@ -342,8 +344,8 @@ static void test_cuda_cli(void) {
     }
     char out[16384], args[2048];
     const char *plan = il_test_tmp("cli_cuda.plan"), *npy_a = il_test_tmp("cuda_a"), *npy_b = il_test_tmp("cuda_b");
-    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s --batch 2 --backend cuda --precision fp16 --graphs "
-             "--verbose", IL_TESTDATA, plan);
+    snprintf(args, sizeof args, "build %s/fmnist_teacher.onnx -o %s -O0 --batch 2 --backend cuda --precision fp16 "
+             "--graphs --verbose", IL_TESTDATA, plan);
     int rc = cli(args, out, sizeof out);
     if (rc) fprintf(stderr, "\n  %s\n", out);
     CU_ASSERT_EQUAL(rc, 0);

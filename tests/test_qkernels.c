@@ -322,6 +322,63 @@ static void test_matmul_ops_every_isa(void) {
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "MatMulInteger", "cpu", "qgemm")));
 }
 
+/* com.microsoft QGemm: A [M, K] (transA [K, M]) x B [K, N] (transB [N, K]) + C, times alpha;
+ * out 0/1: uint8/int8 output, 2: float scaled by y_scale too, 3: float without y_scale.
+ * cshape: C absent, [N], [], [1, N], [M, 1], [M, N] (the last two: the reference only). */
+static op_case *qgemm_case(int64_t m, int64_t k, int64_t n, int ta, int tb, int a_s8, int b_u8, int per_col, int cshape,
+                           int out) {
+    op_case *o = op_new("com.microsoft:QGemm", 13, 9, 1);
+    il_dtype adt = a_s8 ? IL_I8 : IL_U8, bdt = b_u8 ? IL_U8 : IL_I8;
+    int64_t nch = per_col ? n : 1;
+    double alpha = 0.25 + 0.5 * (double)op_randint(4), sa = 0.03, sb = 0.02;
+    op_in(o, 0, ta ? rnd(adt, 2, D(k, m), a_s8 ? -128 : 0, a_s8 ? 127 : 255) : rnd(adt, 2, D(m, k), a_s8 ? -128 : 0, a_s8 ? 127 : 255));
+    op_in(o, 3, tb ? rnd(bdt, 2, D(n, k), b_u8 ? 0 : -128, b_u8 ? 255 : 127) : rnd(bdt, 2, D(k, n), b_u8 ? 0 : -128, b_u8 ? 255 : 127));
+    op_in(o, 1, scalar_t(IL_F32, sa));
+    op_in(o, 2, scalar_t(adt, a_s8 ? op_randint(30) - 15 : op_randint(256)));
+    op_in(o, 4, per(IL_F32, nch, sb * 0.5, sb * 1.5));
+    op_in(o, 5, per(bdt, nch, b_u8 ? 100 : -9, b_u8 ? 150 : 9));
+    static const int crank[] = {0, 1, 0, 2, 2, 2};
+    const int64_t cd[6][2] = {{0, 0}, {n, 0}, {0, 0}, {1, n}, {m, 1}, {m, n}};
+    if (cshape) op_in(o, 6, rnd(IL_I32, crank[cshape], cd[cshape], -5000, 5000));
+    if (out != 3) op_in(o, 7, scalar_t(IL_F32, alpha * sa * sb * sqrt((double)k) * 60));
+    if (out < 2) op_in(o, 8, scalar_t(out ? IL_I8 : IL_U8, out ? op_randint(60) - 30 : 90 + op_randint(60)));
+    SETI(o, "transA", ta), SETI(o, "transB", tb), SETF(o, "alpha", (float)alpha);
+    o->threads = 1 + (int)op_randint(3);
+    snprintf(o->label, sizeof o->label, "QGemm m %lld k %lld n %lld ta %d tb %d C %d out %d", (long long)m, (long long)k,
+             (long long)n, ta, tb, cshape, out);
+    return o;
+}
+
+/* The qgemm kernel against QGemm's reference, bit for bit (both compute the output scale in
+ * double in one order and round the float output once), on every ISA; and the reference by hand. */
+static void test_qgemm_every_isa(void) {
+    for (int isa = 0; isa < IL_QISA_COUNT; isa++) {
+        if (!il_qisa_available(isa)) continue;
+        il_qisa_force(isa);
+        for (int r = 0; r < 12; r++) {
+            int64_t m = 1 + op_randint(40), k = 1 + op_randint(150), n = 1 + op_randint(70);
+            op_case *o = qgemm_case(m, k, n, r & 1, (r >> 1) & 1, r % 3 == 1, r % 5 == 2, r % 3 != 0, r % 6, r % 4);
+            RUN_OK(o);
+            op_free(o);
+        }
+    }
+    il_qisa_force(-1);
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("com.microsoft", "QGemm", "cpu", "qgemm")));
+    /* (2-1)*3 + (4-1)*5 + 10 = 28; 28 * 0.5*0.1*0.2/0.01 = 28 -> 31 with zero point 3; float: 0.28 */
+    for (int fl = 0; fl < 2; fl++) {
+        op_case *o = op_new("com.microsoft:QGemm", 13, 9, 1);
+        op_in(o, 0, tens(IL_U8, 2, D(1, 2), V(2, 4))), op_in(o, 1, scalar_t(IL_F32, 0.1)), op_in(o, 2, scalar_t(IL_U8, 1));
+        op_in(o, 3, tens(IL_I8, 2, D(1, 2), V(3, 5))), op_in(o, 4, scalar_t(IL_F32, 0.2)), op_in(o, 5, scalar_t(IL_I8, 0));
+        op_in(o, 6, tens(IL_I32, 1, D(1), V(10)));
+        if (!fl) op_in(o, 7, scalar_t(IL_F32, 0.01)), op_in(o, 8, scalar_t(IL_U8, 3));
+        SETI(o, "transB", 1), SETF(o, "alpha", 0.5f);
+        RUN_OK(o);
+        if (fl) EXPECT(o, 0, IL_F32, 2, D(1, 1), V((float)(28 * (0.5 * (double)0.1f * (double)0.2f))));
+        else EXPECT(o, 0, IL_U8, 2, D(1, 1), V(31));
+        op_free(o);
+    }
+}
+
 /* QAdd / QLinearAdd / QLinearMul: the int8 kernel vs the reference (same shapes), and the
  * reference by hand. */
 static void test_eltwise_ops(void) {
@@ -414,6 +471,18 @@ static void test_errors(void) {
     op_in(o, 4, rnd(IL_F32, 1, D(3), 0.1, 0.2)); /* 3 scales for 4 columns */
     FAILS(o, IL_ERR_SHAPE, "one per column");
     op_free(o);
+    o = qgemm_case(3, 5, 4, 0, 0, 0, 0, 1, 1, 0);
+    op_in(o, 7, NULL); /* a zero point says 8-bit output: of which scale? */
+    FAILS(o, IL_ERR_INVALID, "without y_scale");
+    op_free(o);
+    o = qgemm_case(3, 5, 4, 0, 0, 0, 0, 1, 1, 0);
+    op_in(o, 6, rnd(IL_I32, 1, D(3), 0, 9)); /* C [3] against N = 4 */
+    FAILS(o, IL_ERR_SHAPE, "broadcast");
+    op_free(o);
+    o = qgemm_case(3, 5, 4, 0, 1, 0, 0, 1, 1, 0);
+    op_in(o, 3, rnd(IL_I8, 2, D(4, 6), -5, 5)); /* transB: [N, K] with K = 6, A has 5 */
+    FAILS(o, IL_ERR_SHAPE, "K = 5");
+    op_free(o);
     o = op_new("ai.inferlab:QAdd", 13, 8, 1);
     op_in(o, 0, rnd(IL_U8, 1, D(4), 0, 255)), op_in(o, 3, rnd(IL_U8, 1, D(4), 0, 255));
     op_in(o, 1, rnd(IL_F32, 1, D(4), 0.1, 0.2)), op_in(o, 4, scalar_t(IL_F32, 0.1)), op_in(o, 6, scalar_t(IL_F32, 0.1));
@@ -471,6 +540,7 @@ IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_
          {"int8 gemm: requantization epilogue, every isa", test_requant_every_isa},
          {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
          {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa},
+         {"QGemm (com.microsoft): qgemm vs reference bit for bit, every isa; by hand", test_qgemm_every_isa},
          {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
          {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8},
          {"QuantizeLinear per tensor: every kernel bit for bit (ties, saturation, NaN, inf)", test_quantize_linear},

@@ -67,12 +67,16 @@ EXTRA = [
      {"axis": (I, 0), "epsilon": (F, 0), "stash_type": (I, 0)}),
     ("ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, {"scale": (F, 0)}),
     # ---- the integer ops fuse-qdq makes (engine/ops/qfused.c), and ONNX Runtime's com.microsoft
-    # QLinearAdd / QLinearMul that its quantization tools write
+    # QLinearAdd / QLinearMul / QGemm that its quantization tools write
     ("ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, {**CONV, **ACT}),
     ("ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, ACT),
     ("ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, ACT),
     ("com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, {}),
     ("com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, {}),
+    # QGemm (quantize_static's QOperator form of Gemm): C, y_scale, y_zero_point optional
+    # (without y_zero_point the output is float)
+    ("com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1,
+     {"alpha": (F, 0), "transA": (I, 0), "transB": (I, 0)}),
 ]
 
 OPT = {0: "s", 1: "o", 2: "v"}

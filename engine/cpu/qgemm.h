@@ -124,6 +124,12 @@ double il_q_get_at(const il_kctx *c, int i, int64_t at);
  * range narrowed by the node's `activation` (Relu, Clip; others IL_ERR_UNSUPPORTED). */
 il_status il_qact_range(const il_kctx *c, double y_scale, int32_t y_zp, il_dtype ydt, int32_t *lo, int32_t *hi);
 
+/* com.microsoft QGemm (engine/ops/qfused.c): M, K, N by transA / transB (A and B of rank 2), and
+ * column j's output scale alpha * a_scale * b_scale[j] (/ y_scale when given) in double, in the
+ * reference's order, so that the qgemm kernel rounds exactly where the reference does. */
+void il_qgemm_dims(const il_kctx *c, int64_t *m, int64_t *k, int64_t *n);
+double il_qgemm_scale(const il_kctx *c, int64_t j);
+
 /* QAdd / QLinearAdd / QLinearMul on per-tensor parameters, as their reference computes it:
  * in float32 (16 lanes a vector; exact for the differences of 8-bit values and their
  * products), one rounding per multiply and add, never fused. */

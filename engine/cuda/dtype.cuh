@@ -59,4 +59,40 @@ __device__ static inline void il_st(void *p, int dt, int64_t i, float v) {
     else ((float *)p)[i] = v;
 }
 
+/* The typed kernels' (eltwise.cu, rows.cu fast paths) loads and stores: one storage type per
+ * instantiation, no switch per element. */
+__device__ static inline float il_tof(float v) { return v; }
+__device__ static inline float il_tof(__half v) { return __half2float(v); }
+__device__ static inline float il_tof(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T> __device__ static inline T il_fromf(float v);
+template <> __device__ inline float il_fromf<float>(float v) { return v; }
+template <> __device__ inline __half il_fromf<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ inline __nv_bfloat16 il_fromf<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+/* Grid of the typed kernels: enough blocks to fill the GPU, each thread looping over many
+ * elements, so that a thread's setup (its kernel arguments, index state) is paid once per
+ * hundred elements rather than per element. */
+static inline unsigned il_cu_blocks_capped(int64_t n) {
+    int64_t b = (n + IL_CU_THREADS - 1) / IL_CU_THREADS;
+    return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
+}
+
+/* A warp's sum and maximum (the row kernels give each row one warp); the emulation of
+ * tests/cuda_emu.sh runs one thread per block, a "warp" of one. */
+#ifdef IL_CU_HOST_EMU
+#define IL_CU_WARP 1
+__device__ static inline float il_warp_sum(float v) { return v; }
+__device__ static inline float il_warp_max(float v) { return v; }
+#else
+#define IL_CU_WARP 32
+__device__ static inline float il_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ static inline float il_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+#endif
+
 #endif

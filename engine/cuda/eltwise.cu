@@ -151,11 +151,63 @@ __global__ static void k_map(map_args a, il_cu_geom g, int64_t n, int esize, int
     }
 }
 
+/* ---------------------------------------------------------------- typed fast paths */
+
+/* The common maps with one float storage type throughout (a residual Add, a bias Add the fusion
+ * passes left, a Relu or Erf of a half tensor): the type a template parameter and the
+ * geometry walked by unrolled loops over fixed indices, so no per-element switch on the dtype
+ * and no per-thread local copy of the dims and strides. Measured on the H200: the generic k_map
+ * took 0.57 ms for a [256,128,768] half Add, a fifth of the memory's rate. */
+template <typename T>
+__global__ static void k_map_t(const T *x0, const T *x1, T *y, int op, float pa, float pb, il_cu_geom g, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        int64_t o0, o1;
+        if (g.rank == 1) {
+            o0 = i * g.str[0][0], o1 = i * g.str[1][0];
+        } else {
+            unsigned r = (unsigned)i;
+            o0 = 0, o1 = 0;
+#pragma unroll
+            for (int d = IL_MAX_RANK - 1; d >= 0; d--)
+                if (d < g.rank) {
+                    unsigned dd = (unsigned)g.dims[d], idx = r % dd;
+                    r /= dd;
+                    o0 += (int64_t)idx * g.str[0][d];
+                    o1 += (int64_t)idx * g.str[1][d];
+                }
+        }
+        float v = il_tof(x0[o0]);
+        y[i] = il_fromf<T>(x1 ? binary(op, v, il_tof(x1[o1])) : unary(op, v, pa, pb));
+    }
+}
+
+static int float_type(il_dtype dt) { return dt == IL_F32 || dt == IL_F16 || dt == IL_BF16; }
+
+static int map_fast(il_cu_op op, float pa, float pb, const il_cu_geom *g, const void *const *in, const il_dtype *idt,
+                    void *out, il_dtype odt, int64_t n) {
+    int un = g->n_in == 1 && (op == IL_CU_IDENT || (op >= IL_CU_RELU && op <= IL_CU_SIGN));
+    int bin = g->n_in == 2 && op >= IL_CU_ADD && op <= IL_CU_PRELU && idt[1] == odt;
+    if (!(un || bin) || !float_type(odt) || idt[0] != odt || n >= ((int64_t)1 << 31)) return 0;
+    const void *x1 = bin ? in[1] : NULL;
+    unsigned blocks = il_cu_blocks_capped(n);
+    if (odt == IL_F16)
+        IL_CU_LAUNCH_GRID(k_map_t<__half>, blocks, IL_CU_THREADS, (const __half *)in[0], (const __half *)x1,
+                          (__half *)out, (int)op, pa, pb, *g, n);
+    else if (odt == IL_BF16)
+        IL_CU_LAUNCH_GRID(k_map_t<__nv_bfloat16>, blocks, IL_CU_THREADS, (const __nv_bfloat16 *)in[0],
+                          (const __nv_bfloat16 *)x1, (__nv_bfloat16 *)out, (int)op, pa, pb, *g, n);
+    else
+        IL_CU_LAUNCH_GRID(k_map_t<float>, blocks, IL_CU_THREADS, (const float *)in[0], (const float *)x1, (float *)out,
+                          (int)op, pa, pb, *g, n);
+    return 1;
+}
+
 extern "C" void il_cu_map(il_cu_op op, float pa, float pb, const il_cu_geom *g, const void *const *in,
                           const il_dtype *idt, void *out, il_dtype odt) {
     map_args a;
     int64_t n = 1;
     for (int d = 0; d < g->rank; d++) n *= g->dims[d];
+    if (n > 0 && map_fast(op, pa, pb, g, in, idt, out, odt, n)) return;
     for (int k = 0; k < IL_CU_MAX_IN; k++) {
         a.in[k] = k < g->n_in ? in[k] : NULL;
         a.idt[k] = k < g->n_in ? (int)idt[k] : 0;
@@ -206,9 +258,38 @@ __global__ static void k_strided_copy(const void *src, void *dst, il_cu_copy g, 
     }
 }
 
+/* Transpose, Concat, Slice of 2- and 4-byte elements below 2^31 of them: 32-bit index
+ * arithmetic over unrolled dims (a Transpose of BERT-base's [256,128,12,64] heads took 0.25 ms
+ * in k_strided_copy, a tenth of the memory's rate). */
+template <typename T>
+__global__ static void k_strided_copy_t(const T *src, T *dst, il_cu_copy g, int64_t n) {
+    IL_CU_LOOP(i, n) {
+        unsigned r = (unsigned)i;
+        int64_t so = g.soff, dof = g.doff;
+#pragma unroll
+        for (int d = IL_MAX_RANK - 1; d >= 0; d--)
+            if (d < g.rank) {
+                unsigned dd = (unsigned)g.dims[d], idx = r % dd;
+                r /= dd;
+                so += (int64_t)idx * g.sstr[d];
+                dof += (int64_t)idx * g.dstr[d];
+            }
+        dst[dof] = src[so];
+    }
+}
+
 extern "C" void il_cu_strided_copy(const void *src, void *dst, const il_cu_copy *g, int esize) {
     int64_t n = 1;
     for (int d = 0; d < g->rank; d++) n *= g->dims[d];
+    if (n > 0 && n < ((int64_t)1 << 31) && (esize == 2 || esize == 4)) {
+        if (esize == 2)
+            IL_CU_LAUNCH_GRID(k_strided_copy_t<unsigned short>, il_cu_blocks_capped(n), IL_CU_THREADS,
+                              (const unsigned short *)src, (unsigned short *)dst, *g, n);
+        else
+            IL_CU_LAUNCH_GRID(k_strided_copy_t<unsigned>, il_cu_blocks_capped(n), IL_CU_THREADS, (const unsigned *)src,
+                              (unsigned *)dst, *g, n);
+        return;
+    }
     IL_CU_LAUNCH(k_strided_copy, n, src, dst, *g, esize, n);
 }
 
@@ -348,9 +429,32 @@ __global__ static void k_bias_act(void *y, int dt, int64_t n, const void *bias, 
     }
 }
 
+template <typename T>
+__global__ static void k_bias_act_t(T *y, unsigned n, const T *bias, int op, float a, float b, int64_t total) {
+    IL_CU_LOOP(i, total) {
+        float v = il_tof(y[i]);
+        if (bias) v += il_tof(bias[(unsigned)i % n]);
+        y[i] = il_fromf<T>(unary(op, v, a, b));
+    }
+}
+
 extern "C" void il_cu_bias_act(void *y, il_dtype dt, int64_t rows, int64_t n, const void *bias, il_cu_op act, float a,
                                float b) {
     if (!bias && act == IL_CU_IDENT) return;
+    int64_t total = rows * n;
+    if (total > 0 && total < ((int64_t)1 << 31) && float_type(dt)) { /* the products' epilogue, typed */
+        unsigned blocks = il_cu_blocks_capped(total);
+        if (dt == IL_F16)
+            IL_CU_LAUNCH_GRID(k_bias_act_t<__half>, blocks, IL_CU_THREADS, (__half *)y, (unsigned)n,
+                              (const __half *)bias, (int)act, a, b, total);
+        else if (dt == IL_BF16)
+            IL_CU_LAUNCH_GRID(k_bias_act_t<__nv_bfloat16>, blocks, IL_CU_THREADS, (__nv_bfloat16 *)y, (unsigned)n,
+                              (const __nv_bfloat16 *)bias, (int)act, a, b, total);
+        else
+            IL_CU_LAUNCH_GRID(k_bias_act_t<float>, blocks, IL_CU_THREADS, (float *)y, (unsigned)n, (const float *)bias,
+                              (int)act, a, b, total);
+        return;
+    }
     IL_CU_LAUNCH(k_bias_act, rows * n, y, (int)dt, n, bias, (int)act, a, b, rows * n);
 }
 

@@ -53,6 +53,7 @@ extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: Quant
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
+extern const il_kernel il_kernels_dnnl_native[]; /* Mul, Add (per-channel, same shape), Concat (channels): dnnl */
 extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
 extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qmatmul[]; /* QMatMul, QLinearMatMul: dnnl (int8) */

@@ -1,6 +1,6 @@
 /*
  * qfused.c - the integer ops that passes/fuse_qdq.c makes of QDQ patterns (ai.inferlab), and
- * ONNX Runtime's com.microsoft QLinearAdd / QLinearMul that quantized models from its tools use.
+ * ONNX Runtime's com.microsoft QLinearAdd / QLinearMul / QGemm that quantized models from its tools use.
  * Schemas and readable reference kernels; the fast kernels are engine/cpu/qgemm_*.c.
  *
  *   QConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp [, B])   QLinearConv + activation
@@ -8,6 +8,7 @@
  *       (+ int32 bias[N]) + activation; b_scale, b_zp per tensor or per column
  *   QAdd / QLinearAdd(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)  (+ activation: QAdd)
  *   QLinearMul(the same)
+ *   QGemm(A, a_scale, a_zp, B, b_scale, b_zp [, C, y_scale, y_zp])  com.microsoft (see below)
  *
  * `activation` is Relu or Clip (activation_params [min, max], as the float fused ops): in the
  * quantized domain a monotone activation is a clamp of the output, [q(min), q(max)] with
@@ -135,6 +136,95 @@ static il_status qmatmul_ref(il_kctx *c) {
     return IL_OK;
 }
 
+/* ---------------------------------------------------------------- QGemm (com.microsoft) */
+
+/* QGemm(A, a_scale, a_zp, B, b_scale, b_zp [, C, y_scale, y_zp]), ONNX Runtime's QOperator form
+ * of Gemm: A [M, K] (transA: [K, M]), B [K, N] (transB: [N, K]), C int32 unidirectionally
+ * broadcast to [M, N] and added to the integer sums; b_scale and b_zp per tensor or per column.
+ * With y_zero_point the output is 8-bit (its type), else float32 -- ORT's kernel decides by the
+ * zero point, and scales a float output by y_scale too when one is given. */
+void il_qgemm_dims(const il_kctx *c, int64_t *m, int64_t *k, int64_t *n) {
+    const il_tensor *a = c->in[0], *b = c->in[3];
+    int ta = il_attr_int(c->node, "transA", 0) != 0, tb = il_attr_int(c->node, "transB", 0) != 0;
+    *m = a->dims[ta ? 1 : 0], *k = a->dims[ta ? 0 : 1], *n = b->dims[tb ? 0 : 1];
+}
+
+double il_qgemm_scale(const il_kctx *c, int64_t j) {
+    const il_tensor *bs = c->in[4], *ys = il_in(c, 7);
+    double v = (double)il_attr_float(c->node, "alpha", 1.0f) * il_tensor_get(c->in[1], 0) *
+               il_tensor_get(bs, il_tensor_numel(bs) == 1 ? 0 : j);
+    return ys ? v / il_tensor_get(ys, 0) : v;
+}
+
+static il_status qgemm_infer(il_kctx *c) {
+    const il_tensor *a = c->in[0], *b = c->in[3], *bias = il_in(c, 6), *zy = il_in(c, 8);
+    if (!is_8bit(a->dtype) || !is_8bit(b->dtype) || (zy && !is_8bit(zy->dtype)))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtypes %s x %s -> %s (8-bit integers expected)",
+                       il_dtype_name(a->dtype), il_dtype_name(b->dtype), zy ? il_dtype_name(zy->dtype) : "float");
+    if (bias && bias->dtype != IL_I32)
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "C is %s, int32 expected", il_dtype_name(bias->dtype));
+    if (zy && !il_in(c, 7)) return il_kerr(c, IL_ERR_INVALID, "y_zero_point without y_scale");
+    il_dtype ydt = zy ? zy->dtype : IL_F32;
+    if ((a->rank >= 0 && a->rank != 2) || (b->rank >= 0 && b->rank != 2))
+        return il_kerr(c, IL_ERR_SHAPE, "A and B have ranks %d and %d, 2 expected", a->rank, b->rank);
+    static const int scalars[] = {1, 2, 7, 8}; /* a_scale, a_zp, y_scale, y_zp: per tensor */
+    for (int j = 0; j < 4; j++) {
+        const il_tensor *t = il_in(c, scalars[j]);
+        if (t && il_shape_known(t) && il_tensor_numel(t) != 1)
+            return il_kerr(c, IL_ERR_SHAPE, "input %d has %lld elements, 1 expected", scalars[j],
+                           (long long)il_tensor_numel(t));
+    }
+    if (a->rank < 0 || b->rank < 0) {
+        il_set_out(c, 0, ydt, -1, NULL);
+        return IL_OK;
+    }
+    int64_t m, k, n, kb = b->dims[il_attr_int(c->node, "transB", 0) ? 1 : 0];
+    il_qgemm_dims(c, &m, &k, &n);
+    if (k >= 0 && kb >= 0 && k != kb)
+        return il_kerr(c, IL_ERR_SHAPE, "A gives K = %lld, B %lld", (long long)k, (long long)kb);
+    for (int i = 4; i < 6 && n >= 0; i++)
+        if (per_col(c->in[i], n) < 0)
+            return il_kerr(c, IL_ERR_SHAPE, "input %d has %lld elements: 1 or one per column (%lld) expected", i,
+                           (long long)il_tensor_numel(c->in[i]), (long long)n);
+    if (bias && bias->rank >= 0) { /* unidirectional: each of C's dims 1 or Y's */
+        const int64_t yd[2] = {m, n};
+        int bad = bias->rank > 2;
+        for (int d = 0; d < bias->rank && !bad; d++) {
+            int64_t cd = bias->dims[d], want = yd[2 - bias->rank + d];
+            bad = cd >= 0 && want >= 0 && cd != 1 && cd != want;
+        }
+        if (bad) return il_kerr(c, IL_ERR_SHAPE, "C (rank %d) does not broadcast to [M, N]", bias->rank);
+    }
+    il_set_out(c, 0, ydt, 2, (int64_t[]){m, n});
+    return IL_OK;
+}
+
+/* y[i][j] = sat(rint((C[i][j] + sum_k (A[i][k] - za) * (B[k][j] - zb[j])) * scale[j]) + zy), or
+ * without y_zp the float (C + sum) * scale[j]; scale[j] = il_qgemm_scale (double). */
+static il_status qgemm_ref(il_kctx *c) {
+    const il_tensor *a = c->in[0], *b = c->in[3], *bias = il_in(c, 6), *zy = il_in(c, 8);
+    il_tensor *y = c->out[0];
+    int ta = il_attr_int(c->node, "transA", 0) != 0, tb = il_attr_int(c->node, "transB", 0) != 0;
+    int64_t m, k, n, za = il_int_at(c->in[2], 0), yz = zy ? il_int_at(zy, 0) : 0, cs[2] = {0, 0};
+    il_qgemm_dims(c, &m, &k, &n);
+    if (bias) il_broadcast_strides(bias, 2, (int64_t[]){m, n}, cs);
+    double lo = y->dtype == IL_U8 ? 0 : -128, hi = y->dtype == IL_U8 ? 255 : 127;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t zb = (int64_t)at_or_first(c->in[5], j), acc = bias ? il_int_at(bias, i * cs[0] + j * cs[1]) : 0;
+            for (int64_t kk = 0; kk < k; kk++)
+                acc += (il_int_at(a, ta ? kk * m + i : i * k + kk) - za) *
+                       (il_int_at(b, tb ? j * k + kk : kk * n + j) - zb);
+            double v = (double)acc * il_qgemm_scale(c, j);
+            if (zy) {
+                v = rint(v) + (double)yz;
+                v = v < lo ? lo : v > hi ? hi : v;
+            }
+            il_tensor_set(y, i * n + j, v);
+        }
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- QAdd, QLinearAdd, QLinearMul */
 
 static il_status qbin_infer(il_kctx *c) {
@@ -209,5 +299,6 @@ const il_op il_ops_qfused[] = {
     {"ai.inferlab", "QAdd", 1, qbin_infer, qadd_ref, NULL, 0},
     {"com.microsoft", "QLinearAdd", 1, qbin_infer, qadd_ref, NULL, 0},
     {"com.microsoft", "QLinearMul", 1, qbin_infer, qmul_ref, NULL, 0},
+    {"com.microsoft", "QGemm", 1, qgemm_infer, qgemm_ref, NULL, 0},
     {0},
 };
