@@ -149,6 +149,56 @@ static void test_shape_arithmetic_folds(void) {
     il_graph_free(g);
 }
 
+/* A value computed from shapes alone folds at plan time even when large (the attention masks
+ * transformers exports build from the sequence length): Expand(1.5, Shape(x)) is 30000 floats
+ * here, and y = x * it comes out right. A Transpose of a constant weight above the small fold
+ * limit stays a run-time node (-O0 runs the graph as it is; fold_constants folds weights). */
+static void test_shape_derived_values_fold(void) {
+    il_graph *g = il_graph_new("mask");
+    il_graph_set_opset(g, "", 13);
+    int64_t d[4] = {-1, 3, 50, 100}, one = 1, wd[2] = {100, 100};
+    int x = input(g, "x", IL_F32, 4, d);
+    il_tensor *c = il_tensor_new(IL_F32, 1, &one), *w = il_tensor_new(IL_F32, 2, wd);
+    ((float *)c->data)[0] = 1.5f;
+    for (int i = 0; i < 10000; i++) ((float *)w->data)[i] = (float)(i % 101) * 0.01f;
+    int vc = il_graph_add_constant(g, "c", c), vw = il_graph_add_constant(g, "w", w);
+    int s = il_graph_value(g, "s"), e = il_graph_value(g, "e"), m = il_graph_value(g, "m"), wt = il_graph_value(g, "wt");
+    int y = il_graph_value(g, "y");
+    il_graph_add_node(g, "Shape", "", NULL, 1, &x, 1, &s);
+    int ei[2] = {vc, s}, mi[2] = {x, e}, ti[2] = {m, wt};
+    int ke = il_graph_add_node(g, "Expand", "", NULL, 2, ei, 1, &e);
+    il_graph_add_node(g, "Mul", "", NULL, 2, mi, 1, &m);
+    int kt = il_graph_add_node(g, "Transpose", "", NULL, 1, &vw, 1, &wt);
+    il_graph_add_node(g, "MatMul", "", NULL, 2, ti, 1, &y);
+    il_graph_add_output(g, y);
+    il_shapes *sh;
+    IL_ASSERT_OK(il_infer_shapes(g, 2, NULL, 0, &sh));
+    CU_ASSERT_TRUE(sh->folded[ke]);
+    CU_ASSERT_FALSE(sh->folded[kt]);
+    il_shapes_free(sh);
+    il_tensor *in = il_tensor_new(IL_F32, 4, (int64_t[]){2, 3, 50, 100});
+    uint64_t rng = 7;
+    il_tensor_fill_random(in, &rng, -1, 1);
+    il_plan_opts o = {.batch = 2, .threads = 1};
+    il_tensor **out;
+    int n;
+    IL_ASSERT_OK(il_run_model(g, &in, 1, &o, &out, &n));
+    const float *xv = in->data, *yv = out[0]->data, *wv = w->data;
+    double worst = 0;
+    for (int r = 0; r < 300; r += 37) /* y[r, j] = sum_k 1.5 x[r, k] w[j, k] */
+        for (int j = 0; j < 100; j += 9) {
+            double want = 0;
+            for (int k = 0; k < 100; k++) want += 1.5 * xv[r * 100 + k] * wv[j * 100 + k];
+            double err = fabs(yv[r * 100 + j] - want) / (1e-4 + 1e-4 * fabs(want));
+            worst = err > worst ? err : worst;
+        }
+    CU_ASSERT(worst <= 1.0);
+    il_tensor_free(out[0]);
+    free(out);
+    il_tensor_free(in);
+    il_graph_free(g);
+}
+
 static void test_kernel_error_has_context(void) {
     /* Add of [2,3] and [4] cannot broadcast: the plan fails naming the node */
     il_graph *g = il_graph_new("bad");
@@ -166,4 +216,5 @@ static void test_kernel_error_has_context(void) {
 
 IL_SUITE("plan", {"chain outputs and buffer reuse", test_chain_outputs_and_reuse}, {"input checks", test_input_checks},
          {"float16 through float32 kernels", test_float16_path}, {"shape arithmetic folds", test_shape_arithmetic_folds},
+         {"large values derived from shapes fold", test_shape_derived_values_fold},
          {"kernel errors carry the node name", test_kernel_error_has_context})
