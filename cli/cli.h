@@ -70,6 +70,9 @@ void cli_json_str(FILE *f, const char *s);
 struct il_dataset;
 struct il_preproc;
 il_status cli_model_data(const il_graph *g, const char *spec, int split, struct il_dataset **d, struct il_preproc *p);
+/* Training-time augmentation `au` (none, crop, flip, crop+flip; crop pads 2 pixels below 32x32
+ * images, 4 from 32x32 up) into p for the images of d; IL_ERR_INVALID for another word. */
+il_status cli_augment(const char *au, const struct il_dataset *d, struct il_preproc *p);
 /* Load every `--plugin P.so` of argv (pass plugins); 0 after printing the error. */
 int cli_load_plugins(int argc, char **argv);
 

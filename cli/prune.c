@@ -15,7 +15,7 @@
 #define MAX_NAMES 256
 
 typedef struct pargs {
-    const char *model, *out, *method, *criterion, *nm, *data, *teacher, *schedule, *val, *db;
+    const char *model, *out, *method, *criterion, *nm, *data, *teacher, *schedule, *val, *db, *augment;
     char *exclude_buf, *layers_buf;
     const char *exclude[MAX_NAMES], *layer_names[MAX_NAMES];
     double layer_sparsity[MAX_NAMES], levels[64], max_drop;
@@ -41,6 +41,8 @@ static void usage(FILE *f) {
             "  --finetune EPOCHS --data SPEC (fashion-mnist:train)   train with the masks held fixed\n"
             "     [--teacher T.onnx|self] knowledge distillation (self: the unpruned model)\n"
             "     [--lr LR (0.01)] [--batch B (128)] [--seed S (1)]\n"
+            "     [--augment none|crop|flip|crop+flip] random crop (padding 2 at 28x28) and flip while training;\n"
+            "                       a teacher sees the same images\n"
             "  --schedule oneshot|gradual [--steps N (4)]  gradual: Zhu & Gupta's polynomial schedule in N rounds,\n"
             "                       fine-tuning on 1/N of the data between rounds\n"
             "  --scan               each layer pruned alone at 10..90%% (--levels L1,L2,..), accuracy on --val;\n"
@@ -111,7 +113,7 @@ static int parse_flag(pargs *a, int argc, char **argv, int *i) {
                      : !strcmp(f, "--criterion") ? &a->criterion : !strcmp(f, "--nm") ? &a->nm
                      : !strcmp(f, "--data") ? &a->data : !strcmp(f, "--teacher") ? &a->teacher
                      : !strcmp(f, "--schedule") ? &a->schedule : !strcmp(f, "--val") ? &a->val
-                     : !strcmp(f, "--db") ? &a->db : NULL;
+                     : !strcmp(f, "--db") ? &a->db : !strcmp(f, "--augment") ? &a->augment : NULL;
     long long *num = !strcmp(f, "--finetune") ? &a->finetune : !strcmp(f, "--threads") ? &a->threads
                    : !strcmp(f, "--batch") ? &a->batch : !strcmp(f, "--seed") ? &a->seed : NULL;
     if (!strcmp(f, "--scan")) return a->scan = 1;
@@ -174,15 +176,18 @@ static int check_args(pargs *a) {
     if (!strcmp(a->schedule, "gradual") && !a->finetune)
         return bad("--schedule gradual fine-tunes between rounds: give --finetune EPOCHS%s", "");
     if (a->teacher && !a->finetune) return bad("--teacher is for fine-tuning: give --finetune EPOCHS%s", "");
+    if (a->augment && !a->finetune) return bad("--augment is for fine-tuning: give --finetune EPOCHS%s", "");
+    if (a->augment && strcmp(a->augment, "none") && strcmp(a->augment, "crop") && strcmp(a->augment, "flip") &&
+        strcmp(a->augment, "crop+flip"))
+        return bad("--augment expects none, crop, flip or crop+flip, got '%s'", a->augment);
     if ((a->n_layers || (a->scan && a->out)) && a->po.scope != IL_PRUNE_LAYERWISE)
         return bad("per-layer sparsity (--layer-sparsity, or --scan with -o) goes with --method magnitude, not %s",
                    a->method);
     if (!strcmp(a->method, "channel")) {
         if (a->criterion && strcmp(a->criterion, "l1-filter") && strcmp(a->criterion, "l2-filter"))
             return bad("--method channel ranks filters by --criterion l1-filter or l2-filter, not '%s'", a->criterion);
-        if (a->scan || a->n_layers || !strcmp(a->schedule, "gradual"))
-            return bad("--method channel prunes every layer by the one ratio, one-shot (no --scan, --layer-sparsity "
-                       "or gradual schedule)%s", "");
+        if (a->scan || a->n_layers)
+            return bad("--method channel prunes every layer by the one ratio (no --scan or --layer-sparsity)%s", "");
     }
     return 1;
 }
@@ -275,18 +280,20 @@ static int run_scan(pargs *a, const il_graph *g, evalctx *e, double *dense, cons
 }
 
 /* Remove channels for real (prune/channel.h); fine-tuning then needs no masks. */
+static int channel_norm(const pargs *a) { return a->criterion && !strcmp(a->criterion, "l2-filter") ? 2 : 1; }
+
 static il_status prune_channels(pargs *a, il_graph *g, il_channel_report *cr) {
-    int norm = a->criterion && !strcmp(a->criterion, "l2-filter") ? 2 : 1;
+    int norm = channel_norm(a);
     return il_prune_channels_ex(g, (float)a->po.sparsity, norm, a->exclude, a->n_exclude, IL_CHANNEL_REMOVE, cr);
 }
 
 static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_report *cr) {
     il_status st;
-    int channel = !strcmp(a->method, "channel");
+    int channel = !strcmp(a->method, "channel"), gradual = !strcmp(a->schedule, "gradual");
     /* the unpruned model as its own teacher: copied before channels go (it learned from the
      * pruned one, and stayed at chance, when this came after) */
     il_graph *self = a->finetune && a->teacher && !strcmp(a->teacher, "self") ? il_graph_clone(*g) : NULL;
-    if (channel && (st = prune_channels(a, *g, cr))) {
+    if (channel && !gradual && (st = prune_channels(a, *g, cr))) {
         il_graph_free(self);
         return cli_fail(st, a->model);
     }
@@ -297,7 +304,9 @@ static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_re
     il_dataset *d = NULL;
     il_preproc p;
     il_graph *teacher = NULL;
-    if ((st = cli_model_data(*g, a->data, IL_SPLIT_TRAIN, &d, &p))) {
+    if ((st = cli_model_data(*g, a->data, IL_SPLIT_TRAIN, &d, &p)) ||
+        (st = cli_augment(a->augment ? a->augment : "none", d, &p))) {
+        il_data_free(d);
         il_graph_free(self);
         return cli_fail(st, a->data);
     }
@@ -310,11 +319,15 @@ static int prune_model(pargs *a, il_graph **g, il_prune_report *r, il_channel_re
     fo.fit.epochs = (int)a->finetune;
     fo.fit.teacher = teacher;
     fo.fit.progress = !a->json && isatty(2);
-    fo.gradual_steps = !strcmp(a->schedule, "gradual") ? a->steps : 0;
+    fo.gradual_steps = gradual ? a->steps : 0;
     if (!a->json)
         printf("fine-tuning: %lld epoch%s on %s (%lld samples)%s%s, %s\n", a->finetune, a->finetune == 1 ? "" : "s",
                a->data, (long long)d->n, teacher ? ", distilled from " : "", teacher ? a->teacher : "", a->schedule);
-    st = channel ? il_prune_train(g, NULL, &fo.fit, d, &p, fo.verbose) : il_prune_finetune(g, &a->po, &fo, d, &p, r);
+    if (!a->json && (p.pad || p.hflip)) printf("augmentation: %s\n", a->augment);
+    if (channel && gradual)
+        st = il_prune_channels_gradual(g, (float)a->po.sparsity, channel_norm(a), a->exclude, a->n_exclude, &fo, d, &p, cr);
+    else if (channel) st = il_prune_train(g, NULL, &fo.fit, d, &p, fo.verbose);
+    else st = il_prune_finetune(g, &a->po, &fo, d, &p, r);
     il_graph_free(teacher);
     il_data_free(d);
     return st ? cli_fail(st, "fine-tuning") : 0;
@@ -344,7 +357,8 @@ static int run(pargs *a) {
         if (!rc && e.d && (st = eval_top1(g, &e, &pruned))) rc = cli_fail(st, "evaluating the pruned model");
     }
     il_prune_recipe rec = {a->scan ? "scan" : a->method, a->schedule, !strcmp(a->schedule, "gradual") ? a->steps : 0,
-                           (int)a->finetune, a->data, a->teacher, a->fit.optim.lr};
+                           (int)a->finetune, a->data, a->teacher, a->fit.optim.lr,
+                           a->augment && strcmp(a->augment, "none") ? a->augment : NULL};
     if (!rc && !scan_only && (st = channel ? il_prune_extend_recipe(g, &rec) : il_prune_set_recipe(g, &a->po, &r, &rec)))
         rc = cli_fail(st, NULL);
     if (!rc && !scan_only && (st = il_onnx_save(g, a->out))) rc = cli_fail(st, a->out);

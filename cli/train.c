@@ -173,6 +173,15 @@ static il_status parse_hw(const char *flag, const char *s, int *h, int *w) {
     return IL_OK;
 }
 
+il_status cli_augment(const char *au, const il_dataset *d, il_preproc *p) {
+    p->pad = 0, p->hflip = 0;
+    if (!strcmp(au, "crop") || !strcmp(au, "crop+flip")) p->pad = d->h >= 32 ? 4 : 2;
+    if (!strcmp(au, "flip") || !strcmp(au, "crop+flip")) p->hflip = 1;
+    if (strcmp(au, "none") && !p->pad && !p->hflip)
+        return il_error(IL_ERR_INVALID, "--augment expects none, crop, flip or crop+flip, got '%s'", au);
+    return IL_OK;
+}
+
 /* Preprocessing from the flags: geometry first (applied to both sets), then the statistics
  * of the training set as the model will see it. */
 static il_status set_preproc(const targs *a, il_dataset *train, il_dataset *test, il_preproc *p) {
@@ -183,11 +192,7 @@ static il_status set_preproc(const targs *a, il_dataset *train, il_dataset *test
         (st = parse_hw("--crop", a->crop, &p->crop_h, &p->crop_w)) || (st = il_preproc_geometry(p, train)) ||
         (st = il_preproc_geometry(p, test)))
         return st;
-    const char *au = a->augment;
-    if (!strcmp(au, "crop") || !strcmp(au, "crop+flip")) p->pad = train->h >= 32 ? 4 : 2;
-    if (!strcmp(au, "flip") || !strcmp(au, "crop+flip")) p->hflip = 1;
-    if (strcmp(au, "none") && !p->pad && !p->hflip)
-        return il_error(IL_ERR_INVALID, "--augment expects none, crop, flip or crop+flip, got '%s'", au);
+    if ((st = cli_augment(a->augment, train, p))) return st;
     if (!strcmp(a->normalize, "fit")) il_preproc_fit(p, train);
     else if (strcmp(a->normalize, "none")) {
         const char *s = a->normalize;

@@ -48,13 +48,18 @@
 il_status il_prune_channels(il_graph *g, float ratio, int norm, const char *const *exclude, int n_exclude, char *err,
                             size_t errlen);
 
-/* ---- the same with a report and, for tests, a second mode */
+/* ---- the same with a report and two more modes (the test oracle; the gradual schedule) */
 
 typedef enum {
     IL_CHANNEL_REMOVE = 0, /* what il_prune_channels does */
-    IL_CHANNEL_ZERO = 1    /* keep every shape; zero the weights that read the channels REMOVE would
+    IL_CHANNEL_ZERO = 1,   /* keep every shape; zero the weights that read the channels REMOVE would
                               remove (Conv input channels, Gemm/MatMul rows): the same function of
                               the inputs as the pruned model, computed the dense way (the oracle) */
+    IL_CHANNEL_MASK = 2    /* keep every shape; zero everything of those channels: their filters,
+                              biases, BatchNorm parameters and statistics, broadcast constants, and
+                              the weights that read them. The same function as the pruned model;
+                              the zeroed filters score 0, so REMOVE at the same or a higher ratio
+                              removes these channels first (the gradual channel schedule) */
 } il_channel_mode;
 
 typedef struct il_channel_report {

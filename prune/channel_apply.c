@@ -163,18 +163,20 @@ il_status ch_apply(ch_ctx *x, il_channel_mode mode) {
     il_status st = keep ? IL_OK : IL_ERR_OOM;
     for (int i = 0; i < x->n_act && !st; i++) {
         const ch_action *a = &x->act[i];
-        if (mode == IL_CHANNEL_ZERO && a->kind != CH_SINK) continue;
+        if ((mode == IL_CHANNEL_ZERO && a->kind != CH_SINK) ||
+            (mode == IL_CHANNEL_MASK && a->kind != CH_SLICE && a->kind != CH_SINK))
+            continue;
         int n = kept(x, a->value, keep);
         if (n == x->map[a->value]->n) continue;
         switch (a->kind) {
         case CH_SLICE:
-        case CH_SINK: st = cut_const(g, a->node, a->slot, a->axis, keep, n, mode == IL_CHANNEL_ZERO); break;
+        case CH_SINK: st = cut_const(g, a->node, a->slot, a->axis, keep, n, mode != IL_CHANNEL_REMOVE); break;
         case CH_GROUP: il_node_set_int(g, a->node, "group", n); break;
         case CH_RESHAPE: st = set_shape_entry(g, a->node, a->axis, n); break;
         }
     }
     free(keep);
-    if (st || mode == IL_CHANNEL_ZERO) return st;
+    if (st || mode != IL_CHANNEL_REMOVE) return st;
     il_graph_compact(g);
     if ((st = reinfer(g))) return st;
     st = il_graph_verify(g);

@@ -34,6 +34,7 @@
 
 #include "../distill/distill.h"
 #include "../engine/engine.h"
+#include "channel.h"
 
 /* ---------------------------------------------------------------- prunable layers */
 
@@ -147,6 +148,15 @@ il_status il_prune_finetune(il_graph **g, const il_prune_opts *o, const il_prune
 il_status il_prune_train(il_graph **g, const il_prune_report *r, const il_fit_opts *fo, const il_dataset *d,
                          const il_preproc *p, int verbose);
 
+/* Channel pruning (channel.h) on the gradual schedule: round t = 1..n zeroes (IL_CHANNEL_MASK)
+ * il_prune_gradual_sparsity(s_i, ratio, t, n) of every unit's channels, the earlier rounds' among
+ * them, and fine-tunes on the t-th of n slices of d with everything zeroed held at 0; then the
+ * zeroed channels are removed for real (the function does not change) and r (may be NULL)
+ * describes the removal. One round (gradual_steps 0 or 1) is one-shot pruning with fine-tuning. */
+il_status il_prune_channels_gradual(il_graph **g, float ratio, int norm, const char *const *exclude, int n_exclude,
+                                    const il_prune_finetune_opts *f, const il_dataset *d, const il_preproc *p,
+                                    il_channel_report *r);
+
 /* ---------------------------------------------------------------- recipe */
 
 typedef struct il_prune_recipe {
@@ -156,6 +166,7 @@ typedef struct il_prune_recipe {
     int finetune_epochs;
     const char *data, *teacher; /* fine-tuning's data spec and KD teacher (NULL: none) */
     double lr;                  /* fine-tuning's peak learning rate (cosine schedule); 0: not recorded */
+    const char *augment;        /* fine-tuning's augmentation (crop, flip, crop+flip); NULL: none */
 } il_prune_recipe;
 
 /* The recipe as one JSON object: method, criterion, sparsity asked and achieved (global and per

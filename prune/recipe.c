@@ -7,7 +7,8 @@
  *    "achieved":0.4987,"pruned_weights":143360,"prunable_weights":287552,
  *    "layers":{"block1.1.conv":{"op":"Conv","numel":288,"asked":0.5,"achieved":0.5}, ...},
  *    "excluded":["fc"],"skipped":{"block1.1.conv":"reduction length 9 is not a multiple of 4"},
- *    "schedule":"oneshot","gradual_steps":0,"finetune_epochs":0,"data":null,"teacher":null,"lr":null}
+ *    "schedule":"oneshot","gradual_steps":0,"finetune_epochs":0,"data":null,"teacher":null,"lr":null,
+ *    "augment":null}
  *
  * "achieved" counts exact zeros over every prunable layer (excluded ones included), so it is
  * what a sparse kernel would see; per layer, "asked" is 0 for a layer left dense.
@@ -82,8 +83,11 @@ char *il_prune_recipe_json(const il_prune_opts *o, const il_prune_report *r, con
     str(f, rc && rc->finetune_epochs ? rc->data : NULL);
     fputs(",\"teacher\":", f);
     str(f, rc && rc->finetune_epochs ? rc->teacher : NULL);
-    if (rc && rc->finetune_epochs && rc->lr > 0) fprintf(f, ",\"lr\":%.6g}", rc->lr);
-    else fputs(",\"lr\":null}", f);
+    if (rc && rc->finetune_epochs && rc->lr > 0) fprintf(f, ",\"lr\":%.6g", rc->lr);
+    else fputs(",\"lr\":null", f);
+    fputs(",\"augment\":", f);
+    str(f, rc && rc->finetune_epochs ? rc->augment : NULL);
+    fputc('}', f);
     if (fclose(f)) {
         free(buf);
         return NULL;
@@ -109,7 +113,7 @@ il_status il_prune_extend_recipe(il_graph *g, const il_prune_recipe *rc) {
     il_status st = il_error(IL_ERR_INVALID, "the pruning recipe is not a JSON object: %.80s", j);
     if (sqlite3_open(":memory:", &db) == SQLITE_OK &&
         sqlite3_prepare_v2(db, "SELECT json_set(json(?1), '$.schedule', ?2, '$.gradual_steps', ?3, "
-                               "'$.finetune_epochs', ?4, '$.data', ?5, '$.teacher', ?6, '$.lr', ?7) "
+                               "'$.finetune_epochs', ?4, '$.data', ?5, '$.teacher', ?6, '$.lr', ?7, '$.augment', ?8) "
                                "WHERE json_type(?1) = 'object'",
                            -1, &q, NULL) == SQLITE_OK) {
         int ft = rc->finetune_epochs;
@@ -120,6 +124,7 @@ il_status il_prune_extend_recipe(il_graph *g, const il_prune_recipe *rc) {
         if (ft && rc->data) sqlite3_bind_text(q, 5, rc->data, -1, SQLITE_STATIC);
         if (ft && rc->teacher) sqlite3_bind_text(q, 6, rc->teacher, -1, SQLITE_STATIC);
         if (ft && rc->lr > 0) sqlite3_bind_double(q, 7, rc->lr);
+        if (ft && rc->augment) sqlite3_bind_text(q, 8, rc->augment, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0)) {
             il_graph_set_meta(g, "inferlab.prune", (const char *)sqlite3_column_text(q, 0));
             st = IL_OK;

@@ -133,6 +133,22 @@ static il_graph *prune_checked(const il_graph *g, float ratio, int norm, const c
     il_tensor_fill_random(x, &rng, -1, 1);
     il_tensor *ya = run(a, x, reference), *yb = run(b, x, reference);
     CU_ASSERT(close_rel(ya, yb, rtol));
+    /* MASK (the gradual schedule's rounds, half the ratio and then all of it): shapes kept, the
+     * same count gone, and REMOVE afterwards takes exactly the zeroed channels (the function
+     * stays; another choice would drop live channels and keep dead ones) */
+    il_graph *c = il_graph_clone(g);
+    il_channel_report rc;
+    IL_ASSERT_OK(il_prune_channels_ex(c, ratio / 2, norm, ex, nex, IL_CHANNEL_MASK, NULL));
+    IL_ASSERT_OK(il_prune_channels_ex(c, ratio, norm, ex, nex, IL_CHANNEL_MASK, &rc));
+    CU_ASSERT_EQUAL(rc.removed, ra.removed);
+    CU_ASSERT_EQUAL(rc.params_after, rc.params_before);
+    il_tensor *ym = run(c, x, reference);
+    IL_ASSERT_OK(il_prune_channels_ex(c, ratio, norm, ex, nex, IL_CHANNEL_REMOVE, &rc));
+    CU_ASSERT_EQUAL(rc.params_after, ra.params_after);
+    il_tensor *yr = run(c, x, reference);
+    CU_ASSERT(close_rel(yr, ym, rtol));
+    il_tensor_free(ym), il_tensor_free(yr);
+    il_graph_free(c);
     /* export and import: the same model */
     void *buf;
     size_t len;

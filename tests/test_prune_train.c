@@ -206,6 +206,8 @@ static void test_cli(void) {
         {"--method magnitude --sparsity 0.5 --schedule gradual", "--finetune"},
         {"--method channel --sparsity 0.5 --criterion magnitude", "l1-filter or l2-filter"},
         {"--method global --sparsity 0.5 --layer-sparsity gemm=0.2", "goes with --method magnitude"},
+        {"--method channel --sparsity 0.5 --augment crop", "--augment is for fine-tuning"},
+        {"--method channel --sparsity 0.5 --finetune 1 --augment rotate", "--augment expects none, crop, flip"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(args, sizeof args, "prune %s -o %s %s", in, out, bad[i].flags);
@@ -259,6 +261,32 @@ static void test_cli(void) {
     CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
     json_get(o, "$.pruned_top1", v, sizeof v);
     CU_ASSERT(atof(v) > 0.4);
+    CU_ASSERT(strstr(o, "\"augment\":null") != NULL);
+    /* --augment reaches the trainer: the same run (seed, data, teacher) with crop+flip trains other weights */
+    const char *aug = il_test_tmp("pruned_aug.onnx");
+    snprintf(args, sizeof args, "prune %s/fmnist_teacher.onnx -o %s --method channel --sparsity 0.5 --finetune 1 "
+             "--data fashion-mnist:train:256 --batch 64 --teacher self --augment crop+flip --json", IL_TESTDATA, aug);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    expect_json(o, "$.recipe.augment", "crop+flip");
+    snprintf(args, sizeof args, "prune %s/fmnist_teacher.onnx -o %s --method channel --sparsity 0.5 --finetune 1 "
+             "--data fashion-mnist:train:256 --batch 64 --teacher self --augment none --json", IL_TESTDATA, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    il_graph *ga, *gn;
+    IL_ASSERT_OK(il_onnx_load(aug, &ga));
+    IL_ASSERT_OK(il_onnx_load(out, &gn));
+    const il_tensor *wa = weight(ga, "block1.1.conv.weight"), *wn = weight(gn, "block1.1.conv.weight");
+    CU_ASSERT_FATAL(wa && wn && il_tensor_numel(wa) == il_tensor_numel(wn));
+    CU_ASSERT(memcmp(wa->data, wn->data, (size_t)il_tensor_numel(wa) * sizeof(float)) != 0);
+    il_graph_free(ga), il_graph_free(gn);
+    /* channels on the gradual schedule: zeroed in 2 rounds with training in between (the run
+     * fails if a zeroed entry moved), then removed: the one-shot model's size */
+    snprintf(args, sizeof args, "prune %s/fmnist_teacher.onnx -o %s --method channel --sparsity 0.5 --finetune 1 "
+             "--schedule gradual --steps 2 --data fashion-mnist:train:128 --batch 32 --teacher self --json",
+             IL_TESTDATA, out);
+    CU_ASSERT_EQUAL_FATAL(il_test_cli(args, o, sizeof o), 0);
+    expect_json(o, "$.recipe.schedule", "gradual");
+    expect_json(o, "$.recipe.gradual_steps", "2");
+    expect_json(o, "$.recipe.params_after", "73114");
     /* criteria listed, a plugin's among them */
     snprintf(args, sizeof args, "prune --list --plugin %s", il_test_plugin("prune_random"));
     CU_ASSERT_EQUAL(il_test_cli(args, o, sizeof o), 0);
