@@ -239,7 +239,9 @@ void il_shapes_apply(const il_shapes *s, il_graph *g) {
 
 int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
     const il_node *n = &g->nodes[k];
-    if (n->domain[0] && strcmp(n->domain, "ai.inferlab") && strcmp(n->op_type, "QGemm")) return 0;
+    if (n->domain[0] && strcmp(n->domain, "ai.inferlab") && strcmp(n->op_type, "QGemm") &&
+        strcmp(n->op_type, "DynamicQuantizeMatMul"))
+        return 0;
     const il_tensor *y = n->n_outputs > 0 && n->outputs[0] >= 0 ? &s->info[n->outputs[0]] : NULL;
     const il_tensor *x = n->n_inputs > 0 && n->inputs[0] >= 0 ? &s->info[n->inputs[0]] : NULL;
     int wi = !strcmp(n->op_type, "QLinearConv") ? 3 : 1; /* after x's scale and zero point */
@@ -265,7 +267,8 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         int64_t d = x->dims[x->rank - 1], sk = w->dims[w->rank - 1], dv = y->dims[y->rank - 1];
         return il_tensor_numel(y) / (dv ? dv : 1) * sk * (d + dv);
     }
-    if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul") || !strcmp(op, "QLinearMatMul")) {
+    if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul") || !strcmp(op, "QLinearMatMul") ||
+        !strcmp(op, "DynamicQuantizeMatMul")) {
         if (!x || !il_shape_known(x) || x->rank < 1) return 0;
         return il_tensor_numel(y) * x->dims[x->rank - 1];
     }
