@@ -141,8 +141,9 @@ void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
-/* A convolution on one thread runs image by image once its batch's input and output together
- * reach this many bytes (dnnl_conv.c): about what the L2 of one core holds. */
+/* A convolution runs image by image once its batch's input and output together reach this many
+ * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
+ * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
 
 /* The il_kernel release of every oneDNN kernel. */
