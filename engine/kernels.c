@@ -14,6 +14,7 @@ const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_c
 #ifdef IL_HAVE_DNNL
                                              il_kernels_dnnl_conv, il_kernels_dnnl_pool, il_kernels_dnnl_native, il_kernels_dnnl_matmul,
                                              il_kernels_dnnl_qconv, il_kernels_dnnl_qeltwise, il_kernels_dnnl_qmatmul,
+                                             il_kernels_dnnl_eltwise,
 #endif
                                              NULL};
 

@@ -58,6 +58,7 @@ extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, Fus
 extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qmatmul[]; /* QMatMul, QLinearMatMul: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qeltwise[]; /* QAdd, QLinearAdd/Mul: dnnl */
+extern const il_kernel il_kernels_dnnl_eltwise[]; /* Gelu: dnnl */
 #endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
