@@ -204,6 +204,7 @@ static int quiet_for_all(const char *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    il_blas_fix_core(argv);
     if (argc < 2) { usage(stderr); return 2; }
     main_argv = argv;
     const char *c = argv[1];

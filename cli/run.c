@@ -69,9 +69,9 @@ static void summarize(const char *name, const il_tensor *t, int topk) {
     }
 }
 
-/* Time per op type in the last run, largest first (--profile). */
-static void print_profile(const il_graph *g, const il_plan *p) {
-    const double *t = il_plan_node_times(p);
+/* Time per op type, largest first (--profile): each node's fastest of the runs (on a busy
+ * machine one run's times are mostly other processes' time slices). */
+static void print_profile(const il_graph *g, const il_plan *p, const double *t, long long runs) {
     const char **op = calloc((size_t)g->n_nodes + 1, sizeof *op);
     double *sum = calloc((size_t)g->n_nodes + 1, sizeof *sum), total = 0;
     int *cnt = calloc((size_t)g->n_nodes + 1, sizeof *cnt), n = 0;
@@ -83,12 +83,12 @@ static void print_profile(const il_graph *g, const il_plan *p) {
         cnt[j]++;
         total += t[k];
     }
-    printf("profile (last run): %-20s %5s %10s %6s\n", "op", "nodes", "ms", "share");
+    printf("profile (min of %lld run%s): %-20s %5s %10s %6s\n", runs, runs == 1 ? "" : "s", "op", "nodes", "ms", "share");
     for (int r = 0; r < n; r++) {
         int best = -1;
         for (int j = 0; j < n; j++)
             if (cnt[j] && (best < 0 || sum[j] > sum[best])) best = j;
-        printf("                    %-20s %5d %10.3f %5.1f%%\n", op[best], cnt[best], sum[best] * 1e3,
+        printf("                          %-20s %5d %10.3f %5.1f%%\n", op[best], cnt[best], sum[best] * 1e3,
                total > 0 ? 100 * sum[best] / total : 0);
         cnt[best] = 0;
     }
@@ -117,7 +117,13 @@ static void print_profile(const il_graph *g, const il_plan *p) {
 static il_status run_once(void *ctx, int samples) {
     void **c = ctx;
     (void)samples;
-    return c[3] ? il_plan_rerun(c[0]) : il_plan_run(c[0], c[1], *(int *)c[2]);
+    il_status st = c[3] ? il_plan_rerun(c[0]) : il_plan_run(c[0], c[1], *(int *)c[2]);
+    double *best = c[4]; /* profile: each node's fastest run so far (warm-up runs included) */
+    const double *t = best ? il_plan_node_times(c[0]) : NULL;
+    if (t)
+        for (int k = 0; k < il_plan_graph(c[0])->n_nodes; k++)
+            if (best[k] < 0 || t[k] < best[k]) best[k] = t[k];
+    return st;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -229,6 +235,7 @@ int cmd_run(int argc, char **argv) {
     if (!st && !p) st = il_plan_create(g, &po, &p);
     il_trial t;
     memset(&t, 0, sizeof t);
+    double *best = NULL;
     if (!st) {
         il_scenario sc;
         il_scenario_defaults(&sc, IL_SC_SINGLE_STREAM);
@@ -236,7 +243,11 @@ int cmd_run(int argc, char **argv) {
         sc.min_seconds = 0;
         sc.min_queries = sc.max_queries = repeat;
         int n_in = g->n_inputs;
-        void *ctx[4] = {p, in, &n_in, NULL};
+        if (profile) {
+            best = malloc(((size_t)il_plan_graph(p)->n_nodes + 1) * sizeof *best);
+            for (int k = 0; best && k <= il_plan_graph(p)->n_nodes; k++) best[k] = -1;
+        }
+        void *ctx[5] = {p, in, &n_in, NULL, best};
         if (resident) { /* one real run puts the inputs on the device; the timed ones reuse them */
             st = il_plan_run(p, in, n_in);
             ctx[3] = p;
@@ -264,7 +275,7 @@ int cmd_run(int argc, char **argv) {
                "peak activations %.3f MB\n",
                t.lat.p50, (long long)t.n, t.n == 1 ? "" : "s", t.lat.min, t.lat.max, t.lat.mean, (long long)t.warmup_n,
                warmup == 0 ? " (cold)" : t.steady ? "" : " (not settled)", (double)il_plan_peak_bytes(p) / 1e6);
-        if (profile) print_profile(g, p);
+        if (profile && best) print_profile(g, p, best, (long long)(t.n + t.warmup_n));
     }
     if (outdir) {
         if (mkdir(outdir, 0755) && errno != EEXIST) {
@@ -283,6 +294,7 @@ int cmd_run(int argc, char **argv) {
     rc = 0;
 done:
     il_trial_free(&t);
+    free(best);
     for (int i = 0; i < g->n_inputs; i++) il_tensor_free(in[i]);
     free(in);
     il_plan_free(p);

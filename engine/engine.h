@@ -52,6 +52,10 @@ il_status il_error(il_status s, const char *fmt, ...) __attribute__((format(prin
 /* Prefix the current message with more context ("node 'x' (Conv): " + old). */
 il_status il_error_wrap(il_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void il_error_clear(void);
+/* Call first in main(): where OpenBLAS fell back to its generic kernels on a CPU it does not
+ * know (Debian's 0.3.21 on newer Xeons), set OPENBLAS_CORETYPE and execute argv again
+ * (engine/cpu/blas_core.c). */
+void il_blas_fix_core(char **argv);
 
 /* ---------------------------------------------------------------- dtypes */
 

@@ -8,6 +8,7 @@
 #include "passes.h"
 
 extern const il_pass il_pass_fuse_qdq;         /* fuse_qdq.c */
+extern const il_pass il_pass_fuse_dynq;        /* fuse_dynq.c */
 extern const il_pass il_pass_fold_constants;   /* fold_constants.c */
 extern const il_pass il_pass_eliminate;        /* eliminate.c */
 extern const il_pass il_pass_dead_nodes;       /* dead_nodes.c */

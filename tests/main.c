@@ -28,6 +28,7 @@ static int by_name(const void *a, const void *b) { return strcmp(((const suite *
 int il_test_all_suites;
 
 int main(int argc, char **argv) {
+    il_blas_fix_core(argv);
     il_test_all_suites = argc < 2;
     if (CU_initialize_registry() != CUE_SUCCESS) return 1;
     qsort(suites, (size_t)n_suites, sizeof *suites, by_name);

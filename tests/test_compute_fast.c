@@ -196,6 +196,20 @@ static void test_norm_fast_random(void) {
         matches(r, "LayerNormalization");
         op_free(r);
     }
+    /* Y alone with Scale and B of the row's length (the transformers' case, statistics in float):
+     * rows of 1 to 300, values offset from zero (the mean must not swamp the variance) */
+    static const int64_t rows[] = {1, 7, 16, 17, 64, 192, 256, 300};
+    for (int it = 0; it < 16; it++) {
+        int64_t len = rows[it % 8], xd[3] = {1 + it % 3, 5 + it % 4, len};
+        double lo = it % 2 ? 5 : -1, hi = it % 2 ? 7 : 1;
+        op_case *r = node("LayerNormalization", 2 + it % 2, 1);
+        op_in(r, 0, rnd(IL_F32, 3, xd, lo, hi));
+        op_in(r, 1, rnd(IL_F32, 1, D(len), -1, 1));
+        if (it % 2) op_in(r, 2, rnd(IL_F32, 1, D(len), -1, 1));
+        il_node_set_float(r->g, r->k, "epsilon", it % 4 < 2 ? 1e-12f : 1e-5f);
+        matches(r, "LayerNormalization Y alone");
+        op_free(r);
+    }
 }
 
 static void test_matmul_fast_random(void) {

@@ -92,6 +92,16 @@ static int unary(chain *b, const char *op, int x) {
     return y;
 }
 
+/* op(x, y): Mul, Add, or Concat along the channels (axis given as -3 in rank 4: the same). */
+static int node2(chain *b, const char *op, int x, int y) {
+    int v = out_value(b), in[2] = {x, y};
+    char name[32];
+    snprintf(name, sizeof name, "n%d", b->n);
+    int j = il_graph_add_node(b->g, op, "", name, 2, in, 1, &v);
+    if (!strcmp(op, "Concat")) il_node_set_int(b->g, j, "axis", b->nsp == 2 ? -3 : 1);
+    return v;
+}
+
 /* ---------------------------------------------------------------- running */
 
 static il_tensor *random_input(const il_graph *g, int64_t batch) {
@@ -359,6 +369,72 @@ static void test_image_by_image(void) {
     }
 }
 
-IL_SUITE("dnnl-layout", {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* Squeeze-excitation as EfficientNet has it (engine/cpu/dnnl_native.c): a depthwise conv with
+ * SiLU, its global average pool through two 1x1 convs to a Sigmoid scale per image and channel,
+ * Mul(scale, x) with the scale first, a projection conv; then a same-shaped Add and a Mul by a
+ * constant [1, C, 1, 1] (plain, broadcast over the batch). Batch 1 and 3 (the scale differs per
+ * image), 1 and 2 threads; the activations stay native through Mul and Add. */
+static void test_squeeze_excitation(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 12);
+            int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "SiLU", -1);
+            int dw = conv(&b, a, 24, 24, 3, 1, 1, 24, "SiLU", -1);
+            int gp = pool(&b, "GlobalAveragePool", dw, 0, 0, 0, 0);
+            int s1 = conv(&b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1);
+            int s2 = conv(&b, s1, 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+            int m = node2(&b, "Mul", s2, dw);
+            il_graph_add_output(b.g, pool(&b, "GlobalMaxPool", m, 0, 0, 0, 0)); /* each image's own scale shows */
+            int e = conv(&b, m, 24, 17, 1, 1, 0, 1, NULL, -1);
+            int e2 = conv(&b, m, 24, 17, 1, 1, 0, 1, "Relu", -1);
+            int f = node2(&b, "Add", e, e2);
+            il_tensor *k = il_tensor_new(IL_F32, 4, (int64_t[]){1, 17, 1, 1});
+            il_tensor_fill_random(k, op_rng(), -2, 2);
+            int h = node2(&b, "Mul", f, il_graph_add_constant(b.g, "scale", k));
+            il_graph_add_output(b.g, conv(&b, h, 17, 8, 1, 1, 0, 1, "Relu", -1));
+            char what[64];
+            snprintf(what, sizeof what, "squeeze-excitation, batch %lld, %d threads", (long long)batch, threads);
+            il_plan_opts o = {.threads = threads};
+            il_plan *p = plan_checked(b.g, &o, batch, what);
+            int vs[] = {dw, m, e, e2, f, h};
+            for (int i = 0; i < 6; i++) expect_blocked(p, b.g, vs[i], 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
+/* SqueezeNet's Fire modules: a squeeze conv, two expand convs (1x1 and 3x3) joined by Concat
+ * along the channels, a ceil_mode MaxPool, and a second Fire whose expands give 17 and 15
+ * channels, one of them also read by a plain Relu (so Concat reads one native input and one
+ * plain). Batch 1 and 3, 1 and 2 threads, 2-D and 3-D (the kernel takes ranks 4 and 5). */
+static void test_fire_concat(void) {
+    for (int nsp = 2; nsp <= 3; nsp++)
+        for (int64_t batch = 1; batch <= 3; batch += 2)
+            for (int threads = 1; threads <= 2; threads++) {
+                chain b = chain_new(nsp, batch, 8, nsp == 2 ? 15 : 7);
+                int sq = conv(&b, b.g->inputs[0], 8, 6, 1, 1, 0, 1, "Relu", -1);
+                int cat = node2(&b, "Concat", conv(&b, sq, 6, 16, 1, 1, 0, 1, "Relu", -1),
+                                conv(&b, sq, 6, 16, 3, 1, 1, 1, "Relu", -1));
+                int mp = pool(&b, "MaxPool", cat, 3, 2, 0, 1);
+                int sq2 = conv(&b, mp, 32, 8, 1, 1, 0, 1, "Relu", -1);
+                int e1 = conv(&b, sq2, 8, 17, 1, 1, 0, 1, NULL, -1), e3 = conv(&b, sq2, 8, 15, 3, 1, 1, 1, "Relu", -1);
+                int cat2 = node2(&b, "Concat", e1, e3);
+                il_graph_add_output(b.g, unary(&b, "Relu", e3));
+                il_graph_add_output(b.g, pool(&b, "GlobalAveragePool", cat2, 0, 0, 0, 0));
+                char what[64];
+                snprintf(what, sizeof what, "Fire concat, %d-D, batch %lld, %d threads", nsp, (long long)batch, threads);
+                il_plan_opts o = {.threads = threads};
+                il_plan *p = plan_checked(b.g, &o, batch, what);
+                expect_blocked(p, b.g, cat, 1, what);
+                expect_blocked(p, b.g, mp, 1, what);
+                expect_blocked(p, b.g, e1, 1, what);
+                expect_blocked(p, b.g, e3, 0, what);
+                expect_blocked(p, b.g, cat2, 1, what);
+                il_plan_free(p);
+                il_graph_free(b.g);
+            }
+}
+
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"Fire concat", test_fire_concat}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

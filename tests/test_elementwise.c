@@ -447,6 +447,34 @@ static void test_fast_binary(void) {
             t->in[1] = rnd(IL_F32, shapes[s].rb, shapes[s].b, 0.5, 3); /* divisors away from 0 */
             compare_fast(t);
         }
+    /* And, Or, Xor and Where (4-byte elements; other sizes take the reference through the fast
+     * entry), bit for bit, over the same broadcasts and BERT's [batch,1,1,S] & [1,1,S,S] mask */
+    static const struct {
+        int ra, rb, rc;
+        int64_t a[4], b[4], c[4];
+    } sel[] = {
+        {3, 3, 3, {4, 5, 6}, {4, 5, 6}, {4, 5, 6}},      {2, 1, 0, {2, 3}, {3}, {0}},
+        {4, 4, 0, {3, 1, 1, 128}, {1, 1, 128, 128}, {0}}, {3, 3, 3, {5, 1, 7}, {1, 6, 1}, {5, 6, 1}},
+        {4, 2, 1, {3, 1, 40, 700}, {40, 1}, {700}},       {2, 2, 2, {0, 3}, {1, 3}, {0, 1}},
+        {2, 2, 2, {256, 512}, {256, 512}, {1, 512}},      {0, 0, 0, {0}, {0}, {0}},
+    };
+    const char *logic[] = {"And", "Or", "Xor"};
+    for (size_t s = 0; s < sizeof sel / sizeof *sel; s++) {
+        for (size_t o = 0; o < 3; o++) {
+            op_case *t = node_new(logic[o], 2);
+            t->in[0] = rnd(IL_BOOL, sel[s].ra, sel[s].a, 0, 2);
+            t->in[1] = rnd(IL_BOOL, sel[s].rb, sel[s].b, 0, 2);
+            compare_fast(t);
+        }
+        il_dtype wd[] = {IL_F32, IL_I32, IL_F16, IL_I64};
+        for (size_t d = 0; d < 4; d++) {
+            op_case *t = node_new("Where", 3);
+            t->in[0] = rnd(IL_BOOL, sel[s].ra, sel[s].a, 0, 2);
+            t->in[1] = rnd(wd[d], sel[s].rb, sel[s].b, -50, 50);
+            t->in[2] = rnd(wd[d], sel[s].rc, sel[s].c, -50, 50);
+            compare_fast(t);
+        }
+    }
     /* int and float64 inputs take the reference path through the fast entry */
     op_case *t = node_new("Add", 2);
     t->in[0] = rnd(IL_I64, 2, D(64, 64), -1e6, 1e6);

@@ -132,14 +132,15 @@ static void test_conformance_models(void) {
     run_suite("node", passes, np, tl, &models);
     run_suite("pytorch-converted", passes, np, tl, &models);
     printf("\n  %d conformance models run; models changed (failed) per pass:", models);
-    int failed = 0;
+    int failed = 0, found = 0;
     for (int p = 0; p < np; p++) {
+        found += p < np - 1 && tl[p].changed > 0;
         printf("%s %s %d (%d)", p % 4 ? "," : "\n   ", p == np - 1 ? "-O2" : passes[p], tl[p].changed, tl[p].failed);
         failed += tl[p].failed;
     }
     printf("\n");
     CU_ASSERT_TRUE(models > 500); /* the suites are there and the engine runs them */
-    CU_ASSERT_TRUE(tl[0].changed > 0 && tl[np - 1].changed > 0); /* the passes found work */
+    CU_ASSERT_TRUE(found > 0 && tl[np - 1].changed > 0); /* the passes found work */
     CU_ASSERT_EQUAL(failed, 0);
 }
 

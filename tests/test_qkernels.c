@@ -379,6 +379,48 @@ static void test_qgemm_every_isa(void) {
     }
 }
 
+/* A float activation for the dynamic ops: r % 4 picks values across 0, all positive, all
+ * negative, all zero (no range: scale 0); r == 5 plants NaNs and values on exact ties. */
+static il_tensor *dyn_input(int r, int rank, const int64_t *dims) {
+    static const double lo[] = {-3, 0.5, -5, 0}, hi[] = {3, 5, -0.5, 0};
+    il_tensor *x = rnd(IL_F32, rank, dims, lo[r % 4], hi[r % 4]);
+    float *d = x->data;
+    for (int64_t i = 0, n = il_tensor_numel(x); r == 5 && i < n; i += 7) d[i] = i % 2 ? NAN : (float)(i % 5) * 0.5f;
+    return x;
+}
+
+/* DynamicQuantizeLinear's "fast" kernel (vector range and quantization) and the qgemm kernel of
+ * com.microsoft DynamicQuantizeMatMul against their references, bit for bit, on every ISA:
+ * uint8 and int8 B, per column or per tensor, with and without B zero points and bias. */
+static void test_dynamic_every_isa(void) {
+    for (int isa = 0; isa < IL_QISA_COUNT; isa++) {
+        if (!il_qisa_available(isa)) continue;
+        il_qisa_force(isa);
+        for (int r = 0; r < 8; r++) {
+            int64_t m = 1 + op_randint(40), k = 1 + op_randint(150), n = 1 + op_randint(70), nch = r & 1 ? n : 1;
+            il_dtype bdt = r & 2 ? IL_U8 : IL_I8;
+            op_case *o = op_new("com.microsoft:DynamicQuantizeMatMul", 13, 5, 1);
+            op_in(o, 0, dyn_input(r, 3, D(2, m, k)));
+            op_in(o, 1, rnd(bdt, 2, D(k, n), bdt == IL_U8 ? 0 : -127, bdt == IL_U8 ? 255 : 127));
+            op_in(o, 2, per(IL_F32, nch, 0.01, 0.03));
+            if (r != 4) op_in(o, 3, r & 4 ? per(bdt, nch, bdt == IL_U8 ? 100 : -9, bdt == IL_U8 ? 150 : 9) : scalar_t(bdt, bdt == IL_U8 ? 128 : 0));
+            if (r % 3) op_in(o, 4, rnd(IL_F32, 1, D(n), -2, 2));
+            o->threads = 1 + (int)op_randint(3);
+            snprintf(o->label, sizeof o->label, "DynamicQuantizeMatMul m %lld k %lld n %lld r %d", (long long)m, (long long)k,
+                     (long long)n, r);
+            RUN_OK(o);
+            op_free(o);
+            o = op_new("DynamicQuantizeLinear", 13, 1, 3);
+            op_in(o, 0, dyn_input(r, 2, D(m, 1 + op_randint(300))));
+            RUN_OK(o);
+            op_free(o);
+        }
+    }
+    il_qisa_force(-1);
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("com.microsoft", "DynamicQuantizeMatMul", "cpu", "qgemm")));
+    CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "DynamicQuantizeLinear", "cpu", "fast")));
+}
+
 /* QAdd / QLinearAdd / QLinearMul: the int8 kernel vs the reference (same shapes), and the
  * reference by hand. */
 static void test_eltwise_ops(void) {
@@ -541,6 +583,8 @@ IL_SUITE("qkernels", {"int8 gemm: every isa bit-exact vs the C reference", test_
          {"QLinearConv, QConv, ConvInteger: qgemm vs reference, every isa", test_conv_ops_every_isa},
          {"QLinearMatMul, MatMulInteger, QMatMul: qgemm vs reference, every isa", test_matmul_ops_every_isa},
          {"QGemm (com.microsoft): qgemm vs reference bit for bit, every isa; by hand", test_qgemm_every_isa},
+         {"DynamicQuantizeLinear fast, DynamicQuantizeMatMul qgemm: vs reference bit for bit, every isa",
+          test_dynamic_every_isa},
          {"QAdd, QLinearAdd, QLinearMul: int8 vs reference", test_eltwise_ops},
          {"MaxPool over uint8/int8: int8 vs reference", test_maxpool_int8},
          {"QuantizeLinear per tensor: every kernel bit for bit (ties, saturation, NaN, inf)", test_quantize_linear},

@@ -468,6 +468,62 @@ static void test_dynamic(void) {
     il_graph_free(g);
 }
 
+/* The pass fuse-dynamic-q on what --dynamic writes: each DynamicQuantizeLinear -> MatMulInteger
+ * -> Cast -> Mul [-> Add] becomes one com.microsoft DynamicQuantizeMatMul, whose output is the
+ * graph's bit for bit (its qgemm kernel and its reference kernel, against the unfused graph on
+ * the reference kernels); ONNX Runtime runs the fused file (its own op) to within float
+ * rounding; a Cast whose sums are also a graph output is left alone. */
+static void test_dynamic_fused(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 3, DIMS(-1, 7, 16));
+    int h = OP(g, "Relu", OP(g, "Add", OP(g, "MatMul", x, W(g, 2, DIMS(16, 32), -0.3, 0.3)), W(g, 1, DIMS(32), -0.1, 0.1)));
+    OUT(g, OP(g, "MatMul", h, W(g, 2, DIMS(32, 10), -0.3, 0.3)));
+    int n;
+    IL_ASSERT_OK(il_quant_dynamic(g, NULL, 0, 0, &n));
+    il_graph *f = il_graph_clone(g);
+    il_pass_stats st = apply(f, "fuse-dynamic-q");
+    (void)st;
+    CU_ASSERT_EQUAL(count(f, "DynamicQuantizeMatMul"), 2);
+    CU_ASSERT_EQUAL(count(f, "DynamicQuantizeLinear") + count(f, "MatMulInteger") + count(f, "Cast") + count(f, "Mul") +
+                        count(f, "Add"), 0);
+    il_tensor *in = rnd(IL_F32, 3, D(3, 7, 16), -2, 3);
+    il_tensor *want = op_run_graph(g, &in, &(il_plan_opts){.reference = 1});
+    il_tensor *fast = op_run_graph(f, &in, &(il_plan_opts){.threads = 2});
+    il_tensor *ref = op_run_graph(f, &in, &(il_plan_opts){.reference = 1});
+    CU_ASSERT_FATAL(want && fast && ref);
+    CU_ASSERT_EQUAL(memcmp(want->data, fast->data, il_tensor_bytes(want)), 0);
+    CU_ASSERT_EQUAL(memcmp(want->data, ref->data, il_tensor_bytes(want)), 0);
+    if (!access("node_modules/onnxruntime-node", R_OK)) {
+        const char *path = il_test_tmp("dynq.onnx"), *xin = il_test_tmp("dynq_x.npy"), *yort = il_test_tmp("dynq_y.npy");
+        IL_ASSERT_OK(il_onnx_save(f, path));
+        IL_ASSERT_OK(il_tensor_save_npy(in, xin));
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd, "node bench/peers/ort_bench.js --model %s --threads 1 --batch 3 --eval-in %s --eval-out %s >/dev/null",
+                 path, xin, yort);
+        CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+        il_tensor *yo = NULL;
+        IL_ASSERT_OK(il_tensor_load_npy(yort, &yo));
+        int64_t worst;
+        char msg[256];
+        int close = il_tensor_allclose(yo, fast, 1e-5, 1e-5, &worst, msg, sizeof msg);
+        if (!close) fprintf(stderr, "\n  ONNX Runtime vs fused: %s\n", msg);
+        CU_ASSERT(close);
+        il_tensor_free(yo);
+    }
+    il_tensor_free(in), il_tensor_free(want), il_tensor_free(fast), il_tensor_free(ref);
+    il_graph_free(f);
+    /* the int32 sums of the first product also a graph output: that product stays as it is */
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "MatMulInteger")) {
+            OUT(g, g->nodes[k].outputs[0]);
+            break;
+        }
+    IL_ASSERT_OK(il_pass_run(g, "fuse-dynamic-q", &st));
+    CU_ASSERT_EQUAL(count(g, "DynamicQuantizeMatMul"), 1);
+    CU_ASSERT_EQUAL(count(g, "MatMulInteger"), 1);
+    il_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- end to end */
 
 /* The trained Fashion-MNIST teacher: INT8 (entropy, 256 calibration images) within a point of
@@ -638,5 +694,6 @@ IL_SUITE("quantize", {"quantize rounding and saturation", test_quantize_rounding
          {"calibrator registry and cache", test_calibrator_registry_and_cache}, {"QDQ rewrite", test_qdq_structure},
          {"Concat shares its scale", test_concat_shares_scales},
          {"analyze and target-drop", test_analyze_and_tune}, {"dynamic", test_dynamic},
+         {"fuse-dynamic-q: DynamicQuantizeMatMul = the dynamic graph, bit for bit; ORT runs it", test_dynamic_fused},
          {"teacher end to end", test_teacher_end_to_end},
          {"lossy passes under --verify", test_lossy_verify}, {"cli", test_cli_quantize})

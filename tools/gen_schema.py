@@ -77,6 +77,9 @@ EXTRA = [
     # (without y_zero_point the output is float)
     ("com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1,
      {"alpha": (F, 0), "transA": (I, 0), "transB": (I, 0)}),
+    # DynamicQuantizeMatMul (A float, B, b_scale [, b_zero_point, bias]): what fuse-dynamic-q
+    # makes of quantize_dynamic's DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul [-> Add]
+    ("com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, {}),
 ]
 
 OPT = {0: "s", 1: "o", 2: "v"}

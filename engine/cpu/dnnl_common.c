@@ -129,11 +129,12 @@ il_status il_dnnl_step_arg(const il_kctx *c, il_dnnl_step *st, int arg, const dn
 
 void il_dnnl_step_set(il_dnnl_step *st, int arg, void *ptr) {
     for (int i = 0; i < st->n; i++)
-        if (st->args[i].arg == arg) dnnl_memory_set_data_handle_v2(st->args[i].memory, ptr, il_dnnl_stream());
+        if (st->args[i].arg == arg)
+            dnnl_memory_set_data_handle_v2(st->args[i].memory, ptr, st->stream ? st->stream : il_dnnl_stream());
 }
 
 il_status il_dnnl_step_run(const il_kctx *c, il_dnnl_step *st) {
-    IL_DNNL(c, dnnl_primitive_execute(st->prim, il_dnnl_stream(), st->n, st->args));
+    IL_DNNL(c, dnnl_primitive_execute(st->prim, st->stream ? st->stream : il_dnnl_stream(), st->n, st->args));
     return IL_OK;
 }
 
@@ -147,6 +148,16 @@ il_status il_dnnl_exec(const il_kctx *c, il_dnnl_step *st) {
 void il_dnnl_release(void *state) {
     il_dnnl_state *s = state;
     if (!s) return;
+    for (int i = 0; s->more && i < s->workers - 1; i++) {
+        il_dnnl_state *m = &s->more[i];
+        dnnl_stream_t own = m->main.stream;
+        il_dnnl_step_free(&m->main);
+        il_dnnl_step_free(&m->src_in);
+        il_dnnl_step_free(&m->dst_out);
+        il_dnnl_step_free(&m->z_in);
+        if (own) dnnl_stream_destroy(own);
+    }
+    free(s->more);
     il_dnnl_step_free(&s->main);
     il_dnnl_step_free(&s->src_in);
     il_dnnl_step_free(&s->dst_out);

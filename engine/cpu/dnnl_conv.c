@@ -21,6 +21,8 @@
 
 #include "dnnl_int.h"
 
+#include <omp.h>
+
 /* Float32 1-D to 3-D convolutions with a constant weight of known shape. The bias (if any) is
  * read at run time, so it may vary; the weight may not, since it is packed once. */
 static int dconv_supports(const il_kctx *c) {
@@ -105,10 +107,72 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
 }
 
+/* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
+ * layouts the plan holds X, Y and Z in (xuser, yuser, zuser) and pd's, its scratchpad; their
+ * buffers laid in the workspace from *off. */
+static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *xuser,
+                             const dnnl_memory_desc_t *yuser, const dnnl_memory_desc_t *zuser, size_t *off) {
+    const il_tensor *B = il_in(c, 2);
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    s->zbytes = dnnl_memory_desc_get_size(dst);
+    il_status st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, off);
+    /* the sum post-op adds what dst holds: Z, in the primitive's layout */
+    if (!st && s->has_z && !dnnl_memory_desc_equal(dst, zuser)) st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
+    s->scratch_off = *off;
+    *off += il_dnnl_align(scratch);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
+    if (!st && B) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    s->ximg = dnnl_memory_desc_get_size(xuser);
+    s->yimg = dnnl_memory_desc_get_size(yuser);
+    s->zimg = dnnl_memory_desc_get_size(zuser);
+    return st;
+}
+
+/* Whether a batch too large for the caches runs its images in parallel (one per thread, each on a
+ * one-thread primitive) rather than one call of the primitive on all threads;
+ * INFERLAB_DNNL_IMAGE_PAR=0 turns it off, to compare. */
+static int image_parallel(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("INFERLAB_DNNL_IMAGE_PAR");
+        v = !(e && *e == '0');
+    }
+    return v;
+}
+
+/* The workers - 1 more states of a convolution whose images run in parallel: each its own
+ * primitive object (the same jitted kernel), memory objects, stream and workspace parts. */
+static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *xuser,
+                               const dnnl_memory_desc_t *yuser, const dnnl_memory_desc_t *zuser, size_t *off) {
+    s->more = calloc((size_t)s->workers - 1, sizeof *s->more);
+    if (!s->more) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    il_status st = IL_OK;
+    for (int i = 0; i < s->workers - 1 && !st; i++) {
+        il_dnnl_state *m = &s->more[i];
+        dnnl_stream_t strm;
+        m->has_z = s->has_z;
+        m->threads = 1;
+        m->images = s->images;
+        if (dnnl_stream_create(&strm, il_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success)
+            return il_kerr(c, IL_ERR_INTERNAL, "oneDNN could not make a stream");
+        st = dconv_steps(c, m, pd, xuser, yuser, zuser, off);
+        m->main.stream = m->src_in.stream = m->dst_out.stream = m->z_in.stream = strm;
+    }
+    return st;
+}
+
 /* prepare: the primitive for the node's shapes, the weight packed, reorders where the layouts the
  * plan holds X, Y and Z in differ from the primitive's, the workspace laid out. */
 static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int blocked) {
-    const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
+    const il_tensor *X = c->in[0], *W = c->in[1];
     s->has_z = il_in(c, 3) != NULL;
     il_act act;
     il_conv_geom g;
@@ -116,48 +180,40 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     il_status st = dconv_geom(c, &act, &g, ydims);
     if (st) return st;
     il_dnnl_use_threads(c, s, (double)g.n * g.m * g.out_sp * (g.c / g.group) * g.k_sp);
-    /* On one thread, a batch whose activations outgrow the caches runs image by image: oneDNN's
-     * brgconv on 8 images streams them per block of output channels. 1x256x14x14 -> 1024 (1x1,
-     * channels-last, one thread, min of 15, load 7-9): 0.59 ms an image against 5.6-13.6 ms for
-     * 8 images in one call; 1x64x56x56 -> 256: 0.60-0.63 against 5.6-10.3 ms. */
+    /* A batch whose activations outgrow the caches runs image by image: oneDNN's brgconv on 8
+     * images streams them per block of output channels. 1x256x14x14 -> 1024 (1x1, channels-last,
+     * one thread, min of 15, load 7-9): 0.59 ms an image against 5.6-13.6 ms for 8 images in one
+     * call; 1x64x56x56 -> 256: 0.60-0.63 against 5.6-10.3 ms. On more threads the images are
+     * shared out among them, each on a one-thread primitive (docs/cpu_speed.md). */
     s->images = 1;
-    if (s->threads == 1 && g.n > 1 &&
-        (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES) {
-        s->images = g.n;
-        g.n = 1;
+    s->workers = 1;
+    if (g.n > 1 && (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES) {
+        if (s->threads > 1 && image_parallel()) {
+            s->workers = (int)(g.n < s->threads ? g.n : s->threads);
+            s->threads = 1; /* one each: the primitive is made for it */
+            omp_set_num_threads(1);
+        }
+        if (s->threads == 1) {
+            s->images = g.n;
+            g.n = 1;
+        }
     }
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
     if ((st = make_pd(c, blocked, &g, &act, s->has_z, &pd, &w_user))) return st;
-    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
     int64_t xdims[IL_MAX_RANK];
     memcpy(xdims, X->dims, sizeof xdims);
     xdims[0] = g.n;
     ydims[0] = g.n;
-    size_t off = 0, scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
-    s->zbytes = dnnl_memory_desc_get_size(dst);
+    size_t off = 0;
     if (!(st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, xdims)) &&
         !(st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)) &&
         !(st = il_dnnl_user_md(c, &zuser, c->blocked_in >> 3 & 1, X->rank, ydims)) &&
-        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = il_dnnl_step_make(c, &s->main, pd)) &&
-        !(st = il_dnnl_io_make(c, s, &xuser, src, &yuser, dst, &off))) {
-        /* the sum post-op adds what dst holds: Z, in the primitive's layout */
-        if (s->has_z && !dnnl_memory_desc_equal(dst, &zuser)) st = il_dnnl_reorder_make(c, &s->z_in, &zuser, dst);
-        s->scratch_off = off;
-        off += il_dnnl_align(scratch);
-        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
-        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
-        if (!st && B) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
-        if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
-        if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
-        s->ximg = dnnl_memory_desc_get_size(&xuser);
-        s->yimg = dnnl_memory_desc_get_size(&yuser);
-        s->zimg = dnnl_memory_desc_get_size(&zuser);
-    }
+        !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) &&
+        !(st = dconv_steps(c, s, pd, &xuser, &yuser, &zuser, &off)) && s->workers > 1)
+        st = dconv_workers(c, s, pd, &xuser, &yuser, &zuser, &off);
     dnnl_primitive_desc_destroy(pd);
     *workspace = off + 64;
     return st;
@@ -173,8 +229,9 @@ static il_status dconv_prepare_wino(il_kctx *c, void **state, size_t *ws) {
     return il_dnnl_prepare(c, state, ws, dconv_fill, DCONV_WINO);
 }
 
-/* One call of the primitive on X at x, Y at y and Z at z (the whole batch, or one image). */
-static il_status dconv_call(il_kctx *c, il_dnnl_state *s, char *x, char *y, const char *z) {
+/* One call of the primitive of state s (the node's, or a worker's) with the packed weight w on X
+ * at x, Y at y and Z at z (the whole batch, or one image). */
+static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char *y, const char *z) {
     const il_tensor *B = il_in(c, 2);
     void *src, *dst = il_dnnl_dst_at(c, s, y);
     il_status st = il_dnnl_src_at(c, s, x, &src);
@@ -189,7 +246,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, char *x, char *y, cons
     }
     if (!st) {
         il_dnnl_step_set(&s->main, DNNL_ARG_SRC, src);
-        il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, s->w);
+        il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, w);
         if (B) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, B->data);
         il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
@@ -204,8 +261,22 @@ static il_status dconv_run(il_kctx *c) {
     char *x = c->in[0]->data, *y = c->out[0]->data;
     const char *z = Z ? Z->data : NULL;
     il_status st = IL_OK;
+    if (s->workers > 1) {
+        /* dynamic: on a busy machine one thread may get less of its core than the other */
+#pragma omp parallel for num_threads(s->workers) schedule(dynamic, 1)
+        for (int64_t i = 0; i < s->images; i++) {
+            int t = omp_get_thread_num();
+            il_status e = dconv_call(c, t ? &s->more[t - 1] : s, s->w, x + i * s->ximg, y + i * s->yimg,
+                                     z ? z + i * s->zimg : NULL);
+            if (e) {
+#pragma omp critical(il_dnnl_conv_err)
+                st = e;
+            }
+        }
+        return st;
+    }
     for (int64_t i = 0; i < s->images && !st; i++)
-        st = dconv_call(c, s, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL);
+        st = dconv_call(c, s, s->w, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL);
     return st;
 }
 

@@ -59,6 +59,7 @@ typedef struct {
     dnnl_primitive_t prim;
     int n;
     dnnl_exec_arg_t args[IL_DNNL_MAX_ARGS];
+    dnnl_stream_t stream; /* NULL: the process's (il_dnnl_stream); a worker's own where images run in parallel */
 } il_dnnl_step;
 
 /* A step for primitive descriptor pd (its primitive made here; pd stays the caller's). */
@@ -75,7 +76,7 @@ il_status il_dnnl_exec(const il_kctx *c, il_dnnl_step *st);
 
 /* The per-node state of every oneDNN kernel: its primitive, the reorders a convolution with
  * blocked activations puts around it, the packed weight and a prepared bias copy. */
-typedef struct {
+typedef struct il_dnnl_state_ {
     il_dnnl_step main, src_in, dst_out, z_in; /* the reorders only where a layout differs */
     void *w;                                  /* the packed weight (aligned_alloc) */
     float *bias;                              /* a bias prepared at prepare (Gemm's beta * C), or NULL */
@@ -85,6 +86,10 @@ typedef struct {
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
+    /* convolution, images run in parallel: workers - 1 more states (their own memory objects,
+     * reorder buffers, scratchpad and stream around the same primitive; w stays this state's) */
+    int workers;
+    struct il_dnnl_state_ *more;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
@@ -136,8 +141,9 @@ void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
-/* A convolution on one thread runs image by image once its batch's input and output together
- * reach this many bytes (dnnl_conv.c): about what the L2 of one core holds. */
+/* A convolution runs image by image once its batch's input and output together reach this many
+ * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
+ * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
 
 /* The il_kernel release of every oneDNN kernel. */

@@ -252,6 +252,11 @@ void il_qepi_scalar(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0
                 ((int32_t *)e->y)[at] = acc;
                 continue;
             }
+            if (e->out == IL_QOUT_F32) {
+                float f = (float)acc * e->fscale[m];
+                ((float *)e->y)[at] = e->fbias ? f + e->fbias[m] : f;
+                continue;
+            }
             double v = rint((double)acc * e->scale[m]) + e->zp;
             v = v < e->lo ? e->lo : v > e->hi ? e->hi : v;
             if (e->out == IL_QOUT_U8) ((uint8_t *)e->y)[at] = (uint8_t)v;

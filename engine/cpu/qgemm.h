@@ -85,8 +85,12 @@ void il_qpack_cols(const uint8_t *x, int64_t ldx, int64_t k, int64_t n, uint8_t 
 /* The epilogue of each C tile. acc = C[m][j] + row_add[m] - row_zw[m] * colsum[j] (the zero
  * point terms and bias; row_zw NULL: none); then, for 8-bit outputs,
  *   y = clamp(rint(acc * scale[m]) + zp, lo, hi),   [lo, hi] within the output type's range,
- * written to y + m*rs + j*cs (elements of 1 byte; 4 for int32 outputs, which store acc). */
-typedef enum { IL_QOUT_S32, IL_QOUT_U8, IL_QOUT_S8 } il_qout;
+ * for float outputs (IL_QOUT_F32)
+ *   y = (float)acc * fscale[m] [+ fbias[m]]          in float32, each operation rounded once,
+ * written to y + m*rs + j*cs (elements of 1 byte; 4 for int32 outputs, which store acc, and
+ * float ones). AVX-512 vectorizes rows (cs = 1) and, for int32 and float outputs, the
+ * transposed store of a MatMul's Y^T (rs = 1): 8 rows of one column are 8 adjacent outputs. */
+typedef enum { IL_QOUT_S32, IL_QOUT_U8, IL_QOUT_S8, IL_QOUT_F32 } il_qout;
 
 typedef struct il_qepi {
     il_qout out;
@@ -94,6 +98,8 @@ typedef struct il_qepi {
     const int32_t *row_zw;    /* m entries or NULL */
     const int32_t *colsum;    /* n entries (needed when row_zw is set) */
     const double *scale;      /* m entries (8-bit outputs) */
+    const float *fscale;      /* m entries (float outputs) */
+    const float *fbias;       /* m entries or NULL (float outputs) */
     int32_t zp, lo, hi;
     void *y;
     int64_t rs, cs;           /* strides of y in elements: row m, column j */
@@ -129,6 +135,16 @@ il_status il_qact_range(const il_kctx *c, double y_scale, int32_t y_zp, il_dtype
  * reference's order, so that the qgemm kernel rounds exactly where the reference does. */
 void il_qgemm_dims(const il_kctx *c, int64_t *m, int64_t *k, int64_t *n);
 double il_qgemm_scale(const il_kctx *c, int64_t j);
+
+/* DynamicQuantizeLinear's arithmetic (engine/ops/quant.c), shared by its kernels and by
+ * DynamicQuantizeMatMul's: from x's range widened to hold 0, scale = (mx - mn) / 255 and
+ * zp = sat(round(-mn / scale)) in float32 (scale 0, zp 0 for an all-zero x); y = sat(round(x /
+ * scale) + zp), every y 0 when scale is 0. _ref: scalar loops (the oracle); il_dynq_minmax and
+ * il_dynq_apply (engine/cpu/quant_vec.c): the same bit for bit, 16 lanes with AVX-512. */
+void il_dynq_scale(float mn, float mx, float *scale, uint8_t *zp);
+void il_dynq_apply_ref(const float *x, uint8_t *y, int64_t n, float scale, uint8_t zp);
+void il_dynq_minmax(const float *x, int64_t n, float *mn, float *mx); /* min(x, 0), max(x, 0); NaN ignored */
+void il_dynq_apply(const float *x, uint8_t *y, int64_t n, float scale, uint8_t zp);
 
 /* QAdd / QLinearAdd / QLinearMul on per-tensor parameters, as their reference computes it:
  * in float32 (16 lanes a vector; exact for the differences of 8-bit values and their

@@ -18,7 +18,8 @@ typedef struct {
 } mslots;
 
 static const mslots QLINEAR = {0, 1, 2, 3, 4, 5, 6, 7, -1}, QMATMUL = {0, 1, 2, 3, 4, 5, 6, 7, 8},
-                    MMINT = {0, -1, 2, 1, -1, 3, -1, -1, -1}, QGEMM = {0, 1, 2, 3, 4, 5, 7, 8, 6};
+                    MMINT = {0, -1, 2, 1, -1, 3, -1, -1, -1}, QGEMM = {0, 1, 2, 3, 4, 5, 7, 8, 6},
+                    DQMM = {0, -1, -1, 1, 2, 3, -1, -1, -1}; /* its float bias (input 4) is added last */
 
 /* The input in slot i (-1: the op has none), or NULL when omitted. */
 static const il_tensor *slot(const il_kctx *c, int i) { return i >= 0 ? il_in(c, i) : NULL; }
@@ -26,6 +27,7 @@ static const il_tensor *slot(const il_kctx *c, int i) { return i >= 0 ? il_in(c,
 static const mslots *slots_of(const il_kctx *c) {
     if (!strcmp(c->node->op_type, "MatMulInteger")) return &MMINT;
     if (!strcmp(c->node->op_type, "QGemm")) return &QGEMM;
+    if (!strcmp(c->node->op_type, "DynamicQuantizeMatMul")) return &DQMM;
     return !strcmp(c->node->op_type, "QMatMul") ? &QMATMUL : &QLINEAR;
 }
 
@@ -43,6 +45,7 @@ typedef struct {
     int az_runtime, a_s8;
     int64_t *base, *rz;
     int trans_a, f32; /* QGemm: A is [K, M]; the output is float (no y_zero_point) */
+    int dyn;          /* DynamicQuantizeMatMul: A is float, quantized here each run */
 } qmm_state;
 
 /* K and N, and whether B is stored [N, K] (QGemm's transB) and A [K, M] (transA). */
@@ -58,10 +61,11 @@ static void qmm_geom(const il_kctx *c, const mslots *q, int64_t *k, int64_t *n, 
 }
 
 /* The GEMM's columns (A's rows) and where a run's scratch lives in the workspace: the packed A,
- * its column sums, this run's column terms (a run-time zero point), the int32 sums (float out). */
+ * its column sums, this run's column terms (a run-time zero point), the int32 sums (float out),
+ * A quantized (DynamicQuantizeMatMul). */
 typedef struct {
     int64_t rows;
-    size_t xp, colsum, ra, acc, total;
+    size_t xp, colsum, ra, acc, qa, fs, total;
 } qmm_ws;
 
 static qmm_ws ws_layout(const qmm_state *s, const il_tensor *a) {
@@ -69,7 +73,9 @@ static qmm_ws ws_layout(const qmm_state *s, const il_tensor *a) {
     w.colsum = (il_qx_bytes(s->k, w.rows) + 63) & ~(size_t)63;
     w.ra = w.colsum + (size_t)(w.rows + 1) * sizeof(int32_t);
     w.acc = w.ra + (s->az_runtime ? (size_t)(s->n + 1) * sizeof(int32_t) : 0);
-    w.total = w.acc + (s->f32 ? (size_t)(w.rows * s->n) * sizeof(int32_t) : 0);
+    w.qa = w.acc + (s->f32 ? (size_t)(w.rows * s->n) * sizeof(int32_t) : 0);
+    w.fs = (w.qa + (s->dyn ? (size_t)(w.rows * s->k) : 0) + 63) & ~(size_t)63;
+    w.total = w.fs + (s->dyn ? (size_t)s->n * sizeof(float) : 0);
     return w;
 }
 
@@ -84,9 +90,11 @@ static void qmm_release(void *p) {
 static int qmm_supports(const il_kctx *c) {
     const mslots *q = slots_of(c);
     const il_tensor *a = c->in[0], *b = il_in(c, q->b);
-    if (!a || !b || !il_q_is_8bit(a->dtype) || !il_q_is_8bit(b->dtype) || a->rank < 2 || b->rank != 2 || !il_shape_known(a))
+    if (!a || !b || !(q == &DQMM ? a->dtype == IL_F32 : il_q_is_8bit(a->dtype)) || !il_q_is_8bit(b->dtype) ||
+        a->rank < 2 || b->rank != 2 || !il_shape_known(a))
         return 0;
     if (q == &QGEMM && a->rank != 2) return 0;
+    if (q == &DQMM && il_in(c, 4) && (!il_q_const_or_absent(c, 4) || il_tensor_numel(c->in[4]) != b->dims[1])) return 0;
     const int need[] = {q->as, q->az, q->b, q->bs, q->bz, q->ys, q->yz, q->bias};
     for (int i = 0; i < 8; i++) /* MatMulInteger's A zero point may come at run time (dynamic) */
         if (!il_q_const_or_absent(c, need[i]) && !(q == &MMINT && i == 1 && il_shape_known(c->in[q->az])))
@@ -128,15 +136,16 @@ static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_status st = il_qweights_pack(il_qisa_active(), bt ? bt : bd, b_u8, n, k, k, &s->w);
     free(bt);
     s->flip = a_s8 ? 0x80 : 0;
-    s->az_runtime = q->az >= 0 && !il_q_const_or_absent(c, q->az);
+    s->dyn = q == &DQMM;
+    s->az_runtime = s->dyn || (q->az >= 0 && !il_q_const_or_absent(c, q->az));
     s->a_s8 = a_s8;
     int64_t zau = s->az_runtime ? 0 : il_q_int_at(c, q->az, 0) + (a_s8 ? 128 : 0);
     if (s->az_runtime && (!(s->base = calloc((size_t)n + 1, sizeof *s->base)) ||
                           !(s->rz = calloc((size_t)n + 1, sizeof *s->rz))))
         st = IL_ERR_OOM;
-    il_dtype ydt = slot(c, q->yz) ? c->in[q->yz]->dtype : q == &QGEMM ? IL_F32 : IL_I32;
-    s->f32 = ydt == IL_F32;
-    s->out = ydt == IL_U8 ? IL_QOUT_U8 : ydt == IL_I8 ? IL_QOUT_S8 : IL_QOUT_S32;
+    il_dtype ydt = slot(c, q->yz) ? c->in[q->yz]->dtype : q == &QGEMM || s->dyn ? IL_F32 : IL_I32;
+    s->f32 = ydt == IL_F32 && !s->dyn; /* QGemm's float output: int32 sums, then a pass in double */
+    s->out = s->dyn ? IL_QOUT_F32 : ydt == IL_U8 ? IL_QOUT_U8 : ydt == IL_I8 ? IL_QOUT_S8 : IL_QOUT_S32;
     s->zp = (int32_t)il_q_int_at(c, q->yz, 0);
     if (!st && s->out != IL_QOUT_S32) st = il_qact_range(c, il_q_get_at(c, q->ys, 0), s->zp, ydt, &s->lo, &s->hi);
     int any_zw = 0;
@@ -150,6 +159,7 @@ static il_status qmm_prepare(il_kctx *c, void **state, size_t *workspace) {
         s->row_zw[j] = (int32_t)zb;
         any_zw |= zb != 0;
         s->scale[j] = q == &QGEMM ? il_qgemm_scale(c, j) /* the reference's order */
+                      : s->dyn    ? il_q_get_at(c, q->bs, j) /* b_scale: a_scale comes with each run */
                                   : il_q_get_at(c, q->as, 0) * il_q_get_at(c, q->bs, j) / il_q_get_at(c, q->ys, 0);
     }
     if (st) {
@@ -173,18 +183,29 @@ static il_status qmm_run(il_kctx *c) {
     uint8_t *xp = c->workspace;
     int32_t *colsum = s->row_zw ? (int32_t *)(xp + w.colsum) : NULL;
     if (rows == 0 || s->n == 0) return IL_OK;
+    const uint8_t *a = c->in[0]->data;
+    float as = 0;
+    uint8_t az = 0;
+    if (s->dyn) { /* DynamicQuantizeLinear's arithmetic, vectorized (quant_vec.c) */
+        float mn, mx;
+        uint8_t *qa = xp + w.qa;
+        il_dynq_minmax(c->in[0]->data, rows * s->k, &mn, &mx);
+        il_dynq_scale(mn, mx, &as, &az);
+        il_dynq_apply(c->in[0]->data, qa, rows * s->k, as, az);
+        a = qa;
+    }
 #pragma omp parallel for num_threads(s->threads) if (s->threads > 1 && strips > 1) schedule(static)
     for (int64_t st = 0; st < strips; st++) {
         if (s->trans_a) /* A [K, M]: its columns are the GEMM's, stored row by row */
-            il_qpack_rows(c->in[0]->data, rows, s->k, rows, s->flip, xp, colsum, st, st + 1);
+            il_qpack_rows(a, rows, s->k, rows, s->flip, xp, colsum, st, st + 1);
         else
-            il_qpack_cols(c->in[0]->data, s->k, s->k, rows, s->flip, xp, colsum, st, st + 1);
+            il_qpack_cols(a, s->k, s->k, rows, s->flip, xp, colsum, st, st + 1);
     }
     const int32_t *row_add = s->row_add;
     if (s->az_runtime) { /* this run's zero point of A into the column terms */
         int32_t *ra = (int32_t *)(xp + w.ra);
-        const il_tensor *z = c->in[2];
-        int64_t zau = (z->dtype == IL_I8 ? ((const int8_t *)z->data)[0] : ((const uint8_t *)z->data)[0]) + (s->a_s8 ? 128 : 0);
+        const il_tensor *z = s->dyn ? NULL : c->in[2];
+        int64_t zau = !z ? az : (z->dtype == IL_I8 ? ((const int8_t *)z->data)[0] : ((const uint8_t *)z->data)[0]) + (s->a_s8 ? 128 : 0);
         for (int64_t j = 0; j < s->n; j++) {
             int64_t add = s->base[j] - zau * s->rz[j];
             if (add < INT32_MIN || add > INT32_MAX)
@@ -194,25 +215,30 @@ static il_status qmm_run(il_kctx *c) {
         row_add = ra;
     }
     int32_t *acc = s->f32 ? (int32_t *)(xp + w.acc) : NULL;
+    float *fs = s->dyn ? (float *)(xp + w.fs) : NULL;
+    for (int64_t j = 0; fs && j < s->n; j++) fs[j] = as * (float)s->scale[j]; /* the graph's Mul(a_scale, b_scale) */
     il_qepi e = {.out = s->out, .row_add = row_add, .row_zw = s->row_zw, .colsum = colsum, .scale = s->scale,
-                 .zp = s->zp, .lo = s->lo, .hi = s->hi, .y = acc ? (void *)acc : c->out[0]->data, .rs = 1, .cs = s->n};
+                 .fscale = fs, .fbias = s->dyn && il_in(c, 4) ? c->in[4]->data : NULL, .zp = s->zp, .lo = s->lo,
+                 .hi = s->hi, .y = acc ? (void *)acc : c->out[0]->data, .rs = 1, .cs = s->n};
     il_qgemm(&s->w, xp, rows, &e, s->threads);
     float *y = c->out[0]->data;
-    for (int64_t i = 0; acc && i < rows; i++) /* the reference's double product, rounded to float once */
-        for (int64_t j = 0; j < s->n; j++) y[i * s->n + j] = (float)((double)acc[i * s->n + j] * s->scale[j]);
+    int64_t n = s->n;
+    for (int64_t i = 0; acc && i < rows; i++) /* QGemm: the reference's double product, rounded to float once */
+        for (int64_t j = 0; j < n; j++) y[i * n + j] = (float)((double)acc[i * n + j] * s->scale[j]);
     return IL_OK;
 }
 
-#define QMM_KERNEL(DOMAIN, OP, SINCE)                                                                          \
+#define QMM_KERNEL(DOMAIN, OP, SINCE, DTYPES)                                                                  \
     {.domain = DOMAIN, .op = OP, .since_version = SINCE, .backend = "cpu", .name = "qgemm",                   \
-     .dtypes = IL_DT(IL_U8) | IL_DT(IL_I8), .priority = 10, .supports = qmm_supports, .prepare = qmm_prepare, \
+     .dtypes = DTYPES, .priority = 10, .supports = qmm_supports, .prepare = qmm_prepare,                       \
      .run = qmm_run, .release = qmm_release,                                                                   \
      .doc = "INT8 u8 x s8 GEMM (AVX-512 VNNI / AVX-VNNI / AVX2 / C by CPUID) on a constant B packed once"}
 
 const il_kernel il_kernels_qmatmul[] = {
-    QMM_KERNEL("", "QLinearMatMul", 10),
-    QMM_KERNEL("", "MatMulInteger", 10),
-    QMM_KERNEL("ai.inferlab", "QMatMul", 1),
-    QMM_KERNEL("com.microsoft", "QGemm", 1),
+    QMM_KERNEL("", "QLinearMatMul", 10, IL_DT(IL_U8) | IL_DT(IL_I8)),
+    QMM_KERNEL("", "MatMulInteger", 10, IL_DT(IL_U8) | IL_DT(IL_I8)),
+    QMM_KERNEL("ai.inferlab", "QMatMul", 1, IL_DT(IL_U8) | IL_DT(IL_I8)),
+    QMM_KERNEL("com.microsoft", "QGemm", 1, IL_DT(IL_U8) | IL_DT(IL_I8)),
+    QMM_KERNEL("com.microsoft", "DynamicQuantizeMatMul", 1, IL_DT(IL_F32)),
     {0},
 };

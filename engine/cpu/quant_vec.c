@@ -48,6 +48,36 @@ static il_status qv_run(il_kctx *c) {
     return IL_OK;
 }
 
+/* ---- DynamicQuantizeLinear's range and quantization (engine/ops/quant.c's, bit for bit) */
+
+/* min_ps(x, m) is x < m ? x : m: a NaN x leaves m, as the reference's `if (x < mn)`; lanes past
+ * n load 0, which the range holds anyway. */
+__attribute__((target("avx512f"))) static void minmax16(const float *x, int64_t n, float *mn, float *mx) {
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        lo = _mm512_min_ps(v, lo), hi = _mm512_max_ps(v, hi);
+    }
+    *mn = _mm512_reduce_min_ps(lo), *mx = _mm512_reduce_max_ps(hi);
+}
+
+void il_dynq_minmax(const float *x, int64_t n, float *mn, float *mx) {
+    if (__builtin_cpu_supports("avx512f")) {
+        minmax16(x, n, mn, mx);
+        return;
+    }
+    *mn = 0, *mx = 0;
+    for (int64_t i = 0; i < n; i++) *mn = x[i] < *mn ? x[i] : *mn, *mx = x[i] > *mx ? x[i] : *mx;
+}
+
+void il_dynq_apply(const float *x, uint8_t *y, int64_t n, float scale, uint8_t zp) {
+    if (scale > 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+        quantize16(x, y, n, scale, zp, 0, 255);
+    else
+        il_dynq_apply_ref(x, y, n, scale, zp);
+}
+
 /* Priority 15, above the scalar "fast" (10). */
 const il_kernel il_kernels_quant_vec[] = {
     {.domain = "", .op = "QuantizeLinear", .since_version = 10, .backend = "cpu", .name = "avx512",

@@ -428,36 +428,46 @@ static void row(int op, float *o, const float *a, int64_t sa, const float *b, in
     }
 }
 
-/* Broadcast geometry with dims of size 1 dropped and neighbouring dims merged where both
- * inputs step through them alike (both contiguous, or both repeated): same shapes become one
- * dim; [N,C,H,W] + [1,C,1,1] becomes [N, C, H*W]. The last dim's strides are 0 or 1. */
+/* Broadcast geometry of up to three inputs with dims of size 1 dropped and neighbouring dims
+ * merged where every input steps through them alike (contiguous, or repeated): same shapes
+ * become one dim; [N,C,H,W] + [1,C,1,1] becomes [N, C, H*W]. The last dim's strides are 0 or 1. */
 typedef struct {
-    int rank;
-    int64_t dims[IL_MAX_RANK], sa[IL_MAX_RANK], sb[IL_MAX_RANK];
+    int rank, n;
+    int64_t dims[IL_MAX_RANK], s[3][IL_MAX_RANK];
 } geom;
 
-static void geom_init(geom *g, const il_tensor *out, const il_tensor *a, const il_tensor *b) {
-    int64_t sa[IL_MAX_RANK], sb[IL_MAX_RANK];
-    il_broadcast_strides(a, out->rank, out->dims, sa);
-    il_broadcast_strides(b, out->rank, out->dims, sb);
+static void geom_init(geom *g, const il_tensor *out, int n_in, const il_tensor *const *in) {
+    int64_t s[3][IL_MAX_RANK];
+    g->n = n_in;
+    for (int i = 0; i < n_in; i++) il_broadcast_strides(in[i], out->rank, out->dims, s[i]);
     g->rank = 0;
     for (int d = 0; d < out->rank; d++) {
         int64_t n = out->dims[d];
         if (n == 1) continue;
-        int r = g->rank - 1;
-        if (r >= 0 && g->sa[r] == sa[d] * n && g->sb[r] == sb[d] * n) {
+        int r = g->rank - 1, alike = r >= 0;
+        for (int i = 0; i < n_in && alike; i++) alike = g->s[i][r] == s[i][d] * n;
+        if (alike) {
             g->dims[r] *= n;
         } else {
             r = g->rank++;
             g->dims[r] = n;
         }
-        g->sa[r] = sa[d];
-        g->sb[r] = sb[d];
+        for (int i = 0; i < n_in; i++) g->s[i][r] = s[i][d];
     }
     if (g->rank == 0) { /* every dim is 1: one element */
         g->rank = 1;
         g->dims[0] = 1;
-        g->sa[0] = g->sb[0] = 0;
+        for (int i = 0; i < n_in; i++) g->s[i][0] = 0;
+    }
+}
+
+/* Element offsets of row r (all but the last merged dim) in each input. */
+static void geom_row(const geom *g, int64_t r, int64_t *off) {
+    for (int i = 0; i < g->n; i++) off[i] = 0;
+    for (int d = g->rank - 2; d >= 0; d--) {
+        int64_t i = r % g->dims[d];
+        r /= g->dims[d];
+        for (int k = 0; k < g->n; k++) off[k] += i * g->s[k][d];
     }
 }
 
@@ -471,26 +481,80 @@ static il_status bin_fast(il_kctx *c, int op, il_kernel_fn ref) {
     int64_t n = il_tensor_numel(c->out[0]);
     if (n == 0) return IL_OK;
     geom g;
-    geom_init(&g, c->out[0], &A, &B);
+    const il_tensor *ab[2] = {&A, &B};
+    geom_init(&g, c->out[0], 2, ab);
     const float *a = A.data, *b = B.data;
     float *o = c->out[0]->data;
     int last = g.rank - 1;
-    int64_t inner = g.dims[last], sa = g.sa[last], sb = g.sb[last];
+    int64_t inner = g.dims[last], sa = g.s[0][last], sb = g.s[1][last];
     int64_t tile = inner < TILE ? inner : TILE, per_row = (inner + tile - 1) / tile, tiles = n / inner * per_row;
     int nt = ew_threads(c, n);
     EW_PAR_FOR(nt, t, tiles) {
-        int64_t r = t / per_row, j0 = t % per_row * tile, m = inner - j0 < tile ? inner - j0 : tile;
-        int64_t oa = 0, ob = 0, rest = r;
-        for (int d = last - 1; d >= 0; d--) {
-            int64_t i = rest % g.dims[d];
-            rest /= g.dims[d];
-            oa += i * g.sa[d];
-            ob += i * g.sb[d];
-        }
-        row(op, o + r * inner + j0, a + oa + j0 * sa, sa, b + ob + j0 * sb, sb, m);
+        int64_t r = t / per_row, j0 = t % per_row * tile, m = inner - j0 < tile ? inner - j0 : tile, off[3];
+        geom_row(&g, r, off);
+        row(op, o + r * inner + j0, a + off[0] + j0 * sa, sa, b + off[1] + j0 * sb, sb, m);
     }
     return IL_OK;
 }
+
+/* Where (elements of 4 bytes) and And, Or, Xor on bool, broadcasting, by rows of the merged
+ * geometry: the reference steps a broadcast iterator per element (BERT-mini's [batch, 1, 128,
+ * 128] attention mask: And 43 us and Where 44 us of its 6.8 ms at batch 1). */
+enum { W_WHERE, W_AND, W_OR, W_XOR };
+
+static void sel_row(int op, int64_t m, void *o, const void *const *p, const int64_t *s) {
+    const uint8_t *c = p[0];
+    if (op == W_WHERE) {
+        const uint32_t *x = p[1], *y = p[2];
+        uint32_t *d = o;
+        if (s[0] && s[1] && s[2])
+            for (int64_t j = 0; j < m; j++) d[j] = c[j] ? x[j] : y[j];
+        else
+            for (int64_t j = 0; j < m; j++) d[j] = c[j * s[0]] ? x[j * s[1]] : y[j * s[2]];
+        return;
+    }
+    const uint8_t *b = p[1];
+    uint8_t *d = o;
+    if (s[0] && s[1]) {
+        if (op == W_AND) for (int64_t j = 0; j < m; j++) d[j] = c[j] && b[j];
+        if (op == W_OR) for (int64_t j = 0; j < m; j++) d[j] = c[j] || b[j];
+        if (op == W_XOR) for (int64_t j = 0; j < m; j++) d[j] = !c[j] != !b[j];
+    } else {
+        for (int64_t j = 0; j < m; j++) {
+            uint8_t u = c[j * s[0]], v = b[j * s[1]];
+            d[j] = op == W_AND ? u && v : op == W_OR ? u || v : !u != !v;
+        }
+    }
+}
+
+static il_status sel_fast(il_kctx *c, int op, il_kernel_fn ref) {
+    int n_in = op == W_WHERE ? 3 : 2;
+    size_t es = op == W_WHERE ? 4 : 1;
+    if (il_dtype_size(c->out[0]->dtype) != es) return ref(c);
+    int64_t n = il_tensor_numel(c->out[0]);
+    if (n == 0) return IL_OK;
+    geom g;
+    const il_tensor *in[3] = {c->in[0], c->in[1], n_in > 2 ? c->in[2] : NULL};
+    geom_init(&g, c->out[0], n_in, in);
+    int last = g.rank - 1;
+    int64_t inner = g.dims[last], s[3] = {g.s[0][last], g.s[1][last], n_in > 2 ? g.s[2][last] : 0};
+    int64_t tile = inner < TILE ? inner : TILE, per_row = (inner + tile - 1) / tile, tiles = n / inner * per_row;
+    int nt = ew_threads(c, n);
+    char *o = c->out[0]->data;
+    EW_PAR_FOR(nt, t, tiles) {
+        int64_t r = t / per_row, j0 = t % per_row * tile, m = inner - j0 < tile ? inner - j0 : tile, off[3];
+        geom_row(&g, r, off);
+        const void *p[3];
+        for (int i = 0; i < n_in; i++) p[i] = (const char *)in[i]->data + (size_t)(off[i] + j0 * s[i]) * (i ? es : 1);
+        sel_row(op, m, o + (size_t)(r * inner + j0) * es, p, s);
+    }
+    return IL_OK;
+}
+
+static il_status Where_fast(il_kctx *c) { return sel_fast(c, W_WHERE, where_ref); }
+static il_status And_fast(il_kctx *c) { return sel_fast(c, W_AND, And_ref); }
+static il_status Or_fast(il_kctx *c) { return sel_fast(c, W_OR, Or_ref); }
+static il_status Xor_fast(il_kctx *c) { return sel_fast(c, W_XOR, Xor_ref); }
 
 static il_status Add_fast(il_kctx *c) { return bin_fast(c, F_ADD, Add_ref); }
 static il_status Sub_fast(il_kctx *c) { return bin_fast(c, F_SUB, Sub_ref); }
@@ -529,14 +593,14 @@ const il_op il_ops_binary[] = {
     {"", "Greater", 1, infer_compare, Greater_ref, NULL, 0},
     {"", "LessOrEqual", 12, infer_compare, LessOrEqual_ref, NULL, 0},
     {"", "GreaterOrEqual", 12, infer_compare, GreaterOrEqual_ref, NULL, 0},
-    {"", "And", 1, infer_logic, And_ref, NULL, 0},
-    {"", "Or", 1, infer_logic, Or_ref, NULL, 0},
-    {"", "Xor", 1, infer_logic, Xor_ref, NULL, 0},
+    {"", "And", 1, infer_logic, And_ref, And_fast, 0},
+    {"", "Or", 1, infer_logic, Or_ref, Or_fast, 0},
+    {"", "Xor", 1, infer_logic, Xor_ref, Xor_fast, 0},
     {"", "BitShift", 11, infer_bitshift, BitShift_ref, NULL, 0},
     {"", "BitwiseAnd", 18, infer_int, BitwiseAnd_ref, NULL, 0},
     {"", "BitwiseOr", 18, infer_int, BitwiseOr_ref, NULL, 0},
     {"", "BitwiseXor", 18, infer_int, BitwiseXor_ref, NULL, 0},
-    {"", "Where", 9, where_infer, where_ref, NULL, IL_OPF_ANY_DTYPE},
+    {"", "Where", 9, where_infer, where_ref, Where_fast, IL_OPF_ANY_DTYPE},
     {"", "Min", 1, infer_minmax, Min_ref, NULL, 0},
     {"", "Max", 1, infer_minmax, Max_ref, NULL, 0},
     {"", "Sum", 1, infer_summean, Sum_ref, NULL, 0},

@@ -4,6 +4,7 @@
 #include "kernel.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -53,6 +54,25 @@ void il_broadcast_strides(const il_tensor *t, int rout, const int64_t *out, int6
         strides[i] = (d == 1 && out[i] != 1) ? 0 : s;
         if (it >= 0) s *= d;
     }
+}
+
+#ifdef IL_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+void il_sgemm_serial(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                     int64_t lda, const float *b, int64_t ldb, float beta, float *cm, int64_t ldc) {
+#ifdef IL_HAVE_DNNL
+    if (m > 0 && n > 0 && k > 0) {
+        /* oneDNN threads a gemm called outside an active parallel region over omp's max threads */
+        int saved = omp_in_parallel() ? 1 : omp_get_max_threads();
+        if (saved != 1) omp_set_num_threads(1);
+        dnnl_status_t s = dnnl_sgemm(transa ? 'T' : 'N', transb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc);
+        if (saved != 1) omp_set_num_threads(saved);
+        if (s == dnnl_success) return;
+    }
+#endif
+    il_sgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc);
 }
 
 void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,

@@ -384,9 +384,9 @@ static il_status att_fast(il_kctx *c) {
                     *v = a.v + batch_off(V, &g, bi);
         float *yb = y + (bi * sq + i0) * dv;
         if (small) small_gemm(n, sk, d, a.scale, q, d, kt, sk, s, sk);
-        else if (d > 0) il_sgemm(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
+        else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
         else memset(s, 0, (size_t)(n * sk) * sizeof(float));
-        int bad = !small;
+        int bad = 0;
         for (int64_t i = 0; i < n && !bad; i++)
             inv[i] = soft_max(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, &bad);
         if (!bad) {
@@ -399,7 +399,7 @@ static il_status att_fast(il_kctx *c) {
                 inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
         }
         if (small) small_gemm(n, dv, sk, 1.0f, s, sk, v, dv, yb, dv);
-        else il_sgemm(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
+        else il_sgemm_serial(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
         for (int64_t i = 0; i < n; i++) {
             float f = inv[i], *yr = yb + i * dv;
 #pragma omp simd

@@ -53,10 +53,12 @@ extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: Quant
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
+extern const il_kernel il_kernels_dnnl_native[]; /* Mul, Add (per-channel, same shape), Concat (channels): dnnl */
 extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
 extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qmatmul[]; /* QMatMul, QLinearMatMul: dnnl (int8) */
 extern const il_kernel il_kernels_dnnl_qeltwise[]; /* QAdd, QLinearAdd/Mul: dnnl */
+extern const il_kernel il_kernels_dnnl_eltwise[]; /* Gelu: dnnl */
 #endif
 extern const il_kernel *const il_kernel_tables[];
 /* registry.c tells kernels.c about ops registered after start-up (plugins). */
@@ -220,5 +222,11 @@ static inline float il_exp_le0(float x) {
 /* BLAS sgemm row-major: C = alpha*op(A)*op(B) + beta*C. */
 void il_sgemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
               const float *b, int64_t ldb, float beta, float *cm, int64_t ldc);
+/* The same product on the calling thread alone, by oneDNN's JIT sgemm where the build has it
+ * (it picks its kernels from the CPU's ISA; Debian's OpenBLAS 0.3.21 does not know this machine's
+ * Xeon and runs its SSE3 Prescott kernels: 197x197x64 at 30 GFLOP/s against oneDNN's 155), else
+ * il_sgemm. For the many small products a kernel runs from inside its own parallel loop. */
+void il_sgemm_serial(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                     int64_t lda, const float *b, int64_t ldb, float beta, float *cm, int64_t ldc);
 
 #endif

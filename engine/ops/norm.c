@@ -342,6 +342,25 @@ ln_row(const float *restrict x, float *restrict y, int64_t n, float mu, float in
     }
 }
 
+/* The statistics of a row of the fast kernel when Scale and B have the row's length and Mean and
+ * InvStdDev are not asked for, in float (two passes summed in the vector lanes: the partial sums
+ * of a row of hundreds keep far more bits than the float result needs), then ln_row. ViT-tiny's
+ * 25 LayerNorms of rows of 192: 0.46 -> 0.35 ms at batch 1 (each node's fastest of 36 runs). */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+ln_row_f32(const float *restrict x, float *restrict y, int64_t n, float eps, const float *restrict s,
+           const float *restrict b) {
+    float sum = 0, s2 = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) sum += x[j];
+    float mu = sum / (float)n;
+#pragma omp simd reduction(+ : s2)
+    for (int64_t j = 0; j < n; j++) {
+        float d = x[j] - mu;
+        s2 += d * d;
+    }
+    ln_row(x, y, n, mu, 1.0f / sqrtf(s2 / (float)n + eps), s, b);
+}
+
 /* Y = (X - mean) * inv_std * Scale + B per row of inner elements; optional Mean, InvStdDev. */
 static il_status ln_run(il_kctx *c, int fast) {
     const il_tensor *x = c->in[0], *s = c->in[1], *b = il_in(c, 2);
@@ -363,6 +382,12 @@ static il_status ln_run(il_kctx *c, int fast) {
     if (fast) {
         const float *xd = x->data, *sd = s->data, *bd = b ? b->data : NULL;
         float *yd = y->data;
+        if (direct && !om && !oi && inner > 0) {
+            IL_PAR_FOR(c, r, outer) ln_row_f32(xd + r * inner, yd + r * inner, inner, (float)eps, sd, bd);
+            free(so);
+            free(bo);
+            return IL_OK;
+        }
         IL_PAR_FOR(c, r, outer) {
             double mean, var;
             stats_f32(xd + r * inner, inner, &mean, &var);

@@ -1,6 +1,6 @@
 /*
  * qfused.c - the integer ops that passes/fuse_qdq.c makes of QDQ patterns (ai.inferlab), and
- * ONNX Runtime's com.microsoft QLinearAdd / QLinearMul / QGemm that quantized models from its tools use.
+ * ONNX Runtime's com.microsoft QLinearAdd / QLinearMul / QGemm / DynamicQuantizeMatMul of its quantized models.
  * Schemas and readable reference kernels; the fast kernels are engine/cpu/qgemm_*.c.
  *
  *   QConv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp [, B])   QLinearConv + activation
@@ -9,6 +9,7 @@
  *   QAdd / QLinearAdd(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)  (+ activation: QAdd)
  *   QLinearMul(the same)
  *   QGemm(A, a_scale, a_zp, B, b_scale, b_zp [, C, y_scale, y_zp])  com.microsoft (see below)
+ *   DynamicQuantizeMatMul(A float, B, b_scale [, b_zp, bias])       com.microsoft (see below)
  *
  * `activation` is Relu or Clip (activation_params [min, max], as the float fused ops): in the
  * quantized domain a monotone activation is a clamp of the output, [q(min), q(max)] with
@@ -225,6 +226,65 @@ static il_status qgemm_ref(il_kctx *c) {
     return IL_OK;
 }
 
+/* ---------------------------------------------------------------- DynamicQuantizeMatMul */
+
+/* com.microsoft DynamicQuantizeMatMul(A, B, b_scale [, b_zero_point, bias]): A float [..., K]
+ * quantized as DynamicQuantizeLinear does (uint8, one scale and zero point from its range),
+ * times B [K, N] (8-bit), the int32 sums turned to float and scaled by a_scale * b_scale[j]
+ * (float32), + bias[j]: the float ops of ONNX Runtime's quantize_dynamic graph, in their order,
+ * so that the fused op equals the graph it replaces (passes/fuse_dynq.c) bit for bit. */
+static il_status dqmm_infer(il_kctx *c) {
+    const il_tensor *a = c->in[0], *b = c->in[1], *bz = il_in(c, 3), *bias = il_in(c, 4);
+    if (a->dtype != IL_F32 || !is_8bit(b->dtype) || c->in[2]->dtype != IL_F32 || (bz && bz->dtype != b->dtype) ||
+        (bias && bias->dtype != IL_F32))
+        return il_kerr(c, IL_ERR_UNSUPPORTED, "unsupported dtypes: A %s, B %s (float A, 8-bit B, float scale and bias)",
+                       il_dtype_name(a->dtype), il_dtype_name(b->dtype));
+    if (b->rank >= 0 && b->rank != 2) return il_kerr(c, IL_ERR_SHAPE, "B has rank %d, 2 expected", b->rank);
+    if (a->rank >= 0 && a->rank < 2) return il_kerr(c, IL_ERR_SHAPE, "A has rank %d, 2 or more expected", a->rank);
+    if (a->rank < 0 || b->rank < 0) {
+        il_set_out(c, 0, IL_F32, -1, NULL);
+        return IL_OK;
+    }
+    int64_t k = a->dims[a->rank - 1], n = b->dims[1];
+    if (k >= 0 && b->dims[0] >= 0 && k != b->dims[0])
+        return il_kerr(c, IL_ERR_SHAPE, "A has %lld columns, B %lld rows", (long long)k, (long long)b->dims[0]);
+    for (int i = 2; i < 5 && n >= 0; i++)
+        if (per_col(il_in(c, i), n) < 0 || (i == 4 && bias && il_shape_known(bias) && il_tensor_numel(bias) != n))
+            return il_kerr(c, IL_ERR_SHAPE, "input %d has %lld elements: %sone per column (%lld) expected", i,
+                           (long long)il_tensor_numel(c->in[i]), i == 4 ? "" : "1 or ", (long long)n);
+    int64_t dims[IL_MAX_RANK];
+    memcpy(dims, a->dims, sizeof dims);
+    dims[a->rank - 1] = n;
+    il_set_out(c, 0, IL_F32, a->rank, dims);
+    return IL_OK;
+}
+
+static il_status dqmm_ref(il_kctx *c) {
+    const il_tensor *a = c->in[0], *b = c->in[1], *bias = il_in(c, 4);
+    int64_t k = b->dims[0], n = b->dims[1], rows = k ? il_tensor_numel(a) / k : il_tensor_numel(c->out[0]) / (n ? n : 1);
+    uint8_t *qa = malloc((size_t)il_tensor_numel(a) + 1);
+    if (!qa) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    const float *x = a->data;
+    float mn = 0, mx = 0, as;
+    uint8_t az;
+    for (int64_t i = 0; i < il_tensor_numel(a); i++) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+    }
+    il_dynq_scale(mn, mx, &as, &az);
+    il_dynq_apply_ref(x, qa, il_tensor_numel(a), as, az);
+    float *y = c->out[0]->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) {
+            int64_t zb = (int64_t)at_or_first(il_in(c, 3), j), acc = 0;
+            for (int64_t kk = 0; kk < k; kk++) acc += ((int64_t)qa[r * k + kk] - az) * (il_int_at(b, kk * n + j) - zb);
+            float v = (float)acc * (as * (float)at_or_first(c->in[2], j));
+            y[r * n + j] = bias ? v + ((const float *)bias->data)[j] : v;
+        }
+    free(qa);
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- QAdd, QLinearAdd, QLinearMul */
 
 static il_status qbin_infer(il_kctx *c) {
@@ -300,5 +360,6 @@ const il_op il_ops_qfused[] = {
     {"com.microsoft", "QLinearAdd", 1, qbin_infer, qadd_ref, NULL, 0},
     {"com.microsoft", "QLinearMul", 1, qbin_infer, qmul_ref, NULL, 0},
     {"com.microsoft", "QGemm", 1, qgemm_infer, qgemm_ref, NULL, 0},
+    {"com.microsoft", "DynamicQuantizeMatMul", 1, dqmm_infer, dqmm_ref, NULL, 0},
     {0},
 };

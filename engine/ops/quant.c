@@ -12,7 +12,7 @@
  * The division and the rounding are done in float32, as ONNX's reference and ONNX Runtime do,
  * so a value exactly halfway between two steps rounds to the even one in all three.
  */
-#include "kernel.h"
+#include "../cpu/qgemm.h"
 
 #include <stdint.h>
 
@@ -222,6 +222,19 @@ static il_status dynq_infer(il_kctx *c) {
     return IL_OK;
 }
 
+void il_dynq_scale(float mn, float mx, float *scale, uint8_t *zp) {
+    *scale = (mx - mn) / 255.0f;
+    *zp = 0;
+    if (*scale > 0) {
+        float z = nearbyintf(0.0f - mn / *scale);
+        *zp = (uint8_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+    }
+}
+
+void il_dynq_apply_ref(const float *x, uint8_t *y, int64_t n, float scale, uint8_t zp) {
+    for (int64_t i = 0; i < n; i++) y[i] = scale > 0 ? (uint8_t)quantize_one(x[i], scale, zp, 0, 255) : 0;
+}
+
 static il_status dynq_ref(il_kctx *c) {
     const float *x = c->in[0]->data;
     int64_t n = il_tensor_numel(c->in[0]);
@@ -230,22 +243,32 @@ static il_status dynq_ref(il_kctx *c) {
         if (x[i] < mn) mn = x[i];
         if (x[i] > mx) mx = x[i];
     }
-    float scale = (mx - mn) / 255.0f;
-    double zp = 0;
-    if (scale > 0) {
-        float z = nearbyintf(0.0f - mn / scale);
-        zp = z < 0 ? 0 : z > 255 ? 255 : z;
-    }
-    uint8_t *y = c->out[0]->data;
-    for (int64_t i = 0; i < n; i++) y[i] = scale > 0 ? (uint8_t)quantize_one(x[i], scale, zp, 0, 255) : 0;
+    float scale;
+    uint8_t zp;
+    il_dynq_scale(mn, mx, &scale, &zp);
+    il_dynq_apply_ref(x, c->out[0]->data, n, scale, zp);
     *(float *)c->out[1]->data = scale;
-    *(uint8_t *)c->out[2]->data = (uint8_t)zp;
+    *(uint8_t *)c->out[2]->data = zp;
+    return IL_OK;
+}
+
+/* The same with the range and the quantization 16 lanes a vector (engine/cpu/quant_vec.c). */
+static il_status dynq_fast(il_kctx *c) {
+    const float *x = c->in[0]->data;
+    int64_t n = il_tensor_numel(c->in[0]);
+    float mn, mx, scale;
+    uint8_t zp;
+    il_dynq_minmax(x, n, &mn, &mx);
+    il_dynq_scale(mn, mx, &scale, &zp);
+    il_dynq_apply(x, c->out[0]->data, n, scale, zp);
+    *(float *)c->out[1]->data = scale;
+    *(uint8_t *)c->out[2]->data = zp;
     return IL_OK;
 }
 
 const il_op il_ops_quant[] = {
     {"", "QuantizeLinear", 10, q_infer, q_ref, q_fast, 0},
     {"", "DequantizeLinear", 10, dq_infer, dq_ref, dq_fast, 0},
-    {"", "DynamicQuantizeLinear", 11, dynq_infer, dynq_ref, NULL, 0},
+    {"", "DynamicQuantizeLinear", 11, dynq_infer, dynq_ref, dynq_fast, 0},
     {0},
 };

@@ -1,0 +1,281 @@
+/*
+ * dnnl_native.c - the cheap ops that would otherwise break a chain of native-layout values
+ * (engine/plan_layout.c) in two: Mul and Add of an image by a per-channel scale (the
+ * squeeze-excitation blocks of EfficientNet and MobileNetV3) or by a tensor of its own shape, and
+ * Concat along the channels (SqueezeNet's Fire modules, ShuffleNet's units), through oneDNN's
+ * binary and concat primitives, which take any layout.
+ *
+ * Run by inferlab's own plain kernels, such an op made its producer reorder its output to plain
+ * and its consumer reorder it back: on EfficientNet-B0 (batch 1, one thread) 2.5 ms of reorders
+ * in a 14.5 ms run, besides the global pools and Muls reading plain tensors. Here the op reads
+ * and writes the plan's native values as they are, one pass over the data.
+ *
+ * Both are exact: a product, a sum or a copy of each element, as the reference computes it
+ * (Mul and Add commute bit for bit, so the image-shaped input is always oneDNN's first source).
+ */
+#ifdef IL_HAVE_DNNL
+
+#include "dnnl_int.h"
+
+/* ---------------------------------------------------------------- Mul, Add */
+
+/* Which input has the output's shape ("big") and whether the other one broadcasts over the
+ * spatial dims only ([N or 1, C, 1, ...]); -1 when the pair is not one this kernel takes: rank 4
+ * or 5 float32 tensors of known shape, equal ranks, the other input either the same shape or a
+ * per-channel (per image and channel) scale of a plane larger than one element. */
+static int bin_big(const il_kctx *c, int *bcast) {
+    const il_tensor *a = il_in(c, 0), *b = il_in(c, 1);
+    if (c->n_in != 2 || !a || !b || a->dtype != IL_F32 || b->dtype != IL_F32 || a->rank != b->rank || a->rank < 4 ||
+        a->rank > 5 || !il_shape_known(a) || !il_shape_known(b) || il_tensor_numel(a) == 0 || il_tensor_numel(b) == 0)
+        return -1;
+    int same = 1;
+    for (int i = 0; i < a->rank; i++) same &= a->dims[i] == b->dims[i];
+    *bcast = !same;
+    if (same) return 0;
+    for (int big = 0; big < 2; big++) {
+        const il_tensor *x = c->in[big], *s = c->in[1 - big];
+        int ok = (s->dims[0] == 1 || s->dims[0] == x->dims[0]) && s->dims[1] == x->dims[1] && x->dims[1] > 1;
+        int64_t plane = 1;
+        for (int i = 2; i < x->rank; i++) ok &= s->dims[i] == 1, plane *= x->dims[i];
+        if (ok && plane > 1) return big;
+    }
+    return -1;
+}
+
+static int bin_supports(const il_kctx *c) {
+    int bcast;
+    return bin_big(c, &bcast) >= 0;
+}
+
+/* The binary primitive for the node, one image at a time where the scale differs per image.
+ * arg: bit 0 probe (layouts: whether oneDNN has a real implementation with the held layouts
+ * c->blocked_in / blocked_out; returns IL_ERR_UNSUPPORTED when not). X (the big input) and Y are
+ * computed in X's layout; the scale is read in the layout the plan holds it in where oneDNN has a
+ * real kernel for that, else reordered first into X's (s->z_in). */
+static il_status bin_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg) {
+    int bcast, big = bin_big(c, &bcast), probe = arg & 1;
+    if (big < 0) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a per-channel or same-shape pair");
+    const il_tensor *X = c->in[big], *S = c->in[1 - big];
+    int r = X->rank, xnat = c->blocked_in >> big & 1, snat = c->blocked_in >> (1 - big) & 1;
+    int ynat = c->blocked_out & 1;
+    int64_t xd[IL_MAX_RANK], sd[IL_MAX_RANK];
+    memcpy(xd, X->dims, sizeof xd);
+    memcpy(sd, S->dims, sizeof sd);
+    int64_t images = bcast && S->dims[0] > 1 ? X->dims[0] : 1; /* oneDNN's jit kernels broadcast over all but C */
+    if (images > 1) xd[0] = sd[0] = 1;
+    dnnl_memory_desc_t xmd, smd, swork, ymd;
+    il_status st;
+    if ((st = il_dnnl_user_md(c, &xmd, xnat, r, xd)) || (st = il_dnnl_user_md(c, &smd, snat, r, sd)) ||
+        (st = il_dnnl_user_md(c, &swork, xnat, r, sd)) || (st = il_dnnl_user_md(c, &ymd, ynat, r, xd)))
+        return st;
+    dnnl_alg_kind_t alg = !strcmp(c->node->op_type, "Mul") ? dnnl_binary_mul : dnnl_binary_add;
+    if (!probe) il_dnnl_use_threads(c, s, (double)il_tensor_numel(X)); /* before the primitive: its work split */
+    dnnl_primitive_desc_t pd = NULL;
+    int reorder_s = 0;
+    for (int pass = 0; pass < 2 && !pd; pass++) {
+        dnnl_binary_desc_t bd;
+        reorder_s = pass == 1;
+        if (reorder_s && dnnl_memory_desc_equal(&smd, &swork)) break;
+        if (dnnl_binary_desc_init(&bd, alg, &xmd, reorder_s ? &swork : &smd, &xmd) != dnnl_success ||
+            il_dnnl_pd(c, &bd, 0, NULL, &pd, "binary")) {
+            pd = NULL;
+            continue;
+        }
+        if (!il_dnnl_fast_impl(pd)) dnnl_primitive_desc_destroy(pd), pd = NULL;
+    }
+    il_error_clear();
+    if (!pd) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no fast binary primitive for these layouts");
+    if (probe) {
+        dnnl_primitive_desc_destroy(pd);
+        return reorder_s ? IL_ERR_UNSUPPORTED : IL_OK;
+    }
+    s->images = images;
+    s->ximg = dnnl_memory_desc_get_size(&xmd);
+    s->zimg = dnnl_memory_desc_get_size(&smd);
+    s->yimg = dnnl_memory_desc_get_size(&ymd);
+    size_t off = 0;
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st) st = il_dnnl_io_make(c, s, &xmd, &xmd, &ymd, &xmd, &off);
+    if (!st && reorder_s) {
+        s->src_off = off; /* io_make reorders no X: src_off is free for the scale */
+        off += il_dnnl_align(dnnl_memory_desc_get_size(&swork));
+        st = il_dnnl_reorder_make(c, &s->z_in, &smd, &swork);
+    }
+    s->scratch_off = off;
+    off += il_dnnl_align(scratch);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC_0, &xmd);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC_1, reorder_s ? &swork : &smd);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, &xmd);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    dnnl_primitive_desc_destroy(pd);
+    *workspace = off + 64;
+    return st;
+}
+
+static il_status bin_prepare(il_kctx *c, void **state, size_t *workspace) {
+    return il_dnnl_prepare(c, state, workspace, bin_fill, 0);
+}
+
+static il_status bin_run(il_kctx *c) {
+    il_dnnl_state *s = c->state;
+    int bcast, big = bin_big(c, &bcast);
+    char *x = c->in[big]->data, *sc = c->in[1 - big]->data, *y = c->out[0]->data;
+    il_status st = IL_OK;
+    for (int64_t i = 0; i < s->images && !st; i++) {
+        char *xi = x + i * s->ximg, *si = sc + i * s->zimg, *yi = y + i * s->yimg;
+        void *dst = il_dnnl_dst_at(c, s, yi), *src1 = si;
+        if (s->z_in.prim) {
+            src1 = il_dnnl_ws(c) + s->src_off;
+            il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, si);
+            il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, src1);
+            st = il_dnnl_exec(c, &s->z_in);
+        }
+        if (st) break;
+        il_dnnl_step_set(&s->main, DNNL_ARG_SRC_0, xi);
+        il_dnnl_step_set(&s->main, DNNL_ARG_SRC_1, src1);
+        il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+        il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
+        st = il_dnnl_exec(c, &s->main);
+        if (!st) st = il_dnnl_dst_done_at(c, s, dst, yi);
+    }
+    return st;
+}
+
+/* X and Y native where oneDNN has a real binary kernel on native tensors; the scale (or the
+ * second same-shaped input) native too where it has one for that mix. */
+static void bin_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    int bcast, big = bin_big(c, &bcast);
+    if (big < 0) return;
+    il_kctx v = *c;
+    int saved = il_dnnl_threads_enter(c->threads);
+    v.blocked_out = 1;
+    v.blocked_in = 3;
+    if (!bin_fill(&v, NULL, NULL, 1)) {
+        *in |= 3;
+        *out |= 1;
+    } else {
+        v.blocked_in = 1u << big;
+        if (!bin_fill(&v, NULL, NULL, 1)) *in |= 1u << big, *out |= 1;
+    }
+    il_dnnl_threads_leave(saved);
+    il_error_clear();
+}
+
+/* ---------------------------------------------------------------- Concat */
+
+/* Float32 rank 4-5 tensors of known shape joined along the channels; at most 6 of them (a step
+ * holds 8 arguments: the sources, the destination and a scratchpad). */
+static int cat_supports(const il_kctx *c) {
+    const il_tensor *a = il_in(c, 0);
+    if (c->n_in < 1 || c->n_in > 6 || !a || a->rank < 4 || a->rank > 5) return 0;
+    int64_t axis = il_attr_int(c->node, "axis", 0);
+    if (axis < 0) axis += a->rank;
+    if (axis != 1) return 0;
+    for (int i = 0; i < c->n_in; i++) {
+        const il_tensor *t = c->in[i];
+        if (!t || t->dtype != IL_F32 || t->rank != a->rank || !il_shape_known(t) || il_tensor_numel(t) == 0) return 0;
+        for (int d = 0; d < a->rank; d++)
+            if (d != 1 && t->dims[d] != a->dims[d]) return 0;
+    }
+    return 1;
+}
+
+/* The concat primitive from the layouts the plan holds the inputs in into Y's; where oneDNN has
+ * none for that mix (a native blocked layout whose blocks the channel offsets cut), into a plain
+ * Y in the workspace, reordered after. arg bit 0: probe for a real implementation (layouts). */
+static il_status cat_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int arg) {
+    int n = c->n_in, r = c->in[0]->rank;
+    dnnl_memory_desc_t src[6], ymd, yplain;
+    int64_t yd[IL_MAX_RANK];
+    memcpy(yd, c->in[0]->dims, sizeof yd);
+    yd[1] = 0;
+    il_status st = IL_OK;
+    for (int i = 0; i < n && !st; i++) {
+        yd[1] += c->in[i]->dims[1];
+        st = il_dnnl_user_md(c, &src[i], c->blocked_in >> i & 1, r, c->in[i]->dims);
+    }
+    if (st || (st = il_dnnl_user_md(c, &ymd, c->blocked_out & 1, r, yd)) || (st = il_dnnl_plain_md(c, &yplain, r, yd)))
+        return st;
+    double numel = 1;
+    for (int d = 0; d < r; d++) numel *= (double)yd[d];
+    if (!(arg & 1)) il_dnnl_use_threads(c, s, numel);
+    dnnl_primitive_attr_t attr;
+    IL_DNNL(c, dnnl_primitive_attr_create(&attr));
+    dnnl_primitive_desc_t pd = NULL;
+    const dnnl_memory_desc_t *dst = &ymd;
+    if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success ||
+        dnnl_concat_primitive_desc_create(&pd, &ymd, n, 1, src, attr, il_dnnl_engine()) != dnnl_success) {
+        pd = NULL;
+        dst = &yplain;
+        if (!(arg & 1) && dnnl_concat_primitive_desc_create(&pd, &yplain, n, 1, src, attr, il_dnnl_engine()) != dnnl_success)
+            pd = NULL;
+    }
+    dnnl_primitive_attr_destroy(attr);
+    if (!pd) return il_kerr(c, IL_ERR_UNSUPPORTED, "oneDNN has no concat primitive for these layouts");
+    if (arg & 1) {
+        dnnl_primitive_desc_destroy(pd);
+        return IL_OK;
+    }
+    s->images = 1;
+    size_t off = 0;
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch = scr ? dnnl_memory_desc_get_size(scr) : 0;
+    st = il_dnnl_step_make(c, &s->main, pd);
+    if (!st && dst != &ymd) {
+        s->dst_off = off;
+        off += il_dnnl_align(dnnl_memory_desc_get_size(dst));
+        st = il_dnnl_reorder_make(c, &s->dst_out, dst, &ymd);
+    }
+    s->scratch_off = off;
+    off += il_dnnl_align(scratch);
+    for (int i = 0; i < n && !st; i++) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_MULTIPLE_SRC + i, &src[i]);
+    if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+    if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
+    dnnl_primitive_desc_destroy(pd);
+    *workspace = off + 64;
+    return st;
+}
+
+static il_status cat_prepare(il_kctx *c, void **state, size_t *workspace) {
+    return il_dnnl_prepare(c, state, workspace, cat_fill, 0);
+}
+
+static il_status cat_run(il_kctx *c) {
+    il_dnnl_state *s = c->state;
+    for (int i = 0; i < c->n_in; i++) il_dnnl_step_set(&s->main, DNNL_ARG_MULTIPLE_SRC + i, c->in[i]->data);
+    void *dst = il_dnnl_dst(c, s);
+    il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+    il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
+    il_status st = il_dnnl_exec(c, &s->main);
+    return st ? st : il_dnnl_dst_done(c, s, dst);
+}
+
+/* Every input and Y native where oneDNN can join the native tensors directly. */
+static void cat_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    il_kctx v = *c;
+    v.blocked_in = (1u << c->n_in) - 1;
+    v.blocked_out = 1;
+    if (!cat_fill(&v, NULL, NULL, 1)) *in |= v.blocked_in, *out |= 1;
+    il_error_clear();
+}
+
+/* Priority 20, above the plain "fast" kernels (10), so that the heuristic keeps a chain native
+ * through them (docs/cpu_speed.md has the figures); only image-shaped float32 tensors qualify,
+ * which leaves the transformers' and the shape computations' Mul, Add and Concat alone. */
+#define DNATIVE(op_, sup, prep, run_, lay, doc_)                                                                   \
+    {.op = op_, .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20, .supports = sup,      \
+     .prepare = prep, .run = run_, .release = il_dnnl_release, .layouts = lay, .doc = doc_}
+
+const il_kernel il_kernels_dnnl_native[] = {
+    DNATIVE("Mul", bin_supports, bin_prepare, bin_run, bin_layouts,
+            "oneDNN binary: image times a per-channel scale or a same-shaped tensor (rank 4-5), native layout kept"),
+    DNATIVE("Add", bin_supports, bin_prepare, bin_run, bin_layouts,
+            "oneDNN binary: image plus a per-channel term or a same-shaped tensor (rank 4-5), native layout kept"),
+    DNATIVE("Concat", cat_supports, cat_prepare, cat_run, cat_layouts,
+            "oneDNN concat along the channels (rank 4-5, up to 6 inputs), native layout kept"),
+    {0},
+};
+
+#endif
