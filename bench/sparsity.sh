@@ -11,11 +11,12 @@
 #     `inferlab bench` with both models in one run (its trials interleave the variants), for the
 #     teacher, zoo ResNet-18 and zoo MobileNet v2; parameters and MACs of each;
 #  3. the teacher's top-1 on the Fashion-MNIST test set: dense, channel-pruned at 50% without and
-#     with FINETUNE epochs of fine-tuning (peak learning rate LR, cosine) distilled from the dense
-#     teacher (skipped when the data set is not there). FINETUNE=8 LR=0.05 is docs/prune.md's
-#     recipe (93.43%; about 53 minutes on the loaded 2-core machine).
+#     with FINETUNE epochs of fine-tuning (peak learning rate LR, cosine, augmentation AUGMENT)
+#     distilled from the dense teacher (skipped when the data set is not there). FINETUNE=8
+#     LR=0.05 is docs/prune.md's recipe (93.43%; about 53 minutes on the loaded 2-core machine),
+#     with AUGMENT=crop+flip 93.41% (64 minutes).
 # Usage: bench/sparsity.sh [BIN (build/inferlab)] [OUT (build/sparsity)]
-#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) LR (0.01), STEPS (123: which parts) and LAYERS
+#        THREADS (1) ROUNDS (5) REPEAT (20) FINETUNE (1) LR (0.01) AUGMENT (none), STEPS (123: which parts) and LAYERS
 #        (part 1a's layers, all by default) in the environment.
 # Writes OUT/sparse_layers.csv, OUT/sparse_models.csv, OUT/channel.txt, OUT/accuracy.txt and the
 # models it measured; prints every table.
@@ -27,6 +28,7 @@ ROUNDS=${ROUNDS:-5}
 REPEAT=${REPEAT:-20}
 FINETUNE=${FINETUNE:-1}
 LR=${LR:-0.01}
+AUGMENT=${AUGMENT:-none}
 STEPS=${STEPS:-123}
 LAYERS=${LAYERS:-conv3x3_64x56 conv3x3_128x28 conv3x3_256x14 conv3x3_512x7 conv1x1s2_128x28 fc_512x1000 dw3x3_96x56 g4conv3x3_128x28}
 PY=${PY:-/usr/bin/python3}
@@ -167,7 +169,8 @@ echo "== 3. teacher top-1 on fashion-mnist:test, channel pruning 50%"
     "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.onnx" --method channel --sparsity 0.5 \
         --val fashion-mnist:test &&
         "$BIN" prune "$OUT/teacher.onnx" -o "$OUT/teacher.ch50.ft.onnx" --method channel --sparsity 0.5 \
-            --finetune "$FINETUNE" --lr "$LR" --data fashion-mnist:train --teacher "$OUT/teacher.onnx" \
+            --finetune "$FINETUNE" --lr "$LR" --augment "$AUGMENT" --data fashion-mnist:train \
+            --teacher "$OUT/teacher.onnx" \
             --val fashion-mnist:test
 } 2>&1 | tee "$OUT/accuracy.txt" || echo "accuracy skipped (no fashion-mnist data?)"
 fi
