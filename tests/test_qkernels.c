@@ -417,6 +417,17 @@ static void test_dynamic_every_isa(void) {
         }
     }
     il_qisa_force(-1);
+    /* past 65536 elements A's range and quantization are split over the threads */
+    for (int r = 0; r < 4; r++) {
+        op_case *o = op_new("com.microsoft:DynamicQuantizeMatMul", 13, 5, 1);
+        op_in(o, 0, dyn_input(r, 3, D(2, 300 + op_randint(40), 130)));
+        op_in(o, 1, rnd(IL_I8, 2, D(130, 24), -127, 127));
+        op_in(o, 2, per(IL_F32, 24, 0.01, 0.03));
+        op_in(o, 4, rnd(IL_F32, 1, D(24), -2, 2));
+        o->threads = 2 + r % 2;
+        RUN_OK(o);
+        op_free(o);
+    }
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("com.microsoft", "DynamicQuantizeMatMul", "cpu", "qgemm")));
     CU_ASSERT_TRUE(op_is_covered(il_kernel_find("", "DynamicQuantizeLinear", "cpu", "fast")));
 }

@@ -88,8 +88,8 @@ void il_qpack_cols(const uint8_t *x, int64_t ldx, int64_t k, int64_t n, uint8_t 
  * for float outputs (IL_QOUT_F32)
  *   y = (float)acc * fscale[m] [+ fbias[m]]          in float32, each operation rounded once,
  * written to y + m*rs + j*cs (elements of 1 byte; 4 for int32 outputs, which store acc, and
- * float ones). AVX-512 vectorizes rows (cs = 1) and, for int32 and float outputs, the
- * transposed store of a MatMul's Y^T (rs = 1): 8 rows of one column are 8 adjacent outputs. */
+ * float ones). AVX-512 vectorizes rows (cs = 1) and the transposed store of a MatMul's Y^T
+ * (rs = 1): 8 rows of one column are 8 adjacent outputs. */
 typedef enum { IL_QOUT_S32, IL_QOUT_U8, IL_QOUT_S8, IL_QOUT_F32 } il_qout;
 
 typedef struct il_qepi {

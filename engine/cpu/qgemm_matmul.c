@@ -186,12 +186,24 @@ static il_status qmm_run(il_kctx *c) {
     const uint8_t *a = c->in[0]->data;
     float as = 0;
     uint8_t az = 0;
-    if (s->dyn) { /* DynamicQuantizeLinear's arithmetic, vectorized (quant_vec.c) */
-        float mn, mx;
+    if (s->dyn) { /* DynamicQuantizeLinear's arithmetic, vectorized (quant_vec.c), over the threads */
+        const float *x = c->in[0]->data;
         uint8_t *qa = xp + w.qa;
-        il_dynq_minmax(c->in[0]->data, rows * s->k, &mn, &mx);
+        int64_t total = rows * s->k, nt = s->threads < 16 && total > 65536 ? s->threads : total > 65536 ? 16 : 1;
+        float mns[16], mxs[16], mn = 0, mx = 0;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t t = 0; t < nt; t++) {
+            int64_t lo = total * t / nt, hi = total * (t + 1) / nt;
+            il_dynq_minmax(x + lo, hi - lo, &mns[t], &mxs[t]);
+        }
+        for (int64_t t = 0; t < nt; t++) /* min and max of the parts': the whole's, exactly */
+            mn = mns[t] < mn ? mns[t] : mn, mx = mxs[t] > mx ? mxs[t] : mx;
         il_dynq_scale(mn, mx, &as, &az);
-        il_dynq_apply(c->in[0]->data, qa, rows * s->k, as, az);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t t = 0; t < nt; t++) {
+            int64_t lo = total * t / nt, hi = total * (t + 1) / nt;
+            il_dynq_apply(x + lo, qa + lo, hi - lo, as, az);
+        }
         a = qa;
     }
 #pragma omp parallel for num_threads(s->threads) if (s->threads > 1 && strips > 1) schedule(static)

@@ -63,21 +63,31 @@ T512 static void ukr512(int64_t k4n, const int32_t *wa, const int32_t *wb, const
     else ukr512_1(k4n, wa, x, sb, c);
 }
 
-/* The transposed store of int32 or float outputs (rs = 1: rows m0.. of column j are adjacent
- * in y): per column, the tile's up to 8 rows gathered into one vector, the zero-point terms,
- * and for floats the scale and bias of each row, as il_qepi_scalar computes them. */
+/* The transposed store (rs = 1: rows m0.. of column j are adjacent in y): per column, the
+ * tile's up to 8 rows gathered into one vector, the zero-point terms, then int32 as they are,
+ * floats with each row's scale and bias, or 8 bits requantized as the row path does (double
+ * product, half-to-even conversion, zero point, clamp): as il_qepi_scalar computes them. */
 T512 static void epi512_cols(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0, const il_qepi *e) {
     const __mmask8 k = (__mmask8)((1u << rows) - 1);
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(IL_QTILE_LD));
     __m256i add = e->row_add ? _mm256_maskz_loadu_epi32(k, e->row_add + m0) : _mm256_setzero_si256();
     __m256i zw = e->row_zw ? _mm256_maskz_loadu_epi32(k, e->row_zw + m0) : _mm256_setzero_si256();
-    int f32 = e->out == IL_QOUT_F32;
+    int f32 = e->out == IL_QOUT_F32, q8 = e->out == IL_QOUT_U8 || e->out == IL_QOUT_S8;
     __m256 sc = f32 ? _mm256_maskz_loadu_ps(k, e->fscale + m0) : _mm256_setzero_ps();
+    __m512d dsc = q8 ? _mm512_maskz_loadu_pd(k, e->scale + m0) : _mm512_setzero_pd();
+    const __m512d big = _mm512_set1_pd(2147483520.0), small = _mm512_set1_pd(-2147483520.0);
+    const __m256i zp = _mm256_set1_epi32(e->zp), lo = _mm256_set1_epi32(e->lo), hi = _mm256_set1_epi32(e->hi);
     __m256 bias = f32 && e->fbias ? _mm256_maskz_loadu_ps(k, e->fbias + m0) : _mm256_setzero_ps();
     for (int j = 0; j < cols; j++) {
         __m256i a = _mm256_add_epi32(_mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), k, idx, c + j, 4), add);
         if (e->row_zw) a = _mm256_sub_epi32(a, _mm256_mullo_epi32(zw, _mm256_set1_epi32(e->colsum[j0 + j])));
         int64_t at = m0 + (j0 + j) * e->cs;
+        if (q8) {
+            __m512d d = _mm512_max_pd(_mm512_min_pd(_mm512_mul_pd(_mm512_cvtepi32_pd(a), dsc), big), small);
+            __m256i q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm512_cvtpd_epi32(d), zp), lo), hi);
+            _mm256_mask_cvtepi32_storeu_epi8((uint8_t *)e->y + at, k, q);
+            continue;
+        }
         if (!f32) {
             _mm256_mask_storeu_epi32((int32_t *)e->y + at, k, a);
             continue;
@@ -90,7 +100,7 @@ T512 static void epi512_cols(const int32_t *c, int rows, int cols, int64_t m0, i
 
 /* 16 sums of row m from column j on: add the zero-point terms, then store int32 or requantize. */
 T512 static void epi512(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0, const il_qepi *e) {
-    if (e->rs == 1 && e->cs != 1 && (e->out == IL_QOUT_S32 || e->out == IL_QOUT_F32)) {
+    if (e->rs == 1 && e->cs != 1) {
         epi512_cols(c, rows, cols, m0, j0, e);
         return;
     }
