@@ -30,5 +30,8 @@ extern const il_pass il_pass_int8;             /* quantize/pass.c (lossy) */
 /* fuse_qdq.c: node k, an ai.inferlab QConv / QMatMul / QAdd, rewritten as DequantizeLinear, the
  * float op, its activation and QuantizeLinear (for lower-fused); 0 (nothing done) for other ops. */
 int il_qdq_lower(il_graph *g, int k);
+/* fuse_dynq.c: node k, a com.microsoft DynamicQuantizeMatMul, rewritten as the standard chain it
+ * was fused from (DynamicQuantizeLinear, MatMulInteger, Cast, Mul [, Add]); 0 for other ops. */
+int il_dynq_lower(il_graph *g, int k);
 
 #endif

@@ -10,8 +10,10 @@
  * the GEMM's scratch, multiplies in integers on the weights packed once, and scales the sums
  * into float while they are in cache: four nodes less per product, no int32 and no uint8
  * tensor between them. Lossless: the fused op computes the graph's float32 arithmetic in its
- * order, bit for bit (engine/ops/qfused.c; tests/test_fuse_qdq.c).
+ * order, bit for bit (engine/ops/qfused.c; tests/test_quantize.c). lower-fused (`opt --portable`)
+ * writes the chain back (il_dynq_lower), for runtimes without ONNX Runtime's contrib ops.
  */
+#include "builtin.h"
 #include "pass_util.h"
 
 /* v is a float32 constant of 1 or n elements (rank <= 1). */
@@ -76,3 +78,35 @@ const il_pass il_pass_fuse_dynq = {
     "com.microsoft DynamicQuantizeMatMul, bit for bit",
     run,
 };
+
+/* ---------------------------------------------------------------- lowering (lower-fused) */
+
+static int lowered_value(il_graph *g, int like, const char *suffix, il_dtype dt) {
+    char nm[600];
+    snprintf(nm, sizeof nm, "%s%s", g->values[like].name, suffix);
+    int v = pu_new_value(g, nm, -1);
+    g->values[v].dtype = dt;
+    return v;
+}
+
+int il_dynq_lower(il_graph *g, int k) {
+    const il_node *n = &g->nodes[k];
+    if (n->dead || strcmp(n->domain, "com.microsoft") || strcmp(n->op_type, "DynamicQuantizeMatMul") || n->n_inputs < 3)
+        return 0;
+    int x = n->inputs[0], w = n->inputs[1], ws = n->inputs[2], wz = n->n_inputs > 3 ? n->inputs[3] : -1;
+    int bias = n->n_inputs > 4 ? n->inputs[4] : -1, y = n->outputs[0];
+    il_graph_remove_node(g, k); /* first, so the chain's last node can write y; n is not used past here */
+    int qo[3] = {lowered_value(g, y, "_a_quantized", IL_U8), lowered_value(g, y, "_a_scale", IL_F32),
+                 lowered_value(g, y, "_a_zero_point", IL_U8)};
+    pu_add_node(g, "DynamicQuantizeLinear", "", k, "_dql", 1, &x, 3, qo);
+    int mi[4] = {qo[0], w, qo[2], wz}, acc = lowered_value(g, y, "_int32", IL_I32);
+    pu_add_node(g, "MatMulInteger", "", k, "_mmint", wz >= 0 ? 4 : 3, mi, 1, &acc);
+    int f = lowered_value(g, y, "_float", IL_F32);
+    il_node_set_int(g, pu_add_node(g, "Cast", "", k, "_cast", 1, &acc, 1, &f), "to", IL_F32);
+    int si[2] = {qo[1], ws}, scale = lowered_value(g, y, "_scale", IL_F32);
+    pu_add_node(g, "Mul", "", k, "_scale", 2, si, 1, &scale);
+    int mu[2] = {f, scale}, prod = bias >= 0 ? lowered_value(g, y, "_unbiased", IL_F32) : y;
+    pu_add_node(g, "Mul", "", k, "_rescale", 2, mu, 1, &prod);
+    if (bias >= 0) pu_add_node(g, "Add", "", k, "_bias", 2, (int[]){prod, bias}, 1, &y);
+    return 1;
+}

@@ -7,6 +7,8 @@
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
  *   Gelu, LayerNormalization, HardSwish -> the standard op when the opset has it, else its formula
+ *   com.microsoft DynamicQuantizeMatMul (fuse-dynamic-q's) -> DynamicQuantizeLinear, MatMulInteger,
+ *     Cast, Mul [, Add]
  *
  * What the fusion passes folded into weights (BatchNormalization, biases) stays folded: that
  * part of the optimization is portable.
@@ -177,6 +179,10 @@ static il_status run(il_graph *g, il_pass_stats *st) {
     int n_nodes = g->n_nodes, left = 0;
     for (int k = 0; k < n_nodes; k++) {
         il_node *n = &g->nodes[k];
+        if (il_dynq_lower(g, k)) { /* ONNX Runtime's DynamicQuantizeMatMul (passes/fuse_dynq.c) */
+            il_pass_count(st, "DynamicQuantizeMatMul lowered to its standard chain", 1);
+            continue;
+        }
         if (n->dead || strcmp(n->domain, IL_DOMAIN)) continue;
         if (il_qdq_lower(g, k)) { /* integer ops: back to QDQ (passes/fuse_qdq.c) */
             il_pass_count(st, "integer ops lowered to QDQ", 1);

@@ -472,7 +472,8 @@ static void test_dynamic(void) {
  * -> Cast -> Mul [-> Add] becomes one com.microsoft DynamicQuantizeMatMul, whose output is the
  * graph's bit for bit (its qgemm kernel and its reference kernel, against the unfused graph on
  * the reference kernels); ONNX Runtime runs the fused file (its own op) to within float
- * rounding; a Cast whose sums are also a graph output is left alone. */
+ * rounding; lower-fused writes the chain back, with the same outputs; a Cast whose sums are
+ * also a graph output is left alone. */
 static void test_dynamic_fused(void) {
     il_graph *g = G(13);
     int x = IN(g, "x", 3, DIMS(-1, 7, 16));
@@ -493,6 +494,17 @@ static void test_dynamic_fused(void) {
     CU_ASSERT_FATAL(want && fast && ref);
     CU_ASSERT_EQUAL(memcmp(want->data, fast->data, il_tensor_bytes(want)), 0);
     CU_ASSERT_EQUAL(memcmp(want->data, ref->data, il_tensor_bytes(want)), 0);
+    il_graph *low = il_graph_clone(f); /* opt --portable: the standard chain again, the same numbers */
+    IL_ASSERT_OK(il_pass_run(low, "lower-fused", &st));
+    IL_ASSERT_OK(il_graph_verify(low));
+    CU_ASSERT_EQUAL(count(low, "DynamicQuantizeMatMul"), 0);
+    CU_ASSERT_EQUAL(count(low, "MatMulInteger"), 2);
+    CU_ASSERT_EQUAL(count(low, "Add"), 1);
+    il_tensor *lowered = op_run_graph(low, &in, &(il_plan_opts){.reference = 1});
+    CU_ASSERT_FATAL(lowered != NULL);
+    CU_ASSERT_EQUAL(memcmp(want->data, lowered->data, il_tensor_bytes(want)), 0);
+    il_tensor_free(lowered);
+    il_graph_free(low);
     if (!access("node_modules/onnxruntime-node", R_OK)) {
         const char *path = il_test_tmp("dynq.onnx"), *xin = il_test_tmp("dynq_x.npy"), *yort = il_test_tmp("dynq_y.npy");
         IL_ASSERT_OK(il_onnx_save(f, path));
