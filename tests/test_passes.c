@@ -512,6 +512,10 @@ static void test_fuse_shuffle(void) {
             int64_t want = !strcmp(g->values[g->nodes[k].inputs[0]].name, "x") ? 3 : 2; /* apply compacts */
             CU_ASSERT_EQUAL(il_attr_int(&g->nodes[k], "groups", 0), want);
         }
+    /* lower-fused writes them back as standard ops (apply checks the outputs) */
+    il_pass_stats ls = apply(g, IL_PASS_LOWER);
+    CU_ASSERT_EQUAL(il_pass_changes(&ls), 2);
+    CU_ASSERT_EQUAL(count(g, "ChannelShuffle"), 0);
     il_graph_free(g);
 }
 
