@@ -302,15 +302,16 @@ static const il_schema_attr a440[] = {{"mode", 3, 0}};
 static const il_schema_attr a441[] = {{"mode", 3, 0}};
 static const il_schema_attr a444[] = {{"axis", 2, 0}, {"broadcast", 2, 0}};
 static const il_schema_attr a446[] = {{"scale", 1, 0}};
-static const il_schema_attr a447[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a448[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"alpha", 1, 0}, {"beta", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
-static const il_schema_attr a449[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a450[] = {{"approximate", 3, 0}};
-static const il_schema_attr a452[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash_type", 2, 0}};
-static const il_schema_attr a453[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a454[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a458[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a447[] = {{"groups", 2, 1}};
+static const il_schema_attr a448[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a449[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"alpha", 1, 0}, {"beta", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a450[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a451[] = {{"approximate", 3, 0}};
+static const il_schema_attr a453[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash_type", 2, 0}};
+static const il_schema_attr a454[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a459[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
 
 const il_schema il_schemas[] = {
     {"", "Abs", 1, "s", 1, 1, "s", 1, 1, 1, a0},
@@ -760,19 +761,20 @@ const il_schema il_schemas[] = {
     {"", "Xor", 1, "ss", 2, 2, "s", 1, 1, 2, a444},
     {"", "Xor", 7, "ss", 2, 2, "s", 1, 1, 0, 0},
     {"ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, 1, a446},
-    {"ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, 8, a447},
-    {"ai.inferlab", "FusedGemm", 1, "sso", 2, 3, "s", 1, 1, 6, a448},
-    {"ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, 2, a449},
-    {"ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, 1, a450},
+    {"ai.inferlab", "ChannelShuffle", 1, "s", 1, 1, "s", 1, 1, 1, a447},
+    {"ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, 8, a448},
+    {"ai.inferlab", "FusedGemm", 1, "sso", 2, 3, "s", 1, 1, 6, a449},
+    {"ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, 2, a450},
+    {"ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, 1, a451},
     {"ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, 0, 0},
-    {"ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3, 3, a452},
-    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a453},
-    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a454},
-    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a455},
+    {"ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3, 3, a453},
+    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a454},
+    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a455},
+    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a456},
     {"ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, 0, 0},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, 0, 0},
-    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a458},
+    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a459},
     {"com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
     {"com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
 };
-const int il_n_schemas = 461;
+const int il_n_schemas = 462;

@@ -20,6 +20,7 @@ extern const il_pass il_pass_fuse_elementwise; /* fuse_elementwise.c */
 extern const il_pass il_pass_fuse_gelu;        /* fuse_gelu.c */
 extern const il_pass il_pass_fuse_layernorm;   /* fuse_layernorm.c */
 extern const il_pass il_pass_fuse_attention;   /* fuse_attention.c */
+extern const il_pass il_pass_fuse_shuffle;     /* fuse_shuffle.c */
 extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
 extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
 extern const il_pass il_pass_lower_fused;      /* lower_fused.c */

@@ -6,6 +6,8 @@
  *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
+ *   ChannelShuffle -> Reshape [0, G, C/G, -1], Transpose (0, 2, 1, 3), Reshape to Shape(X)
+ *                     (C must be static; any spatial dims)
  *   Gelu, LayerNormalization, HardSwish -> the standard op when the opset has it, else its formula
  *   com.microsoft DynamicQuantizeMatMul (fuse-dynamic-q's) -> DynamicQuantizeLinear, MatMulInteger,
  *     Cast, Mul [, Add]
@@ -126,6 +128,7 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     int y = n->outputs[0], x = in[0];
     const char *approx = il_attr_string(n, "approximate", "none");
     float scale = il_attr_float(n, "scale", 1), eps = il_attr_float(n, "epsilon", 1e-5f);
+    int64_t groups = il_attr_int(n, "groups", 1);
     n = NULL;
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
     if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul")) {
@@ -141,6 +144,13 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         activation(g, k, op, prm, 0, x, y);
     } else if (!strcmp(op, "Gelu")) {
         activation(g, k, !strcmp(approx, "tanh") ? "GeluTanh" : "Gelu", prm, 0, x, y);
+    } else if (!strcmp(op, "ChannelShuffle")) {
+        int64_t d1[4] = {0, groups, pu_dim(s, x, 1) / groups, -1}, n4 = 4, perm[4] = {0, 2, 1, 3};
+        il_tensor *shp = il_tensor_new(IL_I64, 1, &n4);
+        memcpy(shp->data, d1, sizeof d1);
+        int t = emit(g, k, "Transpose", emit(g, k, "Reshape", x, pu_add_const(g, "lowered_shape", shp), -1), -1, -1);
+        il_node_set_ints(g, g->values[t].producer, "perm", 4, perm);
+        emit(g, k, "Reshape", t, emit(g, k, "Shape", x, -1, -1), y);
     } else if (!strcmp(op, "Attention")) {
         int r = pu_rank(s, x);
         int sc = emit(g, k, "Mul", emit(g, k, "MatMul", x, in[1], -1), scalar(g, scale), -1);
@@ -165,7 +175,8 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     }
 }
 
-static int lowerable(const il_node *n) {
+static int lowerable(const il_node *n, const pu_shapes *s) {
+    if (!strcmp(n->op_type, "ChannelShuffle")) return n->n_inputs == 1 && pu_dim(s, n->inputs[0], 1) > 0;
     static const char *const ops[] = {"FusedConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
                                       "Gelu", "Attention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
@@ -188,7 +199,7 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             il_pass_count(st, "integer ops lowered to QDQ", 1);
             continue;
         }
-        if (!lowerable(n) || n->n_outputs != 1) {
+        if (!lowerable(n, &s) || n->n_outputs != 1) {
             left++;
             continue;
         }

@@ -435,6 +435,68 @@ static void test_fire_concat(void) {
             }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"Fire concat", test_fire_concat}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* ShuffleNet's units: two branches joined along the channels, the ai.inferlab ChannelShuffle that
+ * fuse-shuffle makes of the exporters' Reshape-Transpose-Reshape, the two Slices of channels that
+ * split it (one straight into the next Concat, one through a conv), then a shuffle of 3 groups of
+ * 7 channels (not a whole block) whose input a plain Relu also reads (plain in, native out) and
+ * a Slice of it (end -1) also read by a plain Relu (native in, plain out). Batch 1 and 3, 1 and 2
+ * threads, 2-D and 3-D. A channel gathered from the wrong place fails the comparison. */
+static int shuffle(chain *b, int x, int64_t groups) {
+    int y = out_value(b);
+    char name[32];
+    snprintf(name, sizeof name, "sh%d", b->n);
+    int j = il_graph_add_node(b->g, "ChannelShuffle", "ai.inferlab", name, 1, &x, 1, &y);
+    il_node_set_int(b->g, j, "groups", groups);
+    return y;
+}
+
+static int slice_c(chain *b, int x, int64_t start, int64_t end) {
+    int64_t one = 1;
+    il_tensor *t[3] = {il_tensor_new(IL_I64, 1, &one), il_tensor_new(IL_I64, 1, &one), il_tensor_new(IL_I64, 1, &one)};
+    ((int64_t *)t[0]->data)[0] = start;
+    ((int64_t *)t[1]->data)[0] = end;
+    ((int64_t *)t[2]->data)[0] = 1;
+    int in[4] = {x};
+    char name[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "sl%d_%d", b->n, i);
+        in[1 + i] = il_graph_add_constant(b->g, name, t[i]);
+    }
+    int y = out_value(b);
+    snprintf(name, sizeof name, "slice%d", b->n);
+    il_graph_add_node(b->g, "Slice", "", name, 4, in, 1, &y);
+    return y;
+}
+
+static void test_channel_shuffle(void) {
+    for (int nsp = 2; nsp <= 3; nsp++)
+        for (int64_t batch = 1; batch <= 3; batch += 2)
+            for (int threads = 1; threads <= 2; threads++) {
+                chain b = chain_new(nsp, batch, 8, nsp == 2 ? 11 : 5);
+                int x = b.g->inputs[0];
+                int cat = node2(&b, "Concat", conv(&b, x, 8, 8, 1, 1, 0, 1, "Relu", -1), conv(&b, x, 8, 8, 3, 1, 1, 8, NULL, -1));
+                int s1 = shuffle(&b, cat, 2);
+                int lo = slice_c(&b, s1, 0, 8), hi = slice_c(&b, s1, 8, 16);
+                int cat2 = node2(&b, "Concat", lo, conv(&b, hi, 8, 8, 1, 1, 0, 1, "Relu", -1));
+                int c2 = conv(&b, cat2, 16, 21, 1, 1, 0, 1, "Relu", -1);
+                il_graph_add_output(b.g, unary(&b, "Relu", c2));
+                int s2 = shuffle(&b, c2, 3);
+                int t = slice_c(&b, s2, 7, -1);
+                il_graph_add_output(b.g, conv(&b, s2, 21, 5, 3, 1, 1, 1, NULL, -1));
+                il_graph_add_output(b.g, unary(&b, "Relu", t));
+                il_graph_add_output(b.g, conv(&b, t, 13, 4, 1, 1, 0, 1, NULL, -1));
+                il_graph_add_output(b.g, pool(&b, "GlobalMaxPool", s1, 0, 0, 0, 0));
+                char what[80];
+                snprintf(what, sizeof what, "channel shuffle, %d-D, batch %lld, %d threads", nsp, (long long)batch, threads);
+                il_plan_opts o = {.threads = threads};
+                il_plan *p = plan_checked(b.g, &o, batch, what);
+                int want[][2] = {{cat, 1}, {s1, 1}, {lo, 1}, {hi, 1}, {cat2, 1}, {c2, 0}, {s2, 1}, {t, 0}};
+                for (int i = 0; i < 8; i++) expect_blocked(p, b.g, want[i][0], want[i][1], what);
+                il_plan_free(p);
+                il_graph_free(b.g);
+            }
+}
+
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

@@ -357,7 +357,7 @@ static void test_pipeline_and_lowering(void) {
     int n;
     int before = il_graph_live_nodes(g);
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, st, 32, &n));
-    CU_ASSERT_EQUAL(n, 16); /* the passes of -O2 */
+    CU_ASSERT_EQUAL(n, 17); /* the passes of -O2 */
     CU_ASSERT_TRUE(il_graph_live_nodes(g) < before / 3);
     CU_ASSERT_EQUAL(count(g, "FusedConv") + count(g, "Attention") + count(g, "SiLU") + count(g, "Gelu"), 4);
     CU_ASSERT_EQUAL(count(g, "LayerNormalization"), 1);
@@ -475,10 +475,55 @@ static void test_example_plugin(void) {
     il_graph_free(g3);
 }
 
+/* Channel shuffles as torchvision's ShuffleNetV2 exports them (shapes from Shape, symbolic batch)
+ * and with constant shapes (0 copying the batch), 3 and 2 groups; a Transpose of other axes and
+ * a shuffle whose transposed value is also an output stay as they are. */
+static int shuffle_chain(il_graph *g, int x, int shape1, int shape2, const int64_t *perm) {
+    int t = OP(g, "Transpose", OP(g, "Reshape", x, shape1));
+    il_node_set_ints(g, last_node, "perm", 5, perm);
+    return OP(g, "Reshape", t, shape2);
+}
+
+static void test_fuse_shuffle(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 4, DIMS(-1, 12, 5, 4));
+    const int64_t *swap = DIMS(0, 2, 1, 3, 4);
+    il_tensor *i0 = il_tensor_new(IL_I64, 0, NULL);
+    int n = OP(g, "Unsqueeze", OP(g, "Gather", OP(g, "Shape", x), il_graph_add_constant(g, "i0", i0)), I64(g, 1, DIMS(0)));
+    int s1 = OP(g, "Concat", n, I64(g, 4, DIMS(3, 4, 5, 4)));
+    il_node_set_int(g, last_node, "axis", 0);
+    int s2 = OP(g, "Concat", n, I64(g, 3, DIMS(12, 5, 4)));
+    il_node_set_int(g, last_node, "axis", 0);
+    int a = shuffle_chain(g, x, s1, s2, swap);
+    int b = shuffle_chain(g, OP(g, "Relu", a), I64(g, 5, DIMS(0, 2, 6, 5, 4)), I64(g, 4, DIMS(0, -1, 5, 4)), swap);
+    OUT(g, b);
+    OUT(g, shuffle_chain(g, x, I64(g, 5, DIMS(0, 2, 6, 5, 4)), I64(g, 4, DIMS(0, -1, 5, 4)), DIMS(0, 1, 2, 4, 3)));
+    int t = OP(g, "Transpose", OP(g, "Reshape", b, I64(g, 5, DIMS(0, 4, 3, 5, 4))));
+    il_node_set_ints(g, last_node, "perm", 5, swap);
+    OUT(g, t);
+    OUT(g, OP(g, "Reshape", t, I64(g, 4, DIMS(0, -1, 5, 4))));
+    il_pass_stats st = apply(g, "fuse-shuffle");
+    CU_ASSERT_EQUAL(il_pass_changes(&st), 2);
+    CU_ASSERT_EQUAL(count(g, "ChannelShuffle"), 2);
+    CU_ASSERT_EQUAL(count(g, "Transpose"), 2);
+    CU_ASSERT_EQUAL(count(g, "Shape"), 0);
+    for (int k = 0; k < g->n_nodes; k++)
+        if (!g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "ChannelShuffle")) {
+            int64_t want = !strcmp(g->values[g->nodes[k].inputs[0]].name, "x") ? 3 : 2; /* apply compacts */
+            CU_ASSERT_EQUAL(il_attr_int(&g->nodes[k], "groups", 0), want);
+        }
+    /* lower-fused writes them back as standard ops (apply checks the outputs) */
+    il_pass_stats ls = apply(g, IL_PASS_LOWER);
+    CU_ASSERT_EQUAL(il_pass_changes(&ls), 2);
+    CU_ASSERT_EQUAL(count(g, "ChannelShuffle"), 0);
+    il_graph_free(g);
+}
+
 IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_eliminate},
          {"dead-nodes and cse", test_dead_nodes_and_cse}, {"merge-chains", test_merge_chains},
          {"matmul-add-gemm", test_matmul_add_gemm}, {"fold-bn", test_fold_bn}, {"fuse-conv-act", test_fuse_conv_act},
          {"fuse-residual", test_fuse_residual}, {"fuse-elementwise", test_fuse_elementwise},
+         {"fuse-shuffle", test_fuse_shuffle},
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
          {"fuse-attention behind SDPA's NaN guard", test_fuse_attention_nan_guard},
          {"fuse-attention on real BERT exports", test_fuse_attention_real_bert},

@@ -67,7 +67,47 @@ T512 static void ukr512(int64_t k4n, const int32_t *wa, const int32_t *wb, const
  * tile's up to 8 rows gathered into one vector, the zero-point terms, then int32 as they are,
  * floats with each row's scale and bias, or 8 bits requantized as the row path does (double
  * product, half-to-even conversion, zero point, clamp): as il_qepi_scalar computes them. */
+/* A full panel's 16 columns from jb on, int32 or float: each row's 16 values computed as a row
+ * (the per-row terms broadcast), then the 8 x 16 block transposed in registers and stored as
+ * 16 columns of 8 adjacent outputs -- the gathers of the column loop below cost a quarter of a
+ * dynamic product. */
+T512 static void cols16(const int32_t *c, int jb, int64_t m0, int64_t j0, const il_qepi *e) {
+    int f32 = e->out == IL_QOUT_F32;
+    __m512 v[8];
+    for (int r = 0; r < 8; r++) {
+        __m512i a = _mm512_add_epi32(_mm512_loadu_si512(c + r * IL_QTILE_LD + jb), _mm512_set1_epi32(e->row_add ? e->row_add[m0 + r] : 0));
+        if (e->row_zw)
+            a = _mm512_sub_epi32(a, _mm512_mullo_epi32(_mm512_set1_epi32(e->row_zw[m0 + r]), _mm512_loadu_si512(e->colsum + j0 + jb)));
+        if (!f32) {
+            v[r] = _mm512_castsi512_ps(a);
+            continue;
+        }
+        v[r] = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(e->fscale[m0 + r])); /* no fused multiply-add */
+        if (e->fbias) v[r] = _mm512_add_ps(v[r], _mm512_set1_ps(e->fbias[m0 + r]));
+    }
+    /* per 128-bit lane L (columns 4L..4L+3): u[i] holds column 4L+i of rows 0-3, u[4+i] of rows 4-7 */
+    __m512 t[8], u[8];
+    for (int h = 0; h < 2; h++) {
+        t[4 * h + 0] = _mm512_unpacklo_ps(v[4 * h], v[4 * h + 1]), t[4 * h + 1] = _mm512_unpackhi_ps(v[4 * h], v[4 * h + 1]);
+        t[4 * h + 2] = _mm512_unpacklo_ps(v[4 * h + 2], v[4 * h + 3]), t[4 * h + 3] = _mm512_unpackhi_ps(v[4 * h + 2], v[4 * h + 3]);
+        u[4 * h + 0] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44), u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44), u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+    }
+    float *y = (float *)e->y + m0 + (j0 + jb) * e->cs; /* int32 outputs: the same bits */
+#define COL4(L)                                                                                   \
+    for (int i = 0; i < 4; i++) {                                                                 \
+        _mm_storeu_ps(y + (4 * (L) + i) * e->cs, _mm512_extractf32x4_ps(u[i], L));              \
+        _mm_storeu_ps(y + (4 * (L) + i) * e->cs + 4, _mm512_extractf32x4_ps(u[4 + i], L));      \
+    }
+    COL4(0) COL4(1) COL4(2) COL4(3)
+#undef COL4
+}
+
 T512 static void epi512_cols(const int32_t *c, int rows, int cols, int64_t m0, int64_t j0, const il_qepi *e) {
+    int done = 0;
+    if (rows == 8 && e->out != IL_QOUT_U8 && e->out != IL_QOUT_S8)
+        for (; done + 16 <= cols; done += 16) cols16(c, done, m0, j0, e);
+    c += done, j0 += done, cols -= done;
     const __mmask8 k = (__mmask8)((1u << rows) - 1);
     const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(IL_QTILE_LD));
     __m256i add = e->row_add ? _mm256_maskz_loadu_epi32(k, e->row_add + m0) : _mm256_setzero_si256();

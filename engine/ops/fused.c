@@ -1,6 +1,6 @@
 /*
  * fused.c - fused ops of the ai.inferlab domain that passes/ rewrite graphs into: FusedGemm and
- * FusedMatMul (matrix product + bias + activation), SiLU, and ai.inferlab versions of Gelu,
+ * FusedMatMul (matrix product + bias + activation), SiLU, ChannelShuffle, and ai.inferlab versions of Gelu,
  * LayerNormalization and HardSwish for models whose opset predates the standard op.
  * FusedConv is in fused_conv.c, Attention in fused_attention.c.
  *
@@ -260,6 +260,47 @@ static il_status silu_fast(il_kctx *c) {
     return IL_OK;
 }
 
+/* ---------------------------------------------------------------- ChannelShuffle */
+
+/* ShuffleNet's channel shuffle, which exporters spell Reshape [N,C,H,W] -> [N,G,C/G,H,W],
+ * Transpose (0,2,1,3,4), Reshape back (passes/fuse_shuffle.c makes it one op): output channel
+ * j*G + g is input channel g*(C/G) + j. One op, so a native-layout kernel can keep the chain
+ * native through it. Any dtype, rank >= 3 (N, C, spatial dims). */
+static il_status shuffle_groups(il_kctx *c, int64_t *groups) {
+    const il_tensor *x = il_in(c, 0);
+    *groups = il_attr_int(c->node, "groups", 0);
+    if (!x) return il_kerr(c, IL_ERR_INVALID, "expects 1 input");
+    if (x->rank >= 0 && x->rank < 3) return il_kerr(c, IL_ERR_INVALID, "input of rank %d: needs [N, C, spatial...]", x->rank);
+    if (*groups < 1) return il_kerr(c, IL_ERR_INVALID, "groups must be at least 1, got %lld", (long long)*groups);
+    if (x->rank > 1 && x->dims[1] >= 0 && x->dims[1] % *groups)
+        return il_kerr(c, IL_ERR_INVALID, "%lld channels do not split into %lld groups", (long long)x->dims[1],
+                       (long long)*groups);
+    return IL_OK;
+}
+
+static il_status shuffle_infer(il_kctx *c) {
+    int64_t g;
+    il_status st = shuffle_groups(c, &g);
+    if (st) return st;
+    il_same_as(c, 0, 0);
+    return IL_OK;
+}
+
+static il_status shuffle_ref(il_kctx *c) {
+    int64_t g;
+    il_status st = shuffle_groups(c, &g);
+    if (st) return st;
+    const il_tensor *x = c->in[0];
+    int64_t n = x->dims[0], ch = x->dims[1], per = ch / g;
+    size_t plane = (size_t)il_dims_prod(x->dims, 2, x->rank) * il_dtype_size(x->dtype);
+    const char *src = x->data;
+    char *dst = c->out[0]->data;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < ch; o++)
+            memcpy(dst + (size_t)(i * ch + o) * plane, src + (size_t)(i * ch + o % g * per + o / g) * plane, plane);
+    return IL_OK;
+}
+
 /* ---------------------------------------------------------------- standard ops, any opset */
 
 /* Gelu (ONNX opset 20), LayerNormalization (17) and HardSwish (14) as ai.inferlab ops, so a
@@ -284,5 +325,6 @@ const il_op il_ops_fused[] = {
     {"ai.inferlab", "LayerNormalization", 1, LayerNormalization_fwd_infer, LayerNormalization_fwd_ref,
      LayerNormalization_fwd_fast, 0},
     {"ai.inferlab", "HardSwish", 1, HardSwish_fwd_infer, HardSwish_fwd_ref, HardSwish_fwd_fast, 0},
+    {"ai.inferlab", "ChannelShuffle", 1, shuffle_infer, shuffle_ref, 0, 0},
     {0},
 };
