@@ -17,10 +17,12 @@
 extern "C" cudaStream_t il_cuda_stream(void);
 
 #define IL_CU_THREADS 256
-static inline unsigned il_cu_blocks(int64_t n) {
+/* Blocks of IL_CU_THREADS for n elements, at least 1 and at most cap. */
+static inline unsigned il_cu_grid(int64_t n, int64_t cap) {
     int64_t b = (n + IL_CU_THREADS - 1) / IL_CU_THREADS;
-    return (unsigned)(b < 1 ? 1 : b > 65535 * 16 ? 65535 * 16 : b);
+    return (unsigned)(b < 1 ? 1 : b > cap ? cap : b);
 }
+static inline unsigned il_cu_blocks(int64_t n) { return il_cu_grid(n, 65535 * 16); }
 #define IL_CU_LOOP(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)blockDim.x * gridDim.x)
 #ifndef IL_CU_HOST_EMU
@@ -72,10 +74,7 @@ template <> __device__ inline __nv_bfloat16 il_fromf<__nv_bfloat16>(float v) { r
 /* Grid of the typed kernels: enough blocks to fill the GPU, each thread looping over many
  * elements, so that a thread's setup (its kernel arguments, index state) is paid once per
  * hundred elements rather than per element. */
-static inline unsigned il_cu_blocks_capped(int64_t n) {
-    int64_t b = (n + IL_CU_THREADS - 1) / IL_CU_THREADS;
-    return (unsigned)(b < 1 ? 1 : b > 4096 ? 4096 : b);
-}
+static inline unsigned il_cu_blocks_capped(int64_t n) { return il_cu_grid(n, 4096); }
 
 /* A warp's sum and maximum (the row kernels give each row one warp); the emulation of
  * tests/cuda_emu.sh runs one thread per block, a "warp" of one. */

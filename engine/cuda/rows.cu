@@ -11,6 +11,11 @@
 #define ROW_THREADS 256
 
 static inline unsigned row_blocks(int64_t rows) { return (unsigned)(rows < 65535 * 16 ? rows : 65535 * 16); }
+/* Blocks for the warp-per-row kernels: ROW_THREADS / IL_CU_WARP rows a block. */
+static inline unsigned warp_row_blocks(int64_t rows) {
+    int64_t per = ROW_THREADS / IL_CU_WARP, b = (rows + per - 1) / per;
+    return (unsigned)(b > 65535 * 16 ? 65535 * 16 : b);
+}
 
 /* Block-wide reduction of one float per thread (max when is_max, else sum); every thread gets
  * the result. */
@@ -103,8 +108,7 @@ extern "C" void il_cu_softmax(const void *x, void *y, il_dtype dt, int64_t outer
     memset(&none, 0, sizeof none);
     int64_t rows = outer * inner;
     if (rows > 0 && n > 0 && inner == 1 && n <= 4096 && (dt == IL_F32 || dt == IL_F16 || dt == IL_BF16)) {
-        int64_t b = (rows + ROW_THREADS / IL_CU_WARP - 1) / (ROW_THREADS / IL_CU_WARP);
-        unsigned blocks = (unsigned)(b > 65535 * 16 ? 65535 * 16 : b);
+        unsigned blocks = warp_row_blocks(rows);
         const il_cu_mask mm = m ? *m : none;
         if (dt == IL_F16)
             IL_CU_LAUNCH_GRID(k_softmax_warp<__half>, blocks, ROW_THREADS, (const __half *)x, (__half *)y, rows, n,
@@ -180,8 +184,7 @@ extern "C" void il_cu_layernorm(const void *x, void *y, il_dtype dt, const il_cu
                                 const void *bias, il_dtype pdt, void *mean, void *inv_std) {
     if (g->rows > 0 && g->n > 0 && !mean && !inv_std && g->pg == 1 && g->pdiv == 1 && g->n <= 16384 &&
         (dt == IL_F32 || dt == IL_F16 || dt == IL_BF16)) {
-        int64_t b = (g->rows + ROW_THREADS / IL_CU_WARP - 1) / (ROW_THREADS / IL_CU_WARP);
-        unsigned blocks = (unsigned)(b > 65535 * 16 ? 65535 * 16 : b);
+        unsigned blocks = warp_row_blocks(g->rows);
         if (dt == IL_F16)
             IL_CU_LAUNCH_GRID(k_layernorm_warp<__half>, blocks, ROW_THREADS, (const __half *)x, (__half *)y, *g, scale,
                               bias, (int)pdt);
