@@ -58,7 +58,7 @@ static const char *shape(sqlite3 *db, const char *const *migrations, int version
     return NULL;
 }
 
-il_status sto_classify(sqlite3 *db, const char *path, const char *const *migrations, int *version, int *rc) {
+static il_status classify(sqlite3 *db, const char *path, const char *const *migrations, int *version, int *rc) {
     sqlite3_stmt *q;
     int objects = 0, ours = 0, uv = 0;
     *rc = sqlite3_prepare_v2(db,
@@ -97,6 +97,16 @@ il_status sto_classify(sqlite3 *db, const char *path, const char *const *migrati
         return il_error(IL_ERR_INVALID, "%s: not an inferlab results database as inferlab writes it (%s; the file "
                         "was not changed)", path, bad);
     return IL_OK;
+}
+
+/* All of the statements above read one snapshot: another process migrating the file between two
+ * of them (its version read at 1, its view already at 2) would make inferlab's own file look
+ * foreign. A deferred transaction costs nothing on a file that is not a database yet. */
+il_status sto_classify(sqlite3 *db, const char *path, const char *const *migrations, int *version, int *rc) {
+    int began = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    il_status st = classify(db, path, migrations, version, rc);
+    if (began && sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
 }
 
 il_status sto_check_pages(sqlite3 *db, const char *path) {
