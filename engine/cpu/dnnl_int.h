@@ -90,6 +90,15 @@ typedef struct il_dnnl_state_ {
      * reorder buffers, scratchpad and stream around the same primitive; w stays this state's) */
     int workers;
     struct il_dnnl_state_ *more;
+    /* ScaledConv (dnnl_conv.c): each image's channel scale goes into the weight (by_w: the plain
+     * weight scaled into the workspace at sc_off, packed by w_re to pk_off) or into the image
+     * (a scaled copy at sc_off, channels-last or plain) */
+    struct {
+        int on, by_w, last;
+        int64_t m, mg, cg, k, c, sp;
+        size_t off, pk_off;
+        il_dnnl_step w_re;
+    } sc;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
