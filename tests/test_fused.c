@@ -367,6 +367,25 @@ static void test_fused_errors(void) {
     CU_ASSERT_EQUAL(il_plan_create(g, NULL, &p), IL_ERR_SHAPE);
     CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "residual input Z"));
     il_graph_free(g);
+    /* ChannelShuffle: a join of 3 + 4 channels in 2 groups; 16 channels in 3 outputs; spatial
+     * dims that differ between the inputs */
+    static const int64_t chans[3][2] = {{3, 4}, {8, 8}, {8, 8}}, groups[3] = {2, 2, 2};
+    static const int outs[3] = {1, 3, 1};
+    static const char *want[3] = {"7 channels do not split into 2 groups", "16 channels do not split into 3 equal outputs",
+                                  "input 1 has dim 2 of 6"};
+    for (int t = 0; t < 3; t++) {
+        g = new_graph(13);
+        int in[2], y[3] = {il_graph_value(g, "y0"), il_graph_value(g, "y1"), il_graph_value(g, "y2")};
+        for (int i = 0; i < 2; i++)
+            in[i] = input(g, i ? "b" : "a", 4, (int64_t[]){2, chans[t][i], t == 2 && i ? 6 : 5, 5});
+        int j = il_graph_add_node(g, "ChannelShuffle", "ai.inferlab", "shuffle", 2, in, outs[t], y);
+        il_node_set_int(g, j, "groups", groups[t]);
+        for (int i = 0; i < outs[t]; i++) il_graph_add_output(g, y[i]);
+        CU_ASSERT_NOT_EQUAL(il_plan_create(g, NULL, &p), IL_OK);
+        if (!strstr(il_errmsg(), want[t])) fprintf(stderr, "\n  ChannelShuffle error: %s\n", il_errmsg());
+        CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), want[t]));
+        il_graph_free(g);
+    }
 }
 
 /* Gelu, LayerNormalization and HardSwish of ai.inferlab (the standard ops for older opsets):
