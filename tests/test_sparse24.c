@@ -73,6 +73,30 @@ static void test_pruned_weights_pass(void) {
     }
 }
 
+/* The weight layouts sparse24.c reads (MatMul's B [K, N]: output n's K weights N apart; Gemm
+ * transB 1's B [N, K]: contiguous) after `--method nm` 2:4 on x -> MatMul [16, 32] -> Gemm transB
+ * [24, 32] -> y: both pass, read as the kernel reads them. */
+static void test_kernel_layouts(void) {
+    uint64_t rng = 5;
+    il_graph *g = il_graph_new("mm_gemm");
+    il_graph_set_opset(g, "", 17);
+    int x = add_input(g, "x", 2, (int64_t[]){2, 16}), h = il_graph_new_value(g, "h"), y = il_graph_value(g, "y");
+    int w1 = il_graph_add_constant(g, "w1", weights(2, (int64_t[]){16, 32}, &rng, 1.0));
+    int w2 = il_graph_add_constant(g, "w2", weights(2, (int64_t[]){24, 32}, &rng, 1.0));
+    il_graph_add_node(g, "MatMul", "", "mm", 2, (int[]){x, w1}, 1, &h);
+    int k = il_graph_add_node(g, "Gemm", "", "gemm", 2, (int[]){h, w2}, 1, &y);
+    il_node_set_int(g, k, "transB", 1);
+    g->values[y].dtype = IL_F32;
+    il_graph_add_output(g, y);
+    IL_ASSERT_OK(il_graph_verify(g));
+    il_prune_opts o = {.scope = IL_PRUNE_NM, .nm_n = 2, .nm_m = 4};
+    IL_ASSERT_OK(il_prune_apply(g, &o, NULL));
+    CU_ASSERT_TRUE(il_is_2of4(weight(g, "w1")->data, 32, 16, 1, 32)); /* N 32, K 16 */
+    CU_ASSERT_TRUE(il_is_2of4(weight(g, "w2")->data, 24, 32, 32, 1)); /* N 24, K 32 */
+    CU_ASSERT_FALSE(il_is_2of4(weight(g, "w1")->data, 16, 32, 32, 1)); /* along N instead: not 2:4 */
+    il_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- "not accelerated" */
 
 static void test_not_accelerated(void) {
@@ -108,6 +132,7 @@ static void test_cli_says_so(void) {
 
 IL_SUITE("sparse24", {"the 2:4 check: layouts, a third nonzero, NaN, K % 4", test_check},
          {"N:M patterns that are 2:4", test_nm_patterns}, {"--method nm weights pass the check", test_pruned_weights_pass},
+         {"MatMul and Gemm transB weights read as the kernel reads them", test_kernel_layouts},
          {"not accelerated without cuSPARSELt, said so", test_not_accelerated},
          {"prune and bench print it (CLI)", test_cli_says_so})
 
