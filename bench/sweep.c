@@ -14,6 +14,7 @@
  * blocked on read, while another measures.
  */
 #include "bench_int.h"
+#include "engine/cuda/sparselt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -39,6 +40,21 @@ static void progress(const il_bench_opts *o, int done, int n, const char *phase,
     fflush(stderr);
 }
 
+/* A model pruned 2:4 (its inferlab.prune recipe) says whether this run ran any of it sparse. */
+static void print_sparse24(const il_run_record *r) {
+    if (!strstr(r->recipe, "\"nm\":\"2:4\"") || strcmp(r->v.engine, "inferlab")) return;
+    int used = 0;
+    for (int i = 0; i < r->n_nodes; i++) used += !strncmp(r->nodes[i].kernel, "cusparselt", 10);
+    const char *no = il_sparse24_not_accelerated();
+    if (used) printf("  2:4 weights: %d product%s ran on cuSPARSELt (cusparselt-2:4)\n", used, used == 1 ? "" : "s");
+    else if (strcmp(r->v.backend, "cuda"))
+        printf("  2:4 weights: not accelerated on the %s (no 2:4 kernel there; cuSPARSELt is a GPU library)\n", r->v.backend);
+    else if (no) printf("  2:4 weights: %s\n", no);
+    else
+        printf("  2:4 weights: not accelerated in this run (cuSPARSELt present; no product %s)\n",
+               r->n_nodes ? "took it: not fp16/bf16, or not faster than cuBLAS" : "kernels recorded");
+}
+
 static void print_run(const il_bench_opts *o, const il_run_record *r, int64_t id) {
     if (o->quiet) return;
     clear_bar(o);
@@ -53,6 +69,7 @@ static void print_run(const il_bench_opts *o, const il_run_record *r, int64_t id
     if (r->load.others_running > 0 || (isfinite(r->load.steal_pct) && r->load.steal_pct > 1))
         printf("  machine busy: %d other runnable, load %.2f, steal %.1f%%\n", r->load.others_running, r->load.load1,
                r->load.steal_pct);
+    print_sparse24(r);
     fflush(stdout);
 }
 

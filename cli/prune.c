@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "bench/bench.h"
+#include "engine/cuda/sparselt.h"
 #include "prune/channel.h"
 #include "prune/prune.h"
 
@@ -240,6 +241,24 @@ static void json_scan(FILE *f, const pargs *a, const il_prune_scan_point *p, int
     fprintf(f, "%s}}", n ? "]" : "");
 }
 
+/* --method nm: whether anything here turns the pattern into speed, said plainly (never claimed:
+ * the cuda kernel takes a product only where it times faster than cuBLAS) */
+static void nm_speed_note(const pargs *a, char *buf, size_t n, int *accelerated) {
+    const char *no = il_sparse24_not_accelerated();
+    *accelerated = 0;
+    if (!il_nm_is_2of4(a->po.nm_n, a->po.nm_m))
+        snprintf(buf, n, "N:M %d:%d is not accelerated by any kernel here (cuSPARSELt takes 2:4 only); the zeros are "
+                 "computed densely", a->po.nm_n, a->po.nm_m);
+    else if (no)
+        snprintf(buf, n, "%s; the cpu computes these zeros densely (its sparse kernel pays from ~80%% zeros, "
+                 "docs/sparsity.md)", no);
+    else {
+        *accelerated = 1;
+        snprintf(buf, n, "2:4 can run on %s here: fp16/bf16 plans on --device cuda offer the cusparselt-2:4 kernel, "
+                 "taken per product only where timed faster than cuBLAS", il_sparselt_version());
+    }
+}
+
 static void print_layers(const il_prune_report *r) {
     printf("%-28s %-7s %10s %8s %9s\n", "layer", "op", "weights", "asked", "achieved");
     for (int i = 0; i < r->n; i++) {
@@ -367,12 +386,25 @@ static int run(pargs *a) {
         cli_json_str(stdout, a->out);
         printf(",\"recipe\":%s", il_graph_get_meta(g, "inferlab.prune"));
         if (e.d) printf(",\"dense_top1\":%.6g,\"pruned_top1\":%.6g", dense, pruned);
+        if (!strcmp(a->method, "nm")) {
+            char note[512];
+            int acc;
+            nm_speed_note(a, note, sizeof note, &acc);
+            printf(",\"accelerated\":%s,\"speed_note\":", acc ? "true" : "false");
+            cli_json_str(stdout, note);
+        }
     } else if (!rc && !scan_only) {
         printf("\n");
         if (channel)
             printf("removed %lld of %lld prunable channels (%d units); parameters %lld -> %lld\n", (long long)cr.removed,
                    (long long)cr.channels, cr.units, (long long)cr.params_before, (long long)cr.params_after);
         else print_layers(&r);
+        if (!channel && !strcmp(a->method, "nm")) {
+            char note[512];
+            int acc;
+            nm_speed_note(a, note, sizeof note, &acc);
+            printf("%s\n", note);
+        }
         if (e.d) printf("top-1 on %s: dense %.2f%%, pruned %.2f%%\n", a->val, 100 * dense, 100 * pruned);
         printf("wrote %s\n", a->out);
     }

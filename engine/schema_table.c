@@ -762,7 +762,7 @@ const il_schema il_schemas[] = {
     {"", "Xor", 1, "ss", 2, 2, "s", 1, 1, 2, a444},
     {"", "Xor", 7, "ss", 2, 2, "s", 1, 1, 0, 0},
     {"ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, 1, a446},
-    {"ai.inferlab", "ChannelShuffle", 1, "s", 1, 1, "s", 1, 1, 1, a447},
+    {"ai.inferlab", "ChannelShuffle", 1, "v", 1, 2147483647, "v", 1, 2147483647, 1, a447},
     {"ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, 8, a448},
     {"ai.inferlab", "FusedGemm", 1, "sso", 2, 3, "s", 1, 1, 6, a449},
     {"ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, 2, a450},

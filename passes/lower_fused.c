@@ -7,7 +7,8 @@
  *   ScaledConv  -> Mul(X, S), then as FusedConv
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
- *   ChannelShuffle -> Reshape [0, G, C/G, -1], Transpose (0, 2, 1, 3), Reshape to Shape(X)
+ *   ChannelShuffle -> [Concat of its inputs,] Reshape [0, G, C/G, -1], Transpose (0, 2, 1, 3),
+ *                     Reshape to Shape(X) [, a Slice of the channels per output]
  *                     (C must be static; any spatial dims)
  *   Gelu, LayerNormalization, HardSwish -> the standard op when the opset has it, else its formula
  *   com.microsoft DynamicQuantizeMatMul (fuse-dynamic-q's) -> DynamicQuantizeLinear, MatMulInteger,
@@ -148,12 +149,38 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     } else if (!strcmp(op, "Gelu")) {
         activation(g, k, !strcmp(approx, "tanh") ? "GeluTanh" : "Gelu", prm, 0, x, y);
     } else if (!strcmp(op, "ChannelShuffle")) {
-        int64_t d1[4] = {0, groups, pu_dim(s, x, 1) / groups, -1}, n4 = 4, perm[4] = {0, 2, 1, 3};
+        int outs[8], n_out = g->nodes[k].n_outputs;
+        memcpy(outs, g->nodes[k].outputs, (size_t)n_out * sizeof(int));
+        int64_t c = 0;
+        for (int i = 0; i < n_in; i++) c += pu_dim(s, in[i], 1);
+        if (n_in > 1) { /* the join */
+            x = pu_new_value(g, g->nodes[k].name, in[0]);
+            il_node_set_int(g, add_lowered(g, "Concat", k, n_in, in, 1, &x), "axis", 1);
+        }
+        int64_t d1[4] = {0, groups, c / groups, -1}, n4 = 4, perm[4] = {0, 2, 1, 3};
         il_tensor *shp = il_tensor_new(IL_I64, 1, &n4);
         memcpy(shp->data, d1, sizeof d1);
         int t = emit(g, k, "Transpose", emit(g, k, "Reshape", x, pu_add_const(g, "lowered_shape", shp), -1), -1, -1);
         il_node_set_ints(g, g->values[t].producer, "perm", 4, perm);
-        emit(g, k, "Reshape", t, emit(g, k, "Shape", x, -1, -1), y);
+        int sh = emit(g, k, "Reshape", t, emit(g, k, "Shape", x, -1, -1), n_out == 1 ? y : -1);
+        for (int m = 0; n_out > 1 && m < n_out; m++) { /* the split: equal parts of the channels */
+            int64_t b = m * (c / n_out), e = b + c / n_out, one = 1, axis = 1;
+            if (pu_opset(g) >= 10) {
+                int sin[4] = {sh};
+                const int64_t *vals[3] = {&b, &e, &axis};
+                for (int i = 0; i < 3; i++) {
+                    il_tensor *v = il_tensor_new(IL_I64, 1, &one);
+                    ((int64_t *)v->data)[0] = *vals[i];
+                    sin[1 + i] = pu_add_const(g, "lowered_slice", v);
+                }
+                add_lowered(g, "Slice", k, 4, sin, 1, &outs[m]);
+            } else {
+                int j = add_lowered(g, "Slice", k, 1, &sh, 1, &outs[m]);
+                il_node_set_ints(g, j, "starts", 1, &b);
+                il_node_set_ints(g, j, "ends", 1, &e);
+                il_node_set_ints(g, j, "axes", 1, &axis);
+            }
+        }
     } else if (!strcmp(op, "Attention")) {
         int r = pu_rank(s, x);
         int sc = emit(g, k, "Mul", emit(g, k, "MatMul", x, in[1], -1), scalar(g, scale), -1);
@@ -179,7 +206,11 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
 }
 
 static int lowerable(const il_node *n, const pu_shapes *s) {
-    if (!strcmp(n->op_type, "ChannelShuffle")) return n->n_inputs == 1 && pu_dim(s, n->inputs[0], 1) > 0;
+    if (!strcmp(n->op_type, "ChannelShuffle")) {
+        int ok = n->n_inputs >= 1 && n->n_inputs <= 8 && n->n_outputs <= 8;
+        for (int i = 0; ok && i < n->n_inputs; i++) ok = pu_dim(s, n->inputs[i], 1) > 0;
+        return ok;
+    }
     static const char *const ops[] = {"FusedConv", "ScaledConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
                                       "Gelu", "Attention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
@@ -202,7 +233,7 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             il_pass_count(st, "integer ops lowered to QDQ", 1);
             continue;
         }
-        if (!lowerable(n, &s) || n->n_outputs != 1) {
+        if (!lowerable(n, &s) || (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle"))) {
             left++;
             continue;
         }

@@ -46,6 +46,18 @@ il_status il_cuda_upload(void *dst, const void *src, size_t bytes) {
     return IL_OK;
 }
 
+/* the rest of the device layer sparselt.cu calls: one in-order "stream", nothing to wait for */
+void *il_cuda_stream(void) { return NULL; }
+il_status il_cuda_sync(void) { return IL_OK; }
+il_status il_cuda_zero(void *dst, size_t bytes) {
+    memset(dst, 0, bytes);
+    return IL_OK;
+}
+il_status il_cuda_download(void *dst, const void *src, size_t bytes) {
+    memcpy(dst, src, bytes);
+    return IL_OK;
+}
+
 il_status il_cuda_copy(void *dst, const void *src, size_t bytes) {
     memmove(dst, src, bytes);
     return IL_OK;

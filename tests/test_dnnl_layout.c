@@ -543,6 +543,49 @@ static void test_channel_shuffle(void) {
             }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* The ChannelShuffle that fuse-shuffle gives a unit's Concat and split: two conv branches
+ * shuffled and split in two, one part into a conv (native) and one also read by a plain Relu
+ * (plain out of the same node); three inputs of 4 channels (one plain: a Relu of x) in 3 groups
+ * split in two parts of 6; two inputs in 4 groups, one output (the general gather, not the
+ * two-group interleave). Batch 1 and 3, 1 and 2 threads, 2-D and 3-D, against the reference. */
+static void shuffle_n(chain *b, int n_in, const int *in, int64_t groups, int n_out, int *out) {
+    for (int i = 0; i < n_out; i++) out[i] = out_value(b);
+    char name[32];
+    snprintf(name, sizeof name, "shn%d", b->n);
+    int j = il_graph_add_node(b->g, "ChannelShuffle", "ai.inferlab", name, n_in, in, n_out, out);
+    il_node_set_int(b->g, j, "groups", groups);
+}
+
+static void test_channel_shuffle_join_split(void) {
+    for (int nsp = 2; nsp <= 3; nsp++)
+        for (int64_t batch = 1; batch <= 3; batch += 2)
+            for (int threads = 1; threads <= 2; threads++) {
+                chain b = chain_new(nsp, batch, 8, nsp == 2 ? 9 : 5);
+                int x = b.g->inputs[0], parts[2], six[2], one;
+                int br[2] = {conv(&b, x, 8, 8, 1, 1, 0, 1, "Relu", -1), conv(&b, x, 8, 8, 3, 1, 1, 8, NULL, -1)};
+                shuffle_n(&b, 2, br, 2, 2, parts);
+                int lo = conv(&b, parts[0], 8, 8, 1, 1, 0, 1, "Relu", -1);
+                il_graph_add_output(b.g, unary(&b, "Relu", parts[1]));
+                int three[3] = {conv(&b, lo, 8, 4, 1, 1, 0, 1, NULL, -1), unary(&b, "Relu", conv(&b, x, 8, 4, 1, 1, 0, 1, NULL, -1)),
+                                conv(&b, parts[1], 8, 4, 3, 1, 1, 1, NULL, -1)};
+                shuffle_n(&b, 3, three, 3, 2, six);
+                il_graph_add_output(b.g, conv(&b, six[0], 6, 5, 1, 1, 0, 1, NULL, -1));
+                il_graph_add_output(b.g, conv(&b, six[1], 6, 5, 3, 1, 1, 1, NULL, -1));
+                int two[2] = {conv(&b, six[0], 6, 8, 1, 1, 0, 1, NULL, -1), conv(&b, six[1], 6, 8, 1, 1, 0, 1, NULL, -1)};
+                shuffle_n(&b, 2, two, 4, 1, &one);
+                il_graph_add_output(b.g, conv(&b, one, 16, 3, 1, 1, 0, 1, NULL, -1));
+                char what[80];
+                snprintf(what, sizeof what, "shuffle join/split, %d-D, batch %lld, %d threads", nsp, (long long)batch,
+                         threads);
+                il_plan_opts o = {.threads = threads};
+                il_plan *p = plan_checked(b.g, &o, batch, what);
+                int want[][2] = {{br[0], 1}, {parts[0], 1}, {parts[1], 0}, {three[1], 0}, {six[0], 1}, {six[1], 1}, {one, 1}};
+                for (int i = 0; i < 7; i++) expect_blocked(p, b.g, want[i][0], want[i][1], what);
+                il_plan_free(p);
+                il_graph_free(b.g);
+            }
+}
+
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

@@ -301,20 +301,20 @@ static void test_attention_shapes(void) {
  * row (exp(-inf - -inf)) in both kernels and in the unfused Softmax; and a NaN in one element,
  * which makes its whole row NaN (the softmax sum), not just one probability. */
 static void test_attention_inf_mask(void) {
-    for (int kind = 0; kind < 3; kind++) {
+    for (int kind = 0; kind < 6; kind++) { /* 19 keys (blocks of short rows), 70 (long rows, AVX-512) */
         il_graph *g = new_graph(17);
-        int64_t qd[4] = {2, 3, 19, 16}, kd[4] = {2, 3, 16, 19}, md[2] = {19, 19};
+        int64_t n = kind < 3 ? 19 : 70, qd[4] = {2, 3, n, 16}, kd[4] = {2, 3, 16, n}, md[2] = {n, n};
         il_tensor *m = il_tensor_new(IL_F32, 2, md);
         float *mp = m->data;
-        for (int64_t i = 0; i < 19; i++)
-            for (int64_t j = 0; j < 19; j++) mp[i * 19 + j] = j > i || (kind == 1 && i == 7) ? -INFINITY : 0.0f;
-        if (kind == 2) mp[3 * 19 + 1] = NAN;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) mp[i * n + j] = j > i || (kind % 3 == 1 && i == 7) ? -INFINITY : 0.0f;
+        if (kind % 3 == 2) mp[3 * n + 1] = NAN;
         int in[4] = {input(g, "q", 4, qd), input(g, "kt", 4, kd), input(g, "v", 4, qd), il_graph_add_constant(g, "mask", m)};
         int y = il_graph_value(g, "y");
         int j = il_graph_add_node(g, "Attention", "ai.inferlab", "att", 4, in, 1, &y);
         il_node_set_float(g, j, "scale", 0.25f);
         il_graph_add_output(g, y);
-        check_attention(g, kind == 0 ? "causal -inf mask" : kind == 1 ? "row masked whole" : "NaN in the mask");
+        check_attention(g, kind % 3 == 0 ? "causal -inf mask" : kind % 3 == 1 ? "row masked whole" : "NaN in the mask");
     }
 }
 
@@ -367,6 +367,25 @@ static void test_fused_errors(void) {
     CU_ASSERT_EQUAL(il_plan_create(g, NULL, &p), IL_ERR_SHAPE);
     CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "residual input Z"));
     il_graph_free(g);
+    /* ChannelShuffle: a join of 3 + 4 channels in 2 groups; 16 channels in 3 outputs; spatial
+     * dims that differ between the inputs */
+    static const int64_t chans[3][2] = {{3, 4}, {8, 8}, {8, 8}}, groups[3] = {2, 2, 2};
+    static const int outs[3] = {1, 3, 1};
+    static const char *want[3] = {"7 channels do not split into 2 groups", "16 channels do not split into 3 equal outputs",
+                                  "input 1 has dim 2 of 6"};
+    for (int t = 0; t < 3; t++) {
+        g = new_graph(13);
+        int in[2], y[3] = {il_graph_value(g, "y0"), il_graph_value(g, "y1"), il_graph_value(g, "y2")};
+        for (int i = 0; i < 2; i++)
+            in[i] = input(g, i ? "b" : "a", 4, (int64_t[]){2, chans[t][i], t == 2 && i ? 6 : 5, 5});
+        int j = il_graph_add_node(g, "ChannelShuffle", "ai.inferlab", "shuffle", 2, in, outs[t], y);
+        il_node_set_int(g, j, "groups", groups[t]);
+        for (int i = 0; i < outs[t]; i++) il_graph_add_output(g, y[i]);
+        CU_ASSERT_NOT_EQUAL(il_plan_create(g, NULL, &p), IL_OK);
+        if (!strstr(il_errmsg(), want[t])) fprintf(stderr, "\n  ChannelShuffle error: %s\n", il_errmsg());
+        CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), want[t]));
+        il_graph_free(g);
+    }
 }
 
 /* Gelu, LayerNormalization and HardSwish of ai.inferlab (the standard ops for older opsets):

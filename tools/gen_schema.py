@@ -68,7 +68,8 @@ EXTRA = [
     ("ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3,
      {"axis": (I, 0), "epsilon": (F, 0), "stash_type": (I, 0)}),
     ("ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, {"scale": (F, 0)}),
-    ("ai.inferlab", "ChannelShuffle", 1, "s", 1, 1, "s", 1, 1, {"groups": (I, 1)}),
+    # ChannelShuffle(X1..Xn) -> Y1..Ym: the Xi joined along the channels, shuffled, split in m equal parts
+    ("ai.inferlab", "ChannelShuffle", 1, "v", 1, INF, "v", 1, INF, {"groups": (I, 1)}),
     # ---- the integer ops fuse-qdq makes (engine/ops/qfused.c), and ONNX Runtime's com.microsoft
     # QLinearAdd / QLinearMul / QGemm that its quantization tools write
     ("ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, {**CONV, **ACT}),

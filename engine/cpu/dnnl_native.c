@@ -274,47 +274,91 @@ static void cat_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
  * ms against 0.07 plain on ShuffleNet b8's 8x48x28x28 (ONEDNN_VERBOSE, one thread), besides the
  * reorder to the plain Slice after it. Exact: copies.
  *
- * src(o) for o = j * g + k (k < g): k * a + j + off. Shuffle: g groups, a = C/g, off 0; Slice
- * (step 1 along the channels): g = 1, off its start. */
+ * A ChannelShuffle that fuse-shuffle gave the unit's Concat (several inputs) and split (several
+ * outputs) gathers each output straight from the branches: one pass over the data instead of
+ * three (join, shuffle, split).
+ *
+ * Each output Y_m is described by its sources: Y_m[n, j*g + k, p] = X_in[k][n, off[k] + j, p]
+ * for j < len, k < g. Shuffle of the join J of the inputs into m equal parts of `part`
+ * channels: J channel k*(C/g) + j goes to shuffled channel j*g + k, so part m takes, for each k,
+ * the J channels k*(C/g) + m*part/g + [0, part/g), which must lie within one input (and g divide
+ * part). Slice (step 1 along the channels): g = 1, off its start. */
+#define CHAN_MAX_G 8
+#define CHAN_MAX_OUT 8
 typedef struct {
-    int64_t g, a, off;
-} chan_map;
+    int64_t g, len;
+    int in[CHAN_MAX_G];
+    int64_t off[CHAN_MAX_G];
+} chan_src;
 
-static void chan_gather(const il_kctx *c, const chan_map *m) {
-    const il_tensor *X = c->in[0], *Y = c->out[0];
-    int64_t n = X->dims[0], xc = X->dims[1], yc = Y->dims[1], per = yc / m->g, P = il_dims_prod(X->dims, 2, X->rank);
-    int xnat = c->blocked_in & 1, ynat = c->blocked_out & 1;
-    int64_t xcs = xnat ? 1 : P, xps = xnat ? xc : 1;
-    const float *x = X->data;
-    float *y = Y->data;
-    if (xnat && ynat) { /* the native chain: each pixel's channel vector, contiguous on both sides */
-        int64_t g = m->g, a = m->a;
-        IL_PAR_FOR(c, i, n * P) {
-            const float *xi = x + i * xc + m->off;
-            float *yi = y + i * yc;
-            if (g == 1) memcpy(yi, xi, (size_t)yc * sizeof *yi);
-            else if (g == 2)
-                for (int64_t j = 0; j < per; j++) yi[2 * j] = xi[j], yi[2 * j + 1] = xi[a + j];
+/* The sources of ChannelShuffle output m; 0 when they are not of that form. */
+static int shuf_src(const il_kctx *c, int m, chan_src *s) {
+    int64_t g = il_attr_int(c->node, "groups", 0), total = 0;
+    for (int i = 0; i < c->n_in; i++) total += c->in[i]->dims[1];
+    if (g < 1 || g > CHAN_MAX_G || total % g || total % c->n_out) return 0;
+    int64_t part = total / c->n_out;
+    if (part % g) return 0;
+    s->g = g, s->len = part / g;
+    for (int64_t k = 0; k < g; k++) {
+        int64_t j0 = k * (total / g) + m * s->len;
+        int i = 0;
+        while (j0 >= c->in[i]->dims[1]) j0 -= c->in[i++]->dims[1];
+        if (j0 + s->len > c->in[i]->dims[1]) return 0;
+        s->in[k] = i, s->off[k] = j0;
+    }
+    return 1;
+}
+
+/* Y[2j] = a[j], Y[2j+1] = b[j]: the shuffle of two groups between native tensors. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+interleave2(float *restrict y, const float *restrict a, const float *restrict b, int64_t len) {
+    for (int64_t j = 0; j < len; j++) y[2 * j] = a[j], y[2 * j + 1] = b[j];
+}
+
+/* Every output m of src[m] in one parallel loop: a native output by pixels (its channel vector
+ * contiguous), a plain one by planes. */
+static void chan_gather(const il_kctx *c, const chan_src *src) {
+    const il_tensor *X0 = c->in[0];
+    int64_t n = X0->dims[0], P = il_dims_prod(X0->dims, 2, X0->rank), items[CHAN_MAX_OUT + 1], total = 0;
+    int nout = c->n_out < CHAN_MAX_OUT ? c->n_out : CHAN_MAX_OUT;
+    for (int m = 0; m < nout; m++) {
+        items[m] = total;
+        total += c->blocked_out >> m & 1 ? n * P : n * c->out[m]->dims[1];
+    }
+    items[nout] = total;
+    IL_PAR_FOR(c, t, total) {
+        int m = 0;
+        while (t >= items[m + 1]) m++;
+        const chan_src *s = &src[m];
+        const il_tensor *Y = c->out[m];
+        int64_t yc = Y->dims[1], it = t - items[m];
+        const float *xp[CHAN_MAX_G];
+        int64_t xs[CHAN_MAX_G]; /* stride between consecutive source channels */
+        int nat = 1;
+        if (c->blocked_out >> m & 1) { /* pixel it of the batch: b * P + p */
+            int64_t b = it / P, p = it % P;
+            for (int64_t k = 0; k < s->g; k++) {
+                const il_tensor *X = c->in[s->in[k]];
+                int64_t xc = X->dims[1], xn = c->blocked_in >> s->in[k] & 1;
+                xp[k] = (const float *)X->data + (xn ? it * xc : b * xc * P + p) + s->off[k] * (xn ? 1 : P);
+                xs[k] = xn ? 1 : P;
+                nat &= (int)xn;
+            }
+            float *y = (float *)Y->data + it * yc;
+            if (nat && s->g == 1) memcpy(y, xp[0], (size_t)s->len * sizeof *y);
+            else if (nat && s->g == 2) interleave2(y, xp[0], xp[1], s->len);
             else
-                for (int64_t j = 0; j < per; j++)
-                    for (int64_t k = 0; k < g; k++) yi[j * g + k] = xi[k * a + j];
-        }
-    } else if (ynat) { /* pixel by pixel: each output pixel's channels are contiguous */
-        IL_PAR_FOR(c, i, n * P) {
-            int64_t b = i / P, px = i % P;
-            const float *xi = x + b * xc * P + px * xps;
-            float *yi = y + b * yc * P + px * yc;
-            for (int64_t j = 0; j < per; j++)
-                for (int64_t k = 0; k < m->g; k++) yi[j * m->g + k] = xi[(k * m->a + j + m->off) * xcs];
-        }
-    } else { /* plane by plane */
-        IL_PAR_FOR(c, i, n * yc) {
-            int64_t b = i / yc, o = i % yc;
-            const float *xi = x + b * xc * P + (o % m->g * m->a + o / m->g + m->off) * xcs;
-            float *yi = y + b * yc * P + o * P;
-            if (!xnat) memcpy(yi, xi, (size_t)P * sizeof *yi);
+                for (int64_t j = 0; j < s->len; j++)
+                    for (int64_t k = 0; k < s->g; k++) y[j * s->g + k] = xp[k][j * xs[k]];
+        } else { /* plane it: image b, channel o = j * g + k */
+            int64_t b = it / yc, o = it % yc, k = o % s->g, j = o / s->g;
+            const il_tensor *X = c->in[s->in[k]];
+            int64_t xc = X->dims[1], xn = c->blocked_in >> s->in[k] & 1, ch = s->off[k] + j;
+            const float *x = (const float *)X->data + b * xc * P + (xn ? ch : ch * P);
+            float *y = (float *)Y->data + (b * yc + o) * P;
+            if (!xn) memcpy(y, x, (size_t)P * sizeof *y);
             else
-                for (int64_t px = 0; px < P; px++) yi[px] = xi[px * xps];
+                for (int64_t p = 0; p < P; p++) y[p] = x[p * xc];
         }
     }
 }
@@ -331,10 +375,14 @@ static int native_is_nhwc(const il_kctx *c, int rank, const int64_t *dims) {
     return ok;
 }
 
-/* X and Y in either layout where the native one is channels-last. */
+/* Every input and output in either layout where the native one is channels-last. */
 static void gather_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
-    const il_tensor *x = c->in[0], *y = c->out[0];
-    if (native_is_nhwc(c, x->rank, x->dims) && il_shape_known(y) && native_is_nhwc(c, y->rank, y->dims)) *in |= 1, *out |= 1;
+    int nin = strcmp(c->node->op_type, "Slice") ? c->n_in : 1; /* a Slice's other inputs are its parameters */
+    for (int i = 0; i < nin; i++)
+        if (!native_is_nhwc(c, c->in[i]->rank, c->in[i]->dims)) return;
+    for (int i = 0; i < c->n_out; i++)
+        if (!il_shape_known(c->out[i]) || !native_is_nhwc(c, c->out[i]->rank, c->out[i]->dims)) return;
+    *in |= (1u << nin) - 1, *out |= (1u << c->n_out) - 1;
 }
 
 static int image_f32(const il_tensor *x) {
@@ -342,14 +390,24 @@ static int image_f32(const il_tensor *x) {
 }
 
 static int shuf_supports(const il_kctx *c) {
-    int64_t g = il_attr_int(c->node, "groups", 0);
-    return c->n_in == 1 && image_f32(il_in(c, 0)) && g >= 1 && c->in[0]->dims[1] % g == 0;
+    if (c->n_in > 31 || c->n_out > CHAN_MAX_OUT) return 0;
+    for (int i = 0; i < c->n_in; i++) {
+        const il_tensor *x = c->in[i];
+        if (!image_f32(x) || x->rank != c->in[0]->rank || x->dims[0] != c->in[0]->dims[0]) return 0;
+        for (int d = 2; d < x->rank; d++)
+            if (x->dims[d] != c->in[0]->dims[d]) return 0;
+    }
+    chan_src s;
+    for (int m = 0; m < c->n_out; m++)
+        if (!shuf_src(c, m, &s)) return 0;
+    return 1;
 }
 
 static il_status shuf_run(il_kctx *c) {
-    int64_t g = il_attr_int(c->node, "groups", 1);
-    chan_map m = {g, c->in[0]->dims[1] / g, 0};
-    chan_gather(c, &m);
+    chan_src src[CHAN_MAX_OUT];
+    for (int m = 0; m < c->n_out; m++)
+        if (!shuf_src(c, m, &src[m])) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a shuffle this kernel gathers");
+    chan_gather(c, src);
     return IL_OK;
 }
 
@@ -375,9 +433,9 @@ static int cslice_supports(const il_kctx *c) {
 }
 
 static il_status cslice_run(il_kctx *c) {
-    chan_map m = {1, 0, 0};
-    if (!slice_channels(c, &m.off)) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a constant slice of channels");
-    chan_gather(c, &m);
+    chan_src s = {.g = 1, .len = c->out[0]->dims[1]};
+    if (!slice_channels(c, &s.off[0])) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a constant slice of channels");
+    chan_gather(c, &s);
     return IL_OK;
 }
 

@@ -265,39 +265,80 @@ static il_status silu_fast(il_kctx *c) {
 /* ShuffleNet's channel shuffle, which exporters spell Reshape [N,C,H,W] -> [N,G,C/G,H,W],
  * Transpose (0,2,1,3,4), Reshape back (passes/fuse_shuffle.c makes it one op): output channel
  * j*G + g is input channel g*(C/G) + j. One op, so a native-layout kernel can keep the chain
- * native through it. Any dtype, rank >= 3 (N, C, spatial dims). */
-static il_status shuffle_groups(il_kctx *c, int64_t *groups) {
+ * native through it. Any dtype, rank >= 3 (N, C, spatial dims).
+ *
+ * A ShuffleNet unit joins its two branches with a Concat before the shuffle and splits the
+ * result in two with Slices after it: with several inputs X1..Xn the op shuffles their join along
+ * the channels, and with several outputs Y1..Ym it splits the shuffled channels into m equal
+ * parts, so that the three copies are one gather. */
+typedef struct {
+    int64_t groups, total; /* channels of the join (-1 unknown) */
+} shuffle_geom;
+
+static il_status shuffle_check(il_kctx *c, shuffle_geom *s) {
     const il_tensor *x = il_in(c, 0);
-    *groups = il_attr_int(c->node, "groups", 0);
-    if (!x) return il_kerr(c, IL_ERR_INVALID, "expects 1 input");
-    if (x->rank >= 0 && x->rank < 3) return il_kerr(c, IL_ERR_INVALID, "input of rank %d: needs [N, C, spatial...]", x->rank);
-    if (*groups < 1) return il_kerr(c, IL_ERR_INVALID, "groups must be at least 1, got %lld", (long long)*groups);
-    if (x->rank > 1 && x->dims[1] >= 0 && x->dims[1] % *groups)
-        return il_kerr(c, IL_ERR_INVALID, "%lld channels do not split into %lld groups", (long long)x->dims[1],
-                       (long long)*groups);
+    s->groups = il_attr_int(c->node, "groups", 0);
+    s->total = 0;
+    if (!x) return il_kerr(c, IL_ERR_INVALID, "expects at least 1 input");
+    if (s->groups < 1) return il_kerr(c, IL_ERR_INVALID, "groups must be at least 1, got %lld", (long long)s->groups);
+    for (int i = 0; i < c->n_in; i++) {
+        const il_tensor *t = c->in[i];
+        if (!t) return il_kerr(c, IL_ERR_INVALID, "input %d is missing", i);
+        if (t->dtype != x->dtype)
+            return il_kerr(c, IL_ERR_INVALID, "input %d is %s, input 0 %s", i, il_dtype_name(t->dtype), il_dtype_name(x->dtype));
+        if (t->rank < 0 || x->rank < 0) {
+            s->total = -1;
+            continue;
+        }
+        if (t->rank < 3) return il_kerr(c, IL_ERR_INVALID, "input %d of rank %d: needs [N, C, spatial...]", i, t->rank);
+        if (t->rank != x->rank) return il_kerr(c, IL_ERR_SHAPE, "input %d has rank %d, input 0 %d", i, t->rank, x->rank);
+        for (int d = 0; d < x->rank; d++)
+            if (d != 1 && t->dims[d] >= 0 && x->dims[d] >= 0 && t->dims[d] != x->dims[d])
+                return il_kerr(c, IL_ERR_SHAPE, "input %d has dim %d of %lld, input 0 %lld", i, d, (long long)t->dims[d],
+                               (long long)x->dims[d]);
+        s->total = s->total < 0 || t->dims[1] < 0 ? -1 : s->total + t->dims[1];
+    }
+    if (s->total >= 0 && s->total % s->groups)
+        return il_kerr(c, IL_ERR_INVALID, "%lld channels do not split into %lld groups", (long long)s->total,
+                       (long long)s->groups);
+    if (s->total >= 0 && s->total % c->n_out)
+        return il_kerr(c, IL_ERR_INVALID, "%lld channels do not split into %d equal outputs", (long long)s->total, c->n_out);
     return IL_OK;
 }
 
 static il_status shuffle_infer(il_kctx *c) {
-    int64_t g;
-    il_status st = shuffle_groups(c, &g);
+    shuffle_geom s;
+    il_status st = shuffle_check(c, &s);
     if (st) return st;
-    il_same_as(c, 0, 0);
+    const il_tensor *x = c->in[0];
+    int64_t dims[IL_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) { /* a dim input 0 leaves unknown may be known from another */
+        dims[d] = x->dims[d];
+        for (int i = 1; i < c->n_in && dims[d] < 0; i++)
+            if (c->in[i]->rank == x->rank) dims[d] = c->in[i]->dims[d];
+    }
+    if (x->rank >= 2) dims[1] = s.total < 0 ? -1 : s.total / c->n_out;
+    for (int i = 0; i < c->n_out; i++) il_set_out(c, i, x->dtype, x->rank, dims);
     return IL_OK;
 }
 
 static il_status shuffle_ref(il_kctx *c) {
-    int64_t g;
-    il_status st = shuffle_groups(c, &g);
+    shuffle_geom s;
+    il_status st = shuffle_check(c, &s);
     if (st) return st;
     const il_tensor *x = c->in[0];
-    int64_t n = x->dims[0], ch = x->dims[1], per = ch / g;
+    int64_t n = x->dims[0], per = s.total / s.groups, part = s.total / c->n_out;
     size_t plane = (size_t)il_dims_prod(x->dims, 2, x->rank) * il_dtype_size(x->dtype);
-    const char *src = x->data;
-    char *dst = c->out[0]->data;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t o = 0; o < ch; o++)
-            memcpy(dst + (size_t)(i * ch + o) * plane, src + (size_t)(i * ch + o % g * per + o / g) * plane, plane);
+    for (int64_t o = 0; o < s.total; o++) {
+        int64_t src = o % s.groups * per + o / s.groups; /* channel of the join */
+        int i = 0;
+        while (src >= c->in[i]->dims[1]) src -= c->in[i++]->dims[1];
+        const il_tensor *xi = c->in[i];
+        il_tensor *y = c->out[o / part];
+        for (int64_t b = 0; b < n; b++)
+            memcpy((char *)y->data + (size_t)(b * part + o % part) * plane,
+                   (const char *)xi->data + (size_t)(b * xi->dims[1] + src) * plane, plane);
+    }
     return IL_OK;
 }
 

@@ -45,6 +45,7 @@ extern const il_kernel il_kernels_fused_conv[]; /* engine/ops/fused_conv.c: Fuse
 extern const il_kernel il_kernels_cuda[];       /* engine/cuda/kernels_cuda.c (empty without CUDA) */
 extern const il_kernel il_kernels_cudnn[];      /* engine/cuda/conv_cudnn.c: Conv/FusedConv on cuDNN */
 extern const il_kernel il_kernels_cuda_ops[];   /* engine/cuda/ops_cuda.c: transformer and other ops */
+extern const il_kernel il_kernels_cusparselt[];  /* engine/cuda/sparse24.c: MatMul/Gemm 2:4 on cuSPARSELt */
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
 extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
