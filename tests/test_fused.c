@@ -182,6 +182,21 @@ static void test_fused_gemm_matmul(void) {
             check_three(g, "FusedMatMul");
         }
     }
+    /* oneDNN's product with the GELU after it (engine/cpu/dnnl_matmul.c, where the CPU has
+     * AVX-512): 90000 outputs, split over the threads, values to +-20 (erf clamped at +-4 past
+     * x = 5.7), a row length of 300 (a masked tail every row) */
+    il_graph *g = new_graph(17);
+    int64_t ad[3] = {2, 150, 64}, bd[2] = {64, 300}, nd[1] = {300};
+    int in[3] = {input(g, "a", 3, ad), weight(g, "b", 2, bd), weight(g, "bias", 1, nd)};
+    int y = il_graph_value(g, "y");
+    int j = il_graph_add_node(g, "FusedMatMul", "ai.inferlab", "fm", 3, in, 1, &y);
+    set_act(g, j, "Gelu");
+    il_graph_add_output(g, y);
+#ifdef IL_HAVE_DNNL
+    check_forced(g, "FusedMatMul=dnnl", "FusedMatMul Gelu, 90000 outputs");
+#else
+    check_three(g, "FusedMatMul Gelu, 90000 outputs");
+#endif
 }
 
 static void test_attention_silu(void) {
