@@ -449,6 +449,27 @@ static void test_scaled_conv(void) {
             }
 }
 
+/* MaxPool "native" (engine/cpu/dnnl_pool.c) between native convs: dilated with padding, and
+ * ceil_mode windows hanging past odd sizes; batch 1 and 3, 1 and 2 threads, against the reference. */
+static void test_native_maxpool(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 13);
+            int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "Relu", -1);
+            int p1 = pool(&b, "MaxPool", a, 3, 1, 2, 0);
+            il_node_set_ints(b.g, b.g->values[p1].producer, "dilations", 2, (int64_t[]){2, 2});
+            int p2 = pool(&b, "MaxPool", conv(&b, p1, 24, 17, 1, 1, 0, 1, "Relu", -1), 3, 2, 1, 1);
+            il_graph_add_output(b.g, conv(&b, p2, 17, 8, 1, 1, 0, 1, NULL, -1));
+            char what[64];
+            snprintf(what, sizeof what, "native MaxPool, batch %lld, %d threads", (long long)batch, threads);
+            il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
+            expect_blocked(p, b.g, p1, 1, what);
+            expect_blocked(p, b.g, p2, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
 /* SqueezeNet's Fire modules: a squeeze conv, two expand convs (1x1 and 3x3) joined by Concat
  * along the channels, a ceil_mode MaxPool, and a second Fire whose expands give 17 and 15
  * channels, one of them also read by a plain Relu (so Concat reads one native input and one
@@ -586,6 +607,6 @@ static void test_channel_shuffle_join_split(void) {
             }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

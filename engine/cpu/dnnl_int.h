@@ -111,6 +111,8 @@ typedef struct il_dnnl_state_ {
  * workspace) and Y's reorder after it. */
 il_status il_dnnl_native_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims);
 int il_dnnl_fast_impl(const_dnnl_primitive_desc_t pd);
+/* Whether the native layout is channels-last (acb, acdb, acdeb), as on this project's machines. */
+int il_dnnl_native_last(void);
 il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims);
 il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
