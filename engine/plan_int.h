@@ -24,6 +24,10 @@ struct il_plan {
     void *workspace;
     size_t workspace_bytes;
     unsigned char *blocked; /* per value: held in the channel-blocked layout (plan_layout.c) */
+    /* per value: written in place into a Concat's output (plan_layout.c): that value (-1: none),
+     * the byte offset of its first channel there, and the output's channels (its pixel stride) */
+    int *cat_root;
+    int64_t *cat_off, *cstride;
     int64_t *offset;    /* per value: arena offset or -1 */
     int64_t *size;      /* per value: planned bytes */
     int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */

@@ -470,6 +470,43 @@ static void test_native_maxpool(void) {
         }
 }
 
+/* A Fire module's Concat written in place (engine/plan_layout.c): the 1x1 expand (a oneDNN conv
+ * whose dense result is reordered into its channels) and the 3x3 one (Winograd, reordered from
+ * nChw16c) sit at their channel offsets of the Concat's output, which copies nothing; batch 1
+ * and 3, 1 and 2 threads, against the reference; then a plan file round trip (the loaded plan
+ * writes in place too, outputs equal). */
+static void test_concat_in_place(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 15);
+            int sq = conv(&b, b.g->inputs[0], 8, 16, 1, 1, 0, 1, "Relu", -1);
+            int e1 = conv(&b, sq, 16, 32, 1, 1, 0, 1, "Relu", -1), e3 = conv(&b, sq, 16, 64, 3, 1, 1, 1, "Relu", -1);
+            int cat = node2(&b, "Concat", e1, e3);
+            il_graph_add_output(b.g, conv(&b, cat, 96, 8, 1, 1, 0, 1, NULL, -1));
+            char what[64];
+            snprintf(what, sizeof what, "Concat in place, batch %lld, %d threads", (long long)batch, threads);
+            il_plan_opts o = {.threads = threads};
+            il_plan *p = plan_checked(b.g, &o, batch, what);
+            int64_t sz, at = il_plan_value_offset(p, cat, &sz);
+            if (have_blocked_kernels()) {
+                CU_ASSERT_EQUAL(il_plan_value_offset(p, e1, &sz), at);
+                CU_ASSERT_EQUAL(il_plan_value_offset(p, e3, &sz), at + 32 * (int64_t)sizeof(float));
+            }
+            const char *path = il_test_tmp("concat.plan");
+            il_plan *q = NULL;
+            il_tensor *x = random_input(b.g, batch);
+            IL_ASSERT_OK(il_plan_save(p, path));
+            IL_ASSERT_OK(il_plan_load(path, &o, &q));
+            IL_ASSERT_OK(il_plan_run(p, &x, 1));
+            IL_ASSERT_OK(il_plan_run(q, &x, 1));
+            CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, 0), il_plan_output(q, 0)));
+            il_tensor_free(x);
+            il_plan_free(p);
+            il_plan_free(q);
+            il_graph_free(b.g);
+        }
+}
+
 /* SqueezeNet's Fire modules: a squeeze conv, two expand convs (1x1 and 3x3) joined by Concat
  * along the channels, a ceil_mode MaxPool, and a second Fire whose expands give 17 and 15
  * channels, one of them also read by a plain Relu (so Concat reads one native input and one
@@ -607,6 +644,6 @@ static void test_channel_shuffle_join_split(void) {
             }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool}, {"Concat in place", test_concat_in_place}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

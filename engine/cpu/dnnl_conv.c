@@ -143,6 +143,8 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
     if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     s->ximg = dnnl_memory_desc_get_size(xuser);
     s->yimg = dnnl_memory_desc_get_size(yuser);
+    if (c->out_cstride) /* a slice of a wider tensor: an image is the whole tensor's */
+        s->yimg = (size_t)(yuser->dims[2] * yuser->dims[3] * c->out_cstride) * sizeof(float);
     s->zimg = dnnl_memory_desc_get_size(zuser);
     if (!st && s->sc.on) { /* ScaledConv: the scaled weight and its packed form, or the scaled image */
         s->sc.off = *off;
@@ -190,6 +192,19 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         m->main.stream = m->src_in.stream = m->dst_out.stream = m->z_in.stream = m->sc.w_re.stream = strm;
     }
     return st;
+}
+
+/* Y as the plan holds it: plain, native, or (c->out_cstride, plan_layout.c) a channel slice of a
+ * wider channels-last tensor that a Concat joins in place, written through the reorder after the
+ * primitive (Winograd's own, from nChw16c; the others' from their dense result). */
+static il_status dconv_ymd(const il_kctx *c, dnnl_memory_desc_t *md, const int64_t *ydims) {
+    if (!c->out_cstride) return il_dnnl_user_md(c, md, c->blocked_out & 1, c->in[0]->rank, ydims);
+    if (c->in[0]->rank != 4 || !(c->blocked_out & 1) || c->out_cstride < ydims[1])
+        return il_kerr(c, IL_ERR_INTERNAL, "a strided output of rank 4 only");
+    dnnl_dims_t d = {ydims[0], ydims[1], ydims[2], ydims[3]};
+    dnnl_dims_t st = {ydims[2] * ydims[3] * c->out_cstride, 1, ydims[3] * c->out_cstride, c->out_cstride};
+    IL_DNNL(c, dnnl_memory_desc_init_by_strides(md, 4, d, dnnl_f32, st));
+    return IL_OK;
 }
 
 /* ScaledConv: how each image's scale is applied. Into the weight where the weight is at most an
@@ -284,8 +299,7 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     xdims[0] = g.n;
     ydims[0] = g.n;
     size_t off = 0;
-    if (!(st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, xdims)) &&
-        !(st = il_dnnl_user_md(c, &yuser, c->blocked_out & 1, X->rank, ydims)) &&
+    if (!(st = il_dnnl_user_md(c, &xuser, c->blocked_in & 1, X->rank, xdims)) && !(st = dconv_ymd(c, &yuser, ydims)) &&
         !(st = il_dnnl_user_md(c, &zuser, c->blocked_in >> 3 & 1, X->rank, ydims)) &&
         !(st = il_dnnl_pack(c, &w_user, W->data, wmd, &s->w)) && !(st = sconv_plan(c, s, &g, &xuser)) &&
         !(st = dconv_steps(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off)) && s->workers > 1)
@@ -456,7 +470,7 @@ static void dconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 #define DCONV(dom, op_, nm, prio, sup, prep, lay, doc_)                                                            \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
      .supports = sup, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
-     .layouts = lay}
+     .layouts = lay, .strided_out = lay != NULL}
 
 const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,

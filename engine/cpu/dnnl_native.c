@@ -243,8 +243,20 @@ static il_status cat_prepare(il_kctx *c, void **state, size_t *workspace) {
     return il_dnnl_prepare(c, state, workspace, cat_fill, 0);
 }
 
+/* Whether the producers may write the inputs straight into their channels of Y (plan_layout.c):
+ * all native, joined along the channels of a rank-4 channels-last Y. */
+static int cat_in_place(const il_kctx *c) {
+    return c->in[0]->rank == 4 && il_dnnl_native_last() && (c->blocked_out & 1) &&
+           c->blocked_in == (1u << c->n_in) - 1;
+}
+
 static il_status cat_run(il_kctx *c) {
     il_dnnl_state *s = c->state;
+    /* written in place already when every input sits at its channels of Y */
+    int done = cat_in_place(c);
+    for (int i = 0, c0 = 0; i < c->n_in && done; c0 += (int)c->in[i]->dims[1], i++)
+        done = c->in[i]->data == (char *)c->out[0]->data + (size_t)c0 * sizeof(float);
+    if (done) return IL_OK;
     for (int i = 0; i < c->n_in; i++) il_dnnl_step_set(&s->main, DNNL_ARG_MULTIPLE_SRC + i, c->in[i]->data);
     void *dst = il_dnnl_dst(c, s);
     il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
@@ -451,8 +463,11 @@ const il_kernel il_kernels_dnnl_native[] = {
             "oneDNN binary: image times a per-channel scale or a same-shaped tensor (rank 4-5), native layout kept"),
     DNATIVE("Add", bin_supports, bin_prepare, bin_run, bin_layouts,
             "oneDNN binary: image plus a per-channel term or a same-shaped tensor (rank 4-5), native layout kept"),
-    DNATIVE("Concat", cat_supports, cat_prepare, cat_run, cat_layouts,
-            "oneDNN concat along the channels (rank 4-5, up to 6 inputs), native layout kept"),
+    {.op = "Concat", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
+     .supports = cat_supports, .prepare = cat_prepare, .run = cat_run, .release = il_dnnl_release,
+     .layouts = cat_layouts, .in_place = cat_in_place,
+     .doc = "oneDNN concat along the channels (rank 4-5, up to 6 inputs), native layout kept; inputs written "
+            "in place by their producers where they can"},
     {.domain = "ai.inferlab", .op = "ChannelShuffle", .backend = "cpu", .name = "native", .dtypes = IL_DT(IL_F32),
      .priority = 20, .supports = shuf_supports, .run = shuf_run, .layouts = gather_layouts,
      .doc = "ai.inferlab ChannelShuffle as a gather of channels (rank 4-5), plain or channels-last native"},
