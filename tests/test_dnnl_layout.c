@@ -644,6 +644,55 @@ static void test_channel_shuffle_join_split(void) {
             }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool}, {"Concat in place", test_concat_in_place}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+/* ShuffleNet's head: ReduceMean over the spatial dims of a conv's output (torchvision's
+ * x.mean([2, 3])), read native; keepdims 0 and 1, axes as an attribute (opset 17) and as an
+ * input (18); a ReduceMean of the graph input (plain); one over the channels, which the native
+ * kernel declines (its input then stays plain). 2-D and 3-D, batch 1 and 3, 1 and 2 threads,
+ * against the reference; a mean of the wrong image or channel fails. */
+static int rmean(chain *b, int x, int opset, int nax, const int64_t *axes, int keep) {
+    int y = out_value(b), in[2] = {x, -1};
+    char name[32];
+    snprintf(name, sizeof name, "rm%d", b->n);
+    if (opset >= 18) {
+        int64_t na = nax;
+        il_tensor *t = il_tensor_new(IL_I64, 1, &na);
+        memcpy(t->data, axes, (size_t)nax * sizeof(int64_t));
+        in[1] = il_graph_add_constant(b->g, name, t);
+    }
+    int j = il_graph_add_node(b->g, "ReduceMean", "", name, opset >= 18 ? 2 : 1, in, 1, &y);
+    if (opset < 18) il_node_set_ints(b->g, j, "axes", nax, axes);
+    il_node_set_int(b->g, j, "keepdims", keep);
+    return y;
+}
+
+static void test_reduce_mean(void) {
+    for (int opset = 17; opset <= 18; opset++)
+        for (int nsp = 2; nsp <= 3; nsp++)
+            for (int64_t batch = 1; batch <= 3; batch += 2)
+                for (int threads = 1; threads <= 2; threads++) {
+                    chain b = chain_new(nsp, batch, 8, nsp == 2 ? 9 : 5);
+                    il_graph_set_opset(b.g, "", opset);
+                    int x = b.g->inputs[0];
+                    int64_t sp[3] = {2, -2, 4}, chan[1] = {1};
+                    if (nsp == 2) sp[1] = -1;
+                    int a = conv(&b, x, 8, 20, 3, 1, 1, 1, "Relu", -1);
+                    int c2 = conv(&b, x, 8, 6, 1, 1, 0, 1, NULL, -1);
+                    il_graph_add_output(b.g, rmean(&b, a, opset, nsp, sp, 0));
+                    il_graph_add_output(b.g, rmean(&b, a, opset, nsp, sp, 1));
+                    il_graph_add_output(b.g, rmean(&b, x, opset, nsp, sp, 0));
+                    il_graph_add_output(b.g, rmean(&b, c2, opset, 1, chan, 1));
+                    char what[80];
+                    snprintf(what, sizeof what, "ReduceMean, opset %d, %d-D, batch %lld, %d threads", opset, nsp,
+                             (long long)batch, threads);
+                    il_plan_opts o = {.threads = threads};
+                    il_plan *p = plan_checked(b.g, &o, batch, what);
+                    expect_blocked(p, b.g, a, 1, what);
+                    expect_blocked(p, b.g, c2, 0, what);
+                    il_plan_free(p);
+                    il_graph_free(b.g);
+                }
+}
+
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool}, {"Concat in place", test_concat_in_place}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"ReduceMean over the image", test_reduce_mean}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})
