@@ -348,6 +348,11 @@ typedef struct il_kctx {
      * unless the chosen kernel offered it; data then points at the native bytes while dims stay
      * the logical NCHW ones. */
     uint32_t blocked_in, blocked_out;
+    /* Nonzero: output 0 is native channels-last and lives inside a wider channels-last tensor of
+     * out_cstride channels (a Concat's output: plan_layout.c writes the joined inputs in place),
+     * data pointing at its first channel there; each pixel then starts out_cstride floats after
+     * the last. Only for kernels with il_kernel.strided_out. */
+    int64_t out_cstride;
     /* The arithmetic an accelerator plan was built for (il_precision; 0 = fp32 on the cpu).
      * With IL_PREC_FP16 / IL_PREC_BF16 every float32 value of the graph, activations and
      * constants alike, is held on the device in that half type: run() then sees dtype IL_F16 or
@@ -421,6 +426,11 @@ typedef struct il_kernel {
      * producer and every consumer say so (engine/plan_layout.c), and tells prepare and run
      * through c->blocked_in / c->blocked_out. */
     void (*layouts)(const il_kctx *c, uint32_t *blocked_in, uint32_t *blocked_out);
+    /* 1: writes a native output 0 into a channel slice of a wider channels-last tensor when
+     * c->out_cstride says so. in_place (a Concat's kernel): whether node c's inputs, held as
+     * c->blocked_in says, may be written in place into its output, which run then finds there. */
+    int strided_out;
+    int (*in_place)(const il_kctx *c);
     /* Training registers its kernels here too: role IL_KERNEL_BACKWARD with `impl` the trainer's
      * own entry point (distill/grad.h's gr_op: backward and the training-mode forward); run is
      * NULL for them, and the planner only ever sees IL_KERNEL_FORWARD kernels. */

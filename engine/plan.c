@@ -48,8 +48,10 @@ static int is_view(const il_plan *p, int k) {
     return 0;
 }
 
-/* The arena slots: each value's own, or (alias) the slot of the value a view node reads. */
-static int64_t plan_slots(il_plan *p, const int64_t *first) {
+/* The arena slots: each value's own, or (alias) the slot of the value a view node reads, or a
+ * channel slice of the Concat output it is written into (plan_layout.c), which then lives from
+ * the first of its inputs' producers. */
+static int64_t plan_slots(il_plan *p, int64_t *first) {
     const il_graph *g = p->g;
     int nv = g->n_values;
     int *root = malloc((size_t)(nv + 1) * sizeof(int));
@@ -66,9 +68,18 @@ static int64_t plan_slots(il_plan *p, const int64_t *first) {
         size[y] = 0; /* placed with r */
         if (last[y] > last[r]) last[r] = last[y];
     }
+    for (int v = 0; v < nv && !p->acc; v++) {
+        int y = p->cat_root[v];
+        if (y < 0 || root[y] != y) continue;
+        size[v] = 0;
+        if (first[v] < first[y]) first[y] = first[v];
+    }
     int64_t arena = il_memplan(nv, size, first, last, p->offset);
     for (int v = 0; v < nv; v++)
         if (root[v] != v) p->offset[v] = p->offset[root[v]];
+    for (int v = 0; v < nv && !p->acc; v++)
+        if (p->cat_root[v] >= 0 && root[p->cat_root[v]] == p->cat_root[v] && p->offset[p->cat_root[v]] >= 0)
+            p->offset[v] = p->offset[p->cat_root[v]] + p->cat_off[v];
     free(root), free(last), free(size);
     return arena;
 }
@@ -108,6 +119,11 @@ static il_status layout(il_plan *p) {
     if (p->memplan) { /* a loaded plan's layout, checked against the sizes just computed */
         st = il_plan_apply_memplan(p, p->memplan, p->memplan_len);
         p->memplan = NULL;
+        /* and against the Concats written in place, which the kernels were prepared for */
+        for (int v = 0; v < nv && !st; v++)
+            if (p->cat_root[v] >= 0 && p->offset[v] != p->offset[p->cat_root[v]] + p->cat_off[v])
+                st = il_error(IL_ERR_PARSE, "its memory plan does not write '%s' into its Concat's output, as this "
+                              "binary does: build the plan again", g->values[v].name);
     } else {
         p->arena_bytes = plan_slots(p, first);
     }
@@ -275,6 +291,20 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
         p->g = g = p->own_graph = c;
         if (!st) st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
     }
+    int scaled = 0;
+    for (int k = 0; k < g->n_nodes && p->acc; k++) scaled |= !g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "ScaledConv");
+    if (!st && scaled) { /* the accelerator's kernels may lack it: split on our own copy (plan_device.c) */
+        il_graph *c = p->own_graph ? p->own_graph : il_graph_clone(g);
+        st = c ? IL_OK : IL_ERR_OOM;
+        if (c && il_plan_split_scaled(p->acc, c)) {
+            il_shapes_free(p->s);
+            p->s = NULL;
+            p->g = g = p->own_graph = c;
+            st = il_infer_shapes(g, p->o.batch > 0 ? p->o.batch : 1, o ? o->binds : NULL, o ? o->n_binds : 0, &p->s);
+        } else if (c != p->own_graph) {
+            il_graph_free(c);
+        }
+    }
     if (st) {
         il_shapes_free(p->s);
         il_graph_free(p->own_graph);
@@ -296,6 +326,10 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     p->ddt = calloc((size_t)nv + 1, 1);
     p->dstage = calloc((size_t)nv + 1, sizeof *p->dstage);
     p->blocked = calloc((size_t)nv + 1, 1);
+    p->cat_root = malloc((size_t)(nv + 1) * sizeof *p->cat_root);
+    p->cat_off = calloc((size_t)nv + 1, sizeof *p->cat_off);
+    p->cstride = calloc((size_t)nv + 1, sizeof *p->cstride);
+    for (int v = 0; v < nv; v++) p->cat_root[v] = -1;
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
@@ -338,6 +372,7 @@ void il_plan_free(il_plan *p) {
     free(p->prepared);
     free(p->workspace);
     free(p->blocked);
+    free(p->cat_root), free(p->cat_off), free(p->cstride);
     free(p->offset);
     free(p->size);
     free(p->last);

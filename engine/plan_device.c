@@ -299,3 +299,31 @@ il_status il_plan_rerun(il_plan *p) {
     il_status st = p->graph ? p->acc->replay(p->graph) : run_acc_nodes(p);
     return st ? st : p->acc->sync();
 }
+
+/* The accelerator's kernels have no ai.inferlab ScaledConv (pass fuse-se-scale's fusion of a
+ * squeeze-excitation product into the convolution it feeds, which only the cpu's oneDNN kernel
+ * computes): on the plan's own copy of the graph each becomes Mul(X, S) and FusedConv(X*S, W, B,
+ * Z) again, so both run on the device instead of the node falling back to the cpu. Returns how
+ * many were split (0: g untouched). */
+int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
+    const il_kernel *ks[4];
+    if (!acc || il_kernels_of("ai.inferlab", "ScaledConv", acc->name, 1, ks, 4) > 0) return 0;
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (n->dead || strcmp(n->op_type, "ScaledConv") || strcmp(n->domain, "ai.inferlab") || n->n_inputs != 5) continue;
+        int in[2] = {n->inputs[0], n->inputs[4]};
+        snprintf(name, sizeof name, "%s_scaled", n->name);
+        int m = il_graph_new_value(g, name);
+        snprintf(name, sizeof name, "%s_scale", n->name);
+        il_graph_add_node(g, "Mul", "", name, 2, in, 1, &m); /* may move g->nodes */
+        n = &g->nodes[k];
+        n->inputs[0] = m;
+        n->n_inputs = 4;
+        free(n->op_type);
+        n->op_type = strdup("FusedConv");
+        count++;
+    }
+    return count;
+}

@@ -24,6 +24,10 @@ struct il_plan {
     void *workspace;
     size_t workspace_bytes;
     unsigned char *blocked; /* per value: held in the channel-blocked layout (plan_layout.c) */
+    /* per value: written in place into a Concat's output (plan_layout.c): that value (-1: none),
+     * the byte offset of its first channel there, and the output's channels (its pixel stride) */
+    int *cat_root;
+    int64_t *cat_off, *cstride;
     int64_t *offset;    /* per value: arena offset or -1 */
     int64_t *size;      /* per value: planned bytes */
     int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
@@ -81,6 +85,9 @@ uint64_t il_plan_const_mask(const il_plan *p, int k);
  * (after layout); free all of it; run node k on the accelerator; make value v's current data
  * available on the host (downloading it when only the device has it). */
 il_status il_plan_device_setup(il_plan *p);
+/* For accelerator acc without a ScaledConv kernel: each one in g (the plan's own copy) split into
+ * Mul and FusedConv again; returns how many (tests/test_cuda_infer.c calls it too). */
+int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g);
 void il_plan_device_release(il_plan *p);
 il_status il_plan_run_acc_node(il_plan *p, int k);
 il_status il_plan_ensure_host(il_plan *p, int v);

@@ -311,7 +311,8 @@ static const il_schema_attr a453[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash
 static const il_schema_attr a454[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
 static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
 static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a459[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a460[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
 
 const il_schema il_schemas[] = {
     {"", "Abs", 1, "s", 1, 1, "s", 1, 1, 1, a0},
@@ -771,10 +772,11 @@ const il_schema il_schemas[] = {
     {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a454},
     {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a455},
     {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a456},
+    {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a457},
     {"ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, 0, 0},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, 0, 0},
-    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a459},
+    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a460},
     {"com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
     {"com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
 };
-const int il_n_schemas = 462;
+const int il_n_schemas = 463;

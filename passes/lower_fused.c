@@ -4,6 +4,7 @@
  * runs it last). The inverse of the fusion passes:
  *
  *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
+ *   ScaledConv  -> Mul(X, S), then as FusedConv
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
  *   ChannelShuffle -> [Concat of its inputs,] Reshape [0, G, C/G, -1], Transpose (0, 2, 1, 3),
@@ -104,11 +105,12 @@ static void activation(il_graph *g, int k, const char *name, const float *p, int
 }
 
 /* The base op of a Fused* node k with attributes but the activation's, writing into a new
- * value (or y when there is nothing after it); returns the value. */
-static int base_op(il_graph *g, int k, const char *op, int n_in, int y) {
+ * value (or y when there is nothing after it); returns the value. x0 >= 0 replaces its X. */
+static int base_op(il_graph *g, int k, const char *op, int n_in, int y, int x0) {
     static const char *const skip[] = {"activation", "activation_params", NULL};
     int in[4];
     memcpy(in, g->nodes[k].inputs, (size_t)n_in * sizeof(int));
+    if (x0 >= 0) in[0] = x0;
     int out = y >= 0 ? y : pu_new_value(g, g->nodes[k].name, in[0]);
     int j = add_lowered(g, op, k, n_in, in, 1, &out);
     pu_copy_attrs(g, j, k, skip);
@@ -132,14 +134,15 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     int64_t groups = il_attr_int(n, "groups", 1);
     n = NULL;
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
-    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul")) {
-        int conv = !strcmp(op, "FusedConv");
+    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv")) {
+        int conv = strcmp(op, "FusedMatMul") != 0;
         int extra = conv ? in[3] : in[2]; /* Z or bias */
-        int v = base_op(g, k, conv ? "Conv" : "MatMul", conv && in[2] >= 0 ? 3 : 2, extra < 0 && !act ? y : -1);
+        int x0 = !strcmp(op, "ScaledConv") ? emit(g, k, "Mul", x, in[4], -1) : -1;
+        int v = base_op(g, k, conv ? "Conv" : "MatMul", conv && in[2] >= 0 ? 3 : 2, extra < 0 && !act ? y : -1, x0);
         if (extra >= 0) v = emit(g, k, "Add", v, extra, act ? -1 : y);
         if (act) activation(g, k, act, prm, np, v, y);
     } else if (!strcmp(op, "FusedGemm")) {
-        int v = base_op(g, k, "Gemm", n_in, act ? -1 : y);
+        int v = base_op(g, k, "Gemm", n_in, act ? -1 : y, -1);
         if (act) activation(g, k, act, prm, np, v, y);
     } else if (!strcmp(op, "SiLU") || !strcmp(op, "HardSwish")) {
         activation(g, k, op, prm, 0, x, y);
@@ -187,7 +190,7 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         il_node_set_int(g, g->values[prob].producer, "axis", pu_opset(g) >= 13 || r < 0 ? -1 : r - 1);
         emit(g, k, "MatMul", prob, in[2], y);
     } else if (!strcmp(op, "LayerNormalization") && pu_opset(g) >= 17) {
-        base_op(g, k, "LayerNormalization", n_in, y);
+        base_op(g, k, "LayerNormalization", n_in, y, -1);
     } else if (!strcmp(op, "LayerNormalization")) { /* opset < 17: the formula, last axis */
         int64_t axes[1] = {-1};
         int mean = emit(g, k, "ReduceMean", x, -1, -1);
@@ -208,7 +211,7 @@ static int lowerable(const il_node *n, const pu_shapes *s) {
         for (int i = 0; ok && i < n->n_inputs; i++) ok = pu_dim(s, n->inputs[i], 1) > 0;
         return ok;
     }
-    static const char *const ops[] = {"FusedConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
+    static const char *const ops[] = {"FusedConv", "ScaledConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
                                       "Gelu", "Attention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
         if (!strcmp(n->op_type, ops[i])) return 1;

@@ -349,13 +349,17 @@ static void test_dtypes_and_empty(void) {
 }
 
 /* Transposes large enough for the fast kernel to split its runs over threads (engine/cpu/
- * transpose.c: from 256 KiB; each thread starts its odometer at its first run), the head
- * splits and merges of the transformers among them, on 3 threads: bit for bit. */
+ * transpose.c: from 256 KiB, or 32 KiB where idle threads spin; each thread starts its odometer
+ * at its first run), the head splits and merges of the transformers among them, on 3 threads:
+ * bit for bit. Then ViT-tiny's heads at batch 1 ([1, 197, 3, 64], 151 KiB: 8x8 register tiles
+ * and a 197 % 8 edge). */
 static void test_transpose_threads(void) {
-    static const int64_t perms[][4] = {{0, 2, 1, 3}, {0, 2, 3, 1}, {2, 0, 1, 3}, {1, 0, 2, 3}, {3, 1, 2, 0}};
-    for (int p = 0; p < 5; p++) {
+    static const int64_t perms[][4] = {{0, 2, 1, 3}, {0, 2, 3, 1}, {2, 0, 1, 3}, {1, 0, 2, 3}, {3, 1, 2, 0},
+                                       {0, 2, 3, 1}, {0, 2, 1, 3}};
+    for (int p = 0; p < 7; p++) {
         op_case *r = op_new("Transpose", 13, 1, 1);
-        r->in[0] = rnd(IL_F32, 4, D(9, 35, 13, 17), -1, 1); /* 69615 floats, 272 KiB */
+        r->in[0] = p < 5 ? rnd(IL_F32, 4, D(9, 35, 13, 17), -1, 1) /* 69615 floats, 272 KiB */
+                         : rnd(IL_F32, 4, D(1, 197, 3, 64), -1, 1);
         il_node_set_ints(r->g, r->k, "perm", 4, perms[p]);
         char label[64];
         snprintf(label, sizeof label, "Transpose perm %lld%lld%lld%lld, 3 threads", (long long)perms[p][0],

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/plan_int.h"
 #include "../passes/passes.h"
 #include "test.h"
 
@@ -248,8 +249,59 @@ static void test_every_cuda_kernel_used(void) {
     CU_ASSERT_EQUAL(missing, 0);
 }
 
+/* Squeeze-excitation's product fused into its convolution (pass fuse-se-scale's ScaledConv, a
+ * cpu kernel only): a plan for the GPU splits it into Mul and FusedConv again on its own copy, so
+ * both run there; the split graph computes what the fused one does (no GPU needed for that half),
+ * and on a GPU every node of the plan is placed there and matches the cpu reference. */
+static il_graph *se_graph(void) {
+    uint64_t rng = 11;
+    il_graph *g = il_graph_new("se");
+    il_graph_set_opset(g, "", 17);
+    int x = il_graph_value(g, "x"), p = il_graph_value(g, "p"), s = il_graph_value(g, "s"), m = il_graph_value(g, "m"),
+        y = il_graph_value(g, "y");
+    g->values[x].dtype = IL_F32;
+    g->values[x].rank = 4;
+    memcpy(g->values[x].dims, (int64_t[]){2, 16, 9, 9}, 4 * sizeof(int64_t));
+    il_graph_add_input(g, x);
+    il_graph_add_node(g, "GlobalAveragePool", "", "gap", 1, &x, 1, &p);
+    il_graph_add_node(g, "Relu", "", "act", 1, &p, 1, &s); /* SE's Sigmoid has no cuda kernel */
+    il_graph_add_node(g, "Mul", "", "mul", 2, (int[]){s, x}, 1, &m);
+    il_tensor *w = il_tensor_new(IL_F32, 4, (int64_t[]){8, 16, 1, 1}), *b = il_tensor_new(IL_F32, 1, (int64_t[]){8});
+    il_tensor_fill_random(w, &rng, -0.5, 0.5);
+    il_tensor_fill_random(b, &rng, -0.5, 0.5);
+    int in[3] = {m, il_graph_add_constant(g, "w", w), il_graph_add_constant(g, "b", b)};
+    il_graph_add_node(g, "Conv", "", "proj", 3, in, 1, &y);
+    il_graph_add_output(g, y);
+    return g;
+}
+
+static void test_scaled_conv_split(void) {
+    il_graph *g = se_graph();
+    IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){0}, NULL, 0, NULL));
+    int fused = 0;
+    for (int k = 0; k < g->n_nodes; k++) fused += !g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "ScaledConv");
+    CU_ASSERT_EQUAL(fused, 1);
+    const il_backend_iface *acc = il_backend_find("cuda");
+    if (!acc) {
+        printf("skipped: not built with CUDA ");
+        il_graph_free(g);
+        return;
+    }
+    il_graph *c = il_graph_clone(g);
+    CU_ASSERT_EQUAL(il_plan_split_scaled(acc, c), 1);
+    IL_ASSERT_OK(il_graph_verify(c));
+    uint64_t rng = 5;
+    IL_ASSERT_OK(il_graph_equivalent(g, c, NULL, &rng));
+    int left = 0;
+    for (int k = 0; k < c->n_nodes; k++) left += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "ScaledConv");
+    CU_ASSERT_EQUAL(left, 0);
+    il_graph_free(c);
+    if (have_gpu()) CU_ASSERT_EQUAL(check_gpu(g, 2, "ScaledConv split"), 0); /* no node falls back */
+    il_graph_free(g);
+}
+
 IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},
          {"fallback to the cpu, residuals, copies", test_fallback_and_residual},
          {"cuDNN convs in fp32/tf32/fp16/bf16, half storage", test_precisions},
          {"CUDA graph replay = cpu", test_graphs},
-         {"every cuda kernel is run", test_every_cuda_kernel_used})
+         {"ScaledConv split for the GPU", test_scaled_conv_split}, {"every cuda kernel is run", test_every_cuda_kernel_used})

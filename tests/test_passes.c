@@ -357,7 +357,7 @@ static void test_pipeline_and_lowering(void) {
     int n;
     int before = il_graph_live_nodes(g);
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, st, 32, &n));
-    CU_ASSERT_EQUAL(n, 17); /* the passes of -O2 */
+    CU_ASSERT_EQUAL(n, 18); /* the passes of -O2 */
     CU_ASSERT_TRUE(il_graph_live_nodes(g) < before / 3);
     CU_ASSERT_EQUAL(count(g, "FusedConv") + count(g, "Attention") + count(g, "SiLU") + count(g, "Gelu"), 4);
     CU_ASSERT_EQUAL(count(g, "LayerNormalization"), 1);
@@ -519,6 +519,31 @@ static void test_fuse_shuffle(void) {
     il_graph_free(g);
 }
 
+/* Squeeze-excitation's product feeding a convolution (EfficientNet): Mul(scale, x) -> Conv and
+ * Mul(x, scale) -> 3x3 Conv become ScaledConv; a product also read elsewhere, and a scale of one
+ * image broadcast over a symbolic batch, stay. lower-fused writes the Muls back. */
+static void test_fuse_se_scale(void) {
+    il_graph *g = G(13);
+    int x = IN(g, "x", 4, DIMS(-1, 6, 5, 5));
+    int sc = OP(g, "Sigmoid", OP(g, "GlobalAveragePool", x));
+    OUT(g, OP(g, "Conv", OP(g, "Mul", sc, x), W(g, 4, DIMS(4, 6, 1, 1), -1, 1), W(g, 1, DIMS(4), -1, 1)));
+    OUT(g, OP(g, "Conv", OP(g, "Mul", x, sc), W(g, 4, DIMS(3, 6, 3, 3), -1, 1)));
+    il_node_set_ints(g, last_node, "pads", 4, DIMS(1, 1, 1, 1));
+    int shared = OP(g, "Mul", sc, OP(g, "Relu", x));
+    OUT(g, shared);
+    OUT(g, OP(g, "Conv", shared, W(g, 4, DIMS(2, 6, 1, 1), -1, 1)));
+    OUT(g, OP(g, "Conv", OP(g, "Mul", x, W(g, 4, DIMS(1, 6, 1, 1), -1, 1)), W(g, 4, DIMS(2, 6, 1, 1), -1, 1)));
+    il_pass_stats st = apply(g, "fuse-se-scale");
+    CU_ASSERT_EQUAL(il_pass_changes(&st), 2);
+    CU_ASSERT_EQUAL(count(g, "ScaledConv"), 2);
+    CU_ASSERT_EQUAL(count(g, "Mul"), 2);
+    il_pass_stats ls = apply(g, IL_PASS_LOWER);
+    CU_ASSERT_EQUAL(il_pass_changes(&ls), 2);
+    CU_ASSERT_EQUAL(count(g, "ScaledConv"), 0);
+    CU_ASSERT_EQUAL(count(g, "Mul"), 4);
+    il_graph_free(g);
+}
+
 /* A ShuffleNet unit as torchvision exports it: Concat of two branches, the shuffle (shapes from
  * Shape), torch.chunk's two Slices with bounds computed from Shape; then a join of three inputs
  * shuffled in 3 groups and split by constant Slices (the end past the channels). The shuffle takes
@@ -597,6 +622,7 @@ IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_e
          {"matmul-add-gemm", test_matmul_add_gemm}, {"fold-bn", test_fold_bn}, {"fuse-conv-act", test_fuse_conv_act},
          {"fuse-residual", test_fuse_residual}, {"fuse-elementwise", test_fuse_elementwise},
          {"fuse-shuffle", test_fuse_shuffle}, {"fuse-shuffle: a unit's Concat and split", test_fuse_shuffle_unit},
+         {"fuse-se-scale", test_fuse_se_scale},
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
          {"fuse-attention behind SDPA's NaN guard", test_fuse_attention_nan_guard},
          {"fuse-attention on real BERT exports", test_fuse_attention_real_bert},

@@ -60,6 +60,8 @@ EXTRA = [
      {"alpha": (F, 0), "beta": (F, 0), "transA": (I, 0), "transB": (I, 0), **ACT}),
     ("ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, ACT),
     ("ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, {**CONV, **ACT}),
+    # FusedConv of X * S, S a per-image channel scale [N, C, 1, 1] (squeeze-excitation's product)
+    ("ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, {**CONV, **ACT}),
     ("ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, {}),
     ("ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, {"approximate": (S, 0)}),
     ("ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, {}),

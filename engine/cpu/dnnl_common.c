@@ -155,6 +155,7 @@ void il_dnnl_release(void *state) {
         il_dnnl_step_free(&m->src_in);
         il_dnnl_step_free(&m->dst_out);
         il_dnnl_step_free(&m->z_in);
+        il_dnnl_step_free(&m->sc.w_re);
         if (own) dnnl_stream_destroy(own);
     }
     free(s->more);
@@ -162,6 +163,7 @@ void il_dnnl_release(void *state) {
     il_dnnl_step_free(&s->src_in);
     il_dnnl_step_free(&s->dst_out);
     il_dnnl_step_free(&s->z_in);
+    il_dnnl_step_free(&s->sc.w_re);
     free(s->w);
     free(s->bias);
     free(s);

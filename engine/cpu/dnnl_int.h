@@ -90,6 +90,15 @@ typedef struct il_dnnl_state_ {
      * reorder buffers, scratchpad and stream around the same primitive; w stays this state's) */
     int workers;
     struct il_dnnl_state_ *more;
+    /* ScaledConv (dnnl_conv.c): each image's channel scale goes into the weight (by_w: the plain
+     * weight scaled into the workspace at sc_off, packed by w_re to pk_off) or into the image
+     * (a scaled copy at sc_off, channels-last or plain) */
+    struct {
+        int on, by_w, last;
+        int64_t m, mg, cg, k, c, sp;
+        size_t off, pk_off;
+        il_dnnl_step w_re;
+    } sc;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
@@ -102,6 +111,8 @@ typedef struct il_dnnl_state_ {
  * workspace) and Y's reorder after it. */
 il_status il_dnnl_native_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, const int64_t *dims);
 int il_dnnl_fast_impl(const_dnnl_primitive_desc_t pd);
+/* Whether the native layout is channels-last (acb, acdb, acdeb), as on this project's machines. */
+int il_dnnl_native_last(void);
 il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims);
 il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,

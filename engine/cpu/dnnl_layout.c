@@ -68,6 +68,11 @@ il_status il_dnnl_native_md(const il_kctx *c, dnnl_memory_desc_t *md, int rank, 
     return IL_OK;
 }
 
+int il_dnnl_native_last(void) {
+    pthread_once(&native_once, find_native);
+    return native == NAT_NHWC;
+}
+
 int il_dnnl_fast_impl(const_dnnl_primitive_desc_t pd) { return strncmp(il_dnnl_impl(pd), "ref", 3) != 0; }
 
 il_status il_dnnl_user_md(const il_kctx *c, dnnl_memory_desc_t *md, int blocked, int rank, const int64_t *dims) {

@@ -243,8 +243,20 @@ static il_status cat_prepare(il_kctx *c, void **state, size_t *workspace) {
     return il_dnnl_prepare(c, state, workspace, cat_fill, 0);
 }
 
+/* Whether the producers may write the inputs straight into their channels of Y (plan_layout.c):
+ * all native, joined along the channels of a rank-4 channels-last Y. */
+static int cat_in_place(const il_kctx *c) {
+    return c->in[0]->rank == 4 && il_dnnl_native_last() && (c->blocked_out & 1) &&
+           c->blocked_in == (1u << c->n_in) - 1;
+}
+
 static il_status cat_run(il_kctx *c) {
     il_dnnl_state *s = c->state;
+    /* written in place already when every input sits at its channels of Y */
+    int done = cat_in_place(c);
+    for (int i = 0, c0 = 0; i < c->n_in && done; c0 += (int)c->in[i]->dims[1], i++)
+        done = c->in[i]->data == (char *)c->out[0]->data + (size_t)c0 * sizeof(float);
+    if (done) return IL_OK;
     for (int i = 0; i < c->n_in; i++) il_dnnl_step_set(&s->main, DNNL_ARG_MULTIPLE_SRC + i, c->in[i]->data);
     void *dst = il_dnnl_dst(c, s);
     il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
@@ -439,6 +451,85 @@ static il_status cslice_run(il_kctx *c) {
     return IL_OK;
 }
 
+/* ---------------------------------------------------------------- ReduceMean over the image */
+
+/* torchvision's ShuffleNetV2 ends with x.mean([2, 3]), a ReduceMean, not a GlobalAveragePool:
+ * run by the plain kernel it made the last conv reorder its 8x1024x7x7 output to plain (0.25 ms
+ * at batch 8, one thread) before the 0.13 ms mean. This kernel reads the plain or channels-last
+ * value: in channels-last, sums along the pixels are vector adds along the channels. Partial
+ * sums of 64 pixels in float, totals in double (the reference sums in double). */
+static int rmean_spatial(const il_kctx *c) {
+    const il_tensor *x = il_in(c, 0);
+    if (!image_f32(x)) return 0;
+    int r = x->rank, n = 0, seen[IL_MAX_RANK] = {0};
+    int64_t axes[IL_MAX_RANK];
+    if (c->opset >= 18) {
+        const il_tensor *a = il_in(c, 1);
+        if (!a || !(c->const_mask & 2) || !a->data || a->rank != 1 || a->dims[0] > r) return 0;
+        for (int64_t i = 0; i < a->dims[0]; i++) axes[n++] = il_int_at(a, i);
+    } else {
+        const int64_t *at;
+        int na = il_attr_ints(c->node, "axes", &at);
+        if (na > r) return 0;
+        for (int i = 0; i < na; i++) axes[n++] = at[i];
+    }
+    if (n != r - 2) return 0;
+    for (int i = 0; i < n; i++) {
+        int64_t ax = axes[i] < 0 ? axes[i] + r : axes[i];
+        if (ax < 2 || ax >= r || seen[ax]) return 0;
+        seen[ax] = 1;
+    }
+    return 1;
+}
+
+static int rmean_supports(const il_kctx *c) { return c->n_in <= 2 && rmean_spatial(c); }
+
+static void rmean_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    if (native_is_nhwc(c, c->in[0]->rank, c->in[0]->dims)) *in |= 1;
+}
+
+static il_status rmean_run(il_kctx *c) {
+    const il_tensor *X = c->in[0];
+    int64_t n = X->dims[0], ch = X->dims[1], P = il_dims_prod(X->dims, 2, X->rank);
+    const float *x = X->data;
+    float *y = c->out[0]->data;
+    if (c->blocked_in & 1) { /* channels-last: image b's pixel p at x[(b * P + p) * ch] */
+        IL_PAR_FOR(c, b, n) {
+            double tot[256];
+            float part[256];
+            for (int64_t c0 = 0; c0 < ch; c0 += 256) {
+                int64_t cn = ch - c0 < 256 ? ch - c0 : 256;
+                for (int64_t j = 0; j < cn; j++) tot[j] = 0;
+                for (int64_t p0 = 0; p0 < P; p0 += 64) {
+                    int64_t pe = P - p0 < 64 ? P : p0 + 64;
+                    for (int64_t j = 0; j < cn; j++) part[j] = 0;
+                    for (int64_t p = p0; p < pe; p++) {
+                        const float *xp = x + (b * P + p) * ch + c0;
+#pragma omp simd
+                        for (int64_t j = 0; j < cn; j++) part[j] += xp[j];
+                    }
+                    for (int64_t j = 0; j < cn; j++) tot[j] += part[j];
+                }
+                for (int64_t j = 0; j < cn; j++) y[b * ch + c0 + j] = (float)(tot[j] / (double)P);
+            }
+        }
+    } else { /* plain: one contiguous plane per (image, channel) */
+        IL_PAR_FOR(c, i, n * ch) {
+            const float *xp = x + i * P;
+            double tot = 0;
+            for (int64_t p0 = 0; p0 < P; p0 += 64) {
+                int64_t pe = P - p0 < 64 ? P : p0 + 64;
+                float part = 0;
+#pragma omp simd reduction(+ : part)
+                for (int64_t p = p0; p < pe; p++) part += xp[p];
+                tot += part;
+            }
+            y[i] = (float)(tot / (double)P);
+        }
+    }
+    return IL_OK;
+}
+
 /* Priority 20, above the plain "fast" kernels (10), so that the heuristic keeps a chain native
  * through them (docs/cpu_speed.md has the figures); only image-shaped float32 tensors qualify,
  * which leaves the transformers' and the shape computations' Mul, Add and Concat alone. */
@@ -451,14 +542,20 @@ const il_kernel il_kernels_dnnl_native[] = {
             "oneDNN binary: image times a per-channel scale or a same-shaped tensor (rank 4-5), native layout kept"),
     DNATIVE("Add", bin_supports, bin_prepare, bin_run, bin_layouts,
             "oneDNN binary: image plus a per-channel term or a same-shaped tensor (rank 4-5), native layout kept"),
-    DNATIVE("Concat", cat_supports, cat_prepare, cat_run, cat_layouts,
-            "oneDNN concat along the channels (rank 4-5, up to 6 inputs), native layout kept"),
+    {.op = "Concat", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
+     .supports = cat_supports, .prepare = cat_prepare, .run = cat_run, .release = il_dnnl_release,
+     .layouts = cat_layouts, .in_place = cat_in_place,
+     .doc = "oneDNN concat along the channels (rank 4-5, up to 6 inputs), native layout kept; inputs written "
+            "in place by their producers where they can"},
     {.domain = "ai.inferlab", .op = "ChannelShuffle", .backend = "cpu", .name = "native", .dtypes = IL_DT(IL_F32),
      .priority = 20, .supports = shuf_supports, .run = shuf_run, .layouts = gather_layouts,
      .doc = "ai.inferlab ChannelShuffle as a gather of channels (rank 4-5), plain or channels-last native"},
     {.op = "Slice", .backend = "cpu", .name = "native", .dtypes = IL_DT(IL_F32), .priority = 20,
      .supports = cslice_supports, .run = cslice_run, .layouts = gather_layouts,
      .doc = "Slice of consecutive channels, constant parameters (rank 4-5), plain or channels-last native"},
+    {.op = "ReduceMean", .backend = "cpu", .name = "native", .dtypes = IL_DT(IL_F32), .priority = 20,
+     .supports = rmean_supports, .run = rmean_run, .layouts = rmean_layouts,
+     .doc = "ReduceMean over every spatial dim (rank 4-5), plain or channels-last native input"},
     {0},
 };
 

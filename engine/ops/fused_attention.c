@@ -20,6 +20,7 @@
 #include "fused.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 
 typedef struct {
@@ -282,6 +283,53 @@ SOFT_CLONES static float soft_sum(const float *restrict s, int64_t sk) {
     return 1.0f / sum;
 }
 
+/* One row of a long block (ViT's 197 keys, BERT's 128) in two passes while it is in L1, with
+ * AVX-512 masks for the row's tail: x = s + m (stored) and its max, then s = exp(x - max) and the
+ * row sum; returns 1 / sum. The passes over the whole block above cost 30 us of each of ViT-tiny's
+ * 197x197 blocks, as much as either product: the exponentials' instructions, not memory. The
+ * exponential here is il_exp_le0's polynomial with FMAs, k rounded to nearest and 2^k applied by
+ * scalef (0 below -88, as there), about half the instructions. Sets *bad (and leaves x in s)
+ * where the row holds NaN or its max is infinite: softmax_row then gives the reference's NaN. */
+#define ATT_ROW_MIN_KEYS 64
+__attribute__((target("avx512f"))) static float softmax_row_avx512(float *restrict s, int64_t sk,
+                                                                   const float *restrict m, int *bad) {
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    for (int64_t j = 0; j < sk; j += 16) {
+        __mmask16 k = sk - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (sk - j)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(k, s + j);
+        if (m) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(k, m + j));
+        _mm512_mask_storeu_ps(s + j, k, x);
+        nan |= _mm512_mask_cmp_ps_mask(k, x, x, _CMP_UNORD_Q);
+        vmax = _mm512_mask_max_ps(vmax, k, vmax, x);
+    }
+    float mx = _mm512_reduce_max_ps(vmax);
+    if (nan || isinf(mx)) {
+        *bad = 1;
+        return 0.0f;
+    }
+    const __m512 lo = _mm512_set1_ps(-88.0f), log2e = _mm512_set1_ps(1.44269504088896341f),
+                 c1 = _mm512_set1_ps(0.693359375f), c2 = _mm512_set1_ps(-2.12194440e-4f), vmx = _mm512_set1_ps(mx);
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < sk; j += 16) {
+        __mmask16 k = sk - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (sk - j)) - 1);
+        __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), vmx);
+        __mmask16 keep = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ); /* below -88: 0, as il_exp_le0 */
+        __m512 kf = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(kf, c2, _mm512_fnmadd_ps(kf, c1, x)); /* x = k ln2 + r, |r| <= ln2 / 2 */
+        __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+        p = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+        __m512 e = _mm512_maskz_scalef_ps(keep & k, p, kf); /* p 2^k */
+        _mm512_mask_storeu_ps(s + j, k, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
 /* c = alpha * a b for the products of one small attention block ([m, k] by [k, n], row-major),
  * four rows of c at a time, each a sum of b's rows scaled by a's elements (vectorized along c's
  * rows): at tiny_bert's and tiny_vit's sizes (16 or 17 rows, keys and head width) an sgemm call
@@ -376,6 +424,9 @@ static il_status att_fast(il_kctx *c) {
     const il_tensor *Q = c->in[0], *K = c->in[1], *V = c->in[2];
     int64_t mcol = a.ms[g.lead + 1];
     int small = rb * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
+    static int avx512 = -1;
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    int rows512 = avx512 && sk >= ATT_ROW_MIN_KEYS && (!a.mask || mcol == 1);
 #pragma omp parallel for num_threads(threads) if (par) schedule(static)
     for (int64_t t = 0; t < tasks; t++) {
         int64_t bi = t / blocks, i0 = (t % blocks) * rb, n = sq - i0 < rb ? sq - i0 : rb;
@@ -387,9 +438,18 @@ static il_status att_fast(il_kctx *c) {
         else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
         else memset(s, 0, (size_t)(n * sk) * sizeof(float));
         int bad = 0;
-        for (int64_t i = 0; i < n && !bad; i++)
-            inv[i] = soft_max(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, &bad);
-        if (!bad) {
+        if (rows512) {
+            for (int64_t i = 0; i < n; i++) {
+                int b = 0;
+                inv[i] = softmax_row_avx512(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, &b);
+                if (b) inv[i] = softmax_row(s + i * sk, sk, NULL, 0); /* s holds scores + mask */
+            }
+        } else {
+            for (int64_t i = 0; i < n && !bad; i++)
+                inv[i] = soft_max(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, &bad);
+        }
+        if (rows512) {
+        } else if (!bad) {
             for (int64_t i = 0; i < n; i++)
                 soft_shift(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, inv[i]);
             soft_exp(s, n * sk);

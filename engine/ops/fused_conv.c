@@ -55,6 +55,47 @@ static il_status fconv_ref(il_kctx *c) {
     return IL_OK;
 }
 
+/* ai.inferlab ScaledConv(X, W, B, Z, S): FusedConv of X * S, S [N, C, 1 ...] one scale per image
+ * and input channel, as pass fuse-se-scale makes of squeeze-excitation's Mul(scale, x) feeding a
+ * convolution. The product never exists as a tensor: the oneDNN kernel (dnnl_conv.c) scales the
+ * weight or one image at a time in cache. */
+static il_status sconv_infer(il_kctx *c) {
+    const il_tensor *x = c->in[0], *sc = il_in(c, 4);
+    if (!sc) return il_kerr(c, IL_ERR_INVALID, "ScaledConv needs its scale input S (input 4)");
+    il_status st = fconv_infer(c);
+    if (st || x->rank < 0 || sc->rank < 0) return st;
+    int bad = sc->rank != x->rank;
+    for (int d = 0; !bad && d < x->rank; d++) {
+        int64_t want = d < 2 ? x->dims[d] : 1;
+        bad = sc->dims[d] >= 0 && want >= 0 && sc->dims[d] != want;
+    }
+    if (bad) {
+        char a[96], b[96];
+        return il_kerr(c, IL_ERR_SHAPE, "scale S has shape %s; X %s wants [N, C, 1, ...]",
+                       il_shape_str(sc->rank, sc->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
+    }
+    return IL_OK;
+}
+
+/* X * S into a new tensor, then FusedConv's reference on it. */
+static il_status sconv_ref(il_kctx *c) {
+    const il_tensor *X = c->in[0], *S = c->in[4];
+    il_tensor *xs = il_tensor_new(IL_F32, X->rank, X->dims);
+    if (!xs) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    int64_t nc = X->rank >= 2 ? X->dims[0] * X->dims[1] : 0, sp = nc ? il_tensor_numel(X) / nc : 0;
+    const float *x = X->data, *s = S->data;
+    float *o = xs->data;
+    for (int64_t i = 0; i < nc; i++)
+        for (int64_t p = 0; p < sp; p++) o[i * sp + p] = (float)((double)x[i * sp + p] * s[i]);
+    il_tensor *in[4] = {xs, c->in[1], il_in(c, 2), il_in(c, 3)};
+    il_kctx v = *c;
+    v.in = in;
+    v.n_in = 4;
+    il_status st = fconv_ref(&v);
+    il_tensor_free(xs);
+    return st;
+}
+
 /* 2-D geometry; a 1-D convolution is a 2-D one of height 1. */
 typedef struct {
     int64_t H, W, OH, OW, KH, KW, SH, SW, DH, DW, PH, PW;
@@ -229,6 +270,7 @@ static il_status fconv_run(il_kctx *c) {
 
 const il_op il_ops_fused_conv[] = {
     {"ai.inferlab", "FusedConv", 1, fconv_infer, fconv_ref, NULL, 0},
+    {"ai.inferlab", "ScaledConv", 1, sconv_infer, sconv_ref, NULL, 0},
     {0},
 };
 
