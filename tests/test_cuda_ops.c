@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/plan_int.h"
 #include "../passes/passes.h"
 #include "op_harness.h"
 
@@ -853,6 +854,10 @@ static void test_placement(void) {
         IL_ASSERT_OK(il_onnx_load(models[m], &g));
         il_pass_opts po = {.seed = 1};
         IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+        /* what the planner does for the GPU (engine/plan.c): the cpu-only fusions split back */
+        const il_backend_iface cuda = {.name = "cuda"};
+        CU_ASSERT_EQUAL(il_plan_split_skipln(&cuda, g), 4); /* BERT: 2 post-LN blocks; ViT: 3 pre-LN + final */
+        il_plan_split_scaled(&cuda, g);
         IL_ASSERT_OK(il_infer_shapes(g, 2, NULL, 0, &s));
         int missing = 0, nodes = 0;
         for (int k = 0; k < g->n_nodes; k++) {
