@@ -50,9 +50,9 @@ static void print_sparse24(const il_run_record *r) {
     else if (strcmp(r->v.backend, "cuda"))
         printf("  2:4 weights: not accelerated on the %s (no 2:4 kernel there; cuSPARSELt is a GPU library)\n", r->v.backend);
     else if (no) printf("  2:4 weights: %s\n", no);
-    else
-        printf("  2:4 weights: not accelerated in this run (cuSPARSELt present; no product %s)\n",
-               r->n_nodes ? "took it: not fp16/bf16, or not faster than cuBLAS" : "kernels recorded");
+    else if (!r->n_nodes) printf("  2:4 weights: cuSPARSELt present; --profile records which products ran on it\n");
+    else printf("  2:4 weights: not accelerated in this run (cuSPARSELt present; no product took it: not fp16/bf16, "
+                "or not faster than cuBLAS)\n");
 }
 
 static void print_run(const il_bench_opts *o, const il_run_record *r, int64_t id) {
