@@ -16,10 +16,9 @@ static il_status run(il_graph *g, il_pass_stats *st) {
     pu_shapes_init(&s, g);
     int n_nodes = g->n_nodes;
     for (int k = 0; k < n_nodes; k++) {
-        int fused = pu_is_fused(g, k, "FusedConv");
-        if (!pu_is(g, k, "Conv") && !fused) continue;
+        int fused = pu_conv(g, k) - 1;
+        if (fused < 0) continue;
         const il_node *n = &g->nodes[k];
-        if (n->n_outputs != 1 || n->n_inputs < 2 || n->n_inputs > 3 + fused) continue;
         if (fused && (il_node_attr(n, "activation") || (n->n_inputs > 3 && n->inputs[3] >= 0))) continue;
         int y = n->outputs[0], add = pu_sole_consumer(g, y);
         if (!pu_is(g, add, "Add")) continue;

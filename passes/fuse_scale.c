@@ -52,10 +52,8 @@ static il_status run(il_graph *g, il_pass_stats *st) {
     pu_shapes_init(&s, g);
     int n_nodes = g->n_nodes;
     for (int k = 0; k < n_nodes; k++) {
-        int fused = pu_is_fused(g, k, "FusedConv");
-        if (!pu_is(g, k, "Conv") && !fused) continue;
+        if (!pu_conv(g, k)) continue;
         const il_node *n = &g->nodes[k];
-        if (n->n_outputs != 1 || n->n_inputs < 2 || n->n_inputs > 3 + fused) continue;
         int p = n->inputs[0], m = pu_producer(g, p), x = -1, sc;
         if (!pu_is(g, m, "Mul") || pu_sole_consumer(g, p) != k || (sc = scale_of(g, &s, m, &x)) < 0) continue;
         int in[5] = {x, n->inputs[1], n->n_inputs > 2 ? n->inputs[2] : -1, n->n_inputs > 3 ? n->inputs[3] : -1, sc};

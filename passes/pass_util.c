@@ -22,6 +22,14 @@ int pu_is_fused(const il_graph *g, int k, const char *op) {
     return k >= 0 && !g->nodes[k].dead && !strcmp(g->nodes[k].domain, IL_DOMAIN) && !strcmp(g->nodes[k].op_type, op);
 }
 
+int pu_conv(const il_graph *g, int k) {
+    int fused = pu_is_fused(g, k, "FusedConv");
+    if (!fused && !pu_is(g, k, "Conv")) return 0;
+    const il_node *n = &g->nodes[k];
+    if (n->n_outputs != 1 || n->n_inputs < 2 || n->n_inputs > 3 + fused) return 0;
+    return 1 + fused;
+}
+
 int pu_uses(const il_graph *g, int v) {
     if (v < 0) return 0;
     int n = il_graph_consumers(g, v, NULL, 0);

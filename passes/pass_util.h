@@ -25,6 +25,9 @@ int pu_producer(const il_graph *g, int v);
 int pu_is(const il_graph *g, int k, const char *op);
 /* Node k is live and is op `op` of the ai.inferlab domain. */
 int pu_is_fused(const il_graph *g, int k, const char *op);
+/* Node k is a live Conv (1) or ai.inferlab FusedConv (2) with one output and its inputs (X, W
+ * [, B [, Z]]); 0 otherwise. */
+int pu_conv(const il_graph *g, int k);
 /* Uses of v: (node, slot) reads by live nodes, plus one if v is a graph output. */
 int pu_uses(const il_graph *g, int v);
 /* The only reader of v (one use, not a graph output), or -1. */

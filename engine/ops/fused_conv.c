@@ -16,6 +16,17 @@
 
 #include <omp.h>
 
+/* An error unless t has the given rank and dims where both are known (-1: unknown). */
+static il_status expect_shape(const il_kctx *c, const il_tensor *t, int rank, const int64_t *want, const char *what) {
+    if (t->rank < 0 || rank < 0) return IL_OK;
+    int bad = t->rank != rank;
+    for (int d = 0; !bad && d < rank; d++) bad = t->dims[d] >= 0 && want[d] >= 0 && t->dims[d] != want[d];
+    if (!bad) return IL_OK;
+    char a[96], b[96];
+    return il_kerr(c, IL_ERR_SHAPE, "%s has shape %s, expected %s", what, il_shape_str(t->rank, t->dims, a, sizeof a),
+                   il_shape_str(rank, want, b, sizeof b));
+}
+
 static il_status fconv_infer(il_kctx *c) {
     const il_tensor *z = il_in(c, 3);
     il_act act;
@@ -26,17 +37,7 @@ static il_status fconv_infer(il_kctx *c) {
             return il_kerr(c, IL_ERR_UNSUPPORTED, "input %d: unsupported dtype %s (FusedConv takes float32)", i,
                            il_dtype_name(c->in[i]->dtype));
     if ((st = il_op_find("", "Conv")->infer(c))) return st;
-    const il_tensor *y = c->out[0];
-    if (z && z->rank >= 0 && y->rank >= 0) {
-        int bad = z->rank != y->rank;
-        for (int d = 0; !bad && d < y->rank; d++) bad = z->dims[d] >= 0 && y->dims[d] >= 0 && z->dims[d] != y->dims[d];
-        if (bad) {
-            char a[96], b[96];
-            return il_kerr(c, IL_ERR_SHAPE, "residual input Z has shape %s, the output %s",
-                           il_shape_str(z->rank, z->dims, a, sizeof a), il_shape_str(y->rank, y->dims, b, sizeof b));
-        }
-    }
-    return IL_OK;
+    return z ? expect_shape(c, z, c->out[0]->rank, c->out[0]->dims, "residual input Z") : IL_OK;
 }
 
 /* Conv's reference kernel, then y = act(y + z) element by element. */
@@ -63,18 +64,10 @@ static il_status sconv_infer(il_kctx *c) {
     const il_tensor *x = c->in[0], *sc = il_in(c, 4);
     if (!sc) return il_kerr(c, IL_ERR_INVALID, "ScaledConv needs its scale input S (input 4)");
     il_status st = fconv_infer(c);
-    if (st || x->rank < 0 || sc->rank < 0) return st;
-    int bad = sc->rank != x->rank;
-    for (int d = 0; !bad && d < x->rank; d++) {
-        int64_t want = d < 2 ? x->dims[d] : 1;
-        bad = sc->dims[d] >= 0 && want >= 0 && sc->dims[d] != want;
-    }
-    if (bad) {
-        char a[96], b[96];
-        return il_kerr(c, IL_ERR_SHAPE, "scale S has shape %s; X %s wants [N, C, 1, ...]",
-                       il_shape_str(sc->rank, sc->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
-    }
-    return IL_OK;
+    if (st || x->rank < 0) return st;
+    int64_t want[IL_MAX_RANK];
+    for (int d = 0; d < x->rank; d++) want[d] = d < 2 ? x->dims[d] : 1;
+    return expect_shape(c, sc, x->rank, want, "scale S ([N, C, 1, ...] of X)");
 }
 
 /* X * S into a new tensor, then FusedConv's reference on it. */

@@ -1,0 +1,114 @@
+/*
+ * test_dnnl_native.c - session 7's kernels on native values (engine/cpu/dnnl_conv.c,
+ * dnnl_pool.c, engine/plan_layout.c): ScaledConv (a squeeze-excitation product fused into the
+ * conv it feeds), the channels-last MaxPool, and Concats whose inputs their producers write in
+ * place; in native chains against the reference kernels (tests/layout_chain.h).
+ */
+#include "layout_chain.h"
+
+/* ai.inferlab ScaledConv(x, W, B, Z, s) of x with cin channels into m (pass fuse-se-scale's). */
+static int sconv(chain *b, int x, int s, int64_t cin, int64_t m, int64_t k, int64_t grp, const char *act, int z) {
+    int y = conv(b, x, cin, m, k, 1, k / 2, grp, act, z);
+    il_node *n = &b->g->nodes[b->g->values[y].producer];
+    int in[5] = {n->inputs[0], n->inputs[1], n->inputs[2], z, s};
+    char name[32];
+    snprintf(name, sizeof name, "sc%d", b->n);
+    n->dead = 1;
+    int j = il_graph_add_node(b->g, "ScaledConv", "ai.inferlab", name, 5, in, 1, &y);
+    set_window(b, j, k, 1, k / 2);
+    il_node_set_int(b->g, j, "group", grp);
+    if (act) il_node_set_string(b->g, j, "activation", act);
+    if (act && !strcmp(act, "Clip")) il_node_set_floats(b->g, j, "activation_params", 2, (float[]){0, 6});
+    return y;
+}
+
+/* ScaledConv (engine/cpu/dnnl_conv.c) reading a native depthwise output and its squeeze-excitation
+ * scale: a 1x1 projection whose weight is small beside an image (the scale goes into the weight),
+ * a grouped 3x3 with a residual and Relu whose weight is not (into a copy of the image), a grouped
+ * 1x1 with a residual and Clip; 2-D and 3-D, batch 1 and 3 (each image its own scale), 1 and 2
+ * threads (images shared out), against the reference; the values around them stay native. */
+static void test_scaled_conv(void) {
+    for (int nsp = 2; nsp <= 3; nsp++)
+        for (int64_t batch = 1; batch <= 3; batch += 2)
+            for (int threads = 1; threads <= 2; threads++) {
+                chain b = chain_new(nsp, batch, 8, nsp == 2 ? 12 : 6);
+                int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "SiLU", -1);
+                int dw = conv(&b, a, 24, 24, 3, 1, 1, 24, "SiLU", -1);
+                int gp = pool(&b, "GlobalAveragePool", dw, 0, 0, 0, 0);
+                int s2 = conv(&b, conv(&b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1), 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+                int p1 = sconv(&b, dw, s2, 24, 8, 1, 1, NULL, -1);
+                int z = conv(&b, a, 24, 40, 1, 1, 0, 1, NULL, -1);
+                int p2 = sconv(&b, dw, s2, 24, 40, 3, 2, "Relu", z);
+                int p3 = sconv(&b, dw, s2, 24, 8, 1, 2, "Clip", p1);
+                il_graph_add_output(b.g, conv(&b, p2, 40, 8, 1, 1, 0, 1, "Relu", p3));
+                char what[80];
+                snprintf(what, sizeof what, "ScaledConv, %d-D, batch %lld, %d threads", nsp, (long long)batch, threads);
+                il_plan_opts o = {.threads = threads};
+                il_plan *p = plan_checked(b.g, &o, batch, what);
+                int vs[] = {dw, p1, p2, p3};
+                for (int i = 0; i < 4; i++) expect_blocked(p, b.g, vs[i], 1, what);
+                il_plan_free(p);
+                il_graph_free(b.g);
+            }
+}
+
+/* MaxPool "native" (engine/cpu/dnnl_pool.c) between native convs: dilated with padding, and
+ * ceil_mode windows hanging past odd sizes; batch 1 and 3, 1 and 2 threads, against the reference. */
+static void test_native_maxpool(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 13);
+            int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "Relu", -1);
+            int p1 = pool(&b, "MaxPool", a, 3, 1, 2, 0);
+            il_node_set_ints(b.g, b.g->values[p1].producer, "dilations", 2, (int64_t[]){2, 2});
+            int p2 = pool(&b, "MaxPool", conv(&b, p1, 24, 17, 1, 1, 0, 1, "Relu", -1), 3, 2, 1, 1);
+            il_graph_add_output(b.g, conv(&b, p2, 17, 8, 1, 1, 0, 1, NULL, -1));
+            char what[64];
+            snprintf(what, sizeof what, "native MaxPool, batch %lld, %d threads", (long long)batch, threads);
+            il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
+            expect_blocked(p, b.g, p1, 1, what);
+            expect_blocked(p, b.g, p2, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
+/* A Fire module's Concat written in place (engine/plan_layout.c): the 1x1 expand (a oneDNN conv
+ * whose dense result is reordered into its channels) and the 3x3 one (Winograd, reordered from
+ * nChw16c) sit at their channel offsets of the Concat's output, which copies nothing; batch 1
+ * and 3, 1 and 2 threads, against the reference; then a plan file round trip (the loaded plan
+ * writes in place too, outputs equal). */
+static void test_concat_in_place(void) {
+    for (int64_t batch = 1; batch <= 3; batch += 2)
+        for (int threads = 1; threads <= 2; threads++) {
+            chain b = chain_new(2, batch, 8, 15);
+            int sq = conv(&b, b.g->inputs[0], 8, 16, 1, 1, 0, 1, "Relu", -1);
+            int e1 = conv(&b, sq, 16, 32, 1, 1, 0, 1, "Relu", -1), e3 = conv(&b, sq, 16, 64, 3, 1, 1, 1, "Relu", -1);
+            int cat = node2(&b, "Concat", e1, e3);
+            il_graph_add_output(b.g, conv(&b, cat, 96, 8, 1, 1, 0, 1, NULL, -1));
+            char what[64];
+            snprintf(what, sizeof what, "Concat in place, batch %lld, %d threads", (long long)batch, threads);
+            il_plan_opts o = {.threads = threads};
+            il_plan *p = plan_checked(b.g, &o, batch, what);
+            int64_t sz, at = il_plan_value_offset(p, cat, &sz);
+            if (have_blocked_kernels()) {
+                CU_ASSERT_EQUAL(il_plan_value_offset(p, e1, &sz), at);
+                CU_ASSERT_EQUAL(il_plan_value_offset(p, e3, &sz), at + 32 * (int64_t)sizeof(float));
+            }
+            const char *path = il_test_tmp("concat.plan");
+            il_plan *q = NULL;
+            il_tensor *x = random_input(b.g, batch);
+            IL_ASSERT_OK(il_plan_save(p, path));
+            IL_ASSERT_OK(il_plan_load(path, &o, &q));
+            IL_ASSERT_OK(il_plan_run(p, &x, 1));
+            IL_ASSERT_OK(il_plan_run(q, &x, 1));
+            CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, 0), il_plan_output(q, 0)));
+            il_tensor_free(x);
+            il_plan_free(p);
+            il_plan_free(q);
+            il_graph_free(b.g);
+        }
+}
+
+IL_SUITE("dnnl-native", {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool},
+         {"Concat in place", test_concat_in_place})
