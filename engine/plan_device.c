@@ -327,3 +327,42 @@ int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
     }
     return count;
 }
+
+/* Nor has it ai.inferlab SkipLayerNormalization (pass fuse-skip-layernorm's residual Add +
+ * LayerNorm, a cpu kernel): each becomes Add(input, skip) [+ Add(bias)] writing its sum output
+ * (or a new value) and an ai.inferlab LayerNormalization of the last axis, the ops the
+ * accelerator placed before the fusion. Returns how many were split. */
+int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g) {
+    const il_kernel *ks[4];
+    if (!acc || il_kernels_of("ai.inferlab", "SkipLayerNormalization", acc->name, 1, ks, 4) > 0) return 0;
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (n->dead || strcmp(n->op_type, "SkipLayerNormalization") || strcmp(n->domain, "ai.inferlab") ||
+            n->n_inputs < 3)
+            continue;
+        int bias = n->n_inputs > 4 ? n->inputs[4] : -1, in[2] = {n->inputs[0], n->inputs[1]};
+        int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
+        snprintf(name, sizeof name, "%s_sum", n->name);
+        int s = sum >= 0 && bias < 0 ? sum : il_graph_new_value(g, name);
+        il_graph_add_node(g, "Add", "", name, 2, in, 1, &s); /* may move g->nodes */
+        if (bias >= 0) {
+            int b[2] = {s, bias};
+            snprintf(name, sizeof name, "%s_bias", g->nodes[k].name);
+            s = sum >= 0 ? sum : il_graph_new_value(g, name);
+            il_graph_add_node(g, "Add", "", name, 2, b, 1, &s);
+        }
+        n = &g->nodes[k];
+        n->inputs[0] = s;
+        n->inputs[1] = n->inputs[2];
+        n->inputs[2] = n->n_inputs > 3 ? n->inputs[3] : -1;
+        n->n_inputs = n->inputs[2] >= 0 ? 3 : 2;
+        if (n->n_outputs > 3) n->n_outputs = 3;
+        free(n->op_type);
+        n->op_type = strdup("LayerNormalization");
+        il_node_set_int(g, k, "axis", -1);
+        count++;
+    }
+    return count;
+}

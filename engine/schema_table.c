@@ -312,7 +312,8 @@ static const il_schema_attr a454[] = {{"activation", 3, 0}, {"activation_params"
 static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
 static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
 static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a460[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a459[] = {{"epsilon", 1, 0}};
+static const il_schema_attr a461[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
 
 const il_schema il_schemas[] = {
     {"", "Abs", 1, "s", 1, 1, "s", 1, 1, 1, a0},
@@ -774,9 +775,10 @@ const il_schema il_schemas[] = {
     {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a456},
     {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a457},
     {"ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, 0, 0},
+    {"ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, 1, a459},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, 0, 0},
-    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a460},
+    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a461},
     {"com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
     {"com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
 };
-const int il_n_schemas = 463;
+const int il_n_schemas = 464;

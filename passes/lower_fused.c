@@ -11,6 +11,8 @@
  *                     Reshape to Shape(X) [, a Slice of the channels per output]
  *                     (C must be static; any spatial dims)
  *   Gelu, LayerNormalization, HardSwish -> the standard op when the opset has it, else its formula
+ *   SkipLayerNormalization -> Add(input, skip) [+ Add(bias)] (writing its sum output), then as
+ *                     LayerNormalization (last axis)
  *   com.microsoft DynamicQuantizeMatMul (fuse-dynamic-q's) -> DynamicQuantizeLinear, MatMulInteger,
  *     Cast, Mul [, Add]
  *
@@ -132,7 +134,25 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     const char *approx = il_attr_string(n, "approximate", "none");
     float scale = il_attr_float(n, "scale", 1), eps = il_attr_float(n, "epsilon", 1e-5f);
     int64_t groups = il_attr_int(n, "groups", 1);
+    int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
     n = NULL;
+    if (!strcmp(op, "SkipLayerNormalization")) { /* the sum, then as LayerNormalization of it */
+        int has_bias = n_in > 4 && in[4] >= 0;
+        int t = emit(g, k, "Add", in[0], in[1], has_bias ? -1 : sum);
+        if (has_bias) t = emit(g, k, "Add", t, in[4], sum);
+        int ln[3] = {t, in[2], n_in > 3 ? in[3] : -1};
+        memcpy(in, ln, sizeof ln);
+        in[3] = in[4] = -1;
+        n_in = ln[2] >= 0 ? 3 : 2;
+        x = t;
+        snprintf(op, sizeof op, "LayerNormalization");
+        if (pu_opset(g) >= 17) {
+            int j = add_lowered(g, op, k, n_in, in, 1, &y);
+            il_node_set_int(g, j, "axis", -1);
+            il_node_set_float(g, j, "epsilon", eps);
+            return;
+        }
+    }
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
     if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv")) {
         int conv = strcmp(op, "FusedMatMul") != 0;
@@ -211,6 +231,8 @@ static int lowerable(const il_node *n, const pu_shapes *s) {
         for (int i = 0; ok && i < n->n_inputs; i++) ok = pu_dim(s, n->inputs[i], 1) > 0;
         return ok;
     }
+    if (!strcmp(n->op_type, "SkipLayerNormalization")) /* Y and the sum; not the training outputs */
+        return n->n_inputs >= 3 && (n->n_outputs < 2 || n->outputs[1] < 0) && (n->n_outputs < 3 || n->outputs[2] < 0);
     static const char *const ops[] = {"FusedConv", "ScaledConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
                                       "Gelu", "Attention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
@@ -233,7 +255,8 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             il_pass_count(st, "integer ops lowered to QDQ", 1);
             continue;
         }
-        if (!lowerable(n, &s) || (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle"))) {
+        if (!lowerable(n, &s) ||
+            (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle") && strcmp(n->op_type, "SkipLayerNormalization"))) {
             left++;
             continue;
         }

@@ -210,6 +210,20 @@ static void test_norm_fast_random(void) {
         matches(r, "LayerNormalization Y alone");
         op_free(r);
     }
+    /* SkipLayerNormalization: rows of 1 to 300 (past a vector's width, with tails), beta and bias
+     * or not, skip of the input's shape or of its last two dims; Y alone takes the fast kernel,
+     * with all four outputs it hands over to the reference (mean and inv_std_var of the row) */
+    for (int it = 0; it < 16; it++) {
+        int64_t len = rows[it % 8], xd[3] = {1 + it % 3, 5 + it % 4, len};
+        int n_in = 3 + it % 3, n_out = it % 4 == 3 ? 4 : 1;
+        op_case *r = node("ai.inferlab:SkipLayerNormalization", n_in, n_out);
+        op_in(r, 0, rnd(IL_F32, 3, xd, it % 2 ? 5 : -1, it % 2 ? 7 : 1));
+        op_in(r, 1, it % 5 == 2 ? rnd(IL_F32, 2, xd + 1, -1, 1) : rnd(IL_F32, 3, xd, -1, 1));
+        for (int i = 2; i < n_in; i++) op_in(r, i, rnd(IL_F32, 1, D(len), -1, 1));
+        il_node_set_float(r->g, r->k, "epsilon", it % 4 < 2 ? 1e-12f : 1e-5f);
+        matches(r, "SkipLayerNormalization");
+        op_free(r);
+    }
 }
 
 static void test_matmul_fast_random(void) {

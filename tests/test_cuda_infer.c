@@ -300,8 +300,34 @@ static void test_scaled_conv_split(void) {
     il_graph_free(g);
 }
 
+/* fuse-skip-layernorm's SkipLayerNormalization has no cuda kernel: the plan splits each back into
+ * Add and LayerNormalization (tiny BERT's post-LN blocks, tiny ViT's pre-LN ones whose sum is
+ * read again); the split graph computes what the fused one does (il_graph_equivalent: random
+ * inputs, rtol 1e-3) and verifies. Needs no GPU: the split asks only the registry. */
+static void test_skip_layernorm_split(void) {
+    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_vit_legacy/model.onnx"};
+    const il_backend_iface cuda = {.name = "cuda"};
+    for (int m = 0; m < 2; m++) {
+        il_graph *g;
+        IL_ASSERT_OK(il_onnx_load(models[m], &g));
+        IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.seed = 1}, NULL, 0, NULL));
+        il_graph *c = il_graph_clone(g);
+        CU_ASSERT_EQUAL(il_plan_split_skipln(&cuda, c), 4);
+        IL_ASSERT_OK(il_graph_verify(c));
+        uint64_t rng = 7;
+        IL_ASSERT_OK(il_graph_equivalent(g, c, NULL, &rng));
+        int left = 0;
+        for (int k = 0; k < c->n_nodes; k++) left += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "SkipLayerNormalization");
+        CU_ASSERT_EQUAL(left, 0);
+        CU_ASSERT_EQUAL(il_plan_split_skipln(&(il_backend_iface){.name = "cpu"}, g), 0); /* the cpu has the kernel */
+        il_graph_free(c);
+        il_graph_free(g);
+    }
+}
+
 IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},
          {"fallback to the cpu, residuals, copies", test_fallback_and_residual},
          {"cuDNN convs in fp32/tf32/fp16/bf16, half storage", test_precisions},
          {"CUDA graph replay = cpu", test_graphs},
-         {"ScaledConv split for the GPU", test_scaled_conv_split}, {"every cuda kernel is run", test_every_cuda_kernel_used})
+         {"ScaledConv split for the GPU", test_scaled_conv_split},
+         {"SkipLayerNormalization split for the GPU", test_skip_layernorm_split}, {"every cuda kernel is run", test_every_cuda_kernel_used})

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/plan_int.h"
 #include "../passes/passes.h"
 #include "op_harness.h"
 
@@ -746,6 +747,14 @@ static il_tensor *model_input(const il_value *x, int64_t batch) {
     return t;
 }
 
+/* What the planner does to a graph for the GPU (engine/plan.c): the cpu-only fusions
+ * (SkipLayerNormalization, ScaledConv) split back into the ops they fused; returns how many. The
+ * emulation runs the graph itself, not a plan. */
+static int split_for_gpu(il_graph *g) {
+    const il_backend_iface cuda = {.name = "cuda"};
+    return il_plan_split_skipln(&cuda, g) + il_plan_split_scaled(&cuda, g);
+}
+
 /* The model after -O2 on the GPU at each precision, batch 2; float32 places every node on the
  * GPU, the half precisions every node but convolutions (cuDNN's, when built). */
 static void check_model(const char *path, const char *what) {
@@ -753,6 +762,7 @@ static void check_model(const char *path, const char *what) {
     IL_ASSERT_OK(il_onnx_load(path, &g));
     il_pass_opts po = {.seed = 1};
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+    split_for_gpu(g);
     il_tensor *in[8] = {0};
     for (int i = 0; i < g->n_inputs && i < 8; i++) in[i] = model_input(&g->values[g->inputs[i]], 2);
     const tol ts[4] = {{1e-3, 1e-4}, {1e-2, 1e-2}, {2e-2, 2e-2}, {5e-2, 5e-2}}; /* by il_precision */
@@ -853,6 +863,7 @@ static void test_placement(void) {
         IL_ASSERT_OK(il_onnx_load(models[m], &g));
         il_pass_opts po = {.seed = 1};
         IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &po, NULL, 0, NULL));
+        CU_ASSERT_EQUAL(split_for_gpu(g), 4); /* SkipLayerNorms; BERT: 2 post-LN blocks; ViT: 3 pre-LN + final */
         IL_ASSERT_OK(il_infer_shapes(g, 2, NULL, 0, &s));
         int missing = 0, nodes = 0;
         for (int k = 0; k < g->n_nodes; k++) {

@@ -435,9 +435,69 @@ static void test_forwarded_ops(void) {
     }
 }
 
+/* A transformer block's residual Add into a LayerNormalization of the last axis (opset 17: the
+ * standard op, 13: ai.inferlab's); keep_sum: the sum read again (pre-LN blocks) by an Add of it
+ * and the LayerNorm's output, the graph's one output; bcast: b of the last dim only. */
+static il_graph *skip_ln_graph(int64_t opset, int keep_sum, int bcast) {
+    il_graph *g = new_graph(opset);
+    int64_t xd[3] = {3, 37, 67}, hd[1] = {67};
+    int a = input(g, "a", 3, xd), b = bcast ? weight(g, "b", 1, hd) : input(g, "b", 3, xd);
+    int sum = il_graph_value(g, "s"), y = il_graph_value(g, "y"), z = il_graph_value(g, "z");
+    il_graph_add_node(g, "Add", "", "residual", 2, (int[]){a, b}, 1, &sum);
+    int in[3] = {sum, weight(g, "gamma", 1, hd), weight(g, "beta", 1, hd)};
+    int ln = il_graph_add_node(g, "LayerNormalization", opset >= 17 ? "" : "ai.inferlab", "ln", 3, in, 1, &y);
+    il_node_set_int(g, ln, "axis", -1);
+    il_node_set_float(g, ln, "epsilon", 1e-6f);
+    if (keep_sum) il_graph_add_node(g, "Add", "", "next", 2, (int[]){y, sum}, 1, &z);
+    il_graph_add_output(g, keep_sum ? z : y);
+    return g;
+}
+
+static int live(const il_graph *g, const char *op) {
+    int n = 0;
+    for (int k = 0; k < g->n_nodes; k++) n += !g->nodes[k].dead && !strcmp(g->nodes[k].op_type, op);
+    return n;
+}
+
+/* fuse-skip-layernorm: the fused node's fast kernel (3 threads) and reference against the unfused
+ * graph's reference, and lowered back, within 1e-4 + 1e-4 |want| on inputs in [-2, 2); a
+ * broadcast Add is left alone. */
+static void test_skip_layernorm(void) {
+    for (int c = 0; c < 5; c++) {
+        int64_t opset = c % 2 ? 13 : 17;
+        int keep = c / 2 == 1, bcast = c == 4;
+        il_graph *g = skip_ln_graph(opset, keep, bcast), *orig = il_graph_clone(g);
+        il_pass_stats st;
+        IL_ASSERT_OK(il_pass_run(g, "fuse-skip-layernorm", &st));
+        CU_ASSERT_EQUAL(live(g, "SkipLayerNormalization"), !bcast);
+        CU_ASSERT_EQUAL(live(g, "Add"), keep || bcast);
+        IL_ASSERT_OK(il_graph_verify(g));
+        il_graph *low = il_graph_clone(g);
+        IL_ASSERT_OK(il_pass_run(low, IL_PASS_LOWER, &st));
+        CU_ASSERT_EQUAL(live(low, "SkipLayerNormalization"), 0);
+        il_tensor *in[2] = {il_tensor_new(IL_F32, 3, (int64_t[]){3, 37, 67}), il_tensor_new(IL_F32, 3, (int64_t[]){3, 37, 67})};
+        for (int i = 0; i < 2; i++) il_tensor_fill_random(in[i], &rng, -2, 2);
+        il_tensor *want = run1(orig, in, 1), *got[3] = {run1(g, in, 1), run_t(g, in, 0, 3), run1(low, in, 1)};
+        CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+        static const char *what[3] = {"reference", "fast", "lowered"};
+        for (int i = 0; i < 3; i++) {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(got[i]);
+            char msg[256];
+            int64_t w;
+            int ok = il_tensor_allclose(got[i], want, 1e-4, 1e-4, &w, msg, sizeof msg);
+            if (!ok) fprintf(stderr, "\n  SkipLayerNormalization case %d %s vs unfused: %s\n", c, what[i], msg);
+            CU_ASSERT_TRUE(ok);
+            il_tensor_free(got[i]);
+        }
+        il_tensor_free(want), il_tensor_free(in[0]), il_tensor_free(in[1]);
+        il_graph_free(low), il_graph_free(orig), il_graph_free(g);
+    }
+}
+
 IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv}, {"Gelu, HardSwish, LayerNorm", test_forwarded_ops},
          {"FusedGemm/FusedMatMul fast = ref = unfused", test_fused_gemm_matmul},
          {"Attention and SiLU fast = ref = unfused", test_attention_silu},
          {"Attention fast = ref: shapes, masks, broadcasting, threads", test_attention_shapes},
          {"Attention with -inf masks", test_attention_inf_mask}, {"fused op errors", test_fused_errors},
-         {"FusedConv kernels forced = ref", test_fused_conv_forced})
+         {"FusedConv kernels forced = ref", test_fused_conv_forced},
+         {"SkipLayerNormalization fast = ref = unfused", test_skip_layernorm})

@@ -67,6 +67,9 @@ EXTRA = [
     ("ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, {}),
     ("ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3,
      {"axis": (I, 0), "epsilon": (F, 0), "stash_type": (I, 0)}),
+    # com.microsoft SkipLayerNormalization's semantics: LayerNorm over the last axis of input +
+    # skip [+ bias]; outputs Y, mean, inv_std_var, the sum (fuse-skip-layernorm)
+    ("ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, {"epsilon": (F, 0)}),
     ("ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, {"scale": (F, 0)}),
     # ChannelShuffle(X1..Xn) -> Y1..Ym: the Xi joined along the channels, shuffled, split in m equal parts
     ("ai.inferlab", "ChannelShuffle", 1, "v", 1, INF, "v", 1, INF, {"groups": (I, 1)}),

@@ -420,10 +420,133 @@ static il_status ln_run(il_kctx *c, int fast) {
 static il_status ln_ref(il_kctx *c) { return ln_run(c, 0); }
 static il_status ln_fast(il_kctx *c) { return ln_run(c, 1); }
 
+/* ---------------------------------------------------------------- SkipLayerNormalization */
+
+/* ai.inferlab SkipLayerNormalization(input, skip, gamma [, beta, bias]) -> Y [, mean, inv_std_var,
+ * sum], ONNX Runtime's com.microsoft op: sum = input + skip [+ bias], Y its LayerNormalization
+ * over the last axis times gamma plus beta. The residual Add of a transformer block and the
+ * LayerNorm that reads it (pass fuse-skip-layernorm) in one pass over the row, which stays in
+ * cache: the sum is written only where something else reads it (pre-LN blocks). skip has the
+ * input's shape or its last dims; gamma, beta and bias the last dim's length. */
+static il_status sln_geom(const il_kctx *c, int64_t *hidden) {
+    const il_tensor *x = c->in[0], *sk = c->in[1];
+    il_status st = float_input(c, x);
+    if (!st) st = float_input(c, sk);
+    if (st || x->rank < 0) return st;
+    if (x->rank < 1) return il_kerr(c, IL_ERR_SHAPE, "input must have at least one dim");
+    *hidden = x->dims[x->rank - 1];
+    char a[96], b[96];
+    int bad = sk->rank >= 0 && (sk->rank < 1 || sk->rank > x->rank);
+    for (int i = 0; !bad && sk->rank >= 0 && i < sk->rank; i++) {
+        int64_t d = sk->dims[sk->rank - 1 - i], want = x->dims[x->rank - 1 - i];
+        bad = d >= 0 && want >= 0 && d != want;
+    }
+    if (bad)
+        return il_kerr(c, IL_ERR_SHAPE, "skip %s must have the shape of input %s or of its last dims",
+                       il_shape_str(sk->rank, sk->dims, a, sizeof a), il_shape_str(x->rank, x->dims, b, sizeof b));
+    static const char *const what[] = {"gamma", "beta", "bias"};
+    for (int i = 2; i < 5; i++) {
+        const il_tensor *p = il_in(c, i);
+        if (!p) continue;
+        if ((st = float_input(c, p))) return st;
+        if (p->rank >= 0 && *hidden >= 0 && (p->rank != 1 || (p->dims[0] >= 0 && p->dims[0] != *hidden)))
+            return il_kerr(c, IL_ERR_SHAPE, "%s %s must be one value per element of the last dim (%lld)", what[i - 2],
+                           il_shape_str(p->rank, p->dims, a, sizeof a), (long long)*hidden);
+    }
+    return IL_OK;
+}
+
+static il_status sln_infer(il_kctx *c) {
+    const il_tensor *x = c->in[0];
+    int64_t hidden = -1;
+    il_status st = sln_geom(c, &hidden);
+    if (st) return st;
+    if (x->rank < 0) {
+        for (int i = 0; i < c->n_out; i++) il_set_out(c, i, x->dtype, -1, NULL);
+        return IL_OK;
+    }
+    il_same_as(c, 0, 0);
+    int64_t dims[IL_MAX_RANK];
+    for (int i = 0; i < x->rank; i++) dims[i] = i < x->rank - 1 ? x->dims[i] : 1;
+    il_set_out(c, 1, x->dtype, x->rank, dims);
+    il_set_out(c, 2, x->dtype, x->rank, dims);
+    il_set_out(c, 3, x->dtype, x->rank, x->dims);
+    return IL_OK;
+}
+
+/* In double, element by element. */
+static il_status sln_ref(il_kctx *c) {
+    const il_tensor *x = c->in[0], *sk = c->in[1], *ga = c->in[2], *be = il_in(c, 3), *bi = il_in(c, 4);
+    il_tensor *y = c->out[0], *om = il_out(c, 1), *oi = il_out(c, 2), *os = il_out(c, 3);
+    int64_t h = 0;
+    il_status st = sln_geom(c, &h);
+    if (st) return st;
+    int64_t rows = h ? il_tensor_numel(x) / h : 0, ns = il_tensor_numel(sk);
+    double eps = il_attr_float(c->node, "epsilon", 1e-5f), *sum = malloc((size_t)(h ? h : 1) * sizeof *sum);
+    if (!sum) return il_kerr(c, IL_ERR_OOM, "out of memory");
+    for (int64_t r = 0; r < rows; r++) {
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < h; j++) {
+            int64_t i = r * h + j;
+            sum[j] = il_ldf(x, i) + il_ldf(sk, i % ns) + (bi ? il_ldf(bi, j) : 0);
+            if (os) il_stf(os, i, sum[j]);
+            mean += sum[j];
+        }
+        mean /= (double)h;
+        for (int64_t j = 0; j < h; j++) var += (sum[j] - mean) * (sum[j] - mean);
+        double inv = 1.0 / sqrt(var / (double)h + eps);
+        for (int64_t j = 0; j < h; j++)
+            il_stf(y, r * h + j, (sum[j] - mean) * inv * il_ldf(ga, j) + (be ? il_ldf(be, j) : 0));
+        if (om) il_stf(om, r, mean);
+        if (oi) il_stf(oi, r, inv);
+    }
+    free(sum);
+    return IL_OK;
+}
+
+/* One row: the sum into t (the sum output, or a row on the stack), then ln_row_f32's two
+ * passes over it in cache. Float sums in the vector lanes, as ln_row_f32. */
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
+sln_row(const float *restrict x, const float *restrict sk, const float *restrict bi, float *restrict t, int64_t n) {
+    if (bi) {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) t[j] = x[j] + sk[j] + bi[j];
+    } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; j++) t[j] = x[j] + sk[j];
+    }
+}
+
+enum { SLN_ROW = 4096 }; /* the longest row summed on the stack (16 KiB) where the sum is not an output */
+
+static il_status sln_fast(il_kctx *c) {
+    const il_tensor *x = c->in[0], *sk = c->in[1], *be = il_in(c, 3), *bi = il_in(c, 4);
+    il_tensor *y = c->out[0], *os = il_out(c, 3);
+    int64_t h = 0;
+    il_status st = sln_geom(c, &h);
+    if (st) return st;
+    int all_f32 = 1;
+    for (int i = 0; i < c->n_in; i++) all_f32 &= !c->in[i] || c->in[i]->dtype == IL_F32;
+    /* the training outputs (mean, inv_std_var) and rows longer than the stack's buffer: the reference */
+    if (!all_f32 || il_out(c, 1) || il_out(c, 2) || h <= 0 || (!os && h > SLN_ROW)) return sln_ref(c);
+    int64_t rows = il_tensor_numel(x) / h, ns = il_tensor_numel(sk);
+    const float *xd = x->data, *sd = sk->data, *gd = c->in[2]->data, *bd = be ? be->data : NULL, *bid = bi ? bi->data : NULL;
+    float *yd = y->data, *sumd = os ? os->data : NULL;
+    float eps = il_attr_float(c->node, "epsilon", 1e-5f);
+    IL_PAR_FOR(c, r, rows) {
+        float row[SLN_ROW] __attribute__((aligned(64)));
+        float *t = sumd ? sumd + r * h : row;
+        sln_row(xd + r * h, sd + (r * h) % ns, bid, t, h);
+        ln_row_f32(t, yd + r * h, h, eps, gd, bd);
+    }
+    return IL_OK;
+}
+
 const il_op il_ops_norm[] = {
     {"", "BatchNormalization", 1, bn_infer, bn_ref, bn_fast, 0},
     {"", "InstanceNormalization", 1, instnorm_infer, instnorm_ref, instnorm_fast, 0},
     {"", "LayerNormalization", 1, ln_infer, ln_ref, ln_fast, 0},
     {"", "GroupNormalization", 1, groupnorm_infer, groupnorm_ref, groupnorm_fast, 0},
+    {"ai.inferlab", "SkipLayerNormalization", 1, sln_infer, sln_ref, sln_fast, 0},
     {0},
 };
