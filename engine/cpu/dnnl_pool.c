@@ -222,9 +222,9 @@ static inline __attribute__((always_inline)) void npool_block(const float *p, fl
     for (int i = 0; i < B; i++) yo[i] = acc[i];
 }
 
-/* Output row oh of one image, each pixel's channels 64, then 8, then 1 at a time; the window's
- * taps inside the input found once per pixel rather than tested tap by tap. A window with no
- * tap inside gives -inf, as the reference. */
+/* Output row oh of one image, each pixel's channels 64 at a time, then the rest's multiple of 8
+ * together, then 1 at a time; the window's taps inside the input found once per pixel rather
+ * than tested tap by tap. A window with no tap inside gives -inf, as the reference. */
 NPOOL_CLONES static void npool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh) {
     int64_t C = g->c, W = g->in[1], OW = g->out[1], dh = g->dil[0] * W * C, dw = g->dil[1] * C;
     int64_t h0 = oh * g->stride[0] - g->pad[0], kh0, kh1;
@@ -240,8 +240,16 @@ NPOOL_CLONES static void npool_row(const il_conv_geom *g, const float *x, float 
         }
         const float *p = x + ((h0 + kh0 * g->dil[0]) * W + w0 + kw0 * g->dil[1]) * C;
         for (; ch + 64 <= C; ch += 64) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 64);
-        for (; ch + 8 <= C; ch += 8) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 8);
-        for (; ch < C; ch++) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 1);
+        switch ((C - ch) & ~7) { /* the rest in one pass over the taps (ShuffleNet's 24 channels) */
+        case 8: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 8); break;
+        case 16: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 16); break;
+        case 24: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 24); break;
+        case 32: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 32); break;
+        case 40: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 40); break;
+        case 48: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 48); break;
+        case 56: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 56); break;
+        }
+        for (ch += (C - ch) & ~7; ch < C; ch++) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 1);
     }
 }
 
