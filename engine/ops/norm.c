@@ -504,17 +504,32 @@ static il_status sln_ref(il_kctx *c) {
     return IL_OK;
 }
 
-/* One row: the sum into t (the sum output, or a row on the stack), then ln_row_f32's two
- * passes over it in cache. Float sums in the vector lanes, as ln_row_f32. */
+/* One row: the sum into t (the sum output, or a row on the stack) and its total in one pass,
+ * the variance over t in cache, then ln_row. Float sums in the vector lanes, as ln_row_f32. */
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) static void
-sln_row(const float *restrict x, const float *restrict sk, const float *restrict bi, float *restrict t, int64_t n) {
+sln_row(const float *restrict x, const float *restrict sk, const float *restrict bi, float *restrict t,
+        float *restrict y, int64_t n, float eps, const float *restrict g, const float *restrict b) {
+    float sum = 0, s2 = 0;
     if (bi) {
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) t[j] = x[j] + sk[j] + bi[j];
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < n; j++) {
+            t[j] = x[j] + sk[j] + bi[j];
+            sum += t[j];
+        }
     } else {
-#pragma omp simd
-        for (int64_t j = 0; j < n; j++) t[j] = x[j] + sk[j];
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < n; j++) {
+            t[j] = x[j] + sk[j];
+            sum += t[j];
+        }
     }
+    float mu = sum / (float)n;
+#pragma omp simd reduction(+ : s2)
+    for (int64_t j = 0; j < n; j++) {
+        float d = t[j] - mu;
+        s2 += d * d;
+    }
+    ln_row(t, y, n, mu, 1.0f / sqrtf(s2 / (float)n + eps), g, b);
 }
 
 enum { SLN_ROW = 4096 }; /* the longest row summed on the stack (16 KiB) where the sum is not an output */
@@ -536,8 +551,7 @@ static il_status sln_fast(il_kctx *c) {
     IL_PAR_FOR(c, r, rows) {
         float row[SLN_ROW] __attribute__((aligned(64)));
         float *t = sumd ? sumd + r * h : row;
-        sln_row(xd + r * h, sd + (r * h) % ns, bid, t, h);
-        ln_row_f32(t, yd + r * h, h, eps, gd, bd);
+        sln_row(xd + r * h, sd + (r * h) % ns, bid, t, yd + r * h, h, eps, gd, bd);
     }
     return IL_OK;
 }
