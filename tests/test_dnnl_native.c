@@ -76,18 +76,23 @@ static void test_native_maxpool(void) {
 /* A Fire module's Concat written in place (engine/plan_layout.c): the 1x1 expand (a oneDNN conv
  * whose dense result is reordered into its channels) and the 3x3 one (Winograd, reordered from
  * nChw16c) sit at their channel offsets of the Concat's output, which copies nothing; batch 1
- * and 3, 1 and 2 threads, against the reference; then a plan file round trip (the loaded plan
- * writes in place too, outputs equal). */
+ * and 3, whole batches and image by image, 1 and 2 threads, against the reference; then a plan
+ * file round trip (the loaded plan writes in place too, outputs equal). */
 static void test_concat_in_place(void) {
-    for (int64_t batch = 1; batch <= 3; batch += 2)
+    /* batch, plane, squeeze channels; the last: each expand's input and output reach
+     * IL_DNNL_IMAGE_BYTES, so they run image by image (images shared out on 2 threads) */
+    static const int64_t cases[3][3] = {{1, 15, 16}, {3, 15, 16}, {3, 48, 32}};
+    for (int t = 0; t < 3; t++)
         for (int threads = 1; threads <= 2; threads++) {
-            chain b = chain_new(2, batch, 8, 15);
-            int sq = conv(&b, b.g->inputs[0], 8, 16, 1, 1, 0, 1, "Relu", -1);
-            int e1 = conv(&b, sq, 16, 32, 1, 1, 0, 1, "Relu", -1), e3 = conv(&b, sq, 16, 64, 3, 1, 1, 1, "Relu", -1);
+            int64_t batch = cases[t][0], sqc = cases[t][2];
+            chain b = chain_new(2, batch, 8, cases[t][1]);
+            int sq = conv(&b, b.g->inputs[0], 8, sqc, 1, 1, 0, 1, "Relu", -1);
+            int e1 = conv(&b, sq, sqc, 32, 1, 1, 0, 1, "Relu", -1), e3 = conv(&b, sq, sqc, 64, 3, 1, 1, 1, "Relu", -1);
             int cat = node2(&b, "Concat", e1, e3);
             il_graph_add_output(b.g, conv(&b, cat, 96, 8, 1, 1, 0, 1, NULL, -1));
-            char what[64];
-            snprintf(what, sizeof what, "Concat in place, batch %lld, %d threads", (long long)batch, threads);
+            char what[80];
+            snprintf(what, sizeof what, "Concat in place, batch %lld, %lldx%lld, %d threads", (long long)batch,
+                     (long long)cases[t][1], (long long)cases[t][1], threads);
             il_plan_opts o = {.threads = threads};
             il_plan *p = plan_checked(b.g, &o, batch, what);
             int64_t sz, at = il_plan_value_offset(p, cat, &sz);
