@@ -305,14 +305,24 @@ il_status il_plan_rerun(il_plan *p) {
  * computes): on the plan's own copy of the graph each becomes Mul(X, S) and FusedConv(X*S, W, B,
  * Z) again, so both run on the device instead of the node falling back to the cpu. Returns how
  * many were split (0: g untouched). */
-int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
+/* acc lacks a kernel for ai.inferlab op `op`: its nodes are to be split. */
+static int acc_lacks(const il_backend_iface *acc, const char *op) {
     const il_kernel *ks[4];
-    if (!acc || il_kernels_of("ai.inferlab", "ScaledConv", acc->name, 1, ks, 4) > 0) return 0;
+    return acc && il_kernels_of("ai.inferlab", op, acc->name, 1, ks, 4) <= 0;
+}
+
+/* Node n is a live ai.inferlab `op`. */
+static int live_fused(const il_node *n, const char *op) {
+    return !n->dead && !strcmp(n->op_type, op) && !strcmp(n->domain, "ai.inferlab");
+}
+
+int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
+    if (!acc_lacks(acc, "ScaledConv")) return 0;
     int n0 = g->n_nodes, count = 0;
     char name[512];
     for (int k = 0; k < n0; k++) {
         il_node *n = &g->nodes[k];
-        if (n->dead || strcmp(n->op_type, "ScaledConv") || strcmp(n->domain, "ai.inferlab") || n->n_inputs != 5) continue;
+        if (!live_fused(n, "ScaledConv") || n->n_inputs != 5) continue;
         int in[2] = {n->inputs[0], n->inputs[4]};
         snprintf(name, sizeof name, "%s_scaled", n->name);
         int m = il_graph_new_value(g, name);
@@ -333,15 +343,12 @@ int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
  * (or a new value) and an ai.inferlab LayerNormalization of the last axis, the ops the
  * accelerator placed before the fusion. Returns how many were split. */
 int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g) {
-    const il_kernel *ks[4];
-    if (!acc || il_kernels_of("ai.inferlab", "SkipLayerNormalization", acc->name, 1, ks, 4) > 0) return 0;
+    if (!acc_lacks(acc, "SkipLayerNormalization")) return 0;
     int n0 = g->n_nodes, count = 0;
     char name[512];
     for (int k = 0; k < n0; k++) {
         il_node *n = &g->nodes[k];
-        if (n->dead || strcmp(n->op_type, "SkipLayerNormalization") || strcmp(n->domain, "ai.inferlab") ||
-            n->n_inputs < 3)
-            continue;
+        if (!live_fused(n, "SkipLayerNormalization") || n->n_inputs < 3) continue;
         int bias = n->n_inputs > 4 ? n->inputs[4] : -1, in[2] = {n->inputs[0], n->inputs[1]};
         int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
         snprintf(name, sizeof name, "%s_sum", n->name);

@@ -275,6 +275,16 @@ static il_graph *se_graph(void) {
     return g;
 }
 
+/* c, g split for the accelerator, verifies, computes what g does (random inputs, seeded) and
+ * holds no `op` any more. */
+static void split_done(const il_graph *g, const il_graph *c, const char *op, uint64_t rng) {
+    IL_ASSERT_OK(il_graph_verify(c));
+    IL_ASSERT_OK(il_graph_equivalent(g, c, NULL, &rng));
+    int left = 0;
+    for (int k = 0; k < c->n_nodes; k++) left += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, op);
+    CU_ASSERT_EQUAL(left, 0);
+}
+
 static void test_scaled_conv_split(void) {
     il_graph *g = se_graph();
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){0}, NULL, 0, NULL));
@@ -289,12 +299,7 @@ static void test_scaled_conv_split(void) {
     }
     il_graph *c = il_graph_clone(g);
     CU_ASSERT_EQUAL(il_plan_split_scaled(acc, c), 1);
-    IL_ASSERT_OK(il_graph_verify(c));
-    uint64_t rng = 5;
-    IL_ASSERT_OK(il_graph_equivalent(g, c, NULL, &rng));
-    int left = 0;
-    for (int k = 0; k < c->n_nodes; k++) left += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "ScaledConv");
-    CU_ASSERT_EQUAL(left, 0);
+    split_done(g, c, "ScaledConv", 5);
     il_graph_free(c);
     if (have_gpu()) CU_ASSERT_EQUAL(check_gpu(g, 2, "ScaledConv split"), 0); /* no node falls back */
     il_graph_free(g);
@@ -313,12 +318,7 @@ static void test_skip_layernorm_split(void) {
         IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.seed = 1}, NULL, 0, NULL));
         il_graph *c = il_graph_clone(g);
         CU_ASSERT_EQUAL(il_plan_split_skipln(&cuda, c), 4);
-        IL_ASSERT_OK(il_graph_verify(c));
-        uint64_t rng = 7;
-        IL_ASSERT_OK(il_graph_equivalent(g, c, NULL, &rng));
-        int left = 0;
-        for (int k = 0; k < c->n_nodes; k++) left += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "SkipLayerNormalization");
-        CU_ASSERT_EQUAL(left, 0);
+        split_done(g, c, "SkipLayerNormalization", 7);
         CU_ASSERT_EQUAL(il_plan_split_skipln(&(il_backend_iface){.name = "cpu"}, g), 0); /* the cpu has the kernel */
         il_graph_free(c);
         il_graph_free(g);
