@@ -118,5 +118,28 @@ static void test_concat_in_place(void) {
         }
 }
 
+/* A plain image of 2, 3 or 4 channels into a convolution on channels-last (the loop in
+ * engine/cpu/dnnl_layout.c that interleaves the planes, instead of oneDNN's reorder): 2-D and
+ * 3-D, batch 1 and 3, the last case large enough to run image by image (IL_DNNL_IMAGE_BYTES);
+ * 1 and 2 threads; against the reference. */
+static void test_plain_image_in(void) {
+    /* spatial dims, channels, plane, output channels, batch */
+    static const int64_t cases[5][5] = {{2, 3, 21, 16, 1}, {2, 2, 21, 16, 3}, {3, 4, 9, 8, 3}, {2, 3, 23, 8, 3},
+                                        {2, 3, 160, 32, 2}};
+    for (int t = 0; t < 5; t++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t batch = cases[t][4], cin = cases[t][1], m = cases[t][3];
+            chain b = chain_new((int)cases[t][0], batch, cin, cases[t][2]);
+            int a = conv(&b, b.g->inputs[0], cin, m, 3, 2, 1, 1, "Relu", -1);
+            il_graph_add_output(b.g, conv(&b, a, m, 8, 1, 1, 0, 1, NULL, -1));
+            char what[80];
+            snprintf(what, sizeof what, "plain image in, case %d, %d threads", t, threads);
+            il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
+            expect_blocked(p, b.g, a, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
 IL_SUITE("dnnl-native", {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool},
-         {"Concat in place", test_concat_in_place})
+         {"Concat in place", test_concat_in_place}, {"plain image in", test_plain_image_in})
