@@ -53,7 +53,8 @@ static void test_scaled_conv(void) {
 }
 
 /* MaxPool "native" (engine/cpu/dnnl_pool.c) between native convs: dilated with padding, and
- * ceil_mode windows hanging past odd sizes; batch 1 and 3, 1 and 2 threads, against the reference. */
+ * ceil_mode windows hanging past odd sizes; 24, 17 and 73 channels (the kernel's blocks of 64, 8
+ * and 1 channels each met); batch 1 and 3, 1 and 2 threads, against the reference. */
 static void test_native_maxpool(void) {
     for (int64_t batch = 1; batch <= 3; batch += 2)
         for (int threads = 1; threads <= 2; threads++) {
@@ -62,12 +63,14 @@ static void test_native_maxpool(void) {
             int p1 = pool(&b, "MaxPool", a, 3, 1, 2, 0);
             il_node_set_ints(b.g, b.g->values[p1].producer, "dilations", 2, (int64_t[]){2, 2});
             int p2 = pool(&b, "MaxPool", conv(&b, p1, 24, 17, 1, 1, 0, 1, "Relu", -1), 3, 2, 1, 1);
-            il_graph_add_output(b.g, conv(&b, p2, 17, 8, 1, 1, 0, 1, NULL, -1));
+            int p3 = pool(&b, "MaxPool", conv(&b, p2, 17, 73, 1, 1, 0, 1, "Relu", -1), 2, 2, 0, 1);
+            il_graph_add_output(b.g, conv(&b, p3, 73, 8, 1, 1, 0, 1, NULL, -1));
             char what[64];
             snprintf(what, sizeof what, "native MaxPool, batch %lld, %d threads", (long long)batch, threads);
             il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
             expect_blocked(p, b.g, p1, 1, what);
             expect_blocked(p, b.g, p2, 1, what);
+            expect_blocked(p, b.g, p3, 1, what);
             il_plan_free(p);
             il_graph_free(b.g);
         }
@@ -115,5 +118,28 @@ static void test_concat_in_place(void) {
         }
 }
 
+/* A plain image of 2, 3 or 4 channels into a convolution on channels-last (the loop in
+ * engine/cpu/dnnl_layout.c that interleaves the planes, instead of oneDNN's reorder): 2-D and
+ * 3-D, batch 1 and 3, the last case large enough to run image by image (IL_DNNL_IMAGE_BYTES);
+ * 1 and 2 threads; against the reference. */
+static void test_plain_image_in(void) {
+    /* spatial dims, channels, plane, output channels, batch */
+    static const int64_t cases[5][5] = {{2, 3, 21, 16, 1}, {2, 2, 21, 16, 3}, {3, 4, 9, 8, 3}, {2, 3, 23, 8, 3},
+                                        {2, 3, 160, 32, 2}};
+    for (int t = 0; t < 5; t++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t batch = cases[t][4], cin = cases[t][1], m = cases[t][3];
+            chain b = chain_new((int)cases[t][0], batch, cin, cases[t][2]);
+            int a = conv(&b, b.g->inputs[0], cin, m, 3, 2, 1, 1, "Relu", -1);
+            il_graph_add_output(b.g, conv(&b, a, m, 8, 1, 1, 0, 1, NULL, -1));
+            char what[80];
+            snprintf(what, sizeof what, "plain image in, case %d, %d threads", t, threads);
+            il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
+            expect_blocked(p, b.g, a, 1, what);
+            il_plan_free(p);
+            il_graph_free(b.g);
+        }
+}
+
 IL_SUITE("dnnl-native", {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool},
-         {"Concat in place", test_concat_in_place})
+         {"Concat in place", test_concat_in_place}, {"plain image in", test_plain_image_in})

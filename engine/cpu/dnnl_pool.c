@@ -200,30 +200,56 @@ static void npool_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 
 #define NPOOL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-/* Output row oh of one image: each pixel the maximum over its window's pixels, the first tap
- * taken as it is and a later one only where greater, as the reference does (a NaN wins only as
- * the first tap). */
+/* The taps t of a window starting at s0 (t * dil from it) that fall inside [0, n): [*lo, *hi). */
+static void npool_taps(int64_t s0, int64_t k, int64_t dil, int64_t n, int64_t *lo, int64_t *hi) {
+    *lo = s0 < 0 ? (-s0 + dil - 1) / dil : 0;
+    *hi = s0 >= n ? 0 : (n - s0 + dil - 1) / dil;
+    if (*hi > k) *hi = k;
+}
+
+/* B channels of one output pixel: the maximum over nh x nw taps from p (dh, dw apart), kept in
+ * registers (B a constant where it is inlined) and stored once; the first tap taken as it is, a
+ * later one only where greater, as the reference does (a NaN wins only as the first tap). */
+static inline __attribute__((always_inline)) void npool_block(const float *p, float *yo, int64_t nh, int64_t nw,
+                                                              int64_t dh, int64_t dw, int B) {
+    float acc[64];
+    for (int i = 0; i < B; i++) acc[i] = p[i];
+    for (int64_t th = 0; th < nh; th++)
+        for (int64_t tw = th ? 0 : 1; tw < nw; tw++) {
+            const float *q = p + th * dh + tw * dw;
+            for (int i = 0; i < B; i++) acc[i] = q[i] > acc[i] ? q[i] : acc[i];
+        }
+    for (int i = 0; i < B; i++) yo[i] = acc[i];
+}
+
+/* Output row oh of one image, each pixel's channels 64 at a time, then the rest's multiple of 8
+ * together, then 1 at a time; the window's taps inside the input found once per pixel rather
+ * than tested tap by tap. A window with no tap inside gives -inf, as the reference. */
 NPOOL_CLONES static void npool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh) {
-    int64_t C = g->c, W = g->in[1], OW = g->out[1];
-    int64_t h0 = oh * g->stride[0] - g->pad[0];
+    int64_t C = g->c, W = g->in[1], OW = g->out[1], dh = g->dil[0] * W * C, dw = g->dil[1] * C;
+    int64_t h0 = oh * g->stride[0] - g->pad[0], kh0, kh1;
+    npool_taps(h0, g->k[0], g->dil[0], g->in[0], &kh0, &kh1);
     for (int64_t ow = 0; ow < OW; ow++) {
         float *yo = y + (oh * OW + ow) * C;
-        int64_t w0 = ow * g->stride[1] - g->pad[1];
-        int first = 1;
-        for (int64_t kh = 0; kh < g->k[0]; kh++) {
-            int64_t h = h0 + kh * g->dil[0];
-            if (h < 0 || h >= g->in[0]) continue;
-            for (int64_t kw = 0; kw < g->k[1]; kw++) {
-                int64_t w = w0 + kw * g->dil[1];
-                if (w < 0 || w >= W) continue;
-                const float *xi = x + (h * W + w) * C;
-                if (first)
-                    for (int64_t ch = 0; ch < C; ch++) yo[ch] = xi[ch];
-                else
-                    for (int64_t ch = 0; ch < C; ch++) yo[ch] = xi[ch] > yo[ch] ? xi[ch] : yo[ch]; /* the reference's NaN rule */
-                first = 0;
-            }
+        int64_t w0 = ow * g->stride[1] - g->pad[1], kw0, kw1;
+        npool_taps(w0, g->k[1], g->dil[1], W, &kw0, &kw1);
+        int64_t nh = kh1 - kh0, nw = kw1 - kw0, ch = 0;
+        if (nh <= 0 || nw <= 0) {
+            for (; ch < C; ch++) yo[ch] = -INFINITY;
+            continue;
         }
+        const float *p = x + ((h0 + kh0 * g->dil[0]) * W + w0 + kw0 * g->dil[1]) * C;
+        for (; ch + 64 <= C; ch += 64) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 64);
+        switch ((C - ch) & ~7) { /* the rest in one pass over the taps (ShuffleNet's 24 channels) */
+        case 8: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 8); break;
+        case 16: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 16); break;
+        case 24: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 24); break;
+        case 32: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 32); break;
+        case 40: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 40); break;
+        case 48: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 48); break;
+        case 56: npool_block(p + ch, yo + ch, nh, nw, dh, dw, 56); break;
+        }
+        for (ch += (C - ch) & ~7; ch < C; ch++) npool_block(p + ch, yo + ch, nh, nw, dh, dw, 1);
     }
 }
 
