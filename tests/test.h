@@ -42,6 +42,7 @@ void il_test_write_bytes(const char *path, const void *b, size_t n);
 int il_test_have_python(const char *modules); /* prints "skipped: ..." when missing */
 void il_test_write_msg(const char *path, const void *protobuf_c_message); /* pack and write */
 int il_test_tensors_equal(const il_tensor *a, const il_tensor *b);      /* same dtype, shape, bytes */
+void il_test_plans_agree(il_plan *p, il_plan *q, il_tensor *x); /* both run on x (freed): outputs equal */
 
 /* Graphs built in C: a float32 graph input of the given shape, and a float32 constant filled
  * uniformly in [lo, hi) from *rng; each returns the value index. */

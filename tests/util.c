@@ -84,6 +84,13 @@ int il_test_tensors_equal(const il_tensor *a, const il_tensor *b) {
            !memcmp(a->dims, b->dims, (size_t)a->rank * sizeof(int64_t)) && !memcmp(a->data, b->data, il_tensor_bytes(a));
 }
 
+void il_test_plans_agree(il_plan *p, il_plan *q, il_tensor *x) {
+    IL_ASSERT_OK(il_plan_run(p, &x, 1));
+    IL_ASSERT_OK(il_plan_run(q, &x, 1));
+    CU_ASSERT_TRUE(il_test_tensors_equal(il_plan_output(p, 0), il_plan_output(q, 0)));
+    il_tensor_free(x);
+}
+
 int il_test_cli(const char *args, char *out, size_t n) {
     char cmd[8192];
     const char *bin = getenv("IL_BIN") ? getenv("IL_BIN") : "build/inferlab";
