@@ -2,8 +2,9 @@
 """rounds_vs_ort.py - inferlab binaries against ONNX Runtime in interleaved rounds, for a loaded
 machine where `inferlab bench` marks most runs INVALID (its trials disagree by more than 10%).
 
-Each round runs, one after the other, `BIN run PLAN --repeat N --json --wait passive` for every
-binary given (the plan built by that binary with -O2 at the batch) and the ONNX Runtime peer
+Each round runs, one after the other, `BIN run PLAN --repeat N --json --wait passive` (WAIT=spin:
+`--wait spin`, fair at two threads) for every binary given (the plan built by that binary with -O2
+at the batch) and the ONNX Runtime peer
 (bench/peers/ort_bench.js, onnxruntime-node) for N queries, on the same inputs (.npy files written
 here: floats uniform in [-1, 1), integer inputs token ids below 1000, inputs named *mask* all
 ones, *type* zeros). A figure is the median over the rounds of each round's p50 (and of its min);
@@ -40,7 +41,9 @@ for x in onnx.load(model, load_external_data=False).graph.input:
     f = os.path.join(work, x.name.replace("/", "_") + ".npy")
     np.save(f, a)
     ins.append(f"{x.name}={f}")
-env = dict(os.environ, OMP_WAIT_POLICY="passive")
+# WAIT=spin: inferlab's threads spin between nodes as ONNX Runtime's do (fair at two threads)
+wait = os.environ.get("WAIT", "passive")
+env = dict(os.environ, OMP_WAIT_POLICY="active" if wait == "spin" else "passive")
 plans = []
 for i, b in enumerate(bins):
     p = os.path.join(work, f"{i}.plan")
@@ -49,7 +52,7 @@ for i, b in enumerate(bins):
 res = {k: [] for k in bins + ["ort"]}
 for r in range(rounds):
     for b, p in zip(bins, plans):
-        cmd = [b, "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", "passive"]
+        cmd = [b, "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", wait]
         for x in ins:
             cmd += ["--input", x]
         o = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout)
