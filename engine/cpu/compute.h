@@ -82,4 +82,8 @@ static inline void il_stf(il_tensor *t, int64_t i, double v) {
 }
 static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64; }
 
+/* P[i, c] = the mean of channel c of image i of Y (n images of C channels of sp pixels), Y plain
+ * [n, C, sp] or channels-last [n, sp, C] (chan_mean.c: PooledConv's pool, taken in cache). */
+void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out);
+
 #endif

@@ -101,6 +101,12 @@ typedef struct il_dnnl_state_ {
         size_t off, pk_off;
         il_dnnl_step w_re;
     } sc;
+    /* PooledConv: after each call the channel means of its pool_n images of Y, channels-last
+     * (pool_last) or plain, into the second output (chan_mean.c) */
+    struct {
+        int on, last;
+        int64_t n, c, sp;
+    } pool;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
