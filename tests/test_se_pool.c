@@ -43,7 +43,8 @@ static il_graph *se_chain(int nsp, int64_t batch, int64_t c, int plain, int64_t 
 
 /* Each kernel against the reference: dnnl on channels-last values (2-D: 24 and 83 channels, 3-D:
  * 48; the sums' blocks of 64, 48, 32 and 16 channels and single ones each met) and plain ones (83
- * channels), dnnl-wino (a 3x3 of 32 channels), im2col-blas forced (plain sums); batch 1 and 3 (images
+ * channels), dnnl-wino (3x3s of 32 channels, and of 64 channels on 32x32, where
+ * one image's sums are shared out among 2 threads, channels-last and plain), im2col-blas forced (plain sums); batch 1 and 3 (images
  * pooled one by one, shared out on 2 threads), 1 and 2 threads. */
 static void test_pooled_conv_kernels(void) {
     struct {
@@ -53,7 +54,7 @@ static void test_pooled_conv_kernels(void) {
         const char *kernels;
     } cases[] = {
         {2, 24, 12, 0, 0, NULL}, {2, 83, 9, 0, 0, NULL}, {2, 83, 9, 1, 0, NULL}, {3, 48, 5, 0, 0, NULL},
-        {2, 32, 24, 0, 1, NULL}, {2, 24, 12, 0, 0, "PooledConv=im2col-blas"}, {3, 24, 5, 0, 0, "PooledConv=im2col-blas"},
+        {2, 32, 24, 0, 1, NULL}, {2, 64, 32, 0, 1, NULL}, {2, 64, 32, 1, 1, NULL}, {2, 24, 12, 0, 0, "PooledConv=im2col-blas"}, {3, 24, 5, 0, 0, "PooledConv=im2col-blas"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int64_t batch = 1; batch <= 3; batch += 2)

@@ -10,6 +10,8 @@
  */
 #include "compute.h"
 
+#include <omp.h>
+
 #define MEAN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 /* Channels-last, channels c0 .. c0 + R - 1 (R a constant where inlined: 16, 32 or 48) summed
@@ -63,12 +65,43 @@ MEAN_CLONES static void means_plain(const float *y, int64_t C, int64_t sp, float
     }
 }
 
-void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out) {
+/* Where one channels-last image is pooled on several threads: each sums its share of the pixels
+ * into its row of part (threads x C floats), then the rows are added. Below this many floats a
+ * second thread costs more than it saves. */
+#define MEAN_PAR_FLOATS 65536
+
+void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
+                       float *part) {
+    float inv = sp ? 1.0f / (float)sp : 0.0f;
+    if (threads > 1 && n * C * sp >= MEAN_PAR_FLOATS && (n > 1 || !last || part)) {
+        if (n == 1 && last) {
+#pragma omp parallel num_threads(threads)
+            {
+                int t = omp_get_thread_num(), nt = omp_get_num_threads();
+                int64_t p0 = sp * t / nt, p1 = sp * (t + 1) / nt;
+                means_last(y + p0 * C, C, p1 - p0, part + t * C);
+#pragma omp barrier
+#pragma omp for schedule(static)
+                for (int64_t ch = 0; ch < C; ch++) {
+                    float a = 0;
+                    for (int u = 0; u < nt; u++) a += part[u * C + ch];
+                    out[ch] = a * inv;
+                }
+            }
+            return;
+        }
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t i = 0; i < n * (last ? 1 : C); i++) {
+            if (last) means_last(y + i * C * sp, C, sp, out + i * C);
+            else means_plain(y + i * sp, 1, sp, out + i);
+            for (int64_t ch = 0; ch < (last ? C : 1); ch++) out[i * (last ? C : 1) + ch] *= inv;
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         float *o = out + i * C;
         if (last) means_last(y + i * C * sp, C, sp, o);
         else means_plain(y + i * C * sp, C, sp, o);
-        float inv = sp ? 1.0f / (float)sp : 0.0f;
         for (int64_t ch = 0; ch < C; ch++) o[ch] *= inv;
     }
 }

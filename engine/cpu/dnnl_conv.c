@@ -315,6 +315,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         !(st = dconv_steps(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off)) && s->workers > 1)
         st = dconv_workers(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off);
     dnnl_primitive_desc_destroy(pd);
+    s->pool.part_off = off; /* PooledConv on several threads: their partial sums */
+    if (s->pool.on && s->threads > 1) off += il_dnnl_align((size_t)(s->threads * g.m) * sizeof(float));
     *workspace = off + 64;
     return st;
 }
@@ -368,7 +370,9 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         st = il_dnnl_exec(c, &s->main);
     }
     if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
-    if (!st && s->pool.on) il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool);
+    if (!st && s->pool.on)
+        il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
+                          (float *)(il_dnnl_ws(c) + s->pool.part_off));
     return st;
 }
 

@@ -297,7 +297,8 @@ static il_status pconv_run(il_kctx *c) {
     il_status st = fconv_run(c);
     const il_tensor *Y = c->out[0];
     int64_t n = Y->dims[0], ch = Y->dims[1];
-    if (!st) il_cpu_chan_means(Y->data, 0, n, ch, n * ch > 0 ? il_tensor_numel(Y) / (n * ch) : 0, c->out[1]->data);
+    if (!st) il_cpu_chan_means(Y->data, 0, n, ch, n * ch > 0 ? il_tensor_numel(Y) / (n * ch) : 0, c->out[1]->data,
+                              c->threads, NULL);
     return st;
 }
 
