@@ -267,6 +267,11 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         int64_t d = x->dims[x->rank - 1], sk = w->dims[w->rank - 1], dv = y->dims[y->rank - 1];
         return il_tensor_numel(y) / (dv ? dv : 1) * sk * (d + dv);
     }
+    if (!strcmp(op, "MultiHeadAttention")) { /* Q [B,Sq,H,D], K [B,Sk,H,D], Y [B,Sq,H,Dv] */
+        if (!x || !il_shape_known(x) || !w || !il_shape_known(w) || x->rank != 4 || w->rank != 4) return 0;
+        int64_t dv = y->dims[3];
+        return il_tensor_numel(y) / (dv ? dv : 1) * w->dims[1] * (x->dims[3] + dv);
+    }
     if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul") || !strcmp(op, "QLinearMatMul") ||
         !strcmp(op, "DynamicQuantizeMatMul")) {
         if (!x || !il_shape_known(x) || x->rank < 1) return 0;

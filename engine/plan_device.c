@@ -395,3 +395,33 @@ int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g) {
     }
     return count;
 }
+
+/* Nor has it ai.inferlab MultiHeadAttention (fuse-attention's attention on the heads' layout, a
+ * cpu kernel): each becomes the head Transposes of Q, K, V, an Attention and the context's
+ * Transpose back, as the exports had them. Returns how many were split. */
+int il_plan_split_heads(const il_backend_iface *acc, il_graph *g) {
+    if (!acc_lacks(acc, "MultiHeadAttention")) return 0;
+    static const int64_t split[4] = {0, 2, 1, 3}, keys[4] = {0, 2, 3, 1};
+    static const char *const what[4] = {"q", "k", "v", "merge"};
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (!live_fused(n, "MultiHeadAttention") || n->n_inputs < 3 || n->n_outputs != 1) continue;
+        int io[4] = {n->inputs[0], n->inputs[1], n->inputs[2], n->outputs[0]}, t[4];
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof name, "%s_heads_%s", g->nodes[k].name, what[i]);
+            t[i] = il_graph_new_value(g, name);
+            int in = i < 3 ? io[i] : t[i], out = i < 3 ? t[i] : io[3];
+            int j = il_graph_add_node(g, "Transpose", "", name, 1, &in, 1, &out); /* may move g->nodes */
+            il_node_set_ints(g, j, "perm", 4, i == 1 ? keys : split);
+        }
+        n = &g->nodes[k];
+        for (int i = 0; i < 3; i++) n->inputs[i] = t[i];
+        n->outputs[0] = t[3];
+        free(n->op_type);
+        n->op_type = strdup("Attention");
+        count++;
+    }
+    return count;
+}
