@@ -248,7 +248,7 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
     const il_tensor *w = n->n_inputs > wi && n->inputs[wi] >= 0 ? &s->info[n->inputs[wi]] : NULL;
     if (!y || !il_shape_known(y)) return 0;
     const char *op = n->op_type;
-    if (!strcmp(op, "Conv") || !strncmp(op, "FusedConv", 9) || !strcmp(op, "ScaledConv") || !strcmp(op, "ConvInteger") || !strcmp(op, "QLinearConv")) {
+    if (!strcmp(op, "Conv") || !strncmp(op, "FusedConv", 9) || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv") || !strcmp(op, "ConvInteger") || !strcmp(op, "QLinearConv")) {
         if (!w || !il_shape_known(w) || w->rank < 2) return 0;
         /* each output element takes (Cin/group) * prod(kernel) MACs = numel(W)/Cout */
         return il_tensor_numel(y) * (il_tensor_numel(w) / (w->dims[0] ? w->dims[0] : 1));
@@ -266,6 +266,11 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
         if (!x || !il_shape_known(x) || !w || !il_shape_known(w) || x->rank < 2 || w->rank < 1) return 0;
         int64_t d = x->dims[x->rank - 1], sk = w->dims[w->rank - 1], dv = y->dims[y->rank - 1];
         return il_tensor_numel(y) / (dv ? dv : 1) * sk * (d + dv);
+    }
+    if (!strcmp(op, "MultiHeadAttention")) { /* Q [B,Sq,H,D], K [B,Sk,H,D], Y [B,Sq,H,Dv] */
+        if (!x || !il_shape_known(x) || !w || !il_shape_known(w) || x->rank != 4 || w->rank != 4) return 0;
+        int64_t dv = y->dims[3];
+        return il_tensor_numel(y) / (dv ? dv : 1) * w->dims[1] * (x->dims[3] + dv);
     }
     if (!strcmp(op, "MatMul") || !strcmp(op, "MatMulInteger") || !strcmp(op, "FusedMatMul") || !strcmp(op, "QLinearMatMul") ||
         !strcmp(op, "DynamicQuantizeMatMul")) {

@@ -338,6 +338,28 @@ int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
     return count;
 }
 
+/* Nor ai.inferlab PooledConv (pass fuse-se-pool's convolution whose second output is the global
+ * average pool of its first): each becomes FusedConv(X, W, B, Z) -> Y and GlobalAveragePool(Y)
+ * -> P again. Returns how many were split. */
+int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g) {
+    if (!acc_lacks(acc, "PooledConv")) return 0;
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (!live_fused(n, "PooledConv") || n->n_outputs != 2) continue;
+        int y = n->outputs[0], p = n->outputs[1];
+        snprintf(name, sizeof name, "%s_pool", n->name);
+        il_graph_add_node(g, "GlobalAveragePool", "", name, 1, &y, 1, &p); /* may move g->nodes */
+        n = &g->nodes[k];
+        n->n_outputs = 1;
+        free(n->op_type);
+        n->op_type = strdup("FusedConv");
+        count++;
+    }
+    return count;
+}
+
 /* Nor has it ai.inferlab SkipLayerNormalization (pass fuse-skip-layernorm's residual Add +
  * LayerNorm, a cpu kernel): each becomes Add(input, skip) [+ Add(bias)] writing its sum output
  * (or a new value) and an ai.inferlab LayerNormalization of the last axis, the ops the
@@ -369,6 +391,36 @@ int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g) {
         free(n->op_type);
         n->op_type = strdup("LayerNormalization");
         il_node_set_int(g, k, "axis", -1);
+        count++;
+    }
+    return count;
+}
+
+/* Nor has it ai.inferlab MultiHeadAttention (fuse-attention's attention on the heads' layout, a
+ * cpu kernel): each becomes the head Transposes of Q, K, V, an Attention and the context's
+ * Transpose back, as the exports had them. Returns how many were split. */
+int il_plan_split_heads(const il_backend_iface *acc, il_graph *g) {
+    if (!acc_lacks(acc, "MultiHeadAttention")) return 0;
+    static const int64_t split[4] = {0, 2, 1, 3}, keys[4] = {0, 2, 3, 1};
+    static const char *const what[4] = {"q", "k", "v", "merge"};
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (!live_fused(n, "MultiHeadAttention") || n->n_inputs < 3 || n->n_outputs != 1) continue;
+        int io[4] = {n->inputs[0], n->inputs[1], n->inputs[2], n->outputs[0]}, t[4];
+        for (int i = 0; i < 4; i++) {
+            snprintf(name, sizeof name, "%s_heads_%s", g->nodes[k].name, what[i]);
+            t[i] = il_graph_new_value(g, name);
+            int in = i < 3 ? io[i] : t[i], out = i < 3 ? t[i] : io[3];
+            int j = il_graph_add_node(g, "Transpose", "", name, 1, &in, 1, &out); /* may move g->nodes */
+            il_node_set_ints(g, j, "perm", 4, i == 1 ? keys : split);
+        }
+        n = &g->nodes[k];
+        for (int i = 0; i < 3; i++) n->inputs[i] = t[i];
+        n->outputs[0] = t[3];
+        free(n->op_type);
+        n->op_type = strdup("Attention");
         count++;
     }
     return count;

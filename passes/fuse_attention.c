@@ -15,6 +15,12 @@
  * MatMul. Such a row of P is all NaN, so its row of P @ V is all NaN where the guarded graph
  * has 0 (with finite V): the guard moves to the output as Where(IsNaN(Y), 0, Y), on [.., S, D]
  * instead of [.., S, S]. (Only NaN coming from the inputs themselves is treated differently.)
+ *
+ * The exports split the heads with copies around it: Q and V as Transpose(X [B, S, H, D],
+ * [0, 2, 1, 3]), Kt as Transpose(X, [0, 2, 3, 1]), and the context merged back by Transpose(Y,
+ * [0, 2, 1, 3]). Where all four are there (read by nothing else), Attention becomes
+ * ai.inferlab MultiHeadAttention(Xq, Xk, Xv, mask), which reads the heads in place and writes
+ * [B, Sq, H, Dv] (the four copies per layer go).
  */
 #include "pass_util.h"
 
@@ -69,6 +75,48 @@ static int nan_guard(const il_graph *g, int p, int *zero) {
     return wh;
 }
 
+/* Node k is a Transpose of perm `want` (4 axes). */
+static int transpose_of(const il_graph *g, int k, const int64_t *want) {
+    const int64_t *perm;
+    return pu_is(g, k, "Transpose") && il_attr_ints(&g->nodes[k], "perm", &perm) == 4 &&
+           !memcmp(perm, want, 4 * sizeof *perm);
+}
+
+/* v = Transpose(x, perm `want`) read by nothing else: returns x, else -1. */
+static int head_transpose(const il_graph *g, int v, const int64_t *want) {
+    int k = pu_producer(g, v);
+    return transpose_of(g, k, want) && pu_sole_consumer(g, v) >= 0 ? g->nodes[k].inputs[0] : -1;
+}
+
+/* Dim d of a and dim e of b are one number under both bindings of the symbolic dims (a
+ * symbolic batch is the same batch). */
+static int same_dim(const pu_shapes *s, int a, int d, int b, int e) {
+    if (!s->a || !s->b) return 0;
+    const il_tensor *ta[2] = {&s->a->info[a], &s->b->info[a]}, *tb[2] = {&s->a->info[b], &s->b->info[b]};
+    for (int i = 0; i < 2; i++)
+        if (ta[i]->rank != 4 || tb[i]->rank != 4 || ta[i]->dims[d] < 0 || ta[i]->dims[d] != tb[i]->dims[e]) return 0;
+    return 1;
+}
+
+/* Attention node k between the head transposes: MultiHeadAttention on their inputs. */
+static void fold_heads(il_graph *g, const pu_shapes *s, int k, il_pass_stats *st) {
+    static const int64_t split[4] = {0, 2, 1, 3}, keys[4] = {0, 2, 3, 1};
+    const il_node *n = &g->nodes[k];
+    int x[4] = {-1, -1, -1, n->n_inputs > 3 ? n->inputs[3] : -1};
+    for (int i = 0; i < 3; i++)
+        if ((x[i] = head_transpose(g, n->inputs[i], i == 1 ? keys : split)) < 0) return;
+    int merge = pu_sole_consumer(g, n->outputs[0]);
+    if (!transpose_of(g, merge, split)) return;
+    /* one batch and one head count in Q, K and V: Attention broadcasts them, MultiHeadAttention not */
+    for (int i = 1; i < 3; i++)
+        if (!same_dim(s, x[0], 0, x[i], 0) || !same_dim(s, x[0], 2, x[i], 2)) return;
+    int y = g->nodes[merge].outputs[0];
+    int j = pu_add_node(g, "MultiHeadAttention", IL_DOMAIN, k, "_heads", x[3] >= 0 ? 4 : 3, x, 1, &y);
+    il_node_set_float(g, j, "scale", il_attr_float(&g->nodes[k], "scale", 1.0f));
+    pu_kill(g, merge);
+    il_pass_count(st, "head transposes folded into the attention", 4);
+}
+
 static il_status run(il_graph *g, il_pass_stats *st) {
     pu_shapes s;
     pu_shapes_init(&s, g);
@@ -109,6 +157,8 @@ static il_status run(il_graph *g, il_pass_stats *st) {
         pu_kill(g, mm2);
         il_pass_count(st, "attention blocks fused", 1);
     }
+    for (int k = 0; k < g->n_nodes; k++)
+        if (pu_is_fused(g, k, "Attention")) fold_heads(g, &s, k, st);
     pu_shapes_free(&s);
     return IL_OK;
 }

@@ -5,8 +5,11 @@
  *
  *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
  *   ScaledConv  -> Mul(X, S), then as FusedConv
+ *   PooledConv  -> as FusedConv, then GlobalAveragePool(Y) -> P
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
+ *   MultiHeadAttention -> the head Transposes of Q, K, V (K's to [B, H, D, Sk]), as Attention,
+ *                     the context's Transpose back to [B, Sq, H, Dv]
  *   ChannelShuffle -> [Concat of its inputs,] Reshape [0, G, C/G, -1], Transpose (0, 2, 1, 3),
  *                     Reshape to Shape(X) [, a Slice of the channels per output]
  *                     (C must be static; any spatial dims)
@@ -106,6 +109,13 @@ static void activation(il_graph *g, int k, const char *name, const float *p, int
     }
 }
 
+/* Transpose(x, perm) named after node k, into out (or a new value when out < 0). */
+static int transpose(il_graph *g, int k, int x, const int64_t *perm, int out) {
+    int t = emit(g, k, "Transpose", x, -1, out);
+    il_node_set_ints(g, g->values[t].producer, "perm", 4, perm);
+    return t;
+}
+
 /* The base op of a Fused* node k with attributes but the activation's, writing into a new
  * value (or y when there is nothing after it); returns the value. x0 >= 0 replaces its X. */
 static int base_op(il_graph *g, int k, const char *op, int n_in, int y, int x0) {
@@ -135,7 +145,17 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     float scale = il_attr_float(n, "scale", 1), eps = il_attr_float(n, "epsilon", 1e-5f);
     int64_t groups = il_attr_int(n, "groups", 1);
     int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
+    int pool = !strcmp(op, "PooledConv") && n->n_outputs > 1 ? n->outputs[1] : -1;
     n = NULL;
+    int heads_out = -1; /* MultiHeadAttention's Y: the context's transpose writes it */
+    if (!strcmp(op, "MultiHeadAttention")) {
+        static const int64_t split[4] = {0, 2, 1, 3}, keys[4] = {0, 2, 3, 1};
+        for (int i = 0; i < 3; i++) in[i] = transpose(g, k, in[i], i == 1 ? keys : split, -1);
+        heads_out = y;
+        y = pu_new_value(g, g->nodes[k].name, in[0]);
+        x = in[0];
+        snprintf(op, sizeof op, "Attention");
+    }
     if (!strcmp(op, "SkipLayerNormalization")) { /* the sum, then as LayerNormalization of it */
         int has_bias = n_in > 4 && in[4] >= 0;
         int t = emit(g, k, "Add", in[0], in[1], has_bias ? -1 : sum);
@@ -154,13 +174,14 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         }
     }
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
-    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv")) {
+    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv")) {
         int conv = strcmp(op, "FusedMatMul") != 0;
         int extra = conv ? in[3] : in[2]; /* Z or bias */
         int x0 = !strcmp(op, "ScaledConv") ? emit(g, k, "Mul", x, in[4], -1) : -1;
         int v = base_op(g, k, conv ? "Conv" : "MatMul", conv && in[2] >= 0 ? 3 : 2, extra < 0 && !act ? y : -1, x0);
         if (extra >= 0) v = emit(g, k, "Add", v, extra, act ? -1 : y);
         if (act) activation(g, k, act, prm, np, v, y);
+        if (pool >= 0) emit(g, k, "GlobalAveragePool", y, -1, pool);
     } else if (!strcmp(op, "FusedGemm")) {
         int v = base_op(g, k, "Gemm", n_in, act ? -1 : y, -1);
         if (act) activation(g, k, act, prm, np, v, y);
@@ -180,8 +201,7 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         int64_t d1[4] = {0, groups, c / groups, -1}, n4 = 4, perm[4] = {0, 2, 1, 3};
         il_tensor *shp = il_tensor_new(IL_I64, 1, &n4);
         memcpy(shp->data, d1, sizeof d1);
-        int t = emit(g, k, "Transpose", emit(g, k, "Reshape", x, pu_add_const(g, "lowered_shape", shp), -1), -1, -1);
-        il_node_set_ints(g, g->values[t].producer, "perm", 4, perm);
+        int t = transpose(g, k, emit(g, k, "Reshape", x, pu_add_const(g, "lowered_shape", shp), -1), perm, -1);
         int sh = emit(g, k, "Reshape", t, emit(g, k, "Shape", x, -1, -1), n_out == 1 ? y : -1);
         for (int m = 0; n_out > 1 && m < n_out; m++) { /* the split: equal parts of the channels */
             int64_t b = m * (c / n_out), e = b + c / n_out, one = 1, axis = 1;
@@ -202,13 +222,14 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
             }
         }
     } else if (!strcmp(op, "Attention")) {
-        int r = pu_rank(s, x);
+        int r = heads_out >= 0 ? 4 : pu_rank(s, x);
         int sc = emit(g, k, "Mul", emit(g, k, "MatMul", x, in[1], -1), scalar(g, scale), -1);
         if (in[3] >= 0) sc = emit(g, k, "Add", sc, in[3], -1);
         int prob = emit(g, k, "Softmax", sc, -1, -1);
         /* Softmax before opset 13 flattens from `axis`: the last axis then needs the rank */
         il_node_set_int(g, g->values[prob].producer, "axis", pu_opset(g) >= 13 || r < 0 ? -1 : r - 1);
         emit(g, k, "MatMul", prob, in[2], y);
+        if (heads_out >= 0) transpose(g, k, y, (const int64_t[4]){0, 2, 1, 3}, heads_out);
     } else if (!strcmp(op, "LayerNormalization") && pu_opset(g) >= 17) {
         base_op(g, k, "LayerNormalization", n_in, y, -1);
     } else if (!strcmp(op, "LayerNormalization")) { /* opset < 17: the formula, last axis */
@@ -233,8 +254,8 @@ static int lowerable(const il_node *n, const pu_shapes *s) {
     }
     if (!strcmp(n->op_type, "SkipLayerNormalization")) /* Y and the sum; not the training outputs */
         return n->n_inputs >= 3 && (n->n_outputs < 2 || n->outputs[1] < 0) && (n->n_outputs < 3 || n->outputs[2] < 0);
-    static const char *const ops[] = {"FusedConv", "ScaledConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
-                                      "Gelu", "Attention", "LayerNormalization", NULL};
+    static const char *const ops[] = {"FusedConv", "ScaledConv", "PooledConv", "FusedGemm", "FusedMatMul", "SiLU",
+                                      "HardSwish", "Gelu", "Attention", "MultiHeadAttention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
         if (!strcmp(n->op_type, ops[i])) return 1;
     return 0;
@@ -256,7 +277,8 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             continue;
         }
         if (!lowerable(n, &s) ||
-            (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle") && strcmp(n->op_type, "SkipLayerNormalization"))) {
+            (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle") && strcmp(n->op_type, "SkipLayerNormalization") &&
+             strcmp(n->op_type, "PooledConv"))) {
             left++;
             continue;
         }

@@ -325,9 +325,32 @@ static void test_skip_layernorm_split(void) {
     }
 }
 
+/* fuse-attention's MultiHeadAttention (the head transposes folded into the attention) has no
+ * cuda kernel: the plan writes the Transposes and an Attention back (tiny BERT, both exports);
+ * the split graph computes what the fused one does and verifies. Needs no GPU. */
+static void test_heads_split(void) {
+    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_bert_dynamo/model.onnx"};
+    const il_backend_iface cuda = {.name = "cuda"};
+    for (int m = 0; m < 2; m++) {
+        il_graph *g;
+        IL_ASSERT_OK(il_onnx_load(models[m], &g));
+        IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.seed = 1}, NULL, 0, NULL));
+        il_graph *c = il_graph_clone(g);
+        CU_ASSERT_EQUAL(il_plan_split_heads(&cuda, c), 2);
+        split_done(g, c, "MultiHeadAttention", 9);
+        int att = 0;
+        for (int k = 0; k < c->n_nodes; k++) att += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "Attention");
+        CU_ASSERT_EQUAL(att, 2);
+        CU_ASSERT_EQUAL(il_plan_split_heads(&(il_backend_iface){.name = "cpu"}, g), 0); /* the cpu has the kernel */
+        il_graph_free(c);
+        il_graph_free(g);
+    }
+}
+
 IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},
          {"fallback to the cpu, residuals, copies", test_fallback_and_residual},
          {"cuDNN convs in fp32/tf32/fp16/bf16, half storage", test_precisions},
          {"CUDA graph replay = cpu", test_graphs},
          {"ScaledConv split for the GPU", test_scaled_conv_split},
-         {"SkipLayerNormalization split for the GPU", test_skip_layernorm_split}, {"every cuda kernel is run", test_every_cuda_kernel_used})
+         {"SkipLayerNormalization split for the GPU", test_skip_layernorm_split},
+         {"MultiHeadAttention split for the GPU", test_heads_split}, {"every cuda kernel is run", test_every_cuda_kernel_used})

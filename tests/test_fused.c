@@ -312,6 +312,56 @@ static void test_attention_shapes(void) {
     check_attention(attention_graph(4, one, one, one, 5, 6, 0, 4, -1, NULL), "D 0");
 }
 
+/* MultiHeadAttention(Q [B, Sq, H, D], K [B, Sk, H, D], V [B, Sk, H, Dv], mask of rank mr, dims
+ * md (mr < 0: none)): the heads read in place, the context written in [B, Sq, H, Dv]. */
+static il_graph *mha_graph(const int64_t *s, int mr, const int64_t *md) {
+    il_graph *g = new_graph(17);
+    int64_t b = s[0], h = s[1], sq = s[2], sk = s[3], d = s[4], dv = s[5];
+    int in[4] = {input(g, "q", 4, (int64_t[]){b, sq, h, d}), input(g, "k", 4, (int64_t[]){b, sk, h, d}),
+                 input(g, "v", 4, (int64_t[]){b, sk, h, dv}), mr >= 0 ? input(g, "mask", mr, md) : -1};
+    int y = il_graph_value(g, "y");
+    int j = il_graph_add_node(g, "MultiHeadAttention", "ai.inferlab", "mha", mr >= 0 ? 4 : 3, in, 1, &y);
+    il_node_set_float(g, j, "scale", 1.0f / sqrtf((float)(d > 0 ? d : 1)));
+    il_graph_add_output(g, y);
+    return g;
+}
+
+/* MultiHeadAttention: fast = ref at 1-3 threads, and both = the unfused graph (the head
+ * Transposes around Attention's standard ops), within 1e-4 + 1e-4 |want|. Shapes: one element,
+ * tiny BERT's blocks (small products: the keys transposed per block), BERT-mini's and ViT-tiny's
+ * (oneDNN's sgemm on strided rows), Sq != Sk with D != Dv, more queries than keys, one query. */
+static void test_multi_head_attention(void) {
+    static const int64_t shapes[][6] = {
+        /* B  H   Sq   Sk   D   Dv */
+        {1, 1, 1, 1, 1, 1},       {2, 4, 17, 17, 16, 16}, {2, 4, 128, 128, 64, 64}, {1, 3, 197, 197, 64, 64},
+        {2, 3, 37, 53, 24, 40},   {1, 1, 250, 7, 16, 5},  {3, 2, 1, 90, 32, 32},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const int64_t *s = shapes[i];
+        char what[96];
+        snprintf(what, sizeof what, "heads B=%lld H=%lld Sq=%lld Sk=%lld D=%lld Dv=%lld", (long long)s[0],
+                 (long long)s[1], (long long)s[2], (long long)s[3], (long long)s[4], (long long)s[5]);
+        /* masks: BERT's [B,1,1,Sk], per head [1,H,Sq,Sk], [Sq,Sk], none */
+        const int64_t mb[4] = {s[0], 1, 1, s[3]}, mh[4] = {1, s[1], s[2], s[3]}, m2[2] = {s[2], s[3]};
+        check_attention(mha_graph(s, 4, mb), what);
+        check_attention(mha_graph(s, i % 2 ? 4 : 2, i % 2 ? mh : m2), what);
+        check_attention(mha_graph(s, -1, NULL), what);
+        if (s[2] * s[3] <= 4096) check_three(mha_graph(s, 4, mb), what);
+    }
+    /* shape errors: a rank-3 Q, K of another head count */
+    il_plan *p;
+    il_graph *g = mha_graph((const int64_t[]){2, 2, 5, 5, 4, 4}, -1, NULL);
+    g->values[g->inputs[0]].rank = 3;
+    CU_ASSERT_EQUAL(il_plan_create(g, NULL, &p), IL_ERR_SHAPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "need rank 4"));
+    il_graph_free(g);
+    g = mha_graph((const int64_t[]){2, 2, 5, 5, 4, 4}, -1, NULL);
+    g->values[g->inputs[1]].dims[2] = 3;
+    CU_ASSERT_EQUAL(il_plan_create(g, NULL, &p), IL_ERR_SHAPE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "Q has heads 2, K 3"));
+    il_graph_free(g);
+}
+
 /* Masks with -inf: causal (the upper triangle); one row masked whole, which gives NaN in that
  * row (exp(-inf - -inf)) in both kernels and in the unfused Softmax; and a NaN in one element,
  * which makes its whole row NaN (the softmax sum), not just one probability. */
@@ -498,6 +548,7 @@ IL_SUITE("fused", {"FusedConv fast = ref = unfused", test_fused_conv}, {"Gelu, H
          {"FusedGemm/FusedMatMul fast = ref = unfused", test_fused_gemm_matmul},
          {"Attention and SiLU fast = ref = unfused", test_attention_silu},
          {"Attention fast = ref: shapes, masks, broadcasting, threads", test_attention_shapes},
-         {"Attention with -inf masks", test_attention_inf_mask}, {"fused op errors", test_fused_errors},
+         {"Attention with -inf masks", test_attention_inf_mask},
+         {"MultiHeadAttention fast = ref = unfused", test_multi_head_attention}, {"fused op errors", test_fused_errors},
          {"FusedConv kernels forced = ref", test_fused_conv_forced},
          {"SkipLayerNormalization fast = ref = unfused", test_skip_layernorm})

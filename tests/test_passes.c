@@ -252,6 +252,37 @@ static void test_fuse_attention(void) {
     il_graph_free(g);
 }
 
+/* The exports' head split and merge around attention: X [B, S, H, D] transposed to [B, H, S, D]
+ * (K to [B, H, D, S]), the context back to [B, S, H, D]. Folded into MultiHeadAttention; left as
+ * Attention where K's batch broadcasts (1 against N), where the context is not merged by a
+ * Transpose, and where a transposed Q has another reader. */
+static void test_fuse_attention_heads(void) {
+    for (int kind = 0; kind < 4; kind++) {
+        il_graph *g = G(17);
+        int q = IN(g, "q", 4, DIMS(-1, 5, 2, 4)), k = IN(g, "k", 4, DIMS(kind == 1 ? 1 : -1, 6, 2, 4)),
+            v = IN(g, "v", 4, DIMS(-1, 6, 2, 3)), mask = IN(g, "mask", 4, DIMS(-1, 1, 1, 6));
+        int qt = OP(g, "Transpose", q);
+        il_node_set_ints(g, last_node, "perm", 4, DIMS(0, 2, 1, 3));
+        int kt = OP(g, "Transpose", k);
+        il_node_set_ints(g, last_node, "perm", 4, DIMS(0, 2, 3, 1));
+        int vt = OP(g, "Transpose", v);
+        il_node_set_ints(g, last_node, "perm", 4, DIMS(0, 2, 1, 3));
+        int p = OP(g, "Softmax", OP(g, "Add", OP(g, "Mul", OP(g, "MatMul", qt, kt), S(g, 0.5f)), mask));
+        int y = OP(g, "MatMul", p, vt);
+        if (kind != 2) {
+            y = OP(g, "Transpose", y);
+            il_node_set_ints(g, last_node, "perm", 4, DIMS(0, 2, 1, 3));
+        }
+        OUT(g, OP(g, "Reshape", y, I64(g, 3, DIMS(0, 0, -1))));
+        if (kind == 3) OUT(g, OP(g, "Relu", qt));
+        apply(g, "fuse-attention");
+        CU_ASSERT_EQUAL(count(g, "MultiHeadAttention"), kind == 0);
+        CU_ASSERT_EQUAL(count(g, "Attention"), kind != 0);
+        CU_ASSERT_EQUAL(count(g, "Transpose"), kind == 0 ? 0 : kind == 2 ? 3 : 4);
+        il_graph_free(g);
+    }
+}
+
 /* Attention as transformers' SDPA exports spell it: Q and Kt each scaled by sqrt(scale), a mask
  * with a fully masked row (-inf: Softmax gives NaN there), and the NaN guard Where(IsNaN(P), 0,
  * P) before the second MatMul. */
@@ -306,8 +337,8 @@ static void test_fuse_attention_real_bert(void) {
         snprintf(path, sizeof path, "%s/model.onnx", dirs[d]);
         IL_ASSERT_OK(il_onnx_load(path, &g));
         IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, NULL, 0, NULL));
-        CU_ASSERT_EQUAL(count(g, "Attention"), 2);
-        CU_ASSERT_EQUAL(count(g, "Softmax"), 0);
+        CU_ASSERT_EQUAL(count(g, "MultiHeadAttention"), 2); /* the head transposes folded in */
+        CU_ASSERT_EQUAL(count(g, "Attention") + count(g, "Transpose") + count(g, "Softmax"), 0);
         il_tensor *in[3], *want;
         for (int i = 0; i < 3; i++) {
             snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dirs[d], i);
@@ -358,7 +389,7 @@ static void test_pipeline_and_lowering(void) {
     int n;
     int before = il_graph_live_nodes(g);
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, st, 32, &n));
-    CU_ASSERT_EQUAL(n, 19); /* the passes of -O2 */
+    CU_ASSERT_EQUAL(n, 20); /* the passes of -O2 */
     CU_ASSERT_TRUE(il_graph_live_nodes(g) < before / 3);
     CU_ASSERT_EQUAL(count(g, "FusedConv") + count(g, "Attention") + count(g, "SiLU") + count(g, "Gelu"), 4);
     CU_ASSERT_EQUAL(count(g, "LayerNormalization"), 1);
@@ -482,6 +513,7 @@ IL_SUITE("passes", {"fold-constants", test_fold_constants}, {"eliminate", test_e
          {"fuse-residual", test_fuse_residual}, {"fuse-elementwise", test_fuse_elementwise},
          {"fuse-gelu", test_fuse_gelu}, {"fuse-layernorm", test_fuse_layernorm}, {"fuse-attention", test_fuse_attention},
          {"fuse-attention behind SDPA's NaN guard", test_fuse_attention_nan_guard},
+         {"fuse-attention: head transposes folded", test_fuse_attention_heads},
          {"fuse-attention on real BERT exports", test_fuse_attention_real_bert},
 
          {"-O2 pipeline, lowering, export, onnx.checker", test_pipeline_and_lowering},

@@ -62,6 +62,8 @@ EXTRA = [
     ("ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, {**CONV, **ACT}),
     # FusedConv of X * S, S a per-image channel scale [N, C, 1, 1] (squeeze-excitation's product)
     ("ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, {**CONV, **ACT}),
+    # FusedConv whose second output P is GlobalAveragePool(Y) (squeeze-excitation's pool, fuse-se-pool)
+    ("ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, {**CONV, **ACT}),
     ("ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, {}),
     ("ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, {"approximate": (S, 0)}),
     ("ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, {}),
@@ -71,6 +73,9 @@ EXTRA = [
     # skip [+ bias]; outputs Y, mean, inv_std_var, the sum (fuse-skip-layernorm)
     ("ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, {"epsilon": (F, 0)}),
     ("ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, {"scale": (F, 0)}),
+    # Attention on Q [B,Sq,H,D], K [B,Sk,H,D] (not transposed), V [B,Sk,H,Dv] -> Y [B,Sq,H,Dv]:
+    # the head transposes around Attention folded into its strides (fuse-attention)
+    ("ai.inferlab", "MultiHeadAttention", 1, "ssso", 3, 4, "s", 1, 1, {"scale": (F, 0)}),
     # ChannelShuffle(X1..Xn) -> Y1..Ym: the Xi joined along the channels, shuffled, split in m equal parts
     ("ai.inferlab", "ChannelShuffle", 1, "v", 1, INF, "v", 1, INF, {"groups": (I, 1)}),
     # ---- the integer ops fuse-qdq makes (engine/ops/qfused.c), and ONNX Runtime's com.microsoft

@@ -82,4 +82,11 @@ static inline void il_stf(il_tensor *t, int64_t i, double v) {
 }
 static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64; }
 
+/* P[i, c] = the mean of channel c of image i of Y (n images of C channels of sp pixels), Y plain
+ * [n, C, sp] or channels-last [n, sp, C] (chan_mean.c: PooledConv's pool, taken in cache), on up
+ * to `threads` threads; one channels-last image shares its pixels out only given part, threads x
+ * C floats of scratch. */
+void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
+                       float *part);
+
 #endif

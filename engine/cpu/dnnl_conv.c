@@ -46,6 +46,9 @@ static int sconv_supports(const il_kctx *c) {
     return 1;
 }
 
+/* PooledConv: a convolution as above whose second output is its global average pool. */
+static int pconv_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] && dconv_supports(c); }
+
 /* How a kernel meets oneDNN: plain NCHW activations ("dnnl-nchw"), the native layout ("dnnl"),
  * or Winograd ("dnnl-wino": the primitive's own blocked layout, reordered to and from). */
 enum { DCONV_PLAIN, DCONV_NATIVE, DCONV_WINO };
@@ -212,6 +215,7 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         m->threads = 1;
         m->images = s->images;
         m->sc = s->sc;
+        m->pool = s->pool;
         memset(&m->sc.w_re, 0, sizeof m->sc.w_re);
         if (dnnl_stream_create(&strm, il_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success)
             return il_kerr(c, IL_ERR_INTERNAL, "oneDNN could not make a stream");
@@ -326,7 +330,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->images = 1;
     s->workers = 1;
     s->sc.on = c->n_in > 4; /* ScaledConv: one image per call, each with its own scale */
-    if (g.n > 1 && (s->sc.on || (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES)) {
+    s->pool.on = c->n_out > 1; /* PooledConv: one image per call, pooled while in cache */
+    if (g.n > 1 && (s->sc.on || s->pool.on || (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES)) {
         if (s->threads > 1 && image_parallel()) {
             s->workers = (int)(g.n < s->threads ? g.n : s->threads);
             s->threads = 1; /* one each: the primitive is made for it */
@@ -337,6 +342,11 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
             g.n = 1;
         }
     }
+    if (s->pool.on && c->out_cstride) return il_kerr(c, IL_ERR_INTERNAL, "PooledConv writes no strided output");
+    s->pool.last = !!(c->blocked_out & 1);
+    s->pool.n = g.n;
+    s->pool.c = g.m;
+    s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
     if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
@@ -361,6 +371,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         !(st = dconv_steps(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off)) && s->workers > 1)
         st = dconv_workers(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off);
     dnnl_primitive_desc_destroy(pd);
+    s->pool.part_off = off; /* PooledConv on several threads: their partial sums */
+    if (s->pool.on && s->threads > 1) off += il_dnnl_align((size_t)(s->threads * g.m) * sizeof(float));
     *workspace = off + 64;
     return st;
 }
@@ -377,7 +389,8 @@ static il_status dconv_prepare_wino(il_kctx *c, void **state, size_t *ws) {
 
 /* One call of the primitive of state s (the node's, or a worker's) with the packed weight w on X
  * at x, Y at y and Z at z (the whole batch, or one image). */
-static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char *y, const char *z, const float *sv) {
+static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char *y, const char *z, const float *sv,
+                            float *pool) {
     const il_tensor *B = il_in(c, 2);
     void *src, *dst = il_dnnl_dst_at(c, s, y);
     il_status st = IL_OK;
@@ -413,7 +426,11 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
     }
-    return st ? st : il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st && s->pool.on)
+        il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
+                          (float *)(il_dnnl_ws(c) + s->pool.part_off));
+    return st;
 }
 
 static il_status dconv_run(il_kctx *c) {
@@ -422,7 +439,8 @@ static il_status dconv_run(il_kctx *c) {
     char *x = c->in[0]->data, *y = c->out[0]->data;
     const char *z = Z ? Z->data : NULL;
     const float *sv = S ? S->data : NULL;
-    int64_t sn = s->sc.c; /* scales per image */
+    float *pool = s->pool.on ? c->out[1]->data : NULL;
+    int64_t sn = s->sc.c, pn = s->pool.c; /* scales, means per image */
     il_status st = IL_OK;
     if (s->workers > 1) {
         /* dynamic: on a busy machine one thread may get less of its core than the other */
@@ -430,7 +448,7 @@ static il_status dconv_run(il_kctx *c) {
         for (int64_t i = 0; i < s->images; i++) {
             int t = omp_get_thread_num();
             il_status e = dconv_call(c, t ? &s->more[t - 1] : s, s->w, x + i * s->ximg, y + i * s->yimg,
-                                     z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL);
+                                     z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL, pool ? pool + i * pn : NULL);
             if (e) {
 #pragma omp critical(il_dnnl_conv_err)
                 st = e;
@@ -439,7 +457,8 @@ static il_status dconv_run(il_kctx *c) {
         return st;
     }
     for (int64_t i = 0; i < s->images && !st; i++)
-        st = dconv_call(c, s, s->w, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL);
+        st = dconv_call(c, s, s->w, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL,
+                        pool ? pool + i * pn : NULL);
     return st;
 }
 
@@ -518,6 +537,18 @@ static void dconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     *out |= 1;
 }
 
+/* PooledConv: as the convolution, but Y native only where that is channels-last, the one native
+ * layout il_cpu_chan_means reads (P, [N, M, 1, 1], stays plain). */
+static void pconv_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    dconv_layouts(c, in, out);
+    if (!il_dnnl_native_last()) *out &= ~1u;
+}
+static int pconv_wino_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] && dconv_wino_supports(c); }
+static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    dconv_wino_layouts(c, in, out);
+    if (!il_dnnl_native_last()) *out &= ~1u;
+}
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
@@ -541,6 +572,15 @@ const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "ScaledConv", "dnnl", 20, sconv_supports, dconv_prepare_blocked, dconv_layouts,
           "oneDNN convolution of X * S (S a channel scale per image) as dnnl: each image's scale goes into a "
           "copy of the weight, packed again (a weight of at most half an image), or into a copy of the image"),
+    {.domain = "ai.inferlab", .op = "PooledConv", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
+     .supports = pconv_supports, .prepare = dconv_prepare_blocked, .run = dconv_run, .release = il_dnnl_release,
+     .layouts = pconv_layouts,
+     .doc = "oneDNN convolution as dnnl, one image per call, each image's channel means taken right after it (in "
+            "cache) for the pool output"},
+    {.domain = "ai.inferlab", .op = "PooledConv", .backend = "cpu", .name = "dnnl-wino", .dtypes = IL_DT(IL_F32),
+     .priority = 25, .supports = pconv_wino_supports, .prepare = dconv_prepare_wino, .run = dconv_run,
+     .release = il_dnnl_release, .layouts = pconv_wino_layouts,
+     .doc = "oneDNN Winograd convolution as dnnl-wino, one image per call, its channel means taken in cache"},
     DCONV("", "Conv", "dnnl-wino", 25, dconv_wino_supports, dconv_prepare_wino, dconv_wino_layouts,
           "oneDNN Winograd convolution (3x3, stride 1); reads and writes the native layout, reordering into its own"),
     DCONV("", "Conv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,

@@ -102,6 +102,13 @@ typedef struct il_dnnl_state_ {
         size_t off, pk_off;
         il_dnnl_step w_re;
     } sc;
+    /* PooledConv: after each call the channel means of its n images of Y, channels-last (last)
+     * or plain, into the second output (chan_mean.c) */
+    struct {
+        int on, last;
+        int64_t n, c, sp;
+        size_t part_off; /* on several threads: threads x c floats of partial sums in the workspace */
+    } pool;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the

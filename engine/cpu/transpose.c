@@ -160,3 +160,11 @@ il_status il_transpose_fast(il_kctx *c, const int *perm) {
     return IL_OK;
 }
 
+
+void il_transpose_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    const int64_t B = 32;
+    for (int64_t i = 0; i < cols; i += B)
+        for (int64_t j = 0; j < rows; j += B)
+            copy_tile((char *)(dst + i * ldd + j), (const char *)(src + j * lds + i), cols - i < B ? cols - i : B,
+                      rows - j < B ? rows - j : B, ldd, lds, 4);
+}

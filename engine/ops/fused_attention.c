@@ -15,6 +15,17 @@
  * computes their scores with sgemm into a block that stays in its cache, applies scale, mask and
  * the softmax there in one pass per row, and multiplies the block by V with sgemm straight into Y.
  * Unfused, scores and probabilities are four full tensors written and read again.
+ *
+ * ai.inferlab MultiHeadAttention is the same product on the heads' layout before and after the
+ * exports' head transposes (fuse-attention folds them in):
+ *
+ *   Q [B, Sq, H, D], K [B, Sk, H, D] (not transposed), V [B, Sk, H, Dv], mask broadcastable to
+ *   [B, H, Sq, Sk] (as Attention's to its scores), Y [B, Sq, H, Dv]
+ *
+ * Head h of batch b reads rows of D floats H * D apart and writes its context rows H * Dv
+ * apart, so the projections' outputs are read in place and the context comes out in
+ * [B, S, hidden] order: the four Transposes per layer (copies of every activation) are gone.
+ * B and H are equal in Q, K and V (no broadcasting).
  */
 #include "../cpu/compute.h"
 #include "fused.h"
@@ -24,9 +35,10 @@
 #include <omp.h>
 
 typedef struct {
-    int lead;                     /* leading (batch) dims of the output */
-    int64_t dims[IL_MAX_RANK];    /* output leading dims */
+    int lead;                     /* leading (batch) dims of the scores */
+    int64_t dims[IL_MAX_RANK];    /* the scores' leading dims */
     int64_t sq, d, sk, dv, batches;
+    int64_t heads;                /* MultiHeadAttention: H ([B, S, H, D] rows); 0: Attention */
 } att_geom;
 
 static il_status att_shapes(const il_kctx *c, att_geom *g) {
@@ -50,6 +62,7 @@ static il_status att_shapes(const il_kctx *c, att_geom *g) {
     if (g->sk >= 0 && v->dims[r - 2] >= 0 && g->sk != v->dims[r - 2])
         return il_kerr(c, IL_ERR_SHAPE, "Kt has %lld keys, V %lld", (long long)g->sk, (long long)v->dims[r - 2]);
     g->batches = 1;
+    g->heads = 0;
     for (int d = 0; d < g->lead; d++) {
         int64_t a = q->dims[d], b = k->dims[d], e = v->dims[d], m = a > b ? a : b;
         m = m > e ? m : e;
@@ -63,9 +76,49 @@ static il_status att_shapes(const il_kctx *c, att_geom *g) {
     return IL_OK;
 }
 
+/* MultiHeadAttention: Q [B, Sq, H, D], K [B, Sk, H, D], V [B, Sk, H, Dv] (see the top). */
+static il_status mha_shapes(const il_kctx *c, att_geom *g) {
+    const il_tensor *q = il_in(c, 0), *k = il_in(c, 1), *v = il_in(c, 2);
+    if (!q || !k || !v) return il_kerr(c, IL_ERR_INVALID, "needs inputs Q, K and V");
+    for (int i = 0; i < c->n_in; i++)
+        if (c->in[i] && c->in[i]->dtype != IL_F32)
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "input %d: unsupported dtype %s (MultiHeadAttention takes float32)",
+                           i, il_dtype_name(c->in[i]->dtype));
+    if (q->rank < 0 || k->rank < 0 || v->rank < 0) return IL_ERR_SHAPE; /* caller: unknown rank */
+    if (q->rank != 4 || k->rank != 4 || v->rank != 4)
+        return il_kerr(c, IL_ERR_SHAPE, "Q, K and V need rank 4 ([batch, seq, heads, head dim]), got %d, %d, %d",
+                       q->rank, k->rank, v->rank);
+    static const char *const what[4] = {"batch", "", "heads", ""};
+    for (int d = 0; d < 4; d += 2)
+        for (int i = 1; i < 3; i++) {
+            int64_t a = q->dims[d], b = c->in[i]->dims[d];
+            if (a >= 0 && b >= 0 && a != b)
+                return il_kerr(c, IL_ERR_SHAPE, "Q has %s %lld, %s %lld", what[d], (long long)a, i == 1 ? "K" : "V",
+                               (long long)b);
+        }
+    if (q->dims[3] >= 0 && k->dims[3] >= 0 && q->dims[3] != k->dims[3])
+        return il_kerr(c, IL_ERR_SHAPE, "Q has %lld features per head, K %lld", (long long)q->dims[3], (long long)k->dims[3]);
+    if (k->dims[1] >= 0 && v->dims[1] >= 0 && k->dims[1] != v->dims[1])
+        return il_kerr(c, IL_ERR_SHAPE, "K has %lld keys, V %lld", (long long)k->dims[1], (long long)v->dims[1]);
+    g->lead = 2;
+    g->dims[0] = q->dims[0];
+    g->dims[1] = q->dims[2];
+    g->sq = q->dims[1];
+    g->d = q->dims[3];
+    g->sk = k->dims[1];
+    g->dv = v->dims[3];
+    g->heads = q->dims[2];
+    g->batches = q->dims[0] < 0 || q->dims[2] < 0 ? -1 : q->dims[0] * q->dims[2];
+    return IL_OK;
+}
+
+static il_status geom(const il_kctx *c, att_geom *g) {
+    return strcmp(c->node->op_type, "MultiHeadAttention") ? att_shapes(c, g) : mha_shapes(c, g);
+}
+
 static il_status att_infer(il_kctx *c) {
     att_geom g;
-    il_status st = att_shapes(c, &g);
+    il_status st = geom(c, &g);
     if (st == IL_ERR_SHAPE && il_in(c, 0) && (c->in[0]->rank < 0 || c->in[1]->rank < 0 || c->in[2]->rank < 0)) {
         il_set_out(c, 0, IL_F32, 0, NULL);
         c->out[0]->rank = -1;
@@ -89,6 +142,8 @@ static il_status att_infer(il_kctx *c) {
     memcpy(odims, g.dims, sizeof(int64_t) * (size_t)g.lead);
     odims[g.lead] = g.sq;
     odims[g.lead + 1] = g.dv;
+    if (g.heads) /* [B, Sq, H, Dv] */
+        odims[1] = g.sq, odims[2] = g.heads, odims[3] = g.dv;
     il_set_out(c, 0, IL_F32, g.lead + 2, odims);
     return IL_OK;
 }
@@ -106,7 +161,7 @@ static int64_t batch_off(const il_tensor *t, const att_geom *g, int64_t bi) {
 }
 
 typedef struct {
-    const float *q, *k, *v, *mask;
+    const float *mask;
     int64_t ms[IL_MAX_RANK]; /* mask strides over the scores' shape (0 along broadcast dims) */
     float scale;
 } att_args;
@@ -117,13 +172,41 @@ static void att_args_init(const il_kctx *c, const att_geom *g, att_args *a) {
     memcpy(sdims, g->dims, sizeof(int64_t) * (size_t)g->lead);
     sdims[g->lead] = g->sq;
     sdims[g->lead + 1] = g->sk;
-    a->q = c->in[0]->data;
-    a->k = c->in[1]->data;
-    a->v = c->in[2]->data;
     a->mask = mask ? mask->data : NULL;
     memset(a->ms, 0, sizeof a->ms);
     if (mask) il_broadcast_strides(mask, g->lead + 2, sdims, a->ms);
     a->scale = il_attr_float(c->node, "scale", 1.0f);
+}
+
+/* Where block (bi, i0) of one (batch, head) matrix reads and writes: Q's rows i0.. (ldq apart),
+ * the keys (kt: Attention's Kt [D, Sk], ldk apart; else MultiHeadAttention's K rows [Sk, D]),
+ * V's rows and Y's rows i0... */
+typedef struct {
+    const float *q, *k, *v;
+    float *y;
+    int64_t ldq, ldk, ldv, ldy;
+    int kt;
+} att_blk;
+
+static void att_block(const il_kctx *c, const att_geom *g, float *y, int64_t bi, int64_t i0, att_blk *b) {
+    const float *q = c->in[0]->data, *k = c->in[1]->data, *v = c->in[2]->data;
+    if (g->heads) {
+        int64_t h = g->heads, bb = bi / h, hh = bi % h;
+        b->q = q + ((bb * g->sq + i0) * h + hh) * g->d;
+        b->k = k + (bb * g->sk * h + hh) * g->d;
+        b->v = v + (bb * g->sk * h + hh) * g->dv;
+        b->y = y + ((bb * g->sq + i0) * h + hh) * g->dv;
+        b->ldq = b->ldk = h * g->d;
+        b->ldv = b->ldy = h * g->dv;
+        b->kt = 0;
+        return;
+    }
+    b->q = q + batch_off(c->in[0], g, bi) + i0 * g->d;
+    b->k = k + batch_off(c->in[1], g, bi);
+    b->v = v + batch_off(c->in[2], g, bi);
+    b->y = y + (bi * g->sq + i0) * g->dv;
+    b->ldq = g->d, b->ldk = g->sk, b->ldv = g->dv, b->ldy = g->dv;
+    b->kt = 1;
 }
 
 /* Mask offset of batch bi, row i (add j * ms[lead+1] for column j). */
@@ -140,29 +223,31 @@ static int64_t mask_off(const att_geom *g, const att_args *a, int64_t bi, int64_
 static il_status att_ref(il_kctx *c) {
     att_geom g;
     att_args a;
-    il_status st = att_shapes(c, &g);
+    il_status st = geom(c, &g);
     if (st) return st;
     att_args_init(c, &g, &a);
     float *y = c->out[0]->data;
     double *s = malloc((size_t)(g.sk + 1) * sizeof(double));
     if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory for %lld scores", (long long)g.sk);
     for (int64_t bi = 0; bi < g.batches; bi++) {
-        const float *q = a.q + batch_off(c->in[0], &g, bi), *k = a.k + batch_off(c->in[1], &g, bi),
-                    *v = a.v + batch_off(c->in[2], &g, bi);
+        att_blk b;
+        att_block(c, &g, y, bi, 0, &b);
+        /* key j's feature e */
+        int64_t kj = b.kt ? 1 : b.ldk, ke = b.kt ? b.ldk : 1;
         for (int64_t i = 0; i < g.sq; i++) {
             double mx = -INFINITY, sum = 0;
             int64_t mo = mask_off(&g, &a, bi, i);
             for (int64_t j = 0; j < g.sk; j++) {
                 double dot = 0;
-                for (int64_t e = 0; e < g.d; e++) dot += (double)q[i * g.d + e] * k[e * g.sk + j];
+                for (int64_t e = 0; e < g.d; e++) dot += (double)b.q[i * b.ldq + e] * b.k[e * ke + j * kj];
                 s[j] = dot * a.scale + (a.mask ? a.mask[mo + j * a.ms[g.lead + 1]] : 0.0);
                 if (s[j] > mx) mx = s[j];
             }
             for (int64_t j = 0; j < g.sk; j++) sum += (s[j] = exp(s[j] - mx));
             for (int64_t e = 0; e < g.dv; e++) {
                 double acc = 0;
-                for (int64_t j = 0; j < g.sk; j++) acc += s[j] / sum * v[j * g.dv + e];
-                y[(bi * g.sq + i) * g.dv + e] = (float)acc;
+                for (int64_t j = 0; j < g.sk; j++) acc += s[j] / sum * b.v[j * b.ldv + e];
+                b.y[i * b.ldy + e] = (float)acc;
             }
         }
     }
@@ -397,7 +482,7 @@ static int64_t att_block_rows(int64_t batches, int64_t sq, int64_t sk, int threa
 static il_status att_fast(il_kctx *c) {
     att_geom g;
     att_args a;
-    il_status st = att_shapes(c, &g);
+    il_status st = geom(c, &g);
     if (st) return st;
     att_args_init(c, &g, &a);
     float *y = c->out[0]->data;
@@ -410,10 +495,20 @@ static il_status att_fast(il_kctx *c) {
     int threads = c->threads > 0 ? c->threads : 1;
     int64_t rb = att_block_rows(g.batches, sq, sk, threads), blocks = (sq + rb - 1) / rb, tasks = g.batches * blocks;
     int par = threads > 1 && tasks > 1 && g.batches * sq * sk * (d + dv) > 32768;
-    size_t per_thread = (size_t)(rb * sk + rb); /* scores, then 1/sum per row */
-    float *buf = malloc(per_thread * (size_t)(par ? threads : 1) * sizeof(float));
-    if (!buf) return il_kerr(c, IL_ERR_OOM, "out of memory for the score blocks (%lld x %lld floats per thread)",
-                             (long long)rb, (long long)sk);
+    int small = rb * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
+    /* scores, 1/sum per row, and for MultiHeadAttention the keys of the thread's last head
+     * transposed (then the products are Attention's, whose Kt a Transpose node wrote: sgemm with a
+     * transposed operand, or on K's strided rows, measured slower); head[i]: thread i's last head */
+    size_t per_thread = (size_t)(rb * sk + rb + (g.heads ? d * sk : 0));
+    int nbuf = par ? threads : 1;
+    float *buf = malloc(per_thread * (size_t)nbuf * sizeof(float));
+    int64_t *head = malloc((size_t)nbuf * sizeof *head);
+    for (int i = 0; head && i < nbuf; i++) head[i] = -1;
+    if (!buf || !head) {
+        free(buf), free(head);
+        return il_kerr(c, IL_ERR_OOM, "out of memory for the score blocks (%lld x %lld floats per thread)",
+                       (long long)rb, (long long)sk);
+    }
     /* Inside the parallel loop each sgemm must stay on its thread. OpenBLAS (pthreads build) does
      * so by itself below IL_SMALL_GEMM; above it, it would queue every thread's call on its one
      * thread pool, so it is told to use one thread until the loop ends. */
@@ -421,9 +516,7 @@ static il_status att_fast(il_kctx *c) {
     int64_t biggest = rb * sk * (d > dv ? d : dv);
     int solo = par && blas_threads > 1 && biggest >= IL_SMALL_GEMM;
     if (solo) openblas_set_num_threads(1);
-    const il_tensor *Q = c->in[0], *K = c->in[1], *V = c->in[2];
     int64_t mcol = a.ms[g.lead + 1];
-    int small = rb * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
     static int avx512 = -1;
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
     int rows512 = avx512 && sk >= ATT_ROW_MIN_KEYS && (!a.mask || mcol == 1);
@@ -431,11 +524,18 @@ static il_status att_fast(il_kctx *c) {
     for (int64_t t = 0; t < tasks; t++) {
         int64_t bi = t / blocks, i0 = (t % blocks) * rb, n = sq - i0 < rb ? sq - i0 : rb;
         float *s = buf + (size_t)omp_get_thread_num() * per_thread, *inv = s + rb * sk;
-        const float *q = a.q + batch_off(Q, &g, bi) + i0 * d, *kt = a.k + batch_off(K, &g, bi),
-                    *v = a.v + batch_off(V, &g, bi);
-        float *yb = y + (bi * sq + i0) * dv;
-        if (small) small_gemm(n, sk, d, a.scale, q, d, kt, sk, s, sk);
-        else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a.scale, q, d, kt, sk, 0.0f, s, sk);
+        att_blk blk;
+        att_block(c, &g, y, bi, i0, &blk);
+        const float *kt = blk.k;
+        int64_t ldk = blk.ldk;
+        if (!blk.kt) { /* the head's keys transposed, d x sk, once for its blocks on this thread */
+            float *kbuf = inv + rb;
+            if (head[omp_get_thread_num()] != bi) il_transpose_f32(kbuf, sk, blk.k, blk.ldk, sk, d);
+            head[omp_get_thread_num()] = bi;
+            kt = kbuf, ldk = sk;
+        }
+        if (small) small_gemm(n, sk, d, a.scale, blk.q, blk.ldq, kt, ldk, s, sk);
+        else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a.scale, blk.q, blk.ldq, kt, ldk, 0.0f, s, sk);
         else memset(s, 0, (size_t)(n * sk) * sizeof(float));
         int bad = 0;
         if (rows512) {
@@ -458,20 +558,22 @@ static il_status att_fast(il_kctx *c) {
             for (int64_t i = 0; i < n; i++)
                 inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
         }
-        if (small) small_gemm(n, dv, sk, 1.0f, s, sk, v, dv, yb, dv);
-        else il_sgemm_serial(0, 0, n, dv, sk, 1.0f, s, sk, v, dv, 0.0f, yb, dv);
+        if (small) small_gemm(n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, blk.y, blk.ldy);
+        else il_sgemm_serial(0, 0, n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, 0.0f, blk.y, blk.ldy);
         for (int64_t i = 0; i < n; i++) {
-            float f = inv[i], *yr = yb + i * dv;
+            float f = inv[i], *yr = blk.y + i * blk.ldy;
 #pragma omp simd
             for (int64_t e = 0; e < dv; e++) yr[e] *= f;
         }
     }
     if (solo) openblas_set_num_threads(blas_threads);
     free(buf);
+    free(head);
     return IL_OK;
 }
 
 const il_op il_ops_fused_attention[] = {
     {"ai.inferlab", "Attention", 1, att_infer, att_ref, att_fast, 0},
+    {"ai.inferlab", "MultiHeadAttention", 1, att_infer, att_ref, att_fast, 0},
     {0},
 };

@@ -198,6 +198,9 @@ static inline int64_t il_int_at(const il_tensor *t, int64_t i) {
 /* engine/cpu/transpose.c: output 0 = input 0 with its axes permuted (output axis i is input axis
  * perm[i]; perm checked by the caller), any dtype. */
 il_status il_transpose_fast(il_kctx *c, const int *perm);
+/* The same for one float matrix, on the calling thread: dst[c * ldd + r] = src[r * lds + c] for
+ * r < rows, c < cols (Attention's keys, [Sk, D] rows of a head into D x Sk). */
+void il_transpose_f32(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);
 
 /* e^x for x <= 0 (softmax takes exp of x - max), within about 2 ulp of expf: Cephes' expf
  * polynomial as straight-line code, so the loops that call it vectorize (the clamp below -88,
