@@ -81,6 +81,25 @@ static void test_pooled_conv_kernels(void) {
             }
 }
 
+/* ScaledConv (dnnl_conv.c) at batch 1 on 2 threads, where the primitive runs on both and the
+ * scale goes into a copy of the weight (a 1x1 64 -> 64 on 64x64) or of the image (a 3x3 64 -> 64
+ * on 32x32) on both threads too; against the reference. */
+static void test_scaled_conv_threads(void) {
+    for (int big = 0; big < 2; big++) {
+        int64_t hw = big ? 32 : 64, k = big ? 3 : 1;
+        chain b = chain_new(2, 1, 8, hw);
+        int a = conv(&b, b.g->inputs[0], 8, 64, 1, 1, 0, 1, "SiLU", -1);
+        int gp = pool(&b, "GlobalAveragePool", a, 0, 0, 0, 0);
+        int s = conv(&b, conv(&b, gp, 64, 8, 1, 1, 0, 1, "SiLU", -1), 8, 64, 1, 1, 0, 1, "Sigmoid", -1);
+        il_graph_add_output(b.g, conv(&b, node2(&b, "Mul", s, a), 64, 64, k, 1, k / 2, 1, "Relu", -1));
+        IL_ASSERT_OK(il_pipeline_run(b.g, "fuse-se-scale", &(il_pass_opts){0}, NULL, 0, NULL));
+        CU_ASSERT_EQUAL(count(b.g, "ScaledConv"), 1);
+        il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = 2}, 1, big ? "ScaledConv 3x3, 2 threads" : "ScaledConv 1x1, 2 threads");
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
 /* The pass: a depthwise conv's pool read beside its product fused (symbolic batch), a Conv's pool
  * with a second reader fused; a pool that is its conv's only reader, a pool of a Relu, and a pool
  * of the conv's input left alone; outputs equal; lower-fused writes Conv and the pool back. */
@@ -131,4 +150,5 @@ static void test_pooled_conv_split(void) {
 }
 
 IL_SUITE("se-pool", {"fuse-se-pool", test_fuse_se_pool}, {"PooledConv kernels", test_pooled_conv_kernels},
-         {"PooledConv split for an accelerator", test_pooled_conv_split})
+         {"PooledConv split for an accelerator", test_pooled_conv_split},
+         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads})
