@@ -100,6 +100,38 @@ static void test_scaled_conv_threads(void) {
     }
 }
 
+/* il_cpu_silu (silu_fast.c, the oneDNN convolutions' SiLU) against x / (1 + e^-x) in double:
+ * fresh random values over [-100, 100] (below -80 the kernel gives 0), 0, +-inf, NaN; lengths
+ * with a tail of 1-15 floats, 1 and 2 threads; within 1e-6 + 1e-6 |want|. */
+static void test_silu_fast(void) {
+    if (!il_cpu_silu_ok()) {
+        printf("skipped: no AVX-512 ");
+        return;
+    }
+    int64_t lens[] = {1, 15, 16, 33, 40000, 70001};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t n = lens[l];
+            il_tensor *t = il_tensor_new(IL_F32, 1, &n);
+            il_tensor_fill_random(t, op_rng(), -100, 100);
+            float *y = t->data, *x = malloc((size_t)n * sizeof(float));
+            if (n > 8) y[1] = 0, y[2] = INFINITY, y[3] = -INFINITY, y[4] = NAN, y[5] = -80.5f, y[6] = 88.5f;
+            memcpy(x, y, (size_t)n * sizeof(float));
+            il_cpu_silu(y, n, threads);
+            int bad = 0;
+            for (int64_t i = 0; i < n; i++) {
+                double v = x[i], want = isinf(v) ? (v > 0 ? v : 0) : v / (1 + exp(-v));
+                int ok = isnan(v) ? isnan(y[i]) : y[i] == want || fabs(y[i] - want) <= 1e-6 + 1e-6 * fabs(want);
+                if (!ok && bad++ < 3)
+                    fprintf(stderr, "\n  silu(%g) = %g, want %g (n %lld, seed %llu)", v, y[i], want, (long long)n,
+                            (unsigned long long)op_seed());
+            }
+            CU_ASSERT_EQUAL(bad, 0);
+            free(x);
+            il_tensor_free(t);
+        }
+}
+
 /* The pass: a depthwise conv's pool read beside its product fused (symbolic batch), a Conv's pool
  * with a second reader fused; a pool that is its conv's only reader, a pool of a Relu, and a pool
  * of the conv's input left alone; outputs equal; lower-fused writes Conv and the pool back. */
@@ -151,4 +183,4 @@ static void test_pooled_conv_split(void) {
 
 IL_SUITE("se-pool", {"fuse-se-pool", test_fuse_se_pool}, {"PooledConv kernels", test_pooled_conv_kernels},
          {"PooledConv split for an accelerator", test_pooled_conv_split},
-         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads})
+         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast})
