@@ -8,6 +8,8 @@ binary given (the plan built by that binary with -O2 at the batch) and the ONNX 
 here: floats uniform in [-1, 1), integer inputs token ids below 1000, inputs named *mask* all
 ones, *type* zeros). A figure is the median over the rounds of each round's p50 (and of its min);
 ratios divide by ONNX Runtime's. The load average is printed: compare ratios, not times.
+WAIT=spin (environment) runs inferlab with `--wait spin` instead, as ONNX Runtime's threads do:
+the fair setting for two-thread rows on an otherwise idle machine.
 
 usage: bench/rounds_vs_ort.py MODEL.onnx BATCH THREADS ROUNDS N BIN [BIN...]
 """
@@ -40,7 +42,8 @@ for x in onnx.load(model, load_external_data=False).graph.input:
     f = os.path.join(work, x.name.replace("/", "_") + ".npy")
     np.save(f, a)
     ins.append(f"{x.name}={f}")
-env = dict(os.environ, OMP_WAIT_POLICY="passive")
+wait = os.environ.get("WAIT", "passive")
+env = dict(os.environ, OMP_WAIT_POLICY="passive") if wait == "passive" else dict(os.environ)
 plans = []
 for i, b in enumerate(bins):
     p = os.path.join(work, f"{i}.plan")
@@ -49,7 +52,7 @@ for i, b in enumerate(bins):
 res = {k: [] for k in bins + ["ort"]}
 for r in range(rounds):
     for b, p in zip(bins, plans):
-        cmd = [b, "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", "passive"]
+        cmd = [b, "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", wait]
         for x in ins:
             cmd += ["--input", x]
         o = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout)
@@ -64,7 +67,7 @@ for r in range(rounds):
     res["ort"].append((lat[0], lat[len(lat) // 2]))
 omin = statistics.median(x[0] for x in res["ort"])
 op50 = statistics.median(x[1] for x in res["ort"])
-print(f"{os.path.basename(model)} batch {batch} threads {threads}: {rounds} rounds of {n}, load {os.getloadavg()[0]:.1f}")
+print(f"{os.path.basename(model)} batch {batch} threads {threads} wait {wait}: {rounds} rounds of {n}, load {os.getloadavg()[0]:.1f}")
 for k in bins + ["ort"]:
     mn = statistics.median(x[0] for x in res[k])
     p5 = statistics.median(x[1] for x in res[k])

@@ -52,6 +52,9 @@ static int pconv_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] 
 /* How a kernel meets oneDNN: plain NCHW activations ("dnnl-nchw"), the native layout ("dnnl"),
  * or Winograd ("dnnl-wino": the primitive's own blocked layout, reordered to and from). */
 enum { DCONV_PLAIN, DCONV_NATIVE, DCONV_WINO };
+/* How the residual Z meets the primitive: none, a sum post-op (Y starts as a copy of Z), or a
+ * binary add post-op reading Z where it lies (Z and Y both native, the primitive's own layout). */
+enum { DCONV_Z_NONE, DCONV_Z_SUM, DCONV_Z_ADD };
 
 /* The node's activation and output geometry (ydims: Y's dims), or an error when they do not parse. */
 static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *ydims) {
@@ -72,7 +75,7 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
-static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int has_z,
+static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int zmode,
                          dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
     int wino = blocked == DCONV_WINO;
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
@@ -116,8 +119,13 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     IL_DNNL(c, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                           wino ? dnnl_convolution_winograd : dnnl_convolution_direct, &src,
                                                           &wmd, B ? &bmd : NULL, &dst, strides, dil, pl, pr));
-    /* the sum before the activation: act(conv + b + z) */
-    return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
+    /* the residual before the activation: act(conv + b + z) */
+    if (zmode == DCONV_Z_ADD) {
+        if (blocked != DCONV_NATIVE || !(c->blocked_out & 1) || !(c->blocked_in >> 3 & 1) || c->out_cstride)
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
+        return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
+    }
+    return il_dnnl_pd(c, &cd, zmode != DCONV_Z_NONE, act, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
@@ -136,13 +144,15 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
     il_status st = il_dnnl_step_make(c, &s->main, pd);
     if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, off);
     /* the sum post-op adds what dst holds: Z, in the primitive's layout */
-    if (!st && s->has_z && !dnnl_memory_desc_equal(dst, zuser)) st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
+    if (!st && s->has_z && !s->z_add && !dnnl_memory_desc_equal(dst, zuser))
+        st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
     s->scratch_off = *off;
     *off += il_dnnl_align(scratch);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
     if (!st && B) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+    if (!st && s->z_add) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, zuser);
     if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     s->ximg = dnnl_memory_desc_get_size(xuser);
     s->yimg = dnnl_memory_desc_get_size(yuser);
@@ -173,6 +183,22 @@ static int image_parallel(void) {
     return v;
 }
 
+/* Whether a residual is read by a binary add post-op where it lies rather than copied into Y for a
+ * sum post-op: the copy was a serial pass over Z beside a primitive on every thread. ResNet-50
+ * batch 1 (16 residual convolutions, channels-last, brgconv with a binary add), sum of the
+ * FusedConv node minimums over 30 runs, load 1.4, alternated: 2 threads spinning 24.10 / 24.61
+ * ms with the copy against 22.93 / 22.79 without; 1 thread 47.04 / 48.15 against 47.17 / 47.92
+ * (level). Where oneDNN has no fast kernel with the add (Winograd), the sum stays.
+ * INFERLAB_DNNL_Z_ADD=0 turns it off, to compare. */
+static int z_add_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("INFERLAB_DNNL_Z_ADD");
+        v = !(e && *e == '0');
+    }
+    return v;
+}
+
 /* The workers - 1 more states of a convolution whose images run in parallel: each its own
  * primitive object (the same jitted kernel), memory objects, stream and workspace parts. */
 static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *xuser,
@@ -185,6 +211,7 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         il_dnnl_state *m = &s->more[i];
         dnnl_stream_t strm;
         m->has_z = s->has_z;
+        m->z_add = s->z_add;
         m->threads = 1;
         m->images = s->images;
         m->sc = s->sc;
@@ -243,11 +270,10 @@ static il_status sconv_plan(il_kctx *c, il_dnnl_state *s, const il_conv_geom *g,
 /* Cloned for AVX-512 and AVX2 (the build's baseline is SSE4.2), as oneDNN's own binary kernel is. */
 #define SCONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-/* On the primitive's threads where it has several (batch 1): a serial pass here was 20-30% of
- * EfficientNet's late ScaledConvs at 2 threads. */
-SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, const float *sv, float *out) {
-#pragma omp parallel for num_threads(s->threads) if (s->threads > 1) schedule(static)
-    for (int64_t o = 0; o < s->sc.m; o++) {
+/* Output channels [o0, o1) of the scaled weight. */
+SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, const float *sv, float *out, int64_t o0,
+                                      int64_t o1) {
+    for (int64_t o = o0; o < o1; o++) {
         const float *sg = sv + o / s->sc.mg * s->sc.cg;
         for (int64_t i = 0; i < s->sc.cg; i++) {
             const float f = sg[i], *wi = w + (o * s->sc.cg + i) * s->sc.k;
@@ -257,16 +283,32 @@ SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, co
     }
 }
 
-SCONV_CLONES static void sconv_image(const il_dnnl_state *s, const float *x, const float *sv, float *out) {
+/* Part [i0, i1) of the scaled image: pixels where it is channels-last, channels where plain. */
+SCONV_CLONES static void sconv_image(const il_dnnl_state *s, const float *x, const float *sv, float *out, int64_t i0,
+                                     int64_t i1) {
     int64_t C = s->sc.c, sp = s->sc.sp;
-    if (s->sc.last) {
-#pragma omp parallel for num_threads(s->threads) if (s->threads > 1) schedule(static)
-        for (int64_t p = 0; p < sp; p++)
+    if (s->sc.last)
+        for (int64_t p = i0; p < i1; p++)
             for (int64_t ch = 0; ch < C; ch++) out[p * C + ch] = x[p * C + ch] * sv[ch];
-    } else {
-#pragma omp parallel for num_threads(s->threads) if (s->threads > 1) schedule(static)
-        for (int64_t ch = 0; ch < C; ch++)
+    else
+        for (int64_t ch = i0; ch < i1; ch++)
             for (int64_t p = 0; p < sp; p++) out[ch * sp + p] = x[ch * sp + p] * sv[ch];
+}
+
+/* The scale of one image into the weight (by_w) or into the image, on the node's threads: a
+ * batch of 1 on two threads otherwise leaves the second idle for a pass over the weight or the
+ * image before each convolution. EfficientNet-B0 batch 1, 2 threads spinning, its 16 ScaledConv
+ * node minimums summed (60 runs, load about 1.8, alternated): 1.560 / 1.565 ms -> 1.447 / 1.450.
+ * An image run by a worker is scaled by that worker (one thread). */
+static void sconv_apply(const il_dnnl_state *s, const float *w, const float *x, const float *sv, float *out) {
+    int64_t n = s->sc.by_w ? s->sc.m : s->sc.last ? s->sc.sp : s->sc.c;
+    int threads = s->threads > 1 && n >= s->threads ? s->threads : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
+        if (s->sc.by_w) sconv_weight(s, w, sv, out, i0, i1);
+        else sconv_image(s, x, sv, out, i0, i1);
     }
 }
 
@@ -311,7 +353,15 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
-    if ((st = make_pd(c, blocked, &g, &act, s->has_z, &pd, &w_user))) return st;
+    if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
+        if (!make_pd(c, blocked, &g, &act, DCONV_Z_ADD, &pd, &w_user)) {
+            if (il_dnnl_fast_impl(pd)) s->z_add = 1;
+            else dnnl_primitive_desc_destroy(pd);
+        }
+        il_error_clear();
+    }
+    if (!s->z_add && (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
+        return st;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
     int64_t xdims[IL_MAX_RANK];
@@ -351,18 +401,18 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
     if (sv) {
         char *ws = il_dnnl_ws(c);
         if (s->sc.by_w) {
-            sconv_weight(s, c->in[1]->data, sv, (float *)(ws + s->sc.off));
+            sconv_apply(s, c->in[1]->data, NULL, sv, (float *)(ws + s->sc.off));
             il_dnnl_step_set(&s->sc.w_re, DNNL_ARG_SRC, ws + s->sc.off);
             il_dnnl_step_set(&s->sc.w_re, DNNL_ARG_DST, ws + s->sc.pk_off);
             st = il_dnnl_exec(c, &s->sc.w_re);
             w = ws + s->sc.pk_off;
         } else {
-            sconv_image(s, (const float *)x, sv, (float *)(ws + s->sc.off));
+            sconv_apply(s, NULL, (const float *)x, sv, (float *)(ws + s->sc.off));
             x = ws + s->sc.off;
         }
     }
     if (!st) st = il_dnnl_src_at(c, s, x, &src);
-    if (!st && s->has_z) {
+    if (!st && s->has_z && !s->z_add) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, (void *)z);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
@@ -376,6 +426,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, w);
         if (B) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, B->data);
         il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+        if (s->z_add) il_dnnl_step_set(&s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, (void *)z);
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
         if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);

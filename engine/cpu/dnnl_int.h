@@ -84,6 +84,7 @@ typedef struct il_dnnl_state_ {
     size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
     int silu;                                 /* convolution: SiLU applied after the primitive (silu_fast.c) */
+    int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
@@ -145,6 +146,8 @@ il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
  * IL_DNNL_SERIAL_MACS, where waking a second thread costs more than it saves. Sets them at once
  * (fill calls it before it creates the primitive, whose work split depends on it). */
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
+/* That bound for the wait policy of this process (INFERLAB_DNNL_SERIAL_MACS replaces it). */
+double il_dnnl_serial_macs(void);
 /* 16M MACs, about 200 us of one AVX-512 core, where idle threads sleep (4M at first). Measured
  * here (2 threads, load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked):
  * tiny_resnet 0.152 ms with every node threaded, 0.062 with the 4M rule; tiny_mobilenet_v2
@@ -178,6 +181,10 @@ il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_f
  * what names the primitive in the error. */
 il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const il_act *act,
                      dnnl_primitive_desc_t *pd, const char *what);
+/* The same with a binary add of a tensor of layout add (NULL: none) after the sum: read from the
+ * primitive's argument DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum ? 1 : 0) | DNNL_ARG_SRC_1. */
+il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                         const il_act *act, dnnl_primitive_desc_t *pd, const char *what);
 /* Whether the node's activation attributes parse and oneDNN has post-ops for them. */
 int il_dnnl_act_ok(const il_kctx *c);
 

@@ -19,6 +19,7 @@
 
 #include "dnnl_int.h"
 
+#include <omp.h>
 #include <pthread.h>
 
 enum { NAT_NHWC, NAT_16C, NAT_8C };
@@ -100,19 +101,30 @@ static void find_to_last(const dnnl_memory_desc_t *from, const dnnl_memory_desc_
 
 #define TO_LAST_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-/* One image's C planes of sp pixels interleaved, C a constant where it is inlined. */
-static inline __attribute__((always_inline)) void to_last_image(const float *x, float *y, int64_t sp, int C) {
-    for (int64_t p = 0; p < sp; p++)
+/* Pixels [p0, p1) of one image's C planes of sp pixels interleaved, C a constant where it is inlined. */
+static inline __attribute__((always_inline)) void to_last_image(const float *x, float *y, int64_t sp, int64_t p0,
+                                                                int64_t p1, int C) {
+    for (int64_t p = p0; p < p1; p++)
         for (int k = 0; k < C; k++) y[p * C + k] = x[k * sp + p];
 }
 
-TO_LAST_CLONES static void to_last(const il_dnnl_state *s, const float *x, float *y) {
-    int64_t img = s->last_c * s->last_sp;
+/* Part t of nt of every image (its pixels shared out, so that a batch of 1 uses every thread). */
+TO_LAST_CLONES static void to_last_part(const il_dnnl_state *s, const float *x, float *y, int t, int nt) {
+    int64_t img = s->last_c * s->last_sp, p0 = s->last_sp * t / nt, p1 = s->last_sp * (t + 1) / nt;
     for (int64_t i = 0; i < s->last_n; i++) switch (s->last_c) {
-        case 2: to_last_image(x + i * img, y + i * img, s->last_sp, 2); break;
-        case 3: to_last_image(x + i * img, y + i * img, s->last_sp, 3); break;
-        default: to_last_image(x + i * img, y + i * img, s->last_sp, 4); break;
+        case 2: to_last_image(x + i * img, y + i * img, s->last_sp, p0, p1, 2); break;
+        case 3: to_last_image(x + i * img, y + i * img, s->last_sp, p0, p1, 3); break;
+        default: to_last_image(x + i * img, y + i * img, s->last_sp, p0, p1, 4); break;
         }
+}
+
+/* On the node's threads (a worker's state runs on one), and split as the convolution after it
+ * reads it: EfficientNet-B0's stem convolution (3 -> 32 channels at 112x112, batch 1, 2 threads
+ * spinning, node minimum of 60 runs, load about 2) 0.259 / 0.274 ms -> 0.229 / 0.230. */
+static void to_last(const il_dnnl_state *s, const float *x, float *y) {
+    int threads = s->threads > 1 ? s->threads : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    to_last_part(s, x, y, omp_get_thread_num(), omp_get_num_threads());
 }
 
 il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
