@@ -81,6 +81,57 @@ static void test_pooled_conv_kernels(void) {
             }
 }
 
+/* ScaledConv (dnnl_conv.c) at batch 1 on 2 threads, where the primitive runs on both and the
+ * scale goes into a copy of the weight (a 1x1 64 -> 64 on 64x64) or of the image (a 3x3 64 -> 64
+ * on 32x32) on both threads too; against the reference. */
+static void test_scaled_conv_threads(void) {
+    for (int big = 0; big < 2; big++) {
+        int64_t hw = big ? 32 : 64, k = big ? 3 : 1;
+        chain b = chain_new(2, 1, 8, hw);
+        int a = conv(&b, b.g->inputs[0], 8, 64, 1, 1, 0, 1, "SiLU", -1);
+        int gp = pool(&b, "GlobalAveragePool", a, 0, 0, 0, 0);
+        int s = conv(&b, conv(&b, gp, 64, 8, 1, 1, 0, 1, "SiLU", -1), 8, 64, 1, 1, 0, 1, "Sigmoid", -1);
+        il_graph_add_output(b.g, conv(&b, node2(&b, "Mul", s, a), 64, 64, k, 1, k / 2, 1, "Relu", -1));
+        IL_ASSERT_OK(il_pipeline_run(b.g, "fuse-se-scale", &(il_pass_opts){0}, NULL, 0, NULL));
+        CU_ASSERT_EQUAL(count(b.g, "ScaledConv"), 1);
+        il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = 2}, 1, big ? "ScaledConv 3x3, 2 threads" : "ScaledConv 1x1, 2 threads");
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
+/* il_cpu_silu (silu_fast.c, the oneDNN convolutions' SiLU) against x / (1 + e^-x) in double:
+ * fresh random values over [-100, 100] (below -80 the kernel gives 0), 0, +-inf, NaN; lengths
+ * with a tail of 1-15 floats, 1 and 2 threads; within 1e-6 + 1e-6 |want|. */
+static void test_silu_fast(void) {
+    if (!il_cpu_silu_ok()) {
+        printf("skipped: no AVX-512 ");
+        return;
+    }
+    int64_t lens[] = {1, 15, 16, 33, 40000, 70001};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
+        for (int threads = 1; threads <= 2; threads++) {
+            int64_t n = lens[l];
+            il_tensor *t = il_tensor_new(IL_F32, 1, &n);
+            il_tensor_fill_random(t, op_rng(), -100, 100);
+            float *y = t->data, *x = malloc((size_t)n * sizeof(float));
+            if (n > 8) y[1] = 0, y[2] = INFINITY, y[3] = -INFINITY, y[4] = NAN, y[5] = -80.5f, y[6] = 88.5f;
+            memcpy(x, y, (size_t)n * sizeof(float));
+            il_cpu_silu(y, n, threads);
+            int bad = 0;
+            for (int64_t i = 0; i < n; i++) {
+                double v = x[i], want = isinf(v) ? (v > 0 ? v : 0) : v / (1 + exp(-v));
+                int ok = isnan(v) ? isnan(y[i]) : y[i] == want || fabs(y[i] - want) <= 1e-6 + 1e-6 * fabs(want);
+                if (!ok && bad++ < 3)
+                    fprintf(stderr, "\n  silu(%g) = %g, want %g (n %lld, seed %llu)", v, y[i], want, (long long)n,
+                            (unsigned long long)op_seed());
+            }
+            CU_ASSERT_EQUAL(bad, 0);
+            free(x);
+            il_tensor_free(t);
+        }
+}
+
 /* The pass: a depthwise conv's pool read beside its product fused (symbolic batch), a Conv's pool
  * with a second reader fused; a pool that is its conv's only reader, a pool of a Relu, and a pool
  * of the conv's input left alone; outputs equal; lower-fused writes Conv and the pool back. */
@@ -131,4 +182,5 @@ static void test_pooled_conv_split(void) {
 }
 
 IL_SUITE("se-pool", {"fuse-se-pool", test_fuse_se_pool}, {"PooledConv kernels", test_pooled_conv_kernels},
-         {"PooledConv split for an accelerator", test_pooled_conv_split})
+         {"PooledConv split for an accelerator", test_pooled_conv_split},
+         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast})

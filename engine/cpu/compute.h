@@ -89,4 +89,10 @@ static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64;
 void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
                        float *part);
 
+/* y = y * sigmoid(y) over n floats on up to `threads` threads, with AVX-512 (silu_fast.c: the
+ * oneDNN convolutions' SiLU, faster than oneDNN's post-op); il_cpu_silu_ok() says whether the CPU
+ * has it (0 also with INFERLAB_SILU_POSTOP=1). */
+int il_cpu_silu_ok(void);
+void il_cpu_silu(float *y, int64_t n, int threads);
+
 #endif

@@ -216,6 +216,7 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         m->images = s->images;
         m->sc = s->sc;
         m->pool = s->pool;
+        m->silu = s->silu;
         memset(&m->sc.w_re, 0, sizeof m->sc.w_re);
         if (dnnl_stream_create(&strm, il_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success)
             return il_kerr(c, IL_ERR_INTERNAL, "oneDNN could not make a stream");
@@ -321,6 +322,9 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     int64_t ydims[IL_MAX_RANK];
     il_status st = dconv_geom(c, &act, &g, ydims);
     if (st) return st;
+    /* SiLU after the primitive on its output in cache, not as oneDNN's swish post-op (silu_fast.c) */
+    s->silu = act.kind == IL_ACT_SILU && il_cpu_silu_ok();
+    if (s->silu) act.kind = IL_ACT_NONE;
     il_dnnl_use_threads(c, s, (double)g.n * g.m * g.out_sp * (g.c / g.group) * g.k_sp);
     /* A batch whose activations outgrow the caches runs image by image: oneDNN's brgconv on 8
      * images streams them per block of output channels. 1x256x14x14 -> 1024 (1x1, channels-last,
@@ -425,6 +429,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         if (s->z_add) il_dnnl_step_set(&s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, (void *)z);
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
+        if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);
     }
     if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
     if (!st && s->pool.on)

@@ -83,6 +83,7 @@ typedef struct il_dnnl_state_ {
     size_t src_off, dst_off, scratch_off;     /* parts of the workspace, in bytes from its aligned start */
     size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
+    int silu;                                 /* convolution: SiLU applied after the primitive (silu_fast.c) */
     int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
