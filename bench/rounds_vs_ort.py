@@ -2,13 +2,14 @@
 """rounds_vs_ort.py - inferlab binaries against ONNX Runtime in interleaved rounds, for a loaded
 machine where `inferlab bench` marks most runs INVALID (its trials disagree by more than 10%).
 
-Each round runs, one after the other, `BIN run PLAN --repeat N --json --wait passive` (WAIT=spin:
-`--wait spin`, fair at two threads) for every binary given (the plan built by that binary with -O2
-at the batch) and the ONNX Runtime peer
+Each round runs, one after the other, `BIN run PLAN --repeat N --json --wait passive` for every
+binary given (the plan built by that binary with -O2 at the batch) and the ONNX Runtime peer
 (bench/peers/ort_bench.js, onnxruntime-node) for N queries, on the same inputs (.npy files written
 here: floats uniform in [-1, 1), integer inputs token ids below 1000, inputs named *mask* all
 ones, *type* zeros). A figure is the median over the rounds of each round's p50 (and of its min);
 ratios divide by ONNX Runtime's. The load average is printed: compare ratios, not times.
+WAIT=spin (environment) runs inferlab with `--wait spin` instead, as ONNX Runtime's threads do:
+the fair setting for two-thread rows on an otherwise idle machine.
 
 usage: bench/rounds_vs_ort.py MODEL.onnx BATCH THREADS ROUNDS N BIN [BIN...]
 """
@@ -41,9 +42,8 @@ for x in onnx.load(model, load_external_data=False).graph.input:
     f = os.path.join(work, x.name.replace("/", "_") + ".npy")
     np.save(f, a)
     ins.append(f"{x.name}={f}")
-# WAIT=spin: inferlab's threads spin between nodes as ONNX Runtime's do (fair at two threads)
 wait = os.environ.get("WAIT", "passive")
-env = dict(os.environ, OMP_WAIT_POLICY="active" if wait == "spin" else "passive")
+env = dict(os.environ, OMP_WAIT_POLICY="passive") if wait == "passive" else dict(os.environ)
 plans = []
 for i, b in enumerate(bins):
     p = os.path.join(work, f"{i}.plan")
@@ -67,7 +67,7 @@ for r in range(rounds):
     res["ort"].append((lat[0], lat[len(lat) // 2]))
 omin = statistics.median(x[0] for x in res["ort"])
 op50 = statistics.median(x[1] for x in res["ort"])
-print(f"{os.path.basename(model)} batch {batch} threads {threads}: {rounds} rounds of {n}, load {os.getloadavg()[0]:.1f}")
+print(f"{os.path.basename(model)} batch {batch} threads {threads} wait {wait}: {rounds} rounds of {n}, load {os.getloadavg()[0]:.1f}")
 for k in bins + ["ort"]:
     mn = statistics.median(x[0] for x in res[k])
     p5 = statistics.median(x[1] for x in res[k])

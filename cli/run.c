@@ -96,8 +96,11 @@ static void print_profile(const il_graph *g, const il_plan *p, const double *t, 
     char b[128];
     const il_shapes *sh = il_plan_shapes(p);
     unsigned char *shown = calloc((size_t)g->n_nodes + 1, 1);
+    /* INFERLAB_PROFILE_NODES=N lists N nodes instead of 8 (every node: a large N) */
+    const char *e = getenv("INFERLAB_PROFILE_NODES");
+    int top = e && atoi(e) > 0 ? atoi(e) : 8;
     printf("slowest nodes:\n");
-    for (int r = 0; r < 8 && r < g->n_nodes; r++) {
+    for (int r = 0; r < top && r < g->n_nodes; r++) {
         int best = -1;
         for (int k = 0; k < g->n_nodes; k++)
             if (!shown[k] && (best < 0 || t[k] > t[best])) best = k;

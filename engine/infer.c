@@ -248,7 +248,7 @@ int64_t il_node_macs(const il_graph *g, const il_shapes *s, int k) {
     const il_tensor *w = n->n_inputs > wi && n->inputs[wi] >= 0 ? &s->info[n->inputs[wi]] : NULL;
     if (!y || !il_shape_known(y)) return 0;
     const char *op = n->op_type;
-    if (!strcmp(op, "Conv") || !strncmp(op, "FusedConv", 9) || !strcmp(op, "ScaledConv") || !strcmp(op, "ConvInteger") || !strcmp(op, "QLinearConv")) {
+    if (!strcmp(op, "Conv") || !strncmp(op, "FusedConv", 9) || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv") || !strcmp(op, "ConvInteger") || !strcmp(op, "QLinearConv")) {
         if (!w || !il_shape_known(w) || w->rank < 2) return 0;
         /* each output element takes (Cin/group) * prod(kernel) MACs = numel(W)/Cout */
         return il_tensor_numel(y) * (il_tensor_numel(w) / (w->dims[0] ? w->dims[0] : 1));

@@ -338,6 +338,28 @@ int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
     return count;
 }
 
+/* Nor ai.inferlab PooledConv (pass fuse-se-pool's convolution whose second output is the global
+ * average pool of its first): each becomes FusedConv(X, W, B, Z) -> Y and GlobalAveragePool(Y)
+ * -> P again. Returns how many were split. */
+int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g) {
+    if (!acc_lacks(acc, "PooledConv")) return 0;
+    int n0 = g->n_nodes, count = 0;
+    char name[512];
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (!live_fused(n, "PooledConv") || n->n_outputs != 2) continue;
+        int y = n->outputs[0], p = n->outputs[1];
+        snprintf(name, sizeof name, "%s_pool", n->name);
+        il_graph_add_node(g, "GlobalAveragePool", "", name, 1, &y, 1, &p); /* may move g->nodes */
+        n = &g->nodes[k];
+        n->n_outputs = 1;
+        free(n->op_type);
+        n->op_type = strdup("FusedConv");
+        count++;
+    }
+    return count;
+}
+
 /* Nor has it ai.inferlab SkipLayerNormalization (pass fuse-skip-layernorm's residual Add +
  * LayerNorm, a cpu kernel): each becomes Add(input, skip) [+ Add(bias)] writing its sum output
  * (or a new value) and an ai.inferlab LayerNormalization of the last axis, the ops the

@@ -309,12 +309,13 @@ static const il_schema_attr a450[] = {{"activation", 3, 0}, {"activation_params"
 static const il_schema_attr a451[] = {{"approximate", 3, 0}};
 static const il_schema_attr a453[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash_type", 2, 0}};
 static const il_schema_attr a454[] = {{"scale", 1, 0}};
-static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a458[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a460[] = {{"epsilon", 1, 0}};
-static const il_schema_attr a462[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a458[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a459[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a461[] = {{"epsilon", 1, 0}};
+static const il_schema_attr a463[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
 
 const il_schema il_schemas[] = {
     {"", "Abs", 1, "s", 1, 1, "s", 1, 1, 1, a0},
@@ -772,15 +773,16 @@ const il_schema il_schemas[] = {
     {"ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, 0, 0},
     {"ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3, 3, a453},
     {"ai.inferlab", "MultiHeadAttention", 1, "ssso", 3, 4, "s", 1, 1, 1, a454},
-    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a455},
-    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a456},
-    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a457},
-    {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a458},
+    {"ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, 8, a455},
+    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a456},
+    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a457},
+    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a458},
+    {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a459},
     {"ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, 0, 0},
-    {"ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, 1, a460},
+    {"ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, 1, a461},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, 0, 0},
-    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a462},
+    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a463},
     {"com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
     {"com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
 };
-const int il_n_schemas = 465;
+const int il_n_schemas = 466;

@@ -5,6 +5,7 @@
  *
  *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
  *   ScaledConv  -> Mul(X, S), then as FusedConv
+ *   PooledConv  -> as FusedConv, then GlobalAveragePool(Y) -> P
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
  *   MultiHeadAttention -> the head Transposes of Q, K, V (K's to [B, H, D, Sk]), as Attention,
@@ -144,6 +145,7 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     float scale = il_attr_float(n, "scale", 1), eps = il_attr_float(n, "epsilon", 1e-5f);
     int64_t groups = il_attr_int(n, "groups", 1);
     int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
+    int pool = !strcmp(op, "PooledConv") && n->n_outputs > 1 ? n->outputs[1] : -1;
     n = NULL;
     int heads_out = -1; /* MultiHeadAttention's Y: the context's transpose writes it */
     if (!strcmp(op, "MultiHeadAttention")) {
@@ -172,13 +174,14 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         }
     }
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
-    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv")) {
+    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv")) {
         int conv = strcmp(op, "FusedMatMul") != 0;
         int extra = conv ? in[3] : in[2]; /* Z or bias */
         int x0 = !strcmp(op, "ScaledConv") ? emit(g, k, "Mul", x, in[4], -1) : -1;
         int v = base_op(g, k, conv ? "Conv" : "MatMul", conv && in[2] >= 0 ? 3 : 2, extra < 0 && !act ? y : -1, x0);
         if (extra >= 0) v = emit(g, k, "Add", v, extra, act ? -1 : y);
         if (act) activation(g, k, act, prm, np, v, y);
+        if (pool >= 0) emit(g, k, "GlobalAveragePool", y, -1, pool);
     } else if (!strcmp(op, "FusedGemm")) {
         int v = base_op(g, k, "Gemm", n_in, act ? -1 : y, -1);
         if (act) activation(g, k, act, prm, np, v, y);
@@ -251,8 +254,8 @@ static int lowerable(const il_node *n, const pu_shapes *s) {
     }
     if (!strcmp(n->op_type, "SkipLayerNormalization")) /* Y and the sum; not the training outputs */
         return n->n_inputs >= 3 && (n->n_outputs < 2 || n->outputs[1] < 0) && (n->n_outputs < 3 || n->outputs[2] < 0);
-    static const char *const ops[] = {"FusedConv", "ScaledConv", "FusedGemm", "FusedMatMul", "SiLU", "HardSwish",
-                                      "Gelu", "Attention", "MultiHeadAttention", "LayerNormalization", NULL};
+    static const char *const ops[] = {"FusedConv", "ScaledConv", "PooledConv", "FusedGemm", "FusedMatMul", "SiLU",
+                                      "HardSwish", "Gelu", "Attention", "MultiHeadAttention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
         if (!strcmp(n->op_type, ops[i])) return 1;
     return 0;
@@ -274,7 +277,8 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             continue;
         }
         if (!lowerable(n, &s) ||
-            (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle") && strcmp(n->op_type, "SkipLayerNormalization"))) {
+            (n->n_outputs != 1 && strcmp(n->op_type, "ChannelShuffle") && strcmp(n->op_type, "SkipLayerNormalization") &&
+             strcmp(n->op_type, "PooledConv"))) {
             left++;
             continue;
         }

@@ -138,5 +138,48 @@ static void test_plain_image_in(void) {
         }
 }
 
+/* Batch 1 on two threads (session 8): the parts of a node that ran on one thread while oneDNN's
+ * primitive used two now share the node's threads: a plain image interleaved into channels-last
+ * (its pixels split), the native MaxPool's rows, ScaledConv's scaling of the weight (by output
+ * channel) and of the image (by pixel); a residual read by a binary add post-op where it lies
+ * instead of copied into Y (engine/cpu/dnnl_conv.c). Odd sizes, so the parts differ; 2-D and
+ * 3-D, batch 1 and 3, 1 and 2 threads, with the usual bound on threaded nodes and with every node
+ * threaded (INFERLAB_DNNL_SERIAL_MACS=1), against the reference. */
+static void test_two_threads(void) {
+    const char *was = getenv("INFERLAB_DNNL_SERIAL_MACS");
+    char *saved = was ? strdup(was) : NULL;
+    for (int every = 0; every <= 1; every++)
+        for (int nsp = 2; nsp <= 3; nsp++)
+            for (int64_t batch = 1; batch <= 3; batch += 2)
+                for (int threads = 1; threads <= 2; threads++) {
+                    if (every) setenv("INFERLAB_DNNL_SERIAL_MACS", "1", 1);
+                    else if (saved) setenv("INFERLAB_DNNL_SERIAL_MACS", saved, 1);
+                    else unsetenv("INFERLAB_DNNL_SERIAL_MACS");
+                    chain b = chain_new(nsp, batch, 3, nsp == 2 ? 41 : 9);
+                    int a = conv(&b, b.g->inputs[0], 3, 24, 3, 2, 1, 1, "SiLU", -1);
+                    int mp = pool(&b, "MaxPool", a, 3, 1, 1, 0);
+                    int dw = conv(&b, mp, 24, 24, 3, 1, 1, 24, "SiLU", -1);
+                    int gp = pool(&b, "GlobalAveragePool", dw, 0, 0, 0, 0);
+                    int s2 = conv(&b, conv(&b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1), 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+                    int p1 = sconv(&b, dw, s2, 24, 9, 1, 1, NULL, -1);
+                    int z = conv(&b, mp, 24, 40, 1, 1, 0, 1, NULL, -1);
+                    int p2 = sconv(&b, dw, s2, 24, 40, 3, 2, "Relu", z);
+                    int r = conv(&b, p2, 40, 40, 1, 1, 0, 1, "Relu", p2);
+                    il_graph_add_output(b.g, conv(&b, r, 40, 9, 1, 1, 0, 1, "Relu", p1));
+                    char what[96];
+                    snprintf(what, sizeof what, "two threads, %s, %d-D, batch %lld, %d threads",
+                             every ? "every node threaded" : "usual bound", nsp, (long long)batch, threads);
+                    il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, batch, what);
+                    int vs[] = {a, mp, p1, p2, r};
+                    for (int i = 0; i < 5; i++) expect_blocked(p, b.g, vs[i], 1, what);
+                    il_plan_free(p);
+                    il_graph_free(b.g);
+                }
+    if (saved) setenv("INFERLAB_DNNL_SERIAL_MACS", saved, 1);
+    else unsetenv("INFERLAB_DNNL_SERIAL_MACS");
+    free(saved);
+}
+
 IL_SUITE("dnnl-native", {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool},
-         {"Concat in place", test_concat_in_place}, {"plain image in", test_plain_image_in})
+         {"Concat in place", test_concat_in_place}, {"plain image in", test_plain_image_in},
+         {"batch 1 on two threads", test_two_threads})

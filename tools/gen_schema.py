@@ -62,6 +62,8 @@ EXTRA = [
     ("ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, {**CONV, **ACT}),
     # FusedConv of X * S, S a per-image channel scale [N, C, 1, 1] (squeeze-excitation's product)
     ("ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, {**CONV, **ACT}),
+    # FusedConv whose second output P is GlobalAveragePool(Y) (squeeze-excitation's pool, fuse-se-pool)
+    ("ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, {**CONV, **ACT}),
     ("ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, {}),
     ("ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, {"approximate": (S, 0)}),
     ("ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, {}),

@@ -82,4 +82,17 @@ static inline void il_stf(il_tensor *t, int64_t i, double v) {
 }
 static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64; }
 
+/* P[i, c] = the mean of channel c of image i of Y (n images of C channels of sp pixels), Y plain
+ * [n, C, sp] or channels-last [n, sp, C] (chan_mean.c: PooledConv's pool, taken in cache), on up
+ * to `threads` threads; one channels-last image shares its pixels out only given part, threads x
+ * C floats of scratch. */
+void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
+                       float *part);
+
+/* y = y * sigmoid(y) over n floats on up to `threads` threads, with AVX-512 (silu_fast.c: the
+ * oneDNN convolutions' SiLU, faster than oneDNN's post-op); il_cpu_silu_ok() says whether the CPU
+ * has it (0 also with INFERLAB_SILU_POSTOP=1). */
+int il_cpu_silu_ok(void);
+void il_cpu_silu(float *y, int64_t n, int threads);
+
 #endif

@@ -58,18 +58,15 @@ int il_dnnl_threads_enter(int want) {
 /* The bound of il_dnnl_use_threads (dnnl_int.h says how it was chosen): IL_DNNL_SERIAL_MACS
  * where OpenMP's idle threads sleep (OMP_WAIT_POLICY=passive: waking one is a futex call),
  * IL_DNNL_SERIAL_MACS_SPIN where they spin (libgomp's default, and `--wait spin`). The
- * environment's INFERLAB_DNNL_SERIAL_MACS replaces both, to measure another. */
-static double serial_macs(void) {
-    static double v = -1;
-    if (v < 0) {
-        const char *e = getenv("INFERLAB_DNNL_SERIAL_MACS"), *pol = getenv("OMP_WAIT_POLICY");
-        v = e && *e ? atof(e) : pol && !strcasecmp(pol, "passive") ? IL_DNNL_SERIAL_MACS : IL_DNNL_SERIAL_MACS_SPIN;
-    }
-    return v;
+ * environment's INFERLAB_DNNL_SERIAL_MACS replaces both, to measure another (and, read at each
+ * prepare, lets a test thread every node). */
+double il_dnnl_serial_macs(void) {
+    const char *e = getenv("INFERLAB_DNNL_SERIAL_MACS"), *pol = getenv("OMP_WAIT_POLICY");
+    return e && *e ? atof(e) : pol && !strcasecmp(pol, "passive") ? IL_DNNL_SERIAL_MACS : IL_DNNL_SERIAL_MACS_SPIN;
 }
 
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs) {
-    s->threads = c->threads > 1 && macs < serial_macs() ? 1 : c->threads;
+    s->threads = c->threads > 1 && macs < il_dnnl_serial_macs() ? 1 : c->threads;
     if (s->threads > 0) omp_set_num_threads(s->threads);
 }
 
@@ -190,6 +187,11 @@ il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_f
 
 il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const il_act *act,
                      dnnl_primitive_desc_t *pd, const char *what) {
+    return il_dnnl_pd_add(c, desc, sum, NULL, act, pd, what);
+}
+
+il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                         const il_act *act, dnnl_primitive_desc_t *pd, const char *what) {
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
     IL_DNNL(c, dnnl_primitive_attr_create(&attr));
@@ -197,6 +199,7 @@ il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const
     if (s == dnnl_success) s = dnnl_post_ops_create(&po);
     if (s == dnnl_success) {
         if (sum) s = dnnl_post_ops_append_sum(po, 1.0f);
+        if (s == dnnl_success && add) s = dnnl_post_ops_append_binary(po, dnnl_binary_add, add);
         if (s == dnnl_success && act && !il_dnnl_act_post_ops(act, po)) s = dnnl_unimplemented;
         if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
         dnnl_post_ops_destroy(po);

@@ -46,9 +46,15 @@ static int sconv_supports(const il_kctx *c) {
     return 1;
 }
 
+/* PooledConv: a convolution as above whose second output is its global average pool. */
+static int pconv_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] && dconv_supports(c); }
+
 /* How a kernel meets oneDNN: plain NCHW activations ("dnnl-nchw"), the native layout ("dnnl"),
  * or Winograd ("dnnl-wino": the primitive's own blocked layout, reordered to and from). */
 enum { DCONV_PLAIN, DCONV_NATIVE, DCONV_WINO };
+/* How the residual Z meets the primitive: none, a sum post-op (Y starts as a copy of Z), or a
+ * binary add post-op reading Z where it lies (Z and Y both native, the primitive's own layout). */
+enum { DCONV_Z_NONE, DCONV_Z_SUM, DCONV_Z_ADD };
 
 /* The node's activation and output geometry (ydims: Y's dims), or an error when they do not parse. */
 static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *ydims) {
@@ -69,7 +75,7 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
-static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int has_z,
+static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const il_act *act, int zmode,
                          dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
     int wino = blocked == DCONV_WINO;
     const il_tensor *X = c->in[0], *W = c->in[1], *B = il_in(c, 2);
@@ -113,8 +119,13 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
     IL_DNNL(c, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
                                                           wino ? dnnl_convolution_winograd : dnnl_convolution_direct, &src,
                                                           &wmd, B ? &bmd : NULL, &dst, strides, dil, pl, pr));
-    /* the sum before the activation: act(conv + b + z) */
-    return il_dnnl_pd(c, &cd, has_z, act, pd, "convolution");
+    /* the residual before the activation: act(conv + b + z) */
+    if (zmode == DCONV_Z_ADD) {
+        if (blocked != DCONV_NATIVE || !(c->blocked_out & 1) || !(c->blocked_in >> 3 & 1) || c->out_cstride)
+            return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
+        return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
+    }
+    return il_dnnl_pd(c, &cd, zmode != DCONV_Z_NONE, act, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
@@ -133,13 +144,15 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
     il_status st = il_dnnl_step_make(c, &s->main, pd);
     if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, off);
     /* the sum post-op adds what dst holds: Z, in the primitive's layout */
-    if (!st && s->has_z && !dnnl_memory_desc_equal(dst, zuser)) st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
+    if (!st && s->has_z && !s->z_add && !dnnl_memory_desc_equal(dst, zuser))
+        st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
     s->scratch_off = *off;
     *off += il_dnnl_align(scratch);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_WEIGHTS, wmd);
     if (!st && B) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_BIAS, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1));
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_DST, dst);
+    if (!st && s->z_add) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, zuser);
     if (!st && scratch) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SCRATCHPAD, scr);
     s->ximg = dnnl_memory_desc_get_size(xuser);
     s->yimg = dnnl_memory_desc_get_size(yuser);
@@ -170,6 +183,22 @@ static int image_parallel(void) {
     return v;
 }
 
+/* Whether a residual is read by a binary add post-op where it lies rather than copied into Y for a
+ * sum post-op: the copy was a serial pass over Z beside a primitive on every thread. ResNet-50
+ * batch 1 (16 residual convolutions, channels-last, brgconv with a binary add), sum of the
+ * FusedConv node minimums over 30 runs, load 1.4, alternated: 2 threads spinning 24.10 / 24.61
+ * ms with the copy against 22.93 / 22.79 without; 1 thread 47.04 / 48.15 against 47.17 / 47.92
+ * (level). Where oneDNN has no fast kernel with the add (Winograd), the sum stays.
+ * INFERLAB_DNNL_Z_ADD=0 turns it off, to compare. */
+static int z_add_on(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("INFERLAB_DNNL_Z_ADD");
+        v = !(e && *e == '0');
+    }
+    return v;
+}
+
 /* The workers - 1 more states of a convolution whose images run in parallel: each its own
  * primitive object (the same jitted kernel), memory objects, stream and workspace parts. */
 static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *xuser,
@@ -182,9 +211,12 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         il_dnnl_state *m = &s->more[i];
         dnnl_stream_t strm;
         m->has_z = s->has_z;
+        m->z_add = s->z_add;
         m->threads = 1;
         m->images = s->images;
         m->sc = s->sc;
+        m->pool = s->pool;
+        m->silu = s->silu;
         memset(&m->sc.w_re, 0, sizeof m->sc.w_re);
         if (dnnl_stream_create(&strm, il_dnnl_engine(), dnnl_stream_default_flags) != dnnl_success)
             return il_kerr(c, IL_ERR_INTERNAL, "oneDNN could not make a stream");
@@ -238,8 +270,10 @@ static il_status sconv_plan(il_kctx *c, il_dnnl_state *s, const il_conv_geom *g,
 /* Cloned for AVX-512 and AVX2 (the build's baseline is SSE4.2), as oneDNN's own binary kernel is. */
 #define SCONV_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
-SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, const float *sv, float *out) {
-    for (int64_t o = 0; o < s->sc.m; o++) {
+/* Output channels [o0, o1) of the scaled weight. */
+SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, const float *sv, float *out, int64_t o0,
+                                      int64_t o1) {
+    for (int64_t o = o0; o < o1; o++) {
         const float *sg = sv + o / s->sc.mg * s->sc.cg;
         for (int64_t i = 0; i < s->sc.cg; i++) {
             const float f = sg[i], *wi = w + (o * s->sc.cg + i) * s->sc.k;
@@ -249,14 +283,33 @@ SCONV_CLONES static void sconv_weight(const il_dnnl_state *s, const float *w, co
     }
 }
 
-SCONV_CLONES static void sconv_image(const il_dnnl_state *s, const float *x, const float *sv, float *out) {
+/* Part [i0, i1) of the scaled image: pixels where it is channels-last, channels where plain. */
+SCONV_CLONES static void sconv_image(const il_dnnl_state *s, const float *x, const float *sv, float *out, int64_t i0,
+                                     int64_t i1) {
     int64_t C = s->sc.c, sp = s->sc.sp;
     if (s->sc.last)
-        for (int64_t p = 0; p < sp; p++)
+        for (int64_t p = i0; p < i1; p++)
             for (int64_t ch = 0; ch < C; ch++) out[p * C + ch] = x[p * C + ch] * sv[ch];
     else
-        for (int64_t ch = 0; ch < C; ch++)
+        for (int64_t ch = i0; ch < i1; ch++)
             for (int64_t p = 0; p < sp; p++) out[ch * sp + p] = x[ch * sp + p] * sv[ch];
+}
+
+/* The scale of one image into the weight (by_w) or into the image, on the node's threads: a
+ * batch of 1 on two threads otherwise leaves the second idle for a pass over the weight or the
+ * image before each convolution. EfficientNet-B0 batch 1, 2 threads spinning, its 16 ScaledConv
+ * node minimums summed (60 runs, load about 1.8, alternated): 1.560 / 1.565 ms -> 1.447 / 1.450.
+ * An image run by a worker is scaled by that worker (one thread). */
+static void sconv_apply(const il_dnnl_state *s, const float *w, const float *x, const float *sv, float *out) {
+    int64_t n = s->sc.by_w ? s->sc.m : s->sc.last ? s->sc.sp : s->sc.c;
+    int threads = s->threads > 1 && n >= s->threads ? s->threads : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
+        if (s->sc.by_w) sconv_weight(s, w, sv, out, i0, i1);
+        else sconv_image(s, x, sv, out, i0, i1);
+    }
 }
 
 /* prepare: the primitive for the node's shapes, the weight packed, reorders where the layouts the
@@ -269,6 +322,9 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     int64_t ydims[IL_MAX_RANK];
     il_status st = dconv_geom(c, &act, &g, ydims);
     if (st) return st;
+    /* SiLU after the primitive on its output in cache, not as oneDNN's swish post-op (silu_fast.c) */
+    s->silu = act.kind == IL_ACT_SILU && il_cpu_silu_ok();
+    if (s->silu) act.kind = IL_ACT_NONE;
     il_dnnl_use_threads(c, s, (double)g.n * g.m * g.out_sp * (g.c / g.group) * g.k_sp);
     /* A batch whose activations outgrow the caches runs image by image: oneDNN's brgconv on 8
      * images streams them per block of output channels. 1x256x14x14 -> 1024 (1x1, channels-last,
@@ -278,7 +334,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->images = 1;
     s->workers = 1;
     s->sc.on = c->n_in > 4; /* ScaledConv: one image per call, each with its own scale */
-    if (g.n > 1 && (s->sc.on || (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES)) {
+    s->pool.on = c->n_out > 1; /* PooledConv: one image per call, pooled while in cache */
+    if (g.n > 1 && (s->sc.on || s->pool.on || (double)(g.c * g.in_sp + g.m * g.out_sp) * g.n * sizeof(float) >= IL_DNNL_IMAGE_BYTES)) {
         if (s->threads > 1 && image_parallel()) {
             s->workers = (int)(g.n < s->threads ? g.n : s->threads);
             s->threads = 1; /* one each: the primitive is made for it */
@@ -289,9 +346,22 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
             g.n = 1;
         }
     }
+    if (s->pool.on && c->out_cstride) return il_kerr(c, IL_ERR_INTERNAL, "PooledConv writes no strided output");
+    s->pool.last = !!(c->blocked_out & 1);
+    s->pool.n = g.n;
+    s->pool.c = g.m;
+    s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
-    if ((st = make_pd(c, blocked, &g, &act, s->has_z, &pd, &w_user))) return st;
+    if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
+        if (!make_pd(c, blocked, &g, &act, DCONV_Z_ADD, &pd, &w_user)) {
+            if (il_dnnl_fast_impl(pd)) s->z_add = 1;
+            else dnnl_primitive_desc_destroy(pd);
+        }
+        il_error_clear();
+    }
+    if (!s->z_add && (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
+        return st;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
     int64_t xdims[IL_MAX_RANK];
@@ -305,6 +375,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         !(st = dconv_steps(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off)) && s->workers > 1)
         st = dconv_workers(c, s, pd, &xuser, &yuser, &zuser, &w_user, &off);
     dnnl_primitive_desc_destroy(pd);
+    s->pool.part_off = off; /* PooledConv on several threads: their partial sums */
+    if (s->pool.on && s->threads > 1) off += il_dnnl_align((size_t)(s->threads * g.m) * sizeof(float));
     *workspace = off + 64;
     return st;
 }
@@ -321,25 +393,26 @@ static il_status dconv_prepare_wino(il_kctx *c, void **state, size_t *ws) {
 
 /* One call of the primitive of state s (the node's, or a worker's) with the packed weight w on X
  * at x, Y at y and Z at z (the whole batch, or one image). */
-static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char *y, const char *z, const float *sv) {
+static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char *y, const char *z, const float *sv,
+                            float *pool) {
     const il_tensor *B = il_in(c, 2);
     void *src, *dst = il_dnnl_dst_at(c, s, y);
     il_status st = IL_OK;
     if (sv) {
         char *ws = il_dnnl_ws(c);
         if (s->sc.by_w) {
-            sconv_weight(s, c->in[1]->data, sv, (float *)(ws + s->sc.off));
+            sconv_apply(s, c->in[1]->data, NULL, sv, (float *)(ws + s->sc.off));
             il_dnnl_step_set(&s->sc.w_re, DNNL_ARG_SRC, ws + s->sc.off);
             il_dnnl_step_set(&s->sc.w_re, DNNL_ARG_DST, ws + s->sc.pk_off);
             st = il_dnnl_exec(c, &s->sc.w_re);
             w = ws + s->sc.pk_off;
         } else {
-            sconv_image(s, (const float *)x, sv, (float *)(ws + s->sc.off));
+            sconv_apply(s, NULL, (const float *)x, sv, (float *)(ws + s->sc.off));
             x = ws + s->sc.off;
         }
     }
     if (!st) st = il_dnnl_src_at(c, s, x, &src);
-    if (!st && s->has_z) {
+    if (!st && s->has_z && !s->z_add) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, (void *)z);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
@@ -353,10 +426,16 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         il_dnnl_step_set(&s->main, DNNL_ARG_WEIGHTS, w);
         if (B) il_dnnl_step_set(&s->main, DNNL_ARG_BIAS, B->data);
         il_dnnl_step_set(&s->main, DNNL_ARG_DST, dst);
+        if (s->z_add) il_dnnl_step_set(&s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, (void *)z);
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
+        if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);
     }
-    return st ? st : il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st && s->pool.on)
+        il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
+                          (float *)(il_dnnl_ws(c) + s->pool.part_off));
+    return st;
 }
 
 static il_status dconv_run(il_kctx *c) {
@@ -365,7 +444,8 @@ static il_status dconv_run(il_kctx *c) {
     char *x = c->in[0]->data, *y = c->out[0]->data;
     const char *z = Z ? Z->data : NULL;
     const float *sv = S ? S->data : NULL;
-    int64_t sn = s->sc.c; /* scales per image */
+    float *pool = s->pool.on ? c->out[1]->data : NULL;
+    int64_t sn = s->sc.c, pn = s->pool.c; /* scales, means per image */
     il_status st = IL_OK;
     if (s->workers > 1) {
         /* dynamic: on a busy machine one thread may get less of its core than the other */
@@ -373,7 +453,7 @@ static il_status dconv_run(il_kctx *c) {
         for (int64_t i = 0; i < s->images; i++) {
             int t = omp_get_thread_num();
             il_status e = dconv_call(c, t ? &s->more[t - 1] : s, s->w, x + i * s->ximg, y + i * s->yimg,
-                                     z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL);
+                                     z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL, pool ? pool + i * pn : NULL);
             if (e) {
 #pragma omp critical(il_dnnl_conv_err)
                 st = e;
@@ -382,7 +462,8 @@ static il_status dconv_run(il_kctx *c) {
         return st;
     }
     for (int64_t i = 0; i < s->images && !st; i++)
-        st = dconv_call(c, s, s->w, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL);
+        st = dconv_call(c, s, s->w, x + i * s->ximg, y + i * s->yimg, z ? z + i * s->zimg : NULL, sv ? sv + i * sn : NULL,
+                        pool ? pool + i * pn : NULL);
     return st;
 }
 
@@ -461,6 +542,18 @@ static void dconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     *out |= 1;
 }
 
+/* PooledConv: as the convolution, but Y native only where that is channels-last, the one native
+ * layout il_cpu_chan_means reads (P, [N, M, 1, 1], stays plain). */
+static void pconv_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    dconv_layouts(c, in, out);
+    if (!il_dnnl_native_last()) *out &= ~1u;
+}
+static int pconv_wino_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] && dconv_wino_supports(c); }
+static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
+    dconv_wino_layouts(c, in, out);
+    if (!il_dnnl_native_last()) *out &= ~1u;
+}
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
@@ -484,6 +577,15 @@ const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "ScaledConv", "dnnl", 20, sconv_supports, dconv_prepare_blocked, dconv_layouts,
           "oneDNN convolution of X * S (S a channel scale per image) as dnnl: each image's scale goes into a "
           "copy of the weight, packed again (a weight of at most half an image), or into a copy of the image"),
+    {.domain = "ai.inferlab", .op = "PooledConv", .backend = "cpu", .name = "dnnl", .dtypes = IL_DT(IL_F32), .priority = 20,
+     .supports = pconv_supports, .prepare = dconv_prepare_blocked, .run = dconv_run, .release = il_dnnl_release,
+     .layouts = pconv_layouts,
+     .doc = "oneDNN convolution as dnnl, one image per call, each image's channel means taken right after it (in "
+            "cache) for the pool output"},
+    {.domain = "ai.inferlab", .op = "PooledConv", .backend = "cpu", .name = "dnnl-wino", .dtypes = IL_DT(IL_F32),
+     .priority = 25, .supports = pconv_wino_supports, .prepare = dconv_prepare_wino, .run = dconv_run,
+     .release = il_dnnl_release, .layouts = pconv_wino_layouts,
+     .doc = "oneDNN Winograd convolution as dnnl-wino, one image per call, its channel means taken in cache"},
     DCONV("", "Conv", "dnnl-wino", 25, dconv_wino_supports, dconv_prepare_wino, dconv_wino_layouts,
           "oneDNN Winograd convolution (3x3, stride 1); reads and writes the native layout, reordering into its own"),
     DCONV("", "Conv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,

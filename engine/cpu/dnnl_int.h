@@ -83,8 +83,16 @@ typedef struct il_dnnl_state_ {
     size_t src_off, dst_off, scratch_off;     /* parts of the workspace, in bytes from its aligned start */
     size_t zbytes;                            /* the residual's bytes when it is copied, not reordered */
     int has_z;                                /* FusedConv's residual */
+    int silu;                                 /* convolution: SiLU applied after the primitive (silu_fast.c) */
+    int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
+    struct {                                  /* dst_out done by a copy loop (dnnl_layout.c): Y channels-last with pixel
+                                                 stride cs (dense, or a Concat's slice) from the primitive's channels-last
+                                                 (blk 0) or nChw16c (blk 16) of n images, c channels, sp pixels */
+        int on;
+        int64_t blk, n, c, sp, cs, yn, dn;    /* yn, dn: the floats between images of Y and of the primitive's dst */
+    } yc;
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
@@ -101,6 +109,13 @@ typedef struct il_dnnl_state_ {
         size_t off, pk_off;
         il_dnnl_step w_re;
     } sc;
+    /* PooledConv: after each call the channel means of its n images of Y, channels-last (last)
+     * or plain, into the second output (chan_mean.c) */
+    struct {
+        int on, last;
+        int64_t n, c, sp;
+        size_t part_off; /* on several threads: threads x c floats of partial sums in the workspace */
+    } pool;
 } il_dnnl_state;
 
 /* Layouts (dnnl_layout.c): the native descriptor of a rank 3-5 float32 tensor (the layout the
@@ -137,6 +152,8 @@ il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
  * IL_DNNL_SERIAL_MACS, where waking a second thread costs more than it saves. Sets them at once
  * (fill calls it before it creates the primitive, whose work split depends on it). */
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
+/* That bound for the wait policy of this process (INFERLAB_DNNL_SERIAL_MACS replaces it). */
+double il_dnnl_serial_macs(void);
 /* 16M MACs, about 200 us of one AVX-512 core, where idle threads sleep (4M at first). Measured
  * here (2 threads, load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked):
  * tiny_resnet 0.152 ms with every node threaded, 0.062 with the 4M rule; tiny_mobilenet_v2
@@ -170,6 +187,10 @@ il_status il_dnnl_prepare(il_kctx *c, void **state, size_t *workspace, il_dnnl_f
  * what names the primitive in the error. */
 il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const il_act *act,
                      dnnl_primitive_desc_t *pd, const char *what);
+/* The same with a binary add of a tensor of layout add (NULL: none) after the sum: read from the
+ * primitive's argument DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum ? 1 : 0) | DNNL_ARG_SRC_1. */
+il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                         const il_act *act, dnnl_primitive_desc_t *pd, const char *what);
 /* Whether the node's activation attributes parse and oneDNN has post-ops for them. */
 int il_dnnl_act_ok(const il_kctx *c);
 

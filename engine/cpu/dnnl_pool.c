@@ -159,6 +159,7 @@ static int dgpool_supports(const il_kctx *c) {
 typedef struct {
     il_conv_geom g;
     il_dnnl_state *inner; /* the dnnl kernel's state, where it computes */
+    int threads;
 } npool_state;
 
 static int npool_supports(const il_kctx *c) {
@@ -179,6 +180,14 @@ static il_status npool_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_status st = dpool_geom(c, &s->g, pr);
     if (!st && !(c->in[0]->rank == 4 && (c->blocked_in & 1) && (c->blocked_out & 1) && il_dnnl_native_last()))
         st = dpool_prepare(c, (void **)&s->inner, workspace);
+    /* threads only where the pool is large enough to pay for waking them: 4M taps where idle threads
+     * sleep; where they spin (the bound il_dnnl_serial_macs gives then, or below), a fifth of that
+     * bound, 0.1M taps: a pool reads what a convolution on every thread wrote, half of it in the
+     * other core's cache. SqueezeNet batch 1, 2 threads spinning, node minimums over 100 runs,
+     * load about 4, three runs each: 64@111x111 3x3/2 (1.7M taps) 0.145 ms serial -> 0.055-0.060
+     * ms threaded; 256@27x27 3x3/2 (0.39M taps) 0.032-0.033 -> 0.012-0.014 ms. */
+    double bound = il_dnnl_serial_macs() <= IL_DNNL_SERIAL_MACS_SPIN ? il_dnnl_serial_macs() / 5 : 4e6;
+    s->threads = c->threads > 1 && (double)s->g.n * s->g.c * s->g.out_sp * s->g.k_sp >= bound ? c->threads : 1;
     if (st) {
         npool_release(s);
         return st;
@@ -265,8 +274,7 @@ static il_status npool_run(il_kctx *c) {
     const float *x = c->in[0]->data;
     float *y = c->out[0]->data;
     int64_t rows = g->n * g->out[0], xi = g->c * g->in_sp, yi = g->c * g->out_sp;
-    /* threads only where the pool is large enough to pay for waking them (as the oneDNN kernels) */
-    int threads = c->threads > 1 && (double)g->n * g->c * g->out_sp * g->k_sp >= 4e6 ? c->threads : 1;
+    int threads = s->threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
     for (int64_t r = 0; r < rows; r++) npool_row(g, x + r / g->out[0] * xi, y + r / g->out[0] * yi, r % g->out[0]);
     return IL_OK;

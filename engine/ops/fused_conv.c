@@ -89,6 +89,35 @@ static il_status sconv_ref(il_kctx *c) {
     return st;
 }
 
+/* ai.inferlab PooledConv(X, W, B, Z) -> (Y, P): FusedConv, and P = GlobalAveragePool(Y) [N, M, 1,
+ * ...], as pass fuse-se-pool makes of a convolution whose output a squeeze-excitation block pools.
+ * The oneDNN kernel (dnnl_conv.c) takes each image's channel means while it is still in cache. */
+static il_status pconv_view(il_kctx *c, il_kctx *v, il_tensor **in, il_tensor **out) {
+    if (c->n_out != 2 || !c->out[1]) return il_kerr(c, IL_ERR_INVALID, "PooledConv has two outputs, Y and its pool P");
+    *v = *c;
+    in[0] = c->out[0];
+    out[0] = c->out[1];
+    v->in = in, v->out = out, v->n_in = 1, v->n_out = 1;
+    return IL_OK;
+}
+
+static il_status pconv_infer(il_kctx *c) {
+    il_kctx v;
+    il_tensor *in[1], *out[1];
+    il_status st = pconv_view(c, &v, in, out);
+    if (!st) st = fconv_infer(c);
+    return st ? st : il_op_find("", "GlobalAveragePool")->infer(&v);
+}
+
+/* FusedConv's reference, then GlobalAveragePool's on its output. */
+static il_status pconv_ref(il_kctx *c) {
+    il_kctx v;
+    il_tensor *in[1], *out[1];
+    il_status st = pconv_view(c, &v, in, out);
+    if (!st) st = fconv_ref(c);
+    return st ? st : il_op_find("", "GlobalAveragePool")->ref(&v);
+}
+
 /* 2-D geometry; a 1-D convolution is a 2-D one of height 1. */
 typedef struct {
     int64_t H, W, OH, OW, KH, KW, SH, SW, DH, DW, PH, PW;
@@ -261,9 +290,22 @@ static il_status fconv_run(il_kctx *c) {
     return IL_OK;
 }
 
+/* PooledConv without oneDNN: FusedConv's kernel, then each plane's mean (plain NCHW). */
+static int pconv_supports(const il_kctx *c) { return c->n_out == 2 && c->out[1] && fconv_supports(c); }
+
+static il_status pconv_run(il_kctx *c) {
+    il_status st = fconv_run(c);
+    const il_tensor *Y = c->out[0];
+    int64_t n = Y->dims[0], ch = Y->dims[1];
+    if (!st) il_cpu_chan_means(Y->data, 0, n, ch, n * ch > 0 ? il_tensor_numel(Y) / (n * ch) : 0, c->out[1]->data,
+                              c->threads, NULL);
+    return st;
+}
+
 const il_op il_ops_fused_conv[] = {
     {"ai.inferlab", "FusedConv", 1, fconv_infer, fconv_ref, NULL, 0},
     {"ai.inferlab", "ScaledConv", 1, sconv_infer, sconv_ref, NULL, 0},
+    {"ai.inferlab", "PooledConv", 1, pconv_infer, pconv_ref, NULL, 0},
     {0},
 };
 
@@ -272,5 +314,8 @@ const il_kernel il_kernels_fused_conv[] = {
      .priority = 10, .supports = fconv_supports, .prepare = fconv_prepare, .run = fconv_run, .release = free,
      .doc = "im2col + OpenBLAS sgemm over cache-sized column tiles, epilogue per tile; direct loop for depthwise; "
             "geometry and split prepared once"},
+    {.domain = "ai.inferlab", .op = "PooledConv", .backend = "cpu", .name = "im2col-blas", .dtypes = IL_DT(IL_F32),
+     .priority = 10, .supports = pconv_supports, .prepare = fconv_prepare, .run = pconv_run, .release = free,
+     .doc = "FusedConv's im2col-blas kernel, then each plane's mean for the pool output"},
     {0},
 };
