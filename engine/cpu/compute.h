@@ -94,5 +94,8 @@ void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t s
  * has it (0 also with INFERLAB_SILU_POSTOP=1). */
 int il_cpu_silu_ok(void);
 void il_cpu_silu(float *y, int64_t n, int threads);
+/* Both at once on n channels-last images (PooledConv with SiLU): y = silu(y), out[i, c] the mean
+ * of channel c of image i after it; part as for il_cpu_chan_means. Only where il_cpu_silu_ok(). */
+void il_cpu_silu_means(float *y, int64_t n, int64_t C, int64_t sp, float *out, int threads, float *part);
 
 #endif
