@@ -92,26 +92,5 @@ __attribute__((target("avx512f"))) static void silu_sums(float *y, int64_t C, in
 }
 
 void il_cpu_silu_means(float *y, int64_t n, int64_t C, int64_t sp, float *out, int threads, float *part) {
-    float inv = sp ? 1.0f / (float)sp : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        float *yi = y + i * C * sp, *o = out + i * C;
-        if (threads > 1 && part && C * sp >= 32768) {
-#pragma omp parallel num_threads(threads)
-            {
-                int t = omp_get_thread_num(), nt = omp_get_num_threads();
-                silu_sums(yi, C, sp * t / nt, sp * (t + 1) / nt, part + t * C);
-#pragma omp barrier
-#pragma omp for schedule(static)
-                for (int64_t ch = 0; ch < C; ch++) {
-                    float a = 0;
-                    for (int u = 0; u < nt; u++) a += part[u * C + ch];
-                    o[ch] = a * inv;
-                }
-            }
-        } else {
-            silu_sums(yi, C, 0, sp, o);
-            for (int64_t ch = 0; ch < C; ch++) o[ch] *= inv;
-        }
-    }
+    for (int64_t i = 0; i < n; i++) il_cpu_pixel_means(silu_sums, y + i * C * sp, C, sp, out + i * C, threads, part);
 }
-
