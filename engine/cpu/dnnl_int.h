@@ -87,6 +87,12 @@ typedef struct il_dnnl_state_ {
     int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
+    struct {                                  /* dst_out done by a copy loop (dnnl_layout.c): Y channels-last with pixel
+                                                 stride cs (dense, or a Concat's slice) from the primitive's channels-last
+                                                 (blk 0) or nChw16c (blk 16) of n images, c channels, sp pixels */
+        int on;
+        int64_t blk, n, c, sp, cs, yn, dn;    /* yn, dn: the floats between images of Y and of the primitive's dst */
+    } yc;
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */

@@ -180,12 +180,13 @@ static il_status npool_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_status st = dpool_geom(c, &s->g, pr);
     if (!st && !(c->in[0]->rank == 4 && (c->blocked_in & 1) && (c->blocked_out & 1) && il_dnnl_native_last()))
         st = dpool_prepare(c, (void **)&s->inner, workspace);
-    /* threads only where the pool is large enough to pay for waking them, a tap about a MAC (the
-     * oneDNN kernels' bound, at most 4M taps). Where idle threads spin that is 0.5M: SqueezeNet's
-     * first pool (64@111x111 3x3/2, 1.7M taps, batch 1), 2 threads spinning, min of 100 runs,
-     * load 1.5-4: 0.145 ms serial against 0.053 ms on both (half its input is in the other
-     * core's cache, written there by the convolution before it). */
-    double bound = il_dnnl_serial_macs() < 4e6 ? il_dnnl_serial_macs() : 4e6;
+    /* threads only where the pool is large enough to pay for waking them: 4M taps where idle threads
+     * sleep; where they spin (the bound il_dnnl_serial_macs gives then, or below), a fifth of that
+     * bound, 0.1M taps: a pool reads what a convolution on every thread wrote, half of it in the
+     * other core's cache. SqueezeNet batch 1, 2 threads spinning, node minimums over 100 runs,
+     * load about 4, three runs each: 64@111x111 3x3/2 (1.7M taps) 0.145 ms serial -> 0.055-0.060
+     * ms threaded; 256@27x27 3x3/2 (0.39M taps) 0.032-0.033 -> 0.012-0.014 ms. */
+    double bound = il_dnnl_serial_macs() <= IL_DNNL_SERIAL_MACS_SPIN ? il_dnnl_serial_macs() / 5 : 4e6;
     s->threads = c->threads > 1 && (double)s->g.n * s->g.c * s->g.out_sp * s->g.k_sp >= bound ? c->threads : 1;
     if (st) {
         npool_release(s);
