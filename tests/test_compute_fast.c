@@ -88,6 +88,58 @@ static void test_depthwise3x3_random(void) {
     }
 }
 
+/* Conv kernel patch-gemm (engine/cpu/patch_conv.c): windows that neither overlap nor leave gaps,
+ * as ViT's patch embedding: every kernel that takes the node against the reference (rtol 1e-4,
+ * atol 1e-5) on 1-3 threads, patch-gemm among them; sizes that the patches do not divide (the
+ * rest of the image unread), one channel, with and without bias. Declined: overlapping or
+ * gapped windows, padding, dilation, groups, rows under 8 floats, patches past 1 MB (ViT's at
+ * batch 2). */
+static void test_patch_conv(void) {
+    static const int64_t cases[][7] = {
+        /* N  C   H   W   M  KH  KW */
+        {2, 3, 32, 48, 12, 16, 16}, {1, 2, 37, 41, 7, 5, 8}, {3, 1, 8, 80, 5, 8, 10}, {1, 4, 16, 16, 33, 16, 16},
+    };
+    const il_kernel *pk = il_kernel_find("", "Conv", "cpu", "patch-gemm");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pk);
+    for (int i = 0; i < 4; i++)
+        for (int threads = 1; threads <= 3; threads++) {
+            const int64_t *q = cases[i];
+            int64_t xd[4] = {q[0], q[1], q[2], q[3]}, wd[4] = {q[4], q[1], q[5], q[6]}, st[2] = {q[5], q[6]};
+            int has_b = (i + threads) % 2;
+            op_case *r = node("Conv", 2 + has_b, 1);
+            op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+            op_in(r, 1, rnd(IL_F32, 4, wd, -1, 1));
+            if (has_b) op_in(r, 2, rnd(IL_F32, 1, wd, -1, 1));
+            il_node_set_ints(r->g, r->k, "strides", 2, st);
+            r->threads = threads;
+            il_kctx c = {.node = &r->g->nodes[r->k], .opset = 17, .n_in = r->n_in, .n_out = 1, .in = r->in,
+                         .threads = threads, .const_mask = ~(uint64_t)1};
+            CU_ASSERT_TRUE(il_kernel_accepts(pk, &c));
+            char label[96];
+            snprintf(label, sizeof label, "patch conv case %d, %d threads", i, threads);
+            matches(r, label);
+            op_free(r);
+        }
+    for (int no = 0; no < 6; no++) { /* declined */
+        int64_t xd[4] = {1, 2, 32, 32}, wd[4] = {4, 2, 16, no == 4 ? 4 : 16}, st[2] = {16, no == 4 ? 4 : 16};
+        if (no == 5) xd[0] = 2, xd[1] = wd[1] = 3, xd[2] = xd[3] = 224;
+        int64_t pd[4] = {0, 0, 0, 1}, dl[2] = {1, 2};
+        if (no == 0) st[1] = 8;
+        if (no == 3) xd[1] = 4;
+        op_case *r = node("Conv", 2, 1);
+        op_in(r, 0, rnd(IL_F32, 4, xd, -1, 1));
+        op_in(r, 1, rnd(IL_F32, 4, wd, -1, 1));
+        il_node_set_ints(r->g, r->k, "strides", 2, st);
+        if (no == 1) il_node_set_ints(r->g, r->k, "pads", 4, pd);
+        if (no == 2) il_node_set_ints(r->g, r->k, "dilations", 2, dl);
+        if (no == 3) il_node_set_int(r->g, r->k, "group", 2);
+        il_kctx c = {.node = &r->g->nodes[r->k], .opset = 17, .n_in = 2, .n_out = 1, .in = r->in, .threads = 1,
+                     .const_mask = ~(uint64_t)1};
+        CU_ASSERT_FALSE(il_kernel_accepts(pk, &c));
+        op_free(r);
+    }
+}
+
 static void test_convtranspose_fast_random(void) {
     int fails = 0;
     for (int it = 0; it < 80 && fails < 3; it++) {
@@ -385,4 +437,5 @@ static void test_transpose_threads(void) {
 
 IL_SUITE("compute_fast", {"transpose on threads", test_transpose_threads}, {"conv", test_conv_fast_random}, {"convtranspose", test_convtranspose_fast_random},
          {"depthwise 3x3 and 5x5", test_depthwise3x3_random}, {"pool", test_pool_fast_random}, {"norm", test_norm_fast_random}, {"matmul_gemm", test_matmul_fast_random},
-         {"einsum", test_einsum_fast_random}, {"dtypes_and_empty", test_dtypes_and_empty})
+         {"einsum", test_einsum_fast_random}, {"dtypes_and_empty", test_dtypes_and_empty},
+         {"patch-gemm conv (disjoint patches)", test_patch_conv})

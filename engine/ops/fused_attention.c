@@ -264,10 +264,9 @@ static il_status att_ref(il_kctx *c) {
  *     Y_blk = S @ V / rowsum          one sgemm straight into Y, then a scale per row
  *
  * so the scores never leave the thread's cache and the products run at BLAS speed. The blocks
- * are small enough for the score block to stay in L2 (il_tile_rows) and, when the (batch, head)
- * matrices are fewer than the threads or do not divide evenly among them, split further so that
- * every thread gets about the same number of rows. Tasks run in parallel; BLAS then runs on the
- * calling thread (see att_fast). */
+ * are small enough for the score block to stay in L2 (il_tile_rows), and each thread takes an
+ * equal share of all the rows (att_fast). Threads run in parallel; BLAS then runs on the
+ * calling thread. */
 
 /* One row of scaled scores s[0..sk): add the mask row m (element j at m[j * mstride]; NULL for
  * none), then s = exp(s - max). Returns 1 / sum(s) (the caller scales the output row by it).
@@ -460,25 +459,69 @@ small_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *restrict a
         }
 }
 
-/* Query rows per task for `batches` matrices of sq rows over `threads` threads: at most what keeps
- * a block's sk scores per row within il_tile_rows, and, among the splittings into blocks of at
- * least ATT_MIN_ROWS rows, the one whose busiest thread has the fewest rows to do, counting
- * ATT_BLOCK_COST rows' worth of fixed cost per block (two sgemm calls, packing Kt and V again). */
-#define ATT_MIN_ROWS 16
-#define ATT_BLOCK_COST 4
-static int64_t att_block_rows(int64_t batches, int64_t sq, int64_t sk, int threads) {
-    int64_t cap = il_tile_rows(sk), nb0 = (sq + cap - 1) / cap;
-    int64_t best_rb = (sq + nb0 - 1) / nb0, best_cost = -1;
-    if (threads <= 1) return best_rb;
-    for (int64_t nb = nb0; nb == nb0 || (sq + nb - 1) / nb >= ATT_MIN_ROWS; nb++) {
-        int64_t rb = (sq + nb - 1) / nb, blocks = (sq + rb - 1) / rb;
-        int64_t rounds = (batches * blocks + threads - 1) / threads, cost = rounds * (rb + ATT_BLOCK_COST);
-        if (best_cost < 0 || cost < best_cost) best_cost = cost, best_rb = rb;
+/* The per-call state of att_fast. */
+typedef struct {
+    const il_kctx *c;
+    const att_geom *g;
+    const att_args *a;
+    float *y;
+    int rows512; /* long rows with a contiguous mask: softmax_row_avx512 */
+} att_run;
+
+/* Rows i0 .. i0 + n of (batch, head) matrix bi, as above. s: n x Sk scores and n sums; kbuf: d x
+ * Sk floats for MultiHeadAttention's keys transposed, whose head *head holds (-1: none yet). */
+static void att_piece(const att_run *r, int64_t bi, int64_t i0, int64_t n, float *s, float *kbuf, int64_t *head) {
+    const att_geom *g = r->g;
+    const att_args *a = r->a;
+    int64_t sk = g->sk, d = g->d, dv = g->dv, mcol = a->ms[g->lead + 1];
+    float *inv = s + n * sk;
+    att_blk blk;
+    att_block(r->c, g, r->y, bi, i0, &blk);
+    const float *kt = blk.k;
+    int64_t ldk = blk.ldk;
+    if (!blk.kt) { /* the head's keys transposed, d x sk, once for its pieces on this thread */
+        if (*head != bi) il_transpose_f32(kbuf, sk, blk.k, blk.ldk, sk, d);
+        *head = bi;
+        kt = kbuf, ldk = sk;
     }
-    return best_rb;
+    int small = n * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
+    if (small) small_gemm(n, sk, d, a->scale, blk.q, blk.ldq, kt, ldk, s, sk);
+    else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a->scale, blk.q, blk.ldq, kt, ldk, 0.0f, s, sk);
+    else memset(s, 0, (size_t)(n * sk) * sizeof(float));
+    int bad = 0;
+    if (r->rows512) {
+        for (int64_t i = 0; i < n; i++) {
+            int b = 0;
+            inv[i] = softmax_row_avx512(s + i * sk, sk, a->mask ? a->mask + mask_off(g, a, bi, i0 + i) : NULL, &b);
+            if (b) inv[i] = softmax_row(s + i * sk, sk, NULL, 0); /* s holds scores + mask */
+        }
+    } else {
+        for (int64_t i = 0; i < n && !bad; i++)
+            inv[i] = soft_max(s + i * sk, sk, a->mask ? a->mask + mask_off(g, a, bi, i0 + i) : NULL, mcol, &bad);
+        if (!bad) {
+            for (int64_t i = 0; i < n; i++)
+                soft_shift(s + i * sk, sk, a->mask ? a->mask + mask_off(g, a, bi, i0 + i) : NULL, mcol, inv[i]);
+            soft_exp(s, n * sk);
+            for (int64_t i = 0; i < n; i++) inv[i] = soft_sum(s + i * sk, sk);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                inv[i] = softmax_row(s + i * sk, sk, a->mask ? a->mask + mask_off(g, a, bi, i0 + i) : NULL, mcol);
+        }
+    }
+    if (small) small_gemm(n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, blk.y, blk.ldy);
+    else il_sgemm_serial(0, 0, n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, 0.0f, blk.y, blk.ldy);
+    for (int64_t i = 0; i < n; i++) {
+        float f = inv[i], *yr = blk.y + i * blk.ldy;
+#pragma omp simd
+        for (int64_t e = 0; e < dv; e++) yr[e] *= f;
+    }
 }
 
-/* Tasks of rb query rows in parallel, each as above. */
+/* The query rows of all (batch, head) matrices in one sequence, an equal share for each thread
+ * (a contiguous range, cut into pieces where a matrix ends and where a piece's scores would
+ * outgrow il_tile_rows). Blocks of equal size per matrix did worse where the matrices do not
+ * divide among the threads (ViT-tiny's 3 heads on 2 threads: 6 blocks, each packing Kt and V
+ * again, against 4 pieces here). */
 static il_status att_fast(il_kctx *c) {
     att_geom g;
     att_args a;
@@ -493,77 +536,41 @@ static il_status att_fast(il_kctx *c) {
         return IL_OK;
     }
     int threads = c->threads > 0 ? c->threads : 1;
-    int64_t rb = att_block_rows(g.batches, sq, sk, threads), blocks = (sq + rb - 1) / rb, tasks = g.batches * blocks;
-    int par = threads > 1 && tasks > 1 && g.batches * sq * sk * (d + dv) > 32768;
-    int small = rb * sk * (d > dv ? d : dv) <= ATT_SMALL_MACS;
-    /* scores, 1/sum per row, and for MultiHeadAttention the keys of the thread's last head
-     * transposed (then the products are Attention's, whose Kt a Transpose node wrote: sgemm with a
-     * transposed operand, or on K's strided rows, measured slower); head[i]: thread i's last head */
-    size_t per_thread = (size_t)(rb * sk + rb + (g.heads ? d * sk : 0));
+    int64_t cap = il_tile_rows(sk) < sq ? il_tile_rows(sk) : sq, total = g.batches * sq;
+    int par = threads > 1 && total > 1 && g.batches * sq * sk * (d + dv) > 32768;
     int nbuf = par ? threads : 1;
+    /* per thread: scores and 1/sum of up to cap rows, and MultiHeadAttention's keys of the
+     * thread's last head transposed (Attention's products then, whose Kt a Transpose node wrote:
+     * sgemm with a transposed operand, or on K's strided rows, measured slower) */
+    size_t per_thread = (size_t)(cap * sk + cap + (g.heads ? d * sk : 0));
     float *buf = malloc(per_thread * (size_t)nbuf * sizeof(float));
     int64_t *head = malloc((size_t)nbuf * sizeof *head);
-    for (int i = 0; head && i < nbuf; i++) head[i] = -1;
     if (!buf || !head) {
         free(buf), free(head);
         return il_kerr(c, IL_ERR_OOM, "out of memory for the score blocks (%lld x %lld floats per thread)",
-                       (long long)rb, (long long)sk);
+                       (long long)cap, (long long)sk);
     }
-    /* Inside the parallel loop each sgemm must stay on its thread. OpenBLAS (pthreads build) does
-     * so by itself below IL_SMALL_GEMM; above it, it would queue every thread's call on its one
-     * thread pool, so it is told to use one thread until the loop ends. */
+    /* Inside the parallel region each sgemm must stay on its thread. OpenBLAS (pthreads build)
+     * does so by itself below IL_SMALL_GEMM; above it, it would queue every thread's call on its
+     * one thread pool, so it is told to use one thread until the region ends. */
     int blas_threads = openblas_get_num_threads();
-    int64_t biggest = rb * sk * (d > dv ? d : dv);
+    int64_t biggest = cap * sk * (d > dv ? d : dv);
     int solo = par && blas_threads > 1 && biggest >= IL_SMALL_GEMM;
     if (solo) openblas_set_num_threads(1);
-    int64_t mcol = a.ms[g.lead + 1];
     static int avx512 = -1;
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    int rows512 = avx512 && sk >= ATT_ROW_MIN_KEYS && (!a.mask || mcol == 1);
-#pragma omp parallel for num_threads(threads) if (par) schedule(static)
-    for (int64_t t = 0; t < tasks; t++) {
-        int64_t bi = t / blocks, i0 = (t % blocks) * rb, n = sq - i0 < rb ? sq - i0 : rb;
-        float *s = buf + (size_t)omp_get_thread_num() * per_thread, *inv = s + rb * sk;
-        att_blk blk;
-        att_block(c, &g, y, bi, i0, &blk);
-        const float *kt = blk.k;
-        int64_t ldk = blk.ldk;
-        if (!blk.kt) { /* the head's keys transposed, d x sk, once for its blocks on this thread */
-            float *kbuf = inv + rb;
-            if (head[omp_get_thread_num()] != bi) il_transpose_f32(kbuf, sk, blk.k, blk.ldk, sk, d);
-            head[omp_get_thread_num()] = bi;
-            kt = kbuf, ldk = sk;
-        }
-        if (small) small_gemm(n, sk, d, a.scale, blk.q, blk.ldq, kt, ldk, s, sk);
-        else if (d > 0) il_sgemm_serial(0, 0, n, sk, d, a.scale, blk.q, blk.ldq, kt, ldk, 0.0f, s, sk);
-        else memset(s, 0, (size_t)(n * sk) * sizeof(float));
-        int bad = 0;
-        if (rows512) {
-            for (int64_t i = 0; i < n; i++) {
-                int b = 0;
-                inv[i] = softmax_row_avx512(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, &b);
-                if (b) inv[i] = softmax_row(s + i * sk, sk, NULL, 0); /* s holds scores + mask */
-            }
-        } else {
-            for (int64_t i = 0; i < n && !bad; i++)
-                inv[i] = soft_max(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, &bad);
-        }
-        if (rows512) {
-        } else if (!bad) {
-            for (int64_t i = 0; i < n; i++)
-                soft_shift(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol, inv[i]);
-            soft_exp(s, n * sk);
-            for (int64_t i = 0; i < n; i++) inv[i] = soft_sum(s + i * sk, sk);
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                inv[i] = softmax_row(s + i * sk, sk, a.mask ? a.mask + mask_off(&g, &a, bi, i0 + i) : NULL, mcol);
-        }
-        if (small) small_gemm(n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, blk.y, blk.ldy);
-        else il_sgemm_serial(0, 0, n, dv, sk, 1.0f, s, sk, blk.v, blk.ldv, 0.0f, blk.y, blk.ldy);
-        for (int64_t i = 0; i < n; i++) {
-            float f = inv[i], *yr = blk.y + i * blk.ldy;
-#pragma omp simd
-            for (int64_t e = 0; e < dv; e++) yr[e] *= f;
+    att_run r = {c, &g, &a, y, avx512 && sk >= ATT_ROW_MIN_KEYS && (!a.mask || a.ms[g.lead + 1] == 1)};
+#pragma omp parallel num_threads(nbuf) if (par)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *s = buf + (size_t)t * per_thread;
+        head[t] = -1;
+        for (int64_t row = total * t / nt, end = total * (t + 1) / nt; row < end;) {
+            int64_t bi = row / sq, i0 = row % sq, n = sq - i0;
+            if (n > end - row) n = end - row;
+            if (n > cap) n = cap;
+            att_piece(&r, bi, i0, n, s, s + cap * sk + cap, &head[t]);
+            row += n;
         }
     }
     if (solo) openblas_set_num_threads(blas_threads);

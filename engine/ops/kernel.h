@@ -49,6 +49,7 @@ extern const il_kernel il_kernels_cusparselt[];  /* engine/cuda/sparse24.c: MatM
 extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLinearConv, ConvInteger, QConv qgemm */
 extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
+extern const il_kernel il_kernels_patch_conv[]; /* engine/cpu/patch_conv.c: Conv patch-gemm */
 extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: QuantizeLinear avx512 */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
