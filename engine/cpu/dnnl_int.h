@@ -93,6 +93,11 @@ typedef struct il_dnnl_state_ {
         int on;
         int64_t blk, n, c, sp, cs, yn, dn;    /* yn, dn: the floats between images of Y and of the primitive's dst */
     } yc;
+    struct {                                  /* src_in done by a copy loop (dnnl_layout.c): X dense channels-last into
+                                                 the primitive's nChw16c, n images of c channels (whole blocks), sp pixels */
+        int on;
+        int64_t n, c, sp;
+    } xc;
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */

@@ -127,7 +127,7 @@ static void to_last(const il_dnnl_state *s, const float *x, float *y) {
     to_last_part(s, x, y, omp_get_thread_num(), omp_get_num_threads());
 }
 
-/* INFERLAB_DNNL_YCOPY=0: oneDNN's reorder after every primitive, to compare. */
+/* INFERLAB_DNNL_YCOPY=0: oneDNN's reorders around every primitive (not the copy loops below), to compare. */
 static int yc_on(void) {
     const char *e = getenv("INFERLAB_DNNL_YCOPY");
     return !(e && *e == '0');
@@ -200,6 +200,46 @@ static void from_prim(const il_dnnl_state *s, const float *d, float *y) {
     }
 }
 
+/* The other way, before a primitive that computes in nChw16c (Winograd): X dense channels-last of
+ * rank 4 and channels in whole blocks of 16 (sets s->xc). oneDNN's reorder took longer on 2
+ * threads than on 1 for SqueezeNet's squeeze outputs (1x16x55x55: 0.009 against 0.008 ms,
+ * 1x32x27x27 0.006 against 0.002, ONEDNN_VERBOSE minimums). SqueezeNet batch 1, its 8 Winograd
+ * expands (node minimums summed, 150 runs, load about 4.5, alternated twice, both loops against
+ * neither): 2 threads 1.086 / 1.097 -> 1.013 / 1.017 ms, 1 thread 1.736 / 1.725 -> 1.742 / 1.737 ms.
+ * INFERLAB_DNNL_YCOPY=0 turns both loops off. */
+static void find_to_blk(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, il_dnnl_state *s) {
+    dnnl_memory_desc_t a, b;
+    if (from->ndims != 4 || from->data_type != dnnl_f32 || from->dims[1] % 16 ||
+        dnnl_memory_desc_init_by_tag(&a, 4, from->dims, dnnl_f32, dnnl_acdb) || !dnnl_memory_desc_equal(&a, from) ||
+        dnnl_memory_desc_init_by_tag(&b, 4, from->dims, dnnl_f32, dnnl_aBcd16b) || !dnnl_memory_desc_equal(&b, to))
+        return;
+    s->xc.on = 1;
+    s->xc.n = from->dims[0];
+    s->xc.c = from->dims[1];
+    s->xc.sp = from->dims[2] * from->dims[3];
+}
+
+/* Pixels [p0, p1) of every image of X at x into the primitive's nChw16c at d (s->xc). */
+TO_LAST_CLONES static void to_blk_part(const il_dnnl_state *s, const float *x, float *d, int64_t p0, int64_t p1) {
+    int64_t C = s->xc.c, sp = s->xc.sp;
+    for (int64_t n = 0; n < s->xc.n; n++) {
+        const float *xn = x + n * C * sp;
+        float *dn = d + n * C * sp;
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t ch = 0; ch < C; ch += 16)
+                for (int i = 0; i < 16; i++) dn[ch * sp + p * 16 + i] = xn[p * C + ch + i];
+    }
+}
+
+static void to_blk(const il_dnnl_state *s, const float *x, float *d) {
+    int threads = s->threads > 1 ? s->threads : 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        to_blk_part(s, x, d, s->xc.sp * t / nt, s->xc.sp * (t + 1) / nt);
+    }
+}
+
 il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_desc_t *xuser,
                           const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *yuser,
                           const dnnl_memory_desc_t *dst, size_t *off) {
@@ -209,6 +249,7 @@ il_status il_dnnl_io_make(const il_kctx *c, il_dnnl_state *s, const dnnl_memory_
         *off += il_dnnl_align(dnnl_memory_desc_get_size(src));
         st = il_dnnl_reorder_make(c, &s->src_in, xuser, src);
         find_to_last(xuser, src, s);
+        if (yc_on()) find_to_blk(xuser, src, s);
     }
     if (!st && !dnnl_memory_desc_equal(dst, yuser)) {
         s->dst_off = *off;
@@ -227,6 +268,10 @@ il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src
     *src = il_dnnl_ws(c) + s->src_off;
     if (s->last_c) {
         to_last(s, x, *src);
+        return IL_OK;
+    }
+    if (s->xc.on) {
+        to_blk(s, x, *src);
         return IL_OK;
     }
     il_dnnl_step_set(&s->src_in, DNNL_ARG_SRC, x);
