@@ -138,6 +138,21 @@ static void test_silu_fast(void) {
         }
 }
 
+/* A plan holding PooledConvs (each image's SiLU and sums on 2 threads' workers, batch 3) saved
+ * and loaded again computes the same outputs bit for bit. */
+static void test_pooled_conv_plan_file(void) {
+    il_graph *g = se_chain(2, 3, 24, 0, 12, 0);
+    il_plan_opts o = {.threads = 2};
+    il_plan *p = plan_checked(g, &o, 3, "PooledConv, plan file"), *q = NULL;
+    const char *path = il_test_tmp("pooled.plan");
+    IL_ASSERT_OK(il_plan_save(p, path));
+    IL_ASSERT_OK(il_plan_load(path, &o, &q));
+    il_test_plans_agree(p, q, random_input(g, 3));
+    il_plan_free(p);
+    il_plan_free(q);
+    il_graph_free(g);
+}
+
 /* The pass: a depthwise conv's pool read beside its product fused (symbolic batch), a Conv's pool
  * with a second reader fused; a pool that is its conv's only reader, a pool of a Relu, and a pool
  * of the conv's input left alone; outputs equal; lower-fused writes Conv and the pool back. */
@@ -189,4 +204,5 @@ static void test_pooled_conv_split(void) {
 
 IL_SUITE("se-pool", {"fuse-se-pool", test_fuse_se_pool}, {"PooledConv kernels", test_pooled_conv_kernels},
          {"PooledConv split for an accelerator", test_pooled_conv_split},
-         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast})
+         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast},
+         {"PooledConv in a plan file", test_pooled_conv_plan_file})
