@@ -70,7 +70,7 @@ static void cache_stem(const il_variant *v, char *stem, size_t ns, char *tag, si
 }
 
 il_status il_bench_derive(const il_bench_opts *o, const il_variant *v, char *path, size_t n) {
-    char pipeline[256];
+    char pipeline[1024]; /* a preset (-O2 is over 256 characters) or a list given with + */
     if ((!v->pipeline[0] || !strcmp(v->pipeline, "O0")) && !o->n_shapes) {
         snprintf(path, n, "%s", v->model);
         return IL_OK;

@@ -305,46 +305,40 @@ static void test_scaled_conv_split(void) {
     il_graph_free(g);
 }
 
-/* fuse-skip-layernorm's SkipLayerNormalization has no cuda kernel: the plan splits each back into
- * Add and LayerNormalization (tiny BERT's post-LN blocks, tiny ViT's pre-LN ones whose sum is
- * read again); the split graph computes what the fused one does (il_graph_equivalent: random
- * inputs, rtol 1e-3) and verifies. Needs no GPU: the split asks only the registry. */
-static void test_skip_layernorm_split(void) {
-    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_vit_legacy/model.onnx"};
+/* The -O2 graphs of two tiny exports split for an accelerator without the kernel of `op`: split
+ * makes `want` splits in each, the split graph computes what the fused one does
+ * (il_graph_equivalent: random inputs, rtol 1e-3), verifies and holds no `op`; the cpu, which
+ * has the kernel, splits nothing. Needs no GPU: the split asks only the registry. */
+static void check_split(const char *m0, const char *m1, int (*split)(const il_backend_iface *, il_graph *), int want,
+                        const char *op, uint64_t rng) {
+    const char *models[2] = {m0, m1};
     const il_backend_iface cuda = {.name = "cuda"};
     for (int m = 0; m < 2; m++) {
         il_graph *g;
         IL_ASSERT_OK(il_onnx_load(models[m], &g));
         IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.seed = 1}, NULL, 0, NULL));
         il_graph *c = il_graph_clone(g);
-        CU_ASSERT_EQUAL(il_plan_split_skipln(&cuda, c), 4);
-        split_done(g, c, "SkipLayerNormalization", 7);
-        CU_ASSERT_EQUAL(il_plan_split_skipln(&(il_backend_iface){.name = "cpu"}, g), 0); /* the cpu has the kernel */
+        CU_ASSERT_EQUAL(split(&cuda, c), want);
+        split_done(g, c, op, rng);
+        CU_ASSERT_EQUAL(split(&(il_backend_iface){.name = "cpu"}, g), 0);
         il_graph_free(c);
         il_graph_free(g);
     }
 }
 
+/* fuse-skip-layernorm's SkipLayerNormalization has no cuda kernel: the plan splits each back into
+ * Add and LayerNormalization (tiny BERT's post-LN blocks, tiny ViT's pre-LN ones whose sum is
+ * read again). */
+static void test_skip_layernorm_split(void) {
+    check_split(IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_vit_legacy/model.onnx",
+                il_plan_split_skipln, 4, "SkipLayerNormalization", 7);
+}
+
 /* fuse-attention's MultiHeadAttention (the head transposes folded into the attention) has no
- * cuda kernel: the plan writes the Transposes and an Attention back (tiny BERT, both exports);
- * the split graph computes what the fused one does and verifies. Needs no GPU. */
+ * cuda kernel: the plan writes the Transposes and an Attention back (tiny BERT, both exports). */
 static void test_heads_split(void) {
-    static const char *models[] = {IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_bert_dynamo/model.onnx"};
-    const il_backend_iface cuda = {.name = "cuda"};
-    for (int m = 0; m < 2; m++) {
-        il_graph *g;
-        IL_ASSERT_OK(il_onnx_load(models[m], &g));
-        IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.seed = 1}, NULL, 0, NULL));
-        il_graph *c = il_graph_clone(g);
-        CU_ASSERT_EQUAL(il_plan_split_heads(&cuda, c), 2);
-        split_done(g, c, "MultiHeadAttention", 9);
-        int att = 0;
-        for (int k = 0; k < c->n_nodes; k++) att += !c->nodes[k].dead && !strcmp(c->nodes[k].op_type, "Attention");
-        CU_ASSERT_EQUAL(att, 2);
-        CU_ASSERT_EQUAL(il_plan_split_heads(&(il_backend_iface){.name = "cpu"}, g), 0); /* the cpu has the kernel */
-        il_graph_free(c);
-        il_graph_free(g);
-    }
+    check_split(IL_TESTDATA "/tiny_bert_legacy/model.onnx", IL_TESTDATA "/tiny_bert_dynamo/model.onnx",
+                il_plan_split_heads, 2, "MultiHeadAttention", 9);
 }
 
 IL_SUITE("cuda-infer", {"teacher on the GPU = cpu reference", test_teacher},

@@ -252,6 +252,15 @@ static void check_attention(il_graph *g, const char *what) {
 
 /* Attention(Q [.., sq, d], Kt [.., d, sk], V [.., sk, dv], mask) with the leading dims of each
  * given separately (rank r - 2 of them), mask of rank mr with dims md (mr < 0: none). */
+/* g with node `op`(in) of the ai.inferlab domain, scale 1 / sqrt(d), its output the graph's. */
+static il_graph *with_attention(il_graph *g, const char *op, const int *in, int64_t d) {
+    int y = il_graph_value(g, "y");
+    int j = il_graph_add_node(g, op, "ai.inferlab", "att", in[3] >= 0 ? 4 : 3, in, 1, &y);
+    il_node_set_float(g, j, "scale", 1.0f / sqrtf((float)(d > 0 ? d : 1)));
+    il_graph_add_output(g, y);
+    return g;
+}
+
 static il_graph *attention_graph(int r, const int64_t *ql, const int64_t *kl, const int64_t *vl, int64_t sq,
                                  int64_t sk, int64_t d, int64_t dv, int mr, const int64_t *md) {
     il_graph *g = new_graph(17);
@@ -261,11 +270,7 @@ static il_graph *attention_graph(int r, const int64_t *ql, const int64_t *kl, co
     kd[r - 2] = d, kd[r - 1] = sk;
     vd[r - 2] = sk, vd[r - 1] = dv;
     int in[4] = {input(g, "q", r, qd), input(g, "kt", r, kd), input(g, "v", r, vd), mr >= 0 ? input(g, "mask", mr, md) : -1};
-    int y = il_graph_value(g, "y");
-    int j = il_graph_add_node(g, "Attention", "ai.inferlab", "att", mr >= 0 ? 4 : 3, in, 1, &y);
-    il_node_set_float(g, j, "scale", 1.0f / sqrtf((float)(d > 0 ? d : 1)));
-    il_graph_add_output(g, y);
-    return g;
+    return with_attention(g, "Attention", in, d);
 }
 
 static void test_attention_shapes(void) {
@@ -319,11 +324,7 @@ static il_graph *mha_graph(const int64_t *s, int mr, const int64_t *md) {
     int64_t b = s[0], h = s[1], sq = s[2], sk = s[3], d = s[4], dv = s[5];
     int in[4] = {input(g, "q", 4, (int64_t[]){b, sq, h, d}), input(g, "k", 4, (int64_t[]){b, sk, h, d}),
                  input(g, "v", 4, (int64_t[]){b, sk, h, dv}), mr >= 0 ? input(g, "mask", mr, md) : -1};
-    int y = il_graph_value(g, "y");
-    int j = il_graph_add_node(g, "MultiHeadAttention", "ai.inferlab", "mha", mr >= 0 ? 4 : 3, in, 1, &y);
-    il_node_set_float(g, j, "scale", 1.0f / sqrtf((float)(d > 0 ? d : 1)));
-    il_graph_add_output(g, y);
-    return g;
+    return with_attention(g, "MultiHeadAttention", in, d);
 }
 
 /* MultiHeadAttention: fast = ref at 1-3 threads, and both = the unfused graph (the head

@@ -24,15 +24,15 @@ static int pooled(chain *b, int y) {
     return p;
 }
 
-/* A squeeze-excitation block as EfficientNet's after -O2: an expand conv, a depthwise conv with
- * SiLU whose pool is its second output, the scale through two 1x1 convs, the product read by a
- * projection; channels c (64-channel blocks, 16-channel blocks and single channels of the
- * channels-last sums); plain: a Relu also reads the depthwise output, so the plan holds it plain
- * (the plain sums). Outputs: the projection and the pool itself. */
-static il_graph *se_chain(int nsp, int64_t batch, int64_t c, int plain, int64_t hw, int wino) {
+/* A squeeze-excitation block as EfficientNet's after -O2: an expand conv, a convolution whose pool
+ * is its second output (dense 0: a depthwise 3x3 with SiLU, as EfficientNet's; 1: a dense 3x3
+ * with Relu, which Winograd takes; 2: a dense 3x3 with SiLU), the scale through two 1x1 convs,
+ * the product read by a projection; channels c; plain: a Relu also reads the pooled conv's output,
+ * so the plan holds it plain (the plain sums). Outputs: the projection and the pool itself. */
+static il_graph *se_chain(int nsp, int64_t batch, int64_t c, int plain, int64_t hw, int dense) {
     chain b = chain_new(nsp, batch, 8, hw);
     int a = conv(&b, b.g->inputs[0], 8, c, 1, 1, 0, 1, "SiLU", -1);
-    int dw = wino ? conv(&b, a, c, c, 3, 1, 1, 1, "Relu", -1) : conv(&b, a, c, c, 3, 1, 1, c, "SiLU", -1);
+    int dw = conv(&b, a, c, c, 3, 1, 1, dense ? 1 : c, dense == 1 ? "Relu" : "SiLU", -1);
     int gp = pooled(&b, dw);
     int s = conv(&b, conv(&b, gp, c, 6, 1, 1, 0, 1, "SiLU", -1), 6, c, 1, 1, 0, 1, "Sigmoid", -1);
     il_graph_add_output(b.g, conv(&b, node2(&b, "Mul", s, dw), c, 8, 1, 1, 0, 1, NULL, -1));
@@ -42,39 +42,45 @@ static il_graph *se_chain(int nsp, int64_t batch, int64_t c, int plain, int64_t 
 }
 
 /* Each kernel against the reference: dnnl on channels-last values (2-D: 24 and 83 channels, 3-D:
- * 48; the sums' blocks of 64, 48, 32 and 16 channels and single ones each met) and plain ones (83
- * channels), dnnl-wino (3x3s of 32 channels, and of 64 channels on 32x32, where
- * one image's sums are shared out among 2 threads, channels-last and plain), im2col-blas forced (plain sums); batch 1 and 3 (images
- * pooled one by one, shared out on 2 threads), 1 and 2 threads. */
+ * 48: the SiLU pass's sums with their 64-channel chunks and masked tails, the plain sums' blocks of
+ * 64, 48, 32 and 16 channels and single ones) and plain ones (83 channels); a dense 3x3 SiLU conv
+ * of 64 channels on 32x32, where one image's SiLU and sums are shared out among 2 threads; dnnl-wino
+ * (3x3s of 32 and 64 channels with Relu: the sums after its reorder, on 2 threads for 64,
+ * channels-last and plain), im2col-blas forced (plain sums); batch 1 and 3 (images pooled one by
+ * one, shared out on 2 threads), 1 and 2 threads. */
 static void test_pooled_conv_kernels(void) {
     struct {
         int nsp;
         int64_t c, hw;
-        int plain, wino;
-        const char *kernels;
+        int plain, dense;
+        const char *kernel;
     } cases[] = {
-        {2, 24, 12, 0, 0, NULL}, {2, 83, 9, 0, 0, NULL}, {2, 83, 9, 1, 0, NULL}, {3, 48, 5, 0, 0, NULL},
-        {2, 32, 24, 0, 1, NULL}, {2, 64, 32, 0, 1, NULL}, {2, 64, 32, 1, 1, NULL}, {2, 24, 12, 0, 0, "PooledConv=im2col-blas"}, {3, 24, 5, 0, 0, "PooledConv=im2col-blas"},
+        {2, 24, 12, 0, 0, "dnnl"},        {2, 83, 9, 0, 0, "dnnl"},      {2, 83, 9, 1, 0, "dnnl"},
+        {3, 48, 5, 0, 0, "dnnl"},         {2, 64, 32, 0, 2, "dnnl"},     {2, 32, 24, 0, 1, "dnnl-wino"},
+        {2, 64, 32, 0, 1, "dnnl-wino"},   {2, 64, 32, 1, 1, "dnnl-wino"}, {2, 24, 12, 0, 0, "im2col-blas"},
+        {3, 24, 5, 0, 0, "im2col-blas"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         for (int64_t batch = 1; batch <= 3; batch += 2)
             for (int threads = 1; threads <= 2; threads++) {
-                il_graph *g = se_chain(cases[i].nsp, batch, cases[i].c, cases[i].plain, cases[i].hw, cases[i].wino);
-                char what[128];
-                snprintf(what, sizeof what, "PooledConv %d-D, %lld channels%s%s, batch %lld, %d threads", cases[i].nsp,
-                         (long long)cases[i].c, cases[i].plain ? ", plain" : "", cases[i].kernels ? ", im2col-blas" : "",
+                il_graph *g = se_chain(cases[i].nsp, batch, cases[i].c, cases[i].plain, cases[i].hw, cases[i].dense);
+                char what[128], force[64];
+                snprintf(what, sizeof what, "PooledConv %s %d-D, %lld channels%s, batch %lld, %d threads",
+                         cases[i].kernel, cases[i].nsp, (long long)cases[i].c, cases[i].plain ? ", plain" : "",
                          (long long)batch, threads);
-                il_plan_opts o = {.threads = threads, .kernels = cases[i].kernels};
+                snprintf(force, sizeof force, "PooledConv=%s", cases[i].kernel);
+                int forced = strcmp(cases[i].kernel, "dnnl-wino") != 0; /* Winograd: the heuristic's pick */
+                il_plan_opts o = {.threads = threads, .kernels = forced ? force : NULL};
                 il_plan *p = plan_checked(g, &o, batch, what);
-                const char *want = cases[i].kernels ? "im2col-blas" : cases[i].wino ? "dnnl-wino" : "dnnl";
+                int dnnl = strncmp(cases[i].kernel, "dnnl", 4) == 0;
                 for (int k = 0; k < g->n_nodes; k++)
-                    if (!g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "PooledConv") && have_blocked_kernels()) {
+                    if (!g->nodes[k].dead && !strcmp(g->nodes[k].op_type, "PooledConv") && (!dnnl || have_blocked_kernels())) {
                         const il_kernel *kn = il_plan_kernel(p, k);
                         CU_ASSERT_PTR_NOT_NULL_FATAL(kn);
-                        if (strcmp(kn->name, want)) fprintf(stderr, "\n  %s: kernel %s, expected %s\n", what, kn->name, want);
-                        CU_ASSERT_STRING_EQUAL(kn->name, want);
-                        if (!cases[i].kernels)
-                            expect_blocked(p, g, g->nodes[k].outputs[0], !cases[i].plain, what);
+                        if (strcmp(kn->name, cases[i].kernel))
+                            fprintf(stderr, "\n  %s: kernel %s, expected %s\n", what, kn->name, cases[i].kernel);
+                        CU_ASSERT_STRING_EQUAL(kn->name, cases[i].kernel);
+                        if (dnnl) expect_blocked(p, g, g->nodes[k].outputs[0], !cases[i].plain, what);
                     }
                 il_plan_free(p);
                 il_graph_free(g);
@@ -132,6 +138,21 @@ static void test_silu_fast(void) {
         }
 }
 
+/* A plan holding PooledConvs (each image's SiLU and sums on 2 threads' workers, batch 3) saved
+ * and loaded again computes the same outputs bit for bit. */
+static void test_pooled_conv_plan_file(void) {
+    il_graph *g = se_chain(2, 3, 24, 0, 12, 0);
+    il_plan_opts o = {.threads = 2};
+    il_plan *p = plan_checked(g, &o, 3, "PooledConv, plan file"), *q = NULL;
+    const char *path = il_test_tmp("pooled.plan");
+    IL_ASSERT_OK(il_plan_save(p, path));
+    IL_ASSERT_OK(il_plan_load(path, &o, &q));
+    il_test_plans_agree(p, q, random_input(g, 3));
+    il_plan_free(p);
+    il_plan_free(q);
+    il_graph_free(g);
+}
+
 /* The pass: a depthwise conv's pool read beside its product fused (symbolic batch), a Conv's pool
  * with a second reader fused; a pool that is its conv's only reader, a pool of a Relu, and a pool
  * of the conv's input left alone; outputs equal; lower-fused writes Conv and the pool back. */
@@ -183,4 +204,5 @@ static void test_pooled_conv_split(void) {
 
 IL_SUITE("se-pool", {"fuse-se-pool", test_fuse_se_pool}, {"PooledConv kernels", test_pooled_conv_kernels},
          {"PooledConv split for an accelerator", test_pooled_conv_split},
-         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast})
+         {"ScaledConv scaling on 2 threads", test_scaled_conv_threads}, {"SiLU after the convolution", test_silu_fast},
+         {"PooledConv in a plan file", test_pooled_conv_plan_file})

@@ -70,26 +70,38 @@ MEAN_CLONES static void means_plain(const float *y, int64_t C, int64_t sp, float
  * second thread costs more than it saves. */
 #define MEAN_PAR_FLOATS 65536
 
+void il_cpu_pixel_means(il_pixel_sums_fn sums, float *y, int64_t C, int64_t sp, float *out, int threads, float *part) {
+    float inv = sp ? 1.0f / (float)sp : 0.0f;
+    if (threads > 1 && part && C * sp >= MEAN_PAR_FLOATS / 2) {
+#pragma omp parallel num_threads(threads)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            sums(y, C, sp * t / nt, sp * (t + 1) / nt, part + t * C);
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (int64_t ch = 0; ch < C; ch++) {
+                float a = 0;
+                for (int u = 0; u < nt; u++) a += part[u * C + ch];
+                out[ch] = a * inv;
+            }
+        }
+        return;
+    }
+    sums(y, C, 0, sp, out);
+    for (int64_t ch = 0; ch < C; ch++) out[ch] *= inv;
+}
+
+/* means_last over pixels [p0, p1), as il_cpu_pixel_means calls it. */
+static void sums_last(float *y, int64_t C, int64_t p0, int64_t p1, float *out) { means_last(y + p0 * C, C, p1 - p0, out); }
+
 void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
                        float *part) {
     float inv = sp ? 1.0f / (float)sp : 0.0f;
-    if (threads > 1 && n * C * sp >= MEAN_PAR_FLOATS && (n > 1 || !last || part)) {
-        if (n == 1 && last) {
-#pragma omp parallel num_threads(threads)
-            {
-                int t = omp_get_thread_num(), nt = omp_get_num_threads();
-                int64_t p0 = sp * t / nt, p1 = sp * (t + 1) / nt;
-                means_last(y + p0 * C, C, p1 - p0, part + t * C);
-#pragma omp barrier
-#pragma omp for schedule(static)
-                for (int64_t ch = 0; ch < C; ch++) {
-                    float a = 0;
-                    for (int u = 0; u < nt; u++) a += part[u * C + ch];
-                    out[ch] = a * inv;
-                }
-            }
-            return;
-        }
+    if (n == 1 && last) { /* the image's pixels shared out (y is only read) */
+        il_cpu_pixel_means(sums_last, (float *)y, C, sp, out, n * C * sp >= MEAN_PAR_FLOATS ? threads : 1, part);
+        return;
+    }
+    if (threads > 1 && n * C * sp >= MEAN_PAR_FLOATS) {
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t i = 0; i < n * (last ? 1 : C); i++) {
             if (last) means_last(y + i * C * sp, C, sp, out + i * C);

@@ -89,10 +89,20 @@ static inline int il_is_f32_f64(il_dtype t) { return t == IL_F32 || t == IL_F64;
 void il_cpu_chan_means(const float *y, int last, int64_t n, int64_t C, int64_t sp, float *out, int threads,
                        float *part);
 
+/* The means of one channels-last image's C channels over its sp pixels: sums(y, C, p0, p1, row)
+ * writes the sums of pixels [p0, p1) into row (and may rewrite those pixels); on several threads
+ * (given part, threads x C floats, and an image of at least 32K floats) each sums its share of the
+ * pixels into its row of part, and the rows are added (chan_mean.c). */
+typedef void (*il_pixel_sums_fn)(float *y, int64_t C, int64_t p0, int64_t p1, float *out);
+void il_cpu_pixel_means(il_pixel_sums_fn sums, float *y, int64_t C, int64_t sp, float *out, int threads, float *part);
+
 /* y = y * sigmoid(y) over n floats on up to `threads` threads, with AVX-512 (silu_fast.c: the
  * oneDNN convolutions' SiLU, faster than oneDNN's post-op); il_cpu_silu_ok() says whether the CPU
  * has it (0 also with INFERLAB_SILU_POSTOP=1). */
 int il_cpu_silu_ok(void);
 void il_cpu_silu(float *y, int64_t n, int threads);
+/* Both at once on n channels-last images (PooledConv with SiLU): y = silu(y), out[i, c] the mean
+ * of channel c of image i after it; part as for il_cpu_chan_means. Only where il_cpu_silu_ok(). */
+void il_cpu_silu_means(float *y, int64_t n, int64_t C, int64_t sp, float *out, int threads, float *part);
 
 #endif

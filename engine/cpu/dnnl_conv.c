@@ -415,6 +415,12 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         if (s->z_add) il_dnnl_step_set(&s->main, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, (void *)z);
         il_dnnl_step_set(&s->main, DNNL_ARG_SCRATCHPAD, il_dnnl_ws(c) + s->scratch_off);
         st = il_dnnl_exec(c, &s->main);
+        /* PooledConv writing Y where it lies, channels-last: the pool's sums in the SiLU's pass */
+        if (!st && s->silu && s->pool.on && s->pool.last && dst == (void *)y) {
+            il_cpu_silu_means((float *)y, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
+                              (float *)(il_dnnl_ws(c) + s->pool.part_off));
+            return IL_OK;
+        }
         if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);
     }
     if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);

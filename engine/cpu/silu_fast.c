@@ -68,3 +68,29 @@ void il_cpu_silu(float *y, int64_t n, int threads) {
     }
     silu_span(y, n);
 }
+
+/* Channels-last image y (sp pixels of C channels): y = silu(y) and each channel's sum of the
+ * result into out, in one pass (PooledConv with SiLU: the pool's sums taken from registers, not
+ * read back); pixels [p0, p1), 64 channels at a time in four vector sums, the last vector of a
+ * chunk masked. */
+__attribute__((target("avx512f"))) static void silu_sums(float *y, int64_t C, int64_t p0, int64_t p1, float *out) {
+    for (int64_t c0 = 0; c0 < C; c0 += 64) {
+        int nv = (int)((C - c0 + 15) / 16 < 4 ? (C - c0 + 15) / 16 : 4);
+        __mmask16 last = (C - c0) % 16 && nv * 16 > C - c0 ? (__mmask16)((1u << ((C - c0) % 16)) - 1) : 0xffff;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t p = p0; p < p1; p++) {
+            float *row = y + p * C + c0;
+            for (int v = 0; v < nv; v++) {
+                __mmask16 m = v == nv - 1 ? last : 0xffff;
+                __m512 x = silu16(_mm512_maskz_loadu_ps(m, row + 16 * v));
+                _mm512_mask_storeu_ps(row + 16 * v, m, x);
+                a[v] = _mm512_add_ps(a[v], x);
+            }
+        }
+        for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(out + c0 + 16 * v, v == nv - 1 ? last : 0xffff, a[v]);
+    }
+}
+
+void il_cpu_silu_means(float *y, int64_t n, int64_t C, int64_t sp, float *out, int threads, float *part) {
+    for (int64_t i = 0; i < n; i++) il_cpu_pixel_means(silu_sums, y + i * C * sp, C, sp, out + i * C, threads, part);
+}

@@ -101,22 +101,17 @@ static il_status pconv_view(il_kctx *c, il_kctx *v, il_tensor **in, il_tensor **
     return IL_OK;
 }
 
-static il_status pconv_infer(il_kctx *c) {
+/* Shape inference (ref 0) or the reference (1): FusedConv's, then GlobalAveragePool's on Y. */
+static il_status pconv_steps(il_kctx *c, int ref) {
     il_kctx v;
     il_tensor *in[1], *out[1];
     il_status st = pconv_view(c, &v, in, out);
-    if (!st) st = fconv_infer(c);
-    return st ? st : il_op_find("", "GlobalAveragePool")->infer(&v);
+    if (!st) st = ref ? fconv_ref(c) : fconv_infer(c);
+    const il_op *gap = il_op_find("", "GlobalAveragePool");
+    return st ? st : ref ? gap->ref(&v) : gap->infer(&v);
 }
-
-/* FusedConv's reference, then GlobalAveragePool's on its output. */
-static il_status pconv_ref(il_kctx *c) {
-    il_kctx v;
-    il_tensor *in[1], *out[1];
-    il_status st = pconv_view(c, &v, in, out);
-    if (!st) st = fconv_ref(c);
-    return st ? st : il_op_find("", "GlobalAveragePool")->ref(&v);
-}
+static il_status pconv_infer(il_kctx *c) { return pconv_steps(c, 0); }
+static il_status pconv_ref(il_kctx *c) { return pconv_steps(c, 1); }
 
 /* 2-D geometry; a 1-D convolution is a 2-D one of height 1. */
 typedef struct {
