@@ -22,6 +22,14 @@ static int sconv(chain *b, int x, int s, int64_t cin, int64_t m, int64_t k, int6
     return y;
 }
 
+/* A SiLU depthwise conv of x (24 channels) and, in *s, its squeeze-excitation scale. */
+static int se_dw(chain *b, int x, int *s) {
+    int dw = conv(b, x, 24, 24, 3, 1, 1, 24, "SiLU", -1);
+    int gp = pool(b, "GlobalAveragePool", dw, 0, 0, 0, 0);
+    *s = conv(b, conv(b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1), 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+    return dw;
+}
+
 /* ScaledConv (engine/cpu/dnnl_conv.c) reading a native depthwise output and its squeeze-excitation
  * scale: a 1x1 projection whose weight is small beside an image (the scale goes into the weight),
  * a grouped 3x3 with a residual and Relu whose weight is not (into a copy of the image), a grouped
@@ -32,10 +40,8 @@ static void test_scaled_conv(void) {
         for (int64_t batch = 1; batch <= 3; batch += 2)
             for (int threads = 1; threads <= 2; threads++) {
                 chain b = chain_new(nsp, batch, 8, nsp == 2 ? 12 : 6);
-                int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "SiLU", -1);
-                int dw = conv(&b, a, 24, 24, 3, 1, 1, 24, "SiLU", -1);
-                int gp = pool(&b, "GlobalAveragePool", dw, 0, 0, 0, 0);
-                int s2 = conv(&b, conv(&b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1), 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+                int a = conv(&b, b.g->inputs[0], 8, 24, 3, 1, 1, 1, "SiLU", -1), s2;
+                int dw = se_dw(&b, a, &s2);
                 int p1 = sconv(&b, dw, s2, 24, 8, 1, 1, NULL, -1);
                 int z = conv(&b, a, 24, 40, 1, 1, 0, 1, NULL, -1);
                 int p2 = sconv(&b, dw, s2, 24, 40, 3, 2, "Relu", z);
@@ -157,10 +163,8 @@ static void test_two_threads(void) {
                     else unsetenv("INFERLAB_DNNL_SERIAL_MACS");
                     chain b = chain_new(nsp, batch, 3, nsp == 2 ? 41 : 9);
                     int a = conv(&b, b.g->inputs[0], 3, 24, 3, 2, 1, 1, "SiLU", -1);
-                    int mp = pool(&b, "MaxPool", a, 3, 1, 1, 0);
-                    int dw = conv(&b, mp, 24, 24, 3, 1, 1, 24, "SiLU", -1);
-                    int gp = pool(&b, "GlobalAveragePool", dw, 0, 0, 0, 0);
-                    int s2 = conv(&b, conv(&b, gp, 24, 6, 1, 1, 0, 1, "SiLU", -1), 6, 24, 1, 1, 0, 1, "Sigmoid", -1);
+                    int mp = pool(&b, "MaxPool", a, 3, 1, 1, 0), s2;
+                    int dw = se_dw(&b, mp, &s2);
                     int p1 = sconv(&b, dw, s2, 24, 9, 1, 1, NULL, -1);
                     int z = conv(&b, mp, 24, 40, 1, 1, 0, 1, NULL, -1);
                     int p2 = sconv(&b, dw, s2, 24, 40, 3, 2, "Relu", z);

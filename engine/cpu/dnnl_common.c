@@ -65,6 +65,11 @@ double il_dnnl_serial_macs(void) {
     return e && *e ? atof(e) : pol && !strcasecmp(pol, "passive") ? IL_DNNL_SERIAL_MACS : IL_DNNL_SERIAL_MACS_SPIN;
 }
 
+int il_dnnl_env_on(const char *name) {
+    const char *e = getenv(name);
+    return !(e && *e == '0');
+}
+
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs) {
     s->threads = c->threads > 1 && macs < il_dnnl_serial_macs() ? 1 : c->threads;
     if (s->threads > 0) omp_set_num_threads(s->threads);

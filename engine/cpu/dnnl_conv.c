@@ -174,14 +174,7 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
 /* Whether a batch too large for the caches runs its images in parallel (one per thread, each on a
  * one-thread primitive) rather than one call of the primitive on all threads;
  * INFERLAB_DNNL_IMAGE_PAR=0 turns it off, to compare. */
-static int image_parallel(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("INFERLAB_DNNL_IMAGE_PAR");
-        v = !(e && *e == '0');
-    }
-    return v;
-}
+static int image_parallel(void) { return il_dnnl_env_on("INFERLAB_DNNL_IMAGE_PAR"); }
 
 /* Whether a residual is read by a binary add post-op where it lies rather than copied into Y for a
  * sum post-op: the copy was a serial pass over Z beside a primitive on every thread. ResNet-50
@@ -190,14 +183,7 @@ static int image_parallel(void) {
  * ms with the copy against 22.93 / 22.79 without; 1 thread 47.04 / 48.15 against 47.17 / 47.92
  * (level). Where oneDNN has no fast kernel with the add (Winograd), the sum stays.
  * INFERLAB_DNNL_Z_ADD=0 turns it off, to compare. */
-static int z_add_on(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("INFERLAB_DNNL_Z_ADD");
-        v = !(e && *e == '0');
-    }
-    return v;
-}
+static int z_add_on(void) { return il_dnnl_env_on("INFERLAB_DNNL_Z_ADD"); }
 
 /* The workers - 1 more states of a convolution whose images run in parallel: each its own
  * primitive object (the same jitted kernel), memory objects, stream and workspace parts. */

@@ -159,6 +159,8 @@ il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst);
 void il_dnnl_use_threads(const il_kctx *c, il_dnnl_state *s, double macs);
 /* That bound for the wait policy of this process (INFERLAB_DNNL_SERIAL_MACS replaces it). */
 double il_dnnl_serial_macs(void);
+/* An INFERLAB_DNNL_* switch of the environment, read when a kernel is prepared: on unless it is 0. */
+int il_dnnl_env_on(const char *name);
 /* 16M MACs, about 200 us of one AVX-512 core, where idle threads sleep (4M at first). Measured
  * here (2 threads, load 10 on 2 cores, p50 of 300 runs, -O2, before layouts were kept blocked):
  * tiny_resnet 0.152 ms with every node threaded, 0.062 with the 4M rule; tiny_mobilenet_v2

@@ -128,10 +128,7 @@ static void to_last(const il_dnnl_state *s, const float *x, float *y) {
 }
 
 /* INFERLAB_DNNL_YCOPY=0: oneDNN's reorders around every primitive (not the copy loops below), to compare. */
-static int yc_on(void) {
-    const char *e = getenv("INFERLAB_DNNL_YCOPY");
-    return !(e && *e == '0');
-}
+static int yc_on(void) { return il_dnnl_env_on("INFERLAB_DNNL_YCOPY"); }
 
 /* Where the reorder after a primitive is from its dense channels-last or nChw16c result (whole
  * blocks: Winograd's) of rank 4 into channels-last values with a pixel stride (a dense Y, or the channels of a Concat
