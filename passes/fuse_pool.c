@@ -9,7 +9,7 @@
  * after fuse-se-scale). Float32 images of rank 3-5 only. The oneDNN kernel (dnnl_conv.c) runs the
  * convolution one image at a time and takes each image's channel means while it is in cache;
  * EfficientNet-B0's 17 pools read each depthwise output back from memory at batch 8 (2.6% of its
- * one-thread run, docs/cpu_speed.md).
+ * one-thread run, docs/cpu_speed_sessions.md).
  */
 #include "pass_util.h"
 

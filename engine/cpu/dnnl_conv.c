@@ -316,7 +316,7 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
      * images streams them per block of output channels. 1x256x14x14 -> 1024 (1x1, channels-last,
      * one thread, min of 15, load 7-9): 0.59 ms an image against 5.6-13.6 ms for 8 images in one
      * call; 1x64x56x56 -> 256: 0.60-0.63 against 5.6-10.3 ms. On more threads the images are
-     * shared out among them, each on a one-thread primitive (docs/cpu_speed.md). */
+     * shared out among them, each on a one-thread primitive (docs/cpu_speed_sessions.md). */
     s->images = 1;
     s->workers = 1;
     s->sc.on = c->n_in > 4; /* ScaledConv: one image per call, each with its own scale */
