@@ -300,128 +300,120 @@ il_status il_plan_rerun(il_plan *p) {
     return st ? st : p->acc->sync();
 }
 
-/* The accelerator's kernels have no ai.inferlab ScaledConv (pass fuse-se-scale's fusion of a
- * squeeze-excitation product into the convolution it feeds, which only the cpu's oneDNN kernel
- * computes): on the plan's own copy of the graph each becomes Mul(X, S) and FusedConv(X*S, W, B,
- * Z) again, so both run on the device instead of the node falling back to the cpu. Returns how
- * many were split (0: g untouched). */
 /* acc lacks a kernel for ai.inferlab op `op`: its nodes are to be split. */
 static int acc_lacks(const il_backend_iface *acc, const char *op) {
     const il_kernel *ks[4];
     return acc && il_kernels_of("ai.inferlab", op, acc->name, 1, ks, 4) <= 0;
 }
 
-/* Node n is a live ai.inferlab `op`. */
-static int live_fused(const il_node *n, const char *op) {
-    return !n->dead && !strcmp(n->op_type, op) && !strcmp(n->domain, "ai.inferlab");
+/* Where acc has no kernel for ai.inferlab `op`, each live node of it that `one` rewrites (one
+ * returns 0 to leave a node whole; it may add nodes, which moves g->nodes) becomes the op `to`.
+ * Returns how many were split (0: g untouched). */
+static int split_each(const il_backend_iface *acc, il_graph *g, const char *op, const char *to,
+                      int (*one)(il_graph *g, int k)) {
+    if (!acc_lacks(acc, op)) return 0;
+    int n0 = g->n_nodes, count = 0;
+    for (int k = 0; k < n0; k++) {
+        il_node *n = &g->nodes[k];
+        if (n->dead || strcmp(n->op_type, op) || strcmp(n->domain, "ai.inferlab") || !one(g, k)) continue;
+        n = &g->nodes[k];
+        free(n->op_type);
+        n->op_type = strdup(to);
+        count++;
+    }
+    return count;
+}
+
+/* ScaledConv (pass fuse-se-scale's fusion of a squeeze-excitation product into the convolution
+ * it feeds, which only the cpu's oneDNN kernel computes): Mul(X, S) and FusedConv(X*S, W, B, Z)
+ * again, so both run on the device instead of the node falling back to the cpu. */
+static int split_scaled(il_graph *g, int k) {
+    if (g->nodes[k].n_inputs != 5) return 0;
+    char name[512];
+    int in[2] = {g->nodes[k].inputs[0], g->nodes[k].inputs[4]};
+    snprintf(name, sizeof name, "%s_scaled", g->nodes[k].name);
+    int m = il_graph_new_value(g, name);
+    snprintf(name, sizeof name, "%s_scale", g->nodes[k].name);
+    il_graph_add_node(g, "Mul", "", name, 2, in, 1, &m); /* may move g->nodes */
+    g->nodes[k].inputs[0] = m;
+    g->nodes[k].n_inputs = 4;
+    return 1;
 }
 
 int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g) {
-    if (!acc_lacks(acc, "ScaledConv")) return 0;
-    int n0 = g->n_nodes, count = 0;
-    char name[512];
-    for (int k = 0; k < n0; k++) {
-        il_node *n = &g->nodes[k];
-        if (!live_fused(n, "ScaledConv") || n->n_inputs != 5) continue;
-        int in[2] = {n->inputs[0], n->inputs[4]};
-        snprintf(name, sizeof name, "%s_scaled", n->name);
-        int m = il_graph_new_value(g, name);
-        snprintf(name, sizeof name, "%s_scale", n->name);
-        il_graph_add_node(g, "Mul", "", name, 2, in, 1, &m); /* may move g->nodes */
-        n = &g->nodes[k];
-        n->inputs[0] = m;
-        n->n_inputs = 4;
-        free(n->op_type);
-        n->op_type = strdup("FusedConv");
-        count++;
-    }
-    return count;
+    return split_each(acc, g, "ScaledConv", "FusedConv", split_scaled);
 }
 
-/* Nor ai.inferlab PooledConv (pass fuse-se-pool's convolution whose second output is the global
- * average pool of its first): each becomes FusedConv(X, W, B, Z) -> Y and GlobalAveragePool(Y)
- * -> P again. Returns how many were split. */
+/* PooledConv (pass fuse-se-pool's convolution whose second output is the global average pool of
+ * its first): FusedConv(X, W, B, Z) -> Y and GlobalAveragePool(Y) -> P again. */
+static int split_pooled(il_graph *g, int k) {
+    if (g->nodes[k].n_outputs != 2) return 0;
+    char name[512];
+    int y = g->nodes[k].outputs[0], p = g->nodes[k].outputs[1];
+    snprintf(name, sizeof name, "%s_pool", g->nodes[k].name);
+    il_graph_add_node(g, "GlobalAveragePool", "", name, 1, &y, 1, &p); /* may move g->nodes */
+    g->nodes[k].n_outputs = 1;
+    return 1;
+}
+
 int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g) {
-    if (!acc_lacks(acc, "PooledConv")) return 0;
-    int n0 = g->n_nodes, count = 0;
-    char name[512];
-    for (int k = 0; k < n0; k++) {
-        il_node *n = &g->nodes[k];
-        if (!live_fused(n, "PooledConv") || n->n_outputs != 2) continue;
-        int y = n->outputs[0], p = n->outputs[1];
-        snprintf(name, sizeof name, "%s_pool", n->name);
-        il_graph_add_node(g, "GlobalAveragePool", "", name, 1, &y, 1, &p); /* may move g->nodes */
-        n = &g->nodes[k];
-        n->n_outputs = 1;
-        free(n->op_type);
-        n->op_type = strdup("FusedConv");
-        count++;
-    }
-    return count;
+    return split_each(acc, g, "PooledConv", "FusedConv", split_pooled);
 }
 
-/* Nor has it ai.inferlab SkipLayerNormalization (pass fuse-skip-layernorm's residual Add +
- * LayerNorm, a cpu kernel): each becomes Add(input, skip) [+ Add(bias)] writing its sum output
- * (or a new value) and an ai.inferlab LayerNormalization of the last axis, the ops the
- * accelerator placed before the fusion. Returns how many were split. */
+/* SkipLayerNormalization (pass fuse-skip-layernorm's residual Add + LayerNorm, a cpu kernel):
+ * Add(input, skip) [+ Add(bias)] writing its sum output (or a new value) and an ai.inferlab
+ * LayerNormalization of the last axis, the ops the accelerator placed before the fusion. */
+static int split_skipln(il_graph *g, int k) {
+    il_node *n = &g->nodes[k];
+    if (n->n_inputs < 3) return 0;
+    char name[512];
+    int bias = n->n_inputs > 4 ? n->inputs[4] : -1, in[2] = {n->inputs[0], n->inputs[1]};
+    int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
+    snprintf(name, sizeof name, "%s_sum", n->name);
+    int s = sum >= 0 && bias < 0 ? sum : il_graph_new_value(g, name);
+    il_graph_add_node(g, "Add", "", name, 2, in, 1, &s); /* may move g->nodes */
+    if (bias >= 0) {
+        int b[2] = {s, bias};
+        snprintf(name, sizeof name, "%s_bias", g->nodes[k].name);
+        s = sum >= 0 ? sum : il_graph_new_value(g, name);
+        il_graph_add_node(g, "Add", "", name, 2, b, 1, &s);
+    }
+    n = &g->nodes[k];
+    n->inputs[0] = s;
+    n->inputs[1] = n->inputs[2];
+    n->inputs[2] = n->n_inputs > 3 ? n->inputs[3] : -1;
+    n->n_inputs = n->inputs[2] >= 0 ? 3 : 2;
+    if (n->n_outputs > 3) n->n_outputs = 3;
+    il_node_set_int(g, k, "axis", -1);
+    return 1;
+}
+
 int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g) {
-    if (!acc_lacks(acc, "SkipLayerNormalization")) return 0;
-    int n0 = g->n_nodes, count = 0;
-    char name[512];
-    for (int k = 0; k < n0; k++) {
-        il_node *n = &g->nodes[k];
-        if (!live_fused(n, "SkipLayerNormalization") || n->n_inputs < 3) continue;
-        int bias = n->n_inputs > 4 ? n->inputs[4] : -1, in[2] = {n->inputs[0], n->inputs[1]};
-        int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
-        snprintf(name, sizeof name, "%s_sum", n->name);
-        int s = sum >= 0 && bias < 0 ? sum : il_graph_new_value(g, name);
-        il_graph_add_node(g, "Add", "", name, 2, in, 1, &s); /* may move g->nodes */
-        if (bias >= 0) {
-            int b[2] = {s, bias};
-            snprintf(name, sizeof name, "%s_bias", g->nodes[k].name);
-            s = sum >= 0 ? sum : il_graph_new_value(g, name);
-            il_graph_add_node(g, "Add", "", name, 2, b, 1, &s);
-        }
-        n = &g->nodes[k];
-        n->inputs[0] = s;
-        n->inputs[1] = n->inputs[2];
-        n->inputs[2] = n->n_inputs > 3 ? n->inputs[3] : -1;
-        n->n_inputs = n->inputs[2] >= 0 ? 3 : 2;
-        if (n->n_outputs > 3) n->n_outputs = 3;
-        free(n->op_type);
-        n->op_type = strdup("LayerNormalization");
-        il_node_set_int(g, k, "axis", -1);
-        count++;
-    }
-    return count;
+    return split_each(acc, g, "SkipLayerNormalization", "LayerNormalization", split_skipln);
 }
 
-/* Nor has it ai.inferlab MultiHeadAttention (fuse-attention's attention on the heads' layout, a
- * cpu kernel): each becomes the head Transposes of Q, K, V, an Attention and the context's
- * Transpose back, as the exports had them. Returns how many were split. */
-int il_plan_split_heads(const il_backend_iface *acc, il_graph *g) {
-    if (!acc_lacks(acc, "MultiHeadAttention")) return 0;
+/* MultiHeadAttention (fuse-attention's attention on the heads' layout, a cpu kernel): the head
+ * Transposes of Q, K, V, an Attention and the context's Transpose back, as the exports had them. */
+static int split_heads(il_graph *g, int k) {
     static const int64_t split[4] = {0, 2, 1, 3}, keys[4] = {0, 2, 3, 1};
     static const char *const what[4] = {"q", "k", "v", "merge"};
-    int n0 = g->n_nodes, count = 0;
+    il_node *n = &g->nodes[k];
+    if (n->n_inputs < 3 || n->n_outputs != 1) return 0;
     char name[512];
-    for (int k = 0; k < n0; k++) {
-        il_node *n = &g->nodes[k];
-        if (!live_fused(n, "MultiHeadAttention") || n->n_inputs < 3 || n->n_outputs != 1) continue;
-        int io[4] = {n->inputs[0], n->inputs[1], n->inputs[2], n->outputs[0]}, t[4];
-        for (int i = 0; i < 4; i++) {
-            snprintf(name, sizeof name, "%s_heads_%s", g->nodes[k].name, what[i]);
-            t[i] = il_graph_new_value(g, name);
-            int in = i < 3 ? io[i] : t[i], out = i < 3 ? t[i] : io[3];
-            int j = il_graph_add_node(g, "Transpose", "", name, 1, &in, 1, &out); /* may move g->nodes */
-            il_node_set_ints(g, j, "perm", 4, i == 1 ? keys : split);
-        }
-        n = &g->nodes[k];
-        for (int i = 0; i < 3; i++) n->inputs[i] = t[i];
-        n->outputs[0] = t[3];
-        free(n->op_type);
-        n->op_type = strdup("Attention");
-        count++;
+    int io[4] = {n->inputs[0], n->inputs[1], n->inputs[2], n->outputs[0]}, t[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s_heads_%s", g->nodes[k].name, what[i]);
+        t[i] = il_graph_new_value(g, name);
+        int in = i < 3 ? io[i] : t[i], out = i < 3 ? t[i] : io[3];
+        int j = il_graph_add_node(g, "Transpose", "", name, 1, &in, 1, &out); /* may move g->nodes */
+        il_node_set_ints(g, j, "perm", 4, i == 1 ? keys : split);
     }
-    return count;
+    n = &g->nodes[k];
+    for (int i = 0; i < 3; i++) n->inputs[i] = t[i];
+    n->outputs[0] = t[3];
+    return 1;
+}
+
+int il_plan_split_heads(const il_backend_iface *acc, il_graph *g) {
+    return split_each(acc, g, "MultiHeadAttention", "Attention", split_heads);
 }
