@@ -339,7 +339,11 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
-    if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
+    /* the residual read where it lies, where oneDNN has a fast kernel for it; not where Y lies
+     * over Z (plan_layout.c): the sum post-op then finds Z in place with nothing to copy, on
+     * brgconv, which takes no binary add in oneDNN 2.6 (and oneDNN does not promise that a
+     * binary post-op may read the destination's own memory) */
+    if (s->has_z && z_add_on() && !(c->out_over_in >> 3 & 1)) {
         if (!make_pd(c, blocked, &g, &act, DCONV_Z_ADD, &pd, &w_user)) {
             if (il_dnnl_fast_impl(pd)) s->z_add = 1;
             else dnnl_primitive_desc_destroy(pd);
@@ -546,6 +550,11 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     if (!il_dnnl_native_last()) *out &= ~1u;
 }
 
+/* Y may take Z's slot (plan_layout.c): the sum post-op adds what the destination holds, and
+ * every path puts Z there before the primitive runs (the reorder into Winograd's layout, or
+ * nothing where Y already lies over Z). */
+static int dconv_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
@@ -555,7 +564,7 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 #define DCONV(dom, op_, nm, prio, sup, prep, lay, doc_)                                                            \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
      .supports = sup, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
-     .layouts = lay, .strided_out = lay != NULL}
+     .layouts = lay, .strided_out = lay != NULL, .writes_over = dconv_over}
 
 const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,
