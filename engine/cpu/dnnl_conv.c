@@ -72,6 +72,19 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
     return IL_OK;
 }
 
+/* Winograd F(4x4,3x3) rather than oneDNN's F(2x2,3x3) (IL_DNNL_WINO4_BYTES): where the weight is
+ * small and the plane large. This Xeon, oneDNN 2.6, one thread, the primitive alone with Relu,
+ * min of 60, its weight read cold from 30 copies (as in a network) then hot, 2x3 against 4x3:
+ * 64 -> 64 at 56x56 0.82 / 0.61 ms (hot 0.80 / 0.56), 32 at 56x56 0.32 / 0.20, 96 at 28x28
+ * 0.40 / 0.36, 64 at 28x28 0.20 / 0.18; but 128 at 28x28 0.74 / 0.80 (hot 0.71 / 0.64), 256 at
+ * 14x14 1.23 / 1.39, 512 at 7x7 1.87 / 3.13, 64 at 14x14 0.050 / 0.053. Two threads: 64 at
+ * 56x56 0.41 / 0.35, 128 at 28x28 0.42 / 0.51. INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
+static const char *wino_prefer(const il_conv_geom *g) {
+    if ((double)g->c * (double)g->m * 36 * sizeof(float) > IL_DNNL_WINO4_BYTES || g->out_sp < IL_DNNL_WINO4_PIXELS)
+        return NULL;
+    return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
+}
+
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
@@ -125,7 +138,7 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
             return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
         return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
     }
-    return il_dnnl_pd(c, &cd, zmode != DCONV_Z_NONE, act, pd, "convolution");
+    return il_dnnl_pd_pick(c, &cd, zmode != DCONV_Z_NONE, NULL, act, wino ? wino_prefer(g) : NULL, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
