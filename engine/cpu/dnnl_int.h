@@ -183,6 +183,10 @@ int il_dnnl_env_on(const char *name);
  * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
 
+/* Max pool output row oh of one channels-last image x of geometry g into y (dnnl_pool.c's native
+ * kernel; ConvPool pools its bands with it, a band being an image of that band's rows). */
+void il_dnnl_pool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh);
+
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);
 /* The shared prepare: a zeroed state, fill(c, state, workspace, arg) with oneDNN's threads set to
