@@ -37,10 +37,6 @@ typedef struct {
  * parameter count. */
 il_status il_act_parse(const il_kctx *c, il_act *a);
 
-/* ConvPool (conv_pool.c): a view of node n as its MaxPool, the attributes named pool_X as X in
- * attrs (cap of them, which keep n's strings); their count, -1 past cap. */
-int il_conv_pool_view(const il_node *n, il_node *pool, il_attr *attrs, int cap);
-
 /* The activation of one element, in double (reference kernels) and float (fast kernels). */
 static inline double il_act_d(const il_act *a, double x) {
     switch (a->kind) {
