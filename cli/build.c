@@ -110,9 +110,11 @@ int cmd_build(int argc, char **argv) {
         while (j < nn && strcmp(names[j], name)) j++;
         if (j == nn && nn < 64) names[nn] = name, counts[nn++] = 0;
         if (j < nn) counts[j]++;
+        const char *why = il_plan_kernel_why(p, k);
         if (verbose)
-            printf("  %-40.40s %-20s %-4s %s\n", g->nodes[k].name, g->nodes[k].op_type, il_plan_on_acc(p, k) ? "cuda" : "cpu",
-                   kn ? kn->name : "(folded at build)");
+            printf("  %-40.40s %-20s %-4s %s%s%s\n", g->nodes[k].name, g->nodes[k].op_type,
+                   il_plan_on_acc(p, k) ? "cuda" : "cpu", kn ? kn->name : "(folded at build)", why ? "  # " : "",
+                   why ? why : "");
     }
     il_plan_tactic_stats(p, &timed, &cached);
     struct stat sb;
@@ -128,7 +130,13 @@ int cmd_build(int argc, char **argv) {
     }
     for (int j = 0; j < nn; j++) printf(" %s x%d%s", names[j], counts[j], j + 1 < nn ? "," : "");
     printf("\n  tactics %s", e.tactics == IL_TACTICS_TIMED ? "timed" : "heuristic");
-    if (e.tactics == IL_TACTICS_TIMED) printf(" (%d nodes timed, %d from the cache)", timed, cached);
+    if (e.tactics == IL_TACTICS_TIMED) {
+        int segs, seg_timed, seg_cached;
+        il_plan_segment_stats(p, &segs, &seg_timed, &seg_cached);
+        printf(" (%d nodes timed, %d from the cache; picks unlike the heuristic's charged in the plan: %s)", timed,
+               cached, seg_cached ? "from the cache" : seg_timed ? "plans run" : "none to charge");
+        (void)segs;
+    }
     printf("; peak activations %.3f MB; file %.3f MB\n", (double)il_plan_peak_bytes(p) / 1e6, (double)fsize / 1e6);
     printf("  build %.3f s: passes %.3f s, plan %.3f s, write %.3f s\n", t3 - t0, t1 - t0, t2 - t1, t3 - t2);
     char head[4096];

@@ -610,6 +610,24 @@ void il_plan_copies(const il_plan *p, int *acc_nodes, int *fallback, int64_t *up
 int il_plan_on_acc(const il_plan *p, int k);
 /* Tactic statistics of the build: nodes whose kernel was chosen by timing, and by the cache. */
 void il_plan_tactic_stats(const il_plan *p, int *timed, int *cached);
+/* The timed tactic's second stage (engine/tactics_cost.c): segments of nodes whose alone pick
+ * differs from the heuristic's, charged in the plan (timed: their plans run; cached: the choice
+ * came from the timing cache, nothing run). */
+void il_plan_segment_stats(const il_plan *p, int *segments, int *timed, int *cached);
+/* Why node k runs its kernel under the timed tactic (the alone timings and the charged cost of
+ * its segment), NULL where nothing was timed (heuristic, forced, a single candidate). */
+const char *il_plan_kernel_why(const il_plan *p, int k);
+/* The timed tactic's clock, replaceable so tests can feed costs (NULL: the machine's clock).
+ * alone: seconds per run of kernel kn on node k of plan p, by itself on the node's real shapes
+ * (< 0: cannot be timed). in_plan: seconds of every node (times[k], indexed like the graph's
+ * nodes) in one run of the built plan q on inputs, in q's own layouts and in-place Concats;
+ * nonzero when it cannot run. Either may be NULL (the machine's clock for that one). */
+typedef struct il_tactic_timer {
+    double (*alone)(const il_plan *p, int k, const il_kernel *kn, void *user);
+    int (*in_plan)(il_plan *q, il_tensor *const *inputs, int n_inputs, double *times, void *user);
+    void *user;
+} il_tactic_timer;
+void il_tactics_set_timer(const il_tactic_timer *t);
 /* Plan files (engine/plan_file.c): the graph after passes, the kernel of every node, their
  * prepared state where a kernel can save it, the memory plan, and a header (format, inferlab
  * version, backend, machine, options). il_plan_load refuses a plan of another version, format,

@@ -386,6 +386,7 @@ void il_plan_free(il_plan *p) {
     free(p->vals);
     free(p->heap);
     free(p->times);
+    free(p->tinfo);
     free(p->kernels_spec);
     free(p->cache_path);
     free(p->dims_spec);

@@ -448,16 +448,7 @@ il_status il_plan_load(const char *path, const il_plan_opts *o, il_plan **out) {
     il_bind binds[16];
     static char bnames[16][64];
     head_get(head, sl[0], "dims", tmp, sizeof tmp);
-    po.n_binds = 0;
-    for (char *s = tmp, *e; *s && po.n_binds < 16; s = e + (*e ? 1 : 0)) {
-        e = s + strcspn(s, ",");
-        char *eq = memchr(s, '=', (size_t)(e - s));
-        if (!eq || eq - s >= 64) break;
-        memcpy(bnames[po.n_binds], s, (size_t)(eq - s));
-        bnames[po.n_binds][eq - s] = 0;
-        binds[po.n_binds] = (il_bind){bnames[po.n_binds], atoll(eq + 1)};
-        po.n_binds++;
-    }
+    po.n_binds = il_plan_parse_dims(tmp, binds, bnames, 16);
     po.binds = binds;
     po.tactics = IL_TACTICS_HEURISTIC;
     po.kernels = NULL;
@@ -520,4 +511,18 @@ il_status il_plan_apply_memplan(il_plan *p, const void *mp, size_t len) {
     if (r.bad || r.at != r.n) return il_error(IL_ERR_PARSE, "its memory plan does not match its graph");
     p->arena_bytes = arena;
     return IL_OK;
+}
+
+int il_plan_parse_dims(const char *spec, il_bind *binds, char (*names)[64], int max) {
+    int n = 0;
+    for (const char *s = spec ? spec : "", *e; *s && n < max; s = e + (*e ? 1 : 0)) {
+        e = s + strcspn(s, ",");
+        const char *eq = memchr(s, '=', (size_t)(e - s));
+        if (!eq || eq - s >= 64) break;
+        memcpy(names[n], s, (size_t)(eq - s));
+        names[n][eq - s] = 0;
+        binds[n] = (il_bind){names[n], atoll(eq + 1)};
+        n++;
+    }
+    return n;
 }

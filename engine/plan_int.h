@@ -37,6 +37,8 @@ struct il_plan {
     void **heap;        /* per value: heap buffer owned by the run, or NULL */
     double *times;
     int n_timed, n_cached; /* tactic statistics */
+    struct il_tactic_info *tinfo; /* per node, timed tactic only (tactics_int.h) */
+    int n_segments, seg_timed, seg_cached; /* the charge stage (tactics_cost.c) */
     /* an accelerator backend (plan_device.c); all NULL/0 for cpu-only plans */
     const il_backend_iface *acc;
     unsigned char *on_acc;          /* per node: runs on acc */
@@ -63,6 +65,9 @@ struct il_plan {
  * memory plan a plan file stored (plan_file.c's MEMP section); either may be NULL. */
 il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const char *const *names, const void *mp,
                                size_t mp_len, il_plan **out);
+/* The symbolic dims a plan was built with ("name=v,...", p->dims_spec) as binds, their names
+ * copied into names; returns how many (at most max): plan_file.c. */
+int il_plan_parse_dims(const char *spec, il_bind *binds, char (*names)[64], int max);
 /* Lay the stored memory plan over p (sizes already computed): plan_file.c. */
 il_status il_plan_apply_memplan(il_plan *p, const void *mp, size_t len);
 

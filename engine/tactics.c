@@ -12,7 +12,7 @@
  *     line): a second build of the same model times nothing, and a cache from another machine
  *     is ignored (and rewritten for this one).
  */
-#include "plan_int.h"
+#include "tactics_int.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -112,12 +112,9 @@ il_status il_kernel_spec_check(const char *spec) {
 
 /* ---------------------------------------------------------------- timing cache */
 
-typedef struct {
-    char **keys, **names;
-    int n, cap, dirty;
-} tcache;
+typedef il_tcache tcache;
 
-static void cache_put(tcache *c, const char *key, const char *name) {
+void il_tcache_put(tcache *c, const char *key, const char *name) {
     for (int i = 0; i < c->n; i++)
         if (!strcmp(c->keys[i], key)) {
             free(c->names[i]);
@@ -135,7 +132,7 @@ static void cache_put(tcache *c, const char *key, const char *name) {
     c->dirty = 1;
 }
 
-static const char *cache_get(const tcache *c, const char *key) {
+const char *il_tcache_get(const tcache *c, const char *key) {
     for (int i = 0; i < c->n; i++)
         if (!strcmp(c->keys[i], key)) return c->names[i];
     return NULL;
@@ -164,7 +161,7 @@ static void cache_load(tcache *c, const char *path) {
             char *tab = strrchr(line, '\t');
             if (!tab || tab == line || !tab[1]) continue;
             *tab = 0;
-            cache_put(c, line, tab + 1);
+            il_tcache_put(c, line, tab + 1);
         }
     }
     c->dirty = 0;
@@ -188,7 +185,7 @@ static il_status cache_save(const tcache *c, const char *path) {
 
 /* What makes two nodes time alike: op, opset, backend, threads, inputs (dtype, shape, constant or
  * not) and attributes. No tabs or newlines (the file's separators). */
-static void node_key(const il_kctx *c, const char *backend, char *key, size_t n) {
+void il_tactics_node_key(const il_kctx *c, const char *backend, char *key, size_t n) {
     const il_node *nd = c->node;
     size_t o = 0;
 #define PUT(...) (o += (size_t)snprintf(key + o, o < n ? n - o : 0, __VA_ARGS__))
@@ -363,22 +360,27 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
     /* accelerator kernels are not timed here (their data would have to live on the device) */
     if (p->o.tactics != IL_TACTICS_TIMED || nok < 2 || p->s->folded[k] || p->on_acc[k]) return IL_OK;
 
+    struct il_tactic_info *ti = &p->tinfo[k];
+    *ti = (struct il_tactic_info){.heur = best, .alone = -1, .heur_alone = -1};
     char key[2048];
-    node_key(&c, backend, key, sizeof key);
-    const char *hit = cache_get(cache, key);
+    il_tactics_node_key(&c, backend, key, sizeof key);
+    const char *hit = il_tcache_get(cache, key);
     if (hit)
         for (int i = 0; i < nok; i++)
             if (!strcmp(ok[i]->name, hit)) {
                 p->kern[k] = ok[i];
                 p->n_cached++;
+                ti->cached = 1;
+                snprintf(ti->why, sizeof ti->why, "alone: %s (timing cache)", hit);
                 return IL_OK;
             }
     double tbest = -1, tprio = -1;
+    const il_tactic_timer *tm = il_tactics_timer();
     for (int i = 0; i < nok; i++) {
         /* the reference is the readable oracle, never the fast choice, and timing it on a big layer
          * cost most of a build (ResNet-18: 90 s of timed build, nearly all of it in ref) */
         if (!strcmp(ok[i]->name, "ref")) continue;
-        double t = time_kernel(p, k, ok[i], &c);
+        double t = tm && tm->alone ? tm->alone(p, k, ok[i], tm->user) : time_kernel(p, k, ok[i], &c);
         if (ok[i] == best) tprio = t;
         if (t >= 0 && (tbest < 0 || t < tbest)) tbest = t, p->kern[k] = ok[i];
     }
@@ -387,7 +389,15 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
      * plain "int8" kernel, as fast as the channels-last "dnnl" one, and broke the chains there) */
     if (tprio >= 0 && tbest >= 0.95 * tprio) p->kern[k] = best, tbest = tprio;
     p->n_timed++;
-    if (tbest >= 0) cache_put(cache, key, p->kern[k]->name);
+    ti->alone = tbest;
+    ti->heur_alone = tprio;
+    if (p->kern[k] == best)
+        snprintf(ti->why, sizeof ti->why, "alone: %s %.3f ms (the heuristic's pick; none 5%% faster)", best->name,
+                 tbest * 1e3);
+    else
+        snprintf(ti->why, sizeof ti->why, "alone: %s %.3f ms < %s %.3f ms", p->kern[k]->name, tbest * 1e3, best->name,
+                 tprio * 1e3);
+    if (tbest >= 0) il_tcache_put(cache, key, p->kern[k]->name);
     return IL_OK;
 }
 
@@ -395,8 +405,13 @@ il_status il_plan_choose_kernels(il_plan *p) {
     il_status st = il_kernel_spec_check(p->o.kernels);
     if (st) return st;
     tcache cache = {0};
-    if (p->o.tactics == IL_TACTICS_TIMED && p->o.timing_cache) cache_load(&cache, p->o.timing_cache);
+    int timed = p->o.tactics == IL_TACTICS_TIMED && !p->names;
+    free(p->tinfo);
+    p->tinfo = timed ? calloc((size_t)p->g->n_nodes + 1, sizeof *p->tinfo) : NULL;
+    if (timed && !p->tinfo) return il_error(IL_ERR_OOM, "out of memory choosing kernels");
+    if (timed && p->o.timing_cache) cache_load(&cache, p->o.timing_cache);
     for (int j = 0; j < p->n_order && !st; j++) st = choose(p, p->order[j], &cache);
+    if (!st && timed) st = il_tactics_charge(p, &cache);
     if (!st && cache.dirty && p->o.timing_cache) st = cache_save(&cache, p->o.timing_cache);
     cache_free(&cache);
     return st;
