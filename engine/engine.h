@@ -269,6 +269,10 @@ const char *il_attr_string(const il_node *n, const char *name, const char *dflt)
 /* INTS/FLOATS: returns the count (0 when absent) and sets *out to the array (not copied). */
 int il_attr_ints(const il_node *n, const char *name, const int64_t **out);
 int il_attr_floats(const il_node *n, const char *name, const float **out);
+/* ai.inferlab ConvPool (engine/ops/conv_pool.c) node n seen as its MaxPool: *pool a shallow copy of
+ * n whose attributes are n's pool_X ones named X, in attrs (cap entries; names and values still
+ * n's); their count, -1 past cap. */
+int il_conv_pool_view(const il_node *n, il_node *pool, il_attr *attrs, int cap);
 
 /* Rewriting. */
 void il_graph_remove_node(il_graph *g, int k);            /* marks dead */

@@ -298,11 +298,13 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     for (int k = 0; k < g->n_nodes && p->acc; k++)
         scaled |= !g->nodes[k].dead &&
                   (!strcmp(g->nodes[k].op_type, "ScaledConv") || !strcmp(g->nodes[k].op_type, "PooledConv") ||
+                   !strcmp(g->nodes[k].op_type, "ConvPool") ||
                    !strcmp(g->nodes[k].op_type, "SkipLayerNormalization") || !strcmp(g->nodes[k].op_type, "MultiHeadAttention"));
     if (!st && scaled) { /* the accelerator's kernels may lack it: split on our own copy (plan_device.c) */
         il_graph *c = p->own_graph ? p->own_graph : il_graph_clone(g);
         st = c ? IL_OK : IL_ERR_OOM;
-        if (c && il_plan_split_scaled(p->acc, c) + il_plan_split_pooled(p->acc, c) + il_plan_split_skipln(p->acc, c) +
+        if (c && il_plan_split_scaled(p->acc, c) + il_plan_split_pooled(p->acc, c) + il_plan_split_convpool(p->acc, c) +
+                     il_plan_split_skipln(p->acc, c) +
                      il_plan_split_heads(p->acc, c)) {
             il_shapes_free(p->s);
             p->s = NULL;

@@ -96,6 +96,8 @@ il_status il_plan_device_setup(il_plan *p);
 int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g);
 /* The same for PooledConv: FusedConv and GlobalAveragePool again. */
 int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g);
+/* The same for ConvPool: FusedConv and MaxPool again. */
+int il_plan_split_convpool(const il_backend_iface *acc, il_graph *g);
 /* The same for SkipLayerNormalization: Add [+ Add] and LayerNormalization again. */
 int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g);
 /* The same for MultiHeadAttention: the head Transposes around an Attention again. */

@@ -157,8 +157,9 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
     il_status st = il_dnnl_step_make(c, &s->main, pd);
     if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, off);
     /* the sum post-op adds what dst holds: Z, in the primitive's layout */
-    if (!st && s->has_z && !s->z_add && !dnnl_memory_desc_equal(dst, zuser))
+    if (!st && s->has_z && !s->z_add && !s->z_loop && !dnnl_memory_desc_equal(dst, zuser))
         st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
+    s->yc.relu = s->z_loop == 2;
     s->scratch_off = *off;
     *off += il_dnnl_align(scratch);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
@@ -211,6 +212,7 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         dnnl_stream_t strm;
         m->has_z = s->has_z;
         m->z_add = s->z_add;
+        m->z_loop = s->z_loop;
         m->threads = 1;
         m->images = s->images;
         m->sc = s->sc;
@@ -236,6 +238,33 @@ static il_status dconv_ymd(const il_kctx *c, dnnl_memory_desc_t *md, const int64
     dnnl_dims_t st = {ydims[2] * ydims[3] * c->out_cstride, 1, ydims[3] * c->out_cstride, c->out_cstride};
     IL_DNNL(c, dnnl_memory_desc_init_by_strides(md, 4, d, dnnl_f32, st));
     return IL_OK;
+}
+
+/* Winograd with a residual: the primitive without it (and without the Relu, which comes after the
+ * add), Z added and Relu taken in the copy loop that brings the nChw16c result out to channels-last
+ * (dnnl_layout.c), rather than Z reordered into the primitive's dst first for a sum post-op.
+ * Where the loop cannot (another activation, Y or Z not dense channels-last) the sum stays.
+ * INFERLAB_DNNL_Z_LOOP=0 turns it off, to compare. Sets s->z_loop and makes *pd where it can. */
+static int dconv_z_loop(il_kctx *c, il_dnnl_state *s, int blocked, const il_conv_geom *g, const il_act *act,
+                        int64_t *ydims, dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
+    const il_act none = {IL_ACT_NONE, 0, 0};
+    dnnl_memory_desc_t yu;
+    if (!s->has_z || blocked != DCONV_WINO || s->silu || s->sc.on || s->pool.on || !il_dnnl_env_on("INFERLAB_DNNL_Z_LOOP") ||
+        (act->kind != IL_ACT_NONE && act->kind != IL_ACT_RELU) || !(c->blocked_in >> 3 & 1) || !il_dnnl_native_last())
+        return 0;
+    ydims[0] = g->n;
+    if (make_pd(c, blocked, g, &none, DCONV_Z_NONE, pd, w_user)) {
+        il_error_clear();
+        return 0;
+    }
+    if (il_dnnl_fast_impl(*pd) && !dconv_ymd(c, &yu, ydims) &&
+        il_dnnl_ycopy_z_ok(dnnl_primitive_desc_query_md(*pd, dnnl_query_dst_md, 0), &yu)) {
+        s->z_loop = act->kind == IL_ACT_RELU ? 2 : 1;
+        return 1;
+    }
+    il_error_clear();
+    dnnl_primitive_desc_destroy(*pd);
+    return 0;
 }
 
 /* ScaledConv: how each image's scale is applied. Into the weight where the weight is at most an
@@ -363,7 +392,8 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
         }
         il_error_clear();
     }
-    if (!s->z_add && (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
+    if (!s->z_add && !dconv_z_loop(c, s, blocked, &g, &act, ydims, &pd, &w_user) &&
+        (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
         return st;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
@@ -415,7 +445,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         }
     }
     if (!st) st = il_dnnl_src_at(c, s, x, &src);
-    if (!st && s->has_z && !s->z_add) {
+    if (!st && s->has_z && !s->z_add && !s->z_loop) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, (void *)z);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
@@ -440,7 +470,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         }
         if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);
     }
-    if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st) st = s->z_loop ? il_dnnl_dst_done_z(c, s, dst, y, z) : il_dnnl_dst_done_at(c, s, dst, y);
     if (!st && s->pool.on)
         il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
                           (float *)(il_dnnl_ws(c) + s->pool.part_off));
@@ -565,7 +595,8 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 
 /* Y may take Z's slot (plan_layout.c): the sum post-op adds what the destination holds, and
  * every path puts Z there before the primitive runs (the reorder into Winograd's layout, or
- * nothing where Y already lies over Z). */
+ * nothing where Y already lies over Z); Winograd's copy loop out of nChw16c (z_loop) reads each
+ * element of Z before it writes Y's there. */
 static int dconv_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
 
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this

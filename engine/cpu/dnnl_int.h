@@ -85,6 +85,7 @@ typedef struct il_dnnl_state_ {
     int has_z;                                /* FusedConv's residual */
     int silu;                                 /* convolution: SiLU applied after the primitive (silu_fast.c) */
     int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
+    int z_loop;                               /* Winograd: Z added (then Relu where 2) by the copy loop out of nChw16c */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
     struct {                                  /* dst_out done by a copy loop (dnnl_layout.c): Y channels-last with pixel
@@ -92,6 +93,7 @@ typedef struct il_dnnl_state_ {
                                                  (blk 0) or nChw16c (blk 16) of n images, c channels, sp pixels */
         int on;
         int64_t blk, n, c, sp, cs, yn, dn;    /* yn, dn: the floats between images of Y and of the primitive's dst */
+        int relu;                             /* z_loop: Relu after the residual */
     } yc;
     struct {                                  /* src_in done by a copy loop (dnnl_layout.c): X dense channels-last into
                                                  the primitive's nChw16c, n images of c channels (whole blocks), sp pixels */
@@ -144,6 +146,10 @@ il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
 il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src);
 void *il_dnnl_dst_at(const il_kctx *c, const il_dnnl_state *s, void *y);
 il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y);
+/* Whether the reorder from a primitive's nChw16c dst `from` into Y `to` is the copy loop, which can
+ * then add a residual Z (dense channels-last) on the way: il_dnnl_dst_done_z, Y = act(dst + Z). */
+int il_dnnl_ycopy_z_ok(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
+il_status il_dnnl_dst_done_z(const il_kctx *c, il_dnnl_state *s, void *dst, void *y, const void *z);
 /* A kernel whose one primitive pd reads X (SRC) and writes Y (DST), a pool say: its step with
  * those arguments and the scratchpad, the reorders between the layouts the plan holds X and Y in
  * (xuser, yuser) and pd's, the workspace laid out; il_dnnl_io_run is its run. */
@@ -189,6 +195,10 @@ int il_dnnl_env_on(const char *name);
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
+
+/* Max pool output row oh of one channels-last image x of geometry g into y (dnnl_pool.c's native
+ * kernel; ConvPool pools its bands with it, a band being an image of that band's rows). */
+void il_dnnl_pool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh);
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);
