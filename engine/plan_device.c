@@ -360,6 +360,32 @@ int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g) {
     return split_each(acc, g, "PooledConv", "FusedConv", split_pooled);
 }
 
+/* ConvPool (pass fuse-conv-pool's convolution whose output only a max pool reads, a cpu kernel):
+ * FusedConv(X, W, B) into a new Y and MaxPool(Y) -> P with the pool_ attributes under their own
+ * names; the FusedConv keeps the rest (ops read the attributes they know). */
+static int split_convpool(il_graph *g, int k) {
+    char name[512];
+    snprintf(name, sizeof name, "%s_conv", g->nodes[k].name);
+    int y = il_graph_new_value(g, name), p = g->nodes[k].outputs[0];
+    snprintf(name, sizeof name, "%s_pool", g->nodes[k].name);
+    int j = il_graph_add_node(g, "MaxPool", "", name, 1, &y, 1, &p); /* may move g->nodes */
+    il_node view;
+    il_attr at[8];
+    int n = il_conv_pool_view(&g->nodes[k], &view, at, 8);
+    for (int i = 0; i < n; i++) {
+        il_attr *d = il_node_add_attr(g, j, at[i].name, at[i].type);
+        free(d->name); /* il_attr_copy copies the name too */
+        il_attr_copy(d, &at[i]);
+    }
+    g->nodes[k].outputs[0] = y;
+    g->values[y].producer = k;
+    return 1;
+}
+
+int il_plan_split_convpool(const il_backend_iface *acc, il_graph *g) {
+    return split_each(acc, g, "ConvPool", "FusedConv", split_convpool);
+}
+
 /* SkipLayerNormalization (pass fuse-skip-layernorm's residual Add + LayerNorm, a cpu kernel):
  * Add(input, skip) [+ Add(bias)] writing its sum output (or a new value) and an ai.inferlab
  * LayerNormalization of the last axis, the ops the accelerator placed before the fusion. */

@@ -28,6 +28,7 @@ struct il_plan {
      * the byte offset of its first channel there, and the output's channels (its pixel stride) */
     int *cat_root;
     int64_t *cat_off, *cstride;
+    int *over;          /* per value: the input value whose slot it may take (plan_layout.c), or -1 */
     int64_t *offset;    /* per value: arena offset or -1 */
     int64_t *size;      /* per value: planned bytes */
     int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */
@@ -95,6 +96,8 @@ il_status il_plan_device_setup(il_plan *p);
 int il_plan_split_scaled(const il_backend_iface *acc, il_graph *g);
 /* The same for PooledConv: FusedConv and GlobalAveragePool again. */
 int il_plan_split_pooled(const il_backend_iface *acc, il_graph *g);
+/* The same for ConvPool: FusedConv and MaxPool again. */
+int il_plan_split_convpool(const il_backend_iface *acc, il_graph *g);
 /* The same for SkipLayerNormalization: Add [+ Add] and LayerNormalization again. */
 int il_plan_split_skipln(const il_backend_iface *acc, il_graph *g);
 /* The same for MultiHeadAttention: the head Transposes around an Attention again. */

@@ -9,7 +9,7 @@
 
 static const il_op *groups[] = {il_ops_unary, il_ops_binary, il_ops_conv, il_ops_pool, il_ops_norm, il_ops_linalg,
                                 il_ops_shape, il_ops_index, il_ops_slice, il_ops_reduce, il_ops_softmax, il_ops_resize, il_ops_pad, il_ops_misc, il_ops_fused,
-                                il_ops_fused_conv, il_ops_fused_attention, il_ops_quant, il_ops_qfused};
+                                il_ops_fused_conv, il_ops_conv_pool, il_ops_fused_attention, il_ops_quant, il_ops_qfused};
 
 static const il_op **all;
 static int n_all, cap_all;

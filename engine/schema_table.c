@@ -303,19 +303,20 @@ static const il_schema_attr a441[] = {{"mode", 3, 0}};
 static const il_schema_attr a444[] = {{"axis", 2, 0}, {"broadcast", 2, 0}};
 static const il_schema_attr a446[] = {{"scale", 1, 0}};
 static const il_schema_attr a447[] = {{"groups", 2, 1}};
-static const il_schema_attr a448[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a449[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"alpha", 1, 0}, {"beta", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
-static const il_schema_attr a450[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a451[] = {{"approximate", 3, 0}};
-static const il_schema_attr a453[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash_type", 2, 0}};
-static const il_schema_attr a454[] = {{"scale", 1, 0}};
-static const il_schema_attr a455[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a458[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
-static const il_schema_attr a459[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
-static const il_schema_attr a461[] = {{"epsilon", 1, 0}};
-static const il_schema_attr a463[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a448[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"pool_auto_pad", 3, 0}, {"pool_ceil_mode", 2, 0}, {"pool_dilations", 7, 0}, {"pool_kernel_shape", 7, 1}, {"pool_pads", 7, 0}, {"pool_storage_order", 2, 0}, {"pool_strides", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a449[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a450[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"alpha", 1, 0}, {"beta", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
+static const il_schema_attr a451[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a452[] = {{"approximate", 3, 0}};
+static const il_schema_attr a454[] = {{"axis", 2, 0}, {"epsilon", 1, 0}, {"stash_type", 2, 0}};
+static const il_schema_attr a455[] = {{"scale", 1, 0}};
+static const il_schema_attr a456[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a457[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a458[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a459[] = {{"activation", 3, 0}, {"activation_params", 6, 0}};
+static const il_schema_attr a460[] = {{"activation", 3, 0}, {"activation_params", 6, 0}, {"auto_pad", 3, 0}, {"dilations", 7, 0}, {"group", 2, 0}, {"kernel_shape", 7, 0}, {"pads", 7, 0}, {"strides", 7, 0}};
+static const il_schema_attr a462[] = {{"epsilon", 1, 0}};
+static const il_schema_attr a464[] = {{"alpha", 1, 0}, {"transA", 2, 0}, {"transB", 2, 0}};
 
 const il_schema il_schemas[] = {
     {"", "Abs", 1, "s", 1, 1, "s", 1, 1, 1, a0},
@@ -766,23 +767,24 @@ const il_schema il_schemas[] = {
     {"", "Xor", 7, "ss", 2, 2, "s", 1, 1, 0, 0},
     {"ai.inferlab", "Attention", 1, "ssso", 3, 4, "s", 1, 1, 1, a446},
     {"ai.inferlab", "ChannelShuffle", 1, "v", 1, 2147483647, "v", 1, 2147483647, 1, a447},
-    {"ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, 8, a448},
-    {"ai.inferlab", "FusedGemm", 1, "sso", 2, 3, "s", 1, 1, 6, a449},
-    {"ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, 2, a450},
-    {"ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, 1, a451},
+    {"ai.inferlab", "ConvPool", 1, "sso", 2, 3, "s", 1, 1, 15, a448},
+    {"ai.inferlab", "FusedConv", 1, "ssoo", 2, 4, "s", 1, 1, 8, a449},
+    {"ai.inferlab", "FusedGemm", 1, "sso", 2, 3, "s", 1, 1, 6, a450},
+    {"ai.inferlab", "FusedMatMul", 1, "sso", 2, 3, "s", 1, 1, 2, a451},
+    {"ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, 1, a452},
     {"ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, 0, 0},
-    {"ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3, 3, a453},
-    {"ai.inferlab", "MultiHeadAttention", 1, "ssso", 3, 4, "s", 1, 1, 1, a454},
-    {"ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, 8, a455},
-    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a456},
-    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a457},
-    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a458},
-    {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a459},
+    {"ai.inferlab", "LayerNormalization", 1, "sso", 2, 3, "soo", 1, 3, 3, a454},
+    {"ai.inferlab", "MultiHeadAttention", 1, "ssso", 3, 4, "s", 1, 1, 1, a455},
+    {"ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, 8, a456},
+    {"ai.inferlab", "QAdd", 1, "ssssssss", 8, 8, "s", 1, 1, 2, a457},
+    {"ai.inferlab", "QConv", 1, "sssssssso", 8, 9, "s", 1, 1, 8, a458},
+    {"ai.inferlab", "QMatMul", 1, "sssssssso", 8, 9, "s", 1, 1, 2, a459},
+    {"ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, 8, a460},
     {"ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, 0, 0},
-    {"ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, 1, a461},
+    {"ai.inferlab", "SkipLayerNormalization", 1, "sssoo", 3, 5, "sooo", 1, 4, 1, a462},
     {"com.microsoft", "DynamicQuantizeMatMul", 1, "sssoo", 3, 5, "s", 1, 1, 0, 0},
-    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a463},
+    {"com.microsoft", "QGemm", 1, "ssssssooo", 6, 9, "s", 1, 1, 3, a464},
     {"com.microsoft", "QLinearAdd", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
     {"com.microsoft", "QLinearMul", 1, "ssossoso", 7, 8, "s", 1, 1, 0, 0},
 };
-const int il_n_schemas = 466;
+const int il_n_schemas = 467;

@@ -25,6 +25,7 @@ extern const il_pass il_pass_fuse_residual;    /* fuse_residual.c */
 extern const il_pass il_pass_fuse_conv_act;    /* fuse_act.c */
 extern const il_pass il_pass_fuse_se_scale;    /* fuse_scale.c */
 extern const il_pass il_pass_fuse_se_pool;     /* fuse_pool.c */
+extern const il_pass il_pass_fuse_conv_pool;   /* fuse_conv_pool.c */
 extern const il_pass il_pass_fuse_skip_layernorm; /* fuse_skip_layernorm.c */
 extern const il_pass il_pass_lower_fused;      /* lower_fused.c */
 extern const il_pass il_pass_insert_casts;     /* insert_casts.c */

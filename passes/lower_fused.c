@@ -6,6 +6,7 @@
  *   FusedConv   -> Conv [+ Add(Z)] [+ activation]     FusedGemm -> Gemm [+ activation]
  *   ScaledConv  -> Mul(X, S), then as FusedConv
  *   PooledConv  -> as FusedConv, then GlobalAveragePool(Y) -> P
+ *   ConvPool    -> as FusedConv into a new Y, then MaxPool(Y) -> P (its pool_ attributes unprefixed)
  *   FusedMatMul -> MatMul [+ Add(bias)] [+ activation] SiLU      -> Sigmoid, Mul
  *   Attention   -> MatMul, Mul(scale), [Add(mask)], Softmax, MatMul
  *   MultiHeadAttention -> the head Transposes of Q, K, V (K's to [B, H, D, Sk]), as Attention,
@@ -119,7 +120,8 @@ static int transpose(il_graph *g, int k, int x, const int64_t *perm, int out) {
 /* The base op of a Fused* node k with attributes but the activation's, writing into a new
  * value (or y when there is nothing after it); returns the value. x0 >= 0 replaces its X. */
 static int base_op(il_graph *g, int k, const char *op, int n_in, int y, int x0) {
-    static const char *const skip[] = {"activation", "activation_params", NULL};
+    static const char *const skip[] = {"activation", "activation_params", "pool_kernel_shape", "pool_strides", "pool_pads",
+                                       "pool_dilations", "pool_ceil_mode", "pool_storage_order", "pool_auto_pad", NULL};
     int in[4];
     memcpy(in, g->nodes[k].inputs, (size_t)n_in * sizeof(int));
     if (x0 >= 0) in[0] = x0;
@@ -146,6 +148,8 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
     int64_t groups = il_attr_int(n, "groups", 1);
     int sum = n->n_outputs > 3 ? n->outputs[3] : -1;
     int pool = !strcmp(op, "PooledConv") && n->n_outputs > 1 ? n->outputs[1] : -1;
+    int maxpool = !strcmp(op, "ConvPool") ? y : -1; /* ConvPool's output is the pool's */
+    if (maxpool >= 0) y = pu_new_value(g, g->nodes[k].name, x);
     n = NULL;
     int heads_out = -1; /* MultiHeadAttention's Y: the context's transpose writes it */
     if (!strcmp(op, "MultiHeadAttention")) {
@@ -174,7 +178,8 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         }
     }
     float prm[2] = {np > 0 ? p[0] : 0, np > 1 ? p[1] : 0};
-    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv")) {
+    if (!strcmp(op, "FusedConv") || !strcmp(op, "FusedMatMul") || !strcmp(op, "ScaledConv") || !strcmp(op, "PooledConv") ||
+        maxpool >= 0) {
         int conv = strcmp(op, "FusedMatMul") != 0;
         int extra = conv ? in[3] : in[2]; /* Z or bias */
         int x0 = !strcmp(op, "ScaledConv") ? emit(g, k, "Mul", x, in[4], -1) : -1;
@@ -182,6 +187,12 @@ static void lower_fused_op(il_graph *g, int k, const pu_shapes *s) {
         if (extra >= 0) v = emit(g, k, "Add", v, extra, act ? -1 : y);
         if (act) activation(g, k, act, prm, np, v, y);
         if (pool >= 0) emit(g, k, "GlobalAveragePool", y, -1, pool);
+        if (maxpool >= 0) {
+            il_node view;
+            il_attr at[8];
+            il_conv_pool_view(&g->nodes[k], &view, at, 8);
+            pu_copy_attrs_from(g, add_lowered(g, "MaxPool", k, 1, &y, 1, &maxpool), &view, NULL);
+        }
     } else if (!strcmp(op, "FusedGemm")) {
         int v = base_op(g, k, "Gemm", n_in, act ? -1 : y, -1);
         if (act) activation(g, k, act, prm, np, v, y);
@@ -254,7 +265,7 @@ static int lowerable(const il_node *n, const pu_shapes *s) {
     }
     if (!strcmp(n->op_type, "SkipLayerNormalization")) /* Y and the sum; not the training outputs */
         return n->n_inputs >= 3 && (n->n_outputs < 2 || n->outputs[1] < 0) && (n->n_outputs < 3 || n->outputs[2] < 0);
-    static const char *const ops[] = {"FusedConv", "ScaledConv", "PooledConv", "FusedGemm", "FusedMatMul", "SiLU",
+    static const char *const ops[] = {"FusedConv", "ScaledConv", "PooledConv", "ConvPool", "FusedGemm", "FusedMatMul", "SiLU",
                                       "HardSwish", "Gelu", "Attention", "MultiHeadAttention", "LayerNormalization", NULL};
     for (int i = 0; ops[i]; i++)
         if (!strcmp(n->op_type, ops[i])) return 1;

@@ -60,7 +60,7 @@ static const il_pass *builtins[] = {
     &il_pass_fuse_qdq,       &il_pass_fold_constants, &il_pass_eliminate,   &il_pass_dead_nodes,      &il_pass_cse,      &il_pass_fuse_dynq,
     &il_pass_merge_chains,   &il_pass_matmul_add_gemm, &il_pass_fold_bn,     &il_pass_fuse_elementwise,
     &il_pass_fuse_gelu,      &il_pass_fuse_layernorm, &il_pass_fuse_attention, &il_pass_fuse_shuffle, &il_pass_fuse_residual,
-    &il_pass_fuse_conv_act,  &il_pass_fuse_se_scale, &il_pass_fuse_se_pool, &il_pass_fuse_skip_layernorm, &il_pass_lower_fused,    &il_pass_insert_casts,    &il_pass_int8,
+    &il_pass_fuse_conv_act,  &il_pass_fuse_se_scale, &il_pass_fuse_se_pool, &il_pass_fuse_conv_pool, &il_pass_fuse_skip_layernorm, &il_pass_lower_fused,    &il_pass_insert_casts,    &il_pass_int8,
 };
 
 static const il_pass **reg;
@@ -112,7 +112,7 @@ il_status il_pass_register(const il_pass *p) {
 /* fuse-qdq first: fold-constants would turn DequantizeLinear(weight) into float weights */
 #define O2                                                                                         \
     "fuse-qdq," O1 ",fuse-dynamic-q,merge-chains,matmul-add-gemm,fold-bn,fuse-elementwise,fuse-gelu,fuse-layernorm,"          \
-       "fuse-attention,fuse-shuffle,fuse-residual,fuse-conv-act,fuse-se-scale,fuse-se-pool,fuse-skip-layernorm,dead-nodes"
+       "fuse-attention,fuse-shuffle,fuse-residual,fuse-conv-act,fuse-se-scale,fuse-se-pool,fuse-conv-pool,fuse-skip-layernorm,dead-nodes"
 
 const char *il_pass_preset(int level) {
     switch (level) {

@@ -389,7 +389,7 @@ static void test_pipeline_and_lowering(void) {
     int n;
     int before = il_graph_live_nodes(g);
     IL_ASSERT_OK(il_pipeline_run(g, il_pass_preset(2), &(il_pass_opts){.verify = 1}, st, 32, &n));
-    CU_ASSERT_EQUAL(n, 20); /* the passes of -O2 */
+    CU_ASSERT_EQUAL(n, 21); /* the passes of -O2 */
     CU_ASSERT_TRUE(il_graph_live_nodes(g) < before / 3);
     CU_ASSERT_EQUAL(count(g, "FusedConv") + count(g, "Attention") + count(g, "SiLU") + count(g, "Gelu"), 4);
     CU_ASSERT_EQUAL(count(g, "LayerNormalization"), 1);

@@ -64,6 +64,10 @@ EXTRA = [
     ("ai.inferlab", "ScaledConv", 1, "ssoos", 5, 5, "s", 1, 1, {**CONV, **ACT}),
     # FusedConv whose second output P is GlobalAveragePool(Y) (squeeze-excitation's pool, fuse-se-pool)
     ("ai.inferlab", "PooledConv", 1, "ssoo", 2, 4, "ss", 2, 2, {**CONV, **ACT}),
+    # MaxPool(FusedConv(X, W, B)) in one: the pool's attributes prefixed pool_ (fuse-conv-pool)
+    ("ai.inferlab", "ConvPool", 1, "sso", 2, 3, "s", 1, 1,
+     {**CONV, **ACT, "pool_ceil_mode": (I, 0), "pool_dilations": (IS, 0), "pool_kernel_shape": (IS, 1),
+      "pool_pads": (IS, 0), "pool_strides": (IS, 0), "pool_storage_order": (I, 0), "pool_auto_pad": (S, 0)}),
     ("ai.inferlab", "SiLU", 1, "s", 1, 1, "s", 1, 1, {}),
     ("ai.inferlab", "Gelu", 1, "s", 1, 1, "s", 1, 1, {"approximate": (S, 0)}),
     ("ai.inferlab", "HardSwish", 1, "s", 1, 1, "s", 1, 1, {}),

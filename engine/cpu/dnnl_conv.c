@@ -72,6 +72,19 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
     return IL_OK;
 }
 
+/* Winograd F(4x4,3x3) rather than oneDNN's F(2x2,3x3) (IL_DNNL_WINO4_BYTES): where the weight is
+ * small and the plane large. This Xeon, oneDNN 2.6, one thread, the primitive alone with Relu,
+ * min of 60, its weight read cold from 30 copies (as in a network) then hot, 2x3 against 4x3:
+ * 64 -> 64 at 56x56 0.82 / 0.61 ms (hot 0.80 / 0.56), 32 at 56x56 0.32 / 0.20, 96 at 28x28
+ * 0.40 / 0.36, 64 at 28x28 0.20 / 0.18; but 128 at 28x28 0.74 / 0.80 (hot 0.71 / 0.64), 256 at
+ * 14x14 1.23 / 1.39, 512 at 7x7 1.87 / 3.13, 64 at 14x14 0.050 / 0.053. Two threads: 64 at
+ * 56x56 0.41 / 0.35, 128 at 28x28 0.42 / 0.51. INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
+static const char *wino_prefer(const il_conv_geom *g) {
+    if ((double)g->c * (double)g->m * 36 * sizeof(float) > IL_DNNL_WINO4_BYTES || g->out_sp < IL_DNNL_WINO4_PIXELS)
+        return NULL;
+    return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
+}
+
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
@@ -125,7 +138,7 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
             return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
         return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
     }
-    return il_dnnl_pd(c, &cd, zmode != DCONV_Z_NONE, act, pd, "convolution");
+    return il_dnnl_pd_pick(c, &cd, zmode != DCONV_Z_NONE, NULL, act, wino ? wino_prefer(g) : NULL, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
@@ -144,8 +157,9 @@ static il_status dconv_steps(il_kctx *c, il_dnnl_state *s, const_dnnl_primitive_
     il_status st = il_dnnl_step_make(c, &s->main, pd);
     if (!st) st = il_dnnl_io_make(c, s, xuser, src, yuser, dst, off);
     /* the sum post-op adds what dst holds: Z, in the primitive's layout */
-    if (!st && s->has_z && !s->z_add && !dnnl_memory_desc_equal(dst, zuser))
+    if (!st && s->has_z && !s->z_add && !s->z_loop && !dnnl_memory_desc_equal(dst, zuser))
         st = il_dnnl_reorder_make(c, &s->z_in, zuser, dst);
+    s->yc.relu = s->z_loop == 2;
     s->scratch_off = *off;
     *off += il_dnnl_align(scratch);
     if (!st) st = il_dnnl_step_arg(c, &s->main, DNNL_ARG_SRC, src);
@@ -198,6 +212,7 @@ static il_status dconv_workers(il_kctx *c, il_dnnl_state *s, const_dnnl_primitiv
         dnnl_stream_t strm;
         m->has_z = s->has_z;
         m->z_add = s->z_add;
+        m->z_loop = s->z_loop;
         m->threads = 1;
         m->images = s->images;
         m->sc = s->sc;
@@ -223,6 +238,33 @@ static il_status dconv_ymd(const il_kctx *c, dnnl_memory_desc_t *md, const int64
     dnnl_dims_t st = {ydims[2] * ydims[3] * c->out_cstride, 1, ydims[3] * c->out_cstride, c->out_cstride};
     IL_DNNL(c, dnnl_memory_desc_init_by_strides(md, 4, d, dnnl_f32, st));
     return IL_OK;
+}
+
+/* Winograd with a residual: the primitive without it (and without the Relu, which comes after the
+ * add), Z added and Relu taken in the copy loop that brings the nChw16c result out to channels-last
+ * (dnnl_layout.c), rather than Z reordered into the primitive's dst first for a sum post-op.
+ * Where the loop cannot (another activation, Y or Z not dense channels-last) the sum stays.
+ * INFERLAB_DNNL_Z_LOOP=0 turns it off, to compare. Sets s->z_loop and makes *pd where it can. */
+static int dconv_z_loop(il_kctx *c, il_dnnl_state *s, int blocked, const il_conv_geom *g, const il_act *act,
+                        int64_t *ydims, dnnl_primitive_desc_t *pd, dnnl_memory_desc_t *w_user) {
+    const il_act none = {IL_ACT_NONE, 0, 0};
+    dnnl_memory_desc_t yu;
+    if (!s->has_z || blocked != DCONV_WINO || s->silu || s->sc.on || s->pool.on || !il_dnnl_env_on("INFERLAB_DNNL_Z_LOOP") ||
+        (act->kind != IL_ACT_NONE && act->kind != IL_ACT_RELU) || !(c->blocked_in >> 3 & 1) || !il_dnnl_native_last())
+        return 0;
+    ydims[0] = g->n;
+    if (make_pd(c, blocked, g, &none, DCONV_Z_NONE, pd, w_user)) {
+        il_error_clear();
+        return 0;
+    }
+    if (il_dnnl_fast_impl(*pd) && !dconv_ymd(c, &yu, ydims) &&
+        il_dnnl_ycopy_z_ok(dnnl_primitive_desc_query_md(*pd, dnnl_query_dst_md, 0), &yu)) {
+        s->z_loop = act->kind == IL_ACT_RELU ? 2 : 1;
+        return 1;
+    }
+    il_error_clear();
+    dnnl_primitive_desc_destroy(*pd);
+    return 0;
 }
 
 /* ScaledConv: how each image's scale is applied. Into the weight where the weight is at most an
@@ -339,14 +381,19 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
-    if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
+    /* the residual read where it lies, where oneDNN has a fast kernel for it; not where Y lies
+     * over Z (plan_layout.c): the sum post-op then finds Z in place with nothing to copy, on
+     * brgconv, which takes no binary add in oneDNN 2.6 (and oneDNN does not promise that a
+     * binary post-op may read the destination's own memory) */
+    if (s->has_z && z_add_on() && !(c->out_over_in >> 3 & 1)) {
         if (!make_pd(c, blocked, &g, &act, DCONV_Z_ADD, &pd, &w_user)) {
             if (il_dnnl_fast_impl(pd)) s->z_add = 1;
             else dnnl_primitive_desc_destroy(pd);
         }
         il_error_clear();
     }
-    if (!s->z_add && (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
+    if (!s->z_add && !dconv_z_loop(c, s, blocked, &g, &act, ydims, &pd, &w_user) &&
+        (st = make_pd(c, blocked, &g, &act, s->has_z ? DCONV_Z_SUM : DCONV_Z_NONE, &pd, &w_user)))
         return st;
     const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t xuser, yuser, zuser;
@@ -398,7 +445,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         }
     }
     if (!st) st = il_dnnl_src_at(c, s, x, &src);
-    if (!st && s->has_z && !s->z_add) {
+    if (!st && s->has_z && !s->z_add && !s->z_loop) {
         if (s->z_in.prim) {
             il_dnnl_step_set(&s->z_in, DNNL_ARG_SRC, (void *)z);
             il_dnnl_step_set(&s->z_in, DNNL_ARG_DST, dst);
@@ -423,7 +470,7 @@ static il_status dconv_call(il_kctx *c, il_dnnl_state *s, void *w, char *x, char
         }
         if (!st && s->silu) il_cpu_silu(dst, (int64_t)(s->zbytes / sizeof(float)), s->threads);
     }
-    if (!st) st = il_dnnl_dst_done_at(c, s, dst, y);
+    if (!st) st = s->z_loop ? il_dnnl_dst_done_z(c, s, dst, y, z) : il_dnnl_dst_done_at(c, s, dst, y);
     if (!st && s->pool.on)
         il_cpu_chan_means((const float *)y, s->pool.last, s->pool.n, s->pool.c, s->pool.sp, pool, s->threads,
                           (float *)(il_dnnl_ws(c) + s->pool.part_off));
@@ -546,6 +593,12 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     if (!il_dnnl_native_last()) *out &= ~1u;
 }
 
+/* Y may take Z's slot (plan_layout.c): the sum post-op adds what the destination holds, and
+ * every path puts Z there before the primitive runs (the reorder into Winograd's layout, or
+ * nothing where Y already lies over Z); Winograd's copy loop out of nChw16c (z_loop) reads each
+ * element of Z before it writes Y's there. */
+static int dconv_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
@@ -555,7 +608,7 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 #define DCONV(dom, op_, nm, prio, sup, prep, lay, doc_)                                                            \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
      .supports = sup, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
-     .layouts = lay, .strided_out = lay != NULL}
+     .layouts = lay, .strided_out = lay != NULL, .writes_over = dconv_over}
 
 const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,

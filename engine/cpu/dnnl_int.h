@@ -85,6 +85,7 @@ typedef struct il_dnnl_state_ {
     int has_z;                                /* FusedConv's residual */
     int silu;                                 /* convolution: SiLU applied after the primitive (silu_fast.c) */
     int z_add;                                /* read by a binary add post-op where it lies, not copied into Y first */
+    int z_loop;                               /* Winograd: Z added (then Relu where 2) by the copy loop out of nChw16c */
     int64_t last_n, last_c, last_sp;          /* src_in from plain to channels-last of so few channels
                                                  that a loop does it (dnnl_layout.c): images, channels, pixels */
     struct {                                  /* dst_out done by a copy loop (dnnl_layout.c): Y channels-last with pixel
@@ -92,6 +93,7 @@ typedef struct il_dnnl_state_ {
                                                  (blk 0) or nChw16c (blk 16) of n images, c channels, sp pixels */
         int on;
         int64_t blk, n, c, sp, cs, yn, dn;    /* yn, dn: the floats between images of Y and of the primitive's dst */
+        int relu;                             /* z_loop: Relu after the residual */
     } yc;
     struct {                                  /* src_in done by a copy loop (dnnl_layout.c): X dense channels-last into
                                                  the primitive's nChw16c, n images of c channels (whole blocks), sp pixels */
@@ -144,6 +146,10 @@ il_status il_dnnl_src(const il_kctx *c, il_dnnl_state *s, void **src);
 il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src);
 void *il_dnnl_dst_at(const il_kctx *c, const il_dnnl_state *s, void *y);
 il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y);
+/* Whether the reorder from a primitive's nChw16c dst `from` into Y `to` is the copy loop, which can
+ * then add a residual Z (dense channels-last) on the way: il_dnnl_dst_done_z, Y = act(dst + Z). */
+int il_dnnl_ycopy_z_ok(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
+il_status il_dnnl_dst_done_z(const il_kctx *c, il_dnnl_state *s, void *dst, void *y, const void *z);
 /* A kernel whose one primitive pd reads X (SRC) and writes Y (DST), a pool say: its step with
  * those arguments and the scratchpad, the reorders between the layouts the plan holds X and Y in
  * (xuser, yuser) and pd's, the workspace laid out; il_dnnl_io_run is its run. */
@@ -178,10 +184,21 @@ int il_dnnl_env_on(const char *name);
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
+/* Winograd F(4x4,3x3) (oneDNN's jit_wino_4x3) instead of the F(2x2,3x3) it picks at batch 1,
+ * where its transformed weight (C x M x 36 floats) is at most this many bytes and the output
+ * plane at least IL_DNNL_WINO4_PIXELS: it multiplies 4x less than direct convolution against
+ * 2.25x, but its weight is 4x the direct one, read from memory at every layer of a network
+ * (dnnl_conv.c gives the figures). */
+#define IL_DNNL_WINO4_BYTES (1.5 * 1024 * 1024)
+#define IL_DNNL_WINO4_PIXELS 784
 /* A convolution runs image by image once its batch's input and output together reach this many
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
+
+/* Max pool output row oh of one channels-last image x of geometry g into y (dnnl_pool.c's native
+ * kernel; ConvPool pools its bands with it, a band being an image of that band's rows). */
+void il_dnnl_pool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh);
 
 /* The il_kernel release of every oneDNN kernel. */
 void il_dnnl_release(void *state);
@@ -198,6 +215,10 @@ il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const
  * primitive's argument DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum ? 1 : 0) | DNNL_ARG_SRC_1. */
 il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
                          const il_act *act, dnnl_primitive_desc_t *pd, const char *what);
+/* The same, taking oneDNN's first implementation whose name holds prefer ("wino_4x3") where
+ * it has one for desc, else its first as above (prefer NULL: the first). */
+il_status il_dnnl_pd_pick(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                          const il_act *act, const char *prefer, dnnl_primitive_desc_t *pd, const char *what);
 /* Whether the node's activation attributes parse and oneDNN has post-ops for them. */
 int il_dnnl_act_ok(const il_kctx *c);
 

@@ -168,14 +168,29 @@ static void find_from_prim(const dnnl_memory_desc_t *from, const dnnl_memory_des
 }
 
 /* Pixels [p0, p1) of every image of the primitive's result d into Y at y (s->yc), a pixel's
- * channels at a time (its blocks gathered), so that Y is written in whole lines. */
-TO_LAST_CLONES static void from_prim_part(const il_dnnl_state *s, const float *d, float *y, int64_t p0, int64_t p1) {
+ * channels at a time (its blocks gathered), so that Y is written in whole lines. With a residual
+ * z (dense channels-last; nChw16c results only) each value is d + z, then Relu where s->yc.relu. */
+TO_LAST_CLONES static void from_prim_part(const il_dnnl_state *s, const float *d, float *y, const float *z, int64_t p0,
+                                          int64_t p1) {
     int64_t C = s->yc.c, cs = s->yc.cs, sp = s->yc.sp;
     for (int64_t n = 0; n < s->yc.n; n++) {
         const float *dn = d + n * s->yc.dn;
         float *yn = y + n * s->yc.yn;
         for (int64_t p = p0; p < p1; p++) {
             float *yp = yn + p * cs;
+            if (z) {
+                const float *dp = dn + p * 16, *zp = z + n * C * sp + p * C;
+                if (s->yc.relu)
+                    for (int64_t ch = 0; ch < C; ch += 16)
+                        for (int i = 0; i < 16; i++) {
+                            float v = dp[ch * sp + i] + zp[ch + i];
+                            yp[ch + i] = v > 0 ? v : 0;
+                        }
+                else
+                    for (int64_t ch = 0; ch < C; ch += 16)
+                        for (int i = 0; i < 16; i++) yp[ch + i] = dp[ch * sp + i] + zp[ch + i];
+                continue;
+            }
             if (!s->yc.blk) {
                 const float *dp = dn + p * C;
                 for (int64_t ch = 0; ch < C; ch++) yp[ch] = dp[ch];
@@ -188,13 +203,19 @@ TO_LAST_CLONES static void from_prim_part(const il_dnnl_state *s, const float *d
     }
 }
 
-static void from_prim(const il_dnnl_state *s, const float *d, float *y) {
+static void from_prim(const il_dnnl_state *s, const float *d, float *y, const float *z) {
     int threads = s->threads > 1 ? s->threads : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        from_prim_part(s, d, y, s->yc.sp * t / nt, s->yc.sp * (t + 1) / nt);
+        from_prim_part(s, d, y, z, s->yc.sp * t / nt, s->yc.sp * (t + 1) / nt);
     }
+}
+
+int il_dnnl_ycopy_z_ok(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+    il_dnnl_state s = {0};
+    if (yc_on()) find_from_prim(from, to, &s);
+    return s.yc.on && s.yc.blk == 16;
 }
 
 /* The other way, before a primitive that computes in nChw16c (Winograd): X dense channels-last of
@@ -317,12 +338,18 @@ il_status il_dnnl_dst_done(const il_kctx *c, il_dnnl_state *s, void *dst) {
 il_status il_dnnl_dst_done_at(const il_kctx *c, il_dnnl_state *s, void *dst, void *y) {
     if (!s->dst_out.prim) return IL_OK;
     if (s->yc.on) {
-        from_prim(s, dst, y);
+        from_prim(s, dst, y, NULL);
         return IL_OK;
     }
     il_dnnl_step_set(&s->dst_out, DNNL_ARG_SRC, dst);
     il_dnnl_step_set(&s->dst_out, DNNL_ARG_DST, y);
     return il_dnnl_exec(c, &s->dst_out);
+}
+
+il_status il_dnnl_dst_done_z(const il_kctx *c, il_dnnl_state *s, void *dst, void *y, const void *z) {
+    if (!s->yc.on || s->yc.blk != 16) return il_kerr(c, IL_ERR_INTERNAL, "a residual added on the way out without the copy loop");
+    from_prim(s, dst, y, z);
+    return IL_OK;
 }
 
 #endif

@@ -234,7 +234,7 @@ static inline __attribute__((always_inline)) void npool_block(const float *p, fl
 /* Output row oh of one image, each pixel's channels 64 at a time, then the rest's multiple of 8
  * together, then 1 at a time; the window's taps inside the input found once per pixel rather
  * than tested tap by tap. A window with no tap inside gives -inf, as the reference. */
-NPOOL_CLONES static void npool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh) {
+NPOOL_CLONES void il_dnnl_pool_row(const il_conv_geom *g, const float *x, float *y, int64_t oh) {
     int64_t C = g->c, W = g->in[1], OW = g->out[1], dh = g->dil[0] * W * C, dw = g->dil[1] * C;
     int64_t h0 = oh * g->stride[0] - g->pad[0], kh0, kh1;
     npool_taps(h0, g->k[0], g->dil[0], g->in[0], &kh0, &kh1);
@@ -276,7 +276,7 @@ static il_status npool_run(il_kctx *c) {
     int64_t rows = g->n * g->out[0], xi = g->c * g->in_sp, yi = g->c * g->out_sp;
     int threads = s->threads;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) npool_row(g, x + r / g->out[0] * xi, y + r / g->out[0] * yi, r % g->out[0]);
+    for (int64_t r = 0; r < rows; r++) il_dnnl_pool_row(g, x + r / g->out[0] * xi, y + r / g->out[0] * yi, r % g->out[0]);
     return IL_OK;
 }
 

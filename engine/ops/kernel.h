@@ -36,6 +36,7 @@ extern const il_op il_ops_misc[];      /* engine/ops/misc.c: Cast, Constant*, Ra
 extern const il_op il_ops_fused[];     /* engine/ops/fused.c: ai.inferlab fused ops made by passes/ */
 extern const il_op il_ops_fused_conv[];      /* engine/ops/fused_conv.c: FusedConv */
 extern const il_op il_ops_fused_attention[]; /* engine/ops/fused_attention.c: Attention */
+extern const il_op il_ops_conv_pool[];        /* engine/ops/conv_pool.c: ConvPool */
 extern const il_op il_ops_quant[];           /* engine/ops/quant.c: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear */
 extern const il_op il_ops_qfused[];          /* engine/ops/qfused.c: QConv, QMatMul, QAdd, QLinearAdd/Mul */
 
@@ -55,6 +56,7 @@ extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: Quant
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
 extern const il_kernel il_kernels_dnnl_conv[];  /* Conv, FusedConv: dnnl, dnnl-nchw */
 extern const il_kernel il_kernels_dnnl_pool[];  /* MaxPool, AveragePool: dnnl */
+extern const il_kernel il_kernels_conv_pool[];  /* engine/cpu/conv_pool.c: ConvPool dnnl */
 extern const il_kernel il_kernels_dnnl_native[]; /* Mul, Add (per-channel, same shape), Concat (channels): dnnl */
 extern const il_kernel il_kernels_dnnl_matmul[]; /* Gemm, MatMul, FusedGemm, FusedMatMul: dnnl */
 extern const il_kernel il_kernels_dnnl_qconv[];  /* QConv, QLinearConv: dnnl (int8) */
