@@ -357,6 +357,11 @@ typedef struct il_kctx {
      * data pointing at its first channel there; each pixel then starts out_cstride floats after
      * the last. Only for kernels with il_kernel.strided_out. */
     int64_t out_cstride;
+    /* Bit i set: output 0 lies over input i in the arena (the plan gave it that input's slot,
+     * engine/plan_layout.c, where the kernel's writes_over offered it and nothing reads input i
+     * after this node): run must read what it needs of input i before writing output 0 over it.
+     * Zero unless the chosen kernel offered it; a plan may still give output 0 a slot of its own. */
+    uint32_t out_over_in;
     /* The arithmetic an accelerator plan was built for (il_precision; 0 = fp32 on the cpu).
      * With IL_PREC_FP16 / IL_PREC_BF16 every float32 value of the graph, activations and
      * constants alike, is held on the device in that half type: run() then sees dtype IL_F16 or
@@ -435,6 +440,9 @@ typedef struct il_kernel {
      * c->blocked_in says, may be written in place into its output, which run then finds there. */
     int strided_out;
     int (*in_place)(const il_kctx *c);
+    /* The input whose arena slot node c's output 0 may take (a residual added in place), or -1;
+     * the plan says whether it did through c->out_over_in. NULL: none. */
+    int (*writes_over)(const il_kctx *c);
     /* Training registers its kernels here too: role IL_KERNEL_BACKWARD with `impl` the trainer's
      * own entry point (distill/grad.h's gr_op: backward and the training-mode forward); run is
      * NULL for them, and the planner only ever sees IL_KERNEL_FORWARD kernels. */

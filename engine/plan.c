@@ -48,7 +48,8 @@ static int is_view(const il_plan *p, int k) {
     return 0;
 }
 
-/* The arena slots: each value's own, or (alias) the slot of the value a view node reads, or a
+/* The arena slots: each value's own, or (alias) the slot of the value a view node reads or of
+ * the input its producer writes it over (p->over, where nothing reads that input later), or a
  * channel slice of the Concat output it is written into (plan_layout.c), which then lives from
  * the first of its inputs' producers. */
 static int64_t plan_slots(il_plan *p, int64_t *first) {
@@ -58,12 +59,14 @@ static int64_t plan_slots(il_plan *p, int64_t *first) {
     int64_t *last = malloc((size_t)(nv + 1) * sizeof(int64_t)), *size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     for (int v = 0; v < nv; v++) root[v] = v, last[v] = p->last[v], size[v] = p->size[v];
     for (int j = 0; j < p->n_order && !p->acc; j++) {
-        int k = p->order[j];
-        if (p->s->folded[k] || !is_view(p, k)) continue;
-        int x = g->nodes[k].inputs[0], y = g->nodes[k].outputs[0];
-        if (x < 0 || y < 0 || p->blocked[x] || p->blocked[y]) continue;
+        int k = p->order[j], y0 = g->nodes[k].n_outputs > 0 ? g->nodes[k].outputs[0] : -1;
+        int over = y0 >= 0 ? p->over[y0] : -1;
+        if (p->s->folded[k] || (over < 0 && !is_view(p, k))) continue;
+        int x = over >= 0 ? over : g->nodes[k].inputs[0], y = g->nodes[k].outputs[0];
+        if (x < 0 || y < 0 || (over < 0 && (p->blocked[x] || p->blocked[y]))) continue;
         int r = root[x];
         if (p->size[r] <= 0 || p->size[y] <= 0 || p->size[y] > p->size[r]) continue;
+        if (over >= 0 && last[r] != j) continue; /* read after this node (a view of it, or its root) */
         root[y] = r;
         size[y] = 0; /* placed with r */
         if (last[y] > last[r]) last[r] = last[y];
@@ -335,7 +338,8 @@ il_status il_plan_create_named(const il_graph *g, const il_plan_opts *o, const c
     p->cat_root = malloc((size_t)(nv + 1) * sizeof *p->cat_root);
     p->cat_off = calloc((size_t)nv + 1, sizeof *p->cat_off);
     p->cstride = calloc((size_t)nv + 1, sizeof *p->cstride);
-    for (int v = 0; v < nv; v++) p->cat_root[v] = -1;
+    p->over = malloc((size_t)(nv + 1) * sizeof *p->over);
+    for (int v = 0; v < nv; v++) p->cat_root[v] = p->over[v] = -1;
     p->offset = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->size = malloc((size_t)(nv + 1) * sizeof(int64_t));
     p->last = malloc((size_t)(nv + 1) * sizeof(int64_t));
@@ -378,7 +382,7 @@ void il_plan_free(il_plan *p) {
     free(p->prepared);
     free(p->workspace);
     free(p->blocked);
-    free(p->cat_root), free(p->cat_off), free(p->cstride);
+    free(p->cat_root), free(p->cat_off), free(p->cstride), free(p->over);
     free(p->offset);
     free(p->size);
     free(p->last);

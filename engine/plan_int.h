@@ -28,6 +28,7 @@ struct il_plan {
      * the byte offset of its first channel there, and the output's channels (its pixel stride) */
     int *cat_root;
     int64_t *cat_off, *cstride;
+    int *over;          /* per value: the input value whose slot it may take (plan_layout.c), or -1 */
     int64_t *offset;    /* per value: arena offset or -1 */
     int64_t *size;      /* per value: planned bytes */
     int64_t *last;      /* per value: last step reading it (n_order for graph outputs) */

@@ -168,12 +168,15 @@ static void test_forced_plain(void) {
  * out of its layout, and with INFERLAB_DNNL_Z_LOOP=0 as a sum post-op), between a strided conv and
  * a 1x1 conv, at batch 1 and 3 on 1 and 2 threads; against the reference within the suite's 1e-4 +
  * 1e-4 |want| (Winograd's transforms round differently from a direct sum, a few ulps of values
- * near 1), and the values around it stay native. Where oneDNN has no Winograd for this CPU the heuristic
- * keeps "dnnl" and the outputs are checked all the same. */
+ * near 1), and the values around it stay native. Their planes (29x29) and weights are those where
+ * the kernel takes F(4x4,3x3); each case runs again with INFERLAB_DNNL_WINO4=0, oneDNN's
+ * F(2x2,3x3). The second residual's Z is read before it (by the plain Conv), so its output lies
+ * over Z (plan_layout.c). Where oneDNN has no Winograd for this CPU the heuristic keeps "dnnl" and
+ * the outputs are checked all the same. */
 static void test_winograd(void) {
     const il_kernel *wk = il_kernel_find("ai.inferlab", "FusedConv", "cpu", "dnnl-wino");
-    for (int run = 0; run < 8; run++) {
-        int zloop = run < 4, threads = 1 + (run & 1);
+    for (int run = 0; run < 16; run++) {
+        int zloop = !(run & 4), f4 = !(run & 8), threads = 1 + (run & 1);
         int64_t batch = run & 2 ? 3 : 1;
         chain b = chain_new(2, batch, 8, 58);
         int a = conv(&b, b.g->inputs[0], 8, 16, 3, 2, 1, 1, "Relu", -1);   /* 29x29, strided: dnnl */
@@ -183,13 +186,15 @@ static void test_winograd(void) {
         int e2 = conv(&b, e, 32, 32, 3, 1, 1, 1, NULL, d);                /* Winograd + residual, no act */
         int f = conv(&b, e2, 32, 8, 1, 1, 0, 1, "Sigmoid", -1);
         il_graph_add_output(b.g, f);
-        char what[64];
-        snprintf(what, sizeof what, "Winograd chain%s, batch %lld, %d threads", zloop ? "" : ", residual as a sum",
-                 (long long)batch, threads);
+        char what[96];
+        snprintf(what, sizeof what, "Winograd chain, F(%d,3)%s, batch %lld, %d threads", f4 ? 4 : 2,
+                 zloop ? "" : ", residual as a sum", (long long)batch, threads);
         il_plan_opts o = {.threads = threads};
-        if (!zloop) setenv("INFERLAB_DNNL_Z_LOOP", "0", 1); /* read at prepare */
+        if (!zloop) setenv("INFERLAB_DNNL_Z_LOOP", "0", 1); /* both read at prepare */
+        if (!f4) setenv("INFERLAB_DNNL_WINO4", "0", 1);
         il_plan *p = plan_checked(b.g, &o, batch, what);
         unsetenv("INFERLAB_DNNL_Z_LOOP");
+        unsetenv("INFERLAB_DNNL_WINO4");
         int n_wino = 0;
         for (int k = 0; k < b.g->n_nodes; k++)
             n_wino += il_plan_kernel(p, k) && !strcmp(il_plan_kernel(p, k)->name, "dnnl-wino");
@@ -200,6 +205,8 @@ static void test_winograd(void) {
         expect_blocked(p, b.g, d, 1, what);
         expect_blocked(p, b.g, e, 1, what);
         expect_blocked(p, b.g, e2, 1, what);
+        int64_t sz;
+        if (wk) CU_ASSERT_EQUAL(il_plan_value_offset(p, e2, &sz), il_plan_value_offset(p, d, &sz));
         il_plan_free(p);
         il_graph_free(b.g);
     }

@@ -184,6 +184,62 @@ static void test_two_threads(void) {
     free(saved);
 }
 
+/* Residuals written over their Z (engine/plan_layout.c, dnnl_conv.c): a bottleneck whose Z, the
+ * block's input, its first conv reads before (the 3x3 Winograd where oneDNN has it), a
+ * downsample block whose Z is the strided 1x1's output, a Winograd 3x3 with a residual, and a
+ * residual whose Z an Add reads afterwards (its output must then take a slot of its own); 2-D
+ * and 3-D, batch 1 and 3, planes small and large enough to run image by image, 1 and 2 threads,
+ * native values, plain ones (dnnl-nchw forced) and a kernel that offers no slot (im2col-blas),
+ * against the reference; a plan file round trip gives the same outputs. */
+static void test_residual_over_z(void) {
+    static const char *const forced[3] = {NULL, "FusedConv=dnnl-nchw,Conv=dnnl-nchw", "FusedConv=im2col-blas"};
+    for (int f = 0; f < 3; f++)
+        for (int nsp = 2; nsp <= 3; nsp++)
+            for (int big = 0; big <= 1; big++)
+                for (int64_t batch = 1; batch <= 3; batch += 2)
+                    for (int threads = 1; threads <= 2; threads++) {
+                        if ((nsp == 3 || f) && big) continue; /* the large plane: native 2-D only */
+                        int64_t hw = nsp == 3 ? 8 : big ? 48 : 15, c = big ? 64 : 32;
+                        chain b = chain_new(nsp, batch, 3, hw);
+                        int a = conv(&b, b.g->inputs[0], 3, c, 3, 1, 1, 1, "Relu", -1);
+                        int c1 = conv(&b, a, c, 16, 1, 1, 0, 1, "Relu", -1);
+                        int c2 = conv(&b, c1, 16, 16, 3, 1, 1, 1, "Relu", -1);
+                        int r1 = conv(&b, c2, 16, c, 1, 1, 0, 1, "Relu", a);
+                        int d = conv(&b, r1, c, 2 * c, 1, 2, 0, 1, NULL, -1);
+                        int s2 = conv(&b, r1, c, 16, 3, 2, 1, 1, "Relu", -1);
+                        int r2 = conv(&b, s2, 16, 2 * c, 1, 1, 0, 1, "Relu", d);
+                        int w1 = conv(&b, r2, 2 * c, 2 * c, 3, 1, 1, 1, "Relu", -1);
+                        int r3 = conv(&b, w1, 2 * c, 2 * c, 3, 1, 1, 1, "Relu", r2);
+                        int t = conv(&b, r3, 2 * c, 16, 1, 1, 0, 1, "Relu", -1);
+                        int r5 = conv(&b, t, 16, 2 * c, 1, 1, 0, 1, "Relu", r3);
+                        il_graph_add_output(b.g, node2(&b, "Add", r5, r3));
+                        char what[128];
+                        snprintf(what, sizeof what, "residual over Z, %s, %d-D, %lldx%lld, batch %lld, %d threads",
+                                 forced[f] ? forced[f] : "heuristic", nsp, (long long)hw, (long long)hw,
+                                 (long long)batch, threads);
+                        il_plan_opts o = {.threads = threads, .kernels = forced[f]};
+                        il_plan *p = plan_checked(b.g, &o, batch, what);
+                        int64_t sz;
+                        if (have_blocked_kernels()) {
+                            int over = f != 2; /* im2col-blas offers no slot */
+                            CU_ASSERT_EQUAL(il_plan_value_offset(p, r1, &sz) == il_plan_value_offset(p, a, &sz), over);
+                            CU_ASSERT_EQUAL(il_plan_value_offset(p, r2, &sz) == il_plan_value_offset(p, d, &sz), over);
+                            CU_ASSERT_EQUAL(il_plan_value_offset(p, r3, &sz) == il_plan_value_offset(p, r2, &sz), over);
+                            CU_ASSERT_NOT_EQUAL(il_plan_value_offset(p, r5, &sz), il_plan_value_offset(p, r3, &sz));
+                            if (!f) expect_blocked(p, b.g, r1, 1, what);
+                        }
+                        const char *path = il_test_tmp("residual.plan");
+                        il_plan *q = NULL;
+                        il_tensor *x = random_input(b.g, batch);
+                        IL_ASSERT_OK(il_plan_save(p, path));
+                        IL_ASSERT_OK(il_plan_load(path, &o, &q));
+                        il_test_plans_agree(p, q, x);
+                        il_plan_free(p);
+                        il_plan_free(q);
+                        il_graph_free(b.g);
+                    }
+}
+
 IL_SUITE("dnnl-native", {"ScaledConv", test_scaled_conv}, {"native MaxPool", test_native_maxpool},
          {"Concat in place", test_concat_in_place}, {"plain image in", test_plain_image_in},
-         {"batch 1 on two threads", test_two_threads})
+         {"batch 1 on two threads", test_two_threads}, {"residual over Z", test_residual_over_z})

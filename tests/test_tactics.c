@@ -13,6 +13,7 @@
 
 typedef struct {
     int charged;           /* 1: reorders and copies cost; 0: free */
+    const char *fast3;     /* a 3x3 conv kernel cheaper than the others (alone and in the plan) */
     int alone_calls, plan_calls;
     int saw_in_place;      /* some plan run had the Concat written in place */
     int cat, e1;           /* values: the Concat's output and its first input */
@@ -21,7 +22,11 @@ typedef struct {
 static double synth_alone(const il_plan *p, int k, const il_kernel *kn, void *user) {
     synth *s = user;
     s->alone_calls++;
-    if (strcmp(il_plan_graph(p)->nodes[k].op_type, "Concat")) return 1e-3; /* ties: the heuristic's stays */
+    const il_node *n = &il_plan_graph(p)->nodes[k];
+    int is3 = n->n_inputs > 1 && n->inputs[1] >= 0 && il_plan_graph(p)->values[n->inputs[1]].rank == 4 &&
+              il_plan_graph(p)->values[n->inputs[1]].dims[3] == 3;
+    if (s->fast3 && is3) return !strcmp(kn->name, s->fast3) ? 0.5e-3 : 1e-3;
+    if (strcmp(n->op_type, "Concat")) return 1e-3; /* ties: the heuristic's stays */
     return !strcmp(kn->name, "fast") ? 0.5e-3 : !strcmp(kn->name, "dnnl") ? 1e-3 : 2e-3;
 }
 
@@ -41,7 +46,8 @@ static int synth_in_plan(il_plan *q, il_tensor *const *in, int n_in, double *tim
         times[k] = 0;
         if (n->dead || !kn) continue;
         int cat = !strcmp(n->op_type, "Concat");
-        times[k] = !cat ? 1e-3 : s->charged && in_place ? 0 : synth_alone(q, k, kn, &(synth){0});
+        times[k] = !cat ? synth_alone(q, k, kn, &(synth){.fast3 = s->fast3})
+                        : s->charged && in_place ? 0 : synth_alone(q, k, kn, &(synth){0});
         for (int i = 0; s->charged && i < n->n_inputs + n->n_outputs; i++) {
             int v = i < n->n_inputs ? n->inputs[i] : n->outputs[i - n->n_inputs];
             const il_value *x = v >= 0 ? &g->values[v] : NULL;
@@ -114,6 +120,38 @@ static void test_charged_concat(void) {
     il_graph_free(b.g);
 }
 
+/* Two picks in one segment: the 3x3 expand conv's (another native kernel, cheaper alone and in
+ * the plan) and the Concat's (plain, cheaper alone, dearer charged). The timed plan (both) and
+ * the heuristic's lose to the mixed ones (the conv's pick alone: the same-layout option and the
+ * first flip plan), which the charge must find. */
+static void test_mixed_segment(void) {
+    if (!have_dnnl_concat()) return;
+    int cat, e1, cn;
+    chain b = fire(1, &cat, &e1, &cn);
+    il_plan *h;
+    IL_ASSERT_OK(il_plan_create(b.g, &(il_plan_opts){.threads = 1}, &h));
+    int e3n = b.g->values[il_plan_graph(h)->nodes[cn].inputs[1]].producer;
+    const char *heur3 = il_plan_kernel(h, e3n)->name, *other = !strcmp(heur3, "dnnl") ? "dnnl-wino" : "dnnl";
+    il_plan_free(h);
+    const il_kernel *ko = il_kernel_find("ai.inferlab", "FusedConv", "cpu", other);
+    if (!ko) {
+        fprintf(stderr, " skipped: no FusedConv kernel %s ", other);
+        il_graph_free(b.g);
+        return;
+    }
+    synth s = {.charged = 1, .fast3 = other, .cat = cat, .e1 = e1};
+    il_plan *p = timed_plan(&b, 1, &s, NULL, "mixed segment");
+    CU_ASSERT_STRING_EQUAL(il_plan_kernel(p, cn)->name, "dnnl");
+    if (strcmp(il_plan_kernel(p, e3n)->name, other))
+        fprintf(stderr, "\n  3x3 conv runs %s, expected %s (heuristic %s): %s\n", il_plan_kernel(p, e3n)->name, other,
+                heur3, il_plan_kernel_why(p, e3n) ? il_plan_kernel_why(p, e3n) : "");
+    CU_ASSERT_STRING_EQUAL(il_plan_kernel(p, e3n)->name, other);
+    CU_ASSERT_TRUE(s.plan_calls >= 4 * 4); /* round 1 (H, T, maybe L) and round 2 (H, two flips) */
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_plan_kernel_why(p, cn), "(2 picks)"));
+    il_plan_free(p);
+    il_graph_free(b.g);
+}
+
 /* The cache keeps the charged choice: a second build runs no plan and times no node; a
  * cache entry's key holds the context (another batch: charged again). */
 static void test_charge_cache(void) {
@@ -177,5 +215,6 @@ static void test_real_clock(void) {
         }
 }
 
-IL_SUITE("tactics", {"charged Concat", test_charged_concat}, {"charge and the cache", test_charge_cache},
+IL_SUITE("tactics", {"charged Concat", test_charged_concat}, {"two picks in a segment", test_mixed_segment},
+         {"charge and the cache", test_charge_cache},
          {"real clock", test_real_clock})

@@ -197,6 +197,32 @@ il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const
 
 il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
                          const il_act *act, dnnl_primitive_desc_t *pd, const char *what) {
+    return il_dnnl_pd_pick(c, desc, sum, add, act, NULL, pd, what);
+}
+
+/* oneDNN's first implementation for desc, or the first whose name holds prefer where it has one. */
+static dnnl_status_t pd_pick(dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t desc, const_dnnl_primitive_attr_t attr,
+                             const char *prefer) {
+    if (!prefer) return dnnl_primitive_desc_create(pd, desc, attr, il_dnnl_engine(), NULL);
+    dnnl_primitive_desc_iterator_t it;
+    dnnl_status_t s = dnnl_primitive_desc_iterator_create(&it, desc, attr, il_dnnl_engine(), NULL);
+    if (s != dnnl_success) return s;
+    *pd = dnnl_primitive_desc_iterator_fetch(it);
+    while (*pd && !strstr(il_dnnl_impl(*pd), prefer) && dnnl_primitive_desc_iterator_next(it) == dnnl_success) {
+        dnnl_primitive_desc_t next = dnnl_primitive_desc_iterator_fetch(it);
+        if (next && strstr(il_dnnl_impl(next), prefer)) {
+            dnnl_primitive_desc_destroy(*pd);
+            *pd = next;
+        } else if (next) {
+            dnnl_primitive_desc_destroy(next);
+        }
+    }
+    dnnl_primitive_desc_iterator_destroy(it);
+    return *pd ? dnnl_success : dnnl_unimplemented;
+}
+
+il_status il_dnnl_pd_pick(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                          const il_act *act, const char *prefer, dnnl_primitive_desc_t *pd, const char *what) {
     dnnl_primitive_attr_t attr;
     dnnl_post_ops_t po;
     IL_DNNL(c, dnnl_primitive_attr_create(&attr));
@@ -209,7 +235,7 @@ il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, c
         if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, po);
         dnnl_post_ops_destroy(po);
     }
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, desc, attr, il_dnnl_engine(), NULL);
+    if (s == dnnl_success) s = pd_pick(pd, desc, attr, prefer);
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return il_kerr(c, s == dnnl_unimplemented ? IL_ERR_UNSUPPORTED : IL_ERR_INTERNAL,
                                           "oneDNN has no %s primitive for this node: %s", what, dnnl_status2str(s));

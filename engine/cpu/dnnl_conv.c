@@ -72,6 +72,19 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
     return IL_OK;
 }
 
+/* Winograd F(4x4,3x3) rather than oneDNN's F(2x2,3x3) (IL_DNNL_WINO4_BYTES): where the weight is
+ * small and the plane large. This Xeon, oneDNN 2.6, one thread, the primitive alone with Relu,
+ * min of 60, its weight read cold from 30 copies (as in a network) then hot, 2x3 against 4x3:
+ * 64 -> 64 at 56x56 0.82 / 0.61 ms (hot 0.80 / 0.56), 32 at 56x56 0.32 / 0.20, 96 at 28x28
+ * 0.40 / 0.36, 64 at 28x28 0.20 / 0.18; but 128 at 28x28 0.74 / 0.80 (hot 0.71 / 0.64), 256 at
+ * 14x14 1.23 / 1.39, 512 at 7x7 1.87 / 3.13, 64 at 14x14 0.050 / 0.053. Two threads: 64 at
+ * 56x56 0.41 / 0.35, 128 at 28x28 0.42 / 0.51. INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
+static const char *wino_prefer(const il_conv_geom *g) {
+    if ((double)g->c * (double)g->m * 36 * sizeof(float) > IL_DNNL_WINO4_BYTES || g->out_sp < IL_DNNL_WINO4_PIXELS)
+        return NULL;
+    return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
+}
+
 /* The primitive descriptor for the node: weights `any` (blocked); src and dst plain
  * ("dnnl-nchw"), or, for "dnnl", the plan's blocked layout where the plan holds X or Y blocked and
  * `any` (the primitive's choice, reordered to and from) where it holds them plain. */
@@ -125,7 +138,7 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
             return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
         return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
     }
-    return il_dnnl_pd(c, &cd, zmode != DCONV_Z_NONE, act, pd, "convolution");
+    return il_dnnl_pd_pick(c, &cd, zmode != DCONV_Z_NONE, NULL, act, wino ? wino_prefer(g) : NULL, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the
@@ -368,7 +381,11 @@ static il_status dconv_fill(il_kctx *c, il_dnnl_state *s, size_t *workspace, int
     s->pool.sp = g.out_sp;
     dnnl_primitive_desc_t pd;
     dnnl_memory_desc_t w_user;
-    if (s->has_z && z_add_on()) { /* the residual read where it lies, where oneDNN has a fast kernel for it */
+    /* the residual read where it lies, where oneDNN has a fast kernel for it; not where Y lies
+     * over Z (plan_layout.c): the sum post-op then finds Z in place with nothing to copy, on
+     * brgconv, which takes no binary add in oneDNN 2.6 (and oneDNN does not promise that a
+     * binary post-op may read the destination's own memory) */
+    if (s->has_z && z_add_on() && !(c->out_over_in >> 3 & 1)) {
         if (!make_pd(c, blocked, &g, &act, DCONV_Z_ADD, &pd, &w_user)) {
             if (il_dnnl_fast_impl(pd)) s->z_add = 1;
             else dnnl_primitive_desc_destroy(pd);
@@ -576,6 +593,12 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
     if (!il_dnnl_native_last()) *out &= ~1u;
 }
 
+/* Y may take Z's slot (plan_layout.c): the sum post-op adds what the destination holds, and
+ * every path puts Z there before the primitive runs (the reorder into Winograd's layout, or
+ * nothing where Y already lies over Z); Winograd's copy loop out of nChw16c (z_loop) reads each
+ * element of Z before it writes Y's there. */
+static int dconv_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
+
 /* Priorities: "dnnl" (blocked) above im2col-blas / fast (10), so the heuristic picks it: on this
  * project's 2-core AVX-512 machine, one thread, whole models at -O2 (p50 of 20 runs, CPU time in
  * brackets), ResNet-18 78.6 ms (1.22 s) against im2col-blas 325 ms (4.84 s), MobileNet v2
@@ -585,7 +608,7 @@ static void pconv_wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
 #define DCONV(dom, op_, nm, prio, sup, prep, lay, doc_)                                                            \
     {.domain = dom, .op = op_, .backend = "cpu", .name = nm, .dtypes = IL_DT(IL_F32), .priority = prio,          \
      .supports = sup, .prepare = prep, .run = dconv_run, .release = il_dnnl_release, .doc = doc_,      \
-     .layouts = lay, .strided_out = lay != NULL}
+     .layouts = lay, .strided_out = lay != NULL, .writes_over = dconv_over}
 
 const il_kernel il_kernels_dnnl_conv[] = {
     DCONV("ai.inferlab", "FusedConv", "dnnl", 20, dconv_supports, dconv_prepare_blocked, dconv_layouts,

@@ -184,6 +184,13 @@ int il_dnnl_env_on(const char *name);
 /* The smallest convolution the Winograd kernel takes (dnnl_conv.c): below it the reorders into
  * its layout and back are a visible share of the saving. */
 #define IL_DNNL_WINO_MACS 2e6
+/* Winograd F(4x4,3x3) (oneDNN's jit_wino_4x3) instead of the F(2x2,3x3) it picks at batch 1,
+ * where its transformed weight (C x M x 36 floats) is at most this many bytes and the output
+ * plane at least IL_DNNL_WINO4_PIXELS: it multiplies 4x less than direct convolution against
+ * 2.25x, but its weight is 4x the direct one, read from memory at every layer of a network
+ * (dnnl_conv.c gives the figures). */
+#define IL_DNNL_WINO4_BYTES (1.5 * 1024 * 1024)
+#define IL_DNNL_WINO4_PIXELS 784
 /* A convolution runs image by image once its batch's input and output together reach this many
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */
@@ -208,6 +215,10 @@ il_status il_dnnl_pd(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const
  * primitive's argument DNNL_ARG_ATTR_MULTIPLE_POST_OP(sum ? 1 : 0) | DNNL_ARG_SRC_1. */
 il_status il_dnnl_pd_add(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
                          const il_act *act, dnnl_primitive_desc_t *pd, const char *what);
+/* The same, taking oneDNN's first implementation whose name holds prefer ("wino_4x3") where
+ * it has one for desc, else its first as above (prefer NULL: the first). */
+il_status il_dnnl_pd_pick(const il_kctx *c, const_dnnl_op_desc_t desc, int sum, const dnnl_memory_desc_t *add,
+                          const il_act *act, const char *prefer, dnnl_primitive_desc_t *pd, const char *what);
 /* Whether the node's activation attributes parse and oneDNN has post-ops for them. */
 int il_dnnl_act_ok(const il_kctx *c);
 
