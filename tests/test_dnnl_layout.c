@@ -212,6 +212,31 @@ static void test_winograd(void) {
     }
 }
 
+/* Winograd on a batch that each thread runs image by image (engine/cpu/dnnl_conv.c wino_prefer):
+ * with 4 or more images a thread, F(4x4,3x3) down to 14x14 planes (here 17x17, no multiple of its
+ * 4x4 tiles), with a residual over its Z; 16 images of 64 channels (in and out reach
+ * IL_DNNL_IMAGE_BYTES) on 1 thread (16 images each) and 2 (8 each), against the reference, with
+ * and without INFERLAB_DNNL_WINO4=0. */
+static void test_winograd_batch(void) {
+    for (int run = 0; run < 4; run++) {
+        int threads = 1 + (run & 1), f4 = !(run & 2);
+        chain b = chain_new(2, 16, 16, 17);
+        int a = conv(&b, b.g->inputs[0], 16, 64, 1, 1, 0, 1, "Relu", -1);
+        int c = conv(&b, a, 64, 64, 3, 1, 1, 1, "Relu", -1);   /* Winograd */
+        int d = conv(&b, c, 64, 64, 3, 1, 1, 1, "Relu", a);    /* Winograd + residual, over a */
+        il_graph_add_output(b.g, conv(&b, d, 64, 8, 1, 1, 0, 1, NULL, -1));
+        char what[64];
+        snprintf(what, sizeof what, "Winograd on a batch, F(%d,3), %d threads", f4 ? 4 : 2, threads);
+        if (!f4) setenv("INFERLAB_DNNL_WINO4", "0", 1);
+        il_plan *p = plan_checked(b.g, &(il_plan_opts){.threads = threads}, 16, what);
+        unsetenv("INFERLAB_DNNL_WINO4");
+        expect_blocked(p, b.g, c, 1, what);
+        expect_blocked(p, b.g, d, 1, what);
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
 /* A batch whose activations reach IL_DNNL_IMAGE_BYTES (2 MiB) runs image by image on one
  * thread (engine/cpu/dnnl_conv.c): 1x1 convs of 64 channels at 40x40 over 3 images (2.4 MB in
  * and out), one with a residual (each image's Z) and one plain Conv, between convs that run the
@@ -455,6 +480,6 @@ static void test_reduce_mean(void) {
                 }
 }
 
-IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"ReduceMean over the image", test_reduce_mean}, {"Winograd in a native chain", test_winograd}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
+IL_SUITE("dnnl-layout", {"squeeze-excitation Mul, Add", test_squeeze_excitation}, {"Fire concat", test_fire_concat}, {"channel shuffle", test_channel_shuffle}, {"channel shuffle joining and splitting", test_channel_shuffle_join_split}, {"ReduceMean over the image", test_reduce_mean}, {"Winograd in a native chain", test_winograd}, {"Winograd on a batch", test_winograd_batch}, {"image by image", test_image_by_image}, {"2-D chain, odd channels, mixed readers", test_chain_2d},
          {"1-D and 3-D chains", test_chain_ranks}, {"grouped conv", test_grouped},
          {"new shapes, plan file", test_new_shapes_and_plan_file}, {"forced plain kernels", test_forced_plain})

@@ -78,9 +78,17 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
  * 64 -> 64 at 56x56 0.82 / 0.61 ms (hot 0.80 / 0.56), 32 at 56x56 0.32 / 0.20, 96 at 28x28
  * 0.40 / 0.36, 64 at 28x28 0.20 / 0.18; but 128 at 28x28 0.74 / 0.80 (hot 0.71 / 0.64), 256 at
  * 14x14 1.23 / 1.39, 512 at 7x7 1.87 / 3.13, 64 at 14x14 0.050 / 0.053. Two threads: 64 at
- * 56x56 0.41 / 0.35, 128 at 28x28 0.42 / 0.51. INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
-static const char *wino_prefer(const il_conv_geom *g) {
-    if ((double)g->c * (double)g->m * 36 * sizeof(float) > IL_DNNL_WINO4_BYTES || g->out_sp < IL_DNNL_WINO4_PIXELS)
+ * 56x56 0.41 / 0.35, 128 at 28x28 0.42 / 0.51. Where a thread runs several images one after the
+ * other (a batch run image by image), the weight comes from cache after the first: 8, 4 and 2
+ * images in a row (weight cold at the first, min of 20, load 4.5), 256 at 14x14 8.22 / 6.52,
+ * 3.96 / 3.76, 2.20 / 2.47 ms; 128 at 28x28 5.71 / 5.29, 2.99 / 2.75, 1.49 / 1.42; 512 at 7x7
+ * 14.96 / 20.66 (8); 64 at 14x14 0.20 / 0.22 (4), hence IL_DNNL_WINO4_REUSE and its bounds.
+ * INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
+static const char *wino_prefer(const il_kctx *c, const il_conv_geom *g) {
+    int64_t reuse = c->in[0]->dims[0] / (c->threads > 1 ? c->threads : 1);
+    int many = reuse >= IL_DNNL_WINO4_REUSE;
+    if ((double)g->c * (double)g->m * 36 * sizeof(float) > (many ? IL_DNNL_WINO4_BYTES_REUSED : IL_DNNL_WINO4_BYTES) ||
+        g->out_sp < (many ? IL_DNNL_WINO4_PIXELS_REUSED : IL_DNNL_WINO4_PIXELS))
         return NULL;
     return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
 }
@@ -138,7 +146,7 @@ static il_status make_pd(il_kctx *c, int blocked, const il_conv_geom *g, const i
             return il_kerr(c, IL_ERR_UNSUPPORTED, "a residual add post-op wants Z and Y native");
         return il_dnnl_pd_add(c, &cd, 0, &dst, act, pd, "convolution");
     }
-    return il_dnnl_pd_pick(c, &cd, zmode != DCONV_Z_NONE, NULL, act, wino ? wino_prefer(g) : NULL, pd, "convolution");
+    return il_dnnl_pd_pick(c, &cd, zmode != DCONV_Z_NONE, NULL, act, wino ? wino_prefer(c, g) : NULL, pd, "convolution");
 }
 
 /* The steps of one state around primitive descriptor pd: the primitive, the reorders between the

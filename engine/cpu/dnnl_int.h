@@ -191,6 +191,11 @@ int il_dnnl_env_on(const char *name);
  * (dnnl_conv.c gives the figures). */
 #define IL_DNNL_WINO4_BYTES (1.5 * 1024 * 1024)
 #define IL_DNNL_WINO4_PIXELS 784
+/* Where each thread runs at least IL_DNNL_WINO4_REUSE images of a batch (one after the other, the
+ * weight then read from cache after the first), these bounds instead. */
+#define IL_DNNL_WINO4_REUSE 4
+#define IL_DNNL_WINO4_BYTES_REUSED (12.0 * 1024 * 1024)
+#define IL_DNNL_WINO4_PIXELS_REUSED 196
 /* A convolution runs image by image once its batch's input and output together reach this many
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */
