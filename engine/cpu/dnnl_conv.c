@@ -83,12 +83,15 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
  * images in a row (weight cold at the first, min of 20, load 4.5), 256 at 14x14 8.22 / 6.52,
  * 3.96 / 3.76, 2.20 / 2.47 ms; 128 at 28x28 5.71 / 5.29, 2.99 / 2.75, 1.49 / 1.42; 512 at 7x7
  * 14.96 / 20.66 (8); 64 at 14x14 0.20 / 0.22 (4), hence IL_DNNL_WINO4_REUSE and its bounds.
- * INFERLAB_DNNL_WINO4=0 keeps 2x3, to compare. */
+ * One block of 16 input channels stays on 2x3 at batch 1: SqueezeNet's 16 -> 64 expands at 55x55
+ * took 0.32 against 0.34-0.36 ms in the network (node minimums, alternated twice), though the
+ * primitive alone was faster (0.246 / 0.219 ms cold). INFERLAB_DNNL_WINO4=0 keeps 2x3, to
+ * compare. */
 static const char *wino_prefer(const il_kctx *c, const il_conv_geom *g) {
     int64_t reuse = c->in[0]->dims[0] / (c->threads > 1 ? c->threads : 1);
     int many = reuse >= IL_DNNL_WINO4_REUSE;
     if ((double)g->c * (double)g->m * 36 * sizeof(float) > (many ? IL_DNNL_WINO4_BYTES_REUSED : IL_DNNL_WINO4_BYTES) ||
-        g->out_sp < (many ? IL_DNNL_WINO4_PIXELS_REUSED : IL_DNNL_WINO4_PIXELS))
+        g->out_sp < (many ? IL_DNNL_WINO4_PIXELS_REUSED : IL_DNNL_WINO4_PIXELS) || (!many && g->c < 32))
         return NULL;
     return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
 }
