@@ -277,6 +277,56 @@ static il_status upload_as(const float *host, int64_t n, il_dtype dt, void **out
     return st;
 }
 
+/* device data in dt -> host float32 (through a float32 copy on the device) */
+static il_status download_f32(const void *src, il_dtype dt, int64_t n, float *host) {
+    float *tmp = (float *)il_cuda_malloc((size_t)n * 4);
+    if (!tmp) return IL_ERR_OOM;
+    il_cuda_convert(src, dt, tmp, IL_F32, n);
+    il_status st = il_cuda_download(host, tmp, (size_t)n * 4);
+    il_cuda_free(tmp);
+    return st;
+}
+
+/* One product on a probe, checked on the host before any node uses the plan: the layouts (Wt
+ * row-major with opA N, X row-major with opB T, the result column-major), the compressed weight
+ * and the chosen kernel are otherwise only as right as our reading of the documentation. The
+ * probe's values (-1, -0.5, 0, 0.5, 1) and the weight as the device rounded it (wd, read back)
+ * are exact in dt, so the products are exact and only float32 sums (1e-5 of sum |x w|) and the
+ * result's rounding to dt (2^-11 fp16, 2^-8 bf16, relative; twice that allowed) separate it from
+ * the host's double sum; a transposed or misread operand is off by the size of the result. Rows
+ * 0..15 and at most 256 outputs: layouts show everywhere, and it stays a few million MACs. */
+static il_status probe(il_sparselt *s, const void *wd, void *ws) {
+    int64_t rows = s->mp < 16 ? s->mp : 16, step = s->n > 256 ? s->n / 256 : 1;
+    size_t xn = (size_t)(s->mp * s->k), yn = (size_t)(s->mp * s->n), wn = (size_t)(s->n * s->k);
+    float *xh = (float *)calloc(xn, 4), *yh = (float *)malloc(yn * 4), *wh = (float *)malloc(wn * 4);
+    void *xd = NULL, *yd = il_cuda_malloc(yn * 2);
+    il_status st = xh && yh && wh && yd ? IL_OK : il_error(IL_ERR_OOM, "cuSPARSELt probe: out of memory");
+    for (int64_t i = 0; !st && i < rows; i++)
+        for (int64_t l = 0; l < s->k; l++) xh[i * s->k + l] = 0.5f * (float)((i * 7 + l * 3 + 1) % 5 - 2);
+    if (!st) st = upload_as(xh, (int64_t)xn, s->dt, &xd);
+    if (!st) st = product(s, 0, 1.0f, 0.0f, xd, yd, ws);
+    if (!st) st = download_f32(yd, s->dt, (int64_t)yn, yh);
+    if (!st) st = download_f32(wd, s->dt, (int64_t)wn, wh);
+    double eps = s->dt == IL_BF16 ? 1.0 / 256 : 1.0 / 2048;
+    for (int64_t i = 0; !st && i < rows; i++)
+        for (int64_t j = 0; !st && j < s->n; j += step) {
+            double ref = 0, mag = 0;
+            for (int64_t l = 0; l < s->k; l++) {
+                double t = (double)xh[i * s->k + l] * wh[j * s->k + l];
+                ref += t, mag += fabs(t);
+            }
+            double got = yh[i * s->n + j];
+            if (fabs(ref) < 6e4 && !(fabs(got - ref) <= 2 * eps * fabs(ref) + 1e-5 * mag + 1e-6))
+                st = il_error(IL_ERR_INVALID, "cuSPARSELt's product disagrees with the host on a probe (%s, M %lld N "
+                              "%lld K %lld: row %lld output %lld is %.6g, not %.6g)",
+                              g_lt_version, (long long)s->m, (long long)s->n, (long long)s->k, (long long)i,
+                              (long long)j, got, ref);
+        }
+    il_cuda_free(xd), il_cuda_free(yd);
+    free(xh), free(yh), free(wh);
+    return st;
+}
+
 extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtype dt, const float *wt_host,
                                        il_sparselt **out) {
     *out = NULL;
@@ -317,7 +367,7 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
         st = il_error_wrap(IL_ERR_OOM, "cuSPARSELt compressed weight: ");
     if (!st) st = lt_err(lt.compress(g_lt, &s->plan, wd, s->wc, buf, il_cuda_stream()), "compress");
     if (!st) st = il_cuda_sync();
-    il_cuda_free(wd), il_cuda_free(buf), il_cuda_free(dvalid);
+    il_cuda_free(buf), il_cuda_free(dvalid);
     /* the search times cuSPARSELt's kernels on scratch operands of the node's sizes */
     if (!st) st = lt_err(lt.workspace(g_lt, &s->plan, &s->lt_ws), "workspace size");
     size_t xb = (size_t)(s->mp * k) * 2, yb = (size_t)(s->mp * n) * 2;
@@ -331,6 +381,10 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
         s->alg_id = -1;
     if (!st) st = il_cuda_sync();
     il_cuda_free(x), il_cuda_free(d), il_cuda_free(ws);
+    ws = NULL; /* the probe runs the searched kernel, with its own workspace size */
+    if (!st && !(ws = il_cuda_malloc(s->lt_ws + 1))) st = il_error_wrap(IL_ERR_OOM, "cuSPARSELt probe: ");
+    if (!st) st = probe(s, wd, ws);
+    il_cuda_free(ws), il_cuda_free(wd);
     if (st) {
         il_sparselt_free(s);
         return st;
