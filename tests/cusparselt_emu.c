@@ -1,6 +1,6 @@
 /*
  * cusparselt_emu.c - a stand-in for libcusparseLt.so.0 on the host, built by tests/cuda_emu.sh
- * as a shared library that sparselt.cu opens through INFERLAB_CUSPARSELT. It implements the 16
+ * as a shared library that sparselt.cu opens through INFERLAB_CUSPARSELT. It implements the 18
  * entry points sparselt.cu calls as NVIDIA documents them (docs.nvidia.com/cuda/cusparselt:
  * descriptors of rows x cols with a leading dimension in row- or column-major order, D = alpha
  * op(A) op(B) + beta C with A the 2:4 structured matrix, the prune check writing 1 to a device
@@ -128,6 +128,7 @@ cusparseStatus_t cusparseLtMatmulDescriptorInit(const void *h, matmul *mm, cuspa
 cusparseStatus_t cusparseLtMatmulAlgSelectionInit(const void *h, void *alg, const matmul *mm, int which) {
     return which ? CUSPARSE_STATUS_INVALID_VALUE : CUSPARSE_STATUS_SUCCESS;
 }
+cusparseStatus_t cusparseLtAlgSelectionDestroy(const void *alg) { return CUSPARSE_STATUS_SUCCESS; }
 cusparseStatus_t cusparseLtMatmulAlgGetAttribute(const void *h, const void *alg, int attr, void *data, size_t n) {
     if (attr != 0 || n != sizeof(int)) return CUSPARSE_STATUS_INVALID_VALUE;
     *(int *)data = 0;

@@ -1,7 +1,12 @@
 /*
  * sparselt.cu - 2:4 structured-sparse products on NVIDIA cuSPARSELt (sparselt.h), for the cuda
- * backend's `cusparselt-2:4` kernel (sparse24.c). NOT YET RUN ON A GPU: written and compiled
- * without one (tools/sparse24_gpu.sh is the first run).
+ * backend's `cusparselt-2:4` kernel (sparse24.c). Written without a GPU; its first run (session 9,
+ * H100, cuSPARSELt 0.8.0 from PyTorch 2.11's wheel) had the prune check refuse every weight. The
+ * layout is the documented one (2:4 along op(A)'s K; PyTorch compresses the same row-major [N, K]
+ * with opA N; hipSPARSELt's open check groups the same elements), so what changed since: the
+ * check's device int is zeroed before the call (lt_check), a refusal says what the library's own
+ * pruning changes (rejected), and every plan passes one product on a probe checked on the host
+ * (probe) before a node may use it. NOT YET CONFIRMED ON A GPU.
  *
  * cuSPARSELt is opened with dlopen on first use, as cuDNN is (cudnn.cu): it is not part of the
  * CUDA toolkit (the GPU machine has it inside PyTorch's wheel, nvidia/cusparselt/lib), so this
@@ -20,7 +25,12 @@
  *     column-major [m, n]) is the one used here, with m = N outputs and n = M rows of X;
  *   - NVIDIA/CUDALibrarySamples cuSPARSELt/matmul/matmul_example.cpp: the call order (descriptors,
  *     matmul descriptor, algorithm selection, plan, prune check into a DEVICE int that is 0 when
- *     valid, compressed sizes, compress, search, workspace size, matmul).
+ *     valid, compressed sizes, compress, search, workspace size, matmul);
+ *   - cuSPARSELt's release notes: 0.8.0 added cusparseLtAlgSelectionDestroy, which "must be
+ *     invoked" (called when the library has it) and cusparseLtGetErrorString;
+ *   - ROCm/hipSPARSELt's open implementation of the same API (rocsparselt prune.cpp): the 2:4
+ *     groups run along op(A)'s K in the stored layout, its check kernel only ever writes 1 after a
+ *     memset, and cusparseLtSpMMAPrune's STRIP keeps the two largest of each group.
  * cusparseStatus_t, cusparseOrder_t (COL 1, ROW 2) and cusparseOperation_t come from the
  * toolkit's cusparse.h (types only; cuSPARSE itself is not linked), cudaDataType from
  * library_types.h. The opaque structs are 1024 bytes in current headers; they are given 16 KiB
@@ -61,6 +71,7 @@ static struct {
     lst (*matmul_init)(const lt_handle *, lt_matmul *, cusparseOperation_t, cusparseOperation_t, const lt_mat *,
                        const lt_mat *, const lt_mat *, const lt_mat *, int);
     lst (*alg_init)(const lt_handle *, lt_algsel *, const lt_matmul *, int);
+    lst (*alg_destroy)(const lt_algsel *);
     lst (*alg_get)(const lt_handle *, const lt_algsel *, int, void *, size_t);
     lst (*plan_init)(const lt_handle *, lt_plan *, const lt_matmul *, const lt_algsel *);
     lst (*plan_destroy)(const lt_plan *);
@@ -110,6 +121,7 @@ static int open_sparselt(void) {
              SYM(matmul, "cusparseLtMatmul") && SYM(search, "cusparseLtMatmulSearch");
     SYM(errstr, "cusparseLtGetErrorString"); /* optional: not in every version */
     SYM(prune, "cusparseLtSpMMAPrune");      /* optional: only the diagnosis of a refused weight */
+    SYM(alg_destroy, "cusparseLtAlgSelectionDestroy"); /* 0.8.0 on: "must be invoked" to release it */
     if (!ok) return lt_fail("%s", "libcusparseLt.so.0 lacks an entry point this code calls");
     g_lt = (lt_handle *)calloc(1, sizeof *g_lt);
     if (!g_lt) return lt_fail("%s", "out of memory");
@@ -150,7 +162,7 @@ struct il_sparselt {
     lt_matmul mm;
     lt_algsel alg;
     lt_plan plan;
-    int has_a, has_b, has_c, has_plan, alg_id;
+    int has_a, has_b, has_c, has_alg, has_plan, alg_id;
     void *wc;      /* the compressed weight, on the device */
     size_t lt_ws;  /* cuSPARSELt's own workspace */
     char what[160];
@@ -169,6 +181,7 @@ extern "C" const char *il_sparselt_what(const il_sparselt *s) { return s->what; 
 extern "C" void il_sparselt_free(il_sparselt *s) {
     if (!s) return;
     if (s->has_plan) lt.plan_destroy(&s->plan);
+    if (s->has_alg && lt.alg_destroy) lt.alg_destroy(&s->alg);
     if (s->has_a) lt.mat_destroy(&s->a);
     if (s->has_b) lt.mat_destroy(&s->b);
     if (s->has_c) lt.mat_destroy(&s->c);
@@ -352,6 +365,7 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
                                    &s->b, &s->c, &s->c, LT_COMPUTE_32F),
                     "matmul descriptor");
     if (!st) st = lt_err(lt.alg_init(g_lt, &s->alg, &s->mm, LT_ALG_DEFAULT), "algorithm selection");
+    s->has_alg = !st;
     if (!st) st = lt_err(lt.plan_init(g_lt, &s->plan, &s->mm, &s->alg), "plan");
     s->has_plan = !st;
     /* the weight on the device, cuSPARSELt's own check of its pattern, then compressed */
