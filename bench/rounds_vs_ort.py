@@ -11,7 +11,10 @@ ratios divide by ONNX Runtime's. The load average is printed: compare ratios, no
 WAIT=spin (environment) runs inferlab with `--wait spin` instead, as ONNX Runtime's threads do:
 the fair setting for two-thread rows on an otherwise idle machine.
 
-usage: bench/rounds_vs_ort.py MODEL.onnx BATCH THREADS ROUNDS N BIN [BIN...]
+A BIN may end in :O0 (or :O1, :O3): its plan built at that level instead, so that -O0 and -O2 of
+one binary run in the same rounds (BIN:O0 BIN).
+
+usage: bench/rounds_vs_ort.py MODEL.onnx BATCH THREADS ROUNDS N BIN[:On] [BIN[:On]...]
 """
 import json, os, statistics, subprocess, sys, tempfile
 
@@ -47,12 +50,13 @@ env = dict(os.environ, OMP_WAIT_POLICY="passive") if wait == "passive" else dict
 plans = []
 for i, b in enumerate(bins):
     p = os.path.join(work, f"{i}.plan")
-    subprocess.run([b, "build", model, "-O2", "--batch", str(batch), "-o", p, "--quiet"], check=True)
+    exe, _, level = b.partition(":")
+    subprocess.run([exe, "build", model, "-" + (level or "O2"), "--batch", str(batch), "-o", p, "--quiet"], check=True)
     plans.append(p)
 res = {k: [] for k in bins + ["ort"]}
 for r in range(rounds):
     for b, p in zip(bins, plans):
-        cmd = [b, "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", wait]
+        cmd = [b.partition(":")[0], "run", p, "--threads", str(threads), "--repeat", str(n), "--json", "--wait", wait]
         for x in ins:
             cmd += ["--input", x]
         o = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout)

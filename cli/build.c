@@ -133,9 +133,10 @@ int cmd_build(int argc, char **argv) {
     if (e.tactics == IL_TACTICS_TIMED) {
         int segs, seg_timed, seg_cached;
         il_plan_segment_stats(p, &segs, &seg_timed, &seg_cached);
-        printf(" (%d nodes timed, %d from the cache; picks unlike the heuristic's charged in the plan: %s)", timed,
-               cached, seg_cached ? "from the cache" : seg_timed ? "plans run" : "none to charge");
-        (void)segs;
+        printf(" (%d nodes timed, %d from the cache; picks unlike the heuristic's charged in the plan: ", timed, cached);
+        if (seg_cached) printf("from the cache)");
+        else if (seg_timed) printf("%d segment%s, plans run)", segs, segs == 1 ? "" : "s");
+        else printf("none to charge)");
     }
     printf("; peak activations %.3f MB; file %.3f MB\n", (double)il_plan_peak_bytes(p) / 1e6, (double)fsize / 1e6);
     printf("  build %.3f s: passes %.3f s, plan %.3f s, write %.3f s\n", t3 - t0, t1 - t0, t2 - t1, t3 - t2);

@@ -138,6 +138,12 @@ const char *il_tcache_get(const tcache *c, const char *key) {
     return NULL;
 }
 
+int il_tcache_from_file(const tcache *c, const char *key) {
+    for (int i = 0; i < c->loaded; i++)
+        if (!strcmp(c->keys[i], key)) return 1;
+    return 0;
+}
+
 static void cache_free(tcache *c) {
     for (int i = 0; i < c->n; i++) free(c->keys[i]), free(c->names[i]);
     free(c->keys);
@@ -165,6 +171,7 @@ static void cache_load(tcache *c, const char *path) {
         }
     }
     c->dirty = 0;
+    c->loaded = c->n;
     free(line);
     fclose(f);
 }
@@ -371,7 +378,8 @@ static il_status choose(il_plan *p, int k, tcache *cache) {
                 p->kern[k] = ok[i];
                 p->n_cached++;
                 ti->cached = 1;
-                snprintf(ti->why, sizeof ti->why, "alone: %s (timing cache)", hit);
+                snprintf(ti->why, sizeof ti->why, "alone: %s (%s)", hit,
+                         il_tcache_from_file(cache, key) ? "timing cache" : "as an identical node before");
                 return IL_OK;
             }
     double tbest = -1, tprio = -1;

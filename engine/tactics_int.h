@@ -11,9 +11,12 @@
 typedef struct {
     char **keys, **names;
     int n, cap, dirty;
+    int loaded; /* entries [0, loaded) came from the file; later ones from this build */
 } il_tcache;
 
+/* The value of key (NULL: none); whether the file it was loaded from had it. */
 const char *il_tcache_get(const il_tcache *c, const char *key);
+int il_tcache_from_file(const il_tcache *c, const char *key);
 void il_tcache_put(il_tcache *c, const char *key, const char *name);
 
 /* What makes two nodes time alike (op, opset, backend, threads, inputs, attributes): the cache

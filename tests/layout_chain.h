@@ -144,6 +144,19 @@ static inline il_plan *plan_checked(const il_graph *g, const il_plan_opts *o, in
     return p;
 }
 
+/* g's plan (threads, batch, checked against the reference) saved to a scratch file and loaded
+ * again: both compute the same outputs bit for bit. */
+static inline void plan_file_round_trip(const il_graph *g, int threads, int64_t batch, const char *file, const char *what) {
+    il_plan_opts o = {.threads = threads};
+    il_plan *p = plan_checked(g, &o, batch, what), *q = NULL;
+    const char *path = il_test_tmp(file);
+    IL_ASSERT_OK(il_plan_save(p, path));
+    IL_ASSERT_OK(il_plan_load(path, &o, &q));
+    il_test_plans_agree(p, q, random_input(g, batch));
+    il_plan_free(p);
+    il_plan_free(q);
+}
+
 static inline int have_blocked_kernels(void) {
     return il_kernel_find("ai.inferlab", "FusedConv", "cpu", "dnnl") != NULL;
 }

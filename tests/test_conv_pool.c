@@ -156,14 +156,7 @@ static void test_conv_pool_declines(void) {
 static void test_conv_pool_plan_file(void) {
     il_graph *g = stem(&cases[0], 3, 1);
     fuse(g, 1);
-    il_plan_opts o = {.threads = 2};
-    il_plan *p = plan_checked(g, &o, 3, "ConvPool, plan file"), *q = NULL;
-    const char *path = il_test_tmp("convpool.plan");
-    IL_ASSERT_OK(il_plan_save(p, path));
-    IL_ASSERT_OK(il_plan_load(path, &o, &q));
-    il_test_plans_agree(p, q, random_input(g, 3));
-    il_plan_free(p);
-    il_plan_free(q);
+    plan_file_round_trip(g, 2, 3, "convpool.plan", "ConvPool, plan file");
     il_graph_free(g);
 }
 

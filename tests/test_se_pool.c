@@ -142,14 +142,7 @@ static void test_silu_fast(void) {
  * and loaded again computes the same outputs bit for bit. */
 static void test_pooled_conv_plan_file(void) {
     il_graph *g = se_chain(2, 3, 24, 0, 12, 0);
-    il_plan_opts o = {.threads = 2};
-    il_plan *p = plan_checked(g, &o, 3, "PooledConv, plan file"), *q = NULL;
-    const char *path = il_test_tmp("pooled.plan");
-    IL_ASSERT_OK(il_plan_save(p, path));
-    IL_ASSERT_OK(il_plan_load(path, &o, &q));
-    il_test_plans_agree(p, q, random_input(g, 3));
-    il_plan_free(p);
-    il_plan_free(q);
+    plan_file_round_trip(g, 2, 3, "pooled.plan", "PooledConv, plan file");
     il_graph_free(g);
 }
 

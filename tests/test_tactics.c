@@ -14,6 +14,7 @@
 typedef struct {
     int charged;           /* 1: reorders and copies cost; 0: free */
     const char *fast3;     /* a 3x3 conv kernel cheaper than the others (alone and in the plan) */
+    int spill;             /* a plan with the `fast` Concat slows the graph's output node by 5 ms */
     int alone_calls, plan_calls;
     int saw_in_place;      /* some plan run had the Concat written in place */
     int cat, e1;           /* values: the Concat's output and its first input */
@@ -40,6 +41,10 @@ static int synth_in_plan(il_plan *q, il_tensor *const *in, int n_in, double *tim
     int64_t sz, at = il_plan_value_offset(q, s->cat, &sz);
     int in_place = at >= 0 && il_plan_value_offset(q, s->e1, &sz) == at;
     s->saw_in_place |= in_place;
+    int fast_cat = 0;
+    for (int k = 0; k < g->n_nodes; k++)
+        fast_cat |= !g->nodes[k].dead && il_plan_kernel(q, k) && !strcmp(g->nodes[k].op_type, "Concat") &&
+                    !strcmp(il_plan_kernel(q, k)->name, "fast");
     for (int k = 0; k < g->n_nodes; k++) {
         const il_node *n = &g->nodes[k];
         const il_kernel *kn = il_plan_kernel(q, k);
@@ -48,6 +53,7 @@ static int synth_in_plan(il_plan *q, il_tensor *const *in, int n_in, double *tim
         int cat = !strcmp(n->op_type, "Concat");
         times[k] = !cat ? synth_alone(q, k, kn, &(synth){.fast3 = s->fast3})
                         : s->charged && in_place ? 0 : synth_alone(q, k, kn, &(synth){0});
+        if (s->spill && fast_cat && n->outputs[0] >= 0 && g->values[n->outputs[0]].is_output) times[k] += 5e-3;
         for (int i = 0; s->charged && i < n->n_inputs + n->n_outputs; i++) {
             int v = i < n->n_inputs ? n->inputs[i] : n->outputs[i - n->n_inputs];
             const il_value *x = v >= 0 ? &g->values[v] : NULL;
@@ -57,17 +63,21 @@ static int synth_in_plan(il_plan *q, il_tensor *const *in, int n_in, double *tim
     return 0;
 }
 
-/* A Fire module at batch; *cat, *e1: the Concat's output and first input; *cat_node: its node */
-static chain fire(int64_t batch, int *cat, int *e1, int *cat_node) {
+/* A Fire module at batch (and a conv after it where tail); *cat, *e1: the Concat's output and
+ * first input; *cat_node: its node */
+static chain fire_tail(int64_t batch, int *cat, int *e1, int *cat_node, int tail) {
     chain b = chain_new(2, batch, 8, 15);
     int sq = conv(&b, b.g->inputs[0], 8, 16, 1, 1, 0, 1, "Relu", -1);
     *e1 = conv(&b, sq, 16, 32, 1, 1, 0, 1, "Relu", -1);
     int e3 = conv(&b, sq, 16, 64, 3, 1, 1, 1, "Relu", -1);
     *cat = node2(&b, "Concat", *e1, e3);
     *cat_node = b.g->values[*cat].producer;
-    il_graph_add_output(b.g, conv(&b, *cat, 96, 8, 1, 1, 0, 1, NULL, -1));
+    int y = conv(&b, *cat, 96, 8, 1, 1, 0, 1, NULL, -1);
+    il_graph_add_output(b.g, tail ? conv(&b, y, 8, 8, 1, 1, 0, 1, "Relu", -1) : y);
     return b;
 }
+
+static chain fire(int64_t batch, int *cat, int *e1, int *cat_node) { return fire_tail(batch, cat, e1, cat_node, 0); }
 
 static int have_dnnl_concat(void) {
     if (have_blocked_kernels() && il_kernel_find("", "Concat", "cpu", "dnnl")) return 1;
@@ -152,6 +162,29 @@ static void test_mixed_segment(void) {
     il_graph_free(b.g);
 }
 
+/* A pick cheaper in its segment whose plan slows a node outside every segment (the conv after
+ * the module's output conv) is not taken by its segment: with free reorders `fast` wins the
+ * segment's sum, but the heuristic's Concat stays; without the spill `fast` is kept. */
+static void test_spill(void) {
+    if (!have_dnnl_concat()) return;
+    for (int spill = 1; spill >= 0; spill--) {
+        int cat, e1, cn;
+        chain b = fire_tail(1, &cat, &e1, &cn, 1);
+        synth s = {.charged = 0, .spill = spill, .cat = cat, .e1 = e1};
+        il_plan *p = timed_plan(&b, 1, &s, NULL, spill ? "spill" : "no spill");
+        const char *want = spill ? "dnnl" : "fast", *got = il_plan_kernel(p, cn)->name;
+        if (strcmp(got, want)) fprintf(stderr, "\n  spill %d: Concat runs %s, expected %s\n", spill, got, want);
+        CU_ASSERT_STRING_EQUAL(got, want);
+        /* the segment itself declines it (not only the whole-plan check after) */
+        const char *why = il_plan_kernel_why(p, cn);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, spill ? ": heuristic" : ": timed"));
+        CU_ASSERT_PTR_NULL(strstr(why, "heuristic kept"));
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
 /* The cache keeps the charged choice: a second build runs no plan and times no node; a
  * cache entry's key holds the context (another batch: charged again). */
 static void test_charge_cache(void) {
@@ -216,5 +249,5 @@ static void test_real_clock(void) {
 }
 
 IL_SUITE("tactics", {"charged Concat", test_charged_concat}, {"two picks in a segment", test_mixed_segment},
-         {"charge and the cache", test_charge_cache},
+         {"a pick that slows other nodes", test_spill}, {"charge and the cache", test_charge_cache},
          {"real clock", test_real_clock})
