@@ -3,8 +3,9 @@
  * as a shared library that sparselt.cu opens through INFERLAB_CUSPARSELT. It implements the 16
  * entry points sparselt.cu calls as NVIDIA documents them (docs.nvidia.com/cuda/cusparselt:
  * descriptors of rows x cols with a leading dimension in row- or column-major order, D = alpha
- * op(A) op(B) + beta C with A the 2:4 structured matrix, the prune check writing 0 to a device
- * int when every group of 4 along op(A)'s K has at most 2 nonzeros); compression is a plain copy
+ * op(A) op(B) + beta C with A the 2:4 structured matrix, the prune check writing 1 to a device
+ * int when a group of 4 along op(A)'s K has more than 2 nonzeros, and STRIP pruning along the
+ * same groups); compression is a plain copy
  * (its real format is the library's business). It checks what the real library would refuse
  * (a compute type other than 32F for 16-bit data, shapes that do not chain, a short leading
  * dimension), so the emulation exercises sparselt.cu's and sparse24.c's own logic (layouts,
@@ -152,7 +153,37 @@ cusparseStatus_t cusparseLtSpMMAPruneCheck(const void *h, const matmul *mm, cons
             for (int j = 0; j < 4; j++) nz += op_at(a, mm->opa, d_in, i, g + j) != 0.0f;
             bad = nz > 2;
         }
-    *d_valid = bad;
+    /* the weakest reading of "d_valid: 0 correct, 1 wrong": only a failure is written (as
+     * hipSPARSELt's check kernel does after its own memset), so a caller that does not zero
+     * the int first reads the allocation's old contents (ASan fills new memory with 0xbe) */
+    if (bad) *d_valid = 1;
+    return CUSPARSE_STATUS_SUCCESS;
+}
+/* STRIP: of each group of 4 along op(A)'s K the 2 largest magnitudes stay (the first on ties),
+ * "the strip direction chosen according to the operation op and matrix layout" of the sparse
+ * matrix, as the check reads it; TILE (2 per row and column of 4x4 tiles) is not emulated */
+cusparseStatus_t cusparseLtSpMMAPrune(const void *h, const matmul *mm, const void *d_in, void *d_out, int alg,
+                                      void *stream) {
+    const mat *a = &mm->a;
+    int64_t m = op_rows(a, mm->opa), k = op_cols(a, mm->opa);
+    if (alg != 1) return CUSPARSE_STATUS_NOT_SUPPORTED;
+    if (k % 4) return CUSPARSE_STATUS_INVALID_VALUE;
+    if (d_out != d_in) memcpy(d_out, d_in, bytes(a));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t g = 0; g < k; g += 4) {
+            int keep0 = -1, keep1 = -1;
+            for (int j = 0; j < 4; j++) {
+                float v = fabsf(op_at(a, mm->opa, d_in, i, g + j));
+                if (keep0 < 0 || v > fabsf(op_at(a, mm->opa, d_in, i, g + keep0))) keep1 = keep0, keep0 = j;
+                else if (keep1 < 0 || v > fabsf(op_at(a, mm->opa, d_in, i, g + keep1))) keep1 = j;
+            }
+            for (int j = 0; j < 4; j++) {
+                if (j == keep0 || j == keep1) continue;
+                int64_t r = mm->opa == CUSPARSE_OPERATION_NON_TRANSPOSE ? i : g + j;
+                int64_t c = mm->opa == CUSPARSE_OPERATION_NON_TRANSPOSE ? g + j : i;
+                ((uint16_t *)d_out)[a->order == CUSPARSE_ORDER_ROW ? r * a->ld + c : r + c * a->ld] = 0;
+            }
+        }
     return CUSPARSE_STATUS_SUCCESS;
 }
 cusparseStatus_t cusparseLtSpMMACompressedSize(const void *h, const plan *p, size_t *size, size_t *buf) {

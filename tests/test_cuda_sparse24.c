@@ -181,6 +181,24 @@ static void test_gpu_refuses(void) {
     il_tensor_free(x);
     il_graph_free(g);
     unsetenv("INFERLAB_SPARSELT");
+#ifdef IL_HAVE_CUDA
+    /* the same refusal from cuSPARSELt's own check, which the kernel's 2:4 check normally
+     * spares it: the error counts what the library's own pruning changes (here the smallest of
+     * the one group with 3 nonzeros; more would mean it groups the 4s along another dimension) */
+    float *wt = random_nm(32, 32, 2, op_rng());
+    wt[0] = 0.25f, wt[1] = 0.0f, wt[2] = wt[3] = 0.5f; /* row 0, k 0..3: 3 nonzeros, 0.25 the smallest */
+    il_sparselt *lt = NULL;
+    il_status st = il_sparselt_create(16, 32, 32, IL_F16, wt, &lt);
+    CU_ASSERT_EQUAL(st, IL_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(lt);
+    const char *msg = il_errmsg();
+    if (!strstr(msg, "changed 1 of the weight's 513 nonzeros")) fprintf(stderr, "\n  %s\n", msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "changed 1 of the weight's 513 nonzeros"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "takes its pruned copy"));
+    il_error_clear();
+    il_sparselt_free(lt);
+    free(wt);
+#endif
 }
 
 IL_SUITE("cuda-sparse24", {"2:4 MatMul/FusedMatMul/Gemm on cuSPARSELt vs the reference, fp16 and bf16", test_gpu_vs_ref},

@@ -28,19 +28,37 @@ static int have_gpu(void) {
     return !st;
 }
 
-/* Mismatches of b against the reference a, printed with the name. */
-static int close_enough(const char *what, const il_tensor *a, const il_tensor *b) {
+static double worst_ratio; /* the largest |cuda - cpu| / tolerance of a fit_both, printed */
+static char worst_what[200];
+
+/* Mismatches of b against the reference a, printed with the name. steps: how many optimizer
+ * steps made the values (0 for one forward/backward). The one-pass bound 1e-4 + 1e-3 max|cpu|
+ * covers float32 sums in another order; after S steps each weight is the sum of S updates, each
+ * computed on weights that already differ by the earlier steps' rounding, so to first order (lr
+ * 0.05 over 5 steps keeps the training map close to the identity) the differences add: S times
+ * the bound. A bias of BatchNormalization shows it first (session 9 H100: fit kd
+ * block1.1.bn.bias[1], cpu -0.01682488, cuda -0.01699788, 1.5 times the one-pass bound): its
+ * gradient is a sum over N x H x W terms that mostly cancel, so its rounding is large next to
+ * the small value it ends at. A missing term (in the KD loss, shared host code in double, or a
+ * backward) would move every step's update, far past S times the rounding. */
+static int close_enough_after(const char *what, const il_tensor *a, const il_tensor *b, int steps) {
     CU_ASSERT_EQUAL_FATAL(il_tensor_numel(a), il_tensor_numel(b));
     double amax = 0;
     for (int64_t i = 0; i < il_tensor_numel(a); i++) amax = fmax(amax, fabs(il_tensor_get(a, i)));
-    double tol = 1e-4 + 1e-3 * amax;
+    double tol = (1e-4 + 1e-3 * amax) * (steps > 1 ? steps : 1);
     int bad = 0;
     for (int64_t i = 0; i < il_tensor_numel(a); i++) {
         double x = il_tensor_get(a, i), y = il_tensor_get(b, i);
+        if (fabs(x - y) / tol > worst_ratio)
+            worst_ratio = fabs(x - y) / tol, snprintf(worst_what, sizeof worst_what, "%s[%lld]", what, (long long)i);
         if (!(fabs(x - y) <= tol) && bad++ < 3)
             fprintf(stderr, "\n  %s[%lld]: cpu %.7g, cuda %.7g (tolerance %.3g)", what, (long long)i, x, y, tol);
     }
     return bad;
+}
+
+static int close_enough(const char *what, const il_tensor *a, const il_tensor *b) {
+    return close_enough_after(what, a, b, 0);
 }
 
 static uint64_t rng = 0x5eed;
@@ -178,18 +196,21 @@ static void fit_both(const char *hint, int kd, int fed) {
         CU_ASSERT_EQUAL(fr.steps, 5);
     }
     char what[160];
-    int bad = 0;
+    int bad = 0, steps = fed ? 4 : 5; /* fedavg: 2 rounds of 2 local steps */
+    worst_ratio = 0, worst_what[0] = 0;
     for (int i = 0; i < il_trainer_n_params(t[0]); i++) {
         il_tensor *a, *b;
         const char *name = il_trainer_param(t[0], i, &a, NULL);
         il_trainer_param(t[1], i, &b, NULL);
         snprintf(what, sizeof what, "fit%s%s%s %s", kd ? " kd" : "", hint ? " hint" : "", fed ? " fedavg" : "", name);
-        bad += close_enough(what, a, b);
+        bad += close_enough_after(what, a, b, steps);
     }
     for (int i = 0; i < il_trainer_n_buffers(t[0]); i++) {
         snprintf(what, sizeof what, "fit buffer %d", i);
-        bad += close_enough(what, il_trainer_buffer(t[0], i), il_trainer_buffer(t[1], i));
+        bad += close_enough_after(what, il_trainer_buffer(t[0], i), il_trainer_buffer(t[1], i), steps);
     }
+    /* the margin, for the next GPU run to show how close to the bound the trainers come */
+    printf("(%s: worst %.2f of the %d-step bound) ", worst_what, worst_ratio, steps);
     CU_ASSERT_EQUAL(bad, 0);
     il_trainer_free(t[0]), il_trainer_free(t[1]);
     il_graph_free(g), il_graph_free(teacher);

@@ -30,6 +30,8 @@ import glob, os, site
 dirs = site.getsitepackages() + [site.getusersitepackages()]
 hits = [f for d in dirs for f in glob.glob(os.path.join(d, "nvidia", "cusparselt", "lib", "libcusparseLt.so*"))]
 print(sorted(hits)[0] if hits else "")' 2>/dev/null)
+    # the interpreter's own site-packages (above) is what finds PyTorch's wheel; a fixed
+    # /usr/local/lib/python3*/dist-packages path found nothing on the GPU machine (session 9)
     [ -n "$LIB" ] && export INFERLAB_CUSPARSELT="$LIB"
 fi
 {
@@ -65,6 +67,7 @@ nodes.append(helper.make_node("Gemm", [x, "wg", "bg"], ["y"], name="gemm", trans
 g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", h])],
                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", h // 2])], inits)
 m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+m.ir_version = 8  # a newer onnx writes its own latest IR (14 on the GPU machine); inferlab reads 3 to 10
 onnx.checker.check_model(m)
 onnx.save(m, path)
 EOF

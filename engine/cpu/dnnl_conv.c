@@ -83,15 +83,20 @@ static il_status dconv_geom(il_kctx *c, il_act *act, il_conv_geom *g, int64_t *y
  * images in a row (weight cold at the first, min of 20, load 4.5), 256 at 14x14 8.22 / 6.52,
  * 3.96 / 3.76, 2.20 / 2.47 ms; 128 at 28x28 5.71 / 5.29, 2.99 / 2.75, 1.49 / 1.42; 512 at 7x7
  * 14.96 / 20.66 (8); 64 at 14x14 0.20 / 0.22 (4), hence IL_DNNL_WINO4_REUSE and its bounds.
- * One block of 16 input channels stays on 2x3 at batch 1: SqueezeNet's 16 -> 64 expands at 55x55
- * took 0.32 against 0.34-0.36 ms in the network (node minimums, alternated twice), though the
- * primitive alone was faster (0.246 / 0.219 ms cold). INFERLAB_DNNL_WINO4=0 keeps 2x3, to
+ * Few input channels lose (IL_DNNL_WINO4_MIN_C): SqueezeNet's 16 -> 64 expands at 55x55 took
+ * 0.32 against 0.34-0.36 ms in the network though the primitive alone was faster (0.246 / 0.219
+ * ms cold); node minimums (100 runs, load 7, 4x3 against 2x3) batch 1 one thread 0.351 / 0.335
+ * against 0.327 / 0.311 ms, two threads 0.247 / 0.225 against 0.179 / 0.160; batch 8 (image by
+ * image) one thread 3.29 / 2.96 against 3.00 / 2.74, two threads 1.94 / 1.59 against 1.72 / 1.53
+ * ms (docs/cpu_speed_sessions.md, session 9); so 2x3 there, also on batches (oneDNN's 2x3 takes
+ * one image a call: a batch in one call keeps its 4x3). INFERLAB_DNNL_WINO4=0 keeps 2x3, to
  * compare. */
 static const char *wino_prefer(const il_kctx *c, const il_conv_geom *g) {
     int64_t reuse = c->in[0]->dims[0] / (c->threads > 1 ? c->threads : 1);
     int many = reuse >= IL_DNNL_WINO4_REUSE;
+    if (g->c / g->group < IL_DNNL_WINO4_MIN_C) return "wino_2x3";
     if ((double)g->c * (double)g->m * 36 * sizeof(float) > (many ? IL_DNNL_WINO4_BYTES_REUSED : IL_DNNL_WINO4_BYTES) ||
-        g->out_sp < (many ? IL_DNNL_WINO4_PIXELS_REUSED : IL_DNNL_WINO4_PIXELS) || (!many && g->c < 32))
+        g->out_sp < (many ? IL_DNNL_WINO4_PIXELS_REUSED : IL_DNNL_WINO4_PIXELS))
         return NULL;
     return il_dnnl_env_on("INFERLAB_DNNL_WINO4") ? "wino_4x3" : NULL;
 }

@@ -196,6 +196,9 @@ int il_dnnl_env_on(const char *name);
 #define IL_DNNL_WINO4_REUSE 4
 #define IL_DNNL_WINO4_BYTES_REUSED (12.0 * 1024 * 1024)
 #define IL_DNNL_WINO4_PIXELS_REUSED 196
+/* ...and only from this many input channels: with fewer, the transforms outweigh the 4x3
+ * kernel's smaller product (SqueezeNet's 16 -> 64 at 55x55, dnnl_conv.c). */
+#define IL_DNNL_WINO4_MIN_C 32
 /* A convolution runs image by image once its batch's input and output together reach this many
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */

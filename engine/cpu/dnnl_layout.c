@@ -289,7 +289,10 @@ il_status il_dnnl_src_at(const il_kctx *c, il_dnnl_state *s, void *x, void **src
         return IL_OK;
     }
     if (s->xc.on) {
-        to_blk(s, x, *src);
+        /* one block of 16 channels: nChw16c is dense channels-last itself (SqueezeNet's first
+         * squeeze outputs), read where it lies */
+        if (s->xc.c == 16) *src = x;
+        else to_blk(s, x, *src);
         return IL_OK;
     }
     il_dnnl_step_set(&s->src_in, DNNL_ARG_SRC, x);

@@ -46,7 +46,7 @@ typedef struct {
 } lt_opaque;
 typedef lt_opaque lt_handle, lt_mat, lt_matmul, lt_algsel, lt_plan;
 
-enum { LT_SPARSITY_50 = 0, LT_COMPUTE_32F = 2, LT_ALG_DEFAULT = 0, LT_ALG_CONFIG_ID = 0 };
+enum { LT_SPARSITY_50 = 0, LT_COMPUTE_32F = 2, LT_ALG_DEFAULT = 0, LT_ALG_CONFIG_ID = 0, LT_PRUNE_STRIP = 1 };
 enum { LT_MIN_VERSION = 502 }; /* major * 1000 + minor * 100 + patch, as CUSPARSELT_VERSION */
 
 typedef cusparseStatus_t lst;
@@ -66,6 +66,7 @@ static struct {
     lst (*plan_destroy)(const lt_plan *);
     lst (*workspace)(const lt_handle *, const lt_plan *, size_t *);
     lst (*prune_check)(const lt_handle *, const lt_matmul *, const void *, int *, cudaStream_t);
+    lst (*prune)(const lt_handle *, const lt_matmul *, const void *, void *, int, cudaStream_t);
     lst (*compressed_size)(const lt_handle *, const lt_plan *, size_t *, size_t *);
     lst (*compress)(const lt_handle *, const lt_plan *, const void *, void *, void *, cudaStream_t);
     lst (*matmul)(const lt_handle *, const lt_plan *, const void *, const void *, const void *, const void *,
@@ -108,6 +109,7 @@ static int open_sparselt(void) {
              SYM(compressed_size, "cusparseLtSpMMACompressedSize") && SYM(compress, "cusparseLtSpMMACompress") &&
              SYM(matmul, "cusparseLtMatmul") && SYM(search, "cusparseLtMatmulSearch");
     SYM(errstr, "cusparseLtGetErrorString"); /* optional: not in every version */
+    SYM(prune, "cusparseLtSpMMAPrune");      /* optional: only the diagnosis of a refused weight */
     if (!ok) return lt_fail("%s", "libcusparseLt.so.0 lacks an entry point this code calls");
     g_lt = (lt_handle *)calloc(1, sizeof *g_lt);
     if (!g_lt) return lt_fail("%s", "out of memory");
@@ -211,6 +213,58 @@ extern "C" il_status il_sparselt_run(const il_sparselt *s, float alpha, float be
     return st;
 }
 
+/* cuSPARSELt's verdict on the 2:4 pattern of w (device, [n, k] in dt): *valid 0 when it takes it.
+ * The int is zeroed first: the library is documented to write 0 or 1 there, but a check that
+ * only marks failures (hipSPARSELt's kernel does, after its own memset) would otherwise read
+ * whatever the allocation last held, and refuse every weight. */
+static il_status lt_check(const il_sparselt *s, const void *w, int *dvalid, int *valid) {
+    *valid = 1;
+    il_status st = il_cuda_zero(dvalid, sizeof(int));
+    if (!st) st = lt_err(lt.prune_check(g_lt, &s->mm, w, dvalid, il_cuda_stream()), "prune check");
+    if (!st) st = il_cuda_download(valid, dvalid, sizeof *valid);
+    return st;
+}
+
+/* The check refused a weight that inferlab's own 2:4 check took. The error says how the library's
+ * own pruning (STRIP: the 2 largest of each of its groups of 4) changes the same weight, which
+ * tells the causes apart on a real run: nothing changed means the library groups the values as
+ * inferlab does (along K of the row-major [N, K] weight), so the refusal has another cause (the
+ * check's answer, a descriptor); values changed means it groups them along another dimension. Its
+ * check on its own pruned copy says whether the check can pass at all with these descriptors. */
+static il_status rejected(const il_sparselt *s, const void *wd, int *dvalid) {
+    char why[256] = "cusparseLtSpMMAPrune is not in this library";
+    size_t n = (size_t)(s->n * s->k);
+    if (lt.prune) {
+        void *pd = il_cuda_malloc(n * 2);
+        uint16_t *a = (uint16_t *)malloc(n * 2), *b = (uint16_t *)malloc(n * 2);
+        int again = 1;
+        il_status st = pd && a && b ? IL_OK : IL_ERR_OOM;
+        if (!st) st = lt_err(lt.prune(g_lt, &s->mm, wd, pd, LT_PRUNE_STRIP, il_cuda_stream()), "prune");
+        if (!st) st = il_cuda_download(a, wd, n * 2);
+        if (!st) st = il_cuda_download(b, pd, n * 2);
+        if (!st) st = lt_check(s, pd, dvalid, &again);
+        if (!st) {
+            long long changed = 0, nonzero = 0;
+            for (size_t i = 0; i < n; i++) {
+                changed += a[i] != b[i];
+                nonzero += (a[i] & 0x7fff) != 0;
+            }
+            snprintf(why, sizeof why,
+                     "its own STRIP pruning changed %lld of the weight's %lld nonzeros: %s; its check %s its pruned "
+                     "copy",
+                     changed, nonzero,
+                     changed ? "it groups the 4s along another dimension than inferlab's K"
+                             : "it groups the 4s as inferlab does, the refusal has another cause",
+                     again ? "refuses even" : "takes");
+        } else
+            snprintf(why, sizeof why, "its own pruning could not be compared: %s", il_errmsg());
+        il_cuda_free(pd), free(a), free(b);
+    }
+    return il_error(IL_ERR_INVALID, "cuSPARSELt's prune check rejects the weight that inferlab's 2:4 check accepted (%s, "
+                                    "M %lld N %lld K %lld; %s)",
+                    g_lt_version, (long long)s->m, (long long)s->n, (long long)s->k, why);
+}
+
 /* host float32 -> device copy in dt */
 static il_status upload_as(const float *host, int64_t n, il_dtype dt, void **out) {
     if (!(*out = il_cuda_malloc((size_t)n * 2))) return IL_ERR_OOM;
@@ -255,10 +309,8 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
     int *dvalid = NULL, valid = 1;
     if (!st) st = upload_as(wt_host, n * k, dt, &wd);
     if (!st && !(dvalid = (int *)il_cuda_malloc(sizeof(int)))) st = IL_ERR_OOM;
-    if (!st) st = lt_err(lt.prune_check(g_lt, &s->mm, wd, dvalid, il_cuda_stream()), "prune check");
-    if (!st) st = il_cuda_download(&valid, dvalid, sizeof valid);
-    if (!st && valid != 0)
-        st = il_error(IL_ERR_INVALID, "cuSPARSELt's prune check rejects the weight that inferlab's 2:4 check accepted");
+    if (!st) st = lt_check(s, wd, dvalid, &valid);
+    if (!st && valid != 0) st = rejected(s, wd, dvalid);
     size_t csize = 0, cbuf = 0;
     if (!st) st = lt_err(lt.compressed_size(g_lt, &s->plan, &csize, &cbuf), "compressed size");
     if (!st && (!(s->wc = il_cuda_malloc(csize ? csize : 1)) || !(buf = il_cuda_malloc(cbuf ? cbuf : 1))))

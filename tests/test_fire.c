@@ -1,0 +1,108 @@
+/*
+ * test_fire.c - SqueezeNet's Fire modules on the oneDNN kernels (engine/cpu/dnnl_conv.c,
+ * dnnl_layout.c): a squeeze conv, its 1x1 and Winograd 3x3 expands written into their Concat,
+ * the next conv, against the reference kernels on fresh random inputs (op_rng(): seeded from the
+ * clock, the seed printed; IL_TEST_SEED repeats a run) within |got - want| <= 1e-4 + 1e-4 |want|,
+ * batch 1 and 3, 1 and 2 threads; and which Winograd oneDNN ran, read from its verbose lines.
+ */
+#include "layout_chain.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#ifdef IL_HAVE_DNNL
+#include <dnnl.h>
+#endif
+
+/* Runs p on x with oneDNN's verbose lines (one per primitive run) sent to a file instead of
+ * stdout, and returns that file's text (caller frees); NULL where this build has no oneDNN. */
+static char *dnnl_lines_of_run(il_plan *p, il_tensor *x) {
+#ifdef IL_HAVE_DNNL
+    const char *path = il_test_tmp("fire_verbose.txt");
+    fflush(stdout);
+    int saved = dup(1), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+    dup2(fd, 1);
+    dnnl_set_verbose(1);
+    il_status st = il_plan_run(p, &x, 1);
+    dnnl_set_verbose(0);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    close(fd);
+    IL_ASSERT_OK(st);
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *text = calloc((size_t)n + 1, 1);
+    CU_ASSERT_FATAL(text != NULL);
+    CU_ASSERT_EQUAL(fread(text, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    return text;
+#else
+    (void)p;
+    (void)x;
+    return NULL;
+#endif
+}
+
+/* Whether a verbose line names both impl and shape (e.g. "jit_wino_4x3", "ic16oc64"). */
+static int ran(const char *text, const char *impl, const char *shape) {
+    for (const char *l = text; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        if (strstr(line, "exec") && strstr(line, impl) && strstr(line, shape)) return 1;
+        l = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Two Fire modules on a 30x30 plane (over IL_DNNL_WINO4_PIXELS): the first squeezes to 16
+ * channels, whose 3x3 expand takes F(2x2,3x3) at batch 1 (F(4x4,3x3) loses with so few input
+ * channels, IL_DNNL_WINO4_MIN_C; oneDNN has only 4x3 for a batch in one call) and reads its 16-channel input where it lies (nChw16c of one block is
+ * channels-last); the second squeezes to 32, whose expand takes F(4x4,3x3) as before. Batch 1
+ * and 3, 1 and 2 threads, against the reference; the Concats' inputs at their channel offsets. */
+static void test_fire_winograd(void) {
+    for (int run = 0; run < 4; run++) {
+        int threads = 1 + (run & 1);
+        int64_t batch = run & 2 ? 3 : 1;
+        chain b = chain_new(2, batch, 24, 30);
+        int sq1 = conv(&b, b.g->inputs[0], 24, 16, 1, 1, 0, 1, "Relu", -1);
+        int e11 = conv(&b, sq1, 16, 32, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 16, 48, 3, 1, 1, 1, "Relu", -1);
+        int cat1 = node2(&b, "Concat", e11, e13);
+        int sq2 = conv(&b, cat1, 80, 32, 1, 1, 0, 1, "Relu", -1);
+        int e21 = conv(&b, sq2, 32, 16, 1, 1, 0, 1, "Relu", -1), e23 = conv(&b, sq2, 32, 32, 3, 1, 1, 1, "Relu", -1);
+        int cat2 = node2(&b, "Concat", e21, e23);
+        il_graph_add_output(b.g, conv(&b, cat2, 48, 8, 1, 1, 0, 1, NULL, -1));
+        char what[80];
+        snprintf(what, sizeof what, "Fire Winograd, batch %lld, %d threads", (long long)batch, threads);
+        il_plan_opts o = {.threads = threads};
+        il_plan *p = plan_checked(b.g, &o, batch, what);
+        int64_t sz;
+        if (have_blocked_kernels()) {
+            CU_ASSERT_EQUAL(il_plan_value_offset(p, e13, &sz), il_plan_value_offset(p, cat1, &sz) + 32 * 4);
+            CU_ASSERT_EQUAL(il_plan_value_offset(p, e23, &sz), il_plan_value_offset(p, cat2, &sz) + 16 * 4);
+        }
+        const il_kernel *wk = il_kernel_find("ai.inferlab", "FusedConv", "cpu", "dnnl-wino");
+        il_tensor *x = random_input(b.g, batch);
+        char *text = dnnl_lines_of_run(p, x);
+        if (text && wk && ran(text, "wino", "ic16oc48")) {
+            /* oneDNN's 2x3 takes one image a call; a batch of 3 in one call keeps its 4x3 */
+            CU_ASSERT_EQUAL(ran(text, "wino_4x3", "ic16oc48"), batch > 1);
+            CU_ASSERT_EQUAL(ran(text, "wino_2x3", "ic16oc48"), batch == 1);
+            CU_ASSERT_TRUE(ran(text, "wino_4x3", "ic32oc32"));
+        } else if (text && wk) {
+            fprintf(stderr, "\n  %s: no Winograd here (oneDNN has none for this CPU?)\n", what);
+        }
+        free(text);
+        check_outputs(p, b.g, x, what); /* again, after the verbose run */
+        il_tensor_free(x);
+        il_plan_free(p);
+        il_graph_free(b.g);
+    }
+}
+
+IL_SUITE("fire", {"Winograd of 16 and 32 channels", test_fire_winograd})
