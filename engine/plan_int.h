@@ -1,6 +1,6 @@
 /*
- * plan_int.h - internal to engine/: the plan's struct, shared by the executor (plan.c), the
- * kernel choice (tactics.c) and plan files (plan_file.c).
+ * plan_int.h - internal to engine/: the plan's struct, shared by the executor (plan.c), its
+ * arena (plan_arena.c), the kernel choice (tactics.c) and plan files (plan_file.c).
  */
 #ifndef IL_PLAN_INT_H
 #define IL_PLAN_INT_H
@@ -83,6 +83,9 @@ il_status il_plan_choose_layouts(il_plan *p);
 void il_plan_blocked_masks(const il_plan *p, int k, il_kctx *c);
 /* Choose a kernel for every live node (forced names, then the tactic): tactics.c. */
 il_status il_plan_choose_kernels(il_plan *p);
+/* Each value's planned bytes, live range and arena offset (views and outputs over their input
+ * sharing a slot, Concat inputs written into its output), the arena allocated: plan_arena.c. */
+il_status il_plan_lay_arena(il_plan *p);
 /* Run kernel kern's prepare for node k on the context c (releasing a previous state). */
 il_status il_plan_prepare_node(il_plan *p, int k, il_kctx *c);
 /* The constant-input mask of node k (bit i: input i is an initializer or known at plan time). */

@@ -107,7 +107,7 @@ typedef struct il_dnnl_state_ {
      * reorder buffers, scratchpad and stream around the same primitive; w stays this state's) */
     int workers;
     struct il_dnnl_state_ *more;
-    /* ScaledConv (dnnl_conv.c): each image's channel scale goes into the weight (by_w: the plain
+    /* ScaledConv (dnnl_sconv.c): each image's channel scale goes into the weight (by_w: the plain
      * weight scaled into the workspace at sc_off, packed by w_re to pk_off) or into the image
      * (a scaled copy at sc_off, channels-last or plain) */
     struct {
@@ -203,6 +203,12 @@ int il_dnnl_env_on(const char *name);
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */
 #define IL_DNNL_IMAGE_BYTES (2.0 * 1024 * 1024)
+
+/* ScaledConv (dnnl_sconv.c): how each image's scale is applied (s->sc from the node's geometry
+ * g and X's layout xuser; nothing unless s->sc.on), and at run time the scale sv of one image
+ * into the weight w or the image x (by s->sc.by_w), written to out. */
+il_status il_dnnl_sconv_plan(il_kctx *c, il_dnnl_state *s, const il_conv_geom *g, const dnnl_memory_desc_t *xuser);
+void il_dnnl_sconv_apply(const il_dnnl_state *s, const float *w, const float *x, const float *sv, float *out);
 
 /* Max pool output row oh of one channels-last image x of geometry g into y (dnnl_pool.c's native
  * kernel; ConvPool pools its bands with it, a band being an image of that band's rows). */

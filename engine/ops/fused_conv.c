@@ -58,8 +58,8 @@ static il_status fconv_ref(il_kctx *c) {
 
 /* ai.inferlab ScaledConv(X, W, B, Z, S): FusedConv of X * S, S [N, C, 1 ...] one scale per image
  * and input channel, as pass fuse-se-scale makes of squeeze-excitation's Mul(scale, x) feeding a
- * convolution. The product never exists as a tensor: the oneDNN kernel (dnnl_conv.c) scales the
- * weight or one image at a time in cache. */
+ * convolution. The product never exists as a tensor: the oneDNN kernel (dnnl_conv.c, dnnl_sconv.c)
+ * scales the weight or one image at a time in cache. */
 static il_status sconv_infer(il_kctx *c) {
     const il_tensor *x = c->in[0], *sc = il_in(c, 4);
     if (!sc) return il_kerr(c, IL_ERR_INVALID, "ScaledConv needs its scale input S (input 4)");
