@@ -1,6 +1,6 @@
 /*
  * cusparselt_emu.c - a stand-in for libcusparseLt.so.0 on the host, built by tests/cuda_emu.sh
- * as a shared library that sparselt.cu opens through INFERLAB_CUSPARSELT. It implements the 16
+ * as a shared library that sparselt.cu opens through INFERLAB_CUSPARSELT. It implements the 18
  * entry points sparselt.cu calls as NVIDIA documents them (docs.nvidia.com/cuda/cusparselt:
  * descriptors of rows x cols with a leading dimension in row- or column-major order, D = alpha
  * op(A) op(B) + beta C with A the 2:4 structured matrix, the prune check writing 1 to a device
@@ -16,6 +16,7 @@
 #include <library_types.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -127,6 +128,7 @@ cusparseStatus_t cusparseLtMatmulDescriptorInit(const void *h, matmul *mm, cuspa
 cusparseStatus_t cusparseLtMatmulAlgSelectionInit(const void *h, void *alg, const matmul *mm, int which) {
     return which ? CUSPARSE_STATUS_INVALID_VALUE : CUSPARSE_STATUS_SUCCESS;
 }
+cusparseStatus_t cusparseLtAlgSelectionDestroy(const void *alg) { return CUSPARSE_STATUS_SUCCESS; }
 cusparseStatus_t cusparseLtMatmulAlgGetAttribute(const void *h, const void *alg, int attr, void *data, size_t n) {
     if (attr != 0 || n != sizeof(int)) return CUSPARSE_STATUS_INVALID_VALUE;
     *(int *)data = 0;
@@ -202,11 +204,16 @@ cusparseStatus_t cusparseLtMatmul(const void *h, const plan *p, const void *alph
     const matmul *mm = &p->mm;
     float al = *(const float *)alpha, be = *(const float *)beta;
     int64_t m = mm->d.rows, n = mm->d.cols, k = op_cols(&mm->a, mm->opa);
+    /* IL_EMU_LT_FAULT=rows: A's rows read in reverse, as a misread layout would (a test shows
+     * that sparselt.cu's probe refuses such a library) */
+    const char *fault = getenv("IL_EMU_LT_FAULT");
+    int rev = fault && !strcmp(fault, "rows");
     if (((uintptr_t)a | (uintptr_t)b | (uintptr_t)c | (uintptr_t)d) & 15) return CUSPARSE_STATUS_INVALID_VALUE;
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             float sum = 0;
-            for (int64_t l = 0; l < k; l++) sum += op_at(&mm->a, mm->opa, a, i, l) * op_at(&mm->b, mm->opb, b, l, j);
+            for (int64_t l = 0; l < k; l++)
+                sum += op_at(&mm->a, mm->opa, a, rev ? m - 1 - i : i, l) * op_at(&mm->b, mm->opb, b, l, j);
             float v = al * sum + (be != 0.0f ? be * at(&mm->c, c, i, j) : 0.0f);
             int64_t o = mm->d.order == CUSPARSE_ORDER_ROW ? i * mm->d.ld + j : i + j * mm->d.ld;
             ((uint16_t *)d)[o] = f2h(v, mm->d.type);

@@ -144,17 +144,24 @@ static inline il_plan *plan_checked(const il_graph *g, const il_plan_opts *o, in
     return p;
 }
 
+/* p saved to a plan file (file, in the tests' temporary folder) and loaded with o: both plans give
+ * the same outputs on a fresh random input at batch; frees p. */
+static inline void plan_file_agrees(il_plan *p, const il_graph *g, const il_plan_opts *o, int64_t batch,
+                                    const char *file) {
+    const char *path = il_test_tmp(file);
+    il_plan *q = NULL;
+    IL_ASSERT_OK(il_plan_save(p, path));
+    IL_ASSERT_OK(il_plan_load(path, o, &q));
+    il_test_plans_agree(p, q, random_input(g, batch));
+    il_plan_free(p);
+    il_plan_free(q);
+}
+
 /* g's plan (threads, batch, checked against the reference) saved to a scratch file and loaded
  * again: both compute the same outputs bit for bit. */
 static inline void plan_file_round_trip(const il_graph *g, int threads, int64_t batch, const char *file, const char *what) {
     il_plan_opts o = {.threads = threads};
-    il_plan *p = plan_checked(g, &o, batch, what), *q = NULL;
-    const char *path = il_test_tmp(file);
-    IL_ASSERT_OK(il_plan_save(p, path));
-    IL_ASSERT_OK(il_plan_load(path, &o, &q));
-    il_test_plans_agree(p, q, random_input(g, batch));
-    il_plan_free(p);
-    il_plan_free(q);
+    plan_file_agrees(plan_checked(g, &o, batch, what), g, &o, batch, file);
 }
 
 static inline int have_blocked_kernels(void) {

@@ -199,6 +199,19 @@ static void test_gpu_refuses(void) {
     il_sparselt_free(lt);
     free(wt);
 #endif
+#ifdef IL_CUDA_EMU
+    /* a library that computes something else than the documented product (here the emulation
+     * reading A's rows in reverse) is caught by the probe at create: an error, not wrong answers */
+    wt = random_nm(32, 64, 2, op_rng());
+    setenv("IL_EMU_LT_FAULT", "rows", 1);
+    st = il_sparselt_create(16, 32, 64, IL_F16, wt, &lt);
+    unsetenv("IL_EMU_LT_FAULT");
+    CU_ASSERT_EQUAL(st, IL_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(il_errmsg(), "disagrees with the host on a probe"));
+    il_error_clear();
+    il_sparselt_free(lt);
+    free(wt);
+#endif
 }
 
 IL_SUITE("cuda-sparse24", {"2:4 MatMul/FusedMatMul/Gemm on cuSPARSELt vs the reference, fp16 and bf16", test_gpu_vs_ref},

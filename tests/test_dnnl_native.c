@@ -109,14 +109,7 @@ static void test_concat_in_place(void) {
                 CU_ASSERT_EQUAL(il_plan_value_offset(p, e1, &sz), at);
                 CU_ASSERT_EQUAL(il_plan_value_offset(p, e3, &sz), at + 32 * (int64_t)sizeof(float));
             }
-            const char *path = il_test_tmp("concat.plan");
-            il_plan *q = NULL;
-            il_tensor *x = random_input(b.g, batch);
-            IL_ASSERT_OK(il_plan_save(p, path));
-            IL_ASSERT_OK(il_plan_load(path, &o, &q));
-            il_test_plans_agree(p, q, x);
-            il_plan_free(p);
-            il_plan_free(q);
+            plan_file_agrees(p, b.g, &o, batch, "concat.plan");
             il_graph_free(b.g);
         }
 }
@@ -228,14 +221,7 @@ static void test_residual_over_z(void) {
                             CU_ASSERT_NOT_EQUAL(il_plan_value_offset(p, r5, &sz), il_plan_value_offset(p, r3, &sz));
                             if (!f) expect_blocked(p, b.g, r1, 1, what);
                         }
-                        const char *path = il_test_tmp("residual.plan");
-                        il_plan *q = NULL;
-                        il_tensor *x = random_input(b.g, batch);
-                        IL_ASSERT_OK(il_plan_save(p, path));
-                        IL_ASSERT_OK(il_plan_load(path, &o, &q));
-                        il_test_plans_agree(p, q, x);
-                        il_plan_free(p);
-                        il_plan_free(q);
+                        plan_file_agrees(p, b.g, &o, batch, "residual.plan");
                         il_graph_free(b.g);
                     }
 }

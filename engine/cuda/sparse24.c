@@ -2,7 +2,8 @@
  * sparse24.c - the cuda backend's `cusparselt-2:4` kernel: MatMul, FusedMatMul, Gemm and
  * FusedGemm whose constant weight is exactly 2:4 along the reduction, run on cuSPARSELt's sparse
  * tensor cores (sparselt.cu) in fp16 and bf16 plans; and, in every build, the 2:4 check and the
- * "not accelerated here" sentence (sparselt.h). NOT YET RUN ON A GPU (tools/sparse24_gpu.sh).
+ * "not accelerated here" sentence (sparselt.h). Its first GPU run (session 9) was refused by
+ * cuSPARSELt; the fixes since are not yet confirmed on a GPU (sparselt.cu, sparse24_gpu.sh).
  *
  * supports() takes a node only where all of this holds: a half-precision plan (cuSPARSELt's
  * 2:4 is for 16-bit types; float32 would be 1:2), cuSPARSELt loaded on an sm_80+ GPU, the weight

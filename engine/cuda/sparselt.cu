@@ -1,7 +1,12 @@
 /*
  * sparselt.cu - 2:4 structured-sparse products on NVIDIA cuSPARSELt (sparselt.h), for the cuda
- * backend's `cusparselt-2:4` kernel (sparse24.c). NOT YET RUN ON A GPU: written and compiled
- * without one (tools/sparse24_gpu.sh is the first run).
+ * backend's `cusparselt-2:4` kernel (sparse24.c). Written without a GPU; its first run (session 9,
+ * H100, cuSPARSELt 0.8.0 from PyTorch 2.11's wheel) had the prune check refuse every weight. The
+ * layout is the documented one (2:4 along op(A)'s K; PyTorch compresses the same row-major [N, K]
+ * with opA N; hipSPARSELt's open check groups the same elements), so what changed since: the
+ * check's device int is zeroed before the call (lt_check), a refusal says what the library's own
+ * pruning changes (rejected), and every plan passes one product on a probe checked on the host
+ * (probe) before a node may use it. NOT YET CONFIRMED ON A GPU.
  *
  * cuSPARSELt is opened with dlopen on first use, as cuDNN is (cudnn.cu): it is not part of the
  * CUDA toolkit (the GPU machine has it inside PyTorch's wheel, nvidia/cusparselt/lib), so this
@@ -20,7 +25,12 @@
  *     column-major [m, n]) is the one used here, with m = N outputs and n = M rows of X;
  *   - NVIDIA/CUDALibrarySamples cuSPARSELt/matmul/matmul_example.cpp: the call order (descriptors,
  *     matmul descriptor, algorithm selection, plan, prune check into a DEVICE int that is 0 when
- *     valid, compressed sizes, compress, search, workspace size, matmul).
+ *     valid, compressed sizes, compress, search, workspace size, matmul);
+ *   - cuSPARSELt's release notes: 0.8.0 added cusparseLtAlgSelectionDestroy, which "must be
+ *     invoked" (called when the library has it) and cusparseLtGetErrorString;
+ *   - ROCm/hipSPARSELt's open implementation of the same API (rocsparselt prune.cpp): the 2:4
+ *     groups run along op(A)'s K in the stored layout, its check kernel only ever writes 1 after a
+ *     memset, and cusparseLtSpMMAPrune's STRIP keeps the two largest of each group.
  * cusparseStatus_t, cusparseOrder_t (COL 1, ROW 2) and cusparseOperation_t come from the
  * toolkit's cusparse.h (types only; cuSPARSE itself is not linked), cudaDataType from
  * library_types.h. The opaque structs are 1024 bytes in current headers; they are given 16 KiB
@@ -61,6 +71,7 @@ static struct {
     lst (*matmul_init)(const lt_handle *, lt_matmul *, cusparseOperation_t, cusparseOperation_t, const lt_mat *,
                        const lt_mat *, const lt_mat *, const lt_mat *, int);
     lst (*alg_init)(const lt_handle *, lt_algsel *, const lt_matmul *, int);
+    lst (*alg_destroy)(const lt_algsel *);
     lst (*alg_get)(const lt_handle *, const lt_algsel *, int, void *, size_t);
     lst (*plan_init)(const lt_handle *, lt_plan *, const lt_matmul *, const lt_algsel *);
     lst (*plan_destroy)(const lt_plan *);
@@ -110,6 +121,7 @@ static int open_sparselt(void) {
              SYM(matmul, "cusparseLtMatmul") && SYM(search, "cusparseLtMatmulSearch");
     SYM(errstr, "cusparseLtGetErrorString"); /* optional: not in every version */
     SYM(prune, "cusparseLtSpMMAPrune");      /* optional: only the diagnosis of a refused weight */
+    SYM(alg_destroy, "cusparseLtAlgSelectionDestroy"); /* 0.8.0 on: "must be invoked" to release it */
     if (!ok) return lt_fail("%s", "libcusparseLt.so.0 lacks an entry point this code calls");
     g_lt = (lt_handle *)calloc(1, sizeof *g_lt);
     if (!g_lt) return lt_fail("%s", "out of memory");
@@ -150,7 +162,7 @@ struct il_sparselt {
     lt_matmul mm;
     lt_algsel alg;
     lt_plan plan;
-    int has_a, has_b, has_c, has_plan, alg_id;
+    int has_a, has_b, has_c, has_alg, has_plan, alg_id;
     void *wc;      /* the compressed weight, on the device */
     size_t lt_ws;  /* cuSPARSELt's own workspace */
     char what[160];
@@ -169,6 +181,7 @@ extern "C" const char *il_sparselt_what(const il_sparselt *s) { return s->what; 
 extern "C" void il_sparselt_free(il_sparselt *s) {
     if (!s) return;
     if (s->has_plan) lt.plan_destroy(&s->plan);
+    if (s->has_alg && lt.alg_destroy) lt.alg_destroy(&s->alg);
     if (s->has_a) lt.mat_destroy(&s->a);
     if (s->has_b) lt.mat_destroy(&s->b);
     if (s->has_c) lt.mat_destroy(&s->c);
@@ -277,6 +290,56 @@ static il_status upload_as(const float *host, int64_t n, il_dtype dt, void **out
     return st;
 }
 
+/* device data in dt -> host float32 (through a float32 copy on the device) */
+static il_status download_f32(const void *src, il_dtype dt, int64_t n, float *host) {
+    float *tmp = (float *)il_cuda_malloc((size_t)n * 4);
+    if (!tmp) return IL_ERR_OOM;
+    il_cuda_convert(src, dt, tmp, IL_F32, n);
+    il_status st = il_cuda_download(host, tmp, (size_t)n * 4);
+    il_cuda_free(tmp);
+    return st;
+}
+
+/* One product on a probe, checked on the host before any node uses the plan: the layouts (Wt
+ * row-major with opA N, X row-major with opB T, the result column-major), the compressed weight
+ * and the chosen kernel are otherwise only as right as our reading of the documentation. The
+ * probe's values (-1, -0.5, 0, 0.5, 1) and the weight as the device rounded it (wd, read back)
+ * are exact in dt, so the products are exact and only float32 sums (1e-5 of sum |x w|) and the
+ * result's rounding to dt (2^-11 fp16, 2^-8 bf16, relative; twice that allowed) separate it from
+ * the host's double sum; a transposed or misread operand is off by the size of the result. Rows
+ * 0..15 and at most 256 outputs: layouts show everywhere, and it stays a few million MACs. */
+static il_status probe(il_sparselt *s, const void *wd, void *ws) {
+    int64_t rows = s->mp < 16 ? s->mp : 16, step = s->n > 256 ? s->n / 256 : 1;
+    size_t xn = (size_t)(s->mp * s->k), yn = (size_t)(s->mp * s->n), wn = (size_t)(s->n * s->k);
+    float *xh = (float *)calloc(xn, 4), *yh = (float *)malloc(yn * 4), *wh = (float *)malloc(wn * 4);
+    void *xd = NULL, *yd = il_cuda_malloc(yn * 2);
+    il_status st = xh && yh && wh && yd ? IL_OK : il_error(IL_ERR_OOM, "cuSPARSELt probe: out of memory");
+    for (int64_t i = 0; !st && i < rows; i++)
+        for (int64_t l = 0; l < s->k; l++) xh[i * s->k + l] = 0.5f * (float)((i * 7 + l * 3 + 1) % 5 - 2);
+    if (!st) st = upload_as(xh, (int64_t)xn, s->dt, &xd);
+    if (!st) st = product(s, 0, 1.0f, 0.0f, xd, yd, ws);
+    if (!st) st = download_f32(yd, s->dt, (int64_t)yn, yh);
+    if (!st) st = download_f32(wd, s->dt, (int64_t)wn, wh);
+    double eps = s->dt == IL_BF16 ? 1.0 / 256 : 1.0 / 2048;
+    for (int64_t i = 0; !st && i < rows; i++)
+        for (int64_t j = 0; !st && j < s->n; j += step) {
+            double ref = 0, mag = 0;
+            for (int64_t l = 0; l < s->k; l++) {
+                double t = (double)xh[i * s->k + l] * wh[j * s->k + l];
+                ref += t, mag += fabs(t);
+            }
+            double got = yh[i * s->n + j];
+            if (fabs(ref) < 6e4 && !(fabs(got - ref) <= 2 * eps * fabs(ref) + 1e-5 * mag + 1e-6))
+                st = il_error(IL_ERR_INVALID, "cuSPARSELt's product disagrees with the host on a probe (%s, M %lld N "
+                              "%lld K %lld: row %lld output %lld is %.6g, not %.6g)",
+                              g_lt_version, (long long)s->m, (long long)s->n, (long long)s->k, (long long)i,
+                              (long long)j, got, ref);
+        }
+    il_cuda_free(xd), il_cuda_free(yd);
+    free(xh), free(yh), free(wh);
+    return st;
+}
+
 extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtype dt, const float *wt_host,
                                        il_sparselt **out) {
     *out = NULL;
@@ -302,6 +365,7 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
                                    &s->b, &s->c, &s->c, LT_COMPUTE_32F),
                     "matmul descriptor");
     if (!st) st = lt_err(lt.alg_init(g_lt, &s->alg, &s->mm, LT_ALG_DEFAULT), "algorithm selection");
+    s->has_alg = !st;
     if (!st) st = lt_err(lt.plan_init(g_lt, &s->plan, &s->mm, &s->alg), "plan");
     s->has_plan = !st;
     /* the weight on the device, cuSPARSELt's own check of its pattern, then compressed */
@@ -317,7 +381,7 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
         st = il_error_wrap(IL_ERR_OOM, "cuSPARSELt compressed weight: ");
     if (!st) st = lt_err(lt.compress(g_lt, &s->plan, wd, s->wc, buf, il_cuda_stream()), "compress");
     if (!st) st = il_cuda_sync();
-    il_cuda_free(wd), il_cuda_free(buf), il_cuda_free(dvalid);
+    il_cuda_free(buf), il_cuda_free(dvalid);
     /* the search times cuSPARSELt's kernels on scratch operands of the node's sizes */
     if (!st) st = lt_err(lt.workspace(g_lt, &s->plan, &s->lt_ws), "workspace size");
     size_t xb = (size_t)(s->mp * k) * 2, yb = (size_t)(s->mp * n) * 2;
@@ -331,6 +395,10 @@ extern "C" il_status il_sparselt_create(int64_t m, int64_t n, int64_t k, il_dtyp
         s->alg_id = -1;
     if (!st) st = il_cuda_sync();
     il_cuda_free(x), il_cuda_free(d), il_cuda_free(ws);
+    ws = NULL; /* the probe runs the searched kernel, with its own workspace size */
+    if (!st && !(ws = il_cuda_malloc(s->lt_ws + 1))) st = il_error_wrap(IL_ERR_OOM, "cuSPARSELt probe: ");
+    if (!st) st = probe(s, wd, ws);
+    il_cuda_free(ws), il_cuda_free(wd);
     if (st) {
         il_sparselt_free(s);
         return st;
