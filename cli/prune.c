@@ -254,8 +254,13 @@ static void nm_speed_note(const pargs *a, char *buf, size_t n, int *accelerated)
                  "docs/sparsity.md)", no);
     else {
         *accelerated = 1;
+#ifdef IL_HAVE_CUDA
+        const char *lib = il_sparselt_version();
+#else
+        const char *lib = "cuSPARSELt"; /* unreachable without cuda (not accelerated), but must link */
+#endif
         snprintf(buf, n, "2:4 can run on %s here: fp16/bf16 plans on --device cuda offer the cusparselt-2:4 kernel, "
-                 "taken per product only where timed faster than cuBLAS", il_sparselt_version());
+                 "taken per product only where timed faster than cuBLAS", lib);
     }
 }
 
