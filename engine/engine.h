@@ -258,6 +258,9 @@ void il_node_set_ints(il_graph *g, int k, const char *name, int n, const int64_t
 void il_node_set_floats(il_graph *g, int k, const char *name, int n, const float *v);
 void il_node_set_tensor(il_graph *g, int k, const char *name, il_tensor *t); /* takes t */
 il_attr *il_node_add_attr(il_graph *g, int k, const char *name, il_attr_type type);
+/* Node k gets a deep copy of src under name (src's own when NULL), replacing one of that name.
+ * src must not be one of node k's attributes: adding may move them. */
+void il_node_copy_attr(il_graph *g, int k, const il_attr *src, const char *name);
 /* Deep copy of src into dst, name included; dst's old contents are not freed. */
 void il_attr_copy(il_attr *dst, const il_attr *src);
 

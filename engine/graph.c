@@ -229,6 +229,14 @@ il_attr *il_node_add_attr(il_graph *g, int k, const char *name, il_attr_type typ
     return a;
 }
 
+void il_node_copy_attr(il_graph *g, int k, const il_attr *src, const char *name) {
+    il_attr *d = il_node_add_attr(g, k, name ? name : src->name, src->type);
+    char *keep = d->name; /* il_attr_copy copies src's name: the one asked for instead */
+    il_attr_copy(d, src);
+    free(d->name);
+    d->name = keep;
+}
+
 void il_node_set_int(il_graph *g, int k, const char *name, int64_t v) { il_node_add_attr(g, k, name, IL_ATTR_INT)->i = v; }
 
 void il_node_set_float(il_graph *g, int k, const char *name, float v) { il_node_add_attr(g, k, name, IL_ATTR_FLOAT)->f = v; }

@@ -372,11 +372,7 @@ static int split_convpool(il_graph *g, int k) {
     il_node view;
     il_attr at[8];
     int n = il_conv_pool_view(&g->nodes[k], &view, at, 8);
-    for (int i = 0; i < n; i++) {
-        il_attr *d = il_node_add_attr(g, j, at[i].name, at[i].type);
-        free(d->name); /* il_attr_copy copies the name too */
-        il_attr_copy(d, &at[i]);
-    }
+    for (int i = 0; i < n; i++) il_node_copy_attr(g, j, &at[i], NULL);
     g->nodes[k].outputs[0] = y;
     g->values[y].producer = k;
     return 1;

@@ -44,11 +44,7 @@ static il_status run(il_graph *g, il_pass_stats *st) {
             if (!strcmp(p->attrs[i].name, "auto_pad")) continue;
             char name[64];
             snprintf(name, sizeof name, "pool_%s", p->attrs[i].name);
-            il_attr *d = il_node_add_attr(g, j, name, p->attrs[i].type);
-            char *keep = d->name; /* il_attr_copy copies the pool's name: the prefixed one instead */
-            il_attr_copy(d, &p->attrs[i]);
-            free(d->name);
-            d->name = keep;
+            il_node_copy_attr(g, j, &p->attrs[i], name);
         }
         pu_use_fused_domain(g);
         il_graph_remove_node(g, m);

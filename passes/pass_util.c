@@ -115,10 +115,7 @@ void pu_copy_attrs_from(il_graph *g, int dst, const il_node *src, const char *co
         int skipped = 0;
         for (int j = 0; skip && skip[j]; j++) skipped |= !strcmp(skip[j], name);
         if (skipped) continue;
-        /* il_node_add_attr reallocates dst's attribute array, never src's (src is another node) */
-        il_attr *d = il_node_add_attr(g, dst, name, src->attrs[i].type);
-        free(d->name); /* il_attr_copy copies the name too */
-        il_attr_copy(d, &src->attrs[i]);
+        il_node_copy_attr(g, dst, &src->attrs[i], NULL); /* src is another node: its array stays */
     }
 }
 
