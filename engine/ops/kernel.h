@@ -51,6 +51,7 @@ extern const il_kernel il_kernels_qconv[];      /* engine/cpu/qgemm_conv.c: QLin
 extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: QAdd, QLinearAdd/Mul, MaxPool int8 */
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
 extern const il_kernel il_kernels_patch_conv[]; /* engine/cpu/patch_conv.c: Conv patch-gemm */
+extern const il_kernel il_kernels_wino_conv[];  /* engine/cpu/wino_conv.c: Conv, FusedConv wino-f23 */
 extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: QuantizeLinear avx512 */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
