@@ -16,7 +16,7 @@
  *     M   [16 points][tiles][32]      V_p @ U_p for one block of 32 output channels
  *     Y   A^T M A of every tile, + bias + residual Z, the activation, written as the plan holds Y
  *
- * The micro-kernel keeps 8 tiles x 32 channels in 16 registers: per input channel two weight
+ * The micro-kernel (panel_gemm.h) keeps 8 tiles x 32 channels in 16 registers: per input channel two weight
  * vectors and eight broadcasts for 16 FMAs. Blocks of 32 output channels are the unit of work
  * (their weight panel, Cp x 32 floats, stays in L2 while every tile block reads it) and of the
  * output transform, which follows each block while M is in cache. On two threads at batch 1 the
@@ -27,22 +27,12 @@
  * gathers over a plane stride for NCHW). Needs AVX-512; declines groups, strides, dilations
  * and other kernel sizes.
  */
-#include "../ops/fused.h"
-#include "compute.h"
-#ifdef IL_HAVE_DNNL
-#include "dnnl_int.h"
-#endif
+#include "panel_gemm.h"
 
-#include <immintrin.h>
 #include <omp.h>
 
-#define WT 8  /* tiles per micro-kernel call */
-#define WK 32 /* output channels per block (two vectors) */
-#define AVX512 __attribute__((target("avx512f")))
-/* Weight panels fetched ahead into L2: at batch 1 on ResNet-18's layer4 (512 -> 512 at 7x7, its U
- * streamed from memory, 16 MB) the image took 2.31 ms without, 1.57 with the next panel, 1.47-1.50
- * two ahead, 1.51 three ahead (alone, U rotated over 8 copies: out of L3) */
-#define PFD 2
+#define WT IL_PG_ROWS
+#define WK IL_PG_K
 #define WINO_MIN_C 256     /* input and output channels at least */
 #define WINO_MAX_PIXELS 196 /* output plane at most (14x14) */
 #define WINO_REUSE_PIXELS 64 /* planes up to this many pixels: batch 1 a thread only */
@@ -185,7 +175,7 @@ static void pad_rows(const wino_state *s, const float *x, int last, float *xp, i
 }
 
 /* V for tiles t0 .. t1: B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, int64_t t0, int64_t t1) {
+IL_AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, int64_t t0, int64_t t1) {
     int64_t vs = s->tiles * s->cp; /* one point's plane of V */
     for (int64_t t = t0; t < t1; t++) {
         const float *d0 = xp + (2 * (t / s->tw) * s->wp + 2 * (t % s->tw)) * s->cp;
@@ -210,88 +200,11 @@ AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, i
     }
 }
 
-/* m[t][0..32) = sum over ch < cp of v[t * vs + ch] * u[ch][0..32), for T tiles; the panel at pf
- * (the next one) is fetched into L2 meanwhile. */
-static inline __attribute__((always_inline)) AVX512 void micro(int T, int64_t cp, const float *v, int64_t vs,
-                                                               const float *u, float *m, const float *pf, int64_t pstep) {
-    __m512 a0[WT], a1[WT];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) a0[t] = a1[t] = _mm512_setzero_ps();
-    for (int64_t ch = 0; ch < cp; ch++) {
-        __m512 w0 = _mm512_load_ps(u + ch * WK), w1 = _mm512_load_ps(u + ch * WK + 16);
-        _mm_prefetch((const char *)(pf + ch * pstep), _MM_HINT_T1);
-        _mm_prefetch((const char *)(pf + ch * pstep + 16), _MM_HINT_T1);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            __m512 b = _mm512_set1_ps(v[t * vs + ch]);
-            a0[t] = _mm512_fmadd_ps(b, w0, a0[t]);
-            a1[t] = _mm512_fmadd_ps(b, w1, a1[t]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        _mm512_storeu_ps(m + t * WK, a0[t]);
-        _mm512_storeu_ps(m + t * WK + 16, a1[t]);
-    }
-}
 
-AVX512 static void product(int T, int64_t cp, const float *v, int64_t vs, const float *u, float *m, const float *pf, int64_t pstep) {
-    switch (T) {
-    case 8: micro(8, cp, v, vs, u, m, pf, pstep); break;
-    case 7: micro(7, cp, v, vs, u, m, pf, pstep); break;
-    case 6: micro(6, cp, v, vs, u, m, pf, pstep); break;
-    case 5: micro(5, cp, v, vs, u, m, pf, pstep); break;
-    case 4: micro(4, cp, v, vs, u, m, pf, pstep); break;
-    case 3: micro(3, cp, v, vs, u, m, pf, pstep); break;
-    case 2: micro(2, cp, v, vs, u, m, pf, pstep); break;
-    default: micro(1, cp, v, vs, u, m, pf, pstep); break;
-    }
-}
-
-/* The activations with a vector form; the others go lane by lane through il_act_f. */
-AVX512 static __m512 act16(const il_act *a, __m512 x) {
-    switch (a->kind) {
-    case IL_ACT_NONE: return x;
-    case IL_ACT_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
-    case IL_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(a->a)), _mm512_set1_ps(a->b));
-    case IL_ACT_LEAKY:
-        return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, _mm512_set1_ps(a->a));
-    default: {
-        float f[16];
-        _mm512_storeu_ps(f, x);
-        for (int i = 0; i < 16; i++) f[i] = il_act_f(a, f[i]);
-        return _mm512_loadu_ps(f);
-    }
-    }
-}
-
-/* Where an image's outputs (or residual) lie: channels-last, or NCHW reached by gathers. */
-typedef struct {
-    float *base;
-    int last;
-    int64_t plane, k; /* pixels of the plane, channels */
-} wino_io;
-
-AVX512 static __m512 io_load(const wino_io *io, int64_t px, int64_t k0, __mmask16 km) {
-    if (io->last) return _mm512_maskz_loadu_ps(km, io->base + px * io->k + k0);
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32((int)io->plane));
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), km, idx, io->base + k0 * io->plane + px, 4);
-}
-
-AVX512 static void io_store(const wino_io *io, int64_t px, int64_t k0, __mmask16 km, __m512 v) {
-    if (io->last) {
-        _mm512_mask_storeu_ps(io->base + px * io->k + k0, km, v);
-        return;
-    }
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32((int)io->plane));
-    _mm512_mask_i32scatter_ps(io->base + k0 * io->plane + px, km, idx, v, 4);
-}
 
 /* Y for output channel block kb from M: A^T m A, A^T = [1 1 1 0; 0 1 -1 -1], + bias + Z, act. */
-AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m, const float *bias, const wino_io *z,
-                                const wino_io *y) {
+IL_AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m, const float *bias, const il_pg_io *z,
+                                const il_pg_io *y) {
     for (int64_t t = 0; t < s->tiles; t++) {
         int64_t oy = 2 * (t / s->tw), ox = 2 * (t % s->tw);
         for (int kv = 0; kv < WK / 16; kv++) {
@@ -313,16 +226,16 @@ AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m,
                 for (int j = 0; j < 2 && ox + j < s->ow; j++) {
                     int64_t px = (oy + i) * s->ow + ox + j;
                     __m512 v = o[i][j];
-                    if (z) v = _mm512_add_ps(v, io_load(z, px, k0, km));
-                    io_store(y, px, k0, km, act16(&s->act, v));
+                    if (z) v = _mm512_add_ps(v, il_pg_load(z, px, k0, km));
+                    il_pg_store(y, px, k0, km, il_pg_act(&s->act, v));
                 }
         }
     }
 }
 
 /* One image on nt threads of the calling team (tid: this one): Xp and V shared, M its own. */
-AVX512 static void run_image(const wino_state *s, const float *x, int xlast, const float *bias, const wino_io *z,
-                             const wino_io *y, float *lane, float *mine, int tid, int nt) {
+IL_AVX512 static void run_image(const wino_state *s, const float *x, int xlast, const float *bias, const il_pg_io *z,
+                             const il_pg_io *y, float *lane, float *mine, int tid, int nt) {
     float *xp = lane, *v = xp + s->hp * s->wp * s->cp, *m = mine + s->hp * s->wp * s->cp + 16 * s->tiles * s->cp;
     pad_rows(s, x, xlast, xp, s->hp * tid / nt, s->hp * (tid + 1) / nt);
     if (nt > 1) {
@@ -332,19 +245,20 @@ AVX512 static void run_image(const wino_state *s, const float *x, int xlast, con
     if (nt > 1) {
 #pragma omp barrier
     }
-    int64_t vs = s->tiles * s->cp;
-    int64_t kb1 = s->nkb * (tid + 1) / nt;
+    int64_t vs = s->tiles * s->cp, kb1 = s->nkb * (tid + 1) / nt;
+    int64_t tb = (s->tiles + WT - 1) / WT, rb = (s->tiles + tb - 1) / tb; /* 49 tiles: 7 blocks of 7 */
     for (int64_t kb = s->nkb * tid / nt; kb < kb1; kb++) {
         for (int p = 0; p < 16; p++) {
             /* batch 1 streams U from memory (ResNet-18's layer4 holds 16 MB of it per conv): the
-             * next panel is fetched while the first tile block reads this one */
-            const float *up = s->u + (kb * 16 + p) * s->cp * WK, *next = (kb * 16 + p + PFD) < kb1 * 16 ? up + PFD * s->cp * WK : up;
-            for (int64_t t0 = 0; t0 < s->tiles; t0 += WT) {
-                int64_t T = s->tiles - t0 < WT ? s->tiles - t0 : WT;
-                /* the next panel's lines spread over the first two passes where there are two */
-                const float *pf = s->tiles <= WT ? next : t0 == 0 ? next : t0 == WT ? next + s->cp * 16 : up;
-                product((int)T, s->cp, v + p * vs + t0 * s->cp, s->cp, up, m + (p * s->tiles + t0) * WK, pf,
-                        s->tiles <= WT ? WK : 16);
+             * panel IL_PG_AHEAD on is fetched, its lines spread over the first two tile blocks
+             * where there are two */
+            const float *up = s->u + (kb * 16 + p) * s->cp * WK;
+            const float *next = kb * 16 + p + IL_PG_AHEAD < kb1 * 16 ? up + IL_PG_AHEAD * s->cp * WK : up;
+            for (int64_t t0 = 0; t0 < s->tiles; t0 += rb) {
+                int64_t T = s->tiles - t0 < rb ? s->tiles - t0 : rb;
+                const float *pf = tb == 1 ? next : t0 == 0 ? next : t0 == rb ? next + s->cp * 16 : up;
+                il_pg_product((int)T, 0, s->cp, v + p * vs + t0 * s->cp, s->cp, up, m + (p * s->tiles + t0) * WK, pf,
+                              tb == 1 ? WK : 16);
             }
         }
         output_block(s, kb, m, bias, z, y);
@@ -365,8 +279,8 @@ static il_status wino_run(il_kctx *c) {
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int64_t i = per_image ? tid : 0; i < n; i += per_image ? nt : 1) {
-            wino_io y = {(float *)c->out[0]->data + i * ysz, ylast, s->oh * s->ow, s->k};
-            wino_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, s->oh * s->ow, s->k};
+            il_pg_io y = {(float *)c->out[0]->data + i * ysz, ylast, s->oh * s->ow, s->k};
+            il_pg_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, s->oh * s->ow, s->k};
             float *lane = ws + (per_image ? tid : 0) * lf;
             run_image(s, x + i * xsz, xlast, bias, Z ? &z : NULL, &y, lane, ws + tid * lf, per_image ? 0 : tid,
                       per_image ? 1 : nt);
@@ -375,22 +289,11 @@ static il_status wino_run(il_kctx *c) {
     return IL_OK;
 }
 
-/* X, Z and Y native where that is channels-last (this project's machines); plain elsewhere. */
-static void wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
-#ifdef IL_HAVE_DNNL
-    if (!il_dnnl_native_last()) return;
-    *in |= 1 | 8;
-    *out |= 1;
-#endif
-}
-
-/* Y may take Z's slot: each element of Z is read just before Y's is written there. */
-static int wino_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
 
 #define WINO(dom, op_, doc_)                                                                                        \
     {.domain = dom, .op = op_, .backend = "cpu", .name = "wino-f23", .dtypes = IL_DT(IL_F32), .priority = 30,       \
      .supports = wino_supports, .prepare = wino_prepare, .run = wino_run, .release = wino_release,               \
-     .layouts = wino_layouts, .writes_over = wino_over, .doc = doc_}
+     .layouts = il_pg_layouts, .writes_over = il_pg_over, .doc = doc_}
 
 const il_kernel il_kernels_wino_conv[] = {
     WINO("ai.inferlab", "FusedConv",
