@@ -105,4 +105,101 @@ static void test_fire_winograd(void) {
     }
 }
 
-IL_SUITE("fire", {"Winograd of 16 and 32 channels", test_fire_winograd})
+/* pw_last.c's product alone against a plain loop, within 1e-4 + 1e-4 |want|: pixel counts that
+ * leave a tail of the 8-pixel tiles, input channels of no whole vector, output channels of no
+ * whole block of 32 (masked lanes), the slice at an offset inside wider pixels (the floats around
+ * it must stay as they were), bias or none, Relu or none, 1 and 2 threads. */
+static void test_pw_product(void) {
+    if (!il_cpu_pw_ok()) return;
+    static const int64_t cases[][5] = {/* pixels, C, m, pixel stride, the slice's offset */
+                                       {37, 5, 40, 51, 7}, {3025, 16, 64, 128, 0}, {1, 24, 16, 16, 0},
+                                       {169, 48, 192, 384, 192}, {29, 64, 33, 70, 37}, {15, 3, 8, 9, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int v = 0; v < 8; v++) {
+            int64_t px = cases[k][0], C = cases[k][1], m = cases[k][2], cs = cases[k][3], off = cases[k][4];
+            int relu = v & 1, with_bias = v >> 1 & 1, threads = 1 + (v >> 2);
+            il_tensor *x = il_tensor_new(IL_F32, 2, (int64_t[]){px, C}), *w = il_tensor_new(IL_F32, 2, (int64_t[]){m, C});
+            il_tensor *b = il_tensor_new(IL_F32, 1, (int64_t[]){m}), *y = il_tensor_new(IL_F32, 2, (int64_t[]){px, cs});
+            il_tensor_fill_random(x, op_rng(), -2, 2);
+            il_tensor_fill_random(w, op_rng(), -1, 1);
+            il_tensor_fill_random(b, op_rng(), -1, 1);
+            float *xd = x->data, *wd = w->data, *bd = b->data, *yd = y->data;
+            for (int64_t i = 0; i < px * cs; i++) yd[i] = 1234.5f;
+            il_pw pw = {.c = C, .m = m, .cs = cs, .relu = relu, .u = il_cpu_pw_pack(wd, m, C)};
+            CU_ASSERT_FATAL(pw.u != NULL);
+            il_cpu_pw_run(&pw, xd, with_bias ? bd : NULL, yd + off, px, threads);
+            int bad = 0;
+            for (int64_t p = 0; p < px; p++)
+                for (int64_t j = 0; j < cs; j++) {
+                    double want = 1234.5;
+                    if (j >= off && j < off + m) {
+                        want = with_bias ? bd[j - off] : 0;
+                        for (int64_t ch = 0; ch < C; ch++) want += (double)xd[p * C + ch] * wd[(j - off) * C + ch];
+                        if (relu && want < 0) want = 0;
+                    }
+                    if (fabs(yd[p * cs + j] - want) > 1e-4 + 1e-4 * fabs(want) && !bad++)
+                        fprintf(stderr, "\n  pw case %zu/%d: pixel %lld lane %lld got %g want %g (seed %llu)\n", k, v,
+                                (long long)p, (long long)j, yd[p * cs + j], want, (unsigned long long)op_seed());
+                }
+            CU_ASSERT_EQUAL(bad, 0);
+            free(pw.u);
+            il_tensor_free(x);
+            il_tensor_free(w);
+            il_tensor_free(b);
+            il_tensor_free(y);
+        }
+}
+
+/* Fire modules whose 1x1 expands write their Concat's channels through pw_last.c: a 14x14 plane,
+ * then 7x7 after a ceil_mode max pool; a squeeze of 24 channels (no whole vector), expands of 40
+ * and 24 channels (no whole block of 32), with Relu and as a plain Conv without; a 1x1 of stride
+ * 2 into a Concat, which it must leave to oneDNN. Batch 1 and 3, 1 and 2 threads, against the
+ * reference, and the plan through a plan file; where the Concats are written in place, oneDNN's
+ * verbose lines show the stride-2 1x1 ran as a primitive and the expands did not, and with
+ * INFERLAB_DNNL_PW=0 (read at prepare) that they did. */
+static void test_fire_pw(void) {
+    for (int run = 0; run < 6; run++) {
+        int threads = 1 + (run & 1), pw_off = run >= 4;
+        int64_t batch = run & 2 ? 3 : 1;
+        if (pw_off) setenv("INFERLAB_DNNL_PW", "0", 1);
+        chain b = chain_new(2, batch, 20, 14);
+        int sq1 = conv(&b, b.g->inputs[0], 20, 24, 1, 1, 0, 1, "Relu", -1);
+        int e11 = conv(&b, sq1, 24, 40, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 24, 32, 3, 1, 1, 1, "Relu", -1);
+        int cat1 = node2(&b, "Concat", e11, e13);
+        int mp = pool(&b, "MaxPool", cat1, 3, 2, 0, 1);
+        int sq2 = conv(&b, mp, 72, 16, 1, 1, 0, 1, "Relu", -1);
+        int e21 = conv(&b, sq2, 16, 24, 1, 1, 0, 1, NULL, -1), e23 = conv(&b, sq2, 16, 32, 3, 1, 1, 1, "Relu", -1);
+        int cat2 = node2(&b, "Concat", e21, e23);
+        int s21 = conv(&b, sq2, 16, 8, 1, 2, 0, 1, "Relu", -1), s23 = conv(&b, sq2, 16, 16, 3, 2, 1, 1, "Relu", -1);
+        int cat3 = node2(&b, "Concat", s21, s23);
+        il_graph_add_output(b.g, conv(&b, cat2, 56, 8, 1, 1, 0, 1, NULL, -1));
+        il_graph_add_output(b.g, conv(&b, cat3, 24, 8, 1, 1, 0, 1, NULL, -1));
+        char what[96];
+        snprintf(what, sizeof what, "Fire 1x1 expands, batch %lld, %d threads%s", (long long)batch, threads,
+                 pw_off ? ", INFERLAB_DNNL_PW=0" : "");
+        il_plan_opts o = {.threads = threads};
+        il_plan *p = plan_checked(b.g, &o, batch, what);
+        int64_t sz;
+        int in_place = have_blocked_kernels() && il_plan_value_offset(p, e11, &sz) == il_plan_value_offset(p, cat1, &sz) &&
+                       il_plan_value_offset(p, e13, &sz) == il_plan_value_offset(p, cat1, &sz) + 40 * 4 &&
+                       il_plan_value_offset(p, e23, &sz) == il_plan_value_offset(p, cat2, &sz) + 24 * 4;
+        il_tensor *x = random_input(b.g, batch);
+        char *text = dnnl_lines_of_run(p, x);
+        if (text && in_place && il_cpu_pw_ok()) {
+            CU_ASSERT_EQUAL(ran(text, "convolution", "ic24oc40_ih14oh14kh1"), pw_off);
+            CU_ASSERT_EQUAL(ran(text, "convolution", "ic16oc24_ih7oh7kh1"), pw_off);
+            CU_ASSERT_TRUE(ran(text, "convolution", "ic16oc8_ih7oh4kh1"));
+        } else if (text) {
+            fprintf(stderr, "\n  %s: Concats not written in place here\n", what);
+        }
+        free(text);
+        check_outputs(p, b.g, x, what);
+        il_tensor_free(x);
+        plan_file_agrees(p, b.g, &o, batch, "fire_pw.ilp");
+        il_graph_free(b.g);
+        unsetenv("INFERLAB_DNNL_PW");
+    }
+}
+
+IL_SUITE("fire", {"Winograd of 16 and 32 channels", test_fire_winograd}, {"1x1 product alone", test_pw_product},
+         {"1x1 expands into their Concats", test_fire_pw})

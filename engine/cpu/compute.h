@@ -105,4 +105,19 @@ void il_cpu_silu(float *y, int64_t n, int threads);
  * of channel c of image i after it; part as for il_cpu_chan_means. Only where il_cpu_silu_ok(). */
 void il_cpu_silu_means(float *y, int64_t n, int64_t C, int64_t sp, float *out, int threads, float *part);
 
+
+/* A 1x1 stride-1 convolution of C -> m channels on channels-last pixels whose result goes into a
+ * channel slice of pixel stride cs >= m (a Concat's channels written in place), with bias and
+ * Relu (pw_last.c, AVX-512: il_cpu_pw_ok). u: the weight [m, C] packed by il_cpu_pw_pack
+ * (aligned_alloc; the caller frees it). run: `pixels` pixels of X (stride C) at x into y (stride
+ * cs), bias NULL or m floats, on up to `threads` threads. */
+typedef struct il_pw {
+    int64_t c, m, cs;
+    int relu;
+    float *u;
+} il_pw;
+int il_cpu_pw_ok(void);
+float *il_cpu_pw_pack(const float *w, int64_t m, int64_t c);
+void il_cpu_pw_run(const il_pw *w, const float *x, const float *bias, float *y, int64_t pixels, int threads);
+
 #endif

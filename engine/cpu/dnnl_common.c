@@ -168,6 +168,7 @@ void il_dnnl_release(void *state) {
     il_dnnl_step_free(&s->sc.w_re);
     free(s->w);
     free(s->bias);
+    free(s->pw.u);
     free(s);
 }
 

@@ -100,6 +100,8 @@ typedef struct il_dnnl_state_ {
         int on;
         int64_t n, c, sp;
     } xc;
+    il_pw pw;                                 /* convolution: pw_last.c's product in place of the primitive where
+                                                 pw.u is set (dnnl_conv.c pw_fits) */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
