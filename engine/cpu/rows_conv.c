@@ -22,8 +22,6 @@
  */
 #include "panel_gemm.h"
 
-#include <omp.h>
-
 /* Reduction steps per micro-kernel call: A's 7 rows (7 KB) and the panel's piece (32 KB) stay in
  * L1 while the row blocks share it. Alone, weight in L3, one thread: 512 -> 2048 1x1 at 7x7
  * 0.754 / 0.674 / 0.703 ms at 512 / 256 / 128. */
@@ -39,15 +37,6 @@ typedef struct {
     float *u; /* [red / ROWS_CHUNK][nkb][ROWS_CHUNK][IL_PG_K]: a chunk of every panel, then the next */
 } rows_state;
 
-static int rows_geom(il_kctx *c, il_conv_geom *g) {
-    const il_tensor *w = il_in(c, 1);
-    int64_t k[2] = {w->dims[2], w->dims[3]};
-    if (il_window_geom(c, c->in[0], k, 0, 1, g)) return 0;
-    g->group = il_attr_int(c->node, "group", 1);
-    g->m = w->dims[0];
-    return g->group == 1 && g->pad[0] >= 0 && g->pad[1] >= 0 && g->out[0] > 0 && g->out[1] > 0;
-}
-
 /* Where it is not slower than oneDNN: few pixels and many channels, one image a thread (a batch
  * gives oneDNN's blocking its pixels). Node minimums in the networks at batch 1, alternated twice
  * with oneDNN (load 1.1-2.2; docs/cpu_speed_sessions.md, session 10), one thread: ResNet-50's
@@ -62,30 +51,7 @@ static int rows_wins(const il_conv_geom *g, int threads) {
     return g->out_sp <= ROWS_MAX_PIXELS && g->m >= ROWS_MIN_K && g->c * g->k_sp >= ROWS_MIN_RED && per_thread <= 1;
 }
 
-static int rows_supports(const il_kctx *c) {
-    const il_tensor *x = c->in[0], *w = il_in(c, 1), *b = il_in(c, 2), *z = il_in(c, 3);
-    if (!__builtin_cpu_supports("avx512f") || c->n_out != 1) return 0;
-    if (!x || !w || x->dtype != IL_F32 || w->dtype != IL_F32 || x->rank != 4 || w->rank != 4) return 0;
-    if (!il_shape_known(x) || !il_shape_known(w) || !(c->const_mask & 2) || !w->data) return 0;
-    if (w->dims[1] != x->dims[1] || il_tensor_numel(x) <= 0 || il_tensor_numel(w) <= 0) return 0;
-    if (b && (b->dtype != IL_F32 || !il_shape_known(b) || il_tensor_numel(b) != w->dims[0])) return 0;
-    il_conv_geom g;
-    il_act act;
-    if (!rows_geom((il_kctx *)c, &g) || il_act_parse(c, &act)) {
-        il_error_clear();
-        return 0;
-    }
-    if (z) {
-        int64_t yd[4] = {g.n, g.m, g.out[0], g.out[1]};
-        if (z->dtype != IL_F32 || !il_shape_known(z) || z->rank != 4) return 0;
-        for (int d = 0; d < 4; d++)
-            if (z->dims[d] != yd[d]) return 0;
-    }
-    if ((int64_t)16 * g.out_sp >= INT32_MAX) return 0; /* NCHW gathers: 32-bit lane offsets */
-    const char *e = getenv("INFERLAB_GEMM_ROWS");
-    if (e && *e == '0') return 0;
-    return (e && !strcmp(e, "all")) || rows_wins(&g, c->threads);
-}
+static int rows_supports(const il_kctx *c) { return il_pg_supports(c, il_pg_geom, "INFERLAB_GEMM_ROWS", rows_wins); }
 
 static void rows_release(void *state) {
     rows_state *s = state;
@@ -104,27 +70,19 @@ static int64_t piece(const rows_state *s, int64_t c0, int64_t kb) {
 
 static il_status rows_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_conv_geom g;
-    if (!rows_supports(c) || !rows_geom(c, &g)) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a convolution gemm-rows takes");
-    rows_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    il_status st = il_act_parse(c, &s->act);
-    if (st) {
-        free(s);
-        return st;
-    }
+    rows_state *s = NULL;
+    il_status st = il_pg_state(c, rows_supports, il_pg_geom, &g, sizeof *s, offsetof(rows_state, act), (void **)&s);
+    if (st) return st;
     s->c = g.c, s->k = g.m, s->h = g.in[0], s->w = g.in[1], s->oh = g.out[0], s->ow = g.out[1];
     s->kh = g.k[0], s->kw = g.k[1], s->sh = g.stride[0], s->sw = g.stride[1], s->dh = g.dil[0], s->dw = g.dil[1];
     s->pt = g.pad[0], s->pl = g.pad[1];
     s->red = s->c * s->kh * s->kw, s->rows = s->oh * s->ow, s->nkb = (s->k + IL_PG_K - 1) / IL_PG_K;
     int64_t blocks = (s->rows + IL_PG_ROWS - 1) / IL_PG_ROWS;
     s->rb = (s->rows + blocks - 1) / blocks; /* 49 pixels: 7 blocks of 7, not 6 of 8 and one of 1 */
-    size_t ub = (size_t)(s->nkb * s->red * IL_PG_K) * sizeof(float);
-    s->u = aligned_alloc(64, ub);
-    if (!s->u) {
+    if (!(s->u = il_pg_weight(c, s->nkb * s->red * IL_PG_K))) {
         free(s);
-        return il_kerr(c, IL_ERR_OOM, "out of memory for the packed weight (%zu bytes)", ub);
+        return IL_ERR_OOM;
     }
-    memset(s->u, 0, ub);
     const float *wt = c->in[1]->data;
     for (int64_t k = 0; k < s->k; k++)
         for (int64_t ch = 0; ch < s->c; ch++)
@@ -172,9 +130,11 @@ IL_AVX512 static void rows_out(const rows_state *s, int64_t kb, const float *m, 
     }
 }
 
-/* One image on nt threads of the calling team (tid: this one): A shared, M its own. */
-IL_AVX512 static void rows_image(const rows_state *s, const float *x, int xlast, const float *bias, const il_pg_io *z,
-                                 const il_pg_io *y, float *a, float *m, int tid, int nt) {
+/* One image (il_pg_image_fn): A in the shared lane, M in the thread's own. */
+IL_AVX512 static void rows_image(const void *state, const float *x, int xlast, const float *bias, const il_pg_io *z,
+                                 const il_pg_io *y, float *shared, float *own, int tid, int nt) {
+    const rows_state *s = state;
+    float *a = shared, *m = own + s->rows * s->red;
     im2col_rows(s, x, xlast, a, s->rows * tid / nt, s->rows * (tid + 1) / nt);
     if (nt > 1) {
 #pragma omp barrier
@@ -200,36 +160,14 @@ IL_AVX512 static void rows_image(const rows_state *s, const float *x, int xlast,
 
 static il_status rows_run(il_kctx *c) {
     const rows_state *s = c->state;
-    const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
-    int64_t n = c->in[0]->dims[0], xsz = s->c * s->h * s->w, ysz = s->k * s->rows, lf = rows_lane(s);
-    int xlast = (c->blocked_in & 1) != 0, zlast = (c->blocked_in & 8) != 0, ylast = (c->blocked_out & 1) != 0;
-    const float *x = c->in[0]->data, *bias = B ? B->data : NULL;
-    float *ws = (float *)(((uintptr_t)c->workspace + 63) & ~(uintptr_t)63);
-    int threads = c->threads > 1 ? c->threads : 1;
-    int per_image = n >= threads; /* else the threads share each image */
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t i = per_image ? tid : 0; i < n; i += per_image ? nt : 1) {
-            il_pg_io y = {(float *)c->out[0]->data + i * ysz, ylast, s->rows, s->k};
-            il_pg_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, s->rows, s->k};
-            float *a = ws + (per_image ? tid : 0) * lf, *m = ws + tid * lf + s->rows * s->red;
-            rows_image(s, x + i * xsz, xlast, bias, Z ? &z : NULL, &y, a, m, per_image ? 0 : tid, per_image ? 1 : nt);
-        }
-    }
-    return IL_OK;
+    return il_pg_run(c, s, s->c, s->h * s->w, s->k, s->rows, rows_lane(s), rows_image);
 }
 
-#define ROWS(dom, op_, doc_)                                                                                        \
-    {.domain = dom, .op = op_, .backend = "cpu", .name = "gemm-rows", .dtypes = IL_DT(IL_F32), .priority = 29,      \
-     .supports = rows_supports, .prepare = rows_prepare, .run = rows_run, .release = rows_release,               \
-     .layouts = il_pg_layouts, .writes_over = il_pg_over, .doc = doc_}
-
 const il_kernel il_kernels_rows_conv[] = {
-    ROWS("ai.inferlab", "FusedConv",
+    IL_PG_KERNEL("ai.inferlab", "FusedConv", "gemm-rows", 29, rows,
          "convolutions of at most 64 output pixels and wide weights as one product of the image's im2col rows "
          "with the weight packed in 32-channel panels (AVX-512, 7-8 rows x 32 channels a step); bias + residual + "
          "activation on the way out"),
-    ROWS("", "Conv", "FusedConv's gemm-rows for a plain Conv"),
+    IL_PG_KERNEL("", "Conv", "gemm-rows", 29, rows, "FusedConv's gemm-rows for a plain Conv"),
     {0},
 };

@@ -29,8 +29,6 @@
  */
 #include "panel_gemm.h"
 
-#include <omp.h>
-
 #define WT IL_PG_ROWS
 #define WK IL_PG_K
 #define WINO_MIN_C 256     /* input and output channels at least */
@@ -46,13 +44,8 @@ typedef struct {
 } wino_state;
 
 static int wino_geom(il_kctx *c, il_conv_geom *g) {
-    const il_tensor *w = il_in(c, 1);
-    int64_t k[2] = {3, 3};
-    if (w->dims[2] != 3 || w->dims[3] != 3 || il_window_geom(c, c->in[0], k, 0, 1, g)) return 0;
-    g->group = il_attr_int(c->node, "group", 1);
-    g->m = w->dims[0];
-    return g->group == 1 && g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
-           g->pad[0] >= 0 && g->pad[1] >= 0 && g->out[0] > 0 && g->out[1] > 0;
+    return il_pg_geom(c, g) && g->k[0] == 3 && g->k[1] == 3 && g->stride[0] == 1 && g->stride[1] == 1 &&
+           g->dil[0] == 1 && g->dil[1] == 1;
 }
 
 /* Where it beats oneDNN's Winograd and direct kernels (node minimums in ResNet-18 at batch 1,
@@ -72,31 +65,7 @@ static int wino_wins(const il_conv_geom *g, int threads) {
            (per_thread <= 1 || g->out_sp > WINO_REUSE_PIXELS);
 }
 
-static int wino_supports(const il_kctx *c) {
-    const il_tensor *x = c->in[0], *w = il_in(c, 1), *b = il_in(c, 2), *z = il_in(c, 3);
-    if (!__builtin_cpu_supports("avx512f") || c->n_out != 1) return 0;
-    if (!x || !w || x->dtype != IL_F32 || w->dtype != IL_F32 || x->rank != 4 || w->rank != 4) return 0;
-    if (!il_shape_known(x) || !il_shape_known(w) || !(c->const_mask & 2) || !w->data) return 0;
-    if (w->dims[1] != x->dims[1] || il_tensor_numel(x) <= 0 || il_tensor_numel(w) <= 0) return 0;
-    if (b && (b->dtype != IL_F32 || !il_shape_known(b) || il_tensor_numel(b) != w->dims[0])) return 0;
-    il_conv_geom g;
-    il_act act;
-    if (!wino_geom((il_kctx *)c, &g) || il_act_parse(c, &act)) {
-        il_error_clear();
-        return 0;
-    }
-    if (z) {
-        if (z->dtype != IL_F32 || !il_shape_known(z) || z->rank != 4) return 0;
-        int64_t yd[4] = {g.n, g.m, g.out[0], g.out[1]};
-        for (int d = 0; d < 4; d++)
-            if (z->dims[d] != yd[d]) return 0;
-    }
-    /* plane strides of the NCHW gathers are 32-bit lane offsets */
-    if ((int64_t)16 * g.out[0] * g.out[1] >= INT32_MAX) return 0;
-    const char *e = getenv("INFERLAB_WINO_F23");
-    if (e && *e == '0') return 0;
-    return (e && !strcmp(e, "all")) || wino_wins(&g, c->threads);
-}
+static int wino_supports(const il_kctx *c) { return il_pg_supports(c, wino_geom, "INFERLAB_WINO_F23", wino_wins); }
 
 static void wino_release(void *state) {
     wino_state *s = state;
@@ -131,26 +100,18 @@ static int64_t lane_floats(const wino_state *s) { return s->hp * s->wp * s->cp +
 
 static il_status wino_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_conv_geom g;
-    if (!wino_supports(c) || !wino_geom(c, &g)) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a 3x3 stride-1 convolution");
-    wino_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    il_status st = il_act_parse(c, &s->act);
-    if (st) {
-        free(s);
-        return st;
-    }
+    wino_state *s = NULL;
+    il_status st = il_pg_state(c, wino_supports, wino_geom, &g, sizeof *s, offsetof(wino_state, act), (void **)&s);
+    if (st) return st;
     s->c = g.c, s->k = g.m, s->h = g.in[0], s->w = g.in[1], s->oh = g.out[0], s->ow = g.out[1];
     s->pt = g.pad[0], s->pl = g.pad[1];
     s->th = (s->oh + 1) / 2, s->tw = (s->ow + 1) / 2, s->tiles = s->th * s->tw;
     s->cp = (s->c + 15) / 16 * 16, s->nkb = (s->k + WK - 1) / WK;
     s->hp = 2 * s->th + 2, s->wp = 2 * s->tw + 2;
-    size_t ub = (size_t)(16 * s->nkb * s->cp * WK) * sizeof(float);
-    s->u = aligned_alloc(64, ub);
-    if (!s->u) {
+    if (!(s->u = il_pg_weight(c, 16 * s->nkb * s->cp * WK))) {
         free(s);
-        return il_kerr(c, IL_ERR_OOM, "out of memory for the Winograd weight (%zu bytes)", ub);
+        return IL_ERR_OOM;
     }
-    memset(s->u, 0, ub);
     transform_weights(s, c->in[1]->data);
     int lanes = c->threads > 1 ? c->threads : 1;
     *workspace = (size_t)(lanes * lane_floats(s)) * sizeof(float) + 64;
@@ -233,9 +194,10 @@ IL_AVX512 static void output_block(const wino_state *s, int64_t kb, const float 
     }
 }
 
-/* One image on nt threads of the calling team (tid: this one): Xp and V shared, M its own. */
-IL_AVX512 static void run_image(const wino_state *s, const float *x, int xlast, const float *bias, const il_pg_io *z,
+/* One image (il_pg_image_fn): Xp and V in the shared lane, M in the thread's own. */
+IL_AVX512 static void run_image(const void *state, const float *x, int xlast, const float *bias, const il_pg_io *z,
                              const il_pg_io *y, float *lane, float *mine, int tid, int nt) {
+    const wino_state *s = state;
     float *xp = lane, *v = xp + s->hp * s->wp * s->cp, *m = mine + s->hp * s->wp * s->cp + 16 * s->tiles * s->cp;
     pad_rows(s, x, xlast, xp, s->hp * tid / nt, s->hp * (tid + 1) / nt);
     if (nt > 1) {
@@ -267,39 +229,15 @@ IL_AVX512 static void run_image(const wino_state *s, const float *x, int xlast, 
 
 static il_status wino_run(il_kctx *c) {
     const wino_state *s = c->state;
-    const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
-    int64_t n = c->in[0]->dims[0], xsz = s->c * s->h * s->w, ysz = s->k * s->oh * s->ow;
-    int xlast = (c->blocked_in & 1) != 0, zlast = (c->blocked_in & 8) != 0, ylast = (c->blocked_out & 1) != 0;
-    const float *x = c->in[0]->data, *bias = B ? B->data : NULL;
-    float *ws = (float *)(((uintptr_t)c->workspace + 63) & ~(uintptr_t)63);
-    int64_t lf = lane_floats(s);
-    int threads = c->threads > 1 ? c->threads : 1;
-    int per_image = n >= threads; /* else the threads share each image */
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t i = per_image ? tid : 0; i < n; i += per_image ? nt : 1) {
-            il_pg_io y = {(float *)c->out[0]->data + i * ysz, ylast, s->oh * s->ow, s->k};
-            il_pg_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, s->oh * s->ow, s->k};
-            float *lane = ws + (per_image ? tid : 0) * lf;
-            run_image(s, x + i * xsz, xlast, bias, Z ? &z : NULL, &y, lane, ws + tid * lf, per_image ? 0 : tid,
-                      per_image ? 1 : nt);
-        }
-    }
-    return IL_OK;
+    return il_pg_run(c, s, s->c, s->h * s->w, s->k, s->oh * s->ow, lane_floats(s), run_image);
 }
 
 
-#define WINO(dom, op_, doc_)                                                                                        \
-    {.domain = dom, .op = op_, .backend = "cpu", .name = "wino-f23", .dtypes = IL_DT(IL_F32), .priority = 30,       \
-     .supports = wino_supports, .prepare = wino_prepare, .run = wino_run, .release = wino_release,               \
-     .layouts = il_pg_layouts, .writes_over = il_pg_over, .doc = doc_}
-
 const il_kernel il_kernels_wino_conv[] = {
-    WINO("ai.inferlab", "FusedConv",
+    IL_PG_KERNEL("ai.inferlab", "FusedConv", "wino-f23", 30, wino,
          "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions on small planes and many channels: weights "
          "transformed once, 8-tile x 32-channel AVX-512 products, bias + residual + activation in the output "
          "transform"),
-    WINO("", "Conv", "Winograd F(2x2,3x3) as FusedConv's wino-f23, for a plain 3x3 stride-1 Conv"),
+    IL_PG_KERNEL("", "Conv", "wino-f23", 30, wino, "Winograd F(2x2,3x3) as FusedConv's wino-f23, for a plain 3x3 stride-1 Conv"),
     {0},
 };
