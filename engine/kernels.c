@@ -11,7 +11,7 @@
 
 const il_kernel *const il_kernel_tables[] = {il_kernels_fused_conv, il_kernels_cuda, il_kernels_cudnn, il_kernels_cuda_ops, il_kernels_cusparselt, il_kernels_qconv, il_kernels_qmatmul,
                                              il_kernels_qeltwise, il_kernels_sparse, il_kernels_quant_vec, il_kernels_patch_conv,
-                                             il_kernels_wino_conv,
+                                             il_kernels_wino_conv, il_kernels_rows_conv,
 #ifdef IL_HAVE_DNNL
                                              il_kernels_dnnl_conv, il_kernels_conv_pool, il_kernels_dnnl_pool, il_kernels_dnnl_native, il_kernels_dnnl_matmul,
                                              il_kernels_dnnl_qconv, il_kernels_dnnl_qeltwise, il_kernels_dnnl_qmatmul,

@@ -16,7 +16,7 @@
  *     M   [16 points][tiles][32]      V_p @ U_p for one block of 32 output channels
  *     Y   A^T M A of every tile, + bias + residual Z, the activation, written as the plan holds Y
  *
- * The micro-kernel keeps 8 tiles x 32 channels in 16 registers: per input channel two weight
+ * The micro-kernel (panel_gemm.h) keeps 8 tiles x 32 channels in 16 registers: per input channel two weight
  * vectors and eight broadcasts for 16 FMAs. Blocks of 32 output channels are the unit of work
  * (their weight panel, Cp x 32 floats, stays in L2 while every tile block reads it) and of the
  * output transform, which follows each block while M is in cache. On two threads at batch 1 the
@@ -27,22 +27,10 @@
  * gathers over a plane stride for NCHW). Needs AVX-512; declines groups, strides, dilations
  * and other kernel sizes.
  */
-#include "../ops/fused.h"
-#include "compute.h"
-#ifdef IL_HAVE_DNNL
-#include "dnnl_int.h"
-#endif
+#include "panel_gemm.h"
 
-#include <immintrin.h>
-#include <omp.h>
-
-#define WT 8  /* tiles per micro-kernel call */
-#define WK 32 /* output channels per block (two vectors) */
-#define AVX512 __attribute__((target("avx512f")))
-/* Weight panels fetched ahead into L2: at batch 1 on ResNet-18's layer4 (512 -> 512 at 7x7, its U
- * streamed from memory, 16 MB) the image took 2.31 ms without, 1.57 with the next panel, 1.47-1.50
- * two ahead, 1.51 three ahead (alone, U rotated over 8 copies: out of L3) */
-#define PFD 2
+#define WT IL_PG_ROWS
+#define WK IL_PG_K
 #define WINO_MIN_C 256     /* input and output channels at least */
 #define WINO_MAX_PIXELS 196 /* output plane at most (14x14) */
 #define WINO_REUSE_PIXELS 64 /* planes up to this many pixels: batch 1 a thread only */
@@ -56,13 +44,8 @@ typedef struct {
 } wino_state;
 
 static int wino_geom(il_kctx *c, il_conv_geom *g) {
-    const il_tensor *w = il_in(c, 1);
-    int64_t k[2] = {3, 3};
-    if (w->dims[2] != 3 || w->dims[3] != 3 || il_window_geom(c, c->in[0], k, 0, 1, g)) return 0;
-    g->group = il_attr_int(c->node, "group", 1);
-    g->m = w->dims[0];
-    return g->group == 1 && g->stride[0] == 1 && g->stride[1] == 1 && g->dil[0] == 1 && g->dil[1] == 1 &&
-           g->pad[0] >= 0 && g->pad[1] >= 0 && g->out[0] > 0 && g->out[1] > 0;
+    return il_pg_geom(c, g) && g->k[0] == 3 && g->k[1] == 3 && g->stride[0] == 1 && g->stride[1] == 1 &&
+           g->dil[0] == 1 && g->dil[1] == 1;
 }
 
 /* Where it beats oneDNN's Winograd and direct kernels (node minimums in ResNet-18 at batch 1,
@@ -82,31 +65,7 @@ static int wino_wins(const il_conv_geom *g, int threads) {
            (per_thread <= 1 || g->out_sp > WINO_REUSE_PIXELS);
 }
 
-static int wino_supports(const il_kctx *c) {
-    const il_tensor *x = c->in[0], *w = il_in(c, 1), *b = il_in(c, 2), *z = il_in(c, 3);
-    if (!__builtin_cpu_supports("avx512f") || c->n_out != 1) return 0;
-    if (!x || !w || x->dtype != IL_F32 || w->dtype != IL_F32 || x->rank != 4 || w->rank != 4) return 0;
-    if (!il_shape_known(x) || !il_shape_known(w) || !(c->const_mask & 2) || !w->data) return 0;
-    if (w->dims[1] != x->dims[1] || il_tensor_numel(x) <= 0 || il_tensor_numel(w) <= 0) return 0;
-    if (b && (b->dtype != IL_F32 || !il_shape_known(b) || il_tensor_numel(b) != w->dims[0])) return 0;
-    il_conv_geom g;
-    il_act act;
-    if (!wino_geom((il_kctx *)c, &g) || il_act_parse(c, &act)) {
-        il_error_clear();
-        return 0;
-    }
-    if (z) {
-        if (z->dtype != IL_F32 || !il_shape_known(z) || z->rank != 4) return 0;
-        int64_t yd[4] = {g.n, g.m, g.out[0], g.out[1]};
-        for (int d = 0; d < 4; d++)
-            if (z->dims[d] != yd[d]) return 0;
-    }
-    /* plane strides of the NCHW gathers are 32-bit lane offsets */
-    if ((int64_t)16 * g.out[0] * g.out[1] >= INT32_MAX) return 0;
-    const char *e = getenv("INFERLAB_WINO_F23");
-    if (e && *e == '0') return 0;
-    return (e && !strcmp(e, "all")) || wino_wins(&g, c->threads);
-}
+static int wino_supports(const il_kctx *c) { return il_pg_supports(c, wino_geom, "INFERLAB_WINO_F23", wino_wins); }
 
 static void wino_release(void *state) {
     wino_state *s = state;
@@ -141,26 +100,18 @@ static int64_t lane_floats(const wino_state *s) { return s->hp * s->wp * s->cp +
 
 static il_status wino_prepare(il_kctx *c, void **state, size_t *workspace) {
     il_conv_geom g;
-    if (!wino_supports(c) || !wino_geom(c, &g)) return il_kerr(c, IL_ERR_UNSUPPORTED, "not a 3x3 stride-1 convolution");
-    wino_state *s = calloc(1, sizeof *s);
-    if (!s) return il_kerr(c, IL_ERR_OOM, "out of memory");
-    il_status st = il_act_parse(c, &s->act);
-    if (st) {
-        free(s);
-        return st;
-    }
+    wino_state *s = NULL;
+    il_status st = il_pg_state(c, wino_supports, wino_geom, &g, sizeof *s, offsetof(wino_state, act), (void **)&s);
+    if (st) return st;
     s->c = g.c, s->k = g.m, s->h = g.in[0], s->w = g.in[1], s->oh = g.out[0], s->ow = g.out[1];
     s->pt = g.pad[0], s->pl = g.pad[1];
     s->th = (s->oh + 1) / 2, s->tw = (s->ow + 1) / 2, s->tiles = s->th * s->tw;
     s->cp = (s->c + 15) / 16 * 16, s->nkb = (s->k + WK - 1) / WK;
     s->hp = 2 * s->th + 2, s->wp = 2 * s->tw + 2;
-    size_t ub = (size_t)(16 * s->nkb * s->cp * WK) * sizeof(float);
-    s->u = aligned_alloc(64, ub);
-    if (!s->u) {
+    if (!(s->u = il_pg_weight(c, 16 * s->nkb * s->cp * WK))) {
         free(s);
-        return il_kerr(c, IL_ERR_OOM, "out of memory for the Winograd weight (%zu bytes)", ub);
+        return IL_ERR_OOM;
     }
-    memset(s->u, 0, ub);
     transform_weights(s, c->in[1]->data);
     int lanes = c->threads > 1 ? c->threads : 1;
     *workspace = (size_t)(lanes * lane_floats(s)) * sizeof(float) + 64;
@@ -185,7 +136,7 @@ static void pad_rows(const wino_state *s, const float *x, int last, float *xp, i
 }
 
 /* V for tiles t0 .. t1: B^T d B, B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
-AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, int64_t t0, int64_t t1) {
+IL_AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, int64_t t0, int64_t t1) {
     int64_t vs = s->tiles * s->cp; /* one point's plane of V */
     for (int64_t t = t0; t < t1; t++) {
         const float *d0 = xp + (2 * (t / s->tw) * s->wp + 2 * (t % s->tw)) * s->cp;
@@ -210,88 +161,11 @@ AVX512 static void input_tiles(const wino_state *s, const float *xp, float *v, i
     }
 }
 
-/* m[t][0..32) = sum over ch < cp of v[t * vs + ch] * u[ch][0..32), for T tiles; the panel at pf
- * (the next one) is fetched into L2 meanwhile. */
-static inline __attribute__((always_inline)) AVX512 void micro(int T, int64_t cp, const float *v, int64_t vs,
-                                                               const float *u, float *m, const float *pf, int64_t pstep) {
-    __m512 a0[WT], a1[WT];
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) a0[t] = a1[t] = _mm512_setzero_ps();
-    for (int64_t ch = 0; ch < cp; ch++) {
-        __m512 w0 = _mm512_load_ps(u + ch * WK), w1 = _mm512_load_ps(u + ch * WK + 16);
-        _mm_prefetch((const char *)(pf + ch * pstep), _MM_HINT_T1);
-        _mm_prefetch((const char *)(pf + ch * pstep + 16), _MM_HINT_T1);
-#pragma GCC unroll 8
-        for (int t = 0; t < T; t++) {
-            __m512 b = _mm512_set1_ps(v[t * vs + ch]);
-            a0[t] = _mm512_fmadd_ps(b, w0, a0[t]);
-            a1[t] = _mm512_fmadd_ps(b, w1, a1[t]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int t = 0; t < T; t++) {
-        _mm512_storeu_ps(m + t * WK, a0[t]);
-        _mm512_storeu_ps(m + t * WK + 16, a1[t]);
-    }
-}
 
-AVX512 static void product(int T, int64_t cp, const float *v, int64_t vs, const float *u, float *m, const float *pf, int64_t pstep) {
-    switch (T) {
-    case 8: micro(8, cp, v, vs, u, m, pf, pstep); break;
-    case 7: micro(7, cp, v, vs, u, m, pf, pstep); break;
-    case 6: micro(6, cp, v, vs, u, m, pf, pstep); break;
-    case 5: micro(5, cp, v, vs, u, m, pf, pstep); break;
-    case 4: micro(4, cp, v, vs, u, m, pf, pstep); break;
-    case 3: micro(3, cp, v, vs, u, m, pf, pstep); break;
-    case 2: micro(2, cp, v, vs, u, m, pf, pstep); break;
-    default: micro(1, cp, v, vs, u, m, pf, pstep); break;
-    }
-}
-
-/* The activations with a vector form; the others go lane by lane through il_act_f. */
-AVX512 static __m512 act16(const il_act *a, __m512 x) {
-    switch (a->kind) {
-    case IL_ACT_NONE: return x;
-    case IL_ACT_RELU: return _mm512_max_ps(x, _mm512_setzero_ps());
-    case IL_ACT_CLIP: return _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(a->a)), _mm512_set1_ps(a->b));
-    case IL_ACT_LEAKY:
-        return _mm512_mask_mul_ps(x, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), x, _mm512_set1_ps(a->a));
-    default: {
-        float f[16];
-        _mm512_storeu_ps(f, x);
-        for (int i = 0; i < 16; i++) f[i] = il_act_f(a, f[i]);
-        return _mm512_loadu_ps(f);
-    }
-    }
-}
-
-/* Where an image's outputs (or residual) lie: channels-last, or NCHW reached by gathers. */
-typedef struct {
-    float *base;
-    int last;
-    int64_t plane, k; /* pixels of the plane, channels */
-} wino_io;
-
-AVX512 static __m512 io_load(const wino_io *io, int64_t px, int64_t k0, __mmask16 km) {
-    if (io->last) return _mm512_maskz_loadu_ps(km, io->base + px * io->k + k0);
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32((int)io->plane));
-    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), km, idx, io->base + k0 * io->plane + px, 4);
-}
-
-AVX512 static void io_store(const wino_io *io, int64_t px, int64_t k0, __mmask16 km, __m512 v) {
-    if (io->last) {
-        _mm512_mask_storeu_ps(io->base + px * io->k + k0, km, v);
-        return;
-    }
-    __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                     _mm512_set1_epi32((int)io->plane));
-    _mm512_mask_i32scatter_ps(io->base + k0 * io->plane + px, km, idx, v, 4);
-}
 
 /* Y for output channel block kb from M: A^T m A, A^T = [1 1 1 0; 0 1 -1 -1], + bias + Z, act. */
-AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m, const float *bias, const wino_io *z,
-                                const wino_io *y) {
+IL_AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m, const float *bias, const il_pg_io *z,
+                                const il_pg_io *y) {
     for (int64_t t = 0; t < s->tiles; t++) {
         int64_t oy = 2 * (t / s->tw), ox = 2 * (t % s->tw);
         for (int kv = 0; kv < WK / 16; kv++) {
@@ -313,16 +187,17 @@ AVX512 static void output_block(const wino_state *s, int64_t kb, const float *m,
                 for (int j = 0; j < 2 && ox + j < s->ow; j++) {
                     int64_t px = (oy + i) * s->ow + ox + j;
                     __m512 v = o[i][j];
-                    if (z) v = _mm512_add_ps(v, io_load(z, px, k0, km));
-                    io_store(y, px, k0, km, act16(&s->act, v));
+                    if (z) v = _mm512_add_ps(v, il_pg_load(z, px, k0, km));
+                    il_pg_store(y, px, k0, km, il_pg_act(&s->act, v));
                 }
         }
     }
 }
 
-/* One image on nt threads of the calling team (tid: this one): Xp and V shared, M its own. */
-AVX512 static void run_image(const wino_state *s, const float *x, int xlast, const float *bias, const wino_io *z,
-                             const wino_io *y, float *lane, float *mine, int tid, int nt) {
+/* One image (il_pg_image_fn): Xp and V in the shared lane, M in the thread's own. */
+IL_AVX512 static void run_image(const void *state, const float *x, int xlast, const float *bias, const il_pg_io *z,
+                             const il_pg_io *y, float *lane, float *mine, int tid, int nt) {
+    const wino_state *s = state;
     float *xp = lane, *v = xp + s->hp * s->wp * s->cp, *m = mine + s->hp * s->wp * s->cp + 16 * s->tiles * s->cp;
     pad_rows(s, x, xlast, xp, s->hp * tid / nt, s->hp * (tid + 1) / nt);
     if (nt > 1) {
@@ -332,19 +207,20 @@ AVX512 static void run_image(const wino_state *s, const float *x, int xlast, con
     if (nt > 1) {
 #pragma omp barrier
     }
-    int64_t vs = s->tiles * s->cp;
-    int64_t kb1 = s->nkb * (tid + 1) / nt;
+    int64_t vs = s->tiles * s->cp, kb1 = s->nkb * (tid + 1) / nt;
+    int64_t tb = (s->tiles + WT - 1) / WT, rb = (s->tiles + tb - 1) / tb; /* 49 tiles: 7 blocks of 7 */
     for (int64_t kb = s->nkb * tid / nt; kb < kb1; kb++) {
         for (int p = 0; p < 16; p++) {
             /* batch 1 streams U from memory (ResNet-18's layer4 holds 16 MB of it per conv): the
-             * next panel is fetched while the first tile block reads this one */
-            const float *up = s->u + (kb * 16 + p) * s->cp * WK, *next = (kb * 16 + p + PFD) < kb1 * 16 ? up + PFD * s->cp * WK : up;
-            for (int64_t t0 = 0; t0 < s->tiles; t0 += WT) {
-                int64_t T = s->tiles - t0 < WT ? s->tiles - t0 : WT;
-                /* the next panel's lines spread over the first two passes where there are two */
-                const float *pf = s->tiles <= WT ? next : t0 == 0 ? next : t0 == WT ? next + s->cp * 16 : up;
-                product((int)T, s->cp, v + p * vs + t0 * s->cp, s->cp, up, m + (p * s->tiles + t0) * WK, pf,
-                        s->tiles <= WT ? WK : 16);
+             * panel IL_PG_AHEAD on is fetched, its lines spread over the first two tile blocks
+             * where there are two */
+            const float *up = s->u + (kb * 16 + p) * s->cp * WK;
+            const float *next = kb * 16 + p + IL_PG_AHEAD < kb1 * 16 ? up + IL_PG_AHEAD * s->cp * WK : up;
+            for (int64_t t0 = 0; t0 < s->tiles; t0 += rb) {
+                int64_t T = s->tiles - t0 < rb ? s->tiles - t0 : rb;
+                const float *pf = tb == 1 ? next : t0 == 0 ? next : t0 == rb ? next + s->cp * 16 : up;
+                il_pg_product((int)T, 0, s->cp, v + p * vs + t0 * s->cp, s->cp, up, m + (p * s->tiles + t0) * WK, pf,
+                              tb == 1 ? WK : 16);
             }
         }
         output_block(s, kb, m, bias, z, y);
@@ -353,50 +229,15 @@ AVX512 static void run_image(const wino_state *s, const float *x, int xlast, con
 
 static il_status wino_run(il_kctx *c) {
     const wino_state *s = c->state;
-    const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
-    int64_t n = c->in[0]->dims[0], xsz = s->c * s->h * s->w, ysz = s->k * s->oh * s->ow;
-    int xlast = (c->blocked_in & 1) != 0, zlast = (c->blocked_in & 8) != 0, ylast = (c->blocked_out & 1) != 0;
-    const float *x = c->in[0]->data, *bias = B ? B->data : NULL;
-    float *ws = (float *)(((uintptr_t)c->workspace + 63) & ~(uintptr_t)63);
-    int64_t lf = lane_floats(s);
-    int threads = c->threads > 1 ? c->threads : 1;
-    int per_image = n >= threads; /* else the threads share each image */
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t i = per_image ? tid : 0; i < n; i += per_image ? nt : 1) {
-            wino_io y = {(float *)c->out[0]->data + i * ysz, ylast, s->oh * s->ow, s->k};
-            wino_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, s->oh * s->ow, s->k};
-            float *lane = ws + (per_image ? tid : 0) * lf;
-            run_image(s, x + i * xsz, xlast, bias, Z ? &z : NULL, &y, lane, ws + tid * lf, per_image ? 0 : tid,
-                      per_image ? 1 : nt);
-        }
-    }
-    return IL_OK;
+    return il_pg_run(c, s, s->c, s->h * s->w, s->k, s->oh * s->ow, lane_floats(s), run_image);
 }
 
-/* X, Z and Y native where that is channels-last (this project's machines); plain elsewhere. */
-static void wino_layouts(const il_kctx *c, uint32_t *in, uint32_t *out) {
-#ifdef IL_HAVE_DNNL
-    if (!il_dnnl_native_last()) return;
-    *in |= 1 | 8;
-    *out |= 1;
-#endif
-}
-
-/* Y may take Z's slot: each element of Z is read just before Y's is written there. */
-static int wino_over(const il_kctx *c) { return c->n_in > 3 && c->in[3] && c->n_out == 1 ? 3 : -1; }
-
-#define WINO(dom, op_, doc_)                                                                                        \
-    {.domain = dom, .op = op_, .backend = "cpu", .name = "wino-f23", .dtypes = IL_DT(IL_F32), .priority = 30,       \
-     .supports = wino_supports, .prepare = wino_prepare, .run = wino_run, .release = wino_release,               \
-     .layouts = wino_layouts, .writes_over = wino_over, .doc = doc_}
 
 const il_kernel il_kernels_wino_conv[] = {
-    WINO("ai.inferlab", "FusedConv",
+    IL_PG_KERNEL("ai.inferlab", "FusedConv", "wino-f23", 30, wino,
          "Winograd F(2x2,3x3) for 3x3 stride-1 convolutions on small planes and many channels: weights "
          "transformed once, 8-tile x 32-channel AVX-512 products, bias + residual + activation in the output "
          "transform"),
-    WINO("", "Conv", "Winograd F(2x2,3x3) as FusedConv's wino-f23, for a plain 3x3 stride-1 Conv"),
+    IL_PG_KERNEL("", "Conv", "wino-f23", 30, wino, "Winograd F(2x2,3x3) as FusedConv's wino-f23, for a plain 3x3 stride-1 Conv"),
     {0},
 };

@@ -52,6 +52,7 @@ extern const il_kernel il_kernels_qeltwise[];   /* engine/cpu/qgemm_eltwise.c: Q
 extern const il_kernel il_kernels_qmatmul[];    /* engine/cpu/qgemm_matmul.c: QLinearMatMul, MatMulInteger, QMatMul */
 extern const il_kernel il_kernels_patch_conv[]; /* engine/cpu/patch_conv.c: Conv patch-gemm */
 extern const il_kernel il_kernels_wino_conv[];  /* engine/cpu/wino_conv.c: Conv, FusedConv wino-f23 */
+extern const il_kernel il_kernels_rows_conv[];  /* engine/cpu/rows_conv.c: Conv, FusedConv gemm-rows */
 extern const il_kernel il_kernels_sparse[];     /* engine/cpu/sparse.c: Conv, Gemm, MatMul and fused forms: sparse */
 extern const il_kernel il_kernels_quant_vec[];  /* engine/cpu/quant_vec.c: QuantizeLinear avx512 */
 #ifdef IL_HAVE_DNNL /* oneDNN, when built with it (Makefile): engine/cpu/dnnl_*.c */
