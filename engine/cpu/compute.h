@@ -120,7 +120,7 @@ int il_cpu_pw_ok(void);
 float *il_cpu_pw_pack(const float *w, int64_t m, int64_t c);
 void il_cpu_pw_run(const il_pw *w, const float *x, const float *bias, float *y, int64_t pixels, int threads);
 /* A 3x3 convolution of stride 1 and pads of 1, C -> m channels on h x w planes, by Winograd
- * F(2x2,3x3) a group of 8 tiles at a time (wino_small.c, AVX-512: il_cpu_pw_ok): new transforms
+ * F(4x4,3x3) a group of 8 tiles at a time (wino_small.c, AVX-512: il_cpu_pw_ok): new transforms
  * the weight [m, C, 3, 3] (NULL when out of memory); run reads n channels-last images at x and
  * writes act(conv + bias) into y, channels-last of pixel stride cs >= m (a Concat's slice or
  * dense), on up to `threads` threads, with il_cpu_wsmall_ws bytes of scratch at ws. */
