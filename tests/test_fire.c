@@ -60,12 +60,14 @@ static int ran(const char *text, const char *impl, const char *shape) {
     return 0;
 }
 
-/* Two Fire modules on a 30x30 plane (over IL_DNNL_WINO4_PIXELS): the first squeezes to 16
+/* Two Fire modules on a 30x30 plane (over IL_DNNL_WINO4_PIXELS), with INFERLAB_DNNL_WSMALL=0
+ * (oneDNN's Winograd, not wino_small.c's): the first squeezes to 16
  * channels, whose 3x3 expand takes F(2x2,3x3) at batch 1 (F(4x4,3x3) loses with so few input
  * channels, IL_DNNL_WINO4_MIN_C; oneDNN has only 4x3 for a batch in one call) and reads its 16-channel input where it lies (nChw16c of one block is
  * channels-last); the second squeezes to 32, whose expand takes F(4x4,3x3) as before. Batch 1
  * and 3, 1 and 2 threads, against the reference; the Concats' inputs at their channel offsets. */
 static void test_fire_winograd(void) {
+    setenv("INFERLAB_DNNL_WSMALL", "0", 1);
     for (int run = 0; run < 4; run++) {
         int threads = 1 + (run & 1);
         int64_t batch = run & 2 ? 3 : 1;
@@ -103,6 +105,7 @@ static void test_fire_winograd(void) {
         il_plan_free(p);
         il_graph_free(b.g);
     }
+    unsetenv("INFERLAB_DNNL_WSMALL");
 }
 
 /* pw_last.c's product alone against a plain loop, within 1e-4 + 1e-4 |want|: pixel counts that
@@ -201,5 +204,113 @@ static void test_fire_pw(void) {
     }
 }
 
+/* wino_small.c alone against a direct convolution in double, within 1e-4 + 1e-4 |want|: odd and
+ * non-square planes (partial 4x4 tiles on the bottom and right), rows of more than 8 tiles (a second
+ * group), a single pixel, input channels of no whole vector, output channels of no whole block of
+ * 32, the result at an offset inside wider pixels (the floats around it must stay as they were),
+ * batch 1 and 3, bias or none, Relu or none, 1 and 2 threads. */
+static void test_wsmall_alone(void) {
+    if (!il_cpu_pw_ok()) return;
+    static const int64_t cases[][6] = {/* h, w, C, m, pixel stride, offset */
+                                       {7, 9, 5, 40, 51, 7},  {1, 1, 3, 8, 8, 0},       {5, 37, 17, 33, 33, 0},
+                                       {15, 15, 16, 48, 80, 32}, {27, 27, 32, 128, 256, 0}, {6, 45, 24, 16, 20, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int v = 0; v < 8; v++) {
+            int64_t h = cases[k][0], w = cases[k][1], C = cases[k][2], m = cases[k][3], cs = cases[k][4], off = cases[k][5];
+            int relu = v & 1, with_bias = v >> 1 & 1, threads = 1 + (v >> 2);
+            int64_t n = v == 3 || v == 6 ? 3 : 1, sp = h * w;
+            il_tensor *x = il_tensor_new(IL_F32, 2, (int64_t[]){n * sp, C}), *wt = il_tensor_new(IL_F32, 2, (int64_t[]){m, C * 9});
+            il_tensor *b = il_tensor_new(IL_F32, 1, (int64_t[]){m}), *y = il_tensor_new(IL_F32, 2, (int64_t[]){n * sp, cs});
+            double r = 1 / sqrt(9.0 * C);
+            il_tensor_fill_random(x, op_rng(), -2, 2);
+            il_tensor_fill_random(wt, op_rng(), -r, r);
+            il_tensor_fill_random(b, op_rng(), -1, 1);
+            float *xd = x->data, *wd = wt->data, *bd = b->data, *yd = y->data;
+            for (int64_t i = 0; i < n * sp * cs; i++) yd[i] = 1234.5f;
+            il_wsmall *ws = il_cpu_wsmall_new(wd, m, C, h, w, relu);
+            CU_ASSERT_FATAL(ws != NULL);
+            void *scratch = malloc(il_cpu_wsmall_ws(ws, threads));
+            CU_ASSERT_FATAL(scratch != NULL);
+            il_cpu_wsmall_run(ws, xd, n, with_bias ? bd : NULL, yd + off, cs, scratch, threads);
+            int bad = 0;
+            for (int64_t q = 0; q < n * sp; q++)
+                for (int64_t j = 0; j < cs; j++) {
+                    double want = 1234.5;
+                    if (j >= off && j < off + m) {
+                        int64_t img = q / sp, oy = q % sp / w, ox = q % w, o = j - off;
+                        want = with_bias ? bd[o] : 0;
+                        for (int64_t ch = 0; ch < C; ch++)
+                            for (int a = 0; a < 3; a++)
+                                for (int e = 0; e < 3; e++) {
+                                    int64_t iy = oy + a - 1, ix = ox + e - 1;
+                                    if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                                        want += (double)xd[(img * sp + iy * w + ix) * C + ch] * wd[(o * C + ch) * 9 + a * 3 + e];
+                                }
+                        if (relu && want < 0) want = 0;
+                    }
+                    if (fabs(yd[q * cs + j] - want) > 1e-4 + 1e-4 * fabs(want) && !bad++)
+                        fprintf(stderr, "\n  wino_small case %zu/%d: pixel %lld lane %lld got %g want %g (seed %llu)\n", k, v,
+                                (long long)q, (long long)j, yd[q * cs + j], want, (unsigned long long)op_seed());
+                }
+            CU_ASSERT_EQUAL(bad, 0);
+            free(scratch);
+            il_cpu_wsmall_free(ws);
+            il_tensor_free(x);
+            il_tensor_free(wt);
+            il_tensor_free(b);
+            il_tensor_free(y);
+        }
+}
+
+/* Fire modules whose 3x3 expands run wino_small.c: 16 -> 48 channels on a 30x30 plane into a
+ * Concat, then after a ceil_mode max pool (15x15) 24 -> 64 into a Concat (channels of no whole
+ * vector), a 3x3 of 16 channels into a dense Y (a plain Conv without Relu), and a 48-channel 3x3
+ * that must stay oneDNN's Winograd (over IL_WSMALL_MAX_C). Batch 1 and 3, 1 and 2 threads, against
+ * the reference, the plan through a plan file; oneDNN's verbose lines show which ran, and with
+ * INFERLAB_DNNL_WSMALL=0 that oneDNN's ran for all. */
+static void test_fire_wsmall(void) {
+    for (int run = 0; run < 6; run++) {
+        int threads = 1 + (run & 1), off = run >= 4;
+        int64_t batch = run & 2 ? 3 : 1;
+        if (off) setenv("INFERLAB_DNNL_WSMALL", "0", 1);
+        chain b = chain_new(2, batch, 20, 30);
+        int sq1 = conv(&b, b.g->inputs[0], 20, 16, 1, 1, 0, 1, "Relu", -1);
+        int e11 = conv(&b, sq1, 16, 32, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 16, 48, 3, 1, 1, 1, "Relu", -1);
+        int cat1 = node2(&b, "Concat", e11, e13);
+        int mp = pool(&b, "MaxPool", cat1, 3, 2, 0, 1);
+        int sq2 = conv(&b, mp, 80, 24, 1, 1, 0, 1, "Relu", -1);
+        int e21 = conv(&b, sq2, 24, 16, 1, 1, 0, 1, "Relu", -1), e23 = conv(&b, sq2, 24, 64, 3, 1, 1, 1, "Relu", -1);
+        int cat2 = node2(&b, "Concat", e21, e23);
+        int d1 = conv(&b, sq1, 16, 40, 3, 1, 1, 1, NULL, -1);
+        int w48 = conv(&b, cat2, 80, 48, 1, 1, 0, 1, "Relu", -1);
+        il_graph_add_output(b.g, conv(&b, w48, 48, 32, 3, 1, 1, 1, "Relu", -1));
+        il_graph_add_output(b.g, conv(&b, d1, 40, 8, 1, 1, 0, 1, NULL, -1));
+        char what[96];
+        snprintf(what, sizeof what, "Fire wino_small, batch %lld, %d threads%s", (long long)batch, threads,
+                 off ? ", INFERLAB_DNNL_WSMALL=0" : "");
+        il_plan_opts o = {.threads = threads};
+        il_plan *p = plan_checked(b.g, &o, batch, what);
+        int64_t sz;
+        int in_place = have_blocked_kernels() && il_plan_value_offset(p, e13, &sz) == il_plan_value_offset(p, cat1, &sz) + 32 * 4 &&
+                       il_plan_value_offset(p, e23, &sz) == il_plan_value_offset(p, cat2, &sz) + 16 * 4;
+        il_tensor *x = random_input(b.g, batch);
+        char *text = dnnl_lines_of_run(p, x);
+        if (text && in_place && il_cpu_pw_ok() && ran(text, "wino", "ic48oc32")) {
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc48_ih30"), off);
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic24oc64_ih15"), off);
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc40_ih30"), off);
+        } else if (text) {
+            fprintf(stderr, "\n  %s: no Winograd or no Concat in place here\n", what);
+        }
+        free(text);
+        check_outputs(p, b.g, x, what);
+        il_tensor_free(x);
+        plan_file_agrees(p, b.g, &o, batch, "fire_wsmall.ilp");
+        il_graph_free(b.g);
+        unsetenv("INFERLAB_DNNL_WSMALL");
+    }
+}
+
 IL_SUITE("fire", {"Winograd of 16 and 32 channels", test_fire_winograd}, {"1x1 product alone", test_pw_product},
-         {"1x1 expands into their Concats", test_fire_pw})
+         {"1x1 expands into their Concats", test_fire_pw}, {"small Winograd alone", test_wsmall_alone},
+         {"3x3 expands by the small Winograd", test_fire_wsmall})

@@ -119,5 +119,21 @@ typedef struct il_pw {
 int il_cpu_pw_ok(void);
 float *il_cpu_pw_pack(const float *w, int64_t m, int64_t c);
 void il_cpu_pw_run(const il_pw *w, const float *x, const float *bias, float *y, int64_t pixels, int threads);
+/* A 3x3 convolution of stride 1 and pads of 1, C -> m channels on h x w planes, by Winograd
+ * F(4x4,3x3) a group of 8 tiles at a time (wino_small.c, AVX-512: il_cpu_pw_ok): new transforms
+ * the weight [m, C, 3, 3] (NULL when out of memory); run reads n channels-last images at x and
+ * writes act(conv + bias) into y, channels-last of pixel stride cs >= m (a Concat's slice or
+ * dense), on up to `threads` threads, with il_cpu_wsmall_ws bytes of scratch at ws. */
+typedef struct il_wsmall il_wsmall;
+il_wsmall *il_cpu_wsmall_new(const float *wt, int64_t m, int64_t c, int64_t h, int64_t w, int relu);
+size_t il_cpu_wsmall_ws(const il_wsmall *s, int threads);
+void il_cpu_wsmall_run(const il_wsmall *s, const float *x, int64_t n, const float *bias, float *y, int64_t cs,
+                       void *ws, int threads);
+void il_cpu_wsmall_free(il_wsmall *s);
+/* Its micro-kernel: T <= 8 rows of x (stride c) times one packed block u (c x 32) into T rows of
+ * y (stride cs), + bias (32 floats or NULL), Relu where relu; only the first `lanes` of the 32
+ * channels are stored (wino_small.c's products go through it too). */
+void il_cpu_pw_tile(int T, int64_t c, const float *x, const float *u, const float *bias, int relu, float *y,
+                    int64_t cs, int64_t lanes);
 
 #endif

@@ -169,6 +169,7 @@ void il_dnnl_release(void *state) {
     free(s->w);
     free(s->bias);
     free(s->pw.u);
+    il_cpu_wsmall_free(s->wsm);
     free(s);
 }
 

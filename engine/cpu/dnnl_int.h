@@ -102,6 +102,8 @@ typedef struct il_dnnl_state_ {
     } xc;
     il_pw pw;                                 /* convolution: pw_last.c's product in place of the primitive where
                                                  pw.u is set (dnnl_conv.c pw_fits) */
+    il_wsmall *wsm;                           /* Winograd: wino_small.c's in place of the primitive where set
+                                                 (dnnl_conv.c wsmall_fits; Y's pixel stride in pw.cs) */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
@@ -201,6 +203,10 @@ int il_dnnl_env_on(const char *name);
 /* ...and only from this many input channels: with fewer, the transforms outweigh the 4x3
  * kernel's smaller product (SqueezeNet's 16 -> 64 at 55x55, dnnl_conv.c). */
 #define IL_DNNL_WINO4_MIN_C 32
+/* Winograd nodes of at most this many input channels run wino_small.c's (dnnl_conv.c wsmall_fits):
+ * ResNet's 64 -> 64 at 56x56 lost there (0.87-0.89 ms against oneDNN's F(4x4,3x3) 0.71-0.78, one
+ * thread, node minimums of 30 runs); SqueezeNet's 64 -> 256 and 48 -> 192 at 13x13 gained 2-6%. */
+#define IL_WSMALL_MAX_C 32
 /* A convolution runs image by image once its batch's input and output together reach this many
  * bytes (dnnl_conv.c): about what the L2 of one core holds. On more threads the images are
  * shared out among them, each on a one-thread primitive. */

@@ -81,20 +81,24 @@ AVX512 static void tile(int T, int64_t c, const float *x, const float *u, __m512
     }
 }
 
-static __mmask16 lanes(int64_t left) { return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1); }
+static __mmask16 mask16(int64_t left) { return left >= 16 ? (__mmask16)0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1); }
+
+AVX512 void il_cpu_pw_tile(int T, int64_t c, const float *x, const float *u, const float *bias, int relu, float *y,
+                           int64_t cs, int64_t lanes) {
+    __mmask16 km0 = mask16(lanes), km1 = mask16(lanes - 16);
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(km0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(km1, bias + 16) : _mm512_setzero_ps();
+    tile(T, c, x, u, b0, b1, relu, y, cs, km0, km1);
+}
 
 /* Pixels [p0, p1): every block of output channels for a group of pixels while its X is in L1. */
-AVX512 static void span(const il_pw *w, const float *x, const float *bias, float *y, int64_t p0, int64_t p1) {
+static void span(const il_pw *w, const float *x, const float *bias, float *y, int64_t p0, int64_t p1) {
     int64_t nb = (w->m + PK - 1) / PK;
     for (int64_t p = p0; p < p1; p += PT) {
         int T = (int)(p1 - p < PT ? p1 - p : PT);
-        for (int64_t ob = 0; ob < nb; ob++) {
-            int64_t k0 = ob * PK;
-            __mmask16 km0 = lanes(w->m - k0), km1 = lanes(w->m - k0 - 16);
-            __m512 b0 = bias ? _mm512_maskz_loadu_ps(km0, bias + k0) : _mm512_setzero_ps();
-            __m512 b1 = bias ? _mm512_maskz_loadu_ps(km1, bias + k0 + 16) : _mm512_setzero_ps();
-            tile(T, w->c, x + p * w->c, w->u + ob * w->c * PK, b0, b1, w->relu, y + p * w->cs + k0, w->cs, km0, km1);
-        }
+        for (int64_t ob = 0; ob < nb; ob++)
+            il_cpu_pw_tile(T, w->c, x + p * w->c, w->u + ob * w->c * PK, bias ? bias + ob * PK : NULL, w->relu,
+                           y + p * w->cs + ob * PK, w->cs, w->m - ob * PK);
     }
 }
 
