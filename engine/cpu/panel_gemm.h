@@ -177,7 +177,10 @@ static inline int il_pg_supports(const il_kctx *c, int (*geom)(il_kctx *, il_con
     if ((int64_t)16 * g.out_sp >= INT32_MAX) return 0; /* NCHW gathers: 32-bit lane offsets */
     const char *e = getenv(env);
     if (e && *e == '0') return 0;
-    return (e && !strcmp(e, "all")) || wins(&g, c->threads);
+    /* the activations without a vector form (SiLU, Sigmoid, ...) go lane by lane: by default
+     * oneDNN keeps them (dnnl_conv.c has AVX-512 SiLU) */
+    int vec = act.kind == IL_ACT_NONE || act.kind == IL_ACT_RELU || act.kind == IL_ACT_CLIP || act.kind == IL_ACT_LEAKY;
+    return (e && !strcmp(e, "all")) || (vec && wins(&g, c->threads));
 }
 
 /* The start of both prepares: a zeroed state of `size` bytes for a node supports() takes, its
