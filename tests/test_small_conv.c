@@ -180,9 +180,9 @@ static void test_declines(void) {
 }
 
 /* The heuristic's choice without the environment: Winograd for wide 3x3 stride-1 convolutions on
- * small planes (7x7 only at one image a thread), gemm-rows for wide ones into at most 64 pixels
- * at one image a thread; neither for narrow ones, nor with their variables at 0, nor (by default)
- * with an activation that has no vector form. */
+ * small planes (7x7 only at one image a thread), gemm-rows for those of 4 MB or more of weight into
+ * at most 64 pixels at one image a thread; neither for narrow ones, nor with their variables at 0,
+ * nor (by default) with an activation that has no vector form. */
 static void test_heuristic(void) {
     if (!have("wino-f23") || !have("gemm-rows")) return;
     static const struct {
@@ -191,13 +191,14 @@ static void test_heuristic(void) {
         const char *env, *want;
     } cases[] = {
         {1, 256, 7, 3, 1, 1, NULL, "wino-f23"},   {2, 256, 7, 3, 1, 2, NULL, "wino-f23"},
-        {2, 256, 14, 3, 1, 1, NULL, "wino-f23"},  {1, 256, 14, 3, 2, 1, NULL, "gemm-rows"},
-        {1, 256, 7, 1, 1, 2, NULL, "gemm-rows"},  {2, 256, 7, 3, 1, 1, NULL, NULL},
-        {1, 128, 7, 1, 1, 1, NULL, NULL},         {1, 256, 28, 3, 2, 1, NULL, NULL},
-        {1, 256, 7, 3, 1, 1, "INFERLAB_WINO_F23", "gemm-rows"}, {1, 256, 14, 3, 2, 1, "INFERLAB_GEMM_ROWS", NULL},
-        {1, 256, 7, 3, 1, 1, "sigmoid", NULL},    {1, 256, 7, 1, 1, 1, "sigmoid", NULL},
+        {2, 256, 14, 3, 1, 1, NULL, "wino-f23"},  {1, 384, 14, 3, 2, 1, NULL, "gemm-rows"},
+        {1, 1024, 7, 1, 1, 2, NULL, "gemm-rows"}, {2, 256, 7, 3, 1, 1, NULL, NULL},
+        {1, 128, 7, 1, 1, 1, NULL, NULL},         {1, 384, 28, 3, 2, 1, NULL, NULL},
+        {1, 640, 7, 1, 1, 1, NULL, NULL}, /* a weight under 4 MB */
+        {1, 384, 7, 3, 1, 1, "INFERLAB_WINO_F23", "gemm-rows"}, {1, 384, 14, 3, 2, 1, "INFERLAB_GEMM_ROWS", NULL},
+        {1, 256, 7, 3, 1, 1, "sigmoid", NULL},    {1, 1024, 7, 1, 1, 1, "sigmoid", NULL},
     };
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < 13; i++) {
         int sigmoid = cases[i].env && !strcmp(cases[i].env, "sigmoid"); /* no vector form: left to oneDNN */
         if (cases[i].env && !sigmoid) setenv(cases[i].env, "0", 1);
         il_graph *g = one_conv(cases[i].batch, cases[i].c, cases[i].c, cases[i].hw, cases[i].k, cases[i].s, 1, 1);
@@ -216,7 +217,7 @@ static void test_heuristic(void) {
 
 static void test_plan_files(void) {
     if (!have("wino-f23") || !have("gemm-rows")) return;
-    il_graph *g = one_conv(1, 256, 256, 7, 3, 1, 1, 1), *r = one_conv(1, 256, 256, 14, 3, 2, 1, 1);
+    il_graph *g = one_conv(1, 256, 256, 7, 3, 1, 1, 1), *r = one_conv(1, 384, 384, 14, 3, 2, 1, 1);
     plan_file_round_trip(g, 1, 1, "wino.plan", "wino-f23 plan file");
     plan_file_round_trip(g, 2, 1, "wino2.plan", "wino-f23 plan file, two threads");
     plan_file_round_trip(r, 1, 1, "rows.plan", "gemm-rows plan file");

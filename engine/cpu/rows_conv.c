@@ -29,6 +29,7 @@
 #define ROWS_MAX_PIXELS 64 /* output plane at most (7x7, 8x8) */
 #define ROWS_MIN_K 256     /* output channels at least */
 #define ROWS_MIN_RED 256   /* C * KH * KW at least */
+#define ROWS_MIN_WEIGHT (1 << 20) /* weight floats at least (4 MB) */
 
 typedef struct {
     int64_t c, k, h, w, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl;
@@ -44,11 +45,14 @@ typedef struct {
  * 512 <-> 2048 1x1 0.83-0.89 against 0.88-0.93, ResNet-18's 256 -> 512 3x3/2 0.91-0.92 against
  * 0.93-0.99; two threads: 0.94-1.00 against 0.99-1.01, 0.82-0.85 against 0.91, 0.44-0.46 against
  * 0.46-0.48. A small gain: with the weight streamed from memory both wait on it (alone, weight
- * in L3, the 3x3/2 takes 1.60 ms, 144 GFLOP/s). INFERLAB_GEMM_ROWS=all takes every shape it can
+ * in L3, the 3x3/2 takes 1.60 ms, 144 GFLOP/s). Smaller weights, which stay in cache, lose:
+ * MobileNet v2's 960 -> 320 and 320 -> 1280 1x1 at 7x7 (1.2 and 1.6 MB) 0.18-0.21 and 0.24-0.27
+ * ms against 0.17-0.18 and 0.22-0.24 (load 2.9), hence ROWS_MIN_WEIGHT. INFERLAB_GEMM_ROWS=all takes every shape it can
  * compute (to measure), =0 none. */
 static int rows_wins(const il_conv_geom *g, int threads) {
     int64_t per_thread = (g->n + threads - 1) / (threads > 1 ? threads : 1);
-    return g->out_sp <= ROWS_MAX_PIXELS && g->m >= ROWS_MIN_K && g->c * g->k_sp >= ROWS_MIN_RED && per_thread <= 1;
+    return g->out_sp <= ROWS_MAX_PIXELS && g->m >= ROWS_MIN_K && g->c * g->k_sp >= ROWS_MIN_RED &&
+           g->m * g->c * g->k_sp >= ROWS_MIN_WEIGHT && per_thread <= 1;
 }
 
 static int rows_supports(const il_kctx *c) { return il_pg_supports(c, il_pg_geom, "INFERLAB_GEMM_ROWS", rows_wins); }
