@@ -153,57 +153,6 @@ static void test_pw_product(void) {
         }
 }
 
-/* Fire modules whose 1x1 expands write their Concat's channels through pw_last.c: a 14x14 plane,
- * then 7x7 after a ceil_mode max pool; a squeeze of 24 channels (no whole vector), expands of 40
- * and 24 channels (no whole block of 32), with Relu and as a plain Conv without; a 1x1 of stride
- * 2 into a Concat, which it must leave to oneDNN. Batch 1 and 3, 1 and 2 threads, against the
- * reference, and the plan through a plan file; where the Concats are written in place, oneDNN's
- * verbose lines show the stride-2 1x1 ran as a primitive and the expands did not, and with
- * INFERLAB_DNNL_PW=0 (read at prepare) that they did. */
-static void test_fire_pw(void) {
-    for (int run = 0; run < 6; run++) {
-        int threads = 1 + (run & 1), pw_off = run >= 4;
-        int64_t batch = run & 2 ? 3 : 1;
-        if (pw_off) setenv("INFERLAB_DNNL_PW", "0", 1);
-        chain b = chain_new(2, batch, 20, 14);
-        int sq1 = conv(&b, b.g->inputs[0], 20, 24, 1, 1, 0, 1, "Relu", -1);
-        int e11 = conv(&b, sq1, 24, 40, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 24, 32, 3, 1, 1, 1, "Relu", -1);
-        int cat1 = node2(&b, "Concat", e11, e13);
-        int mp = pool(&b, "MaxPool", cat1, 3, 2, 0, 1);
-        int sq2 = conv(&b, mp, 72, 16, 1, 1, 0, 1, "Relu", -1);
-        int e21 = conv(&b, sq2, 16, 24, 1, 1, 0, 1, NULL, -1), e23 = conv(&b, sq2, 16, 32, 3, 1, 1, 1, "Relu", -1);
-        int cat2 = node2(&b, "Concat", e21, e23);
-        int s21 = conv(&b, sq2, 16, 8, 1, 2, 0, 1, "Relu", -1), s23 = conv(&b, sq2, 16, 16, 3, 2, 1, 1, "Relu", -1);
-        int cat3 = node2(&b, "Concat", s21, s23);
-        il_graph_add_output(b.g, conv(&b, cat2, 56, 8, 1, 1, 0, 1, NULL, -1));
-        il_graph_add_output(b.g, conv(&b, cat3, 24, 8, 1, 1, 0, 1, NULL, -1));
-        char what[96];
-        snprintf(what, sizeof what, "Fire 1x1 expands, batch %lld, %d threads%s", (long long)batch, threads,
-                 pw_off ? ", INFERLAB_DNNL_PW=0" : "");
-        il_plan_opts o = {.threads = threads};
-        il_plan *p = plan_checked(b.g, &o, batch, what);
-        int64_t sz;
-        int in_place = have_blocked_kernels() && il_plan_value_offset(p, e11, &sz) == il_plan_value_offset(p, cat1, &sz) &&
-                       il_plan_value_offset(p, e13, &sz) == il_plan_value_offset(p, cat1, &sz) + 40 * 4 &&
-                       il_plan_value_offset(p, e23, &sz) == il_plan_value_offset(p, cat2, &sz) + 24 * 4;
-        il_tensor *x = random_input(b.g, batch);
-        char *text = dnnl_lines_of_run(p, x);
-        if (text && in_place && il_cpu_pw_ok()) {
-            CU_ASSERT_EQUAL(ran(text, "convolution", "ic24oc40_ih14oh14kh1"), pw_off);
-            CU_ASSERT_EQUAL(ran(text, "convolution", "ic16oc24_ih7oh7kh1"), pw_off);
-            CU_ASSERT_TRUE(ran(text, "convolution", "ic16oc8_ih7oh4kh1"));
-        } else if (text) {
-            fprintf(stderr, "\n  %s: Concats not written in place here\n", what);
-        }
-        free(text);
-        check_outputs(p, b.g, x, what);
-        il_tensor_free(x);
-        plan_file_agrees(p, b.g, &o, batch, "fire_pw.ilp");
-        il_graph_free(b.g);
-        unsetenv("INFERLAB_DNNL_PW");
-    }
-}
-
 /* wino_small.c alone against a direct convolution in double, within 1e-4 + 1e-4 |want|: odd and
  * non-square planes (partial 4x4 tiles on the bottom and right), rows of more than 8 tiles (a second
  * group), a single pixel, input channels of no whole vector, output channels of no whole block of
@@ -262,55 +211,66 @@ static void test_wsmall_alone(void) {
         }
 }
 
-/* Fire modules whose 3x3 expands run wino_small.c: 16 -> 48 channels on a 30x30 plane into a
- * Concat, then after a ceil_mode max pool (15x15) 24 -> 64 into a Concat (channels of no whole
- * vector), a 3x3 of 16 channels into a dense Y (a plain Conv without Relu), and a 48-channel 3x3
- * that must stay oneDNN's Winograd (over IL_WSMALL_MAX_C). Batch 1 and 3, 1 and 2 threads, against
- * the reference, the plan through a plan file; oneDNN's verbose lines show which ran, and with
- * INFERLAB_DNNL_WSMALL=0 that oneDNN's ran for all. */
-static void test_fire_wsmall(void) {
+/* Fire modules whose 1x1 expands write their Concat's channels through pw_last.c and whose 3x3
+ * expands run wino_small.c: 30x30, then 15x15 after a ceil_mode max pool; squeezes of 16 and 24
+ * channels (no whole vector), 1x1 expands of 40 and 24 channels (no whole block of 32; the second
+ * a plain Conv without Relu), 3x3 expands of 16 -> 48 and 24 -> 64; a 3x3 of 16 channels into a
+ * dense Y (a plain Conv); what they must leave to oneDNN: a stride-2 1x1 and a stride-2 3x3 into
+ * a Concat, a 48-channel 3x3 (over IL_WSMALL_MAX_C). Batch 1 and 3, 1 and 2 threads, against the
+ * reference, the plan through a plan file; where the Concats are written in place, oneDNN's
+ * verbose lines show which primitives ran, and with INFERLAB_DNNL_PW=0 or INFERLAB_DNNL_WSMALL=0
+ * (read at prepare) that oneDNN's ran instead. */
+static void test_fire_own(void) {
     for (int run = 0; run < 6; run++) {
-        int threads = 1 + (run & 1), off = run >= 4;
+        int threads = 1 + (run & 1), pw_off = run == 4, ws_off = run == 5;
         int64_t batch = run & 2 ? 3 : 1;
-        if (off) setenv("INFERLAB_DNNL_WSMALL", "0", 1);
+        if (pw_off) setenv("INFERLAB_DNNL_PW", "0", 1);
+        if (ws_off) setenv("INFERLAB_DNNL_WSMALL", "0", 1);
         chain b = chain_new(2, batch, 20, 30);
         int sq1 = conv(&b, b.g->inputs[0], 20, 16, 1, 1, 0, 1, "Relu", -1);
-        int e11 = conv(&b, sq1, 16, 32, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 16, 48, 3, 1, 1, 1, "Relu", -1);
+        int e11 = conv(&b, sq1, 16, 40, 1, 1, 0, 1, "Relu", -1), e13 = conv(&b, sq1, 16, 48, 3, 1, 1, 1, "Relu", -1);
         int cat1 = node2(&b, "Concat", e11, e13);
         int mp = pool(&b, "MaxPool", cat1, 3, 2, 0, 1);
-        int sq2 = conv(&b, mp, 80, 24, 1, 1, 0, 1, "Relu", -1);
-        int e21 = conv(&b, sq2, 24, 16, 1, 1, 0, 1, "Relu", -1), e23 = conv(&b, sq2, 24, 64, 3, 1, 1, 1, "Relu", -1);
+        int sq2 = conv(&b, mp, 88, 24, 1, 1, 0, 1, "Relu", -1);
+        int e21 = conv(&b, sq2, 24, 24, 1, 1, 0, 1, NULL, -1), e23 = conv(&b, sq2, 24, 64, 3, 1, 1, 1, "Relu", -1);
         int cat2 = node2(&b, "Concat", e21, e23);
+        int s21 = conv(&b, sq2, 24, 8, 1, 2, 0, 1, "Relu", -1), s23 = conv(&b, sq2, 24, 16, 3, 2, 1, 1, "Relu", -1);
+        int cat3 = node2(&b, "Concat", s21, s23);
         int d1 = conv(&b, sq1, 16, 40, 3, 1, 1, 1, NULL, -1);
-        int w48 = conv(&b, cat2, 80, 48, 1, 1, 0, 1, "Relu", -1);
+        int w48 = conv(&b, cat2, 88, 48, 1, 1, 0, 1, "Relu", -1);
         il_graph_add_output(b.g, conv(&b, w48, 48, 32, 3, 1, 1, 1, "Relu", -1));
         il_graph_add_output(b.g, conv(&b, d1, 40, 8, 1, 1, 0, 1, NULL, -1));
+        il_graph_add_output(b.g, conv(&b, cat3, 24, 8, 1, 1, 0, 1, NULL, -1));
         char what[96];
-        snprintf(what, sizeof what, "Fire wino_small, batch %lld, %d threads%s", (long long)batch, threads,
-                 off ? ", INFERLAB_DNNL_WSMALL=0" : "");
+        snprintf(what, sizeof what, "Fire modules, batch %lld, %d threads%s", (long long)batch, threads,
+                 pw_off ? ", INFERLAB_DNNL_PW=0" : ws_off ? ", INFERLAB_DNNL_WSMALL=0" : "");
         il_plan_opts o = {.threads = threads};
         il_plan *p = plan_checked(b.g, &o, batch, what);
         int64_t sz;
-        int in_place = have_blocked_kernels() && il_plan_value_offset(p, e13, &sz) == il_plan_value_offset(p, cat1, &sz) + 32 * 4 &&
-                       il_plan_value_offset(p, e23, &sz) == il_plan_value_offset(p, cat2, &sz) + 16 * 4;
+        int in_place = have_blocked_kernels() && il_plan_value_offset(p, e11, &sz) == il_plan_value_offset(p, cat1, &sz) &&
+                       il_plan_value_offset(p, e13, &sz) == il_plan_value_offset(p, cat1, &sz) + 40 * 4 &&
+                       il_plan_value_offset(p, e23, &sz) == il_plan_value_offset(p, cat2, &sz) + 24 * 4;
         il_tensor *x = random_input(b.g, batch);
         char *text = dnnl_lines_of_run(p, x);
         if (text && in_place && il_cpu_pw_ok() && ran(text, "wino", "ic48oc32")) {
-            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc48_ih30"), off);
-            CU_ASSERT_EQUAL(ran(text, "wino", "ic24oc64_ih15"), off);
-            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc40_ih30"), off);
+            CU_ASSERT_EQUAL(ran(text, "convolution", "ic16oc40_ih30oh30kh1"), pw_off);
+            CU_ASSERT_EQUAL(ran(text, "convolution", "ic24oc24_ih15oh15kh1"), pw_off);
+            CU_ASSERT_TRUE(ran(text, "convolution", "ic24oc8_ih15oh8kh1"));
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc48_ih30"), ws_off);
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic24oc64_ih15"), ws_off);
+            CU_ASSERT_EQUAL(ran(text, "wino", "ic16oc40_ih30"), ws_off);
         } else if (text) {
             fprintf(stderr, "\n  %s: no Winograd or no Concat in place here\n", what);
         }
         free(text);
         check_outputs(p, b.g, x, what);
         il_tensor_free(x);
-        plan_file_agrees(p, b.g, &o, batch, "fire_wsmall.ilp");
+        plan_file_agrees(p, b.g, &o, batch, "fire_own.ilp");
         il_graph_free(b.g);
+        unsetenv("INFERLAB_DNNL_PW");
         unsetenv("INFERLAB_DNNL_WSMALL");
     }
 }
 
 IL_SUITE("fire", {"Winograd of 16 and 32 channels", test_fire_winograd}, {"1x1 product alone", test_pw_product},
-         {"1x1 expands into their Concats", test_fire_pw}, {"small Winograd alone", test_wsmall_alone},
-         {"3x3 expands by the small Winograd", test_fire_wsmall})
+         {"small Winograd alone", test_wsmall_alone}, {"Fire modules on pw_last and wino_small", test_fire_own})
