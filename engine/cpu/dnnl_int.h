@@ -101,9 +101,9 @@ typedef struct il_dnnl_state_ {
         int64_t n, c, sp;
     } xc;
     il_pw pw;                                 /* convolution: pw_last.c's product in place of the primitive where
-                                                 pw.u is set (dnnl_conv.c pw_fits) */
+                                                 pw.u is set (dnnl_conv_own.c pw_fits) */
     il_wsmall *wsm;                           /* Winograd: wino_small.c's in place of the primitive where set
-                                                 (dnnl_conv.c wsmall_fits; Y's pixel stride in pw.cs) */
+                                                 (dnnl_conv_own.c wsmall_fits; Y's pixel stride in pw.cs) */
     int threads;                              /* the node's threads (il_dnnl_use_threads) */
     int64_t images;                           /* convolution: primitive calls per run, one per image, or 1 */
     size_t ximg, yimg, zimg;                  /* and the bytes of one image of X, Y and Z as the plan holds them */
@@ -203,7 +203,7 @@ int il_dnnl_env_on(const char *name);
 /* ...and only from this many input channels: with fewer, the transforms outweigh the 4x3
  * kernel's smaller product (SqueezeNet's 16 -> 64 at 55x55, dnnl_conv.c). */
 #define IL_DNNL_WINO4_MIN_C 32
-/* Winograd nodes of at most this many input channels run wino_small.c's (dnnl_conv.c wsmall_fits):
+/* Winograd nodes of at most this many input channels run wino_small.c's (dnnl_conv_own.c wsmall_fits):
  * ResNet's 64 -> 64 at 56x56 lost there (0.87-0.89 ms against oneDNN's F(4x4,3x3) 0.71-0.78, one
  * thread, node minimums of 30 runs); SqueezeNet's 64 -> 256 and 48 -> 192 at 13x13 gained 2-6%. */
 #define IL_WSMALL_MAX_C 32
@@ -251,6 +251,12 @@ il_status il_dnnl_reorder_make(const il_kctx *c, il_dnnl_step *st, const dnnl_me
  * (prepacking a constant weight); *out is freed with free(). */
 il_status il_dnnl_pack(const il_kctx *c, const dnnl_memory_desc_t *src, const void *from,
                        const dnnl_memory_desc_t *dst, void **out);
+
+/* prepare of a convolution node (native layout, or Winograd where wino) that inferlab's own
+ * product computes better than the primitive (dnnl_conv_own.c): 1 with *st set when it took the
+ * node, 0 when the primitive stays. */
+int il_dnnl_conv_own(il_kctx *c, il_dnnl_state *s, int wino, const il_conv_geom *g, const il_act *act,
+                     size_t *workspace, il_status *st);
 
 /* The primitive's implementation name ("jit:avx512_core", "gemm:jit", "ref:any"), for
  * `build --verbose` style diagnostics and the choice between layouts. */
