@@ -60,8 +60,9 @@ static int wino_geom(il_kctx *c, il_conv_geom *g) {
  * reading U again, from L3 now) 256 at 14x14 still wins, 6.26-6.46 ms against 7.73-8.07, but 512
  * at 7x7 loses, 8.95-9.89 against 7.67-8.08 (oneDNN's 2x3 reads its weight over 16 tiles as
  * this does, only faster from cache). Its images multiplied together (session 10, R12) it is
- * level there, 7.30-7.97 against 7.45-7.86 (4 alternated rounds, load 1.6-2.1; two threads, one round at load 2.5:
- * 4.12-4.27 against 4.03-4.27), no win: 7x7 stays at one image a thread (WINO_REUSE_PIXELS);
+ * level there, 7.30-7.97 against 7.45-7.86 (4 alternated rounds, load 1.6-2.1; two threads,
+ * one round at load 2.5: 4.12-4.27 against 4.03-4.27), no win: 7x7 stays at one image a thread
+ * (WINO_REUSE_PIXELS);
  * 256 at 14x14 gains, 5.39-6.21 against 6.08-6.55 image by image (oneDNN 7.01-7.85).
  * Two threads at batch 1: 512 at 7x7 0.58-0.61 ms against 0.72-0.75, 256 at 14x14 level
  * (0.44-0.45 against 0.45-0.47). INFERLAB_WINO_F23=all takes every 3x3 stride-1 shape (to
