@@ -2,7 +2,8 @@
  * test_small_conv.c - the AVX-512 convolution kernels for small planes and many channels against
  * the reference kernels on fresh random inputs, within |got - want| <= 1e-4 + 1e-4 |want|
  * (layout_chain.h): "wino-f23" (engine/cpu/wino_conv.c, Winograd F(2x2,3x3)) and "gemm-rows"
- * (engine/cpu/rows_conv.c, im2col rows @ packed panels). Batch 1 and 3, one and two threads;
+ * (engine/cpu/rows_conv.c, im2col rows @ packed panels). Batch 1, 3 and 8, one and two threads
+ * (wino-f23's images multiplied together, all of a thread's or in capped groups);
  * planes whose tiles or pixels fill 8-row blocks and leave some over, odd planes (Winograd tiles
  * half outside), pads 0, 1 and 2, strides 1 and 2, a dilation, 1x1 and 3x3; channels that are
  * not multiples of 16 (in) or 32 (out); Conv with bias, FusedConv with Relu, Clip, LeakyRelu and
@@ -116,6 +117,32 @@ static void test_wino_shapes(void) {
     if (have("wino-f23")) shapes_of("wino-f23", shapes, 6);
 }
 
+/* Several images a thread multiplied together (wino_conv.c's groups): batch 3 and 8 on one and two
+ * threads, tiles that fill 8-row blocks over images or leave some over (9 a 5x5 image: 72 over
+ * 8, 27 over 3), the group as large as the thread's share, and groups of 3 (V capped at 3
+ * images' worth: 8 images = 3 + 3 + 2, two threads 3 + 1 each). */
+static void test_wino_groups(void) {
+    static const shape shapes[] = {{8, 32, 40, 7, 3, 1, 1}, {3, 24, 33, 5, 3, 1, 1}, {8, 19, 32, 6, 3, 1, 0}};
+    if (!have("wino-f23")) return;
+    for (int capped = 0; capped < 2; capped++) {
+        for (int i = 0; i < 3; i++) {
+            /* 16 points x tiles x channels to 16, 3 images' worth in KB, rounded up */
+            int64_t tiles = (shapes[i].hw + 2 * shapes[i].pad - 2 + 1) / 2, cp = (shapes[i].c + 15) / 16 * 16;
+            char kb[32];
+            snprintf(kb, sizeof kb, "%lld", (long long)((3 * 16 * tiles * tiles * cp * 4 + 1023) / 1024));
+            if (capped) setenv("INFERLAB_WINO_GROUP_KB", kb, 1);
+            shapes_of("wino-f23", &shapes[i], 1);
+            only("wino-f23");
+            for (int t = 1; t <= 2; t++) {
+                check("wino-f23", &shapes[i], "LeakyRelu", 1, 1, t);
+                check("wino-f23", &shapes[i], "Clip", 1, 0, t);
+            }
+            defaults();
+            unsetenv("INFERLAB_WINO_GROUP_KB");
+        }
+    }
+}
+
 static void test_rows_shapes(void) {
     /* pixels 49 (7 blocks of 7), 16, 64 (8 of 8), 9, 100 (13 blocks: 8s and 7s) */
     static const shape shapes[] = {{1, 32, 64, 14, 3, 2, 1}, {3, 24, 40, 7, 3, 1, 0},  {1, 48, 32, 8, 1, 1, 0},
@@ -227,6 +254,7 @@ static void test_plan_files(void) {
 }
 
 IL_SUITE("small-conv", {"wino-f23: shapes, tiles, pads, channels", test_wino_shapes},
+         {"wino-f23: several images a thread together", test_wino_groups},
          {"wino-f23: epilogues and layouts", test_wino_epilogues},
          {"gemm-rows: shapes, strides, pads, channels", test_rows_shapes},
          {"gemm-rows: epilogues and layouts", test_rows_epilogues}, {"what they decline", test_declines},

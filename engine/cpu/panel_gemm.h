@@ -209,16 +209,18 @@ static inline float *il_pg_weight(il_kctx *c, int64_t n) {
     return u;
 }
 
-/* One image for il_pg_run: x, bias, z (NULL: none) and y as the plan holds them; shared the
- * buffers of the threads that share the image, own this thread's; tid of nt sharing it. */
+/* `count` consecutive images for il_pg_run (count > 1 only where one thread has them all): x,
+ * bias, z (NULL: none) and y of the first as the plan holds them; shared the buffers of the
+ * threads that share the image, own this thread's; tid of nt sharing it. */
 typedef void (*il_pg_image_fn)(const void *state, const float *x, int xlast, const float *bias, const il_pg_io *z,
-                               const il_pg_io *y, float *shared, float *own, int tid, int nt);
+                               const il_pg_io *y, float *shared, float *own, int tid, int nt, int64_t count);
 
-/* Run node c's batch: image by image per thread, or (fewer images than threads, batch 1 on two)
- * every thread on each image. The workspace holds one lane of `lane` floats a thread. c, k, plane:
- * X's channels and plane, Y's channels and plane. */
+/* Run node c's batch: each thread its consecutive share of the images, up to `group` of them a
+ * call, or (fewer images than threads, batch 1 on two) every thread on each image. The workspace
+ * holds one lane of `lane` floats a thread. c, k, plane: X's channels and plane, Y's channels and
+ * plane. */
 static inline il_status il_pg_run(il_kctx *c, const void *state, int64_t cin, int64_t in_plane, int64_t k, int64_t plane,
-                                  int64_t lane, il_pg_image_fn image) {
+                                  int64_t lane, int64_t group, il_pg_image_fn image) {
     const il_tensor *B = il_in(c, 2), *Z = il_in(c, 3);
     int64_t n = c->in[0]->dims[0], xsz = cin * in_plane, ysz = k * plane;
     int xlast = (c->blocked_in & 1) != 0, zlast = (c->blocked_in & 8) != 0, ylast = (c->blocked_out & 1) != 0;
@@ -229,11 +231,12 @@ static inline il_status il_pg_run(il_kctx *c, const void *state, int64_t cin, in
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (int64_t i = per_image ? tid : 0; i < n; i += per_image ? nt : 1) {
+        int64_t i1 = per_image ? n * (tid + 1) / nt : n, step = per_image && group > 1 ? group : 1;
+        for (int64_t i = per_image ? n * tid / nt : 0; i < i1; i += step) {
             il_pg_io y = {(float *)c->out[0]->data + i * ysz, ylast, plane, k};
             il_pg_io z = {Z ? (float *)Z->data + i * ysz : NULL, zlast, plane, k};
             image(state, x + i * xsz, xlast, bias, Z ? &z : NULL, &y, ws + (per_image ? tid : 0) * lane, ws + tid * lane,
-                  per_image ? 0 : tid, per_image ? 1 : nt);
+                  per_image ? 0 : tid, per_image ? 1 : nt, i1 - i < step ? i1 - i : step);
         }
     }
     return IL_OK;

@@ -136,8 +136,9 @@ IL_AVX512 static void rows_out(const rows_state *s, int64_t kb, const float *m, 
 
 /* One image (il_pg_image_fn): A in the shared lane, M in the thread's own. */
 IL_AVX512 static void rows_image(const void *state, const float *x, int xlast, const float *bias, const il_pg_io *z,
-                                 const il_pg_io *y, float *shared, float *own, int tid, int nt) {
+                                 const il_pg_io *y, float *shared, float *own, int tid, int nt, int64_t count) {
     const rows_state *s = state;
+    (void)count; /* group 1 */
     float *a = shared, *m = own + s->rows * s->red;
     im2col_rows(s, x, xlast, a, s->rows * tid / nt, s->rows * (tid + 1) / nt);
     if (nt > 1) {
@@ -164,7 +165,7 @@ IL_AVX512 static void rows_image(const void *state, const float *x, int xlast, c
 
 static il_status rows_run(il_kctx *c) {
     const rows_state *s = c->state;
-    return il_pg_run(c, s, s->c, s->h * s->w, s->k, s->rows, rows_lane(s), rows_image);
+    return il_pg_run(c, s, s->c, s->h * s->w, s->k, s->rows, rows_lane(s), 1, rows_image);
 }
 
 const il_kernel il_kernels_rows_conv[] = {
